@@ -1,0 +1,50 @@
+# Shipway developer entry points. Everything runs from a project-local virtualenv (.venv),
+# created on first use, so a fresh clone needs nothing but python3 and make.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/hack
+
+.PHONY: venv test test-unit test-e2e lint typecheck crd crd-check check \
+        cluster-up cluster-down cluster-status demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+## Static checks: ruff, mypy --strict, import contracts, CRD drift.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check operator hack tests
+	$(VENV)/bin/ruff format --check operator hack tests
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+	cd $(CURDIR) && $(VENV)/bin/lint-imports
+
+crd: $(STAMP)
+	$(PY) -m shipway.crd --write
+
+crd-check: $(STAMP)
+	$(PY) -m shipway.crd --check
+
+check: lint typecheck crd-check
+
+## Unit tests: pure code, no cluster.
+test-unit: $(STAMP)
+	$(PY) -m pytest -m "not e2e" tests
+
+## The full suite: static checks, unit tests, then end-to-end tests on a real cluster
+## (the local one, started if needed, or SHIPWAY_E2E_KUBECONFIG).
+test: check test-unit test-e2e
+
+test-e2e: $(STAMP)
+	$(PY) -m pytest -m e2e tests
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
