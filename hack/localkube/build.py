@@ -1,0 +1,235 @@
+"""Go builds from the module proxy into the version-keyed cache.
+
+* Kubernetes (kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kube-proxy,
+  kubelet) and etcd, from a small module (``gomod/kubernetes``) that requires
+  ``k8s.io/kubernetes`` and pins every staging module to its ``v0.x.y`` twin; built with the
+  version ldflags so ``kubectl version`` and the node's kubelet version are honest.
+* helm, kwok and local-path-provisioner with ``go install module@version``.
+* the sandbox ``pause`` program (``gomod/pause``).
+
+A target is rebuilt only when its key (Go version, sources, flags) changes. ``bin/`` in the
+cache holds a symlink to every binary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localkube import config
+from localkube.config import Paths
+from localkube.errors import LocalkubeError
+from localkube.process import run
+
+GOMOD = Path(__file__).parent / "gomod"
+
+
+def go_version() -> str:
+    if shutil.which("go") is None:
+        raise LocalkubeError("the Go toolchain (`go`) is not on PATH; install Go to build")
+    return run(["go", "env", "GOVERSION"]).stdout.strip()
+
+
+def _k8s_ldflags() -> str:
+    """The version ldflags (the same string, in the same order, as the first manual build)."""
+    v = config.KUBERNETES_VERSION
+    major, minor = v[1:].split(".")[:2]
+    cb, cg = "k8s.io/component-base/version", "k8s.io/client-go/pkg/version"
+    return (
+        f"-s -w -X {cb}.gitVersion={v} -X {cb}.gitMajor={major} -X {cb}.gitMinor={minor}"
+        f" -X {cb}.gitTreeState=clean -X {cb}.buildDate=2026-01-01T00:00:00Z"
+        f" -X {cg}.gitVersion={v} -X {cg}.gitMajor={major} -X {cg}.gitMinor={minor}"
+    )
+
+
+@dataclass(frozen=True)
+class Binary:
+    name: str
+    package: str
+    cgo: bool = False
+
+
+@dataclass(frozen=True)
+class Target:
+    """A set of binaries built together and cached under ``<cache>/<name>/bin``."""
+
+    name: str
+    binaries: tuple[Binary, ...]
+    #: ``go build`` inside this copied module directory, or ``go install pkg@version``.
+    module_dir: Path | None = None
+    install_version: str = ""
+    ldflags: str = "-s -w"
+    extra: tuple[str, ...] = field(default=())
+
+    def bin_dir(self, paths: Paths) -> Path:
+        return paths.cache / self.name / "bin"
+
+    def key(self, gover: str) -> str:
+        h = hashlib.sha256()
+        h.update(json.dumps([self.name, gover, self.ldflags, self.install_version]).encode())
+        h.update(json.dumps([b.__dict__ for b in self.binaries]).encode())
+        if self.module_dir is not None:
+            for f in sorted(self.module_dir.rglob("*")):
+                if f.is_file():
+                    h.update(str(f.relative_to(self.module_dir)).encode())
+                    h.update(f.read_bytes())
+        return h.hexdigest()[:16]
+
+
+KUBERNETES = Target(
+    f"kubernetes-{config.KUBERNETES_VERSION}",
+    (
+        Binary("kube-apiserver", "k8s.io/kubernetes/cmd/kube-apiserver"),
+        Binary("kube-controller-manager", "k8s.io/kubernetes/cmd/kube-controller-manager"),
+        Binary("kube-scheduler", "k8s.io/kubernetes/cmd/kube-scheduler"),
+        Binary("kubectl", "k8s.io/kubernetes/cmd/kubectl"),
+        Binary("kube-proxy", "k8s.io/kubernetes/cmd/kube-proxy"),
+        # As upstream: the kubelet is the one dynamically linked binary.
+        Binary("kubelet", "k8s.io/kubernetes/cmd/kubelet", cgo=True),
+        Binary("etcd", "./etcd"),
+    ),
+    module_dir=GOMOD / "kubernetes",
+    ldflags=_k8s_ldflags(),
+)
+PAUSE = Target(
+    f"pause-{config.PAUSE_VERSION}",
+    (Binary("pause", "."),),
+    module_dir=GOMOD / "pause",
+)
+HELM = Target(
+    f"helm-{config.HELM_VERSION}",
+    (Binary("helm", "helm.sh/helm/v3/cmd/helm"),),
+    install_version=config.HELM_VERSION,
+    ldflags=(
+        f"-s -w -X helm.sh/helm/v3/internal/version.version={config.HELM_VERSION}"
+        " -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
+    ),
+)
+KWOK = Target(
+    f"kwok-{config.KWOK_VERSION}",
+    (Binary("kwok", "sigs.k8s.io/kwok/cmd/kwok"),),
+    install_version=config.KWOK_VERSION,
+    ldflags=f"-s -w -X sigs.k8s.io/kwok/pkg/consts.Version={config.KWOK_VERSION.lstrip('v')}",
+)
+LOCAL_PATH = Target(
+    f"local-path-provisioner-{config.LOCAL_PATH_PROVISIONER_VERSION}",
+    (Binary("local-path-provisioner", "github.com/rancher/local-path-provisioner"),),
+    install_version=config.LOCAL_PATH_PROVISIONER_VERSION,
+    ldflags=f"-s -w -X main.VERSION={config.LOCAL_PATH_PROVISIONER_VERSION}",
+)
+#: In build order: what ``up`` needs first.
+TARGETS: dict[str, Target] = {
+    "kubernetes": KUBERNETES,
+    "pause": PAUSE,
+    "local-path-provisioner": LOCAL_PATH,
+    "helm": HELM,
+    "kwok": KWOK,
+}
+
+
+def _go_env(cgo: bool) -> dict[str, str]:
+    return {
+        "CGO_ENABLED": "1" if cgo else "0",
+        "GOFLAGS": "-buildvcs=false",
+        "GOTOOLCHAIN": "local",
+    }
+
+
+def is_built(target: Target, paths: Paths, gover: str | None = None) -> bool:
+    stamp = target.bin_dir(paths).parent / "build.json"
+    try:
+        data = json.loads(stamp.read_text())
+    except (FileNotFoundError, ValueError):
+        return False
+    if gover is not None and data.get("key") != target.key(gover):
+        return False
+    return all((target.bin_dir(paths) / b.name).is_file() for b in target.binaries)
+
+
+def build(target: Target, paths: Paths, *, force: bool = False, log: bool = True) -> Path:
+    """Build ``target`` unless its cached binaries match; return its bin directory."""
+    gover = go_version()
+    bin_dir = target.bin_dir(paths)
+    if not force and is_built(target, paths, gover):
+        _link(target, paths)
+        return bin_dir
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    root = bin_dir.parent
+    started = time.monotonic()
+    timings: dict[str, float] = {}
+    if target.module_dir is not None:
+        src = root / "src"
+        if src.exists():
+            shutil.rmtree(src)
+        shutil.copytree(target.module_dir, src)
+    for b in target.binaries:
+        t0 = time.monotonic()
+        if log:
+            print(f"localkube: building {b.name} ({target.name}) ...", flush=True)
+        argv: Sequence[str]
+        if target.module_dir is not None:
+            argv = ["go", "build", "-trimpath", "-ldflags", target.ldflags]
+            argv += ["-o", str(bin_dir / b.name), b.package]
+            run(argv, env=_go_env(b.cgo), cwd=root / "src")
+        else:
+            argv = ["go", "install", "-trimpath", "-ldflags", target.ldflags]
+            argv += [f"{b.package}@{target.install_version}"]
+            run(argv, env={**_go_env(b.cgo), "GOBIN": str(bin_dir)})
+            installed = bin_dir / b.package.rsplit("/", 1)[-1]
+            if installed.name != b.name:
+                installed.rename(bin_dir / b.name)
+        timings[b.name] = round(time.monotonic() - t0, 1)
+    total = round(time.monotonic() - started, 1)
+    (root / "build.json").write_text(
+        json.dumps(
+            {
+                "key": target.key(gover),
+                "go": gover,
+                "seconds": total,
+                "binaries": timings,
+                "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            },
+            indent=2,
+        )
+    )
+    if log:
+        print(f"localkube: built {target.name} in {total:.0f}s", flush=True)
+    _link(target, paths)
+    return bin_dir
+
+
+def _link(target: Target, paths: Paths) -> None:
+    paths.bin.mkdir(parents=True, exist_ok=True)
+    for b in target.binaries:
+        link = paths.bin / b.name
+        dest = target.bin_dir(paths) / b.name
+        if link.is_symlink() and link.readlink() == dest:
+            continue
+        link.unlink(missing_ok=True)
+        link.symlink_to(dest)
+
+
+def build_all(paths: Paths, names: Iterable[str] | None = None, *, force: bool = False) -> None:
+    wanted = list(names) if names else list(TARGETS)
+    unknown = [n for n in wanted if n not in TARGETS]
+    if unknown:
+        raise LocalkubeError(f"unknown build target(s) {unknown}; known: {sorted(TARGETS)}")
+    for name in wanted:
+        build(TARGETS[name], paths, force=force)
+
+
+def binary(paths: Paths, name: str) -> Path:
+    """The cached binary ``name`` (kubectl, kubelet, helm, ...); error if not built."""
+    for target in TARGETS.values():
+        for b in target.binaries:
+            if b.name == name:
+                path = target.bin_dir(paths) / name
+                if not path.is_file():
+                    raise LocalkubeError(f"{name} is not built yet: run `python -m localkube build`")
+                return path
+    raise LocalkubeError(f"unknown binary {name}")

@@ -1,0 +1,3 @@
+module shipway.dev/localkube/pause
+
+go 1.22

@@ -1,0 +1,240 @@
+"""The images the local cluster provides, built from Debian packages and our own Go builds.
+
+* ``registry.k8s.io/pause:3.10``: the sandbox image, exactly as containerd's CRI config names it;
+* ``docker.io/library/busybox:1.36``: Debian's busybox-static with every applet linked;
+* ``docker.io/library/redis:7.0``: Debian's redis-server and redis-cli with their shared
+  libraries, a busybox shell, an entrypoint like the official image's (``redis-server`` by
+  default, protected mode off, data in ``/data``, listening on 0.0.0.0:6379);
+* the local-path-provisioner image, from its Go module.
+
+Each archive is cached under ``<cache>/images`` by a key over its recipe and inputs (Debian
+package versions, binary contents), so warm runs only import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from localkube import build, config
+from localkube.config import Paths
+from localkube.errors import LocalkubeError
+from localkube.images import ImageConfig, ImageInfo, image_digests, import_archive
+from localkube.images import write_oci_archive as _write
+from localkube.process import run
+
+#: Bump when a recipe changes in a way its inputs do not show.
+RECIPE_VERSION = "1"
+
+PASSWD = """root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+redis:x:999:999:redis:/data:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+"""
+GROUP = """root:x:0:
+daemon:x:1:
+redis:x:999:
+nogroup:x:65534:
+nobody:x:65534:
+"""
+
+REDIS_ENTRYPOINT = """#!/bin/sh
+# Like the official redis image's entrypoint: a first argument that is an option or a
+# .conf file means redis-server; plain `redis-server` gets `--protected-mode no` unless a
+# given config file sets protected-mode itself.
+set -e
+if [ "${1#-}" != "$1" ] || [ "${1%.conf}" != "$1" ]; then
+  set -- redis-server "$@"
+fi
+if [ "$1" = "redis-server" ]; then
+  protected=1
+  if [ -f "${2:-}" ] && grep -q '^protected-mode' "$2"; then protected=; fi
+  for arg in "$@"; do
+    case "$arg" in --protected-mode) protected= ;; esac
+  done
+  if [ -n "$protected" ]; then
+    shift
+    set -- redis-server "$@" --protected-mode no
+  fi
+fi
+exec "$@"
+"""
+
+
+def dpkg_version(package: str) -> str:
+    out = run(["dpkg-query", "-W", "-f=${Version}", package], check=False)
+    if out.returncode != 0 or not out.stdout.strip():
+        raise LocalkubeError(
+            f"Debian package {package} is not installed: apt-get install -y {package}"
+        )
+    return out.stdout.strip()
+
+
+def _file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _base_dirs(root: Path) -> None:
+    for d in ("bin", "dev", "etc", "home", "proc", "root", "sys", "tmp", "usr/bin", "var/tmp"):
+        (root / d).mkdir(parents=True, exist_ok=True)
+    (root / "tmp").chmod(0o1777)
+    (root / "var" / "tmp").chmod(0o1777)
+    (root / "root").chmod(0o700)
+    (root / "etc" / "passwd").write_text(PASSWD)
+    (root / "etc" / "group").write_text(GROUP)
+
+
+def _install_busybox(root: Path) -> None:
+    _base_dirs(root)
+    shutil.copy2(config.BUSYBOX_BINARY, root / "bin" / "busybox")
+    applets = run([str(config.BUSYBOX_BINARY), "--list-full"]).stdout.split()
+    for applet in applets:
+        link = root / applet
+        if link.exists() or link.is_symlink():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/bin/busybox")
+
+
+def _copy_with_libs(root: Path, binary: Path, dest: str) -> None:
+    """Copy a dynamically linked ``binary`` to ``dest`` in ``root``, with every library."""
+    target = root / dest.lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(binary.resolve(), target)
+    for line in run(["ldd", str(binary)]).stdout.splitlines():
+        parts = line.split()
+        lib: str | None = None
+        if "=>" in parts:
+            i = parts.index("=>")
+            if i + 1 < len(parts) and parts[i + 1].startswith("/"):
+                lib = parts[i + 1]
+        elif parts and parts[0].startswith("/"):
+            lib = parts[0]
+        if lib is None:
+            continue
+        lib_dest = root / lib.lstrip("/")
+        if not lib_dest.exists():
+            lib_dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(lib).resolve(), lib_dest)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    ref: str
+    make_rootfs: Callable[[Path, Paths], None]
+    image_config: ImageConfig
+    inputs: Callable[[Paths], list[str]]
+
+    def key(self, paths: Paths) -> str:
+        h = hashlib.sha256()
+        for part in [RECIPE_VERSION, self.ref, repr(self.image_config), *self.inputs(paths)]:
+            h.update(part.encode())
+            h.update(b"\0")
+        return h.hexdigest()[:16]
+
+    def archive(self, paths: Paths) -> Path:
+        safe = self.ref.split("/")[-1].replace(":", "-")
+        return paths.images / f"{safe}-{self.key(paths)}.tar"
+
+
+def _pause_rootfs(root: Path, paths: Paths) -> None:
+    shutil.copy2(build.binary(paths, "pause"), root / "pause")
+
+
+def _busybox_rootfs(root: Path, paths: Paths) -> None:
+    _install_busybox(root)
+
+
+def _redis_rootfs(root: Path, paths: Paths) -> None:
+    _install_busybox(root)
+    _copy_with_libs(root, Path("/usr/bin/redis-server"), "/usr/local/bin/redis-server")
+    _copy_with_libs(root, Path("/usr/bin/redis-cli"), "/usr/local/bin/redis-cli")
+    for alias in ("redis-check-aof", "redis-check-rdb", "redis-sentinel"):
+        (root / "usr/local/bin" / alias).symlink_to("redis-server")
+    entry = root / "usr/local/bin/docker-entrypoint.sh"
+    entry.write_text(REDIS_ENTRYPOINT)
+    entry.chmod(0o755)
+    data = root / "data"
+    data.mkdir()
+    data.chmod(0o777)
+
+
+def _local_path_rootfs(root: Path, paths: Paths) -> None:
+    _base_dirs(root)
+    dest = root / "usr/bin/local-path-provisioner"
+    shutil.copy2(build.binary(paths, "local-path-provisioner"), dest)
+    dest.chmod(dest.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+RECIPES: dict[str, Recipe] = {
+    "pause": Recipe(
+        config.PAUSE_IMAGE,
+        _pause_rootfs,
+        ImageConfig(entrypoint=["/pause"], user="65535:65535", env={}),
+        lambda p: [_file_digest(build.binary(p, "pause"))],
+    ),
+    "busybox": Recipe(
+        config.BUSYBOX_IMAGE,
+        _busybox_rootfs,
+        ImageConfig(cmd=["sh"]),
+        lambda p: [dpkg_version("busybox-static")],
+    ),
+    "redis": Recipe(
+        config.REDIS_IMAGE,
+        _redis_rootfs,
+        ImageConfig(
+            entrypoint=["docker-entrypoint.sh"],
+            cmd=["redis-server"],
+            workdir="/data",
+            volumes=["/data"],
+            exposed_ports=["6379/tcp"],
+        ),
+        lambda p: [dpkg_version("redis-server"), dpkg_version("redis-tools"),
+                   dpkg_version("busybox-static"), dpkg_version("libc6")],  # fmt: skip
+    ),
+    "local-path-provisioner": Recipe(
+        config.LOCAL_PATH_IMAGE,
+        _local_path_rootfs,
+        ImageConfig(entrypoint=["local-path-provisioner"]),
+        lambda p: [_file_digest(build.binary(p, "local-path-provisioner"))],
+    ),
+}
+
+
+def ensure_archive(recipe: Recipe, paths: Paths) -> ImageInfo:
+    """The cached OCI archive of ``recipe``, built now if missing."""
+    archive = recipe.archive(paths)
+    if archive.is_file():
+        from localkube.images import read_archive_info
+
+        return read_archive_info(archive)
+    paths.images.mkdir(parents=True, exist_ok=True)
+    for stale in paths.images.glob(archive.name.rsplit("-", 1)[0] + "-*.tar"):
+        stale.unlink()
+    with tempfile.TemporaryDirectory(dir=paths.images, prefix=".rootfs-") as tmp:
+        root = Path(tmp) / "rootfs"
+        root.mkdir()
+        os.chmod(root, 0o755)
+        recipe.make_rootfs(root, paths)
+        return _write(root, recipe.ref, recipe.image_config, archive)
+
+
+def ensure_all(paths: Paths, *, import_into: Path | None = None) -> list[ImageInfo]:
+    """Build (or reuse) every archive; import those containerd lacks or has older."""
+    infos = [ensure_archive(r, paths) for r in RECIPES.values()]
+    if import_into is not None:
+        present = image_digests(address=import_into)
+        for info in infos:
+            if present.get(info.ref) != info.manifest_digest:
+                import_archive(info.archive, address=import_into)
+    return infos

@@ -1,0 +1,188 @@
+"""The ``shipway`` command: run the operator, validate and render Pipelines without a cluster."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from shipway import GROUP, KIND, __version__
+from shipway.errors import FieldError, InvalidSpecError
+from shipway.planner import PipelineRef
+from shipway.validation import CompiledPipeline, compile_pipeline
+
+NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
+
+
+class UsageError(Exception):
+    """Bad command-line input (a missing file, no Pipeline in it)."""
+
+
+def _read(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None
+
+
+def pipelines_in(path: str) -> Iterator[dict[str, Any]]:
+    """Every Pipeline document in a YAML file (other kinds are ignored)."""
+    try:
+        docs = list(yaml.safe_load_all(_read(path)))
+    except yaml.YAMLError as exc:
+        raise UsageError(f"{path}: not valid YAML: {exc}") from None
+    found = False
+    for doc in docs:
+        if (
+            isinstance(doc, dict)
+            and doc.get("kind") == KIND
+            and str(doc.get("apiVersion", "")).startswith(f"{GROUP}/")
+        ):
+            found = True
+            yield doc
+    if not found:
+        raise UsageError(f"{path}: no {KIND} (apiVersion {GROUP}/v1alpha1) found")
+
+
+def check_metadata(doc: dict[str, Any]) -> list[FieldError]:
+    meta = doc.get("metadata") or {}
+    name = meta.get("name") or (meta.get("generateName", "") + "xxxxx")
+    if not isinstance(name, str) or not name.strip("x"):
+        return [FieldError("metadata.name", "a Pipeline needs a name or generateName")]
+    if len(name) > 63 or not NAME.fullmatch(name):
+        return [
+            FieldError("metadata.name", f"{name!r}: at most 63 lower-case letters, digits and '-'")
+        ]
+    return []
+
+
+def compile_doc(doc: dict[str, Any]) -> CompiledPipeline:
+    """The same checks as the operator, plus the name rules the CRD enforces."""
+    errors = check_metadata(doc)
+    try:
+        compiled = compile_pipeline(doc.get("spec"))
+    except InvalidSpecError as exc:
+        raise InvalidSpecError([*errors, *exc.errors]) from None
+    if errors:
+        raise InvalidSpecError(errors)
+    return compiled
+
+
+def _name(doc: dict[str, Any]) -> str:
+    meta = doc.get("metadata") or {}
+    return str(meta.get("name") or meta.get("generateName") or "<unnamed>")
+
+
+def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
+    failed = 0
+    for path in args.files:
+        for doc in pipelines_in(path):
+            try:
+                compiled = compile_doc(doc)
+            except InvalidSpecError as exc:
+                failed += 1
+                print(f"{path}: Pipeline {_name(doc)} is invalid:", file=out)
+                for error in exc.errors:
+                    print(f"  {error}", file=out)
+                continue
+            steps = sum(1 for run in compiled.runs if run.on_fail_of is None)
+            print(f"{path}: Pipeline {_name(doc)} is valid ({steps} steps)", file=out)
+    return 1 if failed else 0
+
+
+def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
+    from shipway.manifests import all_manifests
+
+    documents: list[dict[str, Any]] = []
+    for doc in pipelines_in(args.file):
+        try:
+            compiled = compile_doc(doc)
+        except InvalidSpecError as exc:
+            print(f"{args.file}: Pipeline {_name(doc)} is invalid:", file=sys.stderr)
+            for error in exc.errors:
+                print(f"  {error}", file=sys.stderr)
+            return 1
+        meta = doc.get("metadata") or {}
+        name = meta.get("name") or f"{meta.get('generateName', 'pipeline-')}xxxxx"
+        namespace = args.namespace or meta.get("namespace") or "default"
+        ref = PipelineRef(name, namespace, PLACEHOLDER_UID, 1, None)
+        documents.extend(all_manifests(ref, compiled))
+    yaml.safe_dump_all(documents, out, sort_keys=False, width=100)
+    return 0
+
+
+def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
+    from shipway.crd import render
+
+    out.write(render())
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
+    import kopf
+
+    import shipway.handlers  # noqa: F401  (registers the handlers)
+
+    kopf.configure(verbose=args.verbose, debug=args.debug)
+    if not args.namespace and not args.all_namespaces:
+        raise UsageError("choose namespaces: -n NAMESPACE (repeatable) or -A/--all-namespaces")
+    kopf.run(
+        clusterwide=args.all_namespaces,
+        namespaces=args.namespace or (),
+        liveness_endpoint=args.liveness,
+        standalone=None if args.peering else True,
+        peering_name=args.peering,
+        priority=args.priority,
+    )
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="shipway", description="Codeship Pro pipelines, run natively on Kubernetes."
+    )
+    top.add_argument("--version", action="version", version=f"shipway {__version__}")
+    sub = top.add_subparsers(dest="command", required=True)
+
+    op = sub.add_parser("operator", help="run the operator")
+    op.add_argument("-n", "--namespace", action="append", help="watch this namespace (repeatable)")
+    op.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
+    op.add_argument(
+        "--liveness", help="serve kopf's health probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    op.add_argument("--peering", help="KopfPeering name for several replicas (HA)")
+    op.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
+    op.add_argument("-v", "--verbose", action="store_true")
+    op.add_argument("--debug", action="store_true")
+    op.set_defaults(func=cmd_operator)
+
+    val = sub.add_parser("validate", help="check Pipeline files as the operator would")
+    val.add_argument("files", nargs="+", help="YAML files ('-' for standard input)")
+    val.set_defaults(func=cmd_validate)
+
+    ren = sub.add_parser("render", help="print the PVC and Pods the operator would create")
+    ren.add_argument("file", help="YAML file ('-' for standard input)")
+    ren.add_argument("-n", "--namespace", help="namespace to render into")
+    ren.set_defaults(func=cmd_render)
+
+    crd = sub.add_parser("crd", help="print the Pipeline CustomResourceDefinition")
+    crd.set_defaults(func=cmd_crd)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        result: int = args.func(args, sys.stdout)
+    except UsageError as exc:
+        print(f"shipway: {exc}", file=sys.stderr)
+        return 2
+    return result

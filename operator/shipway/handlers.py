@@ -1,0 +1,128 @@
+"""kopf wiring: watch Pipelines and their pods, hand every event to the reconciler.
+
+Only ``on.event`` handlers and in-memory indexes are used, so kopf itself writes nothing to
+the cluster (no finalizers, no progress annotations): per step the operator makes one pod
+create, one status patch and one Event. Garbage collection through owner references removes
+pods and the claim when a Pipeline is deleted, even while the operator is down.
+
+kopf starts handlers only once both indexes are filled after a (re)start, so the first
+decisions already see every existing pod and never recreate a step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Any
+
+import kopf
+from kubernetes import config as kube_config
+
+from shipway import GROUP, PLURAL, VERSION
+from shipway.durations import parse_duration
+from shipway.kube import Kube
+from shipway.manifests import PodOptions
+from shipway.naming import LABEL_PIPELINE
+from shipway.observe import PodView, pod_view
+from shipway.planner import Settings
+from shipway.reconciler import Key, PipelineSnapshot, Reconciler
+
+log = logging.getLogger("shipway")
+
+_state: dict[str, Any] = {}
+
+
+def _reconciler() -> Reconciler:
+    reconciler = _state.get("reconciler")
+    if reconciler is None:
+        raise RuntimeError("the operator has not started up")
+    assert isinstance(reconciler, Reconciler)
+    return reconciler
+
+
+@kopf.on.startup()
+async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    settings.posting.enabled = False  # our own Events only: one per step, not kopf's log lines
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 10
+    settings.networking.request_timeout = 60
+    settings.queueing.idle_timeout = 30
+    if os.environ.get("SHIPWAY_PEERING"):
+        settings.peering.name = os.environ["SHIPWAY_PEERING"]
+        settings.peering.priority = int(os.environ.get("SHIPWAY_PEERING_PRIORITY", "0"))
+        settings.peering.mandatory = True
+    else:
+        settings.peering.standalone = True
+    try:
+        kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()  # type: ignore[no-untyped-call]
+    grace = os.environ.get("SHIPWAY_START_GRACE")
+    security = os.environ.get("SHIPWAY_RESTRICTED_PODS", "").lower() in ("1", "true", "yes")
+    _state["reconciler"] = Reconciler(
+        Kube(),
+        Settings(start_grace=parse_duration(grace)) if grace else Settings(),
+        PodOptions(security_context=RESTRICTED if security else None),
+    )
+
+
+RESTRICTED: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+@kopf.on.cleanup()
+async def shutdown(**_: Any) -> None:
+    reconciler = _state.pop("reconciler", None)
+    if isinstance(reconciler, Reconciler):
+        await asyncio.gather(*reconciler.background, return_exceptions=True)
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def pipelines(body: kopf.Body, **_: Any) -> dict[Key, PipelineSnapshot]:
+    snap = PipelineSnapshot.from_body(body)
+    return {(snap.namespace, snap.name): snap}
+
+
+@kopf.index("pods", labels={LABEL_PIPELINE: kopf.PRESENT})
+def step_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Key, PodView] | None:
+    view = pod_view(body)
+    if view is None:
+        return None
+    return {(body.metadata.namespace or "", labels[LABEL_PIPELINE]): view}
+
+
+def _snapshot(index: kopf.Index[Key, PipelineSnapshot], key: Key) -> PipelineSnapshot | None:
+    store = index.get(key)
+    if not store:
+        return None
+    return next(iter(store))
+
+
+async def _run(
+    key: Key, pipelines: kopf.Index[Key, PipelineSnapshot], pods: kopf.Index[Key, PodView]
+) -> None:
+    reconciler = _reconciler()
+
+    def requeue(again: Key) -> None:
+        reconciler.spawn(_run(again, pipelines, pods))
+
+    snap = _snapshot(pipelines, key)
+    await reconciler.reconcile(snap, list(pods.get(key, ())), key, requeue)
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def pipeline_event(body: kopf.Body, **kwargs: Any) -> None:
+    key = (body.metadata.namespace or "", body.metadata.name or "")
+    await _run(key, kwargs["pipelines"], kwargs["step_pods"])
+
+
+@kopf.on.event("pods", labels={LABEL_PIPELINE: kopf.PRESENT})
+async def pod_event(body: kopf.Body, labels: kopf.Labels, **kwargs: Any) -> None:
+    key = (body.metadata.namespace or "", labels[LABEL_PIPELINE])
+    await _run(key, kwargs["pipelines"], kwargs["step_pods"])

@@ -1,0 +1,183 @@
+"""The Kubernetes calls Shipway makes, and nothing else: thin, typed, idempotent.
+
+Every call runs the synchronous official client in a worker thread and skips response
+deserialisation (``_preload_content=False``): the operator needs a few fields, not models.
+"Already exists" on create and "not found" on delete count as success, which is what lets
+the operator repeat any action after a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from shipway import GROUP, KIND, PLURAL, VERSION
+
+T = TypeVar("T")
+Manifest = dict[str, Any]
+
+
+class KubeError(Exception):
+    """A Kubernetes API call failed in a way the caller must handle."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(message)
+
+    @property
+    def permanent(self) -> bool:
+        """4xx other than conflicts and throttling: retrying the same request will not help."""
+        return 400 <= self.status < 500 and self.status not in (408, 409, 429)
+
+
+def _error(exc: ApiException) -> KubeError:
+    message = exc.reason or "request failed"
+    reason = str(exc.reason or "")
+    try:
+        body = json.loads(exc.body or "{}")
+        message = body.get("message") or message
+        reason = body.get("reason") or reason
+    except (ValueError, TypeError):
+        pass
+    return KubeError(int(exc.status or 0), reason, str(message))
+
+
+@dataclass(frozen=True)
+class EventTarget:
+    name: str
+    namespace: str
+    uid: str
+
+
+class Kube:
+    """Asynchronous facade over the calls Shipway needs."""
+
+    def __init__(self, api: client.ApiClient | None = None, threads: int = 16) -> None:
+        self.api = api or client.ApiClient()
+        self.core = client.CoreV1Api(self.api)
+        self.custom = client.CustomObjectsApi(self.api)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+        self.instance = socket.gethostname()
+
+    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+
+        def invoke() -> Any:
+            try:
+                response = fn(*args, _preload_content=False, **kwargs)
+            except ApiException as exc:
+                raise _error(exc) from None
+            data = response.data
+            return json.loads(data) if data else None
+
+        return await loop.run_in_executor(self.pool, invoke)
+
+    async def create_pod(self, namespace: str, manifest: Manifest) -> Manifest | None:
+        """Create a pod; None when a pod of that name exists already."""
+        try:
+            result: Manifest = await self._call(
+                self.core.create_namespaced_pod, namespace, manifest
+            )
+        except KubeError as exc:
+            if exc.status == 409:
+                return None
+            raise
+        return result
+
+    async def get_pod(self, namespace: str, name: str) -> Manifest | None:
+        try:
+            result: Manifest = await self._call(self.core.read_namespaced_pod, name, namespace)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    async def create_claim(self, namespace: str, manifest: Manifest) -> None:
+        try:
+            await self._call(
+                self.core.create_namespaced_persistent_volume_claim, namespace, manifest
+            )
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+
+    async def stop_pod(self, namespace: str, name: str) -> None:
+        """Stop a running pod through the kubelet, keeping the pod and its logs.
+
+        Lowering ``activeDeadlineSeconds`` is allowed on a live pod; the kubelet then kills it
+        and marks it DeadlineExceeded.
+        """
+        try:
+            await self._call(
+                self.core.patch_namespaced_pod,
+                name,
+                namespace,
+                {"spec": {"activeDeadlineSeconds": 1}},
+            )
+        except KubeError as exc:
+            if exc.status not in (404, 422):
+                raise
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        try:
+            await self._call(self.core.delete_namespaced_pod, name, namespace)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+
+    async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
+        """Replace the status (a merge patch replaces lists whole, which is what we want)."""
+        await self._call(
+            self.custom.patch_namespaced_custom_object_status,
+            GROUP,
+            VERSION,
+            namespace,
+            PLURAL,
+            name,
+            {"status": status},
+        )
+
+    async def emit_event(self, target: EventTarget, type_: str, reason: str, message: str) -> None:
+        now = datetime.now(UTC)
+        stamp = now.strftime("%Y-%m-%dT%H:%M:%SZ")
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {
+                "name": f"{target.name}.{uuid.uuid4().hex[:16]}",
+                "namespace": target.namespace,
+            },
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": target.name,
+                "namespace": target.namespace,
+                "uid": target.uid,
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message,
+            "count": 1,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "source": {"component": "shipway"},
+            "reportingComponent": "shipway.dev/operator",
+            "reportingInstance": self.instance,
+        }
+        await self._call(self.core.create_namespaced_event, target.namespace, event)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.api.close()  # type: ignore[no-untyped-call]

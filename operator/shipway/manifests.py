@@ -1,0 +1,294 @@
+"""Pure builders of the Kubernetes objects Shipway creates: one PVC and one Pod per step attempt.
+
+Codeship → Kubernetes, in one place:
+
+* every ``volumes`` / ``volumes_from`` entry is a ``subPath`` of the pipeline's one claim;
+  there is no hostPath anywhere;
+* compose ``entrypoint`` → container ``command``, compose/step ``command`` → ``args``;
+* ``links`` / ``depends_on`` → native sidecars (init containers with ``restartPolicy: Always``)
+  in the step's pod, reachable by name through ``hostAliases`` (one network namespace), gated
+  by a ``startupProbe`` made from the service's healthcheck;
+* a ReadWriteOnce claim keeps every pod of a pipeline on one node.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from shipway import GROUP, KIND, VERSION
+from shipway.durations import parse_duration
+from shipway.models import Healthcheck
+from shipway.naming import (
+    ANNOTATION_STEP_NAME,
+    LABEL_ATTEMPT,
+    LABEL_MANAGED_BY,
+    LABEL_PIPELINE,
+    LABEL_STEP,
+    MANAGED_BY,
+    container_name,
+    host_names,
+    pod_name,
+    pvc_name,
+)
+from shipway.observe import parse_time
+from shipway.planner import PipelineRef, PodToCreate
+from shipway.services import ResolvedService
+from shipway.validation import CompiledPipeline
+from shipway.volumes import Mount
+
+Manifest = dict[str, Any]
+WORKSPACE_VOLUME = "workspace"
+DEFAULT_CHECK_INTERVAL = 2.0
+DEFAULT_CHECK_RETRIES = 30
+
+
+@dataclass(frozen=True)
+class PodOptions:
+    """Cluster-wide choices of the operator, not of the pipeline's author."""
+
+    security_context: dict[str, Any] | None = None
+    """Applied to every container (e.g. a Pod Security "restricted" profile)."""
+    termination_grace_seconds: int = 10
+
+
+def owner_reference(ref: PipelineRef) -> Manifest:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": ref.name,
+        "uid": ref.uid,
+        "controller": True,
+    }
+
+
+def claim_manifest(ref: PipelineRef, compiled: CompiledPipeline) -> Manifest:
+    """The pipeline's workspace: owned by the Pipeline (so deleted with it) unless kept."""
+    workspace = compiled.spec.workspace
+    meta: Manifest = {
+        "name": pvc_name(ref.name),
+        "namespace": ref.namespace,
+        "labels": {LABEL_PIPELINE: ref.name, LABEL_MANAGED_BY: MANAGED_BY},
+    }
+    if not workspace.keep:
+        meta["ownerReferences"] = [owner_reference(ref)]
+    spec: Manifest = {
+        "accessModes": list(workspace.accessModes),
+        "resources": {"requests": {"storage": workspace.size}},
+    }
+    if workspace.storageClassName:
+        spec["storageClassName"] = workspace.storageClassName
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
+
+
+def ci_environment(ref: PipelineRef, compiled: CompiledPipeline) -> list[tuple[str, str]]:
+    """Codeship's CI_* variables, plus CI=true and CI_NAME=shipway."""
+    ci = compiled.spec.ci
+    created = parse_time(ref.created_at)
+    pairs: list[tuple[str, str | None]] = [
+        ("CI", "true"),
+        ("CI_NAME", "shipway"),
+        ("CI_BUILD_ID", ci.buildId or ref.uid),
+        ("CI_PROJECT_ID", ci.projectId),
+        ("CI_REPO_NAME", ci.repoName),
+        ("CI_BRANCH", ci.branch),
+        ("CI_COMMIT_ID", ci.commitId),
+        ("CI_COMMIT_MESSAGE", ci.commitMessage),
+        ("CI_COMMIT_DESCRIPTION", ci.commitDescription),
+        ("CI_COMMITTER_NAME", ci.committerName),
+        ("CI_COMMITTER_EMAIL", ci.committerEmail),
+        ("CI_COMMITTER_USERNAME", ci.committerUsername),
+        ("CI_PR_NUMBER", ci.prNumber),
+        ("CI_PULL_REQUEST", ci.pullRequest),
+        ("CI_TIMESTAMP", str(int(created.timestamp())) if created else None),
+        ("CI_STRING_TIME", ref.created_at),
+    ]
+    return [(k, v) for k, v in pairs if v is not None]
+
+
+def _probe(check: Healthcheck) -> Manifest | None:
+    if check.disable:
+        return None
+    test = check.test
+    if isinstance(test, str):
+        argv = ["/bin/sh", "-c", test]
+    elif test and test[0] == "NONE":
+        return None
+    elif test and test[0] == "CMD-SHELL":
+        argv = ["/bin/sh", "-c", " ".join(test[1:])]
+    elif test and test[0] == "CMD":
+        argv = list(test[1:])
+    else:
+        argv = list(test)
+    interval = parse_duration(check.interval) if check.interval else DEFAULT_CHECK_INTERVAL
+    timeout = parse_duration(check.timeout) if check.timeout else 5.0
+    grace = parse_duration(check.start_period) if check.start_period else 0.0
+    retries = check.retries or DEFAULT_CHECK_RETRIES
+    period = max(1, math.ceil(interval))
+    return {
+        "exec": {"command": argv},
+        "periodSeconds": period,
+        "timeoutSeconds": max(1, math.ceil(timeout)),
+        "failureThreshold": retries + math.ceil(grace / period),
+    }
+
+
+def _mounts(mounts: tuple[Mount, ...]) -> list[Manifest]:
+    result: list[Manifest] = []
+    for mount in mounts:
+        item: Manifest = {"name": WORKSPACE_VOLUME, "mountPath": mount.mount_path}
+        if mount.sub_path:
+            item["subPath"] = mount.sub_path
+        if mount.read_only:
+            item["readOnly"] = True
+        result.append(item)
+    return result
+
+
+def _resources(service: ResolvedService) -> Manifest | None:
+    if service.resources is None:
+        return None
+    dumped = service.resources.model_dump(exclude_none=True)
+    return {kind: {k: str(v) for k, v in values.items()} for kind, values in dumped.items()}
+
+
+def _container(
+    service: ResolvedService,
+    args: tuple[str, ...] | None,
+    env: list[tuple[str, str]],
+    options: PodOptions,
+) -> Manifest:
+    container: Manifest = {"name": container_name(service.name), "image": service.image}
+    if service.entrypoint is not None:
+        container["command"] = list(service.entrypoint)
+    if args is not None:
+        container["args"] = list(args)
+    merged = dict(env)
+    merged.update(dict(service.environment))
+    container["env"] = [{"name": k, "value": v} for k, v in merged.items()]
+    if service.env_from:
+        container["envFrom"] = [
+            source.model_dump(exclude_none=True, by_alias=True) for source in service.env_from
+        ]
+    if service.working_dir:
+        container["workingDir"] = service.working_dir
+    if service.mounts:
+        container["volumeMounts"] = _mounts(service.mounts)
+    resources = _resources(service)
+    if resources:
+        container["resources"] = resources
+    if options.security_context:
+        container["securityContext"] = dict(options.security_context)
+    return container
+
+
+def _affinity(ref: PipelineRef, compiled: CompiledPipeline, node: str | None) -> Manifest | None:
+    """Keep a ReadWriteOnce workspace's pods together, without a placeholder pod.
+
+    Once a node is known, pods require it. Before that (the first pods, possibly a parallel
+    group), they require each other: the scheduler lets the first one go anywhere.
+    """
+    if not compiled.pinned:
+        return None
+    if node:
+        term = {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [node]}]}
+        return {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [term]}
+            }
+        }
+    return {
+        "podAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": {LABEL_PIPELINE: ref.name}},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
+
+
+def pod_manifest(
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    create: PodToCreate,
+    node: str | None = None,
+    options: PodOptions | None = None,
+) -> Manifest:
+    """The Pod running one attempt of one step."""
+    options = options or PodOptions()
+    run = compiled.run(create.step_id)
+    service = compiled.services[run.service]
+    env = ci_environment(ref, compiled)
+    args = run.command if run.command is not None else service.command
+    main = _container(service, args, env, options)
+    sidecars: list[Manifest] = []
+    aliases: list[str] = []
+    for link in service.links:
+        linked = compiled.services[link.service]
+        sidecar = _container(linked, linked.command, env, options)
+        sidecar["restartPolicy"] = "Always"
+        if linked.healthcheck is not None and (probe := _probe(linked.healthcheck)):
+            sidecar["startupProbe"] = probe
+        sidecars.append(sidecar)
+        for name in (*host_names(link.service), *link.aliases):
+            if name not in aliases:
+                aliases.append(name)
+    spec: Manifest = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": options.termination_grace_seconds,
+        "containers": [main],
+        "volumes": [
+            {
+                "name": WORKSPACE_VOLUME,
+                "persistentVolumeClaim": {"claimName": pvc_name(ref.name)},
+            }
+        ],
+    }
+    if sidecars:
+        spec["initContainers"] = sidecars
+    if aliases:
+        spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": aliases}]
+    if compiled.spec.serviceAccountName:
+        spec["serviceAccountName"] = compiled.spec.serviceAccountName
+    if create.active_deadline is not None:
+        spec["activeDeadlineSeconds"] = create.active_deadline
+    affinity = _affinity(ref, compiled, node)
+    if affinity:
+        spec["affinity"] = affinity
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": create.name,
+            "namespace": ref.namespace,
+            "labels": {
+                LABEL_PIPELINE: ref.name,
+                LABEL_STEP: create.step_id,
+                LABEL_ATTEMPT: str(create.attempt),
+                LABEL_MANAGED_BY: MANAGED_BY,
+            },
+            "annotations": {
+                ANNOTATION_STEP_NAME: run.name,
+                "kubectl.kubernetes.io/default-container": main["name"],
+            },
+            "ownerReferences": [owner_reference(ref)],
+        },
+        "spec": spec,
+    }
+
+
+def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest]:
+    """The claim and one first-attempt pod per enabled step: what ``shipway render`` prints."""
+    manifests = [claim_manifest(ref, compiled)]
+    for run in compiled.runs:
+        if not run.enabled:
+            continue
+        timeout = math.ceil(run.timeout) if run.timeout else None
+        create = PodToCreate(run.id, 0, pod_name(ref.name, run.id, run.name, 0), timeout)
+        manifests.append(pod_manifest(ref, compiled, create))
+    return manifests

@@ -1,0 +1,39 @@
+"""Pydantic models of the Pipeline resource: the one schema source."""
+
+from shipway.models.spec import (
+    CIContext,
+    EnvFromSource,
+    Healthcheck,
+    LocalObjectRef,
+    PipelineSpec,
+    ResourceRequirements,
+    Service,
+    Step,
+    Workspace,
+)
+from shipway.models.status import (
+    Condition,
+    PipelinePhase,
+    PipelineStatus,
+    StepAttempt,
+    StepPhase,
+    StepStatus,
+)
+
+__all__ = [
+    "CIContext",
+    "Condition",
+    "EnvFromSource",
+    "Healthcheck",
+    "LocalObjectRef",
+    "PipelinePhase",
+    "PipelineSpec",
+    "PipelineStatus",
+    "ResourceRequirements",
+    "Service",
+    "Step",
+    "StepAttempt",
+    "StepPhase",
+    "StepStatus",
+    "Workspace",
+]

@@ -1,0 +1,389 @@
+"""The Pipeline spec: the one schema source for the CRD, the operator and the CLI.
+
+``services`` and ``steps`` take Codeship's own keys verbatim (snake_case, as in
+codeship-services.yml and codeship-steps.yml) so users can paste their files in. Everything
+Kubernetes-specific follows Kubernetes conventions (camelCase). Rules that the API server can
+check cheaply are attached as CEL rules (``x-kubernetes-validations``) and so reject bad input at
+``kubectl apply``; the rest is checked by :mod:`shipway.validation` with the same messages.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+
+from shipway.durations import DURATION_PATTERN
+
+SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
+
+MAX_STEPS_PER_LIST = 200
+MAX_STEP_DEPTH = 4
+"""Nesting levels of ``steps``/``on_fail`` the CRD schema spells out; deeper levels are kept
+as-is by the API server and checked by the operator (CRD schemas cannot be recursive)."""
+
+ServiceName = Annotated[str, StringConstraints(pattern=SERVICE_NAME_PATTERN, max_length=63)]
+Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)]
+ShortText = Annotated[str, StringConstraints(max_length=253)]
+LongText = Annotated[str, StringConstraints(max_length=4096)]
+K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)]
+
+StringOrList = str | list[Annotated[str, StringConstraints(max_length=32768)]]
+"""Codeship accepts a command as one string (split like a shell would) or as a list."""
+
+UNION_SCHEMA_NOTE = "x-shipway-union"
+
+
+def _union(description: str, rule: str, message: str) -> dict[str, Any]:
+    """Schema extras for a field that takes several JSON types (CRDs need these spelled out)."""
+    return {
+        UNION_SCHEMA_NOTE: True,
+        "x-kubernetes-validations": [{"rule": rule, "message": message}],
+        "description": description,
+    }
+
+
+STRING_OR_LIST_RULE = (
+    "type(self) == string || (type(self) == list && self.all(x, type(x) == string))"
+)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Healthcheck(_Strict):
+    """A docker-compose healthcheck; on a linked service it gates the step's start."""
+
+    test: StringOrList = Field(
+        json_schema_extra=_union(
+            'Command run in the service\'s container: ["CMD", "redis-cli", "ping"], '
+            '["CMD-SHELL", "pg_isready"] or a string run through /bin/sh -c.',
+            STRING_OR_LIST_RULE,
+            "must be a string or a list of strings",
+        ),
+    )
+    interval: Duration | None = Field(None, description="Time between checks (default 2s).")
+    timeout: Duration | None = Field(None, description="Time one check may take (default 5s).")
+    retries: int | None = Field(
+        None, ge=1, le=1000, description="Failed checks after start_period before giving up."
+    )
+    start_period: Duration | None = Field(
+        None, description="Grace time before failures count (default 0s)."
+    )
+    disable: bool = Field(False, description="Turn the healthcheck off.")
+
+
+class ResourceRequirements(_Strict):
+    """Kubernetes resource requests and limits for the service's container."""
+
+    requests: (
+        dict[str, int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]] | None
+    ) = Field(None, description="Minimum resources, e.g. {cpu: 500m, memory: 256Mi}.")
+    limits: dict[str, int | Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]] | None = (
+        Field(None, description="Maximum resources, e.g. {memory: 1Gi}.")
+    )
+
+
+class LocalObjectRef(_Strict):
+    """A Secret or ConfigMap in the Pipeline's own namespace."""
+
+    name: K8sName = Field(description="Name of the object in the Pipeline's namespace.")
+    optional: bool | None = Field(None, description="Do not fail the step when it is missing.")
+
+
+class EnvFromSource(_Strict):
+    """Environment variables taken from a Secret or a ConfigMap (never read by the operator)."""
+
+    prefix: Annotated[str, StringConstraints(max_length=253)] | None = Field(
+        None, description="Prefix added to every variable name."
+    )
+    secretRef: LocalObjectRef | None = Field(None, description="A Secret's keys become variables.")  # noqa: N815
+    configMapRef: LocalObjectRef | None = Field(  # noqa: N815
+        None, description="A ConfigMap's keys become variables."
+    )
+
+
+class Service(_Strict):
+    """A Codeship service: a container definition, started fresh for every step that uses it."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        frozen=True,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {"rule": "has(self.image) || has(self.build)", "message": "image is required"},
+            ]
+        },
+    )
+
+    image: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None,
+        description="Image to run, e.g. busybox:1.36 (required: image builds are not supported yet).",
+    )
+    build: Any = Field(
+        None,
+        description="Codeship image build. Not supported yet: build the image elsewhere and use image.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    command: StringOrList | None = Field(
+        None,
+        json_schema_extra=_union(
+            "Default command (docker-compose `command`); a string is split like a shell would, "
+            "without running a shell.",
+            STRING_OR_LIST_RULE,
+            "must be a string or a list of strings",
+        ),
+    )
+    entrypoint: StringOrList | None = Field(
+        None,
+        json_schema_extra=_union(
+            "Overrides the image's entrypoint (docker-compose `entrypoint`).",
+            STRING_OR_LIST_RULE,
+            "must be a string or a list of strings",
+        ),
+    )
+    environment: dict[str, Any] | list[str] | None = Field(
+        None,
+        json_schema_extra=_union(
+            "Environment variables: a map {KEY: value} or a list of KEY=VALUE strings.",
+            "type(self) == map || (type(self) == list && self.all(x, type(x) == string))",
+            "must be a map or a list of KEY=VALUE strings",
+        ),
+    )
+    working_dir: Annotated[str, StringConstraints(max_length=4096)] | None = Field(
+        None, description="Working directory of the command."
+    )
+    volumes: list[Annotated[str, StringConstraints(min_length=1, max_length=4096)]] = Field(
+        default_factory=list,
+        max_length=100,
+        description="host:container[:ro] mounts; the host path is relative to the workspace and "
+        "becomes a subPath of the pipeline's PersistentVolumeClaim. A bare /path is an anonymous "
+        "volume of this service that persists across steps.",
+    )
+    volumes_from: list[Annotated[str, StringConstraints(min_length=1, max_length=70)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Services whose volumes this service mounts too (name or name:ro).",
+    )
+    links: list[Annotated[str, StringConstraints(min_length=1, max_length=140)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Services started with every step of this one (name or name:alias), "
+        "reachable by name; they run as native sidecars in the step's pod.",
+    )
+    depends_on: list[ServiceName] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Like links: services started with every step of this one.",
+    )
+    healthcheck: Healthcheck | None = Field(
+        None, description="On a linked service, the step waits until it passes."
+    )
+    resources: ResourceRequirements | None = Field(
+        None, description="Kubernetes resource requests and limits."
+    )
+    envFrom: list[EnvFromSource] = Field(  # noqa: N815
+        default_factory=list,
+        max_length=20,
+        description="Secrets and ConfigMaps (in the Pipeline's namespace) whose keys become "
+        "environment variables.",
+    )
+
+
+class Step(_Strict):
+    """A run step (service + command) or a group of steps (type serial or parallel)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        frozen=True,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.type) == has(self.steps)",
+                    "message": "a group needs both type and steps; a run step has neither",
+                },
+                {
+                    "rule": "!has(self.type) || !has(self.command)",
+                    "message": "a group (type serial/parallel) cannot have a command",
+                },
+                {
+                    "rule": "!has(self.type) || !has(self.retries)",
+                    "message": "retries is set on run steps, not on groups",
+                },
+            ]
+        },
+    )
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
+        None, description="Shown in status and logs; generated from the command when missing."
+    )
+    type: Literal["serial", "parallel"] | None = Field(
+        None, description="Makes this a group: its steps run one after another or all together."
+    )
+    service: ServiceName | None = Field(
+        None, description="Service the command runs in; on a group, the default for its steps."
+    )
+    command: StringOrList | None = Field(
+        None,
+        json_schema_extra=_union(
+            "Command to run; a string is split like a shell would (quotes respected) but not "
+            "run through a shell. Omit it to run the service's default command.",
+            STRING_OR_LIST_RULE,
+            "must be a string or a list of strings",
+        ),
+    )
+    steps: list[Step] | None = Field(
+        None, min_length=1, max_length=MAX_STEPS_PER_LIST, description="The group's steps."
+    )
+    tag: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        None,
+        description="Run only when the build tag (ci.tag, else ci.branch) matches: the whole name, "
+        "or a regular expression when it contains ^ or $.",
+    )
+    exclude: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        None, description="Skip when the build tag matches (same form as tag); wins over tag."
+    )
+    on_fail: list[Step] | None = Field(
+        None,
+        min_length=1,
+        max_length=20,
+        description="Steps run, in this step's service, when this step or group fails.",
+    )
+    timeout: Duration | None = Field(
+        None, description="Stop the step's pod after this long (e.g. 10m); the step fails."
+    )
+    retries: int | None = Field(
+        None, ge=0, le=10, description="Start a new attempt this many times when the step fails."
+    )
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _known_type(cls, value: object) -> object:
+        if value in ("push", "manual"):
+            raise ValueError(
+                f"type: {value} is not supported yet (use serial, parallel or a run step)"
+            )
+        return value
+
+
+class Workspace(_Strict):
+    """The PersistentVolumeClaim shared by every step: volumes are subPaths of it."""
+
+    size: Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)] = Field(
+        "1Gi", description="Requested storage."
+    )
+    storageClassName: K8sName | None = Field(  # noqa: N815
+        None, description="StorageClass of the claim (the cluster default when unset)."
+    )
+    accessModes: list[Literal["ReadWriteOnce", "ReadWriteMany"]] = Field(  # noqa: N815
+        default_factory=lambda: ["ReadWriteOnce"],  # type: ignore[arg-type]
+        min_length=1,
+        max_length=2,
+        description="ReadWriteOnce pins all of a pipeline's pods to one node; ReadWriteMany does not.",
+    )
+    keep: bool = Field(
+        False, description="Keep the claim when the Pipeline is deleted (for debugging)."
+    )
+
+
+class CIContext(_Strict):
+    """What is being built; becomes Codeship's CI_* variables in every step."""
+
+    branch: ShortText | None = Field(
+        None, description="CI_BRANCH; the build tag when tag is unset."
+    )
+    tag: ShortText | None = Field(None, description="Git tag being built; the build tag when set.")
+    commitId: ShortText | None = Field(None, description="CI_COMMIT_ID.")  # noqa: N815
+    commitMessage: LongText | None = Field(None, description="CI_COMMIT_MESSAGE.")  # noqa: N815
+    commitDescription: LongText | None = Field(  # noqa: N815
+        None, description="CI_COMMIT_DESCRIPTION."
+    )
+    committerName: ShortText | None = Field(None, description="CI_COMMITTER_NAME.")  # noqa: N815
+    committerEmail: ShortText | None = Field(None, description="CI_COMMITTER_EMAIL.")  # noqa: N815
+    committerUsername: ShortText | None = Field(  # noqa: N815
+        None, description="CI_COMMITTER_USERNAME."
+    )
+    repoName: ShortText | None = Field(None, description="CI_REPO_NAME.")  # noqa: N815
+    projectId: ShortText | None = Field(None, description="CI_PROJECT_ID.")  # noqa: N815
+    buildId: ShortText | None = Field(  # noqa: N815
+        None, description="CI_BUILD_ID (the Pipeline's UID when unset)."
+    )
+    prNumber: ShortText | None = Field(None, description="CI_PR_NUMBER.")  # noqa: N815
+    pullRequest: ShortText | None = Field(None, description="CI_PULL_REQUEST.")  # noqa: N815
+
+
+IMMUTABLE_SPEC_FIELDS = ("services", "steps", "workspace", "ci", "serviceAccountName", "timeout")
+"""Every spec field but ``cancel``; a unit test keeps this list complete."""
+
+
+def immutable_rule(fields: tuple[str, ...]) -> str:
+    """CEL transition rule: each field keeps its presence and its value."""
+    return " && ".join(
+        f"(has(self.{f}) == has(oldSelf.{f})) && (!has(self.{f}) || self.{f} == oldSelf.{f})"
+        for f in fields
+    )
+
+
+class PipelineSpec(_Strict):
+    """Services and steps in Codeship's form, plus how to run them on Kubernetes."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        populate_by_name=True,
+        frozen=True,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": immutable_rule(IMMUTABLE_SPEC_FIELDS),
+                    "message": "spec is immutable once created, except cancel",
+                },
+                {
+                    "rule": "!has(oldSelf.cancel) || !oldSelf.cancel || (has(self.cancel) && self.cancel)",
+                    "message": "a cancelled Pipeline cannot be resumed",
+                },
+            ]
+        },
+    )
+
+    services: dict[ServiceName, Service] = Field(
+        min_length=1,
+        max_length=100,
+        description="Services by name, as in codeship-services.yml.",
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.all(k, k.matches('" + SERVICE_NAME_PATTERN + "'))",
+                    "message": "service names are lower-case letters, digits, '-', '_' and '.', "
+                    "at most 63 characters",
+                }
+            ]
+        },
+    )
+    steps: list[Step] = Field(
+        min_length=1,
+        max_length=MAX_STEPS_PER_LIST,
+        description="Steps as in codeship-steps.yml; the list runs in order (serial).",
+    )
+    workspace: Workspace = Field(
+        default_factory=Workspace, description="The shared PersistentVolumeClaim."
+    )
+    ci: CIContext = Field(default_factory=CIContext, description="What is being built.")
+    serviceAccountName: K8sName | None = Field(  # noqa: N815
+        None, description="ServiceAccount the step pods run as (the namespace's default if unset)."
+    )
+    timeout: Duration | None = Field(
+        None, description="Fail the pipeline and stop its pods after this long (e.g. 1h)."
+    )
+    cancel: bool = Field(
+        False,
+        description="Set to true to stop the pipeline: running pods stop, the rest is skipped.",
+    )
+
+
+Step.model_rebuild()

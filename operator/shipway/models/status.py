@@ -1,0 +1,103 @@
+"""The Pipeline status: what happened, written by the operator only.
+
+It is also the operator's memory of finished steps, so that a pod deleted after its step ended
+cannot change the result. Kept compact: a 500-step pipeline must stay far below etcd's limit.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class PipelinePhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class StepPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    CANCELLED = "Cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self not in (StepPhase.PENDING, StepPhase.RUNNING)
+
+
+class _Status(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class StepAttempt(_Status):
+    """An earlier attempt of a retried step."""
+
+    attempt: int = Field(description="0 for the first run, then 1, 2, ...")
+    pod: str = Field(description="Pod of this attempt.")
+    phase: StepPhase = Field(description="How the attempt ended.")
+    exit_code: int | None = Field(None, description="Exit code of the step's container.")
+    reason: str | None = Field(None, description="Why it ended, e.g. Error, DeadlineExceeded.")
+    message: str | None = Field(None, description="Details.")
+    started_at: str | None = Field(None, description="When the container started.")
+    finished_at: str | None = Field(None, description="When it ended.")
+
+
+class StepStatus(_Status):
+    """One run step (groups are visible through ``group``)."""
+
+    id: str = Field(description="Stable step number, also the pod label shipway.dev/step.")
+    name: str = Field(description="The step's name (generated from the command when unset).")
+    group: str | None = Field(None, description="Path of enclosing group names, joined by '/'.")
+    service: str = Field(description="Service the command runs in.")
+    on_fail_of: str | None = Field(
+        None, description="Set on on_fail steps: the id or group path whose failure runs them."
+    )
+    phase: StepPhase = Field(StepPhase.PENDING, description="Pending, Running, Succeeded, ...")
+    pod: str | None = Field(None, description="Pod of the current attempt.")
+    attempt: int = Field(0, description="Current attempt number.")
+    exit_code: int | None = Field(None, description="Exit code of the step's container.")
+    reason: str | None = Field(None, description="Why the step is in its phase.")
+    message: str | None = Field(None, description="Details, e.g. the kubelet's message.")
+    started_at: str | None = Field(None, description="When the step's container started.")
+    finished_at: str | None = Field(None, description="When the step ended.")
+    attempts: list[StepAttempt] = Field(
+        default_factory=list, description="Earlier attempts of a retried step."
+    )
+
+
+class Condition(_Status):
+    """A Kubernetes-style condition (``kubectl wait --for=condition=Succeeded``)."""
+
+    type: str
+    status: str = Field(description="True, False or Unknown.")
+    reason: str | None = None
+    message: str | None = None
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+class PipelineStatus(_Status):
+    """What the operator observed and did."""
+
+    phase: PipelinePhase = Field(PipelinePhase.PENDING, description="Overall phase.")
+    progress: str | None = Field(None, description="Finished steps out of all, e.g. 3/5.")
+    current_step: str | None = Field(None, description="Names of the running steps.")
+    message: str | None = Field(None, description="Why the pipeline is in its phase.")
+    started_at: str | None = Field(None, description="When the first step was started.")
+    finished_at: str | None = Field(None, description="When the pipeline ended.")
+    node_name: str | None = Field(
+        None, description="Node all step pods run on (ReadWriteOnce workspaces)."
+    )
+    observed_generation: int | None = Field(None, description="Spec generation last acted on.")
+    conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
+    steps: list[StepStatus] = Field(default_factory=list, description="Every run step.")

@@ -1,0 +1,235 @@
+"""What a step's pod says about the step, read from the pod object alone (pure).
+
+The rules that keep results honest live here: a pod deleted or evicted while its step ran is a
+failure, never a success; a pod stuck before its container starts (missing image, missing
+Secret) fails the step after a bounded grace period instead of hanging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shipway.models import StepPhase
+from shipway.naming import LABEL_ATTEMPT, LABEL_STEP
+
+START_GRACE_SECONDS = 60.0
+"""How long a container may wait on a retryable start problem (image pull, config) first."""
+FATAL_WAITING = {"InvalidImageName", "ErrImageNeverPull"}
+STUCK_WAITING = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "CrashLoopBackOff",
+}
+
+
+def parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def format_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class ContainerView:
+    name: str
+    state: str
+    """waiting, running or terminated."""
+    reason: str | None = None
+    message: str | None = None
+    exit_code: int | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+
+
+@dataclass(frozen=True)
+class PodView:
+    """The few facts of a step pod the planner needs; small, so thousands fit in memory."""
+
+    name: str
+    uid: str
+    step_id: str
+    attempt: int
+    phase: str
+    created_at: str | None
+    node_name: str | None
+    deletion_requested_at: datetime | None
+    reason: str | None
+    message: str | None
+    disruption: str | None
+    active_deadline: int | None
+    started: bool
+    main: ContainerView | None
+    sidecars: tuple[ContainerView, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.phase not in ("Succeeded", "Failed")
+
+
+def _container(status: Mapping[str, Any]) -> ContainerView:
+    state = status.get("state") or {}
+    for kind in ("terminated", "running", "waiting"):
+        if kind in state and state[kind] is not None:
+            detail = state[kind]
+            return ContainerView(
+                name=status.get("name", ""),
+                state=kind,
+                reason=detail.get("reason"),
+                message=detail.get("message"),
+                exit_code=detail.get("exitCode"),
+                started_at=detail.get("startedAt"),
+                finished_at=detail.get("finishedAt"),
+            )
+    return ContainerView(name=status.get("name", ""), state="waiting")
+
+
+def pod_view(pod: Mapping[str, Any]) -> PodView | None:
+    """Summarise a step pod; None for a pod without Shipway's step labels."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if LABEL_STEP not in labels:
+        return None
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    main_name = (meta.get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    main = None
+    for item in status.get("containerStatuses") or ():
+        if main is None or item.get("name") == main_name:
+            main = _container(item)
+    sidecars = tuple(_container(item) for item in status.get("initContainerStatuses") or ())
+    disruption = None
+    for cond in status.get("conditions") or ():
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            disruption = cond.get("reason") or "DisruptionTarget"
+    # When the deletion was asked for: the timestamp is that moment plus the grace period.
+    deletion_at = parse_time(meta.get("deletionTimestamp"))
+    if deletion_at is not None:
+        grace = float(meta.get("deletionGracePeriodSeconds") or 0)
+        deletion_at = datetime.fromtimestamp(deletion_at.timestamp() - grace, UTC)
+    return PodView(
+        name=meta.get("name", ""),
+        uid=meta.get("uid", ""),
+        step_id=str(labels[LABEL_STEP]),
+        attempt=int(labels.get(LABEL_ATTEMPT, "0") or 0),
+        phase=status.get("phase") or "Pending",
+        created_at=meta.get("creationTimestamp"),
+        node_name=spec.get("nodeName"),
+        deletion_requested_at=deletion_at,
+        reason=status.get("reason"),
+        message=status.get("message"),
+        disruption=disruption,
+        active_deadline=spec.get("activeDeadlineSeconds"),
+        started=status.get("startTime") is not None,
+        main=main,
+        sidecars=sidecars,
+    )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a pod says about its step's attempt."""
+
+    phase: StepPhase
+    """RUNNING, SUCCEEDED or FAILED."""
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    stop: bool = False
+    """The pod must be stopped: its step failed before its container could run."""
+    recheck_after: float | None = None
+    """Look again after this many seconds (a start problem's grace period runs out)."""
+
+
+def _finished_before(main: ContainerView | None, moment: datetime) -> bool:
+    if main is None or main.state != "terminated":
+        return False
+    finished = parse_time(main.finished_at)
+    return finished is not None and finished < moment
+
+
+def _exit_message(main: ContainerView) -> str:
+    if main.message:
+        return main.message.strip()[:1024]
+    return f"container exited with a {main.exit_code} code"
+
+
+def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECONDS) -> Outcome:
+    """Classify one attempt from its pod."""
+    main = pod.main
+    started = main.started_at if main else None
+    finished = main.finished_at if main else None
+    if pod.deletion_requested_at is not None and not _finished_before(
+        main, pod.deletion_requested_at
+    ):
+        return Outcome(
+            StepPhase.FAILED,
+            exit_code=main.exit_code if main else None,
+            reason="PodDeleted",
+            message="the step's pod was deleted before the step finished",
+            started_at=started,
+            finished_at=finished or format_time(now),
+        )
+    if pod.phase == "Succeeded":
+        return Outcome(
+            StepPhase.SUCCEEDED,
+            exit_code=main.exit_code if main else 0,
+            reason="Completed",
+            started_at=started,
+            finished_at=finished,
+        )
+    if pod.phase == "Failed":
+        if pod.disruption is not None or pod.reason in ("Evicted", "DeadlineExceeded"):
+            reason = pod.reason or pod.disruption
+            message = pod.message or f"the step's pod was stopped: {reason}"
+        elif main is not None and main.state == "terminated":
+            reason, message = main.reason or "Error", _exit_message(main)
+        else:
+            reason, message = pod.reason or "PodFailed", pod.message or "the step's pod failed"
+        return Outcome(
+            StepPhase.FAILED,
+            exit_code=main.exit_code if main else None,
+            reason=reason,
+            message=message,
+            started_at=started,
+            finished_at=finished or format_time(now),
+        )
+    waiting = [c for c in (main, *pod.sidecars) if c is not None and c.state == "waiting"]
+    for container in waiting:
+        if container.reason in FATAL_WAITING:
+            return Outcome(
+                StepPhase.FAILED,
+                reason=container.reason,
+                message=f"{container.name}: {container.message or container.reason}",
+                finished_at=format_time(now),
+                stop=True,
+            )
+    for container in waiting:
+        if container.reason in STUCK_WAITING:
+            created = parse_time(pod.created_at) or now
+            left = start_grace - (now - created).total_seconds()
+            if left <= 0:
+                return Outcome(
+                    StepPhase.FAILED,
+                    reason=container.reason,
+                    message=f"{container.name}: {container.message or container.reason}",
+                    finished_at=format_time(now),
+                    stop=True,
+                )
+            return Outcome(
+                StepPhase.RUNNING,
+                reason=container.reason,
+                message=container.message,
+                recheck_after=left,
+            )
+    return Outcome(StepPhase.RUNNING, started_at=started)

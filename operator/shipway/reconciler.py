@@ -1,0 +1,303 @@
+"""The imperative shell: read a pipeline and its pods, ask the planner, carry out the plan.
+
+One reconcile per pipeline at a time (an asyncio lock per pipeline); different pipelines
+proceed concurrently. State lives in the cluster (the Pipeline's status and its pods); the
+caches here only save API calls and are rebuilt from the cluster after a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from shipway.errors import InvalidSpecError
+from shipway.kube import EventTarget, KubeError, Manifest
+from shipway.manifests import PodOptions, claim_manifest, pod_manifest
+from shipway.models import PipelineStatus
+from shipway.observe import PodView, pod_view
+from shipway.planner import PipelineRef, Plan, Settings, invalid_plan, plan
+from shipway.validation import CompiledPipeline, compile_pipeline
+
+log = logging.getLogger("shipway")
+Key = tuple[str, str]
+"""(namespace, pipeline name)"""
+
+
+class KubeApi(Protocol):
+    async def create_pod(self, namespace: str, manifest: Manifest) -> Manifest | None: ...
+    async def get_pod(self, namespace: str, name: str) -> Manifest | None: ...
+    async def create_claim(self, namespace: str, manifest: Manifest) -> None: ...
+    async def stop_pod(self, namespace: str, name: str) -> None: ...
+    async def delete_pod(self, namespace: str, name: str) -> None: ...
+    async def patch_status(self, namespace: str, name: str, status: Manifest) -> None: ...
+    async def emit_event(
+        self, target: EventTarget, type_: str, reason: str, message: str
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class PipelineSnapshot:
+    """The parts of a Pipeline object the operator keeps in memory."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    created_at: str | None
+    spec: Mapping[str, Any]
+    status: Mapping[str, Any]
+    deleting: bool
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> PipelineSnapshot:
+        meta = body.get("metadata") or {}
+        return cls(
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", ""),
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 1),
+            created_at=meta.get("creationTimestamp"),
+            spec=dict(body.get("spec") or {}),
+            status=dict(body.get("status") or {}),
+            deleting=bool(meta.get("deletionTimestamp")),
+        )
+
+    @property
+    def ref(self) -> PipelineRef:
+        return PipelineRef(self.name, self.namespace, self.uid, self.generation, self.created_at)
+
+
+def dump_status(status: PipelineStatus) -> Manifest:
+    return status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=False)
+
+
+@dataclass
+class _Memory:
+    """What the operator remembers about one pipeline between reconciles."""
+
+    uid: str
+    written: PipelineStatus | None = None
+    claim: bool = False
+    created: dict[str, PodView] = field(default_factory=dict)
+    rejected: dict[str, str] = field(default_factory=dict)
+    timer: asyncio.TimerHandle | None = None
+    failures: int = 0
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: KubeApi,
+        settings: Settings | None = None,
+        options: PodOptions | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.kube = kube
+        self.settings = settings or Settings()
+        self.options = options or PodOptions()
+        self.clock = clock
+        self.locks: dict[Key, asyncio.Lock] = {}
+        self.memory: dict[Key, _Memory] = {}
+        self.compiled: dict[tuple[str, int], CompiledPipeline | InvalidSpecError] = {}
+        self.background: set[asyncio.Task[None]] = set()
+
+    def forget(self, key: Key) -> None:
+        memory = self.memory.pop(key, None)
+        if memory is not None:
+            if memory.timer is not None:
+                memory.timer.cancel()
+            for cache_key in [k for k in self.compiled if k[0] == memory.uid]:
+                del self.compiled[cache_key]
+        self.locks.pop(key, None)
+
+    def _compile(self, snap: PipelineSnapshot) -> CompiledPipeline | InvalidSpecError:
+        key = (snap.uid, snap.generation)
+        if key not in self.compiled:
+            try:
+                self.compiled[key] = compile_pipeline(snap.spec)
+            except InvalidSpecError as exc:
+                self.compiled[key] = exc
+        return self.compiled[key]
+
+    def _status(self, snap: PipelineSnapshot, memory: _Memory) -> PipelineStatus:
+        if memory.written is not None:
+            return memory.written
+        try:
+            return PipelineStatus.model_validate(snap.status)
+        except ValidationError:
+            log.warning(
+                "%s/%s: unreadable status, starting from scratch", snap.namespace, snap.name
+            )
+            return PipelineStatus()
+
+    async def _pods(
+        self,
+        snap: PipelineSnapshot,
+        status: PipelineStatus,
+        indexed: Iterable[PodView],
+        memory: _Memory,
+    ) -> list[PodView]:
+        pods = {pod.name: pod for pod in indexed}
+        for name in [n for n in memory.created if n in pods]:
+            del memory.created[name]
+        for name, view in memory.created.items():
+            pods.setdefault(name, view)
+        # A pod the status says we created but the watch has not shown: ask before concluding
+        # it was deleted (the watch may simply lag behind our own create).
+        for step in status.steps:
+            if step.pod and not step.phase.terminal and step.pod not in pods:
+                body = await self.kube.get_pod(snap.namespace, step.pod)
+                found = pod_view(body) if body is not None else None
+                if found is not None:
+                    pods[step.pod] = found
+        return list(pods.values())
+
+    def _plan(
+        self,
+        snap: PipelineSnapshot,
+        compiled: CompiledPipeline | InvalidSpecError,
+        status: PipelineStatus,
+        pods: list[PodView],
+        memory: _Memory,
+    ) -> Plan:
+        now = self.clock()
+        if isinstance(compiled, InvalidSpecError):
+            return invalid_plan(snap.ref, status, compiled, now)
+        return plan(snap.ref, compiled, status, pods, now, self.settings, memory.rejected)
+
+    async def reconcile(
+        self,
+        snap: PipelineSnapshot | None,
+        indexed_pods: Iterable[PodView],
+        key: Key,
+        requeue: Callable[[Key], None] | None = None,
+    ) -> Plan | None:
+        """Bring one pipeline one step closer to done. Safe to call at any time, repeatedly."""
+        lock = self.locks.setdefault(key, asyncio.Lock())
+        async with lock:
+            if snap is None or snap.deleting:
+                self.forget(key)
+                return None
+            memory = self.memory.get(key)
+            if memory is None or memory.uid != snap.uid:
+                self.forget(key)
+                memory = self.memory[key] = _Memory(snap.uid)
+                lock = self.locks.setdefault(key, lock)
+            try:
+                result = await self._reconcile(snap, indexed_pods, memory)
+            except KubeError as exc:
+                memory.failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(memory.failures, 6))
+                log.warning(
+                    "%s/%s: %s (HTTP %s); again in %.1fs",
+                    snap.namespace,
+                    snap.name,
+                    exc,
+                    exc.status,
+                    delay,
+                )
+                self._schedule(key, memory, delay, requeue)
+                return None
+            memory.failures = 0
+            if result.requeue_after is not None:
+                self._schedule(key, memory, max(0.05, result.requeue_after), requeue)
+            return result
+
+    def _schedule(
+        self, key: Key, memory: _Memory, delay: float, requeue: Callable[[Key], None] | None
+    ) -> None:
+        if requeue is None:
+            return
+        if memory.timer is not None:
+            memory.timer.cancel()
+        memory.timer = asyncio.get_running_loop().call_later(delay, requeue, key)
+
+    async def _reconcile(
+        self, snap: PipelineSnapshot, indexed: Iterable[PodView], memory: _Memory
+    ) -> Plan:
+        compiled = self._compile(snap)
+        status = self._status(snap, memory)
+        pods = await self._pods(snap, status, indexed, memory)
+        result = self._plan(snap, compiled, status, pods, memory)
+        assert isinstance(compiled, CompiledPipeline) or not result.create
+        for _ in range(3):  # creates rejected by admission fail their step; plan again
+            if not result.create or not isinstance(compiled, CompiledPipeline):
+                break
+            if result.ensure_claim and not memory.claim:
+                await self.kube.create_claim(snap.namespace, claim_manifest(snap.ref, compiled))
+                memory.claim = True
+            rejected = await self._create_pods(snap, compiled, result, memory)
+            if not rejected:
+                break
+            memory.rejected.update(rejected)
+            pods = list({p.name: p for p in (*pods, *memory.created.values())}.values())
+            result = self._plan(snap, compiled, status, pods, memory)
+            result = _without_created(result, memory)
+        new = dump_status(result.status)
+        if new != dump_status(status):
+            await self.kube.patch_status(snap.namespace, snap.name, new)
+        memory.written = result.status
+        for name in result.stop:
+            await self.kube.stop_pod(snap.namespace, name)
+        for name in result.delete:
+            await self.kube.delete_pod(snap.namespace, name)
+        if result.events:
+            self.spawn(self._emit(snap, result))
+        if result.status.phase != status.phase or result.create:
+            log.info(
+                "%s/%s: %s %s%s",
+                snap.namespace,
+                snap.name,
+                result.status.phase.value,
+                result.status.progress or "",
+                f"; started {', '.join(c.name for c in result.create)}" if result.create else "",
+            )
+        return result
+
+    async def _create_pods(
+        self, snap: PipelineSnapshot, compiled: CompiledPipeline, result: Plan, memory: _Memory
+    ) -> dict[str, str]:
+        node = result.status.node_name
+
+        async def create_one(name: str, manifest: Manifest) -> tuple[str, str | None]:
+            try:
+                body = await self.kube.create_pod(snap.namespace, manifest)
+            except KubeError as exc:
+                if exc.permanent:
+                    return name, f"the pod was rejected: {exc}"
+                raise
+            if body is not None and (view := pod_view(body)) is not None:
+                memory.created[name] = view
+            return name, None
+
+        manifests = [
+            (c.name, pod_manifest(snap.ref, compiled, c, node, self.options))
+            for c in result.create
+            if c.name not in memory.created
+        ]
+        outcomes = await asyncio.gather(*(create_one(n, m) for n, m in manifests))
+        return {name: message for name, message in outcomes if message is not None}
+
+    async def _emit(self, snap: PipelineSnapshot, result: Plan) -> None:
+        target = EventTarget(snap.name, snap.namespace, snap.uid)
+        for event in result.events:
+            try:
+                await self.kube.emit_event(target, event.type, event.reason, event.message)
+            except KubeError as exc:
+                log.warning("%s/%s: event not recorded: %s", snap.namespace, snap.name, exc)
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+
+def _without_created(result: Plan, memory: _Memory) -> Plan:
+    """After a re-plan, pods created in the first round are not created again."""
+    return replace(result, create=tuple(c for c in result.create if c.name not in memory.created))

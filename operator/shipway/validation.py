@@ -1,0 +1,104 @@
+"""From a Pipeline's raw spec to a :class:`CompiledPipeline`, or every error with its field.
+
+The same function serves ``shipway validate`` and the operator, so both say the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from shipway.durations import parse_duration
+from shipway.errors import FieldError, InvalidSpecError, raise_if_any
+from shipway.filters import build_tag
+from shipway.models import PipelineSpec
+from shipway.services import ResolvedService, resolve_services
+from shipway.tree import GroupNode, RunNode, compile_steps
+
+
+@dataclass(frozen=True)
+class CompiledPipeline:
+    """Everything the planner needs that follows from the spec alone."""
+
+    spec: PipelineSpec
+    services: Mapping[str, ResolvedService]
+    root: GroupNode
+    runs: tuple[RunNode, ...]
+    build_tag: str
+    timeout: float | None
+
+    def run(self, step_id: str) -> RunNode:
+        return self.runs[int(step_id) - 1]
+
+    @property
+    def pinned(self) -> bool:
+        """ReadWriteOnce claims can be attached to one node only: keep every pod there."""
+        return "ReadWriteMany" not in self.spec.workspace.accessModes
+
+
+def _path(loc: tuple[int | str, ...], data: Any, prefix: str) -> str:
+    """Turn a pydantic error location into ``spec.services.web.volumes[0]``.
+
+    Union members add their type names to the location; walking the input alongside tells
+    real keys from those tags.
+    """
+    text = prefix
+    node = data
+    for part in loc:
+        if isinstance(part, int) and isinstance(node, list) and 0 <= part < len(node):
+            text += f"[{part}]"
+            node = node[part]
+        elif isinstance(part, str) and isinstance(node, Mapping) and part in node:
+            text += f".{part}"
+            node = node[part]
+        elif isinstance(part, str) and part.isidentifier() and isinstance(node, Mapping):
+            text += f".{part}"  # a missing required field
+            node = None
+    return text
+
+
+def errors_from_pydantic(exc: ValidationError, data: Any, prefix: str = "spec") -> list[FieldError]:
+    merged: dict[str, list[str]] = {}
+    for err in exc.errors(include_url=False):
+        where = _path(tuple(err["loc"]), data, prefix)
+        message = err["msg"].removeprefix("Value error, ")
+        if message not in merged.setdefault(where, []):
+            merged[where].append(message)
+    return [FieldError(where, " or ".join(msgs)) for where, msgs in merged.items()]
+
+
+def parse_spec(raw: Any) -> PipelineSpec:
+    """Validate the raw spec against the models; raise InvalidSpecError naming every bad field."""
+    if not isinstance(raw, Mapping):
+        raise InvalidSpecError.single("spec", "must be an object with services and steps")
+    try:
+        return PipelineSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InvalidSpecError(errors_from_pydantic(exc, raw)) from None
+
+
+def compile_pipeline(raw: Any) -> CompiledPipeline:
+    """Parse and check a Pipeline spec completely; raise InvalidSpecError with every problem."""
+    spec = parse_spec(raw)
+    services, errors = resolve_services(spec.services)
+    tag = build_tag(spec.ci)
+    root, runs, step_errors = compile_steps(spec.steps, spec.services, tag)
+    errors.extend(step_errors)
+    timeout = None
+    if spec.timeout is not None:
+        try:
+            timeout = parse_duration(spec.timeout)
+        except ValueError as exc:
+            errors.append(FieldError("spec.timeout", str(exc)))
+    raise_if_any(sorted(set(errors), key=lambda e: e.field))
+    return CompiledPipeline(
+        spec=spec,
+        services=services,
+        root=root,
+        runs=runs,
+        build_tag=tag,
+        timeout=timeout,
+    )
