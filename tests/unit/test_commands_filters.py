@@ -1,0 +1,75 @@
+"""Codeship command splitting and tag/exclude filters."""
+
+from __future__ import annotations
+
+import pytest
+
+from shipway.commands import split_command
+from shipway.filters import matches, pattern_error, selected
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("echo hello", ("echo", "hello")),
+        ("sh -c 'echo built > /app/a.txt'", ("sh", "-c", "echo built > /app/a.txt")),
+        ("make test && make lint", ("make", "test", "&&", "make", "lint")),
+        ("cat a | grep b > c", ("cat", "a", "|", "grep", "b", ">", "c")),
+        ('echo "two words"', ("echo", "two words")),
+        (["sh", "-c", "a && b"], ("sh", "-c", "a && b")),
+        (None, None),
+    ],
+)
+def test_commands_split_like_a_shell_but_never_run_one(
+    command: str | list[str] | None, argv: tuple[str, ...] | None
+) -> None:
+    assert split_command(command) == argv
+
+
+@pytest.mark.parametrize("command", ["", "   ", "echo 'unbalanced"])
+def test_empty_or_unbalanced_commands_are_errors(command: str) -> None:
+    with pytest.raises(ValueError, match=r"empty|quotation"):
+        split_command(command)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "name", "expected"),
+    [
+        ("master", "master", True),
+        ("master", "master-2", False),
+        ("mast", "master", False),
+        ("^release/", "release/1.2", True),
+        ("^release/", "hotfix/release/1", False),
+        ("v[0-9]+$", "v12", True),
+        ("^(master|main)$", "main", True),
+        ("^(master|main)$", "maintenance", False),
+        ("release.*", "release-1", False),
+    ],
+)
+def test_filters_match_the_whole_name_unless_they_are_regexes(
+    pattern: str, name: str, expected: bool
+) -> None:
+    assert matches(pattern, name) is expected
+
+
+@pytest.mark.parametrize(
+    ("tag", "exclude", "name", "expected"),
+    [
+        (None, None, "anything", True),
+        ("main", None, "main", True),
+        ("main", None, "feature", False),
+        (None, "main", "main", False),
+        ("^ma", "main", "main", False),
+        ("^ma", "main", "master", True),
+        ("main", None, "", False),
+    ],
+)
+def test_exclude_wins_over_tag(
+    tag: str | None, exclude: str | None, name: str, expected: bool
+) -> None:
+    assert selected(tag, exclude, name) is expected
+
+
+def test_invalid_regexes_are_reported_and_plain_strings_never_are() -> None:
+    assert pattern_error("^release/(") is not None
+    assert pattern_error("release/(") is None

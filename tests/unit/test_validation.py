@@ -1,0 +1,165 @@
+"""Every rule a Pipeline spec is checked against, each error naming its field."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from shipway.errors import InvalidSpecError
+from shipway.models.spec import IMMUTABLE_SPEC_FIELDS, PipelineSpec
+from shipway.validation import compile_pipeline
+
+from .builders import WALKTHROUGH, spec
+
+
+def _errors(raw: Any) -> list[str]:
+    with pytest.raises(InvalidSpecError) as info:
+        compile_pipeline(raw)
+    return [str(e) for e in info.value.errors]
+
+
+def test_the_walkthrough_compiles() -> None:
+    compiled = compile_pipeline(WALKTHROUGH)
+    assert [r.name for r in compiled.runs] == ["write artifact", "check artifact"]
+    assert compiled.services["volumes_test"].mounts == compiled.services["demo"].mounts
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(WALKTHROUGH)
+    node: Any = raw
+    keys = path.split(".")
+    for key in keys[:-1]:
+        node = node[int(key)] if key.isdigit() else node[key]
+    last = keys[-1]
+    if last.isdigit():
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (_with("steps.0.service", "ghost"), "spec.steps[0].service: unknown service 'ghost'"),
+        (
+            _with("services.volumes_test.volumes_from", ["ghost"]),
+            "spec.services.volumes_test.volumes_from[0]: unknown service 'ghost'",
+        ),
+        (
+            _with("services.demo.links", ["ghost"]),
+            "spec.services.demo.links[0]: unknown service 'ghost'",
+        ),
+        (
+            _with("services.demo.volumes_from", ["volumes_test"]),
+            "volumes_from cycle",
+        ),
+        (
+            _with("services.demo.volumes", ["/etc:/app"]),
+            "spec.services.demo.volumes[0]: '/etc:/app': absolute host paths are not allowed",
+        ),
+        (
+            _with("services.demo.volumes", ["./a/../../x:/app"]),
+            "spec.services.demo.volumes[0]: './a/../../x:/app': the host path escapes the workspace",
+        ),
+        (_with("steps.1.name", "write artifact"), "spec.steps[1].name: duplicate step name"),
+        (_with("steps", []), "spec.steps: List should have at least 1 item"),
+        (
+            _with("services.demo", {"build": {"image": "myapp", "dockerfile_path": "Dockerfile"}}),
+            "spec.services.demo.build: image builds are not supported yet",
+        ),
+        (_with("services.demo.image", None), "spec.services.demo.image: image is required"),
+        (_with("steps.0.type", "push"), "type: push is not supported yet"),
+        (_with("steps.0.tag", "^release/("), "spec.steps[0].tag: invalid regular expression"),
+        (_with("steps.0.command", "echo 'open"), "spec.steps[0].command: No closing quotation"),
+        (_with("steps.0.command", 42), "spec.steps[0].command"),
+        (_with("services.demo.environment", ["NOEQUALS"]), "expected KEY=VALUE"),
+        (_with("services.demo.environment", {"1BAD": "x"}), "not a valid environment variable"),
+        (_with("services.demo.working_dir", "relative"), "working_dir: must be an absolute path"),
+        (_with("services.demo.links", ["demo"]), "cannot link to itself"),
+        (
+            _with("services.demo.bogus", 1),
+            "spec.services.demo.bogus: Extra inputs are not permitted",
+        ),
+        (_with("services.Bad_Name", {"image": "x"}), "spec.services"),
+        (_with("steps.0.timeout", "ten minutes"), "spec.steps[0].timeout"),
+        (
+            _with("workspace", {"accessModes": ["ReadWriteOncePod"]}),
+            "spec.workspace.accessModes[0]",
+        ),
+        ("not a mapping", "spec: must be an object"),
+    ],
+)
+def test_invalid_specs_name_the_field(raw: Any, expected: str) -> None:
+    errors = _errors(raw)
+    assert any(expected in e for e in errors), errors
+
+
+def test_groups_are_checked() -> None:
+    errors = _errors(spec([{"type": "parallel", "steps": []}]))
+    assert any("spec.steps[0].steps" in e for e in errors)
+    errors = _errors(spec([{"type": "serial", "steps": [{"command": "true"}]}]))
+    assert errors == [
+        "spec.steps[0].steps[0].service: a run step needs a service (on the step or its group)"
+    ]
+
+
+def test_group_service_is_inherited_and_on_fail_runs_in_the_failed_steps_service() -> None:
+    compiled = compile_pipeline(
+        spec(
+            [
+                {
+                    "type": "parallel",
+                    "service": "b",
+                    "steps": [
+                        {"command": "true", "on_fail": [{"command": "echo cleanup"}]},
+                        {"service": "c", "command": "true"},
+                    ],
+                }
+            ]
+        )
+    )
+    services = {r.name: r.service for r in compiled.runs}
+    assert services == {"true": "b", "echo cleanup": "b", "true (2)": "c"}
+    assert compiled.runs[1].on_fail_of == compiled.runs[0].id
+
+
+def test_generated_names_are_unique_and_do_not_steal_explicit_ones() -> None:
+    compiled = compile_pipeline(
+        spec(
+            [
+                {"service": "a", "command": "make"},
+                {"service": "a", "command": "make"},
+                {"service": "a", "name": "make (2)", "command": "x"},
+            ]
+        )
+    )
+    assert [r.name for r in compiled.runs] == ["make", "make (3)", "make (2)"]
+
+
+def test_thousands_of_steps_are_refused() -> None:
+    groups = [{"type": "parallel", "steps": [{"service": "a", "command": "true"}] * 150}] * 7
+    errors = _errors(spec(groups))
+    assert any("1050 run steps; at most 1000" in e for e in errors)
+
+
+def test_every_field_but_cancel_is_immutable() -> None:
+    assert set(IMMUTABLE_SPEC_FIELDS) == set(PipelineSpec.model_fields) - {"cancel"}
+
+
+def test_tag_filters_are_decided_from_the_build_tag() -> None:
+    raw = spec(
+        [
+            {"service": "a", "command": "deploy", "tag": "main"},
+            {"service": "a", "command": "release", "tag": "^v[0-9]"},
+            {"type": "serial", "exclude": "main", "steps": [{"service": "a", "command": "lint"}]},
+        ],
+        ci={"branch": "main"},
+    )
+    on_main = {r.name: r.enabled for r in compile_pipeline(raw).runs}
+    assert on_main == {"deploy": True, "release": False, "lint": False}
+    raw["ci"] = {"branch": "main", "tag": "v1.2.0"}
+    on_tag = {r.name: r.enabled for r in compile_pipeline(raw).runs}
+    assert on_tag == {"deploy": False, "release": True, "lint": True}
