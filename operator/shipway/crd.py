@@ -20,13 +20,19 @@ import yaml
 
 from shipway import GROUP, KIND, PLURAL, VERSION
 from shipway.models import PipelineSpec, PipelineStatus
-from shipway.models.spec import MAX_STEP_DEPTH, UNION_SCHEMA_NOTE
+from shipway.models.spec import ADMISSION_RULES, MAX_STEP_DEPTH, UNION_SCHEMA_NOTE
 
 Schema = dict[str, Any]
+RULE_DEPTH = 2
+"""Step levels that carry CEL rules (top-level steps and their children)."""
 ROOT = Path(__file__).resolve().parents[2]
-TARGETS = (
+CRD_FILES = (
     Path("crds/shipway.dev_pipelines.yaml"),
     Path("charts/shipway/crds/shipway.dev_pipelines.yaml"),
+)
+POLICY_FILES = (
+    Path("crds/shipway.dev_pipelines-policy.yaml"),
+    Path("charts/shipway/templates/pipelines-policy.yaml"),
 )
 HEADER = "# Generated from operator/shipway/models by `make crd`. Do not edit.\n"
 _KEEP = {
@@ -75,6 +81,10 @@ class _Converter:
                     }
                 depth += 1
             inner = self.convert(self.defs[name], depth)
+            if name == "Step" and depth > RULE_DEPTH:
+                # Rules on every nesting level would multiply past the CRD's CEL cost budget;
+                # deeper levels are checked by the operator with the same messages.
+                inner.pop("x-kubernetes-validations", None)
             return {**inner, **extras}
         if "anyOf" in node:
             options = [o for o in node["anyOf"] if o.get("type") != "null"]
@@ -188,8 +198,43 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
+def build_policy() -> list[Schema]:
+    """A ValidatingAdmissionPolicy (GA since 1.30) for the rules a CRD schema cannot afford."""
+    name = f"{PLURAL}.{GROUP}"
+    policy = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": [VERSION],
+                        "operations": ["UPDATE"],
+                        "resources": [PLURAL],
+                    }
+                ]
+            },
+            "validations": [{**rule, "reason": "Invalid"} for rule in ADMISSION_RULES],
+        },
+    }
+    binding = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"]},
+    }
+    return [policy, binding]
+
+
 def render() -> str:
     return HEADER + yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=False, width=100)
+
+
+def render_policy() -> str:
+    return HEADER + yaml.dump_all(build_policy(), Dumper=_Dumper, sort_keys=False, width=100)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -200,12 +245,13 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--print", action="store_true", help="print the CRD")
     parser.add_argument("--root", type=Path, default=ROOT, help="repository root")
     args = parser.parse_args(argv)
-    text = render()
+    text, policy = render(), render_policy()
     if args.print:
-        sys.stdout.write(text)
+        sys.stdout.write(text + "---\n" + policy)
         return 0
     stale = []
-    for target in TARGETS:
+    files = [(t, text) for t in CRD_FILES] + [(t, policy) for t in POLICY_FILES]
+    for target, text in files:
         path = args.root / target
         if args.write:
             path.parent.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,9 @@ def _reconciler() -> Reconciler:
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.enabled = False  # our own Events only: one per step, not kopf's log lines
+    if not log.isEnabledFor(logging.DEBUG):
+        # kopf logs every handled watch event at INFO: thousands of lines per busy minute.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10

@@ -51,6 +51,8 @@ class PodOptions:
     security_context: dict[str, Any] | None = None
     """Applied to every container (e.g. a Pod Security "restricted" profile)."""
     termination_grace_seconds: int = 10
+    default_service_account: str | None = None
+    """ServiceAccount of step pods whose Pipeline sets no ``serviceAccountName``."""
 
 
 def owner_reference(ref: PipelineRef) -> Manifest:
@@ -253,8 +255,9 @@ def pod_manifest(
         spec["initContainers"] = sidecars
     if aliases:
         spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": aliases}]
-    if compiled.spec.serviceAccountName:
-        spec["serviceAccountName"] = compiled.spec.serviceAccountName
+    account = compiled.spec.serviceAccountName or options.default_service_account
+    if account:
+        spec["serviceAccountName"] = account
     if create.active_deadline is not None:
         spec["activeDeadlineSeconds"] = create.active_deadline
     affinity = _affinity(ref, compiled, node)

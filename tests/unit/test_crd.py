@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shipway.crd import TARGETS, build_crd, main, render
+from shipway.crd import CRD_FILES, POLICY_FILES, build_crd, main, render, render_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -67,7 +67,9 @@ def test_printer_columns_and_short_name() -> None:
 
 
 def test_committed_crds_match_the_models(tmp_path: Path) -> None:
-    for target in TARGETS:
+    for target in CRD_FILES:
         assert (ROOT / target).read_text() == render(), f"{target} is stale: run make crd"
+    for target in POLICY_FILES:
+        assert (ROOT / target).read_text() == render_policy(), f"{target} is stale: run make crd"
     assert main(["--check", "--root", str(ROOT)]) == 0
     assert main(["--check", "--root", str(tmp_path)]) == 1

@@ -1,0 +1,240 @@
+"""Every key Codeship documents, and what the converter does with it.
+
+Each key is handled one of three ways:
+
+* ``mapped``: carried into the Pipeline (sometimes rewritten, e.g. ``link`` → ``links``);
+* ``ignored``: dropped with a warning; Codeship itself ignores most of these (its list of
+  "unavailable features"), the rest have no meaning on Kubernetes;
+* ``error``: the conversion fails with a message that names the Kubernetes alternative,
+  because silently dropping the key would change what the pipeline does.
+
+The README's key table is checked against these tables by a unit test.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Handling(StrEnum):
+    MAPPED = "mapped"
+    IGNORED = "ignored"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class KeyRule:
+    key: str
+    handling: Handling
+    note: str
+    """What happens, in one line (also the warning or error text)."""
+
+
+def _table(*rules: KeyRule) -> dict[str, KeyRule]:
+    return {rule.key: rule for rule in rules}
+
+
+M, I, E = Handling.MAPPED, Handling.IGNORED, Handling.ERROR
+
+CODESHIP_IGNORES = "Codeship ignores this key"
+HOST_FACING = "Codeship does not allow linking to the host"
+
+BUILD_NOTE = (
+    "image builds are not supported yet: build and push the image elsewhere (a Kaniko or "
+    "BuildKit Job, or your current CI), then set image; or convert with --prebuilt to run the "
+    "image the build names (build.image)"
+)
+ADD_DOCKER_NOTE = (
+    "step pods get no Docker daemon: build images with Kaniko or BuildKit, or link a "
+    "docker:dind service (it needs a privileged pod, which Shipway does not create)"
+)
+
+SERVICE_KEYS: dict[str, KeyRule] = _table(
+    KeyRule("image", M, "the container image"),
+    KeyRule("build", E, BUILD_NOTE),
+    KeyRule("dockerfile", M, "compose v1 spelling of build.dockerfile, handled with build"),
+    KeyRule("command", M, "the service's default command (container args)"),
+    KeyRule("entrypoint", M, "the container's entrypoint (container command)"),
+    KeyRule("environment", M, "map or KEY=VALUE list; numbers keep their digits"),
+    KeyRule(
+        "env_file",
+        M,
+        "the file is read and its variables inlined into environment (they win over "
+        "environment); keep secrets in a Secret and use envFrom instead",
+    ),
+    KeyRule(
+        "encrypted_environment",
+        E,
+        "encrypted values cannot be used: decrypt them (jet decrypt), store them in a Secret "
+        "and add envFrom: [{secretRef: {name: SECRET}}] to the service (or convert with "
+        "--env-secret SERVICE=SECRET)",
+    ),
+    KeyRule(
+        "encrypted_env_file",
+        E,
+        "encrypted files cannot be used: jet decrypt FILE env && kubectl create secret generic "
+        "SECRET --from-env-file=env, then add envFrom: [{secretRef: {name: SECRET}}] to the "
+        "service (or convert with --env-secret SERVICE=SECRET)",
+    ),
+    KeyRule("working_dir", M, "the container's working directory"),
+    KeyRule(
+        "volumes",
+        M,
+        "host:container[:ro] becomes a subPath of the pipeline's workspace claim; /path is an "
+        "anonymous volume of the service (the workspace starts empty: the checkout is not in it)",
+    ),
+    KeyRule("volumes_from", M, "the other service's volumes, transitively (service:NAME too)"),
+    KeyRule("links", M, "linked services run as sidecars of every step; name:alias kept"),
+    KeyRule("link", M, "deprecated spelling of links (warning): merged into links"),
+    KeyRule("depends_on", M, "like links; the compose map form keeps its service names"),
+    KeyRule("healthcheck", M, "compose healthcheck; on a linked service it gates the step"),
+    KeyRule("add_docker", E, ADD_DOCKER_NOTE),
+    KeyRule("cached", I, "image caching between builds: use the node's image cache"),
+    KeyRule("default_cache_branch", I, "image caching between builds: use the node's image cache"),
+    KeyRule(
+        "encrypted_dockercfg_path",
+        I,
+        "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
+        "(spec.serviceAccountName)",
+    ),
+    KeyRule(
+        "dockercfg_service",
+        I,
+        "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
+        "(spec.serviceAccountName)",
+    ),
+    KeyRule("resources", M, "Shipway extension: Kubernetes requests and limits, kept as is"),
+    KeyRule("envFrom", M, "Shipway extension: Secrets and ConfigMaps as variables, kept as is"),
+    # Codeship's documented "unavailable features": accepted and ignored by Codeship too.
+    *(
+        KeyRule(key, I, CODESHIP_IGNORES)
+        for key in (
+            "cgroup_parent",
+            "container_name",
+            "cpu_quota",
+            "devices",
+            "extends",
+            "group_add",
+            "init",
+            "ipc",
+            "isolation",
+            "logging",
+            "log_driver",
+            "log_opt",
+            "mac_address",
+            "memswap_limit",
+            "mem_swappiness",
+            "networks",
+            "network_mode",
+            "oom_score_adj",
+            "oom_scope_adj",
+            "pid",
+            "stop_signal",
+            "stop_grace_period",
+            "tty",
+            "tmpfs",
+            "ulimits",
+            "volume_driver",
+            "privileged",
+            "labels",
+        )
+    ),
+    *(KeyRule(key, I, HOST_FACING) for key in ("external_links", "ports", "stdin_open")),
+    # Further docker-compose keys: no equivalent for a step's container in a pod.
+    KeyRule(
+        "hostname", I, "a step's containers share the pod; linked services answer to their names"
+    ),
+    KeyRule("domainname", I, "a step's containers share the pod's network"),
+    KeyRule("dns", I, "the pod uses the cluster's DNS"),
+    KeyRule("dns_search", I, "the pod uses the cluster's DNS"),
+    KeyRule("extra_hosts", I, "linked services are reachable by name without it"),
+    KeyRule("expose", I, "containers of one step share the pod's network"),
+    KeyRule("restart", I, "steps never restart; use retries on the step"),
+    KeyRule("user", I, "the container runs as the image's user"),
+    KeyRule("cap_add", I, "no extra capabilities are granted"),
+    KeyRule("cap_drop", I, "capabilities follow the operator's pod security settings"),
+    KeyRule("security_opt", I, "security follows the operator's pod security settings"),
+    KeyRule("read_only", I, "the container's root file system stays writable"),
+    KeyRule("shm_size", I, "the container gets the runtime's default /dev/shm"),
+    KeyRule("sysctls", I, "sysctls are not set on step pods"),
+    KeyRule("cpu_shares", I, "use the resources extension (requests/limits)"),
+    KeyRule("cpuset", I, "use the resources extension (requests/limits)"),
+    KeyRule("cpus", I, "use the resources extension (requests/limits)"),
+    KeyRule("mem_limit", I, "use the resources extension (requests/limits)"),
+    KeyRule("mem_reservation", I, "use the resources extension (requests/limits)"),
+    KeyRule("platform", I, "pods run on the node's platform"),
+    KeyRule("pull_policy", I, "the kubelet's default image pull policy applies"),
+)
+
+BUILD_KEYS: dict[str, KeyRule] = _table(
+    KeyRule("image", M, "with --prebuilt, the image the service runs"),
+    KeyRule("context", M, "named in the build error message"),
+    KeyRule("dockerfile", M, "named in the build error message"),
+    KeyRule("path", M, "deprecated spelling of context (warning)"),
+    KeyRule("dockerfile_path", M, "deprecated spelling of dockerfile (warning)"),
+    KeyRule("args", I, "build-time only"),
+    KeyRule("encrypted_args_file", I, "build-time only"),
+    KeyRule("encrypted_args", I, "build-time only"),
+)
+
+SERVICES_FILE_KEYS: dict[str, KeyRule] = _table(
+    KeyRule("version", I, "Codeship ignores it (silently)"),
+    KeyRule("services", M, "the services, when not at the top level"),
+    KeyRule("volumes", I, CODESHIP_IGNORES + " (top-level volumes)"),
+    KeyRule("networks", I, CODESHIP_IGNORES + " (top-level networks)"),
+    KeyRule("secrets", I, "compose secrets: use a Secret and envFrom"),
+    KeyRule("configs", I, "compose configs: use a ConfigMap and envFrom"),
+)
+
+PUSH_NOTE = (
+    "push steps are not supported yet: push the image from the job that builds it "
+    "(docker push, kaniko --destination, crane push)"
+)
+MANUAL_NOTE = (
+    "manual approval steps are not supported yet: end this pipeline before the approval and "
+    "start the rest with shipway run once approved (or gate it in your CD tool)"
+)
+MATRIX_NOTE = "type: matrix is an old form: use type: parallel with services: [..]"
+
+STEP_KEYS: dict[str, KeyRule] = _table(
+    KeyRule("name", M, "unique name in status and logs (numbers keep their digits)"),
+    KeyRule("service", M, "on a run step, or on a group as the default of its steps"),
+    KeyRule("command", M, "split like a shell would, not run through a shell"),
+    KeyRule("type", M, "serial or parallel (push, manual: error)"),
+    KeyRule("steps", M, "the group's steps, nested to any depth"),
+    KeyRule(
+        "services",
+        M,
+        "group fan-out: one serial group per service (parallel: side by side; serial: one "
+        "service after the other), as in Codeship's examples",
+    ),
+    KeyRule("tag", M, "build tag filter; regular expression when it contains ^ or $"),
+    KeyRule("exclude", M, "build tag filter that wins over tag"),
+    KeyRule("on_fail", M, "steps run when the step or group fails"),
+    KeyRule(
+        "encrypted_dockercfg_path",
+        I,
+        "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
+        "(spec.serviceAccountName)",
+    ),
+    KeyRule(
+        "dockercfg_service",
+        I,
+        "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
+        "(spec.serviceAccountName)",
+    ),
+    KeyRule("timeout", M, "Shipway extension: stop the step after this long"),
+    KeyRule("retries", M, "Shipway extension: new attempts when the step fails"),
+)
+
+STEP_TYPES: dict[str, KeyRule] = _table(
+    KeyRule("serial", M, "a serial group"),
+    KeyRule("parallel", M, "a parallel group"),
+    KeyRule("push", E, PUSH_NOTE),
+    KeyRule("manual", E, MANUAL_NOTE),
+    KeyRule("matrix", E, MATRIX_NOTE),
+)
+
+PUSH_STEP_KEYS = ("image_name", "image_tag", "registry")
+"""Keys of a ``type: push`` step; reported through the step's type, not one by one."""

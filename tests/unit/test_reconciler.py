@@ -1,0 +1,199 @@
+"""The shell around the planner, against an in-memory stand-in for the API server."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from shipway.kube import EventTarget, KubeError, Manifest
+from shipway.models import PipelinePhase
+from shipway.observe import PodView, pod_view
+from shipway.reconciler import PipelineSnapshot, Reconciler
+
+from .builders import NOW, WALKTHROUGH
+
+
+class FakeKube:
+    """Keeps pods, claims, the status and events; counts every write."""
+
+    def __init__(self) -> None:
+        self.pods: dict[str, Manifest] = {}
+        self.claims: list[str] = []
+        self.status: Manifest = {}
+        self.events: list[tuple[str, str]] = []
+        self.writes: list[str] = []
+        self.reject: dict[str, KubeError] = {}
+
+    async def create_pod(self, namespace: str, manifest: Manifest) -> Manifest | None:
+        name = manifest["metadata"]["name"]
+        if name in self.reject:
+            raise self.reject[name]
+        self.writes.append(f"create pod {name}")
+        if name in self.pods:
+            return None
+        body = {
+            **manifest,
+            "metadata": {
+                **manifest["metadata"],
+                "uid": f"uid-{name}",
+                "creationTimestamp": "2026-11-27T12:00:00Z",
+            },
+            "status": {"phase": "Pending"},
+        }
+        self.pods[name] = body
+        return body
+
+    async def get_pod(self, namespace: str, name: str) -> Manifest | None:
+        return self.pods.get(name)
+
+    async def create_claim(self, namespace: str, manifest: Manifest) -> None:
+        self.writes.append("create claim")
+        self.claims.append(manifest["metadata"]["name"])
+
+    async def stop_pod(self, namespace: str, name: str) -> None:
+        self.writes.append(f"stop {name}")
+
+    async def delete_pod(self, namespace: str, name: str) -> None:
+        self.writes.append(f"delete {name}")
+        self.pods.pop(name, None)
+
+    async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
+        self.writes.append("patch status")
+        self.status = status
+
+    async def emit_event(self, target: EventTarget, type_: str, reason: str, message: str) -> None:
+        self.events.append((reason, message))
+
+    def finish(self, name: str, code: int) -> None:
+        pod = self.pods[name]
+        pod["spec"]["nodeName"] = "node-1"
+        pod["status"] = {
+            "phase": "Succeeded" if code == 0 else "Failed",
+            "startTime": "2026-11-27T12:00:00Z",
+            "containerStatuses": [
+                {
+                    "name": pod["spec"]["containers"][0]["name"],
+                    "state": {
+                        "terminated": {
+                            "exitCode": code,
+                            "startedAt": "2026-11-27T12:00:01Z",
+                            "finishedAt": "2026-11-27T12:00:02Z",
+                        }
+                    },
+                }
+            ],
+        }
+
+    def views(self) -> list[PodView]:
+        return [v for p in self.pods.values() if (v := pod_view(p)) is not None]
+
+
+def snapshot(kube: FakeKube, spec: dict[str, Any] = WALKTHROUGH) -> PipelineSnapshot:
+    return PipelineSnapshot(
+        "demo", "ci", "uid-1", 1, "2026-11-27T11:59:00Z", spec, kube.status, False
+    )
+
+
+KEY = ("ci", "demo")
+
+
+async def _drive(reconciler: Reconciler, kube: FakeKube, exit_codes: dict[str, int]) -> None:
+    for _ in range(10):
+        await reconciler.reconcile(snapshot(kube), kube.views(), KEY)
+        for name, pod in kube.pods.items():
+            if pod["status"].get("phase") == "Pending" and name in exit_codes:
+                kube.finish(name, exit_codes[name])
+        await asyncio.gather(*reconciler.background)
+
+
+def test_the_walkthrough_costs_one_create_one_patch_and_one_event_per_step() -> None:
+    kube = FakeKube()
+    reconciler = Reconciler(kube, clock=lambda: NOW)
+    codes = {"demo-1-write-artifact": 0, "demo-2-check-artifact": 0}
+    asyncio.run(_drive(reconciler, kube, codes))
+    assert kube.status["phase"] == PipelinePhase.SUCCEEDED
+    assert kube.claims == ["demo-workspace"]
+    creates = [w for w in kube.writes if w.startswith("create pod")]
+    assert creates == ["create pod demo-1-write-artifact", "create pod demo-2-check-artifact"]
+    # first pod + node pinned + second pod + finished: at most one patch per step plus two
+    assert kube.writes.count("patch status") <= 4
+    assert [r for r, _ in kube.events] == [
+        "StepStarted",
+        "StepSucceeded",
+        "StepSucceeded",
+        "PipelineSucceeded",
+    ]
+
+
+def test_a_restarted_operator_neither_loses_nor_duplicates_a_step() -> None:
+    kube = FakeKube()
+    asyncio.run(Reconciler(kube, clock=lambda: NOW).reconcile(snapshot(kube), kube.views(), KEY))
+    kube.status = {}  # the status patch was lost: the operator died right after the create
+    kube.finish("demo-1-write-artifact", 0)
+    fresh = Reconciler(kube, clock=lambda: NOW)
+    asyncio.run(_drive(fresh, kube, {"demo-2-check-artifact": 0}))
+    creates = [w for w in kube.writes if w.startswith("create pod")]
+    assert creates == ["create pod demo-1-write-artifact", "create pod demo-2-check-artifact"]
+    assert kube.status["phase"] == PipelinePhase.SUCCEEDED
+
+
+def test_a_pod_rejected_by_admission_fails_its_step_with_the_api_message() -> None:
+    kube = FakeKube()
+    kube.reject["demo-1-write-artifact"] = KubeError(
+        403, "Forbidden", 'pods "x" is forbidden: violates PodSecurity "restricted:latest"'
+    )
+    reconciler = Reconciler(kube, clock=lambda: NOW)
+    asyncio.run(_drive(reconciler, kube, {}))
+    assert kube.status["phase"] == PipelinePhase.FAILED
+    first = kube.status["steps"][0]
+    assert first["reason"] == "PodRejected"
+    assert "violates PodSecurity" in first["message"]
+    assert kube.status["steps"][1]["phase"] == "Skipped"
+
+
+def test_transient_api_errors_are_retried_later_not_recorded() -> None:
+    kube = FakeKube()
+    kube.reject["demo-1-write-artifact"] = KubeError(
+        503, "ServiceUnavailable", "etcd leader changed"
+    )
+    reconciler = Reconciler(kube, clock=lambda: NOW)
+    requeued: list[tuple[str, str]] = []
+
+    async def once() -> None:
+        await reconciler.reconcile(snapshot(kube), [], KEY, requeued.append)
+        await asyncio.sleep(1.1)
+
+    asyncio.run(once())
+    assert kube.status == {}
+    assert requeued == [KEY]
+
+
+def test_an_invalid_spec_fails_without_pods_and_names_the_field() -> None:
+    kube = FakeKube()
+    bad = {
+        **WALKTHROUGH,
+        "services": {
+            **WALKTHROUGH["services"],
+            "demo": {"image": "busybox", "volumes": ["/etc:/x"]},
+        },
+    }
+    reconciler = Reconciler(kube, clock=lambda: NOW)
+    asyncio.run(reconciler.reconcile(snapshot(kube, bad), [], KEY))
+    assert kube.pods == {}
+    assert kube.status["phase"] == "Failed"
+    assert "spec.services.demo.volumes[0]" in kube.status["message"]
+    assert kube.status["conditions"][0]["reason"] == "InvalidSpec"
+
+
+@pytest.mark.parametrize("deleting", [True, False])
+def test_deleted_pipelines_are_forgotten(deleting: bool) -> None:
+    kube = FakeKube()
+    reconciler = Reconciler(kube, clock=lambda: NOW)
+    asyncio.run(reconciler.reconcile(snapshot(kube), [], KEY))
+    assert KEY in reconciler.memory
+    gone = snapshot(kube)
+    gone = PipelineSnapshot(**{**gone.__dict__, "deleting": True}) if deleting else None  # type: ignore[arg-type]
+    asyncio.run(reconciler.reconcile(gone, [], KEY))
+    assert KEY not in reconciler.memory
