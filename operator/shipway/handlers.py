@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -54,7 +56,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.queueing.idle_timeout = 30
     if os.environ.get("SHIPWAY_PEERING"):
         settings.peering.name = os.environ["SHIPWAY_PEERING"]
-        settings.peering.priority = int(os.environ.get("SHIPWAY_PEERING_PRIORITY", "0"))
+        settings.peering.priority = peering_priority(os.environ.get("SHIPWAY_PEERING_PRIORITY"))
         settings.peering.mandatory = True
     else:
         settings.peering.standalone = True
@@ -63,12 +65,40 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     except kube_config.ConfigException:
         kube_config.load_kube_config()  # type: ignore[no-untyped-call]
     grace = os.environ.get("SHIPWAY_START_GRACE")
-    security = os.environ.get("SHIPWAY_RESTRICTED_PODS", "").lower() in ("1", "true", "yes")
     _state["reconciler"] = Reconciler(
         Kube(),
         Settings(start_grace=parse_duration(grace)) if grace else Settings(),
-        PodOptions(security_context=RESTRICTED if security else None),
+        pod_options(os.environ),
     )
+
+
+def pod_options(env: Mapping[str, str]) -> PodOptions:
+    """The step pods' cluster-wide options, from the operator's environment.
+
+    ``SHIPWAY_RESTRICTED_PODS`` (1/true/yes) applies :data:`RESTRICTED` to every container;
+    ``SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT`` names the ServiceAccount of step pods whose
+    Pipeline sets no ``serviceAccountName``.
+    """
+    restricted = env.get("SHIPWAY_RESTRICTED_PODS", "").lower() in ("1", "true", "yes")
+    account = env.get("SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT", "").strip()
+    return PodOptions(
+        security_context=RESTRICTED if restricted else None,
+        default_service_account=account or None,
+    )
+
+
+def peering_priority(value: str | None) -> int:
+    """``SHIPWAY_PEERING_PRIORITY``: an integer (default 0), or ``auto`` for a random one.
+
+    Replicas of one Deployment share their pod template, so they cannot be given distinct
+    numbers; ``auto`` draws one from [1, 2**31), distinct with overwhelming probability
+    (kopf pauses peers of equal priority rather than letting both act).
+    """
+    if value is None or not value.strip():
+        return 0
+    if value.strip().lower() == "auto":
+        return random.SystemRandom().randrange(1, 2**31)
+    return int(value)
 
 
 RESTRICTED: dict[str, Any] = {

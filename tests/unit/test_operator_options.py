@@ -1,0 +1,66 @@
+"""The operator's environment options that shape step pods and peering (set by the Helm chart)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shipway.handlers import RESTRICTED, peering_priority, pod_options
+from shipway.manifests import PodOptions, all_manifests, pod_manifest
+from shipway.planner import PodToCreate
+
+from .builders import REF, WALKTHROUGH, compiled
+
+CREATE = PodToCreate("1", 0, "demo-1-write-artifact-0", None)
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, PodOptions()),
+        (
+            {"SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT": "shipway-step"},
+            PodOptions(default_service_account="shipway-step"),
+        ),
+        ({"SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT": "  "}, PodOptions()),
+        ({"SHIPWAY_RESTRICTED_PODS": "true"}, PodOptions(security_context=RESTRICTED)),
+        ({"SHIPWAY_RESTRICTED_PODS": "no"}, PodOptions()),
+    ],
+)
+def test_pod_options_from_environment(env: dict[str, str], expected: PodOptions) -> None:
+    assert pod_options(env) == expected
+
+
+def test_default_service_account_applies_when_the_pipeline_names_none() -> None:
+    options = PodOptions(default_service_account="shipway-step")
+    pod = pod_manifest(REF, compiled(WALKTHROUGH), CREATE, options=options)
+    assert pod["spec"]["serviceAccountName"] == "shipway-step"
+    assert pod["spec"]["automountServiceAccountToken"] is False
+
+
+def test_pipeline_service_account_wins_over_the_default() -> None:
+    options = PodOptions(default_service_account="shipway-step")
+    raw = {**WALKTHROUGH, "serviceAccountName": "builder"}
+    pod = pod_manifest(REF, compiled(raw), CREATE, options=options)
+    assert pod["spec"]["serviceAccountName"] == "builder"
+
+
+def test_without_a_default_the_namespace_default_account_is_used() -> None:
+    pods = [m for m in all_manifests(REF, compiled(WALKTHROUGH)) if m["kind"] == "Pod"]
+    assert pods
+    assert all("serviceAccountName" not in p["spec"] for p in pods)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 0), ("", 0), ("7", 7), ("-3", -3)])
+def test_peering_priority_numbers(value: str | None, expected: int) -> None:
+    assert peering_priority(value) == expected
+
+
+def test_peering_priority_auto_is_positive_and_varies() -> None:
+    drawn = {peering_priority("auto") for _ in range(20)}
+    assert all(1 <= p < 2**31 for p in drawn)
+    assert len(drawn) > 1
+
+
+def test_peering_priority_rejects_garbage() -> None:
+    with pytest.raises(ValueError, match="invalid literal"):
+        peering_priority("high")
