@@ -230,6 +230,8 @@ def binary(paths: Paths, name: str) -> Path:
             if b.name == name:
                 path = target.bin_dir(paths) / name
                 if not path.is_file():
-                    raise LocalkubeError(f"{name} is not built yet: run `python -m localkube build`")
+                    raise LocalkubeError(
+                        f"{name} is not built yet: run `python -m localkube build`"
+                    )
                 return path
     raise LocalkubeError(f"unknown binary {name}")

@@ -4,6 +4,7 @@ proves it."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import signal
@@ -32,9 +33,7 @@ def _cgroup_roots() -> list[Path]:
 
 
 def _kubepods_dirs() -> list[Path]:
-    return [
-        d for root in _cgroup_roots() for d in root.glob("kubepods*") if d.is_dir()
-    ]
+    return [d for root in _cgroup_roots() for d in root.glob("kubepods*") if d.is_dir()]
 
 
 def _cgroup_pids(top: Path) -> set[int]:
@@ -79,23 +78,17 @@ def _kill_pods() -> None:
         if not pids:
             return
         for pid in pids:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         time.sleep(0.2)
 
 
 def _rmdir_tree(top: Path) -> None:
     for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        try:
+        with contextlib.suppress(OSError):
             d.rmdir()
-        except OSError:
-            pass
-    try:
+    with contextlib.suppress(OSError):
         top.rmdir()
-    except OSError:
-        pass
 
 
 # -- iptables ------------------------------------------------------------------------------

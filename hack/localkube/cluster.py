@@ -202,6 +202,8 @@ def kubelet_config(lay: Layout) -> dict[str, Any]:
         "containerLogMaxSize": "10Mi",
         "maxPods": 110,
         "protectKernelDefaults": False,
+        # Not below 0: see restrict_oom_score_adj in the containerd config.
+        "oomScoreAdj": 0,
     }
 
 
@@ -226,6 +228,7 @@ def kube_proxy_config(lay: Layout) -> dict[str, Any]:
             "udpStreamTimeout": "0s",
         },
         "iptables": {"localhostNodePorts": False, "minSyncPeriod": "1s", "syncPeriod": "30s"},
+        "oomScoreAdj": 0,
     }
 
 
@@ -243,7 +246,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
 
 [{cri}]
   sandbox_image = "{config.PAUSE_IMAGE}"
-  enable_cdi = false
+  # Some hosts (this VM among them) withhold CAP_SYS_RESOURCE even from root, so no negative
+  # OOM score can be set: clamp the sandbox's -998 and Guaranteed pods' -997 to ours.
+  restrict_oom_score_adj = true
   [{cri}.containerd]
     snapshotter = "overlayfs"
     default_runtime_name = "runc"
@@ -440,7 +445,11 @@ def any_running(paths: Paths) -> bool:
 
 
 def _ensure(
-    paths: Paths, name: str, argv: Callable[[], list[str]], ready: Callable[[], bool], timeout: float
+    paths: Paths,
+    name: str,
+    argv: Callable[[], list[str]],
+    ready: Callable[[], bool],
+    timeout: float,
 ) -> None:
     svc = service(paths, name)
     if svc.running():

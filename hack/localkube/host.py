@@ -100,7 +100,9 @@ def check_commands() -> None:
         missing["CNI bridge plugin"] = "containernetworking-plugins"
     if missing:
         pkgs = sorted(set(missing.values()) - {"golang (the Go toolchain)"})
-        hint = f" Install with: apt-get update && apt-get install -y {' '.join(pkgs)}" if pkgs else ""
+        hint = (
+            f" Install with: apt-get update && apt-get install -y {' '.join(pkgs)}" if pkgs else ""
+        )
         raise LocalkubeError(f"missing host commands: {', '.join(sorted(missing))}.{hint}")
     if not Path("/sys/fs/cgroup").is_dir():
         raise LocalkubeError("no cgroup filesystem at /sys/fs/cgroup")

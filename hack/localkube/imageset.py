@@ -199,8 +199,12 @@ RECIPES: dict[str, Recipe] = {
             volumes=["/data"],
             exposed_ports=["6379/tcp"],
         ),
-        lambda p: [dpkg_version("redis-server"), dpkg_version("redis-tools"),
-                   dpkg_version("busybox-static"), dpkg_version("libc6")],  # fmt: skip
+        lambda p: [
+            dpkg_version("redis-server"),
+            dpkg_version("redis-tools"),
+            dpkg_version("busybox-static"),
+            dpkg_version("libc6"),
+        ],
     ),
     "local-path-provisioner": Recipe(
         config.LOCAL_PATH_IMAGE,

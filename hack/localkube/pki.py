@@ -75,7 +75,9 @@ def cert_specs(node_ip: str, hostname: str) -> tuple[CertSpec, ...]:
         config.NODE_NAME,
     )
     return (
-        CertSpec("etcd-server", "etcd-server", (), ("localhost",), ("127.0.0.1",), True, True, "etcd-ca"),
+        CertSpec(
+            "etcd-server", "etcd-server", (), ("localhost",), ("127.0.0.1",), True, True, "etcd-ca"
+        ),
         CertSpec("apiserver-etcd-client", "kube-apiserver-etcd-client", client=True, ca="etcd-ca"),
         CertSpec(
             "apiserver",
@@ -84,7 +86,12 @@ def cert_specs(node_ip: str, hostname: str) -> tuple[CertSpec, ...]:
             ip_addresses=("127.0.0.1", config.KUBERNETES_SERVICE_IP, node_ip),
             server=True,
         ),
-        CertSpec("apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",), client=True),
+        CertSpec(
+            "apiserver-kubelet-client",
+            "kube-apiserver-kubelet-client",
+            ("system:masters",),
+            client=True,
+        ),
         CertSpec("admin", "kubernetes-admin", ("system:masters",), client=True),
         CertSpec("controller-manager", "system:kube-controller-manager", client=True),
         CertSpec("scheduler", "system:kube-scheduler", client=True),

@@ -6,6 +6,7 @@ recycled pid is never mistaken for one of ours.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -153,10 +154,8 @@ def terminate(pids: Iterable[int], *, timeout: float = 20.0, sig: int = signal.S
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def run(
@@ -189,5 +188,7 @@ def run(
     err = (proc.stderr or b"").decode(errors="replace")
     if check and proc.returncode != 0:
         detail = (err or out).strip()[-3000:]
-        raise LocalkubeError(f"`{' '.join(argv)}` failed with exit code {proc.returncode}: {detail}")
+        raise LocalkubeError(
+            f"`{' '.join(argv)}` failed with exit code {proc.returncode}: {detail}"
+        )
     return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)

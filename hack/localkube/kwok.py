@@ -1,0 +1,109 @@
+"""Extra fake nodes through kwok, for scheduling across several nodes and large benchmarks.
+
+kwok (built from its Go module) runs on the host and plays the kubelet for the nodes that
+carry the ``kwok.x-k8s.io/node=fake`` annotation. Those nodes are tainted
+``kwok.x-k8s.io/node=fake:NoSchedule``, so only pods that tolerate the taint land there and
+ordinary tests keep running on the real node.
+"""
+
+from __future__ import annotations
+
+import json
+
+from localkube import build, cluster
+from localkube.config import Paths
+from localkube.errors import LocalkubeError
+
+ANNOTATION = "kwok.x-k8s.io/node"
+LABEL = "type"
+LABEL_VALUE = "kwok"
+PREFIX = "kwok-node-"
+
+
+def node_manifest(name: str) -> dict[str, object]:
+    capacity = {"cpu": "32", "memory": "256Gi", "pods": "110", "ephemeral-storage": "1Ti"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/hostname": name,
+                "node-role.kubernetes.io/agent": "",
+                LABEL: LABEL_VALUE,
+            },
+        },
+        "spec": {"taints": [{"key": ANNOTATION, "value": "fake", "effect": "NoSchedule"}]},
+        "status": {
+            "allocatable": capacity,
+            "capacity": capacity,
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": "fake",
+                "kubeProxyVersion": "fake",
+            },
+            "phase": "Running",
+        },
+    }
+
+
+def ensure_running(paths: Paths) -> None:
+    svc = cluster.service(paths, "kwok")
+    if svc.running():
+        return
+    kwok = build.build(build.KWOK, paths) / "kwok"
+    cluster.log("starting kwok")
+    svc.start(
+        [
+            str(kwok),
+            f"--kubeconfig={paths.etc / 'kwok.kubeconfig'}",
+            "--manage-all-nodes=false",
+            f"--manage-nodes-with-annotation-selector={ANNOTATION}=fake",
+            "--node-lease-duration-seconds=40",
+            "--server-address=127.0.0.1:10247",
+        ]
+    )
+
+
+def scale(paths: Paths, count: int) -> None:
+    """Run kwok and make exactly ``count`` fake nodes exist (all Ready)."""
+    if count < 0:
+        raise LocalkubeError("the number of fake nodes cannot be negative")
+    if not cluster.is_up(paths):
+        raise LocalkubeError("the cluster is not up: run `python -m localkube up` first")
+    ensure_running(paths)
+    existing = {
+        n["metadata"]["name"]
+        for n in cluster.kubectl_json(paths, "get", "nodes", "-l", f"{LABEL}={LABEL_VALUE}")[
+            "items"
+        ]
+    }
+    wanted = {f"{PREFIX}{i}" for i in range(count)}
+    extra = sorted(existing - wanted)
+    if extra:
+        cluster.kubectl(paths, "delete", "node", *extra)
+    missing = sorted(wanted - existing)
+    if missing:
+        doc = {"apiVersion": "v1", "kind": "List", "items": [node_manifest(n) for n in missing]}
+        cluster.kubectl(paths, "create", "-f", "-", input=json.dumps(doc))
+
+    def all_ready() -> bool:
+        nodes = cluster.kubectl_json(paths, "get", "nodes", "-l", f"{LABEL}={LABEL_VALUE}")
+        ready = [
+            n
+            for n in nodes["items"]
+            if any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in n.get("status", {}).get("conditions", [])
+            )
+        ]
+        return len(ready) == count
+
+    cluster.wait_for(
+        f"{count} fake nodes to be Ready", all_ready, timeout=60, svc=cluster.service(paths, "kwok")
+    )
+    cluster.log(f"{count} kwok fake node(s) Ready")
