@@ -37,9 +37,6 @@ class Issue:
 class ConversionWarning(Issue):
     kind: WarningKind = WarningKind.NOTE
 
-    def __str__(self) -> str:
-        return f"{super().__str__()} ({self.kind})"
-
 
 class ConversionError(ShipwayError):
     """The files cannot become a Pipeline; carries every problem found, not just the first."""

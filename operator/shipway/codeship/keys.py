@@ -35,7 +35,7 @@ def _table(*rules: KeyRule) -> dict[str, KeyRule]:
     return {rule.key: rule for rule in rules}
 
 
-M, I, E = Handling.MAPPED, Handling.IGNORED, Handling.ERROR
+M, IGN, E = Handling.MAPPED, Handling.IGNORED, Handling.ERROR
 
 CODESHIP_IGNORES = "Codeship ignores this key"
 HOST_FACING = "Codeship does not allow linking to the host"
@@ -44,6 +44,10 @@ BUILD_NOTE = (
     "image builds are not supported yet: build and push the image elsewhere (a Kaniko or "
     "BuildKit Job, or your current CI), then set image; or convert with --prebuilt to run the "
     "image the build names (build.image)"
+)
+DOCKERCFG_NOTE = (
+    "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
+    "(spec.serviceAccountName)"
 )
 ADD_DOCKER_NOTE = (
     "step pods get no Docker daemon: build images with Kaniko or BuildKit, or link a "
@@ -90,25 +94,17 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
     KeyRule("depends_on", M, "like links; the compose map form keeps its service names"),
     KeyRule("healthcheck", M, "compose healthcheck; on a linked service it gates the step"),
     KeyRule("add_docker", E, ADD_DOCKER_NOTE),
-    KeyRule("cached", I, "image caching between builds: use the node's image cache"),
-    KeyRule("default_cache_branch", I, "image caching between builds: use the node's image cache"),
+    KeyRule("cached", IGN, "image caching between builds: use the node's image cache"),
     KeyRule(
-        "encrypted_dockercfg_path",
-        I,
-        "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
-        "(spec.serviceAccountName)",
+        "default_cache_branch", IGN, "image caching between builds: use the node's image cache"
     ),
-    KeyRule(
-        "dockercfg_service",
-        I,
-        "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
-        "(spec.serviceAccountName)",
-    ),
+    KeyRule("encrypted_dockercfg_path", IGN, DOCKERCFG_NOTE),
+    KeyRule("dockercfg_service", IGN, DOCKERCFG_NOTE),
     KeyRule("resources", M, "Shipway extension: Kubernetes requests and limits, kept as is"),
     KeyRule("envFrom", M, "Shipway extension: Secrets and ConfigMaps as variables, kept as is"),
     # Codeship's documented "unavailable features": accepted and ignored by Codeship too.
     *(
-        KeyRule(key, I, CODESHIP_IGNORES)
+        KeyRule(key, IGN, CODESHIP_IGNORES)
         for key in (
             "cgroup_parent",
             "container_name",
@@ -140,31 +136,31 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
             "labels",
         )
     ),
-    *(KeyRule(key, I, HOST_FACING) for key in ("external_links", "ports", "stdin_open")),
+    *(KeyRule(key, IGN, HOST_FACING) for key in ("external_links", "ports", "stdin_open")),
     # Further docker-compose keys: no equivalent for a step's container in a pod.
     KeyRule(
-        "hostname", I, "a step's containers share the pod; linked services answer to their names"
+        "hostname", IGN, "a step's containers share the pod; linked services answer to their names"
     ),
-    KeyRule("domainname", I, "a step's containers share the pod's network"),
-    KeyRule("dns", I, "the pod uses the cluster's DNS"),
-    KeyRule("dns_search", I, "the pod uses the cluster's DNS"),
-    KeyRule("extra_hosts", I, "linked services are reachable by name without it"),
-    KeyRule("expose", I, "containers of one step share the pod's network"),
-    KeyRule("restart", I, "steps never restart; use retries on the step"),
-    KeyRule("user", I, "the container runs as the image's user"),
-    KeyRule("cap_add", I, "no extra capabilities are granted"),
-    KeyRule("cap_drop", I, "capabilities follow the operator's pod security settings"),
-    KeyRule("security_opt", I, "security follows the operator's pod security settings"),
-    KeyRule("read_only", I, "the container's root file system stays writable"),
-    KeyRule("shm_size", I, "the container gets the runtime's default /dev/shm"),
-    KeyRule("sysctls", I, "sysctls are not set on step pods"),
-    KeyRule("cpu_shares", I, "use the resources extension (requests/limits)"),
-    KeyRule("cpuset", I, "use the resources extension (requests/limits)"),
-    KeyRule("cpus", I, "use the resources extension (requests/limits)"),
-    KeyRule("mem_limit", I, "use the resources extension (requests/limits)"),
-    KeyRule("mem_reservation", I, "use the resources extension (requests/limits)"),
-    KeyRule("platform", I, "pods run on the node's platform"),
-    KeyRule("pull_policy", I, "the kubelet's default image pull policy applies"),
+    KeyRule("domainname", IGN, "a step's containers share the pod's network"),
+    KeyRule("dns", IGN, "the pod uses the cluster's DNS"),
+    KeyRule("dns_search", IGN, "the pod uses the cluster's DNS"),
+    KeyRule("extra_hosts", IGN, "linked services are reachable by name without it"),
+    KeyRule("expose", IGN, "containers of one step share the pod's network"),
+    KeyRule("restart", IGN, "steps never restart; use retries on the step"),
+    KeyRule("user", IGN, "the container runs as the image's user"),
+    KeyRule("cap_add", IGN, "no extra capabilities are granted"),
+    KeyRule("cap_drop", IGN, "capabilities follow the operator's pod security settings"),
+    KeyRule("security_opt", IGN, "security follows the operator's pod security settings"),
+    KeyRule("read_only", IGN, "the container's root file system stays writable"),
+    KeyRule("shm_size", IGN, "the container gets the runtime's default /dev/shm"),
+    KeyRule("sysctls", IGN, "sysctls are not set on step pods"),
+    KeyRule("cpu_shares", IGN, "use the resources extension (requests/limits)"),
+    KeyRule("cpuset", IGN, "use the resources extension (requests/limits)"),
+    KeyRule("cpus", IGN, "use the resources extension (requests/limits)"),
+    KeyRule("mem_limit", IGN, "use the resources extension (requests/limits)"),
+    KeyRule("mem_reservation", IGN, "use the resources extension (requests/limits)"),
+    KeyRule("platform", IGN, "pods run on the node's platform"),
+    KeyRule("pull_policy", IGN, "the kubelet's default image pull policy applies"),
 )
 
 BUILD_KEYS: dict[str, KeyRule] = _table(
@@ -173,18 +169,18 @@ BUILD_KEYS: dict[str, KeyRule] = _table(
     KeyRule("dockerfile", M, "named in the build error message"),
     KeyRule("path", M, "deprecated spelling of context (warning)"),
     KeyRule("dockerfile_path", M, "deprecated spelling of dockerfile (warning)"),
-    KeyRule("args", I, "build-time only"),
-    KeyRule("encrypted_args_file", I, "build-time only"),
-    KeyRule("encrypted_args", I, "build-time only"),
+    KeyRule("args", IGN, "build-time only"),
+    KeyRule("encrypted_args_file", IGN, "build-time only"),
+    KeyRule("encrypted_args", IGN, "build-time only"),
 )
 
 SERVICES_FILE_KEYS: dict[str, KeyRule] = _table(
-    KeyRule("version", I, "Codeship ignores it (silently)"),
+    KeyRule("version", IGN, "Codeship ignores it (silently)"),
     KeyRule("services", M, "the services, when not at the top level"),
-    KeyRule("volumes", I, CODESHIP_IGNORES + " (top-level volumes)"),
-    KeyRule("networks", I, CODESHIP_IGNORES + " (top-level networks)"),
-    KeyRule("secrets", I, "compose secrets: use a Secret and envFrom"),
-    KeyRule("configs", I, "compose configs: use a ConfigMap and envFrom"),
+    KeyRule("volumes", IGN, CODESHIP_IGNORES + " (top-level volumes)"),
+    KeyRule("networks", IGN, CODESHIP_IGNORES + " (top-level networks)"),
+    KeyRule("secrets", IGN, "compose secrets: use a Secret and envFrom"),
+    KeyRule("configs", IGN, "compose configs: use a ConfigMap and envFrom"),
 )
 
 PUSH_NOTE = (
@@ -212,18 +208,8 @@ STEP_KEYS: dict[str, KeyRule] = _table(
     KeyRule("tag", M, "build tag filter; regular expression when it contains ^ or $"),
     KeyRule("exclude", M, "build tag filter that wins over tag"),
     KeyRule("on_fail", M, "steps run when the step or group fails"),
-    KeyRule(
-        "encrypted_dockercfg_path",
-        I,
-        "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
-        "(spec.serviceAccountName)",
-    ),
-    KeyRule(
-        "dockercfg_service",
-        I,
-        "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
-        "(spec.serviceAccountName)",
-    ),
+    KeyRule("encrypted_dockercfg_path", IGN, DOCKERCFG_NOTE),
+    KeyRule("dockercfg_service", IGN, DOCKERCFG_NOTE),
     KeyRule("timeout", M, "Shipway extension: stop the step after this long"),
     KeyRule("retries", M, "Shipway extension: new attempts when the step fails"),
 )

@@ -1,0 +1,510 @@
+"""codeship-services.yml (or docker-compose.yml) → ``spec.services``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shipway.codeship.issues import WarningKind
+from shipway.codeship.keys import (
+    BUILD_KEYS,
+    BUILD_NOTE,
+    SERVICE_KEYS,
+    SERVICES_FILE_KEYS,
+    Handling,
+)
+from shipway.codeship.report import (
+    Report,
+    command_value,
+    join,
+    scalar_text,
+    string_list,
+    type_name,
+)
+from shipway.codeship.yamlfile import plain, text_of
+from shipway.models.spec import SERVICE_NAME_PATTERN
+
+HEALTHCHECK_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
+_ENV_KEY = re.compile(r"\S+")
+
+
+class ProjectFiles(Protocol):
+    """The checkout next to the services file (env files, volume directories)."""
+
+    def read_text(self, path: str) -> str:
+        """The text of ``path`` (relative to the services file's directory); OSError if none."""
+        ...
+
+    def has_content(self, path: str) -> bool:
+        """Whether ``path`` is a file, or a directory with something in it."""
+        ...
+
+
+class NoFiles:
+    """No checkout at hand: env files cannot be read, volume directories are not looked at."""
+
+    def read_text(self, path: str) -> str:
+        raise FileNotFoundError(path)
+
+    def has_content(self, path: str) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
+class ServiceOptions:
+    prebuilt: bool = False
+    """Run the image a ``build`` names (build.image, or the service's image) instead of failing."""
+    env_secrets: Mapping[str, str] = field(default_factory=dict)
+    """Service → Secret standing in for its encrypted_environment / encrypted_env_file."""
+
+
+def service_definitions(doc: Any, source: str, report: Report) -> dict[str, Any]:
+    """The services of the file, at the top level or under ``services:`` (``version`` ignored)."""
+    if doc is None:
+        report.error(source, "", "the file is empty: it needs at least one service")
+        return {}
+    if not isinstance(doc, dict):
+        report.error(source, "", f"must be a map of services, not {type_name(doc)}")
+        return {}
+    if "services" in doc and isinstance(doc["services"], dict):
+        for key in doc:
+            if key == "services" or key == "version" or str(key).startswith("x-"):
+                continue
+            rule = SERVICES_FILE_KEYS.get(str(key))
+            note = rule.note if rule else "not a key of a services file"
+            report.warn(source, str(key), f"ignored: {note}", WarningKind.IGNORED)
+        services: dict[str, Any] = doc["services"]
+        return services
+    return {str(k): v for k, v in doc.items() if k != "version" and not str(k).startswith("x-")}
+
+
+def convert_services(
+    doc: Any,
+    source: str,
+    report: Report,
+    files: ProjectFiles | None = None,
+    options: ServiceOptions | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Every service in Shipway's form; problems go to ``report``."""
+    files = files or NoFiles()
+    options = options or ServiceOptions()
+    definitions = service_definitions(doc, source, report)
+    if not definitions and not report.errors:
+        report.error(source, "", "no services defined")
+    result: dict[str, dict[str, Any]] = {}
+    for name, body in definitions.items():
+        if not re.fullmatch(SERVICE_NAME_PATTERN, name):
+            report.error(
+                source,
+                name,
+                "Shipway service names are lower-case letters, digits, '-', '_' and '.' "
+                "(at most 63, starting and ending with a letter or digit): rename it in both files",
+            )
+            continue
+        if not isinstance(body, dict):
+            report.error(source, name, f"a service must be a map of keys, not {type_name(body)}")
+            continue
+        converted = _Service(name, body, source, report, files, options).convert()
+        if converted is not None:
+            result[name] = converted
+    for name in options.env_secrets:
+        if name not in definitions:
+            report.error(source, "", f"--env-secret names an unknown service {name!r}")
+    return result
+
+
+@dataclass
+class _Service:
+    name: str
+    body: dict[str, Any]
+    source: str
+    report: Report
+    files: ProjectFiles
+    options: ServiceOptions
+
+    def where(self, *keys: str | int) -> str:
+        where = self.name
+        for key in keys:
+            where = join(where, key)
+        return where
+
+    def error(self, where: str, message: str) -> None:
+        self.report.error(self.source, where, message)
+
+    def warn(self, where: str, message: str, kind: WarningKind = WarningKind.NOTE) -> None:
+        self.report.warn(self.source, where, message, kind)
+
+    def convert(self) -> dict[str, Any] | None:
+        errors_before = len(self.report.errors)
+        for key in self.body:
+            rule = SERVICE_KEYS.get(str(key))
+            if rule is None:
+                self.report.unknown_key(self.source, self.where(str(key)), str(key), SERVICE_KEYS)
+            elif rule.handling is Handling.IGNORED:
+                self.warn(self.where(key), f"ignored: {rule.note}", WarningKind.IGNORED)
+        out: dict[str, Any] = {}
+        image = self._image()
+        if image is not None:
+            out["image"] = image
+        for key in ("command", "entrypoint"):
+            if key in self.body:
+                value = command_value(self.report, self.source, self.where(key), self.body[key])
+                if value is not None:
+                    out[key] = value
+        environment = self._environment()
+        if environment:
+            out["environment"] = environment
+        env_from = self._env_from()
+        if env_from:
+            out["envFrom"] = env_from
+        if "working_dir" in self.body:
+            value = scalar_text(
+                self.report, self.source, self.where("working_dir"), self.body["working_dir"]
+            )
+            if value is not None:
+                out["working_dir"] = value
+        volumes = self._volumes()
+        if volumes:
+            out["volumes"] = volumes
+        volumes_from = self._volumes_from()
+        if volumes_from:
+            out["volumes_from"] = volumes_from
+        links = self._links()
+        if links:
+            out["links"] = links
+        depends_on = self._depends_on()
+        if depends_on:
+            out["depends_on"] = depends_on
+        healthcheck = self._healthcheck()
+        if healthcheck is not None:
+            out["healthcheck"] = healthcheck
+        if "resources" in self.body:
+            out["resources"] = plain(self.body["resources"])
+        if "add_docker" in self.body and self.body["add_docker"] not in (False, None):
+            self.error(self.where("add_docker"), SERVICE_KEYS["add_docker"].note)
+        if len(self.report.errors) > errors_before:
+            return None
+        return out
+
+    # -- image and build -------------------------------------------------------------------
+
+    def _image(self) -> str | None:
+        image = None
+        if "image" in self.body:
+            image = scalar_text(self.report, self.source, self.where("image"), self.body["image"])
+            if image == "":
+                self.error(self.where("image"), "must not be empty")
+                image = None
+        if "build" not in self.body:
+            if "dockerfile" in self.body:
+                self.error(self.where("dockerfile"), "dockerfile is part of a build: set build")
+            elif image is None and "image" not in self.body:
+                self.error(self.name, "a service needs image (or build)")
+            return image
+        build = self._build()
+        if build is None:
+            return None
+        built_image, description = build
+        if not self.options.prebuilt:
+            detail = f" (it builds {description})" if description else ""
+            self.error(self.where("build"), BUILD_NOTE + detail)
+            return None
+        chosen = image or built_image
+        if not chosen:
+            self.error(
+                self.where("build"),
+                "--prebuilt runs the image the build produces, but this build does not name "
+                "one: set build.image (or image) to the pushed image",
+            )
+            return None
+        self.warn(
+            self.where("build"),
+            f"not built: runs the prebuilt image {chosen} (--prebuilt); push it for this "
+            "commit before running",
+        )
+        return chosen
+
+    def _build(self) -> tuple[str | None, str] | None:
+        """(output image, "context X, Dockerfile Y") of the build, or None after an error."""
+        value = self.body["build"]
+        where = self.where("build")
+        context: str | None = None
+        dockerfile: str | None = None
+        image: str | None = None
+        if isinstance(value, str):
+            context = value
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                rule = BUILD_KEYS.get(str(key))
+                if rule is None:
+                    self.report.unknown_key(
+                        self.source, join(where, str(key)), str(key), BUILD_KEYS
+                    )
+                    continue
+                text = None
+                if rule.handling is Handling.MAPPED:
+                    text = scalar_text(self.report, self.source, join(where, key), item)
+                if key == "image":
+                    image = text
+                elif key in ("context", "path"):
+                    context = text
+                elif key in ("dockerfile", "dockerfile_path"):
+                    dockerfile = text
+                if key == "path":
+                    self.warn(
+                        join(where, key), "deprecated: use build.context", WarningKind.DEPRECATED
+                    )
+                elif key == "dockerfile_path":
+                    self.warn(
+                        join(where, key),
+                        "deprecated: use build.dockerfile",
+                        WarningKind.DEPRECATED,
+                    )
+        else:
+            self.error(where, f"must be a path or a map, not {type_name(value)}")
+            return None
+        if "dockerfile" in self.body:
+            dockerfile = scalar_text(
+                self.report, self.source, self.where("dockerfile"), self.body["dockerfile"]
+            )
+        parts = []
+        if context:
+            parts.append(f"context {context}")
+        if dockerfile:
+            parts.append(f"Dockerfile {dockerfile}")
+        if image:
+            parts.append(f"image {image}")
+        return image, ", ".join(parts)
+
+    # -- environment -----------------------------------------------------------------------
+
+    def _environment(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if "environment" in self.body:
+            self._environment_values(self.body["environment"], env)
+        if "env_file" in self.body:
+            paths = string_list(
+                self.report, self.source, self.where("env_file"), self.body["env_file"]
+            )
+            for index, path in enumerate(paths or ()):
+                where = self.where("env_file") + (
+                    f"[{index}]" if isinstance(self.body["env_file"], list) else ""
+                )
+                self._env_file(path, where, env)
+        return env
+
+    def _environment_values(self, value: Any, env: dict[str, str]) -> None:
+        where = self.where("environment")
+        if isinstance(value, dict):
+            entries = [(text_of(k), v, join(where, text_of(k))) for k, v in value.items()]
+            for key, raw, at in entries:
+                if raw is None:
+                    self._no_value(key, at)
+                elif isinstance(raw, dict | list):
+                    self.error(at, f"must be a string, number or boolean, not {type_name(raw)}")
+                else:
+                    env[key] = text_of(raw)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                at = join(where, index)
+                text = scalar_text(self.report, self.source, at, item)
+                if text is None:
+                    continue
+                key, sep, val = text.partition("=")
+                if not sep:
+                    self._no_value(key, at)
+                else:
+                    env[key] = val
+        else:
+            self.error(where, f"must be a map or a list of KEY=VALUE, not {type_name(value)}")
+
+    def _no_value(self, key: str, where: str) -> None:
+        self.warn(
+            where,
+            f"{key} has no value: docker-compose takes it from the host's environment, which "
+            "a pipeline does not have; it is left out (put it in a Secret and use envFrom)",
+        )
+
+    def _env_file(self, path: str, where: str, env: dict[str, str]) -> None:
+        try:
+            text = self.files.read_text(path)
+        except OSError as exc:
+            self.error(where, f"cannot read {path}: {exc.strerror or exc}")
+            return
+        count = 0
+        for number, line in enumerate(text.splitlines(), start=1):
+            line = line.lstrip()
+            if not line or line.startswith("#"):
+                continue
+            key, sep, value = line.partition("=")
+            if not _ENV_KEY.fullmatch(key):
+                self.error(where, f"{path} line {number}: {key!r} is not a variable name")
+                continue
+            if not sep:
+                self._no_value(key, f"{where} ({path} line {number})")
+                continue
+            env[key] = value
+            count += 1
+        if count:
+            self.warn(
+                where,
+                f"{count} variables of {path} are inlined into the Pipeline, readable by anyone "
+                "who can read it; for secrets use a Secret and envFrom instead",
+            )
+
+    def _env_from(self) -> list[dict[str, Any]]:
+        env_from: list[dict[str, Any]] = []
+        if "envFrom" in self.body:
+            value = plain(self.body["envFrom"])
+            if isinstance(value, list):
+                env_from.extend(value)
+            else:
+                self.error(self.where("envFrom"), "must be a list")
+        secret = self.options.env_secrets.get(self.name)
+        encrypted = [k for k in ("encrypted_environment", "encrypted_env_file") if k in self.body]
+        for key in encrypted:
+            if secret is None:
+                self.error(self.where(key), SERVICE_KEYS[key].note)
+            else:
+                self.warn(
+                    self.where(key),
+                    f"replaced by envFrom Secret {secret!r} (--env-secret); it must hold the "
+                    "decrypted variables",
+                )
+        if secret is not None:
+            if not encrypted:
+                self.warn(
+                    self.name,
+                    f"--env-secret adds Secret {secret!r} although the service has no "
+                    "encrypted environment",
+                )
+            env_from.append({"secretRef": {"name": secret}})
+        return env_from
+
+    # -- volumes and links ----------------------------------------------------------------
+
+    def _volumes(self) -> list[str]:
+        if "volumes" not in self.body:
+            return []
+        value = self.body["volumes"]
+        where = self.where("volumes")
+        if not isinstance(value, list):
+            self.error(where, f"must be a list, not {type_name(value)}")
+            return []
+        result: list[str] = []
+        for index, item in enumerate(value):
+            at = join(where, index)
+            entry = self._long_volume(item, at) if isinstance(item, dict) else None
+            if entry is None and not isinstance(item, dict):
+                entry = scalar_text(self.report, self.source, at, item)
+            if entry is None:
+                continue
+            result.append(entry)
+            host = entry.split(":")[0] if ":" in entry else None
+            if host and not host.startswith(("/", "~")) and self.files.has_content(host):
+                self.warn(
+                    at,
+                    f"{host} has files in the checkout, but the workspace starts empty: steps "
+                    f"see only what earlier steps wrote there (bake the files into the image "
+                    f"or write them in a first step)",
+                )
+        return result
+
+    def _long_volume(self, item: dict[str, Any], where: str) -> str | None:
+        """The compose long syntax (type/source/target/read_only) as a short entry."""
+        kind = text_of(item.get("type", "volume"))
+        target = item.get("target")
+        if not isinstance(target, str):
+            self.error(where, "a volume map needs target (the path in the container)")
+            return None
+        source = item.get("source")
+        mode = ":ro" if item.get("read_only") is True else ""
+        if kind == "bind" and isinstance(source, str):
+            return f"{source}:{target}{mode}"
+        if kind == "volume" and source is None:
+            return target
+        if kind == "volume" and isinstance(source, str):
+            return f"{source}:{target}{mode}"
+        self.error(where, f"volume type {kind!r} is not supported (use bind or volume)")
+        return None
+
+    def _volumes_from(self) -> list[str]:
+        if "volumes_from" not in self.body:
+            return []
+        where = self.where("volumes_from")
+        entries = string_list(self.report, self.source, where, self.body["volumes_from"]) or []
+        result: list[str] = []
+        for index, entry in enumerate(entries):
+            if entry.startswith("container:"):
+                self.error(
+                    join(where, index),
+                    f"{entry!r}: only services can share volumes (no containers outside the pipeline)",
+                )
+                continue
+            result.append(entry.removeprefix("service:"))
+        return result
+
+    def _links(self) -> list[str]:
+        links: list[str] = []
+        for key in ("links", "link"):
+            if key not in self.body:
+                continue
+            if key == "link":
+                self.warn(self.where(key), "deprecated: use links", WarningKind.DEPRECATED)
+            for entry in (
+                string_list(self.report, self.source, self.where(key), self.body[key]) or []
+            ):
+                if entry not in links:
+                    links.append(entry)
+        return links
+
+    def _depends_on(self) -> list[str]:
+        if "depends_on" not in self.body:
+            return []
+        value = self.body["depends_on"]
+        where = self.where("depends_on")
+        if isinstance(value, dict):
+            return [text_of(k) for k in value]
+        return string_list(self.report, self.source, where, value) or []
+
+    def _healthcheck(self) -> dict[str, Any] | None:
+        if "healthcheck" not in self.body:
+            return None
+        value = self.body["healthcheck"]
+        where = self.where("healthcheck")
+        if not isinstance(value, dict):
+            self.error(where, f"must be a map, not {type_name(value)}")
+            return None
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            at = join(where, str(key))
+            if key == "start_interval":
+                self.warn(at, "ignored: checks run at interval", WarningKind.IGNORED)
+            elif key not in HEALTHCHECK_KEYS:
+                self.report.unknown_key(self.source, at, str(key), HEALTHCHECK_KEYS)
+            elif key == "test":
+                test = command_value(self.report, self.source, at, item)
+                if test is not None:
+                    out["test"] = test
+            elif key == "retries":
+                if isinstance(item, int) and not isinstance(item, bool):
+                    out["retries"] = int(item)
+                else:
+                    self.error(at, "must be a number")
+            elif key == "disable":
+                if isinstance(item, bool):
+                    out["disable"] = item
+                else:
+                    self.error(at, "must be true or false")
+            else:
+                text = scalar_text(self.report, self.source, at, item)
+                if text is not None:
+                    out[str(key)] = text
+        if "test" not in out and not out.get("disable"):
+            self.error(where, "a healthcheck needs test")
+            return None
+        if out.get("disable") and "test" not in out:
+            return None
+        return out

@@ -1,0 +1,217 @@
+"""codeship-steps.yml (or .json) → ``spec.steps``.
+
+Group-level ``services`` fans the group's steps out over several services. Codeship documents it
+through two "logically equivalent" examples, which this follows exactly: every service gets a
+serial group with a copy of the steps, and these groups run side by side in a parallel group
+and one after the other in a serial group. (The prose next to the examples says the services of
+a serial group run in parallel; the example shows them one after the other.)
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from shipway.codeship.issues import WarningKind
+from shipway.codeship.keys import PUSH_STEP_KEYS, STEP_KEYS, STEP_TYPES, Handling
+from shipway.codeship.report import (
+    Report,
+    command_value,
+    join,
+    scalar_text,
+    string_list,
+    type_name,
+)
+
+GROUP_ONLY = ("steps", "services")
+RUN_ONLY = ("command",)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """What the enclosing groups decided for the steps inside them."""
+
+    group_service: str | None = None
+    """Where the enclosing group that set service/services is (steps there may not set one)."""
+    has_service: bool = False
+
+
+class StepConverter:
+    def __init__(self, source: str, services: Collection[str], report: Report) -> None:
+        self.source = source
+        self.services = services
+        self.report = report
+        self.fanned_out = False
+        """Whether a ``services`` fan-out changed the shape (spec paths then differ)."""
+
+    def error(self, where: str, message: str) -> None:
+        self.report.error(self.source, where, message)
+
+    def convert(self, doc: Any) -> list[dict[str, Any]]:
+        if doc is None:
+            self.error("", "the file is empty: it needs at least one step")
+            return []
+        if not isinstance(doc, list):
+            self.error("", f"must be a list of steps, not {type_name(doc)}")
+            return []
+        if not doc:
+            self.error("", "the list of steps is empty")
+            return []
+        return self._list(doc, "", _Scope())
+
+    def _list(self, items: list[Any], where: str, scope: _Scope) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = []
+        for index, item in enumerate(items):
+            step = self._step(item, join(where, index) if where else f"[{index}]", scope)
+            if step is not None:
+                result.append(step)
+        return result
+
+    def _step(self, item: Any, where: str, scope: _Scope) -> dict[str, Any] | None:
+        if not isinstance(item, dict):
+            self.error(where, f"a step must be a map of keys, not {type_name(item)}")
+            return None
+        kind: str | None = None
+        if "type" in item:
+            kind = scalar_text(self.report, self.source, join(where, "type"), item["type"])
+            if kind is None:
+                return None
+            rule = STEP_TYPES.get(kind)
+            if rule is None:
+                self.error(join(where, "type"), f"unknown type {kind!r} (use serial or parallel)")
+                return None
+            if rule.handling is Handling.ERROR:
+                self.error(join(where, "type"), f"type: {kind}: {rule.note}")
+                return None
+        errors_before = len(self.report.errors)
+        for key in item:
+            rule = STEP_KEYS.get(str(key))
+            at = join(where, str(key))
+            if rule is None:
+                if key in PUSH_STEP_KEYS:
+                    self.error(at, f"{key} belongs to push steps: {STEP_TYPES['push'].note}")
+                else:
+                    self.report.unknown_key(self.source, at, str(key), STEP_KEYS)
+            elif rule.handling is Handling.IGNORED:
+                self.report.warn(self.source, at, f"ignored: {rule.note}", WarningKind.IGNORED)
+            elif kind is None and key in GROUP_ONLY:
+                self.error(at, f"{key} is set on groups (add type: serial or type: parallel)")
+            elif kind is not None and key in RUN_ONLY:
+                self.error(at, f"a group (type: {kind}) cannot have a {key}")
+        if len(self.report.errors) > errors_before:
+            return None
+        out: dict[str, Any] = {}
+        if "name" in item:
+            name = scalar_text(self.report, self.source, join(where, "name"), item["name"])
+            if name is not None:
+                out["name"] = name
+        if kind is not None:
+            out["type"] = kind
+        service = self._service(item, where, scope)
+        if service is not None:
+            out["service"] = service
+        if "command" in item:
+            command = command_value(
+                self.report, self.source, join(where, "command"), item["command"]
+            )
+            if command is not None:
+                out["command"] = command
+        for key in ("tag", "exclude", "timeout"):
+            if key in item:
+                text = scalar_text(self.report, self.source, join(where, key), item[key])
+                if text is not None:
+                    out[key] = text
+        if "retries" in item:
+            retries = item["retries"]
+            if isinstance(retries, int) and not isinstance(retries, bool):
+                out["retries"] = int(retries)
+            else:
+                self.error(join(where, "retries"), "must be a number")
+        if kind is not None:
+            steps = self._group_steps(item, where, scope, service)
+            if steps is not None:
+                out["steps"] = steps
+        elif not (service or scope.has_service):
+            self.error(where, "a run step needs a service (on the step or its group)")
+        if "on_fail" in item:
+            on_fail = item["on_fail"]
+            if isinstance(on_fail, list) and on_fail:
+                out["on_fail"] = self._list(
+                    on_fail, join(where, "on_fail"), _Scope(has_service=True)
+                )
+            else:
+                self.error(join(where, "on_fail"), "must be a non-empty list of steps")
+        return out
+
+    def _service(self, item: dict[str, Any], where: str, scope: _Scope) -> str | None:
+        if "service" not in item:
+            return None
+        at = join(where, "service")
+        service = scalar_text(self.report, self.source, at, item["service"])
+        if service is None:
+            return None
+        if "services" in item:
+            self.error(at, "set service or services, not both")
+        elif scope.group_service is not None:
+            self.error(
+                at,
+                f"the group at {scope.group_service} sets the service of its steps; Codeship "
+                "does not allow a step to set its own",
+            )
+        elif service not in self.services:
+            self.error(at, f"unknown service {service!r}")
+        return service
+
+    def _group_steps(
+        self, item: dict[str, Any], where: str, scope: _Scope, service: str | None
+    ) -> list[dict[str, Any]] | None:
+        steps = item.get("steps")
+        at = join(where, "steps")
+        if not isinstance(steps, list) or not steps:
+            self.error(at, "a group needs a non-empty list of steps")
+            return None
+        fan_out: list[str] | None = None
+        if "services" in item:
+            fan_out = string_list(
+                self.report, self.source, join(where, "services"), item["services"]
+            )
+            if fan_out is not None and not fan_out:
+                self.error(join(where, "services"), "must name at least one service")
+                fan_out = None
+            for index, name in enumerate(fan_out or ()):
+                if name not in self.services:
+                    self.error(join(join(where, "services"), index), f"unknown service {name!r}")
+        sets_service = service is not None or fan_out is not None
+        inner = _Scope(
+            group_service=where if sets_service else scope.group_service,
+            has_service=sets_service or scope.has_service,
+        )
+        children = self._list(steps, at, inner)
+        if not fan_out:
+            return children
+        if len(fan_out) == 1:
+            return [
+                {"type": "serial", "name": fan_out[0], "service": fan_out[0], "steps": children}
+            ]
+        self.fanned_out = True
+        return [
+            {
+                "type": "serial",
+                "name": name,
+                "service": name,
+                "steps": [_renamed(copy.deepcopy(child), name) for child in children],
+            }
+            for name in fan_out
+        ]
+
+
+def _renamed(step: dict[str, Any], service: str) -> dict[str, Any]:
+    """A fanned-out copy: run step names get the service, so names stay unique."""
+    if "type" not in step and "name" in step:
+        step["name"] = f"{step['name']} ({service})"
+    for key in ("steps", "on_fail"):
+        for child in step.get(key, ()):
+            _renamed(child, service)
+    return step
