@@ -46,5 +46,9 @@ test: check test-unit test-e2e
 test-e2e: $(STAMP)
 	$(PY) -m pytest -m e2e tests
 
+## Quick start: bring everything up and run the walkthrough pipeline.
+demo: $(STAMP)
+	$(PY) hack/demo.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
