@@ -77,9 +77,10 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
     KeyRule(
         "encrypted_env_file",
         E,
-        "encrypted files cannot be used: jet decrypt FILE env && kubectl create secret generic "
-        "SECRET --from-env-file=env, then add envFrom: [{secretRef: {name: SECRET}}] to the "
-        "service (or convert with --env-secret SERVICE=SECRET)",
+        "encrypted files cannot be used: store the variables in a Secret (jet decrypt FILE env "
+        "&& kubectl create secret generic SECRET --from-env-file=env) and add envFrom: "
+        "[{secretRef: {name: SECRET}}] to the service (or convert with --env-secret "
+        "SERVICE=SECRET)",
     ),
     KeyRule("working_dir", M, "the container's working directory"),
     KeyRule(
