@@ -50,5 +50,21 @@ test-e2e: $(STAMP)
 demo: $(STAMP)
 	$(PY) hack/demo.py
 
+## The local Kubernetes cluster (hack/localkube; Linux and root), see README "The local cluster".
+## test-e2e starts it first unless SHIPWAY_E2E_KUBECONFIG names another cluster.
+LOCALKUBE := $(PY) -m localkube
+E2E_CLUSTER := $(if $(SHIPWAY_E2E_KUBECONFIG),,cluster-up)
+
+cluster-up: $(STAMP)
+	$(LOCALKUBE) up
+
+cluster-down: $(STAMP)
+	$(LOCALKUBE) down
+
+cluster-status: $(STAMP)
+	$(LOCALKUBE) status
+
+test-e2e: $(E2E_CLUSTER)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

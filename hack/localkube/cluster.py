@@ -470,7 +470,8 @@ def up(paths: Paths, *, build_all: bool = True) -> None:
         log("the cluster is already up")
         return
     if not any_running(paths):
-        if paths.state.exists() or paths.run.exists():
+        leftovers = (paths.run, paths.etcd_data, paths.kubelet_root, paths.containerd_root)
+        if any(p.exists() for p in leftovers):
             from localkube import cleanup
 
             log("cleaning up what a previous cluster left behind")

@@ -9,15 +9,19 @@ ordinary tests keep running on the real node.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
-from localkube import build, cluster
+from localkube import build, cluster, config, host
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
+from localkube.process import run
 
 ANNOTATION = "kwok.x-k8s.io/node"
 LABEL = "type"
 LABEL_VALUE = "kwok"
 PREFIX = "kwok-node-"
+KWOK_PORT = 10247
 
 
 def node_manifest(name: str) -> dict[str, object]:
@@ -45,16 +49,47 @@ def node_manifest(name: str) -> dict[str, object]:
                 "operatingSystem": "linux",
                 "kubeletVersion": "fake",
                 "kubeProxyVersion": "fake",
+                "containerRuntimeVersion": "kwok",
+                "kernelVersion": "kwok",
+                "osImage": "kwok",
+                "machineID": "",
+                "systemUUID": "",
+                "bootID": "",
             },
             "phase": "Running",
         },
     }
 
 
+#: kwok's own stage definitions (from its module): fast node and pod life cycles.
+STAGES = (
+    "node/fast/node-initialize.yaml",
+    "node/heartbeat-with-lease/node-heartbeat-with-lease.yaml",
+    "pod/fast/pod-ready.yaml",
+    "pod/fast/pod-complete.yaml",
+    "pod/fast/pod-delete.yaml",
+)
+
+
+def stage_files(paths: Paths) -> list[Path]:
+    """The stage files, copied once from kwok's module into the cache."""
+    dest = build.KWOK.bin_dir(paths).parent / "stages"
+    files = [dest / s.replace("/", "-") for s in STAGES]
+    if all(f.is_file() for f in files):
+        return files
+    out = run(["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{config.KWOK_VERSION}"])
+    module_dir = Path(json.loads(out.stdout)["Dir"])
+    dest.mkdir(parents=True, exist_ok=True)
+    for stage, target in zip(STAGES, files, strict=True):
+        shutil.copyfile(module_dir / "kustomize" / "stage" / stage, target)
+    return files
+
+
 def ensure_running(paths: Paths) -> None:
     svc = cluster.service(paths, "kwok")
     if svc.running():
         return
+    host.check_ports({KWOK_PORT: "kwok"})
     kwok = build.build(build.KWOK, paths) / "kwok"
     cluster.log("starting kwok")
     svc.start(
@@ -64,7 +99,8 @@ def ensure_running(paths: Paths) -> None:
             "--manage-all-nodes=false",
             f"--manage-nodes-with-annotation-selector={ANNOTATION}=fake",
             "--node-lease-duration-seconds=40",
-            "--server-address=127.0.0.1:10247",
+            f"--server-address=127.0.0.1:{KWOK_PORT}",
+            *(f"--config={f}" for f in stage_files(paths)),
         ]
     )
 
