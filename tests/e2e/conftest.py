@@ -5,8 +5,9 @@
   root; see the README's "The local cluster").
 * ``namespace`` (function): a fresh namespace for one test, deleted after it.
 * ``shipway_operator`` (session): the CRDs applied server-side and the operator running as a
-  subprocess against the cluster (``SHIPWAY_E2E_OPERATOR=external`` when it is already
-  deployed in the cluster, e.g. by the Helm chart).
+  subprocess against the cluster, watching every namespace but ``shipway-helm-*`` (where
+  test_helm.py runs the chart's in-cluster operator); ``SHIPWAY_E2E_OPERATOR=external`` when
+  the operator is already deployed in the cluster, e.g. by the Helm chart.
 
 Everything under tests/e2e is marked ``e2e``, so ``make test-unit`` never needs a cluster.
 """
@@ -29,6 +30,9 @@ from .kube import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
+#: Namespaces the session's out-of-cluster operator leaves alone: test_helm.py installs the
+#: operator with the Helm chart into namespaces named so, and two operators must not share one.
+IN_CLUSTER_NAMESPACES = "shipway-helm-*"
 sys.path.insert(0, str(ROOT / "hack"))
 
 from localkube import cluster as localkube_cluster  # noqa: E402
@@ -113,7 +117,8 @@ def shipway_operator(
     )
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "shipway", "operator", "--all-namespaces"],
+            # Every namespace but those of the in-cluster operator (kopf pattern: "!glob").
+            [sys.executable, "-m", "shipway", "operator", "-n", f"!{IN_CLUSTER_NAMESPACES}"],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=log,
