@@ -175,6 +175,10 @@ def parser() -> argparse.ArgumentParser:
 
     crd = sub.add_parser("crd", help="print the Pipeline CustomResourceDefinition")
     crd.set_defaults(func=cmd_crd)
+
+    from shipway.client import register_client_commands
+
+    register_client_commands(sub)
     return top
 
 

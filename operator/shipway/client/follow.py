@@ -1,0 +1,277 @@
+"""Following a running Pipeline: its progress, and every step's logs as they are written.
+
+The main thread watches the Pipeline object and turns each new status into attempt events
+(:mod:`shipway.client.tracker`). Every attempt gets a thread that streams its pod's log with
+the ``(step: NAME)`` prefix and then prints the attempt's result line, so a step's result
+always comes after its last log line. A step's stream first waits for the streams of the steps
+that had already ended when it started: serial steps print in order, parallel ones interleave.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from shipway.client.cluster import ClusterError, LogNotReadyError, Manifest, PipelineApi
+from shipway.client.format import (
+    Style,
+    is_finished,
+    log_line,
+    pipeline_status,
+    progress_line,
+    result_line,
+    step_header,
+)
+from shipway.client.tracker import AttemptEnded, AttemptStarted, Tracker
+from shipway.models import StepStatus
+from shipway.naming import container_name
+
+RETRY_SECONDS = 0.5
+DRAIN_SECONDS = 10.0
+"""How long a log stream may go on after its attempt ended before it is cut."""
+WATCH_SECONDS = 60
+
+
+class Printer:
+    """Whole lines to one stream from many threads; on a terminal, a live progress footer."""
+
+    def __init__(self, out: TextIO, live: bool) -> None:
+        self.out = out
+        self.live = live
+        self.lock = threading.Lock()
+        self.footer = ""
+
+    def line(self, text: str) -> None:
+        with self.lock:
+            if self.live and self.footer:
+                self.out.write("\r\x1b[K")
+            self.out.write(text + "\n")
+            if self.live and self.footer:
+                self.out.write(self.footer)
+            self.out.flush()
+
+    def set_footer(self, text: str) -> None:
+        with self.lock:
+            self.footer = text
+            self.out.write("\r\x1b[K" + text)
+            self.out.flush()
+
+    def clear_footer(self) -> None:
+        with self.lock:
+            if self.footer:
+                self.out.write("\r\x1b[K")
+                self.out.flush()
+            self.footer = ""
+
+
+@dataclass
+class _Stream:
+    """One attempt's log stream and what its thread needs to finish it."""
+
+    step: StepStatus
+    pod: str
+    after: list[_Stream]
+    done: threading.Event = field(default_factory=threading.Event)
+    ended: threading.Event = field(default_factory=threading.Event)
+    outcome: AttemptEnded | None = None
+    ended_at: float | None = None
+    response: Any = None
+    thread: threading.Thread | None = None
+
+
+@dataclass
+class Follower:
+    api: PipelineApi
+    name: str
+    printer: Printer
+    style: Style
+    logs: bool = True
+    include: Callable[[StepStatus], bool] | None = None
+    progress: bool = True
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    streams: dict[str, _Stream] = field(default_factory=dict)
+    last_progress: str = ""
+    current: Manifest | None = None
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.tracker = Tracker(self.include) if self.include else Tracker()
+
+    # -- the pipeline ---------------------------------------------------------------------
+
+    def follow(self, pipeline: Manifest | None = None) -> Manifest:
+        """Follow until the pipeline has finished and every log is printed; return its last state."""
+        current = pipeline or self._get()
+        ticker = None
+        if self.printer.live and self.progress:
+            ticker = threading.Thread(target=self._tick, daemon=True, name="progress")
+        self._observe(current)
+        if ticker is not None:
+            ticker.start()
+        try:
+            while not is_finished(current):
+                current = self._next(current)
+                self._observe(current)
+        finally:
+            self.stopping.set()
+            if ticker is not None:
+                ticker.join(timeout=2)
+        self._finish()
+        self.printer.clear_footer()
+        return current
+
+    def _get(self) -> Manifest:
+        found = self.api.get(self.name)
+        if found is None:
+            raise ClusterError(404, f"pipeline {self.name!r} not found")
+        return found
+
+    def _next(self, current: Manifest) -> Manifest:
+        """The next version of the pipeline, from a watch (a fresh GET after any hiccup)."""
+        version = (current.get("metadata") or {}).get("resourceVersion")
+        try:
+            for event in self.api.watch(self.name, version, WATCH_SECONDS):
+                kind = event.get("type")
+                obj = event.get("object")
+                if kind == "DELETED":
+                    raise ClusterError(410, f"pipeline {self.name!r} was deleted")
+                if kind in ("ADDED", "MODIFIED") and isinstance(obj, dict):
+                    return obj
+        except ClusterError as exc:
+            if exc.status not in (410, 500, 503, 504, 0) or "deleted" in str(exc):
+                raise
+        except Exception:  # connection reset, read timeout: look again
+            time.sleep(RETRY_SECONDS)
+        return self._get()
+
+    def _observe(self, pipeline: Manifest) -> None:
+        status = pipeline_status(pipeline)
+        for event in self.tracker.update(status):
+            if isinstance(event, AttemptEnded):
+                self._ended(event)
+            else:
+                self._started(event)
+        if self.progress:
+            self._progress(pipeline)
+
+    def _progress(self, pipeline: Manifest) -> None:
+        if self.printer.live:
+            self.current = pipeline
+            self.printer.set_footer(progress_line(pipeline, self.clock(), self.style))
+            return
+        line = progress_line(pipeline, self.clock(), Style(), timed=False)
+        if line != self.last_progress:  # plain output: a line when something changed
+            self.last_progress = line
+            self.printer.line(f"shipway: {line}")
+
+    def _tick(self) -> None:
+        while not self.stopping.wait(1.0):
+            current = self.current
+            if current is not None and not is_finished(current):
+                self.printer.set_footer(progress_line(current, self.clock(), self.style))
+
+    # -- attempts -------------------------------------------------------------------------
+
+    def _started(self, event: AttemptStarted) -> None:
+        after = [s for s in self.streams.values() if s.ended.is_set()]
+        stream = _Stream(event.step, event.pod, after)
+        self.streams[event.pod] = stream
+        stream.thread = threading.Thread(
+            target=self._stream, args=(stream,), daemon=True, name=f"log-{event.pod}"
+        )
+        stream.thread.start()
+
+    def _ended(self, event: AttemptEnded) -> None:
+        stream = self.streams.get(event.pod) if event.pod else None
+        if stream is None:  # ended without a pod to read: just the result
+            self.printer.line(self._result(event))
+            return
+        stream.outcome = event
+        stream.ended_at = time.monotonic()
+        stream.ended.set()
+
+    def _result(self, event: AttemptEnded) -> str:
+        return result_line(
+            event.step.name,
+            str(event.phase),
+            event.reason,
+            event.message,
+            self.style,
+            retrying=not event.final,
+        )
+
+    def _stream(self, stream: _Stream) -> None:
+        try:
+            for earlier in stream.after:
+                earlier.done.wait()
+            self.printer.line(step_header(_attempt_view(stream), self.style))
+            if self.logs:
+                self._copy_log(stream)
+            stream.ended.wait()
+            if stream.outcome is not None:
+                self.printer.line(self._result(stream.outcome))
+        finally:
+            stream.done.set()
+
+    def _copy_log(self, stream: _Stream) -> None:
+        container = container_name(stream.step.service)
+        response = None
+        while response is None:
+            try:
+                response = self.api.open_log(stream.pod, container, follow=True)
+            except LogNotReadyError:
+                if stream.ended.wait(RETRY_SECONDS):
+                    # ended: one last look (the container may have run and exited meanwhile)
+                    try:
+                        response = self.api.open_log(stream.pod, container, follow=False)
+                    except ClusterError:
+                        return
+            except ClusterError as exc:
+                self.printer.line(log_line(stream.step.name, f"[cannot read the log: {exc}]"))
+                return
+        stream.response = response
+        buffer = b""
+        try:
+            for chunk in response.stream(4096, decode_content=True):
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for raw in lines:
+                    self._print_log(stream, raw)
+        except Exception:  # cut after the drain time, or the connection broke
+            pass
+        finally:
+            if buffer:
+                self._print_log(stream, buffer)
+            response.release_conn()
+
+    def _print_log(self, stream: _Stream, raw: bytes) -> None:
+        text = raw.decode("utf-8", errors="replace").rstrip("\r")
+        self.printer.line(log_line(stream.step.name, text, self.style))
+
+    def _finish(self) -> None:
+        """Wait for every stream; cut the ones still open long after their attempt ended."""
+        finished = time.monotonic()
+        for stream in list(self.streams.values()):
+            while not stream.done.wait(0.5):
+                now = time.monotonic()
+                if not stream.ended.is_set() and now - finished > DRAIN_SECONDS:
+                    stream.ended_at = now  # the pipeline ended without saying how this did
+                    stream.ended.set()
+                if (
+                    stream.ended_at is not None
+                    and stream.response is not None
+                    and now - stream.ended_at > DRAIN_SECONDS
+                ):
+                    stream.response.shutdown()
+
+
+def _attempt_view(stream: _Stream) -> StepStatus:
+    """The step as it was for this attempt (the header shows the attempt number)."""
+    for earlier in stream.step.attempts:
+        if earlier.pod == stream.pod:
+            return stream.step.model_copy(update={"attempt": earlier.attempt})
+    return stream.step

@@ -1,0 +1,441 @@
+"""Pure formatting for the command line: status trees, progress lines, step results, tables.
+
+Nothing here talks to a cluster or a terminal: every function takes the Pipeline object (a
+plain dict, as the API returns it), the current time and a :class:`Style`, and returns text.
+Colours come only from the Style, which is plain unless the caller saw a terminal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from shipway.errors import InvalidSpecError
+from shipway.models import PipelineStatus, StepPhase, StepStatus
+from shipway.observe import parse_time
+from shipway.tree import Node, RunNode
+from shipway.validation import compile_pipeline
+
+_CODES = {
+    "bold": "1",
+    "dim": "2",
+    "red": "31",
+    "green": "32",
+    "yellow": "33",
+    "blue": "34",
+    "magenta": "35",
+    "cyan": "36",
+}
+
+PHASE_SYMBOL = {
+    "Succeeded": "✔",
+    "Failed": "✗",
+    "Running": "●",
+    "Pending": "○",
+    "Skipped": "-",
+    "Cancelled": "■",
+}
+PHASE_COLOUR = {
+    "Succeeded": "green",
+    "Failed": "red",
+    "Running": "cyan",
+    "Pending": "dim",
+    "Skipped": "dim",
+    "Cancelled": "magenta",
+}
+TERMINAL_PIPELINE = ("Succeeded", "Failed", "Cancelled")
+
+
+@dataclass(frozen=True)
+class Style:
+    """ANSI colours when ``colour`` is set, plain text otherwise."""
+
+    colour: bool = False
+
+    def paint(self, text: str, *names: str) -> str:
+        if not self.colour or not names or not text:
+            return text
+        codes = ";".join(_CODES[name] for name in names)
+        return f"\x1b[{codes}m{text}\x1b[0m"
+
+    def phase(self, phase: str, text: str | None = None) -> str:
+        return self.paint(text if text is not None else phase, PHASE_COLOUR.get(phase, "bold"))
+
+
+# -- times -------------------------------------------------------------------------------------
+
+
+def format_duration(seconds: float) -> str:
+    """``45s``, ``1m05s``, ``2h03m``; never negative."""
+    total = max(0, int(seconds))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def format_age(seconds: float) -> str:
+    """kubectl's AGE column: ``12s``, ``5m``, ``3h``, ``4d``."""
+    total = max(0, int(seconds))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if total >= size * (2 if unit != "m" else 1):
+            return f"{total // size}{unit}"
+    return f"{total}s"
+
+
+def elapsed(started: str | None, finished: str | None, now: datetime) -> float | None:
+    """Seconds from ``started`` to ``finished`` (or to now while it runs)."""
+    start = parse_time(started)
+    if start is None:
+        return None
+    end = parse_time(finished) or now
+    return (end - start).total_seconds()
+
+
+def step_duration(step: StepStatus, now: datetime) -> float | None:
+    if step.phase in (StepPhase.PENDING, StepPhase.SKIPPED):
+        return None
+    end = step.finished_at if step.phase.terminal else None
+    if step.phase.terminal and end is None:
+        return None
+    return elapsed(step.started_at, end, now)
+
+
+# -- reading a Pipeline object ------------------------------------------------------------------
+
+
+def pipeline_status(pipeline: Mapping[str, Any]) -> PipelineStatus:
+    """The status of a Pipeline object; an empty status when it has none (or an unreadable one)."""
+    try:
+        return PipelineStatus.model_validate(pipeline.get("status") or {})
+    except ValidationError:
+        return PipelineStatus()
+
+
+def phase_of(pipeline: Mapping[str, Any]) -> str:
+    return str((pipeline.get("status") or {}).get("phase") or "Pending")
+
+
+def is_finished(pipeline: Mapping[str, Any]) -> bool:
+    return phase_of(pipeline) in TERMINAL_PIPELINE
+
+
+def full_name(pipeline: Mapping[str, Any]) -> str:
+    meta = pipeline.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/")
+
+
+# -- the tree -----------------------------------------------------------------------------------
+
+TreeKind = Literal["serial", "parallel", "group", "on_fail", "step"]
+
+
+@dataclass
+class TreeNode:
+    """A group or a run step of the pipeline, with the status of the run steps attached."""
+
+    name: str
+    kind: TreeKind
+    step: StepStatus | None = None
+    children: list[TreeNode] = field(default_factory=list)
+
+    def leaves(self, *, regular_only: bool = False) -> Iterable[StepStatus]:
+        if self.step is not None:
+            yield self.step
+        for child in self.children:
+            if regular_only and child.kind == "on_fail":
+                continue
+            yield from child.leaves(regular_only=regular_only)
+
+
+def _from_compiled(nodes: Sequence[Node], steps: Mapping[str, StepStatus]) -> list[TreeNode]:
+    result: list[TreeNode] = []
+    for node in nodes:
+        if isinstance(node, RunNode):
+            item = TreeNode(node.name, "step", steps.get(node.id))
+            if item.step is None:
+                item.step = StepStatus(id=node.id, name=node.name, group=node.group,
+                                       service=node.service)  # fmt: skip
+        else:
+            item = TreeNode(node.name, node.kind, None, _from_compiled(node.children, steps))
+        if node.on_fail:
+            item.children.append(TreeNode("on_fail", "on_fail", None,
+                                          _from_compiled(node.on_fail, steps)))  # fmt: skip
+        result.append(item)
+    return result
+
+
+def _from_status(steps: Sequence[StepStatus]) -> list[TreeNode]:
+    """Without a readable spec: groups from each step's group path."""
+    root = TreeNode("", "group")
+    for step in steps:
+        parent = root
+        for part in (step.group or "").split("/"):
+            if not part:
+                continue
+            found = next((c for c in parent.children if c.kind == "group" and c.name == part), None)
+            if found is None:
+                found = TreeNode(part, "group")
+                parent.children.append(found)
+            parent = found
+        parent.children.append(TreeNode(step.name, "step", step))
+    return root.children
+
+
+def build_tree(spec: Mapping[str, Any] | None, status: PipelineStatus) -> list[TreeNode]:
+    """The pipeline's groups and steps in order, each run step with its status."""
+    by_id = {step.id: step for step in status.steps}
+    if spec is not None:
+        try:
+            compiled = compile_pipeline(spec)
+        except InvalidSpecError:
+            compiled = None
+        if compiled is not None:
+            return _from_compiled(compiled.root.children, by_id)
+    return _from_status(status.steps)
+
+
+def group_phase(node: TreeNode) -> str:
+    """A group's phase from its steps (its on_fail steps do not count)."""
+    phases = {step.phase for step in node.leaves(regular_only=True)}
+    if not phases:
+        return "Pending"
+    if StepPhase.RUNNING in phases:
+        return "Running"
+    if StepPhase.FAILED in phases:
+        return "Failed"
+    if StepPhase.CANCELLED in phases:
+        return "Cancelled"
+    if StepPhase.PENDING in phases:
+        return "Running" if phases & {StepPhase.SUCCEEDED} else "Pending"
+    if phases == {StepPhase.SKIPPED}:
+        return "Skipped"
+    return "Succeeded"
+
+
+def group_duration(node: TreeNode, now: datetime) -> float | None:
+    steps = [s for s in node.leaves() if s.started_at]
+    if not steps:
+        return None
+    start = min(parse_time(s.started_at) or now for s in steps)
+    running = any(not s.phase.terminal for s in steps)
+    ends = [parse_time(s.finished_at) for s in steps if s.finished_at]
+    end = now if running or not ends else max(e for e in ends if e is not None)
+    return (end - start).total_seconds()
+
+
+def step_detail(step: StepStatus) -> str:
+    """Why a step is where it is: the failure message, the skip reason, the retry."""
+    if step.phase == StepPhase.SUCCEEDED:
+        return f"after {len(step.attempts) + 1} attempts" if step.attempts else ""
+    if step.phase in (StepPhase.FAILED, StepPhase.CANCELLED):
+        return step.message or step.reason or ""
+    if step.phase == StepPhase.SKIPPED:
+        return step.reason or ""
+    if step.phase == StepPhase.RUNNING and step.reason:
+        return step.reason
+    return ""
+
+
+@dataclass(frozen=True)
+class _Row:
+    prefix: str
+    symbol: str
+    label: str
+    phase: str
+    exit: str
+    duration: str
+    detail: str
+
+
+def _rows(nodes: Sequence[TreeNode], prefix: str, now: datetime) -> list[_Row]:
+    rows: list[_Row] = []
+    for index, node in enumerate(nodes):
+        last = index == len(nodes) - 1
+        branch = prefix + ("└─ " if last else "├─ ")
+        below = prefix + ("   " if last else "│  ")
+        if node.step is not None:
+            step = node.step
+            phase = str(step.phase)
+            exit_code = f"exit {step.exit_code}" if step.exit_code is not None else ""
+            duration = step_duration(step, now)
+            rows.append(
+                _Row(branch, PHASE_SYMBOL.get(phase, "?"), node.name, phase, exit_code,
+                     format_duration(duration) if duration is not None else "", step_detail(step))
+            )  # fmt: skip
+        else:
+            phase = group_phase(node)
+            label = node.name if node.kind in ("group", "on_fail") else f"{node.name} ({node.kind})"
+            duration = group_duration(node, now)
+            rows.append(
+                _Row(branch, PHASE_SYMBOL.get(phase, "?"), label, phase, "",
+                     format_duration(duration) if duration is not None else "", "")
+            )  # fmt: skip
+        rows.extend(_rows(node.children, below, now))
+    return rows
+
+
+def status_tree(
+    pipeline: Mapping[str, Any], now: datetime, style: Style | None = None
+) -> list[str]:
+    """``shipway status``: a header line, the message, then the tree of groups and steps."""
+    style = style or Style()
+    status = pipeline_status(pipeline)
+    phase = phase_of(pipeline)
+    took = elapsed(status.started_at, status.finished_at, now)
+    header = f"Pipeline {full_name(pipeline)}: {style.phase(phase)}"
+    if status.progress:
+        header += f" ({status.progress})"
+    if took is not None:
+        header += (
+            f" in {format_duration(took)}" if status.finished_at else f", {format_duration(took)}"
+        )
+    lines = [header]
+    if status.message:
+        lines.append(f"  {status.message}")
+    rows = _rows(build_tree(pipeline.get("spec"), status), "", now)
+    if not rows:
+        return lines
+    label_width = max(len(r.prefix) + 2 + len(r.label) for r in rows)
+    phase_width = max(len(r.phase) for r in rows)
+    exit_width = max(len(r.exit) for r in rows)
+    dur_width = max(len(r.duration) for r in rows)
+    for r in rows:
+        label = f"{r.prefix}{style.phase(r.phase, r.symbol)} {r.label}"
+        pad = " " * (label_width - len(r.prefix) - 2 - len(r.label))
+        cells = [
+            style.phase(r.phase, r.phase.ljust(phase_width)),
+            r.exit.ljust(exit_width),
+            r.duration.rjust(dur_width),
+            style.paint(r.detail, "dim") if r.phase != "Failed" else style.paint(r.detail, "red"),
+        ]
+        lines.append(f"{label}{pad}  " + "  ".join(cells).rstrip())
+    return lines
+
+
+# -- progress, step lines -----------------------------------------------------------------------
+
+
+def progress_line(
+    pipeline: Mapping[str, Any], now: datetime, style: Style | None = None, *, timed: bool = True
+) -> str:
+    """One line: ``[3/5] Running: unit, lint (1m05s)`` (without the time unless ``timed``)."""
+    style = style or Style()
+    status = pipeline_status(pipeline)
+    phase = phase_of(pipeline)
+    running = [s for s in status.steps if s.phase == StepPhase.RUNNING]
+    text = f"[{status.progress or '0/?'}] {style.phase(phase)}"
+    if running:
+        names = []
+        for step in running:
+            name = f"{step.group}/{step.name}" if step.group else step.name
+            if step.reason:
+                name += f" ({step.reason})"
+            names.append(name)
+        text += ": " + ", ".join(names)
+    took = elapsed(status.started_at, status.finished_at, now)
+    if timed and took is not None:
+        text += f" ({format_duration(took)})"
+    return text
+
+
+def step_prefix(name: str, style: Style | None = None) -> str:
+    return (style or Style()).paint(f"(step: {name})", "cyan")
+
+
+def log_line(name: str, line: str, style: Style | None = None) -> str:
+    """A step's log line as jet shows it: ``(step: NAME) line``."""
+    return f"{step_prefix(name, style)} {line}"
+
+
+def step_header(step: StepStatus, style: Style | None = None) -> str:
+    text = step_prefix(step.name, style)
+    notes = []
+    if step.group:
+        notes.append(step.group)
+    if step.on_fail_of:
+        notes.append("on_fail")
+    if step.attempt:
+        notes.append(f"attempt {step.attempt + 1}")
+    return f"{text} {' · '.join(notes)}".rstrip() if notes else text
+
+
+def result_line(
+    name: str,
+    phase: str,
+    reason: str | None,
+    message: str | None,
+    style: Style | None = None,
+    *,
+    retrying: bool = False,
+) -> str:
+    """``(step: NAME) success ✔`` or ``(step: NAME) error ✗ container exited with a 1 code``."""
+    style = style or Style()
+    prefix = step_prefix(name, style)
+    if phase == "Succeeded":
+        return f"{prefix} {style.paint('success ✔', 'green')}"
+    why = message or reason or ""
+    if phase == "Cancelled":
+        return f"{prefix} {style.paint('cancelled ■', 'magenta')} {why}".rstrip()
+    if phase == "Skipped":
+        return f"{prefix} {style.paint('skipped', 'dim')} {why}".rstrip()
+    suffix = " (retrying)" if retrying else ""
+    return f"{prefix} {style.paint('error ✗', 'red')} {why}{suffix}".rstrip()
+
+
+def summary_line(pipeline: Mapping[str, Any], now: datetime, style: Style | None = None) -> str:
+    """The last line of ``shipway run``."""
+    style = style or Style()
+    status = pipeline_status(pipeline)
+    phase = phase_of(pipeline)
+    took = elapsed(status.started_at, status.finished_at, now)
+    text = f"Pipeline {full_name(pipeline)} {style.phase(phase, phase.lower())}"
+    if took is not None:
+        text += f" in {format_duration(took)}"
+    if status.message and phase != "Succeeded":
+        text += f": {status.message}"
+    return text
+
+
+# -- the list -----------------------------------------------------------------------------------
+
+
+def pipeline_table(
+    pipelines: Sequence[Mapping[str, Any]],
+    now: datetime,
+    *,
+    namespaces: bool = False,
+    style: Style | None = None,
+) -> list[str]:
+    """``shipway list``: NAME PHASE PROGRESS STEP AGE, like ``kubectl get pipelines``."""
+    style = style or Style()
+    header = (["NAMESPACE"] if namespaces else []) + ["NAME", "PHASE", "PROGRESS", "STEP", "AGE"]
+    rows: list[list[str]] = []
+    for item in pipelines:
+        meta = item.get("metadata") or {}
+        status = item.get("status") or {}
+        created = parse_time(meta.get("creationTimestamp"))
+        age = format_age((now - created).total_seconds()) if created else "?"
+        row = [
+            str(meta.get("name", "")),
+            phase_of(item),
+            str(status.get("progress") or ""),
+            str(status.get("currentStep") or ""),
+            age,
+        ]
+        rows.append(([str(meta.get("namespace", ""))] if namespaces else []) + row)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    phase_column = header.index("PHASE")
+    lines = ["   ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    for row in rows:
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        cells[phase_column] = style.phase(row[phase_column], cells[phase_column])
+        lines.append("   ".join(cells).rstrip())
+    return lines
