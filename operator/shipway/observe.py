@@ -172,11 +172,12 @@ def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECOND
     if pod.deletion_requested_at is not None and not _finished_before(
         main, pod.deletion_requested_at
     ):
+        how = f"evicted ({pod.disruption})" if pod.disruption else "deleted"
         return Outcome(
             StepPhase.FAILED,
             exit_code=main.exit_code if main else None,
-            reason="PodDeleted",
-            message="the step's pod was deleted before the step finished",
+            reason="PodEvicted" if pod.disruption else "PodDeleted",
+            message=f"the step's pod was {how} before the step finished",
             started_at=started,
             finished_at=finished or format_time(now),
         )

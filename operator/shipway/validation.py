@@ -80,8 +80,25 @@ def parse_spec(raw: Any) -> PipelineSpec:
         raise InvalidSpecError(errors_from_pydantic(exc, raw)) from None
 
 
+def _mis_encoded(node: Any, where: str) -> list[FieldError]:
+    """Strings holding U+FFFD: bytes that were not UTF-8, replaced on the way in by kubectl."""
+    if isinstance(node, str):
+        return (
+            [FieldError(where, "contains bytes that are not valid UTF-8")]
+            if "\ufffd" in node
+            else []
+        )
+    if isinstance(node, Mapping):
+        found = [e for k, v in node.items() for e in _mis_encoded(v, f"{where}.{k}")]
+        return found + [e for k in node if isinstance(k, str) for e in _mis_encoded(k, where)]
+    if isinstance(node, list):
+        return [e for i, v in enumerate(node) for e in _mis_encoded(v, f"{where}[{i}]")]
+    return []
+
+
 def compile_pipeline(raw: Any) -> CompiledPipeline:
     """Parse and check a Pipeline spec completely; raise InvalidSpecError with every problem."""
+    raise_if_any(_mis_encoded(raw, "spec"))
     spec = parse_spec(raw)
     services, errors = resolve_services(spec.services)
     tag = build_tag(spec.ci)

@@ -33,6 +33,9 @@ E2E_DIR = Path(__file__).resolve().parent
 #: Namespaces the session's out-of-cluster operator leaves alone: test_helm.py installs the
 #: operator with the Helm chart into namespaces named so, and two operators must not share one.
 IN_CLUSTER_NAMESPACES = "shipway-helm-*"
+#: Namespaces of this test session: its operator watches only these, so test sessions run by
+#: several people (or a benchmark) against one cluster never handle each other's Pipelines.
+SESSION_PREFIX = f"e2e-{secrets.token_hex(2)}-"
 sys.path.insert(0, str(ROOT / "hack"))
 
 from localkube import cluster as localkube_cluster  # noqa: E402
@@ -87,7 +90,7 @@ def cluster() -> Iterator[Cluster]:
 @pytest.fixture
 def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]:
     base = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
-    name = f"e2e-{base}-{secrets.token_hex(3)}"
+    name = f"{SESSION_PREFIX}{base}-{secrets.token_hex(3)}"
     cluster.kubectl("create", "namespace", name)
     deadline = time.monotonic() + 60
     while not cluster.run("get", "serviceaccount", "default", "-n", name, check=False).stdout:
@@ -101,7 +104,7 @@ def namespace(cluster: Cluster, request: pytest.FixtureRequest) -> Iterator[str]
 @pytest.fixture(scope="session")
 def shipway_operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[subprocess.Popen[bytes] | None]:
+) -> Iterator[OperatorProcess | None]:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     cluster.kubectl(
         "wait", "--for=condition=Established", "crd/pipelines.shipway.dev", "--timeout=60s"
@@ -115,34 +118,62 @@ def shipway_operator(
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "operator"), str(ROOT / "hack"), env.get("PYTHONPATH", "")]
     )
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            # Every namespace but those of the in-cluster operator (kopf pattern: "!glob").
-            [sys.executable, "-m", "shipway", "operator", "-n", f"!{IN_CLUSTER_NAMESPACES}"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-        )
-    time.sleep(2)
-    if proc.poll() is not None:
-        pytest.fail(
-            f"the operator exited at once ({proc.returncode}); log {log_path}:\n"
-            + log_path.read_text(errors="replace")[-3000:],
-            pytrace=False,
-        )
-    yield proc
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    env["SHIPWAY_START_GRACE"] = "15s"  # a pod that cannot start fails its step sooner
+    operator = OperatorProcess(
+        [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"], env, log_path
+    )
+    operator.start()
+    yield operator
+    if operator.running:
+        operator.stop()
     else:
         sys.stderr.write(
-            f"\nthe operator had exited ({proc.returncode}) before the end; log {log_path}:\n"
+            f"\nthe operator had exited before the end; log {log_path}:\n"
             + log_path.read_text(errors="replace")[-3000:]
             + "\n"
         )
+
+
+class OperatorProcess:
+    """The operator under test, as a subprocess the tests may kill and start again."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.argv, self.env, self.log_path = argv, env, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
+            )
+        time.sleep(1)
+        if not self.running:
+            pytest.fail(
+                f"the operator exited at once; log {self.log_path}:\n"
+                + self.log_path.read_text(errors="replace")[-3000:],
+                pytrace=False,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up, as when a node dies under it."""
+        if self.proc is not None and self.running:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()

@@ -411,3 +411,12 @@ def test_a_500_step_status_stays_small() -> None:
     size = len(result.status.model_dump_json(by_alias=True, exclude_none=True))
     assert len(result.status.steps) == 500
     assert size < 150_000
+
+
+def test_an_api_eviction_says_so() -> None:
+    first = run(WALKTHROUGH)
+    evicted = pod("demo-1-write-artifact", "1", deleted=True, disruption="EvictionByEvictionAPI")
+    result = run(WALKTHROUGH, first.status, [evicted])
+    failed = step(result.status, "write artifact")
+    assert failed.reason == "PodEvicted"
+    assert "EvictionByEvictionAPI" in (failed.message or "")

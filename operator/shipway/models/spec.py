@@ -47,7 +47,7 @@ def _union(description: str) -> dict[str, Any]:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True)
 
 
 class Healthcheck(_Strict):
@@ -107,6 +107,7 @@ class Service(_Strict):
         extra="forbid",
         populate_by_name=True,
         frozen=True,
+        strict=True,
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -193,6 +194,7 @@ class Step(_Strict):
         extra="forbid",
         populate_by_name=True,
         frozen=True,
+        strict=True,
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -332,6 +334,7 @@ class PipelineSpec(_Strict):
         extra="forbid",
         populate_by_name=True,
         frozen=True,
+        strict=True,
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
