@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from collections.abc import Iterator, Sequence
@@ -129,11 +130,15 @@ def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
     import kopf
 
-    import shipway.handlers  # noqa: F401  (registers the handlers)
+    from shipway.handlers import pod_options  # importing registers the handlers
 
-    kopf.configure(verbose=args.verbose, debug=args.debug)
     if not args.namespace and not args.all_namespaces:
         raise UsageError("choose namespaces: -n NAMESPACE (repeatable) or -A/--all-namespaces")
+    try:
+        pod_options(os.environ)  # a bad setting stops the operator here, not in a retry loop
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(
         clusterwide=args.all_namespaces,
         namespaces=args.namespace or (),

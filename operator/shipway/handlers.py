@@ -12,6 +12,7 @@ decisions already see every existing pod and never recreate a step.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import random
@@ -77,14 +78,45 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
 
     ``SHIPWAY_RESTRICTED_PODS`` (1/true/yes) applies :data:`RESTRICTED` to every container;
     ``SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT`` names the ServiceAccount of step pods whose
-    Pipeline sets no ``serviceAccountName``.
+    Pipeline sets no ``serviceAccountName``; ``SHIPWAY_STEP_TOLERATIONS`` (a JSON list of
+    tolerations) and ``SHIPWAY_STEP_NODE_SELECTOR`` (a JSON object of labels) send every step
+    pod to a dedicated, possibly tainted, pool of nodes.
     """
     restricted = env.get("SHIPWAY_RESTRICTED_PODS", "").lower() in ("1", "true", "yes")
     account = env.get("SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT", "").strip()
     return PodOptions(
         security_context=RESTRICTED if restricted else None,
         default_service_account=account or None,
+        tolerations=_tolerations(env.get("SHIPWAY_STEP_TOLERATIONS", "")),
+        node_selector=_node_selector(env.get("SHIPWAY_STEP_NODE_SELECTOR", "")),
     )
+
+
+def _json_setting(name: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ValueError(f"{name} is not valid JSON: {exc}") from None
+
+
+def _tolerations(value: str) -> tuple[dict[str, Any], ...]:
+    if not value.strip():
+        return ()
+    parsed = _json_setting("SHIPWAY_STEP_TOLERATIONS", value)
+    if not isinstance(parsed, list) or not all(isinstance(t, dict) for t in parsed):
+        raise ValueError("SHIPWAY_STEP_TOLERATIONS must be a JSON list of toleration objects")
+    return tuple(parsed)
+
+
+def _node_selector(value: str) -> dict[str, str] | None:
+    if not value.strip():
+        return None
+    parsed = _json_setting("SHIPWAY_STEP_NODE_SELECTOR", value)
+    if not isinstance(parsed, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
+    ):
+        raise ValueError("SHIPWAY_STEP_NODE_SELECTOR must be a JSON object of string labels")
+    return parsed or None
 
 
 def peering_priority(value: str | None) -> int:

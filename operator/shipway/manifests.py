@@ -53,6 +53,10 @@ class PodOptions:
     termination_grace_seconds: int = 10
     default_service_account: str | None = None
     """ServiceAccount of step pods whose Pipeline sets no ``serviceAccountName``."""
+    tolerations: tuple[dict[str, Any], ...] = ()
+    """Added to every step pod (e.g. to run on a tainted pool of CI nodes)."""
+    node_selector: dict[str, str] | None = None
+    """Every step pod's ``nodeSelector`` (e.g. to keep builds on that pool)."""
 
 
 def owner_reference(ref: PipelineRef) -> Manifest:
@@ -263,6 +267,10 @@ def pod_manifest(
     affinity = _affinity(ref, compiled, node)
     if affinity:
         spec["affinity"] = affinity
+    if options.node_selector:
+        spec["nodeSelector"] = dict(options.node_selector)
+    if options.tolerations:
+        spec["tolerations"] = [dict(t) for t in options.tolerations]
     return {
         "apiVersion": "v1",
         "kind": "Pod",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from shipway.cli import main
 from shipway.handlers import RESTRICTED, peering_priority, pod_options
 from shipway.manifests import PodOptions, all_manifests, pod_manifest
 from shipway.planner import PodToCreate
@@ -64,3 +67,53 @@ def test_peering_priority_auto_is_positive_and_varies() -> None:
 def test_peering_priority_rejects_garbage() -> None:
     with pytest.raises(ValueError, match="invalid literal"):
         peering_priority("high")
+
+
+KWOK_TOLERATION = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+
+
+def test_step_pool_from_environment() -> None:
+    options = pod_options(
+        {
+            "SHIPWAY_STEP_TOLERATIONS": json.dumps([KWOK_TOLERATION]),
+            "SHIPWAY_STEP_NODE_SELECTOR": '{"pool": "ci"}',
+        }
+    )
+    assert options == PodOptions(tolerations=(KWOK_TOLERATION,), node_selector={"pool": "ci"})
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SHIPWAY_STEP_TOLERATIONS": "[{"}, "SHIPWAY_STEP_TOLERATIONS is not valid JSON"),
+        ({"SHIPWAY_STEP_TOLERATIONS": '{"key": "a"}'}, "a JSON list of toleration objects"),
+        ({"SHIPWAY_STEP_TOLERATIONS": '["a"]'}, "a JSON list of toleration objects"),
+        ({"SHIPWAY_STEP_NODE_SELECTOR": "pool=ci"}, "SHIPWAY_STEP_NODE_SELECTOR is not valid"),
+        ({"SHIPWAY_STEP_NODE_SELECTOR": '{"n": 1}'}, "a JSON object of string labels"),
+    ],
+)
+def test_step_pool_settings_are_checked(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        pod_options(env)
+
+
+def test_operator_refuses_a_bad_step_pool_setting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SHIPWAY_STEP_NODE_SELECTOR", "pool=ci")
+    assert main(["operator", "-A"]) == 2
+    assert "SHIPWAY_STEP_NODE_SELECTOR is not valid JSON" in capsys.readouterr().err
+
+
+def test_step_pool_lands_in_the_step_pod_beside_the_workspace_affinity() -> None:
+    options = PodOptions(tolerations=(KWOK_TOLERATION,), node_selector={"pool": "ci"})
+    pod = pod_manifest(REF, compiled(WALKTHROUGH), CREATE, options=options)
+    assert pod["spec"]["tolerations"] == [KWOK_TOLERATION]
+    assert pod["spec"]["nodeSelector"] == {"pool": "ci"}
+    assert "podAffinity" in pod["spec"]["affinity"]
+
+
+def test_no_step_pool_by_default() -> None:
+    pod = pod_manifest(REF, compiled(WALKTHROUGH), CREATE)
+    assert "tolerations" not in pod["spec"]
+    assert "nodeSelector" not in pod["spec"]
