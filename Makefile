@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/hack
 
 .PHONY: venv test test-unit test-e2e lint typecheck crd crd-check check \
-        cluster-up cluster-down cluster-status demo bench clean
+        cluster-up cluster-down cluster-status demo bench clean \
+        chart-check chart-readme operator-image image-lock
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,7 +34,30 @@ crd: $(STAMP)
 crd-check: $(STAMP)
 	$(PY) -m shipway.crd --check
 
-check: lint typecheck crd-check
+## The Helm chart: helm lint/template for every supported shape of values, the refused ones,
+## and the README's values table (chart-readme rewrites it). helm comes from the localkube cache.
+HELM := $(or $(SHIPWAY_CACHE_DIR),/var/cache/shipway)/bin/helm
+
+$(HELM):
+	$(PY) -m localkube build helm
+
+chart-check: $(STAMP) $(HELM)
+	$(VENV)/bin/ruff check docker hack/chart_check.py
+	$(VENV)/bin/ruff format --check docker hack/chart_check.py
+	$(VENV)/bin/mypy --strict hack/chart_check.py docker/prune_venv.py
+	$(PY) hack/chart_check.py --helm $(HELM)
+
+chart-readme: $(STAMP)
+	$(PY) hack/chart_check.py --write
+
+## The operator image (Dockerfile's layout) built offline and imported into the local cluster.
+operator-image: $(STAMP)
+	$(PY) -m localkube.operator_image
+
+image-lock: $(STAMP)
+	$(PY) -m localkube.operator_image --lock
+
+check: lint typecheck crd-check chart-check
 
 ## Unit tests: pure code, no cluster.
 test-unit: $(STAMP)

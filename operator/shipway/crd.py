@@ -32,7 +32,7 @@ CRD_FILES = (
 )
 POLICY_FILES = (
     Path("crds/shipway.dev_pipelines-policy.yaml"),
-    Path("charts/shipway/templates/pipelines-policy.yaml"),
+    Path("charts/shipway/files/pipelines-policy.yaml"),  # see templates/admission-policy.yaml
 )
 HEADER = "# Generated from operator/shipway/models by `make crd`. Do not edit.\n"
 _KEEP = {

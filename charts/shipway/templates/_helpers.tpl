@@ -1,0 +1,111 @@
+{{/* Names ------------------------------------------------------------------------------- */}}
+
+{{- define "shipway.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The release's full name: the prefix of every object the chart creates. */}}
+{{- define "shipway.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "shipway.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "shipway.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "shipway.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "shipway.labels" -}}
+helm.sh/chart: {{ include "shipway.chart" . }}
+{{ include "shipway.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: shipway
+{{- end }}
+
+{{/* The operator's ServiceAccount. */}}
+{{- define "shipway.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "shipway.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "shipway.peeringName" -}}
+{{- default (include "shipway.fullname" .) .Values.peering.name }}
+{{- end }}
+
+{{- define "shipway.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Modes and namespaces ------------------------------------------------------------------ */}}
+
+{{/* Refuse combinations that cannot work, with a message saying what to change. */}}
+{{- define "shipway.validate" -}}
+{{- if and .Values.allNamespaces .Values.watchNamespaces }}
+{{- fail "allNamespaces=true watches every namespace: leave watchNamespaces empty, or set allNamespaces=false to watch only the listed namespaces" }}
+{{- end }}
+{{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
+{{- fail (printf "replicaCount=%d needs peering.enabled=true: without kopf peering every replica would run the same Pipelines at once" (int .Values.replicaCount)) }}
+{{- end }}
+{{- end }}
+
+{{/* The namespaces the operator watches, as a JSON list (empty with allNamespaces). */}}
+{{- define "shipway.watchNamespaces" -}}
+{{- if .Values.allNamespaces }}
+{{- list | toJson }}
+{{- else if .Values.watchNamespaces }}
+{{- .Values.watchNamespaces | uniq | toJson }}
+{{- else }}
+{{- list .Release.Namespace | toJson }}
+{{- end }}
+{{- end }}
+
+{{/* The namespaces that get the step pods' default ServiceAccount, as a JSON list. */}}
+{{- define "shipway.stepNamespaces" -}}
+{{- $namespaces := include "shipway.watchNamespaces" . | fromJsonArray }}
+{{- if .Values.allNamespaces }}
+{{- $namespaces = list .Release.Namespace }}
+{{- end }}
+{{- concat $namespaces .Values.stepServiceAccount.namespaces | uniq | toJson }}
+{{- end }}
+
+{{/* RBAC rules ------------------------------------------------------------------------------ */}}
+
+{{/* What Shipway itself does with the API (see operator/shipway/kube.py and handlers.py). */}}
+{{- define "shipway.operatorRules" -}}
+# Pipelines: listed and watched (kopf), their status written (the operator's only write to them).
+- apiGroups: ["shipway.dev"]
+  resources: ["pipelines"]
+  verbs: ["list", "watch"]
+- apiGroups: ["shipway.dev"]
+  resources: ["pipelines/status"]
+  verbs: ["patch"]
+# Step pods: watched (kopf), created, read back, stopped (a patch of activeDeadlineSeconds) and
+# deleted (retries).
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["list", "watch", "get", "create", "patch", "delete"]
+# The workspace claim of each Pipeline (deleted with it through its owner reference).
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["create"]
+# One Event per step start, finish and failure, on the Pipeline.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create"]
+{{- end }}

@@ -1,0 +1,196 @@
+"""Checks of the Helm chart (``make chart-check``), and the README's values table.
+
+* every key in ``charts/shipway/values.yaml`` has a comment; keys documented with ``# --``
+  (helm-docs' convention) are rows of the table in the README's "Install with Helm" section,
+  between ``<!-- values-table:start -->`` and ``<!-- values-table:end -->``; ``--write``
+  regenerates it, the check fails when it drifts;
+* ``helm lint --strict`` and ``helm template`` succeed for each supported shape of values
+  (namespaced, several namespaces, all namespaces, HA, no peering, no RBAC) and fail, with
+  the chart's own message, for the combinations it refuses.
+
+Usage: ``python hack/chart_check.py [--helm PATH] [--write]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CHART = ROOT / "charts" / "shipway"
+VALUES = CHART / "values.yaml"
+README = ROOT / "README.md"
+START = "<!-- values-table:start -->"
+END = "<!-- values-table:end -->"
+KUBE_VERSION = "1.35.0"
+
+KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?:\s|$)")
+
+#: (name, --set arguments) that must render.
+GOOD: list[tuple[str, list[str]]] = [
+    ("defaults", []),
+    ("several namespaces", ["watchNamespaces={team-a,team-b}"]),
+    ("all namespaces", ["allNamespaces=true", "stepServiceAccount.namespaces={team-a}"]),
+    ("high availability", ["replicaCount=3"]),
+    ("no peering", ["peering.enabled=false"]),
+    (
+        "own RBAC and accounts",
+        [
+            "rbac.create=false",
+            "serviceAccount.create=false",
+            "stepServiceAccount.create=false",
+            "admissionPolicy.create=false",
+        ],
+    ),
+    ("restricted steps", ["stepPods.restricted=true", "stepServiceAccount.name="]),
+]
+#: (name, --set arguments, text the error must contain) that must be refused.
+BAD: list[tuple[str, list[str], str]] = [
+    ("replicas without peering", ["replicaCount=2", "peering.enabled=false"], "needs peering.enabled=true"),
+    ("both namespace modes", ["allNamespaces=true", "watchNamespaces={a}"], "leave watchNamespaces empty"),
+    ("no replicas", ["replicaCount=0"], "/replicaCount"),
+    ("unknown key", ["replicas=2"], "additional properties 'replicas' not allowed"),
+    ("bad namespace name", ["watchNamespaces={Team_A}"], "/watchNamespaces/0"),
+    ("bad pull policy", ["image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    default: Any
+    description: str
+
+
+def parse_values(text: str) -> tuple[list[Row], list[str]]:
+    """The documented rows, and the keys that have no comment at all."""
+    data = yaml.safe_load(text) or {}
+    rows: list[Row] = []
+    bare: list[str] = []
+    stack: list[tuple[int, str]] = []
+    comment: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            comment = []
+            continue
+        if stripped.startswith("#"):
+            comment.append(stripped.lstrip("#").strip())
+            continue
+        match = KEY.match(line)
+        if match is None:  # a list item or a continuation: not a key
+            comment = []
+            continue
+        indent = len(match["indent"])
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        stack.append((indent, match["key"]))
+        path = ".".join(k for _, k in stack)
+        if not comment:
+            bare.append(path)
+        elif comment[0].startswith("--"):
+            text_ = " ".join([comment[0][2:].strip(), *comment[1:]]).strip()
+            rows.append(Row(path, _lookup(data, path), text_))
+        comment = []
+    return rows, bare
+
+
+def _lookup(data: Any, path: str) -> Any:
+    for part in path.split("."):
+        data = data[part]
+    return data
+
+
+def _cell(value: Any) -> str:
+    return "`" + json.dumps(value, separators=(",", ":")).replace("|", "\\|") + "`"
+
+
+def table(rows: list[Row]) -> str:
+    lines = ["| Key | Default | Description |", "|---|---|---|"]
+    for row in rows:
+        description = row.description.replace("|", "\\|")
+        lines.append(f"| `{row.key}` | {_cell(row.default)} | {description} |")
+    return "\n".join(lines)
+
+
+def readme_with_table(readme: str, generated: str) -> str:
+    if START not in readme or END not in readme:
+        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
+    head, rest = readme.split(START, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{START}\n{generated}\n{END}{tail}"
+
+
+def _helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([helm, *args], capture_output=True, text=True, check=False)
+
+
+def _sets(values: list[str]) -> list[str]:
+    return [arg for value in values for arg in ("--set", value)]
+
+
+def check_helm(helm: str) -> list[str]:
+    problems: list[str] = []
+    chart = str(CHART)
+    common = ["--kube-version", KUBE_VERSION, "--namespace", "shipway"]
+    for name, values in GOOD:
+        lint = _helm(
+            helm, "lint", "--strict", chart, "--kube-version", KUBE_VERSION, *_sets(values)
+        )
+        if lint.returncode != 0:
+            problems.append(f"helm lint ({name}) failed:\n{lint.stdout}{lint.stderr}")
+        out = _helm(helm, "template", "shipway", chart, *common, *_sets(values))
+        if out.returncode != 0:
+            problems.append(f"helm template ({name}) failed:\n{out.stderr}")
+            continue
+        docs = [d for d in yaml.safe_load_all(out.stdout) if d]
+        if not any(d.get("kind") == "Deployment" for d in docs):
+            problems.append(f"helm template ({name}) rendered no Deployment")
+    for name, values, expected in BAD:
+        out = _helm(helm, "template", "shipway", chart, *common, *_sets(values))
+        if out.returncode == 0:
+            problems.append(f"helm template accepted {name} ({' '.join(values)})")
+        elif expected not in out.stderr:
+            problems.append(
+                f"helm template refused {name} without saying {expected!r}:\n{out.stderr}"
+            )
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chart_check", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--helm", help="helm binary (default: skip the helm checks)")
+    parser.add_argument("--write", action="store_true", help="rewrite the README's values table")
+    args = parser.parse_args(argv)
+    rows, bare = parse_values(VALUES.read_text())
+    problems = [f"values.yaml: key {key} has no comment" for key in bare]
+    readme = README.read_text()
+    wanted = readme_with_table(readme, table(rows))
+    if args.write:
+        README.write_text(wanted)
+    elif wanted != readme:
+        problems.append(
+            "README.md's values table is out of date with charts/shipway/values.yaml;"
+            " run `make chart-readme`"
+        )
+    if args.helm:
+        problems.extend(check_helm(args.helm))
+    for problem in problems:
+        print(f"chart-check: {problem}", file=sys.stderr)
+    if not problems:
+        print(f"chart-check: ok ({len(rows)} documented values"
+              + (f", {len(GOOD)} good and {len(BAD)} refused value sets" if args.helm else "") + ")")  # fmt: skip
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
