@@ -368,11 +368,34 @@ def ensure_operator_image(
     return info
 
 
+LOCK_HEADER = """\
+# Exact versions of the operator's runtime dependencies, installed into the image by the
+# Dockerfile and by hack/localkube/operator_image.py (the local cluster's build of it).
+# Regenerate after changing pyproject.toml's dependencies: make image-lock
+"""
+
+
+def write_lock(repo: Path = ROOT) -> Path:
+    """Resolve pyproject.toml's dependencies in a scratch venv; pin them in the lock file."""
+    with tempfile.TemporaryDirectory(prefix="shipway-lock-") as tmp:
+        venv = Path(tmp) / "venv"
+        run([PYTHON, "-m", "venv", str(venv)])
+        pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check"]
+        run([*pip, "install", "-q", str(repo)])
+        frozen = run([*pip, "freeze", "--exclude", "shipway"]).stdout
+    lock_file(repo).write_text(LOCK_HEADER + frozen)
+    return lock_file(repo)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localkube.operator_image", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--no-import", action="store_true", help="only build the archive")
+    parser.add_argument("--lock", action="store_true", help="re-pin docker/requirements.txt")
     args = parser.parse_args(argv)
+    if args.lock:
+        print(f"wrote {write_lock()}")
+        return 0
     paths = Paths.default()
     address = None if args.no_import or not cluster.is_up(paths) else paths.containerd_socket
     try:
