@@ -258,9 +258,10 @@ redis:
 def test_the_build_error_names_the_context_and_dockerfile_even_in_deprecated_spelling() -> None:
     found = errors(CHAIN_LINKS, steps=[{"service": "demo", "command": "true"}])
     assert found[0] == (
-        "codeship-services.yml: demo.build: " + SERVICE_KEYS["build"].note
+        "codeship-services.yml: demo.build: "
+        + SERVICE_KEYS["build"].note
         + " (it builds context app/, Dockerfile Dockerfile, image myapp)"
-    )  # fmt: skip
+    )
     assert len(found) == 2
 
 
@@ -331,8 +332,9 @@ def test_env_file_is_inlined_and_wins_over_environment() -> None:
 
 
 def test_a_missing_env_file_is_an_error() -> None:
-    (message,) = errors({"app": {"image": "a", "env_file": ["ok.env", "missing.env"]}},
-                        files={"ok.env": "A=1\n"})  # fmt: skip
+    (message,) = errors(
+        {"app": {"image": "a", "env_file": ["ok.env", "missing.env"]}}, files={"ok.env": "A=1\n"}
+    )
     assert message.startswith("codeship-services.yml: app.env_file[1]: cannot read missing.env")
 
 
@@ -350,8 +352,10 @@ def test_env_secret_stands_in_for_the_encrypted_file() -> None:
 
 
 def test_env_secret_for_an_unknown_service_is_an_error() -> None:
-    assert any("unknown service 'web'" in e for e in errors({"app": {"image": "a"}},
-                                                           env_secrets={"web": "s"}))  # fmt: skip
+    assert any(
+        "unknown service 'web'" in e
+        for e in errors({"app": {"image": "a"}}, env_secrets={"web": "s"})
+    )
 
 
 # -- volumes, links ---------------------------------------------------------------------------

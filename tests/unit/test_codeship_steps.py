@@ -54,8 +54,10 @@ def shape(node: GroupNode | RunNode) -> Any:
 
 
 def test_a_plain_list_runs_in_order_with_numbers_as_names_kept_as_written() -> None:
-    pipeline = compiled("- name: 01\n  service: app\n  command: echo foo\n"
-                        "- name: 1.10\n  service: app\n  command: echo bar\n")  # fmt: skip
+    pipeline = compiled(
+        "- name: 01\n  service: app\n  command: echo foo\n"
+        "- name: 1.10\n  service: app\n  command: echo bar\n"
+    )
     assert [(r.name, r.command) for r in pipeline.runs] == [
         ("01", ("echo", "foo")),
         ("1.10", ("echo", "bar")),
@@ -201,12 +203,15 @@ def test_named_steps_in_a_fan_out_get_the_service_in_their_name() -> None:
                 "type": "parallel",
                 "services": ["foo", "bar"],
                 "steps": [
-                    {"name": "test", "command": "make test", "on_fail": [
-                        {"name": "notify", "service": "slack", "command": "send"}]},
+                    {
+                        "name": "test",
+                        "command": "make test",
+                        "on_fail": [{"name": "notify", "service": "slack", "command": "send"}],
+                    },
                 ],
             }
         ]
-    )  # fmt: skip
+    )
     assert [r.name for r in pipeline.runs] == [
         "test (foo)",
         "notify (foo)",
@@ -409,33 +414,42 @@ def _write(root: Path, files: dict[str, str]) -> None:
 
 
 def test_docker_compose_yml_is_used_when_there_is_no_codeship_services_yml(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "docker-compose.yml": "services:\n  web:\n    image: nginx\n",
-        "codeship-steps.json": json.dumps([{"service": "web", "command": "nginx -t"}]),
-    })  # fmt: skip
+    _write(
+        tmp_path,
+        {
+            "docker-compose.yml": "services:\n  web:\n    image: nginx\n",
+            "codeship-steps.json": json.dumps([{"service": "web", "command": "nginx -t"}]),
+        },
+    )
     manifest = convert_directory(tmp_path).manifest
     assert manifest["metadata"]["name"] == default_name(tmp_path)
     assert manifest["spec"]["services"] == {"web": {"image": "nginx"}}
 
 
 def test_codeship_files_win_over_compose_and_json(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "docker-compose.yml": "web:\n  image: compose\n",
-        "codeship-services.yml": "web:\n  image: codeship\n",
-        "codeship-steps.yml": "- service: web\n  command: yml\n",
-        "codeship-steps.json": '[{"service": "web", "command": "json"}]',
-    })  # fmt: skip
+    _write(
+        tmp_path,
+        {
+            "docker-compose.yml": "web:\n  image: compose\n",
+            "codeship-services.yml": "web:\n  image: codeship\n",
+            "codeship-steps.yml": "- service: web\n  command: yml\n",
+            "codeship-steps.json": '[{"service": "web", "command": "json"}]',
+        },
+    )
     spec = convert_directory(tmp_path).manifest["spec"]
     assert spec["services"]["web"]["image"] == "codeship"
     assert spec["steps"][0]["command"] == "yml"
 
 
 def test_explicit_paths_and_env_files_next_to_the_services_file(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "ci/services.yml": "app:\n  image: a\n  env_file: app.env\n",
-        "ci/steps.yml": "- service: app\n",
-        "ci/app.env": "A=1\n",
-    })  # fmt: skip
+    _write(
+        tmp_path,
+        {
+            "ci/services.yml": "app:\n  image: a\n  env_file: app.env\n",
+            "ci/steps.yml": "- service: app\n",
+            "ci/app.env": "A=1\n",
+        },
+    )
     conversion = convert_directory(
         tmp_path,
         services_path=str(tmp_path / "ci/services.yml"),

@@ -125,9 +125,13 @@ class PipelineApi:
                 )
             else:
                 response = self.custom.list_namespaced_custom_object(
-                    GROUP, VERSION, self.namespace, PLURAL, label_selector=selector,
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    PLURAL,
+                    label_selector=selector,
                     _preload_content=False,
-                )  # fmt: skip
+                )
         except ApiException as exc:
             raise error_from(exc) from None
         items: list[Manifest] = (_data(response) or {}).get("items") or []
@@ -137,9 +141,15 @@ class PipelineApi:
         """Merge-patch ``spec.cancel: true``; the operator stops the pipeline."""
         try:
             response = self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, {"spec": {"cancel": True}},
-                _content_type="application/merge-patch+json", _preload_content=False,
-            )  # fmt: skip
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                {"spec": {"cancel": True}},
+                _content_type="application/merge-patch+json",
+                _preload_content=False,
+            )
         except ApiException as exc:
             raise error_from(exc) from None
         result: Manifest = _data(response)
@@ -180,9 +190,13 @@ class PipelineApi:
             text = str(error).lower()
             if exc.status == 404 or (
                 exc.status == 400
-                and ("waiting to start" in text or "podinitializing" in text
-                     or "containercreating" in text or "is not available" in text)
-            ):  # fmt: skip
+                and (
+                    "waiting to start" in text
+                    or "podinitializing" in text
+                    or "containercreating" in text
+                    or "is not available" in text
+                )
+            ):
                 raise LogNotReadyError(error.status, str(error)) from None
             raise error from None
 

@@ -107,16 +107,27 @@ def _conversion_flags() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("Codeship files")
     group.add_argument("--dir", help="project directory with the Codeship files (default: .)")
-    group.add_argument("--services-path", help="services file (default: codeship-services.yml, "
-                       "else docker-compose.yml, in --dir)")  # fmt: skip
-    group.add_argument("--steps-path", help="steps file (default: codeship-steps.yml, else "
-                       "codeship-steps.json, in --dir)")  # fmt: skip
+    group.add_argument(
+        "--services-path",
+        help="services file (default: codeship-services.yml, else docker-compose.yml, in --dir)",
+    )
+    group.add_argument(
+        "--steps-path",
+        help="steps file (default: codeship-steps.yml, else codeship-steps.json, in --dir)",
+    )
     group.add_argument("--name", help="Pipeline name (default: the directory's name)")
-    group.add_argument("--prebuilt", action="store_true",
-                       help="run the image a build: names (build.image) instead of failing")  # fmt: skip
-    group.add_argument("--env-secret", action="append", default=[], metavar="SERVICE=SECRET",
-                       help="a Secret standing in for a service's encrypted environment "
-                       "(repeatable)")  # fmt: skip
+    group.add_argument(
+        "--prebuilt",
+        action="store_true",
+        help="run the image a build: names (build.image) instead of failing",
+    )
+    group.add_argument(
+        "--env-secret",
+        action="append",
+        default=[],
+        metavar="SERVICE=SECRET",
+        help="a Secret standing in for a service's encrypted environment (repeatable)",
+    )
     group.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
     ci = parent.add_argument_group("build context (spec.ci)")
     for field, help_text in CI_FLAGS.items():
@@ -129,18 +140,26 @@ def register(sub: Any) -> None:
     conn = _connection_flags()
     files = _conversion_flags()
 
-    con = sub.add_parser("convert", parents=[files],
-                         help="print the Pipeline for a project's Codeship files")  # fmt: skip
-    con.add_argument("--generate-name", action="store_true",
-                     help="metadata.generateName instead of name (for kubectl create)")  # fmt: skip
+    con = sub.add_parser(
+        "convert", parents=[files], help="print the Pipeline for a project's Codeship files"
+    )
+    con.add_argument(
+        "--generate-name",
+        action="store_true",
+        help="metadata.generateName instead of name (for kubectl create)",
+    )
     con.add_argument("--namespace", help="set metadata.namespace")
     con.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     con.set_defaults(func=cmd_convert)
 
-    run = sub.add_parser("run", parents=[conn, files],
-                         help="create a Pipeline and follow it to the end")  # fmt: skip
-    run.add_argument("-f", "--filename", help="a Pipeline manifest ('-' for standard input) "
-                     "instead of Codeship files")  # fmt: skip
+    run = sub.add_parser(
+        "run", parents=[conn, files], help="create a Pipeline and follow it to the end"
+    )
+    run.add_argument(
+        "-f",
+        "--filename",
+        help="a Pipeline manifest ('-' for standard input) instead of Codeship files",
+    )
     run.add_argument("-d", "--detach", action="store_true", help="return once created")
     run.add_argument("--no-logs", action="store_true", help="progress and results only")
     run.set_defaults(func=cmd_run)
@@ -153,8 +172,13 @@ def register(sub: Any) -> None:
     logs = sub.add_parser("logs", parents=[conn], help="the logs of a Pipeline's steps")
     logs.add_argument("name")
     logs.add_argument("-f", "--follow", action="store_true", help="stream until it finishes")
-    logs.add_argument("--step", action="append", default=[], metavar="STEP",
-                      help="only this step (name or id; repeatable)")  # fmt: skip
+    logs.add_argument(
+        "--step",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="only this step (name or id; repeatable)",
+    )
     logs.add_argument("--no-prefix", action="store_true", help="without (step: NAME)")
     logs.set_defaults(func=cmd_logs)
 
@@ -304,8 +328,9 @@ def _manifest_file(path: str) -> dict[str, Any]:
         and str(d.get("apiVersion", "")).startswith(f"{GROUP}/")
     ]
     if len(found) != 1:
-        raise CommandError(f"{path}: expected one {KIND} (apiVersion {GROUP}/v1alpha1), "
-                           f"found {len(found)}")  # fmt: skip
+        raise CommandError(
+            f"{path}: expected one {KIND} (apiVersion {GROUP}/v1alpha1), found {len(found)}"
+        )
     return found[0]
 
 
@@ -322,8 +347,12 @@ def prepare_manifest(
     spec = dict(manifest.get("spec") or {})
     if ci:
         spec["ci"] = {**(spec.get("ci") or {}), **ci}
-    return {"apiVersion": manifest.get("apiVersion"), "kind": KIND, "metadata": new_meta,
-            "spec": spec}  # fmt: skip
+    return {
+        "apiVersion": manifest.get("apiVersion"),
+        "kind": KIND,
+        "metadata": new_meta,
+        "spec": spec,
+    }
 
 
 def _validate(manifest: Mapping[str, Any]) -> None:
@@ -358,8 +387,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from shipway.client.follow import Follower, Printer
 
     if args.filename and (args.dir or args.services_path or args.steps_path):
-        raise CommandError("use either -f or the Codeship files (--dir, --services-path, "
-                           "--steps-path)")  # fmt: skip
+        raise CommandError(
+            "use either -f or the Codeship files (--dir, --services-path, --steps-path)"
+        )
     if args.filename:
         manifest = _manifest_file(args.filename)
     else:
@@ -441,8 +471,9 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
     if args.follow:
         ids = {s.id for s in steps}
         printer = Printer(out, False)
-        Follower(api, args.name, printer, style, include=lambda s: s.id in ids,
-                 progress=False).follow(pipeline)  # fmt: skip
+        Follower(
+            api, args.name, printer, style, include=lambda s: s.id in ids, progress=False
+        ).follow(pipeline)
         return OK
     for step in steps:
         pods = [a.pod for a in step.attempts] + ([step.pod] if step.pod else [])
@@ -484,9 +515,12 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
         where = "any namespace" if args.all_namespaces else f"namespace {api.namespace}"
         _err(f"no pipelines in {where}")
         return OK
-    items.sort(key=lambda p: ((p.get("metadata") or {}).get("creationTimestamp") or "",
-                              (p.get("metadata") or {}).get("name") or ""))  # fmt: skip
-    for line in pipeline_table(items, _now(), namespaces=args.all_namespaces,
-                               style=style_for(out)):  # fmt: skip
+    items.sort(
+        key=lambda p: (
+            (p.get("metadata") or {}).get("creationTimestamp") or "",
+            (p.get("metadata") or {}).get("name") or "",
+        )
+    )
+    for line in pipeline_table(items, _now(), namespaces=args.all_namespaces, style=style_for(out)):
         out.write(line + "\n")
     return OK

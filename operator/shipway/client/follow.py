@@ -218,39 +218,57 @@ class Follower:
             stream.done.set()
 
     def _copy_log(self, stream: _Stream) -> None:
+        """Copy the attempt's log; reopen it until the attempt has ended, skipping lines seen.
+
+        A follow stream also ends early without any line when the pod has no node yet, so an
+        end of stream only counts once the attempt has ended (then one last full read).
+        """
         container = container_name(stream.step.service)
-        response = None
-        while response is None:
+        seen = 0
+        while True:
+            last_look = stream.ended.is_set()
             try:
-                response = self.api.open_log(stream.pod, container, follow=True)
+                response = self.api.open_log(stream.pod, container, follow=not last_look)
             except LogNotReadyError:
-                if stream.ended.wait(RETRY_SECONDS):
-                    # ended: one last look (the container may have run and exited meanwhile)
-                    try:
-                        response = self.api.open_log(stream.pod, container, follow=False)
-                    except ClusterError:
-                        return
+                if last_look:
+                    return
+                stream.ended.wait(RETRY_SECONDS)
+                continue
             except ClusterError as exc:
                 self.printer.line(log_line(stream.step.name, f"[cannot read the log: {exc}]"))
                 return
+            seen = self._drain(stream, response, seen)
+            if last_look:
+                return
+            stream.ended.wait(RETRY_SECONDS)
+
+    def _drain(self, stream: _Stream, response: Any, skip: int) -> int:
+        """Print the lines of one log response after the first ``skip``; return lines read."""
         stream.response = response
+        count = 0
         buffer = b""
+
+        def emit(raw: bytes) -> None:
+            nonlocal count
+            count += 1
+            if count > skip:
+                text = raw.decode("utf-8", errors="replace").rstrip("\r")
+                self.printer.line(log_line(stream.step.name, text, self.style))
+
         try:
             for chunk in response.stream(4096, decode_content=True):
                 buffer += chunk
                 *lines, buffer = buffer.split(b"\n")
                 for raw in lines:
-                    self._print_log(stream, raw)
+                    emit(raw)
         except Exception:  # cut after the drain time, or the connection broke
             pass
         finally:
             if buffer:
-                self._print_log(stream, buffer)
+                emit(buffer)
+            stream.response = None
             response.release_conn()
-
-    def _print_log(self, stream: _Stream, raw: bytes) -> None:
-        text = raw.decode("utf-8", errors="replace").rstrip("\r")
-        self.printer.line(log_line(stream.step.name, text, self.style))
+        return max(count, skip)
 
     def _finish(self) -> None:
         """Wait for every stream; cut the ones still open long after their attempt ended."""

@@ -161,13 +161,15 @@ def _from_compiled(nodes: Sequence[Node], steps: Mapping[str, StepStatus]) -> li
         if isinstance(node, RunNode):
             item = TreeNode(node.name, "step", steps.get(node.id))
             if item.step is None:
-                item.step = StepStatus(id=node.id, name=node.name, group=node.group,
-                                       service=node.service)  # fmt: skip
+                item.step = StepStatus(
+                    id=node.id, name=node.name, group=node.group, service=node.service
+                )
         else:
             item = TreeNode(node.name, node.kind, None, _from_compiled(node.children, steps))
         if node.on_fail:
-            item.children.append(TreeNode("on_fail", "on_fail", None,
-                                          _from_compiled(node.on_fail, steps)))  # fmt: skip
+            item.children.append(
+                TreeNode("on_fail", "on_fail", None, _from_compiled(node.on_fail, steps))
+            )
         result.append(item)
     return result
 
@@ -267,17 +269,31 @@ def _rows(nodes: Sequence[TreeNode], prefix: str, now: datetime) -> list[_Row]:
             exit_code = f"exit {step.exit_code}" if step.exit_code is not None else ""
             duration = step_duration(step, now)
             rows.append(
-                _Row(branch, PHASE_SYMBOL.get(phase, "?"), node.name, phase, exit_code,
-                     format_duration(duration) if duration is not None else "", step_detail(step))
-            )  # fmt: skip
+                _Row(
+                    branch,
+                    PHASE_SYMBOL.get(phase, "?"),
+                    node.name,
+                    phase,
+                    exit_code,
+                    format_duration(duration) if duration is not None else "",
+                    step_detail(step),
+                )
+            )
         else:
             phase = group_phase(node)
             label = node.name if node.kind in ("group", "on_fail") else f"{node.name} ({node.kind})"
             duration = group_duration(node, now)
             rows.append(
-                _Row(branch, PHASE_SYMBOL.get(phase, "?"), label, phase, "",
-                     format_duration(duration) if duration is not None else "", "")
-            )  # fmt: skip
+                _Row(
+                    branch,
+                    PHASE_SYMBOL.get(phase, "?"),
+                    label,
+                    phase,
+                    "",
+                    format_duration(duration) if duration is not None else "",
+                    "",
+                )
+            )
         rows.extend(_rows(node.children, below, now))
     return rows
 
@@ -330,8 +346,10 @@ def progress_line(
     style = style or Style()
     status = pipeline_status(pipeline)
     phase = phase_of(pipeline)
+    if not status.progress and not status.steps:
+        return f"{style.phase(phase)}: waiting for the operator"
     running = [s for s in status.steps if s.phase == StepPhase.RUNNING]
-    text = f"[{status.progress or '0/?'}] {style.phase(phase)}"
+    text = f"[{status.progress or '?'}] {style.phase(phase)}"
     if running:
         names = []
         for step in running:
@@ -400,7 +418,7 @@ def summary_line(pipeline: Mapping[str, Any], now: datetime, style: Style | None
     if took is not None:
         text += f" in {format_duration(took)}"
     if status.message and phase != "Succeeded":
-        text += f": {status.message}"
+        text += f" ({status.message})"
     return text
 
 

@@ -1,0 +1,142 @@
+"""Pipeline objects as the API returns them, at any point of a run, for the client's tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
+
+SPEC: dict[str, Any] = {
+    "services": {"app": {"image": "busybox:1.36"}, "slack": {"image": "busybox:1.36"}},
+    "steps": [
+        {"name": "build", "service": "app", "command": "make"},
+        {
+            "type": "parallel",
+            "name": "checks",
+            "steps": [
+                {"name": "unit", "service": "app", "command": "make unit"},
+                {"name": "lint", "service": "app", "command": "make lint"},
+            ],
+            "on_fail": [{"name": "notify", "service": "slack", "command": "send"}],
+        },
+        {"name": "deploy", "service": "app", "command": "make deploy"},
+    ],
+}
+
+
+def at(seconds: int) -> str:
+    """A timestamp ``seconds`` after 11:59:00 (a minute before NOW)."""
+    minute, second = divmod(seconds, 60)
+    return f"2026-11-27T{11 + (59 + minute) // 60:02d}:{(59 + minute) % 60:02d}:{second:02d}Z"
+
+
+def step(
+    id_: str,
+    name: str,
+    phase: str = "Pending",
+    *,
+    group: str | None = None,
+    service: str = "app",
+    pod: str | None = None,
+    exit_code: int | None = None,
+    started: int | None = None,
+    finished: int | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    item: dict[str, Any] = {"id": id_, "name": name, "service": service, "phase": phase}
+    if group:
+        item["group"] = group
+    if pod:
+        item["pod"] = pod
+    if exit_code is not None:
+        item["exitCode"] = exit_code
+    if started is not None:
+        item["startedAt"] = at(started)
+    if finished is not None:
+        item["finishedAt"] = at(finished)
+    item.update(extra)
+    return item
+
+
+def pipeline(
+    phase: str,
+    steps: list[dict[str, Any]],
+    *,
+    name: str = "demo-x1",
+    progress: str | None = None,
+    started: int | None = 0,
+    finished: int | None = None,
+    message: str | None = None,
+    version: str = "1",
+    spec: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    status: dict[str, Any] = {"phase": phase, "steps": steps}
+    if progress is not None:
+        status["progress"] = progress
+    if started is not None:
+        status["startedAt"] = at(started)
+    if finished is not None:
+        status["finishedAt"] = at(finished)
+    if message:
+        status["message"] = message
+    return {
+        "apiVersion": "shipway.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {
+            "name": name,
+            "namespace": "ci",
+            "resourceVersion": version,
+            "creationTimestamp": at(0),
+        },
+        "spec": SPEC if spec is None else spec,
+        "status": status,
+    }
+
+
+def failed_run() -> dict[str, Any]:
+    """SPEC after lint failed: unit finished, notify ran, deploy skipped."""
+    return pipeline(
+        "Failed",
+        [
+            step("1", "build", "Succeeded", pod="p-1", exit_code=0, started=0, finished=5),
+            step(
+                "2",
+                "unit",
+                "Succeeded",
+                group="checks",
+                pod="p-2",
+                exit_code=0,
+                started=6,
+                finished=40,
+            ),
+            step(
+                "3",
+                "lint",
+                "Failed",
+                group="checks",
+                pod="p-3",
+                exit_code=1,
+                started=6,
+                finished=9,
+                reason="Error",
+                message="container exited with a 1 code",
+            ),
+            step(
+                "4",
+                "notify",
+                "Succeeded",
+                group="checks",
+                service="slack",
+                pod="p-4",
+                exit_code=0,
+                started=41,
+                finished=42,
+                onFailOf="checks",
+            ),
+            step("5", "deploy", "Skipped", reason="PreviousStepFailed"),
+        ],
+        progress="4/4",
+        finished=42,
+        message="failed: lint",
+    )
