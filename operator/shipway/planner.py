@@ -406,8 +406,7 @@ class _Planner:
             if reason is None and finished:
                 reason = "NotRun"
             if reason is not None:
-                step.phase, step.reason = StepPhase.SKIPPED, reason
-                step.message = _SKIP_MESSAGES.get(reason)
+                step.phase, step.reason, step.message = StepPhase.SKIPPED, reason, None
 
     def _creates(self, remaining: float | None) -> tuple[PodToCreate, ...]:
         creates: list[PodToCreate] = []
@@ -488,12 +487,6 @@ class _Planner:
         )
 
 
-_SKIP_MESSAGES = {
-    "FilteredOut": "tag/exclude does not select this build",
-    "NotNeeded": "on_fail step: nothing failed",
-    "PreviousStepFailed": "not run: an earlier step failed",
-    "NotRun": "not run: the pipeline ended first",
-}
 
 _PIPELINE_REASONS = {
     PipelinePhase.PENDING: ("Unknown", "Pending"),

@@ -74,7 +74,14 @@ class PipelineSnapshot:
 
 
 def dump_status(status: PipelineStatus) -> Manifest:
-    return status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=False)
+    """The status as written: compact, since a 500-step pipeline has 500 entries."""
+    dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for step in dumped.get("steps", ()):
+        if not step.get("attempts"):
+            step.pop("attempts", None)
+        if step.get("attempt") == 0:
+            step.pop("attempt")
+    return dumped
 
 
 @dataclass
