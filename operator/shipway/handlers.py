@@ -61,6 +61,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.peering.mandatory = True
     else:
         settings.peering.standalone = True
+    settings.scanning.disabled = not scanning_enabled(os.environ)
     try:
         kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
     except kube_config.ConfigException:
@@ -117,6 +118,15 @@ def _node_selector(value: str) -> dict[str, str] | None:
     ):
         raise ValueError("SHIPWAY_STEP_NODE_SELECTOR must be a JSON object of string labels")
     return parsed or None
+
+
+def scanning_enabled(env: Mapping[str, str]) -> bool:
+    """``SHIPWAY_SCANNING`` (default on): kopf's cluster-wide watch of namespaces and CRDs.
+
+    Off when the operator has only namespaced Roles (the Helm chart's namespaced mode): kopf
+    then serves exactly the namespaces it was given instead of retrying forbidden lists.
+    """
+    return env.get("SHIPWAY_SCANNING", "").strip().lower() not in ("0", "false", "no", "off")
 
 
 def peering_priority(value: str | None) -> int:

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from shipway.cli import main
-from shipway.handlers import RESTRICTED, peering_priority, pod_options
+from shipway.handlers import RESTRICTED, peering_priority, pod_options, scanning_enabled
 from shipway.manifests import PodOptions, all_manifests, pod_manifest
 from shipway.planner import PodToCreate
 
@@ -117,3 +117,20 @@ def test_no_step_pool_by_default() -> None:
     pod = pod_manifest(REF, compiled(WALKTHROUGH), CREATE)
     assert "tolerations" not in pod["spec"]
     assert "nodeSelector" not in pod["spec"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (None, True),
+        ("", True),
+        ("on", True),
+        ("true", True),
+        ("off", False),
+        ("False", False),
+        ("0", False),
+    ],
+)
+def test_scanning_switch(value: str | None, expected: bool) -> None:
+    env = {} if value is None else {"SHIPWAY_SCANNING": value}
+    assert scanning_enabled(env) is expected
