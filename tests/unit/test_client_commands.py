@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,9 @@ import yaml
 
 from shipway.cli import main
 from shipway.client import commands, follow
-from shipway.client.cluster import LogNotReadyError
 from shipway.client.commands import prepare_manifest
 
-from .client_builders import failed_run, pipeline, step
+from .client_builders import FakeApi, failed_run, pipeline, step
 
 RUN_SPEC: dict[str, Any] = {
     "services": {"app": {"image": "busybox:1.36"}},
@@ -24,71 +22,6 @@ RUN_SPEC: dict[str, Any] = {
         {"name": "test", "service": "app", "command": "make test"},
     ],
 }
-
-
-class FakeResponse:
-    def __init__(self, text: str) -> None:
-        self.data = text.encode()
-
-    def stream(self, amount: int, decode_content: bool = True) -> Iterator[bytes]:
-        for start in range(0, len(self.data), 5):  # small chunks: lines are put back together
-            yield self.data[start : start + 5]
-
-    def release_conn(self) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-
-class FakeApi:
-    """A cluster that moves the pipeline one state further on every watch."""
-
-    namespace = "ci"
-
-    def __init__(self, states: list[dict[str, Any]], logs: dict[str, str] | None = None) -> None:
-        self.states = states
-        self.logs = logs or {}
-        self.index = 0
-        self.created: dict[str, Any] | None = None
-        self.cancelled: list[str] = []
-
-    @property
-    def current(self) -> dict[str, Any]:
-        return self.states[self.index]
-
-    def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.created = manifest
-        return self.current
-
-    def get(self, name: str) -> dict[str, Any] | None:
-        return self.current if name == self.current["metadata"]["name"] else None
-
-    def watch(self, name: str, version: str | None, timeout: int) -> Iterator[dict[str, Any]]:
-        self.index = min(self.index + 1, len(self.states) - 1)
-        yield {"type": "MODIFIED", "object": self.current}
-
-    def _started(self, pod: str) -> bool:
-        steps = (self.current.get("status") or {}).get("steps") or []
-        return any(s.get("pod") == pod and s["phase"] != "Pending" for s in steps)
-
-    def open_log(self, pod: str, container: str, *, follow: bool) -> FakeResponse:
-        assert container == "app"
-        if pod not in self.logs or not self._started(pod):
-            raise LogNotReadyError(400, f'container "app" in pod "{pod}" is waiting to start')
-        return FakeResponse(self.logs[pod])
-
-    def read_log(self, pod: str, container: str) -> str:
-        if pod not in self.logs:
-            raise LogNotReadyError(400, "waiting to start")
-        return self.logs[pod]
-
-    def cancel(self, name: str) -> dict[str, Any]:
-        self.cancelled.append(name)
-        return self.current
-
-    def list(self, *, all_namespaces: bool = False, selector: str | None = None) -> list[Any]:
-        return [self.states[-1]]
 
 
 @pytest.fixture(autouse=True)

@@ -34,6 +34,8 @@ RETRY_SECONDS = 0.5
 DRAIN_SECONDS = 10.0
 """How long a log stream may go on after its attempt ended before it is cut."""
 WATCH_SECONDS = 60
+HINT_SECONDS = 20.0
+"""Say so when no operator has written a status after this long."""
 
 
 class Printer:
@@ -96,6 +98,8 @@ class Follower:
     streams: dict[str, _Stream] = field(default_factory=dict)
     last_progress: str = ""
     current: Manifest | None = None
+    hint_after: float = HINT_SECONDS
+    hinted: bool = False
     stopping: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
@@ -106,16 +110,19 @@ class Follower:
     def follow(self, pipeline: Manifest | None = None) -> Manifest:
         """Follow until the pipeline has finished and every log is printed; return its last state."""
         current = pipeline or self._get()
+        self.stopping = threading.Event()
         ticker = None
         if self.printer.live and self.progress:
             ticker = threading.Thread(target=self._tick, daemon=True, name="progress")
         self._observe(current)
         if ticker is not None:
             ticker.start()
+        began = time.monotonic()
         try:
             while not is_finished(current):
                 current = self._next(current)
                 self._observe(current)
+                self._hint(current, time.monotonic() - began)
         finally:
             self.stopping.set()
             if ticker is not None:
@@ -123,6 +130,16 @@ class Follower:
         self._finish()
         self.printer.clear_footer()
         return current
+
+    def _hint(self, current: Manifest, waited: float) -> None:
+        """Once, when nothing has written a status for a while: the operator may be missing."""
+        if self.hinted or current.get("status") or waited < self.hint_after:
+            return
+        self.hinted = True
+        self.printer.line(
+            f"shipway: no operator has taken up pipeline {self.name} yet; is one running and "
+            f"watching namespace {self.api.namespace}?"
+        )
 
     def _get(self) -> Manifest:
         found = self.api.get(self.name)
@@ -134,7 +151,9 @@ class Follower:
         """The next version of the pipeline, from a watch (a fresh GET after any hiccup)."""
         version = (current.get("metadata") or {}).get("resourceVersion")
         try:
-            for event in self.api.watch(self.name, version, WATCH_SECONDS):
+            waiting = not current.get("status")
+            timeout = HINT_SECONDS if waiting and not self.hinted else WATCH_SECONDS
+            for event in self.api.watch(self.name, version, int(timeout)):
                 kind = event.get("type")
                 obj = event.get("object")
                 if kind == "DELETED":

@@ -1,0 +1,57 @@
+"""The follower's terminal handling and its hint about a missing operator."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from shipway.client import follow
+from shipway.client.follow import Follower, Printer
+from shipway.client.format import Style
+
+from .client_builders import FakeApi, pipeline, step
+
+
+def test_a_live_printer_keeps_its_footer_below_every_line() -> None:
+    out = io.StringIO()
+    printer = Printer(out, live=True)
+    printer.set_footer("[0/2] Running: build")
+    printer.line("(step: build) compiling")
+    printer.set_footer("[1/2] Running: test")
+    printer.clear_footer()
+    assert out.getvalue() == (
+        "\r\x1b[K[0/2] Running: build"
+        "\r\x1b[K(step: build) compiling\n[0/2] Running: build"
+        "\r\x1b[K[1/2] Running: test"
+        "\r\x1b[K"
+    )
+
+
+def test_a_plain_printer_writes_lines_only() -> None:
+    out = io.StringIO()
+    printer = Printer(out, live=False)
+    printer.line("(step: build) compiling")
+    printer.clear_footer()
+    assert out.getvalue() == "(step: build) compiling\n"
+
+
+def test_it_says_so_when_no_operator_takes_the_pipeline_up(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(follow, "RETRY_SECONDS", 0.01)
+    waiting = pipeline("Pending", [], started=None)
+    del waiting["status"]
+    done = pipeline("Succeeded", [step("1", "build", "Skipped", reason="FilteredOut")])
+    api = FakeApi([waiting, waiting, waiting, done])
+    out = io.StringIO()
+    follower = Follower(api, "demo-x1", Printer(out, live=False), Style(), hint_after=0)
+    final = follower.follow()
+    assert final is done
+    lines = out.getvalue().splitlines()
+    hints = [line for line in lines if "no operator has taken up" in line]
+    assert hints == [
+        "shipway: no operator has taken up pipeline demo-x1 yet; is one running and "
+        "watching namespace ci?"
+    ]
+    assert lines[0] == "shipway: Pending: waiting for the operator"
