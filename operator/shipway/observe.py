@@ -69,6 +69,7 @@ class PodView:
     started: bool
     main: ContainerView | None
     sidecars: tuple[ContainerView, ...] = ()
+    start_time: str | None = None
 
     @property
     def active(self) -> bool:
@@ -131,6 +132,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         started=status.get("startTime") is not None,
         main=main,
         sidecars=sidecars,
+        start_time=status.get("startTime"),
     )
 
 
@@ -164,6 +166,29 @@ def _exit_message(main: ContainerView) -> str:
     return f"container exited with a {main.exit_code} code"
 
 
+def exited_cleanly(pod: PodView) -> bool:
+    """The step's container exited 0 on its own and nothing else runs in its pod.
+
+    The kubelet reports a pod's terminal phase only after tearing its sandbox down, about a
+    second after the container exits; the step is over by then, and waiting for the phase
+    would add that second to every step. Not when the kubelet may have killed the container
+    itself (a disruption, or the pod's deadline within reach: a process may exit 0 on
+    SIGTERM) nor while linked services' sidecars run: those wait for the pod's phase.
+    """
+    main = pod.main
+    if main is None or main.state != "terminated" or main.exit_code != 0:
+        return False
+    if pod.sidecars or pod.disruption is not None or pod.reason is not None:
+        return False
+    if pod.active_deadline is None:
+        return True
+    started, finished = parse_time(pod.start_time), parse_time(main.finished_at)
+    if started is None or finished is None:
+        return False
+    # Both times are whole seconds: a margin of 2 s keeps a deadline kill out.
+    return (finished - started).total_seconds() < pod.active_deadline - 2
+
+
 def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECONDS) -> Outcome:
     """Classify one attempt from its pod."""
     main = pod.main
@@ -181,7 +206,7 @@ def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECOND
             started_at=started,
             finished_at=finished or format_time(now),
         )
-    if pod.phase == "Succeeded":
+    if pod.phase == "Succeeded" or (pod.phase != "Failed" and exited_cleanly(pod)):
         return Outcome(
             StepPhase.SUCCEEDED,
             exit_code=main.exit_code if main else 0,

@@ -169,6 +169,8 @@ class _Planner:
     def _stop_if_live(self, pod: PodView | None) -> None:
         if pod is None or not pod.active or pod.deletion_requested_at is not None:
             return
+        if pod.main is not None and pod.main.state == "terminated":
+            return  # the step's container is done; the kubelet ends the pod (and sidecars)
         if not pod.started or pod.node_name is None:
             self.delete.append(pod.name)
         elif pod.active_deadline is None or pod.active_deadline > 1:
@@ -485,7 +487,6 @@ class _Planner:
             stop=tuple(dict.fromkeys(self.stop)),
             delete=tuple(dict.fromkeys(self.delete)),
         )
-
 
 
 _PIPELINE_REASONS = {

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 from typing import Any
 
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-from shipway.observe import PodView
+from shipway.observe import ContainerView, PodView
 from shipway.planner import Plan, Settings, plan
 
 from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
@@ -420,3 +421,63 @@ def test_an_api_eviction_says_so() -> None:
     failed = step(result.status, "write artifact")
     assert failed.reason == "PodEvicted"
     assert "EvictionByEvictionAPI" in (failed.message or "")
+
+
+# -- a clean exit moves on before the kubelet reports the pod's phase ---------------------
+
+
+def exited(name: str, step_id: str, code: int = 0, **kw: Any) -> PodView:
+    """The kubelet's first report after the container exits: the phase is still Running."""
+    return pod(name, step_id, phase="Running", exit_code=code, **kw)
+
+
+def test_a_clean_exit_starts_the_next_step_without_waiting_for_the_pod_phase() -> None:
+    first = run(WALKTHROUGH)
+    second = run(WALKTHROUGH, first.status, [exited("demo-1-write-artifact", "1")])
+    assert [c.name for c in second.create] == ["demo-2-check-artifact"]
+    assert step(second.status, "write artifact").phase == StepPhase.SUCCEEDED
+    assert step(second.status, "write artifact").exit_code == 0
+    assert second.stop == ()
+    assert second.delete == ()
+
+
+def test_a_finished_step_whose_pod_is_still_ending_is_not_stopped() -> None:
+    first = run(WALKTHROUGH)
+    ending = exited("demo-1-write-artifact", "1")
+    second = run(WALKTHROUGH, first.status, [ending])
+    again = run(WALKTHROUGH, second.status, [ending])
+    assert again.stop == ()
+    assert again.delete == ()
+    assert again.create == ()
+
+
+def test_a_failing_exit_waits_for_the_pod_phase() -> None:
+    first = run(WALKTHROUGH)
+    second = run(WALKTHROUGH, first.status, [exited("demo-1-write-artifact", "1", code=1)])
+    assert second.create == ()
+    assert step(second.status, "write artifact").phase == StepPhase.RUNNING
+
+
+def test_a_clean_exit_near_the_pods_deadline_waits_for_the_pod_phase() -> None:
+    """A process may exit 0 on the SIGTERM of a deadline kill: DeadlineExceeded must win."""
+    first = run(WALKTHROUGH)
+    near = exited("demo-1-write-artifact", "1", deadline=6)  # exited 5 s after its start
+    assert run(WALKTHROUGH, first.status, [near]).create == ()
+    far = exited("demo-1-write-artifact", "1", deadline=600)
+    assert [c.name for c in run(WALKTHROUGH, first.status, [far]).create] == [
+        "demo-2-check-artifact"
+    ]
+
+
+def test_a_clean_exit_with_sidecars_still_running_waits_for_the_pod_phase() -> None:
+    first = run(WALKTHROUGH)
+    main = exited("demo-1-write-artifact", "1")
+    sidecar = ContainerView(name="db", state="running")
+    with_sidecar = dataclasses.replace(main, sidecars=(sidecar,))
+    assert run(WALKTHROUGH, first.status, [with_sidecar]).create == ()
+
+
+def test_a_clean_exit_of_a_disrupted_pod_waits_for_the_pod_phase() -> None:
+    first = run(WALKTHROUGH)
+    disrupted = exited("demo-1-write-artifact", "1", disruption="EvictionByEvictionAPI")
+    assert run(WALKTHROUGH, first.status, [disrupted]).create == ()
