@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .pipelines import ROOT, Kubectl, kubeconfig
+from .pipelines import ROOT, Kubectl, kubeconfig, kubectl_binary
 
 pytestmark = pytest.mark.e2e
 
@@ -184,6 +184,22 @@ def test_run_a_codeship_project_streams_logs_in_order_and_exits_0(
     assert second.startswith("cli-")
     assert second != name
     k.wait_for(second)
+
+    # the same command as a kubectl plugin (kubectl-shipway on PATH)
+    plugin_dir = Path(sys.executable).parent
+    assert (plugin_dir / "kubectl-shipway").exists()
+    env = shipway_env()
+    env["PATH"] = os.pathsep.join([str(plugin_dir), env.get("PATH", "")])
+    plugin = subprocess.run(
+        [kubectl_binary(), "shipway", "status", name, "-n", k.namespace],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert plugin.returncode == 0, plugin.stderr
+    assert plugin.stdout.splitlines()[0].startswith(f"Pipeline {k.namespace}/{name}: Succeeded")
 
     listing = shipway(k.namespace, "list")
     assert listing.returncode == 0, listing.stderr
