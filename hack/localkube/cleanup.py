@@ -20,6 +20,8 @@ CHAIN_PREFIXES = ("KUBE-", "CNI-")
 TABLES = ("filter", "nat", "mangle", "raw")
 NETNS_DIR = Path("/run/netns")
 CNI_CACHE = Path("/var/lib/cni")
+#: Host programs of the node, ours when their command line names our socket or state.
+NODE_PROGRAMS = {"containerd", "containerd-shim-runc-v2", "runc", "nsenter", "unshare"}
 
 
 def _cgroup_roots() -> list[Path]:
@@ -61,9 +63,10 @@ def _our_process(pid: int, paths: Paths) -> bool:
         return False
     if exe.startswith(str(paths.cache) + "/"):
         return True
-    argv = cmdline(pid)
+    if Path(exe).name not in NODE_PROGRAMS:
+        return False
     sock, state = str(paths.containerd_socket), str(paths.state)
-    return bool(argv) and any(sock in a or a.startswith(state) for a in argv)
+    return any(sock in a or a.startswith(state) for a in cmdline(pid))
 
 
 def stray_processes(paths: Paths) -> list[int]:
