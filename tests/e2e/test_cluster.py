@@ -160,7 +160,7 @@ def test_the_redis_image_serves_other_pods(cluster: Cluster, namespace: str) -> 
     assert cluster.logs(namespace, "client").split() == ["OK", "hi"]
 
 
-def test_kwok_adds_fake_nodes_that_ordinary_pods_avoid(cluster: Cluster) -> None:
+def test_kwok_adds_tainted_fake_nodes(cluster: Cluster) -> None:
     if not cluster.local:
         pytest.skip("kwok nodes are a feature of the local cluster")
     env = dict(os.environ, PYTHONPATH=str(ROOT / "hack"))
@@ -170,16 +170,17 @@ def test_kwok_adds_fake_nodes_that_ordinary_pods_avoid(cluster: Cluster) -> None
             [sys.executable, "-m", "localkube", "kwok-nodes", str(count)], env=env, check=True
         )
 
-    kwok_nodes(2)
+    before = len(cluster.json("get", "nodes", "-l", "type=kwok")["items"])
+    kwok_nodes(before + 2)
     try:
         fake = cluster.json("get", "nodes", "-l", "type=kwok")["items"]
-        assert len(fake) == 2
+        assert len(fake) == before + 2
         assert all(_ready(n) for n in fake)
         assert all(
-            t["key"] == "kwok.x-k8s.io/node" and t["effect"] == "NoSchedule"
+            [(t["key"], t["value"], t["effect"]) for t in n["spec"]["taints"]]
+            == [("kwok.x-k8s.io/node", "fake", "NoSchedule")]
             for n in fake
-            for t in n["spec"]["taints"]
         )
     finally:
-        kwok_nodes(0)
-    assert cluster.json("get", "nodes", "-l", "type=kwok")["items"] == []
+        kwok_nodes(before)
+    assert len(cluster.json("get", "nodes", "-l", "type=kwok")["items"]) == before
