@@ -55,12 +55,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.queueing.idle_timeout = 30
-    if os.environ.get("SHIPWAY_PEERING"):
-        settings.peering.name = os.environ["SHIPWAY_PEERING"]
-        settings.peering.priority = peering_priority(os.environ.get("SHIPWAY_PEERING_PRIORITY"))
-        settings.peering.mandatory = True
-    else:
-        settings.peering.standalone = True
+    configure_peering(settings, os.environ)
     settings.scanning.disabled = not scanning_enabled(os.environ)
     try:
         kube_config.load_incluster_config()  # type: ignore[no-untyped-call]
@@ -118,6 +113,23 @@ def _node_selector(value: str) -> dict[str, str] | None:
     ):
         raise ValueError("SHIPWAY_STEP_NODE_SELECTOR must be a JSON object of string labels")
     return parsed or None
+
+
+def configure_peering(settings: kopf.OperatorSettings, env: Mapping[str, str]) -> None:
+    """Peering from ``SHIPWAY_PEERING`` (and ``SHIPWAY_PEERING_PRIORITY``), else the CLI's.
+
+    ``kopf.run`` has already applied ``--peering``/``--priority`` (or standalone mode when
+    ``--peering`` is absent) to ``settings``; the environment overrides that. Peering is
+    mandatory: a replica without its KopfPeering object stays paused rather than act alone.
+    """
+    name = env.get("SHIPWAY_PEERING", "").strip()
+    if name:
+        settings.peering.name = name
+        settings.peering.priority = peering_priority(env.get("SHIPWAY_PEERING_PRIORITY"))
+        settings.peering.mandatory = True
+        settings.peering.standalone = False
+    elif not settings.peering.mandatory:  # neither the environment nor --peering
+        settings.peering.standalone = True
 
 
 def scanning_enabled(env: Mapping[str, str]) -> bool:

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import json
 
+import kopf
 import pytest
 
 from shipway.cli import main
-from shipway.handlers import RESTRICTED, peering_priority, pod_options, scanning_enabled
+from shipway.handlers import (
+    RESTRICTED,
+    configure_peering,
+    peering_priority,
+    pod_options,
+    scanning_enabled,
+)
 from shipway.manifests import PodOptions, all_manifests, pod_manifest
 from shipway.planner import PodToCreate
 
@@ -134,3 +141,39 @@ def test_no_step_pool_by_default() -> None:
 def test_scanning_switch(value: str | None, expected: bool) -> None:
     env = {} if value is None else {"SHIPWAY_SCANNING": value}
     assert scanning_enabled(env) is expected
+
+
+def _settings(*, peering: str | None = None, priority: int | None = None) -> kopf.OperatorSettings:
+    """Settings as ``kopf.run`` leaves them for ``shipway operator [--peering NAME]``."""
+    settings = kopf.OperatorSettings()
+    if peering is None:
+        settings.peering.standalone = True
+    else:
+        settings.peering.name = peering
+        settings.peering.mandatory = True
+    if priority is not None:
+        settings.peering.priority = priority
+    return settings
+
+
+def test_peering_from_the_environment_overrides_standalone() -> None:
+    settings = _settings()
+    configure_peering(settings, {"SHIPWAY_PEERING": "shipway", "SHIPWAY_PEERING_PRIORITY": "5"})
+    assert settings.peering.name == "shipway"
+    assert settings.peering.priority == 5
+    assert settings.peering.mandatory
+    assert not settings.peering.standalone
+
+
+def test_peering_from_the_command_line_is_kept() -> None:
+    settings = _settings(peering="cli", priority=9)
+    configure_peering(settings, {})
+    assert (settings.peering.name, settings.peering.priority) == ("cli", 9)
+    assert settings.peering.mandatory
+    assert not settings.peering.standalone
+
+
+def test_no_peering_means_standalone() -> None:
+    settings = _settings()
+    configure_peering(settings, {})
+    assert settings.peering.standalone
