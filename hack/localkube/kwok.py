@@ -76,13 +76,24 @@ def stage_files(paths: Paths) -> list[Path]:
     dest = build.KWOK.bin_dir(paths).parent / "stages"
     files = [dest / s.replace("/", "-") for s in STAGES]
     if all(f.is_file() for f in files):
+        _complete_pipeline_pods(files)
         return files
     out = run(["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{config.KWOK_VERSION}"])
     module_dir = Path(json.loads(out.stdout)["Dir"])
     dest.mkdir(parents=True, exist_ok=True)
     for stage, target in zip(STAGES, files, strict=True):
         shutil.copyfile(module_dir / "kustomize" / "stage" / stage, target)
+    _complete_pipeline_pods(files)
     return files
+
+
+def _complete_pipeline_pods(files: list[Path]) -> None:
+    """kwok completes only pods owned by a Job; step pods are owned by a Pipeline."""
+    complete = next(f for f in files if f.name.endswith("pod-complete.yaml"))
+    text = complete.read_text()
+    job = "      - 'Job'\n"
+    if job in text and "'Pipeline'" not in text:
+        complete.write_text(text.replace(job, job + "      - 'Pipeline'\n"))
 
 
 def ensure_running(paths: Paths) -> None:

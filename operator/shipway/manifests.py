@@ -83,7 +83,7 @@ def claim_manifest(ref: PipelineRef, compiled: CompiledPipeline) -> Manifest:
         "accessModes": list(workspace.accessModes),
         "resources": {"requests": {"storage": workspace.size}},
     }
-    if workspace.storageClassName:
+    if workspace.storageClassName is not None:
         spec["storageClassName"] = workspace.storageClassName
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
 

@@ -265,8 +265,12 @@ class Workspace(_Strict):
     size: Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)] = Field(
         "1Gi", description="Requested storage."
     )
-    storageClassName: K8sName | None = Field(  # noqa: N815
-        None, description="StorageClass of the claim (the cluster default when unset)."
+    storageClassName: (  # noqa: N815
+        Annotated[str, StringConstraints(pattern=r"^$|" + K8S_NAME_PATTERN, max_length=253)] | None
+    ) = Field(
+        None,
+        description="StorageClass of the claim: unset for the cluster default, \"\" for a "
+        "pre-provisioned volume without a class.",
     )
     accessModes: list[Literal["ReadWriteOnce", "ReadWriteMany"]] = Field(  # noqa: N815
         default_factory=lambda: ["ReadWriteOnce"],  # type: ignore[arg-type]
