@@ -269,7 +269,7 @@ class Workspace(_Strict):
         Annotated[str, StringConstraints(pattern=r"^$|" + K8S_NAME_PATTERN, max_length=253)] | None
     ) = Field(
         None,
-        description="StorageClass of the claim: unset for the cluster default, \"\" for a "
+        description='StorageClass of the claim: unset for the cluster default, "" for a '
         "pre-provisioned volume without a class.",
     )
     accessModes: list[Literal["ReadWriteOnce", "ReadWriteMany"]] = Field(  # noqa: N815
