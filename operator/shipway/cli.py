@@ -138,6 +138,8 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
         pod_options(os.environ)  # a bad setting stops the operator here, not in a retry loop
     except ValueError as exc:
         raise UsageError(str(exc)) from None
+    if args.metrics_port is not None:
+        os.environ["SHIPWAY_METRICS_PORT"] = str(args.metrics_port)
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(
         clusterwide=args.all_namespaces,
@@ -162,6 +164,11 @@ def parser() -> argparse.ArgumentParser:
     op.add_argument("-A", "--all-namespaces", action="store_true", help="watch every namespace")
     op.add_argument(
         "--liveness", help="serve kopf's health probe, e.g. http://0.0.0.0:8080/healthz"
+    )
+    op.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port (or set SHIPWAY_METRICS_PORT)",
     )
     op.add_argument("--peering", help="KopfPeering name for several replicas (HA)")
     op.add_argument("--priority", type=int, default=0, help="peering priority of this replica")

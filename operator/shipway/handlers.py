@@ -22,7 +22,7 @@ from typing import Any
 import kopf
 from kubernetes import config as kube_config
 
-from shipway import GROUP, PLURAL, VERSION
+from shipway import GROUP, PLURAL, VERSION, metrics
 from shipway.durations import parse_duration
 from shipway.kube import Kube
 from shipway.manifests import PodOptions
@@ -62,6 +62,10 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     except kube_config.ConfigException:
         kube_config.load_kube_config()  # type: ignore[no-untyped-call]
     grace = os.environ.get("SHIPWAY_START_GRACE")
+    port = os.environ.get("SHIPWAY_METRICS_PORT", "").strip()
+    if port and port != "0":
+        metrics.serve(int(port))
+        log.info("metrics on :%s/metrics", port)
     _state["reconciler"] = Reconciler(
         Kube(),
         Settings(start_grace=parse_duration(grace)) if grace else Settings(),

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from shipway import metrics
 from shipway.errors import InvalidSpecError
 from shipway.kube import EventTarget, KubeError, Manifest
 from shipway.manifests import PodOptions, claim_manifest, pod_manifest
@@ -117,6 +118,7 @@ class Reconciler:
     def forget(self, key: Key) -> None:
         memory = self.memory.pop(key, None)
         if memory is not None:
+            metrics.forget(memory.written)
             if memory.timer is not None:
                 memory.timer.cancel()
             for cache_key in [k for k in self.compiled if k[0] == memory.uid]:
@@ -197,8 +199,10 @@ class Reconciler:
                 memory = self.memory[key] = _Memory(snap.uid)
                 lock = self.locks.setdefault(key, lock)
             try:
-                result = await self._reconcile(snap, indexed_pods, memory)
+                with metrics.RECONCILE_SECONDS.time():
+                    result = await self._reconcile(snap, indexed_pods, memory)
             except KubeError as exc:
+                metrics.API_ERRORS.labels(str(exc.status)).inc()
                 memory.failures += 1
                 delay = min(30.0, 0.5 * 2 ** min(memory.failures, 6))
                 log.warning(
@@ -249,6 +253,9 @@ class Reconciler:
         new = dump_status(result.status)
         if new != dump_status(status):
             await self.kube.patch_status(snap.namespace, snap.name, new)
+        if memory.written is None:
+            metrics.track_new(status)
+        metrics.record_transition(status, result.status, len(result.create))
         memory.written = result.status
         for name in result.stop:
             await self.kube.stop_pod(snap.namespace, name)

@@ -197,3 +197,28 @@ def test_deleted_pipelines_are_forgotten(deleting: bool) -> None:
     gone = PipelineSnapshot(**{**gone.__dict__, "deleting": True}) if deleting else None  # type: ignore[arg-type]
     asyncio.run(reconciler.reconcile(gone, [], KEY))
     assert KEY not in reconciler.memory
+
+
+def test_metrics_count_pods_steps_and_pipelines() -> None:
+    from prometheus_client import REGISTRY
+
+    def value(name: str, labels: dict[str, str] | None = None) -> float:
+        return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+    before = (
+        value("shipway_step_pods_created_total"),
+        value("shipway_steps_finished_total", {"phase": "Succeeded"}),
+        value("shipway_pipelines_finished_total", {"phase": "Succeeded"}),
+        value("shipway_pipelines_active"),
+    )
+    kube = FakeKube()
+    codes = {"demo-1-write-artifact": 0, "demo-2-check-artifact": 0}
+    asyncio.run(_drive(Reconciler(kube, clock=lambda: NOW), kube, codes))
+    after = (
+        value("shipway_step_pods_created_total"),
+        value("shipway_steps_finished_total", {"phase": "Succeeded"}),
+        value("shipway_pipelines_finished_total", {"phase": "Succeeded"}),
+        value("shipway_pipelines_active"),
+    )
+    assert [a - b for a, b in zip(after, before, strict=True)] == [2, 2, 1, 0]
+    assert value("shipway_reconcile_seconds_count") > 0

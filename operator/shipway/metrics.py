@@ -1,0 +1,66 @@
+"""Prometheus metrics of the operator (prometheus-client), served when a port is configured.
+
+Low cardinality on purpose: no per-pipeline or per-namespace labels, so a busy cluster cannot
+blow up the scrape.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from shipway.models import PipelinePhase, PipelineStatus, StepPhase
+
+RECONCILE_SECONDS = Histogram(
+    "shipway_reconcile_seconds",
+    "Time to plan and act on one pipeline event.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+PODS_CREATED = Counter("shipway_step_pods_created_total", "Step pods created (attempts).")
+STEPS_FINISHED = Counter(
+    "shipway_steps_finished_total", "Steps that reached a final phase.", ["phase"]
+)
+PIPELINES_FINISHED = Counter(
+    "shipway_pipelines_finished_total", "Pipelines that reached a final phase.", ["phase"]
+)
+PIPELINES_ACTIVE = Gauge("shipway_pipelines_active", "Pipelines pending or running.")
+API_ERRORS = Counter(
+    "shipway_api_errors_total", "Kubernetes API calls that failed, by HTTP status.", ["status"]
+)
+
+_TERMINAL = (PipelinePhase.SUCCEEDED, PipelinePhase.FAILED, PipelinePhase.CANCELLED)
+
+
+def record_transition(old: PipelineStatus, new: PipelineStatus, created: int) -> None:
+    """Count what changed between two statuses of one pipeline."""
+    if created:
+        PODS_CREATED.inc(created)
+    before = {s.id: s.phase for s in old.steps}
+    for step in new.steps:
+        if (
+            step.phase.terminal
+            and step.phase != StepPhase.SKIPPED
+            and before.get(step.id) != step.phase
+        ):
+            STEPS_FINISHED.labels(step.phase.value).inc()
+    if new.phase != old.phase:
+        if new.phase in _TERMINAL:
+            PIPELINES_FINISHED.labels(new.phase.value).inc()
+            if old.phase not in _TERMINAL:
+                PIPELINES_ACTIVE.dec()
+        elif old.phase in _TERMINAL:
+            PIPELINES_ACTIVE.inc()
+
+
+def track_new(status: PipelineStatus) -> None:
+    """A pipeline the operator starts following (created, or seen after a restart)."""
+    if status.phase not in _TERMINAL:
+        PIPELINES_ACTIVE.inc()
+
+
+def forget(status: PipelineStatus | None) -> None:
+    if status is not None and status.phase not in _TERMINAL:
+        PIPELINES_ACTIVE.dec()
+
+
+def serve(port: int) -> None:
+    start_http_server(port)
