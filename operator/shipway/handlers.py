@@ -55,6 +55,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.queueing.idle_timeout = 30
+    settings.persistence.diffbase_storage = NoDiffBase()
     configure_peering(settings, os.environ)
     settings.scanning.disabled = not scanning_enabled(os.environ)
     try:
@@ -71,6 +72,23 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         Settings(start_grace=parse_duration(grace)) if grace else Settings(),
         pod_options(os.environ),
     )
+
+
+class NoDiffBase(kopf.DiffBaseStorage):
+    """No diff base: only on.event handlers and indexes here, which never look at one.
+
+    kopf's default builds one for every event anyway (a deep copy of the body, then a diff):
+    about a twentieth of the operator's CPU time under load, for nothing.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return None
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: Any) -> None:
+        return None
 
 
 def pod_options(env: Mapping[str, str]) -> PodOptions:

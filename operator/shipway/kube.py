@@ -63,14 +63,30 @@ class EventTarget:
 class Kube:
     """Asynchronous facade over the calls Shipway needs."""
 
-    def __init__(self, api: client.ApiClient | None = None, threads: int = 16) -> None:
-        self.api = api or client.ApiClient()
+    def __init__(
+        self, api: client.ApiClient | None = None, threads: int = 16, event_threads: int = 4
+    ) -> None:
+        if api is None:
+            configuration = client.Configuration.get_default_copy()
+            # One connection per thread: a smaller pool drops connections under load, and
+            # every new one costs a TLS handshake.
+            configuration.connection_pool_maxsize = threads + event_threads
+            api = client.ApiClient(configuration)
+        self.api = api
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+        # Events never wait in front of the pod creates and status patches that move steps on.
+        self.event_pool = ThreadPoolExecutor(max_workers=event_threads, thread_name_prefix="event")
         self.instance = socket.gethostname()
 
-    async def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    async def _call(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        _pool: ThreadPoolExecutor | None = None,
+        **kwargs: Any,
+    ) -> Any:
         loop = asyncio.get_running_loop()
 
         def invoke() -> Any:
@@ -81,7 +97,7 @@ class Kube:
             data = response.data
             return json.loads(data) if data else None
 
-        return await loop.run_in_executor(self.pool, invoke)
+        return await loop.run_in_executor(_pool or self.pool, invoke)
 
     async def create_pod(self, namespace: str, manifest: Manifest) -> Manifest | None:
         """Create a pod; None when a pod of that name exists already."""
@@ -176,8 +192,11 @@ class Kube:
             "reportingComponent": "shipway.dev/operator",
             "reportingInstance": self.instance,
         }
-        await self._call(self.core.create_namespaced_event, target.namespace, event)
+        await self._call(
+            self.core.create_namespaced_event, target.namespace, event, _pool=self.event_pool
+        )
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
+        self.event_pool.shutdown(wait=False, cancel_futures=True)
         self.api.close()  # type: ignore[no-untyped-call]

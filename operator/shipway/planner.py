@@ -159,9 +159,8 @@ class _Planner:
         self.skip: dict[str, str] = {}
         self.halted = False
         self.stopping: tuple[PipelinePhase, str] | None = None
-        self.steps = {
-            run.id: self._derive(run, _recorded(status).get(run.id)) for run in compiled.runs
-        }
+        recorded = _recorded(status)
+        self.steps = {run.id: self._derive(run, recorded.get(run.id)) for run in compiled.runs}
 
     def _name(self, run: RunNode, attempt: int) -> str:
         return pod_name(self.ref.name, run.id, run.name, attempt)

@@ -250,8 +250,8 @@ class Reconciler:
             pods = list({p.name: p for p in (*pods, *memory.created.values())}.values())
             result = self._plan(snap, compiled, status, pods, memory)
             result = _without_created(result, memory)
-        new = dump_status(result.status)
-        if new != dump_status(status):
+        new, old = dump_status(result.status), dump_status(status)
+        if new != old and not _only_node_learned(new, old):
             await self.kube.patch_status(snap.namespace, snap.name, new)
         if memory.written is None:
             metrics.track_new(status)
@@ -310,6 +310,19 @@ class Reconciler:
         task = asyncio.ensure_future(coro)
         self.background.add(task)
         task.add_done_callback(self.background.discard)
+
+
+def _only_node_learned(new: Manifest, old: Manifest) -> bool:
+    """The one change is the node a ReadWriteOnce workspace is pinned to, just scheduled.
+
+    Not worth a write of its own: the planner finds the node again from the pods, and the
+    next real change (the step's end) writes it with the rest of the status.
+    """
+    return (
+        "nodeName" in new
+        and "nodeName" not in old
+        and {**new, "nodeName": None} == {**old, "nodeName": None}
+    )
 
 
 def _without_created(result: Plan, memory: _Memory) -> Plan:
