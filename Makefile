@@ -90,5 +90,13 @@ cluster-status: $(STAMP)
 
 test-e2e: $(E2E_CLUSTER)
 
+## Benchmarks on the local cluster (README "Performance"): overhead, scale, restart; prints a
+## table and writes $(BENCH_OUT). BENCH_SCALE=0.1 runs 100 pipelines instead of 1000.
+BENCH_OUT ?= bench-results.json
+BENCH_SCALE ?= 1
+
+bench: $(STAMP) cluster-up
+	BENCH_OUT=$(BENCH_OUT) BENCH_SCALE=$(BENCH_SCALE) $(PY) -m bench
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,284 @@
+"""``python -m bench`` (``make bench``): run the phases, print a table, write the JSON.
+
+Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
+pipelines of 5 steps in the scale and restart phases; 0.1 gives 100), ``BENCH_PHASES``
+(default ``overhead,scale,restart``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
+in the scale and restart phases, written next to the logs), ``KUBECONFIG`` (default: the
+local cluster's).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import logging
+import math
+import os
+import platform
+import secrets
+import signal
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+
+from bench import overhead, scale
+from bench.kube import BENCH_LABEL, Kube, write_json
+from bench.load import delete_namespace, release_storage
+from bench.procs import MANAGED_ANNOTATION, FakeNodes
+
+PHASES = ("overhead", "scale", "restart")
+TARGETS = {
+    "transition_gap_p50_ms": ("<=", 50),
+    "transition_gap_p95_ms": ("<=", 200),
+    "scale_steps_per_second": (">=", 30),
+    "scale_p95_gap_ms": ("<=", 1000),
+    "api_writes_per_step": ("<=", 3),
+    "operator_peak_rss_mb": ("<=", 150),
+    "resume_seconds": ("<=", 10),
+    "duplicated_steps": ("<=", 0),
+}
+
+
+def _watches_bench(argv: list[str]) -> bool:
+    """Whether an operator started with these arguments would act on ``bench-*`` namespaces."""
+    patterns: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg in ("-A", "--all-namespaces"):
+            return True
+        if arg in ("-n", "--namespace") and i + 1 < len(argv):
+            patterns.append(argv[i + 1])
+        elif arg.startswith("--namespace="):
+            patterns.append(arg.split("=", 1)[1])
+    included = [p for p in patterns if not p.startswith("!")]
+    excluded = [p[1:] for p in patterns if p.startswith("!")]
+    sample = "bench-scale-000000"
+    if any(fnmatch.fnmatch(sample, p) for p in excluded):
+        return False
+    return any(fnmatch.fnmatch(sample, p) for p in included) or (bool(excluded) and not included)
+
+
+def other_operators() -> list[str]:
+    """Shipway operators on this host, not the benchmark's, that would act on its namespaces."""
+    found = []
+    mine = os.getpid()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[1]
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv if a]
+        text = " ".join(args)
+        if (
+            "shipway" in text
+            and " operator" in text
+            and int(parent) != mine
+            and _watches_bench(args)
+        ):
+            found.append(f"{entry.name}: {text[:160]}")
+    return found
+
+
+def stale_cleanup(kube: Kube) -> None:
+    """Remove what an interrupted earlier run left: namespaces, volumes, nodes, its kwok."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace")
+            if f"--manage-nodes-with-annotation-selector={MANAGED_ANNOTATION}=" in argv:
+                os.kill(int(entry.name), signal.SIGTERM)
+    namespaces = kube.list_json(kube.core.list_namespace, label_selector=BENCH_LABEL)["items"]
+    for ns in namespaces:
+        name = ns["metadata"]["name"]
+        run_id = ns["metadata"]["labels"][BENCH_LABEL]
+        print(f"  removing {name}, left by an earlier run")
+        delete_namespace(kube, run_id, name, timeout=120)
+    volumes = kube.list_json(kube.core.list_persistent_volume, label_selector=BENCH_LABEL)["items"]
+    for volume in volumes:
+        with contextlib.suppress(ApiException):
+            kube.core.patch_persistent_volume(
+                volume["metadata"]["name"], {"metadata": {"finalizers": None}}
+            )
+            kube.core.delete_persistent_volume(volume["metadata"]["name"])
+    kube.kubectl("delete", "nodes", "-l", BENCH_LABEL, "--wait=false", check=False)
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.1f}{unit}" if abs(value) < 1e6 else f"{value:.3g}{unit}"
+    return f"{value}{unit}"
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+def verdicts(figures: dict[str, Any]) -> dict[str, bool | None]:
+    result: dict[str, bool | None] = {}
+    for key, (op, limit) in TARGETS.items():
+        value = figures.get(key)
+        if value is None:
+            result[key] = None
+        else:
+            result[key] = value <= limit if op == "<=" else value >= limit
+    return result
+
+
+def flatten(results: dict[str, Any]) -> dict[str, Any]:
+    gap = results.get("transition_gap_ms") or {}
+    sc = results.get("scale") or {}
+    rs = results.get("restart") or {}
+    return {
+        "transition_gap_p50_ms": gap.get("p50"),
+        "transition_gap_p95_ms": gap.get("p95"),
+        "scale_steps_per_second": sc.get("steps_per_second"),
+        "scale_p95_gap_ms": sc.get("p95_gap_ms"),
+        "api_writes_per_step": sc.get("api_writes_per_step"),
+        "operator_peak_rss_mb": sc.get("operator_peak_rss_mb"),
+        "resume_seconds": rs.get("resume_seconds"),
+        "duplicated_steps": rs.get("duplicated_steps"),
+    }
+
+
+def table(results: dict[str, Any]) -> str:
+    ov = results.get("overhead") or {}
+    sc = results.get("scale") or {}
+    rs = results.get("restart") or {}
+    flat = flatten(results)
+    met = verdicts(flat)
+
+    def mark(key: str) -> str:
+        ok = met.get(key)
+        op, limit = TARGETS[key]
+        target = f"{'≤' if op == '<=' else '≥'} {limit}"
+        return f"{target:>8}  " + ("ok" if ok else "MISSED" if ok is False else "-")
+
+    gap = ov.get("transition_gap_ms") or {}
+    raw = ov.get("raw_gap_ms") or {}
+    sgap = sc.get("transition_gap_ms") or {}
+    rows = [
+        ("overhead (real kubelet, 20 steps)", "", ""),
+        ("  transition gap p50", _fmt(gap.get("p50"), " ms"), mark("transition_gap_p50_ms")),
+        ("  transition gap p95", _fmt(gap.get("p95"), " ms"), mark("transition_gap_p95_ms")),
+        ("  transition gap max", _fmt(gap.get("max"), " ms"), ""),
+        ("  raw pods gap p50 / p95", f"{_fmt(raw.get('p50'))} / {_fmt(raw.get('p95'), ' ms')}", ""),
+        (
+            "  wall time shipway / raw",
+            f"{_fmt(ov.get('shipway_wall_s'))} / {_fmt(ov.get('raw_wall_s'), ' s')}",
+            "",
+        ),
+        ("  shipway / raw ratio", _fmt_ratio(ov.get("shipway_vs_raw_ratio")), ""),
+        (f"scale (kwok, {sc.get('pipelines', '?')} pipelines x 5 steps)", "", ""),
+        ("  steps/s, submit to last step", _fmt(sc.get("steps_per_second")), mark("scale_steps_per_second")),
+        ("  steps/s sustained (10-90%)", _fmt(sc.get("steps_per_second_sustained")), ""),
+        ("  transition gap p50 / p95", f"{_fmt(sgap.get('p50'))} / {_fmt(sgap.get('p95'), ' ms')}", mark("scale_p95_gap_ms")),
+        ("  API writes per step (operator)", _fmt(sc.get("api_writes_per_step")), mark("api_writes_per_step")),
+        ("  operator peak RSS", _fmt(sc.get("operator_peak_rss_mb"), " MB"), mark("operator_peak_rss_mb")),
+        ("  operator CPU", _fmt(sc.get("operator_cpu_s"), " s"), ""),
+        (f"restart (SIGKILL with {rs.get('unfinished_at_kill', '?')} pipelines in flight)", "", ""),
+        ("  resume: all progressing again", _fmt(rs.get("resume_seconds"), " s"), mark("resume_seconds")),
+        ("  first progress after restart", _fmt(rs.get("first_progress_s"), " s"), ""),
+        ("  duplicated steps", _fmt(rs.get("duplicated_steps")), mark("duplicated_steps")),
+    ]  # fmt: skip
+    width = max(len(r[0]) for r in rows) + 2
+    lines = [f"{'':{width}}{'measured':>22}  {'target':>8}"]
+    lines += [f"{name:{width}}{value:>22}  {target}" for name, value, target in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING)
+    out = Path(os.environ.get("BENCH_OUT") or "bench-results.json")
+    factor = float(os.environ.get("BENCH_SCALE") or 1)
+    phases = [p.strip() for p in (os.environ.get("BENCH_PHASES") or ",".join(PHASES)).split(",")]
+    unknown = set(phases) - set(PHASES)
+    if unknown:
+        print(f"bench: unknown phase(s) {sorted(unknown)}; known: {', '.join(PHASES)}")
+        return 2
+    count = max(10, round(1000 * factor))
+    steps = 5
+    run_id = secrets.token_hex(3)
+    workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"shipway-bench-{run_id}"
+    workdir.mkdir(parents=True)
+    kube = Kube.connect()
+    results: dict[str, Any] = {
+        "run_id": run_id,
+        "started_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "scale_factor": factor,
+        "phases": phases,
+        "logs": str(workdir),
+        "other_operators_at_start": other_operators(),
+    }
+    print(f"bench {run_id}: phases {', '.join(phases)}; {count} pipelines x {steps} steps at scale")
+    print(f"  logs in {workdir}")
+    if results["other_operators_at_start"]:
+        print("  WARNING: other Shipway operators on this host also act on the bench namespaces:")
+        for line in results["other_operators_at_start"]:
+            print(f"    {line}")
+    started = time.monotonic()
+    stale_cleanup(kube)
+    nodes: FakeNodes | None = None
+    failed = False
+    try:
+        if "overhead" in phases:
+            print("phase 1: overhead on the real kubelet ...", flush=True)
+            results["overhead"] = ov = overhead.run(kube, run_id, workdir)
+            results["transition_gap_ms"] = ov["transition_gap_ms"]
+            results["shipway_vs_raw_ratio"] = ov["shipway_vs_raw_ratio"]
+            delete_namespace(kube, run_id, ov["namespace"], timeout=120)
+        if "scale" in phases or "restart" in phases:
+            nodes = FakeNodes(kube, run_id, workdir)
+            node_count = max(4, math.ceil(count / 100))
+            print(f"  {node_count} fake nodes (kwok) ...", flush=True)
+            nodes.start(node_count, pods_per_node=2000)
+            timeout = max(180.0, count * steps / 10)
+        if "scale" in phases and nodes is not None:
+            print(f"phase 2: scale, {count} pipelines x {steps} steps ...", flush=True)
+            results["scale"] = sc = scale.run_scale(
+                kube, run_id, workdir, nodes, count, steps, timeout
+            )
+            sc["cleanup_s"] = round(delete_namespace(kube, run_id, sc["namespace"]), 1)
+        if "restart" in phases and nodes is not None:
+            print(
+                f"phase 3: restart, {count} pipelines x {steps} steps, SIGKILL at 30% ...",
+                flush=True,
+            )
+            results["restart"] = rs = scale.run_restart(
+                kube, run_id, workdir, nodes, count, steps, timeout
+            )
+            rs["cleanup_s"] = round(delete_namespace(kube, run_id, rs["namespace"]), 1)
+    except Exception:
+        failed = True
+        results["error"] = traceback.format_exc()
+        print(results["error"], file=sys.stderr)
+    finally:
+        for ns in kube.list_json(
+            kube.core.list_namespace, label_selector=f"{BENCH_LABEL}={run_id}"
+        )["items"]:
+            with contextlib.suppress(Exception):
+                delete_namespace(kube, run_id, ns["metadata"]["name"], timeout=180)
+        with contextlib.suppress(Exception):
+            release_storage(kube, run_id, None)
+        if nodes is not None:
+            nodes.stop()
+    results["other_operators_at_end"] = other_operators()
+    results["duration_s"] = round(time.monotonic() - started, 1)
+    flat = flatten(results)
+    results["targets"] = {k: f"{op} {limit}" for k, (op, limit) in TARGETS.items()}
+    results["met"] = verdicts(flat)
+    write_json(out, results)
+    print()
+    print(table(results))
+    print(f"\n{out} written; {results['duration_s']:.0f} s in all")
+    return 1 if failed else 0

@@ -1,0 +1,306 @@
+"""Phases 2 and 3: throughput, API writes and memory at scale; then a SIGKILL and a restart."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.kube import Kube, operator_writes, write_deltas
+from bench.load import Seen, pipeline_names, prepare_claims, submit
+from bench.procs import FakeNodes, Operator, component_cpu, host_cpu_seconds
+from bench.stats import percentile, summary_ms
+from bench.watch import PipelineWatch, PodWatch
+
+TERMINAL = ("Succeeded", "Failed", "Cancelled")
+DRAIN_S = 2.0
+
+
+class RssSampler(threading.Thread):
+    """The operator's resident set once a second, with the number of live pipelines then."""
+
+    def __init__(self, operator: Operator, live: Callable[[], int]) -> None:
+        super().__init__(daemon=True, name="rss")
+        self.operator = operator
+        self.live = live
+        self.stopping = threading.Event()
+        self.samples: list[tuple[float, float, int]] = []
+
+    def run(self) -> None:
+        while not self.stopping.wait(1.0):
+            try:
+                usage = self.operator.usage()
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            self.samples.append((time.monotonic(), usage.rss_mb, self.live()))
+
+
+def _watches(kube: Kube, namespace: str) -> tuple[PodWatch, PipelineWatch]:
+    pods = PodWatch(kube.fresh_api(), namespace)
+    pipelines = PipelineWatch(kube.fresh_api(), namespace)
+    pods.start()
+    pipelines.start()
+    if not (pods.ready.wait(30) and pipelines.ready.wait(30)):
+        raise RuntimeError("the watches did not start")
+    return pods, pipelines
+
+
+def _all_finished(pipelines: PipelineWatch, count: int) -> Callable[[], bool]:
+    def check() -> bool:
+        done = sum(1 for p in pipelines.pipelines.values() if p.phase in TERMINAL)
+        return done >= count
+
+    return check
+
+
+def _shipway_events(kube: Kube, namespace: str) -> int:
+    items = kube.list_json(kube.core.list_namespaced_event, namespace)["items"]
+    return sum(1 for e in items if (e.get("source") or {}).get("component") == "shipway")
+
+
+def _profile(operator: Operator, workdir: Path, name: str) -> str | None:
+    if not os.environ.get("BENCH_PROFILE"):
+        return None
+    output = workdir / f"{name}.speedscope.json"
+    operator.profile(output)
+    return str(output)
+
+
+def run_scale(
+    kube: Kube,
+    run_id: str,
+    workdir: Path,
+    nodes: FakeNodes,
+    count: int,
+    steps: int,
+    timeout: float,
+) -> dict[str, Any]:
+    namespace = f"bench-scale-{run_id}"
+    kube.create_namespace(namespace, run_id)
+    names = pipeline_names("p", count)
+    prepared = time.monotonic()
+    prepare_claims(kube, run_id, namespace, names)
+    prepare_s = time.monotonic() - prepared
+    pods, pipelines = _watches(kube, namespace)
+    operator = Operator([namespace], workdir / "operator-scale.log", nodes.operator_env())
+    sampler: RssSampler | None = None
+    try:
+        operator.start(kube.kubeconfig)
+        operator.wait_ready()
+        profile = _profile(operator, workdir, "scale")
+        before = kube.request_counts()
+        cpu_before, host_before = component_cpu(), host_cpu_seconds()
+        bench_cpu_before = time.process_time()
+        load_before = os.getloadavg()[0]
+        started = time.monotonic()
+        sampler = RssSampler(
+            operator,
+            lambda: sum(1 for p in list(pipelines.pipelines.values()) if p.phase not in TERMINAL),
+        )
+        sampler.start()
+        submit(kube, namespace, names, steps)
+        submitted = time.monotonic() - started
+        complete = pipelines.wait_for(_all_finished(pipelines, count), timeout, poll=0.5)
+        time.sleep(3)  # the last Events are sent in the background
+        after = kube.request_counts()
+        usage = operator.usage()
+        cpu_after, host_after = component_cpu(), host_cpu_seconds()
+        bench_cpu_after = time.process_time()
+        window = time.monotonic() - started
+    finally:
+        if sampler is not None:
+            sampler.stopping.set()
+        operator.stop()
+        pods.stop()
+        pipelines.stop()
+    seen = Seen.take(pods, pipelines)
+    terminated = sorted(r.terminated_at for r in seen.pods if r.terminated_at is not None)
+    total_steps = len(terminated)
+    elapsed = (terminated[-1] - started) if terminated else float("nan")
+    low, high = percentile(terminated, 10), percentile(terminated, 90)
+    sustained = (
+        0.8 * total_steps / (high - low)
+        if low is not None and high is not None and high > low
+        else None
+    )
+    deltas = write_deltas(before, after)
+    mine = operator_writes(deltas)
+    writes = sum(mine.values())
+    gaps = seen.gaps()
+    # The same writes counted from what the benchmark sees in its own namespace, immune to
+    # other users of the cluster (the apiserver's counters are cluster-wide).
+    watched = {
+        "pods_created": sum(1 for r in seen.pods if r.added_at is not None),
+        "status_writes": sum(p.writes for p in seen.pipelines),
+        "shipway_events": _shipway_events(kube, namespace),
+        "claim_creates": sum(v for k, v in mine.items() if "persistentvolumeclaims" in k),
+    }
+    peak_live = max((s[2] for s in sampler.samples), default=0) if sampler else 0
+    return {
+        "namespace": namespace,
+        "pipelines": count,
+        "steps_per_pipeline": steps,
+        "complete": complete,
+        "succeeded": sum(1 for p in seen.phases.values() if p == "Succeeded"),
+        "steps_completed": total_steps,
+        "claims_prepared_s": round(prepare_s, 1),
+        "submit_s": round(submitted, 1),
+        "elapsed_s": round(elapsed, 1),
+        "steps_per_second": round(total_steps / elapsed, 1) if total_steps else 0.0,
+        "steps_per_second_sustained": round(sustained, 1) if sustained else None,
+        "transition_gap_ms": summary_ms(gaps),
+        "pod_latency_ms": {
+            "created_to_scheduled": summary_ms(
+                [r.scheduled_at - r.added_at for r in seen.pods if r.scheduled_at and r.added_at]
+            ),
+            "scheduled_to_running": summary_ms(
+                [
+                    r.running_at - r.scheduled_at
+                    for r in seen.pods
+                    if r.running_at and r.scheduled_at
+                ]
+            ),
+            "running_to_terminated": summary_ms(
+                [
+                    r.terminated_at - r.running_at
+                    for r in seen.pods
+                    if r.terminated_at and r.running_at
+                ]
+            ),
+        },
+        "p95_gap_ms": summary_ms(gaps)["p95"],
+        "api_writes_per_step": round(writes / total_steps, 2) if total_steps else None,
+        "operator_writes": mine,
+        "all_writes": deltas,
+        "watched": watched,
+        "api_writes_per_step_watched": round(sum(watched.values()) / total_steps, 2)
+        if total_steps
+        else None,
+        "operator_peak_rss_mb": usage.peak_rss_mb,
+        "operator_rss_at_end_mb": usage.rss_mb,
+        "host": {
+            "window_s": round(window, 1),
+            "cpu_busy_s": round(host_after - host_before, 1),
+            "cpu_available_s": round(window * (os.cpu_count() or 1), 1),
+            "load_average_before": round(load_before, 2),
+            "load_average_after": round(os.getloadavg()[0], 2),
+            "benchmark_cpu_s": round(bench_cpu_after - bench_cpu_before, 1),
+            "cluster_cpu_s": {
+                k: round(cpu_after.get(k, 0) - cpu_before.get(k, 0), 1) for k in cpu_after
+            },
+        },
+        "operator_cpu_s": usage.cpu_s,
+        "peak_live_pipelines": peak_live,
+        "rss_samples": [(round(t - started, 1), r, n) for t, r, n in sampler.samples]
+        if sampler
+        else [],
+        "profile": profile,
+        "watch_errors": pods.errors + pipelines.errors,
+    }
+
+
+def run_restart(
+    kube: Kube,
+    run_id: str,
+    workdir: Path,
+    nodes: FakeNodes,
+    count: int,
+    steps: int,
+    timeout: float,
+    kill_at: float = 0.3,
+) -> dict[str, Any]:
+    """SIGKILL the operator once ``kill_at`` of all steps are done, start it again at once."""
+    namespace = f"bench-restart-{run_id}"
+    kube.create_namespace(namespace, run_id)
+    names = pipeline_names("r", count)
+    prepare_claims(kube, run_id, namespace, names)
+    pods, pipelines = _watches(kube, namespace)
+    log = workdir / "operator-restart.log"
+    first = Operator([namespace], log, nodes.operator_env())
+    second = Operator([namespace], log, nodes.operator_env())
+    try:
+        first.start(kube.kubeconfig)
+        first.wait_ready()
+        submit(kube, namespace, names, steps)
+        target = int(kill_at * count * steps)
+        reached = pods.wait_for(lambda: pods.terminated >= target, timeout, poll=0.05)
+        if not reached:
+            raise RuntimeError(f"{target} steps were not done in {timeout:.0f}s")
+        before_kill = Seen.take(pods, pipelines)
+        killed_at = time.monotonic()
+        first.kill()
+        # Let what the killed operator did before it died reach the watches, so that
+        # everything seen after the restart is the new operator's doing.
+        time.sleep(DRAIN_S)
+        second.start(kube.kubeconfig)
+        restarted = second.started_at
+        profile = _profile(second, workdir, "restart")
+        unfinished = [n for n in names if before_kill.phases.get(n) not in TERMINAL]
+
+        def progressed(name: str) -> float | None:
+            """When the pipeline first moved after the restart (a new pod, a status change)."""
+            moments = [
+                r.added_at
+                for r in pods.by_pipeline.get(name, ())
+                if r.added_at is not None and r.added_at > restarted
+            ]
+            record = pipelines.pipelines.get(name)
+            if record is not None:
+                moments += [m for m in record.modified if m > restarted]
+            return min(moments) if moments else None
+
+        ready_s = second.wait_ready()
+        waiting = set(unfinished)
+        resumed_at: dict[str, float] = {}
+
+        def all_resumed() -> bool:
+            with pipelines.lock:
+                for name in list(waiting):
+                    moment = progressed(name)
+                    if moment is not None:
+                        resumed_at[name] = moment
+                        waiting.discard(name)
+            return not waiting
+
+        resumed = pods.wait_for(all_resumed, timeout, poll=0.5)
+        moments = list(resumed_at.values())
+        complete = pipelines.wait_for(_all_finished(pipelines, count), timeout, poll=0.5)
+        time.sleep(2)
+        usage = second.usage()
+    finally:
+        first.kill()
+        second.stop()
+        pods.stop()
+        pipelines.stop()
+    seen = Seen.take(pods, pipelines)
+    done = [m - restarted for m in moments]
+    duplicates = seen.duplicates()
+    steps_run = sum(1 for r in seen.pods if r.added_at is not None or r.uids)
+    return {
+        "namespace": namespace,
+        "pipelines": count,
+        "steps_per_pipeline": steps,
+        "steps_done_at_kill": sum(1 for r in before_kill.pods if r.terminated_at),
+        "pods_at_kill": len(before_kill.pods),
+        "unfinished_at_kill": len(unfinished),
+        "restart_gap_s": round(restarted - killed_at, 3),
+        "operator_ready_s": round(ready_s, 2),
+        "all_resumed": resumed,
+        "first_progress_s": round(min(done), 2) if done else None,
+        "resume_seconds": round(max(done), 2) if resumed and done else None,
+        "resume_p50_s": round(percentile(done, 50) or 0, 2) if done else None,
+        "complete": complete,
+        "succeeded": sum(1 for p in seen.phases.values() if p == "Succeeded"),
+        "step_pods": steps_run,
+        "expected_step_pods": count * steps,
+        "duplicated_steps": len(duplicates["pods_added_twice"])
+        + len(duplicates["steps_with_several_pods"]),
+        "duplicates": {k: v[:20] for k, v in duplicates.items()},
+        "operator_peak_rss_mb": usage.peak_rss_mb,
+        "operator_cpu_s": usage.cpu_s,
+        "profile": profile,
+        "watch_errors": pods.errors + pipelines.errors,
+    }

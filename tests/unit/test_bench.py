@@ -1,0 +1,94 @@
+"""The benchmark's own arithmetic (hack/bench): percentiles, write counts, gaps, duplicates."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from bench.cli import _watches_bench, verdicts
+from bench.kube import _labels, operator_writes, write_deltas
+from bench.load import Seen
+from bench.stats import percentile, summary_ms
+from bench.watch import PodRecord
+
+
+def test_percentiles_are_measured_values() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50
+    assert percentile(values, 95) == 95
+    assert percentile([], 50) is None
+    assert summary_ms([0.01, 0.02, 0.5]) == {"p50": 20.0, "p95": 500.0, "max": 500.0, "count": 3}
+
+
+def test_apiserver_counter_lines_are_parsed() -> None:
+    line = (
+        'code="201",component="apiserver",dry_run="",group="",resource="pods",'
+        'scope="resource",subresource="",verb="POST",version="v1"'
+    )
+    labels = _labels(line)
+    assert labels["verb"] == "POST"
+    assert labels["resource"] == "pods"
+    assert labels["subresource"] == ""
+    assert labels["version"] == "v1"
+
+
+def test_writes_are_deltas_and_the_operators_are_told_apart() -> None:
+    before = Counter({("POST", "", "pods", "", "201"): 10})
+    after = Counter(
+        {
+            ("POST", "", "pods", "", "201"): 15,
+            ("POST", "", "pods", "binding", "201"): 5,
+            ("PATCH", "", "pods", "status", "200"): 10,
+            ("PATCH", "shipway.dev", "pipelines", "status", "200"): 6,
+            ("POST", "", "events", "", "201"): 6,
+            ("POST", "events.k8s.io", "events", "", "201"): 5,
+            ("GET", "", "pods", "", "200"): 99,
+        }
+    )
+    deltas = write_deltas(before, after)
+    assert "GET core/pods 200" not in deltas
+    assert operator_writes(deltas) == {
+        "POST core/pods 201": 5,
+        "PATCH shipway.dev/pipelines/status 200": 6,
+        "POST core/events 201": 6,
+    }
+
+
+def record(name: str, pipeline: str, step: str, added: float, done: float | None) -> PodRecord:
+    return PodRecord(
+        name, uids=[f"uid-{name}"], added_at=added, terminated_at=done, pipeline=pipeline, step=step
+    )
+
+
+def test_gaps_run_from_one_steps_end_to_the_next_steps_pod() -> None:
+    pods = [
+        record("p-2-b", "p", "2", 10.25, 11.0),
+        record("p-1-a", "p", "1", 9.0, 10.0),
+        record("p-10-c", "p", "10", 11.5, None),
+    ]
+    seen = Seen(pods, {}, {}, [])
+    assert seen.gaps() == [0.25, 0.5]
+
+
+def test_a_step_created_twice_is_a_duplicate() -> None:
+    twice = record("p-1-a", "p", "1", 1.0, 2.0)
+    twice.uids.append("uid-other")
+    retried = record("p-2-r1-b", "p", "2", 3.0, 4.0)
+    pods = [twice, record("p-2-b", "p", "2", 2.5, 3.0), retried]
+    found = Seen(pods, {}, {}, []).duplicates()
+    assert found == {"pods_added_twice": ["p-1-a"], "steps_with_several_pods": ["p/2"]}
+
+
+def test_only_operators_that_see_bench_namespaces_are_reported() -> None:
+    assert _watches_bench(["shipway", "operator", "-A"])
+    assert _watches_bench(["shipway", "operator", "-n", "!shipway-helm-*"])
+    assert _watches_bench(["shipway", "operator", "-n", "bench-*"])
+    assert not _watches_bench(["shipway", "operator", "-n", "cli-dev"])
+    assert not _watches_bench(["shipway", "operator", "--namespace=shipway-helm-manual"])
+    assert not _watches_bench(["shipway", "operator", "-n", "e2e-*", "-n", "!bench-*"])
+
+
+def test_targets_are_judged_only_when_measured() -> None:
+    met = verdicts({"transition_gap_p50_ms": 20.0, "api_writes_per_step": 3.4})
+    assert met["transition_gap_p50_ms"] is True
+    assert met["api_writes_per_step"] is False
+    assert met["resume_seconds"] is None
