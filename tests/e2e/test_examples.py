@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +32,31 @@ def k(cluster: object, namespace: str, shipway_operator: object) -> Kubectl:
 def test_every_example_is_covered_here() -> None:
     on_disk = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
     assert sorted(EXAMPLE_FILES) == on_disk
+    assert sorted(p.name for p in EXAMPLES.iterdir() if p.is_dir()) == ["codeship-walkthrough"]
+
+
+def test_the_codeship_walkthrough_runs_with_shipway_run(k: Kubectl) -> None:
+    """codeship-services.yml + codeship-steps.yml, converted on the fly, like `jet steps`."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "shipway",
+            "run",
+            "--dir",
+            str(EXAMPLES / "codeship-walkthrough"),
+            "-n",
+            k.namespace,
+        ],
+        capture_output=True,
+        text=True,
+        env={**k.env, "PYTHONPATH": str(EXAMPLES.parent / "operator")},
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(step: write artifact) success" in result.stdout
+    assert "(step: check artifact) success" in result.stdout
 
 
 def test_walkthrough_artifact_crosses_pods_through_the_claim(k: Kubectl) -> None:
