@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,13 +20,20 @@ BUSYBOX = "docker.io/library/busybox:1.36"
 REDIS = "docker.io/library/redis:7.0"
 
 
-def _real_nodes(cluster: Cluster) -> list[dict[str, object]]:
-    nodes = cluster.json("get", "nodes")["items"]
-    return [n for n in nodes if n["metadata"].get("labels", {}).get("type") != "kwok"]
+def _fake(node: dict[str, Any]) -> bool:
+    """A kwok node: ours (annotation kwok.x-k8s.io/node) or a benchmark's ("fake" kubelet)."""
+    annotations = node["metadata"].get("annotations", {})
+    return "kwok.x-k8s.io/node" in annotations or (
+        node["status"].get("nodeInfo", {}).get("kubeletVersion") == "fake"
+    )
 
 
-def _ready(node: dict[str, object]) -> bool:
-    conditions = node["status"]["conditions"]  # type: ignore[index]
+def _real_nodes(cluster: Cluster) -> list[dict[str, Any]]:
+    return [n for n in cluster.json("get", "nodes")["items"] if not _fake(n)]
+
+
+def _ready(node: dict[str, Any]) -> bool:
+    conditions = node["status"]["conditions"]
     return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
 
 
@@ -35,7 +43,8 @@ def test_a_ready_node_at_the_pinned_version(cluster: Cluster) -> None:
     assert all(_ready(n) for n in nodes)
     if cluster.local:
         assert len(nodes) == 1
-        info = nodes[0]["status"]["nodeInfo"]  # type: ignore[index]
+        assert nodes[0]["metadata"]["name"] == "localkube"
+        info = nodes[0]["status"]["nodeInfo"]
         assert info["kubeletVersion"] == PINNED
         assert info["containerRuntimeVersion"].startswith("containerd://")
         server = cluster.json("version")["serverVersion"]
