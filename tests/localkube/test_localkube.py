@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import platform
 import shutil
 import socket
 import subprocess
@@ -96,7 +97,7 @@ def test_not_root_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_not_linux_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(host.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(platform, "system", lambda: "Darwin")
     with pytest.raises(LocalkubeError, match=r"needs Linux.*SHIPWAY_E2E_KUBECONFIG"):
         host.check_platform()
 
