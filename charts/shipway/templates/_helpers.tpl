@@ -59,6 +59,12 @@ app.kubernetes.io/part-of: shipway
 {{- if and .Values.allNamespaces .Values.watchNamespaces }}
 {{- fail "allNamespaces=true watches every namespace: leave watchNamespaces empty, or set allNamespaces=false to watch only the listed namespaces" }}
 {{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not (and .Values.metrics.enabled .Values.metrics.service.enabled)) }}
+{{- fail "metrics.serviceMonitor.enabled needs metrics.enabled=true and metrics.service.enabled=true: the ServiceMonitor scrapes the metrics Service" }}
+{{- end }}
+{{- if and .Values.metrics.serviceMonitor.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) }}
+{{- fail "metrics.serviceMonitor.enabled needs the prometheus-operator CRDs (monitoring.coreos.com/v1 ServiceMonitor) in the cluster" }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
 {{- fail (printf "replicaCount=%d needs peering.enabled=true: without kopf peering every replica would run the same Pipelines at once" (int .Values.replicaCount)) }}
 {{- end }}

@@ -1,0 +1,350 @@
+"""The Helm chart on the real cluster: the operator in-cluster, from its image, under the chart's RBAC.
+
+One release goes through its life in order: install → the operator pod Ready → the walkthrough
+Succeeded → the operator's account can do what it needs and nothing else → an upgrade to two
+replicas rolls out, one replica acts and the other stands by → uninstall leaves only the CRDs.
+
+The release watches one ``shipway-helm-*`` namespace (conftest.IN_CLUSTER_NAMESPACES): the
+session's out-of-cluster operator watches only its own ``e2e-<session>-*`` namespaces, so the
+in-cluster operator is the only one that can act there, and the Events it writes name its pod.
+On the local cluster the image is built offline (hack/localkube/operator_image.py) and imported
+into containerd under the chart's default name; elsewhere set SHIPWAY_E2E_OPERATOR_IMAGE to a
+pullable ``repository:tag``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from .conftest import IN_CLUSTER_NAMESPACES
+from .kube import Cluster
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "shipway"
+WALKTHROUGH = ROOT / "examples" / "walkthrough-volumes.yaml"
+RELEASE = "shipway"
+#: The chart's full name for release "shipway": the operator's Deployment, account and Role.
+FULLNAME = "shipway"
+STEP_ACCOUNT = "shipway-step"
+OPERATOR_PODS = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
+WAIT = 300
+
+
+@dataclass
+class Release:
+    cluster: Cluster
+    helm_binary: str
+    image: str
+    namespace: str
+    other: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def account(self) -> str:
+        return f"system:serviceaccount:{self.namespace}:{FULLNAME}"
+
+    def helm(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        argv = [self.helm_binary, "--kubeconfig", str(self.cluster.kubeconfig), *args]
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"`helm {' '.join(args)}` exited {proc.returncode}:\n{proc.stderr}"
+            )
+        return proc
+
+    def values(self, *extra: str) -> list[str]:
+        repository, tag = self.image.rsplit(":", 1)
+        sets = [
+            f"watchNamespaces={{{self.namespace}}}",
+            # Cluster-scoped: the session's CRD fixture applies the same policy unowned by Helm.
+            "admissionPolicy.create=false",
+            f"image.repository={repository}",
+            f"image.tag={tag}",
+            *extra,
+        ]
+        return [arg for value in sets for arg in ("--set", value)]
+
+    def k(self, *args: str) -> str:
+        return self.cluster.kubectl(*args)
+
+    def json(self, *args: str) -> Any:
+        return self.cluster.json(*args)
+
+    def operator_pods(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = self.json(
+            "get", "pods", "-n", self.namespace, "-l", OPERATOR_PODS
+        )["items"]
+        return [p for p in items if not p["metadata"].get("deletionTimestamp")]
+
+    def can(self, verb: str, resource: str, *, namespace: str | None, who: str = "") -> bool:
+        resource, _, subresource = resource.partition("/")
+        args = ["auth", "can-i", verb, resource, "--as", who or self.account]
+        args += [f"--subresource={subresource}"] if subresource else []
+        args += ["-n", namespace] if namespace else ["--all-namespaces"]
+        proc = self.cluster.run(*args, check=False)
+        answer = proc.stdout.strip()
+        if answer not in ("yes", "no"):
+            raise AssertionError(f"kubectl auth can-i {verb} {resource}: {proc.stderr}{answer}")
+        return answer == "yes"
+
+    def run_walkthrough(self, name: str) -> dict[str, Any]:
+        doc = yaml.safe_load(WALKTHROUGH.read_text())
+        doc["metadata"]["name"] = name
+        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=json.dumps(doc))
+        self.cluster.kubectl(
+            "wait", "-n", self.namespace, "--for=condition=Succeeded",
+            f"pipeline/{name}", f"--timeout={WAIT}s",
+        )  # fmt: skip
+        body: dict[str, Any] = self.json("get", "pipeline", name, "-n", self.namespace)
+        return body
+
+    def reporters(self, pipeline: str) -> set[str]:
+        """The operator instances (pod names in-cluster) that wrote the Pipeline's Events."""
+        events = self.json(
+            "get", "events", "-n", self.namespace,
+            "--field-selector", f"involvedObject.kind=Pipeline,involvedObject.name={pipeline}",
+        )["items"]  # fmt: skip
+        return {e.get("reportingInstance", "") for e in events}
+
+
+def _wait_until(what: str, probe: Any, timeout: float = WAIT) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
+        time.sleep(1)
+
+
+@pytest.fixture(scope="module")
+def helm_binary(cluster: Cluster) -> str:
+    from localkube import build
+    from localkube.config import Paths
+
+    return str(build.build(build.HELM, Paths.default(), log=False) / "helm")
+
+
+@pytest.fixture(scope="module")
+def operator_image(cluster: Cluster) -> str:
+    given = os.environ.get("SHIPWAY_E2E_OPERATOR_IMAGE")
+    if given:
+        return given
+    if not cluster.local:
+        pytest.skip("set SHIPWAY_E2E_OPERATOR_IMAGE to an image this cluster can pull")
+    from localkube.config import Paths
+    from localkube.operator_image import ensure_operator_image
+
+    paths = Paths.default()
+    info = ensure_operator_image(paths, import_into=paths.containerd_socket)
+    size = info.archive.stat().st_size / 1e6
+    print(f"\noperator image {info.ref} {info.manifest_digest} ({size:.1f} MB uncompressed)")
+    return info.ref
+
+
+@pytest.fixture(scope="module")
+def release(cluster: Cluster, helm_binary: str, operator_image: str) -> Iterator[Release]:
+    prefix = IN_CLUSTER_NAMESPACES.rstrip("*")
+    namespace = f"{prefix}{secrets.token_hex(3)}"
+    made = Release(cluster, helm_binary, operator_image, namespace, f"{namespace}-other")
+    for ns in (made.namespace, made.other):
+        cluster.kubectl("create", "namespace", ns)
+    yield made
+    made.helm("uninstall", RELEASE, "-n", namespace, "--wait", check=False)
+    for ns in (made.namespace, made.other):
+        cluster.run("delete", "namespace", ns, "--wait=false", check=False)
+    if made.timings:
+        print("\nhelm timings: " + ", ".join(f"{k} {v:.1f}s" for k, v in made.timings.items()))
+
+
+def test_install_brings_the_operator_pod_to_ready(release: Release) -> None:
+    started = time.monotonic()
+    release.helm(
+        "install", RELEASE, str(CHART), "-n", release.namespace, *release.values(),
+        "--wait", f"--timeout={WAIT}s",
+    )  # fmt: skip
+    release.timings["install to Ready"] = time.monotonic() - started
+    (pod,) = release.operator_pods()
+    assert any(c["type"] == "Ready" and c["status"] == "True" for c in pod["status"]["conditions"])
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    assert container["image"] == release.image
+    assert spec["serviceAccountName"] == FULLNAME
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["runAsUser"] == 65532
+    hardened = container["securityContext"]
+    assert hardened["readOnlyRootFilesystem"] is True
+    assert hardened["allowPrivilegeEscalation"] is False
+    assert hardened["capabilities"]["drop"] == ["ALL"]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["limits"]
+    assert container["resources"]["requests"]
+    assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
+    assert f"--namespace={release.namespace}" in container["args"]
+
+
+def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) -> None:
+    body = release.run_walkthrough("volumes-demo")
+    assert body["status"]["phase"] == "Succeeded"
+    assert body["status"]["progress"] == "2/2"
+    (operator,) = release.operator_pods()
+    # The Events name the operator instance that wrote them: the in-cluster pod, nobody else.
+    assert release.reporters("volumes-demo") == {operator["metadata"]["name"]}
+    pods = release.json(
+        "get", "pods", "-n", release.namespace, "-l", "shipway.dev/pipeline=volumes-demo"
+    )["items"]
+    assert len(pods) == 2
+    # Pipelines without spec.serviceAccountName get the chart's step account, token unmounted.
+    for pod in pods:
+        assert pod["spec"]["serviceAccountName"] == STEP_ACCOUNT
+        assert pod["spec"]["automountServiceAccountToken"] is False
+    log = release.k("logs", "-n", release.namespace, operator["metadata"]["name"])
+    assert f"{release.namespace}/volumes-demo: Succeeded 2/2" in log
+    assert "Forbidden" not in log, log[-3000:]
+    # Its metrics, through the chart's Service (the API server's service proxy).
+    metrics = release.k(
+        "get", "--raw",
+        f"/api/v1/namespaces/{release.namespace}/services/{FULLNAME}-metrics:metrics/proxy/metrics",
+    )  # fmt: skip
+    assert 'shipway_pipelines_finished_total{phase="Succeeded"} 1.0' in metrics
+    assert "shipway_step_pods_created_total 2.0" in metrics
+
+
+@pytest.mark.parametrize(
+    ("verb", "resource", "where", "allowed"),
+    [
+        # What the operator uses, in its namespace.
+        ("list", "pipelines.shipway.dev", "watched", True),
+        ("watch", "pipelines.shipway.dev", "watched", True),
+        ("patch", "pipelines.shipway.dev/status", "watched", True),
+        ("create", "pods", "watched", True),
+        ("patch", "pods", "watched", True),
+        ("delete", "pods", "watched", True),
+        ("create", "persistentvolumeclaims", "watched", True),
+        ("create", "events", "watched", True),
+        ("patch", "kopfpeerings.kopf.dev", "watched", True),
+        # Nothing else there: no Secrets, no writes to the Pipelines' spec.
+        ("get", "secrets", "watched", False),
+        ("list", "secrets", "watched", False),
+        ("watch", "secrets", "watched", False),
+        ("get", "configmaps", "watched", False),
+        ("update", "pipelines.shipway.dev", "watched", False),
+        ("delete", "pipelines.shipway.dev", "watched", False),
+        ("delete", "persistentvolumeclaims", "watched", False),
+        ("create", "serviceaccounts/token", "watched", False),
+        ("create", "pods/exec", "watched", False),
+        # Other namespaces: nothing at all.
+        ("get", "secrets", "other", False),
+        ("list", "pods", "other", False),
+        ("create", "pods", "other", False),
+        ("list", "pipelines.shipway.dev", "other", False),
+        ("patch", "pipelines.shipway.dev/status", "other", False),
+        ("create", "events", "other", False),
+        ("list", "pipelines.shipway.dev", "cluster", False),
+        ("list", "secrets", "cluster", False),
+        ("list", "namespaces", "cluster", False),
+        ("list", "customresourcedefinitions.apiextensions.k8s.io", "cluster", False),
+    ],
+)
+def test_operator_account_has_only_what_it_uses(
+    release: Release, verb: str, resource: str, where: str, allowed: bool
+) -> None:
+    namespace = {"watched": release.namespace, "other": release.other, "cluster": None}[where]
+    assert release.can(verb, resource, namespace=namespace) is allowed
+
+
+def test_no_cluster_wide_rbac_and_a_powerless_step_account(release: Release) -> None:
+    selector = f"app.kubernetes.io/instance={RELEASE}"
+    for kind in ("clusterroles", "clusterrolebindings"):
+        names = [o["metadata"]["name"] for o in release.json("get", kind, "-l", selector)["items"]]
+        assert names == [], f"namespaced mode created {kind}: {names}"
+    step = f"system:serviceaccount:{release.namespace}:{STEP_ACCOUNT}"
+    for verb, resource in (("get", "secrets"), ("list", "pods"), ("list", "pipelines.shipway.dev")):
+        assert not release.can(verb, resource, namespace=release.namespace, who=step)
+
+
+def test_pipelines_in_other_namespaces_are_left_alone(release: Release) -> None:
+    doc = yaml.safe_load(WALKTHROUGH.read_text())
+    release.cluster.kubectl("apply", "-n", release.other, "-f", "-", input=json.dumps(doc))
+    time.sleep(10)  # the watched namespace's walkthrough took about as long, start to finish
+    body = release.json("get", "pipeline", "volumes-demo", "-n", release.other)
+    assert "status" not in body or not body["status"].get("phase")
+    assert release.json("get", "pods", "-n", release.other)["items"] == []
+
+
+def test_upgrade_to_two_replicas_rolls_out_and_one_acts(release: Release) -> None:
+    before = {p["metadata"]["name"] for p in release.operator_pods()}
+    started = time.monotonic()
+    release.helm(
+        "upgrade", RELEASE, str(CHART), "-n", release.namespace,
+        *release.values("replicaCount=2", "podAnnotations.e2e\\.shipway\\.dev/revision=r2"),
+        "--wait", f"--timeout={WAIT}s",
+    )  # fmt: skip
+    release.timings["upgrade to Ready"] = time.monotonic() - started
+    history = json.loads(
+        release.helm("history", RELEASE, "-n", release.namespace, "-o", "json").stdout
+    )
+    assert [h["revision"] for h in history] == [1, 2]
+    assert history[-1]["status"] == "deployed"
+
+    pods = _wait_until(
+        "the old operator pod is gone and two new ones run",
+        lambda: (ps := release.operator_pods()) and len(ps) == 2 and not before & _names(ps) and ps,
+    )
+    for pod in pods:
+        assert pod["metadata"]["annotations"]["e2e.shipway.dev/revision"] == "r2"
+    names = _names(pods)
+
+    def peers() -> dict[str, Any] | None:
+        peering = release.json("get", "kopfpeering", FULLNAME, "-n", release.namespace)
+        status: dict[str, Any] = peering.get("status") or {}
+        return status if set(status) == names else None
+
+    status = _wait_until("both replicas are in the KopfPeering, the old one gone", peers, 120)
+    priorities = {name: status[name]["priority"] for name in names}
+    assert len(set(priorities.values())) == 2, priorities
+    leader = max(priorities, key=lambda n: priorities[n])
+    standby = min(priorities, key=lambda n: priorities[n])
+
+    release.run_walkthrough("volumes-demo-2")
+    assert release.reporters("volumes-demo-2") == {leader}
+    # The standby stays paused (kopf starts a mandatory peer paused) and never touches it.
+    assert "volumes-demo-2" not in release.k("logs", "-n", release.namespace, standby)
+
+
+def test_uninstall_removes_everything_but_the_crds(release: Release) -> None:
+    release.helm("uninstall", RELEASE, "-n", release.namespace, "--wait")
+    selector = f"app.kubernetes.io/instance={RELEASE}"
+    kinds = "deployments,replicasets,pods,services,serviceaccounts,roles,rolebindings,kopfpeerings"
+
+    def nothing_left() -> bool:
+        left = release.json("get", kinds, "-n", release.namespace, "-l", selector)["items"]
+        return not left
+
+    # The operator pods go with their ReplicaSet, through the garbage collector.
+    _wait_until("nothing of the release is left in its namespace", nothing_left, 120)
+    listed = json.loads(release.helm("list", "-n", release.namespace, "-o", "json").stdout)
+    assert listed == []
+    for crd in ("pipelines.shipway.dev", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
+        release.k("get", "crd", crd)
+    # The Pipelines are the users' data: they stay with their CRD.
+    release.k("get", "pipeline", "volumes-demo", "-n", release.namespace)
+
+
+def _names(pods: list[dict[str, Any]]) -> set[str]:
+    return {p["metadata"]["name"] for p in pods}

@@ -1,0 +1,51 @@
+"""The Helm chart's static promises, checked without a cluster or a helm binary.
+
+``make chart-check`` runs helm itself; these keep the chart, the image build and the README
+from drifting apart in the unit suite as well.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+import shipway
+from chart_check import README, VALUES, parse_values, readme_with_table, table
+from localkube import operator_image
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "shipway"
+
+
+def test_default_image_is_the_one_the_local_build_imports() -> None:
+    values = yaml.safe_load(VALUES.read_text())
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    tag = values["image"]["tag"] or chart["appVersion"]
+    assert f"{values['image']['repository']}:{tag}" == operator_image.REF
+    assert chart["appVersion"] == shipway.__version__
+
+
+def test_every_runtime_dependency_is_pinned_for_the_image() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+
+    def norm(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    wanted = {norm(re.split(r"[<>=!~\[; ]", dep, maxsplit=1)[0]) for dep in project["dependencies"]}
+    lines = operator_image.lock_file(ROOT).read_text().splitlines()
+    pinned = {norm(line.split("==")[0]) for line in lines if "==" in line}
+    assert wanted <= pinned, f"run `make image-lock`: {sorted(wanted - pinned)} not pinned"
+
+
+def test_every_values_key_is_commented() -> None:
+    _, bare = parse_values(VALUES.read_text())
+    assert bare == []
+
+
+def test_readme_values_table_matches_values_yaml() -> None:
+    rows, _ = parse_values(VALUES.read_text())
+    readme = README.read_text()
+    assert readme_with_table(readme, table(rows)) == readme, "run `make chart-readme`"
