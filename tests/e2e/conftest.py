@@ -5,9 +5,9 @@
   root; see the README's "The local cluster").
 * ``namespace`` (function): a fresh namespace for one test, deleted after it.
 * ``shipway_operator`` (session): the CRDs applied server-side and the operator running as a
-  subprocess against the cluster, watching every namespace but ``shipway-helm-*`` (where
-  test_helm.py runs the chart's in-cluster operator); ``SHIPWAY_E2E_OPERATOR=external`` when
-  the operator is already deployed in the cluster, e.g. by the Helm chart.
+  subprocess against the cluster, watching only this session's ``e2e-<session>-*`` namespaces
+  (so never ``shipway-helm-*``, where test_helm.py runs the chart's in-cluster operator);
+  ``SHIPWAY_E2E_OPERATOR=external`` when the operator is already deployed in the cluster.
 
 Everything under tests/e2e is marked ``e2e``, so ``make test-unit`` never needs a cluster.
 """
@@ -30,8 +30,8 @@ from .kube import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
-#: Namespaces the session's out-of-cluster operator leaves alone: test_helm.py installs the
-#: operator with the Helm chart into namespaces named so, and two operators must not share one.
+#: Namespaces of test_helm.py's in-cluster operator (the Helm chart): outside SESSION_PREFIX,
+#: so the session's out-of-cluster operator never shares them (two operators must not).
 IN_CLUSTER_NAMESPACES = "shipway-helm-*"
 #: Namespaces of this test session: its operator watches only these, so test sessions run by
 #: several people (or a benchmark) against one cluster never handle each other's Pipelines.

@@ -6,6 +6,7 @@ from drifting apart in the unit suite as well.
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -49,3 +50,34 @@ def test_readme_values_table_matches_values_yaml() -> None:
     rows, _ = parse_values(VALUES.read_text())
     readme = README.read_text()
     assert readme_with_table(readme, table(rows)) == readme, "run `make chart-readme`"
+
+
+def test_dockerfile_builds_the_layout_the_local_image_has() -> None:
+    """Same venv, user, environment and entrypoint as hack/localkube/operator_image.py."""
+    text = (ROOT / "Dockerfile").read_text()
+    config = operator_image.IMAGE_CONFIG
+    entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M)
+    assert entrypoint is not None
+    assert json.loads(entrypoint[1]) == list(config.entrypoint)
+    assert re.search(rf"^USER {re.escape(config.user)}$", text, re.M)
+    assert f"python3.11 -m venv {operator_image.VENV}" in text
+    assert "docker/prune_venv.py /opt/shipway" in text
+    assert "-r docker/requirements.txt" in text
+    for key, value in config.env.items():
+        assert f"{key}={value}" in text
+    for package in ("python3.11-minimal", "libpython3.11-stdlib"):
+        assert package in text
+        assert package in operator_image.PYTHON_PACKAGES
+
+
+def test_dockerfile_copies_only_what_dockerignore_lets_in() -> None:
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    allowed = {line[1:].rstrip("/") for line in ignore if line.startswith("!")}
+    copied: set[str] = set()
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from=" not in line:
+            copied.update(line.split()[1:-1])
+    assert copied
+    for source in copied:
+        assert (ROOT / source).exists(), source
+        assert source.split("/")[0] in allowed, source
