@@ -14,7 +14,7 @@ from pathlib import Path
 
 from localkube import cluster, config, host
 from localkube.config import Paths
-from localkube.process import all_pids, cmdline, run, terminate
+from localkube.process import all_pids, cmdline, exclusive, run, terminate
 
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
 TABLES = ("filter", "nat", "mangle", "raw")
@@ -218,6 +218,12 @@ def clean_network(paths: Paths) -> None:
 
 
 def down(paths: Paths, *, quiet: bool = False) -> None:
+    """Stop the cluster and clean the host (waiting for a concurrent ``up`` to finish)."""
+    with exclusive(paths.lock, "localkube up/down"):
+        down_unlocked(paths, quiet=quiet)
+
+
+def down_unlocked(paths: Paths, *, quiet: bool = False) -> None:
     say = (lambda _m: None) if quiet else cluster.log
     svc = {s.name: s for s in cluster.services(paths)}
     say("stopping kwok, kube-proxy and the kubelet")

@@ -25,7 +25,7 @@ from typing import Any
 from localkube import build, config, host, imageset, kubeconfig, pki
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
-from localkube.process import Service, run
+from localkube.process import Service, exclusive, pids_running, run, terminate
 
 MANIFESTS = Path(__file__).parent / "manifests"
 #: Startup order; ``down`` stops them in reverse (after killing the pods).
@@ -358,6 +358,13 @@ def apiserver_argv(lay: Layout) -> list[str]:
             "service-account-key-file": str(k.sa_pub),
             "service-account-signing-key-file": str(k.sa_key),
             "profiling": False,
+            "requestheader-client-ca-file": str(k.crt("front-proxy-ca")),
+            "requestheader-allowed-names": "front-proxy-client",
+            "requestheader-username-headers": "X-Remote-User",
+            "requestheader-group-headers": "X-Remote-Group",
+            "requestheader-extra-headers-prefix": "X-Remote-Extra-",
+            "proxy-client-cert-file": str(k.crt("front-proxy-client")),
+            "proxy-client-key-file": str(k.key("front-proxy-client")),
         },
     )
 
@@ -456,13 +463,35 @@ def _ensure(
         if ready():
             return
     else:
+        command = argv()
+        _stop_strays(paths, command)
         log(f"starting {name}")
-        svc.start(argv())
+        svc.start(command)
     wait_for(f"{name} to be ready", ready, timeout=timeout, svc=svc)
 
 
+def _stop_strays(paths: Paths, command: list[str]) -> None:
+    """Stop untracked copies of a component (whose pidfile was lost) before starting it."""
+    program = command[command.index("--") + 1] if command[0] == "nsenter" else command[0]
+    found = shutil.which(program)
+    if found is None or program == "unshare":
+        return
+    strays = pids_running(Path(found).resolve(), argv_contains=str(paths.state))
+    if strays:
+        log(f"stopping {len(strays)} untracked {Path(program).name} process(es)")
+        terminate(strays, timeout=15)
+
+
 def up(paths: Paths, *, build_all: bool = True) -> None:
-    """Bring the cluster up, reusing whatever part of it already runs."""
+    """Bring the cluster up, reusing whatever part of it already runs.
+
+    Concurrent calls (several test sessions, say) take turns; the later ones find it up.
+    """
+    with exclusive(paths.lock, "localkube up/down"):
+        _up(paths, build_all=build_all)
+
+
+def _up(paths: Paths, *, build_all: bool) -> None:
     started = time.monotonic()
     host.check_platform()
     host.check_commands()
@@ -475,7 +504,7 @@ def up(paths: Paths, *, build_all: bool = True) -> None:
             from localkube import cleanup
 
             log("cleaning up what a previous cluster left behind")
-            cleanup.down(paths, quiet=True)
+            cleanup.down_unlocked(paths, quiet=True)
         host.check_ports(config.PORTS)
         host.record_baseline(paths.host_baseline)
         for stale in paths.logs.glob("*.log"):

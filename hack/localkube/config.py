@@ -120,10 +120,6 @@ class Paths:
     def images(self) -> Path:
         return self.cache / "images"
 
-    @property
-    def gocache_root(self) -> Path:
-        return self.cache
-
     # -- state --------------------------------------------------------------------------
     @property
     def kubeconfig(self) -> Path:
@@ -174,6 +170,11 @@ class Paths:
     @property
     def host_baseline(self) -> Path:
         return self.state / "host-baseline.json"
+
+    @property
+    def lock(self) -> Path:
+        """Held by ``up`` and ``down`` so that concurrent calls take turns."""
+        return self.run.with_name(self.run.name + ".lock")
 
     # -- run ----------------------------------------------------------------------------
     @property

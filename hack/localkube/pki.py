@@ -1,7 +1,7 @@
 """The cluster's certificates and keys, made with the ``openssl`` command line (ECDSA P-256).
 
-Two CAs, as kubeadm does: one for etcd (so no Kubernetes client certificate can talk to
-etcd) and one for everything else. A certificate is re-issued whenever what it should say
+Three CAs, as kubeadm does: one for etcd (so no Kubernetes client certificate can talk to
+etcd), one for the aggregation layer's front proxy, and one for everything else. A certificate is re-issued whenever what it should say
 (subject, names, addresses, usage) changes, e.g. when the node's address changes.
 """
 
@@ -106,6 +106,8 @@ def cert_specs(node_ip: str, hostname: str) -> tuple[CertSpec, ...]:
             server=True,
         ),
         CertSpec("kwok", "localkube-kwok", ("system:masters",), client=True),
+        # The aggregation layer: the API server's identity towards extension API servers.
+        CertSpec("front-proxy-client", "front-proxy-client", client=True, ca="front-proxy-ca"),
     )
 
 
@@ -115,7 +117,11 @@ def ensure(pki_dir: Path, node_ip: str, hostname: str) -> Pki:
     pki_dir.chmod(0o700)
     specs = cert_specs(node_ip, hostname)
     pki = Pki(pki_dir, node_ip, hostname, specs)
-    for ca, cn in (("ca", "localkube-ca"), ("etcd-ca", "localkube-etcd-ca")):
+    for ca, cn in (
+        ("ca", "localkube-ca"),
+        ("etcd-ca", "localkube-etcd-ca"),
+        ("front-proxy-ca", "localkube-front-proxy-ca"),
+    ):
         if not (pki.crt(ca).exists() and pki.key(ca).exists()):
             _make_ca(pki, ca, cn)
     for spec in specs:

@@ -7,12 +7,13 @@ recycled pid is never mistaken for one of ours.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,3 +193,36 @@ def run(
             f"`{' '.join(argv)}` failed with exit code {proc.returncode}: {detail}"
         )
     return subprocess.CompletedProcess(list(argv), proc.returncode, out, err)
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock`` (waiting, and saying so, if another holds it)."""
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"localkube: waiting for another {what} to finish ({lock})", flush=True)
+            fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def pids_running(executable: Path, *, argv_contains: str = "") -> list[int]:
+    """Every live process running ``executable`` (and naming ``argv_contains``, if given)."""
+    found = []
+    target = str(executable)
+    for pid in all_pids():
+        try:
+            if os.readlink(f"/proc/{pid}/exe") != target:
+                continue
+        except OSError:
+            continue
+        if argv_contains and not any(argv_contains in a for a in cmdline(pid)):
+            continue
+        if alive(pid):
+            found.append(pid)
+    return found
