@@ -77,8 +77,8 @@ class Release:
         ]
         return [arg for value in sets for arg in ("--set", value)]
 
-    def k(self, *args: str) -> str:
-        return self.cluster.kubectl(*args)
+    def k(self, *args: str, input: str | None = None) -> str:
+        return self.cluster.kubectl(*args, input=input)
 
     def json(self, *args: str) -> Any:
         return self.cluster.json(*args)
@@ -276,6 +276,57 @@ def test_no_cluster_wide_rbac_and_a_powerless_step_account(release: Release) -> 
     step = f"system:serviceaccount:{release.namespace}:{STEP_ACCOUNT}"
     for verb, resource in (("get", "secrets"), ("list", "pods"), ("list", "pipelines.shipway.dev")):
         assert not release.can(verb, resource, namespace=release.namespace, who=step)
+
+
+def test_all_namespaces_mode_rbac_grants_no_secrets(release: Release) -> None:
+    """The ClusterRole of allNamespaces mode, applied alone (no second operator is started)."""
+    name = f"{release.namespace}-cluster"
+    server = release.json("version")["serverVersion"]["gitVersion"]
+    rendered = release.helm(
+        "template", name, str(CHART), "-n", release.namespace, "--kube-version", server,
+        "--set", "allNamespaces=true", "--set", f"serviceAccount.name={name}",
+        "-s", "templates/serviceaccount.yaml", "-s", "templates/rbac.yaml",
+    ).stdout  # fmt: skip
+    kinds = [d["kind"] for d in yaml.safe_load_all(rendered) if d]
+    assert sorted(kinds) == ["ClusterRole", "ClusterRoleBinding", "ServiceAccount"]
+    release.cluster.kubectl("apply", "-f", "-", input=rendered)
+    who = f"system:serviceaccount:{release.namespace}:{name}"
+    try:
+        for verb, resource, allowed in [
+            ("list", "pipelines.shipway.dev", True),
+            ("patch", "pipelines.shipway.dev/status", True),
+            ("create", "pods", True),
+            ("patch", "clusterkopfpeerings.kopf.dev", True),
+            ("watch", "customresourcedefinitions.apiextensions.k8s.io", True),
+            ("get", "secrets", False),
+            ("list", "secrets", False),
+            ("get", "configmaps", False),
+            ("list", "namespaces", False),
+            ("update", "pipelines.shipway.dev", False),
+            ("create", "customresourcedefinitions.apiextensions.k8s.io", False),
+            ("create", "clusterroles.rbac.authorization.k8s.io", False),
+        ]:
+            assert release.can(verb, resource, namespace=None, who=who) is allowed, (verb, resource)
+    finally:
+        release.cluster.kubectl("delete", "-f", "-", "--wait=false", input=rendered)
+
+
+def test_cluster_scoped_templates_are_accepted_by_the_api_server(release: Release) -> None:
+    """An all-namespaces install with the admission policy, through a server-side dry run.
+
+    The release under test leaves the policy out (the session's CRD fixture applies the same
+    policy without Helm's ownership), so the API server validates the chart's rendering here.
+    """
+    server = release.json("version")["serverVersion"]["gitVersion"]
+    rendered = release.helm(
+        "template", "dry-run", str(CHART), "-n", release.namespace, "--kube-version", server,
+        "--set", "allNamespaces=true",
+    ).stdout  # fmt: skip
+    kinds = sorted({d["kind"] for d in yaml.safe_load_all(rendered) if d})
+    assert "ValidatingAdmissionPolicy" in kinds
+    assert "ClusterKopfPeering" in kinds
+    out = release.k("apply", "--dry-run=server", "-f", "-", input=rendered)
+    assert "validatingadmissionpolicy.admissionregistration.k8s.io/pipelines.shipway.dev" in out
 
 
 def test_pipelines_in_other_namespaces_are_left_alone(release: Release) -> None:
