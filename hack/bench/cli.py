@@ -86,6 +86,21 @@ def other_operators() -> list[str]:
     return found
 
 
+def cleanup(kube: Kube, run_id: str) -> None:
+    """Delete whatever this run created that is still there (namespaces, volumes)."""
+    for ns in kube.list_json(kube.core.list_namespace, label_selector=f"{BENCH_LABEL}={run_id}")[
+        "items"
+    ]:
+        with contextlib.suppress(Exception):
+            delete_namespace(kube, run_id, ns["metadata"]["name"], timeout=180)
+    release_storage(kube, run_id, None)
+
+
+def cluster_identity(kube: Kube) -> str:
+    """The UID of kube-system: it changes when the cluster is recreated under the benchmark."""
+    return str(kube.list_json(kube.core.read_namespace, "kube-system")["metadata"]["uid"])
+
+
 def stale_cleanup(kube: Kube) -> None:
     """Remove what an interrupted earlier run left: namespaces, volumes, nodes, its kwok."""
     for entry in Path("/proc").iterdir():
@@ -198,6 +213,7 @@ def table(results: dict[str, Any]) -> str:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("urllib3").setLevel(logging.ERROR)  # watch reconnects are handled
     out = Path(os.environ.get("BENCH_OUT") or "bench-results.json")
     factor = float(os.environ.get("BENCH_SCALE") or 1)
     phases = [p.strip() for p in (os.environ.get("BENCH_PHASES") or ",".join(PHASES)).split(",")]
@@ -227,6 +243,12 @@ def main() -> int:
         for line in results["other_operators_at_start"]:
             print(f"    {line}")
     started = time.monotonic()
+    identity = cluster_identity(kube)
+    crds = Path(__file__).resolve().parents[2] / "crds"
+    kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
+    kube.kubectl(
+        "wait", "--for=condition=Established", "crd/pipelines.shipway.dev", "--timeout=60s"
+    )
     stale_cleanup(kube)
     nodes: FakeNodes | None = None
     failed = False
@@ -263,16 +285,19 @@ def main() -> int:
         results["error"] = traceback.format_exc()
         print(results["error"], file=sys.stderr)
     finally:
-        for ns in kube.list_json(
-            kube.core.list_namespace, label_selector=f"{BENCH_LABEL}={run_id}"
-        )["items"]:
-            with contextlib.suppress(Exception):
-                delete_namespace(kube, run_id, ns["metadata"]["name"], timeout=180)
-        with contextlib.suppress(Exception):
-            release_storage(kube, run_id, None)
+        try:
+            cleanup(Kube.connect(), run_id)  # a fresh client: the cluster may have been recreated
+        except Exception as exc:
+            print(f"bench: cleanup failed: {exc}", file=sys.stderr)
         if nodes is not None:
-            nodes.stop()
+            with contextlib.suppress(Exception):
+                nodes.stop()
     results["other_operators_at_end"] = other_operators()
+    with contextlib.suppress(Exception):
+        if cluster_identity(Kube.connect()) != identity:
+            results["error"] = "the cluster was torn down and set up again during the run"
+            failed = True
+            print(f"bench: {results['error']}: the figures are not valid", file=sys.stderr)
     results["duration_s"] = round(time.monotonic() - started, 1)
     flat = flatten(results)
     results["targets"] = {k: f"{op} {limit}" for k, (op, limit) in TARGETS.items()}

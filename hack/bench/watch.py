@@ -84,6 +84,8 @@ class _Watch(threading.Thread):
         self.ready = threading.Event()
         self.events = 0
         self.errors: list[str] = []
+        self.failing = 0
+        """Failed attempts in a row: the cluster is gone when this keeps growing."""
 
     def _list(self, **kwargs: Any) -> Any:
         raise NotImplementedError
@@ -103,13 +105,15 @@ class _Watch(threading.Thread):
                 if exc.status == 410:
                     resource_version = ""
                     continue
+                self.failing += 1
                 self.errors.append(f"{exc.status} {exc.reason}")
                 time.sleep(0.5)
             except Exception as exc:  # the stream broke: resume from where it was
                 if self.stopping.is_set():
                     return
+                self.failing += 1
                 self.errors.append(repr(exc)[:200])
-                time.sleep(0.2)
+                time.sleep(0.5)
 
     def _relist(self) -> str:
         response = self._list(label_selector=self.label_selector, _preload_content=False)
@@ -147,6 +151,7 @@ class _Watch(threading.Thread):
                 )
                 if kind == "BOOKMARK":
                     continue
+                self.failing = 0
                 with self.changed:
                     self.events += 1
                     self.handle(str(kind), obj, at)
@@ -166,6 +171,8 @@ class _Watch(threading.Thread):
         """
         deadline = time.monotonic() + timeout
         while True:
+            if self.failing >= 20:
+                raise RuntimeError(f"the watch keeps failing: {self.errors[-1]}")
             with self.changed:
                 if predicate():
                     return True
