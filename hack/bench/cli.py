@@ -1,7 +1,8 @@
 """``python -m bench`` (``make bench``): run the phases, print a table, write the JSON.
 
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
-pipelines of 5 steps in the scale and restart phases; 0.1 gives 100), ``BENCH_PHASES``
+pipelines of 5 steps in the scale and restart phases, half as many paced at 30 steps/s; 0.1 gives
+100), ``BENCH_PHASES``
 (default ``overhead,scale,restart``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``KUBECONFIG`` (default: the
 local cluster's).
@@ -31,12 +32,14 @@ from bench.kube import BENCH_LABEL, Kube, write_json
 from bench.load import delete_namespace, release_storage
 from bench.procs import MANAGED_ANNOTATION, FakeNodes
 
-PHASES = ("overhead", "scale", "restart")
+PHASES = ("overhead", "scale", "paced", "restart")
+PACED_STEPS_PER_SECOND = 30
 TARGETS = {
     "transition_gap_p50_ms": ("<=", 50),
     "transition_gap_p95_ms": ("<=", 200),
     "scale_steps_per_second": (">=", 30),
     "scale_p95_gap_ms": ("<=", 1000),
+    "paced_p95_gap_ms": ("<=", 1000),
     "api_writes_per_step": ("<=", 3),
     "operator_peak_rss_mb": ("<=", 150),
     "resume_seconds": ("<=", 10),
@@ -158,6 +161,7 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         "transition_gap_p95_ms": gap.get("p95"),
         "scale_steps_per_second": sc.get("steps_per_second"),
         "scale_p95_gap_ms": sc.get("p95_gap_ms"),
+        "paced_p95_gap_ms": (results.get("paced") or {}).get("p95_gap_ms"),
         "api_writes_per_step": sc.get("api_writes_per_step"),
         "operator_peak_rss_mb": sc.get("operator_peak_rss_mb"),
         "resume_seconds": rs.get("resume_seconds"),
@@ -181,6 +185,8 @@ def table(results: dict[str, Any]) -> str:
     gap = ov.get("transition_gap_ms") or {}
     raw = ov.get("raw_gap_ms") or {}
     sgap = sc.get("transition_gap_ms") or {}
+    pc = results.get("paced") or {}
+    pgap = pc.get("transition_gap_ms") or {}
     rows = [
         ("overhead (real kubelet, 20 steps)", "", ""),
         ("  transition gap p50", _fmt(gap.get("p50"), " ms"), mark("transition_gap_p50_ms")),
@@ -200,6 +206,10 @@ def table(results: dict[str, Any]) -> str:
         ("  API writes per step (operator)", _fmt(sc.get("api_writes_per_step")), mark("api_writes_per_step")),
         ("  operator peak RSS", _fmt(sc.get("operator_peak_rss_mb"), " MB"), mark("operator_peak_rss_mb")),
         ("  operator CPU", _fmt(sc.get("operator_cpu_s"), " s"), ""),
+        (f"paced ({pc.get('pipelines', '?')} pipelines, {PACED_STEPS_PER_SECOND} steps/s offered)", "", ""),
+        ("  steps/s", _fmt(pc.get("steps_per_second")), ""),
+        ("  transition gap p50 / p95", f"{_fmt(pgap.get('p50'))} / {_fmt(pgap.get('p95'), ' ms')}", mark("paced_p95_gap_ms")),
+        ("  operator peak RSS / CPU", f"{_fmt(pc.get('operator_peak_rss_mb'))} MB / {_fmt(pc.get('operator_cpu_s'), ' s')}", ""),
         (f"restart (SIGKILL with {rs.get('unfinished_at_kill', '?')} pipelines in flight)", "", ""),
         ("  resume: all progressing again", _fmt(rs.get("resume_seconds"), " s"), mark("resume_seconds")),
         ("  first progress after restart", _fmt(rs.get("first_progress_s"), " s"), ""),
@@ -259,7 +269,7 @@ def main() -> int:
             results["transition_gap_ms"] = ov["transition_gap_ms"]
             results["shipway_vs_raw_ratio"] = ov["shipway_vs_raw_ratio"]
             delete_namespace(kube, run_id, ov["namespace"], timeout=120)
-        if "scale" in phases or "restart" in phases:
+        if {"scale", "paced", "restart"} & set(phases):
             nodes = FakeNodes(kube, run_id, workdir)
             node_count = max(4, math.ceil(count / 100))
             print(f"  {node_count} fake nodes (kwok) ...", flush=True)
@@ -271,6 +281,14 @@ def main() -> int:
                 kube, run_id, workdir, nodes, count, steps, timeout
             )
             sc["cleanup_s"] = round(delete_namespace(kube, run_id, sc["namespace"]), 1)
+        if "paced" in phases and nodes is not None:
+            paced = max(10, count // 2)
+            rate = PACED_STEPS_PER_SECOND / steps
+            print(f"phase 2b: paced, {paced} pipelines at {rate:g}/s ...", flush=True)
+            results["paced"] = pc = scale.run_scale(
+                kube, run_id, workdir, nodes, paced, steps, timeout, rate=rate
+            )
+            pc["cleanup_s"] = round(delete_namespace(kube, run_id, pc["namespace"]), 1)
         if "restart" in phases and nodes is not None:
             print(
                 f"phase 3: restart, {count} pipelines x {steps} steps, SIGKILL at 30% ...",

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.kube import Kube, operator_writes, write_deltas
-from bench.load import Seen, pipeline_names, prepare_claims, submit
+from bench.load import STORAGE_CLASS, Seen, pipeline_names, prepare_claims, submit
+from bench.overhead import pipeline_body
 from bench.procs import FakeNodes, Operator, component_cpu, host_cpu_seconds
 from bench.stats import percentile, summary_ms
 from bench.watch import PipelineWatch, PodWatch
@@ -69,6 +70,29 @@ def _profile(operator: Operator, workdir: Path, name: str) -> str | None:
     return str(output)
 
 
+def _settle_events(kube: Kube, namespace: str, limit: float = 120) -> float:
+    """Wait until the operator's Events (sent in the background) stop arriving; seconds."""
+    started = time.monotonic()
+    last, stable = -1, 0
+    while time.monotonic() - started < limit and stable < 3:
+        count = _shipway_events(kube, namespace)
+        stable = stable + 1 if count == last else 0
+        last = count
+        time.sleep(1)
+    return time.monotonic() - started
+
+
+def _submit_paced(kube: Kube, namespace: str, names: list[str], steps: int, rate: float) -> None:
+    """One pipeline every 1/rate seconds, on a fixed schedule (late ones catch up)."""
+    workspace = {"storageClassName": STORAGE_CLASS, "size": "1Gi"}
+    start = time.monotonic()
+    for i, name in enumerate(names):
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        kube.create_pipeline(namespace, pipeline_body(name, steps, workspace))
+
+
 def run_scale(
     kube: Kube,
     run_id: str,
@@ -77,20 +101,23 @@ def run_scale(
     count: int,
     steps: int,
     timeout: float,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    namespace = f"bench-scale-{run_id}"
+    """``count`` pipelines submitted at once, or ``rate`` pipelines per second."""
+    label = "scale" if rate is None else "paced"
+    namespace = f"bench-{label}-{run_id}"
     kube.create_namespace(namespace, run_id)
     names = pipeline_names("p", count)
     prepared = time.monotonic()
     prepare_claims(kube, run_id, namespace, names)
     prepare_s = time.monotonic() - prepared
     pods, pipelines = _watches(kube, namespace)
-    operator = Operator([namespace], workdir / "operator-scale.log", nodes.operator_env())
+    operator = Operator([namespace], workdir / f"operator-{label}.log", nodes.operator_env())
     sampler: RssSampler | None = None
     try:
         operator.start(kube.kubeconfig)
         operator.wait_ready()
-        profile = _profile(operator, workdir, "scale")
+        profile = _profile(operator, workdir, label)
         before = kube.request_counts()
         cpu_before, host_before = component_cpu(), host_cpu_seconds()
         bench_cpu_before = time.process_time()
@@ -101,10 +128,13 @@ def run_scale(
             lambda: sum(1 for p in list(pipelines.pipelines.values()) if p.phase not in TERMINAL),
         )
         sampler.start()
-        submit(kube, namespace, names, steps)
+        if rate is None:
+            submit(kube, namespace, names, steps)
+        else:
+            _submit_paced(kube, namespace, names, steps, rate)
         submitted = time.monotonic() - started
         complete = pipelines.wait_for(_all_finished(pipelines, count), timeout, poll=0.5)
-        time.sleep(3)  # the last Events are sent in the background
+        events_drain_s = _settle_events(kube, namespace)
         after = kube.request_counts()
         usage = operator.usage()
         cpu_after, host_after = component_cpu(), host_cpu_seconds()
@@ -143,9 +173,11 @@ def run_scale(
         "namespace": namespace,
         "pipelines": count,
         "steps_per_pipeline": steps,
+        "submitted_per_second": rate,
         "complete": complete,
         "succeeded": sum(1 for p in seen.phases.values() if p == "Succeeded"),
         "steps_completed": total_steps,
+        "events_drain_s": round(events_drain_s, 1),
         "claims_prepared_s": round(prepare_s, 1),
         "submit_s": round(submitted, 1),
         "elapsed_s": round(elapsed, 1),
