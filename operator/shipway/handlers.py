@@ -221,8 +221,10 @@ async def _run(
     def requeue(again: Key) -> None:
         reconciler.spawn(_run(again, pipelines, pods))
 
-    snap = _snapshot(pipelines, key)
-    await reconciler.reconcile(snap, list(pods.get(key, ())), key, requeue)
+    def read() -> tuple[PipelineSnapshot | None, list[PodView]]:
+        return _snapshot(pipelines, key), list(pods.get(key, ()))
+
+    await reconciler.reconcile_latest(key, read, requeue)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

@@ -114,6 +114,8 @@ class Reconciler:
         self.memory: dict[Key, _Memory] = {}
         self.compiled: dict[tuple[str, int], CompiledPipeline | InvalidSpecError] = {}
         self.background: set[asyncio.Task[None]] = set()
+        self.running: set[Key] = set()
+        self.dirty: set[Key] = set()
 
     def forget(self, key: Key) -> None:
         memory = self.memory.pop(key, None)
@@ -179,6 +181,33 @@ class Reconciler:
         if isinstance(compiled, InvalidSpecError):
             return invalid_plan(snap.ref, status, compiled, now)
         return plan(snap.ref, compiled, status, pods, now, self.settings, memory.rejected)
+
+    async def reconcile_latest(
+        self,
+        key: Key,
+        read: Callable[[], tuple[PipelineSnapshot | None, Iterable[PodView]]],
+        requeue: Callable[[Key], None] | None = None,
+    ) -> None:
+        """Reconcile from the latest state; calls arriving meanwhile fold into one more run.
+
+        Under load a pipeline's pods and status change several times while one reconcile
+        waits on the API server, and each change would queue a full reconcile of its own.
+        Planning is level-triggered: one more run, on the state read when it starts, does the
+        same work once.
+        """
+        if key in self.running:
+            self.dirty.add(key)
+            return
+        self.running.add(key)
+        try:
+            while True:
+                self.dirty.discard(key)
+                snap, pods = read()
+                await self.reconcile(snap, pods, key, requeue)
+                if key not in self.dirty:
+                    return
+        finally:
+            self.running.discard(key)
 
     async def reconcile(
         self,

@@ -252,3 +252,36 @@ def test_a_fresh_operator_pins_to_the_node_the_status_never_recorded() -> None:
     second = kube.pods["demo-2-check-artifact"]["spec"]["affinity"]["nodeAffinity"]
     assert "node-1" in str(second)
     assert kube.status["nodeName"] == "node-1"
+
+
+def test_events_during_a_reconcile_fold_into_one_more_run_on_the_latest_state() -> None:
+    kube = FakeKube()
+    reconciler = Reconciler(kube, clock=lambda: NOW)
+    reads: list[int] = []
+    gate = asyncio.Event()
+    create = kube.create_pod
+
+    async def slow_create(namespace: str, manifest: Manifest) -> Manifest | None:
+        await gate.wait()
+        return await create(namespace, manifest)
+
+    kube.create_pod = slow_create  # type: ignore[method-assign]
+
+    def read() -> tuple[PipelineSnapshot | None, list[PodView]]:
+        reads.append(len(kube.pods))
+        return snapshot(kube), kube.views()
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(reconciler.reconcile_latest(KEY, read))
+        await asyncio.sleep(0)
+        for _ in range(5):  # five events while the first run waits on the API server
+            await reconciler.reconcile_latest(KEY, read)
+        gate.set()
+        await first
+
+    asyncio.run(scenario())
+    assert reads == [0, 1]  # the first run, then one more that sees the pod it created
+    assert [w for w in kube.writes if w.startswith("create pod")] == [
+        "create pod demo-1-write-artifact"
+    ]
+    assert reconciler.running == set()
