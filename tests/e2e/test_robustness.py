@@ -43,6 +43,12 @@ def wait_step(k: Kubectl, name: str, step: str, phase: str, timeout: float = 90)
     raise AssertionError(f"{name}/{step} never reached {phase}: {k.pipeline(name).get('status')}")
 
 
+def pod_phase(k: Kubectl, name: str) -> str | None:
+    """The pod's phase, or None once it is gone."""
+    found = k.run("get", "pod", name, "-o", "jsonpath={.status.phase}", check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
 class PodCreations:
     """Watches a namespace and records every pod UID it sees per pod name."""
 
@@ -194,8 +200,9 @@ def test_step_and_pipeline_timeouts_stop_pods_with_a_clear_reason(k: Kubectl) ->
     assert "timeout" in body["status"]["message"]
     assert steps["slow"]["reason"] == "PipelineTimeout"
     assert steps["never"]["phase"] == "Skipped"
+    # Stopped: killed by the kubelet (a running pod keeps its logs) or deleted (not started yet).
     deadline = time.monotonic() + 60
-    while k.json("get", "pod", steps["slow"]["pod"])["status"]["phase"] == "Running":
+    while pod_phase(k, steps["slow"]["pod"]) in ("Pending", "Running"):
         assert time.monotonic() < deadline, "the timed-out pod was not stopped"
         time.sleep(0.5)
 
@@ -225,7 +232,7 @@ def test_cancel_stops_running_pods_promptly_and_keeps_their_logs(k: Kubectl) -> 
         "long": "Cancelled",
         "next": "Skipped",
     }
-    while k.json("get", "pod", running["pod"])["status"]["phase"] == "Running":
+    while pod_phase(k, running["pod"]) == "Running":
         assert time.monotonic() - asked < 30, "the cancelled pod kept running"
         time.sleep(0.3)
     assert "working" in k("logs", running["pod"])
