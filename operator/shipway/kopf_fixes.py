@@ -12,9 +12,8 @@ n is, and answers within 50 ms.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
-
-from kopf._cogs.aiokits import aiotoggles
 
 MAX_POLL = 0.05
 
@@ -26,6 +25,19 @@ async def _wait_for(self: Any, state: bool, /) -> None:
         delay = min(delay * 2, MAX_POLL)
 
 
-def install() -> None:
-    """Replace ``ToggleSet.wait_for`` (same signature and meaning); idempotent."""
+def install() -> bool:
+    """Replace ``ToggleSet.wait_for`` (same signature and meaning); idempotent.
+
+    This reaches into kopf's private modules: when a kopf release moves them, the operator
+    keeps kopf's own (slower, correct) gate and says so, instead of failing to start.
+    """
+    try:
+        from kopf._cogs.aiokits import aiotoggles
+
+        if not callable(getattr(aiotoggles.ToggleSet, "wait_for", None)):
+            raise AttributeError("ToggleSet.wait_for")
+    except (ImportError, AttributeError) as exc:
+        logging.getLogger("shipway").warning("kopf start-up fix not applied: %s", exc)
+        return False
     aiotoggles.ToggleSet.wait_for = _wait_for  # type: ignore[method-assign,assignment]
+    return True
