@@ -3,7 +3,7 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 30 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``overhead,scale,restart``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
+(default ``overhead,scale,paced,restart``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``KUBECONFIG`` (default: the
 local cluster's).
 """
