@@ -23,7 +23,9 @@ KWOK_TAINT = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSc
 
 
 @pytest.fixture
-def several_nodes(cluster: Cluster, tmp_path: Path) -> Iterator[tuple[Kubectl, Path]]:
+def several_nodes(
+    cluster: Cluster, tmp_path: Path, shipway_operator: object
+) -> Iterator[tuple[Kubectl, Path]]:
     """kwok fake nodes next to the real one, a namespace of our own, and an operator for it
     whose step pods tolerate the fake nodes' taint."""
     if not cluster.local:
@@ -100,48 +102,40 @@ def nodes_of(k: Kubectl, body: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def run_on_static_volume(
+    k: Kubectl, cluster: Cluster, storage: Path, name: str, access: str
+) -> dict[str, Any]:
+    """Run the spread pipeline on a pre-bound volume; the volume is removed afterwards."""
+    volume = static_volume(k.namespace, f"{name}-workspace", storage, access)
+    try:
+        items = json.dumps({"apiVersion": "v1", "kind": "List", "items": volume})
+        cluster.kubectl("apply", "-f", "-", input=items)
+        k.apply_docs([spread_pipeline(name, access)])
+        body = k.wait_for(name, timeout=180)
+    finally:
+        cluster.run("delete", "pv", "-l", f"shipway-e2e={k.namespace}", "--wait=false", check=False)
+    assert body["status"]["phase"] == "Succeeded", body["status"]
+    return body
+
+
 def test_read_write_once_pods_stay_on_one_node(
     several_nodes: tuple[Kubectl, Path], cluster: Cluster
 ) -> None:
     k, storage = several_nodes
-    volume = static_volume(k.namespace, "rwo-workspace", storage, "ReadWriteOnce")
-    try:
-        cluster.kubectl(
-            "apply",
-            "-f",
-            "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": volume}),
-        )
-        k.apply_docs([spread_pipeline("rwo", "ReadWriteOnce")])
-        body = k.wait_for("rwo", timeout=180)
-        assert body["status"]["phase"] == "Succeeded", body["status"]
-        nodes = nodes_of(k, body)
-        assert len(set(nodes.values())) == 1, nodes
-        assert body["status"]["nodeName"] == next(iter(nodes.values()))
-        schedulable = len(cluster.json("get", "nodes")["items"])
-        print(f"\nRWO: 10 pods on {set(nodes.values())} out of {schedulable} nodes")
-    finally:
-        cluster.run("delete", "pv", "-l", f"shipway-e2e={k.namespace}", "--wait=false", check=False)
+    body = run_on_static_volume(k, cluster, storage, "rwo", "ReadWriteOnce")
+    nodes = nodes_of(k, body)
+    assert len(set(nodes.values())) == 1, nodes
+    assert body["status"]["nodeName"] == next(iter(nodes.values()))
+    schedulable = len(cluster.json("get", "nodes")["items"])
+    print(f"\nRWO: 10 pods on {set(nodes.values())} out of {schedulable} nodes")
 
 
 def test_read_write_many_pods_are_not_pinned(
     several_nodes: tuple[Kubectl, Path], cluster: Cluster
 ) -> None:
     k, storage = several_nodes
-    volume = static_volume(k.namespace, "rwx-workspace", storage, "ReadWriteMany")
-    try:
-        cluster.kubectl(
-            "apply",
-            "-f",
-            "-",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": volume}),
-        )
-        k.apply_docs([spread_pipeline("rwx", "ReadWriteMany")])
-        body = k.wait_for("rwx", timeout=180)
-        assert body["status"]["phase"] == "Succeeded", body["status"]
-        pods = [k.json("get", "pod", s["pod"]) for s in body["status"]["steps"]]
-        assert all("affinity" not in p["spec"] for p in pods)
-        assert "nodeName" not in body["status"]
-        print(f"\nRWX: 10 pods on {len({p['spec']['nodeName'] for p in pods})} nodes")
-    finally:
-        cluster.run("delete", "pv", "-l", f"shipway-e2e={k.namespace}", "--wait=false", check=False)
+    body = run_on_static_volume(k, cluster, storage, "rwx", "ReadWriteMany")
+    pods = [k.json("get", "pod", s["pod"]) for s in body["status"]["steps"]]
+    assert all("affinity" not in p["spec"] for p in pods)
+    assert "nodeName" not in body["status"]
+    print(f"\nRWX: 10 pods on {len({p['spec']['nodeName'] for p in pods})} nodes")
