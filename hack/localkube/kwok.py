@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from localkube import build, cluster, config, host
 from localkube.config import Paths
@@ -116,6 +117,20 @@ def ensure_running(paths: Paths) -> None:
     )
 
 
+def schedulable(node: dict[str, Any]) -> bool:
+    """Ready, and the node lifecycle controller has lifted its ``not-ready`` taint.
+
+    The controller taints a new node ``node.kubernetes.io/not-ready`` and lifts the
+    taint a few seconds after kwok reports Ready; until then nothing is scheduled there.
+    """
+    ready = any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in node.get("status", {}).get("conditions", [])
+    )
+    taints = node.get("spec", {}).get("taints", [])
+    return ready and not any(t["key"].startswith("node.kubernetes.io/") for t in taints)
+
+
 def scale(paths: Paths, count: int) -> None:
     """Run kwok and make exactly ``count`` fake nodes exist (all Ready)."""
     if count < 0:
@@ -140,17 +155,12 @@ def scale(paths: Paths, count: int) -> None:
 
     def all_ready() -> bool:
         nodes = cluster.kubectl_json(paths, "get", "nodes", "-l", f"{LABEL}={LABEL_VALUE}")
-        ready = [
-            n
-            for n in nodes["items"]
-            if any(
-                c["type"] == "Ready" and c["status"] == "True"
-                for c in n.get("status", {}).get("conditions", [])
-            )
-        ]
-        return len(ready) == count
+        return len([n for n in nodes["items"] if schedulable(n)]) == count
 
     cluster.wait_for(
-        f"{count} fake nodes to be Ready", all_ready, timeout=60, svc=cluster.service(paths, "kwok")
+        f"{count} fake nodes to be Ready and untainted by the node controller",
+        all_ready,
+        timeout=60,
+        svc=cluster.service(paths, "kwok"),
     )
     cluster.log(f"{count} kwok fake node(s) Ready")

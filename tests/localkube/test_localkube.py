@@ -144,3 +144,14 @@ def test_certificates_name_the_node_and_the_service_address(tmp_path: Path) -> N
     doc = json.loads(kc.read_text())
     assert doc["current-context"] == "localkube"
     assert oct(kc.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_fake_node_counts_only_once_the_node_controller_lifts_not_ready() -> None:
+    from localkube import kwok
+
+    ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
+    own_taint = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}
+    not_ready = {"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"}
+    assert kwok.schedulable({**ready, "spec": {"taints": [own_taint]}})
+    assert not kwok.schedulable({**ready, "spec": {"taints": [own_taint, not_ready]}})
+    assert not kwok.schedulable({"spec": {"taints": [own_taint]}})
