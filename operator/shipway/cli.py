@@ -130,7 +130,7 @@ def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
     import kopf
 
-    from shipway.handlers import pod_options  # importing registers the handlers
+    from shipway.handlers import pod_options, set_clusterwide  # importing registers them
 
     if not args.namespace and not args.all_namespaces:
         raise UsageError("choose namespaces: -n NAMESPACE (repeatable) or -A/--all-namespaces")
@@ -143,6 +143,7 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
     from shipway import kopf_fixes
 
     kopf_fixes.install()
+    set_clusterwide(args.all_namespaces)
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(
         clusterwide=args.all_namespaces,

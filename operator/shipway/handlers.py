@@ -1,12 +1,14 @@
-"""kopf wiring: watch Pipelines and their pods, hand every event to the reconciler.
+"""kopf wiring: watch Pipelines, hand every change of a pipeline or its pods to the reconciler.
 
-Only ``on.event`` handlers and in-memory indexes are used, so kopf itself writes nothing to
-the cluster (no finalizers, no progress annotations): per step the operator makes one pod
-create, one status patch and one Event. Garbage collection through owner references removes
-pods and the claim when a Pipeline is deleted, even while the operator is down.
+kopf watches Pipelines with one ``on.event`` handler, so kopf itself writes nothing to the
+cluster (no finalizers, no progress annotations): per step the operator makes one pod create,
+one status patch and one Event. Step pods, thousands of short-lived objects, are watched by
+:mod:`shipway.podwatch` into a compact store instead of kopf's per-object machinery. Garbage
+collection through owner references removes pods and the claim when a Pipeline is deleted,
+even while the operator is down.
 
-kopf starts handlers only once both indexes are filled after a (re)start, so the first
-decisions already see every existing pod and never recreate a step.
+No pipeline is planned before the pods of its namespace have been listed once, so after a
+(re)start the first decisions already see every existing pod and never recreate a step.
 """
 
 from __future__ import annotations
@@ -26,14 +28,22 @@ from shipway import GROUP, PLURAL, VERSION, metrics
 from shipway.durations import parse_duration
 from shipway.kube import Kube
 from shipway.manifests import PodOptions
-from shipway.naming import LABEL_PIPELINE
-from shipway.observe import PodView, pod_view
+from shipway.observe import PodView
 from shipway.planner import Settings
+from shipway.podwatch import PodWatches
 from shipway.reconciler import Key, PipelineSnapshot, Reconciler
 
 log = logging.getLogger("shipway")
 
 _state: dict[str, Any] = {}
+_pipelines: dict[Key, PipelineSnapshot] = {}
+"""The latest snapshot of every Pipeline, from kopf's watch: what timers and pod changes read."""
+_scope = {"clusterwide": False}
+
+
+def set_clusterwide(clusterwide: bool) -> None:
+    """``--all-namespaces``: one pod watch for the cluster instead of one per namespace."""
+    _scope["clusterwide"] = clusterwide
 
 
 def _reconciler() -> Reconciler:
@@ -54,7 +64,6 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
-    settings.queueing.idle_timeout = 30
     settings.persistence.diffbase_storage = NoDiffBase()
     configure_peering(settings, os.environ)
     settings.scanning.disabled = not scanning_enabled(os.environ)
@@ -75,7 +84,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
-    """No diff base: only on.event handlers and indexes here, which never look at one.
+    """No diff base: only an on.event handler here, which never looks at one.
 
     kopf's default builds one for every event anyway (a deep copy of the body, then a diff):
     about a twentieth of the operator's CPU time under load, for nothing.
@@ -187,53 +196,47 @@ RESTRICTED: dict[str, Any] = {
 
 @kopf.on.cleanup()
 async def shutdown(**_: Any) -> None:
+    watches = _state.pop("pods", None)
+    if isinstance(watches, PodWatches):
+        watches.stop()
     reconciler = _state.pop("reconciler", None)
     if isinstance(reconciler, Reconciler):
         await asyncio.gather(*reconciler.background, return_exceptions=True)
 
 
-@kopf.index(GROUP, VERSION, PLURAL)
-def pipelines(body: kopf.Body, **_: Any) -> dict[Key, PipelineSnapshot]:
-    snap = PipelineSnapshot.from_body(body)
-    return {(snap.namespace, snap.name): snap}
+def _pod_watches() -> PodWatches:
+    watches = _state.get("pods")
+    if watches is None:
+        watches = _state["pods"] = PodWatches(_pods_changed, _scope["clusterwide"])
+    assert isinstance(watches, PodWatches)
+    return watches
 
 
-@kopf.index("pods", labels={LABEL_PIPELINE: kopf.PRESENT})
-def step_pods(body: kopf.Body, labels: kopf.Labels, **_: Any) -> dict[Key, PodView] | None:
-    view = pod_view(body)
-    if view is None:
-        return None
-    return {(body.metadata.namespace or "", labels[LABEL_PIPELINE]): view}
+def _pods_changed(key: Key) -> None:
+    reconciler = _state.get("reconciler")
+    if isinstance(reconciler, Reconciler):
+        reconciler.spawn(_run(key))
 
 
-def _snapshot(index: kopf.Index[Key, PipelineSnapshot], key: Key) -> PipelineSnapshot | None:
-    store = index.get(key)
-    if not store:
-        return None
-    return next(iter(store))
-
-
-async def _run(
-    key: Key, pipelines: kopf.Index[Key, PipelineSnapshot], pods: kopf.Index[Key, PodView]
-) -> None:
+async def _run(key: Key) -> None:
     reconciler = _reconciler()
+    watches = _pod_watches()
+    await watches.ready(key[0])
 
     def requeue(again: Key) -> None:
-        reconciler.spawn(_run(again, pipelines, pods))
+        reconciler.spawn(_run(again))
 
     def read() -> tuple[PipelineSnapshot | None, list[PodView]]:
-        return _snapshot(pipelines, key), list(pods.get(key, ()))
+        return _pipelines.get(key), watches.store.pods(key)
 
     await reconciler.reconcile_latest(key, read, requeue)
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def pipeline_event(body: kopf.Body, **kwargs: Any) -> None:
+async def pipeline_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     key = (body.metadata.namespace or "", body.metadata.name or "")
-    await _run(key, kwargs["pipelines"], kwargs["step_pods"])
-
-
-@kopf.on.event("pods", labels={LABEL_PIPELINE: kopf.PRESENT})
-async def pod_event(body: kopf.Body, labels: kopf.Labels, **kwargs: Any) -> None:
-    key = (body.metadata.namespace or "", labels[LABEL_PIPELINE])
-    await _run(key, kwargs["pipelines"], kwargs["step_pods"])
+    if type == "DELETED":
+        _pipelines.pop(key, None)
+    else:
+        _pipelines[key] = PipelineSnapshot.from_body(body)
+    await _run(key)

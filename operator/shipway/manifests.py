@@ -3,7 +3,7 @@
 Codeship → Kubernetes, in one place:
 
 * every ``volumes`` / ``volumes_from`` entry is a ``subPath`` of the pipeline's one claim;
-  there is no hostPath anywhere;
+  there is no hostPath anywhere; a pipeline that mounts nothing has no claim;
 * compose ``entrypoint`` → container ``command``, compose/step ``command`` → ``args``;
 * ``links`` / ``depends_on`` → native sidecars (init containers with ``restartPolicy: Always``)
   in the step's pod, reachable by name through ``hostAliases`` (one network namespace), gated
@@ -248,13 +248,11 @@ def pod_manifest(
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": options.termination_grace_seconds,
         "containers": [main],
-        "volumes": [
-            {
-                "name": WORKSPACE_VOLUME,
-                "persistentVolumeClaim": {"claimName": pvc_name(ref.name)},
-            }
-        ],
     }
+    if compiled.uses_workspace:
+        spec["volumes"] = [
+            {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": pvc_name(ref.name)}}
+        ]
     if sidecars:
         spec["initContainers"] = sidecars
     if aliases:
@@ -295,7 +293,7 @@ def pod_manifest(
 
 def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest]:
     """The claim and one first-attempt pod per enabled step: what ``shipway render`` prints."""
-    manifests = [claim_manifest(ref, compiled)]
+    manifests = [claim_manifest(ref, compiled)] if compiled.uses_workspace else []
     for run in compiled.runs:
         if not run.enabled:
             continue

@@ -391,7 +391,7 @@ class _Planner:
             requeue_after=(
                 min(self.recheck) if self.recheck and phase not in TERMINAL_PIPELINE else None
             ),
-            ensure_claim=bool(creates),
+            ensure_claim=bool(creates) and self.compiled.uses_workspace,
         )
 
     def _any_running(self) -> bool:
@@ -527,10 +527,13 @@ def _duration(step: StepStatus) -> str:
 
 
 def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
-    """About one Event per step: each finish names the steps it started, if any.
+    """One Event per step: its finish, naming the steps it started; the last one, the result.
 
-    Events derive from the status change, so a replayed plan whose status was already written
-    emits nothing again.
+    The first steps' start has no Event of its own (the status write that marks the pipeline
+    Running already says it), and the pipeline's end is told in its last step's Event: a
+    successful pipeline of N steps costs N Events. A step started with no finish beside it
+    (a retry) gets a ``StepStarted`` Event. Events derive from the status change, so a
+    replayed plan whose status was already written emits nothing again.
     """
     before = {s.id: s for s in old.steps}
     started = [
@@ -565,17 +568,15 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         if events:
             last = events[-1]
             events[-1] = replace(last, message=f"{last.message}; {note}"[:1024])
-        else:
+        elif old.steps:
             events.append(EventToEmit("Normal", "StepStarted", note[:1024]))
     if new.phase != old.phase and new.phase in TERMINAL_PIPELINE:
         kind = "Normal" if new.phase == PipelinePhase.SUCCEEDED else "Warning"
-        events.append(
-            EventToEmit(
-                kind,
-                f"Pipeline{new.phase.value}",
-                new.message or f"pipeline {new.phase.value.lower()}",
-            )
-        )
+        result = new.message or f"pipeline {new.phase.value.lower()}"
+        if events:
+            last = events.pop()
+            result = f"{last.message}; {result}"
+        events.append(EventToEmit(kind, f"Pipeline{new.phase.value}", result[:1024]))
     return events
 
 

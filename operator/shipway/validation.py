@@ -34,9 +34,18 @@ class CompiledPipeline:
         return self.runs[int(step_id) - 1]
 
     @property
+    def uses_workspace(self) -> bool:
+        """Some service mounts a volume: only then does the pipeline get a claim.
+
+        A pipeline that shares no files needs no storage: no claim to create and bind, and
+        its pods can go to any node.
+        """
+        return any(service.mounts for service in self.services.values())
+
+    @property
     def pinned(self) -> bool:
         """ReadWriteOnce claims can be attached to one node only: keep every pod there."""
-        return "ReadWriteMany" not in self.spec.workspace.accessModes
+        return self.uses_workspace and "ReadWriteMany" not in self.spec.workspace.accessModes
 
 
 def _path(loc: tuple[int | str, ...], data: Any, prefix: str) -> str:

@@ -158,3 +158,16 @@ def test_the_claim_follows_the_workspace_and_keep_drops_the_owner() -> None:
 def test_step_timeouts_become_active_deadlines() -> None:
     (pod,) = _pods(spec([{"service": "a", "command": "x", "timeout": "1m30s"}]))
     assert pod["spec"]["activeDeadlineSeconds"] == 90
+
+
+def test_a_pipeline_that_mounts_nothing_gets_no_claim_and_no_affinity() -> None:
+    raw = {
+        "services": {"noop": {"image": "busybox:1.36"}},
+        "steps": [{"service": "noop", "command": "true"}, {"service": "noop", "command": "true"}],
+    }
+    manifests = all_manifests(REF, compiled(raw))
+    assert [m["kind"] for m in manifests] == ["Pod", "Pod"]
+    for pod in manifests:
+        assert "volumes" not in pod["spec"]
+        assert "affinity" not in pod["spec"]
+        assert "volumeMounts" not in pod["spec"]["containers"][0]

@@ -40,7 +40,7 @@ def test_walkthrough_starts_with_the_first_step_only() -> None:
     assert phases(first.status) == {"write artifact": "Running", "check artifact": "Pending"}
     assert first.status.progress == "0/2"
     assert first.status.current_step == "write artifact"
-    assert [e.reason for e in first.events] == ["StepStarted"]
+    assert first.events == (), "the status write marking it Running tells the start"
 
 
 def test_the_next_step_starts_when_the_previous_pod_succeeds() -> None:
@@ -61,7 +61,10 @@ def test_the_next_step_starts_when_the_previous_pod_succeeds() -> None:
     assert finished.status.phase == PipelinePhase.SUCCEEDED
     assert finished.status.conditions[0].status == "True"
     assert finished.status.finished_at is not None
-    assert [e.reason for e in finished.events] == ["StepSucceeded", "PipelineSucceeded"]
+    # the last step's Event tells the pipeline's result: one Event per step
+    assert [e.reason for e in finished.events] == ["PipelineSucceeded"]
+    assert finished.events[0].message.startswith("step 'check artifact' succeeded")
+    assert finished.events[0].message.endswith("; pipeline succeeded")
 
 
 def test_planning_twice_on_the_same_inputs_creates_nothing_new() -> None:
@@ -271,6 +274,7 @@ def test_retries_start_a_new_pod_only_after_the_old_one_is_gone() -> None:
     assert step(blocked.status, "flaky").attempts[0].exit_code == 1
     gone = run(RETRY, blocked.status, [])
     assert [c.name for c in gone.create] == ["demo-1-r1-flaky"]
+    assert [(e.reason, e.message) for e in gone.events] == [("StepStarted", "started 'flaky'")]
     second = run(RETRY, gone.status, [pod("demo-1-r1-flaky", "1", 1, phase="Failed", exit_code=1)])
     assert [c.name for c in second.create] == ["demo-1-r2-flaky"]
     pods = [
@@ -481,3 +485,10 @@ def test_a_clean_exit_of_a_disrupted_pod_waits_for_the_pod_phase() -> None:
     first = run(WALKTHROUGH)
     disrupted = exited("demo-1-write-artifact", "1", disruption="EvictionByEvictionAPI")
     assert run(WALKTHROUGH, first.status, [disrupted]).create == ()
+
+
+def test_a_pipeline_that_mounts_nothing_asks_for_no_claim() -> None:
+    raw = {"services": {"noop": {"image": "busybox:1.36"}}, "steps": [{"service": "noop"}]}
+    first = run(raw)
+    assert len(first.create) == 1
+    assert not first.ensure_claim

@@ -1,0 +1,198 @@
+"""Step pods from one list and watch per namespace (or one for the cluster), into a PodStore.
+
+kopf would keep a worker task, a queue and its per-object memories for each of thousands of
+short-lived pods and run its handler machinery for every event; the operator needs a few
+fields of each pod and to know which pipeline changed. So pods are watched here, the
+informer way: page through a list, then watch from its resourceVersion, decode and
+summarise each event in this thread, and hand the summary to the event loop. A watch that
+expires (410 Gone) or breaks (an apiserver restart) is listed again, and the list replaces
+what the store held for that namespace, so a pod deleted meanwhile is noticed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from shipway.naming import LABEL_PIPELINE
+from shipway.observe import PodView
+from shipway.podstore import Key, PodStore, pod_entry
+
+log = logging.getLogger("shipway")
+
+PAGE_SIZE = 500
+"""Pods per list request: bounds the memory a relist of thousands of pods takes at once."""
+SERVER_TIMEOUT = 240
+"""Seconds the apiserver keeps one watch open; then it is renewed from the last version."""
+READ_TIMEOUT = SERVER_TIMEOUT + 30
+"""A connection silent for longer than the server's own timeout is dead: reconnect."""
+
+
+class WatchExpiredError(Exception):
+    """The resourceVersion is too old to watch from (HTTP 410): list again."""
+
+
+class PodWatch(threading.Thread):
+    """List and watch the step pods of one namespace (None: every namespace) into a store."""
+
+    def __init__(
+        self,
+        namespace: str | None,
+        store: PodStore,
+        loop: asyncio.AbstractEventLoop,
+        on_change: Callable[[Key], None],
+    ) -> None:
+        super().__init__(daemon=True, name=f"podwatch-{namespace or 'cluster'}")
+        self.namespace = namespace
+        self.store = store
+        self.loop = loop
+        self.on_change = on_change
+        self.listed: asyncio.Future[None] = loop.create_future()
+        self.stopping = threading.Event()
+        configuration = client.Configuration.get_default_copy()
+        configuration.connection_pool_maxsize = 1
+        self.api = client.ApiClient(configuration)
+        self.core = client.CoreV1Api(self.api)
+        self._response: Any = None
+
+    def stop(self) -> None:
+        self.stopping.set()
+        response = self._response
+        if response is not None:
+            response.close()
+
+    def _request(self, **kwargs: Any) -> Any:
+        common = {"label_selector": LABEL_PIPELINE, "_preload_content": False, **kwargs}
+        if self.namespace is None:
+            return self.core.list_pod_for_all_namespaces(**common)
+        return self.core.list_namespaced_pod(self.namespace, **common)
+
+    def run(self) -> None:
+        version: str | None = None
+        delay = 0.5
+        while not self.stopping.is_set():
+            try:
+                if version is None:
+                    version = self._list()
+                version = self._watch(version)
+                delay = 0.5
+            except WatchExpiredError:
+                version = None
+            except Exception as exc:  # any failure: wait, then watch again
+                if self.stopping.is_set():
+                    break
+                log.warning(
+                    "pod watch (%s): %s; again in %.1fs", self.namespace or "all", exc, delay
+                )
+                self.stopping.wait(delay)
+                delay = min(delay * 2, 10.0)
+        self.api.close()  # type: ignore[no-untyped-call]
+
+    def _list(self) -> str:
+        entries: list[tuple[str, str, tuple[Key, PodView]]] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": PAGE_SIZE, "_request_timeout": (10, 60)}
+            if token:
+                kwargs["_continue"] = token
+            try:
+                page = json.loads(self._request(**kwargs).data)
+            except ApiException as exc:
+                if exc.status == 410:  # the continue token expired: start the list over
+                    token = None
+                    entries.clear()
+                    continue
+                raise
+            for pod in page.get("items") or ():
+                meta = pod.get("metadata") or {}
+                entry = pod_entry(pod)
+                if entry is not None:
+                    entries.append((meta.get("namespace") or "", meta.get("name") or "", entry))
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                version: str = page["metadata"]["resourceVersion"]
+                break
+        self._post(self._replaced, entries)
+        return version
+
+    def _watch(self, version: str) -> str:
+        response = self._request(
+            watch=True,
+            resource_version=version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=SERVER_TIMEOUT,
+            _request_timeout=(10, READ_TIMEOUT),
+        )
+        self._response = response
+        try:
+            for line in iter_resp_lines(response):  # type: ignore[no-untyped-call]
+                if self.stopping.is_set():
+                    break
+                if not line:
+                    continue
+                event = json.loads(line)
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    if obj.get("code") == 410:
+                        raise WatchExpiredError(obj.get("message", ""))
+                    raise RuntimeError(f"watch error: {obj.get('message') or obj}")
+                meta = obj.get("metadata") or {}
+                version = meta.get("resourceVersion") or version
+                if kind == "BOOKMARK":
+                    continue
+                entry = None if kind == "DELETED" else pod_entry(obj)
+                self._post(self._put, meta.get("namespace") or "", meta.get("name") or "", entry)
+        finally:
+            self._response = None
+            response.release_conn()
+        return version
+
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop is closed: the operator is exiting
+            self.stopping.set()
+
+    # These two run in the event loop's thread.
+    def _replaced(self, entries: list[tuple[str, str, tuple[Key, PodView]]]) -> None:
+        for key in self.store.replace(self.namespace, entries):
+            self.on_change(key)
+        if not self.listed.done():
+            self.listed.set_result(None)
+
+    def _put(self, namespace: str, name: str, entry: tuple[Key, PodView] | None) -> None:
+        for key in self.store.put(namespace, name, entry):
+            self.on_change(key)
+
+
+class PodWatches:
+    """One PodWatch per namespace a pipeline lives in, started on first use; or one for all."""
+
+    def __init__(self, on_change: Callable[[Key], None], clusterwide: bool) -> None:
+        self.store = PodStore()
+        self.on_change = on_change
+        self.clusterwide = clusterwide
+        self.watches: dict[str | None, PodWatch] = {}
+
+    async def ready(self, namespace: str) -> None:
+        """Wait until the pods of ``namespace`` have been listed once: never plan without them."""
+        scope = None if self.clusterwide else namespace
+        watch = self.watches.get(scope)
+        if watch is None:
+            watch = PodWatch(scope, self.store, asyncio.get_running_loop(), self.on_change)
+            self.watches[scope] = watch
+            watch.start()
+        if not watch.listed.done():
+            await asyncio.shield(watch.listed)
+
+    def stop(self) -> None:
+        for watch in self.watches.values():
+            watch.stop()
