@@ -4,7 +4,8 @@ Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (defaul
 pipelines of 5 steps in the scale and restart phases, half as many paced at 30 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
 (default ``overhead,scale,paced,restart``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
-in the scale and restart phases, written next to the logs), ``KUBECONFIG`` (default: the
+in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
+mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
 local cluster's).
 """
 

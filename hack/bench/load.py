@@ -11,6 +11,7 @@ AlreadyExists (and still counts as a write it made).
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -112,11 +113,31 @@ def prepare_claims(kube: Kube, run_id: str, namespace: str, pipelines: Iterable[
     kube.parallel(one, ({"pipeline": p} for p in pipelines))
 
 
+def with_volumes() -> bool:
+    """``BENCH_VOLUMES=1``: the steps mount a workspace, so each pipeline has a claim.
+
+    Off by default: the figures are for no-op steps, as raw pods would run them. On, the
+    benchmark binds one static volume per pipeline first (kwok nodes provision no storage).
+    """
+    return os.environ.get("BENCH_VOLUMES", "").strip() not in ("", "0")
+
+
+def bench_pipeline(name: str, steps: int) -> Manifest:
+    if with_volumes():
+        return pipeline_body(name, steps, {"storageClassName": STORAGE_CLASS, "size": "1Gi"})
+    return pipeline_body(name, steps)
+
+
+def prepare_storage(kube: Kube, run_id: str, namespace: str, pipelines: Iterable[str]) -> None:
+    """The pipelines' claims, bound, when they have any (``BENCH_VOLUMES``)."""
+    if with_volumes():
+        prepare_claims(kube, run_id, namespace, pipelines)
+
+
 def submit(kube: Kube, namespace: str, names: list[str], steps: int) -> None:
-    workspace = {"storageClassName": STORAGE_CLASS, "size": "1Gi"}
     kube.parallel(
         lambda body: kube.create_pipeline(namespace, body),
-        (pipeline_body(name, steps, workspace) for name in names),
+        (bench_pipeline(name, steps) for name in names),
     )
 
 

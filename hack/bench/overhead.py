@@ -28,8 +28,12 @@ RAW_LABEL = "shipway.dev/bench-raw"
 
 
 def pipeline_body(name: str, steps: int, workspace: dict[str, Any] | None = None) -> Manifest:
+    """No-op steps; with a ``workspace`` the service also mounts it (so it gets a claim)."""
+    service: Manifest = {"image": BUSYBOX_IMAGE}
+    if workspace:
+        service["volumes"] = ["./:/ws"]
     spec: Manifest = {
-        "services": {"noop": {"image": BUSYBOX_IMAGE}},
+        "services": {"noop": service},
         "steps": [
             {"name": f"s{i:02d}", "service": "noop", "command": "true"} for i in range(1, steps + 1)
         ],

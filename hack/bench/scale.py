@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.kube import Kube, operator_writes, write_deltas
-from bench.load import STORAGE_CLASS, Seen, pipeline_names, prepare_claims, submit
-from bench.overhead import pipeline_body
+from bench.load import Seen, bench_pipeline, pipeline_names, prepare_storage, submit, with_volumes
 from bench.procs import FakeNodes, Operator, component_cpu, host_cpu_seconds
 from bench.stats import percentile, summary_ms
 from bench.watch import PipelineWatch, PodWatch
@@ -84,13 +83,12 @@ def _settle_events(kube: Kube, namespace: str, limit: float = 120) -> float:
 
 def _submit_paced(kube: Kube, namespace: str, names: list[str], steps: int, rate: float) -> None:
     """One pipeline every 1/rate seconds, on a fixed schedule (late ones catch up)."""
-    workspace = {"storageClassName": STORAGE_CLASS, "size": "1Gi"}
     start = time.monotonic()
     for i, name in enumerate(names):
         delay = start + i / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        kube.create_pipeline(namespace, pipeline_body(name, steps, workspace))
+        kube.create_pipeline(namespace, bench_pipeline(name, steps))
 
 
 def run_scale(
@@ -109,7 +107,7 @@ def run_scale(
     kube.create_namespace(namespace, run_id)
     names = pipeline_names("p", count)
     prepared = time.monotonic()
-    prepare_claims(kube, run_id, namespace, names)
+    prepare_storage(kube, run_id, namespace, names)
     prepare_s = time.monotonic() - prepared
     pods, pipelines = _watches(kube, namespace)
     operator = Operator([namespace], workdir / f"operator-{label}.log", nodes.operator_env())
@@ -173,6 +171,7 @@ def run_scale(
         "namespace": namespace,
         "pipelines": count,
         "steps_per_pipeline": steps,
+        "volumes": with_volumes(),
         "submitted_per_second": rate,
         "complete": complete,
         "succeeded": sum(1 for p in seen.phases.values() if p == "Succeeded"),
@@ -248,7 +247,7 @@ def run_restart(
     namespace = f"bench-restart-{run_id}"
     kube.create_namespace(namespace, run_id)
     names = pipeline_names("r", count)
-    prepare_claims(kube, run_id, namespace, names)
+    prepare_storage(kube, run_id, namespace, names)
     pods, pipelines = _watches(kube, namespace)
     log = workdir / "operator-restart.log"
     first = Operator([namespace], log, nodes.operator_env())
@@ -315,6 +314,7 @@ def run_restart(
         "namespace": namespace,
         "pipelines": count,
         "steps_per_pipeline": steps,
+        "volumes": with_volumes(),
         "steps_done_at_kill": sum(1 for r in before_kill.pods if r.terminated_at),
         "pods_at_kill": len(before_kill.pods),
         "unfinished_at_kill": len(unfinished),

@@ -140,9 +140,6 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
     if args.metrics_port is not None:
         os.environ["SHIPWAY_METRICS_PORT"] = str(args.metrics_port)
-    from shipway import kopf_fixes
-
-    kopf_fixes.install()
     set_clusterwide(args.all_namespaces)
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(

@@ -51,14 +51,15 @@ def record_transition(old: PipelineStatus, new: PipelineStatus, created: int) ->
             PIPELINES_ACTIVE.inc()
 
 
-def track_new(status: PipelineStatus) -> None:
+def track_new(phase: PipelinePhase) -> None:
     """A pipeline the operator starts following (created, or seen after a restart)."""
-    if status.phase not in _TERMINAL:
+    if phase not in _TERMINAL:
         PIPELINES_ACTIVE.inc()
 
 
-def forget(status: PipelineStatus | None) -> None:
-    if status is not None and status.phase not in _TERMINAL:
+def forget(phase: PipelinePhase | None) -> None:
+    """A pipeline the operator stops following, last seen in ``phase``."""
+    if phase is not None and phase not in _TERMINAL:
         PIPELINES_ACTIVE.dec()
 
 

@@ -38,7 +38,7 @@ def format_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ContainerView:
     name: str
     state: str
@@ -50,7 +50,7 @@ class ContainerView:
     finished_at: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PodView:
     """The few facts of a step pod the planner needs; small, so thousands fit in memory."""
 

@@ -8,6 +8,7 @@ caches here only save API calls and are rebuilt from the cluster after a restart
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,9 +21,9 @@ from shipway import metrics
 from shipway.errors import InvalidSpecError
 from shipway.kube import EventTarget, KubeError, Manifest
 from shipway.manifests import PodOptions, claim_manifest, pod_manifest
-from shipway.models import PipelineStatus
+from shipway.models import PipelinePhase, PipelineStatus
 from shipway.observe import PodView, pod_view
-from shipway.planner import PipelineRef, Plan, Settings, invalid_plan, plan
+from shipway.planner import TERMINAL_PIPELINE, PipelineRef, Plan, Settings, invalid_plan, plan
 from shipway.validation import CompiledPipeline, compile_pipeline
 
 log = logging.getLogger("shipway")
@@ -42,17 +43,23 @@ class KubeApi(Protocol):
     ) -> None: ...
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PipelineSnapshot:
-    """The parts of a Pipeline object the operator keeps in memory."""
+    """The parts of a Pipeline object the operator keeps in memory.
+
+    Spec and status are kept as compact JSON: a few hundred bytes instead of kilobytes of
+    dicts per pipeline. They are decoded only to compile a new generation of the spec and
+    to read the status once after a (re)start; from then on the operator's own last write
+    is the status it plans from.
+    """
 
     name: str
     namespace: str
     uid: str
     generation: int
     created_at: str | None
-    spec: Mapping[str, Any]
-    status: Mapping[str, Any]
+    spec_json: str
+    status_json: str
     deleting: bool
 
     @classmethod
@@ -64,14 +71,23 @@ class PipelineSnapshot:
             uid=meta.get("uid", ""),
             generation=int(meta.get("generation") or 1),
             created_at=meta.get("creationTimestamp"),
-            spec=dict(body.get("spec") or {}),
-            status=dict(body.get("status") or {}),
+            spec_json=_compact(body.get("spec")),
+            status_json=_compact(body.get("status")),
             deleting=bool(meta.get("deletionTimestamp")),
         )
 
     @property
+    def spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = json.loads(self.spec_json)
+        return spec
+
+    @property
     def ref(self) -> PipelineRef:
         return PipelineRef(self.name, self.namespace, self.uid, self.generation, self.created_at)
+
+
+def _compact(value: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(value or {}), separators=(",", ":"))
 
 
 def dump_status(status: PipelineStatus) -> Manifest:
@@ -85,12 +101,14 @@ def dump_status(status: PipelineStatus) -> Manifest:
     return dumped
 
 
-@dataclass
+@dataclass(slots=True)
 class _Memory:
     """What the operator remembers about one pipeline between reconciles."""
 
     uid: str
-    written: PipelineStatus | None = None
+    written: str | None = None
+    """The last status written (or found), as JSON: smaller than the model by ten times."""
+    phase: PipelinePhase | None = None
     claim: bool = False
     created: dict[str, PodView] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
@@ -120,7 +138,7 @@ class Reconciler:
     def forget(self, key: Key) -> None:
         memory = self.memory.pop(key, None)
         if memory is not None:
-            metrics.forget(memory.written)
+            metrics.forget(memory.phase)
             if memory.timer is not None:
                 memory.timer.cancel()
             for cache_key in [k for k in self.compiled if k[0] == memory.uid]:
@@ -137,10 +155,8 @@ class Reconciler:
         return self.compiled[key]
 
     def _status(self, snap: PipelineSnapshot, memory: _Memory) -> PipelineStatus:
-        if memory.written is not None:
-            return memory.written
         try:
-            return PipelineStatus.model_validate(snap.status)
+            return PipelineStatus.model_validate_json(memory.written or snap.status_json)
         except ValidationError:
             log.warning(
                 "%s/%s: unreadable status, starting from scratch", snap.namespace, snap.name
@@ -283,9 +299,14 @@ class Reconciler:
         if new != old and not _only_node_learned(new, old):
             await self.kube.patch_status(snap.namespace, snap.name, new)
         if memory.written is None:
-            metrics.track_new(status)
+            metrics.track_new(status.phase)
         metrics.record_transition(status, result.status, len(result.create))
-        memory.written = result.status
+        memory.written = json.dumps(new, separators=(",", ":"))
+        memory.phase = result.status.phase
+        if result.status.phase in TERMINAL_PIPELINE:
+            # Done: what's left is stopping a stray pod, now and then. Recompiling then is
+            # cheaper than keeping ~9 kB per finished pipeline in memory.
+            self.compiled.pop((snap.uid, snap.generation), None)
         for name in result.stop:
             await self.kube.stop_pod(snap.namespace, name)
         for name in result.delete:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Any
 
 import pytest
@@ -91,8 +92,18 @@ class FakeKube:
 
 
 def snapshot(kube: FakeKube, spec: dict[str, Any] = WALKTHROUGH) -> PipelineSnapshot:
-    return PipelineSnapshot(
-        "demo", "ci", "uid-1", 1, "2026-11-27T11:59:00Z", spec, kube.status, False
+    return PipelineSnapshot.from_body(
+        {
+            "metadata": {
+                "name": "demo",
+                "namespace": "ci",
+                "uid": "uid-1",
+                "generation": 1,
+                "creationTimestamp": "2026-11-27T11:59:00Z",
+            },
+            "spec": spec,
+            "status": kube.status,
+        }
     )
 
 
@@ -189,7 +200,7 @@ def test_deleted_pipelines_are_forgotten(deleting: bool) -> None:
     asyncio.run(reconciler.reconcile(snapshot(kube), [], KEY))
     assert KEY in reconciler.memory
     gone = snapshot(kube)
-    gone = PipelineSnapshot(**{**gone.__dict__, "deleting": True}) if deleting else None  # type: ignore[arg-type]
+    gone = dataclasses.replace(gone, deleting=True) if deleting else None
     asyncio.run(reconciler.reconcile(gone, [], KEY))
     assert KEY not in reconciler.memory
 
@@ -280,3 +291,17 @@ def test_events_during_a_reconcile_fold_into_one_more_run_on_the_latest_state() 
         "create pod demo-1-write-artifact"
     ]
     assert reconciler.running == set()
+
+
+def test_a_finished_pipeline_keeps_no_compiled_spec_and_still_reconciles() -> None:
+    kube = FakeKube()
+    reconciler = Reconciler(kube, clock=lambda: NOW)
+    codes = {"demo-1-write-artifact": 0, "demo-2-check-artifact": 0}
+    asyncio.run(_drive(reconciler, kube, codes))
+    assert kube.status["phase"] == PipelinePhase.SUCCEEDED
+    assert reconciler.compiled == {}
+    writes = len(kube.writes)
+    again = asyncio.run(reconciler.reconcile(snapshot(kube), kube.views(), KEY))
+    assert again is not None
+    assert again.status.phase == PipelinePhase.SUCCEEDED
+    assert len(kube.writes) == writes, "a finished pipeline costs no write"
