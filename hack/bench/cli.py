@@ -1,7 +1,7 @@
 """``python -m bench`` (``make bench``): run the phases, print a table, write the JSON.
 
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
-pipelines of 5 steps in the scale and restart phases, half as many paced at 30 steps/s; 0.1 gives
+pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
 (default ``overhead,scale,paced,restart``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
@@ -34,12 +34,15 @@ from bench.load import delete_namespace, release_storage
 from bench.procs import MANAGED_ANNOTATION, FakeNodes
 
 PHASES = ("overhead", "scale", "paced", "restart")
-PACED_STEPS_PER_SECOND = 30
+PACED_STEPS_PER_SECOND = 36
+"""Offered in the paced phase: the 30 steps/s target plus a fifth, so that meeting it is not
+an artefact of the offered rate itself."""
 TARGETS = {
     "transition_gap_p50_ms": ("<=", 50),
     "transition_gap_p95_ms": ("<=", 200),
     "scale_steps_per_second": (">=", 30),
     "scale_p95_gap_ms": ("<=", 1000),
+    "paced_steps_per_second": (">=", 30),
     "paced_p95_gap_ms": ("<=", 1000),
     "api_writes_per_step": ("<=", 3),
     "operator_peak_rss_mb": ("<=", 150),
@@ -162,6 +165,7 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         "transition_gap_p95_ms": gap.get("p95"),
         "scale_steps_per_second": sc.get("steps_per_second"),
         "scale_p95_gap_ms": sc.get("p95_gap_ms"),
+        "paced_steps_per_second": (results.get("paced") or {}).get("steps_per_second_sustained"),
         "paced_p95_gap_ms": (results.get("paced") or {}).get("p95_gap_ms"),
         "api_writes_per_step": sc.get("api_writes_per_step"),
         "operator_peak_rss_mb": sc.get("operator_peak_rss_mb"),
@@ -208,7 +212,7 @@ def table(results: dict[str, Any]) -> str:
         ("  operator peak RSS", _fmt(sc.get("operator_peak_rss_mb"), " MB"), mark("operator_peak_rss_mb")),
         ("  operator CPU", _fmt(sc.get("operator_cpu_s"), " s"), ""),
         (f"paced ({pc.get('pipelines', '?')} pipelines, {PACED_STEPS_PER_SECOND} steps/s offered)", "", ""),
-        ("  steps/s", _fmt(pc.get("steps_per_second")), ""),
+        ("  steps/s sustained (10-90%)", _fmt(pc.get("steps_per_second_sustained")), mark("paced_steps_per_second")),
         ("  transition gap p50 / p95", f"{_fmt(pgap.get('p50'))} / {_fmt(pgap.get('p95'), ' ms')}", mark("paced_p95_gap_ms")),
         ("  operator peak RSS / CPU", f"{_fmt(pc.get('operator_peak_rss_mb'))} MB / {_fmt(pc.get('operator_cpu_s'), ' s')}", ""),
         (f"restart (SIGKILL with {rs.get('unfinished_at_kill', '?')} pipelines in flight)", "", ""),

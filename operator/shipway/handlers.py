@@ -24,7 +24,7 @@ from typing import Any
 import kopf
 from kubernetes import config as kube_config
 
-from shipway import GROUP, PLURAL, VERSION, metrics
+from shipway import GROUP, PLURAL, VERSION, heap, metrics
 from shipway.durations import parse_duration
 from shipway.kube import Kube
 from shipway.manifests import PodOptions
@@ -79,6 +79,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if port and port != "0":
         metrics.serve(int(port))
         log.info("metrics on :%s/metrics", port)
+    heap.limit_arenas()  # before the API thread pools start
+    _state["trim"] = asyncio.ensure_future(heap.trim_every(10.0))
     _state["reconciler"] = Reconciler(
         Kube(),
         Settings(start_grace=parse_duration(grace)) if grace else Settings(),
@@ -199,6 +201,9 @@ RESTRICTED: dict[str, Any] = {
 
 @kopf.on.cleanup()
 async def shutdown(**_: Any) -> None:
+    trim = _state.pop("trim", None)
+    if isinstance(trim, asyncio.Future):
+        trim.cancel()
     watches = _state.pop("pods", None)
     if isinstance(watches, PodWatches):
         watches.stop()

@@ -115,6 +115,39 @@ class _Step:
         return self.phase != StepPhase.PENDING or self.pod is not None
 
 
+def _halt(pod: PodView | None) -> str | None:
+    """How to end a pod that should not run: "stop" (keeps logs), "delete", or None."""
+    if pod is None or not pod.active or pod.deletion_requested_at is not None:
+        return None
+    if pod.main is not None and pod.main.state == "terminated":
+        return None  # the step's container is done; the kubelet ends the pod (and sidecars)
+    if not pod.started or pod.node_name is None:
+        return "delete"
+    if pod.active_deadline is None or pod.active_deadline > 1:
+        return "stop"
+    return None
+
+
+def finished_plan(status: PipelineStatus, pods: Sequence[PodView]) -> Plan:
+    """A pipeline that has ended: only a stray pod (one its status does not record) is ended.
+
+    Needs neither the spec nor the clock, so a finished pipeline is never compiled again.
+    """
+    recorded = _recorded(status)
+    stop: list[str] = []
+    delete: list[str] = []
+    for pod in pods:
+        step = recorded.get(pod.step_id)
+        if step is not None and step.pod == pod.name:
+            continue
+        action = _halt(pod)
+        if action == "stop":
+            stop.append(pod.name)
+        elif action == "delete":
+            delete.append(pod.name)
+    return Plan(status=status, stop=tuple(dict.fromkeys(stop)), delete=tuple(dict.fromkeys(delete)))
+
+
 def _recorded(status: PipelineStatus) -> dict[str, StepStatus]:
     return {step.id: step for step in status.steps}
 
@@ -150,6 +183,7 @@ class _Planner:
         self.now = now
         self.settings = settings
         self.stamp = format_time(now)
+        self.pods = pods
         self.pods_by_step: dict[str, dict[int, PodView]] = {}
         for pod in pods:
             self.pods_by_step.setdefault(pod.step_id, {})[pod.attempt] = pod
@@ -166,13 +200,10 @@ class _Planner:
         return pod_name(self.ref.name, run.id, run.name, attempt)
 
     def _stop_if_live(self, pod: PodView | None) -> None:
-        if pod is None or not pod.active or pod.deletion_requested_at is not None:
-            return
-        if pod.main is not None and pod.main.state == "terminated":
-            return  # the step's container is done; the kubelet ends the pod (and sidecars)
-        if not pod.started or pod.node_name is None:
+        action = _halt(pod)
+        if pod is not None and action == "delete":
             self.delete.append(pod.name)
-        elif pod.active_deadline is None or pod.active_deadline > 1:
+        elif pod is not None and action == "stop":
             self.stop.append(pod.name)
 
     def _derive(self, run: RunNode, rec: StepStatus | None) -> _Step:
@@ -355,7 +386,7 @@ class _Planner:
     def run(self) -> Plan:
         previous = self.status
         if previous.phase in TERMINAL_PIPELINE:
-            return self._finished_plan()
+            return finished_plan(previous, self.pods)
         self.halted = self._halted()
         remaining = self._deadline()
         if self.compiled.spec.cancel:
@@ -473,18 +504,6 @@ class _Planner:
             started_at=step.started_at,
             finished_at=step.finished_at if step.phase.terminal else None,
             attempts=step.attempts,
-        )
-
-    def _finished_plan(self) -> Plan:
-        for pods in self.pods_by_step.values():
-            for pod in pods.values():
-                recorded = _recorded(self.status).get(pod.step_id)
-                if recorded is None or recorded.pod != pod.name:
-                    self._stop_if_live(pod)
-        return Plan(
-            status=self.status,
-            stop=tuple(dict.fromkeys(self.stop)),
-            delete=tuple(dict.fromkeys(self.delete)),
         )
 
 

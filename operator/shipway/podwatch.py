@@ -163,10 +163,15 @@ class PodWatch(threading.Thread):
 
     # These two run in the event loop's thread.
     def _replaced(self, entries: list[tuple[str, str, tuple[Key, PodView]]]) -> None:
-        for key in self.store.replace(self.namespace, entries):
-            self.on_change(key)
+        changed = self.store.replace(self.namespace, entries)
         if not self.listed.done():
+            # The first list wakes nobody: every pipeline of the namespace is waiting for it
+            # in ready() and reads the store right after (after a restart: a thousand
+            # reconciles not done twice).
             self.listed.set_result(None)
+            return
+        for key in changed:
+            self.on_change(key)
 
     def _put(self, namespace: str, name: str, entry: tuple[Key, PodView] | None) -> None:
         for key in self.store.put(namespace, name, entry):

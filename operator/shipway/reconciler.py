@@ -23,7 +23,15 @@ from shipway.kube import EventTarget, KubeError, Manifest
 from shipway.manifests import PodOptions, claim_manifest, pod_manifest
 from shipway.models import PipelinePhase, PipelineStatus
 from shipway.observe import PodView, pod_view
-from shipway.planner import TERMINAL_PIPELINE, PipelineRef, Plan, Settings, invalid_plan, plan
+from shipway.planner import (
+    TERMINAL_PIPELINE,
+    PipelineRef,
+    Plan,
+    Settings,
+    finished_plan,
+    invalid_plan,
+    plan,
+)
 from shipway.validation import CompiledPipeline, compile_pipeline
 
 log = logging.getLogger("shipway")
@@ -277,9 +285,11 @@ class Reconciler:
     async def _reconcile(
         self, snap: PipelineSnapshot, indexed: Iterable[PodView], memory: _Memory
     ) -> Plan:
-        compiled = self._compile(snap)
         status = self._status(snap, memory)
         pods = await self._pods(snap, status, indexed, memory)
+        if status.phase in TERMINAL_PIPELINE:
+            return await self._finish(snap, finished_plan(status, pods))
+        compiled = self._compile(snap)
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
         for _ in range(3):  # creates rejected by admission fail their step; plan again
@@ -304,15 +314,9 @@ class Reconciler:
         memory.written = json.dumps(new, separators=(",", ":"))
         memory.phase = result.status.phase
         if result.status.phase in TERMINAL_PIPELINE:
-            # Done: what's left is stopping a stray pod, now and then. Recompiling then is
-            # cheaper than keeping ~9 kB per finished pipeline in memory.
+            # Done: from now on only a stray pod is stopped, which needs no spec.
             self.compiled.pop((snap.uid, snap.generation), None)
-        for name in result.stop:
-            await self.kube.stop_pod(snap.namespace, name)
-        for name in result.delete:
-            await self.kube.delete_pod(snap.namespace, name)
-        if result.events:
-            self.spawn(self._emit(snap, result))
+        await self._finish(snap, result)
         if result.status.phase != status.phase or result.create:
             log.info(
                 "%s/%s: %s %s%s",
@@ -322,6 +326,16 @@ class Reconciler:
                 result.status.progress or "",
                 f"; started {', '.join(c.name for c in result.create)}" if result.create else "",
             )
+        return result
+
+    async def _finish(self, snap: PipelineSnapshot, result: Plan) -> Plan:
+        """The plan's last acts: stop and delete pods, then its Events in the background."""
+        for name in result.stop:
+            await self.kube.stop_pod(snap.namespace, name)
+        for name in result.delete:
+            await self.kube.delete_pod(snap.namespace, name)
+        if result.events:
+            self.spawn(self._emit(snap, result))
         return result
 
     async def _create_pods(
