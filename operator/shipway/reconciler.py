@@ -25,6 +25,7 @@ from shipway.models import PipelinePhase, PipelineStatus
 from shipway.observe import PodView, pod_view
 from shipway.planner import (
     TERMINAL_PIPELINE,
+    EventToEmit,
     PipelineRef,
     Plan,
     Settings,
@@ -335,7 +336,8 @@ class Reconciler:
         for name in result.delete:
             await self.kube.delete_pod(snap.namespace, name)
         if result.events:
-            self.spawn(self._emit(snap, result))
+            target = EventTarget(snap.name, snap.namespace, snap.uid)
+            self.spawn(self._emit(target, result.events))
         return result
 
     async def _create_pods(
@@ -362,13 +364,14 @@ class Reconciler:
         outcomes = await asyncio.gather(*(create_one(n, m) for n, m in manifests))
         return {name: message for name, message in outcomes if message is not None}
 
-    async def _emit(self, snap: PipelineSnapshot, result: Plan) -> None:
-        target = EventTarget(snap.name, snap.namespace, snap.uid)
-        for event in result.events:
+    async def _emit(self, target: EventTarget, events: tuple[EventToEmit, ...]) -> None:
+        """Record Events in the background: under load they queue up by the thousand, so
+        each holds only its own few strings, never the plan or the pipeline."""
+        for event in events:
             try:
                 await self.kube.emit_event(target, event.type, event.reason, event.message)
             except KubeError as exc:
-                log.warning("%s/%s: event not recorded: %s", snap.namespace, snap.name, exc)
+                log.warning("%s/%s: event not recorded: %s", target.namespace, target.name, exc)
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
