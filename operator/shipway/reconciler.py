@@ -374,9 +374,15 @@ class Reconciler:
                 log.warning("%s/%s: event not recorded: %s", target.namespace, target.name, exc)
 
     def spawn(self, coro: Any) -> None:
+        """Run ``coro`` in the background; a failure is logged, never lost."""
         task = asyncio.ensure_future(coro)
         self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("background work failed: %r", exc, exc_info=exc)
 
 
 def _only_node_learned(new: Manifest, old: Manifest) -> bool:

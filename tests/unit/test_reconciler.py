@@ -305,3 +305,20 @@ def test_a_finished_pipeline_keeps_no_compiled_spec_and_still_reconciles() -> No
     assert again is not None
     assert again.status.phase == PipelinePhase.SUCCEEDED
     assert len(kube.writes) == writes, "a finished pipeline costs no write"
+
+
+def test_background_work_that_fails_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    reconciler = Reconciler(FakeKube(), clock=lambda: NOW)
+
+    async def broken() -> None:
+        raise RuntimeError("boom")
+
+    async def run() -> None:
+        reconciler.spawn(broken())
+        await asyncio.gather(*reconciler.background, return_exceptions=True)
+        await asyncio.sleep(0)
+
+    with caplog.at_level("ERROR", logger="shipway"):
+        asyncio.run(run())
+    assert "boom" in caplog.text
+    assert not reconciler.background
