@@ -121,7 +121,9 @@ def compile_pipeline(raw: Any) -> CompiledPipeline:
             errors.append(FieldError("spec.timeout", str(exc)))
     raise_if_any(sorted(set(errors), key=lambda e: e.field))
     return CompiledPipeline(
-        spec=spec,
+        # services and steps live on, resolved, in ``services`` and ``runs``: the models they
+        # came from are two thirds of a compiled pipeline's memory.
+        spec=spec.model_copy(update={"services": {}, "steps": []}),
         services=services,
         root=root,
         runs=runs,
