@@ -266,10 +266,13 @@ def run_restart(
         # Let what the killed operator did before it died reach the watches, so that
         # everything seen after the restart is the new operator's doing.
         time.sleep(DRAIN_S)
+        # What is unfinished once the killed operator's last writes have arrived: a pipeline
+        # it finished just before dying has nothing left to resume.
+        drained = Seen.take(pods, pipelines)
         second.start(kube.kubeconfig)
         restarted = second.started_at
         profile = _profile(second, workdir, "restart")
-        unfinished = [n for n in names if before_kill.phases.get(n) not in TERMINAL]
+        unfinished = [n for n in names if drained.phases.get(n) not in TERMINAL]
 
         def progressed(name: str) -> float | None:
             """When the pipeline first moved after the restart (a new pod, a status change)."""
