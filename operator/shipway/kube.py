@@ -22,6 +22,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from shipway import GROUP, KIND, PLURAL, VERSION
+from shipway.callpool import CallPool, Priority
 
 T = TypeVar("T")
 Manifest = dict[str, Any]
@@ -75,7 +76,7 @@ class Kube:
         self.api = api
         self.core = client.CoreV1Api(self.api)
         self.custom = client.CustomObjectsApi(self.api)
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kube")
+        self.pool = CallPool(threads, "kube")
         # Events never wait in front of the pod creates and status patches that move steps on.
         self.event_pool = ThreadPoolExecutor(max_workers=event_threads, thread_name_prefix="event")
         self.instance = socket.gethostname()
@@ -86,6 +87,7 @@ class Kube:
         *args: Any,
         _pool: ThreadPoolExecutor | None = None,
         _decode: bool = True,
+        _priority: Priority = Priority.STEP,
         **kwargs: Any,
     ) -> Any:
         """Call the API in a worker thread; ``_decode=False`` skips decoding the answer.
@@ -103,13 +105,17 @@ class Kube:
             data = response.data  # read it all, so that the connection goes back to the pool
             return json.loads(data) if data and _decode else None
 
-        return await loop.run_in_executor(_pool or self.pool, invoke)
+        if _pool is not None:
+            return await loop.run_in_executor(_pool, invoke)
+        return await asyncio.wrap_future(self.pool.submit(_priority, invoke), loop=loop)
 
-    async def create_pod(self, namespace: str, manifest: Manifest) -> Manifest | None:
+    async def create_pod(
+        self, namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
+    ) -> Manifest | None:
         """Create a pod; None when a pod of that name exists already."""
         try:
             result: Manifest = await self._call(
-                self.core.create_namespaced_pod, namespace, manifest
+                self.core.create_namespaced_pod, namespace, manifest, _priority=priority
             )
         except KubeError as exc:
             if exc.status == 409:
@@ -133,6 +139,7 @@ class Kube:
                 namespace,
                 manifest,
                 _decode=False,
+                _priority=Priority.START,  # a claim is made when a pipeline starts
             )
         except KubeError as exc:
             if exc.status != 409:
@@ -174,6 +181,7 @@ class Kube:
             name,
             {"status": status},
             _decode=False,
+            _priority=Priority.STATUS,
         )
 
     async def emit_event(self, target: EventTarget, type_: str, reason: str, message: str) -> None:
@@ -212,6 +220,6 @@ class Kube:
         )
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.pool.shutdown()
         self.event_pool.shutdown(wait=False, cancel_futures=True)
         self.api.close()  # type: ignore[no-untyped-call]

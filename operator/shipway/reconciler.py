@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from shipway import metrics
+from shipway.callpool import Priority
 from shipway.errors import InvalidSpecError
 from shipway.kube import EventTarget, KubeError, Manifest
 from shipway.manifests import PodOptions, claim_manifest, pod_manifest
@@ -41,7 +42,9 @@ Key = tuple[str, str]
 
 
 class KubeApi(Protocol):
-    async def create_pod(self, namespace: str, manifest: Manifest) -> Manifest | None: ...
+    async def create_pod(
+        self, namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
+    ) -> Manifest | None: ...
     async def get_pod(self, namespace: str, name: str) -> Manifest | None: ...
     async def create_claim(self, namespace: str, manifest: Manifest) -> None: ...
     async def stop_pod(self, namespace: str, name: str) -> None: ...
@@ -290,6 +293,7 @@ class Reconciler:
         pods = await self._pods(snap, status, indexed, memory)
         if status.phase in TERMINAL_PIPELINE:
             return await self._finish(snap, finished_plan(status, pods))
+        urgency = _urgency(status, memory)
         compiled = self._compile(snap)
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
@@ -299,7 +303,7 @@ class Reconciler:
             if result.ensure_claim and not memory.claim:
                 await self.kube.create_claim(snap.namespace, claim_manifest(snap.ref, compiled))
                 memory.claim = True
-            rejected = await self._create_pods(snap, compiled, result, memory)
+            rejected = await self._create_pods(snap, compiled, result, memory, urgency)
             if not rejected:
                 break
             memory.rejected.update(rejected)
@@ -341,13 +345,18 @@ class Reconciler:
         return result
 
     async def _create_pods(
-        self, snap: PipelineSnapshot, compiled: CompiledPipeline, result: Plan, memory: _Memory
+        self,
+        snap: PipelineSnapshot,
+        compiled: CompiledPipeline,
+        result: Plan,
+        memory: _Memory,
+        urgency: Priority,
     ) -> dict[str, str]:
         node = result.status.node_name
 
         async def create_one(name: str, manifest: Manifest) -> tuple[str, str | None]:
             try:
-                body = await self.kube.create_pod(snap.namespace, manifest)
+                body = await self.kube.create_pod(snap.namespace, manifest, urgency)
             except KubeError as exc:
                 if exc.permanent:
                     return name, f"the pod was rejected: {exc}"
@@ -383,6 +392,20 @@ class Reconciler:
         self.background.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("background work failed: %r", exc, exc_info=exc)
+
+
+def _urgency(status: PipelineStatus, memory: _Memory) -> Priority:
+    """How soon this pipeline's new pods should go, when API calls have to queue.
+
+    A pipeline found running after a restart first, then steps of started pipelines; a
+    pipeline not started yet last, behind even status patches: under a burst, pipelines
+    already running finish at full speed instead of all of them slowing down together.
+    """
+    if not any(step.pod for step in status.steps):
+        return Priority.START
+    if memory.written is None and status.phase == PipelinePhase.RUNNING:
+        return Priority.RESUME  # running before this operator process saw it
+    return Priority.STEP
 
 
 def _only_node_learned(new: Manifest, old: Manifest) -> bool:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from shipway.callpool import Priority
 from shipway.kube import EventTarget, KubeError, Manifest
 from shipway.models import PipelinePhase
 from shipway.observe import PodView, pod_view
@@ -26,9 +27,13 @@ class FakeKube:
         self.events: list[tuple[str, str]] = []
         self.writes: list[str] = []
         self.reject: dict[str, KubeError] = {}
+        self.priorities: dict[str, Priority] = {}
 
-    async def create_pod(self, namespace: str, manifest: Manifest) -> Manifest | None:
+    async def create_pod(
+        self, namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
+    ) -> Manifest | None:
         name = manifest["metadata"]["name"]
+        self.priorities[name] = priority
         if name in self.reject:
             raise self.reject[name]
         self.writes.append(f"create pod {name}")
@@ -143,6 +148,25 @@ def test_a_restarted_operator_neither_loses_nor_duplicates_a_step() -> None:
     creates = [w for w in kube.writes if w.startswith("create pod")]
     assert creates == ["create pod demo-1-write-artifact", "create pod demo-2-check-artifact"]
     assert kube.status["phase"] == PipelinePhase.SUCCEEDED
+    # its status was lost: to the new operator it looks like a pipeline not started yet
+    assert kube.priorities["demo-2-check-artifact"] == Priority.START
+
+
+def test_started_pipelines_go_before_new_ones_and_resumed_ones_before_all() -> None:
+    kube = FakeKube()
+    first = Reconciler(kube, clock=lambda: NOW)
+    asyncio.run(first.reconcile(snapshot(kube), kube.views(), KEY))
+    assert kube.priorities == {"demo-1-write-artifact": Priority.START}
+    kube.finish("demo-1-write-artifact", 0)
+    restarted = Reconciler(kube, clock=lambda: NOW)
+    asyncio.run(restarted.reconcile(snapshot(kube), kube.views(), KEY))
+    assert kube.priorities["demo-2-check-artifact"] == Priority.RESUME
+    again = FakeKube()
+    same = Reconciler(again, clock=lambda: NOW)
+    asyncio.run(same.reconcile(snapshot(again), again.views(), KEY))
+    again.finish("demo-1-write-artifact", 0)
+    asyncio.run(same.reconcile(snapshot(again), again.views(), KEY))
+    assert again.priorities["demo-2-check-artifact"] == Priority.STEP
 
 
 def test_a_pod_rejected_by_admission_fails_its_step_with_the_api_message() -> None:
@@ -267,7 +291,9 @@ def test_events_during_a_reconcile_fold_into_one_more_run_on_the_latest_state() 
     gate = asyncio.Event()
     create = kube.create_pod
 
-    async def slow_create(namespace: str, manifest: Manifest) -> Manifest | None:
+    async def slow_create(
+        namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
+    ) -> Manifest | None:
         await gate.wait()
         return await create(namespace, manifest)
 
