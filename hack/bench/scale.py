@@ -113,6 +113,13 @@ def run_scale(
     operator = Operator([namespace], workdir / f"operator-{label}.log", nodes.operator_env())
     sampler: RssSampler | None = None
     try:
+        burst_submit = time.monotonic()
+        if rate is None:
+            # The burst is waiting when the operator starts: all pipelines live at once, from
+            # the first moment (submitted while it ran, the first finished before the last
+            # was created, and 1000 were never live together).
+            submit(kube, namespace, names, steps)
+        burst_submit_s = time.monotonic() - burst_submit
         operator.start(kube.kubeconfig)
         operator.wait_ready()
         profile = _profile(operator, workdir, label)
@@ -126,11 +133,9 @@ def run_scale(
             lambda: sum(1 for p in list(pipelines.pipelines.values()) if p.phase not in TERMINAL),
         )
         sampler.start()
-        if rate is None:
-            submit(kube, namespace, names, steps)
-        else:
+        if rate is not None:
             _submit_paced(kube, namespace, names, steps, rate)
-        submitted = time.monotonic() - started
+        submitted = time.monotonic() - started if rate is not None else burst_submit_s
         complete = pipelines.wait_for(_all_finished(pipelines, count), timeout, poll=0.5)
         events_drain_s = _settle_events(kube, namespace)
         after = kube.request_counts()
@@ -272,7 +277,12 @@ def run_restart(
         second.start(kube.kubeconfig)
         restarted = second.started_at
         profile = _profile(second, workdir, "restart")
-        unfinished = [n for n in names if drained.phases.get(n) not in TERMINAL]
+        with pods.lock:
+            began = {n for n, records in pods.by_pipeline.items() if records}
+        # In flight: started and not finished. A pipeline not started yet has nothing to
+        # resume: it waits its turn behind started ones (see callpool), as before the kill.
+        unfinished = [n for n in names if n in began and drained.phases.get(n) not in TERMINAL]
+        not_started = [n for n in names if n not in began]
 
         def progressed(name: str) -> float | None:
             """When the pipeline first moved after the restart (a new pod, a status change)."""
@@ -321,6 +331,7 @@ def run_restart(
         "steps_done_at_kill": sum(1 for r in before_kill.pods if r.terminated_at),
         "pods_at_kill": len(before_kill.pods),
         "unfinished_at_kill": len(unfinished),
+        "not_started_at_kill": len(not_started),
         "restart_gap_s": round(restarted - killed_at, 3),
         "operator_ready_s": round(ready_s, 2),
         "all_resumed": resumed,
