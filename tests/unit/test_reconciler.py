@@ -124,12 +124,18 @@ async def _drive(reconciler: Reconciler, kube: FakeKube, exit_codes: dict[str, i
         await asyncio.gather(*reconciler.background)
 
 
-def test_the_walkthrough_costs_one_create_one_patch_and_one_event_per_step() -> None:
+def _run_walkthrough() -> tuple[Reconciler, FakeKube]:
+    """Both walkthrough steps succeed; the pipeline ends Succeeded."""
     kube = FakeKube()
     reconciler = Reconciler(kube, clock=lambda: NOW)
     codes = {"demo-1-write-artifact": 0, "demo-2-check-artifact": 0}
     asyncio.run(_drive(reconciler, kube, codes))
     assert kube.status["phase"] == PipelinePhase.SUCCEEDED
+    return reconciler, kube
+
+
+def test_the_walkthrough_costs_one_create_one_patch_and_one_event_per_step() -> None:
+    _, kube = _run_walkthrough()
     assert kube.claims == ["demo-workspace"]
     creates = [w for w in kube.writes if w.startswith("create pod")]
     assert creates == ["create pod demo-1-write-artifact", "create pod demo-2-check-artifact"]
@@ -320,11 +326,7 @@ def test_events_during_a_reconcile_fold_into_one_more_run_on_the_latest_state() 
 
 
 def test_a_finished_pipeline_keeps_no_compiled_spec_and_still_reconciles() -> None:
-    kube = FakeKube()
-    reconciler = Reconciler(kube, clock=lambda: NOW)
-    codes = {"demo-1-write-artifact": 0, "demo-2-check-artifact": 0}
-    asyncio.run(_drive(reconciler, kube, codes))
-    assert kube.status["phase"] == PipelinePhase.SUCCEEDED
+    reconciler, kube = _run_walkthrough()
     assert reconciler.compiled == {}
     writes = len(kube.writes)
     again = asyncio.run(reconciler.reconcile(snapshot(kube), kube.views(), KEY))
