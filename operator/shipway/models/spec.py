@@ -260,7 +260,10 @@ class Step(_Strict):
 
 
 class Workspace(_Strict):
-    """The PersistentVolumeClaim shared by every step: volumes are subPaths of it."""
+    """The PersistentVolumeClaim shared by every step: volumes are subPaths of it.
+
+    Created when a service mounts a volume; a pipeline that mounts nothing has no claim.
+    """
 
     size: Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)] = Field(
         "1Gi", description="Requested storage."
