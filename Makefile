@@ -29,10 +29,10 @@ typecheck: $(STAMP)
 	cd $(CURDIR) && $(VENV)/bin/lint-imports
 
 crd: $(STAMP)
-	$(PY) -m shipway.crd --write
+	$(PY) -m shipway.spec.crd --write
 
 crd-check: $(STAMP)
-	$(PY) -m shipway.crd --check
+	$(PY) -m shipway.spec.crd --check
 
 ## The Helm chart: helm lint/template for every supported shape of values, the refused ones,
 ## and the values table of docs/helm.md (chart-readme rewrites it). helm comes from the localkube cache.
