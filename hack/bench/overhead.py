@@ -21,7 +21,8 @@ from bench.watch import PodRecord, PodWatch
 from localkube.config import BUSYBOX_IMAGE
 from shipway import GROUP, KIND, VERSION
 from shipway.engine.manifests import claim_manifest, pod_manifest
-from shipway.engine.planner import PipelineRef, PodToCreate
+from shipway.engine.objects import PipelineRef
+from shipway.engine.planner import PodToCreate
 from shipway.spec.compiler import compile_pipeline
 
 RAW_LABEL = "shipway.dev/bench-raw"

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import yaml
 
 from shipway import GROUP, KIND, __version__
-from shipway.engine.planner import PipelineRef
+from shipway.engine.objects import PipelineRef
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 from shipway.spec.errors import FieldError, InvalidSpecError
 

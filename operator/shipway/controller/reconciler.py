@@ -21,11 +21,10 @@ from shipway.controller import metrics
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import EventTarget, KubeError, Manifest
 from shipway.engine.manifests import PodOptions, claim_manifest, pod_manifest
+from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.planner import (
-    TERMINAL_PIPELINE,
     EventToEmit,
-    PipelineRef,
     Plan,
     Settings,
     finished_plan,
@@ -291,7 +290,7 @@ class Reconciler:
     ) -> Plan:
         status = self._status(snap, memory)
         pods = await self._pods(snap, status, indexed, memory)
-        if status.phase in TERMINAL_PIPELINE:
+        if status.phase.terminal:
             return await self._finish(snap, finished_plan(status, pods))
         urgency = _urgency(status, memory)
         compiled = self._compile(snap)
@@ -318,7 +317,7 @@ class Reconciler:
         metrics.record_transition(status, result.status, len(result.create))
         memory.written = json.dumps(new, separators=(",", ":"))
         memory.phase = result.status.phase
-        if result.status.phase in TERMINAL_PIPELINE:
+        if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
             self.compiled.pop((snap.uid, snap.generation), None)
         await self._finish(snap, result)

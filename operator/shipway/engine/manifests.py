@@ -30,8 +30,9 @@ from shipway.engine.naming import (
     pod_name,
     pvc_name,
 )
+from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import parse_time
-from shipway.engine.planner import PipelineRef, PodToCreate
+from shipway.engine.planner import PodToCreate
 from shipway.models import Healthcheck
 from shipway.models.durations import parse_duration
 from shipway.spec.compiler import CompiledPipeline
