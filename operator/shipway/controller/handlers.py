@@ -28,8 +28,9 @@ from shipway import GROUP, PLURAL, VERSION
 from shipway.controller import heap, metrics
 from shipway.controller.kube import Kube
 from shipway.controller.podwatch import PodWatches
-from shipway.controller.reconciler import Key, PipelineSnapshot, Reconciler
+from shipway.controller.reconciler import PipelineSnapshot, Reconciler
 from shipway.engine.manifests import PodOptions
+from shipway.engine.objects import Key
 from shipway.engine.observe import PodView
 from shipway.engine.planner import Settings
 from shipway.models.durations import parse_duration
