@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from shipway.engine.observe import parse_time
-from shipway.models import PipelineStatus, StepPhase, StepStatus
+from shipway.models import PipelinePhase, PipelineStatus, StepPhase, StepStatus
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.tree import Node, RunNode
@@ -47,7 +47,6 @@ PHASE_COLOUR = {
     "Skipped": "dim",
     "Cancelled": "magenta",
 }
-TERMINAL_PIPELINE = ("Succeeded", "Failed", "Cancelled")
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,10 @@ def phase_of(pipeline: Mapping[str, Any]) -> str:
 
 
 def is_finished(pipeline: Mapping[str, Any]) -> bool:
-    return phase_of(pipeline) in TERMINAL_PIPELINE
+    try:
+        return PipelinePhase(phase_of(pipeline)).terminal
+    except ValueError:  # a phase this version does not know
+        return False
 
 
 def full_name(pipeline: Mapping[str, Any]) -> str:

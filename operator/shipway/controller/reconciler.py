@@ -1,8 +1,8 @@
 """The imperative shell: read a pipeline and its pods, ask the planner, carry out the plan.
 
-One reconcile per pipeline at a time (an asyncio lock per pipeline); different pipelines
-proceed concurrently. State lives in the cluster (the Pipeline's status and its pods); the
-caches here only save API calls and are rebuilt from the cluster after a restart.
+The caller runs one reconcile per pipeline at a time (the work queue sees to it); different
+pipelines proceed concurrently. State lives in the cluster (the Pipeline's status and its
+pods); the caches here only save API calls and are rebuilt from the cluster after a restart.
 """
 
 from __future__ import annotations
@@ -19,13 +19,12 @@ from pydantic import ValidationError
 
 from shipway.controller import metrics
 from shipway.controller.callpool import Priority
-from shipway.controller.kube import EventTarget, KubeError, Manifest
+from shipway.controller.kube import EventTarget, KubeError
 from shipway.engine.manifests import PodOptions, claim_manifest, pod_manifest
+from shipway.engine.objects import Key, Manifest, PipelineRef
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.planner import (
-    TERMINAL_PIPELINE,
     EventToEmit,
-    PipelineRef,
     Plan,
     Settings,
     finished_plan,
@@ -37,8 +36,6 @@ from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 
 log = logging.getLogger("shipway")
-Key = tuple[str, str]
-"""(namespace, pipeline name)"""
 
 
 class KubeApi(Protocol):
@@ -124,8 +121,6 @@ class _Memory:
     claim: bool = False
     created: dict[str, PodView] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
-    timer: asyncio.TimerHandle | None = None
-    failures: int = 0
 
 
 class Reconciler:
@@ -140,22 +135,16 @@ class Reconciler:
         self.settings = settings or Settings()
         self.options = options or PodOptions()
         self.clock = clock
-        self.locks: dict[Key, asyncio.Lock] = {}
         self.memory: dict[Key, _Memory] = {}
         self.compiled: dict[tuple[str, int], CompiledPipeline | InvalidSpecError] = {}
         self.background: set[asyncio.Task[None]] = set()
-        self.running: set[Key] = set()
-        self.dirty: set[Key] = set()
 
     def forget(self, key: Key) -> None:
         memory = self.memory.pop(key, None)
         if memory is not None:
             metrics.forget(memory.phase)
-            if memory.timer is not None:
-                memory.timer.cancel()
             for cache_key in [k for k in self.compiled if k[0] == memory.uid]:
                 del self.compiled[cache_key]
-        self.locks.pop(key, None)
 
     def _compile(self, snap: PipelineSnapshot) -> CompiledPipeline | InvalidSpecError:
         key = (snap.uid, snap.generation)
@@ -210,88 +199,31 @@ class Reconciler:
             return invalid_plan(snap.ref, status, compiled, now)
         return plan(snap.ref, compiled, status, pods, now, self.settings, memory.rejected)
 
-    async def reconcile_latest(
-        self,
-        key: Key,
-        read: Callable[[], tuple[PipelineSnapshot | None, Iterable[PodView]]],
-        requeue: Callable[[Key], None] | None = None,
-    ) -> None:
-        """Reconcile from the latest state; calls arriving meanwhile fold into one more run.
-
-        Under load a pipeline's pods and status change several times while one reconcile
-        waits on the API server, and each change would queue a full reconcile of its own.
-        Planning is level-triggered: one more run, on the state read when it starts, does the
-        same work once.
-        """
-        if key in self.running:
-            self.dirty.add(key)
-            return
-        self.running.add(key)
-        try:
-            while True:
-                self.dirty.discard(key)
-                snap, pods = read()
-                await self.reconcile(snap, pods, key, requeue)
-                if key not in self.dirty:
-                    return
-        finally:
-            self.running.discard(key)
-
     async def reconcile(
-        self,
-        snap: PipelineSnapshot | None,
-        indexed_pods: Iterable[PodView],
-        key: Key,
-        requeue: Callable[[Key], None] | None = None,
+        self, snap: PipelineSnapshot | None, indexed_pods: Iterable[PodView], key: Key
     ) -> Plan | None:
-        """Bring one pipeline one step closer to done. Safe to call at any time, repeatedly."""
-        lock = self.locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            if snap is None or snap.deleting:
-                self.forget(key)
-                return None
-            memory = self.memory.get(key)
-            if memory is None or memory.uid != snap.uid:
-                self.forget(key)
-                memory = self.memory[key] = _Memory(snap.uid)
-                lock = self.locks.setdefault(key, lock)
-            try:
-                with metrics.RECONCILE_SECONDS.time():
-                    result = await self._reconcile(snap, indexed_pods, memory)
-            except KubeError as exc:
-                metrics.API_ERRORS.labels(str(exc.status)).inc()
-                memory.failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(memory.failures, 6))
-                log.warning(
-                    "%s/%s: %s (HTTP %s); again in %.1fs",
-                    snap.namespace,
-                    snap.name,
-                    exc,
-                    exc.status,
-                    delay,
-                )
-                self._schedule(key, memory, delay, requeue)
-                return None
-            memory.failures = 0
-            if result.requeue_after is not None:
-                self._schedule(key, memory, max(0.05, result.requeue_after), requeue)
-            return result
+        """Bring one pipeline one step closer to done. Safe to call at any time, repeatedly.
 
-    def _schedule(
-        self, key: Key, memory: _Memory, delay: float, requeue: Callable[[Key], None] | None
-    ) -> None:
-        if requeue is None:
-            return
-        if memory.timer is not None:
-            memory.timer.cancel()
-        memory.timer = asyncio.get_running_loop().call_later(delay, requeue, key)
+        None when the pipeline is gone (it is forgotten). A failed API call raises
+        :class:`KubeError`: the caller tries again later, and the next run starts over from
+        the cluster's state.
+        """
+        if snap is None or snap.deleting:
+            self.forget(key)
+            return None
+        memory = self.memory.get(key)
+        if memory is None or memory.uid != snap.uid:
+            self.forget(key)
+            memory = self.memory[key] = _Memory(snap.uid)
+        with metrics.RECONCILE_SECONDS.time():
+            return await self._reconcile(snap, indexed_pods, memory)
 
     async def _reconcile(
         self, snap: PipelineSnapshot, indexed: Iterable[PodView], memory: _Memory
     ) -> Plan:
         status = self._status(snap, memory)
         pods = await self._pods(snap, status, indexed, memory)
-        if status.phase in TERMINAL_PIPELINE:
+        if status.phase.terminal:
             return await self._finish(snap, finished_plan(status, pods))
         urgency = _urgency(status, memory)
         compiled = self._compile(snap)
@@ -318,7 +250,7 @@ class Reconciler:
         metrics.record_transition(status, result.status, len(result.create))
         memory.written = json.dumps(new, separators=(",", ":"))
         memory.phase = result.status.phase
-        if result.status.phase in TERMINAL_PIPELINE:
+        if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
             self.compiled.pop((snap.uid, snap.generation), None)
         await self._finish(snap, result)
