@@ -40,6 +40,20 @@ def tag_for(text: str) -> str:
     return f"{slug}-{short_hash(text, 8)}"
 
 
+BUILD_TASK_PREFIX = "build-"
+
+
+def build_task_id(service: str) -> str:
+    """A build pod's ``shipway.dev/step`` label: ``build-<service>`` (step ids are numbers).
+
+    A label value holds 63 characters; a longer one keeps a hash of the service's name.
+    """
+    task = f"{BUILD_TASK_PREFIX}{service}"
+    if len(task) <= 63:
+        return task
+    return f"{task[:56].rstrip('._-')}-{short_hash(service)}"
+
+
 def uid_hash(uid: str) -> str:
     return short_hash(uid, 8)
 

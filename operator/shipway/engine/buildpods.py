@@ -16,7 +16,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from shipway.engine.naming import LABEL_MANAGED_BY, LABEL_PIPELINE, MANAGED_BY
+from shipway.engine.buildnames import build_task_id
+from shipway.engine.naming import (
+    ANNOTATION_DEFAULT_CONTAINER,
+    LABEL_ATTEMPT,
+    LABEL_MANAGED_BY,
+    LABEL_PIPELINE,
+    LABEL_STEP,
+    MANAGED_BY,
+)
 from shipway.spec.builds import ResolvedBuild
 
 Manifest = dict[str, Any]
@@ -97,20 +105,29 @@ class BuildToCreate:
 # termination message. POSIX sh: busybox in the client image, alpine's in moby/buildkit.
 SCRIPT = r"""
 set -u
-ws=/workspace
+ws=$(realpath "${SHIPWAY_WORKSPACE:-/workspace}")
+out=${SHIPWAY_TERMINATION_LOG:-/dev/termination-log}
+tmp=${TMPDIR:-/tmp}
 say() { echo "shipway-build: $*" >&2; }
-fail() { say "$*"; printf '%s\n' "$*" > /dev/termination-log; exit 2; }
+fail() { say "$*"; printf '%s\n' "$*" > "$out"; exit 2; }
 inside() { case "$1" in "$ws"|"$ws"/*) return 0 ;; esac; return 1; }
+real() { r=$(realpath "$1" 2>/dev/null) && inside "$r" && echo "$r"; }
 ctx="$ws/$SHIPWAY_CONTEXT"
 df="$ws/$SHIPWAY_DOCKERFILE"
 [ -d "$ctx" ] || fail "the build context $SHIPWAY_CONTEXT is not a folder of the checkout"
-rctx=$(realpath "$ctx") && inside "$rctx" ||
-  fail "the build context $SHIPWAY_CONTEXT leads outside the checkout (a symlink)"
-[ -f "$df" ] || fail "no Dockerfile at $SHIPWAY_DOCKERFILE in the checkout"
-rdf=$(realpath "$df") && inside "$rdf" ||
-  fail "the Dockerfile $SHIPWAY_DOCKERFILE leads outside the checkout (a symlink)"
+rctx=$(real "$ctx") || fail "the build context $SHIPWAY_CONTEXT leads outside the checkout"
+[ -d "$(dirname "$df")" ] ||
+  fail "the folder of the Dockerfile $SHIPWAY_DOCKERFILE is not in the checkout"
+if [ -L "$df" ]; then
+  rdf=$(real "$df") || fail "the Dockerfile $SHIPWAY_DOCKERFILE leads outside the checkout"
+else
+  # A missing Dockerfile is BuildKit's to report, in its own words.
+  rdir=$(real "$(dirname "$df")") ||
+    fail "the Dockerfile $SHIPWAY_DOCKERFILE leads outside the checkout"
+  rdf="$rdir/$(basename "$df")"
+fi
 set -- "$@" --local "context=$rctx" --local "dockerfile=$(dirname "$rdf")" \
-  --opt "filename=$(basename "$rdf")" --metadata-file /tmp/metadata.json
+  --opt "filename=$(basename "$rdf")" --metadata-file "$tmp/metadata.json"
 for name in $(env | sed -n "s/^\(${SHIPWAY_SECRET_PREFIX}[A-Za-z0-9_]*\)=.*/\1/p"); do
   set -- "$@" --secret "id=${name#"$SHIPWAY_SECRET_PREFIX"},env=$name"
 done
@@ -120,24 +137,28 @@ else
   set -- buildctl --addr "$BUILDKIT_HOST" --tlscacert "$BUILDKIT_CERTS/ca.crt" \
     --tlscert "$BUILDKIT_CERTS/tls.crt" --tlskey "$BUILDKIT_CERTS/tls.key" build "$@"
 fi
-{ "$@" 2>&1; echo "$?" > /tmp/rc; } | tee /tmp/build.log
-rc=$(cat /tmp/rc)
-steps=$(grep -E '^#[0-9]+ \[([^]]* )?[0-9]+/[0-9]+\] ' /tmp/build.log | cut -d' ' -f1 | sort -u)
+{ "$@" 2>&1; echo "$?" > "$tmp/rc"; } | tee "$tmp/build.log"
+rc=$(cat "$tmp/rc")
+steps=$(grep -E '^#[0-9]+ \[([^]]* )?[0-9]+/[0-9]+\] ' "$tmp/build.log" | cut -d' ' -f1 | sort -u)
 cached=0
-for s in $steps; do grep -qx "$s CACHED" /tmp/build.log && cached=$((cached + 1)); done
+for s in $steps; do grep -qx "$s CACHED" "$tmp/build.log" && cached=$((cached + 1)); done
 total=$(printf '%s\n' $steps | grep -c .)
 if [ "$rc" -eq 0 ]; then
   digest=$(sed -n 's/.*"containerimage.digest": *"\(sha256:[0-9a-f]*\)".*/\1/p' \
-    /tmp/metadata.json | head -n 1)
+    "$tmp/metadata.json" 2>/dev/null | head -n 1)
   [ -n "$digest" ] || fail "BuildKit pushed no image digest"
-  printf '{"digest":"%s","cached":%s,"steps":%s}\n' "$digest" "$cached" "$total" \
-    > /dev/termination-log
+  printf '{"digest":"%s","cached":%s,"steps":%s}\n' "$digest" "$cached" "$total" > "$out"
   exit 0
 fi
-sed -n '/^------$/,$p' /tmp/build.log > /tmp/error
-[ -s /tmp/error ] || grep -E 'ERROR|error:|shipway-build:' /tmp/build.log > /tmp/error
-[ -s /tmp/error ] || tail -n 20 /tmp/build.log > /tmp/error
-tail -c 3800 /tmp/error > /dev/termination-log
+# BuildKit's summary from its first "------" block on, less the notes that a cache to import
+# was not there yet (the first build of a branch): that is no error of the build.
+awk '/^------$/ { if (skip) { skip = 0; next }
+    if ((getline line) > 0 && line ~ /^ > importing cache manifest/) { skip = 1; next }
+    print; print line; next }
+  !skip' "$tmp/build.log" | sed -n '/^------$/,$p' > "$tmp/error"
+[ -s "$tmp/error" ] || grep -E 'ERROR|error:|shipway-build:' "$tmp/build.log" > "$tmp/error"
+[ -s "$tmp/error" ] || tail -n 20 "$tmp/build.log" > "$tmp/error"
+tail -c 3800 "$tmp/error" > "$out"
 exit "$rc"
 """
 
@@ -277,10 +298,12 @@ def build_pod_manifest(
             "namespace": namespace,
             "labels": {
                 LABEL_PIPELINE: pipeline,
+                LABEL_STEP: build_task_id(build.service),
+                LABEL_ATTEMPT: "0",
                 LABEL_BUILD: build.service,
                 LABEL_MANAGED_BY: MANAGED_BY,
             },
-            "annotations": {"kubectl.kubernetes.io/default-container": CONTAINER},
+            "annotations": {ANNOTATION_DEFAULT_CONTAINER: CONTAINER},
             "ownerReferences": [owner],
         },
         "spec": spec,

@@ -27,6 +27,10 @@ class StepReason(StrEnum):
     NOT_RUN = "NotRun"
     CANCELLED = "Cancelled"
     PIPELINE_TIMEOUT = "PipelineTimeout"
+    BUILD_FAILED = "BuildFailed"
+    """A build's own failure (BuildKit's lines in the message), or a step's whose image it was."""
+    BUILD_TIMEOUT = "BuildTimeout"
+    BUILDER_NOT_CONFIGURED = "BuilderNotConfigured"
 
 
 class PipelineReason(StrEnum):
@@ -48,6 +52,8 @@ class EventReason(StrEnum):
     STEP_FAILED = "StepFailed"
     STEP_CANCELLED = "StepCancelled"
     INVALID_SPEC = "InvalidSpec"
+    BUILD_SUCCEEDED = "BuildSucceeded"
+    BUILD_FAILED = "BuildFailed"
     PIPELINE_SUCCEEDED = "PipelineSucceeded"
     PIPELINE_FAILED = "PipelineFailed"
     PIPELINE_CANCELLED = "PipelineCancelled"
