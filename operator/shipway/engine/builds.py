@@ -87,6 +87,9 @@ class BuildState:
     total_steps: int | None = None
     live_pod: PodView | None = None
     wanted: bool = False
+    """A regular step that may run needs it: built as soon as the checkout is there."""
+    requested: bool = False
+    """A step about to start needs it (an ``on_fail`` step, or one the build holds)."""
     start: bool = False
 
     @property
@@ -141,6 +144,7 @@ class Builds:
             self.by_service[name] = state
         for name in wanted_builds(compiled):
             self.by_service[name].wanted = True
+            self._refuse_if_unbuildable(self.by_service[name])
 
     # -- state from the record and the pod ------------------------------------------------
 
@@ -217,11 +221,18 @@ class Builds:
         state.live_pod = None
         state.start = False
 
+    def _refuse_if_unbuildable(self, state: BuildState) -> None:
+        """A cluster that cannot build fails a build at once, naming what its operator lacks."""
+        if self.problem is not None and state.phase == StepPhase.PENDING:
+            self._end(state, StepPhase.FAILED, StepReason.BUILDER_NOT_CONFIGURED, self.problem)
+
     # -- what the planner asks ------------------------------------------------------------
 
     def gate(self, run: RunNode) -> tuple[Gate, str | None]:
         """May ``run`` start? If a build it needs failed, why; a pending build is wanted now."""
         needed = [self.by_service[name] for name in needed_builds(self.compiled, run.service)]
+        for state in needed:
+            self._refuse_if_unbuildable(state)
         for state in needed:
             if state.phase in (StepPhase.FAILED, StepPhase.CANCELLED, StepPhase.SKIPPED):
                 detail = (state.message or state.reason or "it failed").strip()
@@ -230,7 +241,7 @@ class Builds:
         if all(state.phase == StepPhase.SUCCEEDED for state in needed):
             return Gate.READY, None
         for state in needed:
-            state.wanted = True
+            state.requested = True
         return Gate.WAIT, None
 
     def images(self, service: str) -> tuple[tuple[str, str], ...]:
@@ -241,17 +252,17 @@ class Builds:
             if (image := self.by_service[name].image) is not None
         )
 
-    def plan_starts(self, remaining: float | None) -> tuple[BuildToCreate, ...]:
-        """Pods of the wanted builds not started yet (all at once: they run in parallel).
+    def plan_starts(self, remaining: float | None, eager: bool) -> tuple[BuildToCreate, ...]:
+        """Pods of the builds to start now, all at once: they run in parallel.
 
-        A cluster that cannot build fails them at once, naming what its operator lacks.
+        ``eager``: the pipeline goes on (the checkout is there, no step failed), so every
+        build a remaining step needs starts; otherwise only those a starting step asked for.
         """
         creates: list[BuildToCreate] = []
         for state in self.by_service.values():
-            if not state.wanted or state.phase != StepPhase.PENDING:
+            if state.phase != StepPhase.PENDING or self.problem is not None:
                 continue
-            if self.problem is not None:
-                self._end(state, StepPhase.FAILED, StepReason.BUILDER_NOT_CONFIGURED, self.problem)
+            if not (state.requested or (eager and state.wanted)):
                 continue
             deadlines = [t for t in (self.config.timeout_seconds, remaining) if t is not None]
             cache_repo, tags = self._cache(state.build)
@@ -285,6 +296,11 @@ class Builds:
         """A build runs or starts now."""
         return any(s.phase == StepPhase.RUNNING for s in self.by_service.values())
 
+    def end_unneeded(self) -> None:
+        """The pipeline is over: builds still running or waiting are not needed any more."""
+        why = "the pipeline ended before a step needed this image"
+        self.stop_everything(StepPhase.CANCELLED, StepReason.NOT_NEEDED, why)
+
     def stop_everything(self, phase: StepPhase, reason: str, message: str) -> None:
         """Cancel, time out, or the pipeline ended: running builds stop, pending ones never run."""
         for state in self.by_service.values():
@@ -293,6 +309,8 @@ class Builds:
             if state.phase == StepPhase.RUNNING:
                 self._stop_if_live(state.live_pod)
                 self._end(state, phase, reason, message)
+            elif not (state.wanted or state.requested):
+                continue  # no step ever needed it: it stays out of the status
             else:
                 self._end(state, StepPhase.SKIPPED, reason, message)
                 state.finished_at = None
@@ -305,8 +323,8 @@ class Builds:
 
 
 def _shown(state: BuildState) -> bool:
-    """Builds that never ran and never will are left out (filtered-out steps' services)."""
-    return state.wanted or state.phase != StepPhase.PENDING
+    """Builds no step ever needed are left out (services of filtered-out steps)."""
+    return state.wanted or state.requested or state.pod is not None or state.phase.terminal
 
 
 def _record(state: BuildState) -> BuildStatus:

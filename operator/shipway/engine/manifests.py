@@ -165,8 +165,9 @@ def _container(
     args: tuple[str, ...] | None,
     env: list[tuple[str, str]],
     options: PodOptions,
+    image: str | None = None,
 ) -> Manifest:
-    container: Manifest = {"name": container_name(service.name), "image": service.image}
+    container: Manifest = {"name": container_name(service.name), "image": image or service.image}
     if service.entrypoint is not None:
         container["command"] = list(service.entrypoint)
     if args is not None:
@@ -230,12 +231,13 @@ def pod_manifest(
     service = compiled.services[run.service]
     env = ci_environment(ref, compiled)
     args = run.command if run.command is not None else service.command
-    main = _container(service, args, env, options)
+    images = dict(create.images)  # built services run their image by digest
+    main = _container(service, args, env, options, images.get(service.name))
     sidecars: list[Manifest] = []
     aliases: list[str] = []
     for link in service.links:
         linked = compiled.services[link.service]
-        sidecar = _container(linked, linked.command, env, options)
+        sidecar = _container(linked, linked.command, env, options, images.get(link.service))
         sidecar["restartPolicy"] = "Always"
         if linked.healthcheck is not None and (probe := _probe(linked.healthcheck)):
             sidecar["startupProbe"] = probe

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from shipway.engine.buildpods import BuildConfig, BuildToCreate
+from shipway.engine.builds import Builds, Gate
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import START_GRACE_SECONDS, PodView, format_time, parse_time
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
@@ -31,13 +33,14 @@ from shipway.engine.report import (
     pipeline_status,
     succeeded_condition,
 )
-from shipway.engine.steps import Steps, halt, recorded
+from shipway.engine.steps import Steps, StepState, halt, recorded
 from shipway.engine.walk import Result, Walk
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.errors import InvalidSpecError
 
 __all__ = [
+    "BuildToCreate",
     "EventToEmit",
     "Plan",
     "PodToCreate",
@@ -54,6 +57,8 @@ class PodToCreate:
     attempt: int
     name: str
     active_deadline: int | None = None
+    images: tuple[tuple[str, str], ...] = ()
+    """(service, image by digest) of the built services the pod runs."""
 
 
 @dataclass(frozen=True)
@@ -68,11 +73,17 @@ class Plan:
     events: tuple[EventToEmit, ...] = ()
     requeue_after: float | None = None
     ensure_claim: bool = False
+    builds: tuple[BuildToCreate, ...] = ()
+    """Build pods to create (after the claim, before the step pods)."""
+    build_secret: bool | None = None
+    """True: make sure the builder's client certificate is in the namespace (builds start);
+    False: delete it (the last build ended); None: leave it."""
 
 
 @dataclass(frozen=True)
 class Settings:
     start_grace: float = START_GRACE_SECONDS
+    build: BuildConfig = field(default_factory=BuildConfig)
 
 
 def finished_plan(status: PipelineStatus, pods: Sequence[PodView]) -> Plan:
@@ -86,6 +97,8 @@ def finished_plan(status: PipelineStatus, pods: Sequence[PodView]) -> Plan:
     for pod in pods:
         step = known.get(pod.step_id)
         if step is not None and step.pod == pod.name:
+            continue
+        if any(build.pod == pod.name for build in status.builds):
             continue
         action = halt(pod)
         if action == "stop":
@@ -113,6 +126,17 @@ class _Planner:
         self.now = now
         self.stamp = format_time(now)
         self.steps = Steps(ref, compiled.runs, status, pods, now, settings.start_grace, rejected)
+        self.builds = Builds(
+            ref,
+            compiled,
+            status,
+            self.steps.pods_by_step,
+            now,
+            settings.start_grace,
+            rejected,
+            settings.build,
+            branch=compiled.spec.ci.branch,
+        )
 
     def _deadline(self) -> float | None:
         if self.compiled.timeout is None:
@@ -124,27 +148,32 @@ class _Planner:
         previous = self.status
         if previous.phase.terminal:
             return finished_plan(previous, self.pods)
-        steps = self.steps
+        steps, builds = self.steps, self.builds
         halted = steps.halted()
         remaining = self._deadline()
         stopping: tuple[PipelinePhase, str] | None = None
         if self.compiled.spec.cancel:
             why = "the pipeline was cancelled"
             steps.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
+            builds.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             stopping = (PipelinePhase.CANCELLED, why)
         elif remaining is not None and remaining <= 0:
             why = f"the pipeline ran longer than its timeout ({self.compiled.spec.timeout})"
             steps.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
+            builds.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             stopping = (PipelinePhase.FAILED, why)
-        walk = Walk(steps.by_id, halted, stopping is not None)
+        walk = Walk(steps.by_id, halted, stopping is not None, self._gate)
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
             steps.recheck.append(remaining)
         creates = self._creates(remaining)
+        build_creates = builds.plan_starts(remaining, eager=not halted) if not stopping else ()
         message: str | None
         if stopping is not None:
             phase, message = stopping
-        elif root in (Result.ACTIVE, Result.WAITING) and (creates or steps.any_running()):
+        elif root in (Result.ACTIVE, Result.WAITING) and (
+            creates or steps.any_running() or builds.busy()
+        ):
             phase, message = PipelinePhase.RUNNING, None
         elif root == Result.SUCCEEDED or root == Result.SKIPPED:
             phase, message = PipelinePhase.SUCCEEDED, None
@@ -152,20 +181,44 @@ class _Planner:
             failed = [s.run.name for s in steps.values() if s.phase == StepPhase.FAILED]
             phase = PipelinePhase.FAILED
             message = "failed: " + ", ".join(failed[:5]) if failed else "a step failed"
-        self._mark_skipped(walk.skip, halted, phase.terminal)
+        if phase.terminal:
+            builds.end_unneeded()
+        # A step failed by its build during the walk halts the rest as any failure does.
+        self._mark_skipped(walk.skip, halted or steps.halted(), phase.terminal)
         node = pinned_node(previous, self.compiled.pinned, steps.pods_by_step)
         status = pipeline_status(
-            self.ref, previous, steps.values(), phase, message, self.stamp, node
+            self.ref,
+            previous,
+            steps.values(),
+            phase,
+            message,
+            self.stamp,
+            node,
+            builds.statuses(),
         )
+        recheck = steps.recheck + builds.recheck
         return Plan(
             status=status,
             create=creates,
-            stop=tuple(dict.fromkeys(steps.stop)),
-            delete=tuple(dict.fromkeys(steps.delete)),
+            stop=tuple(dict.fromkeys(steps.stop + builds.stop)),
+            delete=tuple(dict.fromkeys(steps.delete + builds.delete)),
             events=tuple(diff_events(previous, status)),
-            requeue_after=(min(steps.recheck) if steps.recheck and not phase.terminal else None),
-            ensure_claim=bool(creates) and self.compiled.uses_workspace,
+            requeue_after=(min(recheck) if recheck and not phase.terminal else None),
+            ensure_claim=bool(creates or build_creates) and self.compiled.uses_workspace,
+            builds=build_creates,
+            build_secret=_build_secret(previous, status, bool(build_creates)),
         )
+
+    def _gate(self, step: StepState) -> Result:
+        """A step starts once the images it runs are built; a failed build fails it."""
+        verdict, why = self.builds.gate(step.run)
+        if verdict == Gate.READY:
+            return Result.ACTIVE
+        if verdict == Gate.WAIT:
+            return Result.WAITING
+        step.phase, step.reason, step.message = StepPhase.FAILED, StepReason.BUILD_FAILED, why
+        step.finished_at = self.stamp
+        return Result.FAILED
 
     def _mark_skipped(self, skip: Mapping[str, str], halted: bool, finished: bool) -> None:
         for step in self.steps.values():
@@ -187,12 +240,23 @@ class _Planner:
             deadlines = [t for t in (step.run.timeout, remaining) if t is not None]
             deadline = max(1, math.ceil(min(deadlines))) if deadlines else None
             name = self.steps.name(step.run, step.attempt)
-            creates.append(PodToCreate(step.run.id, step.attempt, name, deadline))
+            images = self.builds.images(step.run.service)
+            creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images))
             step.phase, step.pod = StepPhase.RUNNING, name
             step.started_at = step.started_at if step.attempt else self.stamp
             if not step.attempt:
                 step.reason, step.message = None, None
         return tuple(creates)
+
+
+def _build_secret(old: PipelineStatus, new: PipelineStatus, starting: bool) -> bool | None:
+    """Whether the client certificate must be in the namespace now, or can go."""
+    if starting:
+        return True
+    was_building = any(not b.phase.terminal for b in old.builds)
+    if was_building and all(b.phase.terminal for b in new.builds):
+        return False
+    return None
 
 
 def plan(

@@ -6,7 +6,7 @@ replayed plan whose status was already written emits nothing again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
@@ -14,7 +14,14 @@ from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
 from shipway.engine.reasons import EventReason, PipelineReason
 from shipway.engine.steps import StepState
-from shipway.models import Condition, PipelinePhase, PipelineStatus, StepPhase, StepStatus
+from shipway.models import (
+    BuildStatus,
+    Condition,
+    PipelinePhase,
+    PipelineStatus,
+    StepPhase,
+    StepStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -67,19 +74,24 @@ def pipeline_status(
     message: str | None,
     stamp: str,
     node: str | None,
+    builds: Sequence[BuildStatus] = (),
 ) -> PipelineStatus:
-    """The status to write: the phase, progress, running steps and every step's state."""
+    """The status to write: the phase, progress, running steps and every step's state.
+
+    Builds count in the progress like steps, and a running build shows as ``build demo``.
+    """
     entries = [step_status(s) for s in steps]
     regular = [s for s in entries if s.on_fail_of is None]
-    done = sum(1 for s in regular if s.phase.terminal)
-    running = [s.name for s in entries if s.phase == StepPhase.RUNNING]
+    done = sum(1 for s in regular if s.phase.terminal) + sum(1 for b in builds if b.phase.terminal)
+    running = [f"build {b.service}" for b in builds if b.phase == StepPhase.RUNNING]
+    running += [s.name for s in entries if s.phase == StepPhase.RUNNING]
     started_at = previous.started_at
-    if started_at is None and any(s.pod for s in entries):
+    if started_at is None and (any(s.pod for s in entries) or any(b.pod for b in builds)):
         started_at = stamp
     finished = phase.terminal
     return PipelineStatus(
         phase=phase if started_at or finished else PipelinePhase.PENDING,
-        progress=f"{done}/{len(regular)}",
+        progress=f"{done}/{len(regular) + len(builds)}",
         current_step=", ".join(running)[:253] or None,
         message=message,
         started_at=started_at,
@@ -88,6 +100,7 @@ def pipeline_status(
         observed_generation=ref.generation,
         conditions=[succeeded_condition(previous, phase, message, stamp, ref)],
         steps=entries,
+        builds=list(builds),
     )
 
 
@@ -122,7 +135,7 @@ def succeeded_condition(
     )
 
 
-def _duration(step: StepStatus) -> str:
+def _duration(step: StepStatus | BuildStatus) -> str:
     start, end = parse_time(step.started_at), parse_time(step.finished_at)
     if start is None or end is None:
         return ""
@@ -153,7 +166,7 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         and (s.id not in before or before[s.id].pod != s.pod)
         and s.pod is not None
     ]
-    events: list[EventToEmit] = []
+    events = build_events(old, new)
     for step in new.steps:
         was = before.get(step.id)
         if not step.phase.terminal or step.phase == StepPhase.SKIPPED or step.pod is None:
@@ -193,4 +206,40 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
             last = events.pop()
             result = f"{last.message}; {result}"
         events.append(EventToEmit(kind, _PIPELINE_EVENTS[new.phase], result[:1024]))
+    return events
+
+
+def build_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
+    """One Event per build, at its end: the digest and cache hits, or BuildKit's last line."""
+    before = {b.service: b.phase for b in old.builds}
+    events: list[EventToEmit] = []
+    for build in new.builds:
+        if not build.phase.terminal or before.get(build.service) == build.phase:
+            continue
+        if build.phase == StepPhase.SUCCEEDED:
+            cached = (
+                f", {build.cached_steps} of {build.total_steps} steps cached"
+                if build.cached_steps is not None and build.total_steps
+                else ""
+            )
+            events.append(
+                EventToEmit(
+                    "Normal",
+                    EventReason.BUILD_SUCCEEDED,
+                    f"image of {build.service!r} built{_duration(build)}{cached}: "
+                    f"{build.image}@{build.digest}"[:1024],
+                )
+            )
+        elif build.phase == StepPhase.FAILED or (
+            build.phase == StepPhase.CANCELLED and build.pod is not None
+        ):
+            lines = (build.message or build.reason or "").strip().splitlines()
+            events.append(
+                EventToEmit(
+                    "Warning",
+                    EventReason.BUILD_FAILED,
+                    f"build of {build.service!r} {build.phase.value.lower()}: "
+                    f"{lines[-1] if lines else ''}"[:1024],
+                )
+            )
     return events
