@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.manifests import PodOptions
 from shipway.engine.observe import START_GRACE_SECONDS
 from shipway.engine.planner import Settings
@@ -52,6 +53,8 @@ class OperatorConfig:
     """``SHIPWAY_PEERING_PRIORITY``: a number, or ``auto`` for a random one."""
     scanning: bool = True
     """``SHIPWAY_SCANNING``: kopf's cluster-wide watch of namespaces and CRDs."""
+    build: BuildConfig = field(default_factory=BuildConfig)
+    """Where ``build:`` services are built and pushed (:func:`build_config`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
@@ -62,6 +65,7 @@ class OperatorConfig:
             peering=env.get("SHIPWAY_PEERING", "").strip() or None,
             peering_priority=peering_priority(env.get("SHIPWAY_PEERING_PRIORITY")),
             scanning=flag(env, "SHIPWAY_SCANNING", default=True),
+            build=build_config(env),
         )
 
     def with_flags(
@@ -82,7 +86,7 @@ class OperatorConfig:
     @property
     def settings(self) -> Settings:
         """What the planner needs of it."""
-        return Settings(start_grace=self.start_grace)
+        return Settings(start_grace=self.start_grace, build=self.build)
 
 
 def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
@@ -95,6 +99,40 @@ def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise ConfigError(f"{name} must be one of {'/'.join(_TRUE)} or {'/'.join(_FALSE)}")
+
+
+def build_config(env: Mapping[str, str]) -> BuildConfig:
+    """The builder and the registry, as the Helm chart passes them.
+
+    ``SHIPWAY_REGISTRY_URL`` (host[:port][/prefix]); ``SHIPWAY_BUILDKIT_ADDR`` (tcp://host:port)
+    with ``SHIPWAY_BUILDKIT_CLIENT_SECRET`` (a Secret of the operator's namespace,
+    ``SHIPWAY_NAMESPACE``, with ca.crt, tls.crt and tls.key); ``SHIPWAY_BUILDKIT_CLIENT_IMAGE``;
+    ``SHIPWAY_REGISTRY_PUSH_SECRET`` (a dockerconfigjson Secret there);
+    ``SHIPWAY_BUILDKIT_WAIT`` and ``SHIPWAY_BUILD_TIMEOUT`` (durations). Left unset against the
+    local cluster, ``shipway operator`` finds the local ones itself.
+    """
+
+    def text(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    registry = text("SHIPWAY_REGISTRY_URL")
+    if registry and "://" in registry:
+        raise ConfigError(f"SHIPWAY_REGISTRY_URL is host[:port][/prefix], not a URL: {registry!r}")
+    builder = text("SHIPWAY_BUILDKIT_ADDR")
+    if builder and not builder.startswith(("tcp://", "unix://")):
+        raise ConfigError(f"SHIPWAY_BUILDKIT_ADDR must be tcp://host:port, not {builder!r}")
+    wait = _duration(env, "SHIPWAY_BUILDKIT_WAIT", 60.0)
+    timeout = _duration(env, "SHIPWAY_BUILD_TIMEOUT", 3600.0)
+    return BuildConfig(
+        registry=registry.rstrip("/") if registry else None,
+        builder=builder,
+        client_secret=text("SHIPWAY_BUILDKIT_CLIENT_SECRET"),
+        client_image=text("SHIPWAY_BUILDKIT_CLIENT_IMAGE") or DEFAULT_CLIENT_IMAGE,
+        push_secret=text("SHIPWAY_REGISTRY_PUSH_SECRET"),
+        namespace=text("SHIPWAY_NAMESPACE") or text("POD_NAMESPACE"),
+        wait_seconds=max(1, int(wait)),
+        timeout_seconds=max(1, int(timeout)),
+    )
 
 
 def _port(value: str | None) -> int | None:

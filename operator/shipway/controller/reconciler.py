@@ -18,9 +18,10 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from shipway.controller import metrics
+from shipway.controller.builder import BuildSecrets
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import EventTarget, KubeError
-from shipway.engine.manifests import PodOptions, claim_manifest, pod_manifest
+from shipway.engine.manifests import PodOptions, build_manifest, claim_manifest, pod_manifest
 from shipway.engine.objects import Key, Manifest, PipelineRef
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.planner import (
@@ -44,6 +45,9 @@ class KubeApi(Protocol):
     ) -> Manifest | None: ...
     async def get_pod(self, namespace: str, name: str) -> Manifest | None: ...
     async def create_claim(self, namespace: str, manifest: Manifest) -> None: ...
+    async def get_secret(self, namespace: str, name: str) -> Manifest | None: ...
+    async def create_secret(self, namespace: str, manifest: Manifest) -> None: ...
+    async def delete_secret(self, namespace: str, name: str) -> None: ...
     async def stop_pod(self, namespace: str, name: str) -> None: ...
     async def delete_pod(self, namespace: str, name: str) -> None: ...
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None: ...
@@ -128,6 +132,7 @@ class _Memory:
     """The last status written (or found), as JSON: smaller than the model by ten times."""
     phase: PipelinePhase | None = None
     claim: bool = False
+    build_secret: bool = False
     created: dict[str, PodView] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
 
@@ -143,6 +148,7 @@ class Reconciler:
         self.kube = kube
         self.settings = settings or Settings()
         self.options = options or PodOptions()
+        self.build_secrets = BuildSecrets(kube, self.settings.build)
         self.clock = clock
         self.memory: dict[Key, _Memory] = {}
         self.compiled: dict[tuple[str, int], CompiledPipeline | InvalidSpecError] = {}
@@ -187,12 +193,14 @@ class Reconciler:
             pods.setdefault(name, view)
         # A pod the status says we created but the watch has not shown: ask before concluding
         # it was deleted (the watch may simply lag behind our own create).
-        for step in status.steps:
-            if step.pod and not step.phase.terminal and step.pod not in pods:
-                body = await self.kube.get_pod(snap.namespace, step.pod)
+        recorded = [(s.pod, s.phase) for s in status.steps]
+        recorded += [(b.pod, b.phase) for b in status.builds]
+        for known, phase in recorded:
+            if known and not phase.terminal and known not in pods:
+                body = await self.kube.get_pod(snap.namespace, known)
                 found = pod_view(body) if body is not None else None
                 if found is not None:
-                    pods[step.pod] = found
+                    pods[known] = found
         return list(pods.values())
 
     def _plan(
@@ -239,12 +247,13 @@ class Reconciler:
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
         for _ in range(3):  # creates rejected by admission fail their step; plan again
-            if not result.create or not isinstance(compiled, CompiledPipeline):
+            if not (result.create or result.builds) or not isinstance(compiled, CompiledPipeline):
                 break
             if result.ensure_claim and not memory.claim:
                 await self.kube.create_claim(snap.namespace, claim_manifest(snap.ref, compiled))
                 memory.claim = True
-            rejected = await self._create_pods(snap, compiled, result, memory, urgency)
+            rejected = await self._ensure_build_secret(snap, result, memory)
+            rejected = rejected or await self._create_pods(snap, compiled, result, memory, urgency)
             if not rejected:
                 break
             memory.rejected.update(rejected)
@@ -263,6 +272,9 @@ class Reconciler:
             # Done: from now on only a stray pod is stopped, which needs no spec.
             self.compiled.pop((snap.uid, snap.generation), None)
         await self._finish(snap, result)
+        if result.build_secret is False:
+            await self.build_secrets.drop(snap.ref)
+            memory.build_secret = False
         if result.status.phase != status.phase or result.create:
             log.info(
                 "%s/%s: %s %s%s",
@@ -307,12 +319,28 @@ class Reconciler:
             return name, None
 
         manifests = [
+            (b.name, build_manifest(snap.ref, compiled, b, self.settings.build, node, self.options))
+            for b in result.builds
+            if b.name not in memory.created
+        ]
+        manifests += [
             (c.name, pod_manifest(snap.ref, compiled, c, node, self.options))
             for c in result.create
             if c.name not in memory.created
         ]
         outcomes = await asyncio.gather(*(create_one(n, m) for n, m in manifests))
         return {name: message for name, message in outcomes if message is not None}
+
+    async def _ensure_build_secret(
+        self, snap: PipelineSnapshot, result: Plan, memory: _Memory
+    ) -> dict[str, str]:
+        """The builder's certificate is copied before the first build pod, or the builds are
+        refused (their pods would wait for a missing Secret forever)."""
+        if not result.build_secret or memory.build_secret:
+            return {}
+        problem = await self.build_secrets.ensure(snap.ref)
+        memory.build_secret = problem is None
+        return {b.name: problem for b in result.builds} if problem else {}
 
     async def _emit(self, target: EventTarget, events: tuple[EventToEmit, ...]) -> None:
         """Record Events in the background: under load they queue up by the thousand, so
@@ -364,4 +392,8 @@ def _only_node_learned(new: Manifest, old: Manifest) -> bool:
 
 def _without_created(result: Plan, memory: _Memory) -> Plan:
     """After a re-plan, pods created in the first round are not created again."""
-    return replace(result, create=tuple(c for c in result.create if c.name not in memory.created))
+    return replace(
+        result,
+        create=tuple(c for c in result.create if c.name not in memory.created),
+        builds=tuple(b for b in result.builds if b.name not in memory.created),
+    )

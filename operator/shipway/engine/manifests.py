@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
+from shipway.engine.buildnames import build_secret_name
+from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
     ANNOTATION_STEP_NAME,
@@ -304,3 +306,32 @@ def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest
         create = PodToCreate(run.id, 0, pod_name(ref.name, run.id, run.name, 0), timeout)
         manifests.append(pod_manifest(ref, compiled, create))
     return manifests
+
+
+def build_manifest(
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    create: BuildToCreate,
+    config: BuildConfig,
+    node: str | None = None,
+    options: PodOptions | None = None,
+) -> Manifest:
+    """The Pod building one service's image: beside the steps (same claim, same node)."""
+    options = options or PodOptions()
+    build = compiled.services[create.service].build
+    assert build is not None, f"{create.service} has no build"
+    return build_pod_manifest(
+        build,
+        create,
+        config,
+        namespace=ref.namespace,
+        pipeline=ref.name,
+        owner=owner_reference(ref),
+        claim=pvc_name(ref.name),
+        secret=build_secret_name(ref.name, ref.uid),
+        affinity=_affinity(ref, compiled, node),
+        placement={
+            "nodeSelector": dict(options.node_selector or {}),
+            "tolerations": [dict(t) for t in options.tolerations],
+        },
+    )
