@@ -192,13 +192,16 @@ MANUAL_NOTE = (
     "manual approval steps are not supported yet: end this pipeline before the approval and "
     "start the rest with shipway run once approved (or gate it in your CD tool)"
 )
-MATRIX_NOTE = "type: matrix is an old form: use type: parallel with services: [..]"
+MATRIX_NOTE = (
+    "type: matrix is the old spelling of type: parallel with services: [..] (every service runs "
+    "a copy of the steps, side by side); converted to that"
+)
 
 STEP_KEYS: dict[str, KeyRule] = _table(
     KeyRule("name", M, "unique name in status and logs (numbers keep their digits)"),
     KeyRule("service", M, "on a run step, or on a group as the default of its steps"),
     KeyRule("command", M, "split like a shell would, not run through a shell"),
-    KeyRule("type", M, "serial or parallel (push, manual: error)"),
+    KeyRule("type", M, "serial or parallel (matrix: deprecated parallel; push, manual: error)"),
     KeyRule("steps", M, "the group's steps, nested to any depth"),
     KeyRule(
         "services",
@@ -220,7 +223,7 @@ STEP_TYPES: dict[str, KeyRule] = _table(
     KeyRule("parallel", M, "a parallel group"),
     KeyRule("push", E, PUSH_NOTE),
     KeyRule("manual", E, MANUAL_NOTE),
-    KeyRule("matrix", E, MATRIX_NOTE),
+    KeyRule("matrix", M, MATRIX_NOTE),
 )
 
 PUSH_STEP_KEYS = ("image_name", "image_tag", "registry")
