@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shipway.codeship import daemon
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.keys import (
     BUILD_KEYS,
@@ -182,8 +183,10 @@ class _Service:
             out["healthcheck"] = healthcheck
         if "resources" in self.body:
             out["resources"] = plain(self.body["resources"])
-        if "add_docker" in self.body and self.body["add_docker"] not in (False, None):
+        if daemon.wants_daemon(self.body):
             self.error(self.where("add_docker"), SERVICE_KEYS["add_docker"].note)
+        elif image is not None and "build" not in self.body and daemon.is_dind_image(image):
+            self.error(self.where("image"), daemon.dind_message(image))
         if len(self.report.errors) > errors_before:
             return None
         return out
@@ -198,7 +201,13 @@ class _Service:
                 self.error(self.where("image"), "must not be empty")
                 image = None
         if "build" not in self.body:
-            if "dockerfile" in self.body:
+            if "dockerfile" in self.body and image is not None:
+                self.warn(
+                    self.where("dockerfile"),
+                    f"ignored: without build nothing is built; the service runs {image}",
+                    WarningKind.IGNORED,
+                )
+            elif "dockerfile" in self.body:
                 self.error(self.where("dockerfile"), "dockerfile is part of a build: set build")
             elif image is None and "image" not in self.body:
                 self.error(self.name, "a service needs image (or build)")
@@ -401,8 +410,11 @@ class _Service:
                 entry = scalar_text(self.report, self.source, at, item)
             if entry is None:
                 continue
-            result.append(entry)
             host = entry.split(":")[0] if ":" in entry else None
+            if host and daemon.is_docker_socket(host):
+                self.error(at, daemon.socket_message(host))
+                continue
+            result.append(entry)
             if host and not host.startswith(("/", "~")) and self.files.has_content(host):
                 self.warn(
                     at,
