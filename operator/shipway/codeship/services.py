@@ -24,6 +24,7 @@ from shipway.codeship.report import (
     string_list,
     type_name,
 )
+from shipway.codeship.secrets import EncryptedEnvironment, EnvSecret
 from shipway.codeship.yamlfile import plain, text_of
 from shipway.models.spec import SERVICE_NAME_PATTERN
 
@@ -59,6 +60,17 @@ class ServiceOptions:
     """Run the image a ``build`` names (build.image, or the service's image) instead of failing."""
     env_secrets: Mapping[str, str] = field(default_factory=dict)
     """Service → Secret standing in for its encrypted_environment / encrypted_env_file."""
+    aes_key: bytes | None = field(default=None, repr=False)
+    """The project's AES key: encrypted variables are decrypted into Secrets (see secrets)."""
+    pipeline_name: str = "codeship"
+    """Prefix of the Secrets' names."""
+
+
+@dataclass(frozen=True)
+class ConvertedServices:
+    services: dict[str, dict[str, Any]]
+    secrets: tuple[EnvSecret, ...] = ()
+    """Secrets holding decrypted variables, referenced by the services' envFrom."""
 
 
 def service_definitions(doc: Any, source: str, report: Report) -> dict[str, Any]:
@@ -87,14 +99,15 @@ def convert_services(
     report: Report,
     files: ProjectFiles | None = None,
     options: ServiceOptions | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Every service in Shipway's form; problems go to ``report``."""
+) -> ConvertedServices:
+    """Every service in Shipway's form, and the Secrets they need; problems go to ``report``."""
     files = files or NoFiles()
     options = options or ServiceOptions()
     definitions = service_definitions(doc, source, report)
     if not definitions and not report.errors:
         report.error(source, "", "no services defined")
     result: dict[str, dict[str, Any]] = {}
+    secrets: list[EnvSecret] = []
     for name, body in definitions.items():
         if not re.fullmatch(SERVICE_NAME_PATTERN, name):
             report.error(
@@ -107,13 +120,16 @@ def convert_services(
         if not isinstance(body, dict):
             report.error(source, name, f"a service must be a map of keys, not {type_name(body)}")
             continue
-        converted = _Service(name, body, source, report, files, options).convert()
+        service = _Service(name, body, source, report, files, options)
+        converted = service.convert()
         if converted is not None:
             result[name] = converted
+            if service.secret is not None:
+                secrets.append(service.secret)
     for name in options.env_secrets:
         if name not in definitions:
             report.error(source, "", f"--env-secret names an unknown service {name!r}")
-    return result
+    return ConvertedServices(result, tuple(secrets))
 
 
 @dataclass
@@ -124,6 +140,8 @@ class _Service:
     report: Report
     files: ProjectFiles
     options: ServiceOptions
+    secret: EnvSecret | None = None
+    """Set by convert when the service's encrypted variables were decrypted."""
 
     def where(self, *keys: str | int) -> str:
         where = self.name
@@ -155,9 +173,9 @@ class _Service:
                 if value is not None:
                     out[key] = value
         environment = self._environment()
+        env_from = self._env_from(environment)
         if environment:
             out["environment"] = environment
-        env_from = self._env_from()
         if env_from:
             out["envFrom"] = env_from
         if "working_dir" in self.body:
@@ -363,7 +381,7 @@ class _Service:
                 "who can read it; for secrets use a Secret and envFrom instead",
             )
 
-    def _env_from(self) -> list[dict[str, Any]]:
+    def _env_from(self, environment: dict[str, str]) -> list[dict[str, Any]]:
         env_from: list[dict[str, Any]] = []
         if "envFrom" in self.body:
             value = plain(self.body["envFrom"])
@@ -371,26 +389,16 @@ class _Service:
                 env_from.extend(value)
             else:
                 self.error(self.where("envFrom"), "must be a list")
-        secret = self.options.env_secrets.get(self.name)
-        encrypted = [k for k in ("encrypted_environment", "encrypted_env_file") if k in self.body]
-        for key in encrypted:
-            if secret is None:
-                self.error(self.where(key), SERVICE_KEYS[key].note)
-            else:
-                self.warn(
-                    self.where(key),
-                    f"replaced by envFrom Secret {secret!r} (--env-secret); it must hold the "
-                    "decrypted variables",
-                )
-        if secret is not None:
-            if not encrypted:
-                self.warn(
-                    self.name,
-                    f"--env-secret adds Secret {secret!r} although the service has no "
-                    "encrypted environment",
-                )
-            env_from.append({"secretRef": {"name": secret}})
-        return env_from
+        encrypted = EncryptedEnvironment(
+            self.name, self.body, self.source, self.report, self.files.read_text
+        )
+        entries, self.secret = encrypted.env_from(
+            self.options.env_secrets.get(self.name),
+            self.options.aes_key,
+            self.options.pipeline_name,
+            environment,
+        )
+        return env_from + entries
 
     # -- volumes and links ----------------------------------------------------------------
 
