@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shipway.codeship import daemon
+from shipway.codeship.environment import PlainEnvironment
+from shipway.codeship.healthcheck import convert_healthcheck
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.keys import (
     BUILD_KEYS,
@@ -27,9 +29,6 @@ from shipway.codeship.report import (
 from shipway.codeship.secrets import EncryptedEnvironment, EnvSecret
 from shipway.codeship.yamlfile import plain, text_of
 from shipway.models.spec import SERVICE_NAME_PATTERN
-
-HEALTHCHECK_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
-_ENV_KEY = re.compile(r"\S+")
 
 
 class ProjectFiles(Protocol):
@@ -308,78 +307,9 @@ class _Service:
     # -- environment -----------------------------------------------------------------------
 
     def _environment(self) -> dict[str, str]:
-        env: dict[str, str] = {}
-        if "environment" in self.body:
-            self._environment_values(self.body["environment"], env)
-        if "env_file" in self.body:
-            paths = string_list(
-                self.report, self.source, self.where("env_file"), self.body["env_file"]
-            )
-            for index, path in enumerate(paths or ()):
-                where = self.where("env_file") + (
-                    f"[{index}]" if isinstance(self.body["env_file"], list) else ""
-                )
-                self._env_file(path, where, env)
-        return env
-
-    def _environment_values(self, value: Any, env: dict[str, str]) -> None:
-        where = self.where("environment")
-        if isinstance(value, dict):
-            entries = [(text_of(k), v, join(where, text_of(k))) for k, v in value.items()]
-            for key, raw, at in entries:
-                if raw is None:
-                    self._no_value(key, at)
-                elif isinstance(raw, dict | list):
-                    self.error(at, f"must be a string, number or boolean, not {type_name(raw)}")
-                else:
-                    env[key] = text_of(raw)
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                at = join(where, index)
-                text = scalar_text(self.report, self.source, at, item)
-                if text is None:
-                    continue
-                key, sep, val = text.partition("=")
-                if not sep:
-                    self._no_value(key, at)
-                else:
-                    env[key] = val
-        else:
-            self.error(where, f"must be a map or a list of KEY=VALUE, not {type_name(value)}")
-
-    def _no_value(self, key: str, where: str) -> None:
-        self.warn(
-            where,
-            f"{key} has no value: docker-compose takes it from the host's environment, which "
-            "a pipeline does not have; it is left out (put it in a Secret and use envFrom)",
-        )
-
-    def _env_file(self, path: str, where: str, env: dict[str, str]) -> None:
-        try:
-            text = self.files.read_text(path)
-        except OSError as exc:
-            self.error(where, f"cannot read {path}: {exc.strerror or exc}")
-            return
-        count = 0
-        for number, line in enumerate(text.splitlines(), start=1):
-            line = line.lstrip()
-            if not line or line.startswith("#"):
-                continue
-            key, sep, value = line.partition("=")
-            if not _ENV_KEY.fullmatch(key):
-                self.error(where, f"{path} line {number}: {key!r} is not a variable name")
-                continue
-            if not sep:
-                self._no_value(key, f"{where} ({path} line {number})")
-                continue
-            env[key] = value
-            count += 1
-        if count:
-            self.warn(
-                where,
-                f"{count} variables of {path} are inlined into the Pipeline, readable by anyone "
-                "who can read it; for secrets use a Secret and envFrom instead",
-            )
+        return PlainEnvironment(
+            self.name, self.body, self.source, self.report, self.files.read_text
+        ).variables()
 
     def _env_from(self, environment: dict[str, str]) -> list[dict[str, Any]]:
         env_from: list[dict[str, Any]] = []
@@ -492,39 +422,6 @@ class _Service:
     def _healthcheck(self) -> dict[str, Any] | None:
         if "healthcheck" not in self.body:
             return None
-        value = self.body["healthcheck"]
-        where = self.where("healthcheck")
-        if not isinstance(value, dict):
-            self.error(where, f"must be a map, not {type_name(value)}")
-            return None
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            at = join(where, str(key))
-            if key == "start_interval":
-                self.warn(at, "ignored: checks run at interval", WarningKind.IGNORED)
-            elif key not in HEALTHCHECK_KEYS:
-                self.report.unknown_key(self.source, at, str(key), HEALTHCHECK_KEYS)
-            elif key == "test":
-                test = command_value(self.report, self.source, at, item)
-                if test is not None:
-                    out["test"] = test
-            elif key == "retries":
-                if isinstance(item, int) and not isinstance(item, bool):
-                    out["retries"] = int(item)
-                else:
-                    self.error(at, "must be a number")
-            elif key == "disable":
-                if isinstance(item, bool):
-                    out["disable"] = item
-                else:
-                    self.error(at, "must be true or false")
-            else:
-                text = scalar_text(self.report, self.source, at, item)
-                if text is not None:
-                    out[str(key)] = text
-        if "test" not in out and not out.get("disable"):
-            self.error(where, "a healthcheck needs test")
-            return None
-        if out.get("disable") and "test" not in out:
-            return None
-        return out
+        return convert_healthcheck(
+            self.body["healthcheck"], self.where("healthcheck"), self.source, self.report
+        )
