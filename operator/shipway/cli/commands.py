@@ -27,6 +27,7 @@ from shipway.cli.common import (
 from shipway.cli.convert import cmd_convert, conversion_flags
 from shipway.cli.format import (
     is_finished,
+    kind_of,
     log_line,
     phase_of,
     pipeline_status,
@@ -34,7 +35,7 @@ from shipway.cli.format import (
     status_tree,
 )
 from shipway.cli.run import cmd_run
-from shipway.engine.naming import container_name
+from shipway.cli.tree import build_steps
 from shipway.models import StepStatus
 
 
@@ -80,7 +81,7 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="STEP",
-        help="only this step (name or id; repeatable)",
+        help="only this step (name or id; a build's id is build-SERVICE; repeatable)",
     )
     logs.add_argument("--no-prefix", action="store_true", help="without (step: NAME)")
     logs.set_defaults(func=cmd_logs)
@@ -124,11 +125,12 @@ def select_steps(steps: list[StepStatus], wanted: list[str]) -> list[StepStatus]
 @guarded
 def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
     from shipway.cli.cluster import ClusterError, LogNotReadyError
-    from shipway.cli.follow import Follower, Printer
+    from shipway.cli.follow import Follower, Printer, log_container
 
     api = common.connect_api(args)
     pipeline = get_pipeline(api, args.name)
-    steps = select_steps(pipeline_status(pipeline).steps, args.step)
+    status = pipeline_status(pipeline)
+    steps = select_steps([*build_steps(status), *status.steps], args.step)
     style = style_for(out)
     if args.follow:
         ids = {s.id for s in steps}
@@ -141,14 +143,15 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
         pods = [a.pod for a in step.attempts] + ([step.pod] if step.pod else [])
         for pod in pods:
             try:
-                text = api.read_log(pod, container_name(step.service))
+                text = api.read_log(pod, log_container(step))
             except LogNotReadyError:
                 continue
             except ClusterError as exc:
                 err(f"step {step.name!r}: {exc}")
                 continue
             for line in text.splitlines():
-                out.write((line if args.no_prefix else log_line(step.name, line, style)) + "\n")
+                prefixed = log_line(step.name, line, style, kind_of(step))
+                out.write((line if args.no_prefix else prefixed) + "\n")
     return OK
 
 
