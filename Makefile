@@ -38,10 +38,8 @@ crd-check: $(STAMP)
 ## and the README's values table (chart-readme rewrites it). helm comes from the localkube cache.
 HELM := $(or $(SHIPWAY_CACHE_DIR),/var/cache/shipway)/bin/helm
 
-$(HELM):
+chart-check: $(STAMP)
 	$(PY) -m localkube build helm
-
-chart-check: $(STAMP) $(HELM)
 	$(VENV)/bin/ruff check docker hack/chart_check.py
 	$(VENV)/bin/ruff format --check docker hack/chart_check.py
 	$(VENV)/bin/mypy --strict hack/chart_check.py docker/prune_venv.py
