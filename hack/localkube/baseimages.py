@@ -69,7 +69,7 @@ def _debian_key() -> str:
 
 def rootfs_tarball(paths: Paths) -> Path:
     """The cached debootstrapped (and updated) rootfs that every image here starts from."""
-    return paths.cache / "debian" / f"{SUITE}-{_debian_key()}.tar"
+    return paths.cache / "debian" / f"{_debian_key()}.tar"
 
 
 def chroot(root: Path, script: str, *, timeout: float = INSTALL_TIMEOUT) -> None:

@@ -48,9 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kwok-nodes", help="run kwok and scale the fake nodes to N")
     p.add_argument("count", type=int)
     sub.add_parser("verify-clean", help="exit 1 if the host holds anything of the cluster")
-    sub.add_parser(
-        "host-deps", help="install the Debian packages the cluster needs (apt-get, as root)"
+    p = sub.add_parser(
+        "host-deps",
+        help="install the Debian packages the cluster needs (apt-get, as root) and Go if missing",
     )
+    p.add_argument("packages", nargs="*", help="only these packages (default: all, and Go)")
     p = sub.add_parser("mirror", help="push the base images into the in-cluster registry")
     p.add_argument("images", nargs="*", help="recipe names (default: all)")
     sub.add_parser(
@@ -85,7 +87,9 @@ def _dispatch(args: argparse.Namespace, paths: Paths) -> int:
         print(f'export PATH="{paths.bin}:$PATH"')
         return 0
     if cmd == "host-deps":
-        installed = hostdeps.ensure()
+        installed = hostdeps.ensure(args.packages or hostdeps.PACKAGES)
+        if not args.packages:
+            hostdeps.ensure_go(paths.cache)
         print(
             f"localkube: installed {' '.join(installed)}"
             if installed

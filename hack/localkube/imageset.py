@@ -5,7 +5,9 @@
 * ``docker.io/library/redis:7.0``: Debian's redis-server and redis-cli with their shared
   libraries, a busybox shell, an entrypoint like the official image's (``redis-server`` by
   default, protected mode off, data in ``/data``, listening on 0.0.0.0:6379);
-* the local-path-provisioner, CoreDNS and registry images, from their Go modules.
+* the local-path-provisioner, CoreDNS and registry images, from their Go modules;
+* ``localkube.shipway.dev/crane:<version>``: crane and a busybox shell, for pods that copy,
+  tag or inspect images in the registry (the e2e tests push with it).
 
 These are imported into the node's containerd directly (the registry cannot serve itself);
 ``mirror`` pushes the base images users build from into the in-cluster registry.
@@ -33,6 +35,7 @@ from localkube.images import ImageConfig, ImageInfo, image_digests, import_archi
 from localkube.images import write_oci_archive as _write
 from localkube.process import run
 
+CRANE_IMAGE = f"localkube.shipway.dev/crane:{config.CRANE_VERSION}"
 #: Bump when a recipe changes in a way its inputs do not show.
 RECIPE_VERSION = "1"
 
@@ -202,6 +205,13 @@ def _binary_rootfs(binary: str, dest: str) -> Callable[[Path, Paths], None]:
     return make
 
 
+def _crane_rootfs(root: Path, paths: Paths) -> None:
+    _install_busybox(root)
+    dest = root / "usr/local/bin/crane"
+    shutil.copy2(build.binary(paths, "crane"), dest)
+    dest.chmod(0o755)
+
+
 def _binary_inputs(binary: str) -> Callable[[Paths], list[str]]:
     return lambda p: [_file_digest(build.binary(p, binary))]
 
@@ -258,6 +268,12 @@ RECIPES: dict[str, Recipe] = {
             volumes=["/var/lib/registry"],
         ),
         _binary_inputs("registry"),
+    ),
+    "crane": Recipe(
+        CRANE_IMAGE,
+        _crane_rootfs,
+        ImageConfig(cmd=["sh"]),
+        lambda p: [_file_digest(build.binary(p, "crane")), dpkg_version("busybox-static")],
     ),
 }
 
