@@ -44,7 +44,7 @@ def cluster_env() -> tuple[str, dict[str, str]]:
         if _reachable(kubectl, env):
             say(f"using the current kube context ({user_config})")
             return kubectl, env
-    say("starting the local cluster (the first run builds Kubernetes: see README)")
+    say("starting the local cluster (the first run builds Kubernetes: see docs/local-cluster.md)")
     for step in (["host-deps"], ["up"]):
         # localkube prints its own one-line error; no traceback on top of it.
         done = subprocess.run([sys.executable, "-m", "localkube", *step], cwd=ROOT, env=env)
