@@ -146,3 +146,64 @@ def test_an_image_the_registry_lacks_fails_to_pull_with_the_registrys_answer(
     )
     assert reason in ("ErrImagePull", "ImagePullBackOff"), events
     assert "not found" in events
+
+
+def test_postgres_15_initialises_with_the_official_variables(
+    cluster: Cluster, namespace: str
+) -> None:
+    env = [
+        {"name": "POSTGRES_PASSWORD", "value": "s3cret"},
+        {"name": "POSTGRES_USER", "value": "ci"},
+        {"name": "POSTGRES_DB", "value": "app"},
+    ]
+    client = (
+        "until pg_isready -h 127.0.0.1 -q; do sleep 1; done;"
+        " PGPASSWORD=s3cret psql -h 127.0.0.1 -U ci -d app -tAc 'select 6*7, current_user';"
+        " PGPASSWORD=wrong psql -h 127.0.0.1 -U ci -d app -c 'select 1' 2>&1 || echo refused"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pg"},
+        "spec": {
+            "restartPolicy": "Never",
+            # The server as a native sidecar: the pod ends when the client does.
+            "initContainers": [
+                {"name": "db", "image": "postgres:15", "env": env, "restartPolicy": "Always"}
+            ],
+            "containers": [
+                {"name": "client", "image": "postgres:15", "command": ["sh", "-c", client]}
+            ],
+        },
+    }
+    cluster.apply(namespace, pod)
+    done = cluster.wait_pod(namespace, "pg", timeout=240)
+    out = cluster.logs(namespace, "pg", "client")
+    assert done["status"]["phase"] == "Succeeded", out + cluster.logs(namespace, "pg", "db")
+    assert "42|ci" in out
+    assert "password authentication failed" in out
+    assert "refused" in out
+
+
+def test_debian_and_ruby_with_rspec(cluster: Cluster, namespace: str) -> None:
+    spec = (
+        "mkdir -p /tmp/t && cd /tmp/t && printf '%s\\n' "
+        '\'RSpec.describe("artifact") { it("exists") { expect(1 + 1).to eq(2) } }\''
+        " > a_spec.rb && rspec a_spec.rb && ruby -v"
+    )
+    cluster.apply(
+        namespace,
+        busybox_pod(
+            "deb", "cat /etc/debian_version && apt-get --version | head -1", image="debian:12"
+        ),
+        busybox_pod("rb", spec, image="ruby:3.1"),
+    )
+    deb = cluster.wait_pod(namespace, "deb")
+    out = cluster.logs(namespace, "deb")
+    assert deb["status"]["phase"] == "Succeeded", out
+    assert out.startswith("12.")
+    rb = cluster.wait_pod(namespace, "rb")
+    out = cluster.logs(namespace, "rb")
+    assert rb["status"]["phase"] == "Succeeded", out
+    assert "1 example, 0 failures" in out
+    assert "ruby 3.1" in out
