@@ -181,6 +181,10 @@ def check_helm(helm: str) -> list[str]:
         docs = [d for d in yaml.safe_load_all(out.stdout) if d]
         if not any(d.get("kind") == "Deployment" for d in docs):
             problems.append(f"helm template ({name}) rendered no Deployment")
+    # helm built as its release is knows its Kubernetes version: no --kube-version needed.
+    bare = _helm(helm, "template", "shipway", chart, "--namespace", "shipway")
+    if bare.returncode != 0:
+        problems.append(f"helm template without --kube-version failed:\n{bare.stderr}")
     for name, values, expected in BAD:
         out = _helm(helm, "template", "shipway", chart, *common, *_sets(values))
         if out.returncode == 0:
