@@ -14,7 +14,8 @@ mid-build, may wait on the connection. The wrapper
 Environment: ``BUILDKIT_HOST`` (buildctl's own: ``tcp://host:1234``), ``BUILDKIT_CERTS`` (the
 directory of ``ca.crt``, ``tls.crt``, ``tls.key``; default ``/run/secrets/buildkit``).
 Exit codes: the command's own, or 2 (no address), 3 (no certificate), 4 (builder unreachable),
-5 (certificate refused), 124 (timeout).
+5 (certificate refused), 124 (timeout); the build's own code after a diagnosed failure (cache
+full, builder lost).
 
 The script is POSIX sh (busybox's in the client image); the unit tests run it against a fake
 ``buildctl`` that prints the errors the real one printed on the local cluster.
@@ -59,7 +60,8 @@ bk() {
   fi
 }
 
-# What went wrong, naming the component, from buildctl's output in $log; the exit code.
+# What went wrong, naming the component, from buildctl's output in $log; returns the exit code.
+# $1: "connect" (the preflight: nothing built yet) or "build".
 diagnose() {
   if grep -qi 'no space left on device' "$log"; then
     say "the builder's cache volume is full (no space left on device): buildkitd at $addr" \
@@ -67,13 +69,20 @@ diagnose() {
       "size; prune it (buildctl prune) or grow the volume"
     return 6
   fi
-  if grep -qiE 'certificate required|bad certificate|unknown certificate|certificate signed by unknown authority|certificate is valid for|x509:|tls:' "$log"; then
-    say "the builder at $addr refused this client's TLS certificate, or its own is not from" \
-      "the expected CA: the client Secret must be issued by the builder's CA"
+  # TLS 1.3: a refused client certificate surfaces as "certificate required"/"bad certificate"
+  # or, when the server hangs up first, as a broken pipe on the first write.
+  if grep -qiE 'x509:|tls: |certificate required|bad certificate|unknown certificate' "$log" ||
+    { [ "$1" = connect ] && grep -qi 'broken pipe' "$log"; }; then
+    say "the builder at $addr refused this client's TLS certificate, or its own certificate is" \
+      "not from the client's CA: the client Secret must be issued by the builder's CA"
     return 5
   fi
-  if grep -qiE 'connection refused|no such host|server misbehaving|i/o timeout|deadline exceeded|connection reset|network is unreachable|no route to host|code = Unavailable|error reading from server: EOF' "$log"; then
-    say "the builder (buildkitd at $addr) is unreachable"
+  if grep -qiE 'connection refused|no such host|server misbehaving|i/o timeout|deadline exceeded|network is unreachable|no route to host|connection reset|server preface: EOF|broken pipe|transport is closing|Unavailable' "$log"; then
+    if [ "$1" = connect ]; then
+      say "the builder (buildkitd at $addr) is unreachable"
+    else
+      say "lost the builder (buildkitd at $addr) during the build"
+    fi
     return 4
   fi
   return 1
@@ -83,10 +92,10 @@ diagnose() {
 deadline=$(( $(date +%s) + wait_s ))
 until bk --timeout 5 debug workers >"$log" 2>&1; do
   code=0
-  diagnose 2>/dev/null || code=$?
+  diagnose connect 2>/dev/null || code=$?
   if [ "$code" -ne 4 ] || [ "$(date +%s)" -ge "$deadline" ]; then
     cat "$log" >&2
-    diagnose || code=$?
+    diagnose connect || code=$?
     [ "$code" -eq 4 ] && say "gave up waiting for the builder after ${wait_s}s"
     exit "$code"
   fi
@@ -107,6 +116,6 @@ if [ "$code" -eq 124 ] || [ "$code" -eq 143 ]; then
   say "the build did not finish within BUILDKIT_TIMEOUT=${BUILDKIT_TIMEOUT:-}s"
   exit 124
 fi
-diagnose || true
+diagnose build || true
 exit "$code"
 """
