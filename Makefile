@@ -29,13 +29,13 @@ typecheck: $(STAMP)
 	cd $(CURDIR) && $(VENV)/bin/lint-imports
 
 crd: $(STAMP)
-	$(PY) -m shipway.crd --write
+	$(PY) -m shipway.spec.crd --write
 
 crd-check: $(STAMP)
-	$(PY) -m shipway.crd --check
+	$(PY) -m shipway.spec.crd --check
 
 ## The Helm chart: helm lint/template for every supported shape of values, the refused ones,
-## and the README's values table (chart-readme rewrites it). helm comes from the localkube cache.
+## and the values table of docs/helm.md (chart-readme rewrites it). helm comes from the localkube cache.
 HELM := $(or $(SHIPWAY_CACHE_DIR),/var/cache/shipway)/bin/helm
 
 $(HELM):
@@ -74,7 +74,7 @@ test-e2e: $(STAMP)
 demo: $(STAMP)
 	$(PY) hack/demo.py
 
-## The local Kubernetes cluster (hack/localkube; Linux and root), see README "The local cluster".
+## The local Kubernetes cluster (hack/localkube; Linux and root), see docs/local-cluster.md.
 ## test-e2e starts it first unless SHIPWAY_E2E_KUBECONFIG names another cluster.
 LOCALKUBE := $(PY) -m localkube
 E2E_CLUSTER := $(if $(SHIPWAY_E2E_KUBECONFIG),,cluster-up)
@@ -90,7 +90,7 @@ cluster-status: $(STAMP)
 
 test-e2e: $(E2E_CLUSTER)
 
-## Benchmarks on the local cluster (README "Performance"): overhead, scale, restart; prints a
+## Benchmarks on the local cluster (docs/performance.md): overhead, scale, restart; prints a
 ## table and writes $(BENCH_OUT). BENCH_SCALE=0.1 runs 100 pipelines instead of 1000.
 BENCH_OUT ?= bench-results.json
 BENCH_SCALE ?= 1

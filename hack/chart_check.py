@@ -1,7 +1,7 @@
-"""Checks of the Helm chart (``make chart-check``), and the README's values table.
+"""Checks of the Helm chart (``make chart-check``), and the values table of ``docs/helm.md``.
 
 * every key in ``charts/shipway/values.yaml`` has a comment; keys documented with ``# --``
-  (helm-docs' convention) are rows of the table in the README's "Install with Helm" section,
+  (helm-docs' convention) are rows of the table in ``docs/helm.md`` (installing with Helm),
   between ``<!-- values-table:start -->`` and ``<!-- values-table:end -->``; ``--write``
   regenerates it, the check fails when it drifts;
 * ``helm lint --strict`` and ``helm template`` succeed for each supported shape of values
@@ -27,7 +27,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "shipway"
 VALUES = CHART / "values.yaml"
-README = ROOT / "README.md"
+HELM_DOC = ROOT / "docs" / "helm.md"
 START = "<!-- values-table:start -->"
 END = "<!-- values-table:end -->"
 KUBE_VERSION = "1.35.0"
@@ -193,10 +193,10 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def readme_with_table(readme: str, generated: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md lacks the {START} ... {END} markers")
-    head, rest = readme.split(START, 1)
+def doc_with_table(doc: str, generated: str) -> str:
+    if START not in doc or END not in doc:
+        raise SystemExit(f"docs/helm.md lacks the {START} ... {END} markers")
+    head, rest = doc.split(START, 1)
     _, tail = rest.split(END, 1)
     return f"{head}{START}\n{generated}\n{END}{tail}"
 
@@ -251,17 +251,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="chart_check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--helm", help="helm binary (default: skip the helm checks)")
-    parser.add_argument("--write", action="store_true", help="rewrite the README's values table")
+    parser.add_argument("--write", action="store_true", help="rewrite docs/helm.md's values table")
     args = parser.parse_args(argv)
     rows, bare = parse_values(VALUES.read_text())
     problems = [f"values.yaml: key {key} has no comment" for key in bare]
-    readme = README.read_text()
-    wanted = readme_with_table(readme, table(rows))
+    doc = HELM_DOC.read_text()
+    wanted = doc_with_table(doc, table(rows))
     if args.write:
-        README.write_text(wanted)
-    elif wanted != readme:
+        HELM_DOC.write_text(wanted)
+    elif wanted != doc:
         problems.append(
-            "README.md's values table is out of date with charts/shipway/values.yaml;"
+            "docs/helm.md's values table is out of date with charts/shipway/values.yaml;"
             " run `make chart-readme`"
         )
     if args.helm:

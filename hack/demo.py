@@ -44,7 +44,7 @@ def cluster_env() -> tuple[str, dict[str, str]]:
         if _reachable(kubectl, env):
             say(f"using the current kube context ({user_config})")
             return kubectl, env
-    say("starting the local cluster (the first run builds Kubernetes: see README)")
+    say("starting the local cluster (the first run builds Kubernetes: see docs/local-cluster.md)")
     subprocess.run([sys.executable, "-m", "localkube", "up"], check=True, cwd=ROOT, env=env)
     env["KUBECONFIG"] = str(paths.kubeconfig)
     return str(paths.bin / "kubectl"), env

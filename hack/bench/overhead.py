@@ -20,9 +20,9 @@ from bench.stats import summary_ms
 from bench.watch import PodRecord, PodWatch
 from localkube.config import BUSYBOX_IMAGE
 from shipway import GROUP, KIND, VERSION
-from shipway.manifests import claim_manifest, pod_manifest
-from shipway.planner import PipelineRef, PodToCreate
-from shipway.validation import compile_pipeline
+from shipway.engine.manifests import claim_manifest, pod_manifest
+from shipway.engine.planner import PipelineRef, PodToCreate
+from shipway.spec.compiler import compile_pipeline
 
 RAW_LABEL = "shipway.dev/bench-raw"
 

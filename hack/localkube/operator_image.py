@@ -326,7 +326,7 @@ def smoke_test(root: Path) -> None:
     """Run the image's entrypoint inside the rootfs (chroot, as the image's user)."""
     if os.geteuid() != 0:
         return
-    probe = "import shipway.handlers, shipway.cli, ssl, kopf; print(shipway.__version__)"
+    probe = "import shipway.controller.handlers, shipway.cli, ssl, kopf; print(shipway.__version__)"
     result = subprocess.run(
         [
             shutil.which("chroot") or "/usr/sbin/chroot",

@@ -2,7 +2,7 @@
 
 * ``cluster`` (session): the cluster given by ``SHIPWAY_E2E_KUBECONFIG``; otherwise the local
   cluster of ``hack/localkube``, started first if it is not running (that needs Linux and
-  root; see the README's "The local cluster").
+  root; see docs/local-cluster.md).
 * ``namespace`` (function): a fresh namespace for one test, deleted after it.
 * ``shipway_operator`` (session): the CRDs applied server-side and the operator running as a
   subprocess against the cluster, watching only this session's ``e2e-<session>-*`` namespaces

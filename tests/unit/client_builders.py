@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from shipway.client.cluster import LogNotReadyError
+from shipway.cli.cluster import LogNotReadyError
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from shipway.cli import compile_doc
-from shipway.errors import InvalidSpecError
+from shipway.spec.errors import InvalidSpecError
 
 CORPUS = Path(__file__).resolve().parents[1] / "bad_pipelines"
 FILES = sorted(CORPUS.glob("*.yaml"))

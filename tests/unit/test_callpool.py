@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from shipway.callpool import CallPool, Priority
+from shipway.controller.callpool import CallPool, Priority
 
 
 def test_queued_calls_run_by_priority_then_arrival() -> None:

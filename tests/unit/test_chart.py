@@ -1,6 +1,6 @@
 """The Helm chart's static promises, checked without a cluster or a helm binary.
 
-``make chart-check`` runs helm itself; these keep the chart, the image build and the README
+``make chart-check`` runs helm itself; these keep the chart, the image build and docs/helm.md
 from drifting apart in the unit suite as well.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 import shipway
-from chart_check import README, VALUES, parse_values, readme_with_table, table
+from chart_check import HELM_DOC, VALUES, doc_with_table, parse_values, table
 from localkube import operator_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,10 +46,10 @@ def test_every_values_key_is_commented() -> None:
     assert bare == []
 
 
-def test_readme_values_table_matches_values_yaml() -> None:
+def test_helm_doc_values_table_matches_values_yaml() -> None:
     rows, _ = parse_values(VALUES.read_text())
-    readme = README.read_text()
-    assert readme_with_table(readme, table(rows)) == readme, "run `make chart-readme`"
+    doc = HELM_DOC.read_text()
+    assert doc_with_table(doc, table(rows)) == doc, "run `make chart-readme`"
 
 
 def test_dockerfile_builds_the_layout_the_local_image_has() -> None:

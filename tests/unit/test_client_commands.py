@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shipway.cli import main
-from shipway.client import commands, follow
-from shipway.client.commands import prepare_manifest
+from shipway.cli import commands, follow, main
+from shipway.cli.commands import prepare_manifest
 
 from .client_builders import FakeApi, failed_run, pipeline, step
 

@@ -6,9 +6,9 @@ import io
 
 import pytest
 
-from shipway.client import follow
-from shipway.client.follow import Follower, Printer
-from shipway.client.format import Style
+from shipway.cli import follow
+from shipway.cli.follow import Follower, Printer
+from shipway.cli.format import Style
 
 from .client_builders import FakeApi, pipeline, step
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shipway.client.format import (
+from shipway.cli.format import (
     Style,
     build_tree,
     format_age,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipway.client.format import pipeline_status
-from shipway.client.tracker import AttemptEnded, AttemptStarted, Event, Tracker
+from shipway.cli.format import pipeline_status
+from shipway.cli.tracker import AttemptEnded, AttemptStarted, Event, Tracker
 
 from .client_builders import pipeline, step
 

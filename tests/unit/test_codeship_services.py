@@ -16,8 +16,8 @@ from shipway.codeship import (
     convert,
 )
 from shipway.codeship.yamlfile import FileError, parse_yaml
-from shipway.validation import compile_pipeline
-from shipway.volumes import ANONYMOUS_ROOT
+from shipway.spec.compiler import compile_pipeline
+from shipway.spec.volumes import ANONYMOUS_ROOT
 
 ONE_STEP = [{"service": "app", "command": "true"}]
 

@@ -21,8 +21,8 @@ from shipway.codeship import (
     default_name,
 )
 from shipway.codeship.yamlfile import parse_yaml
-from shipway.tree import GroupNode, RunNode
-from shipway.validation import CompiledPipeline, compile_pipeline
+from shipway.spec.compiler import CompiledPipeline, compile_pipeline
+from shipway.spec.tree import GroupNode, RunNode
 
 SERVICES = {name: {"image": "busybox:1.36"} for name in ("app", "foo", "bar", "slack", "deploy")}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shipway.commands import split_command
-from shipway.filters import matches, pattern_error, selected
+from shipway.spec.commands import split_command
+from shipway.spec.filters import matches, pattern_error, selected
 
 
 @pytest.mark.parametrize(

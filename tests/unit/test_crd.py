@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from shipway.crd import CRD_FILES, POLICY_FILES, build_crd, main, render, render_policy
+from shipway.spec.crd import CRD_FILES, POLICY_FILES, build_crd, main, render, render_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 

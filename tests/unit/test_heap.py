@@ -7,7 +7,7 @@ import platform
 
 import pytest
 
-from shipway import heap
+from shipway.controller import heap
 
 glibc = pytest.mark.skipif(
     platform.libc_ver()[0] != "glibc", reason="malloc_trim and mallopt are glibc's"

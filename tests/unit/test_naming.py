@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from shipway.naming import container_name, host_names, pod_name
+from shipway.engine.naming import container_name, host_names, pod_name
 
 
 def test_pod_names_are_readable_and_deterministic() -> None:

@@ -8,7 +8,7 @@ import kopf
 import pytest
 
 from shipway.cli import main
-from shipway.handlers import (
+from shipway.controller.handlers import (
     RESTRICTED,
     NoDiffBase,
     configure_peering,
@@ -16,8 +16,8 @@ from shipway.handlers import (
     pod_options,
     scanning_enabled,
 )
-from shipway.manifests import PodOptions, all_manifests, pod_manifest
-from shipway.planner import PodToCreate
+from shipway.engine.manifests import PodOptions, all_manifests, pod_manifest
+from shipway.engine.planner import PodToCreate
 
 from .builders import REF, WALKTHROUGH, compiled
 

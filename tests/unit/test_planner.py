@@ -6,9 +6,9 @@ import dataclasses
 from datetime import timedelta
 from typing import Any
 
+from shipway.engine.observe import ContainerView, PodView
+from shipway.engine.planner import Plan, Settings, plan
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-from shipway.observe import ContainerView, PodView
-from shipway.planner import Plan, Settings, plan
 
 from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipway.podstore import PodStore, pod_entry
+from shipway.engine.podstore import PodStore, pod_entry
 
 
 def body(name: str, pipeline: str = "demo", namespace: str = "ns", **status: Any) -> Any:

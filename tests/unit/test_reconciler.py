@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from shipway.callpool import Priority
-from shipway.kube import EventTarget, KubeError, Manifest
+from shipway.controller.callpool import Priority
+from shipway.controller.kube import EventTarget, KubeError, Manifest
+from shipway.controller.reconciler import PipelineSnapshot, Reconciler
+from shipway.engine.observe import PodView, pod_view
 from shipway.models import PipelinePhase
-from shipway.observe import PodView, pod_view
-from shipway.reconciler import PipelineSnapshot, Reconciler
 
 from .builders import NOW, WALKTHROUGH
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from shipway.errors import InvalidSpecError
 from shipway.models.spec import IMMUTABLE_SPEC_FIELDS, PipelineSpec
-from shipway.validation import compile_pipeline
+from shipway.spec.compiler import compile_pipeline
+from shipway.spec.errors import InvalidSpecError
 
 from .builders import WALKTHROUGH, spec
 

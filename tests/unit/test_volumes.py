@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shipway.errors import FieldError
 from shipway.models import Service
-from shipway.volumes import ANONYMOUS_ROOT, Mount, parse_volume, resolve_mounts
+from shipway.spec.errors import FieldError
+from shipway.spec.volumes import ANONYMOUS_ROOT, Mount, parse_volume, resolve_mounts
 
 
 @pytest.mark.parametrize(

@@ -14,10 +14,10 @@ from shipway.codeship.report import Report
 from shipway.codeship.services import NoFiles, ProjectFiles, ServiceOptions, convert_services
 from shipway.codeship.steps import StepConverter
 from shipway.codeship.yamlfile import FileError, parse_file_text
-from shipway.errors import InvalidSpecError
+from shipway.engine.naming import dns_label
 from shipway.models import CIContext
-from shipway.naming import dns_label
-from shipway.validation import compile_pipeline
+from shipway.spec.compiler import compile_pipeline
+from shipway.spec.errors import InvalidSpecError
 
 SERVICES_FILES = ("codeship-services.yml", "docker-compose.yml")
 STEPS_FILES = ("codeship-steps.yml", "codeship-steps.json")

@@ -4,7 +4,7 @@
 codeship-services.yml and codeship-steps.yml) so users can paste their files in. Everything
 Kubernetes-specific follows Kubernetes conventions (camelCase). Rules that the API server can
 check cheaply are attached as CEL rules (``x-kubernetes-validations``) and so reject bad input at
-``kubectl apply``; the rest is checked by :mod:`shipway.validation` with the same messages.
+``kubectl apply``; the rest is checked by :mod:`shipway.spec.compiler` with the same messages.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from shipway.durations import DURATION_PATTERN
+from shipway.models.durations import DURATION_PATTERN
 
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"

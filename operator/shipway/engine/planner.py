@@ -18,7 +18,15 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
-from shipway.errors import InvalidSpecError
+from shipway.engine.naming import pod_name
+from shipway.engine.observe import (
+    START_GRACE_SECONDS,
+    Outcome,
+    PodView,
+    format_time,
+    outcome,
+    parse_time,
+)
 from shipway.models import (
     Condition,
     PipelinePhase,
@@ -27,10 +35,9 @@ from shipway.models import (
     StepPhase,
     StepStatus,
 )
-from shipway.naming import pod_name
-from shipway.observe import START_GRACE_SECONDS, Outcome, PodView, format_time, outcome, parse_time
-from shipway.tree import GroupNode, Node, RunNode
-from shipway.validation import CompiledPipeline
+from shipway.spec.compiler import CompiledPipeline
+from shipway.spec.errors import InvalidSpecError
+from shipway.spec.tree import GroupNode, Node, RunNode
 
 TERMINAL_PIPELINE = (PipelinePhase.SUCCEEDED, PipelinePhase.FAILED, PipelinePhase.CANCELLED)
 

@@ -22,7 +22,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from shipway import GROUP, KIND, PLURAL, VERSION
-from shipway.callpool import CallPool, Priority
+from shipway.controller.callpool import CallPool, Priority
 
 T = TypeVar("T")
 Manifest = dict[str, Any]

@@ -1,4 +1,4 @@
-"""The README's key-handling table says what the converter does, key for key."""
+"""The key-handling tables of docs/codeship-import.md say what the converter does, key for key."""
 
 from __future__ import annotations
 
@@ -16,8 +16,7 @@ from shipway.codeship.keys import (
     KeyRule,
 )
 
-README = Path(__file__).resolve().parents[2] / "README.md"
-SECTION = "## Command line and Codeship import"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "codeship-import.md"
 
 TABLES: dict[str, dict[str, KeyRule]] = {
     "codeship-services.yml, top level": SERVICES_FILE_KEYS,
@@ -28,27 +27,24 @@ TABLES: dict[str, dict[str, KeyRule]] = {
 }
 
 
-def readme_tables() -> dict[str, dict[str, str]]:
-    """Heading → {key: handling} for each table of the README's import section."""
-    text = README.read_text()
-    assert SECTION in text, f"README.md has no {SECTION!r} section"
-    section = text.split(SECTION, 1)[1].split("\n## ", 1)[0]
+def doc_tables() -> dict[str, dict[str, str]]:
+    """Heading → {key: handling} for each table of the import page."""
     tables: dict[str, dict[str, str]] = {}
     current: dict[str, str] | None = None
-    for line in section.splitlines():
-        if line.startswith("#### "):
-            current = tables.setdefault(line.removeprefix("#### ").strip(), {})
+    for line in DOC.read_text().splitlines():
+        if line.startswith("## "):
+            current = tables.setdefault(line.removeprefix("## ").strip(), {})
         elif current is not None and line.startswith("| `"):
             keys, handling = (cell.strip() for cell in line.strip("|").split("|")[:2])
             for key in re.findall(r"`([^`]+)`", keys):
-                assert key not in current, f"{key} twice in the README's table"
+                assert key not in current, f"{key} twice in the page's table"
                 current[key] = handling
     return tables
 
 
 @pytest.mark.parametrize("heading", list(TABLES))
-def test_the_readme_table_matches_the_converter(heading: str) -> None:
-    documented = readme_tables().get(heading)
-    assert documented is not None, f"README.md has no table '#### {heading}'"
+def test_the_doc_table_matches_the_converter(heading: str) -> None:
+    documented = doc_tables().get(heading)
+    assert documented is not None, f"docs/codeship-import.md has no table '## {heading}'"
     actual = {key: str(rule.handling) for key, rule in TABLES[heading].items()}
     assert documented == actual

@@ -17,14 +17,12 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from shipway import metrics
-from shipway.callpool import Priority
-from shipway.errors import InvalidSpecError
-from shipway.kube import EventTarget, KubeError, Manifest
-from shipway.manifests import PodOptions, claim_manifest, pod_manifest
-from shipway.models import PipelinePhase, PipelineStatus
-from shipway.observe import PodView, pod_view
-from shipway.planner import (
+from shipway.controller import metrics
+from shipway.controller.callpool import Priority
+from shipway.controller.kube import EventTarget, KubeError, Manifest
+from shipway.engine.manifests import PodOptions, claim_manifest, pod_manifest
+from shipway.engine.observe import PodView, pod_view
+from shipway.engine.planner import (
     TERMINAL_PIPELINE,
     EventToEmit,
     PipelineRef,
@@ -34,7 +32,9 @@ from shipway.planner import (
     invalid_plan,
     plan,
 )
-from shipway.validation import CompiledPipeline, compile_pipeline
+from shipway.models import PipelinePhase, PipelineStatus
+from shipway.spec.compiler import CompiledPipeline, compile_pipeline
+from shipway.spec.errors import InvalidSpecError
 
 log = logging.getLogger("shipway")
 Key = tuple[str, str]

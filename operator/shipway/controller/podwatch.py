@@ -22,9 +22,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from shipway.naming import LABEL_PIPELINE
-from shipway.observe import PodView
-from shipway.podstore import Key, PodStore, pod_entry
+from shipway.engine.naming import LABEL_PIPELINE
+from shipway.engine.observe import PodView
+from shipway.engine.podstore import Key, PodStore, pod_entry
 
 log = logging.getLogger("shipway")
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shipway.engine.naming import LABEL_ATTEMPT, LABEL_STEP
 from shipway.models import StepPhase
-from shipway.naming import LABEL_ATTEMPT, LABEL_STEP
 
 START_GRACE_SECONDS = 60.0
 """How long a container may wait on a retryable start problem (image pull, config) first."""

@@ -1,6 +1,6 @@
 """Every step pod the operator can see, summarised, grouped by pipeline (pure, no I/O).
 
-Filled by :mod:`shipway.podwatch` from one list and watch per namespace (or one for the whole
+Filled by :mod:`shipway.controller.podwatch` from one list and watch per namespace (or one for the whole
 cluster). It keeps a :class:`PodView` per pod, a few hundred bytes, instead of the object, and
 tells which pipelines a change concerns, so that an update that changes nothing Shipway reads
 (a kubelet heartbeat, a condition's probe time) wakes no reconcile.
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shipway.naming import LABEL_PIPELINE
-from shipway.observe import PodView, pod_view
+from shipway.engine.naming import LABEL_PIPELINE
+from shipway.engine.observe import PodView, pod_view
 
 Key = tuple[str, str]
 """(namespace, pipeline name)"""

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 import yaml
 
 from shipway import GROUP, KIND
-from shipway.client.format import (
+from shipway.cli.format import (
     Style,
     is_finished,
     log_line,
@@ -40,10 +40,10 @@ from shipway.codeship import (
     convert_directory,
     default_name,
 )
-from shipway.errors import InvalidSpecError
+from shipway.engine.naming import container_name
 from shipway.models import CIContext, StepStatus
-from shipway.naming import container_name
-from shipway.validation import compile_pipeline
+from shipway.spec.compiler import compile_pipeline
+from shipway.spec.errors import InvalidSpecError
 
 OK, FAILED, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
 
@@ -262,7 +262,7 @@ def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _api(args: argparse.Namespace) -> Any:
-    from shipway.client.cluster import PipelineApi, connect
+    from shipway.cli.cluster import PipelineApi, connect
 
     return PipelineApi(connect(args.kubeconfig, args.context, args.namespace))
 
@@ -272,7 +272,7 @@ def _reporting() -> Iterator[None]:
     """Turn the expected failures into one line on stderr and exit code 2."""
     from urllib3.exceptions import HTTPError
 
-    from shipway.client.cluster import ClusterError
+    from shipway.cli.cluster import ClusterError
 
     try:
         yield
@@ -384,7 +384,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 @_guarded
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from shipway.client.follow import Follower, Printer
+    from shipway.cli.follow import Follower, Printer
 
     if args.filename and (args.dir or args.services_path or args.steps_path):
         raise CommandError(
@@ -461,8 +461,8 @@ def select_steps(steps: list[StepStatus], wanted: list[str]) -> list[StepStatus]
 
 @_guarded
 def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
-    from shipway.client.cluster import ClusterError, LogNotReadyError
-    from shipway.client.follow import Follower, Printer
+    from shipway.cli.cluster import ClusterError, LogNotReadyError
+    from shipway.cli.follow import Follower, Printer
 
     api = _api(args)
     pipeline = _pipeline(api, args.name)

@@ -1,6 +1,6 @@
 """Generate the Pipeline CRD from the pydantic models, the one schema source.
 
-``python -m shipway.crd --write`` writes ``crds/`` and the Helm chart's copy; ``--check``
+``python -m shipway.spec.crd --write`` writes ``crds/`` and the Helm chart's copy; ``--check``
 fails when either differs from what the models say (CI runs it).
 
 Kubernetes wants a *structural* schema: no ``$ref``, no recursion, a type on every node, no
@@ -25,7 +25,7 @@ from shipway.models.spec import ADMISSION_RULES, MAX_STEP_DEPTH, UNION_SCHEMA_NO
 Schema = dict[str, Any]
 RULE_DEPTH = 2
 """Step levels that carry CEL rules (top-level steps and their children)."""
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CRD_FILES = (
     Path("crds/shipway.dev_pipelines.yaml"),
     Path("charts/shipway/crds/shipway.dev_pipelines.yaml"),
@@ -238,7 +238,7 @@ def render_policy() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m shipway.crd", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m shipway.spec.crd", description=__doc__)
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--write", action="store_true", help="write the CRD files")
     mode.add_argument("--check", action="store_true", help="fail when a CRD file is stale")

@@ -3,7 +3,7 @@
 kopf watches Pipelines with one ``on.event`` handler, so kopf itself writes nothing to the
 cluster (no finalizers, no progress annotations): per step the operator makes one pod create,
 one status patch and one Event. Step pods, thousands of short-lived objects, are watched by
-:mod:`shipway.podwatch` into a compact store instead of kopf's per-object machinery. Garbage
+:mod:`shipway.controller.podwatch` into a compact store instead of kopf's per-object machinery. Garbage
 collection through owner references removes pods and the claim when a Pipeline is deleted,
 even while the operator is down.
 
@@ -24,14 +24,15 @@ from typing import Any
 import kopf
 from kubernetes import config as kube_config
 
-from shipway import GROUP, PLURAL, VERSION, heap, metrics
-from shipway.durations import parse_duration
-from shipway.kube import Kube
-from shipway.manifests import PodOptions
-from shipway.observe import PodView
-from shipway.planner import Settings
-from shipway.podwatch import PodWatches
-from shipway.reconciler import Key, PipelineSnapshot, Reconciler
+from shipway import GROUP, PLURAL, VERSION
+from shipway.controller import heap, metrics
+from shipway.controller.kube import Kube
+from shipway.controller.podwatch import PodWatches
+from shipway.controller.reconciler import Key, PipelineSnapshot, Reconciler
+from shipway.engine.manifests import PodOptions
+from shipway.engine.observe import PodView
+from shipway.engine.planner import Settings
+from shipway.models.durations import parse_duration
 
 log = logging.getLogger("shipway")
 

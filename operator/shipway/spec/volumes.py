@@ -11,8 +11,8 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from shipway.errors import FieldError
 from shipway.models import Service
+from shipway.spec.errors import FieldError
 
 ANONYMOUS_ROOT = ".shipway/anonymous"
 

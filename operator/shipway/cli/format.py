@@ -14,11 +14,11 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from shipway.errors import InvalidSpecError
+from shipway.engine.observe import parse_time
 from shipway.models import PipelineStatus, StepPhase, StepStatus
-from shipway.observe import parse_time
-from shipway.tree import Node, RunNode
-from shipway.validation import compile_pipeline
+from shipway.spec.compiler import compile_pipeline
+from shipway.spec.errors import InvalidSpecError
+from shipway.spec.tree import Node, RunNode
 
 _CODES = {
     "bold": "1",

@@ -11,11 +11,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from shipway.commands import display_command, split_command
-from shipway.durations import parse_duration
-from shipway.errors import FieldError
-from shipway.filters import pattern_error, selected
 from shipway.models import Step
+from shipway.models.durations import parse_duration
+from shipway.spec.commands import display_command, split_command
+from shipway.spec.errors import FieldError
+from shipway.spec.filters import pattern_error, selected
 
 MAX_RUN_STEPS = 1000
 MAX_DEPTH = 12

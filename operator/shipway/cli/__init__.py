@@ -1,4 +1,8 @@
-"""The ``shipway`` command: run the operator, validate and render Pipelines without a cluster."""
+"""The ``shipway`` command: run the operator, validate and render Pipelines without a cluster.
+
+The other subcommands (convert, run, status, logs, cancel, list) live in ``commands``; they
+load the Kubernetes client only when they run, so ``shipway validate`` and ``render`` stay quick.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,9 @@ from typing import Any, TextIO
 import yaml
 
 from shipway import GROUP, KIND, __version__
-from shipway.errors import FieldError, InvalidSpecError
-from shipway.planner import PipelineRef
-from shipway.validation import CompiledPipeline, compile_pipeline
+from shipway.engine.planner import PipelineRef
+from shipway.spec.compiler import CompiledPipeline, compile_pipeline
+from shipway.spec.errors import FieldError, InvalidSpecError
 
 NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
@@ -100,7 +104,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
-    from shipway.manifests import all_manifests
+    from shipway.engine.manifests import all_manifests
 
     documents: list[dict[str, Any]] = []
     for doc in pipelines_in(args.file):
@@ -121,7 +125,7 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
-    from shipway.crd import render
+    from shipway.spec.crd import render
 
     out.write(render())
     return 0
@@ -130,7 +134,7 @@ def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
     import kopf
 
-    from shipway.handlers import pod_options, set_clusterwide  # importing registers them
+    from shipway.controller.handlers import pod_options, set_clusterwide  # importing registers them
 
     if not args.namespace and not args.all_namespaces:
         raise UsageError("choose namespaces: -n NAMESPACE (repeatable) or -A/--all-namespaces")
@@ -189,9 +193,9 @@ def parser() -> argparse.ArgumentParser:
     crd = sub.add_parser("crd", help="print the Pipeline CustomResourceDefinition")
     crd.set_defaults(func=cmd_crd)
 
-    from shipway.client import register_client_commands
+    from shipway.cli.commands import register
 
-    register_client_commands(sub)
+    register(sub)
     return top
 
 

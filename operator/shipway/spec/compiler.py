@@ -11,12 +11,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shipway.durations import parse_duration
-from shipway.errors import FieldError, InvalidSpecError, raise_if_any
-from shipway.filters import build_tag
 from shipway.models import PipelineSpec
-from shipway.services import ResolvedService, resolve_services
-from shipway.tree import GroupNode, RunNode, compile_steps
+from shipway.models.durations import parse_duration
+from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
+from shipway.spec.filters import build_tag
+from shipway.spec.services import ResolvedService, resolve_services
+from shipway.spec.tree import GroupNode, RunNode, compile_steps
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
-from shipway.durations import parse_duration
-from shipway.models import Healthcheck
-from shipway.naming import (
+from shipway.engine.naming import (
     ANNOTATION_STEP_NAME,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
@@ -32,11 +30,13 @@ from shipway.naming import (
     pod_name,
     pvc_name,
 )
-from shipway.observe import parse_time
-from shipway.planner import PipelineRef, PodToCreate
-from shipway.services import ResolvedService
-from shipway.validation import CompiledPipeline
-from shipway.volumes import Mount
+from shipway.engine.observe import parse_time
+from shipway.engine.planner import PipelineRef, PodToCreate
+from shipway.models import Healthcheck
+from shipway.models.durations import parse_duration
+from shipway.spec.compiler import CompiledPipeline
+from shipway.spec.services import ResolvedService
+from shipway.spec.volumes import Mount
 
 Manifest = dict[str, Any]
 WORKSPACE_VOLUME = "workspace"

@@ -6,10 +6,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from shipway.commands import split_command
-from shipway.errors import FieldError
 from shipway.models import EnvFromSource, Healthcheck, ResourceRequirements, Service
-from shipway.volumes import Mount, resolve_mounts
+from shipway.spec.commands import split_command
+from shipway.spec.errors import FieldError
+from shipway.spec.volumes import Mount, resolve_mounts
 
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 

@@ -1,7 +1,7 @@
 """Following a running Pipeline: its progress, and every step's logs as they are written.
 
 The main thread watches the Pipeline object and turns each new status into attempt events
-(:mod:`shipway.client.tracker`). Every attempt gets a thread that streams its pod's log with
+(:mod:`shipway.cli.tracker`). Every attempt gets a thread that streams its pod's log with
 the ``(step: NAME)`` prefix and then prints the attempt's result line, so a step's result
 always comes after its last log line. A step's stream first waits for the streams of the steps
 that had already ended when it started: serial steps print in order, parallel ones interleave.
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from shipway.client.cluster import ClusterError, LogNotReadyError, Manifest, PipelineApi
-from shipway.client.format import (
+from shipway.cli.cluster import ClusterError, LogNotReadyError, Manifest, PipelineApi
+from shipway.cli.format import (
     Style,
     is_finished,
     log_line,
@@ -26,9 +26,9 @@ from shipway.client.format import (
     result_line,
     step_header,
 )
-from shipway.client.tracker import AttemptEnded, AttemptStarted, Tracker
+from shipway.cli.tracker import AttemptEnded, AttemptStarted, Tracker
+from shipway.engine.naming import container_name
 from shipway.models import StepStatus
-from shipway.naming import container_name
 
 RETRY_SECONDS = 0.5
 DRAIN_SECONDS = 10.0
