@@ -76,6 +76,16 @@ GOOD: list[tuple[str, list[str]]] = [
         ],
     ),
     ("existing builder", ["buildkit.address=tcp://buildkitd.ci:1234", "buildkit.clientSecret=bk"]),
+    (
+        "local registry",
+        [
+            "registry.url=registry.localkube-system.svc.cluster.local",
+            "registry.caConfigMap=kube-root-ca.crt",
+            "registry.pushSecret=registry-push",
+        ],
+    ),
+    ("registry with inline CA", ["registry.url=registry.example.com:5000/ci", "registry.ca=PEM"]),
+    ("insecure registry", ["registry.url=10.0.0.5:5000", "registry.insecure=true"]),
 ]
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
@@ -85,6 +95,10 @@ BAD: list[tuple[str, list[str], str]] = [
     ("unknown key", ["replicas=2"], "additional properties 'replicas' not allowed"),
     ("bad namespace name", ["watchNamespaces={Team_A}"], "/watchNamespaces/0"),
     ("bad pull policy", ["image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    ("registry settings without url", ["registry.pushSecret=push"], "set registry.url too"),
+    ("two registry CAs", ["registry.url=r.example.com", "registry.ca=PEM", "registry.caConfigMap=c"], "set only one"),
+    ("insecure registry with a CA", ["registry.url=r.example.com", "registry.ca=PEM", "registry.insecure=true"], "registry.insecure skips TLS verification"),
+    ("registry url with a scheme", ["registry.url=https://r.example.com"], "/registry/url"),
     ("ServiceMonitor without its CRD", ["metrics.serviceMonitor.enabled=true"], "needs the prometheus-operator CRDs"),
     ("builder deployed and existing", ["buildkit.deploy=true", "buildkit.address=tcp://b:1234"], "leave buildkit.address empty"),
     ("existing builder without certificate", ["buildkit.address=tcp://b:1234"], "needs buildkit.clientSecret"),

@@ -22,10 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localkube import build, buildkit_images, cluster, config, imageset, pki
+from localkube import build, buildkit_images, config, imageset, mirror, pki, registry
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.images import image_digests, import_archive
+from localkube.process import run
+from localkube.runtime import kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "shipway"
@@ -119,13 +121,18 @@ class Registry:
     ca_pem: str
 
 
-def chart_values(registry: Registry | None, *, mode: str = MODE) -> dict[str, Any]:
+def local_registry(paths: Paths) -> Registry:
+    """localkube's registry: its Service name, its certificate from the cluster CA."""
+    return Registry(registry.HOST, (paths.pki / "ca.crt").read_text())
+
+
+def chart_values(reg: Registry | None, *, mode: str = MODE) -> dict[str, Any]:
     """The chart's ``buildkit`` values for the local builder."""
     registries: dict[str, Any] = {}
-    if registry is not None:
+    if reg is not None:
         registries = {
-            "docker.io": {"mirrors": [registry.host]},
-            registry.host: {"ca": registry.ca_pem},
+            "docker.io": {"mirrors": [reg.host]},
+            reg.host: {"ca": reg.ca_pem},
         }
     return {
         "fullnameOverride": RELEASE,
@@ -154,8 +161,6 @@ def render(paths: Paths, values: Mapping[str, Any]) -> str:
         "--namespace", NAMESPACE, "--kube-version", config.KUBERNETES_VERSION,
         "--show-only", "templates/buildkit.yaml", "--values", "-",
     ]  # fmt: skip
-    from localkube.process import run
-
     return run(argv, input=json.dumps(values)).stdout
 
 
@@ -163,22 +168,33 @@ def render(paths: Paths, values: Mapping[str, Any]) -> str:
 
 
 def ensure_images(paths: Paths) -> None:
-    """Build (or reuse) buildkitd's and buildctl's images; import them into containerd."""
+    """buildkitd's and buildctl's images into containerd; the frontend into the registry."""
     present = image_digests(address=paths.containerd_socket)
     for key in ("buildkitd", "buildctl"):
         info = imageset.ensure_archive(buildkit_images.RECIPES[key], paths)
         if present.get(info.ref) != info.manifest_digest:
             import_archive(info.archive, address=paths.containerd_socket)
+    frontend = imageset.ensure_archive(buildkit_images.RECIPES["dockerfile-frontend"], paths)
+    repo, tags = buildkit_images.FRONTEND_REPO, buildkit_images.FRONTEND_TAGS
+    stale = [
+        t for t in tags
+        if mirror.remote_digest(paths, f"{registry.SERVICE_IP}/{repo}:{t}")
+        != frontend.manifest_digest
+    ]  # fmt: skip
+    if stale:
+        log(f"pushing docker.io/{repo}:{','.join(stale)} (the Dockerfile frontend)")
+        mirror.push(paths, frontend, repo, stale)
 
 
 def _apply(paths: Paths, docs: list[dict[str, Any]] | str) -> None:
     text = docs if isinstance(docs, str) else json.dumps({"apiVersion": "v1", "kind": "List",
                                                          "items": docs})  # fmt: skip
-    cluster.kubectl(paths, "apply", "-f", "-", input=text)
+    kubectl(paths, "apply", "-f", "-", input=text)
 
 
-def up(paths: Paths, registry: Registry | None = None) -> str:
+def up(paths: Paths, reg: Registry | None = None) -> str:
     """Deploy (or update) the builder and wait for it; return its address."""
+    reg = reg or local_registry(paths)
     started = time.monotonic()
     build.build(build.BUILDKIT, paths)
     ensure_images(paths)
@@ -187,9 +203,9 @@ def up(paths: Paths, registry: Registry | None = None) -> str:
         for ns in (NAMESPACE, CLIENT_NAMESPACE)
     ]
     _apply(paths, namespaces)
-    manifest = render(paths, chart_values(registry))
+    manifest = render(paths, chart_values(reg))
     _apply(paths, manifest)  # the Service first gets its address, which the certificate names
-    service_ip = cluster.kubectl(
+    service_ip = kubectl(
         paths, "get", "service", NAME, "-n", NAMESPACE, "-o", "jsonpath={.spec.clusterIP}"
     ).strip()
     certs = ensure_certs(paths, service_ip)
@@ -204,15 +220,15 @@ def up(paths: Paths, registry: Registry | None = None) -> str:
 
 def wait_ready(paths: Paths, timeout: int = ROLLOUT_TIMEOUT) -> None:
     """Wait for the builder's pod; on timeout, say what its pod is doing."""
-    out = cluster.kubectl(
+    out = kubectl(
         paths, "-n", NAMESPACE, "rollout", "status", f"statefulset/{NAME}",
         f"--timeout={timeout}s", check=False,
     )  # fmt: skip
     if "rolled out" in out or "partitioned roll out complete" in out:
         return
-    pod = cluster.kubectl(paths, "-n", NAMESPACE, "get", "pod", f"{NAME}-0", "-o", "wide",
+    pod = kubectl(paths, "-n", NAMESPACE, "get", "pod", f"{NAME}-0", "-o", "wide",
                           check=False)  # fmt: skip
-    logs = cluster.kubectl(paths, "-n", NAMESPACE, "logs", f"{NAME}-0", "--tail=20",
+    logs = kubectl(paths, "-n", NAMESPACE, "logs", f"{NAME}-0", "--tail=20",
                            check=False)  # fmt: skip
     raise LocalkubeError(
         f"buildkitd ({NAMESPACE}/{NAME}) is not ready after {timeout}s:\n{pod}\n{logs}"
@@ -220,7 +236,7 @@ def wait_ready(paths: Paths, timeout: int = ROLLOUT_TIMEOUT) -> None:
 
 
 def status(paths: Paths) -> str:
-    return cluster.kubectl(paths, "-n", NAMESPACE, "get", "statefulset,pod,pvc,service",
+    return kubectl(paths, "-n", NAMESPACE, "get", "statefulset,pod,pvc,service",
                            "-o", "wide", check=False)  # fmt: skip
 
 

@@ -37,6 +37,8 @@ BUILDKIT_IMAGE = f"localkube.shipway.dev/buildkit:{config.BUILDKIT_VERSION}"
 BUILDCTL_IMAGE = f"localkube.shipway.dev/buildctl:{config.BUILDKIT_VERSION}"
 #: What ``# syntax=docker/dockerfile:1`` names; pushed under the mirror's docker.io names.
 FRONTEND_IMAGE = "docker.io/docker/dockerfile:1"
+FRONTEND_REPO = "docker/dockerfile"
+FRONTEND_TAGS = ("1", "1.28")
 #: Upstream's frontend image labels (frontend/dockerfile/cmd/dockerfile-frontend/Dockerfile).
 FRONTEND_LABELS = {
     "moby.buildkit.frontend.network.none": "true",

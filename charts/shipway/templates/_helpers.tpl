@@ -74,6 +74,17 @@ app.kubernetes.io/part-of: shipway
 {{- if and .Values.buildkit.address (not .Values.buildkit.clientSecret) }}
 {{- fail "buildkit.address needs buildkit.clientSecret: the name of a Secret in the release namespace with ca.crt, tls.crt and tls.key (the builder requires client certificates)" }}
 {{- end }}
+{{- with .Values.registry }}
+{{- if and (not .url) (or .ca .caConfigMap .insecure .pushSecret) }}
+{{- fail "registry.ca, registry.caConfigMap, registry.insecure and registry.pushSecret describe a registry: set registry.url too" }}
+{{- end }}
+{{- if and .ca .caConfigMap }}
+{{- fail "registry.ca and registry.caConfigMap both give the registry's CA: set only one" }}
+{{- end }}
+{{- if and .insecure (or .ca .caConfigMap) }}
+{{- fail "registry.insecure skips TLS verification: drop registry.ca/caConfigMap, or set insecure=false to verify with them" }}
+{{- end }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
 {{- fail (printf "replicaCount=%d needs peering.enabled=true: without kopf peering every replica would run the same Pipelines at once" (int .Values.replicaCount)) }}
 {{- end }}
@@ -216,4 +227,9 @@ root = "/var/lib/buildkit"
   ca = [{{ printf "/etc/buildkit/config/ca-%s.crt" ($host | replace ":" "_") | quote }}]
   {{- end }}
 {{- end }}
+{{- end }}
+
+{{/* The ConfigMap holding registry.ca (when given inline). */}}
+{{- define "shipway.registryCaConfigMap" -}}
+{{- if .Values.registry.caConfigMap }}{{ .Values.registry.caConfigMap }}{{ else }}{{ include "shipway.fullname" . }}-registry-ca{{ end }}
 {{- end }}
