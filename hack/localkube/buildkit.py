@@ -93,6 +93,18 @@ def ensure_certs(paths: Paths, service_ip: str) -> Certs:
                  store.crt("client"), store.key("client"))  # fmt: skip
 
 
+def client_certs(paths: Paths) -> Certs:
+    """The certificates ``up`` issued (the client's is what the host uses to build)."""
+    d = paths.pki / "buildkit"
+    certs = Certs(d / "ca.crt", d / "buildkitd.crt", d / "buildkitd.key",
+                  d / "client.crt", d / "client.key")  # fmt: skip
+    if not certs.client_key.is_file():
+        raise LocalkubeError(
+            f"no BuildKit client certificate in {d}: run `python -m localkube.buildkit up`"
+        )
+    return certs
+
+
 def tls_secret(name: str, namespace: str, ca: Path, crt: Path, key: Path) -> dict[str, Any]:
     def b64(p: Path) -> str:
         return base64.b64encode(p.read_bytes()).decode()

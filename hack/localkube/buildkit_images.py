@@ -77,6 +77,7 @@ def _buildkitd_rootfs(root: Path, paths: Paths) -> None:
     _install_busybox(root)
     for name in ("buildkitd", "buildctl"):
         _install(_binary(paths, name), root / "usr/bin" / name)
+    _client_script(root)
     _copy_with_libs(root, Path("/usr/sbin/runc"), "/usr/bin/runc")
     _copy_with_libs(root, Path("/usr/bin/rootlesskit"), "/usr/bin/rootlesskit")
     for tool in ("newuidmap", "newgidmap"):  # setuid root: copy2 keeps the mode bits
@@ -99,12 +100,16 @@ def _buildkitd_rootfs(root: Path, paths: Paths) -> None:
     (root / f"run/user/{uid}").chmod(0o700)
 
 
-def _buildctl_rootfs(root: Path, paths: Paths) -> None:
-    _install_busybox(root)
-    _install(_binary(paths, "buildctl"), root / "usr/bin/buildctl")
+def _client_script(root: Path) -> None:
     script = root / "usr/bin/buildctl-shipway"
     script.write_text(CLIENT_SCRIPT)
     script.chmod(0o755)
+
+
+def _buildctl_rootfs(root: Path, paths: Paths) -> None:
+    _install_busybox(root)
+    _install(_binary(paths, "buildctl"), root / "usr/bin/buildctl")
+    _client_script(root)
     _ca_bundle(root)
 
 
@@ -120,6 +125,7 @@ RECIPES: dict[str, Recipe] = {
         lambda p: [
             *(_file_digest(_binary(p, n)) for n in ("buildkitd", "buildctl")),
             *(dpkg_version(pkg) for pkg in BUILDKITD_PACKAGES),
+            CLIENT_SCRIPT,
         ],
     ),
     "buildctl": Recipe(
