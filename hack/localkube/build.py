@@ -74,6 +74,9 @@ class Binary:
     name: str
     package: str
     cgo: bool = False
+    #: Go build tags, and link flags replacing the target's (BuildKit's frontend differs).
+    tags: str = ""
+    ldflags: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,33 @@ LOCAL_PATH = Target(
     install_version=config.LOCAL_PATH_PROVISIONER_VERSION,
     ldflags=f"-s -w -X main.VERSION={config.LOCAL_PATH_PROVISIONER_VERSION}",
 )
+# -- BuildKit (issue #14): buildkitd, buildctl and the Dockerfile frontend, tagged as upstream's
+# Dockerfile builds them, from the wrapper module gomod/buildkit (its go.mod copies BuildKit's
+# `exclude` directives, which is why `go install …@version` refuses the module). No revision
+# flag: the module proxy does not say which commit v0.34.2 is.
+_BK = "github.com/moby/buildkit"
+_BK_LDFLAGS = (
+    f"-s -w -X {_BK}/version.Version={config.BUILDKIT_VERSION} -X {_BK}/version.Package={_BK}"
+)
+BUILDKIT = Target(
+    f"buildkit-{config.BUILDKIT_VERSION}",
+    (
+        Binary("buildkitd", f"{_BK}/cmd/buildkitd", tags="osusergo netgo static_build seccomp"),
+        Binary("buildctl", f"{_BK}/cmd/buildctl"),
+        Binary(
+            "dockerfile-frontend",
+            f"{_BK}/frontend/dockerfile/cmd/dockerfile-frontend",
+            tags="netgo static_build osusergo",
+            ldflags=(
+                f"-s -w -X main.Version={config.DOCKERFILE_FRONTEND_VERSION}"
+                f" -X main.Package={_BK}/frontend/dockerfile/cmd/dockerfile-frontend"
+            ),
+        ),
+    ),
+    module_dir=GOMOD / "buildkit",
+    ldflags=_BK_LDFLAGS,
+)
+
 REGISTRY = Target(
     f"registry-{config.REGISTRY_VERSION}",
     (Binary("registry", "."),),
@@ -175,6 +205,7 @@ TARGETS: dict[str, Target] = {
     "crane": CRANE,
     "helm": HELM,
     "kwok": KWOK,
+    "buildkit": BUILDKIT,
 }
 
 
@@ -220,7 +251,8 @@ def build(target: Target, paths: Paths, *, force: bool = False, log: bool = True
             print(f"localkube: building {b.name} ({target.name}) ...", flush=True)
         argv: Sequence[str]
         if target.module_dir is not None:
-            argv = [go, "build", "-trimpath", "-ldflags", target.ldflags]
+            argv = [go, "build", "-trimpath", "-ldflags", b.ldflags or target.ldflags]
+            argv += [f"-tags={b.tags}"] if b.tags else []
             argv += ["-o", str(bin_dir / b.name), b.package]
             run(argv, env=_go_env(b.cgo), cwd=root / "src")
         else:

@@ -181,6 +181,10 @@ def _up(paths: Paths, *, build_all: bool) -> None:
     addons.ensure_dns(paths)
     addons.ensure_registry(paths, lay.pki)
     mirror.push_all(paths)
+    if build_all:  # BuildKit (issue #14): rendered from the chart, so it needs helm (not core)
+        from localkube import buildkit
+
+        buildkit.up(paths)
     log(f"the cluster is up ({time.monotonic() - started:.0f}s)")
 
 

@@ -27,6 +27,10 @@ HELM_VERSION = "v3.22.0"
 KWOK_VERSION = "v0.8.0"
 LOCAL_PATH_PROVISIONER_VERSION = "v0.0.30"
 PAUSE_VERSION = "3.10"
+# -- BuildKit (issue #14) --
+BUILDKIT_VERSION = "v0.34.2"
+#: The Dockerfile frontend inside BuildKit v0.34.2 (frontend/dockerfile/version: 1.28).
+DOCKERFILE_FRONTEND_VERSION = "1.28.0-buildkit-v0.34.2"
 REGISTRY_VERSION = "v3.1.2"
 COREDNS_VERSION = "v1.15.0"
 CRANE_VERSION = "v0.22.1"
