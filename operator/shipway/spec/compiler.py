@@ -16,6 +16,7 @@ from shipway.models.durations import parse_duration
 from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
 from shipway.spec.filters import build_tag
 from shipway.spec.services import ResolvedService, resolve_services
+from shipway.spec.source import CompiledSource, compile_source
 from shipway.spec.tree import GroupNode, RunNode, compile_steps
 
 
@@ -29,18 +30,21 @@ class CompiledPipeline:
     runs: tuple[RunNode, ...]
     build_tag: str
     timeout: float | None
+    source: CompiledSource | None = None
+    """Where the workspace's files come from; None: it starts empty."""
 
     def run(self, step_id: str) -> RunNode:
         return self.runs[int(step_id) - 1]
 
     @property
     def uses_workspace(self) -> bool:
-        """Some service mounts a volume: only then does the pipeline get a claim.
+        """Some service mounts a volume, or there is a source to put somewhere: only then does
+        the pipeline get a claim.
 
         A pipeline that shares no files needs no storage: no claim to create and bind, and
         its pods can go to any node.
         """
-        return any(service.mounts for service in self.services.values())
+        return self.source is not None or any(s.mounts for s in self.services.values())
 
     @property
     def pinned(self) -> bool:
@@ -113,6 +117,8 @@ def compile_pipeline(raw: Any) -> CompiledPipeline:
     tag = build_tag(spec.ci)
     root, runs, step_errors = compile_steps(spec.steps, spec.services, tag)
     errors.extend(step_errors)
+    source, source_errors = compile_source(spec.source)
+    errors.extend(source_errors)
     timeout = None
     if spec.timeout is not None:
         try:
@@ -129,4 +135,5 @@ def compile_pipeline(raw: Any) -> CompiledPipeline:
         runs=runs,
         build_tag=tag,
         timeout=timeout,
+        source=source,
     )
