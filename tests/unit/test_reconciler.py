@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from shipway.controller.callpool import Priority
-from shipway.controller.kube import EventTarget, KubeError, Manifest
+from shipway.controller.kube import EventTarget, KubeError
 from shipway.controller.reconciler import PipelineSnapshot, Reconciler
+from shipway.engine.objects import Manifest
 from shipway.engine.observe import PodView, pod_view
 from shipway.models import PipelinePhase
 

@@ -23,9 +23,9 @@ from kubernetes.client.exceptions import ApiException
 
 from shipway import GROUP, KIND, PLURAL, VERSION
 from shipway.controller.callpool import CallPool, Priority
+from shipway.engine.objects import Manifest
 
 T = TypeVar("T")
-Manifest = dict[str, Any]
 
 
 class KubeError(Exception):

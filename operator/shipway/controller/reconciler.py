@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from shipway.controller import metrics
 from shipway.controller.callpool import Priority
-from shipway.controller.kube import EventTarget, KubeError, Manifest
+from shipway.controller.kube import EventTarget, KubeError
 from shipway.engine.manifests import PodOptions, claim_manifest, pod_manifest
-from shipway.engine.objects import PipelineRef
+from shipway.engine.objects import Key, Manifest, PipelineRef
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.planner import (
     EventToEmit,
@@ -36,8 +36,6 @@ from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 
 log = logging.getLogger("shipway")
-Key = tuple[str, str]
-"""(namespace, pipeline name)"""
 
 
 class KubeApi(Protocol):

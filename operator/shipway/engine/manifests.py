@@ -19,6 +19,7 @@ from typing import Any
 
 from shipway import GROUP, KIND, VERSION
 from shipway.engine.naming import (
+    ANNOTATION_DEFAULT_CONTAINER,
     ANNOTATION_STEP_NAME,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
@@ -30,7 +31,7 @@ from shipway.engine.naming import (
     pod_name,
     pvc_name,
 )
-from shipway.engine.objects import PipelineRef
+from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import parse_time
 from shipway.engine.planner import PodToCreate
 from shipway.models import Healthcheck
@@ -39,7 +40,6 @@ from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.services import ResolvedService
 from shipway.spec.volumes import Mount
 
-Manifest = dict[str, Any]
 WORKSPACE_VOLUME = "workspace"
 DEFAULT_CHECK_INTERVAL = 2.0
 DEFAULT_CHECK_RETRIES = 30
@@ -284,7 +284,7 @@ def pod_manifest(
             },
             "annotations": {
                 ANNOTATION_STEP_NAME: run.name,
-                "kubectl.kubernetes.io/default-container": main["name"],
+                ANNOTATION_DEFAULT_CONTAINER: main["name"],
             },
             "ownerReferences": [owner_reference(ref)],
         },

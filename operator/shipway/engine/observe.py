@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shipway.engine.naming import LABEL_ATTEMPT, LABEL_STEP
+from shipway.engine.naming import ANNOTATION_DEFAULT_CONTAINER, LABEL_ATTEMPT, LABEL_STEP
 from shipway.engine.reasons import StepReason
 from shipway.models import StepPhase
 
@@ -102,7 +102,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         return None
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
-    main_name = (meta.get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    main_name = (meta.get("annotations") or {}).get(ANNOTATION_DEFAULT_CONTAINER)
     main = None
     for item in status.get("containerStatuses") or ():
         if main is None or item.get("name") == main_name:
