@@ -32,6 +32,8 @@ from shipway.cli.format import (
     status_tree,
     summary_line,
 )
+from shipway.cli.source import SourceError, add_source_flags, git_flags_given, git_source
+from shipway.cli.upload import UploadError, list_tree
 from shipway.codeship import (
     ConversionError,
     ConversionWarning,
@@ -150,6 +152,7 @@ def register(sub: Any) -> None:
     )
     con.add_argument("--namespace", help="set metadata.namespace")
     con.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    add_source_flags(con, run=False)
     con.set_defaults(func=cmd_convert)
 
     run = sub.add_parser(
@@ -162,6 +165,7 @@ def register(sub: Any) -> None:
     )
     run.add_argument("-d", "--detach", action="store_true", help="return once created")
     run.add_argument("--no-logs", action="store_true", help="progress and results only")
+    add_source_flags(run, run=True)
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", parents=[conn], help="a Pipeline's groups and steps")
@@ -217,15 +221,38 @@ def _print_warnings(warnings: tuple[ConversionWarning, ...], quiet: bool) -> Non
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def _convert(args: argparse.Namespace, *, generate_name: bool, namespace: str | None) -> Any:
+def _source(
+    args: argparse.Namespace, directory: Path, upload: bool
+) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """spec.source from the flags (git, else an upload when ``upload``) and CI fields learnt."""
+    try:
+        git, learnt, warnings = git_source(args, directory)
+    except SourceError as exc:
+        raise CommandError(str(exc)) from None
+    for warning in [] if args.quiet else warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if git is not None:
+        return git, learnt
+    return ({"upload": {}} if upload else None), {}
+
+
+def _convert(
+    args: argparse.Namespace,
+    *,
+    generate_name: bool,
+    namespace: str | None,
+    upload: bool = False,
+) -> Any:
     directory = Path(args.dir or ".")
+    source, learnt = _source(args, directory, upload)
     options = Options(
         name=args.name or default_name(directory),
         generate_name=generate_name,
         namespace=namespace,
-        ci=_ci(args),
+        ci={**learnt, **_ci(args)},
         prebuilt=args.prebuilt,
         env_secrets=_env_secrets(args.env_secret),
+        source=source,
     )
     try:
         conversion = convert_directory(
@@ -247,7 +274,12 @@ def _convert(args: argparse.Namespace, *, generate_name: bool, namespace: str | 
 
 def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        manifest = _convert(args, generate_name=args.generate_name, namespace=args.namespace)
+        manifest = _convert(
+            args,
+            generate_name=args.generate_name,
+            namespace=args.namespace,
+            upload=args.upload,
+        )
     except CommandError as exc:
         _err(str(exc))
         return UNUSABLE
@@ -390,12 +422,22 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError(
             "use either -f or the Codeship files (--dir, --services-path, --steps-path)"
         )
+    upload: Path | None = None
     if args.filename:
         manifest = _manifest_file(args.filename)
+        manifest, upload, learnt = _file_source(args, manifest)
     else:
-        manifest = _convert(args, generate_name=True, namespace=None)
+        if args.source:
+            raise CommandError("--source goes with -f; --dir uploads its own directory")
+        wants_upload = not args.no_upload and not git_flags_given(args)
+        manifest = _convert(args, generate_name=True, namespace=None, upload=wants_upload)
+        upload, learnt = (Path(args.dir or ".") if wants_upload else None), {}
+    try:  # an unreadable directory: nothing is created
+        entries = list_tree(upload) if upload is not None else None
+    except UploadError as exc:
+        raise CommandError(str(exc)) from None
     api = _api(args)
-    manifest = prepare_manifest(manifest, _ci(args), None)
+    manifest = prepare_manifest(manifest, {**learnt, **_ci(args)}, None)
     file_ns = (manifest.get("metadata") or {}).get("namespace")
     if file_ns and args.namespace and file_ns != args.namespace:
         raise CommandError(f"the manifest is for namespace {file_ns!r}, not {args.namespace!r}")
@@ -404,7 +446,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     created = api.create(manifest)
     name = created["metadata"]["name"]
     style = style_for(out)
-    if args.detach:
+    if args.detach and upload is None:
         out.write(f"{name}\n")
         return OK
     printer = Printer(out, _live(out))
@@ -413,6 +455,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     final = created
     with _terminate_as_interrupt():
         try:
+            if upload is not None:
+                _upload(api, created, upload, printer, entries)
+            if args.detach:
+                return OK
             final = follower.follow(created)
         except KeyboardInterrupt:
             printer.clear_footer()
@@ -429,6 +475,48 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         printer.line(line)
     printer.line(summary_line(final, _now(), style))
     return OK if phase_of(final) == "Succeeded" else FAILED
+
+
+def _file_source(
+    args: argparse.Namespace, manifest: dict[str, Any]
+) -> tuple[dict[str, Any], Path | None, dict[str, str]]:
+    """A manifest file's source, with the flags: the manifest, the directory to upload, CI
+    fields learnt from --git-remote."""
+    spec = dict(manifest.get("spec") or {})
+    given = spec.get("source") or {}
+    directory = Path(args.source or ".")
+    source, learnt = _source(args, directory, upload=False)
+    if source is not None:
+        if args.source:
+            raise CommandError("use either --source (an upload) or the git flags")
+        spec["source"] = source
+    elif args.source:
+        if "git" in given:
+            raise CommandError(f"{args.filename} checks out {given['git'].get('url')}: no upload")
+        spec["source"] = {"upload": given.get("upload") or {}}
+    elif "upload" in given:
+        raise CommandError(f"{args.filename} expects an upload: give --source DIR")
+    upload = Path(args.source) if "upload" in (spec.get("source") or {}) else None
+    return {**manifest, "spec": spec}, upload, learnt
+
+
+def _upload(api: Any, created: dict[str, Any], directory: Path, printer: Any, entries: Any) -> None:
+    """Send the directory; if it cannot be sent, cancel the pipeline rather than leave it
+    waiting for the upload's timeout."""
+    from shipway.cli.cluster import ClusterError
+    from shipway.cli.send import send_directory
+
+    name = created["metadata"]["name"]
+    try:
+        show = printer.set_footer if printer.live else (lambda text: None)
+        send_directory(api, created, directory, show, printer.line, entries)
+    except (UploadError, ClusterError, OSError) as exc:
+        printer.clear_footer()
+        printer.line(f"shipway: upload failed: {exc}")
+        api.cancel(name)
+        return
+    finally:
+        printer.clear_footer()
 
 
 # -- status, logs, cancel, list -------------------------------------------------------------------

@@ -38,6 +38,8 @@ class Options:
     """spec.ci fields (branch, tag, commitId, ...); the build tag comes from tag, else branch."""
     prebuilt: bool = False
     env_secrets: Mapping[str, str] = field(default_factory=dict)
+    source: Mapping[str, Any] | None = None
+    """spec.source: a git checkout or an upload; None leaves the workspace empty."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,11 @@ def convert(
         services_source,
         report,
         files or NoFiles(),
-        ServiceOptions(prebuilt=options.prebuilt, env_secrets=options.env_secrets),
+        ServiceOptions(
+            prebuilt=options.prebuilt,
+            env_secrets=options.env_secrets,
+            has_source=options.source is not None,
+        ),
     )
     defined = set(services)
     if isinstance(services_doc, dict):
@@ -99,6 +105,8 @@ def convert(
     stepper = StepConverter(steps_source, defined, report)
     steps = stepper.convert(steps_doc)
     spec: dict[str, Any] = {"services": services, "steps": steps}
+    if options.source is not None:
+        spec["source"] = dict(options.source)
     ci = _ci(options, report)
     if ci:
         spec["ci"] = ci

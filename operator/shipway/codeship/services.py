@@ -58,6 +58,8 @@ class ServiceOptions:
     """Run the image a ``build`` names (build.image, or the service's image) instead of failing."""
     env_secrets: Mapping[str, str] = field(default_factory=dict)
     """Service → Secret standing in for its encrypted_environment / encrypted_env_file."""
+    has_source: bool = False
+    """The Pipeline gets a source (checkout or upload): ``./`` holds the project's files."""
 
 
 def service_definitions(doc: Any, source: str, report: Report) -> dict[str, Any]:
@@ -403,12 +405,17 @@ class _Service:
                 continue
             result.append(entry)
             host = entry.split(":")[0] if ":" in entry else None
-            if host and not host.startswith(("/", "~")) and self.files.has_content(host):
+            if (
+                host
+                and not host.startswith(("/", "~"))
+                and not self.options.has_source
+                and self.files.has_content(host)
+            ):
                 self.warn(
                     at,
-                    f"{host} has files in the checkout, but the workspace starts empty: steps "
-                    f"see only what earlier steps wrote there (bake the files into the image "
-                    f"or write them in a first step)",
+                    f"{host} has files in the checkout, but without a source the workspace "
+                    f"starts empty: steps see only what earlier steps wrote there (give a "
+                    f"source: --git-url, --git-remote, or shipway run --dir, which uploads them)",
                 )
         return result
 

@@ -139,7 +139,7 @@ class Reconciler:
         self.clock = clock
         self.locks: dict[Key, asyncio.Lock] = {}
         self.memory: dict[Key, _Memory] = {}
-        self.compiled: dict[tuple[str, int], CompiledPipeline | InvalidSpecError] = {}
+        self.compiled: dict[tuple[str, int, str | None], CompiledPipeline | InvalidSpecError] = {}
         self.background: set[asyncio.Task[None]] = set()
         self.running: set[Key] = set()
         self.dirty: set[Key] = set()
@@ -154,11 +154,18 @@ class Reconciler:
                 del self.compiled[cache_key]
         self.locks.pop(key, None)
 
-    def _compile(self, snap: PipelineSnapshot) -> CompiledPipeline | InvalidSpecError:
-        key = (snap.uid, snap.generation)
+    def _compile(
+        self, snap: PipelineSnapshot, status: PipelineStatus
+    ) -> CompiledPipeline | InvalidSpecError:
+        """The spec compiled once per generation, and once more when a checkout has told
+        which branch or tag it is (the build tag of ``tag``/``exclude`` filters)."""
+        checked_out = status.source.tag or status.source.branch if status.source else None
+        key = (snap.uid, snap.generation, checked_out)
         if key not in self.compiled:
+            for stale in [k for k in self.compiled if k[:2] == key[:2]]:
+                del self.compiled[stale]
             try:
-                self.compiled[key] = compile_pipeline(snap.spec)
+                self.compiled[key] = compile_pipeline(snap.spec, checked_out)
             except InvalidSpecError as exc:
                 self.compiled[key] = exc
         return self.compiled[key]
@@ -291,7 +298,7 @@ class Reconciler:
         if status.phase.terminal:
             return await self._finish(snap, finished_plan(status, pods))
         urgency = _urgency(status, memory)
-        compiled = self._compile(snap)
+        compiled = self._compile(snap, status)
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
         for _ in range(3):  # creates rejected by admission fail their step; plan again
@@ -317,7 +324,8 @@ class Reconciler:
         memory.phase = result.status.phase
         if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
-            self.compiled.pop((snap.uid, snap.generation), None)
+            for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
+                del self.compiled[done]
         await self._finish(snap, result)
         if result.status.phase != status.phase or result.create:
             log.info(
@@ -363,7 +371,7 @@ class Reconciler:
             return name, None
 
         manifests = [
-            (c.name, pod_manifest(snap.ref, compiled, c, node, self.options))
+            (c.name, pod_manifest(snap.ref, compiled, c, node, self.options, result.status.source))
             for c in result.create
             if c.name not in memory.created
         ]

@@ -23,6 +23,7 @@ from datetime import datetime
 
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import START_GRACE_SECONDS, PodView, format_time, parse_time
+from shipway.engine.prepare import SOURCE_TASK, Preparation
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
 from shipway.engine.report import (
     EventToEmit,
@@ -87,6 +88,8 @@ def finished_plan(status: PipelineStatus, pods: Sequence[PodView]) -> Plan:
         step = known.get(pod.step_id)
         if step is not None and step.pod == pod.name:
             continue
+        if status.source is not None and status.source.pod == pod.name:
+            continue
         action = halt(pod)
         if action == "stop":
             stop.append(pod.name)
@@ -113,6 +116,15 @@ class _Planner:
         self.now = now
         self.stamp = format_time(now)
         self.steps = Steps(ref, compiled.runs, status, pods, now, settings.start_grace, rejected)
+        self.prep = Preparation(
+            ref,
+            compiled.source,
+            status,
+            self.steps.pods_by_step.get(SOURCE_TASK, {}),
+            now,
+            settings.start_grace,
+            rejected,
+        )
 
     def _deadline(self) -> float | None:
         if self.compiled.timeout is None:
@@ -124,27 +136,41 @@ class _Planner:
         previous = self.status
         if previous.phase.terminal:
             return finished_plan(previous, self.pods)
-        steps = self.steps
+        steps, prep = self.steps, self.prep
         halted = steps.halted()
         remaining = self._deadline()
         stopping: tuple[PipelinePhase, str] | None = None
         if self.compiled.spec.cancel:
             why = "the pipeline was cancelled"
             steps.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
+            prep.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             stopping = (PipelinePhase.CANCELLED, why)
         elif remaining is not None and remaining <= 0:
             why = f"the pipeline ran longer than its timeout ({self.compiled.spec.timeout})"
             steps.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
+            prep.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             stopping = (PipelinePhase.FAILED, why)
-        walk = Walk(steps.by_id, halted, stopping is not None)
+        unprepared = prep.failed()
+        # Steps wait for the preparation (the checkout); nothing starts after it failed.
+        walk = Walk(steps.by_id, halted, stopping is not None or not prep.ready())
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
             steps.recheck.append(remaining)
         creates = self._creates(remaining)
+        task = prep.plan_start(remaining) if stopping is None else None
+        if task is not None:
+            assert task.pod is not None
+            creates = (PodToCreate(task.id, 0, task.pod, task.deadline), *creates)
         message: str | None
         if stopping is not None:
             phase, message = stopping
-        elif root in (Result.ACTIVE, Result.WAITING) and (creates or steps.any_running()):
+        elif unprepared is not None:
+            phase = PipelinePhase.FAILED
+            detail = unprepared.message or unprepared.reason or "it failed"
+            message = f"{unprepared.title} failed: {detail}"[:1024]
+        elif root in (Result.ACTIVE, Result.WAITING) and (
+            creates or steps.any_running() or prep.active()
+        ):
             phase, message = PipelinePhase.RUNNING, None
         elif root == Result.SUCCEEDED or root == Result.SKIPPED:
             phase, message = PipelinePhase.SUCCEEDED, None
@@ -152,26 +178,36 @@ class _Planner:
             failed = [s.run.name for s in steps.values() if s.phase == StepPhase.FAILED]
             phase = PipelinePhase.FAILED
             message = "failed: " + ", ".join(failed[:5]) if failed else "a step failed"
-        self._mark_skipped(walk.skip, halted, phase.terminal)
+        self._mark_skipped(walk.skip, halted, phase.terminal, unprepared is not None)
         node = pinned_node(previous, self.compiled.pinned, steps.pods_by_step)
         status = pipeline_status(
-            self.ref, previous, steps.values(), phase, message, self.stamp, node
+            self.ref,
+            previous,
+            steps.values(),
+            phase,
+            message,
+            self.stamp,
+            node,
+            prep.source_status(),
         )
+        recheck = steps.recheck + prep.recheck
         return Plan(
             status=status,
             create=creates,
-            stop=tuple(dict.fromkeys(steps.stop)),
-            delete=tuple(dict.fromkeys(steps.delete)),
+            stop=tuple(dict.fromkeys(steps.stop + prep.stop)),
+            delete=tuple(dict.fromkeys(steps.delete + prep.delete)),
             events=tuple(diff_events(previous, status)),
-            requeue_after=(min(steps.recheck) if steps.recheck and not phase.terminal else None),
+            requeue_after=(min(recheck) if recheck and not phase.terminal else None),
             ensure_claim=bool(creates) and self.compiled.uses_workspace,
         )
 
-    def _mark_skipped(self, skip: Mapping[str, str], halted: bool, finished: bool) -> None:
+    def _mark_skipped(
+        self, skip: Mapping[str, str], halted: bool, finished: bool, unprepared: bool
+    ) -> None:
         for step in self.steps.values():
             if step.phase != StepPhase.PENDING or step.start:
                 continue
-            reason = skip.get(step.run.id)
+            reason = StepReason.SOURCE_FAILED if unprepared else skip.get(step.run.id)
             if reason is None and halted and step.run.on_fail_of is None:
                 reason = StepReason.PREVIOUS_STEP_FAILED
             if reason is None and finished:
@@ -189,7 +225,7 @@ class _Planner:
             name = self.steps.name(step.run, step.attempt)
             creates.append(PodToCreate(step.run.id, step.attempt, name, deadline))
             step.phase, step.pod = StepPhase.RUNNING, name
-            step.started_at = step.started_at if step.attempt else self.stamp
+            step.created_at, step.started_at = self.stamp, None
             if not step.attempt:
                 step.reason, step.message = None, None
         return tuple(creates)

@@ -27,6 +27,8 @@ class StepReason(StrEnum):
     NOT_RUN = "NotRun"
     CANCELLED = "Cancelled"
     PIPELINE_TIMEOUT = "PipelineTimeout"
+    SOURCE_FAILED = "SourceFailed"
+    """The checkout or upload failed: no step ran."""
 
 
 class PipelineReason(StrEnum):
@@ -47,6 +49,8 @@ class EventReason(StrEnum):
     STEP_SUCCEEDED = "StepSucceeded"
     STEP_FAILED = "StepFailed"
     STEP_CANCELLED = "StepCancelled"
+    SOURCE_READY = "SourceReady"
+    SOURCE_FAILED = "SourceFailed"
     INVALID_SPEC = "InvalidSpec"
     PIPELINE_SUCCEEDED = "PipelineSucceeded"
     PIPELINE_FAILED = "PipelineFailed"

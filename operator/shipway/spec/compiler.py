@@ -16,7 +16,7 @@ from shipway.models.durations import parse_duration
 from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
 from shipway.spec.filters import build_tag
 from shipway.spec.services import ResolvedService, resolve_services
-from shipway.spec.source import CompiledSource, compile_source
+from shipway.spec.source import CompiledSource, compile_source, source_revision
 from shipway.spec.tree import GroupNode, RunNode, compile_steps
 
 
@@ -109,12 +109,16 @@ def _mis_encoded(node: Any, where: str) -> list[FieldError]:
     return []
 
 
-def compile_pipeline(raw: Any) -> CompiledPipeline:
-    """Parse and check a Pipeline spec completely; raise InvalidSpecError with every problem."""
+def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeline:
+    """Parse and check a Pipeline spec completely; raise InvalidSpecError with every problem.
+
+    ``checked_out`` is the branch or tag a checkout found: the build tag when ``spec.ci``
+    names none (before the checkout, a git source's ``revision`` unless it is a commit id).
+    """
     raise_if_any(_mis_encoded(raw, "spec"))
     spec = parse_spec(raw)
     services, errors = resolve_services(spec.services)
-    tag = build_tag(spec.ci)
+    tag = build_tag(spec.ci, checked_out or source_revision(spec.source))
     root, runs, step_errors = compile_steps(spec.steps, spec.services, tag)
     errors.extend(step_errors)
     source, source_errors = compile_source(spec.source)

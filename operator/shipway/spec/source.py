@@ -17,7 +17,7 @@ from shipway.spec.errors import FieldError
 
 DEFAULT_DEPTH = 1
 DEFAULT_UPLOAD_TIMEOUT = 1800.0
-_SUFFIXES = {
+_SUFFIXES: dict[str, int | Decimal] = {
     "Ki": 2**10,
     "Mi": 2**20,
     "Gi": 2**30,
@@ -61,6 +61,18 @@ def repo_name(url: str) -> str:
         path = path.split(":", 1)[1]
     name = posixpath.basename(path)
     return name[:-4] if name.endswith(".git") else name
+
+
+_COMMIT_ID = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
+
+
+def source_revision(source: Source | None) -> str | None:
+    """The branch or tag a git source names (None for a commit id, the default branch or an
+    upload): what the build tag is before the checkout has said more."""
+    if source is None or source.git is None or source.git.revision is None:
+        return None
+    revision = source.git.revision
+    return None if _COMMIT_ID.match(revision) else revision
 
 
 @dataclass(frozen=True)
