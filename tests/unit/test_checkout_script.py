@@ -114,7 +114,8 @@ def test_a_tag_and_a_commit_id_are_checked_out(origin: Path, tmp_path: Path) -> 
     )
     assert code == 0
     assert facts["commit"] == first
-    assert (workspace / "a.txt").exists() and not (workspace / "b.txt").exists()
+    assert (workspace / "a.txt").exists()
+    assert not (workspace / "b.txt").exists()
 
 
 def test_a_missing_revision_fails_with_gits_message(origin: Path, tmp_path: Path) -> None:
@@ -142,7 +143,8 @@ def test_a_repository_over_the_size_limit_fails(origin: Path, tmp_path: Path) ->
     code, facts, workspace, _ = checkout(
         tmp_path / "fits", f"file://{origin}", GIT_REVISION="big", SHIPWAY_MAX_SIZE="2000000"
     )
-    assert code == 0 and (workspace / "big.bin").stat().st_size == 300_000
+    assert code == 0
+    assert (workspace / "big.bin").stat().st_size == 300_000
 
 
 def test_basic_auth_credentials_come_from_files_for_the_repositorys_host_only(
@@ -156,7 +158,8 @@ def test_basic_auth_credentials_come_from_files_for_the_repositorys_host_only(
         tmp_path, "http://127.0.0.1:9/org/app.git", SHIPWAY_GIT_SECRET=str(secret)
     )
     assert code != 0
-    assert "hunter2" not in log and "hunter2" not in facts.get("message", "")
+    assert "hunter2" not in log
+    assert "hunter2" not in facts.get("message", "")
     config = (tmp_path / "home" / ".gitconfig").read_text()
     assert "credential.http://127.0.0.1:9" in config.replace('"', "").replace(" ", ".")
     assert "hunter2" not in config, "the helper reads the mounted file, git's config has no secret"
