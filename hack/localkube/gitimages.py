@@ -73,8 +73,16 @@ echo "/cgi-bin/private:${GIT_HTTP_USER:-git}:${GIT_HTTP_PASSWORD:-secret}" >/etc
 git daemon --reuseaddr --export-all --base-path=/srv/git/public --port=9418 \
   --informative-errors /srv/git/public &
 httpd -f -p 80 -h /srv/www -c /etc/httpd.conf &
-exec /usr/sbin/sshd -D -e -p 22 -o UsePAM=no -o PasswordAuthentication=no \
-  -o PermitRootLogin=no -o StrictModes=no -o AuthorizedKeysFile=.ssh/authorized_keys
+cat >/etc/ssh/sshd_config <<EOF
+Port 22
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin no
+StrictModes no
+AuthorizedKeysFile .ssh/authorized_keys
+EOF
+exec /usr/sbin/sshd -D -e
 """
 
 

@@ -237,3 +237,73 @@ def test_a_checked_out_branch_becomes_the_build_tag_for_filters() -> None:
     assert after == {"only main": True, "not main": False}
     named = {**raw, "source": {"git": {"url": "https://g/x.git", "revision": "main"}}}
     assert {r.name: r.enabled for r in compile_pipeline(named).runs} == after
+
+
+# -- the command line's view -----------------------------------------------------------------
+
+
+def test_status_shows_the_source_and_waiting_apart_from_running() -> None:
+    from shipway.cli.format import status_tree
+
+    from .client_builders import NOW as CLI_NOW
+    from .client_builders import at, pipeline, step
+
+    body = pipeline(
+        "Succeeded",
+        [
+            step(
+                "1",
+                "build",
+                "Succeeded",
+                pod="p-1",
+                exit_code=0,
+                createdAt=at(3),
+                started=7,
+                finished=9,
+            )
+        ],
+        progress="1/1",
+        finished=9,
+        spec={"services": {"app": {"image": "x"}}, "steps": [{"name": "build", "service": "app"}]},
+    )
+    body["status"]["source"] = {
+        "kind": "git",
+        "phase": "Succeeded",
+        "pod": "p-src",
+        "commit": "b" * 40,
+        "branch": "main",
+        "commitMessage": "Fix the build\n\nbecause",
+        "createdAt": at(0),
+        "startedAt": at(2),
+        "finishedAt": at(3),
+    }
+    lines = status_tree(body, CLI_NOW)
+    assert lines[1].split() == [
+        "├─",
+        "✔",
+        "checkout",
+        "Succeeded",
+        "1s",
+        "waited",
+        "2s",
+        f"{'b' * 12}",
+        "(main)",
+        "Fix",
+        "the",
+        "build",
+    ]
+    assert lines[2].split()[3:] == ["Succeeded", "exit", "0", "2s", "waited", "4s"]
+
+
+def test_the_checkout_is_followed_and_its_logs_read_like_a_step() -> None:
+    from shipway.cli.commands import select_steps
+    from shipway.cli.tracker import AttemptEnded, AttemptStarted, Tracker, every_step
+
+    status = run(GIT, run(GIT).status, checked_out()).status
+    events = Tracker().update(status)
+    assert [type(e) for e in events[:2]] == [AttemptStarted, AttemptEnded]
+    assert (events[0].step.name, events[0].pod) == ("checkout", CHECKOUT_POD)
+    assert events[1].phase == StepPhase.SUCCEEDED
+    assert events[2].step.name == "write artifact"
+    (chosen,) = select_steps(every_step(status), ["checkout"])
+    assert (chosen.pod, chosen.service) == (CHECKOUT_POD, "checkout"), "the container's name"

@@ -33,6 +33,7 @@ from shipway.cli.format import (
     summary_line,
 )
 from shipway.cli.source import SourceError, add_source_flags, git_flags_given, git_source
+from shipway.cli.tracker import every_step
 from shipway.cli.upload import UploadError, list_tree
 from shipway.codeship import (
     ConversionError,
@@ -554,7 +555,7 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
 
     api = _api(args)
     pipeline = _pipeline(api, args.name)
-    steps = select_steps(pipeline_status(pipeline).steps, args.step)
+    steps = select_steps(every_step(pipeline_status(pipeline)), args.step)
     style = style_for(out)
     if args.follow:
         ids = {s.id for s in steps}
