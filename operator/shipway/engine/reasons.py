@@ -31,6 +31,8 @@ class StepReason(StrEnum):
     """A build's own failure (BuildKit's lines in the message), or a step's whose image it was."""
     BUILD_TIMEOUT = "BuildTimeout"
     BUILDER_NOT_CONFIGURED = "BuilderNotConfigured"
+    SOURCE_FAILED = "SourceFailed"
+    """The checkout or upload failed: no step ran."""
 
 
 class PipelineReason(StrEnum):
@@ -51,6 +53,8 @@ class EventReason(StrEnum):
     STEP_SUCCEEDED = "StepSucceeded"
     STEP_FAILED = "StepFailed"
     STEP_CANCELLED = "StepCancelled"
+    SOURCE_READY = "SourceReady"
+    SOURCE_FAILED = "SourceFailed"
     INVALID_SPEC = "InvalidSpec"
     BUILD_SUCCEEDED = "BuildSucceeded"
     BUILD_FAILED = "BuildFailed"
