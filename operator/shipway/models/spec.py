@@ -103,22 +103,11 @@ class EnvFromSource(_Strict):
 
 
 class Service(_Strict):
-    """A Codeship service: a container definition, started fresh for every step that uses it."""
+    """A Codeship service: a container definition, started fresh for every step that uses it.
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.image) || has(self.build)",
-                    "message": "a service needs image or build",
-                },
-            ]
-        },
-    )
+    It needs ``image`` or ``build``: checked by the operator, since CEL cannot see ``build``
+    (a string or a map, so untyped in the CRD).
+    """
 
     image: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
         None,
