@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase, is_build
+from shipway.engine.buildpods import summary
 from shipway.engine.observe import parse_time
 from shipway.engine.report import SOURCE_TITLES
 from shipway.models import (
@@ -158,8 +159,7 @@ def step_detail(step: StepStatus) -> str:
     For a build: its digest and cache hits, or BuildKit's last error line.
     """
     if is_build(step) and step.message:
-        lines = [line for line in step.message.splitlines() if line.strip()]
-        return lines[-1] if lines else ""
+        return summary(step.message)
     if step.phase == StepPhase.SUCCEEDED:
         return f"after {len(step.attempts) + 1} attempts" if step.attempts else ""
     if step.phase in (StepPhase.FAILED, StepPhase.CANCELLED):

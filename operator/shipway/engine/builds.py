@@ -28,7 +28,7 @@ from shipway.engine.buildnames import (
     project_key,
     tag_for,
 )
-from shipway.engine.buildpods import BuildConfig, BuildToCreate, parse_result
+from shipway.engine.buildpods import BuildConfig, BuildToCreate, parse_result, summary
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, outcome
 from shipway.engine.reasons import StepReason
@@ -239,9 +239,8 @@ class Builds:
             self._refuse_if_unbuildable(state)
         for state in needed:
             if state.phase in (StepPhase.FAILED, StepPhase.CANCELLED, StepPhase.SKIPPED):
-                detail = (state.message or state.reason or "it failed").strip()
-                first = detail.splitlines()[-1] if detail else ""
-                return Gate.FAILED, f"the image of {state.service!r} was not built: {first}"[:1024]
+                why = summary(state.message) or state.reason or "it failed"
+                return Gate.FAILED, f"the image of {state.service!r} was not built: {why}"[:1024]
         if all(state.phase == StepPhase.SUCCEEDED for state in needed):
             return Gate.READY, None
         for state in needed:

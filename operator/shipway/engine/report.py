@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from shipway.engine.buildpods import summary
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
 from shipway.engine.reasons import EventReason, PipelineReason
@@ -262,13 +263,12 @@ def build_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         elif build.phase == StepPhase.FAILED or (
             build.phase == StepPhase.CANCELLED and build.pod is not None
         ):
-            lines = (build.message or build.reason or "").strip().splitlines()
             events.append(
                 EventToEmit(
                     "Warning",
                     EventReason.BUILD_FAILED,
                     f"build of {build.service!r} {build.phase.value.lower()}: "
-                    f"{lines[-1] if lines else ''}"[:1024],
+                    f"{summary(build.message) or build.reason or ''}"[:1024],
                 )
             )
     return events
