@@ -8,13 +8,16 @@ as a user would. The session's operator finds the local builder and registry by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -53,13 +56,40 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def crd_kept(k: Kubectl) -> Iterator[None]:
+    """While a test's pipeline runs, put this tree's CRD back whenever another session's older
+    one (without build, cacheKey) replaced it: the API server checks every status write of a
+    Pipeline against the CRD of the moment, and the old one refuses build (HTTP 422)."""
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(2.0):
+            found = k.run(
+                "get", "crd", "pipelines.shipway.dev", "-o",
+                "jsonpath={.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.cacheKey.description}",
+                check=False,
+            )  # fmt: skip
+            if found.returncode == 0 and not found.stdout.strip():
+                apply_crds(k)
+
+    thread = threading.Thread(target=keep, daemon=True, name="crd-keeper")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
 def run_dir(
     k: Kubectl, project: Path, *args: str, timeout: float = 600
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """``shipway run --dir``, again when an older CRD (another session's) refused or pruned it."""
     for _ in range(4):
         apply_crds(k)
-        done = shipway(k.namespace, "run", "--dir", str(project), *args, timeout=timeout)
+        with crd_kept(k):
+            done = shipway(k.namespace, "run", "--dir", str(project), *args, timeout=timeout)
         output = done.stdout + done.stderr
         if "image builds are not supported yet" in output:
             continue  # the API server had another session's CRD at that moment
