@@ -21,6 +21,39 @@ from pathlib import Path
 
 from .kube import Cluster
 
+SERVICES = """\
+demo:
+  image: busybox:1.36
+  working_dir: /src
+  volumes:
+    - ./:/src
+volumes_test:
+  image: busybox:1.36
+  volumes_from:
+    - demo
+"""
+STEPS = """\
+- name: write artifact
+  service: demo
+  command: sh ./artifact.sh
+- name: check artifact
+  service: volumes_test
+  command: sh -c 'cat /src/tmp/artifact.txt && test -s /src/tmp/artifact.txt'
+"""
+ARTIFACT = """\
+#!/bin/sh
+mkdir -p tmp
+echo "version $(cat VERSION) commit ${CI_COMMIT_ID:-none} branch ${CI_BRANCH:-none}" > tmp/artifact.txt
+"""
+PROJECT: dict[str, str | bytes | None] = {
+    "codeship-services.yml": SERVICES,
+    "codeship-steps.yml": STEPS,
+    "artifact.sh": ARTIFACT,
+}
+"""The seed walkthrough as Codeship files whose service mounts ``./:/src``: ``artifact.sh``
+writes ``tmp/artifact.txt`` from ``VERSION`` and the CI variables, a later step of another
+service (``volumes_from``) reads it."""
+
 NAME = "git"
 HTTP_USER = "ci-bot"
 HTTP_PASSWORD = f"pw-{secrets.token_hex(8)}"
