@@ -224,18 +224,26 @@ def test_a_checkout_that_fails_fails_the_pipeline_with_gits_message_and_no_step_
         args += ["--git-url", server.http("app", private=True), "--git-secret", "wrong"]
     done = None
     if case == "too-large":
-        manifest = json.loads(
-            shipway(
-                k.namespace,
+        converted = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "shipway",
                 "convert",
+                "-o",
+                "json",
+                "-q",
                 "--dir",
                 str(project_dir(repos["big"])),
                 "--git-url",
                 server.http("big"),
-                "-o",
-                "json",
-            ).stdout
+            ],
+            capture_output=True,
+            text=True,
+            env=shipway_env(),
+            check=True,
         )
+        manifest = json.loads(converted.stdout)
         manifest["spec"]["source"]["git"]["maxSize"] = "100k"
         for attempt in range(3):
             apply_crds(k)
