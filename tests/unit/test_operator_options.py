@@ -23,7 +23,7 @@ from shipway.engine.planner import PodToCreate
 
 from .builders import REF, WALKTHROUGH, compiled
 
-CREATE = PodToCreate("1", 0, "demo-1-write-artifact-0", None)
+CREATE = PodToCreate("1", 0, "demo-4a49a-1-write-artifact-0", None)
 
 
 @pytest.mark.parametrize(
