@@ -187,7 +187,8 @@ class Reconciler:
     ) -> Plan:
         """Fail the pipeline at once with ``reason`` (and stop its pods)."""
         status = self._status(snap, memory)
-        pods = own(indexed, snap.uid)
+        known = {pod.name: pod for pod in (*indexed, *memory.created.values())}
+        pods = own(known.values(), snap.uid)
         result = abort_plan(
             snap.ref, status, pods, reason, message, self.clock(), keep_steps=keep_steps
         )
@@ -239,9 +240,10 @@ class Reconciler:
             if not (exc.too_large or exc.status == 422):
                 raise
             why = f"its status could not be stored ({exc}); the steps' results are not kept"
-            return await self._abort(
-                snap, pods, memory, PipelineReason.STATUS_TOO_LARGE, why, keep_steps=False
+            reason = (
+                PipelineReason.STATUS_TOO_LARGE if exc.too_large else PipelineReason.STATUS_REJECTED
             )
+            return await self._abort(snap, pods, memory, reason, why, keep_steps=False)
         if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
             self.compiled.pop((snap.uid, snap.generation), None)

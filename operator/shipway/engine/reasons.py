@@ -52,6 +52,7 @@ class PipelineReason(StrEnum):
     CLAIM_NOT_FOUND = "ClaimNotFound"
     SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
     STATUS_TOO_LARGE = "StatusTooLarge"
+    STATUS_REJECTED = "StatusRejected"
     INTERNAL_ERROR = "InternalError"
     """The operator failed on this pipeline (a bug): it is failed rather than left waiting."""
 
