@@ -100,3 +100,6 @@ class Operator:
             _, pending = await asyncio.wait(background, timeout=timeout)
             for task in pending:
                 task.cancel()
+        close = getattr(self.kube, "close", None)
+        if callable(close):
+            close()
