@@ -68,12 +68,12 @@ def wait_until(k: Kubectl, name: str, test: Any, what: str, timeout: float = 120
 
 def test_colliding_names_run_apart_each_with_its_own_pods(k: Kubectl) -> None:
     """Issue 18: pipeline foo, step '1 y' and pipeline foo-1, step 'y' both made foo-1-1-y."""
-    k.apply_docs(
-        [
-            pipeline("foo", [{"name": "1 y", "service": "app", "command": "echo foo"}]),
-            pipeline("foo-1", [{"name": "y", "service": "app", "command": "echo foo-1"}]),
-        ]
-    )
+    docs = [
+        pipeline("foo", [{"name": "1 y", "service": "app", "command": "echo foo"}]),
+        pipeline("foo-1", [{"name": "y", "service": "app", "command": "echo foo-1"}]),
+    ]
+    # As JSON: kubectl's YAML reads a bare y as a boolean.
+    k("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
     bodies = {name: k.wait_for(name) for name in ("foo", "foo-1")}
     pods = set()
     for name, body in bodies.items():
