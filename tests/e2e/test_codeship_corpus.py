@@ -78,3 +78,33 @@ def test_the_branch_filter_skips_the_step_on_another_branch(k: Kubectl, tmp_path
     result = shipway_run(k, local_copy("09.branch-only", tmp_path), "--branch", "main")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SHOULD ONLY RUN ON MASTER" not in printed(result)
+
+
+def test_example_11s_encrypted_variables_reach_the_step_through_their_secret(
+    k: Kubectl, tmp_path: Path
+) -> None:
+    """The converter's Secret and envFrom, applied as they are (the command line's --aes-key
+    comes later, and 11's own image needs build:). Its service runs busybox:1.36 instead of its
+    build, and the step runs ``env`` instead of the image's ``printenv | grep FOO`` script."""
+    from shipway.codeship import Options, convert_directory, read_aes_key
+
+    target = tmp_path / "11.encrypted-aes"
+    shutil.copytree(CORPUS / "11.encrypted-aes", target)
+    services = target / "codeship-services.yml"
+    services.write_text(services.read_text().replace("build: ./", f"image: {LOCAL_BUSYBOX}"))
+    steps = target / "codeship-steps.yml"
+    steps.write_text(steps.read_text().replace("./check_for_foo.sh", "env"))
+    conversion = convert_directory(
+        target, options=Options(name="encrypted-aes", aes_key=read_aes_key(target))
+    )
+    (secret,) = conversion.secrets
+    k.apply_docs([*conversion.secrets, conversion.manifest])
+    body = k.wait_for("encrypted-aes")
+    (step,) = body["status"]["steps"]
+    assert body["status"]["phase"] == "Succeeded", step
+    printed = k("logs", step["pod"]).split()
+    assert "FOO=bar" in printed
+    assert "BAZ=bat" in printed
+    pipeline_yaml = k("get", "pipeline", "encrypted-aes", "-o", "yaml")
+    assert secret["metadata"]["name"] in pipeline_yaml
+    assert "bat" not in pipeline_yaml
