@@ -56,6 +56,15 @@ GOOD: list[tuple[str, list[str]]] = [
         ],
     ),
     ("restricted steps", ["stepPods.restricted=true", "stepServiceAccount.name="]),
+    (
+        "step accounts and limits",
+        [
+            "stepServiceAccount.allowed={builder,deployer}",
+            "pipelines.defaultTimeout=1h30m",
+            "pipelines.maxRunningPods=0",
+            "stepPods.unschedulableGrace=2m",
+        ],
+    ),
 ]
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
@@ -65,6 +74,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("unknown key", ["replicas=2"], "additional properties 'replicas' not allowed"),
     ("bad namespace name", ["watchNamespaces={Team_A}"], "/watchNamespaces/0"),
     ("bad pull policy", ["image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    ("bad default timeout", ["pipelines.defaultTimeout=5 hours"], "/pipelines/defaultTimeout"),
     ("ServiceMonitor without its CRD", ["metrics.serviceMonitor.enabled=true"], "needs the prometheus-operator CRDs"),
     ("ServiceMonitor without metrics", ["metrics.enabled=false", "metrics.serviceMonitor.enabled=true", f"--api-versions={MONITORING}"], "needs metrics.enabled=true"),
 ]  # fmt: skip

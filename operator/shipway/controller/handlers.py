@@ -1,19 +1,16 @@
-"""kopf wiring: watch Pipelines, hand every change of a pipeline or its pods to the reconciler.
+"""kopf wiring: settings, start-up and shutdown, and every Pipeline event to the operator.
 
 kopf watches Pipelines with one ``on.event`` handler, so kopf itself writes nothing to the
 cluster (no finalizers, no progress annotations): per step the operator makes one pod create,
 one status patch and one Event. Step pods, thousands of short-lived objects, are watched by
-:mod:`shipway.controller.podwatch` into a compact store instead of kopf's per-object machinery. Garbage
-collection through owner references removes pods and the claim when a Pipeline is deleted,
-even while the operator is down.
-
-No pipeline is planned before the pods of its namespace have been listed once, so after a
-(re)start the first decisions already see every existing pod and never recreate a step.
+:mod:`shipway.controller.podwatch` into a compact store instead of kopf's per-object
+machinery. Garbage collection through owner references removes pods and the claim when a
+Pipeline is deleted, even while the operator is down. The operator's state lives in one
+:class:`~shipway.controller.runtime.Operator`, kept in kopf's memo.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from typing import Any
@@ -22,27 +19,12 @@ import kopf
 from kubernetes import config as kube_config
 
 from shipway import GROUP, PLURAL, VERSION
-from shipway.controller import heap, metrics
+from shipway.controller import metrics
 from shipway.controller.config import OperatorConfig
 from shipway.controller.kube import Kube
-from shipway.controller.podwatch import PodWatches
-from shipway.controller.reconciler import PipelineSnapshot, Reconciler
-from shipway.engine.objects import Key
-from shipway.engine.observe import PodView
+from shipway.controller.runtime import Operator
 
 log = logging.getLogger("shipway")
-
-_state: dict[str, Any] = {}
-_pipelines: dict[Key, PipelineSnapshot] = {}
-"""The latest snapshot of every Pipeline, from kopf's watch: what timers and pod changes read."""
-
-
-def _reconciler() -> Reconciler:
-    reconciler = _state.get("reconciler")
-    if reconciler is None:
-        raise RuntimeError("the operator has not started up")
-    assert isinstance(reconciler, Reconciler)
-    return reconciler
 
 
 @kopf.on.startup()
@@ -50,7 +32,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     config = memo.get("config")
     if not isinstance(config, OperatorConfig):  # run by kopf itself, not `shipway operator`
         config = OperatorConfig.from_env(os.environ)
-    _state["config"] = config
     settings.posting.enabled = False  # our own Events only: one per step, not kopf's log lines
     if not log.isEnabledFor(logging.DEBUG):
         # kopf logs every handled watch event at INFO: thousands of lines per busy minute.
@@ -72,9 +53,8 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     if config.metrics_port:
         metrics.serve(config.metrics_port)
         log.info("metrics on :%s/metrics", config.metrics_port)
-    heap.limit_arenas()  # before the API thread pools start
-    _state["trim"] = asyncio.ensure_future(heap.trim_every(10.0))
-    _state["reconciler"] = Reconciler(Kube(), config.settings, config.pods)
+    operator = memo["operator"] = Operator(config, Kube())
+    operator.start()
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -111,58 +91,20 @@ def configure_peering(settings: kopf.OperatorSettings, config: OperatorConfig) -
 
 
 @kopf.on.cleanup()
-async def shutdown(**_: Any) -> None:
-    trim = _state.pop("trim", None)
-    if isinstance(trim, asyncio.Future):
-        trim.cancel()
-    watches = _state.pop("pods", None)
-    if isinstance(watches, PodWatches):
-        watches.stop()
-    reconciler = _state.pop("reconciler", None)
-    if isinstance(reconciler, Reconciler):
-        await asyncio.gather(*reconciler.background, return_exceptions=True)
-
-
-def _pod_watches() -> PodWatches:
-    watches = _state.get("pods")
-    if watches is None:
-        config = _state["config"]
-        assert isinstance(config, OperatorConfig)
-        watches = _state["pods"] = PodWatches(_pods_changed, config.clusterwide)
-    assert isinstance(watches, PodWatches)
-    return watches
-
-
-def _pods_changed(key: Key) -> None:
-    reconciler = _state.get("reconciler")
-    if isinstance(reconciler, Reconciler):
-        reconciler.spawn(_run(key))
-
-
-async def _run(key: Key) -> None:
-    reconciler = _reconciler()
-    watches = _pod_watches()
-    await watches.ready(key[0])
-
-    def requeue(again: Key) -> None:
-        reconciler.spawn(_run(again))
-
-    def read() -> tuple[PipelineSnapshot | None, list[PodView]]:
-        return _pipelines.get(key), watches.store.pods(key)
-
-    await reconciler.reconcile_latest(key, read, requeue)
+async def shutdown(memo: kopf.Memo, **_: Any) -> None:
+    operator = memo.get("operator")
+    if isinstance(operator, Operator):
+        await operator.stop()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def pipeline_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+async def pipeline_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Note the pipeline's latest state and reconcile it in the background.
 
     Returning at once lets kopf drop the event: a handler awaiting the reconcile kept every
     busy pipeline's whole body (managed fields and all) alive, ~25 MB per 1000 pipelines.
     """
-    key = (body.metadata.namespace or "", body.metadata.name or "")
-    if type == "DELETED":
-        _pipelines.pop(key, None)
-    else:
-        _pipelines[key] = PipelineSnapshot.from_body(body)
-    _reconciler().spawn(_run(key))
+    operator = memo.get("operator")
+    if not isinstance(operator, Operator):
+        raise RuntimeError("the operator has not started up")
+    operator.pipeline_changed(body, deleted=type == "DELETED")

@@ -77,9 +77,14 @@ def pipeline_status(
     message: str | None,
     stamp: str,
     node: str | None,
+    reason: str | None = None,
     source: SourceStatus | None = None,
 ) -> PipelineStatus:
-    """The status to write: the phase, progress, running steps and every step's state."""
+    """The status to write: the phase, progress, running steps and every step's state.
+
+    ``reason`` replaces the ``Succeeded`` condition's usual one (e.g. ExceededResourceQuota
+    while a quota holds the pipeline up).
+    """
     entries = [step_status(s) for s in steps]
     regular = [s for s in entries if s.on_fail_of is None]
     done = sum(1 for s in regular if s.phase.terminal)
@@ -99,7 +104,7 @@ def pipeline_status(
         finished_at=(previous.finished_at or stamp) if finished else None,
         node_name=node,
         observed_generation=ref.generation,
-        conditions=[succeeded_condition(previous, phase, message, stamp, ref)],
+        conditions=[succeeded_condition(previous, phase, message, stamp, ref, reason)],
         steps=entries,
         source=source,
     )
