@@ -20,7 +20,7 @@ import pytest
 
 from . import gitserver
 from .conftest import ROOT, OperatorProcess
-from .gitserver import GitServer, Repo
+from .gitserver import GitServer, Repo, lost_source
 from .kube import Cluster
 from .pipelines import Kubectl
 from .test_cli import created_name, shipway, shipway_env
@@ -45,12 +45,6 @@ def project_dir(repo: Repo) -> Path:
 
 def apply_crds(k: Kubectl) -> None:
     k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-
-
-def lost_source(body: dict[str, Any]) -> bool:
-    """The API server pruned spec.source or status.source: another test session on the shared
-    cluster applied an older CRD meanwhile (not a failure of the code under test)."""
-    return "source" not in body.get("spec", {}) or "source" not in body.get("status", {})
 
 
 def run(k: Kubectl, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
