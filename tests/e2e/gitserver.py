@@ -9,16 +9,14 @@ the cluster has DNS, URLs use the Service's ClusterIP.
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import secrets
 import subprocess
-import tarfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from localkube import gitserver as server
 
 from .kube import Cluster
 
@@ -58,7 +56,6 @@ service (``volumes_from``) reads it."""
 NAME = "git"
 HTTP_USER = "ci-bot"
 HTTP_PASSWORD = f"pw-{secrets.token_hex(8)}"
-IMAGE = "localkube.shipway.dev/git-server:2.39"
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -149,29 +146,8 @@ class GitServer:
 
     def publish(self, repo: Repo, private: bool = False) -> None:
         """Copy a bare repository into the server (public or private area)."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(repo.bare, arcname=f"{repo.name}.git")
-        area = "private" if private else "public"
-        subprocess.run(
-            [
-                self.cluster.kubectl_binary,
-                "--kubeconfig",
-                str(self.cluster.kubeconfig),
-                "exec",
-                "-i",
-                "-n",
-                self.namespace,
-                NAME,
-                "--",
-                "tar",
-                "-x",
-                "-C",
-                f"/srv/git/{area}",
-            ],
-            input=buffer.getvalue(),
-            check=True,
-            capture_output=True,
+        server.publish(
+            _kubectl(self.cluster), self.namespace, repo.bare, "private" if private else "public"
         )
 
     def secret(self, kubectl_namespace: str, name: str, kind: str) -> None:
@@ -189,6 +165,10 @@ class GitServer:
         self.cluster.apply(kubectl_namespace, body)
 
 
+def _kubectl(cluster: Cluster) -> list[str]:
+    return [cluster.kubectl_binary, "--kubeconfig", str(cluster.kubeconfig)]
+
+
 def start(cluster: Cluster, namespace: str, key_dir: Path) -> GitServer:
     """Deploy the server into ``namespace`` (created here) and wait until it serves."""
     subprocess.run(
@@ -198,66 +178,7 @@ def start(cluster: Cluster, namespace: str, key_dir: Path) -> GitServer:
     )
     cluster.kubectl("create", "namespace", namespace)
     public_key = (key_dir / "id.pub").read_text()
-    cluster.apply(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "git-keys"},
-            "data": {"authorized_keys": public_key},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": NAME, "labels": {"app": NAME}},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "git",
-                        "image": IMAGE,
-                        "env": [
-                            {"name": "GIT_HTTP_USER", "value": HTTP_USER},
-                            {"name": "GIT_HTTP_PASSWORD", "value": HTTP_PASSWORD},
-                        ],
-                        "volumeMounts": [{"name": "keys", "mountPath": "/etc/git-server"}],
-                        "readinessProbe": {
-                            "tcpSocket": {"port": 22},
-                            "periodSeconds": 1,
-                        },
-                    }
-                ],
-                "volumes": [{"name": "keys", "configMap": {"name": "git-keys"}}],
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": NAME},
-            "spec": {
-                "selector": {"app": NAME},
-                "ports": [
-                    {"name": "ssh", "port": 22},
-                    {"name": "http", "port": 80},
-                    {"name": "git", "port": 9418},
-                ],
-            },
-        },
-    )
-    cluster.kubectl(
-        "wait", "-n", namespace, "--for=condition=Ready", f"pod/{NAME}", "--timeout=120s"
-    )
-    ip = cluster.json("get", "service", NAME, "-n", namespace)["spec"]["clusterIP"]
-    deadline = time.monotonic() + 30
-    host_key = ""
-    while not host_key and time.monotonic() < deadline:
-        done = cluster.run(
-            "exec", "-n", namespace, NAME, "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub",
-            check=False,
-        )  # fmt: skip
-        host_key = " ".join(done.stdout.split()[:2])
-        time.sleep(0.2)
-    if not host_key:
-        raise AssertionError("the git server has no ssh host key")
+    ip, host_key = server.deploy(_kubectl(cluster), namespace, HTTP_USER, HTTP_PASSWORD, public_key)
     return GitServer(cluster, namespace, ip, key_dir, host_key)
 
 
@@ -269,7 +190,3 @@ def lost_source(body: dict[str, Any]) -> bool:
     """The API server pruned spec.source or status.source: another test session on the shared
     cluster applied an older CRD meanwhile (not a failure of the code under test)."""
     return "source" not in body.get("spec", {}) or "source" not in body.get("status", {})
-
-
-def describe(server: GitServer) -> str:
-    return json.dumps({"ip": server.ip, "namespace": server.namespace})
