@@ -83,6 +83,11 @@ def cluster() -> Iterator[Cluster]:
                     pytrace=False,
                 )
         found = Cluster(paths.kubeconfig, _kubectl_binary(paths), local=True)
+        # The image of checkout and upload pods (`shipway run --dir` uploads): `localkube up`
+        # imports it; a cluster started by an older checkout may lack it.
+        from localkube import gitimages
+
+        gitimages.ensure(paths, import_into=paths.containerd_socket, names=("git",))
     with pytest.MonkeyPatch.context() as mp:
         # Helpers and subprocesses (kubectl, the operator) all talk to this cluster.
         mp.setenv("KUBECONFIG", str(found.kubeconfig))

@@ -181,7 +181,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if args.detach and upload is None:
         out.write(f"{name}\n")
         return OK
-    printer = Printer(out, live(out))
+    # --detach with an upload: its progress on stderr, the name alone on stdout
+    notes = sys.stderr if args.detach else out
+    printer = Printer(notes, live(notes))
     printer.line(f"shipway: pipeline {api.namespace}/{name} created")
     follower = Follower(api, name, printer, style, logs=not args.no_logs)
     final = created
@@ -190,6 +192,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
             if upload is not None:
                 _upload(api, created, upload, printer, entries)
             if args.detach:
+                out.write(f"{name}\n")
                 return OK
             final = follower.follow(created)
         except KeyboardInterrupt:
