@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
+
 from shipway.engine.manifests import PodOptions, ci_environment, claim_name, pod_manifest
 from shipway.engine.naming import pod_name
 from shipway.engine.observe import PodView
@@ -314,3 +316,23 @@ def test_the_checkout_is_followed_and_its_logs_read_like_a_step() -> None:
     assert events[2].step.name == "write artifact"
     (chosen,) = select_steps(every_step(status), ["checkout"])
     assert (chosen.pod, chosen.service) == (CHECKOUT_POD, "checkout"), "the container's name"
+
+
+def test_the_operator_settings_of_checkouts() -> None:
+    from shipway.controller.config import ConfigError, pod_options
+    from shipway.engine.checkout import DEFAULT_GIT_IMAGE, SourceSettings
+
+    assert pod_options({}).source == SourceSettings(DEFAULT_GIT_IMAGE, 2 * 2**30)
+    options = pod_options({"SHIPWAY_GIT_IMAGE": "reg/git:1", "SHIPWAY_SOURCE_MAX_SIZE": "500Mi"})
+    assert options.source == SourceSettings("reg/git:1", 500 * 2**20)
+    for bad in ("lots", "0"):
+        with pytest.raises(ConfigError, match="SHIPWAY_SOURCE_MAX_SIZE"):
+            pod_options({"SHIPWAY_SOURCE_MAX_SIZE": bad})
+    # a pipeline may lower the limit, never raise it
+    raw = {**GIT, "source": {"git": {"url": "https://g/x.git", "maxSize": "10Gi"}}}
+    manifest = pod_manifest(
+        REF, compiled(raw), PodToCreate("source", 0, CHECKOUT_POD), options=options
+    )
+    env = {e["name"]: e["value"] for e in manifest["spec"]["containers"][0]["env"]}
+    assert env["SHIPWAY_MAX_SIZE"] == str(500 * 2**20)
+    assert manifest["spec"]["containers"][0]["image"] == "reg/git:1"
