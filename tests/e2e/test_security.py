@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .gitserver import GitServer, Repo, lost_source
+from .gitserver import GitServer, Repo, lost_source, serve_own_crd
 from .pipelines import ROOT, Kubectl, steps_by_name
 from .test_cli import created_name, shipway
 
@@ -163,7 +163,7 @@ def test_a_symlink_in_a_checkout_cannot_reach_outside_the_volume(
 ) -> None:
     server, _ = git_server
     for attempt in range(3):  # again if another session's older CRD pruned the source
-        k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+        serve_own_crd(k, ROOT)
         name = f"escape-{attempt}"
         k.apply_docs([_follow_only(name, mount, {"git": {"url": server.http("escape")}})])
         body = k.wait_for(name, timeout=120)
@@ -182,7 +182,7 @@ def test_a_symlink_in_an_upload_cannot_reach_outside_the_volume(
     manifest = tmp_path / "escape.yaml"
     manifest.write_text(yaml.safe_dump(_follow_only("escape", mount, {"upload": {}})))
     for _ in range(3):  # again if another session's older CRD pruned the source
-        k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+        serve_own_crd(k, ROOT)
         done = shipway(k.namespace, "run", "-f", str(manifest), "--source", str(project))
         body = k.pipeline(created_name(done.stdout))
         if not lost_source(body):

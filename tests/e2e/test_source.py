@@ -44,7 +44,7 @@ def project_dir(repo: Repo) -> Path:
 
 
 def apply_crds(k: Kubectl) -> None:
-    k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    gitserver.serve_own_crd(k, ROOT)
 
 
 def run(k: Kubectl, *args: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
