@@ -86,6 +86,15 @@ GOOD: list[tuple[str, list[str]]] = [
     ),
     ("registry with inline CA", ["registry.url=registry.example.com:5000/ci", "registry.ca=PEM"]),
     ("insecure registry", ["registry.url=10.0.0.5:5000", "registry.insecure=true"]),
+    (
+        "step accounts and limits",
+        [
+            "stepServiceAccount.allowed={builder,deployer}",
+            "pipelines.defaultTimeout=1h30m",
+            "pipelines.maxRunningPods=0",
+            "stepPods.unschedulableGrace=2m",
+        ],
+    ),
 ]
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
@@ -99,6 +108,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("two registry CAs", ["registry.url=r.example.com", "registry.ca=PEM", "registry.caConfigMap=c"], "set only one"),
     ("insecure registry with a CA", ["registry.url=r.example.com", "registry.ca=PEM", "registry.insecure=true"], "registry.insecure skips TLS verification"),
     ("registry url with a scheme", ["registry.url=https://r.example.com"], "/registry/url"),
+    ("bad default timeout", ["pipelines.defaultTimeout=5 hours"], "/pipelines/defaultTimeout"),
     ("ServiceMonitor without its CRD", ["metrics.serviceMonitor.enabled=true"], "needs the prometheus-operator CRDs"),
     ("builder deployed and existing", ["buildkit.deploy=true", "buildkit.address=tcp://b:1234"], "leave buildkit.address empty"),
     ("existing builder without certificate", ["buildkit.address=tcp://b:1234"], "needs buildkit.clientSecret"),

@@ -314,7 +314,7 @@ def test_an_unreachable_builder_fails_the_build_after_a_bounded_wait_naming_it(
         "PYTHONPATH": os.pathsep.join([str(ROOT / "operator"), str(ROOT / "hack")]),
         "SHIPWAY_BUILDKIT_ADDR": nowhere,
         "SHIPWAY_BUILDKIT_CLIENT_SECRET": "shipway-buildkit-client",
-        "SHIPWAY_NAMESPACE": "shipway-system",
+        "SHIPWAY_OPERATOR_NAMESPACE": "shipway-system",
         "SHIPWAY_REGISTRY_URL": "registry.localkube-system.svc.cluster.local",
         "SHIPWAY_BUILDKIT_CLIENT_IMAGE": "localkube.shipway.dev/buildctl:v0.34.2",
         "SHIPWAY_BUILDKIT_WAIT": "10s",

@@ -250,6 +250,7 @@ def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) ->
         ("patch", "pods", "watched", True),
         ("delete", "pods", "watched", True),
         ("create", "persistentvolumeclaims", "watched", True),
+        ("get", "persistentvolumeclaims", "watched", True),
         ("create", "events", "watched", True),
         ("patch", "kopfpeerings.kopf.dev", "watched", True),
         # Nothing else there: no Secrets, no writes to the Pipelines' spec.

@@ -25,7 +25,7 @@ ENV = {
     "SHIPWAY_REGISTRY_URL": "registry.example.com/ci/",
     "SHIPWAY_BUILDKIT_ADDR": "tcp://buildkitd.builds.svc:1234",
     "SHIPWAY_BUILDKIT_CLIENT_SECRET": "shipway-buildkit-client",
-    "SHIPWAY_NAMESPACE": "shipway",
+    "SHIPWAY_OPERATOR_NAMESPACE": "shipway",
     "SHIPWAY_BUILDKIT_WAIT": "30s",
 }
 

@@ -97,6 +97,15 @@ def build_pod(
                     "shipway.dev/attempt": "0",
                 },
                 "annotations": {"kubectl.kubernetes.io/default-container": "build"},
+                "ownerReferences": [
+                    {
+                        "apiVersion": "shipway.dev/v1alpha1",
+                        "kind": "Pipeline",
+                        "name": REF.name,
+                        "uid": REF.uid,
+                        "controller": True,
+                    }
+                ],
             },
             "spec": {"nodeName": "node-1", "activeDeadlineSeconds": 3600},
             "status": {
@@ -363,7 +372,7 @@ def test_a_finished_pipeline_leaves_its_recorded_build_pods_alone() -> None:
     names = _names(first)
     pods = [build_pod(n, s, rc=0, message=ok()) for s, n in names.items()]
     status = first.status.model_copy(update={"phase": PipelinePhase.SUCCEEDED})
-    assert finished_plan(status, pods).stop == ()
+    assert finished_plan(status, pods, REF.uid).stop == ()
 
 
 def test_cached_builds_import_the_branch_then_the_default_branch_and_export_the_branch() -> None:

@@ -55,12 +55,14 @@ def register(sub: Any) -> None:
     )
     con.add_argument("--namespace", help="set metadata.namespace")
     con.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
-    add_source_flags(con, run=False)
     con.set_defaults(func=cmd_convert)
+
+    add_source_flags(con, run=False)
 
     run = sub.add_parser(
         "run", parents=[conn, files], help="create a Pipeline and follow it to the end"
     )
+    add_source_flags(run, run=True)
     run.add_argument(
         "-f",
         "--filename",
@@ -68,7 +70,6 @@ def register(sub: Any) -> None:
     )
     run.add_argument("-d", "--detach", action="store_true", help="return once created")
     run.add_argument("--no-logs", action="store_true", help="progress and results only")
-    add_source_flags(run, run=True)
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", parents=[conn], help="a Pipeline's groups and steps")

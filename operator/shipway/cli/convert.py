@@ -97,7 +97,7 @@ def _print_warnings(warnings: tuple[ConversionWarning, ...], quiet: bool) -> Non
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def source_of(
+def source_flags(
     args: argparse.Namespace, directory: Path, upload: bool
 ) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """spec.source from the flags (git, else an upload when ``upload``) and CI fields learnt."""
@@ -120,7 +120,7 @@ def convert(
     upload: bool = False,
 ) -> Any:
     directory = Path(args.dir or ".")
-    source, learnt = source_of(args, directory, upload)
+    source, learnt = source_flags(args, directory, upload)
     options = Options(
         name=args.name or default_name(directory),
         generate_name=generate_name,

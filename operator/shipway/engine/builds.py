@@ -32,7 +32,7 @@ from shipway.engine.buildpods import BuildConfig, BuildToCreate, parse_result, s
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, outcome
 from shipway.engine.reasons import StepReason
-from shipway.engine.steps import halt
+from shipway.engine.steps import Refusal, halt
 from shipway.models import BuildStatus, PipelineStatus, StepPhase
 from shipway.spec.builds import ResolvedBuild
 from shipway.spec.compiler import CompiledPipeline
@@ -114,8 +114,9 @@ class Builds:
         status: PipelineStatus,
         pods_by_step: Mapping[str, Mapping[int, PodView]],
         now: datetime,
-        start_grace: float,
-        rejected: Mapping[str, str],
+        graces: tuple[float, float],
+        rejected: Mapping[str, Refusal],
+        waiting: Mapping[str, str],
         config: BuildConfig,
         git_url: str | None = None,
         branch: str | None = None,
@@ -125,8 +126,12 @@ class Builds:
         self.config = config
         self.now = now
         self.stamp = format_time(now)
-        self.start_grace = start_grace
+        self.graces = graces
+        """How long a pod may wait on a start problem, and unschedulable (observe.outcome)."""
         self.rejected = rejected
+        self.waiting = waiting
+        self.quota: str | None = None
+        """Set when a ResourceQuota holds a build back (it is tried again later)."""
         self.git_url = git_url
         self.branch = branch
         self.stop: list[str] = []
@@ -174,7 +179,8 @@ class Builds:
         name = self.pod_name(state.service)
         if pod is None:
             if name in self.rejected:
-                self._end(state, StepPhase.FAILED, StepReason.POD_REJECTED, self.rejected[name])
+                refusal = self.rejected[name]
+                self._end(state, StepPhase.FAILED, refusal.reason, refusal.message)
             elif state.pod == name and state.phase == StepPhase.RUNNING:
                 why = "the build's pod disappeared before the build finished"
                 self._end(state, StepPhase.FAILED, StepReason.POD_DELETED, why)
@@ -183,7 +189,7 @@ class Builds:
             return
         state.pod = name
         state.created_at = state.created_at or pod.created_at
-        result = outcome(pod, self.now, self.start_grace)
+        result = outcome(pod, self.now, *self.graces)
         if result.recheck_after is not None:
             self.recheck.append(result.recheck_after)
         state.started_at = result.started_at or state.started_at
@@ -267,9 +273,13 @@ class Builds:
                 continue
             if not (state.requested or (eager and state.wanted)):
                 continue
+            name = self.pod_name(state.service)
+            if name in self.waiting:
+                self.quota = f"waiting for quota: {self.waiting[name]}"[:1024]
+                state.reason, state.message = StepReason.EXCEEDED_QUOTA, self.waiting[name][:1024]
+                continue
             deadlines = [t for t in (self.config.timeout_seconds, remaining) if t is not None]
             cache_repo, tags = self._cache(state.build)
-            name = self.pod_name(state.service)
             creates.append(
                 BuildToCreate(
                     service=state.service,
@@ -296,8 +306,9 @@ class Builds:
         return repo, tuple(dict.fromkeys(tags))
 
     def busy(self) -> bool:
-        """A build runs or starts now."""
-        return any(s.phase == StepPhase.RUNNING for s in self.by_service.values())
+        """A build runs, starts now, or waits for quota."""
+        running = any(s.phase == StepPhase.RUNNING for s in self.by_service.values())
+        return running or self.quota is not None
 
     def end_unneeded(self) -> None:
         """The pipeline is over: builds still running or waiting are not needed any more."""
