@@ -117,7 +117,8 @@ def remote_digest(paths: Paths, ref: str) -> str | None:
         return out.strip()
     if "MANIFEST_UNKNOWN" in err or "NAME_UNKNOWN" in err or "404" in err:
         return None
-    raise LocalkubeError(f"the registry ({registry.URL}) does not answer crane: {err.strip()}")
+    host = ref.split("/", 1)[0]
+    raise LocalkubeError(f"the registry ({host}) does not answer crane: {err.strip()}")
 
 
 def _space_hint(paths: Paths) -> str:

@@ -315,3 +315,13 @@ def test_go_versions() -> None:
     assert hostdeps.parse_go_version("go1.26.8\n") == (1, 26)
     assert hostdeps.parse_go_version("devel") is None
     assert json.dumps(config.GO_MINIMUM)  # a tuple of ints, comparable with the parsed one
+
+
+def test_an_unreachable_registry_is_named_in_the_error() -> None:
+    paths = Paths.default()
+    if not (paths.bin / "crane").exists():
+        pytest.skip("crane is not built (python -m localkube build crane)")
+    with pytest.raises(
+        LocalkubeError, match=r"the registry \(127\.0\.0\.1:9\) does not answer"
+    ):
+        mirror.remote_digest(paths, "127.0.0.1:9/library/busybox:latest")
