@@ -321,7 +321,5 @@ def test_an_unreachable_registry_is_named_in_the_error() -> None:
     paths = Paths.default()
     if not (paths.bin / "crane").exists():
         pytest.skip("crane is not built (python -m localkube build crane)")
-    with pytest.raises(
-        LocalkubeError, match=r"the registry \(127\.0\.0\.1:9\) does not answer"
-    ):
+    with pytest.raises(LocalkubeError, match=r"the registry \(127\.0\.0\.1:9\) does not answer"):
         mirror.remote_digest(paths, "127.0.0.1:9/library/busybox:latest")
