@@ -67,6 +67,18 @@ GOOD: list[tuple[str, list[str]]] = [
     ("registry with inline CA", ["registry.url=registry.example.com:5000/ci", "registry.ca=PEM"]),
     ("insecure registry", ["registry.url=10.0.0.5:5000", "registry.insecure=true"]),
 ]
+#: Text the rendering of a good value set must contain (what the values promise to do).
+EXPECT: dict[str, list[str]] = {
+    "local registry": [
+        'name: SHIPWAY_REGISTRY_URL\n              value: "registry.localkube-system.svc.cluster.local"',
+        "name: SHIPWAY_REGISTRY_CA_FILE",
+        "name: kube-root-ca.crt",
+        "secretName: registry-push",
+        "name: SHIPWAY_REGISTRY_AUTH_FILE",
+    ],
+    "registry with inline CA": ["name: shipway-registry-ca", 'ca.crt: "PEM"'],
+    "insecure registry": ['name: SHIPWAY_REGISTRY_INSECURE\n              value: "true"'],
+}
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
     ("replicas without peering", ["replicaCount=2", "peering.enabled=false"], "needs peering.enabled=true"),
@@ -181,6 +193,11 @@ def check_helm(helm: str) -> list[str]:
         docs = [d for d in yaml.safe_load_all(out.stdout) if d]
         if not any(d.get("kind") == "Deployment" for d in docs):
             problems.append(f"helm template ({name}) rendered no Deployment")
+        problems += [
+            f"helm template ({name}) lacks {text!r}"
+            for text in EXPECT.get(name, [])
+            if text not in out.stdout
+        ]
     # helm built as its release is knows its Kubernetes version: no --kube-version needed.
     bare = _helm(helm, "template", "shipway", chart, "--namespace", "shipway")
     if bare.returncode != 0:
