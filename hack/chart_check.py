@@ -56,7 +56,29 @@ GOOD: list[tuple[str, list[str]]] = [
         ],
     ),
     ("restricted steps", ["stepPods.restricted=true", "stepServiceAccount.name="]),
+    (
+        "local registry",
+        [
+            "registry.url=registry.localkube-system.svc.cluster.local",
+            "registry.caConfigMap=kube-root-ca.crt",
+            "registry.pushSecret=registry-push",
+        ],
+    ),
+    ("registry with inline CA", ["registry.url=registry.example.com:5000/ci", "registry.ca=PEM"]),
+    ("insecure registry", ["registry.url=10.0.0.5:5000", "registry.insecure=true"]),
 ]
+#: Text the rendering of a good value set must contain (what the values promise to do).
+EXPECT: dict[str, list[str]] = {
+    "local registry": [
+        'name: SHIPWAY_REGISTRY_URL\n              value: "registry.localkube-system.svc.cluster.local"',
+        "name: SHIPWAY_REGISTRY_CA_FILE",
+        "name: kube-root-ca.crt",
+        "secretName: registry-push",
+        "name: SHIPWAY_REGISTRY_AUTH_FILE",
+    ],
+    "registry with inline CA": ["name: shipway-registry-ca", 'ca.crt: "PEM"'],
+    "insecure registry": ['name: SHIPWAY_REGISTRY_INSECURE\n              value: "true"'],
+}
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
     ("replicas without peering", ["replicaCount=2", "peering.enabled=false"], "needs peering.enabled=true"),
@@ -65,6 +87,10 @@ BAD: list[tuple[str, list[str], str]] = [
     ("unknown key", ["replicas=2"], "additional properties 'replicas' not allowed"),
     ("bad namespace name", ["watchNamespaces={Team_A}"], "/watchNamespaces/0"),
     ("bad pull policy", ["image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    ("registry settings without url", ["registry.pushSecret=push"], "set registry.url too"),
+    ("two registry CAs", ["registry.url=r.example.com", "registry.ca=PEM", "registry.caConfigMap=c"], "set only one"),
+    ("insecure registry with a CA", ["registry.url=r.example.com", "registry.ca=PEM", "registry.insecure=true"], "registry.insecure skips TLS verification"),
+    ("registry url with a scheme", ["registry.url=https://r.example.com"], "/registry/url"),
     ("ServiceMonitor without its CRD", ["metrics.serviceMonitor.enabled=true"], "needs the prometheus-operator CRDs"),
     ("ServiceMonitor without metrics", ["metrics.enabled=false", "metrics.serviceMonitor.enabled=true", f"--api-versions={MONITORING}"], "needs metrics.enabled=true"),
 ]  # fmt: skip
@@ -167,6 +193,15 @@ def check_helm(helm: str) -> list[str]:
         docs = [d for d in yaml.safe_load_all(out.stdout) if d]
         if not any(d.get("kind") == "Deployment" for d in docs):
             problems.append(f"helm template ({name}) rendered no Deployment")
+        problems += [
+            f"helm template ({name}) lacks {text!r}"
+            for text in EXPECT.get(name, [])
+            if text not in out.stdout
+        ]
+    # helm built as its release is knows its Kubernetes version: no --kube-version needed.
+    bare = _helm(helm, "template", "shipway", chart, "--namespace", "shipway")
+    if bare.returncode != 0:
+        problems.append(f"helm template without --kube-version failed:\n{bare.stderr}")
     for name, values, expected in BAD:
         out = _helm(helm, "template", "shipway", chart, *common, *_sets(values))
         if out.returncode == 0:

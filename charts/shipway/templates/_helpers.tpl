@@ -65,6 +65,17 @@ app.kubernetes.io/part-of: shipway
 {{- if and .Values.metrics.serviceMonitor.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) }}
 {{- fail "metrics.serviceMonitor.enabled needs the prometheus-operator CRDs (monitoring.coreos.com/v1 ServiceMonitor) in the cluster" }}
 {{- end }}
+{{- with .Values.registry }}
+{{- if and (not .url) (or .ca .caConfigMap .insecure .pushSecret) }}
+{{- fail "registry.ca, registry.caConfigMap, registry.insecure and registry.pushSecret describe a registry: set registry.url too" }}
+{{- end }}
+{{- if and .ca .caConfigMap }}
+{{- fail "registry.ca and registry.caConfigMap both give the registry's CA: set only one" }}
+{{- end }}
+{{- if and .insecure (or .ca .caConfigMap) }}
+{{- fail "registry.insecure skips TLS verification: drop registry.ca/caConfigMap, or set insecure=false to verify with them" }}
+{{- end }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
 {{- fail (printf "replicaCount=%d needs peering.enabled=true: without kopf peering every replica would run the same Pipelines at once" (int .Values.replicaCount)) }}
 {{- end }}
@@ -114,4 +125,9 @@ app.kubernetes.io/part-of: shipway
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- end }}
+
+{{/* The ConfigMap holding registry.ca (when given inline). */}}
+{{- define "shipway.registryCaConfigMap" -}}
+{{- if .Values.registry.caConfigMap }}{{ .Values.registry.caConfigMap }}{{ else }}{{ include "shipway.fullname" . }}-registry-ca{{ end }}
 {{- end }}
