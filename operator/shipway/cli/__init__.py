@@ -20,6 +20,7 @@ from shipway import GROUP, KIND, __version__
 from shipway.engine.planner import PipelineRef
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 from shipway.spec.errors import FieldError, InvalidSpecError
+from shipway.spec.limits import TooDeepToReadError, read_deep
 
 NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
@@ -40,10 +41,13 @@ def _read(path: str) -> str:
 
 def pipelines_in(path: str) -> Iterator[dict[str, Any]]:
     """Every Pipeline document in a YAML file (other kinds are ignored)."""
+    text = _read(path)
     try:
-        docs = list(yaml.safe_load_all(_read(path)))
+        docs = read_deep(lambda: list(yaml.safe_load_all(text)))
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: not valid YAML: {exc}") from None
+    except TooDeepToReadError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     found = False
     for doc in docs:
         if (

@@ -44,6 +44,7 @@ from shipway.engine.naming import container_name
 from shipway.models import CIContext, StepStatus
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
+from shipway.spec.limits import TooDeepToReadError, read_deep
 
 OK, FAILED, UNUSABLE, INTERRUPTED = 0, 1, 2, 130
 
@@ -315,11 +316,13 @@ def _pipeline(api: Any, name: str) -> dict[str, Any]:
 def _manifest_file(path: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        docs = list(yaml.safe_load_all(text))
+        docs = read_deep(lambda: list(yaml.safe_load_all(text)))
     except OSError as exc:
         raise CommandError(f"{path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise CommandError(f"{path}: not valid YAML: {exc}") from None
+    except TooDeepToReadError as exc:
+        raise CommandError(f"{path}: {exc}") from None
     found = [
         d
         for d in docs

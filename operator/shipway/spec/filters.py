@@ -47,7 +47,9 @@ def _compiled(pattern: str) -> Any:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         # RE2 says "<what>: <the offending part>"; the caller names the whole pattern already.
         reason, _, part = text.partition(": ")
-        raise PatternError(f"{reason} at {part!r}" if part and part != pattern else reason) from None
+        raise PatternError(
+            f"{reason} at {part!r}" if part and part != pattern else reason
+        ) from None
 
 
 def pattern_error(pattern: str) -> str | None:
