@@ -102,3 +102,16 @@ def test_a_catastrophic_pattern_for_backtracking_matches_in_linear_time() -> Non
     assert selected("^(a+)+$", None, branch) is False
     assert selected(None, "^(a+)+$", "a" * 100_000) is False
     assert matches("^(a+)+$", "a" * 35) is True
+
+
+def test_a_pipeline_with_a_catastrophic_tag_compiles_and_skips_the_step() -> None:
+    from shipway.spec.compiler import compile_pipeline
+
+    from .builders import spec
+
+    raw = spec(
+        [{"service": "a", "command": "true", "tag": "^(a+)+$"}, {"service": "b"}],
+        ci={"branch": "a" * 35 + "!"},
+    )
+    first, second = compile_pipeline(raw).runs
+    assert (first.enabled, second.enabled) == (False, True)
