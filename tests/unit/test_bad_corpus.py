@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shipway.cli import compile_doc
+from shipway.spec.document import compile_doc
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import read_deep
 

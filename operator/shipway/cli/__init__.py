@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,11 +17,10 @@ import yaml
 
 from shipway import GROUP, KIND, __version__
 from shipway.engine.planner import PipelineRef
-from shipway.spec.compiler import CompiledPipeline, compile_pipeline
-from shipway.spec.errors import FieldError, InvalidSpecError
+from shipway.spec.document import compile_doc, display_name, problem_lines
+from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import TooDeepToReadError, read_deep
 
-NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -61,35 +59,6 @@ def pipelines_in(path: str) -> Iterator[dict[str, Any]]:
         raise UsageError(f"{path}: no {KIND} (apiVersion {GROUP}/v1alpha1) found")
 
 
-def check_metadata(doc: dict[str, Any]) -> list[FieldError]:
-    meta = doc.get("metadata") or {}
-    name = meta.get("name") or (meta.get("generateName", "") + "xxxxx")
-    if not isinstance(name, str) or not name.strip("x"):
-        return [FieldError("metadata.name", "a Pipeline needs a name or generateName")]
-    if len(name) > 63 or not NAME.fullmatch(name):
-        return [
-            FieldError("metadata.name", f"{name!r}: at most 63 lower-case letters, digits and '-'")
-        ]
-    return []
-
-
-def compile_doc(doc: dict[str, Any]) -> CompiledPipeline:
-    """The same checks as the operator, plus the name rules the CRD enforces."""
-    errors = check_metadata(doc)
-    try:
-        compiled = compile_pipeline(doc.get("spec"))
-    except InvalidSpecError as exc:
-        raise InvalidSpecError([*errors, *exc.errors]) from None
-    if errors:
-        raise InvalidSpecError(errors)
-    return compiled
-
-
-def _name(doc: dict[str, Any]) -> str:
-    meta = doc.get("metadata") or {}
-    return str(meta.get("name") or meta.get("generateName") or "<unnamed>")
-
-
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     failed = 0
     for path in args.files:
@@ -98,12 +67,11 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
                 compiled = compile_doc(doc)
             except InvalidSpecError as exc:
                 failed += 1
-                print(f"{path}: Pipeline {_name(doc)} is invalid:", file=out)
-                for error in exc.errors:
-                    print(f"  {error}", file=out)
+                for line in problem_lines(doc, exc):
+                    print(line if line.startswith(" ") else f"{path}: {line}", file=out)
                 continue
             steps = sum(1 for run in compiled.runs if run.on_fail_of is None)
-            print(f"{path}: Pipeline {_name(doc)} is valid ({steps} steps)", file=out)
+            print(f"{path}: Pipeline {display_name(doc)} is valid ({steps} steps)", file=out)
     return 1 if failed else 0
 
 
@@ -115,9 +83,8 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
         try:
             compiled = compile_doc(doc)
         except InvalidSpecError as exc:
-            print(f"{args.file}: Pipeline {_name(doc)} is invalid:", file=sys.stderr)
-            for error in exc.errors:
-                print(f"  {error}", file=sys.stderr)
+            for line in problem_lines(doc, exc):
+                print(line if line.startswith(" ") else f"{args.file}: {line}", file=sys.stderr)
             return 1
         meta = doc.get("metadata") or {}
         name = meta.get("name") or f"{meta.get('generateName', 'pipeline-')}xxxxx"
