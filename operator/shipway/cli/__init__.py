@@ -115,6 +115,23 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
     if args.metrics_port is not None:
         os.environ["SHIPWAY_METRICS_PORT"] = str(args.metrics_port)
+    if args.webhook_port is not None or args.webhook_url is not None:
+        from shipway.controller import admission
+
+        try:
+            webhook = admission.options(
+                port=args.webhook_port,
+                url=args.webhook_url,
+                cert=args.webhook_cert,
+                key=args.webhook_key,
+                failure_policy=args.webhook_failure_policy,
+                config_name=args.webhook_config,
+                namespaces=tuple(args.namespace or ()),
+                clusterwide=args.all_namespaces,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        admission.register(webhook)
     set_clusterwide(args.all_namespaces)
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(
@@ -145,6 +162,29 @@ def parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         help="serve Prometheus metrics on this port (or set SHIPWAY_METRICS_PORT)",
+    )
+    hook = op.add_argument_group(
+        "admission webhook", "refuse bad Pipelines at kubectl apply (docs/pipeline-api.md)"
+    )
+    hook.add_argument(
+        "--webhook-port", type=int, help="serve the validating webhook on this port (9443)"
+    )
+    hook.add_argument(
+        "--webhook-url",
+        help="where the API server reaches this process, e.g. https://127.0.0.1:9443: the "
+        "operator then keeps its own webhook configuration, scoped to its namespaces",
+    )
+    hook.add_argument("--webhook-cert", help="serving certificate (PEM); else a self-signed one")
+    hook.add_argument("--webhook-key", help="its private key (PEM)")
+    hook.add_argument(
+        "--webhook-failure-policy",
+        choices=("Fail", "Ignore"),
+        default="Fail",
+        help="of the configuration --webhook-url makes: refuse (Fail) or admit (Ignore) "
+        "Pipelines while the webhook cannot be reached",
+    )
+    hook.add_argument(
+        "--webhook-config", help="name of that configuration (default: one per scope and URL)"
     )
     op.add_argument("--peering", help="KopfPeering name for several replicas (HA)")
     op.add_argument("--priority", type=int, default=0, help="peering priority of this replica")
