@@ -19,7 +19,7 @@ from shipway import GROUP, KIND, __version__
 from shipway.engine.planner import PipelineRef
 from shipway.spec.document import compile_doc, display_name, problem_lines
 from shipway.spec.errors import InvalidSpecError
-from shipway.spec.limits import TooDeepToReadError, read_deep
+from shipway.spec.limits import OPERATOR_RECURSION_LIMIT, TooDeepToReadError, read_deep
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 
@@ -115,6 +115,7 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError(str(exc)) from None
     if args.metrics_port is not None:
         os.environ["SHIPWAY_METRICS_PORT"] = str(args.metrics_port)
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), OPERATOR_RECURSION_LIMIT))
     if args.webhook_port is not None or args.webhook_url is not None:
         from shipway.controller import admission
 

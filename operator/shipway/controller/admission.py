@@ -26,7 +26,7 @@ import functools
 import ipaddress
 import logging
 import tempfile
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +37,9 @@ import kopf
 
 from shipway import GROUP, PLURAL, VERSION
 from shipway.controller import certs, webhookconfig
-from shipway.spec.document import review
+from shipway.spec.document import check_metadata, problem_lines, review
+from shipway.spec.errors import InvalidSpecError
+from shipway.spec.limits import structure_errors
 
 log = logging.getLogger("shipway.admission")
 DEFAULT_PORT = 9443
@@ -143,9 +145,10 @@ def register(opts: WebhookOptions) -> None:
 
 def server(opts: WebhookOptions) -> Any:
     if opts.url is None:
-        return kopf.WebhookServer(
+        inner = kopf.WebhookServer(
             addr=opts.listen, port=opts.port, certfile=opts.cert, pkeyfile=opts.key
         )
+        return ScreeningServer(inner)
     host = urlsplit(opts.url).hostname or "localhost"
     if opts.cert is not None:
         cert, key = opts.cert, opts.key
@@ -171,42 +174,89 @@ def server(opts: WebhookOptions) -> Any:
         clusterwide=opts.clusterwide,
         failure_policy=opts.failure_policy,
     )
-    return ManagedServer(inner, manifest, _ConfigurationApi(name), opts.url)
+    return ScreeningServer(inner, _ManagedConfiguration(name, manifest, opts.url))
 
 
-class ManagedServer:
-    """kopf's server, plus our own configuration pointing at it while it serves."""
+Review = dict[str, Any]
+WebhookFn = Callable[..., Awaitable[Review]]
 
-    def __init__(
-        self,
-        inner: Any,
-        manifest: Callable[[Mapping[str, Any]], dict[str, Any]],
-        api: _ConfigurationApi,
-        url: str,
-    ) -> None:
-        self.inner, self.manifest, self.api, self.url = inner, manifest, api, url
-        self.applied = False
 
-    async def __aenter__(self) -> ManagedServer:
+def screened(fn: WebhookFn) -> WebhookFn:
+    """kopf's review function, after a check of the nesting of the object under review.
+
+    kopf copies and diffs the object recursively before any handler runs, so a spec nested a
+    few hundred levels deep made it answer 500. Such a spec is refused here, with the lines
+    ``shipway validate`` prints for it, before kopf sees it.
+    """
+
+    async def review_request(request: Review, **kwargs: Any) -> Review:
+        payload = request.get("request") or {}
+        body = payload.get("object")
+        if isinstance(body, Mapping) and (deep := structure_errors(body.get("spec"))):
+            doc = {"metadata": body.get("metadata") or {}}
+            errors = [*check_metadata(doc), *deep]  # as compile_doc orders them
+            message = "\n".join(problem_lines(doc, InvalidSpecError(errors)))
+            return {
+                "apiVersion": request.get("apiVersion", "admission.k8s.io/v1"),
+                "kind": "AdmissionReview",
+                "response": {
+                    "uid": payload.get("uid", ""),
+                    "allowed": False,
+                    "status": {"message": message, "code": 422},
+                },
+            }
+        return await fn(request, **kwargs)
+
+    return review_request
+
+
+class ScreeningServer:
+    """kopf's server with :func:`screened` reviews, and optionally our own configuration."""
+
+    def __init__(self, inner: Any, managed: _ManagedConfiguration | None = None) -> None:
+        self.inner, self.managed = inner, managed
+
+    async def __aenter__(self) -> ScreeningServer:
         await self.inner.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         try:
-            if self.applied:
-                await asyncio.to_thread(self.api.delete)
-                log.info("removed the webhook configuration %s", self.api.name)
+            if self.managed is not None:
+                await self.managed.remove()
         finally:
             await self.inner.__aexit__(*exc)
 
-    async def __call__(self, fn: Any) -> AsyncIterator[Mapping[str, Any]]:
-        async for client_config in self.inner(fn):
-            # kopf's URL names the listening address; the API server is told ours.
-            reachable = {**client_config, "url": self.url}
-            await asyncio.to_thread(self.api.apply, self.manifest(reachable))
-            self.applied = True
-            log.info("webhook configuration %s points at %s", self.api.name, self.url)
-            yield reachable
+    async def __call__(self, fn: WebhookFn) -> AsyncIterator[Mapping[str, Any]]:
+        async for client_config in self.inner(screened(fn)):
+            if self.managed is None:
+                yield client_config
+            else:
+                yield await self.managed.point_at(client_config)
+
+
+class _ManagedConfiguration:
+    """The configuration of development mode, applied while the server serves."""
+
+    def __init__(
+        self, name: str, manifest: Callable[[Mapping[str, Any]], dict[str, Any]], url: str
+    ) -> None:
+        self.name, self.manifest, self.url = name, manifest, url
+        self.api = _ConfigurationApi(name)
+        self.applied = False
+
+    async def point_at(self, client_config: Mapping[str, Any]) -> Mapping[str, Any]:
+        # kopf's URL names the listening address; the API server is told ours.
+        reachable = {**client_config, "url": self.url}
+        await asyncio.to_thread(self.api.apply, self.manifest(reachable))
+        self.applied = True
+        log.info("webhook configuration %s points at %s", self.name, self.url)
+        return reachable
+
+    async def remove(self) -> None:
+        if self.applied:
+            await asyncio.to_thread(self.api.delete)
+            log.info("removed the webhook configuration %s", self.name)
 
 
 class _ConfigurationApi:

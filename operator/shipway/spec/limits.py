@@ -49,6 +49,12 @@ READ_FRAMES = 6_000
 """Python frames a recursive reader (PyYAML's composer: two per level) may use: room for
 thousands of levels, so that the iterative checks here, not a RecursionError, refuse them."""
 
+OPERATOR_RECURSION_LIMIT = 25_000
+"""The API server (Go) stores JSON nested up to 10,000 levels; Python's json module takes one
+unit of the recursion limit per level (and ~400 bytes of C stack: 4 MB at 10,000, half the main
+thread's 8 MB). At the default 1,000, one Pipeline nested 500 groups deep made every list and
+watch of its namespace fail in the operator; with this limit it is read, then refused here."""
+
 T = TypeVar("T")
 
 
