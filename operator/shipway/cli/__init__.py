@@ -29,10 +29,11 @@ class UsageError(Exception):
 
 
 def _read(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    """The file's text decoded as kubectl does: bytes that are not UTF-8 become U+FFFD, which
+    the compiler then reports naming the field (instead of a UnicodeDecodeError here)."""
     try:
-        return Path(path).read_text()
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        return raw.decode("utf-8", errors="replace")
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror or exc}") from None
 
