@@ -65,6 +65,9 @@ app.kubernetes.io/part-of: shipway
 {{- if and .Values.metrics.serviceMonitor.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) }}
 {{- fail "metrics.serviceMonitor.enabled needs the prometheus-operator CRDs (monitoring.coreos.com/v1 ServiceMonitor) in the cluster" }}
 {{- end }}
+{{- if and .Values.webhook.enabled (eq .Values.webhook.certificate.source "cert-manager") (not (.Capabilities.APIVersions.Has "cert-manager.io/v1/Certificate")) }}
+{{- fail "webhook.certificate.source=cert-manager needs cert-manager's CRDs (cert-manager.io/v1 Certificate) in the cluster; or use source=helm" }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
 {{- fail (printf "replicaCount=%d needs peering.enabled=true: without kopf peering every replica would run the same Pipelines at once" (int .Values.replicaCount)) }}
 {{- end }}
