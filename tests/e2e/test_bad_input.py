@@ -1,7 +1,16 @@
-"""Every malformed Pipeline is refused at kubectl apply or marked Failed naming the field;
-no pod is created for any of them, and a valid pipeline applied alongside still succeeds."""
+"""Without the admission webhook, every malformed Pipeline is refused at kubectl apply by the
+CRD's schema, CEL rules and policy, or marked Failed by the operator naming the field; no pod
+is created for any of them, and a valid pipeline applied alongside still succeeds.
+
+This is the operator's own validation (defence in depth: Pipelines created while the webhook
+was absent); test_admission.py applies the same files with the webhook.
+"""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -12,8 +21,25 @@ from .pipelines import Kubectl, example
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture
+def without_webhook(cluster: Any, shipway_operator: Any) -> Iterator[None]:
+    """The session operator's webhook configuration removed for the test, then put back."""
+    name = getattr(shipway_operator, "webhook", None)
+    if name is None:
+        yield
+        return
+    saved = cluster.json("get", "validatingwebhookconfiguration", name)
+    cluster.kubectl("delete", "validatingwebhookconfiguration", name)
+    try:
+        yield
+    finally:
+        meta = saved["metadata"]
+        saved["metadata"] = {"name": meta["name"], "labels": meta.get("labels", {})}
+        cluster.kubectl("create", "-f", "-", input=json.dumps(saved))
+
+
 def test_bad_pipelines_are_refused_and_the_good_one_still_runs(
-    cluster: object, namespace: str, shipway_operator: object
+    cluster: object, namespace: str, shipway_operator: object, without_webhook: None
 ) -> None:
     k = Kubectl(namespace)
     k.apply_docs(example("walkthrough-volumes.yaml"))
