@@ -64,6 +64,15 @@ GOOD: list[tuple[str, list[str]]] = [
         "webhook certificate from cert-manager",
         ["webhook.certificate.source=cert-manager", f"--api-versions={CERT_MANAGER}"],
     ),
+    (
+        "step accounts and limits",
+        [
+            "stepServiceAccount.allowed={builder,deployer}",
+            "pipelines.defaultTimeout=1h30m",
+            "pipelines.maxRunningPods=0",
+            "stepPods.unschedulableGrace=2m",
+        ],
+    ),
 ]
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
@@ -73,6 +82,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("unknown key", ["replicas=2"], "additional properties 'replicas' not allowed"),
     ("bad namespace name", ["watchNamespaces={Team_A}"], "/watchNamespaces/0"),
     ("bad pull policy", ["image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    ("bad default timeout", ["pipelines.defaultTimeout=5 hours"], "/pipelines/defaultTimeout"),
     ("ServiceMonitor without its CRD", ["metrics.serviceMonitor.enabled=true"], "needs the prometheus-operator CRDs"),
     ("cert-manager without its CRDs", ["webhook.certificate.source=cert-manager"], "needs cert-manager's CRDs"),
     ("unknown failure policy", ["webhook.failurePolicy=Sometimes"], "/webhook/failurePolicy"),

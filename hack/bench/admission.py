@@ -19,12 +19,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.kube import Kube, Manifest
+from bench.kube import Kube
 from bench.overhead import pipeline_body
 from bench.procs import Operator, free_port
 from bench.stats import percentile, summary_ms
 from shipway import GROUP, PLURAL, VERSION
 from shipway.controller.webhookconfig import HANDLER_ID
+from shipway.engine.objects import Manifest
 
 BLOCKS = 10
 PER_BLOCK = 10

@@ -123,6 +123,8 @@ def shipway_operator(
         [str(ROOT / "operator"), str(ROOT / "hack"), env.get("PYTHONPATH", "")]
     )
     env["SHIPWAY_START_GRACE"] = "15s"  # a pod that cannot start fails its step sooner
+    env["SHIPWAY_UNSCHEDULABLE_GRACE"] = "20s"  # test_hardening: an impossible request
+    env["SHIPWAY_OPERATOR_SERVICE_ACCOUNT"] = "shipway-e2e-operator"  # refused in steps
     webhook = f"shipway-{SESSION_PREFIX}webhook"
     argv = [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"]
     port = None

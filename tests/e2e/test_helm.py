@@ -335,6 +335,7 @@ def test_deleting_the_operator_pod_refuses_loudly_and_loses_nothing(release: Rel
         ("patch", "pods", "watched", True),
         ("delete", "pods", "watched", True),
         ("create", "persistentvolumeclaims", "watched", True),
+        ("get", "persistentvolumeclaims", "watched", True),
         ("create", "events", "watched", True),
         ("patch", "kopfpeerings.kopf.dev", "watched", True),
         # Nothing else there: no Secrets, no writes to the Pipelines' spec.

@@ -112,7 +112,7 @@ app.kubernetes.io/part-of: shipway
 # The workspace claim of each Pipeline (deleted with it through its owner reference).
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["create"]
+  verbs: ["create", "get"]
 # One Event per step start, finish and failure, on the Pipeline.
 - apiGroups: [""]
   resources: ["events"]

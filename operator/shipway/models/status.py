@@ -62,6 +62,11 @@ class PipelinePhase(StrEnum):
     FAILED = "Failed"
     CANCELLED = "Cancelled"
 
+    @property
+    def terminal(self) -> bool:
+        """Succeeded, Failed or Cancelled: the pipeline is over and never runs again."""
+        return self in (PipelinePhase.SUCCEEDED, PipelinePhase.FAILED, PipelinePhase.CANCELLED)
+
 
 class StepPhase(StrEnum):
     PENDING = "Pending"
