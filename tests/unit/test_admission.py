@@ -219,3 +219,21 @@ def test_a_loopback_url_listens_on_loopback_only() -> None:
     assert (made.listen, made.port) == ("127.0.0.1", 19443)
     with pytest.raises(SystemExit):
         main(["operator", "-n", "ci", "--webhook-failure-policy", "Sometimes"])
+
+
+def test_the_self_signed_certificate_serves_its_host_and_is_its_own_ca(tmp_path: Path) -> None:
+    import ssl
+
+    from cryptography import x509
+
+    from shipway.controller.certs import self_signed
+
+    files = self_signed(["127.0.0.1", "localhost"], tmp_path)
+    cert = x509.load_pem_x509_certificate(files.cert.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    assert names.get_values_for_type(x509.DNSName) == ["localhost"]
+    assert cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert files.key.stat().st_mode & 0o077 == 0  # the key is readable by its owner only
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(files.cert, files.key)  # what kopf's server does with them
