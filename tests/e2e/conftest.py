@@ -17,6 +17,8 @@ Everything under tests/e2e is marked ``e2e``, so ``make test-unit`` never needs 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import secrets
@@ -141,7 +143,7 @@ def shipway_operator(
             f"--webhook-cert={tls.cert}",
             f"--webhook-key={tls.key}",
         ]
-    operator = OperatorProcess(argv, env, log_path, webhook if port else None, port)
+    operator = OperatorProcess(argv, env, log_path, webhook if port else None, port, cluster)
     operator.start()
     yield operator
     if operator.running:
@@ -175,10 +177,12 @@ class OperatorProcess:
         log_path: Path,
         webhook: str | None = None,
         webhook_port: int | None = None,
+        cluster: Cluster | None = None,
     ) -> None:
         self.argv, self.env, self.log_path = argv, env, log_path
         self.webhook, self.webhook_port = webhook, webhook_port
         """Name of its ValidatingWebhookConfiguration (None: it serves no webhook), and port."""
+        self.cluster = cluster
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -204,6 +208,26 @@ class OperatorProcess:
             )
         if self.webhook_port is not None:
             self.wait_for_webhook()
+
+    @contextlib.contextmanager
+    def webhook_removed(self) -> Iterator[None]:
+        """Pipelines created meanwhile are not reviewed: as before the webhook existed.
+
+        With failurePolicy Fail a killed operator's webhook refuses every create; a test that
+        creates Pipelines while the operator is down (or that tests the operator's own
+        validation) removes the configuration for that time. It is put back afterwards.
+        """
+        if self.webhook is None or self.cluster is None:
+            yield
+            return
+        saved = self.cluster.json("get", "validatingwebhookconfiguration", self.webhook)
+        self.cluster.kubectl("delete", "validatingwebhookconfiguration", self.webhook)
+        try:
+            yield
+        finally:
+            meta = saved["metadata"]
+            saved["metadata"] = {"name": meta["name"], "labels": meta.get("labels", {})}
+            self.cluster.kubectl("create", "-f", "-", input=json.dumps(saved))
 
     def wait_for_webhook(self, timeout: float = 60) -> None:
         """Until the webhook accepts connections (its configuration is applied just before)."""

@@ -58,14 +58,13 @@ def test_every_pipeline_validate_rejects_is_refused_at_apply(namespace: str, web
         took = time.monotonic() - started
         assert result.returncode != 0, f"{path.name} was admitted"
         where, text = expectation(path)
-        if where == "admission":  # the schema, a CEL rule or the policy: the API server's words
-            assert text in result.stderr, (path.name, result.stderr)
-            assert "validate.pipelines.shipway.dev" not in result.stderr
-        else:
+        if where == "admission" and text in result.stderr:
+            pass  # the schema, a CEL rule or the policy, in the API server's words
+        else:  # the webhook (also for an admission-layer file when the cluster's CRD is older)
             assert 'admission webhook "validate.pipelines.shipway.dev" denied' in result.stderr
             for line in printed:
                 assert line in result.stderr, (path.name, line, result.stderr)
-            by_webhook += 1
+            by_webhook += where == "operator"
         print(f"{path.name}: refused in {took * 1000:.0f} ms")
     assert by_webhook >= 20
     assert k.json("get", "pipelines")["items"] == []

@@ -8,7 +8,6 @@ was absent); test_admission.py applies the same files with the webhook.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -22,20 +21,13 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
-def without_webhook(cluster: Any, shipway_operator: Any) -> Iterator[None]:
+def without_webhook(shipway_operator: Any) -> Iterator[None]:
     """The session operator's webhook configuration removed for the test, then put back."""
-    name = getattr(shipway_operator, "webhook", None)
-    if name is None:
+    if shipway_operator is None:
         yield
         return
-    saved = cluster.json("get", "validatingwebhookconfiguration", name)
-    cluster.kubectl("delete", "validatingwebhookconfiguration", name)
-    try:
+    with shipway_operator.webhook_removed():
         yield
-    finally:
-        meta = saved["metadata"]
-        saved["metadata"] = {"name": meta["name"], "labels": meta.get("labels", {})}
-        cluster.kubectl("create", "-f", "-", input=json.dumps(saved))
 
 
 def test_bad_pipelines_are_refused_and_the_good_one_still_runs(
