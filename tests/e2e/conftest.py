@@ -125,7 +125,9 @@ def shipway_operator(
         [str(ROOT / "operator"), str(ROOT / "hack"), env.get("PYTHONPATH", "")]
     )
     env["SHIPWAY_START_GRACE"] = "15s"  # a pod that cannot start fails its step sooner
-    env["SHIPWAY_UNSCHEDULABLE_GRACE"] = "20s"  # test_hardening: an impossible request
+    # test_hardening: an impossible request fails after this; long enough that a node full of
+    # other sessions' pods (110 at most) does not fail the steps of unrelated tests
+    env["SHIPWAY_UNSCHEDULABLE_GRACE"] = "90s"
     env["SHIPWAY_OPERATOR_SERVICE_ACCOUNT"] = "shipway-e2e-operator"  # refused in steps
     webhook = f"shipway-{SESSION_PREFIX}webhook"
     argv = [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"]

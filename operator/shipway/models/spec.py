@@ -103,11 +103,7 @@ class EnvFromSource(_Strict):
 class Service(_Strict):
     """A Codeship service: a container definition, started fresh for every step that uses it."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
+    model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -190,11 +186,7 @@ class Service(_Strict):
 class Step(_Strict):
     """A run step (service + command) or a group of steps (type serial or parallel)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
+    model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -348,11 +340,7 @@ step lists is beyond a CRD rule's static cost budget, not beyond an admission po
 class PipelineSpec(_Strict):
     """Services and steps in Codeship's form, plus how to run them on Kubernetes."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
+    model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
