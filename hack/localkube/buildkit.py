@@ -43,8 +43,8 @@ SERVICE_DNS = f"{NAME}.{NAMESPACE}.svc"
 ADDRESS = f"tcp://{SERVICE_DNS}:1234"
 #: privileged or rootless (docs/buildkit.md: the rootless attempt and why this is the default).
 MODE = "privileged"
-#: The local cache: GC keeps it under 10GB (the volume is a host directory, not size-capped).
-CACHE = {"size": "20Gi", "maxUsedSpace": "10GB", "reservedSpace": "1GB", "minFreeSpace": "5GB"}
+#: The local cache: GC keeps it under 10 GiB (the volume is a host directory, not size-capped).
+CACHE = {"size": "20Gi", "maxUsedSpace": "10GiB", "reservedSpace": "1GiB", "minFreeSpace": "5GiB"}
 MAX_PARALLELISM = 2
 ROLLOUT_TIMEOUT = 180
 
