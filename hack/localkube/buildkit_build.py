@@ -55,8 +55,9 @@ class Result:
 
 
 def steps(log: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The Dockerfile steps in a plain progress log, and those BuildKit reported ``CACHED``."""
-    names = {m[1]: m[2] for m in STEP.finditer(log)}
+    """The Dockerfile's build steps (``RUN``, ``COPY``, …; not the ``FROM`` pulls) in a plain
+    progress log, and those BuildKit reported ``CACHED``."""
+    names = {m[1]: m[2] for m in STEP.finditer(log) if not m[2].startswith("FROM ")}
     cached = {m[1] for m in CACHED.finditer(log)}
     return tuple(names.values()), tuple(v for k, v in names.items() if k in cached)
 

@@ -114,9 +114,10 @@ def _file_capabilities(rootfs: Path, info: tarfile.TarInfo) -> tarfile.TarInfo:
         except OSError:
             return info
         # Binary values travel through tarfile's surrogateescape (hdrcharset=BINARY).
-        info.pax_headers["SCHILY.xattr." + CAPABILITY_XATTR] = value.decode(
-            "utf-8", "surrogateescape"
-        )
+        info.pax_headers = {
+            **info.pax_headers,
+            "SCHILY.xattr." + CAPABILITY_XATTR: value.decode("utf-8", "surrogateescape"),
+        }
     return info
 
 

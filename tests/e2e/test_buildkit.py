@@ -334,6 +334,17 @@ def test_the_builder_runs_with_its_cache_cap_and_parallelism(
     pod = f"{builder.statefulset}-0"
     spec = cluster.json("get", "pod", pod, "-n", builder.namespace)["spec"]
     assert spec["automountServiceAccountToken"] is False
+    context = spec["containers"][0]["securityContext"]
+    if buildkit.MODE == "rootless":  # an unprivileged user; its builds in a user namespace
+        assert context["runAsUser"] == 1000
+        assert not context.get("privileged")
+        assert "capabilities" not in context
+        status = cluster.kubectl(
+            "exec", "-n", builder.namespace, pod, "--", "cat", "/proc/1/status"
+        )
+        assert re.search(r"^CapEff:\s+0+$", status, re.M), status
+    else:
+        assert context["privileged"] is True
     (claim,) = [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
     assert claim["name"] == "cache"
     config = cluster.kubectl(
