@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_REPOSITORY = f"{registry.HOST}/shipway-dev/shipway"
 OPERATOR_TAG = "0.1.0"
 BUILD_TIMEOUT = 1800
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 #: A step BuildKit served from its cache: ``#7 CACHED`` in ``--progress=plain`` output.
 CACHED = re.compile(r"^#(\d+) CACHED$", re.M)
 #: A step's header: ``#7 [build 3/6] RUN apt-get update …`` (the Dockerfile's own steps).
@@ -73,6 +74,9 @@ def buildctl_argv(
         "build", "--progress=plain", "--frontend", "dockerfile.v0",
         "--local", f"context={context}", "--local", f"dockerfile={context}",
         "--output", f"type=image,name={ref},push=true", "--metadata-file", str(metadata),
+        # The host's CA bundle, for a Dockerfile that fetches over HTTPS (the operator's pip)
+        # where a proxy intercepts TLS; a secret, so it is in no layer and no cache key.
+        "--secret", f"id=ca-bundle,src={CA_BUNDLE}",
     ]  # fmt: skip
 
 
