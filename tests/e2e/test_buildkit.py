@@ -17,6 +17,7 @@ On the local cluster the builder is deployed (or found) by ``localkube.buildkit`
 from __future__ import annotations
 
 import base64
+import json
 import re
 import secrets
 import subprocess
@@ -361,3 +362,33 @@ def test_the_builder_runs_with_its_cache_cap_and_parallelism(
     cap = buildkit.CACHE["maxUsedSpace"]
     assert cap.endswith("GiB")
     assert float(rule[1]) == pytest.approx(int(cap[:-3]) * 2**30 / 1e9), workers
+
+
+def test_the_charts_own_certificates_let_a_build_pod_in(
+    cluster: Cluster, builder: Builder, namespace: str
+) -> None:
+    """buildkit.deploy with no Secrets given: the chart's generated CA, server and client
+    certificates (sprig genCA/genSignedCert) work with buildkitd and the Service's name."""
+    from localkube import build, buildkit, config
+    from localkube.config import Paths
+
+    values = buildkit.chart_values(None)
+    values["fullnameOverride"] = "chk"
+    values["buildkit"].update(serverSecret="", clientSecret="", namespace=namespace)
+    rendered = subprocess.run(
+        [str(build.binary(Paths.default(), "helm")), "template", "chk", str(buildkit.CHART),
+         "--namespace", namespace, "--kube-version", config.KUBERNETES_VERSION,
+         "--show-only", "templates/buildkit.yaml", "--show-only", "templates/buildkit-tls.yaml",
+         "--values", "-"],
+        input=json.dumps(values), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=rendered)
+    cluster.kubectl(
+        "rollout", "status", "-n", namespace, "statefulset/chk-buildkitd", "--timeout=180s"
+    )
+    address = f"tcp://chk-buildkitd.{namespace}.svc:1234"
+    pod = build_pod(builder, "chart-certs", "buildctl-shipway debug workers",
+                    secret="chk-buildkit-client", env={"BUILDKIT_HOST": address})  # fmt: skip
+    phase, log, code = run_pod(cluster, namespace, pod, timeout=120)
+    assert (phase, code) == ("Succeeded", 0), log
+    assert "linux/amd64" in log
