@@ -87,6 +87,18 @@ GOOD: list[tuple[str, list[str]]] = [
     ("registry with inline CA", ["registry.url=registry.example.com:5000/ci", "registry.ca=PEM"]),
     ("insecure registry", ["registry.url=10.0.0.5:5000", "registry.insecure=true"]),
 ]
+#: Text the rendering of a good value set must contain (what the values promise to do).
+EXPECT: dict[str, list[str]] = {
+    "local registry": [
+        'name: SHIPWAY_REGISTRY_URL\n              value: "registry.localkube-system.svc.cluster.local"',
+        "name: SHIPWAY_REGISTRY_CA_FILE",
+        "name: kube-root-ca.crt",
+        "secretName: registry-push",
+        "name: SHIPWAY_REGISTRY_AUTH_FILE",
+    ],
+    "registry with inline CA": ["name: shipway-registry-ca", 'ca.crt: "PEM"'],
+    "insecure registry": ['name: SHIPWAY_REGISTRY_INSECURE\n              value: "true"'],
+}
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
     ("replicas without peering", ["replicaCount=2", "peering.enabled=false"], "needs peering.enabled=true"),
@@ -250,6 +262,15 @@ def check_helm(helm: str) -> list[str]:
             problems.append(
                 f"helm template ({name}): builder {builder_facts(docs)}, expected {BUILDER[name]}"
             )
+        problems += [
+            f"helm template ({name}) lacks {text!r}"
+            for text in EXPECT.get(name, [])
+            if text not in out.stdout
+        ]
+    # helm built as its release is knows its Kubernetes version: no --kube-version needed.
+    bare = _helm(helm, "template", "shipway", chart, "--namespace", "shipway")
+    if bare.returncode != 0:
+        problems.append(f"helm template without --kube-version failed:\n{bare.stderr}")
     for name, values, expected in BAD:
         out = _helm(helm, "template", "shipway", chart, *common, *_sets(values))
         if out.returncode == 0:

@@ -94,7 +94,8 @@ def chroot(root: Path, script: str, *, timeout: float = INSTALL_TIMEOUT) -> None
         for sub in ("proc", "dev"):
             if os.path.ismount(root / sub):  # never: the namespace took them along
                 raise LocalkubeError(f"{root / sub} is still mounted on the host; unmount it")
-        (root / "etc" / "resolv.conf").write_text("")
+        if (root / "etc").is_dir():
+            (root / "etc" / "resolv.conf").write_text("")  # the runtime provides its own
 
 
 def _empty_dev(root: Path) -> None:
@@ -162,8 +163,8 @@ def _postgres_rootfs(root: Path, paths: Paths) -> None:
         "apt-get update -qq\n"
         "apt-get install -y -qq --no-install-recommends postgresql-15\n"
         "sed -ri \"s!^#?(listen_addresses)\\s*=\\s*\\S+.*!\\1 = '*'!\""
-        " /usr/share/postgresql/postgresql.conf.sample\n"
-        "grep -F \"listen_addresses = '*'\" /usr/share/postgresql/postgresql.conf.sample\n"
+        " /usr/share/postgresql/15/postgresql.conf.sample\n"
+        "grep -F \"listen_addresses = '*'\" /usr/share/postgresql/15/postgresql.conf.sample\n"
         "mkdir -p /docker-entrypoint-initdb.d /var/lib/postgresql/data /var/run/postgresql\n"
         "chown -R postgres:postgres /var/lib/postgresql /var/run/postgresql\n"
         "chmod 3777 /var/run/postgresql\n"

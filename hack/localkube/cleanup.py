@@ -155,7 +155,8 @@ def _mountpoints() -> list[str]:
 
 
 def _our_mount(point: str, paths: Paths) -> bool:
-    roots = (str(paths.state), str(paths.run), str(NETNS_DIR / "cni-"))
+    # The cache too: image builds chroot there, in a private mount namespace (baseimages).
+    roots = (str(paths.state), str(paths.run), str(paths.cache), str(NETNS_DIR / "cni-"))
     return any(point == r or point.startswith(r if r.endswith("-") else r + "/") for r in roots)
 
 

@@ -203,9 +203,27 @@ def test_codeship_documented_ignored_keys_are_in_the_ignored_table() -> None:
             ["Secret", "envFrom"],
         ),
         ({"image": "docker:dind", "add_docker": True}, "app.add_docker", ["no Docker daemon"]),
+        ({"image": "docker:stable-dind"}, "app.image", ["no Docker daemon", "privileged"]),
+        ({"image": "docker.io/library/docker:1.9-dind"}, "app.image", ["no Docker daemon"]),
+        (
+            {"image": "docker:24", "volumes": ["/var/run/docker.sock:/var/run/docker.sock"]},
+            "app.volumes[0]",
+            ["no Docker daemon", "host's Docker socket"],
+        ),
         ({"image": "busybox", "volume_from": ["data"]}, "app.volume_from", ["did you mean"]),
+        ({"dockerfile": "Dockerfile.app"}, "app.dockerfile", ["part of a build"]),
     ],
-    ids=["build", "encrypted_env_file", "encrypted_environment", "add_docker", "typo"],
+    ids=[
+        "build",
+        "encrypted_env_file",
+        "encrypted_environment",
+        "add_docker",
+        "dind",
+        "dind-full-name",
+        "docker-socket",
+        "typo",
+        "dockerfile-alone",
+    ],
 )
 def test_keys_shipway_cannot_honour_are_errors_naming_the_alternative(
     body: dict[str, Any], where: str, needles: list[str]
@@ -220,6 +238,21 @@ def test_add_docker_false_is_harmless() -> None:
     assert spec_services(run({"app": {"image": "busybox", "add_docker": False}})) == {
         "app": {"image": "busybox"}
     }
+
+
+@pytest.mark.parametrize("image", ["docker:24-cli", "docker", "mydind-tools:1", "nginx"])
+def test_images_that_are_not_a_daemon_are_fine(image: str) -> None:
+    """The docker client image runs (it has nothing to talk to, which the step will say)."""
+    assert spec_services(run({"app": {"image": image}})) == {"app": {"image": image}}
+
+
+def test_a_compose_v1_dockerfile_next_to_an_image_is_ignored() -> None:
+    """codeship-tool-examples 08 (app1): no build, so nothing is built; jet runs the image."""
+    conversion = run({"app": {"image": "08testimage1", "dockerfile": "Dockerfile.app1"}})
+    assert spec_services(conversion) == {"app": {"image": "08testimage1"}}
+    assert warned(conversion, WarningKind.IGNORED) == [
+        "app.dockerfile: ignored: without build nothing is built; the service runs 08testimage1"
+    ]
 
 
 def test_every_problem_is_reported_not_just_the_first() -> None:
@@ -413,7 +446,7 @@ def test_volumes_from_a_container_is_refused() -> None:
 
 
 def test_an_absolute_host_path_is_reported_against_the_services_file() -> None:
-    (message,) = errors({"app": {"image": "a", "volumes": ["/var/run/docker.sock:/sock"]}})
+    (message,) = errors({"app": {"image": "a", "volumes": ["/etc/ssl:/certs"]}})
     assert message.startswith("codeship-services.yml: app.volumes[0]: ")
     assert "absolute host paths are not allowed" in message
 

@@ -225,6 +225,39 @@ def test_one_service_in_services_needs_no_renaming() -> None:
     assert [(r.name, r.service) for r in pipeline.runs] == [("t", "foo")]
 
 
+MATRIX = """
+- type: matrix
+  services: [foo, bar]
+  steps:
+    - type: parallel
+      steps:
+      - command: sleep 2
+      - type: serial
+        steps:
+        - command: sleep 3
+        - command: env
+"""
+
+
+def test_matrix_is_the_parallel_fan_out_with_a_deprecation_warning() -> None:
+    """codeship-tool-examples 05 and 06: the old ``type: matrix`` spelling."""
+    conversion = run(MATRIX)
+    spelled_now = run(MATRIX.replace("type: matrix", "type: parallel"))
+    assert conversion.manifest == spelled_now.manifest
+    (top,) = compile_pipeline(conversion.manifest["spec"]).root.children
+    assert isinstance(top, GroupNode)
+    assert top.kind == "parallel"
+    assert [(child.name, child.kind) for child in top.children if isinstance(child, GroupNode)] == [
+        ("foo", "serial"),
+        ("bar", "serial"),
+    ]
+    assert [(w.where, w.kind) for w in conversion.warnings] == [
+        ("[0].type", WarningKind.DEPRECATED)
+    ]
+    assert "type: parallel with services" in conversion.warnings[0].message
+    assert spelled_now.warnings == ()
+
+
 # -- tag and exclude ---------------------------------------------------------------------------
 
 FILTERS = """
@@ -322,9 +355,9 @@ def test_on_fail_steps_on_steps_and_groups_are_kept() -> None:
             "manual approval steps are not supported yet",
         ),
         (
-            [{"type": "matrix", "services": ["foo"], "steps": [{"command": "env"}]}],
+            [{"type": "matrix", "service": "foo", "steps": [{"command": "env"}]}],
             "[0].type",
-            "type: parallel with services",
+            "it needs services",
         ),
         ([{"type": "fan", "steps": []}], "[0].type", "unknown type 'fan'"),
         ([{"service": "app", "image_tag": "x"}], "[0].image_tag", "belongs to push steps"),

@@ -5,6 +5,7 @@ findings are returned as typed warnings or raised as :class:`ConversionError`, n
 """
 
 from shipway.codeship.convert import (
+    AES_KEY_FILE,
     SERVICES_FILES,
     STEPS_FILES,
     Conversion,
@@ -12,12 +13,14 @@ from shipway.codeship.convert import (
     convert,
     convert_directory,
     default_name,
+    read_aes_key,
 )
 from shipway.codeship.issues import ConversionError, ConversionWarning, Issue, WarningKind
 from shipway.codeship.keys import SERVICE_KEYS, STEP_KEYS, STEP_TYPES, Handling, KeyRule
 from shipway.codeship.yamlfile import FileError
 
 __all__ = [
+    "AES_KEY_FILE",
     "SERVICES_FILES",
     "SERVICE_KEYS",
     "STEPS_FILES",
@@ -35,4 +38,5 @@ __all__ = [
     "convert",
     "convert_directory",
     "default_name",
+    "read_aes_key",
 ]

@@ -10,6 +10,7 @@ from typing import Any
 
 from shipway import GROUP, KIND, VERSION
 from shipway.codeship.issues import ConversionError, ConversionWarning
+from shipway.codeship.jetcrypt import JetCryptError, parse_key
 from shipway.codeship.report import Report
 from shipway.codeship.services import NoFiles, ProjectFiles, ServiceOptions, convert_services
 from shipway.codeship.steps import StepConverter
@@ -19,6 +20,7 @@ from shipway.models import CIContext
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 
+AES_KEY_FILE = "codeship.aes"
 SERVICES_FILES = ("codeship-services.yml", "docker-compose.yml")
 STEPS_FILES = ("codeship-steps.yml", "codeship-steps.json")
 PIPELINE_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
@@ -38,12 +40,18 @@ class Options:
     """spec.ci fields (branch, tag, commitId, ...); the build tag comes from tag, else branch."""
     prebuilt: bool = False
     env_secrets: Mapping[str, str] = field(default_factory=dict)
+    aes_key: bytes | None = field(default=None, repr=False)
+    """The project's AES key (codeship.aes, see read_aes_key): encrypted variables become
+    Secrets in Conversion.secrets; without it they need env_secrets, as before."""
 
 
 @dataclass(frozen=True)
 class Conversion:
     manifest: dict[str, Any]
     warnings: tuple[ConversionWarning, ...]
+    secrets: tuple[dict[str, Any], ...] = field(default=(), repr=False)
+    """Secret manifests holding decrypted variables (only with Options.aes_key), referenced by
+    the Pipeline's envFrom: create them with the Pipeline, owned by it. Plaintext: never log."""
 
 
 def _metadata(options: Options, report: Report) -> dict[str, Any]:
@@ -84,13 +92,19 @@ def convert(
     options = options or Options()
     report = Report()
     metadata = _metadata(options, report)
-    services = convert_services(
+    converted = convert_services(
         services_doc,
         services_source,
         report,
         files or NoFiles(),
-        ServiceOptions(prebuilt=options.prebuilt, env_secrets=options.env_secrets),
+        ServiceOptions(
+            prebuilt=options.prebuilt,
+            env_secrets=options.env_secrets,
+            aes_key=options.aes_key,
+            pipeline_name=options.name,
+        ),
     )
+    services = converted.services
     defined = set(services)
     if isinstance(services_doc, dict):
         # steps may name a service that failed to convert: report only the real problem
@@ -117,7 +131,8 @@ def convert(
         "metadata": metadata,
         "spec": spec,
     }
-    return Conversion(manifest, tuple(report.warnings))
+    secrets = tuple(secret.manifest(options.namespace) for secret in converted.secrets)
+    return Conversion(manifest, tuple(report.warnings), secrets)
 
 
 def _origin(field: str, services: str, steps: str, fanned_out: bool) -> tuple[str, str]:
@@ -171,6 +186,18 @@ def _read(path: Path) -> str:
         return path.read_text()
     except OSError as exc:
         raise FileError(f"{path}: {exc.strerror or exc}") from None
+
+
+def read_aes_key(directory: str | Path = ".", given: str | Path | None = None) -> bytes | None:
+    """The project's AES key as jet finds it: the file given, else ``codeship.aes`` in the
+    project directory, else None (no key). FileError when a key file is unusable."""
+    path = Path(given) if given is not None else Path(directory) / AES_KEY_FILE
+    if given is None and not path.is_file():
+        return None
+    try:
+        return parse_key(_read(path))
+    except JetCryptError as exc:
+        raise FileError(f"{path}: {exc}") from None
 
 
 def default_name(directory: Path) -> str:

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from shipway.codeship.daemon import ADD_DOCKER
+
 
 class Handling(StrEnum):
     MAPPED = "mapped"
@@ -49,15 +51,16 @@ DOCKERCFG_NOTE = (
     "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
     "(spec.serviceAccountName)"
 )
-ADD_DOCKER_NOTE = (
-    "step pods get no Docker daemon: build images with Kaniko or BuildKit, or link a "
-    "docker:dind service (it needs a privileged pod, which Shipway does not create)"
-)
 
 SERVICE_KEYS: dict[str, KeyRule] = _table(
     KeyRule("image", M, "the container image"),
     KeyRule("build", E, BUILD_NOTE),
-    KeyRule("dockerfile", M, "compose v1 spelling of build.dockerfile, handled with build"),
+    KeyRule(
+        "dockerfile",
+        M,
+        "compose v1 spelling of build.dockerfile, handled with build (ignored with a warning "
+        "next to image without build)",
+    ),
     KeyRule("command", M, "the service's default command (container args)"),
     KeyRule("entrypoint", M, "the container's entrypoint (container command)"),
     KeyRule("environment", M, "map or KEY=VALUE list; numbers keep their digits"),
@@ -94,7 +97,7 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
     KeyRule("link", M, "deprecated spelling of links (warning): merged into links"),
     KeyRule("depends_on", M, "like links; the compose map form keeps its service names"),
     KeyRule("healthcheck", M, "compose healthcheck; on a linked service it gates the step"),
-    KeyRule("add_docker", E, ADD_DOCKER_NOTE),
+    KeyRule("add_docker", E, ADD_DOCKER),
     KeyRule("cached", IGN, "image caching between builds: use the node's image cache"),
     KeyRule(
         "default_cache_branch", IGN, "image caching between builds: use the node's image cache"
@@ -192,13 +195,16 @@ MANUAL_NOTE = (
     "manual approval steps are not supported yet: end this pipeline before the approval and "
     "start the rest with shipway run once approved (or gate it in your CD tool)"
 )
-MATRIX_NOTE = "type: matrix is an old form: use type: parallel with services: [..]"
+MATRIX_NOTE = (
+    "type: matrix is the old spelling of type: parallel with services: [..] (every service runs "
+    "a copy of the steps, side by side); converted to that"
+)
 
 STEP_KEYS: dict[str, KeyRule] = _table(
     KeyRule("name", M, "unique name in status and logs (numbers keep their digits)"),
     KeyRule("service", M, "on a run step, or on a group as the default of its steps"),
     KeyRule("command", M, "split like a shell would, not run through a shell"),
-    KeyRule("type", M, "serial or parallel (push, manual: error)"),
+    KeyRule("type", M, "serial or parallel (matrix: deprecated parallel; push, manual: error)"),
     KeyRule("steps", M, "the group's steps, nested to any depth"),
     KeyRule(
         "services",
@@ -220,7 +226,7 @@ STEP_TYPES: dict[str, KeyRule] = _table(
     KeyRule("parallel", M, "a parallel group"),
     KeyRule("push", E, PUSH_NOTE),
     KeyRule("manual", E, MANUAL_NOTE),
-    KeyRule("matrix", E, MATRIX_NOTE),
+    KeyRule("matrix", M, MATRIX_NOTE),
 )
 
 PUSH_STEP_KEYS = ("image_name", "image_tag", "registry")

@@ -7,6 +7,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from shipway.codeship import daemon
+from shipway.codeship.environment import PlainEnvironment
+from shipway.codeship.healthcheck import convert_healthcheck
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.keys import (
     BUILD_KEYS,
@@ -23,11 +26,9 @@ from shipway.codeship.report import (
     string_list,
     type_name,
 )
+from shipway.codeship.secrets import EncryptedEnvironment, EnvSecret
 from shipway.codeship.yamlfile import plain, text_of
 from shipway.models.spec import SERVICE_NAME_PATTERN
-
-HEALTHCHECK_KEYS = ("test", "interval", "timeout", "retries", "start_period", "disable")
-_ENV_KEY = re.compile(r"\S+")
 
 
 class ProjectFiles(Protocol):
@@ -58,6 +59,17 @@ class ServiceOptions:
     """Run the image a ``build`` names (build.image, or the service's image) instead of failing."""
     env_secrets: Mapping[str, str] = field(default_factory=dict)
     """Service → Secret standing in for its encrypted_environment / encrypted_env_file."""
+    aes_key: bytes | None = field(default=None, repr=False)
+    """The project's AES key: encrypted variables are decrypted into Secrets (see secrets)."""
+    pipeline_name: str = "codeship"
+    """Prefix of the Secrets' names."""
+
+
+@dataclass(frozen=True)
+class ConvertedServices:
+    services: dict[str, dict[str, Any]]
+    secrets: tuple[EnvSecret, ...] = ()
+    """Secrets holding decrypted variables, referenced by the services' envFrom."""
 
 
 def service_definitions(doc: Any, source: str, report: Report) -> dict[str, Any]:
@@ -86,14 +98,15 @@ def convert_services(
     report: Report,
     files: ProjectFiles | None = None,
     options: ServiceOptions | None = None,
-) -> dict[str, dict[str, Any]]:
-    """Every service in Shipway's form; problems go to ``report``."""
+) -> ConvertedServices:
+    """Every service in Shipway's form, and the Secrets they need; problems go to ``report``."""
     files = files or NoFiles()
     options = options or ServiceOptions()
     definitions = service_definitions(doc, source, report)
     if not definitions and not report.errors:
         report.error(source, "", "no services defined")
     result: dict[str, dict[str, Any]] = {}
+    secrets: list[EnvSecret] = []
     for name, body in definitions.items():
         if not re.fullmatch(SERVICE_NAME_PATTERN, name):
             report.error(
@@ -106,13 +119,16 @@ def convert_services(
         if not isinstance(body, dict):
             report.error(source, name, f"a service must be a map of keys, not {type_name(body)}")
             continue
-        converted = _Service(name, body, source, report, files, options).convert()
+        service = _Service(name, body, source, report, files, options)
+        converted = service.convert()
         if converted is not None:
             result[name] = converted
+            if service.secret is not None:
+                secrets.append(service.secret)
     for name in options.env_secrets:
         if name not in definitions:
             report.error(source, "", f"--env-secret names an unknown service {name!r}")
-    return result
+    return ConvertedServices(result, tuple(secrets))
 
 
 @dataclass
@@ -123,6 +139,8 @@ class _Service:
     report: Report
     files: ProjectFiles
     options: ServiceOptions
+    secret: EnvSecret | None = None
+    """Set by convert when the service's encrypted variables were decrypted."""
 
     def where(self, *keys: str | int) -> str:
         where = self.name
@@ -154,9 +172,9 @@ class _Service:
                 if value is not None:
                     out[key] = value
         environment = self._environment()
+        env_from = self._env_from(environment)
         if environment:
             out["environment"] = environment
-        env_from = self._env_from()
         if env_from:
             out["envFrom"] = env_from
         if "working_dir" in self.body:
@@ -182,8 +200,10 @@ class _Service:
             out["healthcheck"] = healthcheck
         if "resources" in self.body:
             out["resources"] = plain(self.body["resources"])
-        if "add_docker" in self.body and self.body["add_docker"] not in (False, None):
+        if daemon.wants_daemon(self.body):
             self.error(self.where("add_docker"), SERVICE_KEYS["add_docker"].note)
+        elif image is not None and "build" not in self.body and daemon.is_dind_image(image):
+            self.error(self.where("image"), daemon.dind_message(image))
         if len(self.report.errors) > errors_before:
             return None
         return out
@@ -198,7 +218,13 @@ class _Service:
                 self.error(self.where("image"), "must not be empty")
                 image = None
         if "build" not in self.body:
-            if "dockerfile" in self.body:
+            if "dockerfile" in self.body and image is not None:
+                self.warn(
+                    self.where("dockerfile"),
+                    f"ignored: without build nothing is built; the service runs {image}",
+                    WarningKind.IGNORED,
+                )
+            elif "dockerfile" in self.body:
                 self.error(self.where("dockerfile"), "dockerfile is part of a build: set build")
             elif image is None and "image" not in self.body:
                 self.error(self.name, "a service needs image (or build)")
@@ -281,80 +307,11 @@ class _Service:
     # -- environment -----------------------------------------------------------------------
 
     def _environment(self) -> dict[str, str]:
-        env: dict[str, str] = {}
-        if "environment" in self.body:
-            self._environment_values(self.body["environment"], env)
-        if "env_file" in self.body:
-            paths = string_list(
-                self.report, self.source, self.where("env_file"), self.body["env_file"]
-            )
-            for index, path in enumerate(paths or ()):
-                where = self.where("env_file") + (
-                    f"[{index}]" if isinstance(self.body["env_file"], list) else ""
-                )
-                self._env_file(path, where, env)
-        return env
+        return PlainEnvironment(
+            self.name, self.body, self.source, self.report, self.files.read_text
+        ).variables()
 
-    def _environment_values(self, value: Any, env: dict[str, str]) -> None:
-        where = self.where("environment")
-        if isinstance(value, dict):
-            entries = [(text_of(k), v, join(where, text_of(k))) for k, v in value.items()]
-            for key, raw, at in entries:
-                if raw is None:
-                    self._no_value(key, at)
-                elif isinstance(raw, dict | list):
-                    self.error(at, f"must be a string, number or boolean, not {type_name(raw)}")
-                else:
-                    env[key] = text_of(raw)
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                at = join(where, index)
-                text = scalar_text(self.report, self.source, at, item)
-                if text is None:
-                    continue
-                key, sep, val = text.partition("=")
-                if not sep:
-                    self._no_value(key, at)
-                else:
-                    env[key] = val
-        else:
-            self.error(where, f"must be a map or a list of KEY=VALUE, not {type_name(value)}")
-
-    def _no_value(self, key: str, where: str) -> None:
-        self.warn(
-            where,
-            f"{key} has no value: docker-compose takes it from the host's environment, which "
-            "a pipeline does not have; it is left out (put it in a Secret and use envFrom)",
-        )
-
-    def _env_file(self, path: str, where: str, env: dict[str, str]) -> None:
-        try:
-            text = self.files.read_text(path)
-        except OSError as exc:
-            self.error(where, f"cannot read {path}: {exc.strerror or exc}")
-            return
-        count = 0
-        for number, line in enumerate(text.splitlines(), start=1):
-            line = line.lstrip()
-            if not line or line.startswith("#"):
-                continue
-            key, sep, value = line.partition("=")
-            if not _ENV_KEY.fullmatch(key):
-                self.error(where, f"{path} line {number}: {key!r} is not a variable name")
-                continue
-            if not sep:
-                self._no_value(key, f"{where} ({path} line {number})")
-                continue
-            env[key] = value
-            count += 1
-        if count:
-            self.warn(
-                where,
-                f"{count} variables of {path} are inlined into the Pipeline, readable by anyone "
-                "who can read it; for secrets use a Secret and envFrom instead",
-            )
-
-    def _env_from(self) -> list[dict[str, Any]]:
+    def _env_from(self, environment: dict[str, str]) -> list[dict[str, Any]]:
         env_from: list[dict[str, Any]] = []
         if "envFrom" in self.body:
             value = plain(self.body["envFrom"])
@@ -362,26 +319,16 @@ class _Service:
                 env_from.extend(value)
             else:
                 self.error(self.where("envFrom"), "must be a list")
-        secret = self.options.env_secrets.get(self.name)
-        encrypted = [k for k in ("encrypted_environment", "encrypted_env_file") if k in self.body]
-        for key in encrypted:
-            if secret is None:
-                self.error(self.where(key), SERVICE_KEYS[key].note)
-            else:
-                self.warn(
-                    self.where(key),
-                    f"replaced by envFrom Secret {secret!r} (--env-secret); it must hold the "
-                    "decrypted variables",
-                )
-        if secret is not None:
-            if not encrypted:
-                self.warn(
-                    self.name,
-                    f"--env-secret adds Secret {secret!r} although the service has no "
-                    "encrypted environment",
-                )
-            env_from.append({"secretRef": {"name": secret}})
-        return env_from
+        encrypted = EncryptedEnvironment(
+            self.name, self.body, self.source, self.report, self.files.read_text
+        )
+        entries, self.secret = encrypted.env_from(
+            self.options.env_secrets.get(self.name),
+            self.options.aes_key,
+            self.options.pipeline_name,
+            environment,
+        )
+        return env_from + entries
 
     # -- volumes and links ----------------------------------------------------------------
 
@@ -401,8 +348,11 @@ class _Service:
                 entry = scalar_text(self.report, self.source, at, item)
             if entry is None:
                 continue
-            result.append(entry)
             host = entry.split(":")[0] if ":" in entry else None
+            if host and daemon.is_docker_socket(host):
+                self.error(at, daemon.socket_message(host))
+                continue
+            result.append(entry)
             if host and not host.startswith(("/", "~")) and self.files.has_content(host):
                 self.warn(
                     at,
@@ -472,39 +422,6 @@ class _Service:
     def _healthcheck(self) -> dict[str, Any] | None:
         if "healthcheck" not in self.body:
             return None
-        value = self.body["healthcheck"]
-        where = self.where("healthcheck")
-        if not isinstance(value, dict):
-            self.error(where, f"must be a map, not {type_name(value)}")
-            return None
-        out: dict[str, Any] = {}
-        for key, item in value.items():
-            at = join(where, str(key))
-            if key == "start_interval":
-                self.warn(at, "ignored: checks run at interval", WarningKind.IGNORED)
-            elif key not in HEALTHCHECK_KEYS:
-                self.report.unknown_key(self.source, at, str(key), HEALTHCHECK_KEYS)
-            elif key == "test":
-                test = command_value(self.report, self.source, at, item)
-                if test is not None:
-                    out["test"] = test
-            elif key == "retries":
-                if isinstance(item, int) and not isinstance(item, bool):
-                    out["retries"] = int(item)
-                else:
-                    self.error(at, "must be a number")
-            elif key == "disable":
-                if isinstance(item, bool):
-                    out["disable"] = item
-                else:
-                    self.error(at, "must be true or false")
-            else:
-                text = scalar_text(self.report, self.source, at, item)
-                if text is not None:
-                    out[str(key)] = text
-        if "test" not in out and not out.get("disable"):
-            self.error(where, "a healthcheck needs test")
-            return None
-        if out.get("disable") and "test" not in out:
-            return None
-        return out
+        return convert_healthcheck(
+            self.body["healthcheck"], self.where("healthcheck"), self.source, self.report
+        )

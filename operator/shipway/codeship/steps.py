@@ -26,6 +26,7 @@ from shipway.codeship.report import (
 )
 
 GROUP_ONLY = ("steps", "services")
+MATRIX = "matrix"
 RUN_ONLY = ("command",)
 
 
@@ -85,6 +86,10 @@ class StepConverter:
             if rule.handling is Handling.ERROR:
                 self.error(join(where, "type"), f"type: {kind}: {rule.note}")
                 return None
+            if kind == MATRIX:
+                kind = self._matrix(item, where)
+                if kind is None:
+                    return None
         errors_before = len(self.report.errors)
         for key in item:
             rule = STEP_KEYS.get(str(key))
@@ -144,6 +149,22 @@ class StepConverter:
             else:
                 self.error(join(where, "on_fail"), "must be a non-empty list of steps")
         return out
+
+    def _matrix(self, item: dict[str, Any], where: str) -> str | None:
+        """``type: matrix`` (examples 05, 06): the old spelling of a parallel fan-out."""
+        if "services" not in item:
+            self.error(
+                join(where, "type"),
+                "type: matrix runs its steps once per service: it needs services: [..]",
+            )
+            return None
+        self.report.warn(
+            self.source,
+            join(where, "type"),
+            f"deprecated: {STEP_TYPES[MATRIX].note}",
+            WarningKind.DEPRECATED,
+        )
+        return "parallel"
 
     def _service(self, item: dict[str, Any], where: str, scope: _Scope) -> str | None:
         if "service" not in item:

@@ -1,0 +1,4 @@
+#!/bin/sh
+mkdir -p /data
+echo "Writing artifact"
+date > /data/date

@@ -1,0 +1,3 @@
+#!/bin/sh
+
+printenv | grep FOO

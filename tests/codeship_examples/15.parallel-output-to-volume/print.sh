@@ -1,0 +1,5 @@
+#!/bin/bash
+
+for file in $(ls "${1}"); do
+  cat "${1}/${file}"
+done

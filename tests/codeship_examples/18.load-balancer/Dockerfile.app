@@ -1,0 +1,5 @@
+FROM golang:1.5.1
+
+WORKDIR /app
+ADD . ./
+RUN go build -o app .

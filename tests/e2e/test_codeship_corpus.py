@@ -1,0 +1,110 @@
+"""Codeship's published examples that convert today run green with ``shipway run --dir``.
+
+The examples name ``busybox`` (``busybox:latest``); the local cluster has no internet and only
+its own ``busybox:1.36``, so each run uses a copy of the vendored directory with that image
+pinned. Nothing else is changed. The table of what converts is tests/unit/test_codeship_corpus.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .pipelines import ROOT, Kubectl
+
+pytestmark = pytest.mark.e2e
+
+CORPUS = ROOT / "tests" / "codeship_examples"
+LOCAL_BUSYBOX = "busybox:1.36"
+
+# example → (extra `shipway run` arguments, lines its steps must print)
+RUNS: dict[str, tuple[list[str], list[str]]] = {
+    "04.parallelised": ([], ["Before", "In Between", "After"]),
+    "05.matrix": ([], ["OUTPUT=test1", "OUTPUT=test2"]),
+    "06.matrix-complex": ([], ["OUTPUT=test1", "OUTPUT=test2"]),
+    "09.branch-only": (["--branch", "master"], ["SHOULD ONLY RUN ON MASTER"]),
+    "10.lots-of-parallel": ([], [str(n) for n in range(1, 26)]),
+}
+
+
+@pytest.fixture
+def k(cluster: object, namespace: str, shipway_operator: object) -> Kubectl:
+    return Kubectl(namespace)
+
+
+def local_copy(name: str, tmp_path: Path) -> Path:
+    target = tmp_path / name
+    shutil.copytree(CORPUS / name, target)
+    services = target / "codeship-services.yml"
+    text = services.read_text()
+    assert "image: busybox\n" in text
+    services.write_text(text.replace("image: busybox\n", f"image: {LOCAL_BUSYBOX}\n"))
+    return target
+
+
+def shipway_run(k: Kubectl, directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shipway", "run", "--dir", str(directory), "-n", k.namespace, *args],
+        capture_output=True,
+        text=True,
+        env={**k.env, "PYTHONPATH": str(ROOT / "operator"), "NO_COLOR": "1"},
+        timeout=600,
+        check=False,
+    )
+
+
+def printed(result: subprocess.CompletedProcess[str]) -> set[str]:
+    """What the steps printed: ``(step: NAME) TEXT`` lines without their prefix."""
+    return {line.split(") ", 1)[-1].strip() for line in result.stdout.splitlines()}
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_the_example_runs_green(k: Kubectl, tmp_path: Path, name: str) -> None:
+    args, expected = RUNS[name]
+    result = shipway_run(k, local_copy(name, tmp_path), *args)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    lines = printed(result)
+    for line in expected:
+        assert line in lines, f"{line!r} not printed:\n{output}"
+    assert "error ✗" not in result.stdout
+
+
+def test_the_branch_filter_skips_the_step_on_another_branch(k: Kubectl, tmp_path: Path) -> None:
+    result = shipway_run(k, local_copy("09.branch-only", tmp_path), "--branch", "main")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SHOULD ONLY RUN ON MASTER" not in printed(result)
+
+
+def test_example_11s_encrypted_variables_reach_the_step_through_their_secret(
+    k: Kubectl, tmp_path: Path
+) -> None:
+    """The converter's Secret and envFrom, applied as they are (the command line's --aes-key
+    comes later, and 11's own image needs build:). Its service runs busybox:1.36 instead of its
+    build, and the step runs ``env`` instead of the image's ``printenv | grep FOO`` script."""
+    from shipway.codeship import Options, convert_directory, read_aes_key
+
+    target = tmp_path / "11.encrypted-aes"
+    shutil.copytree(CORPUS / "11.encrypted-aes", target)
+    services = target / "codeship-services.yml"
+    services.write_text(services.read_text().replace("build: ./", f"image: {LOCAL_BUSYBOX}"))
+    steps = target / "codeship-steps.yml"
+    steps.write_text(steps.read_text().replace("./check_for_foo.sh", "env"))
+    conversion = convert_directory(
+        target, options=Options(name="encrypted-aes", aes_key=read_aes_key(target))
+    )
+    (secret,) = conversion.secrets
+    k.apply_docs([*conversion.secrets, conversion.manifest])
+    body = k.wait_for("encrypted-aes")
+    (step,) = body["status"]["steps"]
+    assert body["status"]["phase"] == "Succeeded", step
+    printed = k("logs", step["pod"]).split()
+    assert "FOO=bar" in printed
+    assert "BAZ=bat" in printed
+    pipeline_yaml = k("get", "pipeline", "encrypted-aes", "-o", "yaml")
+    assert secret["metadata"]["name"] in pipeline_yaml
+    assert "bat" not in pipeline_yaml
