@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, pod_view
-from shipway.engine.planner import PipelineRef
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
@@ -60,6 +60,8 @@ def pod(
     reason: str | None = None,
     disruption: str | None = None,
     deadline: int | None = None,
+    owner_uid: str = REF.uid,
+    unschedulable: str | None = None,
 ) -> PodView:
     """A step pod as the API server would show it, summarised by the real pod_view."""
     if waiting is not None:
@@ -85,11 +87,29 @@ def pod(
             "shipway.dev/attempt": str(attempt),
         },
         "annotations": {"kubectl.kubernetes.io/default-container": "main"},
+        "ownerReferences": [
+            {
+                "apiVersion": "shipway.dev/v1alpha1",
+                "kind": "Pipeline",
+                "name": REF.name,
+                "uid": owner_uid,
+                "controller": True,
+            }
+        ],
     }
     if deleted:
         meta["deletionTimestamp"] = at(0)
         meta["deletionGracePeriodSeconds"] = 0
     conditions = []
+    if unschedulable:
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": unschedulable,
+            }
+        )
     if disruption:
         conditions.append({"type": "DisruptionTarget", "status": "True", "reason": disruption})
     body = {

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from shipway.cli import commands, follow, main
-from shipway.cli.commands import prepare_manifest
+from shipway.cli import common, follow, main
+from shipway.cli.run import prepare_manifest
 
 from .client_builders import FakeApi, failed_run, pipeline, step
 
@@ -29,7 +29,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def use(monkeypatch: pytest.MonkeyPatch, api: FakeApi) -> FakeApi:
-    monkeypatch.setattr(commands, "_api", lambda args: api)
+    monkeypatch.setattr(common, "connect_api", lambda args: api)
     return api
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from shipway.cli.cluster import ClusterError, LogNotReadyError, Manifest, PipelineApi
+from shipway.cli.cluster import ClusterError, LogNotReadyError, PipelineApi
 from shipway.cli.format import (
     Style,
     is_finished,
@@ -28,6 +28,7 @@ from shipway.cli.format import (
 )
 from shipway.cli.tracker import AttemptEnded, AttemptStarted, Tracker
 from shipway.engine.naming import container_name
+from shipway.engine.objects import Manifest
 from shipway.models import StepStatus
 
 RETRY_SECONDS = 0.5

@@ -19,6 +19,8 @@ from typing import Any
 
 from shipway import GROUP, KIND, VERSION
 from shipway.engine.naming import (
+    ANNOTATION_DEFAULT_CONTAINER,
+    ANNOTATION_PIPELINE_UID,
     ANNOTATION_STEP_NAME,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
@@ -30,15 +32,15 @@ from shipway.engine.naming import (
     pod_name,
     pvc_name,
 )
+from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import parse_time
-from shipway.engine.planner import PipelineRef, PodToCreate
+from shipway.engine.planner import PodToCreate
 from shipway.models import Healthcheck
 from shipway.models.durations import parse_duration
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.services import ResolvedService
 from shipway.spec.volumes import Mount
 
-Manifest = dict[str, Any]
 WORKSPACE_VOLUME = "workspace"
 DEFAULT_CHECK_INTERVAL = 2.0
 DEFAULT_CHECK_RETRIES = 30
@@ -57,6 +59,44 @@ class PodOptions:
     """Added to every step pod (e.g. to run on a tainted pool of CI nodes)."""
     node_selector: dict[str, str] | None = None
     """Every step pod's ``nodeSelector`` (e.g. to keep builds on that pool)."""
+    allowed_service_accounts: tuple[str, ...] = ()
+    """ServiceAccounts step pods may run as (besides the default above); empty: any."""
+    operator_service_account: str | None = None
+    """The operator's own ServiceAccount: never a step pod's."""
+    operator_namespace: str | None = None
+    """Its namespace; None: the name is refused in every namespace."""
+
+
+def step_service_account(compiled: CompiledPipeline, options: PodOptions) -> str:
+    """The ServiceAccount the pipeline's pods run as."""
+    return compiled.spec.serviceAccountName or options.default_service_account or "default"
+
+
+def service_account_refusal(
+    ref: PipelineRef, compiled: CompiledPipeline, options: PodOptions
+) -> str | None:
+    """Why the pipeline's pods may not run as their ServiceAccount; None when they may.
+
+    Whoever may create Pipelines could otherwise borrow the operator's own account (which
+    may create pods and read every Pipeline) or any account of the namespace.
+    """
+    account = step_service_account(compiled, options)
+    if account == options.operator_service_account and options.operator_namespace in (
+        None,
+        ref.namespace,
+    ):
+        return (
+            f"spec.serviceAccountName: {account!r} is the operator's own ServiceAccount; "
+            "step pods never run as it"
+        )
+    allowed = options.allowed_service_accounts
+    if allowed and account not in allowed and account != options.default_service_account:
+        names = ", ".join(repr(a) for a in allowed)
+        return (
+            f"spec.serviceAccountName: {account!r} is not allowed for step pods by the "
+            f"operator's configuration (allowed: {names})"
+        )
+    return None
 
 
 def owner_reference(ref: PipelineRef) -> Manifest:
@@ -69,13 +109,19 @@ def owner_reference(ref: PipelineRef) -> Manifest:
     }
 
 
+def claim_name(ref: PipelineRef, compiled: CompiledPipeline) -> str:
+    """The workspace claim's name: the one the spec names, else the pipeline's own."""
+    return compiled.spec.workspace.claimName or pvc_name(ref.name, ref.uid)
+
+
 def claim_manifest(ref: PipelineRef, compiled: CompiledPipeline) -> Manifest:
     """The pipeline's workspace: owned by the Pipeline (so deleted with it) unless kept."""
     workspace = compiled.spec.workspace
     meta: Manifest = {
-        "name": pvc_name(ref.name),
+        "name": pvc_name(ref.name, ref.uid),
         "namespace": ref.namespace,
         "labels": {LABEL_PIPELINE: ref.name, LABEL_MANAGED_BY: MANAGED_BY},
+        "annotations": {ANNOTATION_PIPELINE_UID: ref.uid},
     }
     if not workspace.keep:
         meta["ownerReferences"] = [owner_reference(ref)]
@@ -251,7 +297,10 @@ def pod_manifest(
     }
     if compiled.uses_workspace:
         spec["volumes"] = [
-            {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": pvc_name(ref.name)}}
+            {
+                "name": WORKSPACE_VOLUME,
+                "persistentVolumeClaim": {"claimName": claim_name(ref, compiled)},
+            }
         ]
     if sidecars:
         spec["initContainers"] = sidecars
@@ -283,7 +332,7 @@ def pod_manifest(
             },
             "annotations": {
                 ANNOTATION_STEP_NAME: run.name,
-                "kubectl.kubernetes.io/default-container": main["name"],
+                ANNOTATION_DEFAULT_CONTAINER: main["name"],
             },
             "ownerReferences": [owner_reference(ref)],
         },
@@ -298,6 +347,7 @@ def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest
         if not run.enabled:
             continue
         timeout = math.ceil(run.timeout) if run.timeout else None
-        create = PodToCreate(run.id, 0, pod_name(ref.name, run.id, run.name, 0), timeout)
+        name = pod_name(ref.name, ref.uid, run.id, run.name, 0)
+        create = PodToCreate(run.id, 0, name, timeout)
         manifests.append(pod_manifest(ref, compiled, create))
     return manifests

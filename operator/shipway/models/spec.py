@@ -103,11 +103,7 @@ class EnvFromSource(_Strict):
 class Service(_Strict):
     """A Codeship service: a container definition, started fresh for every step that uses it."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
+    model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -190,11 +186,7 @@ class Service(_Strict):
 class Step(_Strict):
     """A run step (service + command) or a group of steps (type serial or parallel)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
+    model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -282,7 +274,18 @@ class Workspace(_Strict):
         description="ReadWriteOnce pins all of a pipeline's pods to one node; ReadWriteMany does not.",
     )
     keep: bool = Field(
-        False, description="Keep the claim when the Pipeline is deleted (for debugging)."
+        False,
+        description="Keep the claim when the Pipeline is deleted (for debugging, or for a "
+        "later pipeline to reuse through claimName).",
+    )
+    claimName: (  # noqa: N815
+        Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)] | None
+    ) = Field(
+        None,
+        description="Use this existing PersistentVolumeClaim of the namespace (e.g. one kept "
+        "by an earlier pipeline) instead of creating one; size, storageClassName and keep then describe nothing "
+        "(accessModes still says whether the steps must share a node). The operator never "
+        "deletes it.",
     )
 
 
@@ -337,11 +340,7 @@ step lists is beyond a CRD rule's static cost budget, not beyond an admission po
 class PipelineSpec(_Strict):
     """Services and steps in Codeship's form, plus how to run them on Kubernetes."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
+    model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {

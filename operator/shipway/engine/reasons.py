@@ -1,0 +1,70 @@
+"""Every reason Shipway writes into a step's or a pipeline's status, and its Events' reasons.
+
+Typed constants in one place (as Tekton keeps its reasons): the status, the Events, the
+command line and the tests name the same strings. ``StrEnum`` members are plain strings, so
+they compare equal to what a status read back from the cluster holds.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StepReason(StrEnum):
+    """Why a step (or one attempt of it) is in its phase."""
+
+    COMPLETED = "Completed"
+    ERROR = "Error"
+    POD_FAILED = "PodFailed"
+    POD_DELETED = "PodDeleted"
+    POD_EVICTED = "PodEvicted"
+    POD_REJECTED = "PodRejected"
+    RETRYING = "Retrying"
+    WAITING_FOR_RETRY = "WaitingForRetry"
+    FILTERED_OUT = "FilteredOut"
+    NOT_NEEDED = "NotNeeded"
+    PREVIOUS_STEP_FAILED = "PreviousStepFailed"
+    NOT_RUN = "NotRun"
+    CANCELLED = "Cancelled"
+    PIPELINE_TIMEOUT = "PipelineTimeout"
+    UNSCHEDULABLE = "Unschedulable"
+    POD_NAME_CONFLICT = "PodNameConflict"
+    """A pod of the step's name exists and belongs to someone else."""
+    EXCEEDED_QUOTA = "ExceededResourceQuota"
+    """The pod waits: a ResourceQuota refused it; tried again until the quota allows."""
+    THROTTLED = "Throttled"
+    """The step waits: the pipeline already runs as many pods as the operator allows."""
+
+
+class PipelineReason(StrEnum):
+    """The reason of a pipeline's ``Succeeded`` condition."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    INVALID_SPEC = "InvalidSpec"
+    EXCEEDED_QUOTA = "ExceededResourceQuota"
+    """Still running, but waiting: a ResourceQuota refused its claim or a pod."""
+    CLAIM_REJECTED = "ClaimRejected"
+    CLAIM_NAME_CONFLICT = "ClaimNameConflict"
+    CLAIM_NOT_FOUND = "ClaimNotFound"
+    SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
+    STATUS_TOO_LARGE = "StatusTooLarge"
+    STATUS_REJECTED = "StatusRejected"
+    INTERNAL_ERROR = "InternalError"
+    """The operator failed on this pipeline (a bug): it is failed rather than left waiting."""
+
+
+class EventReason(StrEnum):
+    """The reason of an Event recorded on a Pipeline."""
+
+    STEP_STARTED = "StepStarted"
+    STEP_SUCCEEDED = "StepSucceeded"
+    STEP_FAILED = "StepFailed"
+    STEP_CANCELLED = "StepCancelled"
+    INVALID_SPEC = "InvalidSpec"
+    PIPELINE_SUCCEEDED = "PipelineSucceeded"
+    PIPELINE_FAILED = "PipelineFailed"
+    PIPELINE_CANCELLED = "PipelineCancelled"
