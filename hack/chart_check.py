@@ -69,9 +69,10 @@ GOOD: list[tuple[str, list[str]]] = [
         ],
     ),
     (
-        "builder with given certificates and a mirror",
+        "privileged builder with given certificates and a mirror",
         [
             "buildkit.deploy=true",
+            "buildkit.mode=privileged",
             "buildkit.serverSecret=bk-tls",
             "buildkit.clientSecret=bk-client",
             "buildkit.registries.docker\\.io.mirrors={mirror.example:5000}",
@@ -147,14 +148,14 @@ BAD: list[tuple[str, list[str], str]] = [
 BUILDER: dict[str, tuple[set[str] | None, str | None, str | None, str | None]] = {
     "defaults": (None, None, None, None),
     "builder deployed": (
-        {"privileged"}, "shipway", "tcp://shipway-buildkitd.shipway.svc:1234",
-        "shipway-buildkit-client",
+        {"runAsUser", "runAsGroup", "seccompProfile", "appArmorProfile"}, "shipway",
+        "tcp://shipway-buildkitd.shipway.svc:1234", "shipway-buildkit-client",
     ),
     "rootless builder in its own namespace": (
         {"runAsUser", "runAsGroup", "seccompProfile", "appArmorProfile"}, "shipway-buildkit",
         "tcp://shipway-buildkitd.shipway-buildkit.svc:1234", "shipway-buildkit-client",
     ),
-    "builder with given certificates and a mirror": (
+    "privileged builder with given certificates and a mirror": (
         {"privileged"}, "shipway", "tcp://shipway-buildkitd.shipway.svc:1234", None,
     ),
     "existing builder": (None, None, "tcp://buildkitd.ci:1234", None),
