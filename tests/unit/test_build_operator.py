@@ -190,3 +190,19 @@ def test_the_certificate_is_read_once_then_reused() -> None:
     for uid in ("a", "b"):
         assert asyncio.run(secrets.ensure(PipelineRef("p", "ci", uid))) is None
     assert reads == [LOCAL.client_secret]
+
+
+def test_the_local_names_are_localkubes() -> None:
+    """The operator cannot import hack/localkube (it is not shipped): its copies of the local
+    cluster's names must stay what localkube deploys."""
+    from localkube import buildkit, buildkit_images, config
+
+    assert LOCAL.builder == buildkit.ADDRESS
+    assert (LOCAL.builder_namespace, LOCAL.builder_service) == (buildkit.NAMESPACE, buildkit.NAME)
+    assert (LOCAL.client_namespace, LOCAL.client_secret) == (
+        buildkit.CLIENT_NAMESPACE,
+        buildkit.CLIENT_SECRET,
+    )
+    assert LOCAL.client_image == buildkit_images.BUILDCTL_IMAGE
+    assert LOCAL.registry_service == config.REGISTRY_SERVICE
+    assert LOCAL.registry == config.REGISTRY_HOST
