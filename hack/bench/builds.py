@@ -11,12 +11,16 @@ Three builds, each ``REPEATS`` times, Shipway's then the hand's:
 * one file changed: ``artifact.sh`` edited (differently on each side, so one side's layers are
   never the other's cache), rebuilt from its ``COPY`` on.
 
-Shipway's figure is its build pod's life as the benchmark's watch sees it (created → its
-container terminated: scheduling, the client's start and its check of the builder included);
-the hand's is the wall time of the same ``buildctl build`` (same flags, its own image name and
-cache) run on this host against the builder's Service address. The gap is from the build pod's
-termination (the push is its last act) to the creation of the first step pod that runs the
-image, both read from the one watch.
+Shipway's build is the build pod's own work, from its first log line to its last (``kubectl
+logs --timestamps``: buildctl's first progress line to the push and the cache export), as the
+source phase times its checkout; the hand's is the wall time of the same ``buildctl build``
+(same flags, its own image name and cache) run on this host against the builder's Service
+address. The pod's overhead is reported apart: *wait* (the pod created → its first log line:
+scheduling, the container's start, the client's check of the builder) and *pod* (its whole
+life as the benchmark's watch sees it, created → its container terminated, which the kubelet
+reports on its one-second relist). The gap is from the build pod's termination (the push is
+its last act) to the creation of the first step pod that runs the image, both read from the
+one watch.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Any
 
 from bench.kube import Kube
 from bench.procs import ROOT, Operator
+from bench.source import _log_span
 from bench.stats import summary_ms
 from bench.watch import PodRecord, PodWatch
 
@@ -72,7 +77,12 @@ def touch(root: Path, side: str, count: int) -> None:
 @dataclass
 class Sample:
     shipway_s: float
+    """The build in Shipway's pod: its first log line to its last."""
     hand_s: float
+    wait_s: float
+    """The pod created → its first log line."""
+    pod_s: float
+    """The pod created → its container seen terminated."""
     gap_s: float | None
     cached_steps: int | None
     total_steps: int | None
@@ -154,8 +164,9 @@ def wait_pipeline(kube: Kube, namespace: str, name: str, timeout: float = 900) -
     raise RuntimeError(f"pipeline {name} did not finish in {timeout:.0f}s")
 
 
-def measured(watch: PodWatch, pipeline: str) -> tuple[float, float | None]:
-    """(the build pod's life, the gap to the first step pod) as the watch saw them."""
+def measured(watch: PodWatch, pipeline: str) -> tuple[str, float, float | None, float]:
+    """(the build pod, its life, the gap to its first step pod, when it was created: epoch
+    seconds) as the watch saw them."""
 
     def done() -> bool:
         pods = watch.by_pipeline.get(pipeline, [])
@@ -172,7 +183,8 @@ def measured(watch: PodWatch, pipeline: str) -> tuple[float, float | None]:
         raise RuntimeError(f"the build pod of {pipeline} was not seen from start to end")
     first = min((p.added_at for p in steps if p.added_at), default=None)
     gap = first - build.terminated_at if first is not None else None
-    return build.terminated_at - build.added_at, gap
+    created = time.time() - (time.monotonic() - build.added_at)
+    return build.name, build.terminated_at - build.added_at, gap, created
 
 
 def one(
@@ -190,10 +202,19 @@ def one(
             break
     if body["status"]["phase"] != "Succeeded":
         raise RuntimeError(f"{pipeline} {body['status']['phase']}: {message}")
-    shipway_s, gap = measured(watch, pipeline)
+    pod, pod_s, gap, created = measured(watch, pipeline)
+    first, last = _log_span(kube, namespace, pod)
     build = body["status"]["builds"][0]
     hand_s, _ = hand.build(hand_dir, cached)
-    return Sample(shipway_s, hand_s, gap, build.get("cachedSteps"), build.get("totalSteps"))
+    return Sample(
+        last - first,
+        hand_s,
+        first - created,
+        pod_s,
+        gap,
+        build.get("cachedSteps"),
+        build.get("totalSteps"),
+    )
 
 
 def figures(samples: list[Sample]) -> dict[str, Any]:
@@ -205,6 +226,9 @@ def figures(samples: list[Sample]) -> dict[str, Any]:
         "ratio": round(shipway / hand, 3) if hand else None,
         "shipway_samples_s": [round(s.shipway_s, 2) for s in samples],
         "hand_samples_s": [round(s.hand_s, 2) for s in samples],
+        "wait_s": round(statistics.median(s.wait_s for s in samples), 2),
+        "pod_s": round(statistics.median(s.pod_s for s in samples), 2),
+        "pod_samples_s": [round(s.pod_s, 2) for s in samples],
         "cached_steps": [s.cached_steps for s in samples],
         "total_steps": [s.total_steps for s in samples],
     }

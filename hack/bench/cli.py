@@ -292,8 +292,10 @@ def _build_rows(bd: dict[str, Any], mark: Any) -> list[tuple[str, str, str]]:
     ):
         fig = bd.get(key) or {}
         both = f"{_fmt(fig.get('shipway_s'))} / {_fmt(fig.get('hand_s'), ' s')}"
-        rows.append((f"  {label}: shipway / buildctl", both, ""))
+        rows.append((f"  {label}: in the pod / buildctl", both, ""))
         rows.append((f"  {label}: ratio", _fmt_ratio(fig.get("ratio")), mark(f"build_{key}_ratio")))
+        pod = f"{_fmt(fig.get('wait_s'))} / {_fmt(fig.get('pod_s'), ' s')}"
+        rows.append((f"  {label}: pod's wait / whole life", pod, ""))
     gap = bd.get("push_to_pod_ms") or {}
     rows.append(
         (
