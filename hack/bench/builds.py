@@ -12,8 +12,9 @@ Three builds, each ``REPEATS`` times, Shipway's then the hand's:
   never the other's cache), rebuilt from its ``COPY`` on.
 
 Shipway's build is the build pod's own work, from its first log line to its last (``kubectl
-logs --timestamps``: buildctl's first progress line to the push and the cache export), as the
-source phase times its checkout; the hand's is the wall time of the same ``buildctl build``
+logs --timestamps``: the script's "building" line, written just before it runs the client, to
+BuildKit's last line after the push and the cache export), as the source phase times its
+checkout; the hand's is the wall time of the same ``buildctl build``
 (same flags, its own image name and cache) run on this host against the builder's Service
 address. The pod's overhead is reported apart: *wait* (the pod created → its first log line:
 scheduling, the container's start, the client's check of the builder) and *pod* (its whole

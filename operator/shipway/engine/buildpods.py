@@ -131,6 +131,7 @@ set -- "$@" --local "context=$rctx" --local "dockerfile=$(dirname "$rdf")" \
 for name in $(env | sed -n "s/^\(${SHIPWAY_SECRET_PREFIX}[A-Za-z0-9_]*\)=.*/\1/p"); do
   set -- "$@" --secret "id=${name#"$SHIPWAY_SECRET_PREFIX"},env=$name"
 done
+say "building $SHIPWAY_DOCKERFILE with the context $SHIPWAY_CONTEXT"
 if command -v buildctl-shipway >/dev/null 2>&1; then
   set -- buildctl-shipway build "$@"
 else
