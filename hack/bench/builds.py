@@ -69,10 +69,11 @@ def project(root: Path, cached: bool) -> Path:
     return root
 
 
-def touch(root: Path, side: str, count: int) -> None:
-    """One file changed: a comment at the end of artifact.sh, different on each side."""
+def touch(root: Path, side: str, mark: str) -> None:
+    """One file changed: a comment at the end of artifact.sh, different on each side and in
+    every run (the builder keeps the layers of earlier runs in its own cache)."""
     with (root / "artifact.sh").open("a") as script:
-        script.write(f"# {side} change {count}\n")
+        script.write(f"# {side} change {mark}\n")
 
 
 @dataclass
@@ -260,8 +261,8 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
                 one(kube, namespace, watch, hand, ship, by_hand, "warm", True)
             )
         for count in range(REPEATS):
-            touch(ship, "shipway", count)
-            touch(by_hand, "hand", count)
+            touch(ship, "shipway", f"{run_id}-{count}")
+            touch(by_hand, "hand", f"{run_id}-{count}")
             samples["one_file_changed"].append(
                 one(kube, namespace, watch, hand, ship, by_hand, "warm", True)
             )
