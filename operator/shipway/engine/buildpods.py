@@ -11,6 +11,7 @@ message, which is all the operator reads of it: no log is ever read by the opera
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -198,7 +199,10 @@ def _env(build: ResolvedBuild, config: BuildConfig) -> list[Manifest]:
         ("BUILDKIT_WAIT", str(config.wait_seconds)),
         ("HOME", "/tmp"),
         ("SHIPWAY_CONTEXT", build.context),
-        ("SHIPWAY_DOCKERFILE", f"{build.dockerfile_dir}/{build.dockerfile_name}"),
+        (
+            "SHIPWAY_DOCKERFILE",
+            posixpath.normpath(posixpath.join(build.dockerfile_dir, build.dockerfile_name)),
+        ),
         ("SHIPWAY_SECRET_PREFIX", SECRET_ARG_PREFIX),
     ]
     if config.push_secret:
