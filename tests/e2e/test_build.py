@@ -433,19 +433,17 @@ def test_the_seed_walkthrough_runs_green_from_its_directory(k: Kubectl) -> None:
 
 
 def test_the_seed_walkthrough_runs_green_from_the_git_server(
-    cluster: Cluster, k: Kubectl, tmp_path: Path
+    k: Kubectl, tmp_path: Path, git_server: tuple[gitserver.GitServer, dict[str, Any]]
 ) -> None:
+    server, _ = git_server  # the source tests' git server, in the cluster
     files: dict[str, str | bytes | None] = {
         str(path.relative_to(SEED)): path.read_bytes() for path in SEED.rglob("*") if path.is_file()
     }
-    repo = gitserver.make_repo(tmp_path, "seed", [files])  # *.sh committed executable
-    work = repo.bare.parent / "seed-work"
-    server_ns = f"{k.namespace}-git"[:63]
-    server = gitserver.start(cluster, server_ns, tmp_path)
-    try:
-        server.publish(repo)
-        done, body = run_dir(k, work, "--git-url", server.http("seed"), "--revision", "main")
-    finally:
-        gitserver.stop(cluster, server_ns)
+    name = f"seed-{secrets.token_hex(3)}"
+    repo = gitserver.make_repo(tmp_path, name, [files])  # *.sh committed executable
+    server.publish(repo)
+    work = repo.bare.parent / f"{name}-work"
+    done, body = run_dir(k, work, "--git-url", server.http(name), "--revision", "main")
     check_seed(body, done.stdout + done.stderr)
-    assert body["spec"]["source"]["git"]["url"] == server.http("seed")
+    assert body["spec"]["source"]["git"]["url"] == server.http(name)
+    assert body["status"]["source"]["commit"] == repo.commits["c1"]
