@@ -3,7 +3,7 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``admission,overhead,scale,paced,restart``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
+(default ``admission,overhead,scale,paced,restart,source``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
 local cluster's).
@@ -29,11 +29,12 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from bench import admission, overhead, scale
+from bench import source as source_phase
 from bench.kube import BENCH_LABEL, Kube, write_json
 from bench.load import delete_namespace, release_storage
 from bench.procs import MANAGED_ANNOTATION, FakeNodes
 
-PHASES = ("admission", "overhead", "scale", "paced", "restart")
+PHASES = ("admission", "overhead", "scale", "paced", "restart", "source")
 PACED_STEPS_PER_SECOND = 36
 """Offered in the paced phase: the 30 steps/s target plus a fifth, so that meeting it is not
 an artefact of the offered rate itself."""
@@ -49,6 +50,7 @@ TARGETS = {
     "operator_peak_rss_mb": ("<=", 150),
     "resume_seconds": ("<=", 10),
     "duplicated_steps": ("<=", 0),
+    "checkout_vs_clone_ratio": ("<=", 1.5),
 }
 
 
@@ -173,7 +175,23 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         "operator_peak_rss_mb": sc.get("operator_peak_rss_mb"),
         "resume_seconds": rs.get("resume_seconds"),
         "duplicated_steps": rs.get("duplicated_steps"),
+        "checkout_vs_clone_ratio": (results.get("source") or {}).get("checkout_vs_clone_ratio"),
     }
+
+
+def source_rows(so: dict[str, Any], mark: Any) -> list[tuple[str, str, str]]:
+    """The source phase's rows: checkout and upload beside doing it by hand, the wait apart."""
+    if not so:
+        return []
+    return [
+        (f"source ({so.get('files')} files, {so.get('bytes', 0) // 1_000_000} MB repository)", "", ""),
+        ("  checkout / git clone on the host", f"{_fmt(so.get('checkout_s'))} / {_fmt(so.get('host_clone_s'), ' s')}", ""),
+        ("  checkout / clone ratio", _fmt_ratio(so.get("checkout_vs_clone_ratio")), mark("checkout_vs_clone_ratio")),
+        ("  upload / tar | tar on the host", f"{_fmt(so.get('upload_s'))} / {_fmt(so.get('host_tar_s'), ' s')}", ""),
+        ("  upload / tar ratio", _fmt_ratio(so.get("upload_vs_tar_ratio")), ""),
+        ("  wait: created -> checkout running", _fmt(so.get("checkout_wait_s"), " s"), ""),
+        ("  wait: created -> receiver ready", _fmt(so.get("upload_receiver_ready_s"), " s"), ""),
+    ]  # fmt: skip
 
 
 def table(results: dict[str, Any]) -> str:
@@ -241,6 +259,7 @@ def table(results: dict[str, Any]) -> str:
         ("  resume: all progressing again", _fmt(rs.get("resume_seconds"), " s"), mark("resume_seconds")),
         ("  first progress after restart", _fmt(rs.get("first_progress_s"), " s"), ""),
         ("  duplicated steps", _fmt(rs.get("duplicated_steps")), mark("duplicated_steps")),
+        *source_rows(results.get("source") or {}, mark),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows) + 2
     lines = [f"{'':{width}}{'measured':>22}  {'target':>8}"]
@@ -329,6 +348,10 @@ def main() -> int:
                 kube, run_id, workdir, nodes, count, steps, timeout
             )
             rs["cleanup_s"] = round(delete_namespace(kube, run_id, rs["namespace"]), 1)
+        if "source" in phases:
+            print("phase 4: source, a 50 MB / 5000-file repository ...", flush=True)
+            results["source"] = so = source_phase.run(kube, run_id, workdir)
+            delete_namespace(kube, run_id, so["namespace"], timeout=120)
     except Exception:
         failed = True
         results["error"] = traceback.format_exc()

@@ -32,6 +32,8 @@ from pathlib import Path
 
 import pytest
 
+from . import gitserver
+from .gitserver import GitServer, Repo
 from .kube import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -87,6 +89,11 @@ def cluster() -> Iterator[Cluster]:
                     pytrace=False,
                 )
         found = Cluster(paths.kubeconfig, _kubectl_binary(paths), local=True)
+        # The image of checkout and upload pods (`shipway run --dir` uploads): `localkube up`
+        # imports it; a cluster started by an older checkout may lack it.
+        from localkube import gitimages
+
+        gitimages.ensure(paths, import_into=paths.containerd_socket, names=("git",))
     with pytest.MonkeyPatch.context() as mp:
         # Helpers and subprocesses (kubectl, the operator) all talk to this cluster.
         mp.setenv("KUBECONFIG", str(found.kubeconfig))
@@ -258,3 +265,43 @@ class OperatorProcess:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+# -- the git server of the source tests (test_source.py, test_security.py) -------------------
+
+
+@pytest.fixture(scope="session")
+def git_server(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GitServer, dict[str, Repo]]]:
+    if cluster.local:
+        sys.path.insert(0, str(ROOT / "hack"))
+        from localkube import gitimages
+        from localkube.config import Paths
+
+        gitimages.ensure(Paths.default(), import_into=Paths.default().containerd_socket)
+    keys = tmp_path_factory.mktemp("git-keys")
+    namespace = f"{SESSION_PREFIX}git-server"
+    server = gitserver.start(cluster, namespace, keys)
+    root = tmp_path_factory.mktemp("repos")
+    repos = {
+        "app": gitserver.make_repo(
+            root,
+            "app",
+            [
+                {**gitserver.PROJECT, "VERSION": "1\n", "@tag": "v1", "@message": "Version one"},
+                {"VERSION": "2\n", "@message": "Version two\n\nwith a body"},
+            ],
+        ),
+        "big": gitserver.make_repo(
+            root, "big", [{**gitserver.PROJECT, "blob.bin": os.urandom(400_000)}]
+        ),
+        "escape": gitserver.make_repo(
+            root, "escape", [{"tmp@link": "/", "up@link": "../../../../../../.."}]
+        ),
+    }
+    for repo in repos.values():
+        server.publish(repo)
+        server.publish(repo, private=True)
+    yield server, repos
+    gitserver.stop(cluster, namespace)

@@ -60,6 +60,7 @@ def pod(
     reason: str | None = None,
     disruption: str | None = None,
     deadline: int | None = None,
+    message: str | None = None,
     owner_uid: str = REF.uid,
     unschedulable: str | None = None,
 ) -> PodView:
@@ -73,6 +74,7 @@ def pod(
                 "reason": "Completed" if exit_code == 0 else "Error",
                 "startedAt": at(created + 1),
                 "finishedAt": at(created + 5),
+                "message": message,
             }
         }
     else:

@@ -164,15 +164,15 @@ def test_every_status_field_is_bounded() -> None:
     shipway.spec.limits: extend this list only after doing so."""
     assert set(StepStatus.model_fields) == {
         *("id", "name", "group", "service", "on_fail_of"),  # from the spec
-        *("phase", "pod", "attempt", "exit_code", "started_at", "finished_at"),  # bounded
+        *("phase", "pod", "attempt", "exit_code", "created_at", "started_at", "finished_at"),
         *("reason", "message"),  # clipped
         "attempts",  # at most retries
     }
     assert set(StepAttempt.model_fields) == {
         *("attempt", "pod", "phase", "exit_code", "reason", "message"),
-        *("started_at", "finished_at"),
+        *("created_at", "started_at", "finished_at"),
     }
     assert set(PipelineStatus.model_fields) == {
         *("phase", "progress", "current_step", "message", "started_at", "finished_at"),
-        *("node_name", "observed_generation", "conditions", "steps"),
+        *("node_name", "observed_generation", "conditions", "steps", "source"),
     }

@@ -207,7 +207,7 @@ def test_a_bug_while_handling_one_pipeline_fails_that_pipeline_with_a_message(
 def test_a_spec_that_breaks_the_compiler_fails_as_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
     from shipway.controller import reconciler as module
 
-    def deep(raw: Any) -> Any:
+    def deep(raw: Any, *rest: Any) -> Any:
         raise RecursionError("maximum recursion depth exceeded while calling a Python object")
 
     monkeypatch.setattr(module, "compile_pipeline", deep)

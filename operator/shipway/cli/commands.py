@@ -34,6 +34,8 @@ from shipway.cli.format import (
     status_tree,
 )
 from shipway.cli.run import cmd_run
+from shipway.cli.source import add_source_flags
+from shipway.cli.tracker import every_step
 from shipway.engine.naming import container_name
 from shipway.models import StepStatus
 
@@ -55,9 +57,12 @@ def register(sub: Any) -> None:
     con.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
     con.set_defaults(func=cmd_convert)
 
+    add_source_flags(con, run=False)
+
     run = sub.add_parser(
         "run", parents=[conn, files], help="create a Pipeline and follow it to the end"
     )
+    add_source_flags(run, run=True)
     run.add_argument(
         "-f",
         "--filename",
@@ -128,7 +133,7 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
 
     api = common.connect_api(args)
     pipeline = get_pipeline(api, args.name)
-    steps = select_steps(pipeline_status(pipeline).steps, args.step)
+    steps = select_steps(every_step(pipeline_status(pipeline)), args.step)
     style = style_for(out)
     if args.follow:
         ids = {s.id for s in steps}

@@ -40,6 +40,8 @@ class Options:
     """spec.ci fields (branch, tag, commitId, ...); the build tag comes from tag, else branch."""
     prebuilt: bool = False
     env_secrets: Mapping[str, str] = field(default_factory=dict)
+    source: Mapping[str, Any] | None = None
+    """spec.source: a git checkout or an upload; None leaves the workspace empty."""
     aes_key: bytes | None = field(default=None, repr=False)
     """The project's AES key (codeship.aes, see read_aes_key): encrypted variables become
     Secrets in Conversion.secrets; without it they need env_secrets, as before."""
@@ -100,6 +102,7 @@ def convert(
         ServiceOptions(
             prebuilt=options.prebuilt,
             env_secrets=options.env_secrets,
+            has_source=options.source is not None,
             aes_key=options.aes_key,
             pipeline_name=options.name,
         ),
@@ -113,6 +116,8 @@ def convert(
     stepper = StepConverter(steps_source, defined, report)
     steps = stepper.convert(steps_doc)
     spec: dict[str, Any] = {"services": services, "steps": steps}
+    if options.source is not None:
+        spec["source"] = dict(options.source)
     ci = _ci(options, report)
     if ci:
         spec["ci"] = ci

@@ -59,6 +59,8 @@ class ServiceOptions:
     """Run the image a ``build`` names (build.image, or the service's image) instead of failing."""
     env_secrets: Mapping[str, str] = field(default_factory=dict)
     """Service → Secret standing in for its encrypted_environment / encrypted_env_file."""
+    has_source: bool = False
+    """The Pipeline gets a source (checkout or upload): ``./`` holds the project's files."""
     aes_key: bytes | None = field(default=None, repr=False)
     """The project's AES key: encrypted variables are decrypted into Secrets (see secrets)."""
     pipeline_name: str = "codeship"
@@ -353,12 +355,17 @@ class _Service:
                 self.error(at, daemon.socket_message(host))
                 continue
             result.append(entry)
-            if host and not host.startswith(("/", "~")) and self.files.has_content(host):
+            if (
+                host
+                and not host.startswith(("/", "~"))
+                and not self.options.has_source
+                and self.files.has_content(host)
+            ):
                 self.warn(
                     at,
-                    f"{host} has files in the checkout, but the workspace starts empty: steps "
-                    f"see only what earlier steps wrote there (bake the files into the image "
-                    f"or write them in a first step)",
+                    f"{host} has files in the checkout, but without a source the workspace "
+                    f"starts empty: steps see only what earlier steps wrote there (give a "
+                    f"source: --git-url, --git-remote, or shipway run --dir, which uploads them)",
                 )
         return result
 

@@ -21,6 +21,7 @@ from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import PodView, controller_uid, pod_view
 from shipway.engine.planner import PodToCreate, Refusal
 from shipway.engine.reasons import PipelineReason, StepReason
+from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
 
 
@@ -113,12 +114,16 @@ async def create_pods(
     node: str | None,
     options: PodOptions,
     urgency: Priority,
+    source: SourceStatus | None = None,
 ) -> Created:
-    """Create the planned pods at once; a name found taken is checked for ownership."""
+    """Create the planned pods at once; a name found taken is checked for ownership.
+
+    ``source`` is what the checkout found: its commit and branch become CI variables.
+    """
     done = Created()
 
     async def one(create: PodToCreate) -> None:
-        manifest = pod_manifest(ref, compiled, create, node, options)
+        manifest = pod_manifest(ref, compiled, create, node, options, source)
         name = create.name
         try:
             body = await kube.create_pod(ref.namespace, manifest, urgency)

@@ -73,7 +73,7 @@ class Reconciler:
         self.options = options or PodOptions()
         self.clock = clock
         self.memory: dict[Key, _Memory] = {}
-        self.compiled: dict[tuple[str, int], CompiledPipeline | InvalidSpecError] = {}
+        self.compiled: dict[tuple[str, int, str | None], CompiledPipeline | InvalidSpecError] = {}
         self.background: set[asyncio.Task[None]] = set()
 
     def forget(self, key: Key) -> None:
@@ -83,11 +83,18 @@ class Reconciler:
             for cache_key in [k for k in self.compiled if k[0] == memory.uid]:
                 del self.compiled[cache_key]
 
-    def _compile(self, snap: PipelineSnapshot) -> CompiledPipeline | InvalidSpecError:
-        key = (snap.uid, snap.generation)
+    def _compile(
+        self, snap: PipelineSnapshot, status: PipelineStatus
+    ) -> CompiledPipeline | InvalidSpecError:
+        """The spec compiled once per generation, and once more when a checkout has told
+        which branch or tag it is (the build tag of ``tag``/``exclude`` filters)."""
+        checked_out = status.source.tag or status.source.branch if status.source else None
+        key = (snap.uid, snap.generation, checked_out)
         if key not in self.compiled:
+            for stale in [k for k in self.compiled if k[:2] == key[:2]]:
+                del self.compiled[stale]
             try:
-                self.compiled[key] = compile_pipeline(snap.spec)
+                self.compiled[key] = compile_pipeline(snap.spec, checked_out)
             except InvalidSpecError as exc:
                 self.compiled[key] = exc
             except Exception as exc:
@@ -203,7 +210,7 @@ class Reconciler:
         if status.phase.terminal:
             return await self._finish(snap, finished_plan(status, pods, snap.uid))
         urgency = _urgency(status, memory)
-        compiled = self._compile(snap)
+        compiled = self._compile(snap, status)
         memory.waiting.clear()  # a quota may allow now what it refused a moment ago
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
@@ -224,7 +231,14 @@ class Reconciler:
             todo = [c for c in result.create if c.name not in memory.created]
             node = result.status.node_name
             outcome = await create_pods(
-                self.kube, snap.ref, compiled, todo, node, self.options, urgency
+                self.kube,
+                snap.ref,
+                compiled,
+                todo,
+                node,
+                self.options,
+                urgency,
+                result.status.source,
             )
             memory.created.update(outcome.created)
             if not outcome.rejected and not outcome.waiting:
@@ -246,7 +260,8 @@ class Reconciler:
             return await self._abort(snap, pods, memory, reason, why, keep_steps=False)
         if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
-            self.compiled.pop((snap.uid, snap.generation), None)
+            for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
+                del self.compiled[done]
         await self._finish(snap, result)
         if result.status.phase != status.phase or result.create:
             log.info(

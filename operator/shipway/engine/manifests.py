@@ -14,10 +14,12 @@ Codeship → Kubernetes, in one place:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
+from shipway.engine.checkout import SourceSettings, secret_volume, task_title
+from shipway.engine.checkout import container as source_container
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
     ANNOTATION_PIPELINE_UID,
@@ -35,7 +37,8 @@ from shipway.engine.naming import (
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import parse_time
 from shipway.engine.planner import PodToCreate
-from shipway.models import Healthcheck
+from shipway.engine.prepare import SOURCE_TASK, source_pod_name
+from shipway.models import Healthcheck, SourceStatus
 from shipway.models.durations import parse_duration
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.services import ResolvedService
@@ -59,6 +62,8 @@ class PodOptions:
     """Added to every step pod (e.g. to run on a tainted pool of CI nodes)."""
     node_selector: dict[str, str] | None = None
     """Every step pod's ``nodeSelector`` (e.g. to keep builds on that pool)."""
+    source: SourceSettings = field(default_factory=SourceSettings)
+    """The checkout's image and size limit."""
     allowed_service_accounts: tuple[str, ...] = ()
     """ServiceAccounts step pods may run as (besides the default above); empty: any."""
     operator_service_account: str | None = None
@@ -134,22 +139,30 @@ def claim_manifest(ref: PipelineRef, compiled: CompiledPipeline) -> Manifest:
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
 
 
-def ci_environment(ref: PipelineRef, compiled: CompiledPipeline) -> list[tuple[str, str]]:
-    """Codeship's CI_* variables, plus CI=true and CI_NAME=shipway."""
+def ci_environment(
+    ref: PipelineRef, compiled: CompiledPipeline, source: SourceStatus | None = None
+) -> list[tuple[str, str]]:
+    """Codeship's CI_* variables, plus CI=true and CI_NAME=shipway.
+
+    What the checkout found (commit, branch, message, committer) fills the variables
+    ``spec.ci`` leaves unset.
+    """
     ci = compiled.spec.ci
     created = parse_time(ref.created_at)
+    got = source or SourceStatus(kind="none")
+    repo = getattr(compiled.source, "repo_name", None)
     pairs: list[tuple[str, str | None]] = [
         ("CI", "true"),
         ("CI_NAME", "shipway"),
         ("CI_BUILD_ID", ci.buildId or ref.uid),
         ("CI_PROJECT_ID", ci.projectId),
-        ("CI_REPO_NAME", ci.repoName),
-        ("CI_BRANCH", ci.branch),
-        ("CI_COMMIT_ID", ci.commitId),
-        ("CI_COMMIT_MESSAGE", ci.commitMessage),
+        ("CI_REPO_NAME", ci.repoName or repo),
+        ("CI_BRANCH", ci.branch or got.branch or got.tag),
+        ("CI_COMMIT_ID", ci.commitId or got.commit),
+        ("CI_COMMIT_MESSAGE", ci.commitMessage or got.commit_message),
         ("CI_COMMIT_DESCRIPTION", ci.commitDescription),
-        ("CI_COMMITTER_NAME", ci.committerName),
-        ("CI_COMMITTER_EMAIL", ci.committerEmail),
+        ("CI_COMMITTER_NAME", ci.committerName or got.committer_name),
+        ("CI_COMMITTER_EMAIL", ci.committerEmail or got.committer_email),
         ("CI_COMMITTER_USERNAME", ci.committerUsername),
         ("CI_PR_NUMBER", ci.prNumber),
         ("CI_PULL_REQUEST", ci.pullRequest),
@@ -268,12 +281,15 @@ def pod_manifest(
     create: PodToCreate,
     node: str | None = None,
     options: PodOptions | None = None,
+    source: SourceStatus | None = None,
 ) -> Manifest:
-    """The Pod running one attempt of one step."""
+    """The Pod running one attempt of one step (or the checkout, for the source task)."""
     options = options or PodOptions()
+    if create.step_id == SOURCE_TASK:
+        return _source_pod(ref, compiled, create, node, options)
     run = compiled.run(create.step_id)
     service = compiled.services[run.service]
-    env = ci_environment(ref, compiled)
+    env = ci_environment(ref, compiled, source)
     args = run.command if run.command is not None else service.command
     main = _container(service, args, env, options)
     sidecars: list[Manifest] = []
@@ -288,6 +304,41 @@ def pod_manifest(
         for name in (*host_names(link.service), *link.aliases):
             if name not in aliases:
                 aliases.append(name)
+    spec = _pod_spec(ref, compiled, create, node, options, main)
+    if sidecars:
+        spec["initContainers"] = sidecars
+    if aliases:
+        spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": aliases}]
+    return _pod(ref, create, run.name, main, spec)
+
+
+def _source_pod(
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    create: PodToCreate,
+    node: str | None,
+    options: PodOptions,
+) -> Manifest:
+    """The checkout (or upload receiver) pod: the git image, the claim, maybe the Secret."""
+    source = compiled.source
+    assert source is not None
+    main = source_container(source, options.source, options.security_context)
+    spec = _pod_spec(ref, compiled, create, node, options, main)
+    secret = secret_volume(source)
+    if secret is not None:
+        spec["volumes"].append(secret)
+    return _pod(ref, create, task_title(source), main, spec)
+
+
+def _pod_spec(
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    create: PodToCreate,
+    node: str | None,
+    options: PodOptions,
+    main: Manifest,
+) -> Manifest:
+    """What every pod of a pipeline shares: no token, the claim, the node, the deadline."""
     spec: Manifest = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -302,10 +353,6 @@ def pod_manifest(
                 "persistentVolumeClaim": {"claimName": claim_name(ref, compiled)},
             }
         ]
-    if sidecars:
-        spec["initContainers"] = sidecars
-    if aliases:
-        spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": aliases}]
     account = compiled.spec.serviceAccountName or options.default_service_account
     if account:
         spec["serviceAccountName"] = account
@@ -318,6 +365,12 @@ def pod_manifest(
         spec["nodeSelector"] = dict(options.node_selector)
     if options.tolerations:
         spec["tolerations"] = [dict(t) for t in options.tolerations]
+    return spec
+
+
+def _pod(
+    ref: PipelineRef, create: PodToCreate, title: str, main: Manifest, spec: Manifest
+) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -331,7 +384,7 @@ def pod_manifest(
                 LABEL_MANAGED_BY: MANAGED_BY,
             },
             "annotations": {
-                ANNOTATION_STEP_NAME: run.name,
+                ANNOTATION_STEP_NAME: title,
                 ANNOTATION_DEFAULT_CONTAINER: main["name"],
             },
             "ownerReferences": [owner_reference(ref)],
@@ -341,8 +394,12 @@ def pod_manifest(
 
 
 def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest]:
-    """The claim and one first-attempt pod per enabled step: what ``shipway render`` prints."""
+    """The claim, the source's pod and one first-attempt pod per enabled step: what
+    ``shipway render`` prints."""
     manifests = [claim_manifest(ref, compiled)] if compiled.uses_workspace else []
+    if compiled.source is not None:
+        name = source_pod_name(ref, compiled.source)
+        manifests.append(pod_manifest(ref, compiled, PodToCreate(SOURCE_TASK, 0, name)))
     for run in compiled.runs:
         if not run.enabled:
             continue

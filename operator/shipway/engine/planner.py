@@ -29,6 +29,7 @@ from shipway.engine.observe import (
     format_time,
     parse_time,
 )
+from shipway.engine.prepare import SOURCE_TASK, Preparation
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.report import (
     EventToEmit,
@@ -106,6 +107,8 @@ def finished_plan(status: PipelineStatus, pods: Sequence[PodView], uid: str) -> 
         step = known.get(pod.step_id)
         if step is not None and step.pod == pod.name:
             continue
+        if status.source is not None and status.source.pod == pod.name:
+            continue
         action = halt(pod)
         if action == "stop":
             stop.append(pod.name)
@@ -147,6 +150,17 @@ class _Planner:
         self.deferred = 0
         """Steps that may start but wait: for quota, or for the pipeline's pod limit."""
         self.quota: str | None = None
+        self.prep = Preparation(
+            ref,
+            compiled.source,
+            status,
+            self.steps.pods_by_step.get(SOURCE_TASK, {}),
+            now,
+            settings.start_grace,
+            settings.unschedulable_grace,
+            rejected,
+            waiting,
+        )
 
     def _timeout(self) -> tuple[float, str] | None:
         if self.compiled.timeout is not None:
@@ -167,7 +181,7 @@ class _Planner:
         previous = self.status
         if previous.phase.terminal:
             return finished_plan(previous, self.pods, self.ref.uid)
-        steps = self.steps
+        steps, prep = self.steps, self.prep
         halted = steps.halted()
         deadline = self._deadline()
         remaining = deadline[0] if deadline is not None else None
@@ -175,23 +189,36 @@ class _Planner:
         if self.compiled.spec.cancel:
             why = "the pipeline was cancelled"
             steps.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
+            prep.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             stopping = (PipelinePhase.CANCELLED, why)
         elif deadline is not None and deadline[0] <= 0:
             why = f"the pipeline ran longer than {deadline[1]}"
             steps.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
+            prep.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             stopping = (PipelinePhase.FAILED, why)
-        walk = Walk(steps.by_id, halted, stopping is not None)
+        unprepared = prep.failed()
+        # Steps wait for the preparation (the checkout); nothing starts after it failed.
+        walk = Walk(steps.by_id, halted, stopping is not None or not prep.ready())
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
             steps.recheck.append(remaining)
         creates = self._creates(remaining)
+        task = prep.plan_start(remaining) if stopping is None else None
+        if task is not None:
+            assert task.pod is not None
+            creates = (PodToCreate(task.id, 0, task.pod, task.deadline), *creates)
+        self.quota = self.quota or prep.quota
         if self.quota is not None:
             steps.recheck.append(QUOTA_RETRY_SECONDS)
         message: str | None
         active = creates or self.deferred or steps.any_running()
         if stopping is not None:
             phase, message = stopping
-        elif root in (Result.ACTIVE, Result.WAITING) and active:
+        elif unprepared is not None:
+            phase = PipelinePhase.FAILED
+            detail = unprepared.message or unprepared.reason or "it failed"
+            message = f"{unprepared.title} failed: {detail}"[:1024]
+        elif root in (Result.ACTIVE, Result.WAITING) and (active or prep.active()):
             phase, message = PipelinePhase.RUNNING, self.quota
         elif root == Result.SUCCEEDED or root == Result.SKIPPED:
             phase, message = PipelinePhase.SUCCEEDED, None
@@ -199,27 +226,38 @@ class _Planner:
             failed = [s.run.name for s in steps.values() if s.phase == StepPhase.FAILED]
             phase = PipelinePhase.FAILED
             message = "failed: " + ", ".join(failed[:5]) if failed else "a step failed"
-        self._mark_skipped(walk.skip, halted, phase.terminal)
+        self._mark_skipped(walk.skip, halted, phase.terminal, unprepared is not None)
         node = pinned_node(previous, self.compiled.pinned, steps.pods_by_step)
         reason = PipelineReason.EXCEEDED_QUOTA if self.quota and not phase.terminal else None
         status = pipeline_status(
-            self.ref, previous, steps.values(), phase, message, self.stamp, node, reason
+            self.ref,
+            previous,
+            steps.values(),
+            phase,
+            message,
+            self.stamp,
+            node,
+            reason,
+            prep.source_status(),
         )
+        recheck = steps.recheck + prep.recheck
         return Plan(
             status=status,
             create=creates,
-            stop=tuple(dict.fromkeys(steps.stop)),
-            delete=tuple(dict.fromkeys(steps.delete)),
+            stop=tuple(dict.fromkeys(steps.stop + prep.stop)),
+            delete=tuple(dict.fromkeys(steps.delete + prep.delete)),
             events=tuple(diff_events(previous, status)),
-            requeue_after=(min(steps.recheck) if steps.recheck and not phase.terminal else None),
+            requeue_after=(min(recheck) if recheck and not phase.terminal else None),
             ensure_claim=bool(creates) and self.compiled.uses_workspace,
         )
 
-    def _mark_skipped(self, skip: Mapping[str, str], halted: bool, finished: bool) -> None:
+    def _mark_skipped(
+        self, skip: Mapping[str, str], halted: bool, finished: bool, unprepared: bool
+    ) -> None:
         for step in self.steps.values():
             if step.phase != StepPhase.PENDING or step.start:
                 continue
-            reason = skip.get(step.run.id)
+            reason = StepReason.SOURCE_FAILED if unprepared else skip.get(step.run.id)
             if reason is None and halted and step.run.on_fail_of is None:
                 reason = StepReason.PREVIOUS_STEP_FAILED
             if reason is None and finished:
@@ -254,7 +292,7 @@ class _Planner:
             creates.append(PodToCreate(step.run.id, step.attempt, name, deadline))
             running += 1
             step.phase, step.pod = StepPhase.RUNNING, name
-            step.started_at = step.started_at if step.attempt else self.stamp
+            step.created_at, step.started_at = self.stamp, None
             if not step.attempt:
                 step.reason, step.message = None, None
         return tuple(creates)

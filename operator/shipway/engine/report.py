@@ -14,7 +14,16 @@ from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
 from shipway.engine.reasons import EventReason, PipelineReason
 from shipway.engine.steps import StepState
-from shipway.models import Condition, PipelinePhase, PipelineStatus, StepPhase, StepStatus
+from shipway.models import (
+    Condition,
+    PipelinePhase,
+    PipelineStatus,
+    SourceStatus,
+    StepPhase,
+    StepStatus,
+)
+
+SOURCE_TITLES = {"git": "checkout", "upload": "upload"}
 
 
 @dataclass(frozen=True)
@@ -38,6 +47,7 @@ def step_status(step: StepState) -> StepStatus:
         exit_code=step.exit_code,
         reason=step.reason,
         message=step.message,
+        created_at=step.created_at,
         started_at=step.started_at,
         finished_at=step.finished_at if step.phase.terminal else None,
         attempts=step.attempts,
@@ -68,6 +78,7 @@ def pipeline_status(
     stamp: str,
     node: str | None,
     reason: str | None = None,
+    source: SourceStatus | None = None,
 ) -> PipelineStatus:
     """The status to write: the phase, progress, running steps and every step's state.
 
@@ -78,8 +89,10 @@ def pipeline_status(
     regular = [s for s in entries if s.on_fail_of is None]
     done = sum(1 for s in regular if s.phase.terminal)
     running = [s.name for s in entries if s.phase == StepPhase.RUNNING]
+    if source is not None and source.phase == StepPhase.RUNNING:
+        running.insert(0, SOURCE_TITLES.get(source.kind, source.kind))
     started_at = previous.started_at
-    if started_at is None and any(s.pod for s in entries):
+    if started_at is None and (any(s.pod for s in entries) or (source and source.pod)):
         started_at = stamp
     finished = phase.terminal
     return PipelineStatus(
@@ -93,6 +106,7 @@ def pipeline_status(
         observed_generation=ref.generation,
         conditions=[succeeded_condition(previous, phase, message, stamp, ref, reason)],
         steps=entries,
+        source=source,
     )
 
 
@@ -127,11 +141,30 @@ def succeeded_condition(
     )
 
 
-def _duration(step: StepStatus) -> str:
+def _duration(step: StepStatus | SourceStatus) -> str:
     start, end = parse_time(step.started_at), parse_time(step.finished_at)
     if start is None or end is None:
         return ""
     return f" in {max(timedelta(0), end - start).total_seconds():.0f}s"
+
+
+def _source_events(old: SourceStatus | None, new: SourceStatus | None) -> list[EventToEmit]:
+    """The checkout's (or upload's) end: one Event, like a step's."""
+    if new is None or (old is not None and old.phase == new.phase):
+        return []
+    title = SOURCE_TITLES.get(new.kind, new.kind)
+    if new.phase == StepPhase.SUCCEEDED:
+        if new.kind == "git":
+            what = f"checked out {(new.commit or '')[:12]}"
+            what += f" ({new.branch or new.tag})" if new.branch or new.tag else ""
+        else:
+            what = f"received {new.files or 0} files ({new.bytes or 0} bytes)"
+        return [EventToEmit("Normal", EventReason.SOURCE_READY, f"{what}{_duration(new)}")]
+    if new.phase == StepPhase.FAILED and new.pod is not None:
+        detail = new.message or new.reason or ""
+        message = f"{title} failed: {detail}"[:1024]
+        return [EventToEmit("Warning", EventReason.SOURCE_FAILED, message)]
+    return []
 
 
 _PIPELINE_EVENTS = {
@@ -158,7 +191,7 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         and (s.id not in before or before[s.id].pod != s.pod)
         and s.pod is not None
     ]
-    events: list[EventToEmit] = []
+    events = _source_events(old.source, new.source)
     for step in new.steps:
         was = before.get(step.id)
         if not step.phase.terminal or step.phase == StepPhase.SKIPPED or step.pod is None:

@@ -1,5 +1,6 @@
 """Pydantic models of the Pipeline resource: the one schema source."""
 
+from shipway.models.source import GitSource, Source, UploadSource
 from shipway.models.spec import (
     CIContext,
     EnvFromSource,
@@ -15,6 +16,8 @@ from shipway.models.status import (
     Condition,
     PipelinePhase,
     PipelineStatus,
+    PrepStatus,
+    SourceStatus,
     StepAttempt,
     StepPhase,
     StepStatus,
@@ -24,16 +27,21 @@ __all__ = [
     "CIContext",
     "Condition",
     "EnvFromSource",
+    "GitSource",
     "Healthcheck",
     "LocalObjectRef",
     "PipelinePhase",
     "PipelineSpec",
     "PipelineStatus",
+    "PrepStatus",
     "ResourceRequirements",
     "Service",
+    "Source",
+    "SourceStatus",
     "Step",
     "StepAttempt",
     "StepPhase",
     "StepStatus",
+    "UploadSource",
     "Workspace",
 ]

@@ -96,6 +96,7 @@ class StepAttempt(_Status):
     exit_code: int | None = Field(None, description="Exit code of the step's container.")
     reason: Reason = Field(None, description="Why it ended, e.g. Error, DeadlineExceeded.")
     message: Message = Field(None, description="Details.")
+    created_at: str | None = Field(None, description="When its pod was created.")
     started_at: str | None = Field(None, description="When the container started.")
     finished_at: str | None = Field(None, description="When it ended.")
 
@@ -116,11 +117,45 @@ class StepStatus(_Status):
     exit_code: int | None = Field(None, description="Exit code of the step's container.")
     reason: Reason = Field(None, description="Why the step is in its phase.")
     message: Message = Field(None, description="Details, e.g. the kubelet's message.")
-    started_at: str | None = Field(None, description="When the step's container started.")
+    created_at: str | None = Field(
+        None, description="When the current attempt's pod was created (the step was started)."
+    )
+    started_at: str | None = Field(
+        None,
+        description="When the step's container started, once known (from then on it ran; "
+        "before, it waited for its claim, node, image and linked services).",
+    )
     finished_at: str | None = Field(None, description="When the step ended.")
     attempts: list[StepAttempt] = Field(
         default_factory=list, description="Earlier attempts of a retried step."
     )
+
+
+class PrepStatus(_Status):
+    """Work done in a pod before the steps that need it: the checkout (later, image builds)."""
+
+    phase: StepPhase = Field(StepPhase.PENDING, description="Pending, Running, Succeeded, ...")
+    pod: str | None = Field(None, description="The pod doing the work.")
+    reason: Reason = Field(None, description="Why it is in its phase.")
+    message: Message = Field(None, description="Details, e.g. git's own error message.")
+    created_at: str | None = Field(None, description="When its pod was created.")
+    started_at: str | None = Field(None, description="When its container started, once known.")
+    finished_at: str | None = Field(None, description="When it ended.")
+
+
+class SourceStatus(PrepStatus):
+    """The checkout (or upload) that fills the workspace before the first step."""
+
+    kind: str = Field(description="git or upload.")
+    commit: Reason = Field(None, description="The commit checked out.")
+    branch: Message = Field(None, description="The branch checked out, if any.")
+    tag: Message = Field(None, description="The tag checked out, if any.")
+    commit_message: Message = Field(None, description="The commit's message (shortened).")
+    committer_name: Message = Field(None, description="The commit's committer.")
+    committer_email: Message = Field(None, description="The committer's email address.")
+    repo_name: Message = Field(None, description="The repository's name, from its URL.")
+    files: int | None = Field(None, description="Files received (uploads).")
+    bytes: int | None = Field(None, description="Bytes received (uploads).")
 
 
 class Condition(_Status):
@@ -150,4 +185,7 @@ class PipelineStatus(_Status):
     )
     observed_generation: int | None = Field(None, description="Spec generation last acted on.")
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
+    source: SourceStatus | None = Field(
+        None, description="The checkout or upload done before the first step."
+    )
     steps: list[StepStatus] = Field(default_factory=list, description="Every run step.")

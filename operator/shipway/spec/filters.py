@@ -21,9 +21,10 @@ _MAX_PROGRAM_BYTES = 1 << 20
 """RE2's memory budget per pattern: a filter needs a few kB; larger programs are refused."""
 
 
-def build_tag(ci: CIContext) -> str:
-    """The name filters match against: the git tag being built, else the branch."""
-    return ci.tag or ci.branch or ""
+def build_tag(ci: CIContext, checked_out: str | None = None) -> str:
+    """The name filters match against: the git tag being built, else the branch, else what
+    the source checks out."""
+    return ci.tag or ci.branch or checked_out or ""
 
 
 def is_regex(pattern: str) -> bool:

@@ -28,7 +28,13 @@ from shipway.models import (
     StepPhase,
     StepStatus,
 )
-from shipway.models.status import MESSAGE_BYTES, PIPELINE_MESSAGE_BYTES, REASON_BYTES, json_size
+from shipway.models.status import (
+    MESSAGE_BYTES,
+    PIPELINE_MESSAGE_BYTES,
+    REASON_BYTES,
+    SourceStatus,
+    json_size,
+)
 from shipway.spec.errors import FieldError
 
 MAX_DEPTH = 12
@@ -108,6 +114,7 @@ ATTEMPT_BYTES = 1 + _size(
         exit_code=_EXIT_CODE,
         reason=_fill(REASON_BYTES),
         message=_fill(MESSAGE_BYTES),
+        created_at=_TIME,
         started_at=_TIME,
         finished_at=_TIME,
     )
@@ -127,6 +134,7 @@ STEP_BYTES = 1 + _size(
         exit_code=_EXIT_CODE,
         reason=_fill(REASON_BYTES),
         message=_fill(MESSAGE_BYTES),
+        created_at=_TIME,
         started_at=_TIME,
         finished_at=_TIME,
     )
@@ -154,6 +162,30 @@ PIPELINE_BYTES = _size(
                 observed_generation=2**63 - 1,
             )
         ],
+        source=SourceStatus(
+            kind="upload",
+            phase=_longest_phase(),
+            pod=_POD_NAME,
+            reason=_fill(REASON_BYTES),
+            message=_fill(MESSAGE_BYTES),
+            created_at=_TIME,
+            started_at=_TIME,
+            finished_at=_TIME,
+            commit=_fill(REASON_BYTES),
+            **{
+                name: _fill(MESSAGE_BYTES)
+                for name in (
+                    "branch",
+                    "tag",
+                    "commit_message",
+                    "committer_name",
+                    "committer_email",
+                    "repo_name",
+                )
+            },
+            files=2**63 - 1,
+            bytes=2**63 - 1,
+        ),
     )
 )
 """Most bytes the status takes besides its steps."""
