@@ -92,14 +92,14 @@ def test_a_foreign_pod_and_claim_with_the_wanted_names_are_refused_not_adopted(
     """The operator is stopped while someone else takes the names the pipelines will want."""
     shipway_operator.kill()
     try:
-        k.apply_docs(
-            [
-                pipeline("podless", [{"name": "s", "service": "app", "command": "true"}]),
-                pipeline(
-                    "claimless", [{"name": "s", "service": "app", "command": "true"}], volumes=True
-                ),
-            ]
-        )
+        docs = [
+            pipeline("podless", [{"name": "s", "service": "app", "command": "true"}]),
+            pipeline(
+                "claimless", [{"name": "s", "service": "app", "command": "true"}], volumes=True
+            ),
+        ]
+        with shipway_operator.webhook_removed():  # its webhook is down too (failurePolicy Fail)
+            k.apply_docs(docs)
         uid = {n: k.pipeline(n)["metadata"]["uid"] for n in ("podless", "claimless")}
         taken_pod = pod_name("podless", uid["podless"], "1", "s", 0)
         taken_claim = pvc_name("claimless", uid["claimless"])

@@ -7,9 +7,10 @@ replicas rolls out, one replica acts and the other stands by → uninstall leave
 The release watches one ``shipway-helm-*`` namespace (conftest.IN_CLUSTER_NAMESPACES): the
 session's out-of-cluster operator watches only its own ``e2e-<session>-*`` namespaces, so the
 in-cluster operator is the only one that can act there, and the Events it writes name its pod.
-On the local cluster the image is built offline (hack/localkube/operator_image.py) and imported
-into containerd under the chart's default name; elsewhere set SHIPWAY_E2E_OPERATOR_IMAGE to a
-pullable ``repository:tag``.
+On the local cluster the image is built by the cluster's BuildKit from the repository's
+``Dockerfile`` and pushed to the in-cluster registry (hack/localkube/buildkit_build.py); the
+operator pod must run that very digest. Elsewhere set SHIPWAY_E2E_OPERATOR_IMAGE to a pullable
+``repository:tag``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import json
 import os
 import secrets
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -41,6 +43,19 @@ FULLNAME = "shipway"
 STEP_ACCOUNT = "shipway-step"
 OPERATOR_PODS = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
 WAIT = 300
+BAD_PIPELINES = ROOT / "tests" / "bad_pipelines"
+WEBHOOK = "validate.pipelines.shipway.dev"
+
+
+def WEBHOOK_CONFIG(release: Release) -> str:  # noqa: N802 - a name, computed
+    return f"{FULLNAME}.{release.namespace}.pipelines.shipway.dev"
+
+
+@dataclass(frozen=True)
+class Image:
+    ref: str
+    #: The manifest digest BuildKit pushed ("" for an image given from outside).
+    digest: str
 
 
 @dataclass
@@ -51,6 +66,7 @@ class Release:
     namespace: str
     other: str
     timings: dict[str, float] = field(default_factory=dict)
+    digest: str = ""
 
     @property
     def account(self) -> str:
@@ -73,6 +89,8 @@ class Release:
             "admissionPolicy.create=false",
             f"image.repository={repository}",
             f"image.tag={tag}",
+            # The tag is rebuilt in place: always pull what BuildKit pushed last.
+            "image.pullPolicy=Always",
             *extra,
         ]
         return [arg for value in sets for arg in ("--set", value)]
@@ -140,27 +158,28 @@ def helm_binary(cluster: Cluster) -> str:
 
 
 @pytest.fixture(scope="module")
-def operator_image(cluster: Cluster) -> str:
+def operator_image(cluster: Cluster) -> Image:
     given = os.environ.get("SHIPWAY_E2E_OPERATOR_IMAGE")
     if given:
-        return given
+        return Image(given, "")
     if not cluster.local:
         pytest.skip("set SHIPWAY_E2E_OPERATOR_IMAGE to an image this cluster can pull")
-    from localkube.config import Paths
-    from localkube.operator_image import ensure_operator_image
+    from localkube.buildkit_build import build_operator_image
 
-    paths = Paths.default()
-    info = ensure_operator_image(paths, import_into=paths.containerd_socket)
-    size = info.archive.stat().st_size / 1e6
-    print(f"\noperator image {info.ref} {info.manifest_digest} ({size:.1f} MB uncompressed)")
-    return info.ref
+    result = build_operator_image()
+    print(
+        f"\noperator image {result.pinned} built by BuildKit from the Dockerfile in"
+        f" {result.seconds:.0f}s ({len(result.cached)}/{len(result.steps)} steps cached)"
+    )
+    return Image(result.ref, result.digest)
 
 
 @pytest.fixture(scope="module")
-def release(cluster: Cluster, helm_binary: str, operator_image: str) -> Iterator[Release]:
+def release(cluster: Cluster, helm_binary: str, operator_image: Image) -> Iterator[Release]:
     prefix = IN_CLUSTER_NAMESPACES.rstrip("*")
     namespace = f"{prefix}{secrets.token_hex(3)}"
-    made = Release(cluster, helm_binary, operator_image, namespace, f"{namespace}-other")
+    made = Release(cluster, helm_binary, operator_image.ref, namespace, f"{namespace}-other")
+    made.digest = operator_image.digest
     for ns in (made.namespace, made.other):
         cluster.kubectl("create", "namespace", ns)
     yield made
@@ -183,6 +202,8 @@ def test_install_brings_the_operator_pod_to_ready(release: Release) -> None:
     spec = pod["spec"]
     container = spec["containers"][0]
     assert container["image"] == release.image
+    if release.digest:  # the very image BuildKit built from the Dockerfile and pushed
+        assert pod["status"]["containerStatuses"][0]["imageID"].endswith(release.digest)
     assert spec["serviceAccountName"] == FULLNAME
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] == 65532
@@ -223,6 +244,98 @@ def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) ->
     )  # fmt: skip
     assert 'shipway_pipelines_finished_total{phase="Succeeded"} 1.0' in metrics
     assert "shipway_step_pods_created_total 2.0" in metrics
+
+
+def _webhook_answers(release: Release) -> bool:
+    """A server-side dry run of a bad Pipeline is denied by the webhook (not unreachable)."""
+    bad = str(BAD_PIPELINES / "33-absolute-host-path.yaml")
+    proc = release.cluster.run(
+        "create", "--dry-run=server", "-n", release.namespace, "-f", bad, check=False
+    )
+    return f'admission webhook "{WEBHOOK}" denied' in proc.stderr
+
+
+def test_the_in_cluster_webhook_refuses_what_validate_rejects(release: Release) -> None:
+    """Every file the compiler (not the schema) refuses: refused at apply, validate's lines."""
+    from tests.e2e.test_admission import validate_lines
+    from tests.unit.test_bad_corpus import FILES, expectation
+
+    config = release.json("get", "validatingwebhookconfiguration", WEBHOOK_CONFIG(release))
+    (hook,) = config["webhooks"]
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == [release.namespace]
+    assert hook["failurePolicy"] == "Fail"
+    _wait_until("the in-cluster webhook answers", lambda: _webhook_answers(release), 120)
+    refused = 0
+    for path in FILES:
+        if expectation(path)[0] != "operator":
+            continue
+        proc = release.cluster.run("apply", "-n", release.namespace, "-f", str(path), check=False)
+        assert proc.returncode != 0, path.name
+        for line in validate_lines(path):
+            assert line in proc.stderr, (path.name, line, proc.stderr)
+        refused += 1
+    assert refused >= 20
+    # The other namespace is not the release's: its Pipelines are not reviewed.
+    other = release.cluster.run(
+        "create", "--dry-run=server", "-n", release.other, "-f",
+        str(BAD_PIPELINES / "33-absolute-host-path.yaml"), check=False,
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr
+
+
+def test_deleting_the_operator_pod_refuses_loudly_and_loses_nothing(release: Release) -> None:
+    """failurePolicy Fail with one replica: while no pod serves, creates fail naming the
+    webhook; every admitted Pipeline runs to the end."""
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
+    stop = threading.Event()
+
+    def apply_continuously() -> None:
+        n = 0
+        while not stop.is_set():
+            doc = yaml.safe_load(WALKTHROUGH.read_text())
+            doc["metadata"]["name"] = name = f"flow-{n:03d}"
+            doc["spec"]["steps"] = [{"name": "s", "service": "demo", "command": "true"}]
+            results[name] = release.cluster.run(
+                "create", "-n", release.namespace, "-f", "-", input=json.dumps(doc), check=False
+            )
+            n += 1
+            time.sleep(0.3)
+
+    (pod,) = release.operator_pods()
+    applier = threading.Thread(target=apply_continuously)
+    applier.start()
+    try:
+        time.sleep(2)
+        release.k("delete", "pod", "-n", release.namespace, pod["metadata"]["name"], "--wait=false")
+        _wait_until(
+            "a new operator pod is Ready and the webhook answers",
+            lambda: (
+                any(
+                    p["metadata"]["name"] != pod["metadata"]["name"]
+                    for p in release.operator_pods()
+                )
+                and _webhook_answers(release)
+            ),
+        )
+        time.sleep(2)
+    finally:
+        stop.set()
+        applier.join()
+    admitted = {name for name, r in results.items() if r.returncode == 0}
+    refused = {name: r.stderr for name, r in results.items() if r.returncode != 0}
+    assert all("failed calling webhook" in err for err in refused.values()), refused
+    stored = {
+        p["metadata"]["name"]
+        for p in release.json("get", "pipelines", "-n", release.namespace)["items"]
+        if p["metadata"]["name"].startswith("flow-")
+    }
+    assert stored == admitted
+    for name in admitted:
+        release.cluster.kubectl(
+            "wait", "-n", release.namespace, "--for=condition=Succeeded",
+            f"pipeline/{name}", f"--timeout={WAIT}s",
+        )  # fmt: skip
+    print(f"\noperator pod deleted: {len(admitted)} admitted, {len(refused)} refused meanwhile")
 
 
 @pytest.mark.parametrize(
@@ -326,6 +439,12 @@ def test_cluster_scoped_templates_are_accepted_by_the_api_server(release: Releas
     kinds = sorted({d["kind"] for d in yaml.safe_load_all(rendered) if d})
     assert "ValidatingAdmissionPolicy" in kinds
     assert "ClusterKopfPeering" in kinds
+    (webhook,) = [
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d and d["kind"] == "ValidatingWebhookConfiguration"
+    ]
+    assert "namespaceSelector" not in webhook["webhooks"][0]  # every namespace
     out = release.k("apply", "--dry-run=server", "-f", "-", input=rendered)
     assert "validatingadmissionpolicy.admissionregistration.k8s.io/pipelines.shipway.dev" in out
 
@@ -392,6 +511,10 @@ def test_uninstall_removes_everything_but_the_crds(release: Release) -> None:
     _wait_until("nothing of the release is left in its namespace", nothing_left, 120)
     listed = json.loads(release.helm("list", "-n", release.namespace, "-o", "json").stdout)
     assert listed == []
+    gone = release.cluster.run(
+        "get", "validatingwebhookconfiguration", WEBHOOK_CONFIG(release), check=False
+    )
+    assert "NotFound" in gone.stderr, gone.stdout
     for crd in ("pipelines.shipway.dev", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
         release.k("get", "crd", crd)
     # The Pipelines are the users' data: they stay with their CRD.

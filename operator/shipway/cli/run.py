@@ -32,16 +32,19 @@ from shipway.cli.source import git_flags_given
 from shipway.cli.upload import UploadError, list_tree
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
+from shipway.spec.limits import TooDeepToReadError, read_deep
 
 
 def _manifest_file(path: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        docs = list(yaml.safe_load_all(text))
+        docs = read_deep(lambda: list(yaml.safe_load_all(text)))
     except OSError as exc:
         raise CommandError(f"{path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise CommandError(f"{path}: not valid YAML: {exc}") from None
+    except TooDeepToReadError as exc:
+        raise CommandError(f"{path}: {exc}") from None
     found = [
         d
         for d in docs
