@@ -7,17 +7,24 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/hack
 
-.PHONY: venv test test-unit test-e2e lint typecheck crd crd-check check \
+.PHONY: venv host-deps test test-unit test-e2e lint typecheck crd crd-check check \
         cluster-up cluster-down cluster-status demo bench clean \
         chart-check chart-readme operator-image image-lock
 
 $(STAMP): pyproject.toml
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || $(PYTHON) -m localkube host-deps python3-venv
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## Host packages of the local cluster (Debian/Ubuntu, as root: apt-get; a one-line error
+## elsewhere) and Go from the Go module proxy if the host has none recent enough. Uses the
+## system python3: it runs before the virtualenv exists. Fast when everything is present.
+host-deps:
+	$(PYTHON) -m localkube host-deps
 
 ## Static checks: ruff, mypy --strict, import contracts, CRD drift.
 lint: $(STAMP)
@@ -38,10 +45,8 @@ crd-check: $(STAMP)
 ## and the values table of docs/helm.md (chart-readme rewrites it). helm comes from the localkube cache.
 HELM := $(or $(SHIPWAY_CACHE_DIR),/var/cache/shipway)/bin/helm
 
-$(HELM):
+chart-check: $(STAMP)
 	$(PY) -m localkube build helm
-
-chart-check: $(STAMP) $(HELM)
 	$(VENV)/bin/ruff check docker hack/chart_check.py
 	$(VENV)/bin/ruff format --check docker hack/chart_check.py
 	$(VENV)/bin/mypy --strict hack/chart_check.py docker/prune_venv.py
@@ -63,9 +68,11 @@ check: lint typecheck crd-check chart-check
 test-unit: $(STAMP)
 	$(PY) -m pytest -m "not e2e" tests
 
+HOST_DEPS := $(if $(SHIPWAY_E2E_KUBECONFIG),,host-deps)
+
 ## The full suite: static checks, unit tests, then end-to-end tests on a real cluster
 ## (the local one, started if needed, or SHIPWAY_E2E_KUBECONFIG).
-test: check test-unit test-e2e
+test: $(HOST_DEPS) check test-unit test-e2e
 
 test-e2e: $(STAMP)
 	$(PY) -m pytest -m e2e tests
@@ -79,7 +86,7 @@ demo: $(STAMP)
 LOCALKUBE := $(PY) -m localkube
 E2E_CLUSTER := $(if $(SHIPWAY_E2E_KUBECONFIG),,cluster-up)
 
-cluster-up: $(STAMP)
+cluster-up: host-deps $(STAMP)
 	$(LOCALKUBE) up
 
 cluster-down: $(STAMP)

@@ -56,6 +56,36 @@ GOOD: list[tuple[str, list[str]]] = [
         ],
     ),
     ("restricted steps", ["stepPods.restricted=true", "stepServiceAccount.name="]),
+    ("builder deployed", ["buildkit.deploy=true"]),
+    (
+        "rootless builder in its own namespace",
+        [
+            "buildkit.deploy=true",
+            "buildkit.mode=rootless",
+            "buildkit.namespace=shipway-buildkit",
+            "buildkit.networkPolicy.namespaces={team-a}",
+        ],
+    ),
+    (
+        "builder with given certificates and a mirror",
+        [
+            "buildkit.deploy=true",
+            "buildkit.serverSecret=bk-tls",
+            "buildkit.clientSecret=bk-client",
+            "buildkit.registries.docker\\.io.mirrors={mirror.example:5000}",
+        ],
+    ),
+    ("existing builder", ["buildkit.address=tcp://buildkitd.ci:1234", "buildkit.clientSecret=bk"]),
+    (
+        "local registry",
+        [
+            "registry.url=registry.localkube-system.svc.cluster.local",
+            "registry.caConfigMap=kube-root-ca.crt",
+            "registry.pushSecret=registry-push",
+        ],
+    ),
+    ("registry with inline CA", ["registry.url=registry.example.com:5000/ci", "registry.ca=PEM"]),
+    ("insecure registry", ["registry.url=10.0.0.5:5000", "registry.insecure=true"]),
 ]
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
@@ -65,9 +95,58 @@ BAD: list[tuple[str, list[str], str]] = [
     ("unknown key", ["replicas=2"], "additional properties 'replicas' not allowed"),
     ("bad namespace name", ["watchNamespaces={Team_A}"], "/watchNamespaces/0"),
     ("bad pull policy", ["image.pullPolicy=Sometimes"], "/image/pullPolicy"),
+    ("registry settings without url", ["registry.pushSecret=push"], "set registry.url too"),
+    ("two registry CAs", ["registry.url=r.example.com", "registry.ca=PEM", "registry.caConfigMap=c"], "set only one"),
+    ("insecure registry with a CA", ["registry.url=r.example.com", "registry.ca=PEM", "registry.insecure=true"], "registry.insecure skips TLS verification"),
+    ("registry url with a scheme", ["registry.url=https://r.example.com"], "/registry/url"),
     ("ServiceMonitor without its CRD", ["metrics.serviceMonitor.enabled=true"], "needs the prometheus-operator CRDs"),
+    ("builder deployed and existing", ["buildkit.deploy=true", "buildkit.address=tcp://b:1234"], "leave buildkit.address empty"),
+    ("existing builder without certificate", ["buildkit.address=tcp://b:1234"], "needs buildkit.clientSecret"),
+    ("half the builder's certificates", ["buildkit.deploy=true", "buildkit.serverSecret=bk-tls"], "go together"),
+    ("unknown builder mode", ["buildkit.mode=userns"], "/buildkit/mode"),
+    ("builder address without scheme", ["buildkit.address=b:1234", "buildkit.clientSecret=c"], "/buildkit/address"),
     ("ServiceMonitor without metrics", ["metrics.enabled=false", "metrics.serviceMonitor.enabled=true", f"--api-versions={MONITORING}"], "needs metrics.enabled=true"),
 ]  # fmt: skip
+
+
+#: What the builder cases must render: (buildkitd's securityContext keys, its namespace, the
+#: operator's SHIPWAY_BUILDKIT_ADDR, the client Secret made by the chart or None).
+BUILDER: dict[str, tuple[set[str] | None, str | None, str | None, str | None]] = {
+    "defaults": (None, None, None, None),
+    "builder deployed": (
+        {"privileged"}, "shipway", "tcp://shipway-buildkitd.shipway.svc:1234",
+        "shipway-buildkit-client",
+    ),
+    "rootless builder in its own namespace": (
+        {"runAsUser", "runAsGroup", "seccompProfile", "appArmorProfile"}, "shipway-buildkit",
+        "tcp://shipway-buildkitd.shipway-buildkit.svc:1234", "shipway-buildkit-client",
+    ),
+    "builder with given certificates and a mirror": (
+        {"privileged"}, "shipway", "tcp://shipway-buildkitd.shipway.svc:1234", None,
+    ),
+    "existing builder": (None, None, "tcp://buildkitd.ci:1234", None),
+}  # fmt: skip
+
+
+def builder_facts(
+    docs: list[dict[str, Any]],
+) -> tuple[set[str] | None, str | None, str | None, str | None]:
+    """buildkitd's securityContext keys and namespace, the operator's address, the client Secret."""
+    context: set[str] | None = None
+    namespace = address = client = None
+    for doc in docs:
+        kind, meta = doc.get("kind"), doc.get("metadata", {})
+        if kind == "StatefulSet":
+            container = doc["spec"]["template"]["spec"]["containers"][0]
+            context, namespace = set(container["securityContext"]), meta.get("namespace")
+        elif kind == "Deployment":
+            env = doc["spec"]["template"]["spec"]["containers"][0].get("env", [])
+            address = next((e["value"] for e in env if e["name"] == "SHIPWAY_BUILDKIT_ADDR"), None)
+        elif kind == "Secret" and meta.get("labels", {}).get("app.kubernetes.io/component") == (
+            "buildkit-client"
+        ):
+            client = meta["name"]
+    return context, namespace, address, client
 
 
 @dataclass(frozen=True)
@@ -167,6 +246,14 @@ def check_helm(helm: str) -> list[str]:
         docs = [d for d in yaml.safe_load_all(out.stdout) if d]
         if not any(d.get("kind") == "Deployment" for d in docs):
             problems.append(f"helm template ({name}) rendered no Deployment")
+        if name in BUILDER and builder_facts(docs) != BUILDER[name]:
+            problems.append(
+                f"helm template ({name}): builder {builder_facts(docs)}, expected {BUILDER[name]}"
+            )
+    # helm built as its release is knows its Kubernetes version: no --kube-version needed.
+    bare = _helm(helm, "template", "shipway", chart, "--namespace", "shipway")
+    if bare.returncode != 0:
+        problems.append(f"helm template without --kube-version failed:\n{bare.stderr}")
     for name, values, expected in BAD:
         out = _helm(helm, "template", "shipway", chart, *common, *_sets(values))
         if out.returncode == 0:

@@ -45,7 +45,11 @@ def cluster_env() -> tuple[str, dict[str, str]]:
             say(f"using the current kube context ({user_config})")
             return kubectl, env
     say("starting the local cluster (the first run builds Kubernetes: see docs/local-cluster.md)")
-    subprocess.run([sys.executable, "-m", "localkube", "up"], check=True, cwd=ROOT, env=env)
+    for step in (["host-deps"], ["up"]):
+        # localkube prints its own one-line error; no traceback on top of it.
+        done = subprocess.run([sys.executable, "-m", "localkube", *step], cwd=ROOT, env=env)
+        if done.returncode != 0:
+            raise SystemExit(done.returncode)
     env["KUBECONFIG"] = str(paths.kubeconfig)
     return str(paths.bin / "kubectl"), env
 
@@ -102,4 +106,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except subprocess.CalledProcessError as exc:  # the command printed its own error
+        say(f"`{' '.join(map(str, exc.cmd))}` failed (exit {exc.returncode})")
+        sys.exit(1)

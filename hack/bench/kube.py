@@ -17,8 +17,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from shipway import GROUP, PLURAL, VERSION
+from shipway.engine.objects import Manifest
 
-Manifest = dict[str, Any]
 BENCH_LABEL = "shipway.dev/bench"
 """On every namespace, PersistentVolume and Node the benchmark creates (value: the run id)."""
 

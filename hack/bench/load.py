@@ -19,10 +19,11 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from bench.kube import BENCH_LABEL, Kube, Manifest
+from bench.kube import BENCH_LABEL, Kube
 from bench.overhead import pipeline_body
 from bench.procs import POOL_LABEL
 from bench.watch import PipelineRecord, PipelineWatch, PodRecord, PodWatch
+from shipway.engine.objects import Manifest
 
 STORAGE_CLASS = "shipway-bench-static"
 """No StorageClass of that name exists: only the benchmark's own volumes match it."""

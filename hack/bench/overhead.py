@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.kube import Kube, Manifest
+from bench.kube import Kube
 from bench.procs import Operator
 from bench.stats import summary_ms
 from bench.watch import PodRecord, PodWatch
 from localkube.config import BUSYBOX_IMAGE
 from shipway import GROUP, KIND, VERSION
 from shipway.engine.manifests import claim_manifest, pod_manifest
-from shipway.engine.planner import PipelineRef, PodToCreate
+from shipway.engine.objects import Manifest, PipelineRef
+from shipway.engine.planner import PodToCreate
 from shipway.spec.compiler import compile_pipeline
 
 RAW_LABEL = "shipway.dev/bench-raw"

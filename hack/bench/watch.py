@@ -21,9 +21,11 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from shipway import GROUP, PLURAL, VERSION
+from shipway.engine.naming import ANNOTATION_DEFAULT_CONTAINER
+from shipway.engine.objects import Manifest
 
 log = logging.getLogger("bench")
-Manifest = dict[str, Any]
+
 LABEL_PIPELINE = "shipway.dev/pipeline"
 LABEL_STEP = "shipway.dev/step"
 
@@ -59,9 +61,7 @@ def _terminated(obj: Manifest) -> bool:
     status = obj.get("status") or {}
     if status.get("phase") in ("Succeeded", "Failed"):
         return True
-    main = (obj.get("metadata", {}).get("annotations") or {}).get(
-        "kubectl.kubernetes.io/default-container"
-    )
+    main = (obj.get("metadata", {}).get("annotations") or {}).get(ANNOTATION_DEFAULT_CONTAINER)
     for item in status.get("containerStatuses") or ():
         if main and item.get("name") != main:
             continue

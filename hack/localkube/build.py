@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localkube import config
+from localkube import config, hostdeps
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.process import run
@@ -29,10 +29,20 @@ from localkube.process import run
 GOMOD = Path(__file__).parent / "gomod"
 
 
-def go_version() -> str:
-    if shutil.which("go") is None:
-        raise LocalkubeError("the Go toolchain (`go`) is not on PATH; install Go to build")
-    return run(["go", "env", "GOVERSION"]).stdout.strip()
+def go_command(paths: Paths) -> str:
+    """The ``go`` to build with: on PATH if recent enough, else the one ``host-deps`` fetched."""
+    found = hostdeps.find_go(paths.cache)
+    if found is None:
+        major, minor = config.GO_MINIMUM
+        raise LocalkubeError(
+            f"Go {major}.{minor} or later is needed to build the cluster: run `make host-deps`"
+            " (it fetches Go from the Go module proxy), or put a recent `go` on PATH"
+        )
+    return found
+
+
+def go_version(paths: Paths) -> str:
+    return run([go_command(paths), "env", "GOVERSION"], env={"GOTOOLCHAIN": "local"}).stdout.strip()
 
 
 def _k8s_ldflags() -> str:
@@ -47,11 +57,26 @@ def _k8s_ldflags() -> str:
     )
 
 
+def _helm_ldflags() -> str:
+    """As helm's Makefile: its version, and the Kubernetes version of its client-go."""
+    major, minor = config.HELM_K8S_VERSION
+    flags = [
+        f"-X helm.sh/helm/v3/internal/version.version={config.HELM_VERSION}",
+        "-X helm.sh/helm/v3/internal/version.gitTreeState=clean",
+    ]
+    for pkg in ("helm.sh/helm/v3/pkg/lint/rules", "helm.sh/helm/v3/pkg/chartutil"):
+        flags += [f"-X {pkg}.k8sVersionMajor={major}", f"-X {pkg}.k8sVersionMinor={minor}"]
+    return " ".join(["-s -w", *flags])
+
+
 @dataclass(frozen=True)
 class Binary:
     name: str
     package: str
     cgo: bool = False
+    #: Go build tags, and link flags replacing the target's (BuildKit's frontend differs).
+    tags: str = ""
+    ldflags: str = ""
 
 
 @dataclass(frozen=True)
@@ -102,13 +127,10 @@ PAUSE = Target(
     module_dir=GOMOD / "pause",
 )
 HELM = Target(
-    f"helm-{config.HELM_VERSION}",
+    f"helm-{config.HELM_VERSION}-k8s{'.'.join(config.HELM_K8S_VERSION)}",
     (Binary("helm", "helm.sh/helm/v3/cmd/helm"),),
     install_version=config.HELM_VERSION,
-    ldflags=(
-        f"-s -w -X helm.sh/helm/v3/internal/version.version={config.HELM_VERSION}"
-        " -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
-    ),
+    ldflags=_helm_ldflags(),
 )
 KWOK = Target(
     f"kwok-{config.KWOK_VERSION}",
@@ -122,13 +144,68 @@ LOCAL_PATH = Target(
     install_version=config.LOCAL_PATH_PROVISIONER_VERSION,
     ldflags=f"-s -w -X main.VERSION={config.LOCAL_PATH_PROVISIONER_VERSION}",
 )
+# -- BuildKit (issue #14): buildkitd, buildctl and the Dockerfile frontend, tagged as upstream's
+# Dockerfile builds them, from the wrapper module gomod/buildkit (its go.mod copies BuildKit's
+# `exclude` directives, which is why `go install …@version` refuses the module). No revision
+# flag: the module proxy does not say which commit v0.34.2 is.
+_BK = "github.com/moby/buildkit"
+_BK_LDFLAGS = (
+    f"-s -w -X {_BK}/version.Version={config.BUILDKIT_VERSION} -X {_BK}/version.Package={_BK}"
+)
+BUILDKIT = Target(
+    f"buildkit-{config.BUILDKIT_VERSION}",
+    (
+        Binary("buildkitd", f"{_BK}/cmd/buildkitd", tags="osusergo netgo static_build seccomp"),
+        Binary("buildctl", f"{_BK}/cmd/buildctl"),
+        Binary(
+            "dockerfile-frontend",
+            f"{_BK}/frontend/dockerfile/cmd/dockerfile-frontend",
+            tags="netgo static_build osusergo",
+            ldflags=(
+                f"-s -w -X main.Version={config.DOCKERFILE_FRONTEND_VERSION}"
+                f" -X main.Package={_BK}/frontend/dockerfile/cmd/dockerfile-frontend"
+            ),
+        ),
+    ),
+    module_dir=GOMOD / "buildkit",
+    ldflags=_BK_LDFLAGS,
+)
+
+REGISTRY = Target(
+    f"registry-{config.REGISTRY_VERSION}",
+    (Binary("registry", "."),),
+    module_dir=GOMOD / "registry",
+    ldflags=(
+        "-s -w -X github.com/distribution/distribution/v3/version.version="
+        f"{config.REGISTRY_VERSION}"
+    ),
+)
+COREDNS = Target(
+    f"coredns-{config.COREDNS_VERSION}",
+    (Binary("coredns", "."),),
+    module_dir=GOMOD / "coredns",
+    ldflags="-s -w -X github.com/coredns/coredns/coremain.GitCommit=localkube",
+)
+CRANE = Target(
+    f"crane-{config.CRANE_VERSION}",
+    (Binary("crane", "github.com/google/go-containerregistry/cmd/crane"),),
+    install_version=config.CRANE_VERSION,
+    ldflags=(
+        "-s -w -X github.com/google/go-containerregistry/cmd/crane/cmd.Version="
+        f"{config.CRANE_VERSION}"
+    ),
+)
 #: In build order: what ``up`` needs first.
 TARGETS: dict[str, Target] = {
     "kubernetes": KUBERNETES,
     "pause": PAUSE,
     "local-path-provisioner": LOCAL_PATH,
+    "coredns": COREDNS,
+    "registry": REGISTRY,
+    "crane": CRANE,
     "helm": HELM,
     "kwok": KWOK,
+    "buildkit": BUILDKIT,
 }
 
 
@@ -153,7 +230,8 @@ def is_built(target: Target, paths: Paths, gover: str | None = None) -> bool:
 
 def build(target: Target, paths: Paths, *, force: bool = False, log: bool = True) -> Path:
     """Build ``target`` unless its cached binaries match; return its bin directory."""
-    gover = go_version()
+    gover = go_version(paths)
+    go = go_command(paths)
     bin_dir = target.bin_dir(paths)
     if not force and is_built(target, paths, gover):
         _link(target, paths)
@@ -173,11 +251,12 @@ def build(target: Target, paths: Paths, *, force: bool = False, log: bool = True
             print(f"localkube: building {b.name} ({target.name}) ...", flush=True)
         argv: Sequence[str]
         if target.module_dir is not None:
-            argv = ["go", "build", "-trimpath", "-ldflags", target.ldflags]
+            argv = [go, "build", "-trimpath", "-ldflags", b.ldflags or target.ldflags]
+            argv += [f"-tags={b.tags}"] if b.tags else []
             argv += ["-o", str(bin_dir / b.name), b.package]
             run(argv, env=_go_env(b.cgo), cwd=root / "src")
         else:
-            argv = ["go", "install", "-trimpath", "-ldflags", target.ldflags]
+            argv = [go, "install", "-trimpath", "-ldflags", target.ldflags]
             argv += [f"{b.package}@{target.install_version}"]
             run(argv, env={**_go_env(b.cgo), "GOBIN": str(bin_dir)})
             installed = bin_dir / b.package.rsplit("/", 1)[-1]

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from localkube import cluster, config, host
+from localkube import config, host, runtime
 from localkube.config import Paths
 from localkube.process import all_pids, cmdline, exclusive, run, terminate
 
@@ -155,7 +155,8 @@ def _mountpoints() -> list[str]:
 
 
 def _our_mount(point: str, paths: Paths) -> bool:
-    roots = (str(paths.state), str(paths.run), str(NETNS_DIR / "cni-"))
+    # The cache too: image builds chroot there, in a private mount namespace (baseimages).
+    roots = (str(paths.state), str(paths.run), str(paths.cache), str(NETNS_DIR / "cni-"))
     return any(point == r or point.startswith(r if r.endswith("-") else r + "/") for r in roots)
 
 
@@ -224,8 +225,8 @@ def down(paths: Paths, *, quiet: bool = False) -> None:
 
 
 def down_unlocked(paths: Paths, *, quiet: bool = False) -> None:
-    say = (lambda _m: None) if quiet else cluster.log
-    svc = {s.name: s for s in cluster.services(paths)}
+    say = (lambda _m: None) if quiet else runtime.log
+    svc = {s.name: s for s in runtime.services(paths)}
     say("stopping kwok, kube-proxy and the kubelet")
     for name in ("kwok", "kube-proxy", "kubelet"):
         svc[name].stop(timeout=15)
@@ -248,7 +249,7 @@ def down_unlocked(paths: Paths, *, quiet: bool = False) -> None:
     baseline = host.load_baseline(paths.host_baseline).get("sysctls")
     if isinstance(baseline, dict):
         host.restore_sysctls({str(k): str(v) for k, v in baseline.items()})
-    cluster.wipe(paths)
+    runtime.wipe(paths)
     say("the cluster is down")
 
 

@@ -7,7 +7,19 @@ import sys
 import time
 from collections.abc import Sequence
 
-from localkube import build, cleanup, cluster, config, host, imageset, kwok
+from localkube import (
+    build,
+    cleanup,
+    cluster,
+    config,
+    host,
+    hostdeps,
+    imageset,
+    kwok,
+    mirror,
+    pki,
+    retention,
+)
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 
@@ -36,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("kwok-nodes", help="run kwok and scale the fake nodes to N")
     p.add_argument("count", type=int)
     sub.add_parser("verify-clean", help="exit 1 if the host holds anything of the cluster")
+    p = sub.add_parser(
+        "host-deps",
+        help="install the Debian packages the cluster needs (apt-get, as root) and Go if missing",
+    )
+    p.add_argument("packages", nargs="*", help="only these packages (default: all, and Go)")
+    p = sub.add_parser("mirror", help="push the base images into the in-cluster registry")
+    p.add_argument("images", nargs="*", help="recipe names (default: all)")
+    sub.add_parser(
+        "registry-gc", help="garbage-collect the registry (read-only meanwhile): untagged images"
+    )
+    p = sub.add_parser(
+        "registry-prune", help="delete every image of the repositories under a prefix"
+    )
+    p.add_argument("prefix", help="repository prefix, e.g. shipway/my-namespace/my-pipeline")
     return parser
 
 
@@ -59,6 +85,16 @@ def _dispatch(args: argparse.Namespace, paths: Paths) -> int:
     if cmd == "env":
         print(f"export KUBECONFIG={paths.kubeconfig}")
         print(f'export PATH="{paths.bin}:$PATH"')
+        return 0
+    if cmd == "host-deps":
+        installed = hostdeps.ensure(args.packages or hostdeps.PACKAGES)
+        if not args.packages:
+            hostdeps.ensure_go(paths.cache)
+        print(
+            f"localkube: installed {' '.join(installed)}"
+            if installed
+            else "localkube: host packages present"
+        )
         return 0
     host.check_platform()
     if cmd == "up":
@@ -84,6 +120,20 @@ def _dispatch(args: argparse.Namespace, paths: Paths) -> int:
         address = paths.containerd_socket if cluster.is_up(paths) else None
         for info in imageset.ensure_all(paths, import_into=address):
             print(f"{info.ref}  {info.manifest_digest}  {info.archive}")
+        return 0
+    if cmd in ("mirror", "registry-gc", "registry-prune") and not cluster.is_up(paths):
+        raise LocalkubeError("the cluster is not running: `python -m localkube up` first")
+    if cmd == "mirror":
+        for ref, digest in mirror.push_all(paths, args.images or None):
+            print(f"{ref}  {digest}")
+        return 0
+    if cmd == "registry-gc":
+        keys = pki.Pki(paths.pki, "", "")
+        print(retention.gc(paths, keys))
+        return 0
+    if cmd == "registry-prune":
+        for ref in retention.prune(paths, args.prefix):
+            print(f"deleted {ref}")
         return 0
     if cmd == "kwok-nodes":
         kwok.scale(paths, args.count)

@@ -16,6 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 KUBERNETES_VERSION = "v1.35.4"
+#: The Go toolchain ``host-deps`` fetches (as the module golang.org/toolchain from the Go module
+#: proxy, as ``go`` itself does) when the host has no Go at least GO_MINIMUM.
+GO_VERSION = "1.26.8"
+GO_MINIMUM = (1, 26)
 #: The k8s.io/* staging modules carry the same minor and patch as v0.
 STAGING_VERSION = "v0" + KUBERNETES_VERSION[2:]
 ETCD_VERSION = "v3.6.5"
@@ -23,6 +27,17 @@ HELM_VERSION = "v3.22.0"
 KWOK_VERSION = "v0.8.0"
 LOCAL_PATH_PROVISIONER_VERSION = "v0.0.30"
 PAUSE_VERSION = "3.10"
+# -- BuildKit (issue #14) --
+BUILDKIT_VERSION = "v0.34.2"
+#: The Dockerfile frontend inside BuildKit v0.34.2 (frontend/dockerfile/version: 1.28).
+DOCKERFILE_FRONTEND_VERSION = "1.28.0-buildkit-v0.34.2"
+REGISTRY_VERSION = "v3.1.2"
+COREDNS_VERSION = "v1.15.0"
+CRANE_VERSION = "v0.22.1"
+#: helm's release build links the Kubernetes version its client-go module implies
+#: (client-go v0.37 -> 1.37, helm's Makefile adds 1 to the major): what ``helm template``
+#: assumes without ``--kube-version``.
+HELM_K8S_VERSION = ("1", "37")
 
 NODE_NAME = "localkube"
 CLUSTER_NAME = "localkube"
@@ -33,6 +48,15 @@ POD_CIDR = "10.244.0.0/24"
 SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 CLUSTER_DOMAIN = "cluster.local"
+#: Fixed Service addresses of the add-ons, in the range Kubernetes keeps for static
+#: assignment (the low end of SERVICE_CIDR), so no dynamically allocated Service takes them.
+DNS_SERVICE_IP = "10.96.0.10"
+REGISTRY_SERVICE_IP = "10.96.0.20"
+#: The namespace of localkube's own add-ons (the registry); CoreDNS lives in kube-system.
+SYSTEM_NAMESPACE = "localkube-system"
+REGISTRY_SERVICE = "registry"
+#: The name pods and the node use for the registry (its Service's DNS name, port 443).
+REGISTRY_HOST = f"{REGISTRY_SERVICE}.{SYSTEM_NAMESPACE}.svc.{CLUSTER_DOMAIN}"
 
 #: Every TCP port the cluster listens on, with its owner, checked free before ``up``.
 PORTS: dict[int, str] = {
@@ -57,22 +81,7 @@ LOCAL_PATH_IMAGE = f"localkube.shipway.dev/local-path-provisioner:{LOCAL_PATH_PR
 STORAGE_CLASS = "local-path"
 PROVISIONER_NAME = "rancher.io/local-path"
 
-#: Debian packages the cluster needs on the host (installed by .ci/run on a fresh machine).
-DEBIAN_PACKAGES = (
-    "containerd",
-    "runc",
-    "containernetworking-plugins",
-    "iptables",
-    "conntrack",
-    "socat",
-    "busybox-static",
-    "redis-server",
-    "ethtool",
-    "iproute2",
-    "kmod",
-    "util-linux",
-    "openssl",
-)
+#: (The Debian packages the host needs are listed, with why, in ``hostdeps.PACKAGES``.)
 #: Host commands checked before ``up``, with the Debian package that provides each.
 HOST_COMMANDS: dict[str, str] = {
     "containerd": "containerd",
@@ -88,7 +97,6 @@ HOST_COMMANDS: dict[str, str] = {
     "nsenter": "util-linux",
     "mount": "mount",
     "openssl": "openssl",
-    "go": "golang (the Go toolchain)",
 }
 CNI_BIN_DIR = Path("/usr/lib/cni")
 BUSYBOX_BINARY = Path("/bin/busybox")
@@ -141,6 +149,11 @@ class Paths:
     @property
     def logs(self) -> Path:
         return self.state / "logs"
+
+    @property
+    def containerd_hosts(self) -> Path:
+        """containerd's registry host configuration (``config_path``): ``<host>/hosts.toml``."""
+        return self.etc / "certs.d"
 
     @property
     def etcd_data(self) -> Path:

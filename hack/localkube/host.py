@@ -99,9 +99,11 @@ def check_commands() -> None:
     if not config.CNI_BIN_DIR.joinpath("bridge").exists():
         missing["CNI bridge plugin"] = "containernetworking-plugins"
     if missing:
-        pkgs = sorted(set(missing.values()) - {"golang (the Go toolchain)"})
+        pkgs = sorted(set(missing.values()))
         hint = (
-            f" Install with: apt-get update && apt-get install -y {' '.join(pkgs)}" if pkgs else ""
+            f" Install them with `make host-deps` (as root: apt-get install -y {' '.join(pkgs)})"
+            if pkgs
+            else ""
         )
         raise LocalkubeError(f"missing host commands: {', '.join(sorted(missing))}.{hint}")
     if not Path("/sys/fs/cgroup").is_dir():

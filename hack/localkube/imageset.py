@@ -5,7 +5,12 @@
 * ``docker.io/library/redis:7.0``: Debian's redis-server and redis-cli with their shared
   libraries, a busybox shell, an entrypoint like the official image's (``redis-server`` by
   default, protected mode off, data in ``/data``, listening on 0.0.0.0:6379);
-* the local-path-provisioner image, from its Go module.
+* the local-path-provisioner, CoreDNS and registry images, from their Go modules;
+* ``localkube.shipway.dev/crane:<version>``: crane and a busybox shell, for pods that copy,
+  tag or inspect images in the registry (the e2e tests push with it).
+
+These are imported into the node's containerd directly (the registry cannot serve itself);
+``mirror`` pushes the base images users build from into the in-cluster registry.
 
 Each archive is cached under ``<cache>/images`` by a key over its recipe and inputs (Debian
 package versions, binary contents), so warm runs only import.
@@ -18,17 +23,19 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from localkube import build, config
+from localkube import build, config, dns, registry
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.images import ImageConfig, ImageInfo, image_digests, import_archive
 from localkube.images import write_oci_archive as _write
 from localkube.process import run
 
+CRANE_IMAGE = f"localkube.shipway.dev/crane:{config.CRANE_VERSION}"
 #: Bump when a recipe changes in a way its inputs do not show.
 RECIPE_VERSION = "1"
 
@@ -147,6 +154,15 @@ class Recipe:
         return paths.images / f"{safe}-{self.key(paths)}.tar"
 
 
+@dataclass(frozen=True)
+class Mirrored:
+    """A repository of the docker.io mirror, its tags, and the recipe of its one image."""
+
+    repo: str
+    tags: tuple[str, ...]
+    recipe: str
+
+
 def _pause_rootfs(root: Path, paths: Paths) -> None:
     shutil.copy2(build.binary(paths, "pause"), root / "pause")
 
@@ -174,6 +190,30 @@ def _local_path_rootfs(root: Path, paths: Paths) -> None:
     dest = root / "usr/bin/local-path-provisioner"
     shutil.copy2(build.binary(paths, "local-path-provisioner"), dest)
     dest.chmod(dest.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+
+
+def _binary_rootfs(binary: str, dest: str) -> Callable[[Path, Paths], None]:
+    """A rootfs with ``/etc/passwd`` and friends and one static binary at ``dest``."""
+
+    def make(root: Path, paths: Paths) -> None:
+        _base_dirs(root)
+        target = root / dest.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(build.binary(paths, binary), target)
+        target.chmod(0o755)
+
+    return make
+
+
+def _crane_rootfs(root: Path, paths: Paths) -> None:
+    _install_busybox(root)
+    dest = root / "usr/local/bin/crane"
+    shutil.copy2(build.binary(paths, "crane"), dest)
+    dest.chmod(0o755)
+
+
+def _binary_inputs(binary: str) -> Callable[[Paths], list[str]]:
+    return lambda p: [_file_digest(build.binary(p, binary))]
 
 
 RECIPES: dict[str, Recipe] = {
@@ -212,6 +252,29 @@ RECIPES: dict[str, Recipe] = {
         ImageConfig(entrypoint=["local-path-provisioner"]),
         lambda p: [_file_digest(build.binary(p, "local-path-provisioner"))],
     ),
+    "coredns": Recipe(
+        dns.IMAGE,
+        _binary_rootfs("coredns", "/coredns"),
+        ImageConfig(entrypoint=["/coredns"], exposed_ports=["53/tcp", "53/udp"]),
+        _binary_inputs("coredns"),
+    ),
+    "registry": Recipe(
+        registry.IMAGE,
+        _binary_rootfs("registry", "/bin/registry"),
+        ImageConfig(
+            entrypoint=["/bin/registry"],
+            cmd=["serve", "/etc/distribution/config.yml"],
+            exposed_ports=["5000/tcp"],
+            volumes=["/var/lib/registry"],
+        ),
+        _binary_inputs("registry"),
+    ),
+    "crane": Recipe(
+        CRANE_IMAGE,
+        _crane_rootfs,
+        ImageConfig(cmd=["sh"]),
+        lambda p: [_file_digest(build.binary(p, "crane")), dpkg_version("busybox-static")],
+    ),
 }
 
 
@@ -225,12 +288,18 @@ def ensure_archive(recipe: Recipe, paths: Paths) -> ImageInfo:
     paths.images.mkdir(parents=True, exist_ok=True)
     for stale in paths.images.glob(archive.name.rsplit("-", 1)[0] + "-*.tar"):
         stale.unlink()
+    started = time.monotonic()
+    print(f"localkube: building image {recipe.ref} ...", flush=True)
     with tempfile.TemporaryDirectory(dir=paths.images, prefix=".rootfs-") as tmp:
         root = Path(tmp) / "rootfs"
         root.mkdir()
         os.chmod(root, 0o755)
         recipe.make_rootfs(root, paths)
-        return _write(root, recipe.ref, recipe.image_config, archive)
+        info = _write(root, recipe.ref, recipe.image_config, archive)
+    size = archive.stat().st_size / 2**20
+    took = time.monotonic() - started
+    print(f"localkube: built image {recipe.ref} ({size:.0f} MiB) in {took:.0f}s", flush=True)
+    return info
 
 
 def ensure_all(paths: Paths, *, import_into: Path | None = None) -> list[ImageInfo]:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from localkube import build, cluster, config, host
+from localkube import build, config, host, runtime
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.process import run
@@ -79,7 +79,8 @@ def stage_files(paths: Paths) -> list[Path]:
     if all(f.is_file() for f in files):
         _complete_pipeline_pods(files)
         return files
-    out = run(["go", "mod", "download", "-json", f"sigs.k8s.io/kwok@{config.KWOK_VERSION}"])
+    go = build.go_command(paths)
+    out = run([go, "mod", "download", "-json", f"sigs.k8s.io/kwok@{config.KWOK_VERSION}"])
     module_dir = Path(json.loads(out.stdout)["Dir"])
     dest.mkdir(parents=True, exist_ok=True)
     for stage, target in zip(STAGES, files, strict=True):
@@ -98,12 +99,12 @@ def _complete_pipeline_pods(files: list[Path]) -> None:
 
 
 def ensure_running(paths: Paths) -> None:
-    svc = cluster.service(paths, "kwok")
+    svc = runtime.service(paths, "kwok")
     if svc.running():
         return
     host.check_ports({KWOK_PORT: "kwok"})
     kwok = build.build(build.KWOK, paths) / "kwok"
-    cluster.log("starting kwok")
+    runtime.log("starting kwok")
     svc.start(
         [
             str(kwok),
@@ -135,32 +136,32 @@ def scale(paths: Paths, count: int) -> None:
     """Run kwok and make exactly ``count`` fake nodes exist (all Ready)."""
     if count < 0:
         raise LocalkubeError("the number of fake nodes cannot be negative")
-    if not cluster.is_up(paths):
+    if not runtime.is_up(paths):
         raise LocalkubeError("the cluster is not up: run `python -m localkube up` first")
     ensure_running(paths)
     existing = {
         n["metadata"]["name"]
-        for n in cluster.kubectl_json(paths, "get", "nodes", "-l", f"{LABEL}={LABEL_VALUE}")[
+        for n in runtime.kubectl_json(paths, "get", "nodes", "-l", f"{LABEL}={LABEL_VALUE}")[
             "items"
         ]
     }
     wanted = {f"{PREFIX}{i}" for i in range(count)}
     extra = sorted(existing - wanted)
     if extra:
-        cluster.kubectl(paths, "delete", "node", *extra)
+        runtime.kubectl(paths, "delete", "node", *extra)
     missing = sorted(wanted - existing)
     if missing:
         doc = {"apiVersion": "v1", "kind": "List", "items": [node_manifest(n) for n in missing]}
-        cluster.kubectl(paths, "create", "-f", "-", input=json.dumps(doc))
+        runtime.kubectl(paths, "create", "-f", "-", input=json.dumps(doc))
 
     def all_ready() -> bool:
-        nodes = cluster.kubectl_json(paths, "get", "nodes", "-l", f"{LABEL}={LABEL_VALUE}")
+        nodes = runtime.kubectl_json(paths, "get", "nodes", "-l", f"{LABEL}={LABEL_VALUE}")
         return len([n for n in nodes["items"] if schedulable(n)]) == count
 
-    cluster.wait_for(
+    runtime.wait_for(
         f"{count} fake nodes to be Ready and untainted by the node controller",
         all_ready,
         timeout=60,
-        svc=cluster.service(paths, "kwok"),
+        svc=runtime.service(paths, "kwok"),
     )
-    cluster.log(f"{count} kwok fake node(s) Ready")
+    runtime.log(f"{count} kwok fake node(s) Ready")

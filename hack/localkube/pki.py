@@ -108,6 +108,19 @@ def cert_specs(node_ip: str, hostname: str) -> tuple[CertSpec, ...]:
         CertSpec("kwok", "localkube-kwok", ("system:masters",), client=True),
         # The aggregation layer: the API server's identity towards extension API servers.
         CertSpec("front-proxy-client", "front-proxy-client", client=True, ca="front-proxy-ca"),
+        # The in-cluster registry: its Service names for pods, its ClusterIP for the node.
+        CertSpec(
+            "registry",
+            config.REGISTRY_HOST,
+            dns_names=(
+                f"{config.REGISTRY_SERVICE}.{config.SYSTEM_NAMESPACE}",
+                f"{config.REGISTRY_SERVICE}.{config.SYSTEM_NAMESPACE}.svc",
+                config.REGISTRY_HOST,
+                "localhost",
+            ),
+            ip_addresses=(config.REGISTRY_SERVICE_IP, "127.0.0.1"),
+            server=True,
+        ),
     )
 
 

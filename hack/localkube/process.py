@@ -74,6 +74,14 @@ class Service:
         except (FileNotFoundError, ValueError, KeyError):
             return None
 
+    def recorded(self) -> dict[str, object]:
+        """What ``start`` recorded: pid, start time, argv and the configuration stamp."""
+        try:
+            data = json.loads(self.pidfile.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data if isinstance(data, dict) else {}
+
     def pid(self) -> int | None:
         """The pid if the process recorded in the pidfile is still that process."""
         rec = self.read()
@@ -91,8 +99,13 @@ class Service:
         *,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        stamp: str = "",
     ) -> int:
-        """Start ``argv`` detached (own session, stdin from /dev/null), logging to the log file."""
+        """Start ``argv`` detached (own session, stdin from /dev/null), logging to the log file.
+
+        ``stamp`` (a digest of the configuration files it reads) is recorded with the pid so a
+        later ``up`` can tell that the running process has an outdated configuration.
+        """
         self.pid_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         full_env = dict(os.environ)
@@ -115,7 +128,9 @@ class Service:
                 raise LocalkubeError(f"cannot start {self.name}: {exc}") from exc
         started = start_time(proc.pid)
         self.pidfile.write_text(
-            json.dumps({"pid": proc.pid, "start_time": started or 0, "argv": list(argv)})
+            json.dumps(
+                {"pid": proc.pid, "start_time": started or 0, "argv": list(argv), "stamp": stamp}
+            )
         )
         return proc.pid
 
@@ -167,8 +182,10 @@ def run(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
     quiet: bool = True,
+    timeout: float | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion; on failure raise LocalkubeError with its output."""
+    """Run a command to completion; on failure (or after ``timeout`` seconds) raise
+    LocalkubeError with its output."""
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
@@ -182,9 +199,12 @@ def run(
             env=full_env,
             cwd=cwd,
             check=False,
+            timeout=timeout,
         )
     except FileNotFoundError as exc:
         raise LocalkubeError(f"command not found: {argv[0]}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise LocalkubeError(f"`{' '.join(argv)}` did not finish in {timeout:.0f}s") from exc
     out = (proc.stdout or b"").decode(errors="replace")
     err = (proc.stderr or b"").decode(errors="replace")
     if check and proc.returncode != 0:

@@ -7,9 +7,10 @@ replicas rolls out, one replica acts and the other stands by → uninstall leave
 The release watches one ``shipway-helm-*`` namespace (conftest.IN_CLUSTER_NAMESPACES): the
 session's out-of-cluster operator watches only its own ``e2e-<session>-*`` namespaces, so the
 in-cluster operator is the only one that can act there, and the Events it writes name its pod.
-On the local cluster the image is built offline (hack/localkube/operator_image.py) and imported
-into containerd under the chart's default name; elsewhere set SHIPWAY_E2E_OPERATOR_IMAGE to a
-pullable ``repository:tag``.
+On the local cluster the image is built by the cluster's BuildKit from the repository's
+``Dockerfile`` and pushed to the in-cluster registry (hack/localkube/buildkit_build.py); the
+operator pod must run that very digest. Elsewhere set SHIPWAY_E2E_OPERATOR_IMAGE to a pullable
+``repository:tag``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ OPERATOR_PODS = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/compone
 WAIT = 300
 
 
+@dataclass(frozen=True)
+class Image:
+    ref: str
+    #: The manifest digest BuildKit pushed ("" for an image given from outside).
+    digest: str
+
+
 @dataclass
 class Release:
     cluster: Cluster
@@ -51,6 +59,7 @@ class Release:
     namespace: str
     other: str
     timings: dict[str, float] = field(default_factory=dict)
+    digest: str = ""
 
     @property
     def account(self) -> str:
@@ -73,6 +82,8 @@ class Release:
             "admissionPolicy.create=false",
             f"image.repository={repository}",
             f"image.tag={tag}",
+            # The tag is rebuilt in place: always pull what BuildKit pushed last.
+            "image.pullPolicy=Always",
             *extra,
         ]
         return [arg for value in sets for arg in ("--set", value)]
@@ -140,27 +151,28 @@ def helm_binary(cluster: Cluster) -> str:
 
 
 @pytest.fixture(scope="module")
-def operator_image(cluster: Cluster) -> str:
+def operator_image(cluster: Cluster) -> Image:
     given = os.environ.get("SHIPWAY_E2E_OPERATOR_IMAGE")
     if given:
-        return given
+        return Image(given, "")
     if not cluster.local:
         pytest.skip("set SHIPWAY_E2E_OPERATOR_IMAGE to an image this cluster can pull")
-    from localkube.config import Paths
-    from localkube.operator_image import ensure_operator_image
+    from localkube.buildkit_build import build_operator_image
 
-    paths = Paths.default()
-    info = ensure_operator_image(paths, import_into=paths.containerd_socket)
-    size = info.archive.stat().st_size / 1e6
-    print(f"\noperator image {info.ref} {info.manifest_digest} ({size:.1f} MB uncompressed)")
-    return info.ref
+    result = build_operator_image()
+    print(
+        f"\noperator image {result.pinned} built by BuildKit from the Dockerfile in"
+        f" {result.seconds:.0f}s ({len(result.cached)}/{len(result.steps)} steps cached)"
+    )
+    return Image(result.ref, result.digest)
 
 
 @pytest.fixture(scope="module")
-def release(cluster: Cluster, helm_binary: str, operator_image: str) -> Iterator[Release]:
+def release(cluster: Cluster, helm_binary: str, operator_image: Image) -> Iterator[Release]:
     prefix = IN_CLUSTER_NAMESPACES.rstrip("*")
     namespace = f"{prefix}{secrets.token_hex(3)}"
-    made = Release(cluster, helm_binary, operator_image, namespace, f"{namespace}-other")
+    made = Release(cluster, helm_binary, operator_image.ref, namespace, f"{namespace}-other")
+    made.digest = operator_image.digest
     for ns in (made.namespace, made.other):
         cluster.kubectl("create", "namespace", ns)
     yield made
@@ -183,6 +195,8 @@ def test_install_brings_the_operator_pod_to_ready(release: Release) -> None:
     spec = pod["spec"]
     container = spec["containers"][0]
     assert container["image"] == release.image
+    if release.digest:  # the very image BuildKit built from the Dockerfile and pushed
+        assert pod["status"]["containerStatuses"][0]["imageID"].endswith(release.digest)
     assert spec["serviceAccountName"] == FULLNAME
     assert spec["securityContext"]["runAsNonRoot"] is True
     assert spec["securityContext"]["runAsUser"] == 65532

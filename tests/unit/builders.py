@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, pod_view
-from shipway.engine.planner import PipelineRef
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)

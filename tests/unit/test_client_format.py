@@ -6,10 +6,8 @@ import pytest
 
 from shipway.cli.format import (
     Style,
-    build_tree,
     format_age,
     format_duration,
-    group_phase,
     log_line,
     pipeline_status,
     pipeline_table,
@@ -18,6 +16,7 @@ from shipway.cli.format import (
     status_tree,
     summary_line,
 )
+from shipway.cli.tree import build_tree, group_phase
 
 from .client_builders import NOW, SPEC, failed_run, pipeline, step
 

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 
 import kopf
 import pytest
 
 from shipway.cli import main
-from shipway.controller.handlers import (
+from shipway.controller.config import (
     RESTRICTED,
-    NoDiffBase,
-    configure_peering,
+    ConfigError,
+    OperatorConfig,
+    flag,
     peering_priority,
     pod_options,
-    scanning_enabled,
 )
+from shipway.controller.handlers import NoDiffBase, configure_peering
 from shipway.engine.manifests import PodOptions, all_manifests, pod_manifest
 from shipway.engine.planner import PodToCreate
 
@@ -73,7 +75,7 @@ def test_peering_priority_auto_is_positive_and_varies() -> None:
 
 
 def test_peering_priority_rejects_garbage() -> None:
-    with pytest.raises(ValueError, match="invalid literal"):
+    with pytest.raises(ConfigError, match="SHIPWAY_PEERING_PRIORITY must be a number"):
         peering_priority("high")
 
 
@@ -141,7 +143,40 @@ def test_no_step_pool_by_default() -> None:
 )
 def test_scanning_switch(value: str | None, expected: bool) -> None:
     env = {} if value is None else {"SHIPWAY_SCANNING": value}
-    assert scanning_enabled(env) is expected
+    assert OperatorConfig.from_env(env).scanning is expected
+
+
+@pytest.mark.parametrize("name", ["SHIPWAY_SCANNING", "SHIPWAY_RESTRICTED_PODS"])
+def test_one_parser_for_every_yes_no_setting(name: str) -> None:
+    assert flag({name: "On"}, name, default=False) is True
+    assert flag({name: "no"}, name, default=True) is False
+    with pytest.raises(ConfigError, match=name):
+        OperatorConfig.from_env({name: "maybe"})
+
+
+def test_a_flag_wins_over_the_environment_and_nothing_is_written_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SHIPWAY_METRICS_PORT", raising=False)
+    env = {"SHIPWAY_METRICS_PORT": "9000", "SHIPWAY_START_GRACE": "2m"}
+    config = OperatorConfig.from_env(env)
+    assert (config.metrics_port, config.start_grace) == (9000, 120.0)
+    assert config.with_flags(metrics_port=9100).metrics_port == 9100
+    assert config.with_flags().metrics_port == 9000
+    assert config.settings.start_grace == 120.0
+    assert "SHIPWAY_METRICS_PORT" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"SHIPWAY_METRICS_PORT": "http"}, "SHIPWAY_METRICS_PORT is not a port number"),
+        ({"SHIPWAY_START_GRACE": "soon"}, "SHIPWAY_START_GRACE"),
+    ],
+)
+def test_bad_settings_name_their_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        OperatorConfig.from_env(env)
 
 
 def _settings(*, peering: str | None = None, priority: int | None = None) -> kopf.OperatorSettings:
@@ -159,7 +194,8 @@ def _settings(*, peering: str | None = None, priority: int | None = None) -> kop
 
 def test_peering_from_the_environment_overrides_standalone() -> None:
     settings = _settings()
-    configure_peering(settings, {"SHIPWAY_PEERING": "shipway", "SHIPWAY_PEERING_PRIORITY": "5"})
+    env = {"SHIPWAY_PEERING": "shipway", "SHIPWAY_PEERING_PRIORITY": "5"}
+    configure_peering(settings, OperatorConfig.from_env(env))
     assert settings.peering.name == "shipway"
     assert settings.peering.priority == 5
     assert settings.peering.mandatory
@@ -168,7 +204,7 @@ def test_peering_from_the_environment_overrides_standalone() -> None:
 
 def test_peering_from_the_command_line_is_kept() -> None:
     settings = _settings(peering="cli", priority=9)
-    configure_peering(settings, {})
+    configure_peering(settings, OperatorConfig())
     assert (settings.peering.name, settings.peering.priority) == ("cli", 9)
     assert settings.peering.mandatory
     assert not settings.peering.standalone
@@ -176,7 +212,7 @@ def test_peering_from_the_command_line_is_kept() -> None:
 
 def test_no_peering_means_standalone() -> None:
     settings = _settings()
-    configure_peering(settings, {})
+    configure_peering(settings, OperatorConfig())
     assert settings.peering.standalone
 
 

@@ -492,3 +492,18 @@ def test_a_pipeline_that_mounts_nothing_asks_for_no_claim() -> None:
     first = run(raw)
     assert len(first.create) == 1
     assert not first.ensure_claim
+
+
+def test_terminal_pipeline_phases_are_the_three_final_ones() -> None:
+    assert {p for p in PipelinePhase if p.terminal} == {
+        PipelinePhase.SUCCEEDED,
+        PipelinePhase.FAILED,
+        PipelinePhase.CANCELLED,
+    }
+
+
+def test_reasons_written_to_the_status_are_plain_strings() -> None:
+    """StrEnum reasons serialise as their value: a status read back compares equal."""
+    done = run(spec([{"name": "one", "service": "a", "command": "true"}]))
+    written = done.status.model_dump(mode="json", by_alias=True)
+    assert type(written["conditions"][0]["reason"]) is str

@@ -4,115 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
 
 import pytest
 
 from shipway.controller.callpool import Priority
-from shipway.controller.kube import EventTarget, KubeError, Manifest
-from shipway.controller.reconciler import PipelineSnapshot, Reconciler
-from shipway.engine.observe import PodView, pod_view
+from shipway.controller.kube import KubeError
+from shipway.controller.reconciler import Reconciler
 from shipway.models import PipelinePhase
 
 from .builders import NOW, WALKTHROUGH
-
-
-class FakeKube:
-    """Keeps pods, claims, the status and events; counts every write."""
-
-    def __init__(self) -> None:
-        self.pods: dict[str, Manifest] = {}
-        self.claims: list[str] = []
-        self.status: Manifest = {}
-        self.events: list[tuple[str, str]] = []
-        self.writes: list[str] = []
-        self.reject: dict[str, KubeError] = {}
-        self.priorities: dict[str, Priority] = {}
-
-    async def create_pod(
-        self, namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
-    ) -> Manifest | None:
-        name = manifest["metadata"]["name"]
-        self.priorities[name] = priority
-        if name in self.reject:
-            raise self.reject[name]
-        self.writes.append(f"create pod {name}")
-        if name in self.pods:
-            return None
-        body = {
-            **manifest,
-            "metadata": {
-                **manifest["metadata"],
-                "uid": f"uid-{name}",
-                "creationTimestamp": "2026-11-27T12:00:00Z",
-            },
-            "status": {"phase": "Pending"},
-        }
-        self.pods[name] = body
-        return body
-
-    async def get_pod(self, namespace: str, name: str) -> Manifest | None:
-        return self.pods.get(name)
-
-    async def create_claim(self, namespace: str, manifest: Manifest) -> None:
-        self.writes.append("create claim")
-        self.claims.append(manifest["metadata"]["name"])
-
-    async def stop_pod(self, namespace: str, name: str) -> None:
-        self.writes.append(f"stop {name}")
-
-    async def delete_pod(self, namespace: str, name: str) -> None:
-        self.writes.append(f"delete {name}")
-        self.pods.pop(name, None)
-
-    async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
-        self.writes.append("patch status")
-        self.status = status
-
-    async def emit_event(self, target: EventTarget, type_: str, reason: str, message: str) -> None:
-        self.events.append((reason, message))
-
-    def finish(self, name: str, code: int) -> None:
-        pod = self.pods[name]
-        pod["spec"]["nodeName"] = "node-1"
-        pod["status"] = {
-            "phase": "Succeeded" if code == 0 else "Failed",
-            "startTime": "2026-11-27T12:00:00Z",
-            "containerStatuses": [
-                {
-                    "name": pod["spec"]["containers"][0]["name"],
-                    "state": {
-                        "terminated": {
-                            "exitCode": code,
-                            "startedAt": "2026-11-27T12:00:01Z",
-                            "finishedAt": "2026-11-27T12:00:02Z",
-                        }
-                    },
-                }
-            ],
-        }
-
-    def views(self) -> list[PodView]:
-        return [v for p in self.pods.values() if (v := pod_view(p)) is not None]
-
-
-def snapshot(kube: FakeKube, spec: dict[str, Any] = WALKTHROUGH) -> PipelineSnapshot:
-    return PipelineSnapshot.from_body(
-        {
-            "metadata": {
-                "name": "demo",
-                "namespace": "ci",
-                "uid": "uid-1",
-                "generation": 1,
-                "creationTimestamp": "2026-11-27T11:59:00Z",
-            },
-            "spec": spec,
-            "status": kube.status,
-        }
-    )
-
-
-KEY = ("ci", "demo")
+from .fakekube import KEY, FakeKube, snapshot
 
 
 async def _drive(reconciler: Reconciler, kube: FakeKube, exit_codes: dict[str, int]) -> None:
@@ -189,21 +90,16 @@ def test_a_pod_rejected_by_admission_fails_its_step_with_the_api_message() -> No
     assert kube.status["steps"][1]["phase"] == "Skipped"
 
 
-def test_transient_api_errors_are_retried_later_not_recorded() -> None:
+def test_transient_api_errors_raise_and_record_nothing() -> None:
+    """The work queue tries again later (tests/unit/test_runtime.py); no status is written."""
     kube = FakeKube()
     kube.reject["demo-1-write-artifact"] = KubeError(
         503, "ServiceUnavailable", "etcd leader changed"
     )
     reconciler = Reconciler(kube, clock=lambda: NOW)
-    requeued: list[tuple[str, str]] = []
-
-    async def once() -> None:
-        await reconciler.reconcile(snapshot(kube), [], KEY, requeued.append)
-        await asyncio.sleep(1.1)
-
-    asyncio.run(once())
+    with pytest.raises(KubeError, match="etcd leader changed"):
+        asyncio.run(reconciler.reconcile(snapshot(kube), [], KEY))
     assert kube.status == {}
-    assert requeued == [KEY]
 
 
 def test_an_invalid_spec_fails_without_pods_and_names_the_field() -> None:
@@ -288,41 +184,6 @@ def test_a_fresh_operator_pins_to_the_node_the_status_never_recorded() -> None:
     second = kube.pods["demo-2-check-artifact"]["spec"]["affinity"]["nodeAffinity"]
     assert "node-1" in str(second)
     assert kube.status["nodeName"] == "node-1"
-
-
-def test_events_during_a_reconcile_fold_into_one_more_run_on_the_latest_state() -> None:
-    kube = FakeKube()
-    reconciler = Reconciler(kube, clock=lambda: NOW)
-    reads: list[int] = []
-    gate = asyncio.Event()
-    create = kube.create_pod
-
-    async def slow_create(
-        namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
-    ) -> Manifest | None:
-        await gate.wait()
-        return await create(namespace, manifest)
-
-    kube.create_pod = slow_create  # type: ignore[method-assign]
-
-    def read() -> tuple[PipelineSnapshot | None, list[PodView]]:
-        reads.append(len(kube.pods))
-        return snapshot(kube), kube.views()
-
-    async def scenario() -> None:
-        first = asyncio.ensure_future(reconciler.reconcile_latest(KEY, read))
-        await asyncio.sleep(0)
-        for _ in range(5):  # five events while the first run waits on the API server
-            await reconciler.reconcile_latest(KEY, read)
-        gate.set()
-        await first
-
-    asyncio.run(scenario())
-    assert reads == [0, 1]  # the first run, then one more that sees the pod it created
-    assert [w for w in kube.writes if w.startswith("create pod")] == [
-        "create pod demo-1-write-artifact"
-    ]
-    assert reconciler.running == set()
 
 
 def test_a_finished_pipeline_keeps_no_compiled_spec_and_still_reconciles() -> None:

@@ -65,6 +65,26 @@ app.kubernetes.io/part-of: shipway
 {{- if and .Values.metrics.serviceMonitor.enabled (not (.Capabilities.APIVersions.Has "monitoring.coreos.com/v1/ServiceMonitor")) }}
 {{- fail "metrics.serviceMonitor.enabled needs the prometheus-operator CRDs (monitoring.coreos.com/v1 ServiceMonitor) in the cluster" }}
 {{- end }}
+{{- if and .Values.buildkit.deploy .Values.buildkit.address }}
+{{- fail "buildkit.deploy=true runs the chart's own builder: leave buildkit.address empty, or set buildkit.deploy=false to use the builder at buildkit.address" }}
+{{- end }}
+{{- if and .Values.buildkit.deploy (ne (empty .Values.buildkit.serverSecret) (empty .Values.buildkit.clientSecret)) }}
+{{- fail "buildkit.serverSecret and buildkit.clientSecret go together (certificates from one CA); leave both empty and the chart makes them" }}
+{{- end }}
+{{- if and .Values.buildkit.address (not .Values.buildkit.clientSecret) }}
+{{- fail "buildkit.address needs buildkit.clientSecret: the name of a Secret in the release namespace with ca.crt, tls.crt and tls.key (the builder requires client certificates)" }}
+{{- end }}
+{{- with .Values.registry }}
+{{- if and (not .url) (or .ca .caConfigMap .insecure .pushSecret) }}
+{{- fail "registry.ca, registry.caConfigMap, registry.insecure and registry.pushSecret describe a registry: set registry.url too" }}
+{{- end }}
+{{- if and .ca .caConfigMap }}
+{{- fail "registry.ca and registry.caConfigMap both give the registry's CA: set only one" }}
+{{- end }}
+{{- if and .insecure (or .ca .caConfigMap) }}
+{{- fail "registry.insecure skips TLS verification: drop registry.ca/caConfigMap, or set insecure=false to verify with them" }}
+{{- end }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
 {{- fail (printf "replicaCount=%d needs peering.enabled=true: without kopf peering every replica would run the same Pipelines at once" (int .Values.replicaCount)) }}
 {{- end }}
@@ -114,4 +134,102 @@ app.kubernetes.io/part-of: shipway
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- end }}
+
+{{/* BuildKit ------------------------------------------------------------------------------- */}}
+
+{{- define "shipway.buildkit.name" -}}
+{{- printf "%s-buildkitd" (include "shipway.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "shipway.buildkit.namespace" -}}
+{{- default .Release.Namespace .Values.buildkit.namespace }}
+{{- end }}
+
+{{/* Where build pods reach buildkitd: the deployed Service, or the configured address. */}}
+{{- define "shipway.buildkit.address" -}}
+{{- if .Values.buildkit.deploy }}
+{{- printf "tcp://%s.%s.svc:1234" (include "shipway.buildkit.name" .) (include "shipway.buildkit.namespace" .) }}
+{{- else }}
+{{- .Values.buildkit.address }}
+{{- end }}
+{{- end }}
+
+{{- define "shipway.buildkit.serverSecret" -}}
+{{- default (printf "%s-tls" (include "shipway.buildkit.name" .)) .Values.buildkit.serverSecret }}
+{{- end }}
+
+{{- define "shipway.buildkit.clientSecret" -}}
+{{- default (printf "%s-buildkit-client" (include "shipway.fullname" .)) .Values.buildkit.clientSecret }}
+{{- end }}
+
+{{- define "shipway.buildkit.image" -}}
+{{- if .Values.buildkit.image }}
+{{- .Values.buildkit.image }}
+{{- else if eq .Values.buildkit.mode "rootless" }}
+{{- "moby/buildkit:v0.34.2-rootless" }}
+{{- else }}
+{{- "moby/buildkit:v0.34.2" }}
+{{- end }}
+{{- end }}
+
+{{- define "shipway.buildkit.selectorLabels" -}}
+{{ include "shipway.selectorLabels" . }}
+app.kubernetes.io/component: buildkitd
+{{- end }}
+
+{{/* buildkitd.toml: TLS on the TCP listener (client certificates required), a local socket for
+the probes, the OCI worker with its cache limits and parallelism, the registries. */}}
+{{- define "shipway.buildkit.config" -}}
+{{- $b := .Values.buildkit -}}
+{{- $rootless := eq $b.mode "rootless" -}}
+root = "/var/lib/buildkit"
+
+[log]
+  format = "text"
+
+[grpc]
+  address = ["tcp://0.0.0.0:1234", "unix:///run/buildkit/buildkitd.sock"]
+  [grpc.tls]
+    cert = "/etc/buildkit/tls/tls.crt"
+    key = "/etc/buildkit/tls/tls.key"
+    ca = "/etc/buildkit/tls/ca.crt"
+
+[history]
+  maxAge = 86400
+  maxEntries = 50
+
+[worker.oci]
+  enabled = true
+  rootless = {{ $rootless }}
+  noProcessSandbox = {{ $rootless }}
+  gc = true
+  maxUsedSpace = {{ $b.cache.maxUsedSpace | toString | quote }}
+  reservedSpace = {{ $b.cache.reservedSpace | toString | quote }}
+  minFreeSpace = {{ $b.cache.minFreeSpace | toString | quote }}
+  max-parallelism = {{ int $b.maxParallelism }}
+
+[worker.containerd]
+  enabled = false
+{{- range $host, $r := $b.registries }}
+
+[registry.{{ $host | quote }}]
+  {{- with $r.mirrors }}
+  mirrors = {{ toJson . }}
+  {{- end }}
+  {{- if $r.http }}
+  http = true
+  {{- end }}
+  {{- if $r.insecure }}
+  insecure = true
+  {{- end }}
+  {{- if $r.ca }}
+  ca = [{{ printf "/etc/buildkit/config/ca-%s.crt" ($host | replace ":" "_") | quote }}]
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The ConfigMap holding registry.ca (when given inline). */}}
+{{- define "shipway.registryCaConfigMap" -}}
+{{- if .Values.registry.caConfigMap }}{{ .Values.registry.caConfigMap }}{{ else }}{{ include "shipway.fullname" . }}-registry-ca{{ end }}
 {{- end }}

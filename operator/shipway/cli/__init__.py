@@ -17,7 +17,7 @@ from typing import Any, TextIO
 import yaml
 
 from shipway import GROUP, KIND, __version__
-from shipway.engine.planner import PipelineRef
+from shipway.engine.objects import PipelineRef
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 from shipway.spec.errors import FieldError, InvalidSpecError
 
@@ -134,21 +134,24 @@ def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
     import kopf
 
-    from shipway.controller.handlers import pod_options, set_clusterwide  # importing registers them
+    import shipway.controller.handlers  # noqa: F401  (importing registers them)
+    from shipway.controller.config import ConfigError, OperatorConfig
 
     if not args.namespace and not args.all_namespaces:
         raise UsageError("choose namespaces: -n NAMESPACE (repeatable) or -A/--all-namespaces")
-    try:
-        pod_options(os.environ)  # a bad setting stops the operator here, not in a retry loop
-    except ValueError as exc:
+    try:  # a bad setting stops the operator here, not in a retry loop
+        config = OperatorConfig.from_env(os.environ).with_flags(
+            namespaces=tuple(args.namespace or ()),
+            clusterwide=args.all_namespaces,
+            metrics_port=args.metrics_port,
+        )
+    except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    if args.metrics_port is not None:
-        os.environ["SHIPWAY_METRICS_PORT"] = str(args.metrics_port)
-    set_clusterwide(args.all_namespaces)
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(
+        memo=kopf.Memo(config=config),
         clusterwide=args.all_namespaces,
-        namespaces=args.namespace or (),
+        namespaces=config.namespaces,
         liveness_endpoint=args.liveness,
         standalone=None if args.peering else True,
         peering_name=args.peering,

@@ -19,8 +19,8 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
 from shipway import GROUP, PLURAL, VERSION
+from shipway.engine.objects import Manifest
 
-Manifest = dict[str, Any]
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 

@@ -7,18 +7,16 @@ Colours come only from the Style, which is plain unless the caller saw a termina
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import ValidationError
 
+from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase, is_build
 from shipway.engine.observe import parse_time
-from shipway.models import PipelineStatus, StepPhase, StepStatus
-from shipway.spec.compiler import compile_pipeline
-from shipway.spec.errors import InvalidSpecError
-from shipway.spec.tree import Node, RunNode
+from shipway.models import PipelinePhase, PipelineStatus, StepPhase, StepStatus
 
 _CODES = {
     "bold": "1",
@@ -47,7 +45,6 @@ PHASE_COLOUR = {
     "Skipped": "dim",
     "Cancelled": "magenta",
 }
-TERMINAL_PIPELINE = ("Succeeded", "Failed", "Cancelled")
 
 
 @dataclass(frozen=True)
@@ -124,7 +121,10 @@ def phase_of(pipeline: Mapping[str, Any]) -> str:
 
 
 def is_finished(pipeline: Mapping[str, Any]) -> bool:
-    return phase_of(pipeline) in TERMINAL_PIPELINE
+    try:
+        return PipelinePhase(phase_of(pipeline)).terminal
+    except ValueError:  # a phase this version does not know
+        return False
 
 
 def full_name(pipeline: Mapping[str, Any]) -> str:
@@ -132,109 +132,17 @@ def full_name(pipeline: Mapping[str, Any]) -> str:
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/")
 
 
-# -- the tree -----------------------------------------------------------------------------------
-
-TreeKind = Literal["serial", "parallel", "group", "on_fail", "step"]
-
-
-@dataclass
-class TreeNode:
-    """A group or a run step of the pipeline, with the status of the run steps attached."""
-
-    name: str
-    kind: TreeKind
-    step: StepStatus | None = None
-    children: list[TreeNode] = field(default_factory=list)
-
-    def leaves(self, *, regular_only: bool = False) -> Iterable[StepStatus]:
-        if self.step is not None:
-            yield self.step
-        for child in self.children:
-            if regular_only and child.kind == "on_fail":
-                continue
-            yield from child.leaves(regular_only=regular_only)
-
-
-def _from_compiled(nodes: Sequence[Node], steps: Mapping[str, StepStatus]) -> list[TreeNode]:
-    result: list[TreeNode] = []
-    for node in nodes:
-        if isinstance(node, RunNode):
-            item = TreeNode(node.name, "step", steps.get(node.id))
-            if item.step is None:
-                item.step = StepStatus(
-                    id=node.id, name=node.name, group=node.group, service=node.service
-                )
-        else:
-            item = TreeNode(node.name, node.kind, None, _from_compiled(node.children, steps))
-        if node.on_fail:
-            item.children.append(
-                TreeNode("on_fail", "on_fail", None, _from_compiled(node.on_fail, steps))
-            )
-        result.append(item)
-    return result
-
-
-def _from_status(steps: Sequence[StepStatus]) -> list[TreeNode]:
-    """Without a readable spec: groups from each step's group path."""
-    root = TreeNode("", "group")
-    for step in steps:
-        parent = root
-        for part in (step.group or "").split("/"):
-            if not part:
-                continue
-            found = next((c for c in parent.children if c.kind == "group" and c.name == part), None)
-            if found is None:
-                found = TreeNode(part, "group")
-                parent.children.append(found)
-            parent = found
-        parent.children.append(TreeNode(step.name, "step", step))
-    return root.children
-
-
-def build_tree(spec: Mapping[str, Any] | None, status: PipelineStatus) -> list[TreeNode]:
-    """The pipeline's groups and steps in order, each run step with its status."""
-    by_id = {step.id: step for step in status.steps}
-    if spec is not None:
-        try:
-            compiled = compile_pipeline(spec)
-        except InvalidSpecError:
-            compiled = None
-        if compiled is not None:
-            return _from_compiled(compiled.root.children, by_id)
-    return _from_status(status.steps)
-
-
-def group_phase(node: TreeNode) -> str:
-    """A group's phase from its steps (its on_fail steps do not count)."""
-    phases = {step.phase for step in node.leaves(regular_only=True)}
-    if not phases:
-        return "Pending"
-    if StepPhase.RUNNING in phases:
-        return "Running"
-    if StepPhase.FAILED in phases:
-        return "Failed"
-    if StepPhase.CANCELLED in phases:
-        return "Cancelled"
-    if StepPhase.PENDING in phases:
-        return "Running" if phases & {StepPhase.SUCCEEDED} else "Pending"
-    if phases == {StepPhase.SKIPPED}:
-        return "Skipped"
-    return "Succeeded"
-
-
-def group_duration(node: TreeNode, now: datetime) -> float | None:
-    steps = [s for s in node.leaves() if s.started_at]
-    if not steps:
-        return None
-    start = min(parse_time(s.started_at) or now for s in steps)
-    running = any(not s.phase.terminal for s in steps)
-    ends = [parse_time(s.finished_at) for s in steps if s.finished_at]
-    end = now if running or not ends else max(e for e in ends if e is not None)
-    return (end - start).total_seconds()
+# -- the status tree ----------------------------------------------------------------------------
 
 
 def step_detail(step: StepStatus) -> str:
-    """Why a step is where it is: the failure message, the skip reason, the retry."""
+    """Why a step is where it is: the failure message, the skip reason, the retry.
+
+    For a build: its digest and cache hits, or BuildKit's last error line.
+    """
+    if is_build(step) and step.message:
+        lines = [line for line in step.message.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
     if step.phase == StepPhase.SUCCEEDED:
         return f"after {len(step.attempts) + 1} attempts" if step.attempts else ""
     if step.phase in (StepPhase.FAILED, StepPhase.CANCELLED):
@@ -349,9 +257,10 @@ def progress_line(
     if not status.progress and not status.steps:
         return f"{style.phase(phase)}: waiting for the operator"
     running = [s for s in status.steps if s.phase == StepPhase.RUNNING]
+    building = [f"build {b.service}" for b in status.builds if b.phase == StepPhase.RUNNING]
     text = f"[{status.progress or '?'}] {style.phase(phase)}"
-    if running:
-        names = []
+    if running or building:
+        names = building
         for step in running:
             name = f"{step.group}/{step.name}" if step.group else step.name
             if step.reason:
@@ -364,17 +273,22 @@ def progress_line(
     return text
 
 
-def step_prefix(name: str, style: Style | None = None) -> str:
-    return (style or Style()).paint(f"(step: {name})", "cyan")
+def step_prefix(name: str, style: Style | None = None, kind: str = "step") -> str:
+    """``(step: NAME)``, or ``(build: SERVICE)`` for an image build."""
+    return (style or Style()).paint(f"({kind}: {name})", "cyan")
 
 
-def log_line(name: str, line: str, style: Style | None = None) -> str:
-    """A step's log line as jet shows it: ``(step: NAME) line``."""
-    return f"{step_prefix(name, style)} {line}"
+def kind_of(step: StepStatus) -> str:
+    return "build" if is_build(step) else "step"
+
+
+def log_line(name: str, line: str, style: Style | None = None, kind: str = "step") -> str:
+    """A step's log line as jet shows it: ``(step: NAME) line`` (``(build: demo) #5 ...``)."""
+    return f"{step_prefix(name, style, kind)} {line}"
 
 
 def step_header(step: StepStatus, style: Style | None = None) -> str:
-    text = step_prefix(step.name, style)
+    text = step_prefix(step.name, style, kind_of(step))
     notes = []
     if step.group:
         notes.append(step.group)
@@ -393,10 +307,11 @@ def result_line(
     style: Style | None = None,
     *,
     retrying: bool = False,
+    kind: str = "step",
 ) -> str:
     """``(step: NAME) success ✔`` or ``(step: NAME) error ✗ container exited with a 1 code``."""
     style = style or Style()
-    prefix = step_prefix(name, style)
+    prefix = step_prefix(name, style, kind)
     if phase == "Succeeded":
         return f"{prefix} {style.paint('success ✔', 'green')}"
     why = message or reason or ""

@@ -3,6 +3,7 @@
 Feed every version of the status seen (watch events, or one final GET) to :meth:`Tracker.update`;
 it answers with the attempts that started and ended since, each exactly once, in step order
 (an attempt's end before the next step's start), so the caller can start and stop log streams.
+Image builds are followed the same way, as steps whose id is ``build-<service>``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shipway.cli.tree import build_steps
 from shipway.models import PipelineStatus, StepPhase, StepStatus
 
 
@@ -48,8 +50,9 @@ class Tracker:
     ended: set[str] = field(default_factory=set)
 
     def update(self, status: PipelineStatus) -> list[Event]:
+        """Builds first (they come before the steps that run their images), then steps."""
         events: list[Event] = []
-        for step in status.steps:
+        for step in (*build_steps(status), *status.steps):
             if not self.include(step):
                 continue
             for earlier in step.attempts:

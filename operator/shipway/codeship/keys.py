@@ -43,9 +43,18 @@ CODESHIP_IGNORES = "Codeship ignores this key"
 HOST_FACING = "Codeship does not allow linking to the host"
 
 BUILD_NOTE = (
-    "image builds are not supported yet: build and push the image elsewhere (a Kaniko or "
-    "BuildKit Job, or your current CI), then set image; or convert with --prebuilt to run the "
-    "image the build names (build.image)"
+    "built by BuildKit from the checkout (spec.source) before the first step that runs it; "
+    "every pod of the service runs the image by digest; --prebuilt runs build.image instead"
+)
+ENCRYPTED_ARGS_NOTE = (
+    "encrypted build args cannot be used yet: decrypt them into a Secret (jet decrypt FILE "
+    "args && kubectl create secret generic SECRET --from-env-file=args) and set build.argsFrom: "
+    "[{secretRef: {name: SECRET}}]; the Dockerfile reads each as a BuildKit secret "
+    "(RUN --mount=type=secret,id=KEY,env=KEY), so no value lands in the image's history"
+)
+CACHE_NOTE = (
+    "reuse the layers of the project's earlier builds (BuildKit's cache in the cluster's "
+    "registry, per project and branch)"
 )
 DOCKERCFG_NOTE = (
     "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
@@ -54,7 +63,7 @@ DOCKERCFG_NOTE = (
 
 SERVICE_KEYS: dict[str, KeyRule] = _table(
     KeyRule("image", M, "the container image"),
-    KeyRule("build", E, BUILD_NOTE),
+    KeyRule("build", M, BUILD_NOTE),
     KeyRule(
         "dockerfile",
         M,
@@ -98,9 +107,11 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
     KeyRule("depends_on", M, "like links; the compose map form keeps its service names"),
     KeyRule("healthcheck", M, "compose healthcheck; on a linked service it gates the step"),
     KeyRule("add_docker", E, ADD_DOCKER),
-    KeyRule("cached", IGN, "image caching between builds: use the node's image cache"),
+    KeyRule("cached", M, CACHE_NOTE),
     KeyRule(
-        "default_cache_branch", IGN, "image caching between builds: use the node's image cache"
+        "default_cache_branch",
+        M,
+        "the branch whose cache a cached build starts from when its own branch has none",
     ),
     KeyRule("encrypted_dockercfg_path", IGN, DOCKERCFG_NOTE),
     KeyRule("dockercfg_service", IGN, DOCKERCFG_NOTE),
@@ -168,14 +179,14 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
 )
 
 BUILD_KEYS: dict[str, KeyRule] = _table(
-    KeyRule("image", M, "with --prebuilt, the image the service runs"),
-    KeyRule("context", M, "named in the build error message"),
-    KeyRule("dockerfile", M, "named in the build error message"),
+    KeyRule("image", M, "Codeship's name for the image, shown in status (with --prebuilt: run)"),
+    KeyRule("context", M, "the build context, a folder of the checkout"),
+    KeyRule("dockerfile", M, "the Dockerfile, relative to the context"),
     KeyRule("path", M, "deprecated spelling of context (warning)"),
     KeyRule("dockerfile_path", M, "deprecated spelling of dockerfile (warning)"),
-    KeyRule("args", IGN, "build-time only"),
-    KeyRule("encrypted_args_file", IGN, "build-time only"),
-    KeyRule("encrypted_args", IGN, "build-time only"),
+    KeyRule("args", M, "build args (Dockerfile ARG), a map or KEY=VALUE list"),
+    KeyRule("encrypted_args_file", E, ENCRYPTED_ARGS_NOTE),
+    KeyRule("encrypted_args", E, ENCRYPTED_ARGS_NOTE),
 )
 
 SERVICES_FILE_KEYS: dict[str, KeyRule] = _table(

@@ -13,7 +13,6 @@ from shipway.codeship.healthcheck import convert_healthcheck
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.keys import (
     BUILD_KEYS,
-    BUILD_NOTE,
     SERVICE_KEYS,
     SERVICES_FILE_KEYS,
     Handling,
@@ -56,7 +55,8 @@ class NoFiles:
 @dataclass(frozen=True)
 class ServiceOptions:
     prebuilt: bool = False
-    """Run the image a ``build`` names (build.image, or the service's image) instead of failing."""
+    """Run the image a ``build`` names (build.image, or the service's image) instead of
+    building it in the cluster."""
     env_secrets: Mapping[str, str] = field(default_factory=dict)
     """Service → Secret standing in for its encrypted_environment / encrypted_env_file."""
     aes_key: bytes | None = field(default=None, repr=False)
@@ -141,6 +141,8 @@ class _Service:
     options: ServiceOptions
     secret: EnvSecret | None = None
     """Set by convert when the service's encrypted variables were decrypted."""
+    prebuilt: str | None = None
+    """With ``--prebuilt``: the image run instead of the build."""
 
     def where(self, *keys: str | int) -> str:
         where = self.name
@@ -164,6 +166,20 @@ class _Service:
                 self.warn(self.where(key), f"ignored: {rule.note}", WarningKind.IGNORED)
         out: dict[str, Any] = {}
         image = self._image()
+        build = self._build(image)
+        if build is not None:
+            out["build"] = build
+            for key in ("cached", "default_cache_branch"):
+                if key in self.body:
+                    out[key] = plain(self.body[key])
+        for key in ("cached", "default_cache_branch"):
+            if key in self.body and build is None:
+                self.warn(
+                    self.where(key),
+                    "ignored: only a service with build (built in the cluster) has a cache",
+                    WarningKind.IGNORED,
+                )
+        image = self.prebuilt or image
         if image is not None:
             out["image"] = image
         for key in ("command", "entrypoint"):
@@ -229,15 +245,19 @@ class _Service:
             elif image is None and "image" not in self.body:
                 self.error(self.name, "a service needs image (or build)")
             return image
-        build = self._build()
-        if build is None:
+        return None
+
+    def _build(self, image: str | None) -> dict[str, Any] | str | None:
+        """The service's build in Shipway's form (``--prebuilt``: None, ``image`` is set)."""
+        if "build" not in self.body:
             return None
-        built_image, description = build
+        parsed = self._parse_build()
+        if parsed is None:
+            return None
+        build, description = parsed
         if not self.options.prebuilt:
-            detail = f" (it builds {description})" if description else ""
-            self.error(self.where("build"), BUILD_NOTE + detail)
-            return None
-        chosen = image or built_image
+            return build
+        chosen = image or build.get("image")
         if not chosen:
             self.error(
                 self.where("build"),
@@ -245,22 +265,25 @@ class _Service:
                 "one: set build.image (or image) to the pushed image",
             )
             return None
+        self.prebuilt = str(chosen)
         self.warn(
             self.where("build"),
-            f"not built: runs the prebuilt image {chosen} (--prebuilt); push it for this "
-            "commit before running",
+            f"not built: runs the prebuilt image {chosen} (--prebuilt, instead of building "
+            f"{description}); push it for this commit before running",
         )
-        return chosen
+        return None
 
-    def _build(self) -> tuple[str | None, str] | None:
-        """(output image, "context X, Dockerfile Y") of the build, or None after an error."""
+    def _parse_build(self) -> tuple[dict[str, Any], str] | None:
+        """(``build`` in Shipway's spelling, "context X, Dockerfile Y"), or None after an error.
+
+        Codeship's old spellings become the new ones (``path`` → ``context``,
+        ``dockerfile_path`` → ``dockerfile``, compose v1's service-level ``dockerfile``).
+        """
         value = self.body["build"]
         where = self.where("build")
-        context: str | None = None
-        dockerfile: str | None = None
-        image: str | None = None
+        build: dict[str, Any] = {}
         if isinstance(value, str):
-            context = value
+            build["context"] = value
         elif isinstance(value, dict):
             for key, item in value.items():
                 rule = BUILD_KEYS.get(str(key))
@@ -269,40 +292,39 @@ class _Service:
                         self.source, join(where, str(key)), str(key), BUILD_KEYS
                     )
                     continue
-                text = None
-                if rule.handling is Handling.MAPPED:
-                    text = scalar_text(self.report, self.source, join(where, key), item)
-                if key == "image":
-                    image = text
-                elif key in ("context", "path"):
-                    context = text
-                elif key in ("dockerfile", "dockerfile_path"):
-                    dockerfile = text
-                if key == "path":
+                if rule.handling is Handling.ERROR:
+                    self.error(join(where, key), rule.note)
+                    continue
+                if key == "args":
+                    args = plain(item)
+                    if isinstance(args, dict | list):
+                        build["args"] = args
+                    else:
+                        self.error(join(where, key), "must be a map or a list of KEY=VALUE")
+                    continue
+                text = scalar_text(self.report, self.source, join(where, key), item)
+                new = {"path": "context", "dockerfile_path": "dockerfile"}.get(str(key), str(key))
+                if new != key:
                     self.warn(
-                        join(where, key), "deprecated: use build.context", WarningKind.DEPRECATED
+                        join(where, key), f"deprecated: use build.{new}", WarningKind.DEPRECATED
                     )
-                elif key == "dockerfile_path":
-                    self.warn(
-                        join(where, key),
-                        "deprecated: use build.dockerfile",
-                        WarningKind.DEPRECATED,
-                    )
+                if text is not None:
+                    build[new] = text
         else:
             self.error(where, f"must be a path or a map, not {type_name(value)}")
             return None
         if "dockerfile" in self.body:
-            dockerfile = scalar_text(
+            text = scalar_text(
                 self.report, self.source, self.where("dockerfile"), self.body["dockerfile"]
             )
-        parts = []
-        if context:
-            parts.append(f"context {context}")
-        if dockerfile:
-            parts.append(f"Dockerfile {dockerfile}")
-        if image:
-            parts.append(f"image {image}")
-        return image, ", ".join(parts)
+            if text is not None:
+                build["dockerfile"] = text
+        parts = [
+            f"{label} {build[key]}"
+            for key, label in (("context", "context"), ("dockerfile", "Dockerfile"))
+            if key in build
+        ]
+        return build, ", ".join(parts) or "context ."
 
     # -- environment -----------------------------------------------------------------------
 

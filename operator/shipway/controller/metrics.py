@@ -27,8 +27,6 @@ API_ERRORS = Counter(
     "shipway_api_errors_total", "Kubernetes API calls that failed, by HTTP status.", ["status"]
 )
 
-_TERMINAL = (PipelinePhase.SUCCEEDED, PipelinePhase.FAILED, PipelinePhase.CANCELLED)
-
 
 def record_transition(old: PipelineStatus, new: PipelineStatus, created: int) -> None:
     """Count what changed between two statuses of one pipeline."""
@@ -43,23 +41,23 @@ def record_transition(old: PipelineStatus, new: PipelineStatus, created: int) ->
         ):
             STEPS_FINISHED.labels(step.phase.value).inc()
     if new.phase != old.phase:
-        if new.phase in _TERMINAL:
+        if new.phase.terminal:
             PIPELINES_FINISHED.labels(new.phase.value).inc()
-            if old.phase not in _TERMINAL:
+            if not old.phase.terminal:
                 PIPELINES_ACTIVE.dec()
-        elif old.phase in _TERMINAL:
+        elif old.phase.terminal:
             PIPELINES_ACTIVE.inc()
 
 
 def track_new(phase: PipelinePhase) -> None:
     """A pipeline the operator starts following (created, or seen after a restart)."""
-    if phase not in _TERMINAL:
+    if not phase.terminal:
         PIPELINES_ACTIVE.inc()
 
 
 def forget(phase: PipelinePhase | None) -> None:
     """A pipeline the operator stops following, last seen in ``phase``."""
-    if phase is not None and phase not in _TERMINAL:
+    if phase is not None and not phase.terminal:
         PIPELINES_ACTIVE.dec()
 
 

@@ -23,8 +23,9 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from shipway.engine.naming import LABEL_PIPELINE
+from shipway.engine.objects import Key
 from shipway.engine.observe import PodView
-from shipway.engine.podstore import Key, PodStore, pod_entry
+from shipway.engine.podstore import PodStore, pod_entry
 
 log = logging.getLogger("shipway")
 

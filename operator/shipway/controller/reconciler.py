@@ -1,8 +1,8 @@
 """The imperative shell: read a pipeline and its pods, ask the planner, carry out the plan.
 
-One reconcile per pipeline at a time (an asyncio lock per pipeline); different pipelines
-proceed concurrently. State lives in the cluster (the Pipeline's status and its pods); the
-caches here only save API calls and are rebuilt from the cluster after a restart.
+The caller runs one reconcile per pipeline at a time (the work queue sees to it); different
+pipelines proceed concurrently. State lives in the cluster (the Pipeline's status and its
+pods); the caches here only save API calls and are rebuilt from the cluster after a restart.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from shipway.controller import metrics
+from shipway.controller.builder import BuildSecrets
 from shipway.controller.callpool import Priority
-from shipway.controller.kube import EventTarget, KubeError, Manifest
-from shipway.engine.manifests import PodOptions, claim_manifest, pod_manifest
+from shipway.controller.kube import EventTarget, KubeError
+from shipway.engine.manifests import PodOptions, build_manifest, claim_manifest, pod_manifest
+from shipway.engine.objects import Key, Manifest, PipelineRef
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.planner import (
-    TERMINAL_PIPELINE,
     EventToEmit,
-    PipelineRef,
     Plan,
     Settings,
     finished_plan,
@@ -37,8 +37,6 @@ from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 
 log = logging.getLogger("shipway")
-Key = tuple[str, str]
-"""(namespace, pipeline name)"""
 
 
 class KubeApi(Protocol):
@@ -47,6 +45,9 @@ class KubeApi(Protocol):
     ) -> Manifest | None: ...
     async def get_pod(self, namespace: str, name: str) -> Manifest | None: ...
     async def create_claim(self, namespace: str, manifest: Manifest) -> None: ...
+    async def get_secret(self, namespace: str, name: str) -> Manifest | None: ...
+    async def create_secret(self, namespace: str, manifest: Manifest) -> None: ...
+    async def delete_secret(self, namespace: str, name: str) -> None: ...
     async def stop_pod(self, namespace: str, name: str) -> None: ...
     async def delete_pod(self, namespace: str, name: str) -> None: ...
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None: ...
@@ -73,6 +74,7 @@ class PipelineSnapshot:
     spec_json: str
     status_json: str
     deleting: bool
+    generate_name: str | None = None
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PipelineSnapshot:
@@ -86,6 +88,7 @@ class PipelineSnapshot:
             spec_json=_compact(body.get("spec")),
             status_json=_compact(body.get("status")),
             deleting=bool(meta.get("deletionTimestamp")),
+            generate_name=meta.get("generateName") or None,
         )
 
     @property
@@ -95,7 +98,14 @@ class PipelineSnapshot:
 
     @property
     def ref(self) -> PipelineRef:
-        return PipelineRef(self.name, self.namespace, self.uid, self.generation, self.created_at)
+        return PipelineRef(
+            self.name,
+            self.namespace,
+            self.uid,
+            self.generation,
+            self.created_at,
+            self.generate_name,
+        )
 
 
 def _compact(value: Mapping[str, Any] | None) -> str:
@@ -122,10 +132,9 @@ class _Memory:
     """The last status written (or found), as JSON: smaller than the model by ten times."""
     phase: PipelinePhase | None = None
     claim: bool = False
+    build_secret: bool = False
     created: dict[str, PodView] = field(default_factory=dict)
     rejected: dict[str, str] = field(default_factory=dict)
-    timer: asyncio.TimerHandle | None = None
-    failures: int = 0
 
 
 class Reconciler:
@@ -139,23 +148,18 @@ class Reconciler:
         self.kube = kube
         self.settings = settings or Settings()
         self.options = options or PodOptions()
+        self.build_secrets = BuildSecrets(kube, self.settings.build)
         self.clock = clock
-        self.locks: dict[Key, asyncio.Lock] = {}
         self.memory: dict[Key, _Memory] = {}
         self.compiled: dict[tuple[str, int], CompiledPipeline | InvalidSpecError] = {}
         self.background: set[asyncio.Task[None]] = set()
-        self.running: set[Key] = set()
-        self.dirty: set[Key] = set()
 
     def forget(self, key: Key) -> None:
         memory = self.memory.pop(key, None)
         if memory is not None:
             metrics.forget(memory.phase)
-            if memory.timer is not None:
-                memory.timer.cancel()
             for cache_key in [k for k in self.compiled if k[0] == memory.uid]:
                 del self.compiled[cache_key]
-        self.locks.pop(key, None)
 
     def _compile(self, snap: PipelineSnapshot) -> CompiledPipeline | InvalidSpecError:
         key = (snap.uid, snap.generation)
@@ -189,12 +193,14 @@ class Reconciler:
             pods.setdefault(name, view)
         # A pod the status says we created but the watch has not shown: ask before concluding
         # it was deleted (the watch may simply lag behind our own create).
-        for step in status.steps:
-            if step.pod and not step.phase.terminal and step.pod not in pods:
-                body = await self.kube.get_pod(snap.namespace, step.pod)
+        recorded = [(s.pod, s.phase) for s in status.steps]
+        recorded += [(b.pod, b.phase) for b in status.builds]
+        for known, phase in recorded:
+            if known and not phase.terminal and known not in pods:
+                body = await self.kube.get_pod(snap.namespace, known)
                 found = pod_view(body) if body is not None else None
                 if found is not None:
-                    pods[step.pod] = found
+                    pods[known] = found
         return list(pods.values())
 
     def _plan(
@@ -210,100 +216,44 @@ class Reconciler:
             return invalid_plan(snap.ref, status, compiled, now)
         return plan(snap.ref, compiled, status, pods, now, self.settings, memory.rejected)
 
-    async def reconcile_latest(
-        self,
-        key: Key,
-        read: Callable[[], tuple[PipelineSnapshot | None, Iterable[PodView]]],
-        requeue: Callable[[Key], None] | None = None,
-    ) -> None:
-        """Reconcile from the latest state; calls arriving meanwhile fold into one more run.
-
-        Under load a pipeline's pods and status change several times while one reconcile
-        waits on the API server, and each change would queue a full reconcile of its own.
-        Planning is level-triggered: one more run, on the state read when it starts, does the
-        same work once.
-        """
-        if key in self.running:
-            self.dirty.add(key)
-            return
-        self.running.add(key)
-        try:
-            while True:
-                self.dirty.discard(key)
-                snap, pods = read()
-                await self.reconcile(snap, pods, key, requeue)
-                if key not in self.dirty:
-                    return
-        finally:
-            self.running.discard(key)
-
     async def reconcile(
-        self,
-        snap: PipelineSnapshot | None,
-        indexed_pods: Iterable[PodView],
-        key: Key,
-        requeue: Callable[[Key], None] | None = None,
+        self, snap: PipelineSnapshot | None, indexed_pods: Iterable[PodView], key: Key
     ) -> Plan | None:
-        """Bring one pipeline one step closer to done. Safe to call at any time, repeatedly."""
-        lock = self.locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            if snap is None or snap.deleting:
-                self.forget(key)
-                return None
-            memory = self.memory.get(key)
-            if memory is None or memory.uid != snap.uid:
-                self.forget(key)
-                memory = self.memory[key] = _Memory(snap.uid)
-                lock = self.locks.setdefault(key, lock)
-            try:
-                with metrics.RECONCILE_SECONDS.time():
-                    result = await self._reconcile(snap, indexed_pods, memory)
-            except KubeError as exc:
-                metrics.API_ERRORS.labels(str(exc.status)).inc()
-                memory.failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(memory.failures, 6))
-                log.warning(
-                    "%s/%s: %s (HTTP %s); again in %.1fs",
-                    snap.namespace,
-                    snap.name,
-                    exc,
-                    exc.status,
-                    delay,
-                )
-                self._schedule(key, memory, delay, requeue)
-                return None
-            memory.failures = 0
-            if result.requeue_after is not None:
-                self._schedule(key, memory, max(0.05, result.requeue_after), requeue)
-            return result
+        """Bring one pipeline one step closer to done. Safe to call at any time, repeatedly.
 
-    def _schedule(
-        self, key: Key, memory: _Memory, delay: float, requeue: Callable[[Key], None] | None
-    ) -> None:
-        if requeue is None:
-            return
-        if memory.timer is not None:
-            memory.timer.cancel()
-        memory.timer = asyncio.get_running_loop().call_later(delay, requeue, key)
+        None when the pipeline is gone (it is forgotten). A failed API call raises
+        :class:`KubeError`: the caller tries again later, and the next run starts over from
+        the cluster's state.
+        """
+        if snap is None or snap.deleting:
+            self.forget(key)
+            return None
+        memory = self.memory.get(key)
+        if memory is None or memory.uid != snap.uid:
+            self.forget(key)
+            memory = self.memory[key] = _Memory(snap.uid)
+        with metrics.RECONCILE_SECONDS.time():
+            return await self._reconcile(snap, indexed_pods, memory)
 
     async def _reconcile(
         self, snap: PipelineSnapshot, indexed: Iterable[PodView], memory: _Memory
     ) -> Plan:
         status = self._status(snap, memory)
         pods = await self._pods(snap, status, indexed, memory)
-        if status.phase in TERMINAL_PIPELINE:
+        if status.phase.terminal:
             return await self._finish(snap, finished_plan(status, pods))
         urgency = _urgency(status, memory)
         compiled = self._compile(snap)
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
         for _ in range(3):  # creates rejected by admission fail their step; plan again
-            if not result.create or not isinstance(compiled, CompiledPipeline):
+            if not (result.create or result.builds) or not isinstance(compiled, CompiledPipeline):
                 break
             if result.ensure_claim and not memory.claim:
                 await self.kube.create_claim(snap.namespace, claim_manifest(snap.ref, compiled))
                 memory.claim = True
-            rejected = await self._create_pods(snap, compiled, result, memory, urgency)
+            rejected = await self._ensure_build_secret(snap, result, memory)
+            rejected = rejected or await self._create_pods(snap, compiled, result, memory, urgency)
             if not rejected:
                 break
             memory.rejected.update(rejected)
@@ -318,10 +268,13 @@ class Reconciler:
         metrics.record_transition(status, result.status, len(result.create))
         memory.written = json.dumps(new, separators=(",", ":"))
         memory.phase = result.status.phase
-        if result.status.phase in TERMINAL_PIPELINE:
+        if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
             self.compiled.pop((snap.uid, snap.generation), None)
         await self._finish(snap, result)
+        if result.build_secret is False:
+            await self.build_secrets.drop(snap.ref)
+            memory.build_secret = False
         if result.status.phase != status.phase or result.create:
             log.info(
                 "%s/%s: %s %s%s",
@@ -366,12 +319,28 @@ class Reconciler:
             return name, None
 
         manifests = [
+            (b.name, build_manifest(snap.ref, compiled, b, self.settings.build, node, self.options))
+            for b in result.builds
+            if b.name not in memory.created
+        ]
+        manifests += [
             (c.name, pod_manifest(snap.ref, compiled, c, node, self.options))
             for c in result.create
             if c.name not in memory.created
         ]
         outcomes = await asyncio.gather(*(create_one(n, m) for n, m in manifests))
         return {name: message for name, message in outcomes if message is not None}
+
+    async def _ensure_build_secret(
+        self, snap: PipelineSnapshot, result: Plan, memory: _Memory
+    ) -> dict[str, str]:
+        """The builder's certificate is copied before the first build pod, or the builds are
+        refused (their pods would wait for a missing Secret forever)."""
+        if not result.build_secret or memory.build_secret:
+            return {}
+        problem = await self.build_secrets.ensure(snap.ref)
+        memory.build_secret = problem is None
+        return {b.name: problem for b in result.builds} if problem else {}
 
     async def _emit(self, target: EventTarget, events: tuple[EventToEmit, ...]) -> None:
         """Record Events in the background: under load they queue up by the thousand, so
@@ -423,4 +392,8 @@ def _only_node_learned(new: Manifest, old: Manifest) -> bool:
 
 def _without_created(result: Plan, memory: _Memory) -> Plan:
     """After a re-plan, pods created in the first round are not created again."""
-    return replace(result, create=tuple(c for c in result.create if c.name not in memory.created))
+    return replace(
+        result,
+        create=tuple(c for c in result.create if c.name not in memory.created),
+        builds=tuple(b for b in result.builds if b.name not in memory.created),
+    )

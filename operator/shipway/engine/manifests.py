@@ -18,7 +18,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
+from shipway.engine.buildnames import build_secret_name
+from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
 from shipway.engine.naming import (
+    ANNOTATION_DEFAULT_CONTAINER,
     ANNOTATION_STEP_NAME,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
@@ -30,15 +33,15 @@ from shipway.engine.naming import (
     pod_name,
     pvc_name,
 )
+from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import parse_time
-from shipway.engine.planner import PipelineRef, PodToCreate
+from shipway.engine.planner import PodToCreate
 from shipway.models import Healthcheck
 from shipway.models.durations import parse_duration
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.services import ResolvedService
 from shipway.spec.volumes import Mount
 
-Manifest = dict[str, Any]
 WORKSPACE_VOLUME = "workspace"
 DEFAULT_CHECK_INTERVAL = 2.0
 DEFAULT_CHECK_RETRIES = 30
@@ -164,8 +167,9 @@ def _container(
     args: tuple[str, ...] | None,
     env: list[tuple[str, str]],
     options: PodOptions,
+    image: str | None = None,
 ) -> Manifest:
-    container: Manifest = {"name": container_name(service.name), "image": service.image}
+    container: Manifest = {"name": container_name(service.name), "image": image or service.image}
     if service.entrypoint is not None:
         container["command"] = list(service.entrypoint)
     if args is not None:
@@ -229,12 +233,13 @@ def pod_manifest(
     service = compiled.services[run.service]
     env = ci_environment(ref, compiled)
     args = run.command if run.command is not None else service.command
-    main = _container(service, args, env, options)
+    images = dict(create.images)  # built services run their image by digest
+    main = _container(service, args, env, options, images.get(service.name))
     sidecars: list[Manifest] = []
     aliases: list[str] = []
     for link in service.links:
         linked = compiled.services[link.service]
-        sidecar = _container(linked, linked.command, env, options)
+        sidecar = _container(linked, linked.command, env, options, images.get(link.service))
         sidecar["restartPolicy"] = "Always"
         if linked.healthcheck is not None and (probe := _probe(linked.healthcheck)):
             sidecar["startupProbe"] = probe
@@ -283,7 +288,7 @@ def pod_manifest(
             },
             "annotations": {
                 ANNOTATION_STEP_NAME: run.name,
-                "kubectl.kubernetes.io/default-container": main["name"],
+                ANNOTATION_DEFAULT_CONTAINER: main["name"],
             },
             "ownerReferences": [owner_reference(ref)],
         },
@@ -301,3 +306,32 @@ def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest
         create = PodToCreate(run.id, 0, pod_name(ref.name, run.id, run.name, 0), timeout)
         manifests.append(pod_manifest(ref, compiled, create))
     return manifests
+
+
+def build_manifest(
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    create: BuildToCreate,
+    config: BuildConfig,
+    node: str | None = None,
+    options: PodOptions | None = None,
+) -> Manifest:
+    """The Pod building one service's image: beside the steps (same claim, same node)."""
+    options = options or PodOptions()
+    build = compiled.services[create.service].build
+    assert build is not None, f"{create.service} has no build"
+    return build_pod_manifest(
+        build,
+        create,
+        config,
+        namespace=ref.namespace,
+        pipeline=ref.name,
+        owner=owner_reference(ref),
+        claim=pvc_name(ref.name),
+        secret=build_secret_name(ref.name, ref.uid),
+        affinity=_affinity(ref, compiled, node),
+        placement={
+            "nodeSelector": dict(options.node_selector or {}),
+            "tolerations": [dict(t) for t in options.tolerations],
+        },
+    )

@@ -15,6 +15,8 @@ LABEL_ATTEMPT = "shipway.dev/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "shipway"
 ANNOTATION_STEP_NAME = "shipway.dev/step-name"
+ANNOTATION_DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
+"""Names the step's container, so that `kubectl logs POD` and the planner read that one."""
 
 MAX_POD_NAME = 63
 _NOT_DNS = re.compile(r"[^a-z0-9-]+")

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from shipway.engine.naming import LABEL_ATTEMPT, LABEL_STEP
+from shipway.engine.naming import ANNOTATION_DEFAULT_CONTAINER, LABEL_ATTEMPT, LABEL_STEP
+from shipway.engine.reasons import StepReason
 from shipway.models import StepPhase
 
 START_GRACE_SECONDS = 60.0
@@ -101,7 +102,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         return None
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
-    main_name = (meta.get("annotations") or {}).get("kubectl.kubernetes.io/default-container")
+    main_name = (meta.get("annotations") or {}).get(ANNOTATION_DEFAULT_CONTAINER)
     main = None
     for item in status.get("containerStatuses") or ():
         if main is None or item.get("name") == main_name:
@@ -201,7 +202,7 @@ def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECOND
         return Outcome(
             StepPhase.FAILED,
             exit_code=main.exit_code if main else None,
-            reason="PodEvicted" if pod.disruption else "PodDeleted",
+            reason=StepReason.POD_EVICTED if pod.disruption else StepReason.POD_DELETED,
             message=f"the step's pod was {how} before the step finished",
             started_at=started,
             finished_at=finished or format_time(now),
@@ -210,7 +211,7 @@ def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECOND
         return Outcome(
             StepPhase.SUCCEEDED,
             exit_code=main.exit_code if main else 0,
-            reason="Completed",
+            reason=StepReason.COMPLETED,
             started_at=started,
             finished_at=finished,
         )
@@ -219,9 +220,10 @@ def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECOND
             reason = pod.reason or pod.disruption
             message = pod.message or f"the step's pod was stopped: {reason}"
         elif main is not None and main.state == "terminated":
-            reason, message = main.reason or "Error", _exit_message(main)
+            reason, message = main.reason or StepReason.ERROR, _exit_message(main)
         else:
-            reason, message = pod.reason or "PodFailed", pod.message or "the step's pod failed"
+            reason = pod.reason or StepReason.POD_FAILED
+            message = pod.message or "the step's pod failed"
         return Outcome(
             StepPhase.FAILED,
             exit_code=main.exit_code if main else None,

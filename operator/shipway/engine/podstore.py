@@ -12,10 +12,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from shipway.engine.naming import LABEL_PIPELINE
+from shipway.engine.objects import Key
 from shipway.engine.observe import PodView, pod_view
-
-Key = tuple[str, str]
-"""(namespace, pipeline name)"""
 
 
 def pod_entry(pod: Mapping[str, Any]) -> tuple[Key, PodView] | None:

@@ -1,5 +1,6 @@
 """Pydantic models of the Pipeline resource: the one schema source."""
 
+from shipway.models.build import Build, BuildSecretSource
 from shipway.models.spec import (
     CIContext,
     EnvFromSource,
@@ -12,6 +13,7 @@ from shipway.models.spec import (
     Workspace,
 )
 from shipway.models.status import (
+    BuildStatus,
     Condition,
     PipelinePhase,
     PipelineStatus,
@@ -21,6 +23,9 @@ from shipway.models.status import (
 )
 
 __all__ = [
+    "Build",
+    "BuildSecretSource",
+    "BuildStatus",
     "CIContext",
     "Condition",
     "EnvFromSource",

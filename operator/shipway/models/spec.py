@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from shipway.models.build import UNION_SCHEMA_NOTE, Build, RelativePath
 from shipway.models.durations import DURATION_PATTERN
 
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
@@ -33,8 +34,6 @@ K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=
 
 StringOrList = str | list[Annotated[str, StringConstraints(max_length=32768)]]
 """Codeship accepts a command as one string (split like a shell would) or as a list."""
-
-UNION_SCHEMA_NOTE = "x-shipway-union"
 
 
 def _union(description: str) -> dict[str, Any]:
@@ -111,9 +110,8 @@ class Service(_Strict):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.image)",
-                    "message": "image is required (image builds are not supported yet: build "
-                    "the image elsewhere and set image)",
+                    "rule": "has(self.image) || has(self.build)",
+                    "message": "a service needs image or build",
                 },
             ]
         },
@@ -121,12 +119,23 @@ class Service(_Strict):
 
     image: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
         None,
-        description="Image to run, e.g. busybox:1.36 (required: image builds are not supported yet).",
+        description="Image to run, e.g. busybox:1.36 (or set build: the service then runs the "
+        "image built for this pipeline).",
     )
-    build: Any = Field(
+    build: Build | RelativePath | None = Field(
         None,
-        description="Codeship image build. Not supported yet: build the image elsewhere and use image.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        json_schema_extra=_union(
+            "Build the service's image from the checkout with BuildKit: a context folder "
+            "(build: ./dir) or {image, context, dockerfile, args, argsFrom, target}.",
+        ),
+    )
+    cached: bool | None = Field(
+        None,
+        description="Reuse the layers of this project's earlier builds (BuildKit's cache, "
+        "kept in the cluster's registry per project and branch).",
+    )
+    default_cache_branch: ShortText | None = Field(
+        None, description="Branch whose cache a cached build starts from when its own has none."
     )
     command: StringOrList | None = Field(
         None,
@@ -312,7 +321,15 @@ class CIContext(_Strict):
     pullRequest: ShortText | None = Field(None, description="CI_PULL_REQUEST.")  # noqa: N815
 
 
-IMMUTABLE_SPEC_FIELDS = ("services", "steps", "workspace", "ci", "serviceAccountName", "timeout")
+IMMUTABLE_SPEC_FIELDS = (
+    "services",
+    "steps",
+    "workspace",
+    "ci",
+    "serviceAccountName",
+    "timeout",
+    "cacheKey",
+)
 """Every spec field but ``cancel``; a unit test keeps this list complete."""
 
 
@@ -380,6 +397,13 @@ class PipelineSpec(_Strict):
     )
     timeout: Duration | None = Field(
         None, description="Fail the pipeline and stop its pods after this long (e.g. 1h)."
+    )
+    cacheKey: (  # noqa: N815
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")] | None
+    ) = Field(
+        None,
+        description="The project that cached builds share layers with (default: the git "
+        "URL of spec.source, else the Pipeline's generateName, else its name).",
     )
     cancel: bool = Field(
         False,

@@ -19,6 +19,11 @@ class PipelinePhase(StrEnum):
     FAILED = "Failed"
     CANCELLED = "Cancelled"
 
+    @property
+    def terminal(self) -> bool:
+        """Succeeded, Failed or Cancelled: the pipeline is over and never runs again."""
+        return self in (PipelinePhase.SUCCEEDED, PipelinePhase.FAILED, PipelinePhase.CANCELLED)
+
 
 class StepPhase(StrEnum):
     PENDING = "Pending"
@@ -75,6 +80,22 @@ class StepStatus(_Status):
     )
 
 
+class BuildStatus(_Status):
+    """One service's image build: its pod, result and the digest every pod of it runs."""
+
+    service: str = Field(description="The service whose image is built.")
+    phase: StepPhase = Field(StepPhase.PENDING, description="Pending, Running, Succeeded, ...")
+    image: str | None = Field(None, description="Repository the image is pushed to.")
+    digest: str | None = Field(None, description="The pushed image's digest (sha256:...).")
+    pod: str | None = Field(None, description="Pod running the build.")
+    reason: str | None = Field(None, description="Why the build is in its phase.")
+    message: str | None = Field(None, description="Details: BuildKit's error lines on failure.")
+    started_at: str | None = Field(None, description="When the build's pod was created.")
+    finished_at: str | None = Field(None, description="When the build ended.")
+    cached_steps: int | None = Field(None, description="Build steps served from the cache.")
+    total_steps: int | None = Field(None, description="Build steps in all.")
+
+
 class Condition(_Status):
     """A Kubernetes-style condition (``kubectl wait --for=condition=Succeeded``)."""
 
@@ -101,3 +122,6 @@ class PipelineStatus(_Status):
     observed_generation: int | None = Field(None, description="Spec generation last acted on.")
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
     steps: list[StepStatus] = Field(default_factory=list, description="Every run step.")
+    builds: list[BuildStatus] = Field(
+        default_factory=list, description="Image builds of services with build."
+    )

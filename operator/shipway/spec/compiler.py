@@ -35,12 +35,12 @@ class CompiledPipeline:
 
     @property
     def uses_workspace(self) -> bool:
-        """Some service mounts a volume: only then does the pipeline get a claim.
+        """Some service mounts a volume or builds from the checkout: only then is there a claim.
 
         A pipeline that shares no files needs no storage: no claim to create and bind, and
         its pods can go to any node.
         """
-        return any(service.mounts for service in self.services.values())
+        return any(service.mounts or service.build for service in self.services.values())
 
     @property
     def pinned(self) -> bool:

@@ -1,0 +1,166 @@
+"""The base images users build from, pushed into the in-cluster registry under their Docker
+Hub names (``library/busybox:latest``, ...), which containerd and BuildKit use as their
+``docker.io`` mirror. Pushed with crane (go-containerregistry), never by hand-written HTTP.
+
+Each image is an archive from ``imageset``/``baseimages`` (cached by content); a tag is
+pushed only when the registry lacks it or holds another digest, so a warm ``up`` costs one
+``crane digest`` per tag.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from localkube import baseimages, build, imageset, registry
+from localkube.config import Paths
+from localkube.errors import LocalkubeError
+from localkube.images import ImageInfo
+from localkube.imageset import Mirrored, Recipe, ensure_archive
+from localkube.process import run
+from localkube.runtime import log
+
+ROOT = Path(__file__).resolve().parents[2]
+PUSH_TIMEOUT = 600
+
+
+MIRRORED: tuple[Mirrored, ...] = (
+    Mirrored("library/busybox", ("latest", "1.36"), "busybox"),
+    Mirrored("library/redis", ("latest", "7", "7.0"), "redis"),
+    *baseimages.MIRRORED,
+)
+
+
+def recipes() -> dict[str, Recipe]:
+    return {**imageset.RECIPES, **baseimages.RECIPES}
+
+
+def dockerfile_bases(text: str) -> list[str]:
+    """The images a Dockerfile's ``FROM`` lines name, ARG defaults substituted, stages skipped."""
+    args: dict[str, str] = {}
+    stages: set[str] = set()
+    bases: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        arg = re.match(r"(?i)ARG\s+([A-Za-z_][A-Za-z0-9_]*)=(\S+)", line)
+        if arg:
+            args[arg.group(1)] = arg.group(2).strip("\"'")
+            continue
+        frm = re.match(r"(?i)FROM\s+(?:--platform=\S+\s+)?(\S+)(?:\s+AS\s+(\S+))?", line)
+        if not frm:
+            continue
+        image = re.sub(
+            r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), ""), frm.group(1)
+        )
+        if image.lower() not in stages and image != "scratch" and image not in bases:
+            bases.append(image)
+        if frm.group(2):
+            stages.add(frm.group(2).lower())
+    return bases
+
+
+def docker_hub_repo(image: str) -> tuple[str, str] | None:
+    """``debian:12`` -> ``("library/debian", "12")``; None for other registries or digests."""
+    if "@" in image:
+        return None
+    name, _, tag = image.partition(":") if ":" in image.rsplit("/", 1)[-1] else (image, "", "")
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        if parts[0] not in ("docker.io", "index.docker.io"):
+            return None
+        parts = parts[1:]
+    if len(parts) == 1:
+        parts = ["library", *parts]
+    return "/".join(parts), tag or "latest"
+
+
+def with_project_bases(mirrored: Iterable[Mirrored], dockerfile: Path) -> list[Mirrored]:
+    """Add the tags the project's own Dockerfile starts from to the repositories mirrored."""
+    wanted: dict[str, list[str]] = {}
+    if dockerfile.is_file():
+        for image in dockerfile_bases(dockerfile.read_text()):
+            found = docker_hub_repo(image)
+            if found:
+                wanted.setdefault(found[0], []).append(found[1])
+    result = []
+    for m in mirrored:
+        extra = tuple(t for t in wanted.get(m.repo, []) if t not in m.tags)
+        result.append(Mirrored(m.repo, m.tags + extra, m.recipe))
+    return result
+
+
+# -- crane --------------------------------------------------------------------------------
+
+
+def crane(
+    paths: Paths, *args: str, check: bool = True, timeout: float = 60
+) -> tuple[int, str, str]:
+    """Run crane trusting the cluster CA (Go reads SSL_CERT_FILE)."""
+    proc = run(
+        [str(build.binary(paths, "crane")), *args],
+        env={"SSL_CERT_FILE": str(paths.pki / "ca.crt")},
+        check=check,
+        timeout=timeout,
+    )
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def remote_digest(paths: Paths, ref: str) -> str | None:
+    """The digest ``ref`` has in the registry; None if it has no such tag."""
+    rc, out, err = crane(paths, "digest", ref, check=False, timeout=30)
+    if rc == 0:
+        return out.strip()
+    if "MANIFEST_UNKNOWN" in err or "NAME_UNKNOWN" in err or "404" in err:
+        return None
+    raise LocalkubeError(f"the registry ({registry.URL}) does not answer crane: {err.strip()}")
+
+
+def _space_hint(paths: Paths) -> str:
+    try:
+        free = shutil.disk_usage(paths.storage).free
+    except OSError:
+        return ""
+    return f" (the registry's volume, under {paths.storage}, has {free / 2**30:.1f} GiB free)"
+
+
+def push(paths: Paths, info: ImageInfo, repo: str, tags: Iterable[str]) -> None:
+    """Push the archive once under its first tag, then add the other tags (manifest puts)."""
+    tags = list(tags)
+    first = f"{registry.SERVICE_IP}/{repo}:{tags[0]}"
+    with tempfile.TemporaryDirectory(prefix="localkube-push-") as tmp:
+        with tarfile.open(info.archive) as tar:
+            tar.extractall(tmp, filter="tar")
+        try:
+            crane(paths, "push", tmp, first, timeout=PUSH_TIMEOUT)
+        except LocalkubeError as exc:
+            raise LocalkubeError(
+                f"pushing {repo} to the registry failed{_space_hint(paths)}: {exc}"
+            ) from exc
+    for tag in tags[1:]:
+        crane(paths, "tag", first, tag, timeout=60)
+
+
+def push_all(paths: Paths, names: Iterable[str] | None = None) -> list[tuple[str, str]]:
+    """Make every mirrored tag point at its image's digest; return ``(ref, digest)`` pairs."""
+    books = recipes()
+    wanted = set(names) if names is not None else None
+    done: list[tuple[str, str]] = []
+    for m in with_project_bases(MIRRORED, ROOT / "Dockerfile"):
+        if wanted is not None and m.recipe not in wanted:
+            continue
+        info = ensure_archive(books[m.recipe], paths)
+        refs = [f"{registry.SERVICE_IP}/{m.repo}:{t}" for t in m.tags]
+        stale = [
+            t
+            for t, ref in zip(m.tags, refs, strict=True)
+            if remote_digest(paths, ref) != info.manifest_digest
+        ]
+        if stale:
+            log(f"pushing docker.io/{m.repo}:{','.join(stale)} into the registry")
+            push(paths, info, m.repo, stale)
+        done += [(f"docker.io/{m.repo}:{t}", info.manifest_digest) for t in m.tags]
+    return done

@@ -1,0 +1,137 @@
+"""``shipway convert``, and the Codeship-file flags ``run`` shares with it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from shipway.cli.common import OK, UNUSABLE, CommandError, err
+from shipway.codeship import (
+    ConversionError,
+    ConversionWarning,
+    FileError,
+    Options,
+    convert_directory,
+    default_name,
+)
+from shipway.models import CIContext
+
+CI_FLAGS = {
+    "branch": "CI_BRANCH; the build tag unless --tag is given",
+    "tag": "the git tag being built (the build tag for tag/exclude filters)",
+    "commitId": "CI_COMMIT_ID",
+    "commitMessage": "CI_COMMIT_MESSAGE",
+    "commitDescription": "CI_COMMIT_DESCRIPTION",
+    "committerName": "CI_COMMITTER_NAME",
+    "committerEmail": "CI_COMMITTER_EMAIL",
+    "committerUsername": "CI_COMMITTER_USERNAME",
+    "repoName": "CI_REPO_NAME",
+    "projectId": "CI_PROJECT_ID",
+    "buildId": "CI_BUILD_ID (default: the Pipeline's UID)",
+    "prNumber": "CI_PR_NUMBER",
+    "pullRequest": "CI_PULL_REQUEST",
+}
+assert set(CI_FLAGS) == set(CIContext.model_fields)
+
+
+def _flag(field: str) -> str:
+    return "--" + "".join(f"-{c.lower()}" if c.isupper() else c for c in field)
+
+
+def conversion_flags() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("Codeship files")
+    group.add_argument("--dir", help="project directory with the Codeship files (default: .)")
+    group.add_argument(
+        "--services-path",
+        help="services file (default: codeship-services.yml, else docker-compose.yml, in --dir)",
+    )
+    group.add_argument(
+        "--steps-path",
+        help="steps file (default: codeship-steps.yml, else codeship-steps.json, in --dir)",
+    )
+    group.add_argument("--name", help="Pipeline name (default: the directory's name)")
+    group.add_argument(
+        "--prebuilt",
+        action="store_true",
+        help="run the image a build: names (build.image) instead of failing",
+    )
+    group.add_argument(
+        "--env-secret",
+        action="append",
+        default=[],
+        metavar="SERVICE=SECRET",
+        help="a Secret standing in for a service's encrypted environment (repeatable)",
+    )
+    group.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
+    ci = parent.add_argument_group("build context (spec.ci)")
+    for field, help_text in CI_FLAGS.items():
+        ci.add_argument(_flag(field), dest=f"ci_{field}", metavar="VALUE", help=help_text)
+    return parent
+
+
+def ci_flags(args: argparse.Namespace) -> dict[str, str]:
+    return {f: v for f in CI_FLAGS if (v := getattr(args, f"ci_{f}", None))}
+
+
+def _env_secrets(values: list[str]) -> dict[str, str]:
+    result: dict[str, str] = {}
+    for value in values:
+        service, sep, secret = value.partition("=")
+        if not sep or not service or not secret:
+            raise CommandError(f"--env-secret {value!r}: expected SERVICE=SECRET")
+        result[service] = secret
+    return result
+
+
+def _print_warnings(warnings: tuple[ConversionWarning, ...], quiet: bool) -> None:
+    if quiet:
+        return
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+
+def convert(args: argparse.Namespace, *, generate_name: bool, namespace: str | None) -> Any:
+    directory = Path(args.dir or ".")
+    options = Options(
+        name=args.name or default_name(directory),
+        generate_name=generate_name,
+        namespace=namespace,
+        ci=ci_flags(args),
+        prebuilt=args.prebuilt,
+        env_secrets=_env_secrets(args.env_secret),
+    )
+    try:
+        conversion = convert_directory(
+            directory,
+            services_path=args.services_path,
+            steps_path=args.steps_path,
+            options=options,
+        )
+    except FileError as exc:
+        raise CommandError(str(exc)) from None
+    except ConversionError as exc:
+        _print_warnings(exc.warnings, args.quiet)
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        raise CommandError(f"{len(exc.errors)} problem(s): no Pipeline written") from None
+    _print_warnings(conversion.warnings, args.quiet)
+    return conversion.manifest
+
+
+def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
+    try:
+        manifest = convert(args, generate_name=args.generate_name, namespace=args.namespace)
+    except CommandError as exc:
+        err(str(exc))
+        return UNUSABLE
+    if args.output == "json":
+        out.write(json.dumps(manifest, indent=2) + "\n")
+    else:
+        yaml.safe_dump(manifest, out, sort_keys=False, width=100, allow_unicode=True)
+    return OK

@@ -1,0 +1,151 @@
+"""``shipway run``: create a Pipeline from Codeship files or a manifest and follow it."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import yaml
+
+from shipway import GROUP, KIND
+from shipway.cli import common
+from shipway.cli.common import (
+    FAILED,
+    INTERRUPTED,
+    OK,
+    CommandError,
+    err,
+    guarded,
+    live,
+    now,
+    style_for,
+)
+from shipway.cli.convert import ci_flags, convert
+from shipway.cli.format import phase_of, status_tree, summary_line
+from shipway.spec.compiler import compile_pipeline
+from shipway.spec.errors import InvalidSpecError
+
+
+def _manifest_file(path: str) -> dict[str, Any]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        docs = list(yaml.safe_load_all(text))
+    except OSError as exc:
+        raise CommandError(f"{path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise CommandError(f"{path}: not valid YAML: {exc}") from None
+    found = [
+        d
+        for d in docs
+        if isinstance(d, dict)
+        and d.get("kind") == KIND
+        and str(d.get("apiVersion", "")).startswith(f"{GROUP}/")
+    ]
+    if len(found) != 1:
+        raise CommandError(
+            f"{path}: expected one {KIND} (apiVersion {GROUP}/v1alpha1), found {len(found)}"
+        )
+    return found[0]
+
+
+def prepare_manifest(
+    manifest: Mapping[str, Any], ci: Mapping[str, str], namespace: str | None
+) -> dict[str, Any]:
+    """A manifest to create as a new run: generateName from its name, CI flags merged in."""
+    meta = dict(manifest.get("metadata") or {})
+    base = meta.get("generateName") or (f"{meta['name']}-" if meta.get("name") else "pipeline-")
+    keep = {k: v for k, v in meta.items() if k in ("labels", "annotations")}
+    new_meta: dict[str, Any] = {"generateName": base, **keep}
+    if namespace:
+        new_meta["namespace"] = namespace
+    spec = dict(manifest.get("spec") or {})
+    if ci:
+        spec["ci"] = {**(spec.get("ci") or {}), **ci}
+    return {
+        "apiVersion": manifest.get("apiVersion"),
+        "kind": KIND,
+        "metadata": new_meta,
+        "spec": spec,
+    }
+
+
+def _validate(manifest: Mapping[str, Any]) -> None:
+    try:
+        compile_pipeline(manifest.get("spec"))
+    except InvalidSpecError as exc:
+        for error in exc.errors:
+            print(f"error: {error}", file=sys.stderr)
+        raise CommandError("the Pipeline is invalid: nothing was created") from None
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a CI job being stopped) is handled like Ctrl-C."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@guarded
+def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
+    from shipway.cli.follow import Follower, Printer
+
+    if args.filename and (args.dir or args.services_path or args.steps_path):
+        raise CommandError(
+            "use either -f or the Codeship files (--dir, --services-path, --steps-path)"
+        )
+    if args.filename:
+        manifest = _manifest_file(args.filename)
+    else:
+        manifest = convert(args, generate_name=True, namespace=None)
+    api = common.connect_api(args)
+    manifest = prepare_manifest(manifest, ci_flags(args), None)
+    file_ns = (manifest.get("metadata") or {}).get("namespace")
+    if file_ns and args.namespace and file_ns != args.namespace:
+        raise CommandError(f"the manifest is for namespace {file_ns!r}, not {args.namespace!r}")
+    manifest["metadata"].pop("namespace", None)
+    _validate(manifest)
+    created = api.create(manifest)
+    name = created["metadata"]["name"]
+    style = style_for(out)
+    if args.detach:
+        out.write(f"{name}\n")
+        return OK
+    printer = Printer(out, live(out))
+    printer.line(f"shipway: pipeline {api.namespace}/{name} created")
+    follower = Follower(api, name, printer, style, logs=not args.no_logs)
+    final = created
+    with _terminate_as_interrupt():
+        try:
+            final = follower.follow(created)
+        except KeyboardInterrupt:
+            printer.clear_footer()
+            printer.line(f"shipway: cancelling {name} (interrupt again to leave it running)")
+            try:
+                api.cancel(name)
+                final = follower.follow()
+            except KeyboardInterrupt:
+                printer.clear_footer()
+                err(f"left {name} as it is; see: shipway status {name}")
+                return INTERRUPTED
+    printer.line("")
+    for line in status_tree(final, now(), style):
+        printer.line(line)
+    printer.line(summary_line(final, now(), style))
+    return OK if phase_of(final) == "Succeeded" else FAILED

@@ -1,0 +1,219 @@
+"""The operator's configuration, parsed once: from its environment (the Helm chart sets it)
+and the ``shipway operator`` flags, into one frozen :class:`OperatorConfig` passed down.
+
+A bad setting raises :class:`ConfigError` naming the variable, so the operator stops at
+start-up instead of failing in a retry loop later.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
+from shipway.engine.manifests import PodOptions
+from shipway.engine.observe import START_GRACE_SECONDS
+from shipway.engine.planner import Settings
+from shipway.models.durations import parse_duration
+
+RESTRICTED: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""The Pod Security "restricted" profile, applied to every container with SHIPWAY_RESTRICTED_PODS."""
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+class ConfigError(ValueError):
+    """A setting the operator cannot run with."""
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Everything the operator is told by whoever runs it (not by Pipeline authors)."""
+
+    namespaces: tuple[str, ...] = ()
+    clusterwide: bool = False
+    """``--all-namespaces``: one pod watch for the cluster instead of one per namespace."""
+    metrics_port: int | None = None
+    """Serve ``/metrics`` here (``--metrics-port`` or ``SHIPWAY_METRICS_PORT``; 0: off)."""
+    start_grace: float = START_GRACE_SECONDS
+    """``SHIPWAY_START_GRACE``: how long a container may wait on an image pull or config."""
+    pods: PodOptions = field(default_factory=PodOptions)
+    peering: str | None = None
+    """``SHIPWAY_PEERING``: overrides ``--peering``; peering is then mandatory."""
+    peering_priority: int = 0
+    """``SHIPWAY_PEERING_PRIORITY``: a number, or ``auto`` for a random one."""
+    scanning: bool = True
+    """``SHIPWAY_SCANNING``: kopf's cluster-wide watch of namespaces and CRDs."""
+    build: BuildConfig = field(default_factory=BuildConfig)
+    """Where ``build:`` services are built and pushed (:func:`build_config`)."""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
+        return cls(
+            metrics_port=_port(env.get("SHIPWAY_METRICS_PORT")),
+            start_grace=_duration(env, "SHIPWAY_START_GRACE", START_GRACE_SECONDS),
+            pods=pod_options(env),
+            peering=env.get("SHIPWAY_PEERING", "").strip() or None,
+            peering_priority=peering_priority(env.get("SHIPWAY_PEERING_PRIORITY")),
+            scanning=flag(env, "SHIPWAY_SCANNING", default=True),
+            build=build_config(env),
+        )
+
+    def with_flags(
+        self,
+        *,
+        namespaces: tuple[str, ...] = (),
+        clusterwide: bool = False,
+        metrics_port: int | None = None,
+    ) -> OperatorConfig:
+        """The command line's choices; a flag wins over the environment."""
+        return replace(
+            self,
+            namespaces=namespaces,
+            clusterwide=clusterwide,
+            metrics_port=metrics_port if metrics_port is not None else self.metrics_port,
+        )
+
+    @property
+    def settings(self) -> Settings:
+        """What the planner needs of it."""
+        return Settings(start_grace=self.start_grace, build=self.build)
+
+
+def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """A yes/no setting: 1/true/yes/on or 0/false/no/off (any case); empty: the default."""
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ConfigError(f"{name} must be one of {'/'.join(_TRUE)} or {'/'.join(_FALSE)}")
+
+
+def build_config(env: Mapping[str, str]) -> BuildConfig:
+    """The builder and the registry, as the Helm chart passes them.
+
+    ``SHIPWAY_REGISTRY_URL`` (host[:port][/prefix]); ``SHIPWAY_BUILDKIT_ADDR`` (tcp://host:port)
+    with ``SHIPWAY_BUILDKIT_CLIENT_SECRET`` (a Secret of the operator's namespace,
+    ``SHIPWAY_NAMESPACE``, with ca.crt, tls.crt and tls.key); ``SHIPWAY_BUILDKIT_CLIENT_IMAGE``;
+    ``SHIPWAY_REGISTRY_PUSH_SECRET`` (a dockerconfigjson Secret there);
+    ``SHIPWAY_BUILDKIT_WAIT`` and ``SHIPWAY_BUILD_TIMEOUT`` (durations). Left unset against the
+    local cluster, ``shipway operator`` finds the local ones itself.
+    """
+
+    def text(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    registry = text("SHIPWAY_REGISTRY_URL")
+    if registry and "://" in registry:
+        raise ConfigError(f"SHIPWAY_REGISTRY_URL is host[:port][/prefix], not a URL: {registry!r}")
+    builder = text("SHIPWAY_BUILDKIT_ADDR")
+    if builder and not builder.startswith(("tcp://", "unix://")):
+        raise ConfigError(f"SHIPWAY_BUILDKIT_ADDR must be tcp://host:port, not {builder!r}")
+    wait = _duration(env, "SHIPWAY_BUILDKIT_WAIT", 60.0)
+    timeout = _duration(env, "SHIPWAY_BUILD_TIMEOUT", 3600.0)
+    return BuildConfig(
+        registry=registry.rstrip("/") if registry else None,
+        builder=builder,
+        client_secret=text("SHIPWAY_BUILDKIT_CLIENT_SECRET"),
+        client_image=text("SHIPWAY_BUILDKIT_CLIENT_IMAGE") or DEFAULT_CLIENT_IMAGE,
+        push_secret=text("SHIPWAY_REGISTRY_PUSH_SECRET"),
+        namespace=text("SHIPWAY_NAMESPACE") or text("POD_NAMESPACE"),
+        wait_seconds=max(1, int(wait)),
+        timeout_seconds=max(1, int(timeout)),
+    )
+
+
+def _port(value: str | None) -> int | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"SHIPWAY_METRICS_PORT is not a port number: {value!r}") from None
+
+
+def _duration(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+def pod_options(env: Mapping[str, str]) -> PodOptions:
+    """The step pods' cluster-wide options, from the operator's environment.
+
+    ``SHIPWAY_RESTRICTED_PODS`` (a flag) applies :data:`RESTRICTED` to every container;
+    ``SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT`` names the ServiceAccount of step pods whose
+    Pipeline sets no ``serviceAccountName``; ``SHIPWAY_STEP_TOLERATIONS`` (a JSON list of
+    tolerations) and ``SHIPWAY_STEP_NODE_SELECTOR`` (a JSON object of labels) send every step
+    pod to a dedicated, possibly tainted, pool of nodes.
+    """
+    restricted = flag(env, "SHIPWAY_RESTRICTED_PODS", default=False)
+    account = env.get("SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT", "").strip()
+    return PodOptions(
+        security_context=RESTRICTED if restricted else None,
+        default_service_account=account or None,
+        tolerations=_tolerations(env.get("SHIPWAY_STEP_TOLERATIONS", "")),
+        node_selector=_node_selector(env.get("SHIPWAY_STEP_NODE_SELECTOR", "")),
+    )
+
+
+def _json_setting(name: str, value: str) -> Any:
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name} is not valid JSON: {exc}") from None
+
+
+def _tolerations(value: str) -> tuple[dict[str, Any], ...]:
+    if not value.strip():
+        return ()
+    parsed = _json_setting("SHIPWAY_STEP_TOLERATIONS", value)
+    if not isinstance(parsed, list) or not all(isinstance(t, dict) for t in parsed):
+        raise ConfigError("SHIPWAY_STEP_TOLERATIONS must be a JSON list of toleration objects")
+    return tuple(parsed)
+
+
+def _node_selector(value: str) -> dict[str, str] | None:
+    if not value.strip():
+        return None
+    parsed = _json_setting("SHIPWAY_STEP_NODE_SELECTOR", value)
+    if not isinstance(parsed, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in parsed.items()
+    ):
+        raise ConfigError("SHIPWAY_STEP_NODE_SELECTOR must be a JSON object of string labels")
+    return parsed or None
+
+
+def peering_priority(value: str | None) -> int:
+    """``SHIPWAY_PEERING_PRIORITY``: an integer (default 0), or ``auto`` for a random one.
+
+    Replicas of one Deployment share their pod template, so they cannot be given distinct
+    numbers; ``auto`` draws one from [1, 2**31), distinct with overwhelming probability
+    (kopf pauses peers of equal priority rather than letting both act).
+    """
+    if value is None or not value.strip():
+        return 0
+    if value.strip().lower() == "auto":
+        return random.SystemRandom().randrange(1, 2**31)
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(
+            f"SHIPWAY_PEERING_PRIORITY must be a number or 'auto', not {value!r}"
+        ) from None

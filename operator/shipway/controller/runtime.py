@@ -1,0 +1,101 @@
+"""The running operator in one object: the Pipeline snapshots, the pod watches, the work
+queue and the reconciler. kopf's handlers (:mod:`shipway.controller.handlers`) only hand it
+Pipeline events; pod watch events and timers reach the work queue directly.
+
+No pipeline is planned before the pods of its namespace have been listed once, so after a
+(re)start the first decisions already see every existing pod and never recreate a step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
+
+from shipway.controller import heap, metrics
+from shipway.controller.config import OperatorConfig
+from shipway.controller.kube import KubeError
+from shipway.controller.reconciler import KubeApi, PipelineSnapshot, Reconciler
+from shipway.controller.workqueue import WorkQueue
+from shipway.engine.objects import Key
+from shipway.engine.podstore import PodStore
+
+log = logging.getLogger("shipway")
+
+
+class Watches(Protocol):
+    """The step pods' list and watch (:class:`~shipway.controller.podwatch.PodWatches`)."""
+
+    store: PodStore
+
+    async def ready(self, namespace: str) -> None: ...
+    def stop(self) -> None: ...
+
+
+class Operator:
+    def __init__(
+        self,
+        config: OperatorConfig,
+        kube: KubeApi,
+        watches: Callable[[Callable[[Key], None]], Watches] | None = None,
+    ) -> None:
+        self.config = config
+        self.kube = kube
+        self.pipelines: dict[Key, PipelineSnapshot] = {}
+        """The latest snapshot of every Pipeline, from kopf's watch."""
+        self.reconciler = Reconciler(kube, config.settings, config.pods)
+        self.queue: WorkQueue[Key] = WorkQueue(self._work, self._failed)
+        if watches is None:
+            from shipway.controller.podwatch import PodWatches
+
+            self.watches: Watches = PodWatches(self.queue.add, config.clusterwide)
+        else:
+            self.watches = watches(self.queue.add)
+        self._trim: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start the background chores (in the event loop)."""
+        heap.limit_arenas()  # before the API thread pools start
+        self._trim = asyncio.ensure_future(heap.trim_every(10.0))
+
+    def pipeline_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
+        """Note a Pipeline's latest state and queue its reconcile."""
+        meta = body.get("metadata") or {}
+        key = (meta.get("namespace") or "", meta.get("name") or "")
+        if deleted:
+            self.pipelines.pop(key, None)
+        else:
+            self.pipelines[key] = PipelineSnapshot.from_body(body)
+        self.queue.add(key)
+
+    async def _work(self, key: Key) -> float | None:
+        await self.watches.ready(key[0])
+        snap = self.pipelines.get(key)
+        result = await self.reconciler.reconcile(snap, self.watches.store.pods(key), key)
+        if result is None:  # gone
+            self.queue.forget(key)
+            return None
+        return result.requeue_after
+
+    def _failed(self, key: Key, error: Exception, delay: float) -> None:
+        namespace, name = key
+        if isinstance(error, KubeError):
+            metrics.API_ERRORS.labels(str(error.status)).inc()
+            log.warning(
+                "%s/%s: %s (HTTP %s); again in %.1fs", namespace, name, error, error.status, delay
+            )
+        else:
+            log.error("%s/%s: %r; again in %.1fs", namespace, name, error, delay, exc_info=error)
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop watching, let reconciles in progress and queued Events end within ``timeout``."""
+        if self._trim is not None:
+            self._trim.cancel()
+        self.watches.stop()
+        await self.queue.close(timeout)
+        background = list(self.reconciler.background)
+        if background:
+            _, pending = await asyncio.wait(background, timeout=timeout)
+            for task in pending:
+                task.cancel()

@@ -1,0 +1,150 @@
+"""A work queue of keys, the controller-runtime way: one worker per key at a time, events
+that arrive while it works fold into one more run, delayed runs, backoff after failures.
+
+Planning is level-triggered, so a key needs running again, never once per event: under load
+a pipeline's pods and status change several times while one run waits on the API server,
+and one more run, on the state read when it starts, does the same work once. A failed run
+is tried again after 0.5 s, 1 s, 2 s, ... up to 30 s; a success resets that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+log = logging.getLogger("shipway")
+
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+MIN_DELAY = 0.05
+
+
+def backoff(failures: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row."""
+    return float(min(cap, base * 2.0 ** min(failures, 6)))
+
+
+@dataclass(slots=True)
+class _Entry:
+    running: bool = False
+    dirty: bool = False
+    timer: asyncio.TimerHandle | None = None
+    failures: int = 0
+
+
+class WorkQueue(Generic[K]):
+    """Runs ``work(key)``; its answer is the delay before the key must run again (or None).
+
+    ``on_failure(key, error, delay)`` is told of a failed run (to log and count it) before
+    the key is tried again after ``delay``.
+    """
+
+    def __init__(
+        self,
+        work: Callable[[K], Awaitable[float | None]],
+        on_failure: Callable[[K, Exception, float], None] | None = None,
+    ) -> None:
+        self.work = work
+        self.on_failure = on_failure
+        self._entries: dict[K, _Entry] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    def add(self, key: K) -> None:
+        """Run ``key`` now, or once more after the run in progress."""
+        if self._closed:
+            return
+        entry = self._entries.setdefault(key, _Entry())
+        if entry.running:
+            entry.dirty = True
+            return
+        entry.running = True
+        task = asyncio.ensure_future(self._loop(key, entry))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def add_after(self, key: K, delay: float) -> None:
+        """Run ``key`` in ``delay`` seconds; replaces a run already scheduled for it."""
+        if self._closed:
+            return
+        entry = self._entries.setdefault(key, _Entry())
+        if entry.timer is not None:
+            entry.timer.cancel()
+        loop = asyncio.get_running_loop()
+        entry.timer = loop.call_later(max(MIN_DELAY, delay), self._fire, key)
+
+    def _fire(self, key: K) -> None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            entry.timer = None
+        self.add(key)
+
+    def forget(self, key: K) -> None:
+        """The key is gone: no scheduled run, no failure count (a run in progress ends)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        if entry.timer is not None:
+            entry.timer.cancel()
+            entry.timer = None
+        entry.failures = 0
+        if not entry.running:
+            del self._entries[key]
+
+    def failures(self, key: K) -> int:
+        entry = self._entries.get(key)
+        return entry.failures if entry is not None else 0
+
+    def busy(self) -> bool:
+        return bool(self._tasks)
+
+    def scheduled(self, key: K) -> bool:
+        entry = self._entries.get(key)
+        return entry is not None and entry.timer is not None
+
+    async def _loop(self, key: K, entry: _Entry) -> None:
+        try:
+            while True:
+                entry.dirty = False
+                try:
+                    again = await self.work(key)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    entry.failures += 1
+                    delay = backoff(entry.failures)
+                    if self.on_failure is not None:
+                        self.on_failure(key, exc, delay)
+                    else:
+                        log.error("%s: %r; again in %.1fs", key, exc, delay, exc_info=exc)
+                    self.add_after(key, delay)
+                else:
+                    entry.failures = 0
+                    if again is not None:
+                        self.add_after(key, again)
+                if not entry.dirty or self._closed:
+                    return
+        finally:
+            entry.running = False
+            if entry.timer is None and not entry.failures and self._entries.get(key) is entry:
+                del self._entries[key]
+
+    async def close(self, timeout: float) -> None:
+        """Take no more work, cancel scheduled runs, let runs in progress end for ``timeout``
+        seconds, then cancel what is left."""
+        self._closed = True
+        for entry in self._entries.values():
+            if entry.timer is not None:
+                entry.timer.cancel()
+        tasks = list(self._tasks)
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)

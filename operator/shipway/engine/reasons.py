@@ -1,0 +1,59 @@
+"""Every reason Shipway writes into a step's or a pipeline's status, and its Events' reasons.
+
+Typed constants in one place (as Tekton keeps its reasons): the status, the Events, the
+command line and the tests name the same strings. ``StrEnum`` members are plain strings, so
+they compare equal to what a status read back from the cluster holds.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StepReason(StrEnum):
+    """Why a step (or one attempt of it) is in its phase."""
+
+    COMPLETED = "Completed"
+    ERROR = "Error"
+    POD_FAILED = "PodFailed"
+    POD_DELETED = "PodDeleted"
+    POD_EVICTED = "PodEvicted"
+    POD_REJECTED = "PodRejected"
+    RETRYING = "Retrying"
+    WAITING_FOR_RETRY = "WaitingForRetry"
+    FILTERED_OUT = "FilteredOut"
+    NOT_NEEDED = "NotNeeded"
+    PREVIOUS_STEP_FAILED = "PreviousStepFailed"
+    NOT_RUN = "NotRun"
+    CANCELLED = "Cancelled"
+    PIPELINE_TIMEOUT = "PipelineTimeout"
+    BUILD_FAILED = "BuildFailed"
+    """A build's own failure (BuildKit's lines in the message), or a step's whose image it was."""
+    BUILD_TIMEOUT = "BuildTimeout"
+    BUILDER_NOT_CONFIGURED = "BuilderNotConfigured"
+
+
+class PipelineReason(StrEnum):
+    """The reason of a pipeline's ``Succeeded`` condition."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+    INVALID_SPEC = "InvalidSpec"
+
+
+class EventReason(StrEnum):
+    """The reason of an Event recorded on a Pipeline."""
+
+    STEP_STARTED = "StepStarted"
+    STEP_SUCCEEDED = "StepSucceeded"
+    STEP_FAILED = "StepFailed"
+    STEP_CANCELLED = "StepCancelled"
+    INVALID_SPEC = "InvalidSpec"
+    BUILD_SUCCEEDED = "BuildSucceeded"
+    BUILD_FAILED = "BuildFailed"
+    PIPELINE_SUCCEEDED = "PipelineSucceeded"
+    PIPELINE_FAILED = "PipelineFailed"
+    PIPELINE_CANCELLED = "PipelineCancelled"

@@ -1,0 +1,226 @@
+"""Each run step's state, derived from its last recorded status and its pods (pure).
+
+The status is the memory of finished steps; the pods fill in whatever it has not recorded
+yet (the operator may have died between creating a pod and writing the status). A step's
+attempts, retries and the pods that must be stopped or deleted follow from these two alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from shipway.engine.naming import pod_name
+from shipway.engine.objects import PipelineRef
+from shipway.engine.observe import Outcome, PodView, format_time, outcome
+from shipway.engine.reasons import StepReason
+from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
+from shipway.spec.tree import RunNode
+
+
+@dataclass
+class StepState:
+    """A run step's state while planning."""
+
+    run: RunNode
+    phase: StepPhase = StepPhase.PENDING
+    attempt: int = 0
+    pod: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempts: list[StepAttempt] = field(default_factory=list)
+    live_pod: PodView | None = None
+    """The current attempt's pod, if it exists and is still active."""
+    blocked: bool = False
+    """A retry waits for the previous attempt's pod to be gone."""
+    start: bool = False
+    """Create the current attempt's pod now."""
+
+    @property
+    def started(self) -> bool:
+        return self.phase != StepPhase.PENDING or self.pod is not None
+
+
+def halt(pod: PodView | None) -> str | None:
+    """How to end a pod that should not run: "stop" (keeps logs), "delete", or None."""
+    if pod is None or not pod.active or pod.deletion_requested_at is not None:
+        return None
+    if pod.main is not None and pod.main.state == "terminated":
+        return None  # the step's container is done; the kubelet ends the pod (and sidecars)
+    if not pod.started or pod.node_name is None:
+        return "delete"
+    if pod.active_deadline is None or pod.active_deadline > 1:
+        return "stop"
+    return None
+
+
+def recorded(status: PipelineStatus) -> dict[str, StepStatus]:
+    return {step.id: step for step in status.steps}
+
+
+def _attempt_record(attempt: int, name: str, result: Outcome) -> StepAttempt:
+    return StepAttempt(
+        attempt=attempt,
+        pod=name,
+        phase=result.phase,
+        exit_code=result.exit_code,
+        reason=result.reason,
+        message=result.message,
+        started_at=result.started_at,
+        finished_at=result.finished_at,
+    )
+
+
+class Steps:
+    """Every run step's state, and the pods found that must be stopped or deleted."""
+
+    def __init__(
+        self,
+        ref: PipelineRef,
+        runs: Sequence[RunNode],
+        status: PipelineStatus,
+        pods: Sequence[PodView],
+        now: datetime,
+        start_grace: float,
+        rejected: Mapping[str, str],
+    ) -> None:
+        self.ref = ref
+        self.now = now
+        self.stamp = format_time(now)
+        self.start_grace = start_grace
+        self.rejected = rejected
+        self.pods_by_step: dict[str, dict[int, PodView]] = {}
+        for pod in pods:
+            self.pods_by_step.setdefault(pod.step_id, {})[pod.attempt] = pod
+        self.recheck: list[float] = []
+        """Seconds after which to look again (a start problem's grace runs out)."""
+        self.stop: list[str] = []
+        self.delete: list[str] = []
+        known = recorded(status)
+        self.by_id = {run.id: self._derive(run, known.get(run.id)) for run in runs}
+
+    def values(self) -> list[StepState]:
+        return list(self.by_id.values())
+
+    def name(self, run: RunNode, attempt: int) -> str:
+        return pod_name(self.ref.name, run.id, run.name, attempt)
+
+    def stop_if_live(self, pod: PodView | None) -> None:
+        action = halt(pod)
+        if pod is not None and action == "delete":
+            self.delete.append(pod.name)
+        elif pod is not None and action == "stop":
+            self.stop.append(pod.name)
+
+    def _derive(self, run: RunNode, rec: StepStatus | None) -> StepState:
+        pods = self.pods_by_step.get(run.id, {})
+        step = StepState(run)
+        if rec is not None:
+            step.phase, step.attempt, step.pod = rec.phase, rec.attempt, rec.pod
+            step.exit_code, step.reason, step.message = rec.exit_code, rec.reason, rec.message
+            step.started_at, step.finished_at = rec.started_at, rec.finished_at
+            step.attempts = list(rec.attempts)
+        if step.phase.terminal:
+            # The status remembers the result; a pod still running for it is stopped.
+            self.stop_if_live(pods.get(step.attempt))
+            return step
+        if pods:
+            step.attempt = max(step.attempt, *pods)
+        known = {a.attempt for a in step.attempts}
+        for attempt in range(step.attempt):
+            old = pods.get(attempt)
+            if attempt not in known and old is not None:
+                result = outcome(old, self.now, self.start_grace)
+                step.attempts.append(_attempt_record(attempt, old.name, result))
+        step.attempts.sort(key=lambda a: a.attempt)
+        while True:
+            name = self.name(run, step.attempt)
+            pod = pods.get(step.attempt)
+            if pod is None and name in self.rejected:
+                result = Outcome(
+                    StepPhase.FAILED,
+                    reason=StepReason.POD_REJECTED,
+                    message=self.rejected[name][:1024],
+                    finished_at=self.stamp,
+                )
+            elif pod is None:
+                if step.pod == name and step.phase == StepPhase.RUNNING:
+                    result = Outcome(
+                        StepPhase.FAILED,
+                        reason=StepReason.POD_DELETED,
+                        message="the step's pod disappeared before the step finished",
+                        started_at=step.started_at,
+                        finished_at=self.stamp,
+                    )
+                elif step.phase == StepPhase.RUNNING and step.attempt > 0:
+                    self._retry(step, pods.get(step.attempt - 1))
+                    return step
+                else:
+                    step.phase, step.pod = StepPhase.PENDING, None
+                    return step
+            else:
+                step.pod = name
+                step.started_at = step.started_at or pod.created_at
+                result = outcome(pod, self.now, self.start_grace)
+                if result.recheck_after is not None:
+                    self.recheck.append(result.recheck_after)
+            if result.phase == StepPhase.RUNNING:
+                step.phase, step.live_pod = StepPhase.RUNNING, pod
+                step.reason, step.message = result.reason, result.message
+                return step
+            if result.stop:
+                self.stop_if_live(pod)
+            if result.phase == StepPhase.FAILED and step.attempt < run.retries:
+                step.attempts.append(_attempt_record(step.attempt, name, result))
+                step.attempt += 1
+                step.phase, step.pod, step.exit_code = StepPhase.RUNNING, None, None
+                if step.attempt in pods:
+                    continue
+                self._retry(step, pod)
+                return step
+            step.phase = result.phase
+            step.exit_code, step.reason, step.message = (
+                result.exit_code,
+                result.reason,
+                result.message,
+            )
+            step.started_at = result.started_at or step.started_at
+            step.finished_at = result.finished_at or self.stamp
+            return step
+
+    def _retry(self, step: StepState, previous: PodView | None) -> None:
+        """The next attempt starts only once the previous attempt's pod is gone or over."""
+        step.blocked = previous is not None and (
+            previous.active or previous.deletion_requested_at is not None
+        )
+        step.start = not step.blocked
+        step.reason = StepReason.WAITING_FOR_RETRY if step.blocked else StepReason.RETRYING
+        step.message = f"attempt {step.attempt + 1} of {step.run.retries + 1}"
+
+    def halted(self) -> bool:
+        """A regular step failed or was cancelled: no new regular step starts."""
+        return any(
+            s.phase in (StepPhase.FAILED, StepPhase.CANCELLED)
+            for s in self.by_id.values()
+            if s.run.on_fail_of is None
+        )
+
+    def any_running(self) -> bool:
+        return any(s.phase == StepPhase.RUNNING for s in self.by_id.values())
+
+    def stop_everything(self, phase: StepPhase, reason: str, message: str) -> None:
+        """Cancel or time out: running steps end in ``phase``, the others are skipped."""
+        for step in self.by_id.values():
+            if step.phase.terminal:
+                continue
+            if step.started and step.phase == StepPhase.RUNNING:
+                self.stop_if_live(step.live_pod)
+                step.phase, step.reason, step.message = phase, reason, message
+                step.finished_at = self.stamp
+            else:
+                step.phase, step.reason, step.message = StepPhase.SKIPPED, reason, message
+            step.start = False
