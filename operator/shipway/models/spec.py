@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
-from shipway.models.build import UNION_SCHEMA_NOTE, Build, RelativePath
+from shipway.models.build import UNION_SCHEMA_NOTE, Build, RelativePath, SecretName
 from shipway.models.durations import DURATION_PATTERN
 
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
@@ -197,7 +197,8 @@ class Service(_Strict):
 
 
 class Step(_Strict):
-    """A run step (service + command) or a group of steps (type serial or parallel)."""
+    """A run step (service + command), a push step (type push: the service's built image to
+    image_name) or a group of steps (type serial or parallel)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -207,12 +208,16 @@ class Step(_Strict):
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.type) == has(self.steps)",
-                    "message": "a group needs both type and steps; a run step has neither",
+                    "rule": "(has(self.type) && self.type != 'push') == has(self.steps)",
+                    "message": "a group needs both type and steps; a run or push step has no steps",
                 },
                 {
-                    "rule": "!has(self.type) || !has(self.retries)",
-                    "message": "retries is set on run steps, not on groups",
+                    "rule": "!has(self.type) || self.type == 'push' || !has(self.retries)",
+                    "message": "retries is set on run and push steps, not on groups",
+                },
+                {
+                    "rule": "!has(self.type) || self.type != 'push' || has(self.image_name)",
+                    "message": "a push step needs image_name",
                 },
             ]
         },
@@ -221,8 +226,10 @@ class Step(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
         None, description="Shown in status and logs; generated from the command when missing."
     )
-    type: Literal["serial", "parallel"] | None = Field(
-        None, description="Makes this a group: its steps run one after another or all together."
+    type: Literal["serial", "parallel", "push"] | None = Field(
+        None,
+        description="serial or parallel makes this a group: its steps run one after another "
+        "or all together; push pushes the image built for the step's service.",
     )
     service: ServiceName | None = Field(
         None, description="Service the command runs in; on a group, the default for its steps."
@@ -257,13 +264,38 @@ class Step(_Strict):
     retries: int | None = Field(
         None, ge=0, le=10, description="Start a new attempt this many times when the step fails."
     )
+    image_name: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None,
+        description="Push steps: the repository to push to, [registry/][owner/]name (no tag).",
+    )
+    image_tag: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        None,
+        description='Push steps: the tag, a Codeship template such as "{{ .Branch }}-'
+        '{{ .ShortCommitID }}" (default latest); characters a tag cannot hold are stripped.',
+    )
+    registry: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None,
+        description="Push steps: the registry (host or URL) when image_name does not start "
+        "with one; Docker Hub when neither names one.",
+    )
+    dockercfgSecret: K8sName | None = Field(  # noqa: N815
+        None,
+        description="A kubernetes.io/dockerconfigjson Secret: a push step's credentials; on a "
+        "run step an imagePullSecret of its pod; on a group, the default of its steps.",
+    )
+    dockercfg_service: ServiceName | None = Field(
+        None,
+        description="Push steps (or a group, for its push steps): a service run before the "
+        "push with a file path as its argument, writing the registry credentials there "
+        "(Codeship's generator services).",
+    )
 
     @field_validator("type", mode="before")
     @classmethod
     def _known_type(cls, value: object) -> object:
-        if value in ("push", "manual"):
+        if value == "manual":
             raise ValueError(
-                f"type: {value} is not supported yet (use serial, parallel or a run step)"
+                f"type: {value} is not supported yet (use serial, parallel, push or a run step)"
             )
         return value
 
@@ -329,6 +361,9 @@ IMMUTABLE_SPEC_FIELDS = (
     "serviceAccountName",
     "timeout",
     "cacheKey",
+    "push",
+    "dockercfgSecret",
+    "imagePullSecrets",
 )
 """Every spec field but ``cancel``; a unit test keeps this list complete."""
 
@@ -404,6 +439,22 @@ class PipelineSpec(_Strict):
         None,
         description="The project that cached builds share layers with (default: the git "
         "URL of spec.source, else the Pipeline's generateName, else its name).",
+    )
+    push: bool = Field(
+        True,
+        description="Run push steps; false skips each with reason PushDisabled (shipway run "
+        "sets it unless --push, as jet steps pushes only with --push).",
+    )
+    dockercfgSecret: K8sName | None = Field(  # noqa: N815
+        None,
+        description="The kubernetes.io/dockerconfigjson Secret push steps use when neither they "
+        "nor their groups name one.",
+    )
+    imagePullSecrets: list[SecretName] = Field(  # noqa: N815
+        default_factory=list,
+        max_length=20,
+        description="dockerconfigjson Secrets every step pod pulls its services' images with "
+        "(private images).",
     )
     cancel: bool = Field(
         False,

@@ -75,6 +75,10 @@ class StepStatus(_Status):
     message: str | None = Field(None, description="Details, e.g. the kubelet's message.")
     started_at: str | None = Field(None, description="When the step's container started.")
     finished_at: str | None = Field(None, description="When the step ended.")
+    image: str | None = Field(None, description="Push steps: the reference pushed (name:tag).")
+    digest: str | None = Field(
+        None, description="Push steps: the digest the registry holds under that tag."
+    )
     attempts: list[StepAttempt] = Field(
         default_factory=list, description="Earlier attempts of a retried step."
     )

@@ -15,6 +15,7 @@ from shipway.models import PipelineSpec
 from shipway.models.durations import parse_duration
 from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
 from shipway.spec.filters import build_tag
+from shipway.spec.push import Credentials
 from shipway.spec.services import ResolvedService, resolve_services
 from shipway.spec.tree import GroupNode, RunNode, compile_steps
 
@@ -111,7 +112,9 @@ def compile_pipeline(raw: Any) -> CompiledPipeline:
     spec = parse_spec(raw)
     services, errors = resolve_services(spec.services)
     tag = build_tag(spec.ci)
-    root, runs, step_errors = compile_steps(spec.steps, spec.services, tag)
+    root, runs, step_errors = compile_steps(
+        spec.steps, spec.services, tag, Credentials(secret=spec.dockercfgSecret)
+    )
     errors.extend(step_errors)
     timeout = None
     if spec.timeout is not None:
