@@ -41,11 +41,21 @@ from shipway.spec.tree import RunNode
 DEFAULT_CACHE_TAG = "default"
 
 
-def needed_builds(compiled: CompiledPipeline, service: str) -> tuple[str, ...]:
-    """Services whose images a step of ``service`` runs: itself, then each it links."""
-    resolved = compiled.services[service]
-    names = (service, *(link.service for link in resolved.links))
-    return tuple(name for name in names if compiled.services[name].build is not None)
+def needed_builds(compiled: CompiledPipeline, run: RunNode) -> tuple[str, ...]:
+    """Services whose images ``run`` needs: its service, then each it links; a push step
+    needs its service's image and its credentials generator's (it starts no links)."""
+    if run.push is not None:
+        generator = run.push.credentials.generator
+        names: tuple[str, ...] = (run.service, *((generator,) if generator else ()))
+    else:
+        resolved = compiled.services[run.service]
+        names = (run.service, *(link.service for link in resolved.links))
+    return tuple(dict.fromkeys(n for n in names if compiled.services[n].build is not None))
+
+
+def runs_here(compiled: CompiledPipeline, run: RunNode) -> bool:
+    """The step may run: its filters select it, and a push step only where pushes are on."""
+    return run.enabled and (run.push is None or compiled.spec.push)
 
 
 def wanted_builds(compiled: CompiledPipeline) -> tuple[str, ...]:
@@ -56,8 +66,8 @@ def wanted_builds(compiled: CompiledPipeline) -> tuple[str, ...]:
     """
     wanted: set[str] = set()
     for run in compiled.runs:
-        if run.enabled and run.on_fail_of is None:
-            wanted.update(needed_builds(compiled, run.service))
+        if runs_here(compiled, run) and run.on_fail_of is None:
+            wanted.update(needed_builds(compiled, run))
     return tuple(name for name in compiled.services if name in wanted)
 
 
@@ -230,7 +240,7 @@ class Builds:
 
     def gate(self, run: RunNode) -> tuple[Gate, str | None]:
         """May ``run`` start? If a build it needs failed, why; a pending build is wanted now."""
-        needed = [self.by_service[name] for name in needed_builds(self.compiled, run.service)]
+        needed = [self.by_service[name] for name in needed_builds(self.compiled, run)]
         for state in needed:
             self._refuse_if_unbuildable(state)
         for state in needed:
@@ -244,11 +254,11 @@ class Builds:
             state.requested = True
         return Gate.WAIT, None
 
-    def images(self, service: str) -> tuple[tuple[str, str], ...]:
-        """(service, image by digest) for each built image a step of ``service`` runs."""
+    def images(self, run: RunNode) -> tuple[tuple[str, str], ...]:
+        """(service, image by digest) for each built image ``run`` runs (or pushes)."""
         return tuple(
             (name, image)
-            for name in needed_builds(self.compiled, service)
+            for name in needed_builds(self.compiled, run)
             if (image := self.by_service[name].image) is not None
         )
 

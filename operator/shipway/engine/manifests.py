@@ -14,12 +14,13 @@ Codeship → Kubernetes, in one place:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
+from shipway.engine.cienv import ci_environment
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
     ANNOTATION_STEP_NAME,
@@ -34,8 +35,8 @@ from shipway.engine.naming import (
     pvc_name,
 )
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.observe import parse_time
 from shipway.engine.planner import PodToCreate
+from shipway.engine.pushpods import PushConfig, push_pod_manifest
 from shipway.models import Healthcheck
 from shipway.models.durations import parse_duration
 from shipway.spec.compiler import CompiledPipeline
@@ -60,6 +61,8 @@ class PodOptions:
     """Added to every step pod (e.g. to run on a tainted pool of CI nodes)."""
     node_selector: dict[str, str] | None = None
     """Every step pod's ``nodeSelector`` (e.g. to keep builds on that pool)."""
+    push: PushConfig = field(default_factory=PushConfig)
+    """How push steps' pods copy images (crane's image, the CA registries are trusted by)."""
 
 
 def owner_reference(ref: PipelineRef) -> Manifest:
@@ -89,31 +92,6 @@ def claim_manifest(ref: PipelineRef, compiled: CompiledPipeline) -> Manifest:
     if workspace.storageClassName is not None:
         spec["storageClassName"] = workspace.storageClassName
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
-
-
-def ci_environment(ref: PipelineRef, compiled: CompiledPipeline) -> list[tuple[str, str]]:
-    """Codeship's CI_* variables, plus CI=true and CI_NAME=shipway."""
-    ci = compiled.spec.ci
-    created = parse_time(ref.created_at)
-    pairs: list[tuple[str, str | None]] = [
-        ("CI", "true"),
-        ("CI_NAME", "shipway"),
-        ("CI_BUILD_ID", ci.buildId or ref.uid),
-        ("CI_PROJECT_ID", ci.projectId),
-        ("CI_REPO_NAME", ci.repoName),
-        ("CI_BRANCH", ci.branch),
-        ("CI_COMMIT_ID", ci.commitId),
-        ("CI_COMMIT_MESSAGE", ci.commitMessage),
-        ("CI_COMMIT_DESCRIPTION", ci.commitDescription),
-        ("CI_COMMITTER_NAME", ci.committerName),
-        ("CI_COMMITTER_EMAIL", ci.committerEmail),
-        ("CI_COMMITTER_USERNAME", ci.committerUsername),
-        ("CI_PR_NUMBER", ci.prNumber),
-        ("CI_PULL_REQUEST", ci.pullRequest),
-        ("CI_TIMESTAMP", str(int(created.timestamp())) if created else None),
-        ("CI_STRING_TIME", ref.created_at),
-    ]
-    return [(k, v) for k, v in pairs if v is not None]
 
 
 def _probe(check: Healthcheck) -> Manifest | None:
@@ -230,6 +208,8 @@ def pod_manifest(
     """The Pod running one attempt of one step."""
     options = options or PodOptions()
     run = compiled.run(create.step_id)
+    if run.push is not None:
+        return push_manifest(ref, compiled, create, node, options)
     service = compiled.services[run.service]
     env = ci_environment(ref, compiled)
     args = run.command if run.command is not None else service.command
@@ -265,6 +245,9 @@ def pod_manifest(
     account = compiled.spec.serviceAccountName or options.default_service_account
     if account:
         spec["serviceAccountName"] = account
+    pull = _pull_secrets(compiled, run.pull_secret)
+    if pull:
+        spec["imagePullSecrets"] = pull
     if create.active_deadline is not None:
         spec["activeDeadlineSeconds"] = create.active_deadline
     affinity = _affinity(ref, compiled, node)
@@ -296,11 +279,78 @@ def pod_manifest(
     }
 
 
+def _pull_secrets(compiled: CompiledPipeline, own: str | None) -> list[Manifest]:
+    """The pipeline's imagePullSecrets, then the step's dockercfgSecret."""
+    names = [secret.name for secret in compiled.spec.imagePullSecrets]
+    return [{"name": name} for name in dict.fromkeys([*names, *([own] if own else [])])]
+
+
+def push_manifest(
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    create: PodToCreate,
+    node: str | None = None,
+    options: PodOptions | None = None,
+) -> Manifest:
+    """The Pod of one attempt of a push step (see :mod:`shipway.engine.pushpods`)."""
+    options = options or PodOptions()
+    run = compiled.run(create.step_id)
+    push = run.push
+    assert push is not None, f"step {run.id} is not a push step"
+    assert create.push is not None, f"step {run.id} has no push target"
+    extra: Manifest = {}
+    generator: tuple[str, Manifest] | None = None
+    name = push.credentials.generator
+    if name is not None:
+        service = compiled.services[name]
+        images = dict(create.images)
+        container = _container(
+            service, None, ci_environment(ref, compiled), options, images.get(name)
+        )
+        generator = (name, container)
+        if service.mounts:
+            extra["volumes"] = [
+                {
+                    "name": WORKSPACE_VOLUME,
+                    "persistentVolumeClaim": {"claimName": pvc_name(ref.name)},
+                }
+            ]
+            affinity = _affinity(ref, compiled, node)
+            if affinity:
+                extra["affinity"] = affinity
+    pull = _pull_secrets(compiled, None)
+    if pull:
+        extra["imagePullSecrets"] = pull
+    if create.active_deadline is not None:
+        extra["activeDeadlineSeconds"] = create.active_deadline
+    if options.node_selector:
+        extra["nodeSelector"] = dict(options.node_selector)
+    if options.tolerations:
+        extra["tolerations"] = [dict(t) for t in options.tolerations]
+    return push_pod_manifest(
+        create.push,
+        options.push,
+        name=create.name,
+        namespace=ref.namespace,
+        pipeline=ref.name,
+        step_id=create.step_id,
+        step_name=run.name,
+        attempt=create.attempt,
+        owner=owner_reference(ref),
+        secret=push.credentials.secret,
+        generator=generator,
+        extra=extra,
+    )
+
+
 def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest]:
-    """The claim and one first-attempt pod per enabled step: what ``shipway render`` prints."""
+    """The claim and one first-attempt pod per enabled step: what ``shipway render`` prints.
+
+    Push steps are left out: what they copy is only known once their image is built.
+    """
     manifests = [claim_manifest(ref, compiled)] if compiled.uses_workspace else []
     for run in compiled.runs:
-        if not run.enabled:
+        if not run.enabled or run.push is not None:
             continue
         timeout = math.ceil(run.timeout) if run.timeout else None
         create = PodToCreate(run.id, 0, pod_name(ref.name, run.id, run.name, 0), timeout)

@@ -25,6 +25,8 @@ from shipway.engine.buildpods import BuildConfig, BuildToCreate
 from shipway.engine.builds import Builds, Gate
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import START_GRACE_SECONDS, PodView, format_time, parse_time
+from shipway.engine.pushes import push_target
+from shipway.engine.pushpods import PushTarget
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
 from shipway.engine.report import (
     EventToEmit,
@@ -59,6 +61,8 @@ class PodToCreate:
     active_deadline: int | None = None
     images: tuple[tuple[str, str], ...] = ()
     """(service, image by digest) of the built services the pod runs."""
+    push: PushTarget | None = None
+    """Set for push steps: what the pod copies where."""
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ class _Planner:
             steps.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             builds.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             stopping = (PipelinePhase.FAILED, why)
-        walk = Walk(steps.by_id, halted, stopping is not None, self._gate)
+        walk = Walk(steps.by_id, halted, stopping is not None, self._gate, self.compiled.spec.push)
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
             steps.recheck.append(remaining)
@@ -212,13 +216,23 @@ class _Planner:
     def _gate(self, step: StepState) -> Result:
         """A step starts once the images it runs are built; a failed build fails it."""
         verdict, why = self.builds.gate(step.run)
-        if verdict == Gate.READY:
-            return Result.ACTIVE
         if verdict == Gate.WAIT:
             return Result.WAITING
-        step.phase, step.reason, step.message = StepPhase.FAILED, StepReason.BUILD_FAILED, why
+        reason = StepReason.BUILD_FAILED
+        if verdict == Gate.READY:
+            if step.run.push is None:
+                return Result.ACTIVE
+            _, why = self._push_target(step)
+            if why is None:
+                return Result.ACTIVE
+            reason = StepReason.INVALID_IMAGE_TAG
+        step.phase, step.reason, step.message = StepPhase.FAILED, reason, why
         step.finished_at = self.stamp
         return Result.FAILED
+
+    def _push_target(self, step: StepState) -> tuple[PushTarget | None, str | None]:
+        image = dict(self.builds.images(step.run)).get(step.run.service)
+        return push_target(self.ref, self.compiled, step.run, image)
 
     def _mark_skipped(self, skip: Mapping[str, str], halted: bool, finished: bool) -> None:
         for step in self.steps.values():
@@ -240,8 +254,11 @@ class _Planner:
             deadlines = [t for t in (step.run.timeout, remaining) if t is not None]
             deadline = max(1, math.ceil(min(deadlines))) if deadlines else None
             name = self.steps.name(step.run, step.attempt)
-            images = self.builds.images(step.run.service)
-            creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images))
+            images = self.builds.images(step.run)
+            target = self._push_target(step)[0] if step.run.push is not None else None
+            if step.run.push is not None and target is None:
+                continue  # its image is gone from the status: the gate fails it next time
+            creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images, target))
             step.phase, step.pod = StepPhase.RUNNING, name
             step.started_at = step.started_at if step.attempt else self.stamp
             if not step.attempt:

@@ -31,6 +31,12 @@ class StepReason(StrEnum):
     """A build's own failure (BuildKit's lines in the message), or a step's whose image it was."""
     BUILD_TIMEOUT = "BuildTimeout"
     BUILDER_NOT_CONFIGURED = "BuilderNotConfigured"
+    PUSH_DISABLED = "PushDisabled"
+    """A push step of a pipeline with ``spec.push: false`` (``shipway run`` without --push)."""
+    PUSH_FAILED = "PushFailed"
+    """The registry refused the push (its answer in the message), or its credentials failed."""
+    INVALID_IMAGE_TAG = "InvalidImageTag"
+    """A push step's image_tag rendered to nothing usable in this build."""
 
 
 class PipelineReason(StrEnum):

@@ -47,6 +47,8 @@ def step_status(step: StepState) -> StepStatus:
         message=step.message,
         started_at=step.started_at,
         finished_at=step.finished_at if step.phase.terminal else None,
+        image=step.image,
+        digest=step.digest,
         attempts=step.attempts,
     )
 
@@ -174,11 +176,12 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         if was is not None and was.phase == step.phase:
             continue
         if step.phase == StepPhase.SUCCEEDED:
+            pushed = f": pushed {step.image}@{step.digest}" if step.digest else ""
             events.append(
                 EventToEmit(
                     "Normal",
                     EventReason.STEP_SUCCEEDED,
-                    f"step {step.name!r} succeeded{_duration(step)}",
+                    f"step {step.name!r} succeeded{_duration(step)}{pushed}"[:1024],
                 )
             )
         else:
