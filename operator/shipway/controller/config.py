@@ -17,6 +17,7 @@ from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.manifests import PodOptions
 from shipway.engine.observe import START_GRACE_SECONDS
 from shipway.engine.planner import Settings
+from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
 from shipway.models.durations import parse_duration
 
 RESTRICTED: dict[str, Any] = {
@@ -161,7 +162,9 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
     ``SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT`` names the ServiceAccount of step pods whose
     Pipeline sets no ``serviceAccountName``; ``SHIPWAY_STEP_TOLERATIONS`` (a JSON list of
     tolerations) and ``SHIPWAY_STEP_NODE_SELECTOR`` (a JSON object of labels) send every step
-    pod to a dedicated, possibly tainted, pool of nodes.
+    pod to a dedicated, possibly tainted, pool of nodes. ``SHIPWAY_PUSH_IMAGE`` (crane and
+    sh) and ``SHIPWAY_PUSH_CA_CONFIGMAP`` (a ConfigMap of every namespace whose ``ca.crt``
+    push pods trust) are how push steps run.
     """
     restricted = flag(env, "SHIPWAY_RESTRICTED_PODS", default=False)
     account = env.get("SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT", "").strip()
@@ -170,6 +173,10 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
         default_service_account=account or None,
         tolerations=_tolerations(env.get("SHIPWAY_STEP_TOLERATIONS", "")),
         node_selector=_node_selector(env.get("SHIPWAY_STEP_NODE_SELECTOR", "")),
+        push=PushConfig(
+            image=env.get("SHIPWAY_PUSH_IMAGE", "").strip() or DEFAULT_PUSH_IMAGE,
+            ca_config_map=env.get("SHIPWAY_PUSH_CA_CONFIGMAP", "").strip() or None,
+        ),
     )
 
 
