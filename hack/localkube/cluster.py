@@ -223,6 +223,11 @@ def _start_components(paths: Paths, lay: Layout) -> None:
         lambda: _containerd_ready(paths), 60,
     )  # fmt: skip
     imageset.ensure_all(paths, import_into=paths.containerd_socket)
+    # -- source (issue 12): the image of the operator's checkout and upload pods ----------
+    from localkube import gitimages
+
+    gitimages.ensure(paths, import_into=paths.containerd_socket, names=("git",))
+    # ----------------------------------------------------------------------------------------
     _ensure(
         paths, "kubelet", lambda: in_node_mounts(paths, kubelet_argv(lay)),
         lambda: http_ok("http://127.0.0.1:10248/healthz"), 90,

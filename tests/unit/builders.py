@@ -60,6 +60,7 @@ def pod(
     reason: str | None = None,
     disruption: str | None = None,
     deadline: int | None = None,
+    message: str | None = None,
 ) -> PodView:
     """A step pod as the API server would show it, summarised by the real pod_view."""
     if waiting is not None:
@@ -71,6 +72,7 @@ def pod(
                 "reason": "Completed" if exit_code == 0 else "Error",
                 "startedAt": at(created + 1),
                 "finishedAt": at(created + 5),
+                "message": message,
             }
         }
     else:

@@ -160,6 +160,32 @@ class FakeResponse:
         pass
 
 
+class FakeSocket:
+    """The stdin of an attached container: keeps what was sent."""
+
+    def __init__(self, pod: str, container: str) -> None:
+        self.pod, self.container = pod, container
+        self.data = bytearray()
+        self.open = True
+        self.stdin_closed = False
+
+    def is_open(self) -> bool:
+        return self.open
+
+    def write_stdin(self, data: bytes) -> None:
+        assert not self.stdin_closed
+        self.data += data
+
+    def close_channel(self, channel: int) -> None:
+        self.stdin_closed = channel == 0
+
+    def run_forever(self, timeout: float) -> None:
+        self.open = False
+
+    def close(self) -> None:
+        self.open = False
+
+
 class FakeApi:
     """A cluster that moves the pipeline one state further on every watch."""
 
@@ -171,6 +197,7 @@ class FakeApi:
         self.index = 0
         self.created: dict[str, Any] | None = None
         self.cancelled: list[str] = []
+        self.attached: FakeSocket | None = None
 
     @property
     def current(self) -> dict[str, Any]:
@@ -196,6 +223,14 @@ class FakeApi:
         if pod not in self.logs or not self._started(pod):
             raise LogNotReadyError(400, f'container "app" in pod "{pod}" is waiting to start')
         return FakeResponse(self.logs[pod])
+
+    def read_pod(self, name: str) -> dict[str, Any] | None:
+        """Every pod runs: the upload receiver is ready at once."""
+        return {"status": {"containerStatuses": [{"name": "upload", "state": {"running": {}}}]}}
+
+    def attach_stdin(self, pod: str, container: str) -> FakeSocket:
+        self.attached = FakeSocket(pod, container)
+        return self.attached
 
     def read_log(self, pod: str, container: str) -> str:
         if pod not in self.logs:

@@ -110,7 +110,14 @@ SEED: dict[str, Any] = {
         {"name": "write", "service": "demo", "command": "./artifact.sh"},
         {"name": "check", "service": "volumes_test", "command": "rspec"},
     ],
+    "source": {"upload": {}},
 }
+UPLOADED = {
+    "phase": "Running",
+    "startedAt": "2026-11-27T11:59:10Z",
+    "source": {"kind": "upload", "phase": "Succeeded", "pod": "demo-source-upload"},
+}
+"""The upload is in place: builds may start."""
 CONFIG = BuildConfig(
     registry="registry.local",
     builder="tcp://buildkitd:1234",
@@ -127,6 +134,7 @@ def _finish_build(kube: FakeKube, name: str, digest: str) -> None:
 
 def test_a_pipeline_with_builds_copies_the_certificate_builds_then_runs_by_digest() -> None:
     kube = _local()
+    kube.status = dict(UPLOADED)
     reconciler = Reconciler(kube, Settings(build=CONFIG), clock=lambda: NOW)
 
     async def step() -> None:
@@ -137,7 +145,7 @@ def test_a_pipeline_with_builds_copies_the_certificate_builds_then_runs_by_diges
     secret = build_secret_name("demo", "uid-1")
     builds = [n for n in kube.pods if "-build-" in n]
     assert len(builds) == 2
-    assert kube.writes[:2] == ["create claim", f"create secret {secret}"]
+    assert kube.writes[:2] == ["create claim", f"create secret {secret}"]  # then the builds
     copy = kube.secrets[("ci", secret)]
     assert copy["data"] == {"ca.crt": "Q0E=", "tls.crt": "Q1JU", "tls.key": "S0VZ"}
     assert copy["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
@@ -157,6 +165,7 @@ def test_a_pipeline_with_builds_copies_the_certificate_builds_then_runs_by_diges
 
 def test_without_the_operators_certificate_builds_are_refused_not_left_waiting() -> None:
     kube = Cluster(set())
+    kube.status = dict(UPLOADED)
     reconciler = Reconciler(kube, Settings(build=CONFIG), clock=lambda: NOW)
     for _ in range(2):
         asyncio.run(reconciler.reconcile(snapshot(kube, SEED), kube.views(), KEY))
@@ -185,7 +194,6 @@ def test_the_certificate_is_read_once_then_reused() -> None:
 
 def test_push_pods_run_the_local_crane_and_trust_the_cluster_ca_with_no_settings() -> None:
     from localkube.imageset import CRANE_IMAGE
-
     from shipway.controller.builder import discover_push
     from shipway.controller.config import pod_options
     from shipway.engine.pushpods import PushConfig

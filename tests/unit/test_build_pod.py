@@ -293,3 +293,18 @@ def test_a_success_without_a_digest_is_no_success() -> None:
     assert parse_result("garbage", succeeded=True).message is not None
     assert json.loads(json.dumps({"digest": DIGEST}))  # the shape the script writes
     assert parse_result(json.dumps({"digest": DIGEST}), succeeded=True).digest == DIGEST
+
+
+def test_the_gist_of_a_failure_is_buildkits_error_line_not_a_wrappers_note() -> None:
+    from shipway.engine.buildpods import summary
+
+    message = (
+        "------\n > [internal] load metadata for docker.io/library/ruby:3.1:\n------\n"
+        "error: failed to solve: ruby:3.1: failed to resolve source metadata\n"
+        "shipway-build: lost the builder (buildkitd at tcp://b:1234) during the build\n"
+    )
+    assert summary(message) == "error: failed to solve: ruby:3.1: failed to resolve source metadata"
+    assert summary("the build context x is not a folder of the checkout\n") == (
+        "the build context x is not a folder of the checkout"
+    )
+    assert summary(None) == ""

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from shipway.spec.builds import ResolvedBuild
 from shipway.spec.compiler import compile_pipeline
+from shipway.spec.errors import InvalidSpecError
 
 
 def _build(service: dict[str, Any]) -> ResolvedBuild | None:
-    raw = {"services": {"app": service}, "steps": [{"service": "app", "command": "true"}]}
+    raw = {
+        "services": {"app": service},
+        "steps": [{"service": "app", "command": "true"}],
+        "source": {"upload": {}},
+    }
     return compile_pipeline(raw).services["app"].build
 
 
@@ -66,3 +73,12 @@ def test_cache_settings_and_secret_args_come_along() -> None:
 
 def test_a_service_with_image_only_has_no_build() -> None:
     assert _build({"image": "busybox"}) is None
+
+
+def test_a_build_without_a_source_is_refused_naming_spec_source() -> None:
+    raw = {"services": {"app": {"build": "."}}, "steps": [{"service": "app", "command": "true"}]}
+    with pytest.raises(InvalidSpecError) as info:
+        compile_pipeline(raw)
+    (error,) = info.value.errors
+    assert error.field == "spec.services.app.build"
+    assert "set spec.source" in error.message

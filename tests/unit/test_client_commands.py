@@ -142,13 +142,15 @@ def test_run_from_codeship_files_with_detach(
     (tmp_path / "codeship-services.yml").write_text("app:\n  image: busybox:1.36\n  ports: [80]\n")
     (tmp_path / "codeship-steps.yml").write_text("- service: app\n  command: make\n")
     api = use(monkeypatch, FakeApi(serial_run("Succeeded", 0)))
-    assert main(["run", "--dir", str(tmp_path), "--name", "proj", "--detach"]) == 0
+    argv = ["run", "--dir", str(tmp_path), "--name", "proj", "--detach", "--no-upload"]
+    assert main(argv) == 0
     captured = capsys.readouterr()
     assert captured.out == "demo-x1\n"
     assert "app.ports: ignored" in captured.err
     assert api.created is not None
     assert api.created["metadata"] == {"generateName": "proj-"}
     assert api.created["spec"]["steps"] == [{"service": "app", "command": "make"}]
+    assert "source" not in api.created["spec"]
 
 
 def test_run_refuses_an_invalid_pipeline_before_creating_anything(

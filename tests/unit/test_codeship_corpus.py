@@ -1,4 +1,4 @@
-"""Codeship's own published examples (tests/codeship_examples), converted as `shipway convert --dir`.
+"""Codeship's own published examples (tests/codeship_examples), converted as `shipway run --dir`.
 
 EXPECTED is the one table of what each example does today: it converts (with exactly these
 warnings), or it is refused with messages naming the limit. Work that lifts a limit (``build:``
@@ -77,7 +77,7 @@ EXPECTED: dict[str, Converts | Refused] = {
     "04.parallelised": Converts(),
     "05.matrix": Converts((("[0].type", DEPRECATED),)),
     "06.matrix-complex": Converts((("[0].type", DEPRECATED),)),
-    "07.volumes": Converts((*old_dockerfile_path("write"), ("data.volumes[0]", NOTE))),
+    "07.volumes": Converts(old_dockerfile_path("write")),
     "08.deployment-container": Refused({"builder.add_docker": NO_DAEMON}),
     "09.branch-only": Converts(),
     "10.lots-of-parallel": Converts(),
@@ -112,13 +112,18 @@ def directories() -> list[str]:
     return [".", *found]
 
 
+UPLOAD = {"upload": {}}
+"""The source ``shipway run --dir`` gives: the directory itself (builds need one)."""
+
+
 def convert_like_the_cli(name: str, aes_key: bytes | None = None) -> Converts | Refused:
-    """What ``shipway convert --dir`` does (client.commands._convert), with the project's
-    codeship.aes as the key when the directory has one, as jet reads it."""
+    """What ``shipway run --dir`` converts (``convert --upload``): the directory as the
+    source, with the project's codeship.aes as the key when it has one, as jet reads it."""
     directory = CORPUS / name
     options = Options(
         name=default_name(directory) if name != "." else "codeship-tool-examples",
         aes_key=aes_key if aes_key is not None else read_aes_key(directory),
+        source=UPLOAD,
     )
     try:
         conversion = convert_directory(directory, options=options)
@@ -168,7 +173,9 @@ def test_the_corpus_summary() -> None:
 
 def test_builds_convert_into_shipways_spelling() -> None:
     """Example 02: the old dockerfile_path becomes dockerfile, the context stays the root."""
-    conversion = convert_directory(CORPUS / "02.redis", options=Options(name="redis"))
+    conversion = convert_directory(
+        CORPUS / "02.redis", options=Options(name="redis", source=UPLOAD)
+    )
     demo = conversion.manifest["spec"]["services"]["demo"]
     assert demo["build"] == {"image": "myapp", "dockerfile": "Dockerfile"}
     assert "image" not in demo
@@ -198,3 +205,12 @@ def test_example_11_decrypts_with_the_key_it_ships(tmp_path: Path) -> None:
     assert conversion.manifest["spec"]["services"]["checker"]["envFrom"] == [
         {"secretRef": {"name": secret["metadata"]["name"]}}
     ]
+
+
+def test_without_a_source_a_build_says_to_give_one() -> None:
+    with pytest.raises(ConversionError) as info:
+        convert_directory(CORPUS / "02.redis", options=Options(name="redis"))
+    (error,) = info.value.errors
+    assert error.where == "demo.build"
+    assert "set spec.source" in error.message
+    assert "--upload" in error.message

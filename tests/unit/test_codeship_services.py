@@ -41,6 +41,10 @@ class FakeFiles:
         return any(name == key or name.startswith(f"{key}/") for name in self.files)
 
 
+UPLOAD = {"upload": {}}
+"""The source of ``shipway run --dir``: builds need one."""
+
+
 def run(
     services: str | dict[str, Any],
     steps: Any = None,
@@ -297,7 +301,7 @@ def test_builds_are_kept_in_the_new_spelling_with_their_args_and_cache_settings(
     text = CHAIN_LINKS.replace(
         "redis:\n  image", "  cached: true\n  default_cache_branch: main\nredis:\n  image"
     )
-    conversion = run(text, steps=[{"service": "demo", "command": "true"}])
+    conversion = run(text, steps=[{"service": "demo", "command": "true"}], source=UPLOAD)
     services = spec_services(conversion)
     assert services["demo"] == {
         "build": {"image": "myapp", "dockerfile": "Dockerfile", "context": "app/"},
@@ -348,7 +352,9 @@ def test_prebuilt_needs_a_name_for_the_image() -> None:
 
 
 def test_compose_v1_dockerfile_next_to_build_belongs_to_the_build() -> None:
-    conversion = run({"app": {"build": "./08.deployment-container", "dockerfile": "D.build"}})
+    conversion = run(
+        {"app": {"build": "./08.deployment-container", "dockerfile": "D.build"}}, source=UPLOAD
+    )
     assert spec_services(conversion)["app"]["build"] == {
         "context": "./08.deployment-container",
         "dockerfile": "D.build",

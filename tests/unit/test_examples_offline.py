@@ -34,7 +34,7 @@ def test_the_codeship_files_convert_to_the_walkthrough_pipeline() -> None:
 def test_the_seed_walkthrough_converts_with_both_builds_as_written() -> None:
     """examples/seed-walkthrough: the walkthrough's services verbatim (dockerfile_path and all)."""
     seed = EXAMPLES / "seed-walkthrough"
-    converted = convert_directory(seed, options=Options(name="seed"))
+    converted = convert_directory(seed, options=Options(name="seed", source={"upload": {}}))
     assert [(w.where, w.kind.value) for w in converted.warnings] == [
         ("demo.build.dockerfile_path", "deprecated"),
         ("volumes_test.build.dockerfile_path", "deprecated"),

@@ -7,7 +7,7 @@ from typing import Any
 from shipway.engine.buildpods import BuildConfig
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.planner import Plan, Settings, plan
-from shipway.models import PipelinePhase, PipelineStatus, StepPhase
+from shipway.models import PipelinePhase, PipelineStatus, SourceStatus, StepPhase
 
 from .builders import NOW, REF, at, compiled
 
@@ -18,6 +18,20 @@ CONFIG = BuildConfig(
     namespace="shipway-system",
 )
 DIGEST = "sha256:" + "1" * 64
+GIT = {"git": {"url": "https://git.example.com/team/seed.git", "revision": "main"}}
+CHECKED_OUT = PipelineStatus(
+    phase=PipelinePhase.RUNNING,
+    started_at=at(-40),
+    source=SourceStatus(
+        kind="git",
+        phase=StepPhase.SUCCEEDED,
+        pod="demo-source-checkout",
+        commit="0" * 40,
+        branch="main",
+        finished_at=at(-35),
+    ),
+)
+"""The checkout is in place: builds may start."""
 
 # The seed walkthrough's services: demo built from Dockerfile, linking redis and postgres;
 # volumes_test built from Dockerfile2.
@@ -49,9 +63,8 @@ def run(
     pods: list[PodView] | None = None,
     config: BuildConfig = CONFIG,
 ) -> Plan:
-    return plan(
-        REF, compiled(raw), status or PipelineStatus(), pods or [], NOW, Settings(build=config)
-    )
+    raw = {"source": GIT, **raw}
+    return plan(REF, compiled(raw), status or CHECKED_OUT, pods or [], NOW, Settings(build=config))
 
 
 def build_pod(
@@ -107,6 +120,14 @@ def builds_of(status: PipelineStatus) -> dict[str, str]:
 
 def steps_of(status: PipelineStatus) -> dict[str, tuple[str, str | None]]:
     return {s.name: (s.phase.value, s.reason) for s in status.steps}
+
+
+def test_nothing_builds_before_the_checkout_is_in_place() -> None:
+    first = run(SEED, PipelineStatus())
+    assert first.builds == ()
+    assert [c.step_id for c in first.create] == ["source"]
+    assert builds_of(first.status) == {"demo": "Pending", "volumes_test": "Pending"}
+    assert first.status.progress == "0/4"
 
 
 def test_both_builds_start_at_once_and_no_step_before_its_image() -> None:
@@ -173,7 +194,7 @@ def test_the_pod_manifest_runs_the_digest_in_the_main_container_and_sidecars() -
     ]
     second = run(raw, first.status, pods)
     (create,) = second.create
-    manifest = pod_manifest(REF, compiled(raw), create)
+    manifest = pod_manifest(REF, compiled({"source": GIT, **raw}), create)
     (main,) = manifest["spec"]["containers"]
     (sidecar,) = manifest["spec"]["initContainers"]
     assert main["image"].endswith("/app@sha256:" + "a" * 64)
@@ -354,7 +375,9 @@ def test_cached_builds_import_the_branch_then_the_default_branch_and_export_the_
         "ci": {"branch": "feature/x"},
     }
     (build,) = run(raw).builds
-    assert build.cache_repository == "registry.local/ci/cache/demo/app"
+    assert build.cache_repository is not None
+    assert build.cache_repository.startswith("registry.local/ci/cache/seed-")  # the git URL
+    assert build.cache_repository.endswith("/app")
     assert build.cache_tags[0].startswith("feature-x-")
     assert build.cache_tags[1] == "master"
     keyed = run({**raw, "cacheKey": "shop"}).builds[0]

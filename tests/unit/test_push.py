@@ -15,9 +15,10 @@ from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 
 from .builders import NOW, REF, at, compiled
-from .test_planner_builds import CONFIG, DIGEST, build_pod, ok
+from .test_planner_builds import CHECKED_OUT, CONFIG, DIGEST, GIT, build_pod, ok
 
-SHORT = "0123456789abcdef0123456789abcdef01234567"
+COMMIT = "0" * 40
+"""What CHECKED_OUT says the checkout found: {{ .CommitID }} when spec.ci sets none."""
 
 
 def pipeline(**push: Any) -> dict[str, Any]:
@@ -33,7 +34,8 @@ def pipeline(**push: Any) -> dict[str, Any]:
     return {
         "services": {"app": {"build": "."}, "tool": {"image": "busybox"}},
         "steps": [{"name": "test", "service": "app", "command": "true"}, step],
-        "ci": {"branch": "main", "commitId": SHORT},
+        "source": GIT,
+        "ci": {"branch": "main"},
     }
 
 
@@ -141,9 +143,7 @@ def test_credentials_come_from_the_nearest_level() -> None:
 def run(
     raw: dict[str, Any], status: PipelineStatus | None = None, pods: list[PodView] | None = None
 ) -> Plan:
-    return plan(
-        REF, compiled(raw), status or PipelineStatus(), pods or [], NOW, Settings(build=CONFIG)
-    )
+    return plan(REF, compiled(raw), status or CHECKED_OUT, pods or [], NOW, Settings(build=CONFIG))
 
 
 def step_pod(name: str, step_id: str, *, rc: int | None = None, message: str = "") -> PodView:
@@ -198,7 +198,12 @@ def test_the_push_copies_the_tested_digest_to_the_rendered_tag() -> None:
     assert create.push is not None
     assert create.push.source.endswith(f"/app@{DIGEST}")
     assert create.push.digest == DIGEST
-    assert create.push.target == "registry.example:5000/team/app:main-0123456"
+    assert create.push.target == "registry.example:5000/team/app:main-0000000"
+    raw = pipeline()
+    raw["ci"]["commitId"] = "0123456789abcdef"  # spec.ci wins over the checkout, as for CI_*
+    again, _ = through_the_test(raw)
+    assert again.create[0].push is not None
+    assert again.create[0].push.target.endswith(":main-0123456")
 
 
 def test_push_disabled_skips_the_push_and_its_lonely_build() -> None:
@@ -217,21 +222,20 @@ def test_push_disabled_skips_the_push_and_its_lonely_build() -> None:
 
 
 def test_a_tag_with_no_value_in_this_build_fails_the_step_without_a_pod() -> None:
-    raw = pipeline()
-    del raw["ci"]["commitId"]
+    raw = pipeline(image_tag="{{ .ProjectID }}-{{ .ShortCommitID }}")
     third, _ = through_the_test(raw)
     assert third.create == ()
     push = next(s for s in third.status.steps if s.name == "push")
     assert (push.phase, push.reason, push.pod) == (StepPhase.FAILED, "InvalidImageTag", None)
     assert push.message is not None
-    assert ".ShortCommitID is empty in this build" in push.message
+    assert ".ProjectID is empty in this build" in push.message
     assert third.status.phase == PipelinePhase.FAILED
 
 
 def test_the_pushed_digest_lands_in_the_status_and_the_event() -> None:
     third, pods = through_the_test(pipeline())
     (create,) = third.create
-    target = "registry.example:5000/team/app:main-0123456"
+    target = "registry.example:5000/team/app:main-0000000"
     done = step_pod(create.name, "2", rc=0, message=f'{{"image":"{target}","digest":"{DIGEST}"}}')
     fourth = run(pipeline(), third.status, [*pods, done])
     push = next(s for s in fourth.status.steps if s.name == "push")
@@ -247,8 +251,8 @@ def test_a_refused_push_fails_with_the_registrys_answer() -> None:
     third, pods = through_the_test(pipeline())
     (create,) = third.create
     answer = (
-        "pushing registry.example:5000/team/app:main-0123456 failed: PUT https://"
-        "registry.example:5000/v2/team/app/manifests/main-0123456: UNAUTHORIZED: "
+        "pushing registry.example:5000/team/app:main-0000000 failed: PUT https://"
+        "registry.example:5000/v2/team/app/manifests/main-0000000: UNAUTHORIZED: "
         "authentication required"
     )
     failed = step_pod(create.name, "2", rc=1, message=answer)
@@ -283,7 +287,7 @@ def test_the_push_pod_copies_with_crane_and_mounts_the_secret_as_docker_config()
     assert container["command"][:3] == ["sh", "-c", SCRIPT]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["SHIPWAY_SOURCE"].endswith(f"/app@{DIGEST}")
-    assert env["SHIPWAY_TARGET"] == "registry.example:5000/team/app:main-0123456"
+    assert env["SHIPWAY_TARGET"] == "registry.example:5000/team/app:main-0000000"
     assert env["DOCKER_CONFIG"] == "/run/secrets/shipway-registry"
     assert env["SSL_CERT_DIR"].startswith("/etc/shipway/registry-ca:")
     volumes = {v["name"]: v for v in spec["volumes"]}

@@ -200,6 +200,35 @@ class PipelineApi:
                 raise LogNotReadyError(error.status, str(error)) from None
             raise error from None
 
+    def read_pod(self, name: str) -> Manifest | None:
+        try:
+            response = self.core.read_namespaced_pod(name, self.namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise error_from(exc) from None
+        result: Manifest = _data(response)
+        return result
+
+    def attach_stdin(self, pod: str, container: str) -> Any:
+        """A websocket to the container's standard input (``pods/attach``, stdin only)."""
+        from kubernetes.stream import stream
+
+        try:
+            return stream(
+                self.core.connect_get_namespaced_pod_attach,
+                pod,
+                self.namespace,
+                container=container,
+                stdin=True,
+                stdout=False,
+                stderr=False,
+                tty=False,
+                _preload_content=False,
+            )
+        except ApiException as exc:
+            raise error_from(exc) from None
+
     def read_log(self, pod: str, container: str) -> str:
         response = self.open_log(pod, container, follow=False)
         try:

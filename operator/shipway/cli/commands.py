@@ -35,7 +35,8 @@ from shipway.cli.format import (
     status_tree,
 )
 from shipway.cli.run import cmd_run
-from shipway.cli.tree import build_steps
+from shipway.cli.source import add_source_flags
+from shipway.cli.tracker import every_step
 from shipway.models import StepStatus
 
 
@@ -54,6 +55,7 @@ def register(sub: Any) -> None:
     )
     con.add_argument("--namespace", help="set metadata.namespace")
     con.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    add_source_flags(con, run=False)
     con.set_defaults(func=cmd_convert)
 
     run = sub.add_parser(
@@ -66,6 +68,7 @@ def register(sub: Any) -> None:
     )
     run.add_argument("-d", "--detach", action="store_true", help="return once created")
     run.add_argument("--no-logs", action="store_true", help="progress and results only")
+    add_source_flags(run, run=True)
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", parents=[conn], help="a Pipeline's groups and steps")
@@ -129,8 +132,7 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
 
     api = common.connect_api(args)
     pipeline = get_pipeline(api, args.name)
-    status = pipeline_status(pipeline)
-    steps = select_steps([*build_steps(status), *status.steps], args.step)
+    steps = select_steps(every_step(pipeline_status(pipeline)), args.step)
     style = style_for(out)
     if args.follow:
         ids = {s.id for s in steps}

@@ -11,6 +11,7 @@ from typing import Any, TextIO
 import yaml
 
 from shipway.cli.common import OK, UNUSABLE, CommandError, err
+from shipway.cli.source import SourceError, git_source
 from shipway.codeship import (
     ConversionError,
     ConversionWarning,
@@ -59,7 +60,7 @@ def conversion_flags() -> argparse.ArgumentParser:
     group.add_argument(
         "--prebuilt",
         action="store_true",
-        help="run the image a build: names (build.image) instead of failing",
+        help="run the image a build: names (build.image) instead of building it",
     )
     group.add_argument(
         "--env-secret",
@@ -96,15 +97,38 @@ def _print_warnings(warnings: tuple[ConversionWarning, ...], quiet: bool) -> Non
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def convert(args: argparse.Namespace, *, generate_name: bool, namespace: str | None) -> Any:
+def source_of(
+    args: argparse.Namespace, directory: Path, upload: bool
+) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """spec.source from the flags (git, else an upload when ``upload``) and CI fields learnt."""
+    try:
+        git, learnt, warnings = git_source(args, directory)
+    except SourceError as exc:
+        raise CommandError(str(exc)) from None
+    for warning in [] if args.quiet else warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if git is not None:
+        return git, learnt
+    return ({"upload": {}} if upload else None), {}
+
+
+def convert(
+    args: argparse.Namespace,
+    *,
+    generate_name: bool,
+    namespace: str | None,
+    upload: bool = False,
+) -> Any:
     directory = Path(args.dir or ".")
+    source, learnt = source_of(args, directory, upload)
     options = Options(
         name=args.name or default_name(directory),
         generate_name=generate_name,
         namespace=namespace,
-        ci=ci_flags(args),
+        ci={**learnt, **ci_flags(args)},
         prebuilt=args.prebuilt,
         env_secrets=_env_secrets(args.env_secret),
+        source=source,
     )
     try:
         conversion = convert_directory(
@@ -126,7 +150,12 @@ def convert(args: argparse.Namespace, *, generate_name: bool, namespace: str | N
 
 def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        manifest = convert(args, generate_name=args.generate_name, namespace=args.namespace)
+        manifest = convert(
+            args,
+            generate_name=args.generate_name,
+            namespace=args.namespace,
+            upload=args.upload,
+        )
     except CommandError as exc:
         err(str(exc))
         return UNUSABLE

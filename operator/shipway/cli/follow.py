@@ -30,6 +30,7 @@ from shipway.cli.format import (
 from shipway.cli.tracker import AttemptEnded, AttemptStarted, Tracker
 from shipway.cli.tree import is_build
 from shipway.engine.buildpods import CONTAINER as BUILD_CONTAINER
+from shipway.engine.buildpods import summary
 from shipway.engine.naming import container_name
 from shipway.engine.objects import Manifest
 from shipway.models import StepStatus
@@ -219,8 +220,8 @@ class Follower:
 
     def _result(self, event: AttemptEnded) -> str:
         message = event.message
-        if is_build(event.step) and message:  # its log showed BuildKit's lines: the last one
-            message = [line for line in message.splitlines() if line.strip()][-1]
+        if is_build(event.step) and message:  # its log showed BuildKit's lines: the gist
+            message = summary(message)
         return result_line(
             event.step.name,
             str(event.phase),

@@ -15,8 +15,17 @@ from typing import Any
 from pydantic import ValidationError
 
 from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase, is_build
+from shipway.engine.buildpods import summary
 from shipway.engine.observe import parse_time
-from shipway.models import PipelinePhase, PipelineStatus, StepPhase, StepStatus
+from shipway.engine.report import SOURCE_TITLES
+from shipway.models import (
+    PipelinePhase,
+    PipelineStatus,
+    PrepStatus,
+    SourceStatus,
+    StepPhase,
+    StepStatus,
+)
 
 _CODES = {
     "bold": "1",
@@ -96,13 +105,22 @@ def elapsed(started: str | None, finished: str | None, now: datetime) -> float |
     return (end - start).total_seconds()
 
 
-def step_duration(step: StepStatus, now: datetime) -> float | None:
+def step_duration(step: StepStatus | PrepStatus, now: datetime) -> float | None:
+    """How long the step's container ran; while it runs, the time since its pod was made."""
     if step.phase in (StepPhase.PENDING, StepPhase.SKIPPED):
         return None
     end = step.finished_at if step.phase.terminal else None
     if step.phase.terminal and end is None:
         return None
-    return elapsed(step.started_at, end, now)
+    return elapsed(step.started_at or step.created_at, end, now)
+
+
+def step_wait(step: StepStatus | PrepStatus) -> float | None:
+    """How long the pod waited before its container started (claim, node, image, sidecars)."""
+    created, started = parse_time(step.created_at), parse_time(step.started_at)
+    if created is None or started is None:
+        return None
+    return max(0.0, (started - created).total_seconds())
 
 
 # -- reading a Pipeline object ------------------------------------------------------------------
@@ -141,8 +159,7 @@ def step_detail(step: StepStatus) -> str:
     For a build: its digest and cache hits, or BuildKit's last error line.
     """
     if is_build(step) and step.message:
-        lines = [line for line in step.message.splitlines() if line.strip()]
-        return lines[-1] if lines else ""
+        return summary(step.message)
     if step.phase == StepPhase.SUCCEEDED:
         return f"after {len(step.attempts) + 1} attempts" if step.attempts else ""
     if step.phase in (StepPhase.FAILED, StepPhase.CANCELLED):
@@ -163,6 +180,41 @@ class _Row:
     exit: str
     duration: str
     detail: str
+    wait: str = ""
+
+
+def _waited(step: StepStatus | PrepStatus) -> str:
+    wait = step_wait(step)
+    return f"waited {format_duration(wait)}" if wait is not None else ""
+
+
+def source_detail(source: SourceStatus) -> str:
+    """What the checkout found (or the upload brought), or why it failed."""
+    if source.phase in (StepPhase.FAILED, StepPhase.CANCELLED, StepPhase.SKIPPED):
+        return source.message or source.reason or ""
+    if source.phase != StepPhase.SUCCEEDED:
+        return source.reason or ""
+    if source.kind == "upload":
+        return f"{source.files or 0} files, {source.bytes or 0} bytes"
+    where = source.branch or source.tag
+    subject = (source.commit_message or "").split("\n", 1)[0]
+    text = (source.commit or "")[:12] + (f" ({where})" if where else "")
+    return f"{text} {subject}".strip()
+
+
+def _source_row(source: SourceStatus, now: datetime) -> _Row:
+    phase = str(source.phase)
+    duration = step_duration(source, now)
+    return _Row(
+        "├─ ",
+        PHASE_SYMBOL.get(phase, "?"),
+        SOURCE_TITLES.get(source.kind, source.kind),
+        phase,
+        "",
+        format_duration(duration) if duration is not None else "",
+        source_detail(source),
+        _waited(source),
+    )
 
 
 def _rows(nodes: Sequence[TreeNode], prefix: str, now: datetime) -> list[_Row]:
@@ -185,6 +237,7 @@ def _rows(nodes: Sequence[TreeNode], prefix: str, now: datetime) -> list[_Row]:
                     exit_code,
                     format_duration(duration) if duration is not None else "",
                     step_detail(step),
+                    _waited(step),
                 )
             )
         else:
@@ -225,12 +278,15 @@ def status_tree(
     if status.message:
         lines.append(f"  {status.message}")
     rows = _rows(build_tree(pipeline.get("spec"), status), "", now)
+    if status.source is not None:
+        rows.insert(0, _source_row(status.source, now))
     if not rows:
         return lines
     label_width = max(len(r.prefix) + 2 + len(r.label) for r in rows)
     phase_width = max(len(r.phase) for r in rows)
     exit_width = max(len(r.exit) for r in rows)
     dur_width = max(len(r.duration) for r in rows)
+    wait_width = max(len(r.wait) for r in rows)
     for r in rows:
         label = f"{r.prefix}{style.phase(r.phase, r.symbol)} {r.label}"
         pad = " " * (label_width - len(r.prefix) - 2 - len(r.label))
@@ -238,6 +294,7 @@ def status_tree(
             style.phase(r.phase, r.phase.ljust(phase_width)),
             r.exit.ljust(exit_width),
             r.duration.rjust(dur_width),
+            *([style.paint(r.wait.ljust(wait_width), "dim")] if wait_width else []),
             style.paint(r.detail, "dim") if r.phase != "Failed" else style.paint(r.detail, "red"),
         ]
         lines.append(f"{label}{pad}  " + "  ".join(cells).rstrip())

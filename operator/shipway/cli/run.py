@@ -26,8 +26,10 @@ from shipway.cli.common import (
     now,
     style_for,
 )
-from shipway.cli.convert import ci_flags, convert
+from shipway.cli.convert import ci_flags, convert, source_of
 from shipway.cli.format import phase_of, status_tree, summary_line
+from shipway.cli.source import git_flags_given
+from shipway.cli.upload import UploadError, list_tree
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 
@@ -110,12 +112,22 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         raise CommandError(
             "use either -f or the Codeship files (--dir, --services-path, --steps-path)"
         )
+    upload: Path | None = None
     if args.filename:
         manifest = _manifest_file(args.filename)
+        manifest, upload, learnt = _file_source(args, manifest)
     else:
-        manifest = convert(args, generate_name=True, namespace=None)
+        if args.source:
+            raise CommandError("--source goes with -f; --dir uploads its own directory")
+        wants_upload = not args.no_upload and not git_flags_given(args)
+        manifest = convert(args, generate_name=True, namespace=None, upload=wants_upload)
+        upload, learnt = (Path(args.dir or ".") if wants_upload else None), {}
+    try:  # an unreadable directory: nothing is created
+        entries = list_tree(upload) if upload is not None else None
+    except UploadError as exc:
+        raise CommandError(str(exc)) from None
     api = common.connect_api(args)
-    manifest = prepare_manifest(manifest, ci_flags(args), None)
+    manifest = prepare_manifest(manifest, {**learnt, **ci_flags(args)}, None)
     file_ns = (manifest.get("metadata") or {}).get("namespace")
     if file_ns and args.namespace and file_ns != args.namespace:
         raise CommandError(f"the manifest is for namespace {file_ns!r}, not {args.namespace!r}")
@@ -124,7 +136,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     created = api.create(manifest)
     name = created["metadata"]["name"]
     style = style_for(out)
-    if args.detach:
+    if args.detach and upload is None:
         out.write(f"{name}\n")
         return OK
     printer = Printer(out, live(out))
@@ -133,6 +145,10 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     final = created
     with _terminate_as_interrupt():
         try:
+            if upload is not None:
+                _upload(api, created, upload, printer, entries)
+            if args.detach:
+                return OK
             final = follower.follow(created)
         except KeyboardInterrupt:
             printer.clear_footer()
@@ -149,3 +165,45 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         printer.line(line)
     printer.line(summary_line(final, now(), style))
     return OK if phase_of(final) == "Succeeded" else FAILED
+
+
+def _file_source(
+    args: argparse.Namespace, manifest: dict[str, Any]
+) -> tuple[dict[str, Any], Path | None, dict[str, str]]:
+    """A manifest file's source, with the flags: the manifest, the directory to upload, CI
+    fields learnt from --git-remote."""
+    spec = dict(manifest.get("spec") or {})
+    given = spec.get("source") or {}
+    directory = Path(args.source or ".")
+    source, learnt = source_of(args, directory, upload=False)
+    if source is not None:
+        if args.source:
+            raise CommandError("use either --source (an upload) or the git flags")
+        spec["source"] = source
+    elif args.source:
+        if "git" in given:
+            raise CommandError(f"{args.filename} checks out {given['git'].get('url')}: no upload")
+        spec["source"] = {"upload": given.get("upload") or {}}
+    elif "upload" in given:
+        raise CommandError(f"{args.filename} expects an upload: give --source DIR")
+    upload = Path(args.source) if "upload" in (spec.get("source") or {}) else None
+    return {**manifest, "spec": spec}, upload, learnt
+
+
+def _upload(api: Any, created: dict[str, Any], directory: Path, printer: Any, entries: Any) -> None:
+    """Send the directory; if it cannot be sent, cancel the pipeline rather than leave it
+    waiting for the upload's timeout."""
+    from shipway.cli.cluster import ClusterError
+    from shipway.cli.send import send_directory
+
+    name = created["metadata"]["name"]
+    try:
+        show = printer.set_footer if printer.live else (lambda text: None)
+        send_directory(api, created, directory, show, printer.line, entries)
+    except (UploadError, ClusterError, OSError) as exc:
+        printer.clear_footer()
+        printer.line(f"shipway: upload failed: {exc}")
+        api.cancel(name)
+        return
+    finally:
+        printer.clear_footer()

@@ -12,7 +12,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shipway.cli.tree import build_steps
-from shipway.models import PipelineStatus, StepPhase, StepStatus
+from shipway.engine.report import SOURCE_TITLES
+from shipway.models import PipelineStatus, SourceStatus, StepPhase, StepStatus
+
+
+def source_step(source: SourceStatus) -> StepStatus:
+    """The checkout (or upload) as a step named ``checkout`` (``upload``): it has a pod with
+    a log and a result, and ``shipway logs --step checkout`` reads it."""
+    title = SOURCE_TITLES.get(source.kind, source.kind)
+    return StepStatus(
+        id="source",
+        name=title,
+        service=title,
+        phase=source.phase,
+        pod=source.pod,
+        reason=source.reason,
+        message=source.message,
+        created_at=source.created_at,
+        started_at=source.started_at,
+        finished_at=source.finished_at,
+    )
+
+
+def every_step(status: PipelineStatus) -> list[StepStatus]:
+    """The source's pseudo-step first, then the image builds (``build-<service>``), then the
+    steps: the order they run in."""
+    first = [source_step(status.source)] if status.source is not None else []
+    return first + build_steps(status) + list(status.steps)
 
 
 @dataclass(frozen=True)
@@ -50,9 +76,9 @@ class Tracker:
     ended: set[str] = field(default_factory=set)
 
     def update(self, status: PipelineStatus) -> list[Event]:
-        """Builds first (they come before the steps that run their images), then steps."""
+        """The checkout, the builds, then the steps (each comes before what needs it)."""
         events: list[Event] = []
-        for step in (*build_steps(status), *status.steps):
+        for step in every_step(status):
             if not self.include(step):
                 continue
             for earlier in step.attempts:

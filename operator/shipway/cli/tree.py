@@ -102,6 +102,7 @@ def build_step(build: BuildStatus) -> StepStatus:
         pod=build.pod,
         reason=build.reason,
         message=message,
+        created_at=build.created_at,
         started_at=build.started_at,
         finished_at=build.finished_at,
     )

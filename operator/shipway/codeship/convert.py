@@ -43,6 +43,8 @@ class Options:
     aes_key: bytes | None = field(default=None, repr=False)
     """The project's AES key (codeship.aes, see read_aes_key): encrypted variables become
     Secrets in Conversion.secrets; without it they need env_secrets, as before."""
+    source: Mapping[str, Any] | None = None
+    """spec.source: a git checkout or an upload; None leaves the workspace empty."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ def convert(
             env_secrets=options.env_secrets,
             aes_key=options.aes_key,
             pipeline_name=options.name,
+            has_source=options.source is not None,
         ),
     )
     services = converted.services
@@ -113,6 +116,8 @@ def convert(
     stepper = StepConverter(steps_source, defined, report)
     steps = stepper.convert(steps_doc)
     spec: dict[str, Any] = {"services": services, "steps": steps}
+    if options.source is not None:
+        spec["source"] = dict(options.source)
     ci = _ci(options, report)
     if ci:
         spec["ci"] = ci

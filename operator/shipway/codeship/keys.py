@@ -99,7 +99,8 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
         "volumes",
         M,
         "host:container[:ro] becomes a subPath of the pipeline's workspace claim; /path is an "
-        "anonymous volume of the service (the workspace starts empty: the checkout is not in it)",
+        "anonymous volume of the service; ./ is the checkout when the Pipeline has a source "
+        "(--git-url, --git-remote, or the upload of shipway run --dir)",
     ),
     KeyRule("volumes_from", M, "the other service's volumes, transitively (service:NAME too)"),
     KeyRule("links", M, "linked services run as sidecars of every step; name:alias kept"),

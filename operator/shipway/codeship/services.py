@@ -64,6 +64,9 @@ class ServiceOptions:
     pipeline_name: str = "codeship"
     """Prefix of the Secrets' names."""
 
+    has_source: bool = False
+    """The Pipeline gets a source (checkout or upload): ``./`` holds the project's files."""
+
 
 @dataclass(frozen=True)
 class ConvertedServices:
@@ -375,12 +378,17 @@ class _Service:
                 self.error(at, daemon.socket_message(host))
                 continue
             result.append(entry)
-            if host and not host.startswith(("/", "~")) and self.files.has_content(host):
+            if (
+                host
+                and not host.startswith(("/", "~"))
+                and not self.options.has_source
+                and self.files.has_content(host)
+            ):
                 self.warn(
                     at,
-                    f"{host} has files in the checkout, but the workspace starts empty: steps "
-                    f"see only what earlier steps wrote there (bake the files into the image "
-                    f"or write them in a first step)",
+                    f"{host} has files in the checkout, but without a source the workspace "
+                    f"starts empty: steps see only what earlier steps wrote there (give a "
+                    f"source: --git-url, --git-remote, or shipway run --dir, which uploads them)",
                 )
         return result
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
+from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
 from shipway.engine.manifests import PodOptions
 from shipway.engine.observe import START_GRACE_SECONDS
 from shipway.engine.planner import Settings
 from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
 from shipway.models.durations import parse_duration
+from shipway.spec.source import parse_quantity
 
 RESTRICTED: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
@@ -162,9 +164,11 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
     ``SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT`` names the ServiceAccount of step pods whose
     Pipeline sets no ``serviceAccountName``; ``SHIPWAY_STEP_TOLERATIONS`` (a JSON list of
     tolerations) and ``SHIPWAY_STEP_NODE_SELECTOR`` (a JSON object of labels) send every step
-    pod to a dedicated, possibly tainted, pool of nodes. ``SHIPWAY_PUSH_IMAGE`` (crane and
-    sh) and ``SHIPWAY_PUSH_CA_CONFIGMAP`` (a ConfigMap of every namespace whose ``ca.crt``
-    push pods trust) are how push steps run.
+    pod to a dedicated, possibly tainted, pool of nodes. ``SHIPWAY_GIT_IMAGE`` is the image of
+    checkout and upload pods (git, ssh and a shell); ``SHIPWAY_SOURCE_MAX_SIZE`` (a quantity,
+    default 2Gi) the largest file a checkout may write and the ceiling of ``git.maxSize``.
+    ``SHIPWAY_PUSH_IMAGE`` (crane and sh) and ``SHIPWAY_PUSH_CA_CONFIGMAP`` (a ConfigMap of
+    every namespace whose ``ca.crt`` push pods trust) are how push steps run.
     """
     restricted = flag(env, "SHIPWAY_RESTRICTED_PODS", default=False)
     account = env.get("SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT", "").strip()
@@ -173,11 +177,24 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
         default_service_account=account or None,
         tolerations=_tolerations(env.get("SHIPWAY_STEP_TOLERATIONS", "")),
         node_selector=_node_selector(env.get("SHIPWAY_STEP_NODE_SELECTOR", "")),
+        source=_source_settings(env),
         push=PushConfig(
             image=env.get("SHIPWAY_PUSH_IMAGE", "").strip() or DEFAULT_PUSH_IMAGE,
             ca_config_map=env.get("SHIPWAY_PUSH_CA_CONFIGMAP", "").strip() or None,
         ),
     )
+
+
+def _source_settings(env: Mapping[str, str]) -> SourceSettings:
+    image = env.get("SHIPWAY_GIT_IMAGE", "").strip() or DEFAULT_GIT_IMAGE
+    size = env.get("SHIPWAY_SOURCE_MAX_SIZE", "").strip()
+    try:
+        max_size = parse_quantity(size) if size else DEFAULT_MAX_SIZE
+    except ValueError as exc:
+        raise ConfigError(f"SHIPWAY_SOURCE_MAX_SIZE: {exc}") from None
+    if max_size < 1:
+        raise ConfigError("SHIPWAY_SOURCE_MAX_SIZE must be positive")
+    return SourceSettings(image=image, max_size=max_size)
 
 
 def _json_setting(name: str, value: str) -> Any:

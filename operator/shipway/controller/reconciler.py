@@ -151,7 +151,7 @@ class Reconciler:
         self.build_secrets = BuildSecrets(kube, self.settings.build)
         self.clock = clock
         self.memory: dict[Key, _Memory] = {}
-        self.compiled: dict[tuple[str, int], CompiledPipeline | InvalidSpecError] = {}
+        self.compiled: dict[tuple[str, int, str | None], CompiledPipeline | InvalidSpecError] = {}
         self.background: set[asyncio.Task[None]] = set()
 
     def forget(self, key: Key) -> None:
@@ -161,11 +161,18 @@ class Reconciler:
             for cache_key in [k for k in self.compiled if k[0] == memory.uid]:
                 del self.compiled[cache_key]
 
-    def _compile(self, snap: PipelineSnapshot) -> CompiledPipeline | InvalidSpecError:
-        key = (snap.uid, snap.generation)
+    def _compile(
+        self, snap: PipelineSnapshot, status: PipelineStatus
+    ) -> CompiledPipeline | InvalidSpecError:
+        """The spec compiled once per generation, and once more when a checkout has told
+        which branch or tag it is (the build tag of ``tag``/``exclude`` filters)."""
+        checked_out = status.source.tag or status.source.branch if status.source else None
+        key = (snap.uid, snap.generation, checked_out)
         if key not in self.compiled:
+            for stale in [k for k in self.compiled if k[:2] == key[:2]]:
+                del self.compiled[stale]
             try:
-                self.compiled[key] = compile_pipeline(snap.spec)
+                self.compiled[key] = compile_pipeline(snap.spec, checked_out)
             except InvalidSpecError as exc:
                 self.compiled[key] = exc
         return self.compiled[key]
@@ -243,7 +250,7 @@ class Reconciler:
         if status.phase.terminal:
             return await self._finish(snap, finished_plan(status, pods))
         urgency = _urgency(status, memory)
-        compiled = self._compile(snap)
+        compiled = self._compile(snap, status)
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
         for _ in range(3):  # creates rejected by admission fail their step; plan again
@@ -270,7 +277,8 @@ class Reconciler:
         memory.phase = result.status.phase
         if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
-            self.compiled.pop((snap.uid, snap.generation), None)
+            for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
+                del self.compiled[done]
         await self._finish(snap, result)
         if result.build_secret is False:
             await self.build_secrets.drop(snap.ref)
@@ -324,7 +332,7 @@ class Reconciler:
             if b.name not in memory.created
         ]
         manifests += [
-            (c.name, pod_manifest(snap.ref, compiled, c, node, self.options))
+            (c.name, pod_manifest(snap.ref, compiled, c, node, self.options, result.status.source))
             for c in result.create
             if c.name not in memory.created
         ]

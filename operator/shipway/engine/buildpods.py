@@ -353,6 +353,14 @@ class BuildResult:
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
+def summary(message: str | None) -> str:
+    """The one line that says why a build failed: BuildKit's last ``error:`` line (a client
+    wrapper's own diagnosis may follow it), else the last line."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or [""])[-1]
+
+
 def parse_result(message: str | None, succeeded: bool) -> BuildResult:
     """Read a build pod's termination message: JSON on success, BuildKit's lines otherwise."""
     text = (message or "").strip()

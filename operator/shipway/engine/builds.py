@@ -28,7 +28,7 @@ from shipway.engine.buildnames import (
     project_key,
     tag_for,
 )
-from shipway.engine.buildpods import BuildConfig, BuildToCreate, parse_result
+from shipway.engine.buildpods import BuildConfig, BuildToCreate, parse_result, summary
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, outcome
 from shipway.engine.reasons import StepReason
@@ -91,6 +91,8 @@ class BuildState:
     digest: str | None = None
     reason: str | None = None
     message: str | None = None
+    created_at: str | None = None
+    """When its pod was made (the build waits for a node and its image from then)."""
     started_at: str | None = None
     finished_at: str | None = None
     cached_steps: int | None = None
@@ -172,6 +174,7 @@ class Builds:
         if rec is not None:
             state.phase, state.pod, state.digest = rec.phase, rec.pod, rec.digest
             state.reason, state.message = rec.reason, rec.message
+            state.created_at = rec.created_at
             state.started_at, state.finished_at = rec.started_at, rec.finished_at
             state.cached_steps, state.total_steps = rec.cached_steps, rec.total_steps
             state.repository = rec.image or state.repository
@@ -189,10 +192,11 @@ class Builds:
                 state.phase, state.pod = StepPhase.PENDING, None
             return
         state.pod = name
-        state.started_at = state.started_at or pod.created_at
+        state.created_at = state.created_at or pod.created_at
         result = outcome(pod, self.now, self.start_grace)
         if result.recheck_after is not None:
             self.recheck.append(result.recheck_after)
+        state.started_at = result.started_at or state.started_at
         if result.phase == StepPhase.RUNNING:
             state.phase, state.live_pod = StepPhase.RUNNING, pod
             state.reason, state.message = result.reason, result.message
@@ -245,9 +249,8 @@ class Builds:
             self._refuse_if_unbuildable(state)
         for state in needed:
             if state.phase in (StepPhase.FAILED, StepPhase.CANCELLED, StepPhase.SKIPPED):
-                detail = (state.message or state.reason or "it failed").strip()
-                first = detail.splitlines()[-1] if detail else ""
-                return Gate.FAILED, f"the image of {state.service!r} was not built: {first}"[:1024]
+                why = summary(state.message) or state.reason or "it failed"
+                return Gate.FAILED, f"the image of {state.service!r} was not built: {why}"[:1024]
         if all(state.phase == StepPhase.SUCCEEDED for state in needed):
             return Gate.READY, None
         for state in needed:
@@ -288,7 +291,7 @@ class Builds:
                 )
             )
             state.phase, state.pod, state.start = StepPhase.RUNNING, name, True
-            state.started_at, state.reason, state.message = self.stamp, None, None
+            state.created_at, state.reason, state.message = self.stamp, None, None
         return tuple(creates)
 
     def _cache(self, build: ResolvedBuild) -> tuple[str | None, tuple[str, ...]]:
@@ -346,6 +349,7 @@ def _record(state: BuildState) -> BuildStatus:
         pod=state.pod,
         reason=state.reason,
         message=state.message,
+        created_at=state.created_at,
         started_at=state.started_at,
         finished_at=state.finished_at if state.phase.terminal else None,
         cached_steps=state.cached_steps,

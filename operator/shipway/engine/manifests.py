@@ -20,7 +20,10 @@ from typing import Any
 from shipway import GROUP, KIND, VERSION
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
+from shipway.engine.checkout import SourceSettings, secret_volume, task_title
+from shipway.engine.checkout import container as source_container
 from shipway.engine.cienv import ci_environment
+from shipway.engine.containers import WORKSPACE_VOLUME, probe, service_container
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
     ANNOTATION_STEP_NAME,
@@ -29,23 +32,16 @@ from shipway.engine.naming import (
     LABEL_PIPELINE,
     LABEL_STEP,
     MANAGED_BY,
-    container_name,
     host_names,
     pod_name,
     pvc_name,
 )
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.planner import PodToCreate
+from shipway.engine.prepare import SOURCE_TASK
 from shipway.engine.pushpods import PushConfig, push_pod_manifest
-from shipway.models import Healthcheck
-from shipway.models.durations import parse_duration
+from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.services import ResolvedService
-from shipway.spec.volumes import Mount
-
-WORKSPACE_VOLUME = "workspace"
-DEFAULT_CHECK_INTERVAL = 2.0
-DEFAULT_CHECK_RETRIES = 30
 
 
 @dataclass(frozen=True)
@@ -63,6 +59,8 @@ class PodOptions:
     """Every step pod's ``nodeSelector`` (e.g. to keep builds on that pool)."""
     push: PushConfig = field(default_factory=PushConfig)
     """How push steps' pods copy images (crane's image, the CA registries are trusted by)."""
+    source: SourceSettings = field(default_factory=SourceSettings)
+    """The checkout's image and size limit."""
 
 
 def owner_reference(ref: PipelineRef) -> Manifest:
@@ -92,83 +90,6 @@ def claim_manifest(ref: PipelineRef, compiled: CompiledPipeline) -> Manifest:
     if workspace.storageClassName is not None:
         spec["storageClassName"] = workspace.storageClassName
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
-
-
-def _probe(check: Healthcheck) -> Manifest | None:
-    if check.disable:
-        return None
-    test = check.test
-    if isinstance(test, str):
-        argv = ["/bin/sh", "-c", test]
-    elif test and test[0] == "NONE":
-        return None
-    elif test and test[0] == "CMD-SHELL":
-        argv = ["/bin/sh", "-c", " ".join(test[1:])]
-    elif test and test[0] == "CMD":
-        argv = list(test[1:])
-    else:
-        argv = list(test)
-    interval = parse_duration(check.interval) if check.interval else DEFAULT_CHECK_INTERVAL
-    timeout = parse_duration(check.timeout) if check.timeout else 5.0
-    grace = parse_duration(check.start_period) if check.start_period else 0.0
-    retries = check.retries or DEFAULT_CHECK_RETRIES
-    period = max(1, math.ceil(interval))
-    return {
-        "exec": {"command": argv},
-        "periodSeconds": period,
-        "timeoutSeconds": max(1, math.ceil(timeout)),
-        "failureThreshold": retries + math.ceil(grace / period),
-    }
-
-
-def _mounts(mounts: tuple[Mount, ...]) -> list[Manifest]:
-    result: list[Manifest] = []
-    for mount in mounts:
-        item: Manifest = {"name": WORKSPACE_VOLUME, "mountPath": mount.mount_path}
-        if mount.sub_path:
-            item["subPath"] = mount.sub_path
-        if mount.read_only:
-            item["readOnly"] = True
-        result.append(item)
-    return result
-
-
-def _resources(service: ResolvedService) -> Manifest | None:
-    if service.resources is None:
-        return None
-    dumped = service.resources.model_dump(exclude_none=True)
-    return {kind: {k: str(v) for k, v in values.items()} for kind, values in dumped.items()}
-
-
-def _container(
-    service: ResolvedService,
-    args: tuple[str, ...] | None,
-    env: list[tuple[str, str]],
-    options: PodOptions,
-    image: str | None = None,
-) -> Manifest:
-    container: Manifest = {"name": container_name(service.name), "image": image or service.image}
-    if service.entrypoint is not None:
-        container["command"] = list(service.entrypoint)
-    if args is not None:
-        container["args"] = list(args)
-    merged = dict(env)
-    merged.update(dict(service.environment))
-    container["env"] = [{"name": k, "value": v} for k, v in merged.items()]
-    if service.env_from:
-        container["envFrom"] = [
-            source.model_dump(exclude_none=True, by_alias=True) for source in service.env_from
-        ]
-    if service.working_dir:
-        container["workingDir"] = service.working_dir
-    if service.mounts:
-        container["volumeMounts"] = _mounts(service.mounts)
-    resources = _resources(service)
-    if resources:
-        container["resources"] = resources
-    if options.security_context:
-        container["securityContext"] = dict(options.security_context)
-    return container
 
 
 def _affinity(ref: PipelineRef, compiled: CompiledPipeline, node: str | None) -> Manifest | None:
@@ -204,29 +125,72 @@ def pod_manifest(
     create: PodToCreate,
     node: str | None = None,
     options: PodOptions | None = None,
+    source: SourceStatus | None = None,
 ) -> Manifest:
-    """The Pod running one attempt of one step."""
+    """The Pod running one attempt of one step (or the checkout, for the source task)."""
     options = options or PodOptions()
+    if create.step_id == SOURCE_TASK:
+        return _source_pod(ref, compiled, create, node, options)
     run = compiled.run(create.step_id)
     if run.push is not None:
-        return push_manifest(ref, compiled, create, node, options)
+        return push_manifest(ref, compiled, create, node, options, source)
     service = compiled.services[run.service]
-    env = ci_environment(ref, compiled)
+    env = ci_environment(ref, compiled, source)
     args = run.command if run.command is not None else service.command
     images = dict(create.images)  # built services run their image by digest
-    main = _container(service, args, env, options, images.get(service.name))
+    main = service_container(service, args, env, options.security_context, images.get(service.name))
     sidecars: list[Manifest] = []
     aliases: list[str] = []
     for link in service.links:
         linked = compiled.services[link.service]
-        sidecar = _container(linked, linked.command, env, options, images.get(link.service))
+        sidecar = service_container(
+            linked, linked.command, env, options.security_context, images.get(link.service)
+        )
         sidecar["restartPolicy"] = "Always"
-        if linked.healthcheck is not None and (probe := _probe(linked.healthcheck)):
-            sidecar["startupProbe"] = probe
+        if linked.healthcheck is not None and (check := probe(linked.healthcheck)):
+            sidecar["startupProbe"] = check
         sidecars.append(sidecar)
         for name in (*host_names(link.service), *link.aliases):
             if name not in aliases:
                 aliases.append(name)
+    spec = _pod_spec(ref, compiled, create, node, options, main)
+    pull = _pull_secrets(compiled, run.pull_secret)
+    if pull:
+        spec["imagePullSecrets"] = pull
+    if sidecars:
+        spec["initContainers"] = sidecars
+    if aliases:
+        spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": aliases}]
+    return _pod(ref, create, run.name, main, spec)
+
+
+def _source_pod(
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    create: PodToCreate,
+    node: str | None,
+    options: PodOptions,
+) -> Manifest:
+    """The checkout (or upload receiver) pod: the git image, the claim, maybe the Secret."""
+    source = compiled.source
+    assert source is not None
+    main = source_container(source, options.source, options.security_context)
+    spec = _pod_spec(ref, compiled, create, node, options, main)
+    secret = secret_volume(source)
+    if secret is not None:
+        spec["volumes"].append(secret)
+    return _pod(ref, create, task_title(source), main, spec)
+
+
+def _pod_spec(
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    create: PodToCreate,
+    node: str | None,
+    options: PodOptions,
+    main: Manifest,
+) -> Manifest:
+    """What every pod of a pipeline shares: no token, the claim, the node, the deadline."""
     spec: Manifest = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -238,16 +202,9 @@ def pod_manifest(
         spec["volumes"] = [
             {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": pvc_name(ref.name)}}
         ]
-    if sidecars:
-        spec["initContainers"] = sidecars
-    if aliases:
-        spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": aliases}]
     account = compiled.spec.serviceAccountName or options.default_service_account
     if account:
         spec["serviceAccountName"] = account
-    pull = _pull_secrets(compiled, run.pull_secret)
-    if pull:
-        spec["imagePullSecrets"] = pull
     if create.active_deadline is not None:
         spec["activeDeadlineSeconds"] = create.active_deadline
     affinity = _affinity(ref, compiled, node)
@@ -257,6 +214,12 @@ def pod_manifest(
         spec["nodeSelector"] = dict(options.node_selector)
     if options.tolerations:
         spec["tolerations"] = [dict(t) for t in options.tolerations]
+    return spec
+
+
+def _pod(
+    ref: PipelineRef, create: PodToCreate, title: str, main: Manifest, spec: Manifest
+) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -270,7 +233,7 @@ def pod_manifest(
                 LABEL_MANAGED_BY: MANAGED_BY,
             },
             "annotations": {
-                ANNOTATION_STEP_NAME: run.name,
+                ANNOTATION_STEP_NAME: title,
                 ANNOTATION_DEFAULT_CONTAINER: main["name"],
             },
             "ownerReferences": [owner_reference(ref)],
@@ -291,6 +254,7 @@ def push_manifest(
     create: PodToCreate,
     node: str | None = None,
     options: PodOptions | None = None,
+    source: SourceStatus | None = None,
 ) -> Manifest:
     """The Pod of one attempt of a push step (see :mod:`shipway.engine.pushpods`)."""
     options = options or PodOptions()
@@ -304,8 +268,9 @@ def push_manifest(
     if name is not None:
         service = compiled.services[name]
         images = dict(create.images)
-        container = _container(
-            service, None, ci_environment(ref, compiled), options, images.get(name)
+        env = ci_environment(ref, compiled, source)
+        container = service_container(
+            service, None, env, options.security_context, images.get(name)
         )
         generator = (name, container)
         if service.mounts:
@@ -344,11 +309,13 @@ def push_manifest(
 
 
 def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest]:
-    """The claim and one first-attempt pod per enabled step: what ``shipway render`` prints.
-
-    Push steps are left out: what they copy is only known once their image is built.
-    """
+    """The claim, the source's pod and one first-attempt pod per enabled step: what
+    ``shipway render`` prints. Push steps are left out: what they copy is only known once
+    their image is built."""
     manifests = [claim_manifest(ref, compiled)] if compiled.uses_workspace else []
+    if compiled.source is not None:
+        name = pod_name(ref.name, SOURCE_TASK, task_title(compiled.source), 0)
+        manifests.append(pod_manifest(ref, compiled, PodToCreate(SOURCE_TASK, 0, name)))
     for run in compiled.runs:
         if not run.enabled or run.push is not None:
             continue

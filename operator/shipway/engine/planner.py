@@ -25,6 +25,7 @@ from shipway.engine.buildpods import BuildConfig, BuildToCreate
 from shipway.engine.builds import Builds, Gate
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import START_GRACE_SECONDS, PodView, format_time, parse_time
+from shipway.engine.prepare import SOURCE_TASK, Preparation
 from shipway.engine.pushes import push_target
 from shipway.engine.pushpods import PushTarget
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
@@ -40,6 +41,7 @@ from shipway.engine.walk import Result, Walk
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.errors import InvalidSpecError
+from shipway.spec.source import GitCheckout
 
 __all__ = [
     "BuildToCreate",
@@ -102,6 +104,8 @@ def finished_plan(status: PipelineStatus, pods: Sequence[PodView]) -> Plan:
         step = known.get(pod.step_id)
         if step is not None and step.pod == pod.name:
             continue
+        if status.source is not None and status.source.pod == pod.name:
+            continue
         if any(build.pod == pod.name for build in status.builds):
             continue
         action = halt(pod)
@@ -130,6 +134,16 @@ class _Planner:
         self.now = now
         self.stamp = format_time(now)
         self.steps = Steps(ref, compiled.runs, status, pods, now, settings.start_grace, rejected)
+        self.prep = Preparation(
+            ref,
+            compiled.source,
+            status,
+            self.steps.pods_by_step.get(SOURCE_TASK, {}),
+            now,
+            settings.start_grace,
+            rejected,
+        )
+        source = compiled.source
         self.builds = Builds(
             ref,
             compiled,
@@ -139,7 +153,8 @@ class _Planner:
             settings.start_grace,
             rejected,
             settings.build,
-            branch=compiled.spec.ci.branch,
+            git_url=source.url if isinstance(source, GitCheckout) else None,
+            branch=compiled.spec.ci.branch or (status.source.branch if status.source else None),
         )
 
     def _deadline(self) -> float | None:
@@ -152,31 +167,52 @@ class _Planner:
         previous = self.status
         if previous.phase.terminal:
             return finished_plan(previous, self.pods)
-        steps, builds = self.steps, self.builds
+        steps, prep, builds = self.steps, self.prep, self.builds
         halted = steps.halted()
         remaining = self._deadline()
         stopping: tuple[PipelinePhase, str] | None = None
         if self.compiled.spec.cancel:
             why = "the pipeline was cancelled"
             steps.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
+            prep.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             builds.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             stopping = (PipelinePhase.CANCELLED, why)
         elif remaining is not None and remaining <= 0:
             why = f"the pipeline ran longer than its timeout ({self.compiled.spec.timeout})"
             steps.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
+            prep.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             builds.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             stopping = (PipelinePhase.FAILED, why)
-        walk = Walk(steps.by_id, halted, stopping is not None, self._gate, self.compiled.spec.push)
+        unprepared = prep.failed()
+        # Steps wait for the preparation (the checkout), then each for the images it runs;
+        # nothing starts after the checkout failed.
+        walk = Walk(
+            steps.by_id,
+            halted,
+            stopping is not None or not prep.ready(),
+            self._gate,
+            self.compiled.spec.push,
+        )
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
             steps.recheck.append(remaining)
         creates = self._creates(remaining)
-        build_creates = builds.plan_starts(remaining, eager=not halted) if not stopping else ()
+        task = prep.plan_start(remaining) if stopping is None else None
+        if task is not None:
+            assert task.pod is not None
+            creates = (PodToCreate(task.id, 0, task.pod, task.deadline), *creates)
+        # Builds start once the checkout is in place, all together (they run in parallel).
+        building = stopping is None and prep.ready()
+        build_creates = builds.plan_starts(remaining, eager=not halted) if building else ()
         message: str | None
         if stopping is not None:
             phase, message = stopping
+        elif unprepared is not None:
+            phase = PipelinePhase.FAILED
+            detail = unprepared.message or unprepared.reason or "it failed"
+            message = f"{unprepared.title} failed: {detail}"[:1024]
         elif root in (Result.ACTIVE, Result.WAITING) and (
-            creates or steps.any_running() or builds.busy()
+            creates or steps.any_running() or prep.active() or builds.busy()
         ):
             phase, message = PipelinePhase.RUNNING, None
         elif root == Result.SUCCEEDED or root == Result.SKIPPED:
@@ -188,7 +224,8 @@ class _Planner:
         if phase.terminal:
             builds.end_unneeded()
         # A step failed by its build during the walk halts the rest as any failure does.
-        self._mark_skipped(walk.skip, halted or steps.halted(), phase.terminal)
+        halted = halted or steps.halted()
+        self._mark_skipped(walk.skip, halted, phase.terminal, unprepared is not None)
         node = pinned_node(previous, self.compiled.pinned, steps.pods_by_step)
         status = pipeline_status(
             self.ref,
@@ -198,14 +235,15 @@ class _Planner:
             message,
             self.stamp,
             node,
+            prep.source_status(),
             builds.statuses(),
         )
-        recheck = steps.recheck + builds.recheck
+        recheck = steps.recheck + prep.recheck + builds.recheck
         return Plan(
             status=status,
             create=creates,
-            stop=tuple(dict.fromkeys(steps.stop + builds.stop)),
-            delete=tuple(dict.fromkeys(steps.delete + builds.delete)),
+            stop=tuple(dict.fromkeys(steps.stop + prep.stop + builds.stop)),
+            delete=tuple(dict.fromkeys(steps.delete + prep.delete + builds.delete)),
             events=tuple(diff_events(previous, status)),
             requeue_after=(min(recheck) if recheck and not phase.terminal else None),
             ensure_claim=bool(creates or build_creates) and self.compiled.uses_workspace,
@@ -232,13 +270,15 @@ class _Planner:
 
     def _push_target(self, step: StepState) -> tuple[PushTarget | None, str | None]:
         image = dict(self.builds.images(step.run)).get(step.run.service)
-        return push_target(self.ref, self.compiled, step.run, image)
+        return push_target(self.ref, self.compiled, step.run, image, self.status.source)
 
-    def _mark_skipped(self, skip: Mapping[str, str], halted: bool, finished: bool) -> None:
+    def _mark_skipped(
+        self, skip: Mapping[str, str], halted: bool, finished: bool, unprepared: bool
+    ) -> None:
         for step in self.steps.values():
             if step.phase != StepPhase.PENDING or step.start:
                 continue
-            reason = skip.get(step.run.id)
+            reason = StepReason.SOURCE_FAILED if unprepared else skip.get(step.run.id)
             if reason is None and halted and step.run.on_fail_of is None:
                 reason = StepReason.PREVIOUS_STEP_FAILED
             if reason is None and finished:
@@ -260,7 +300,7 @@ class _Planner:
                 continue  # its image is gone from the status: the gate fails it next time
             creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images, target))
             step.phase, step.pod = StepPhase.RUNNING, name
-            step.started_at = step.started_at if step.attempt else self.stamp
+            step.created_at, step.started_at = self.stamp, None
             if not step.attempt:
                 step.reason, step.message = None, None
         return tuple(creates)

@@ -11,21 +11,29 @@ from shipway.engine.cienv import ci_environment
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import parse_time
 from shipway.engine.pushpods import PushTarget
+from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.templates import TemplateError, as_tag, render, values_from
 from shipway.spec.tree import RunNode
 
 
 def push_target(
-    ref: PipelineRef, compiled: CompiledPipeline, run: RunNode, image: str | None
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    run: RunNode,
+    image: str | None,
+    source: SourceStatus | None = None,
 ) -> tuple[PushTarget | None, str | None]:
-    """Where ``run`` pushes ``image`` (``repository@digest``), or why it cannot."""
+    """Where ``run`` pushes ``image`` (``repository@digest``), or why it cannot.
+
+    ``source``: what the checkout found (the commit of ``{{ .CommitID }}``, the branch).
+    """
     push = run.push
     assert push is not None, f"step {run.id} is not a push step"
     if image is None or "@" not in image:
         return None, f"the image of {push.service!r} has not been built"
     values = values_from(
-        dict(ci_environment(ref, compiled)),
+        dict(ci_environment(ref, compiled, source)),
         build_tag=compiled.build_tag,
         step_name=run.name,
         service=push.service,

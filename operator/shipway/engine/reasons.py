@@ -37,6 +37,8 @@ class StepReason(StrEnum):
     """The registry refused the push (its answer in the message), or its credentials failed."""
     INVALID_IMAGE_TAG = "InvalidImageTag"
     """A push step's image_tag rendered to nothing usable in this build."""
+    SOURCE_FAILED = "SourceFailed"
+    """The checkout or upload failed: no step ran."""
 
 
 class PipelineReason(StrEnum):
@@ -57,6 +59,8 @@ class EventReason(StrEnum):
     STEP_SUCCEEDED = "StepSucceeded"
     STEP_FAILED = "StepFailed"
     STEP_CANCELLED = "StepCancelled"
+    SOURCE_READY = "SourceReady"
+    SOURCE_FAILED = "SourceFailed"
     INVALID_SPEC = "InvalidSpec"
     BUILD_SUCCEEDED = "BuildSucceeded"
     BUILD_FAILED = "BuildFailed"

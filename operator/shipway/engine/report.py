@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from shipway.engine.buildpods import summary
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
 from shipway.engine.reasons import EventReason, PipelineReason
@@ -19,9 +20,12 @@ from shipway.models import (
     Condition,
     PipelinePhase,
     PipelineStatus,
+    SourceStatus,
     StepPhase,
     StepStatus,
 )
+
+SOURCE_TITLES = {"git": "checkout", "upload": "upload"}
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,7 @@ def step_status(step: StepState) -> StepStatus:
         exit_code=step.exit_code,
         reason=step.reason,
         message=step.message,
+        created_at=step.created_at,
         started_at=step.started_at,
         finished_at=step.finished_at if step.phase.terminal else None,
         image=step.image,
@@ -76,6 +81,7 @@ def pipeline_status(
     message: str | None,
     stamp: str,
     node: str | None,
+    source: SourceStatus | None = None,
     builds: Sequence[BuildStatus] = (),
 ) -> PipelineStatus:
     """The status to write: the phase, progress, running steps and every step's state.
@@ -87,8 +93,12 @@ def pipeline_status(
     done = sum(1 for s in regular if s.phase.terminal) + sum(1 for b in builds if b.phase.terminal)
     running = [f"build {b.service}" for b in builds if b.phase == StepPhase.RUNNING]
     running += [s.name for s in entries if s.phase == StepPhase.RUNNING]
+    if source is not None and source.phase == StepPhase.RUNNING:
+        running.insert(0, SOURCE_TITLES.get(source.kind, source.kind))
     started_at = previous.started_at
-    if started_at is None and (any(s.pod for s in entries) or any(b.pod for b in builds)):
+    if started_at is None and (
+        any(s.pod for s in entries) or any(b.pod for b in builds) or (source and source.pod)
+    ):
         started_at = stamp
     finished = phase.terminal
     return PipelineStatus(
@@ -102,6 +112,7 @@ def pipeline_status(
         observed_generation=ref.generation,
         conditions=[succeeded_condition(previous, phase, message, stamp, ref)],
         steps=entries,
+        source=source,
         builds=list(builds),
     )
 
@@ -137,11 +148,30 @@ def succeeded_condition(
     )
 
 
-def _duration(step: StepStatus | BuildStatus) -> str:
+def _duration(step: StepStatus | SourceStatus | BuildStatus) -> str:
     start, end = parse_time(step.started_at), parse_time(step.finished_at)
     if start is None or end is None:
         return ""
     return f" in {max(timedelta(0), end - start).total_seconds():.0f}s"
+
+
+def _source_events(old: SourceStatus | None, new: SourceStatus | None) -> list[EventToEmit]:
+    """The checkout's (or upload's) end: one Event, like a step's."""
+    if new is None or (old is not None and old.phase == new.phase):
+        return []
+    title = SOURCE_TITLES.get(new.kind, new.kind)
+    if new.phase == StepPhase.SUCCEEDED:
+        if new.kind == "git":
+            what = f"checked out {(new.commit or '')[:12]}"
+            what += f" ({new.branch or new.tag})" if new.branch or new.tag else ""
+        else:
+            what = f"received {new.files or 0} files ({new.bytes or 0} bytes)"
+        return [EventToEmit("Normal", EventReason.SOURCE_READY, f"{what}{_duration(new)}")]
+    if new.phase == StepPhase.FAILED and new.pod is not None:
+        detail = new.message or new.reason or ""
+        message = f"{title} failed: {detail}"[:1024]
+        return [EventToEmit("Warning", EventReason.SOURCE_FAILED, message)]
+    return []
 
 
 _PIPELINE_EVENTS = {
@@ -168,7 +198,7 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         and (s.id not in before or before[s.id].pod != s.pod)
         and s.pod is not None
     ]
-    events = build_events(old, new)
+    events = _source_events(old.source, new.source) + build_events(old, new)
     for step in new.steps:
         was = before.get(step.id)
         if not step.phase.terminal or step.phase == StepPhase.SKIPPED or step.pod is None:
@@ -236,13 +266,12 @@ def build_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         elif build.phase == StepPhase.FAILED or (
             build.phase == StepPhase.CANCELLED and build.pod is not None
         ):
-            lines = (build.message or build.reason or "").strip().splitlines()
             events.append(
                 EventToEmit(
                     "Warning",
                     EventReason.BUILD_FAILED,
                     f"build of {build.service!r} {build.phase.value.lower()}: "
-                    f"{lines[-1] if lines else ''}"[:1024],
+                    f"{summary(build.message) or build.reason or ''}"[:1024],
                 )
             )
     return events

@@ -31,7 +31,11 @@ class StepState:
     exit_code: int | None = None
     reason: str | None = None
     message: str | None = None
+    created_at: str | None = None
+    """When the current attempt's pod was created."""
     started_at: str | None = None
+    """When its container started: known once it has ended (a running container's start
+    would cost a status write of its own)."""
     finished_at: str | None = None
     attempts: list[StepAttempt] = field(default_factory=list)
     image: str | None = None
@@ -90,7 +94,9 @@ def recorded(status: PipelineStatus) -> dict[str, StepStatus]:
     return {step.id: step for step in status.steps}
 
 
-def _attempt_record(attempt: int, name: str, result: Outcome) -> StepAttempt:
+def _attempt_record(
+    attempt: int, name: str, result: Outcome, created_at: str | None
+) -> StepAttempt:
     return StepAttempt(
         attempt=attempt,
         pod=name,
@@ -98,6 +104,7 @@ def _attempt_record(attempt: int, name: str, result: Outcome) -> StepAttempt:
         exit_code=result.exit_code,
         reason=result.reason,
         message=result.message,
+        created_at=created_at,
         started_at=result.started_at,
         finished_at=result.finished_at,
     )
@@ -150,6 +157,7 @@ class Steps:
         if rec is not None:
             step.phase, step.attempt, step.pod = rec.phase, rec.attempt, rec.pod
             step.exit_code, step.reason, step.message = rec.exit_code, rec.reason, rec.message
+            step.created_at = rec.created_at
             step.started_at, step.finished_at = rec.started_at, rec.finished_at
             step.attempts = list(rec.attempts)
             step.image, step.digest = rec.image, rec.digest
@@ -164,7 +172,7 @@ class Steps:
             old = pods.get(attempt)
             if attempt not in known and old is not None:
                 result = outcome(old, self.now, self.start_grace)
-                step.attempts.append(_attempt_record(attempt, old.name, result))
+                step.attempts.append(_attempt_record(attempt, old.name, result, old.created_at))
         step.attempts.sort(key=lambda a: a.attempt)
         while True:
             name = self.name(run, step.attempt)
@@ -193,7 +201,7 @@ class Steps:
                     return step
             else:
                 step.pod = name
-                step.started_at = step.started_at or pod.created_at
+                step.created_at = step.created_at or pod.created_at
                 result = outcome(pod, self.now, self.start_grace)
                 if result.recheck_after is not None:
                     self.recheck.append(result.recheck_after)
@@ -204,9 +212,11 @@ class Steps:
             if result.stop:
                 self.stop_if_live(pod)
             if result.phase == StepPhase.FAILED and step.attempt < run.retries:
-                step.attempts.append(_attempt_record(step.attempt, name, result))
+                created = step.created_at or (pod.created_at if pod else None)
+                step.attempts.append(_attempt_record(step.attempt, name, result, created))
                 step.attempt += 1
                 step.phase, step.pod, step.exit_code = StepPhase.RUNNING, None, None
+                step.created_at = step.started_at = None
                 if step.attempt in pods:
                     continue
                 self._retry(step, pod)

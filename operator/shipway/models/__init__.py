@@ -1,6 +1,7 @@
 """Pydantic models of the Pipeline resource: the one schema source."""
 
 from shipway.models.build import Build, BuildSecretSource
+from shipway.models.source import GitSource, Source, UploadSource
 from shipway.models.spec import (
     CIContext,
     EnvFromSource,
@@ -17,6 +18,8 @@ from shipway.models.status import (
     Condition,
     PipelinePhase,
     PipelineStatus,
+    PrepStatus,
+    SourceStatus,
     StepAttempt,
     StepPhase,
     StepStatus,
@@ -29,16 +32,21 @@ __all__ = [
     "CIContext",
     "Condition",
     "EnvFromSource",
+    "GitSource",
     "Healthcheck",
     "LocalObjectRef",
     "PipelinePhase",
     "PipelineSpec",
     "PipelineStatus",
+    "PrepStatus",
     "ResourceRequirements",
     "Service",
+    "Source",
+    "SourceStatus",
     "Step",
     "StepAttempt",
     "StepPhase",
     "StepStatus",
+    "UploadSource",
     "Workspace",
 ]

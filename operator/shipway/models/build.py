@@ -9,27 +9,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
 
-UNION_SCHEMA_NOTE = "x-shipway-union"
+from shipway.models.base import UNION_SCHEMA_NOTE, K8sName, Strict
 
 RelativePath = Annotated[str, StringConstraints(min_length=1, max_length=1024)]
-K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True)
-
-
-class SecretName(_Strict):
+class SecretName(Strict):
     """A Secret of the Pipeline's namespace."""
 
-    name: Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)] = Field(
-        description="Name of the Secret in the Pipeline's namespace."
-    )
+    name: K8sName = Field(description="Name of the Secret in the Pipeline's namespace.")
 
 
-class BuildSecretSource(_Strict):
+class BuildSecretSource(Strict):
     """A Secret whose keys the build reads as BuildKit secrets."""
 
     secretRef: SecretName = Field(  # noqa: N815
@@ -37,7 +30,7 @@ class BuildSecretSource(_Strict):
     )
 
 
-class Build(_Strict):
+class Build(Strict):
     """How to build the service's image (codeship-services.yml ``build``).
 
     The image is built by BuildKit from the pipeline's checkout (``spec.source``) and pushed

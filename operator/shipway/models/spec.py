@@ -11,15 +11,21 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
-from shipway.models.build import UNION_SCHEMA_NOTE, Build, RelativePath, SecretName
-from shipway.models.durations import DURATION_PATTERN
+from shipway.models.base import (
+    K8S_NAME_PATTERN,
+    QUANTITY_PATTERN,
+    UNION_SCHEMA_NOTE,
+    Duration,
+    K8sName,
+    Strict,
+)
+from shipway.models.build import Build, RelativePath, SecretName
+from shipway.models.source import Source
 
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
-K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
-QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 
 MAX_STEPS_PER_LIST = 200
 MAX_STEP_DEPTH = 4
@@ -27,10 +33,8 @@ MAX_STEP_DEPTH = 4
 as-is by the API server and checked by the operator (CRD schemas cannot be recursive)."""
 
 ServiceName = Annotated[str, StringConstraints(pattern=SERVICE_NAME_PATTERN, max_length=63)]
-Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)]
 ShortText = Annotated[str, StringConstraints(max_length=253)]
 LongText = Annotated[str, StringConstraints(max_length=4096)]
-K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)]
 
 StringOrList = str | list[Annotated[str, StringConstraints(max_length=32768)]]
 """Codeship accepts a command as one string (split like a shell would) or as a list."""
@@ -45,8 +49,7 @@ def _union(description: str) -> dict[str, Any]:
     return {UNION_SCHEMA_NOTE: True, "description": description}
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True, strict=True)
+_Strict = Strict
 
 
 class Healthcheck(_Strict):
@@ -100,22 +103,11 @@ class EnvFromSource(_Strict):
 
 
 class Service(_Strict):
-    """A Codeship service: a container definition, started fresh for every step that uses it."""
+    """A Codeship service: a container definition, started fresh for every step that uses it.
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.image) || has(self.build)",
-                    "message": "a service needs image or build",
-                },
-            ]
-        },
-    )
+    It needs ``image`` or ``build``: checked by the operator, since CEL cannot see ``build``
+    (a string or a map, so untyped in the CRD).
+    """
 
     image: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
         None,
@@ -303,7 +295,8 @@ class Step(_Strict):
 class Workspace(_Strict):
     """The PersistentVolumeClaim shared by every step: volumes are subPaths of it.
 
-    Created when a service mounts a volume; a pipeline that mounts nothing has no claim.
+    Created when a service mounts a volume or the pipeline has a source; otherwise there is
+    no claim.
     """
 
     size: Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)] = Field(
@@ -356,6 +349,7 @@ class CIContext(_Strict):
 IMMUTABLE_SPEC_FIELDS = (
     "services",
     "steps",
+    "source",
     "workspace",
     "ci",
     "serviceAccountName",
@@ -422,6 +416,11 @@ class PipelineSpec(_Strict):
         min_length=1,
         max_length=MAX_STEPS_PER_LIST,
         description="Steps as in codeship-steps.yml; the list runs in order (serial).",
+    )
+    source: Source | None = Field(
+        None,
+        description="The files the pipeline works on (a git checkout or an upload), placed at "
+        "the root of the workspace before the first step; without it the workspace starts empty.",
     )
     workspace: Workspace = Field(
         default_factory=Workspace, description="The shared PersistentVolumeClaim."

@@ -53,6 +53,7 @@ class StepAttempt(_Status):
     exit_code: int | None = Field(None, description="Exit code of the step's container.")
     reason: str | None = Field(None, description="Why it ended, e.g. Error, DeadlineExceeded.")
     message: str | None = Field(None, description="Details.")
+    created_at: str | None = Field(None, description="When its pod was created.")
     started_at: str | None = Field(None, description="When the container started.")
     finished_at: str | None = Field(None, description="When it ended.")
 
@@ -73,7 +74,14 @@ class StepStatus(_Status):
     exit_code: int | None = Field(None, description="Exit code of the step's container.")
     reason: str | None = Field(None, description="Why the step is in its phase.")
     message: str | None = Field(None, description="Details, e.g. the kubelet's message.")
-    started_at: str | None = Field(None, description="When the step's container started.")
+    created_at: str | None = Field(
+        None, description="When the current attempt's pod was created (the step was started)."
+    )
+    started_at: str | None = Field(
+        None,
+        description="When the step's container started, once known (from then on it ran; "
+        "before, it waited for its claim, node, image and linked services).",
+    )
     finished_at: str | None = Field(None, description="When the step ended.")
     image: str | None = Field(None, description="Push steps: the reference pushed (name:tag).")
     digest: str | None = Field(
@@ -84,18 +92,42 @@ class StepStatus(_Status):
     )
 
 
-class BuildStatus(_Status):
-    """One service's image build: its pod, result and the digest every pod of it runs."""
+class PrepStatus(_Status):
+    """Work done in a pod before the steps that need it: the checkout (later, image builds)."""
+
+    phase: StepPhase = Field(StepPhase.PENDING, description="Pending, Running, Succeeded, ...")
+    pod: str | None = Field(None, description="The pod doing the work.")
+    reason: str | None = Field(None, description="Why it is in its phase.")
+    message: str | None = Field(None, description="Details, e.g. git's own error message.")
+    created_at: str | None = Field(None, description="When its pod was created.")
+    started_at: str | None = Field(None, description="When its container started, once known.")
+    finished_at: str | None = Field(None, description="When it ended.")
+
+
+class SourceStatus(PrepStatus):
+    """The checkout (or upload) that fills the workspace before the first step."""
+
+    kind: str = Field(description="git or upload.")
+    commit: str | None = Field(None, description="The commit checked out.")
+    branch: str | None = Field(None, description="The branch checked out, if any.")
+    tag: str | None = Field(None, description="The tag checked out, if any.")
+    commit_message: str | None = Field(None, description="The commit's message (shortened).")
+    committer_name: str | None = Field(None, description="The commit's committer.")
+    committer_email: str | None = Field(None, description="The committer's email address.")
+    repo_name: str | None = Field(None, description="The repository's name, from its URL.")
+    files: int | None = Field(None, description="Files received (uploads).")
+    bytes: int | None = Field(None, description="Bytes received (uploads).")
+
+
+class BuildStatus(PrepStatus):
+    """One service's image build: its result and the digest every pod of the service runs.
+
+    On failure ``message`` holds BuildKit's own error lines.
+    """
 
     service: str = Field(description="The service whose image is built.")
-    phase: StepPhase = Field(StepPhase.PENDING, description="Pending, Running, Succeeded, ...")
     image: str | None = Field(None, description="Repository the image is pushed to.")
     digest: str | None = Field(None, description="The pushed image's digest (sha256:...).")
-    pod: str | None = Field(None, description="Pod running the build.")
-    reason: str | None = Field(None, description="Why the build is in its phase.")
-    message: str | None = Field(None, description="Details: BuildKit's error lines on failure.")
-    started_at: str | None = Field(None, description="When the build's pod was created.")
-    finished_at: str | None = Field(None, description="When the build ended.")
     cached_steps: int | None = Field(None, description="Build steps served from the cache.")
     total_steps: int | None = Field(None, description="Build steps in all.")
 
@@ -125,6 +157,9 @@ class PipelineStatus(_Status):
     )
     observed_generation: int | None = Field(None, description="Spec generation last acted on.")
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
+    source: SourceStatus | None = Field(
+        None, description="The checkout or upload done before the first step."
+    )
     steps: list[StepStatus] = Field(default_factory=list, description="Every run step.")
     builds: list[BuildStatus] = Field(
         default_factory=list, description="Image builds of services with build."

@@ -17,6 +17,7 @@ from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
 from shipway.spec.filters import build_tag
 from shipway.spec.push import Credentials
 from shipway.spec.services import ResolvedService, resolve_services
+from shipway.spec.source import CompiledSource, compile_source, source_revision
 from shipway.spec.tree import GroupNode, RunNode, compile_steps
 
 
@@ -30,18 +31,21 @@ class CompiledPipeline:
     runs: tuple[RunNode, ...]
     build_tag: str
     timeout: float | None
+    source: CompiledSource | None = None
+    """Where the workspace's files come from; None: it starts empty."""
 
     def run(self, step_id: str) -> RunNode:
         return self.runs[int(step_id) - 1]
 
     @property
     def uses_workspace(self) -> bool:
-        """Some service mounts a volume or builds from the checkout: only then is there a claim.
+        """Some service mounts a volume, or there is a source to put somewhere (and build
+        from): only then does the pipeline get a claim.
 
         A pipeline that shares no files needs no storage: no claim to create and bind, and
         its pods can go to any node.
         """
-        return any(service.mounts or service.build for service in self.services.values())
+        return self.source is not None or any(s.mounts for s in self.services.values())
 
     @property
     def pinned(self) -> bool:
@@ -106,16 +110,34 @@ def _mis_encoded(node: Any, where: str) -> list[FieldError]:
     return []
 
 
-def compile_pipeline(raw: Any) -> CompiledPipeline:
-    """Parse and check a Pipeline spec completely; raise InvalidSpecError with every problem."""
+def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeline:
+    """Parse and check a Pipeline spec completely; raise InvalidSpecError with every problem.
+
+    ``checked_out`` is the branch or tag a checkout found: the build tag when ``spec.ci``
+    names none (before the checkout, a git source's ``revision`` unless it is a commit id).
+    """
     raise_if_any(_mis_encoded(raw, "spec"))
     spec = parse_spec(raw)
     services, errors = resolve_services(spec.services)
-    tag = build_tag(spec.ci)
+    tag = build_tag(spec.ci, checked_out or source_revision(spec.source))
     root, runs, step_errors = compile_steps(
         spec.steps, spec.services, tag, Credentials(secret=spec.dockercfgSecret)
     )
     errors.extend(step_errors)
+    source, source_errors = compile_source(spec.source)
+    errors.extend(source_errors)
+    if spec.source is None:
+        # Without a source the workspace starts empty: nothing to build from.
+        errors.extend(
+            FieldError(
+                f"spec.services.{name}.build",
+                "a build needs the project's files: set spec.source (a git checkout, or an "
+                "upload: shipway run --dir uploads the directory; shipway convert takes "
+                "--git-url, --git-remote or --upload)",
+            )
+            for name, service in spec.services.items()
+            if service.build is not None
+        )
     timeout = None
     if spec.timeout is not None:
         try:
@@ -132,4 +154,5 @@ def compile_pipeline(raw: Any) -> CompiledPipeline:
         runs=runs,
         build_tag=tag,
         timeout=timeout,
+        source=source,
     )

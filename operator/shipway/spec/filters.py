@@ -7,9 +7,10 @@ import re
 from shipway.models import CIContext
 
 
-def build_tag(ci: CIContext) -> str:
-    """The name filters match against: the git tag being built, else the branch."""
-    return ci.tag or ci.branch or ""
+def build_tag(ci: CIContext, checked_out: str | None = None) -> str:
+    """The name filters match against: the git tag being built, else the branch, else what
+    the source checks out."""
+    return ci.tag or ci.branch or checked_out or ""
 
 
 def is_regex(pattern: str) -> bool:
