@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
+from shipway.codeship.dockercfg import Dockercfgs
 from shipway.codeship.issues import ConversionError, ConversionWarning
 from shipway.codeship.jetcrypt import JetCryptError, parse_key
 from shipway.codeship.report import Report
@@ -45,6 +46,9 @@ class Options:
     Secrets in Conversion.secrets; without it they need env_secrets, as before."""
     source: Mapping[str, Any] | None = None
     """spec.source: a git checkout or an upload; None leaves the workspace empty."""
+    dockercfg_secret: str | None = None
+    """A dockerconfigjson Secret standing in for every encrypted_dockercfg_path and
+    dockercfg_service (``--dockercfg-secret``)."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +56,9 @@ class Conversion:
     manifest: dict[str, Any]
     warnings: tuple[ConversionWarning, ...]
     secrets: tuple[dict[str, Any], ...] = field(default=(), repr=False)
-    """Secret manifests holding decrypted variables (only with Options.aes_key), referenced by
-    the Pipeline's envFrom: create them with the Pipeline, owned by it. Plaintext: never log."""
+    """Secret manifests holding decrypted variables and registry credentials (only with
+    Options.aes_key), referenced by the Pipeline (envFrom, build.argsFrom, dockercfgSecret,
+    imagePullSecrets): create them with the Pipeline, owned by it. Plaintext: never log."""
 
 
 def _metadata(options: Options, report: Report) -> dict[str, Any]:
@@ -94,6 +99,13 @@ def convert(
     options = options or Options()
     report = Report()
     metadata = _metadata(options, report)
+    dockercfgs = Dockercfgs(
+        report,
+        (files or NoFiles()).read_text,
+        options.aes_key,
+        options.name,
+        options.dockercfg_secret,
+    )
     converted = convert_services(
         services_doc,
         services_source,
@@ -106,6 +118,7 @@ def convert(
             pipeline_name=options.name,
             has_source=options.source is not None,
         ),
+        dockercfgs,
     )
     services = converted.services
     defined = set(services)
@@ -113,9 +126,11 @@ def convert(
         # steps may name a service that failed to convert: report only the real problem
         inner = services_doc.get("services")
         defined |= {str(k) for k in (inner if isinstance(inner, dict) else services_doc)}
-    stepper = StepConverter(steps_source, defined, report)
+    stepper = StepConverter(steps_source, defined, report, dockercfgs)
     steps = stepper.convert(steps_doc)
     spec: dict[str, Any] = {"services": services, "steps": steps}
+    if converted.pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in converted.pull_secrets]
     if options.source is not None:
         spec["source"] = dict(options.source)
     ci = _ci(options, report)
@@ -136,7 +151,9 @@ def convert(
         "metadata": metadata,
         "spec": spec,
     }
-    secrets = tuple(secret.manifest(options.namespace) for secret in converted.secrets)
+    secrets = tuple(secret.manifest(options.namespace) for secret in converted.secrets) + tuple(
+        secret.manifest(options.namespace) for secret in dockercfgs.secrets.values()
+    )
     return Conversion(manifest, tuple(report.warnings), secrets)
 
 

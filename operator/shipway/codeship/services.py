@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shipway.codeship import daemon
+from shipway.codeship.dockercfg import Dockercfgs
 from shipway.codeship.environment import PlainEnvironment
 from shipway.codeship.healthcheck import convert_healthcheck
 from shipway.codeship.issues import WarningKind
@@ -25,7 +26,7 @@ from shipway.codeship.report import (
     string_list,
     type_name,
 )
-from shipway.codeship.secrets import EncryptedEnvironment, EnvSecret
+from shipway.codeship.secrets import ENCRYPTED_ARGS_KEYS, EncryptedEnvironment, EnvSecret
 from shipway.codeship.yamlfile import plain, text_of
 from shipway.models.spec import SERVICE_NAME_PATTERN
 
@@ -73,6 +74,9 @@ class ConvertedServices:
     services: dict[str, dict[str, Any]]
     secrets: tuple[EnvSecret, ...] = ()
     """Secrets holding decrypted variables, referenced by the services' envFrom."""
+    pull_secrets: tuple[str, ...] = ()
+    """dockerconfigjson Secrets of the services' encrypted_dockercfg_path: every pod pulls
+    with them (spec.imagePullSecrets)."""
 
 
 def service_definitions(doc: Any, source: str, report: Report) -> dict[str, Any]:
@@ -101,6 +105,7 @@ def convert_services(
     report: Report,
     files: ProjectFiles | None = None,
     options: ServiceOptions | None = None,
+    dockercfgs: Dockercfgs | None = None,
 ) -> ConvertedServices:
     """Every service in Shipway's form, and the Secrets they need; problems go to ``report``."""
     files = files or NoFiles()
@@ -110,6 +115,7 @@ def convert_services(
         report.error(source, "", "no services defined")
     result: dict[str, dict[str, Any]] = {}
     secrets: list[EnvSecret] = []
+    pull: list[str] = []
     for name, body in definitions.items():
         if not re.fullmatch(SERVICE_NAME_PATTERN, name):
             report.error(
@@ -126,12 +132,17 @@ def convert_services(
         converted = service.convert()
         if converted is not None:
             result[name] = converted
-            if service.secret is not None:
-                secrets.append(service.secret)
+            secrets.extend(s for s in (service.secret, service.args_secret) if s is not None)
+        if dockercfgs is not None and "encrypted_dockercfg_path" in body:
+            at = join(name, "encrypted_dockercfg_path")
+            path = scalar_text(report, source, at, body["encrypted_dockercfg_path"])
+            secret = dockercfgs.secret_for(path, source, at) if path is not None else None
+            if secret is not None and secret not in pull:
+                pull.append(secret)
     for name in options.env_secrets:
         if name not in definitions:
             report.error(source, "", f"--env-secret names an unknown service {name!r}")
-    return ConvertedServices(result, tuple(secrets))
+    return ConvertedServices(result, tuple(secrets), tuple(pull))
 
 
 @dataclass
@@ -144,6 +155,8 @@ class _Service:
     options: ServiceOptions
     secret: EnvSecret | None = None
     """Set by convert when the service's encrypted variables were decrypted."""
+    args_secret: EnvSecret | None = None
+    """Set by convert when its build's encrypted args were decrypted."""
     prebuilt: str | None = None
     """With ``--prebuilt``: the image run instead of the build."""
 
@@ -259,6 +272,7 @@ class _Service:
             return None
         build, description = parsed
         if not self.options.prebuilt:
+            self._encrypted_args(build)
             return build
         chosen = image or build.get("image")
         if not chosen:
@@ -275,6 +289,32 @@ class _Service:
             f"{description}); push it for this commit before running",
         )
         return None
+
+    def _encrypted_args(self, build: dict[str, Any]) -> None:
+        """``encrypted_args`` / ``encrypted_args_file`` → a Secret the build reads."""
+        body = self.body["build"]
+        if not isinstance(body, dict):
+            return
+        encrypted = EncryptedEnvironment(
+            self.name,
+            body,
+            self.source,
+            self.report,
+            self.files.read_text,
+            keys=ENCRYPTED_ARGS_KEYS,
+            at=self.where("build"),
+        )
+        self.args_secret = encrypted.build_args(self.options.aes_key, self.options.pipeline_name)
+        if self.args_secret is None:
+            return
+        build["argsFrom"] = [{"secretRef": {"name": self.args_secret.name}}]
+        keys = ", ".join(sorted(self.args_secret.values))
+        self.warn(
+            self.where("build"),
+            f"encrypted build args ({keys}) decrypted into Secret {self.args_secret.name!r} "
+            "(build.argsFrom): the Dockerfile reads each as a BuildKit secret (RUN "
+            "--mount=type=secret,id=KEY,env=KEY), not as ARG, so no value lands in the image",
+        )
 
     def _parse_build(self) -> tuple[dict[str, Any], str] | None:
         """(``build`` in Shipway's spelling, "context X, Dockerfile Y"), or None after an error.
@@ -298,6 +338,8 @@ class _Service:
                 if rule.handling is Handling.ERROR:
                     self.error(join(where, key), rule.note)
                     continue
+                if key in ENCRYPTED_ARGS_KEYS:
+                    continue  # decrypted by _encrypted_args
                 if key == "args":
                     args = plain(item)
                     if isinstance(args, dict | list):
