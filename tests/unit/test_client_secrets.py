@@ -197,5 +197,6 @@ def test_a_named_dockercfg_secret_needs_no_key(
     assert main(argv) == 2
     assert "--dockercfg-secret NAME" in capsys.readouterr().err
     assert main([*argv, "--dockercfg-secret", "regcred"]) == 0
-    (step,) = yaml.safe_load(capsys.readouterr().out)["spec"]["steps"]
-    assert step["dockercfgSecret"] == "regcred"
+    spec = yaml.safe_load(capsys.readouterr().out)["spec"]
+    assert spec["steps"][0]["dockercfgSecret"] == "regcred"
+    assert spec["dockercfgSecret"] == "regcred"  # pushes that name none use it too

@@ -81,8 +81,8 @@ def conversion_flags() -> argparse.ArgumentParser:
     group.add_argument(
         "--dockercfg-secret",
         metavar="NAME",
-        help="a kubernetes.io/dockerconfigjson Secret standing in for every "
-        "encrypted_dockercfg_path and dockercfg_service",
+        help="a kubernetes.io/dockerconfigjson Secret: the registry credentials of push steps "
+        "that name none, standing in for every encrypted_dockercfg_path and dockercfg_service",
     )
     group.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
     ci = parent.add_argument_group("build context (spec.ci)")

@@ -47,8 +47,9 @@ class Options:
     source: Mapping[str, Any] | None = None
     """spec.source: a git checkout or an upload; None leaves the workspace empty."""
     dockercfg_secret: str | None = None
-    """A dockerconfigjson Secret standing in for every encrypted_dockercfg_path and
-    dockercfg_service (``--dockercfg-secret``)."""
+    """A dockerconfigjson Secret (``--dockercfg-secret``): the pipeline's registry credentials
+    (``spec.dockercfgSecret``, what push steps use when they name none), standing in for every
+    encrypted_dockercfg_path and dockercfg_service too."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,8 @@ def convert(
     spec: dict[str, Any] = {"services": services, "steps": steps}
     if converted.pull_secrets:
         spec["imagePullSecrets"] = [{"name": name} for name in converted.pull_secrets]
+    if options.dockercfg_secret:
+        spec["dockercfgSecret"] = options.dockercfg_secret
     if options.source is not None:
         spec["source"] = dict(options.source)
     ci = _ci(options, report)
