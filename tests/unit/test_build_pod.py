@@ -308,3 +308,11 @@ def test_the_gist_of_a_failure_is_buildkits_error_line_not_a_wrappers_note() -> 
         "the build context x is not a folder of the checkout"
     )
     assert summary(None) == ""
+    unreachable = (
+        "error: dial tcp: lookup buildkitd.nowhere.svc on 10.96.0.10:53: no such host\n"
+        "shipway-build: the builder (buildkitd at tcp://buildkitd.nowhere.svc:1234) is unreachable\n"
+        "shipway-build: gave up waiting for the builder after 10s\n"
+    )
+    assert summary(unreachable) == (
+        "shipway-build: the builder (buildkitd at tcp://buildkitd.nowhere.svc:1234) is unreachable"
+    )

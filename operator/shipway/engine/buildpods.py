@@ -354,9 +354,20 @@ _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def summary(message: str | None) -> str:
-    """The one line that says why a build failed: BuildKit's last ``error:`` line (a client
-    wrapper's own diagnosis may follow it), else the last line."""
+    """The one line that says why a build failed.
+
+    BuildKit's ``error: failed to solve`` line when the build reached BuildKit (a client
+    wrapper's note after it guesses); else the wrapper's first ``shipway-build:`` line (the
+    builder unreachable, the certificate refused: it names the component); else the last
+    ``error:`` line; else the last line.
+    """
     lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    solved = [line for line in lines if line.startswith("error: failed to solve")]
+    if solved:
+        return solved[-1]
+    noted = [line for line in lines if line.startswith("shipway-build:")]
+    if noted:
+        return noted[0]
     errors = [line for line in lines if line.startswith("error:")]
     return (errors or lines or [""])[-1]
 
