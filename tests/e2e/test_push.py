@@ -28,6 +28,7 @@ import pytest
 
 from shipway.codeship.jetcrypt import encrypt
 
+from . import crds, gitserver
 from .conftest import OperatorProcess
 from .kube import Cluster
 from .pipelines import ROOT, Kubectl, steps_by_name
@@ -107,11 +108,13 @@ def protected(cluster: Cluster) -> Protected:
     )
 
 
+PUSH_FIELDS = ("push.description", "source.description")
+"""What an older CRD of another session lacks (crds.kept puts this tree's back)."""
+SEED = ROOT / "examples" / "seed-walkthrough"
+
+
 @pytest.fixture
 def k(cluster: Cluster, namespace: str, shipway_operator: object) -> Kubectl:
-    # The cluster is shared: a session of another branch may have applied an older CRD since
-    # this session began (one without push steps); this test needs its own.
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     return Kubectl(namespace)
 
 
@@ -128,15 +131,43 @@ def project(directory: Path, steps: list[dict[str, Any]], files: dict[str, str])
     return directory
 
 
-def shipway_run(k: Kubectl, directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "shipway", "run", "--dir", str(directory), "-n", k.namespace, *args],
-        capture_output=True,
-        text=True,
-        env={**k.env, "PYTHONPATH": str(ROOT / "operator"), "NO_COLOR": "1"},
-        timeout=600,
-        check=False,
-    )
+def shipway_run(k: Kubectl, directory: Path, *args: str) -> tuple[str, int, dict[str, Any]]:
+    """``shipway run --dir`` with this tree's CRD kept in place (again if another session's
+    refused the Pipeline): its output, exit code and the Pipeline at the end."""
+    output = ""
+    for _ in range(4):
+        with crds.kept(k, PUSH_FIELDS):
+            done = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "shipway",
+                    "run",
+                    "--dir",
+                    str(directory),
+                    "-n",
+                    k.namespace,
+                    *args,
+                ],
+                capture_output=True,
+                text=True,
+                env={**k.env, "PYTHONPATH": str(ROOT / "operator"), "NO_COLOR": "1"},
+                timeout=900,
+                check=False,
+            )
+        output = done.stdout + done.stderr
+        if 'Unsupported value: "push"' in output or "image builds are not supported" in output:
+            continue  # another session's CRD was in place at the create
+        body = k.pipeline(created(output))
+        status = body.get("status") or {}
+        pruned = "builds" not in status or any(
+            s.get("phase") == "Succeeded" and s["name"].startswith("push") and "digest" not in s
+            for s in status.get("steps", [])
+        )
+        if not pruned:  # (the push steps of these tests are named "push…")
+            return output, done.returncode, body
+        # another session's CRD was in place at a status write: its schema pruned our fields
+    raise AssertionError(f"another test session kept applying an older CRD:\n{output}")
 
 
 def created(output: str) -> str:
@@ -182,11 +213,11 @@ def test_the_tested_digest_is_pushed_to_the_protected_registry(
         "dockercfg.encrypted": encrypt(protected.docker_config().encode(), key),
     }
     directory = project(tmp_path / "app", steps, files)
-    result = shipway_run(k, directory, "--push", "--branch", "main", "--commit-id", commit)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output
-    name = created(output)
-    body = k.pipeline(name)
+    output, code, body = shipway_run(
+        k, directory, "--push", "--branch", "main", "--commit-id", commit
+    )
+    assert code == 0, output
+    name = body["metadata"]["name"]
     status = body["status"]
     (build,) = status["builds"]
     by_name = steps_by_name(body)
@@ -244,15 +275,13 @@ def test_a_wrong_password_and_an_unknown_host_fail_with_the_answer(
         "good.encrypted": encrypt(protected.docker_config().encode(), key),
     }
     directory = project(tmp_path / "bad", steps, files)
-    result = shipway_run(k, directory, "--push", "--branch", "main")
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
-    name = created(output)
-    body = k.pipeline(name)
+    output, code, body = shipway_run(k, directory, "--push", "--branch", "main")
+    assert code == 1, output
+    name = body["metadata"]["name"]
     by_name = steps_by_name(body)
     refused, unknown = by_name["wrong password"], by_name["unknown host"]
     assert (refused["phase"], refused["reason"]) == ("Failed", "PushFailed"), refused
-    assert "UNAUTHORIZED" in refused["message"], refused
+    assert "401 unauthorized" in refused["message"].lower(), refused
     assert (unknown["phase"], unknown["reason"]) == ("Failed", "PushFailed"), unknown
     assert "no such host" in unknown["message"], unknown
     assert refused.get("digest") is None
@@ -260,3 +289,61 @@ def test_a_wrong_password_and_an_unknown_host_fail_with_the_answer(
     told = everything_told(k, name, shipway_operator) + output
     assert protected.password not in told
     assert wrong not in told
+
+
+def test_the_seed_walkthrough_ends_with_a_push_of_myapp(
+    cluster: Cluster,
+    k: Kubectl,
+    protected: Protected,
+    shipway_operator: OperatorProcess | None,
+    tmp_path: Path,
+) -> None:
+    """From the in-cluster git server (so the commit is a real one), with --push and the
+    protected registry's credentials as a Secret of the namespace (--dockercfg-secret)."""
+    from localkube import authregistry
+
+    source = cluster.json(
+        "get", "secret", authregistry.CREDENTIALS_SECRET, "-n", authregistry.NAMESPACE
+    )
+    k.apply_docs(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "registry-auth"},
+                "type": "kubernetes.io/dockerconfigjson",
+                "data": {".dockerconfigjson": source["data"][".dockerconfigjson"]},
+            }
+        ]
+    )
+    files: dict[str, str | bytes | None] = {
+        str(path.relative_to(SEED)): path.read_bytes() for path in SEED.rglob("*") if path.is_file()
+    }
+    repo = gitserver.make_repo(tmp_path, "seed", [files])
+    work = repo.bare.parent / "seed-work"
+    server_ns = f"{k.namespace}-git"[:63]
+    server = gitserver.start(cluster, server_ns, tmp_path)
+    try:
+        server.publish(repo)
+        output, code, body = shipway_run(
+            k,
+            work,
+            *("--git-url", server.http("seed"), "--revision", "main"),
+            *("--push", "--dockercfg-secret", "registry-auth"),
+        )
+    finally:
+        gitserver.stop(cluster, server_ns)
+    assert code == 0, output
+    commit = body["status"]["source"]["commit"]
+    by_name = steps_by_name(body)
+    assert [by_name[n]["phase"] for n in ("services", "write artifact", "check artifact")] == [
+        "Succeeded"
+    ] * 3
+    push = by_name["push myapp"]
+    demo = next(b for b in body["status"]["builds"] if b["service"] == "demo")
+    tag = f"main-{commit[:7]}"
+    assert push["image"] == f"{protected.host}/seed/myapp:{tag}"
+    assert push["digest"] == demo["digest"]
+    assert protected.tag_digest("seed/myapp", tag) == demo["digest"]
+    assert "(step: push myapp) shipway-push: pushed" in output
+    assert protected.password not in everything_told(k, body["metadata"]["name"], shipway_operator)

@@ -200,3 +200,18 @@ def test_a_named_dockercfg_secret_needs_no_key(
     spec = yaml.safe_load(capsys.readouterr().out)["spec"]
     assert spec["steps"][0]["dockercfgSecret"] == "regcred"
     assert spec["dockercfgSecret"] == "regcred"  # pushes that name none use it too
+
+
+def test_a_push_steps_log_is_its_push_container_and_its_row_shows_the_digest() -> None:
+    from shipway.cli.follow import log_container
+    from shipway.cli.format import step_detail
+    from shipway.models import StepStatus
+
+    digest = "sha256:" + "a" * 64
+    push = StepStatus(
+        id="2", name="publish", service="app", phase="Succeeded", image="r/app:v1", digest=digest
+    )
+    assert log_container(push) == "push"
+    assert step_detail(push) == f"pushed r/app:v1 ({digest})"
+    run = StepStatus(id="1", name="test", service="my_app", phase="Succeeded")
+    assert log_container(run) == "my-app"

@@ -299,6 +299,8 @@ class _Planner:
             if step.run.push is not None and target is None:
                 continue  # its image is gone from the status: the gate fails it next time
             creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images, target))
+            if target is not None:
+                step.image = target.target  # what it pushes, from the start (digest at the end)
             step.phase, step.pod = StepPhase.RUNNING, name
             step.created_at, step.started_at = self.stamp, None
             if not step.attempt:

@@ -83,7 +83,9 @@ class StepStatus(_Status):
         "before, it waited for its claim, node, image and linked services).",
     )
     finished_at: str | None = Field(None, description="When the step ended.")
-    image: str | None = Field(None, description="Push steps: the reference pushed (name:tag).")
+    image: str | None = Field(
+        None, description="Push steps: the reference pushed to (name:tag), from its start."
+    )
     digest: str | None = Field(
         None, description="Push steps: the digest the registry holds under that tag."
     )
