@@ -16,6 +16,7 @@ The registry is ``localkube.authregistry`` (distribution with htpasswd), deploye
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import secrets
 import subprocess
@@ -401,3 +402,37 @@ def test_a_generator_service_writes_the_credentials_the_push_uses(
         "spec"
     ]["volumes"]
     assert protected.password not in everything_told(k, body["metadata"]["name"], shipway_operator)
+
+
+def test_encrypted_build_args_reach_the_build_as_secrets(
+    k: Kubectl, shipway_operator: OperatorProcess | None, tmp_path: Path
+) -> None:
+    """``encrypted_args`` decrypted by ``shipway run`` into a Secret (``build.argsFrom``): the
+    Dockerfile reads it as a BuildKit secret; the value is in no status, log or image config."""
+    key = secrets.token_bytes(32)
+    value = f"v-{secrets.token_hex(8)}"
+    directory = project(
+        tmp_path / "args",
+        [{"name": "check", "service": "app", "command": "cat /checked"}],
+        {"codeship.aes": base64.b64encode(key).decode()},
+    )
+    (directory / "Dockerfile").write_text(
+        "FROM busybox\n"
+        'RUN --mount=type=secret,id=TOKEN,env=TOKEN printf %s "$TOKEN" | sha256sum > /checked\n'
+    )
+    services = {
+        "app": {
+            "build": {"context": ".", "encrypted_args": encrypt(f"TOKEN={value}\n".encode(), key)}
+        }
+    }
+    (directory / "codeship-services.yml").write_text(json.dumps(services))
+    output, code, body = shipway_run(k, directory, "--branch", "main")
+    assert code == 0, output
+    seen = hashlib.sha256(value.encode()).hexdigest()
+    assert f"(step: check) {seen}" in output
+    (secret_ref,) = body["spec"]["services"]["app"]["build"]["argsFrom"]
+    secret = k.json("get", "secret", secret_ref["secretRef"]["name"])
+    assert base64.b64decode(secret["data"]["TOKEN"]).decode() == value
+    assert body["metadata"]["uid"] in [o["uid"] for o in secret["metadata"]["ownerReferences"]]
+    assert value not in output
+    assert value not in everything_told(k, body["metadata"]["name"], shipway_operator)
