@@ -39,7 +39,7 @@ def kept(k: Kubectl, fields: tuple[str, ...]) -> Iterator[None]:
     stop = threading.Event()
 
     def keep() -> None:
-        while not stop.wait(1.0):
+        while not stop.wait(0.5):
             if not current(k, fields):
                 apply(k)
 
