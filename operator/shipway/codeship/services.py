@@ -23,11 +23,11 @@ from shipway.codeship.report import (
     command_value,
     join,
     scalar_text,
-    string_list,
     type_name,
 )
 from shipway.codeship.secrets import ENCRYPTED_ARGS_KEYS, EncryptedEnvironment, EnvSecret
-from shipway.codeship.yamlfile import plain, text_of
+from shipway.codeship.topology import ServiceTopology
+from shipway.codeship.yamlfile import plain
 from shipway.models.spec import SERVICE_NAME_PATTERN
 
 
@@ -215,16 +215,19 @@ class _Service:
             )
             if value is not None:
                 out["working_dir"] = value
-        volumes = self._volumes()
+        topology = ServiceTopology(
+            self.name, self.body, self.source, self.report, self.files, self.options.has_source
+        )
+        volumes = topology.volumes()
         if volumes:
             out["volumes"] = volumes
-        volumes_from = self._volumes_from()
+        volumes_from = topology.volumes_from()
         if volumes_from:
             out["volumes_from"] = volumes_from
-        links = self._links()
+        links = topology.links()
         if links:
             out["links"] = links
-        depends_on = self._depends_on()
+        depends_on = topology.depends_on()
         if depends_on:
             out["depends_on"] = depends_on
         healthcheck = self._healthcheck()
@@ -396,100 +399,6 @@ class _Service:
             environment,
         )
         return env_from + entries
-
-    # -- volumes and links ----------------------------------------------------------------
-
-    def _volumes(self) -> list[str]:
-        if "volumes" not in self.body:
-            return []
-        value = self.body["volumes"]
-        where = self.where("volumes")
-        if not isinstance(value, list):
-            self.error(where, f"must be a list, not {type_name(value)}")
-            return []
-        result: list[str] = []
-        for index, item in enumerate(value):
-            at = join(where, index)
-            entry = self._long_volume(item, at) if isinstance(item, dict) else None
-            if entry is None and not isinstance(item, dict):
-                entry = scalar_text(self.report, self.source, at, item)
-            if entry is None:
-                continue
-            host = entry.split(":")[0] if ":" in entry else None
-            if host and daemon.is_docker_socket(host):
-                self.error(at, daemon.socket_message(host))
-                continue
-            result.append(entry)
-            if (
-                host
-                and not host.startswith(("/", "~"))
-                and not self.options.has_source
-                and self.files.has_content(host)
-            ):
-                self.warn(
-                    at,
-                    f"{host} has files in the checkout, but without a source the workspace "
-                    f"starts empty: steps see only what earlier steps wrote there (give a "
-                    f"source: --git-url, --git-remote, or shipway run --dir, which uploads them)",
-                )
-        return result
-
-    def _long_volume(self, item: dict[str, Any], where: str) -> str | None:
-        """The compose long syntax (type/source/target/read_only) as a short entry."""
-        kind = text_of(item.get("type", "volume"))
-        target = item.get("target")
-        if not isinstance(target, str):
-            self.error(where, "a volume map needs target (the path in the container)")
-            return None
-        source = item.get("source")
-        mode = ":ro" if item.get("read_only") is True else ""
-        if kind == "bind" and isinstance(source, str):
-            return f"{source}:{target}{mode}"
-        if kind == "volume" and source is None:
-            return target
-        if kind == "volume" and isinstance(source, str):
-            return f"{source}:{target}{mode}"
-        self.error(where, f"volume type {kind!r} is not supported (use bind or volume)")
-        return None
-
-    def _volumes_from(self) -> list[str]:
-        if "volumes_from" not in self.body:
-            return []
-        where = self.where("volumes_from")
-        entries = string_list(self.report, self.source, where, self.body["volumes_from"]) or []
-        result: list[str] = []
-        for index, entry in enumerate(entries):
-            if entry.startswith("container:"):
-                self.error(
-                    join(where, index),
-                    f"{entry!r}: only services can share volumes (no containers outside the pipeline)",
-                )
-                continue
-            result.append(entry.removeprefix("service:"))
-        return result
-
-    def _links(self) -> list[str]:
-        links: list[str] = []
-        for key in ("links", "link"):
-            if key not in self.body:
-                continue
-            if key == "link":
-                self.warn(self.where(key), "deprecated: use links", WarningKind.DEPRECATED)
-            for entry in (
-                string_list(self.report, self.source, self.where(key), self.body[key]) or []
-            ):
-                if entry not in links:
-                    links.append(entry)
-        return links
-
-    def _depends_on(self) -> list[str]:
-        if "depends_on" not in self.body:
-            return []
-        value = self.body["depends_on"]
-        where = self.where("depends_on")
-        if isinstance(value, dict):
-            return [text_of(k) for k in value]
-        return string_list(self.report, self.source, where, value) or []
 
     def _healthcheck(self) -> dict[str, Any] | None:
         if "healthcheck" not in self.body:

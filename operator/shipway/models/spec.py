@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from shipway.models.base import (
-    K8S_NAME_PATTERN,
     QUANTITY_PATTERN,
     UNION_SCHEMA_NOTE,
     Duration,
@@ -22,6 +21,7 @@ from shipway.models.base import (
     Strict,
 )
 from shipway.models.build import Build, RelativePath, SecretName
+from shipway.models.context import CIContext, Workspace
 from shipway.models.source import Source
 
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
@@ -290,60 +290,6 @@ class Step(_Strict):
                 f"type: {value} is not supported yet (use serial, parallel, push or a run step)"
             )
         return value
-
-
-class Workspace(_Strict):
-    """The PersistentVolumeClaim shared by every step: volumes are subPaths of it.
-
-    Created when a service mounts a volume or the pipeline has a source; otherwise there is
-    no claim.
-    """
-
-    size: Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)] = Field(
-        "1Gi", description="Requested storage."
-    )
-    storageClassName: (  # noqa: N815
-        Annotated[str, StringConstraints(pattern=r"^$|" + K8S_NAME_PATTERN, max_length=253)] | None
-    ) = Field(
-        None,
-        description='StorageClass of the claim: unset for the cluster default, "" for a '
-        "pre-provisioned volume without a class.",
-    )
-    accessModes: list[Literal["ReadWriteOnce", "ReadWriteMany"]] = Field(  # noqa: N815
-        default_factory=lambda: ["ReadWriteOnce"],  # type: ignore[arg-type]
-        min_length=1,
-        max_length=2,
-        description="ReadWriteOnce pins all of a pipeline's pods to one node; ReadWriteMany does not.",
-    )
-    keep: bool = Field(
-        False, description="Keep the claim when the Pipeline is deleted (for debugging)."
-    )
-
-
-class CIContext(_Strict):
-    """What is being built; becomes Codeship's CI_* variables in every step."""
-
-    branch: ShortText | None = Field(
-        None, description="CI_BRANCH; the build tag when tag is unset."
-    )
-    tag: ShortText | None = Field(None, description="Git tag being built; the build tag when set.")
-    commitId: ShortText | None = Field(None, description="CI_COMMIT_ID.")  # noqa: N815
-    commitMessage: LongText | None = Field(None, description="CI_COMMIT_MESSAGE.")  # noqa: N815
-    commitDescription: LongText | None = Field(  # noqa: N815
-        None, description="CI_COMMIT_DESCRIPTION."
-    )
-    committerName: ShortText | None = Field(None, description="CI_COMMITTER_NAME.")  # noqa: N815
-    committerEmail: ShortText | None = Field(None, description="CI_COMMITTER_EMAIL.")  # noqa: N815
-    committerUsername: ShortText | None = Field(  # noqa: N815
-        None, description="CI_COMMITTER_USERNAME."
-    )
-    repoName: ShortText | None = Field(None, description="CI_REPO_NAME.")  # noqa: N815
-    projectId: ShortText | None = Field(None, description="CI_PROJECT_ID.")  # noqa: N815
-    buildId: ShortText | None = Field(  # noqa: N815
-        None, description="CI_BUILD_ID (the Pipeline's UID when unset)."
-    )
-    prNumber: ShortText | None = Field(None, description="CI_PR_NUMBER.")  # noqa: N815
-    pullRequest: ShortText | None = Field(None, description="CI_PULL_REQUEST.")  # noqa: N815
 
 
 IMMUTABLE_SPEC_FIELDS = (
