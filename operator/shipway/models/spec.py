@@ -205,7 +205,7 @@ class Step(_Strict):
                 },
                 {
                     "rule": "!has(self.type) || self.type == 'push' || !has(self.retries)",
-                    "message": "retries is set on run and push steps, not on groups",
+                    "message": "retries is set on run steps (and push steps), not on groups",
                 },
                 {
                     "rule": "!has(self.type) || self.type != 'push' || has(self.image_name)",

@@ -182,7 +182,9 @@ class _Compiler:
         if step.command is not None:
             self.errors.append(FieldError(f"{field}.command", "a group cannot have a command"))
         if step.retries is not None:
-            self.errors.append(FieldError(f"{field}.retries", "retries is set on run steps"))
+            self.errors.append(
+                FieldError(f"{field}.retries", "retries is set on run steps (and push steps)")
+            )
         if not step.steps:
             self.errors.append(FieldError(f"{field}.steps", "a group needs at least one step"))
         children = self.build(
