@@ -4,9 +4,8 @@
 #
 #   docker build -t ghcr.io/shipway-dev/shipway:0.1.0 .
 #
-# The local cluster cannot run Docker; hack/localkube/operator_image.py assembles the same
-# layout (same Debian Python, same venv path and pruning, same user and entrypoint) from the
-# host's Debian packages and imports it into containerd under the same name.
+# The local cluster builds this very file with its BuildKit (hack/localkube/buildkit_build.py,
+# `make operator-image`): the base and the `# syntax=` frontend come from its docker.io mirror.
 #
 # The base is pinned by exact tag; pin it by digest too (debian:12.11-slim@sha256:...) in a
 # release pipeline that can resolve it.
@@ -21,7 +20,11 @@ WORKDIR /src
 COPY docker/requirements.txt docker/prune_venv.py docker/
 COPY pyproject.toml README.md ./
 COPY operator ./operator
-RUN python3.11 -m venv /opt/shipway \
+# Behind a TLS-intercepting proxy, lend pip your CA bundle as a build secret (never stored in a
+# layer): --secret id=ca-bundle,src=/etc/ssl/certs/ca-certificates.crt
+RUN --mount=type=secret,id=ca-bundle,required=false \
+    if [ -s /run/secrets/ca-bundle ]; then export PIP_CERT=/run/secrets/ca-bundle; fi \
+ && python3.11 -m venv /opt/shipway \
  && /opt/shipway/bin/pip install --no-cache-dir --only-binary=:all: -r docker/requirements.txt \
  && /opt/shipway/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
  && /opt/shipway/bin/pip install --no-cache-dir --no-deps --no-index /wheels/shipway-*.whl \

@@ -55,9 +55,10 @@ chart-check: $(STAMP)
 chart-readme: $(STAMP)
 	$(PY) hack/chart_check.py --write
 
-## The operator image (Dockerfile's layout) built offline and imported into the local cluster.
+## The operator image built from the Dockerfile by the local cluster's BuildKit, pushed to its
+## registry (docs/buildkit.md).
 operator-image: $(STAMP)
-	$(PY) -m localkube.operator_image
+	$(PY) -m localkube.buildkit_build
 
 image-lock: $(STAMP)
 	$(PY) -m localkube.operator_image --lock

@@ -1,7 +1,6 @@
 """Strip the operator's virtualenv down to what runs: ``python prune_venv.py /opt/shipway``.
 
-Used by both image builds (the Dockerfile and hack/localkube/operator_image.py), so the two
-images hold the same files. Standard library only: it runs inside the Dockerfile's builder.
+Run by the Dockerfile's builder stage (standard library only).
 
 * the packaging tools (pip, setuptools, wheel): the image installs nothing at run time;
 * ``kubernetes/aio``: the asyncio twin of the official client, about a third of the image,

@@ -36,6 +36,8 @@ KEY = re.compile(r"^(?P<indent>\s*)(?P<key>[A-Za-z_][A-Za-z0-9_]*):(?:\s|$)")
 
 #: Tells ``helm template`` the cluster serves prometheus-operator's ServiceMonitor.
 MONITORING = "monitoring.coreos.com/v1/ServiceMonitor"
+#: ... or cert-manager's Certificate.
+CERT_MANAGER = "cert-manager.io/v1/Certificate"
 
 #: (name, --set arguments) that must render.
 GOOD: list[tuple[str, list[str]]] = [
@@ -67,9 +69,10 @@ GOOD: list[tuple[str, list[str]]] = [
         ],
     ),
     (
-        "builder with given certificates and a mirror",
+        "privileged builder with given certificates and a mirror",
         [
             "buildkit.deploy=true",
+            "buildkit.mode=privileged",
             "buildkit.serverSecret=bk-tls",
             "buildkit.clientSecret=bk-client",
             "buildkit.registries.docker\\.io.mirrors={mirror.example:5000}",
@@ -86,7 +89,34 @@ GOOD: list[tuple[str, list[str]]] = [
     ),
     ("registry with inline CA", ["registry.url=registry.example.com:5000/ci", "registry.ca=PEM"]),
     ("insecure registry", ["registry.url=10.0.0.5:5000", "registry.insecure=true"]),
+    ("no webhook", ["webhook.enabled=false"]),
+    ("webhook that admits while down", ["webhook.failurePolicy=Ignore"]),
+    (
+        "webhook certificate from cert-manager",
+        ["webhook.certificate.source=cert-manager", f"--api-versions={CERT_MANAGER}"],
+    ),
+    (
+        "step accounts and limits",
+        [
+            "stepServiceAccount.allowed={builder,deployer}",
+            "pipelines.defaultTimeout=1h30m",
+            "pipelines.maxRunningPods=0",
+            "stepPods.unschedulableGrace=2m",
+        ],
+    ),
 ]
+#: Text the rendering of a good value set must contain (what the values promise to do).
+EXPECT: dict[str, list[str]] = {
+    "local registry": [
+        'name: SHIPWAY_REGISTRY_URL\n              value: "registry.localkube-system.svc.cluster.local"',
+        "name: SHIPWAY_REGISTRY_CA_FILE",
+        "name: kube-root-ca.crt",
+        "secretName: registry-push",
+        "name: SHIPWAY_REGISTRY_AUTH_FILE",
+    ],
+    "registry with inline CA": ["name: shipway-registry-ca", 'ca.crt: "PEM"'],
+    "insecure registry": ['name: SHIPWAY_REGISTRY_INSECURE\n              value: "true"'],
+}
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
     ("replicas without peering", ["replicaCount=2", "peering.enabled=false"], "needs peering.enabled=true"),
@@ -99,12 +129,16 @@ BAD: list[tuple[str, list[str], str]] = [
     ("two registry CAs", ["registry.url=r.example.com", "registry.ca=PEM", "registry.caConfigMap=c"], "set only one"),
     ("insecure registry with a CA", ["registry.url=r.example.com", "registry.ca=PEM", "registry.insecure=true"], "registry.insecure skips TLS verification"),
     ("registry url with a scheme", ["registry.url=https://r.example.com"], "/registry/url"),
+    ("bad default timeout", ["pipelines.defaultTimeout=5 hours"], "/pipelines/defaultTimeout"),
     ("ServiceMonitor without its CRD", ["metrics.serviceMonitor.enabled=true"], "needs the prometheus-operator CRDs"),
     ("builder deployed and existing", ["buildkit.deploy=true", "buildkit.address=tcp://b:1234"], "leave buildkit.address empty"),
     ("existing builder without certificate", ["buildkit.address=tcp://b:1234"], "needs buildkit.clientSecret"),
     ("half the builder's certificates", ["buildkit.deploy=true", "buildkit.serverSecret=bk-tls"], "go together"),
     ("unknown builder mode", ["buildkit.mode=userns"], "/buildkit/mode"),
     ("builder address without scheme", ["buildkit.address=b:1234", "buildkit.clientSecret=c"], "/buildkit/address"),
+    ("cert-manager without its CRDs", ["webhook.certificate.source=cert-manager"], "needs cert-manager's CRDs"),
+    ("unknown failure policy", ["webhook.failurePolicy=Sometimes"], "/webhook/failurePolicy"),
+    ("webhook timeout over the API server's 30 s", ["webhook.timeoutSeconds=31"], "/webhook/timeoutSeconds"),
     ("ServiceMonitor without metrics", ["metrics.enabled=false", "metrics.serviceMonitor.enabled=true", f"--api-versions={MONITORING}"], "needs metrics.enabled=true"),
 ]  # fmt: skip
 
@@ -114,14 +148,14 @@ BAD: list[tuple[str, list[str], str]] = [
 BUILDER: dict[str, tuple[set[str] | None, str | None, str | None, str | None]] = {
     "defaults": (None, None, None, None),
     "builder deployed": (
-        {"privileged"}, "shipway", "tcp://shipway-buildkitd.shipway.svc:1234",
-        "shipway-buildkit-client",
+        {"runAsUser", "runAsGroup", "seccompProfile", "appArmorProfile"}, "shipway",
+        "tcp://shipway-buildkitd.shipway.svc:1234", "shipway-buildkit-client",
     ),
     "rootless builder in its own namespace": (
         {"runAsUser", "runAsGroup", "seccompProfile", "appArmorProfile"}, "shipway-buildkit",
         "tcp://shipway-buildkitd.shipway-buildkit.svc:1234", "shipway-buildkit-client",
     ),
-    "builder with given certificates and a mirror": (
+    "privileged builder with given certificates and a mirror": (
         {"privileged"}, "shipway", "tcp://shipway-buildkitd.shipway.svc:1234", None,
     ),
     "existing builder": (None, None, "tcp://buildkitd.ci:1234", None),
@@ -250,6 +284,11 @@ def check_helm(helm: str) -> list[str]:
             problems.append(
                 f"helm template ({name}): builder {builder_facts(docs)}, expected {BUILDER[name]}"
             )
+        problems += [
+            f"helm template ({name}) lacks {text!r}"
+            for text in EXPECT.get(name, [])
+            if text not in out.stdout
+        ]
     # helm built as its release is knows its Kubernetes version: no --kube-version needed.
     bare = _helm(helm, "template", "shipway", chart, "--namespace", "shipway")
     if bare.returncode != 0:
@@ -262,6 +301,65 @@ def check_helm(helm: str) -> list[str]:
             problems.append(
                 f"helm template refused {name} without saying {expected!r}:\n{out.stderr}"
             )
+    return problems
+
+
+def _render(helm: str, values: list[str]) -> list[dict[str, Any]]:
+    common = ["--kube-version", KUBE_VERSION, "--namespace", "shipway"]
+    out = _helm(helm, "template", "shipway", str(CHART), *common, *_sets(values))
+    if out.returncode != 0:
+        raise AssertionError(out.stderr)
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def _webhook_scope(docs: list[dict[str, Any]]) -> list[str] | None:
+    """The namespaces the rendered webhook reviews (None: every namespace)."""
+    (config,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
+    (hook,) = config["webhooks"]
+    selector = hook.get("namespaceSelector")
+    if selector is None:
+        return None
+    (requirement,) = selector["matchExpressions"]
+    assert requirement["key"] == "kubernetes.io/metadata.name"
+    assert requirement["operator"] == "In"
+    return list(requirement["values"])
+
+
+def check_webhook(helm: str) -> list[str]:
+    """The webhook reaches the operator's handler, trusts its certificate, and is scoped."""
+    from shipway.controller.webhookconfig import HANDLER_ID, WEBHOOK_NAME
+
+    problems: list[str] = []
+    docs = _render(helm, [])
+    (config,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
+    (hook,) = config["webhooks"]
+    (secret,) = [d for d in docs if d["kind"] == "Secret" and d["type"] == "kubernetes.io/tls"]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    expected = {
+        "webhook name": (hook["name"], WEBHOOK_NAME),
+        "path (kopf's handler id)": (hook["clientConfig"]["service"]["path"], f"/{HANDLER_ID}"),
+        "caBundle (the Secret's CA)": (hook["clientConfig"]["caBundle"], secret["data"]["ca.crt"]),
+        "operations": (hook["rules"][0]["operations"], ["CREATE"]),
+        "failure policy": (hook["failurePolicy"], "Fail"),
+        "namespaced scope": (_webhook_scope(docs), ["shipway"]),
+        "several namespaces": (
+            _webhook_scope(_render(helm, ["watchNamespaces={team-a,team-b}"])),
+            ["team-a", "team-b"],
+        ),
+        "all namespaces": (_webhook_scope(_render(helm, ["allNamespaces=true"])), None),
+        "operator serves it": ("--webhook-port=9443" in args, True),
+    }
+    for what, (got, want) in expected.items():
+        if got != want:
+            problems.append(f"webhook {what}: rendered {got!r}, want {want!r}")
+    off = _render(helm, ["webhook.enabled=false"])
+    kinds = {d["kind"] for d in off}
+    if "ValidatingWebhookConfiguration" in kinds or any(
+        a.startswith("--webhook") for d in off if d["kind"] == "Deployment"
+        for a in d["spec"]["template"]["spec"]["containers"][0]["args"]
+    ):  # fmt: skip
+        problems.append("webhook.enabled=false still renders the webhook")
     return problems
 
 
@@ -284,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if args.helm:
         problems.extend(check_helm(args.helm))
+        problems.extend(check_webhook(args.helm))
     for problem in problems:
         print(f"chart-check: {problem}", file=sys.stderr)
     if not problems:

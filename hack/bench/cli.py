@@ -3,7 +3,7 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``overhead,scale,paced,restart,builds``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
+(default ``admission,overhead,scale,paced,restart,source,builds``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
 local cluster's).
@@ -28,16 +28,18 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from bench import builds, overhead, scale
+from bench import admission, builds, overhead, scale
+from bench import source as source_phase
 from bench.kube import BENCH_LABEL, Kube, write_json
 from bench.load import delete_namespace, release_storage
 from bench.procs import MANAGED_ANNOTATION, FakeNodes
 
-PHASES = ("overhead", "scale", "paced", "restart", "builds")
+PHASES = ("admission", "overhead", "scale", "paced", "restart", "source", "builds")
 PACED_STEPS_PER_SECOND = 36
 """Offered in the paced phase: the 30 steps/s target plus a fifth, so that meeting it is not
 an artefact of the offered rate itself."""
 TARGETS = {
+    "admission_p95_added_ms": ("<=", 20),
     "transition_gap_p50_ms": ("<=", 50),
     "transition_gap_p95_ms": ("<=", 200),
     "scale_steps_per_second": (">=", 30),
@@ -48,6 +50,7 @@ TARGETS = {
     "operator_peak_rss_mb": ("<=", 150),
     "resume_seconds": ("<=", 10),
     "duplicated_steps": ("<=", 0),
+    "checkout_vs_clone_ratio": ("<=", 1.5),
     "build_cold_ratio": ("<=", 1.2),
     "build_unchanged_ratio": ("<=", 1.2),
     "build_one_file_changed_ratio": ("<=", 1.2),
@@ -165,6 +168,7 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
     sc = results.get("scale") or {}
     rs = results.get("restart") or {}
     return {
+        "admission_p95_added_ms": (results.get("admission") or {}).get("p95_added_ms"),
         "transition_gap_p50_ms": gap.get("p50"),
         "transition_gap_p95_ms": gap.get("p95"),
         "scale_steps_per_second": sc.get("steps_per_second"),
@@ -175,6 +179,7 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         "operator_peak_rss_mb": sc.get("operator_peak_rss_mb"),
         "resume_seconds": rs.get("resume_seconds"),
         "duplicated_steps": rs.get("duplicated_steps"),
+        "checkout_vs_clone_ratio": (results.get("source") or {}).get("checkout_vs_clone_ratio"),
         "build_cold_ratio": ((results.get("builds") or {}).get("cold") or {}).get("ratio"),
         "build_unchanged_ratio": ((results.get("builds") or {}).get("unchanged") or {}).get(
             "ratio"
@@ -186,6 +191,21 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
             "p50"
         ),
     }
+
+
+def source_rows(so: dict[str, Any], mark: Any) -> list[tuple[str, str, str]]:
+    """The source phase's rows: checkout and upload beside doing it by hand, the wait apart."""
+    if not so:
+        return []
+    return [
+        (f"source ({so.get('files')} files, {so.get('bytes', 0) // 1_000_000} MB repository)", "", ""),
+        ("  checkout / git clone on the host", f"{_fmt(so.get('checkout_s'))} / {_fmt(so.get('host_clone_s'), ' s')}", ""),
+        ("  checkout / clone ratio", _fmt_ratio(so.get("checkout_vs_clone_ratio")), mark("checkout_vs_clone_ratio")),
+        ("  upload / tar | tar on the host", f"{_fmt(so.get('upload_s'))} / {_fmt(so.get('host_tar_s'), ' s')}", ""),
+        ("  upload / tar ratio", _fmt_ratio(so.get("upload_vs_tar_ratio")), ""),
+        ("  wait: created -> checkout running", _fmt(so.get("checkout_wait_s"), " s"), ""),
+        ("  wait: created -> receiver ready", _fmt(so.get("upload_receiver_ready_s"), " s"), ""),
+    ]  # fmt: skip
 
 
 def table(results: dict[str, Any]) -> str:
@@ -206,7 +226,27 @@ def table(results: dict[str, Any]) -> str:
     sgap = sc.get("transition_gap_ms") or {}
     pc = results.get("paced") or {}
     pgap = pc.get("transition_gap_ms") or {}
+    ad = results.get("admission") or {}
+    adw, ado = ad.get("with_webhook_ms") or {}, ad.get("without_webhook_ms") or {}
+    adl, adlo = ad.get("large_with_webhook_ms") or {}, ad.get("large_without_webhook_ms") or {}
+    adk, adko = (
+        ad.get("kubectl_apply_with_webhook_ms") or {},
+        ad.get("kubectl_apply_without_webhook_ms") or {},
+    )
+    adr, adrl = (
+        ad.get("webhook_round_trip_ms") or {},
+        ad.get("webhook_round_trip_1000_steps_ms") or {},
+    )
     rows = [
+        (f"admission (create, {ad.get('applies_per_set', '?')} with and without webhook)", "", ""),
+        ("  create p95 with / without", f"{_fmt(adw.get('p95'))} / {_fmt(ado.get('p95'), ' ms')}", ""),
+        ("  create p95 added by the webhook", _fmt(ad.get("p95_added_ms"), " ms"), mark("admission_p95_added_ms")),
+        ("  create p95 ratio with / without", _fmt_ratio(ad.get("p95_ratio")), ""),
+        ("  kubectl apply p95 with / without", f"{_fmt(adk.get('p95'))} / {_fmt(adko.get('p95'), ' ms')}", ""),
+        ("  kubectl apply p95 ratio", _fmt_ratio(ad.get("kubectl_apply_p95_ratio")), ""),
+        ("  webhook round trip p50 / p95", f"{_fmt(adr.get('p50'))} / {_fmt(adr.get('p95'), ' ms')}", ""),
+        ("  1000-step spec: round trip p95", _fmt(adrl.get("p95"), " ms"), ""),
+        ("  1000-step spec: create max with / without", f"{_fmt(adl.get('max'))} / {_fmt(adlo.get('max'), ' ms')}", ""),
         ("overhead (real kubelet, 20 steps)", "", ""),
         ("  transition gap p50", _fmt(gap.get("p50"), " ms"), mark("transition_gap_p50_ms")),
         ("  transition gap p95", _fmt(gap.get("p95"), " ms"), mark("transition_gap_p95_ms")),
@@ -233,6 +273,7 @@ def table(results: dict[str, Any]) -> str:
         ("  resume: all progressing again", _fmt(rs.get("resume_seconds"), " s"), mark("resume_seconds")),
         ("  first progress after restart", _fmt(rs.get("first_progress_s"), " s"), ""),
         ("  duplicated steps", _fmt(rs.get("duplicated_steps")), mark("duplicated_steps")),
+        *source_rows(results.get("source") or {}, mark),
         *_build_rows(results.get("builds") or {}, mark),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows) + 2
@@ -306,6 +347,10 @@ def main() -> int:
     nodes: FakeNodes | None = None
     failed = False
     try:
+        if "admission" in phases:
+            print("phase 0: admission webhook, kubectl apply with and without ...", flush=True)
+            results["admission"] = ad = admission.run(kube, run_id, workdir)
+            delete_namespace(kube, run_id, ad["namespace"], timeout=120)
         if "overhead" in phases:
             print("phase 1: overhead on the real kubelet ...", flush=True)
             results["overhead"] = ov = overhead.run(kube, run_id, workdir)
@@ -345,6 +390,10 @@ def main() -> int:
                 kube, run_id, workdir, nodes, count, steps, timeout
             )
             rs["cleanup_s"] = round(delete_namespace(kube, run_id, rs["namespace"]), 1)
+        if "source" in phases:
+            print("phase 4: source, a 50 MB / 5000-file repository ...", flush=True)
+            results["source"] = so = source_phase.run(kube, run_id, workdir)
+            delete_namespace(kube, run_id, so["namespace"], timeout=120)
     except Exception:
         failed = True
         results["error"] = traceback.format_exc()

@@ -61,18 +61,22 @@ def _volume(run_id: str, name: str, namespace: str, claim: str, uid: str) -> Man
     }
 
 
+def claim_name(pipeline: str) -> str:
+    return f"{pipeline}-workspace"
+
+
 def prepare_claims(kube: Kube, run_id: str, namespace: str, pipelines: Iterable[str]) -> None:
     """One bound claim per pipeline: claim (pre-bound by name), volume (bound by UID), statuses."""
 
     def one(item: Manifest) -> None:
         pipeline = item["pipeline"]
-        claim_name = f"{pipeline}-workspace"
+        name = claim_name(pipeline)
         volume_name = f"bench-{run_id}-{namespace[-12:]}-{pipeline}"[:253]
         claim = {
             "apiVersion": "v1",
             "kind": "PersistentVolumeClaim",
             "metadata": {
-                "name": claim_name,
+                "name": name,
                 "labels": {"shipway.dev/pipeline": pipeline, BENCH_LABEL: run_id},
             },
             "spec": {
@@ -87,19 +91,19 @@ def prepare_claims(kube: Kube, run_id: str, namespace: str, pipelines: Iterable[
         )
         uid = created["metadata"]["uid"]
         kube.core.create_persistent_volume(
-            _volume(run_id, volume_name, namespace, claim_name, uid), _preload_content=False
+            _volume(run_id, volume_name, namespace, name, uid), _preload_content=False
         )
         kube.core.patch_persistent_volume_status(
             volume_name, {"status": {"phase": "Bound"}}, _preload_content=False
         )
         kube.core.patch_namespaced_persistent_volume_claim(
-            claim_name,
+            name,
             namespace,
             {"metadata": {"annotations": {BIND_COMPLETED: "yes"}}},
             _preload_content=False,
         )
         kube.core.patch_namespaced_persistent_volume_claim_status(
-            claim_name,
+            name,
             namespace,
             {
                 "status": {
@@ -125,7 +129,8 @@ def with_volumes() -> bool:
 
 def bench_pipeline(name: str, steps: int) -> Manifest:
     if with_volumes():
-        return pipeline_body(name, steps, {"storageClassName": STORAGE_CLASS, "size": "1Gi"})
+        # The claim is the one prepare_claims bound beforehand: reused by name.
+        return pipeline_body(name, steps, {"claimName": claim_name(name)})
     return pipeline_body(name, steps)
 
 

@@ -93,10 +93,17 @@ def host_cpu_seconds() -> float:
 class Operator:
     """``python -m shipway operator -n NS`` as a child process, with its log in a file."""
 
-    def __init__(self, namespaces: list[str], log_path: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        namespaces: list[str],
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        args: list[str] | None = None,
+    ):
         self.namespaces = namespaces
         self.log_path = log_path
         self.extra_env = env or {}
+        self.extra_args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.started_at = 0.0
@@ -113,7 +120,7 @@ class Operator:
         argv = [sys.executable, "-m", "shipway", "operator"]
         for namespace in self.namespaces:
             argv += ["-n", namespace]
-        argv += ["--liveness", f"http://127.0.0.1:{self.port}/healthz"]
+        argv += ["--liveness", f"http://127.0.0.1:{self.port}/healthz", *self.extra_args]
         log: IO[bytes]
         with self.log_path.open("ab") as log:
             self.started_at = time.monotonic()

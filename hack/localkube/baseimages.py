@@ -94,7 +94,8 @@ def chroot(root: Path, script: str, *, timeout: float = INSTALL_TIMEOUT) -> None
         for sub in ("proc", "dev"):
             if os.path.ismount(root / sub):  # never: the namespace took them along
                 raise LocalkubeError(f"{root / sub} is still mounted on the host; unmount it")
-        (root / "etc" / "resolv.conf").write_text("")
+        if (root / "etc").is_dir():
+            (root / "etc" / "resolv.conf").write_text("")  # the runtime provides its own
 
 
 def _empty_dev(root: Path) -> None:

@@ -41,10 +41,10 @@ RELEASE = "shipway"
 NAME = "shipway-buildkitd"
 SERVICE_DNS = f"{NAME}.{NAMESPACE}.svc"
 ADDRESS = f"tcp://{SERVICE_DNS}:1234"
-#: privileged or rootless (docs/buildkit.md: the rootless attempt and why this is the default).
-MODE = "privileged"
-#: The local cache: GC keeps it under 10GB (the volume is a host directory, not size-capped).
-CACHE = {"size": "20Gi", "maxUsedSpace": "10GB", "reservedSpace": "1GB", "minFreeSpace": "5GB"}
+#: rootless or privileged: docs/buildkit.md has the measurements and the trade-off.
+MODE = "rootless"
+#: The local cache: GC keeps it under 10 GiB (the volume is a host directory, not size-capped).
+CACHE = {"size": "20Gi", "maxUsedSpace": "10GiB", "reservedSpace": "1GiB", "minFreeSpace": "5GiB"}
 MAX_PARALLELISM = 2
 ROLLOUT_TIMEOUT = 180
 
@@ -215,6 +215,7 @@ def up(paths: Paths, reg: Registry | None = None) -> str:
         for ns in (NAMESPACE, CLIENT_NAMESPACE)
     ]
     _apply(paths, namespaces)
+    _forget_other_mode(paths, MODE)
     manifest = render(paths, chart_values(reg))
     _apply(paths, manifest)  # the Service first gets its address, which the certificate names
     service_ip = kubectl(
@@ -228,6 +229,30 @@ def up(paths: Paths, reg: Registry | None = None) -> str:
     wait_ready(paths)
     log(f"buildkitd is ready at {ADDRESS} ({time.monotonic() - started:.0f}s)")
     return ADDRESS
+
+
+def running_mode(paths: Paths) -> str | None:
+    """The mode of the deployed builder (its container's command says it), or None."""
+    command = kubectl(
+        paths, "get", "statefulset", NAME, "-n", NAMESPACE, "--ignore-not-found",
+        "-o", "jsonpath={.spec.template.spec.containers[0].command[0]}", check=False,
+    ).strip()  # fmt: skip
+    if not command:
+        return None
+    return "rootless" if command == "rootlesskit" else "privileged"
+
+
+def _forget_other_mode(paths: Paths, mode: str) -> None:
+    """Switching modes drops the builder and its cache: a privileged builder's files belong
+    to root, which the rootless user cannot write (and the cache is only a cache)."""
+    current = running_mode(paths)
+    if current is None or current == mode:
+        return
+    log(f"switching buildkitd from {current} to {mode}: dropping it and its cache volume")
+    kubectl(paths, "delete", "statefulset", NAME, "-n", NAMESPACE, "--wait=true",
+            "--timeout=120s")  # fmt: skip
+    kubectl(paths, "delete", "pvc", f"cache-{NAME}-0", "-n", NAMESPACE, "--ignore-not-found",
+            "--wait=true", "--timeout=120s")  # fmt: skip
 
 
 def wait_ready(paths: Paths, timeout: int = ROLLOUT_TIMEOUT) -> None:

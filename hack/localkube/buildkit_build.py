@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OPERATOR_REPOSITORY = f"{registry.HOST}/shipway-dev/shipway"
 OPERATOR_TAG = "0.1.0"
 BUILD_TIMEOUT = 1800
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 #: A step BuildKit served from its cache: ``#7 CACHED`` in ``--progress=plain`` output.
 CACHED = re.compile(r"^#(\d+) CACHED$", re.M)
 #: A step's header: ``#7 [build 3/6] RUN apt-get update …`` (the Dockerfile's own steps).
@@ -55,8 +56,9 @@ class Result:
 
 
 def steps(log: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """The Dockerfile steps in a plain progress log, and those BuildKit reported ``CACHED``."""
-    names = {m[1]: m[2] for m in STEP.finditer(log)}
+    """The Dockerfile's build steps (``RUN``, ``COPY``, …; not the ``FROM`` pulls) in a plain
+    progress log, and those BuildKit reported ``CACHED``."""
+    names = {m[1]: m[2] for m in STEP.finditer(log) if not m[2].startswith("FROM ")}
     cached = {m[1] for m in CACHED.finditer(log)}
     return tuple(names.values()), tuple(v for k, v in names.items() if k in cached)
 
@@ -72,6 +74,9 @@ def buildctl_argv(
         "build", "--progress=plain", "--frontend", "dockerfile.v0",
         "--local", f"context={context}", "--local", f"dockerfile={context}",
         "--output", f"type=image,name={ref},push=true", "--metadata-file", str(metadata),
+        # The host's CA bundle, for a Dockerfile that fetches over HTTPS (the operator's pip)
+        # where a proxy intercepts TLS; a secret, so it is in no layer and no cache key.
+        "--secret", f"id=ca-bundle,src={CA_BUNDLE}",
     ]  # fmt: skip
 
 

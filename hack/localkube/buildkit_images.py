@@ -32,6 +32,7 @@ from localkube.imageset import (
     _install_busybox,
     dpkg_version,
 )
+from localkube.process import run
 
 BUILDKIT_IMAGE = f"localkube.shipway.dev/buildkit:{config.BUILDKIT_VERSION}"
 BUILDCTL_IMAGE = f"localkube.shipway.dev/buildctl:{config.BUILDKIT_VERSION}"
@@ -80,8 +81,15 @@ def _buildkitd_rootfs(root: Path, paths: Paths) -> None:
     _client_script(root)
     _copy_with_libs(root, Path("/usr/sbin/runc"), "/usr/bin/runc")
     _copy_with_libs(root, Path("/usr/bin/rootlesskit"), "/usr/bin/rootlesskit")
-    for tool in ("newuidmap", "newgidmap"):  # setuid root: copy2 keeps the mode bits
+    for tool in ("newuidmap", "newgidmap"):
         _copy_with_libs(root, Path("/usr/bin") / tool, f"/usr/bin/{tool}")
+        # File capabilities instead of Debian's setuid root: run as the calling user, the
+        # owner of the namespace it maps, newuidmap needs only CAP_SETUID (CAP_SETGID); as
+        # root it would also need CAP_SYS_ADMIN, which a pod's capability bounding set lacks.
+        dest = root / "usr/bin" / tool
+        dest.chmod(0o755)
+        cap = "cap_setuid" if tool == "newuidmap" else "cap_setgid"
+        run(["setcap", f"{cap}=ep", str(dest)])
     _ca_bundle(root)
     uid = ROOTLESS_UID
     with (root / "etc/passwd").open("a") as f:
@@ -126,6 +134,7 @@ RECIPES: dict[str, Recipe] = {
             *(_file_digest(_binary(p, n)) for n in ("buildkitd", "buildctl")),
             *(dpkg_version(pkg) for pkg in BUILDKITD_PACKAGES),
             CLIENT_SCRIPT,
+            "newuidmap/newgidmap with file capabilities",
         ],
     ),
     "buildctl": Recipe(

@@ -51,14 +51,20 @@ def write_configs(lay: Layout) -> None:
         )
     _write_json(lay.conf("kubelet-config.json"), kubelet_config(lay))
     _write_json(lay.conf("kube-proxy-config.json"), kube_proxy_config(lay))
-    lay.conf("containerd.toml").write_text(containerd_config(p))
+    write_if_changed(lay.conf("containerd.toml"), containerd_config(p))
     write_registry_hosts(p.containerd_hosts, registry.containerd_hosts(k.ca_crt))
     p.cni_conf_dir.mkdir(parents=True, exist_ok=True)
     _write_json(p.cni_conf_dir / "10-localkube.conflist", cni_config(p))
 
 
+def write_if_changed(path: Path, text: str) -> None:
+    """Write only a changed file: kube-proxy exits when its configuration file is written."""
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+
+
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    write_if_changed(path, json.dumps(doc, indent=2) + "\n")
 
 
 def kubelet_config(lay: Layout) -> dict[str, Any]:
@@ -179,7 +185,7 @@ def write_registry_hosts(hosts_dir: Path, files: dict[str, str]) -> None:
             stale.rmdir()
     for host_name, text in files.items():
         (hosts_dir / host_name).mkdir(exist_ok=True)
-        (hosts_dir / host_name / "hosts.toml").write_text(text)
+        write_if_changed(hosts_dir / host_name / "hosts.toml", text)
 
 
 def cni_config(p: Paths) -> dict[str, Any]:

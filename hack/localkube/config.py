@@ -97,6 +97,8 @@ HOST_COMMANDS: dict[str, str] = {
     "nsenter": "util-linux",
     "mount": "mount",
     "openssl": "openssl",
+    "debootstrap": "debootstrap",
+    "chroot": "coreutils",
 }
 CNI_BIN_DIR = Path("/usr/lib/cni")
 BUSYBOX_BINARY = Path("/bin/busybox")

@@ -45,6 +45,10 @@ PACKAGES: dict[str, str] = {
     "libpython3.11-stdlib": "the operator image's standard library",
     "ca-certificates": "TLS to the package registries",
     "git": "the tests' git server and checkouts",
+    # BuildKit (docs/buildkit.md): copied into the builder's image.
+    "rootlesskit": "the rootless BuildKit builder's user namespace",
+    "uidmap": "newuidmap/newgidmap of the rootless builder",
+    "libcap2-bin": "setcap: file capabilities of newuidmap in the builder's image",
 }
 
 

@@ -98,7 +98,27 @@ def write_layer(rootfs: Path, out: IO[bytes]) -> None:
         raise LocalkubeError(f"image rootfs {rootfs} is not a directory")
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for child in sorted(rootfs.iterdir()):
-            tar.add(child, arcname=child.name, recursive=True, filter=_normalize)
+            tar.add(child, arcname=child.name, recursive=True,
+                    filter=lambda info: _file_capabilities(rootfs, _normalize(info)))  # fmt: skip
+
+
+#: The extended attribute of file capabilities (``setcap``), kept in layers as containerd reads
+#: it: a PAX ``SCHILY.xattr.`` record (BuildKit's rootless image uses it for newuidmap).
+CAPABILITY_XATTR = "security.capability"
+
+
+def _file_capabilities(rootfs: Path, info: tarfile.TarInfo) -> tarfile.TarInfo:
+    if info.isfile():
+        try:
+            value = os.getxattr(rootfs / info.name, CAPABILITY_XATTR, follow_symlinks=False)
+        except OSError:
+            return info
+        # Binary values travel through tarfile's surrogateescape (hdrcharset=BINARY).
+        info.pax_headers = {
+            **info.pax_headers,
+            "SCHILY.xattr." + CAPABILITY_XATTR: value.decode("utf-8", "surrogateescape"),
+        }
+    return info
 
 
 class _HashingWriter(io.RawIOBase):

@@ -208,6 +208,7 @@ def _binary_rootfs(binary: str, dest: str) -> Callable[[Path, Paths], None]:
 def _crane_rootfs(root: Path, paths: Paths) -> None:
     _install_busybox(root)
     dest = root / "usr/local/bin/crane"
+    dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(build.binary(paths, "crane"), dest)
     dest.chmod(0o755)
 

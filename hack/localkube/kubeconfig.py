@@ -42,8 +42,11 @@ def write(path: Path, *, server: str, ca: Path, cert: Path, key: Path, user: str
         "current-context": config.CLUSTER_NAME,
         "preferences": {},
     }
+    text = json.dumps(doc, indent=2) + "\n"
+    if path.is_file() and path.read_text() == text:
+        return  # unchanged: leave the file (and whoever watches it) alone
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
+    tmp.write_text(text)
     tmp.chmod(0o600)
     tmp.replace(path)

@@ -13,6 +13,7 @@ import re
 import shutil
 import tarfile
 import tempfile
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -116,7 +117,8 @@ def remote_digest(paths: Paths, ref: str) -> str | None:
         return out.strip()
     if "MANIFEST_UNKNOWN" in err or "NAME_UNKNOWN" in err or "404" in err:
         return None
-    raise LocalkubeError(f"the registry ({registry.URL}) does not answer crane: {err.strip()}")
+    host = ref.split("/", 1)[0]
+    raise LocalkubeError(f"the registry ({host}) does not answer crane: {err.strip()}")
 
 
 def _space_hint(paths: Paths) -> str:
@@ -149,6 +151,7 @@ def push_all(paths: Paths, names: Iterable[str] | None = None) -> list[tuple[str
     books = recipes()
     wanted = set(names) if names is not None else None
     done: list[tuple[str, str]] = []
+    started, pushed = time.monotonic(), 0
     for m in with_project_bases(MIRRORED, ROOT / "Dockerfile"):
         if wanted is not None and m.recipe not in wanted:
             continue
@@ -162,5 +165,8 @@ def push_all(paths: Paths, names: Iterable[str] | None = None) -> list[tuple[str
         if stale:
             log(f"pushing docker.io/{m.repo}:{','.join(stale)} into the registry")
             push(paths, info, m.repo, stale)
+            pushed += len(stale)
         done += [(f"docker.io/{m.repo}:{t}", info.manifest_digest) for t in m.tags]
+    if pushed:
+        log(f"pushed {pushed} tag(s) into the registry in {time.monotonic() - started:.0f}s")
     return done

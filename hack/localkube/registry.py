@@ -47,18 +47,16 @@ LABELS = {"app.kubernetes.io/name": "registry", "app.kubernetes.io/part-of": "lo
 def hosts_toml(server: str, ca: Path, *, mirror: str | None = None) -> str:
     """containerd's ``hosts.toml``: ``mirror`` first (pull and resolve only), then ``server``.
 
-    Without a mirror, the top-level ``ca`` applies to ``server`` itself.
+    Without a mirror the registry itself is the one host entry (every capability) and the
+    server: containerd 1.6 refuses a hosts.toml without a ``host`` table ("invalid `host`
+    tree") and then ignores the file.
     """
+    entry = mirror or server
+    capabilities = '["pull", "resolve"]' if mirror else '["pull", "resolve", "push"]'
     lines = [f'server = "{server}"']
     if mirror is None:
         lines.append(f'ca = "{ca}"')
-    else:
-        lines += [
-            "",
-            f'[host."{mirror}"]',
-            '  capabilities = ["pull", "resolve"]',
-            f'  ca = "{ca}"',
-        ]
+    lines += ["", f'[host."{entry}"]', f"  capabilities = {capabilities}", f'  ca = "{ca}"']
     return "\n".join(lines) + "\n"
 
 

@@ -8,16 +8,22 @@
   subprocess against the cluster, watching only this session's ``e2e-<session>-*`` namespaces
   (so never ``shipway-helm-*``, where test_helm.py runs the chart's in-cluster operator);
   ``SHIPWAY_E2E_OPERATOR=external`` when the operator is already deployed in the cluster.
+  It serves the admission webhook on a free loopback port (the local API server runs on this
+  machine), through its own configuration ``shipway-e2e-<session>-webhook`` scoped to the
+  session's namespaces, so sessions never review each other's Pipelines.
 
 Everything under tests/e2e is marked ``e2e``, so ``make test-unit`` never needs a cluster.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -26,6 +32,8 @@ from pathlib import Path
 
 import pytest
 
+from . import gitserver
+from .gitserver import GitServer, Repo
 from .kube import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -81,6 +89,11 @@ def cluster() -> Iterator[Cluster]:
                     pytrace=False,
                 )
         found = Cluster(paths.kubeconfig, _kubectl_binary(paths), local=True)
+        # The image of checkout and upload pods (`shipway run --dir` uploads): `localkube up`
+        # imports it; a cluster started by an older checkout may lack it.
+        from localkube import gitimages
+
+        gitimages.ensure(paths, import_into=paths.containerd_socket, names=("git",))
     with pytest.MonkeyPatch.context() as mp:
         # Helpers and subprocesses (kubectl, the operator) all talk to this cluster.
         mp.setenv("KUBECONFIG", str(found.kubeconfig))
@@ -119,9 +132,27 @@ def shipway_operator(
         [str(ROOT / "operator"), str(ROOT / "hack"), env.get("PYTHONPATH", "")]
     )
     env["SHIPWAY_START_GRACE"] = "15s"  # a pod that cannot start fails its step sooner
-    operator = OperatorProcess(
-        [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"], env, log_path
-    )
+    # test_hardening: an impossible request fails after this; long enough that a node full of
+    # other sessions' pods (110 at most) does not fail the steps of unrelated tests
+    env["SHIPWAY_UNSCHEDULABLE_GRACE"] = "90s"
+    env["SHIPWAY_OPERATOR_SERVICE_ACCOUNT"] = "shipway-e2e-operator"  # refused in steps
+    webhook = f"shipway-{SESSION_PREFIX}webhook"
+    argv = [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"]
+    port = None
+    if cluster.local:  # a loopback URL reaches only an API server on this machine
+        from shipway.controller.certs import self_signed
+
+        # One certificate for the session: a restarted operator serves what the API server
+        # already trusts, so its configuration never names a CA it does not serve.
+        tls = self_signed(["127.0.0.1"], log_path.parent / "webhook")
+        port = _free_port()
+        argv += [
+            f"--webhook-url=https://127.0.0.1:{port}",
+            f"--webhook-config={webhook}",
+            f"--webhook-cert={tls.cert}",
+            f"--webhook-key={tls.key}",
+        ]
+    operator = OperatorProcess(argv, env, log_path, webhook if port else None, port, cluster)
     operator.start()
     yield operator
     if operator.running:
@@ -132,13 +163,35 @@ def shipway_operator(
             + log_path.read_text(errors="replace")[-3000:]
             + "\n"
         )
+    # Gone with a clean stop; a killed operator leaves it behind.
+    cluster.run(
+        "delete", "validatingwebhookconfiguration", webhook, "--ignore-not-found", check=False
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 class OperatorProcess:
     """The operator under test, as a subprocess the tests may kill and start again."""
 
-    def __init__(self, argv: list[str], env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        log_path: Path,
+        webhook: str | None = None,
+        webhook_port: int | None = None,
+        cluster: Cluster | None = None,
+    ) -> None:
         self.argv, self.env, self.log_path = argv, env, log_path
+        self.webhook, self.webhook_port = webhook, webhook_port
+        """Name of its ValidatingWebhookConfiguration (None: it serves no webhook), and port."""
+        self.cluster = cluster
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -162,6 +215,41 @@ class OperatorProcess:
                 + self.log_path.read_text(errors="replace")[-3000:],
                 pytrace=False,
             )
+        if self.webhook_port is not None:
+            self.wait_for_webhook()
+
+    @contextlib.contextmanager
+    def webhook_removed(self) -> Iterator[None]:
+        """Pipelines created meanwhile are not reviewed: as before the webhook existed.
+
+        With failurePolicy Fail a killed operator's webhook refuses every create; a test that
+        creates Pipelines while the operator is down (or that tests the operator's own
+        validation) removes the configuration for that time. It is put back afterwards.
+        """
+        if self.webhook is None or self.cluster is None:
+            yield
+            return
+        saved = self.cluster.json("get", "validatingwebhookconfiguration", self.webhook)
+        self.cluster.kubectl("delete", "validatingwebhookconfiguration", self.webhook)
+        try:
+            yield
+        finally:
+            meta = saved["metadata"]
+            saved["metadata"] = {"name": meta["name"], "labels": meta.get("labels", {})}
+            self.cluster.kubectl("create", "-f", "-", input=json.dumps(saved))
+
+    def wait_for_webhook(self, timeout: float = 60) -> None:
+        """Until the webhook accepts connections (its configuration is applied just before)."""
+        assert self.webhook_port is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.webhook_port), timeout=1).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline or not self.running:
+                    pytest.fail(f"the operator's webhook never listened; log {self.log_path}")
+                time.sleep(0.2)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, as when a node dies under it."""
@@ -177,3 +265,43 @@ class OperatorProcess:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+# -- the git server of the source tests (test_source.py, test_security.py) -------------------
+
+
+@pytest.fixture(scope="session")
+def git_server(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[GitServer, dict[str, Repo]]]:
+    if cluster.local:
+        sys.path.insert(0, str(ROOT / "hack"))
+        from localkube import gitimages
+        from localkube.config import Paths
+
+        gitimages.ensure(Paths.default(), import_into=Paths.default().containerd_socket)
+    keys = tmp_path_factory.mktemp("git-keys")
+    namespace = f"{SESSION_PREFIX}git-server"
+    server = gitserver.start(cluster, namespace, keys)
+    root = tmp_path_factory.mktemp("repos")
+    repos = {
+        "app": gitserver.make_repo(
+            root,
+            "app",
+            [
+                {**gitserver.PROJECT, "VERSION": "1\n", "@tag": "v1", "@message": "Version one"},
+                {"VERSION": "2\n", "@message": "Version two\n\nwith a body"},
+            ],
+        ),
+        "big": gitserver.make_repo(
+            root, "big", [{**gitserver.PROJECT, "blob.bin": os.urandom(400_000)}]
+        ),
+        "escape": gitserver.make_repo(
+            root, "escape", [{"tmp@link": "/", "up@link": "../../../../../../.."}]
+        ),
+    }
+    for repo in repos.values():
+        server.publish(repo)
+        server.publish(repo, private=True)
+    yield server, repos
+    gitserver.stop(cluster, namespace)

@@ -9,22 +9,55 @@ the cluster has DNS, URLs use the Service's ClusterIP.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import secrets
 import subprocess
-import tarfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from localkube import gitserver as server
 
 from .kube import Cluster
+
+SERVICES = """\
+demo:
+  image: busybox:1.36
+  working_dir: /src
+  volumes:
+    - ./:/src
+volumes_test:
+  image: busybox:1.36
+  volumes_from:
+    - demo
+"""
+STEPS = """\
+- name: write artifact
+  service: demo
+  command: sh ./artifact.sh
+- name: check artifact
+  service: volumes_test
+  command: sh -c 'cat /src/tmp/artifact.txt && test -s /src/tmp/artifact.txt'
+"""
+ARTIFACT = """\
+#!/bin/sh
+mkdir -p tmp
+echo "version $(cat VERSION) commit ${CI_COMMIT_ID:-none} branch ${CI_BRANCH:-none}" > tmp/artifact.txt
+"""
+PROJECT: dict[str, str | bytes | None] = {
+    "codeship-services.yml": SERVICES,
+    "codeship-steps.yml": STEPS,
+    "artifact.sh": ARTIFACT,
+}
+"""The seed walkthrough as Codeship files whose service mounts ``./:/src``: ``artifact.sh``
+writes ``tmp/artifact.txt`` from ``VERSION`` and the CI variables, a later step of another
+service (``volumes_from``) reads it."""
 
 NAME = "git"
 HTTP_USER = "ci-bot"
 HTTP_PASSWORD = f"pw-{secrets.token_hex(8)}"
-IMAGE = "localkube.shipway.dev/git-server:2.39"
 
 
 def git(cwd: Path, *args: str) -> str:
@@ -115,29 +148,8 @@ class GitServer:
 
     def publish(self, repo: Repo, private: bool = False) -> None:
         """Copy a bare repository into the server (public or private area)."""
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            tar.add(repo.bare, arcname=f"{repo.name}.git")
-        area = "private" if private else "public"
-        subprocess.run(
-            [
-                self.cluster.kubectl_binary,
-                "--kubeconfig",
-                str(self.cluster.kubeconfig),
-                "exec",
-                "-i",
-                "-n",
-                self.namespace,
-                NAME,
-                "--",
-                "tar",
-                "-x",
-                "-C",
-                f"/srv/git/{area}",
-            ],
-            input=buffer.getvalue(),
-            check=True,
-            capture_output=True,
+        server.publish(
+            _kubectl(self.cluster), self.namespace, repo.bare, "private" if private else "public"
         )
 
     def secret(self, kubectl_namespace: str, name: str, kind: str) -> None:
@@ -155,6 +167,10 @@ class GitServer:
         self.cluster.apply(kubectl_namespace, body)
 
 
+def _kubectl(cluster: Cluster) -> list[str]:
+    return [cluster.kubectl_binary, "--kubeconfig", str(cluster.kubeconfig)]
+
+
 def start(cluster: Cluster, namespace: str, key_dir: Path) -> GitServer:
     """Deploy the server into ``namespace`` (created here) and wait until it serves."""
     subprocess.run(
@@ -164,66 +180,7 @@ def start(cluster: Cluster, namespace: str, key_dir: Path) -> GitServer:
     )
     cluster.kubectl("create", "namespace", namespace)
     public_key = (key_dir / "id.pub").read_text()
-    cluster.apply(
-        namespace,
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "git-keys"},
-            "data": {"authorized_keys": public_key},
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "metadata": {"name": NAME, "labels": {"app": NAME}},
-            "spec": {
-                "containers": [
-                    {
-                        "name": "git",
-                        "image": IMAGE,
-                        "env": [
-                            {"name": "GIT_HTTP_USER", "value": HTTP_USER},
-                            {"name": "GIT_HTTP_PASSWORD", "value": HTTP_PASSWORD},
-                        ],
-                        "volumeMounts": [{"name": "keys", "mountPath": "/etc/git-server"}],
-                        "readinessProbe": {
-                            "tcpSocket": {"port": 22},
-                            "periodSeconds": 1,
-                        },
-                    }
-                ],
-                "volumes": [{"name": "keys", "configMap": {"name": "git-keys"}}],
-            },
-        },
-        {
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": NAME},
-            "spec": {
-                "selector": {"app": NAME},
-                "ports": [
-                    {"name": "ssh", "port": 22},
-                    {"name": "http", "port": 80},
-                    {"name": "git", "port": 9418},
-                ],
-            },
-        },
-    )
-    cluster.kubectl(
-        "wait", "-n", namespace, "--for=condition=Ready", f"pod/{NAME}", "--timeout=120s"
-    )
-    ip = cluster.json("get", "service", NAME, "-n", namespace)["spec"]["clusterIP"]
-    deadline = time.monotonic() + 30
-    host_key = ""
-    while not host_key and time.monotonic() < deadline:
-        done = cluster.run(
-            "exec", "-n", namespace, NAME, "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub",
-            check=False,
-        )  # fmt: skip
-        host_key = " ".join(done.stdout.split()[:2])
-        time.sleep(0.2)
-    if not host_key:
-        raise AssertionError("the git server has no ssh host key")
+    ip, host_key = server.deploy(_kubectl(cluster), namespace, HTTP_USER, HTTP_PASSWORD, public_key)
     return GitServer(cluster, namespace, ip, key_dir, host_key)
 
 
@@ -231,5 +188,47 @@ def stop(cluster: Cluster, namespace: str) -> None:
     cluster.run("delete", "namespace", namespace, "--wait=false", check=False)
 
 
-def describe(server: GitServer) -> str:
-    return json.dumps({"ip": server.ip, "namespace": server.namespace})
+def serve_own_crd(kubectl: Any, root: Path) -> None:
+    """Apply this tree's CRD and wait until the API server serves it: on a shared cluster
+    another session may have applied a different one (without spec.source, or defaulting
+    fields this operator refuses). ``kubectl`` is a tests.e2e.pipelines.Kubectl."""
+    kubectl.run("apply", "--server-side", "--force-conflicts", "-f", str(root / "crds"))
+    probe = {
+        "apiVersion": "shipway.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "schema-probe"},
+        "spec": {
+            "source": {"upload": {}},
+            "services": {"a": {"image": "busybox:1.36"}},
+            "steps": [{"service": "a"}],
+        },
+    }
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        done = kubectl.run(
+            "create", "--dry-run=server", "-o", "json", "-f", "-",
+            stdin=json.dumps(probe), check=False,
+        )  # fmt: skip
+        try:
+            spec = json.loads(done.stdout)["spec"]
+        except (ValueError, KeyError):
+            spec = {}
+        if "source" in spec and set(spec) <= {
+            "source",
+            "services",
+            "steps",
+            "workspace",
+            "ci",
+            "cancel",
+        }:
+            return
+        time.sleep(0.2)
+
+
+def lost_source(body: dict[str, Any]) -> bool:
+    """The API server pruned spec.source or status.source, or defaulted a field this operator
+    does not know: another test session on the shared cluster applied a different CRD
+    meanwhile (not a failure of the code under test)."""
+    status = body.get("status", {})
+    foreign = "Extra inputs are not permitted" in str(status.get("message", ""))
+    return foreign or "source" not in body.get("spec", {}) or "source" not in status

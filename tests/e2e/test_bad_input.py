@@ -1,7 +1,15 @@
-"""Every malformed Pipeline is refused at kubectl apply or marked Failed naming the field;
-no pod is created for any of them, and a valid pipeline applied alongside still succeeds."""
+"""Without the admission webhook, every malformed Pipeline is refused at kubectl apply by the
+CRD's schema, CEL rules and policy, or marked Failed by the operator naming the field; no pod
+is created for any of them, and a valid pipeline applied alongside still succeeds.
+
+This is the operator's own validation (defence in depth: Pipelines created while the webhook
+was absent); test_admission.py applies the same files with the webhook.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -12,8 +20,18 @@ from .pipelines import Kubectl, example
 pytestmark = pytest.mark.e2e
 
 
+@pytest.fixture
+def without_webhook(shipway_operator: Any) -> Iterator[None]:
+    """The session operator's webhook configuration removed for the test, then put back."""
+    if shipway_operator is None:
+        yield
+        return
+    with shipway_operator.webhook_removed():
+        yield
+
+
 def test_bad_pipelines_are_refused_and_the_good_one_still_runs(
-    cluster: object, namespace: str, shipway_operator: object
+    cluster: object, namespace: str, shipway_operator: object, without_webhook: None
 ) -> None:
     k = Kubectl(namespace)
     k.apply_docs(example("walkthrough-volumes.yaml"))

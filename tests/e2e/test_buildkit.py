@@ -335,6 +335,17 @@ def test_the_builder_runs_with_its_cache_cap_and_parallelism(
     pod = f"{builder.statefulset}-0"
     spec = cluster.json("get", "pod", pod, "-n", builder.namespace)["spec"]
     assert spec["automountServiceAccountToken"] is False
+    context = spec["containers"][0]["securityContext"]
+    if buildkit.MODE == "rootless":  # an unprivileged user; its builds in a user namespace
+        assert context["runAsUser"] == 1000
+        assert not context.get("privileged")
+        assert "capabilities" not in context
+        status = cluster.kubectl(
+            "exec", "-n", builder.namespace, pod, "--", "cat", "/proc/1/status"
+        )
+        assert re.search(r"^CapEff:\s+0+$", status, re.M), status
+    else:
+        assert context["privileged"] is True
     (claim,) = [v for v in spec["volumes"] if "persistentVolumeClaim" in v]
     assert claim["name"] == "cache"
     config = cluster.kubectl(
@@ -345,8 +356,39 @@ def test_the_builder_runs_with_its_cache_cap_and_parallelism(
         "exec", "-n", builder.namespace, pod, "--",
         "buildctl", "--addr", "unix:///run/buildkit/buildkitd.sock", "debug", "workers", "--verbose",
     )  # fmt: skip
-    assert "GC Policy" in workers, workers
+    # The catch-all rule (All: true) holds the whole cache under the cap (printed in GB).
+    rule = re.search(r"All:\s+true\n(?:\t.*\n)*?\tMaximum used space:\s+([0-9.]+)GB", workers)
+    assert rule, workers
     cap = buildkit.CACHE["maxUsedSpace"]
-    assert re.search(rf"Max Used Space:\s+{re.escape(cap)}", workers) or cap in json.dumps(
-        workers
-    ), workers
+    assert cap.endswith("GiB")
+    assert float(rule[1]) == pytest.approx(int(cap[:-3]) * 2**30 / 1e9), workers
+
+
+def test_the_charts_own_certificates_let_a_build_pod_in(
+    cluster: Cluster, builder: Builder, namespace: str
+) -> None:
+    """buildkit.deploy with no Secrets given: the chart's generated CA, server and client
+    certificates (sprig genCA/genSignedCert) work with buildkitd and the Service's name."""
+    from localkube import build, buildkit, config
+    from localkube.config import Paths
+
+    values = buildkit.chart_values(None)
+    values["fullnameOverride"] = "chk"
+    values["buildkit"].update(serverSecret="", clientSecret="", namespace=namespace)
+    rendered = subprocess.run(
+        [str(build.binary(Paths.default(), "helm")), "template", "chk", str(buildkit.CHART),
+         "--namespace", namespace, "--kube-version", config.KUBERNETES_VERSION,
+         "--show-only", "templates/buildkit.yaml", "--show-only", "templates/buildkit-tls.yaml",
+         "--values", "-"],
+        input=json.dumps(values), capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=rendered)
+    cluster.kubectl(
+        "rollout", "status", "-n", namespace, "statefulset/chk-buildkitd", "--timeout=180s"
+    )
+    address = f"tcp://chk-buildkitd.{namespace}.svc:1234"
+    pod = build_pod(builder, "chart-certs", "buildctl-shipway debug workers",
+                    secret="chk-buildkit-client", env={"BUILDKIT_HOST": address})  # fmt: skip
+    phase, log, code = run_pod(cluster, namespace, pod, timeout=120)
+    assert (phase, code) == ("Succeeded", 0), log
+    assert "linux/amd64" in log

@@ -152,6 +152,11 @@ def test_run_a_codeship_project_streams_logs_in_order_and_exits_0(
     assert result.returncode == 0, result.stdout + result.stderr
     assert "\x1b[" not in result.stdout  # piped: no colours, no cursor movement
     lines = step_lines(result.stdout)
+    # the directory is uploaded first (the workspace is the project, as in jet steps)
+    assert lines[0] == "(step: upload)"
+    assert lines[1].startswith("(step: upload) received 2 files")
+    assert lines[2] == "(step: upload) success ✔"
+    lines = lines[3:]
     # the serial step: header, its lines in order, then its result; all before the group
     assert lines[:5] == [
         "(step: write)",

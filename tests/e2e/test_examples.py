@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 import subprocess
 import sys
 import time
@@ -77,11 +78,9 @@ def test_walkthrough_artifact_crosses_pods_through_the_claim(k: Kubectl) -> None
         assert pod["metadata"]["ownerReferences"][0]["name"] == "volumes-demo"
         mount = pod["spec"]["containers"][0]["volumeMounts"][0]
         assert (mount["mountPath"], mount["subPath"]) == ("/app", "tmp")
-        assert (
-            pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
-            == "volumes-demo-workspace"
-        )
-    claim = k.json("get", "pvc", "volumes-demo-workspace")
+        claim_name = pod["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"]
+        assert re.fullmatch(r"volumes-demo-[0-9a-f]{5}-workspace", claim_name), claim_name
+    claim = k.json("get", "pvc", claim_name)
     assert claim["status"]["phase"] == "Bound"
     table = k("get", "pipelines")
     assert table.split("\n")[0].split()[:4] == ["NAME", "PHASE", "PROGRESS", "STEP"]

@@ -19,6 +19,7 @@ import json
 import os
 import secrets
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -42,6 +43,12 @@ FULLNAME = "shipway"
 STEP_ACCOUNT = "shipway-step"
 OPERATOR_PODS = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=operator"
 WAIT = 300
+BAD_PIPELINES = ROOT / "tests" / "bad_pipelines"
+WEBHOOK = "validate.pipelines.shipway.dev"
+
+
+def WEBHOOK_CONFIG(release: Release) -> str:  # noqa: N802 - a name, computed
+    return f"{FULLNAME}.{release.namespace}.pipelines.shipway.dev"
 
 
 @dataclass(frozen=True)
@@ -239,6 +246,98 @@ def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) ->
     assert "shipway_step_pods_created_total 2.0" in metrics
 
 
+def _webhook_answers(release: Release) -> bool:
+    """A server-side dry run of a bad Pipeline is denied by the webhook (not unreachable)."""
+    bad = str(BAD_PIPELINES / "33-absolute-host-path.yaml")
+    proc = release.cluster.run(
+        "create", "--dry-run=server", "-n", release.namespace, "-f", bad, check=False
+    )
+    return f'admission webhook "{WEBHOOK}" denied' in proc.stderr
+
+
+def test_the_in_cluster_webhook_refuses_what_validate_rejects(release: Release) -> None:
+    """Every file the compiler (not the schema) refuses: refused at apply, validate's lines."""
+    from tests.e2e.test_admission import validate_lines
+    from tests.unit.test_bad_corpus import FILES, expectation
+
+    config = release.json("get", "validatingwebhookconfiguration", WEBHOOK_CONFIG(release))
+    (hook,) = config["webhooks"]
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == [release.namespace]
+    assert hook["failurePolicy"] == "Fail"
+    _wait_until("the in-cluster webhook answers", lambda: _webhook_answers(release), 120)
+    refused = 0
+    for path in FILES:
+        if expectation(path)[0] != "operator":
+            continue
+        proc = release.cluster.run("apply", "-n", release.namespace, "-f", str(path), check=False)
+        assert proc.returncode != 0, path.name
+        for line in validate_lines(path):
+            assert line in proc.stderr, (path.name, line, proc.stderr)
+        refused += 1
+    assert refused >= 20
+    # The other namespace is not the release's: its Pipelines are not reviewed.
+    other = release.cluster.run(
+        "create", "--dry-run=server", "-n", release.other, "-f",
+        str(BAD_PIPELINES / "33-absolute-host-path.yaml"), check=False,
+    )  # fmt: skip
+    assert other.returncode == 0, other.stderr
+
+
+def test_deleting_the_operator_pod_refuses_loudly_and_loses_nothing(release: Release) -> None:
+    """failurePolicy Fail with one replica: while no pod serves, creates fail naming the
+    webhook; every admitted Pipeline runs to the end."""
+    results: dict[str, subprocess.CompletedProcess[str]] = {}
+    stop = threading.Event()
+
+    def apply_continuously() -> None:
+        n = 0
+        while not stop.is_set():
+            doc = yaml.safe_load(WALKTHROUGH.read_text())
+            doc["metadata"]["name"] = name = f"flow-{n:03d}"
+            doc["spec"]["steps"] = [{"name": "s", "service": "demo", "command": "true"}]
+            results[name] = release.cluster.run(
+                "create", "-n", release.namespace, "-f", "-", input=json.dumps(doc), check=False
+            )
+            n += 1
+            time.sleep(0.3)
+
+    (pod,) = release.operator_pods()
+    applier = threading.Thread(target=apply_continuously)
+    applier.start()
+    try:
+        time.sleep(2)
+        release.k("delete", "pod", "-n", release.namespace, pod["metadata"]["name"], "--wait=false")
+        _wait_until(
+            "a new operator pod is Ready and the webhook answers",
+            lambda: (
+                any(
+                    p["metadata"]["name"] != pod["metadata"]["name"]
+                    for p in release.operator_pods()
+                )
+                and _webhook_answers(release)
+            ),
+        )
+        time.sleep(2)
+    finally:
+        stop.set()
+        applier.join()
+    admitted = {name for name, r in results.items() if r.returncode == 0}
+    refused = {name: r.stderr for name, r in results.items() if r.returncode != 0}
+    assert all("failed calling webhook" in err for err in refused.values()), refused
+    stored = {
+        p["metadata"]["name"]
+        for p in release.json("get", "pipelines", "-n", release.namespace)["items"]
+        if p["metadata"]["name"].startswith("flow-")
+    }
+    assert stored == admitted
+    for name in admitted:
+        release.cluster.kubectl(
+            "wait", "-n", release.namespace, "--for=condition=Succeeded",
+            f"pipeline/{name}", f"--timeout={WAIT}s",
+        )  # fmt: skip
+    print(f"\noperator pod deleted: {len(admitted)} admitted, {len(refused)} refused meanwhile")
+
+
 @pytest.mark.parametrize(
     ("verb", "resource", "where", "allowed"),
     [
@@ -250,6 +349,7 @@ def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) ->
         ("patch", "pods", "watched", True),
         ("delete", "pods", "watched", True),
         ("create", "persistentvolumeclaims", "watched", True),
+        ("get", "persistentvolumeclaims", "watched", True),
         ("create", "events", "watched", True),
         ("patch", "kopfpeerings.kopf.dev", "watched", True),
         # Nothing else there: no Secrets, no writes to the Pipelines' spec.
@@ -339,6 +439,12 @@ def test_cluster_scoped_templates_are_accepted_by_the_api_server(release: Releas
     kinds = sorted({d["kind"] for d in yaml.safe_load_all(rendered) if d})
     assert "ValidatingAdmissionPolicy" in kinds
     assert "ClusterKopfPeering" in kinds
+    (webhook,) = [
+        d
+        for d in yaml.safe_load_all(rendered)
+        if d and d["kind"] == "ValidatingWebhookConfiguration"
+    ]
+    assert "namespaceSelector" not in webhook["webhooks"][0]  # every namespace
     out = release.k("apply", "--dry-run=server", "-f", "-", input=rendered)
     assert "validatingadmissionpolicy.admissionregistration.k8s.io/pipelines.shipway.dev" in out
 
@@ -405,6 +511,10 @@ def test_uninstall_removes_everything_but_the_crds(release: Release) -> None:
     _wait_until("nothing of the release is left in its namespace", nothing_left, 120)
     listed = json.loads(release.helm("list", "-n", release.namespace, "-o", "json").stdout)
     assert listed == []
+    gone = release.cluster.run(
+        "get", "validatingwebhookconfiguration", WEBHOOK_CONFIG(release), check=False
+    )
+    assert "NotFound" in gone.stderr, gone.stdout
     for crd in ("pipelines.shipway.dev", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
         release.k("get", "crd", crd)
     # The Pipelines are the users' data: they stay with their CRD.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections import defaultdict
@@ -128,7 +129,7 @@ def test_a_deleted_pod_is_retried_in_a_new_pod_once_the_old_one_is_gone(k: Kubec
     assert body["status"]["phase"] == "Succeeded", body["status"]
     assert flaky["attempt"] == 1
     assert [a["reason"] for a in flaky["attempts"]] == ["PodDeleted"]
-    assert flaky["pod"].startswith("retried-1-r1-")
+    assert re.fullmatch(r"retried-[0-9a-f]{5}-1-r1-flaky", flaky["pod"]), flaky["pod"]
 
 
 def test_an_evicted_pod_fails_its_step(k: Kubectl) -> None:
@@ -251,9 +252,10 @@ def test_deleting_a_pipeline_while_the_operator_is_down_leaves_nothing(
     try:
         k("delete", "pipeline", "gone", "kept", "--wait=true")
         deadline = time.monotonic() + 90
-        while (left := k("get", "pods,pvc", "-o", "name").split()) != [
-            "persistentvolumeclaim/kept-workspace"
-        ]:
+        while not re.fullmatch(
+            r"persistentvolumeclaim/kept-[0-9a-f]{5}-workspace",
+            left := " ".join(k("get", "pods,pvc", "-o", "name").split()),
+        ):
             assert time.monotonic() < deadline, left
             time.sleep(1)
     finally:

@@ -56,8 +56,9 @@ def several_nodes(
 
 
 def static_volume(namespace: str, claim: str, storage: Path, access: str) -> list[dict[str, Any]]:
-    """A pre-bound volume without node affinity: only Shipway's own rules can keep pods
-    together (a local-path volume would pin them to its node by itself)."""
+    """A pre-bound volume without node affinity, and its claim: only Shipway's own rules can
+    keep pods together (a local-path volume would pin them to its node by itself). The
+    pipeline reuses the claim through spec.workspace.claimName."""
     name = f"{namespace}-{claim}"
     return [
         {
@@ -72,7 +73,18 @@ def static_volume(namespace: str, claim: str, storage: Path, access: str) -> lis
                 "claimRef": {"namespace": namespace, "name": claim},
                 "hostPath": {"path": str(storage / name), "type": "DirectoryOrCreate"},
             },
-        }
+        },
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "namespace": namespace},
+            "spec": {
+                "accessModes": [access],
+                "storageClassName": "",
+                "volumeName": name,
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        },
     ]
 
 
@@ -82,7 +94,7 @@ def spread_pipeline(name: str, access: str) -> dict[str, Any]:
         "kind": "Pipeline",
         "metadata": {"name": name},
         "spec": {
-            "workspace": {"accessModes": [access], "storageClassName": ""},
+            "workspace": {"accessModes": [access], "claimName": f"{name}-workspace"},
             "services": {"app": {"image": "busybox:1.36", "volumes": ["./:/ws"]}},
             "steps": [
                 {

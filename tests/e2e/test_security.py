@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from .pipelines import Kubectl, steps_by_name
+import pytest
+import yaml
+
+from .gitserver import GitServer, Repo, lost_source, serve_own_crd
+from .pipelines import ROOT, Kubectl, steps_by_name
+from .test_cli import created_name, shipway
 
 pytestmark = pytest.mark.e2e
 
@@ -118,3 +123,69 @@ def test_a_restricted_namespace_gives_a_clear_step_error_not_a_stuck_pipeline(k:
     assert body["status"]["phase"] == "Failed"
     assert step["reason"] == "PodRejected"
     assert "PodSecurity" in step["message"]
+
+
+def _follow_only(name: str, mount: str, source: dict[str, object]) -> dict[str, object]:
+    return {
+        "apiVersion": "shipway.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": name},
+        "spec": {
+            "source": source,
+            "services": {"victim": {"image": "busybox:1.36", "volumes": [mount]}},
+            "steps": [
+                {
+                    "name": "follow it",
+                    "service": "victim",
+                    "command": ["test", "-e", f"/x/{HOST_ONLY}"],
+                }
+            ],
+        },
+    }
+
+
+def _refused(body: dict[str, object]) -> None:
+    status = body["status"]
+    assert isinstance(status, dict)
+    assert status["source"]["phase"] == "Succeeded", status["source"]
+    follow = steps_by_name(body)["follow it"]
+    assert follow["phase"] == "Failed", "the subPath mount reached the host filesystem"
+    print(f"\nsymlink escape refused: {follow['reason']}: {follow['message']}")
+    assert follow["reason"] in ("CreateContainerConfigError", "CreateContainerError", "StartError")
+
+
+ESCAPES = [("./tmp:/x", "tmp", "/"), ("./up:/x", "up", "../../../../../../..")]
+
+
+@pytest.mark.parametrize(("mount", "link", "target"), ESCAPES, ids=["to-root", "relative-up"])
+def test_a_symlink_in_a_checkout_cannot_reach_outside_the_volume(
+    k: Kubectl, git_server: tuple[GitServer, dict[str, Repo]], mount: str, link: str, target: str
+) -> None:
+    server, _ = git_server
+    for attempt in range(3):  # again if another session's older CRD pruned the source
+        serve_own_crd(k, ROOT)
+        name = f"escape-{attempt}"
+        k.apply_docs([_follow_only(name, mount, {"git": {"url": server.http("escape")}})])
+        body = k.wait_for(name, timeout=120)
+        if not lost_source(body):
+            break
+    _refused(body)
+
+
+@pytest.mark.parametrize(("mount", "link", "target"), ESCAPES, ids=["to-root", "relative-up"])
+def test_a_symlink_in_an_upload_cannot_reach_outside_the_volume(
+    k: Kubectl, tmp_path: Path, mount: str, link: str, target: str
+) -> None:
+    project = tmp_path / "proj"
+    project.mkdir()
+    (project / link).symlink_to(target)
+    manifest = tmp_path / "escape.yaml"
+    manifest.write_text(yaml.safe_dump(_follow_only("escape", mount, {"upload": {}})))
+    for _ in range(3):  # again if another session's older CRD pruned the source
+        serve_own_crd(k, ROOT)
+        done = shipway(k.namespace, "run", "-f", str(manifest), "--source", str(project))
+        body = k.pipeline(created_name(done.stdout))
+        if not lost_source(body):
+            break
+    assert done.returncode == 1, done.stdout + done.stderr
+    _refused(body)

@@ -54,6 +54,7 @@ def _by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, Any]:
 def test_docker_io_is_mirrored_by_the_registry_before_docker_hub() -> None:
     hosts = registry.containerd_hosts(CA)
     doc = tomllib.loads(hosts["docker.io"])
+    assert list(doc["host"]) == [f"https://{config.REGISTRY_SERVICE_IP}"]
     assert doc["server"] == "https://registry-1.docker.io"
     mirror_host = doc["host"][f"https://{config.REGISTRY_SERVICE_IP}"]
     assert mirror_host["capabilities"] == ["pull", "resolve"]
@@ -71,7 +72,11 @@ def test_docker_io_is_mirrored_by_the_registry_before_docker_hub() -> None:
 )
 def test_every_name_of_the_registry_leads_the_node_to_its_cluster_ip(name: str) -> None:
     doc = tomllib.loads(registry.containerd_hosts(CA)[name])
-    assert doc == {"server": f"https://{config.REGISTRY_SERVICE_IP}", "ca": str(CA)}
+    url = f"https://{config.REGISTRY_SERVICE_IP}"
+    assert doc["server"] == url
+    assert doc["ca"] == str(CA)
+    # containerd 1.6 ignores a hosts.toml without a host table ("invalid `host` tree").
+    assert doc["host"] == {url: {"capabilities": ["pull", "resolve", "push"], "ca": str(CA)}}
 
 
 def test_containerd_reads_the_hosts_directory(tmp_path: Path) -> None:
@@ -310,3 +315,11 @@ def test_go_versions() -> None:
     assert hostdeps.parse_go_version("go1.26.8\n") == (1, 26)
     assert hostdeps.parse_go_version("devel") is None
     assert json.dumps(config.GO_MINIMUM)  # a tuple of ints, comparable with the parsed one
+
+
+def test_an_unreachable_registry_is_named_in_the_error() -> None:
+    paths = Paths.default()
+    if not (paths.bin / "crane").exists():
+        pytest.skip("crane is not built (python -m localkube build crane)")
+    with pytest.raises(LocalkubeError, match=r"the registry \(127\.0\.0\.1:9\) does not answer"):
+        mirror.remote_digest(paths, "127.0.0.1:9/library/busybox:latest")

@@ -189,3 +189,30 @@ def test_the_server_certificate_names_the_address_clients_dial() -> None:
     assert not server.client
     assert client.client
     assert not client.server
+
+
+REBUILD_LOG = """#6 [1/3] FROM docker.io/library/ruby:3.1@sha256:2afb
+#6 resolve docker.io/library/ruby:3.1@sha256:2afb done
+#6 DONE 0.0s
+
+#8 [2/3] RUN ruby -e 'File.write("/greeting", "hi")'
+#8 CACHED
+
+#9 [3/3] COPY app.rb /app/app.rb
+#9 DONE 0.1s
+
+#12 [build 4/6] RUN pip install x
+#12 CACHED
+"""
+
+
+def test_build_steps_and_cached_ones_are_read_from_the_plain_progress_log() -> None:
+    from localkube.buildkit_build import steps
+
+    names, cached = steps(REBUILD_LOG)
+    assert names == (
+        'RUN ruby -e \'File.write("/greeting", "hi")\'',
+        "COPY app.rb /app/app.rb",
+        "RUN pip install x",
+    )
+    assert cached == (names[0], names[2])

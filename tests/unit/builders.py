@@ -61,6 +61,8 @@ def pod(
     disruption: str | None = None,
     deadline: int | None = None,
     message: str | None = None,
+    owner_uid: str = REF.uid,
+    unschedulable: str | None = None,
 ) -> PodView:
     """A step pod as the API server would show it, summarised by the real pod_view."""
     if waiting is not None:
@@ -87,11 +89,29 @@ def pod(
             "shipway.dev/attempt": str(attempt),
         },
         "annotations": {"kubectl.kubernetes.io/default-container": "main"},
+        "ownerReferences": [
+            {
+                "apiVersion": "shipway.dev/v1alpha1",
+                "kind": "Pipeline",
+                "name": REF.name,
+                "uid": owner_uid,
+                "controller": True,
+            }
+        ],
     }
     if deleted:
         meta["deletionTimestamp"] = at(0)
         meta["deletionGracePeriodSeconds"] = 0
     conditions = []
+    if unschedulable:
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": unschedulable,
+            }
+        )
     if disruption:
         conditions.append({"type": "DisruptionTarget", "status": "True", "reason": disruption})
     body = {

@@ -6,7 +6,7 @@ from typing import Any
 
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import EventTarget, KubeError
-from shipway.controller.reconciler import PipelineSnapshot
+from shipway.controller.snapshot import PipelineSnapshot
 from shipway.engine.objects import Manifest
 from shipway.engine.observe import PodView, pod_view
 
@@ -19,6 +19,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.pods: dict[str, Manifest] = {}
         self.claims: list[str] = []
+        self.claim_bodies: dict[str, Manifest] = {}
         self.status: Manifest = {}
         self.events: list[tuple[str, str]] = []
         self.writes: list[str] = []
@@ -51,9 +52,19 @@ class FakeKube:
     async def get_pod(self, namespace: str, name: str) -> Manifest | None:
         return self.pods.get(name)
 
-    async def create_claim(self, namespace: str, manifest: Manifest) -> None:
+    async def create_claim(self, namespace: str, manifest: Manifest) -> bool:
+        name = manifest["metadata"]["name"]
+        if name in self.reject:
+            raise self.reject[name]
         self.writes.append("create claim")
-        self.claims.append(manifest["metadata"]["name"])
+        if name in self.claim_bodies:
+            return False
+        self.claims.append(name)
+        self.claim_bodies[name] = manifest
+        return True
+
+    async def get_claim(self, namespace: str, name: str) -> Manifest | None:
+        return self.claim_bodies.get(name)
 
     async def get_secret(self, namespace: str, name: str) -> Manifest | None:
         return self.secrets.get((namespace, name))

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shipway.cli import compile_doc
+from shipway.spec.document import compile_doc
 from shipway.spec.errors import InvalidSpecError
+from shipway.spec.limits import read_deep
 
 CORPUS = Path(__file__).resolve().parents[1] / "bad_pipelines"
 FILES = sorted(CORPUS.glob("*.yaml"))
@@ -38,7 +39,8 @@ def test_the_corpus_is_large_and_covers_both_layers() -> None:
 def test_every_bad_pipeline_is_refused_offline(path: Path) -> None:
     where, text = expectation(path)
     # Decoded the way kubectl does: bytes that are not UTF-8 become U+FFFD.
-    doc = yaml.safe_load(path.read_bytes().decode("utf-8", errors="replace"))
+    source = path.read_bytes().decode("utf-8", errors="replace")
+    doc = read_deep(lambda: yaml.safe_load(source))
     with pytest.raises(InvalidSpecError) as info:
         compile_doc(doc)
     if where == "operator":

@@ -15,17 +15,20 @@ import yaml
 
 import shipway
 from chart_check import HELM_DOC, VALUES, doc_with_table, parse_values, table
-from localkube import operator_image
+from localkube import buildkit_build, buildkit_images, operator_image
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "shipway"
 
 
-def test_default_image_is_the_one_the_local_build_imports() -> None:
+def test_default_image_is_the_one_the_local_build_pushes() -> None:
+    """The local BuildKit build pushes the chart's default repository path and tag."""
     values = yaml.safe_load(VALUES.read_text())
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     tag = values["image"]["tag"] or chart["appVersion"]
-    assert f"{values['image']['repository']}:{tag}" == operator_image.REF
+    path = values["image"]["repository"].split("/", 1)[1]  # without ghcr.io
+    assert buildkit_build.OPERATOR_REPOSITORY.endswith(f"/{path}")
+    assert tag == buildkit_build.OPERATOR_TAG
     assert chart["appVersion"] == shipway.__version__
 
 
@@ -52,22 +55,21 @@ def test_helm_doc_values_table_matches_values_yaml() -> None:
     assert doc_with_table(doc, table(rows)) == doc, "run `make chart-readme`"
 
 
-def test_dockerfile_builds_the_layout_the_local_image_has() -> None:
-    """Same venv, user, environment and entrypoint as hack/localkube/operator_image.py."""
+def test_dockerfile_runs_as_the_chart_expects_and_its_frontend_is_mirrored() -> None:
+    """The image's user is the pod's runAsUser; `# syntax=` names the frontend the local
+    cluster's mirror serves (docs/buildkit.md)."""
     text = (ROOT / "Dockerfile").read_text()
-    config = operator_image.IMAGE_CONFIG
+    values = yaml.safe_load(VALUES.read_text())
+    pod = values["podSecurityContext"]
+    assert re.search(rf"^USER {pod['runAsUser']}:{pod['runAsGroup']}$", text, re.M)
     entrypoint = re.search(r"^ENTRYPOINT (\[.*\])$", text, re.M)
     assert entrypoint is not None
-    assert json.loads(entrypoint[1]) == list(config.entrypoint)
-    assert re.search(rf"^USER {re.escape(config.user)}$", text, re.M)
-    assert f"python3.11 -m venv {operator_image.VENV}" in text
-    assert "docker/prune_venv.py /opt/shipway" in text
+    assert json.loads(entrypoint[1]) == ["/opt/shipway/bin/python", "-m", "shipway"]
+    syntax = text.splitlines()[0]
+    assert syntax == "# syntax=docker/dockerfile:1"
+    assert f"docker.io/{syntax.split('=')[1]}" == buildkit_images.FRONTEND_IMAGE
     assert "-r docker/requirements.txt" in text
-    for key, value in config.env.items():
-        assert f"{key}={value}" in text
-    for package in ("python3.11-minimal", "libpython3.11-stdlib"):
-        assert package in text
-        assert package in operator_image.PYTHON_PACKAGES
+    assert operator_image.lock_file(ROOT).is_file()
 
 
 def test_dockerfile_copies_only_what_dockerignore_lets_in() -> None:

@@ -163,3 +163,42 @@ def test_basic_auth_credentials_come_from_files_for_the_repositorys_host_only(
     config = (tmp_path / "home" / ".gitconfig").read_text()
     assert "credential.http://127.0.0.1:9" in config.replace('"', "").replace(" ", ".")
     assert "hunter2" not in config, "the helper reads the mounted file, git's config has no secret"
+
+
+def test_submodules_are_checked_out_when_asked(tmp_path: Path) -> None:
+    lib_bare, app_bare = tmp_path / "lib.git", tmp_path / "app.git"
+    for bare in (lib_bare, app_bare):
+        git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    lib = tmp_path / "lib"
+    git(tmp_path, "init", "-q", "-b", "main", str(lib))
+    (lib / "lib.txt").write_text("from the submodule\n")
+    git(lib, "add", ".")
+    git(lib, "commit", "-qm", "lib")
+    git(lib, "push", "-q", str(lib_bare), "main")
+    app = tmp_path / "app"
+    git(tmp_path, "init", "-q", "-b", "main", str(app))
+    git(
+        app,
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        f"file://{lib_bare}",
+        "vendor/lib",
+    )
+    git(app, "commit", "-qm", "app with a submodule")
+    git(app, "push", "-q", str(app_bare), "main")
+    allow_file = {  # git refuses file:// submodules unless told (real ones are https or ssh)
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_CONFIG_KEY_0": "protocol.file.allow",
+        "GIT_CONFIG_VALUE_0": "always",
+    }
+    code, _, workspace, log = checkout(tmp_path / "without", f"file://{app_bare}", **allow_file)
+    assert code == 0, log
+    assert not (workspace / "vendor/lib/lib.txt").exists()
+    code, _, workspace, log = checkout(
+        tmp_path / "with", f"file://{app_bare}", GIT_SUBMODULES="1", **allow_file
+    )
+    assert code == 0, log
+    assert (workspace / "vendor/lib/lib.txt").read_text() == "from the submodule\n"

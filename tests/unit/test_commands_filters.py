@@ -73,3 +73,45 @@ def test_exclude_wins_over_tag(
 def test_invalid_regexes_are_reported_and_plain_strings_never_are() -> None:
     assert pattern_error("^release/(") is not None
     assert pattern_error("release/(") is None
+
+
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("^release/(?=v)", "invalid perl operator"),  # Go has no lookahead
+        ("^(a)\\1$", "invalid escape sequence"),  # nor backreferences
+        ("^a{1001}$", "invalid repetition size"),  # nor counts above 1000
+        ("^release/(", "missing )"),
+    ],
+)
+def test_filters_take_go_syntax_so_perl_only_constructs_are_errors(pattern: str, why: str) -> None:
+    problem = pattern_error(pattern)
+    assert problem is not None
+    assert problem.startswith(f"invalid regular expression {pattern!r}: {why}")
+
+
+def test_a_catastrophic_pattern_for_backtracking_matches_in_linear_time() -> None:
+    """`^(a+)+$` against 'aaa…a!' takes Python's re longer than the universe's age.
+
+    RE2 answers at once; the benchmark measures how long, this test only that it finishes
+    (with Python's re it never would) and answers as Go would.
+    """
+    branch = "a" * 35 + "!"
+    assert pattern_error("^(a+)+$") is None
+    assert matches("^(a+)+$", branch) is False
+    assert selected("^(a+)+$", None, branch) is False
+    assert selected(None, "^(a+)+$", "a" * 100_000) is False
+    assert matches("^(a+)+$", "a" * 35) is True
+
+
+def test_a_pipeline_with_a_catastrophic_tag_compiles_and_skips_the_step() -> None:
+    from shipway.spec.compiler import compile_pipeline
+
+    from .builders import spec
+
+    raw = spec(
+        [{"service": "a", "command": "true", "tag": "^(a+)+$"}, {"service": "b"}],
+        ci={"branch": "a" * 35 + "!"},
+    )
+    first, second = compile_pipeline(raw).runs
+    assert (first.enabled, second.enabled) == (False, True)

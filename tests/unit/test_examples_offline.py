@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shipway.cli import compile_doc
 from shipway.codeship.convert import Options, convert_directory
+from shipway.spec.document import compile_doc
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

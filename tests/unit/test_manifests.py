@@ -47,10 +47,10 @@ def test_walkthrough_pods_share_one_claim_at_app_with_sub_path_tmp() -> None:
     manifests = all_manifests(REF, compiled(WALKTHROUGH))
     claim, write, check = manifests
     assert claim["kind"] == "PersistentVolumeClaim"
-    assert claim["metadata"]["name"] == "demo-workspace"
+    assert claim["metadata"]["name"] == "demo-4a49a-workspace"
     for pod in (write, check):
         assert pod["spec"]["volumes"] == [
-            {"name": "workspace", "persistentVolumeClaim": {"claimName": "demo-workspace"}}
+            {"name": "workspace", "persistentVolumeClaim": {"claimName": "demo-4a49a-workspace"}}
         ]
         assert pod["spec"]["containers"][0]["volumeMounts"] == [
             {"name": "workspace", "mountPath": "/app", "subPath": "tmp"}
@@ -128,7 +128,7 @@ def test_shell_form_and_none_healthchecks() -> None:
 
 def test_read_write_once_pods_stay_together_and_read_write_many_do_not() -> None:
     plan = compiled(WALKTHROUGH)
-    create = PodToCreate("2", 0, "demo-2-check-artifact")
+    create = PodToCreate("2", 0, "demo-4a49a-2-check-artifact")
     before = pod_manifest(REF, plan, create)["spec"]["affinity"]
     assert before["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0][
         "labelSelector"

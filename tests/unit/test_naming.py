@@ -1,4 +1,4 @@
-"""Pod names are deterministic, unique per step and attempt, and at most 63 characters."""
+"""Pod names are deterministic, unique per pipeline instance, step and attempt, ≤ 63 characters."""
 
 from __future__ import annotations
 
@@ -6,29 +6,54 @@ import itertools
 
 import pytest
 
-from shipway.engine.naming import container_name, host_names, pod_name
+from shipway.engine.naming import container_name, host_names, instance_tag, pod_name, pvc_name
+
+UID = "6a1f0c5e-0000-4000-8000-000000000001"
+TAG = instance_tag(UID)
 
 
 def test_pod_names_are_readable_and_deterministic() -> None:
-    assert pod_name("volumes-demo", "1", "write artifact", 0) == "volumes-demo-1-write-artifact"
-    assert pod_name("volumes-demo", "1", "write artifact", 2) == "volumes-demo-1-r2-write-artifact"
-    assert pod_name("x", "12", "Test: (unit)!", 0) == pod_name("x", "12", "Test: (unit)!", 0)
+    assert len(TAG) == 5
+    assert pod_name("volumes-demo", UID, "1", "write artifact", 0) == (
+        f"volumes-demo-{TAG}-1-write-artifact"
+    )
+    assert pod_name("volumes-demo", UID, "1", "write artifact", 2) == (
+        f"volumes-demo-{TAG}-1-r2-write-artifact"
+    )
+    assert pod_name("x", UID, "12", "Test: (unit)!", 0) == pod_name(
+        "x", UID, "12", "Test: (unit)!", 0
+    )
 
 
 @pytest.mark.parametrize("pipeline", ["p", "a" * 40, "b" * 63, "long-" * 12 + "end"])
 def test_pod_names_fit_and_never_collide(pipeline: str) -> None:
     names = set()
     for step, attempt in itertools.product(range(1, 1200, 7), range(3)):
-        name = pod_name(pipeline[:63], str(step), "a very long step name " * 5, attempt)
+        name = pod_name(pipeline[:63], UID, str(step), "a very long step name " * 5, attempt)
         assert len(name) <= 63
         assert not name.endswith("-")
+        assert not name.startswith("-")
         names.add(name)
     assert len(names) == len(range(1, 1200, 7)) * 3
 
 
+def test_names_that_met_before_are_apart_now() -> None:
+    """Issue 18: pipeline foo, step '1 y' and pipeline foo-1, step 'y' both made foo-1-1-y."""
+    one = pod_name("foo", "uid-a", "1", "y", 0)
+    two = pod_name("foo-1", "uid-b", "1", "y", 0)
+    assert one != two
+
+
+def test_a_new_instance_of_a_pipeline_gets_new_names() -> None:
+    """A pipeline re-created under the same name never meets the old one's pods or claim."""
+    assert pod_name("ci", "uid-old", "1", "test", 0) != pod_name("ci", "uid-new", "1", "test", 0)
+    assert pvc_name("ci", "uid-old") != pvc_name("ci", "uid-new")
+    assert pvc_name("ci", UID) == f"ci-{TAG}-workspace"
+
+
 def test_long_pipelines_with_a_common_prefix_get_different_names() -> None:
-    one = pod_name("x" * 60 + "one", "1", "s", 0)
-    two = pod_name("x" * 60 + "two", "1", "s", 0)
+    one = pod_name("x" * 60 + "one", "uid-1", "1", "s", 0)
+    two = pod_name("x" * 60 + "two", "uid-2", "1", "s", 0)
     assert one != two
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+from pathlib import Path
 
 import kopf
 import pytest
@@ -14,6 +16,7 @@ from shipway.controller.config import (
     ConfigError,
     OperatorConfig,
     flag,
+    operator_identity,
     peering_priority,
     pod_options,
 )
@@ -23,7 +26,7 @@ from shipway.engine.planner import PodToCreate
 
 from .builders import REF, WALKTHROUGH, compiled
 
-CREATE = PodToCreate("1", 0, "demo-1-write-artifact-0", None)
+CREATE = PodToCreate("1", 0, "demo-4a49a-1-write-artifact-0", None)
 
 
 @pytest.mark.parametrize(
@@ -220,3 +223,47 @@ def test_kopf_keeps_no_diff_base_for_event_handlers() -> None:
     storage = NoDiffBase()  # kopf's abstract storage API is fully implemented
     assert storage.build(body={}, extra_fields=None) is None  # type: ignore[arg-type]
     assert storage.fetch(body={}) is None  # type: ignore[arg-type]
+
+
+def test_the_limits_of_issue_18_have_defaults_and_can_be_set_or_lifted() -> None:
+    default = OperatorConfig.from_env({})
+    assert default.settings.default_timeout == 5 * 3600
+    assert default.settings.max_running_pods == 20
+    assert default.settings.unschedulable_grace == 600
+    env = {
+        "SHIPWAY_DEFAULT_TIMEOUT": "90m",
+        "SHIPWAY_MAX_RUNNING_PODS": "3",
+        "SHIPWAY_UNSCHEDULABLE_GRACE": "20s",
+    }
+    settings = OperatorConfig.from_env(env).settings
+    assert (settings.default_timeout, settings.max_running_pods) == (5400, 3)
+    assert settings.unschedulable_grace == 20
+    lifted = OperatorConfig.from_env(
+        {"SHIPWAY_DEFAULT_TIMEOUT": "0", "SHIPWAY_MAX_RUNNING_PODS": "0"}
+    ).settings
+    assert (lifted.default_timeout, lifted.max_running_pods) == (None, None)
+    with pytest.raises(ConfigError, match="SHIPWAY_MAX_RUNNING_PODS must be a whole number"):
+        OperatorConfig.from_env({"SHIPWAY_MAX_RUNNING_PODS": "many"})
+
+
+def test_step_service_accounts_allowed_and_the_operators_own(tmp_path: Path) -> None:
+    options = pod_options(
+        {
+            "SHIPWAY_STEP_SERVICE_ACCOUNTS": "builder, deployer,",
+            "SHIPWAY_OPERATOR_SERVICE_ACCOUNT": "shipway",
+            "SHIPWAY_OPERATOR_NAMESPACE": "shipway-system",
+        }
+    )
+    assert options.allowed_service_accounts == ("builder", "deployer")
+    assert (options.operator_namespace, options.operator_service_account) == (
+        "shipway-system",
+        "shipway",
+    )
+    claims = json.dumps({"sub": "system:serviceaccount:ops:shipway-operator"}).encode()
+    payload = base64.urlsafe_b64encode(claims).decode().rstrip("=")
+    token = tmp_path / "token"
+    token.write_text(f"header.{payload}.signature")
+    assert operator_identity({}, token) == ("ops", "shipway-operator")
+    assert operator_identity({}, tmp_path / "absent") == (None, None)
+    token.write_text("not a token")
+    assert operator_identity({}, token) == (None, None)

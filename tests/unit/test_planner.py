@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from shipway.engine.observe import ContainerView, PodView
-from shipway.engine.planner import Plan, Settings, plan
+from shipway.engine.planner import Plan, Refusal, Settings, plan
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 
 from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
@@ -34,7 +34,7 @@ def run(
 
 def test_walkthrough_starts_with_the_first_step_only() -> None:
     first = run(WALKTHROUGH)
-    assert [c.name for c in first.create] == ["demo-1-write-artifact"]
+    assert [c.name for c in first.create] == ["demo-4a49a-1-write-artifact"]
     assert first.ensure_claim
     assert first.status.phase == PipelinePhase.RUNNING
     assert phases(first.status) == {"write artifact": "Running", "check artifact": "Pending"}
@@ -45,9 +45,9 @@ def test_walkthrough_starts_with_the_first_step_only() -> None:
 
 def test_the_next_step_starts_when_the_previous_pod_succeeds() -> None:
     first = run(WALKTHROUGH)
-    done = pod("demo-1-write-artifact", "1", phase="Succeeded", exit_code=0)
+    done = pod("demo-4a49a-1-write-artifact", "1", phase="Succeeded", exit_code=0)
     second = run(WALKTHROUGH, first.status, [done])
-    assert [c.name for c in second.create] == ["demo-2-check-artifact"]
+    assert [c.name for c in second.create] == ["demo-4a49a-2-check-artifact"]
     assert step(second.status, "write artifact").exit_code == 0
     assert second.status.progress == "1/2"
     assert [e.reason for e in second.events] == ["StepSucceeded"]
@@ -55,7 +55,7 @@ def test_the_next_step_starts_when_the_previous_pod_succeeds() -> None:
     finished = run(
         WALKTHROUGH,
         second.status,
-        [done, pod("demo-2-check-artifact", "2", phase="Succeeded", exit_code=0)],
+        [done, pod("demo-4a49a-2-check-artifact", "2", phase="Succeeded", exit_code=0)],
     )
     assert finished.create == ()
     assert finished.status.phase == PipelinePhase.SUCCEEDED
@@ -69,26 +69,26 @@ def test_the_next_step_starts_when_the_previous_pod_succeeds() -> None:
 
 def test_planning_twice_on_the_same_inputs_creates_nothing_new() -> None:
     first = run(WALKTHROUGH)
-    again = run(WALKTHROUGH, first.status, [pod("demo-1-write-artifact", "1", node=None)])
+    again = run(WALKTHROUGH, first.status, [pod("demo-4a49a-1-write-artifact", "1", node=None)])
     assert again.create == ()
     assert again.status == first.status
     assert again.events == ()
-    scheduled = run(WALKTHROUGH, first.status, [pod("demo-1-write-artifact", "1")])
+    scheduled = run(WALKTHROUGH, first.status, [pod("demo-4a49a-1-write-artifact", "1")])
     assert scheduled.status == first.status.model_copy(update={"node_name": "node-1"})
 
 
 def test_restart_after_create_but_before_status_write_does_not_duplicate() -> None:
     """The operator died after creating pod 1: the status is empty but the pod exists."""
-    resumed = run(WALKTHROUGH, PipelineStatus(), [pod("demo-1-write-artifact", "1")])
+    resumed = run(WALKTHROUGH, PipelineStatus(), [pod("demo-4a49a-1-write-artifact", "1")])
     assert resumed.create == ()
-    assert step(resumed.status, "write artifact").pod == "demo-1-write-artifact"
+    assert step(resumed.status, "write artifact").pod == "demo-4a49a-1-write-artifact"
 
 
 def test_restart_after_the_step_finished_unrecorded_moves_on() -> None:
     resumed = run(
         WALKTHROUGH,
         PipelineStatus(),
-        [pod("demo-1-write-artifact", "1", phase="Succeeded", exit_code=0)],
+        [pod("demo-4a49a-1-write-artifact", "1", phase="Succeeded", exit_code=0)],
     )
     assert [c.step_id for c in resumed.create] == ["2"]
 
@@ -129,7 +129,7 @@ def _status_after(raw: dict[str, Any], pods: list[PodView]) -> Plan:
 
 
 def test_parallel_children_start_together() -> None:
-    built = [pod("demo-1-build", "1", phase="Succeeded", exit_code=0)]
+    built = [pod("demo-4a49a-1-build", "1", phase="Succeeded", exit_code=0)]
     result = _status_after(PARALLEL, built)
     assert phases(result.status)["unit"] == "Running"
     assert phases(result.status)["lint"] == "Running"
@@ -138,9 +138,9 @@ def test_parallel_children_start_together() -> None:
 
 def test_a_failure_lets_siblings_finish_skips_the_rest_and_runs_on_fail() -> None:
     pods = [
-        pod("demo-1-build", "1", phase="Succeeded", exit_code=0),
-        pod("demo-2-unit", "2"),
-        pod("demo-3-lint", "3", phase="Failed", exit_code=3),
+        pod("demo-4a49a-1-build", "1", phase="Succeeded", exit_code=0),
+        pod("demo-4a49a-2-unit", "2"),
+        pod("demo-4a49a-3-lint", "3", phase="Failed", exit_code=3),
     ]
     result = _status_after(PARALLEL, pods)
     assert phases(result.status) == {
@@ -155,11 +155,11 @@ def test_a_failure_lets_siblings_finish_skips_the_rest_and_runs_on_fail() -> Non
     assert step(result.status, "lint").message == "container exited with a 3 code"
     assert step(result.status, "deploy").reason == "PreviousStepFailed"
     assert result.status.phase == PipelinePhase.RUNNING
-    pods[1] = pod("demo-2-unit", "2", phase="Succeeded", exit_code=0)
-    pods.append(pod("demo-4-lint-report", "4", phase="Succeeded", exit_code=0))
+    pods[1] = pod("demo-4a49a-2-unit", "2", phase="Succeeded", exit_code=0)
+    pods.append(pod("demo-4a49a-4-lint-report", "4", phase="Succeeded", exit_code=0))
     result = run(PARALLEL, result.status, pods)
-    assert [c.name for c in result.create] == ["demo-5-notify"]
-    pods.append(pod("demo-5-notify", "5", phase="Succeeded", exit_code=0))
+    assert [c.name for c in result.create] == ["demo-4a49a-5-notify"]
+    pods.append(pod("demo-4a49a-5-notify", "5", phase="Succeeded", exit_code=0))
     result = run(PARALLEL, result.status, pods)
     assert result.status.phase == PipelinePhase.FAILED, "on_fail never turns a failure into success"
     assert result.status.conditions[0].status == "False"
@@ -169,10 +169,10 @@ def test_a_failure_lets_siblings_finish_skips_the_rest_and_runs_on_fail() -> Non
 
 def test_on_fail_steps_are_skipped_when_nothing_fails() -> None:
     pods = [
-        pod("demo-1-build", "1", phase="Succeeded", exit_code=0),
-        pod("demo-2-unit", "2", phase="Succeeded", exit_code=0),
-        pod("demo-3-lint", "3", phase="Succeeded", exit_code=0),
-        pod("demo-6-deploy", "6", phase="Succeeded", exit_code=0),
+        pod("demo-4a49a-1-build", "1", phase="Succeeded", exit_code=0),
+        pod("demo-4a49a-2-unit", "2", phase="Succeeded", exit_code=0),
+        pod("demo-4a49a-3-lint", "3", phase="Succeeded", exit_code=0),
+        pod("demo-4a49a-6-deploy", "6", phase="Succeeded", exit_code=0),
     ]
     result = _status_after(PARALLEL, pods)
     assert result.status.phase == PipelinePhase.SUCCEEDED
@@ -211,7 +211,7 @@ def test_a_pod_deleted_mid_run_fails_the_step_never_succeeds() -> None:
 def test_a_pod_being_deleted_that_exits_zero_is_still_a_failure() -> None:
     first = run(WALKTHROUGH)
     deleted = pod(
-        "demo-1-write-artifact", "1", phase="Succeeded", exit_code=0, deleted=True, created=-2
+        "demo-4a49a-1-write-artifact", "1", phase="Succeeded", exit_code=0, deleted=True, created=-2
     )
     result = run(WALKTHROUGH, first.status, [deleted])
     assert step(result.status, "write artifact").reason == "PodDeleted"
@@ -220,7 +220,7 @@ def test_a_pod_being_deleted_that_exits_zero_is_still_a_failure() -> None:
 def test_an_evicted_pod_fails_the_step() -> None:
     first = run(WALKTHROUGH)
     evicted = pod(
-        "demo-1-write-artifact",
+        "demo-4a49a-1-write-artifact",
         "1",
         phase="Failed",
         reason="Evicted",
@@ -234,7 +234,7 @@ def test_an_evicted_pod_fails_the_step() -> None:
 def test_a_missing_image_fails_the_step_after_the_grace_period() -> None:
     first = run(WALKTHROUGH)
     stuck = pod(
-        "demo-1-write-artifact", "1", phase="Pending", waiting="ImagePullBackOff", created=-10
+        "demo-4a49a-1-write-artifact", "1", phase="Pending", waiting="ImagePullBackOff", created=-10
     )
     waiting = run(WALKTHROUGH, first.status, [stuck], settings=Settings(start_grace=60))
     assert step(waiting.status, "write artifact").phase == StepPhase.RUNNING
@@ -249,17 +249,17 @@ def test_a_missing_image_fails_the_step_after_the_grace_period() -> None:
     failed = step(later.status, "write artifact")
     assert failed.phase == StepPhase.FAILED
     assert failed.reason == "ImagePullBackOff"
-    assert later.stop == ("demo-1-write-artifact",)
+    assert later.stop == ("demo-4a49a-1-write-artifact",)
 
 
 def test_an_invalid_image_name_fails_at_once() -> None:
     first = run(WALKTHROUGH)
     stuck = pod(
-        "demo-1-write-artifact", "1", phase="Pending", waiting="InvalidImageName", node=None
+        "demo-4a49a-1-write-artifact", "1", phase="Pending", waiting="InvalidImageName", node=None
     )
     result = run(WALKTHROUGH, first.status, [stuck])
     assert step(result.status, "write artifact").reason == "InvalidImageName"
-    assert result.delete == ("demo-1-write-artifact",), "a pod that never started is deleted"
+    assert result.delete == ("demo-4a49a-1-write-artifact",), "a pod that never started is deleted"
 
 
 RETRY = spec([{"service": "a", "name": "flaky", "command": "x", "retries": 2}])
@@ -267,19 +267,21 @@ RETRY = spec([{"service": "a", "name": "flaky", "command": "x", "retries": 2}])
 
 def test_retries_start_a_new_pod_only_after_the_old_one_is_gone() -> None:
     first = run(RETRY)
-    failing = pod("demo-1-flaky", "1", phase="Failed", exit_code=1, deleted=True)
+    failing = pod("demo-4a49a-1-flaky", "1", phase="Failed", exit_code=1, deleted=True)
     blocked = run(RETRY, first.status, [failing])
     assert blocked.create == ()
     assert step(blocked.status, "flaky").reason == "WaitingForRetry"
     assert step(blocked.status, "flaky").attempts[0].exit_code == 1
     gone = run(RETRY, blocked.status, [])
-    assert [c.name for c in gone.create] == ["demo-1-r1-flaky"]
+    assert [c.name for c in gone.create] == ["demo-4a49a-1-r1-flaky"]
     assert [(e.reason, e.message) for e in gone.events] == [("StepStarted", "started 'flaky'")]
-    second = run(RETRY, gone.status, [pod("demo-1-r1-flaky", "1", 1, phase="Failed", exit_code=1)])
-    assert [c.name for c in second.create] == ["demo-1-r2-flaky"]
+    second = run(
+        RETRY, gone.status, [pod("demo-4a49a-1-r1-flaky", "1", 1, phase="Failed", exit_code=1)]
+    )
+    assert [c.name for c in second.create] == ["demo-4a49a-1-r2-flaky"]
     pods = [
-        pod("demo-1-r1-flaky", "1", 1, phase="Failed", exit_code=1),
-        pod("demo-1-r2-flaky", "1", 2, phase="Succeeded", exit_code=0),
+        pod("demo-4a49a-1-r1-flaky", "1", 1, phase="Failed", exit_code=1),
+        pod("demo-4a49a-1-r2-flaky", "1", 2, phase="Succeeded", exit_code=0),
     ]
     done = run(RETRY, second.status, pods)
     final = step(done.status, "flaky")
@@ -301,15 +303,15 @@ def test_retries_run_out() -> None:
 
 def test_cancel_stops_running_pods_and_marks_the_rest() -> None:
     first = run(WALKTHROUGH)
-    running = pod("demo-1-write-artifact", "1")
+    running = pod("demo-4a49a-1-write-artifact", "1")
     cancelled = run({**WALKTHROUGH, "cancel": True}, first.status, [running])
     assert cancelled.status.phase == PipelinePhase.CANCELLED
-    assert cancelled.stop == ("demo-1-write-artifact",)
+    assert cancelled.stop == ("demo-4a49a-1-write-artifact",)
     assert phases(cancelled.status) == {"write artifact": "Cancelled", "check artifact": "Skipped"}
     again = run(
         {**WALKTHROUGH, "cancel": True},
         cancelled.status,
-        [pod("demo-1-write-artifact", "1", deadline=1)],
+        [pod("demo-4a49a-1-write-artifact", "1", deadline=1)],
     )
     assert again.stop == (), "a pod already told to stop is not patched again"
 
@@ -320,19 +322,22 @@ def test_the_pipeline_timeout_fails_it_and_stops_pods() -> None:
     assert first.create[0].active_deadline == 600
     assert first.requeue_after == 600
     late = run(
-        raw, first.status, [pod("demo-1-write-artifact", "1")], now=NOW + timedelta(minutes=11)
+        raw,
+        first.status,
+        [pod("demo-4a49a-1-write-artifact", "1")],
+        now=NOW + timedelta(minutes=11),
     )
     assert late.status.phase == PipelinePhase.FAILED
     assert "timeout" in (late.status.message or "")
     assert step(late.status, "write artifact").reason == "PipelineTimeout"
-    assert late.stop == ("demo-1-write-artifact",)
+    assert late.stop == ("demo-4a49a-1-write-artifact",)
 
 
 def test_a_step_timeout_becomes_the_pods_deadline_and_fails_the_step() -> None:
     raw = spec([{"service": "a", "name": "slow", "command": "sleep 99", "timeout": "90s"}])
     first = run(raw)
     assert first.create[0].active_deadline == 90
-    expired = pod("demo-1-slow", "1", phase="Failed", reason="DeadlineExceeded")
+    expired = pod("demo-4a49a-1-slow", "1", phase="Failed", reason="DeadlineExceeded")
     result = run(raw, first.status, [expired])
     assert step(result.status, "slow").reason == "DeadlineExceeded"
 
@@ -344,7 +349,9 @@ def test_rejected_pods_fail_their_step_instead_of_being_retried_forever() -> Non
         PipelineStatus(),
         [],
         NOW,
-        rejected={"demo-1-write-artifact": "forbidden: violates PodSecurity"},
+        rejected={
+            "demo-4a49a-1-write-artifact": Refusal("PodRejected", "forbidden: violates PodSecurity")
+        },
     )
     assert result.create == ()
     assert step(result.status, "write artifact").reason == "PodRejected"
@@ -353,24 +360,28 @@ def test_rejected_pods_fail_their_step_instead_of_being_retried_forever() -> Non
 
 def test_a_finished_pipeline_ignores_cancel_and_stops_stray_pods() -> None:
     first = run(WALKTHROUGH)
-    pods = [pod("demo-1-write-artifact", "1", phase="Failed", exit_code=1)]
+    pods = [pod("demo-4a49a-1-write-artifact", "1", phase="Failed", exit_code=1)]
     failed = run(WALKTHROUGH, first.status, pods)
     assert failed.status.phase == PipelinePhase.FAILED
     later = run(
-        {**WALKTHROUGH, "cancel": True}, failed.status, [*pods, pod("demo-2-check-artifact", "2")]
+        {**WALKTHROUGH, "cancel": True},
+        failed.status,
+        [*pods, pod("demo-4a49a-2-check-artifact", "2")],
     )
     assert later.status == failed.status
-    assert later.stop == ("demo-2-check-artifact",)
+    assert later.stop == ("demo-4a49a-2-check-artifact",)
 
 
 def test_the_node_of_the_first_pod_is_remembered_for_read_write_once_workspaces() -> None:
     first = run(WALKTHROUGH)
-    result = run(WALKTHROUGH, first.status, [pod("demo-1-write-artifact", "1", node="node-7")])
+    result = run(
+        WALKTHROUGH, first.status, [pod("demo-4a49a-1-write-artifact", "1", node="node-7")]
+    )
     assert result.status.node_name == "node-7"
     shared = run(
         {**WALKTHROUGH, "workspace": {"accessModes": ["ReadWriteMany"]}},
         first.status,
-        [pod("demo-1-write-artifact", "1", node="node-7")],
+        [pod("demo-4a49a-1-write-artifact", "1", node="node-7")],
     )
     assert shared.status.node_name is None
 
@@ -393,10 +404,10 @@ def test_nested_serial_inside_parallel_stops_after_a_failure_elsewhere() -> None
             }
         ]
     )
-    pods = [pod("demo-1-s1", "1"), pod("demo-3-p", "3", phase="Failed", exit_code=1)]
+    pods = [pod("demo-4a49a-1-s1", "1"), pod("demo-4a49a-3-p", "3", phase="Failed", exit_code=1)]
     result = run(raw, run(raw).status, pods)
     assert phases(result.status) == {"s1": "Running", "s2": "Skipped", "p": "Failed"}
-    pods[0] = pod("demo-1-s1", "1", phase="Succeeded", exit_code=0)
+    pods[0] = pod("demo-4a49a-1-s1", "1", phase="Succeeded", exit_code=0)
     result = run(raw, result.status, pods)
     assert result.create == ()
     assert result.status.phase == PipelinePhase.FAILED
@@ -420,7 +431,9 @@ def test_a_500_step_status_stays_small() -> None:
 
 def test_an_api_eviction_says_so() -> None:
     first = run(WALKTHROUGH)
-    evicted = pod("demo-1-write-artifact", "1", deleted=True, disruption="EvictionByEvictionAPI")
+    evicted = pod(
+        "demo-4a49a-1-write-artifact", "1", deleted=True, disruption="EvictionByEvictionAPI"
+    )
     result = run(WALKTHROUGH, first.status, [evicted])
     failed = step(result.status, "write artifact")
     assert failed.reason == "PodEvicted"
@@ -437,8 +450,8 @@ def exited(name: str, step_id: str, code: int = 0, **kw: Any) -> PodView:
 
 def test_a_clean_exit_starts_the_next_step_without_waiting_for_the_pod_phase() -> None:
     first = run(WALKTHROUGH)
-    second = run(WALKTHROUGH, first.status, [exited("demo-1-write-artifact", "1")])
-    assert [c.name for c in second.create] == ["demo-2-check-artifact"]
+    second = run(WALKTHROUGH, first.status, [exited("demo-4a49a-1-write-artifact", "1")])
+    assert [c.name for c in second.create] == ["demo-4a49a-2-check-artifact"]
     assert step(second.status, "write artifact").phase == StepPhase.SUCCEEDED
     assert step(second.status, "write artifact").exit_code == 0
     assert second.stop == ()
@@ -447,7 +460,7 @@ def test_a_clean_exit_starts_the_next_step_without_waiting_for_the_pod_phase() -
 
 def test_a_finished_step_whose_pod_is_still_ending_is_not_stopped() -> None:
     first = run(WALKTHROUGH)
-    ending = exited("demo-1-write-artifact", "1")
+    ending = exited("demo-4a49a-1-write-artifact", "1")
     second = run(WALKTHROUGH, first.status, [ending])
     again = run(WALKTHROUGH, second.status, [ending])
     assert again.stop == ()
@@ -457,7 +470,7 @@ def test_a_finished_step_whose_pod_is_still_ending_is_not_stopped() -> None:
 
 def test_a_failing_exit_waits_for_the_pod_phase() -> None:
     first = run(WALKTHROUGH)
-    second = run(WALKTHROUGH, first.status, [exited("demo-1-write-artifact", "1", code=1)])
+    second = run(WALKTHROUGH, first.status, [exited("demo-4a49a-1-write-artifact", "1", code=1)])
     assert second.create == ()
     assert step(second.status, "write artifact").phase == StepPhase.RUNNING
 
@@ -465,17 +478,17 @@ def test_a_failing_exit_waits_for_the_pod_phase() -> None:
 def test_a_clean_exit_near_the_pods_deadline_waits_for_the_pod_phase() -> None:
     """A process may exit 0 on the SIGTERM of a deadline kill: DeadlineExceeded must win."""
     first = run(WALKTHROUGH)
-    near = exited("demo-1-write-artifact", "1", deadline=6)  # exited 5 s after its start
+    near = exited("demo-4a49a-1-write-artifact", "1", deadline=6)  # exited 5 s after its start
     assert run(WALKTHROUGH, first.status, [near]).create == ()
-    far = exited("demo-1-write-artifact", "1", deadline=600)
+    far = exited("demo-4a49a-1-write-artifact", "1", deadline=600)
     assert [c.name for c in run(WALKTHROUGH, first.status, [far]).create] == [
-        "demo-2-check-artifact"
+        "demo-4a49a-2-check-artifact"
     ]
 
 
 def test_a_clean_exit_with_sidecars_still_running_waits_for_the_pod_phase() -> None:
     first = run(WALKTHROUGH)
-    main = exited("demo-1-write-artifact", "1")
+    main = exited("demo-4a49a-1-write-artifact", "1")
     sidecar = ContainerView(name="db", state="running")
     with_sidecar = dataclasses.replace(main, sidecars=(sidecar,))
     assert run(WALKTHROUGH, first.status, [with_sidecar]).create == ()
@@ -483,7 +496,7 @@ def test_a_clean_exit_with_sidecars_still_running_waits_for_the_pod_phase() -> N
 
 def test_a_clean_exit_of_a_disrupted_pod_waits_for_the_pod_phase() -> None:
     first = run(WALKTHROUGH)
-    disrupted = exited("demo-1-write-artifact", "1", disruption="EvictionByEvictionAPI")
+    disrupted = exited("demo-4a49a-1-write-artifact", "1", disruption="EvictionByEvictionAPI")
     assert run(WALKTHROUGH, first.status, [disrupted]).create == ()
 
 

@@ -7,6 +7,17 @@ from typing import Any
 from shipway.engine.podstore import PodStore, pod_entry
 
 
+def owner(pipeline: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "shipway.dev/v1alpha1",
+        "kind": "Pipeline",
+        "name": pipeline,
+        "uid": f"uid-{pipeline}",
+        "controller": True,
+        **extra,
+    }
+
+
 def body(name: str, pipeline: str = "demo", namespace: str = "ns", **status: Any) -> Any:
     return {
         "metadata": {
@@ -14,6 +25,7 @@ def body(name: str, pipeline: str = "demo", namespace: str = "ns", **status: Any
             "namespace": namespace,
             "uid": f"uid-{name}",
             "labels": {"shipway.dev/pipeline": pipeline, "shipway.dev/step": "1"},
+            "ownerReferences": [owner(pipeline)],
         },
         "spec": {"nodeName": "node-1"},
         "status": {"phase": "Pending", **status},
@@ -25,13 +37,31 @@ def put(store: PodStore, pod: Any) -> set[tuple[str, str]]:
     return store.put(meta["namespace"], meta["name"], pod_entry(pod))
 
 
-def test_a_pod_without_the_pipeline_or_step_label_is_not_a_step() -> None:
-    unlabelled = body("x")
-    unlabelled["metadata"]["labels"] = {"shipway.dev/step": "1"}
-    assert pod_entry(unlabelled) is None
+def test_a_pod_without_the_step_label_is_not_a_step() -> None:
     no_step = body("y")
     del no_step["metadata"]["labels"]["shipway.dev/step"]
     assert pod_entry(no_step) is None
+
+
+def test_a_pod_belongs_to_its_controller_owner_never_to_its_labels() -> None:
+    """Issue 18: anyone who may create pods may label one as a step of someone's pipeline."""
+    forged = body("x")
+    forged["metadata"]["ownerReferences"] = []
+    assert pod_entry(forged) is None
+    for bad in (
+        owner("demo", controller=False),
+        owner("demo", kind="Deployment"),
+        owner("demo", apiVersion="example.com/v1"),
+        owner("demo", uid=""),
+    ):
+        forged["metadata"]["ownerReferences"] = [bad]
+        assert pod_entry(forged) is None, bad
+    labelled_other = body("y", pipeline="demo")
+    labelled_other["metadata"]["ownerReferences"] = [owner("real")]
+    entry = pod_entry(labelled_other)
+    assert entry is not None
+    assert entry[0] == ("ns", "real")
+    assert entry[1].owner_uid == "uid-real"
 
 
 def test_changes_wake_their_pipeline_and_no_op_updates_wake_nothing() -> None:

@@ -29,7 +29,7 @@ def _run_walkthrough() -> tuple[Reconciler, FakeKube]:
     """Both walkthrough steps succeed; the pipeline ends Succeeded."""
     kube = FakeKube()
     reconciler = Reconciler(kube, clock=lambda: NOW)
-    codes = {"demo-1-write-artifact": 0, "demo-2-check-artifact": 0}
+    codes = {"demo-4a49a-1-write-artifact": 0, "demo-4a49a-2-check-artifact": 0}
     asyncio.run(_drive(reconciler, kube, codes))
     assert kube.status["phase"] == PipelinePhase.SUCCEEDED
     return reconciler, kube
@@ -37,9 +37,12 @@ def _run_walkthrough() -> tuple[Reconciler, FakeKube]:
 
 def test_the_walkthrough_costs_one_create_one_patch_and_one_event_per_step() -> None:
     _, kube = _run_walkthrough()
-    assert kube.claims == ["demo-workspace"]
+    assert kube.claims == ["demo-4a49a-workspace"]
     creates = [w for w in kube.writes if w.startswith("create pod")]
-    assert creates == ["create pod demo-1-write-artifact", "create pod demo-2-check-artifact"]
+    assert creates == [
+        "create pod demo-4a49a-1-write-artifact",
+        "create pod demo-4a49a-2-check-artifact",
+    ]
     # first pod, second pod, finished: one patch per step plus one
     assert kube.writes.count("patch status") == 3
     assert [r for r, _ in kube.events] == ["StepSucceeded", "PipelineSucceeded"]
@@ -49,36 +52,39 @@ def test_a_restarted_operator_neither_loses_nor_duplicates_a_step() -> None:
     kube = FakeKube()
     asyncio.run(Reconciler(kube, clock=lambda: NOW).reconcile(snapshot(kube), kube.views(), KEY))
     kube.status = {}  # the status patch was lost: the operator died right after the create
-    kube.finish("demo-1-write-artifact", 0)
+    kube.finish("demo-4a49a-1-write-artifact", 0)
     fresh = Reconciler(kube, clock=lambda: NOW)
-    asyncio.run(_drive(fresh, kube, {"demo-2-check-artifact": 0}))
+    asyncio.run(_drive(fresh, kube, {"demo-4a49a-2-check-artifact": 0}))
     creates = [w for w in kube.writes if w.startswith("create pod")]
-    assert creates == ["create pod demo-1-write-artifact", "create pod demo-2-check-artifact"]
+    assert creates == [
+        "create pod demo-4a49a-1-write-artifact",
+        "create pod demo-4a49a-2-check-artifact",
+    ]
     assert kube.status["phase"] == PipelinePhase.SUCCEEDED
     # its status was lost: to the new operator it looks like a pipeline not started yet
-    assert kube.priorities["demo-2-check-artifact"] == Priority.START
+    assert kube.priorities["demo-4a49a-2-check-artifact"] == Priority.START
 
 
 def test_started_pipelines_go_before_new_ones_and_resumed_ones_before_all() -> None:
     kube = FakeKube()
     first = Reconciler(kube, clock=lambda: NOW)
     asyncio.run(first.reconcile(snapshot(kube), kube.views(), KEY))
-    assert kube.priorities == {"demo-1-write-artifact": Priority.START}
-    kube.finish("demo-1-write-artifact", 0)
+    assert kube.priorities == {"demo-4a49a-1-write-artifact": Priority.START}
+    kube.finish("demo-4a49a-1-write-artifact", 0)
     restarted = Reconciler(kube, clock=lambda: NOW)
     asyncio.run(restarted.reconcile(snapshot(kube), kube.views(), KEY))
-    assert kube.priorities["demo-2-check-artifact"] == Priority.RESUME
+    assert kube.priorities["demo-4a49a-2-check-artifact"] == Priority.RESUME
     again = FakeKube()
     same = Reconciler(again, clock=lambda: NOW)
     asyncio.run(same.reconcile(snapshot(again), again.views(), KEY))
-    again.finish("demo-1-write-artifact", 0)
+    again.finish("demo-4a49a-1-write-artifact", 0)
     asyncio.run(same.reconcile(snapshot(again), again.views(), KEY))
-    assert again.priorities["demo-2-check-artifact"] == Priority.STEP
+    assert again.priorities["demo-4a49a-2-check-artifact"] == Priority.STEP
 
 
 def test_a_pod_rejected_by_admission_fails_its_step_with_the_api_message() -> None:
     kube = FakeKube()
-    kube.reject["demo-1-write-artifact"] = KubeError(
+    kube.reject["demo-4a49a-1-write-artifact"] = KubeError(
         403, "Forbidden", 'pods "x" is forbidden: violates PodSecurity "restricted:latest"'
     )
     reconciler = Reconciler(kube, clock=lambda: NOW)
@@ -93,7 +99,7 @@ def test_a_pod_rejected_by_admission_fails_its_step_with_the_api_message() -> No
 def test_transient_api_errors_raise_and_record_nothing() -> None:
     """The work queue tries again later (tests/unit/test_runtime.py); no status is written."""
     kube = FakeKube()
-    kube.reject["demo-1-write-artifact"] = KubeError(
+    kube.reject["demo-4a49a-1-write-artifact"] = KubeError(
         503, "ServiceUnavailable", "etcd leader changed"
     )
     reconciler = Reconciler(kube, clock=lambda: NOW)
@@ -144,7 +150,7 @@ def test_metrics_count_pods_steps_and_pipelines() -> None:
         value("shipway_pipelines_active"),
     )
     kube = FakeKube()
-    codes = {"demo-1-write-artifact": 0, "demo-2-check-artifact": 0}
+    codes = {"demo-4a49a-1-write-artifact": 0, "demo-4a49a-2-check-artifact": 0}
     asyncio.run(_drive(Reconciler(kube, clock=lambda: NOW), kube, codes))
     after = (
         value("shipway_step_pods_created_total"),
@@ -161,27 +167,27 @@ def test_the_node_of_a_read_write_once_workspace_is_written_with_the_next_change
     reconciler = Reconciler(kube, clock=lambda: NOW)
     asyncio.run(reconciler.reconcile(snapshot(kube), kube.views(), KEY))
     assert kube.writes.count("patch status") == 1
-    kube.pods["demo-1-write-artifact"]["spec"]["nodeName"] = "node-1"  # scheduled
+    kube.pods["demo-4a49a-1-write-artifact"]["spec"]["nodeName"] = "node-1"  # scheduled
     asyncio.run(reconciler.reconcile(snapshot(kube), kube.views(), KEY))
     assert kube.writes.count("patch status") == 1
     assert "nodeName" not in kube.status
-    kube.finish("demo-1-write-artifact", 0)
+    kube.finish("demo-4a49a-1-write-artifact", 0)
     asyncio.run(reconciler.reconcile(snapshot(kube), kube.views(), KEY))
     assert kube.writes.count("patch status") == 2
     assert kube.status["nodeName"] == "node-1"
-    second = kube.pods["demo-2-check-artifact"]["spec"]["affinity"]["nodeAffinity"]
+    second = kube.pods["demo-4a49a-2-check-artifact"]["spec"]["affinity"]["nodeAffinity"]
     assert "node-1" in str(second)
 
 
 def test_a_fresh_operator_pins_to_the_node_the_status_never_recorded() -> None:
     kube = FakeKube()
     asyncio.run(Reconciler(kube, clock=lambda: NOW).reconcile(snapshot(kube), kube.views(), KEY))
-    kube.pods["demo-1-write-artifact"]["spec"]["nodeName"] = "node-1"
-    kube.finish("demo-1-write-artifact", 0)
+    kube.pods["demo-4a49a-1-write-artifact"]["spec"]["nodeName"] = "node-1"
+    kube.finish("demo-4a49a-1-write-artifact", 0)
     assert "nodeName" not in kube.status
     fresh = Reconciler(kube, clock=lambda: NOW)
     asyncio.run(fresh.reconcile(snapshot(kube), kube.views(), KEY))
-    second = kube.pods["demo-2-check-artifact"]["spec"]["affinity"]["nodeAffinity"]
+    second = kube.pods["demo-4a49a-2-check-artifact"]["spec"]["affinity"]["nodeAffinity"]
     assert "node-1" in str(second)
     assert kube.status["nodeName"] == "node-1"
 

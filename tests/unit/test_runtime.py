@@ -88,7 +88,7 @@ def test_a_pipeline_event_starts_its_first_step_once_the_pods_are_listed() -> No
         await settle(operator)
 
     asyncio.run(scenario())
-    assert list(kube.pods) == ["demo-1-write-artifact"]
+    assert list(kube.pods) == ["demo-4a49a-1-write-artifact"]
     assert kube.status["phase"] == "Running"
 
 
@@ -124,7 +124,7 @@ def test_events_during_a_reconcile_fold_into_one_more_run_on_the_latest_state() 
     asyncio.run(scenario())
     assert reads == [0, 1]  # the first run, then one more that sees the pod it created
     assert [w for w in kube.writes if w.startswith("create pod")] == [
-        "create pod demo-1-write-artifact"
+        "create pod demo-4a49a-1-write-artifact"
     ]
 
 
@@ -137,7 +137,7 @@ def test_transient_api_errors_are_retried_later_and_counted(
         return REGISTRY.get_sample_value("shipway_api_errors_total", {"status": "503"}) or 0.0
 
     kube = FakeKube()
-    kube.reject["demo-1-write-artifact"] = KubeError(
+    kube.reject["demo-4a49a-1-write-artifact"] = KubeError(
         503, "ServiceUnavailable", "etcd leader changed"
     )
     operator, _ = make(kube)
@@ -148,7 +148,7 @@ def test_transient_api_errors_are_retried_later_and_counted(
         await asyncio.sleep(0.05)
         assert kube.status == {}
         assert operator.queue.scheduled(KEY)
-        del kube.reject["demo-1-write-artifact"]
+        del kube.reject["demo-4a49a-1-write-artifact"]
         await asyncio.sleep(1.1)
         await settle(operator)
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from shipway.engine.manifests import PodOptions, ci_environment, pod_manifest
+import pytest
+
+from shipway.engine.manifests import PodOptions, ci_environment, claim_name, pod_manifest
+from shipway.engine.naming import pod_name
 from shipway.engine.observe import PodView
 from shipway.engine.planner import Plan, PodToCreate, finished_plan, plan
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
@@ -17,7 +20,9 @@ GIT = {
     "source": {"git": {"url": "https://git.example/org/app.git", "revision": "main"}},
 }
 UPLOAD = {**WALKTHROUGH, "source": {"upload": {"timeout": "5m"}}}
-CHECKOUT_POD = "demo-source-checkout"
+CHECKOUT_POD = pod_name(REF.name, REF.uid, "source", "checkout", 0)
+UPLOAD_POD = pod_name(REF.name, REF.uid, "source", "upload", 0)
+FIRST_POD = pod_name(REF.name, REF.uid, "1", "write artifact", 0)
 
 
 def b64(text: str) -> str:
@@ -68,7 +73,7 @@ def test_the_checkout_runs_first_and_no_step_starts_before_it_succeeds() -> None
 def test_after_the_checkout_the_first_step_starts_with_what_it_found() -> None:
     first = run(GIT)
     done = run(GIT, first.status, checked_out())
-    assert [c.name for c in done.create] == ["demo-1-write-artifact"]
+    assert [c.name for c in done.create] == [FIRST_POD]
     source = done.status.source
     assert source is not None
     assert source.phase == StepPhase.SUCCEEDED
@@ -140,10 +145,10 @@ def test_a_checkout_pod_deleted_while_running_fails_the_source() -> None:
 
 def test_an_upload_that_never_completes_fails_at_its_deadline() -> None:
     first = run(UPLOAD)
-    assert [c.name for c in first.create] == ["demo-source-upload"]
+    assert [c.name for c in first.create] == [UPLOAD_POD]
     assert first.create[0].active_deadline == 300
     expired = pod(
-        "demo-source-upload",
+        UPLOAD_POD,
         "source",
         phase="Failed",
         reason="DeadlineExceeded",
@@ -159,7 +164,7 @@ def test_an_upload_that_never_completes_fails_at_its_deadline() -> None:
 
 def test_an_upload_reports_what_it_received() -> None:
     received = pod(
-        "demo-source-upload",
+        UPLOAD_POD,
         "source",
         phase="Succeeded",
         exit_code=0,
@@ -180,10 +185,12 @@ def test_cancel_during_the_checkout_stops_its_pod() -> None:
     assert cancelled.status.source.phase == StepPhase.CANCELLED
 
 
-def test_a_finished_pipeline_leaves_its_recorded_checkout_pod_alone() -> None:
-    done = run(GIT, run(GIT).status, checked_out())
-    final = done.status.model_copy(update={"phase": PipelinePhase.SUCCEEDED})
-    assert finished_plan(final, [checked_out()]).stop == ()
+def test_a_finished_pipeline_stops_only_a_checkout_pod_its_status_does_not_record() -> None:
+    live = pod(CHECKOUT_POD, "source")  # still running, e.g. after a lost status write
+    recorded = run(GIT).status.model_copy(update={"phase": PipelinePhase.FAILED})
+    assert finished_plan(recorded, [live], REF.uid).stop == ()
+    stray = recorded.model_copy(update={"source": None})
+    assert finished_plan(stray, [live], REF.uid).stop == (CHECKOUT_POD,)
 
 
 def test_the_checkout_pod_has_no_token_the_claim_and_the_secret_as_files() -> None:
@@ -198,7 +205,9 @@ def test_the_checkout_pod_has_no_token_the_claim_and_the_secret_as_files() -> No
     assert spec["automountServiceAccountToken"] is False
     assert spec["activeDeadlineSeconds"] == 3600
     volumes = {v["name"]: v for v in spec["volumes"]}
-    assert volumes["workspace"]["persistentVolumeClaim"]["claimName"] == "demo-workspace"
+    assert volumes["workspace"]["persistentVolumeClaim"]["claimName"] == claim_name(
+        REF, compiled(raw)
+    )
     assert volumes["git-secret"]["secret"]["secretName"] == "deploy-key"
     (container,) = spec["containers"]
     assert {m["mountPath"] for m in container["volumeMounts"]} == {
@@ -213,7 +222,7 @@ def test_the_checkout_pod_has_no_token_the_claim_and_the_secret_as_files() -> No
 
 
 def test_the_upload_receiver_keeps_stdin_open_for_one_attach() -> None:
-    manifest = pod_manifest(REF, compiled(UPLOAD), PodToCreate("source", 0, "demo-source-upload"))
+    manifest = pod_manifest(REF, compiled(UPLOAD), PodToCreate("source", 0, UPLOAD_POD))
     (container,) = manifest["spec"]["containers"]
     assert container["stdin"] is True
     assert container["stdinOnce"] is True
@@ -307,3 +316,23 @@ def test_the_checkout_is_followed_and_its_logs_read_like_a_step() -> None:
     assert events[2].step.name == "write artifact"
     (chosen,) = select_steps(every_step(status), ["checkout"])
     assert (chosen.pod, chosen.service) == (CHECKOUT_POD, "checkout"), "the container's name"
+
+
+def test_the_operator_settings_of_checkouts() -> None:
+    from shipway.controller.config import ConfigError, pod_options
+    from shipway.engine.checkout import DEFAULT_GIT_IMAGE, SourceSettings
+
+    assert pod_options({}).source == SourceSettings(DEFAULT_GIT_IMAGE, 2 * 2**30)
+    options = pod_options({"SHIPWAY_GIT_IMAGE": "reg/git:1", "SHIPWAY_SOURCE_MAX_SIZE": "500Mi"})
+    assert options.source == SourceSettings("reg/git:1", 500 * 2**20)
+    for bad in ("lots", "0"):
+        with pytest.raises(ConfigError, match="SHIPWAY_SOURCE_MAX_SIZE"):
+            pod_options({"SHIPWAY_SOURCE_MAX_SIZE": bad})
+    # a pipeline may lower the limit, never raise it
+    raw = {**GIT, "source": {"git": {"url": "https://g/x.git", "maxSize": "10Gi"}}}
+    manifest = pod_manifest(
+        REF, compiled(raw), PodToCreate("source", 0, CHECKOUT_POD), options=options
+    )
+    env = {e["name"]: e["value"] for e in manifest["spec"]["containers"][0]["env"]}
+    assert env["SHIPWAY_MAX_SIZE"] == str(500 * 2**20)
+    assert manifest["spec"]["containers"][0]["image"] == "reg/git:1"

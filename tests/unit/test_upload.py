@@ -6,6 +6,7 @@ The receiver is the real script run by busybox's shell and tar, as in the receiv
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -203,3 +204,42 @@ def test_run_f_with_an_upload_needs_source_dir(
     assert main(["run", "-f", str(manifest), "--detach"]) == 2
     assert "expects an upload: give --source DIR" in capsys.readouterr().err
     assert api.created is None
+
+
+def test_convert_git_remote_takes_origin_and_head_and_warns_of_local_changes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "codeship-services.yml").write_text(
+        "app:\n  image: busybox:1.36\n  volumes: [./:/src]\n"
+    )
+    (root / "codeship-steps.yml").write_text("- service: app\n  command: make\n")
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "a",
+        "GIT_AUTHOR_EMAIL": "a@b",
+        "GIT_COMMITTER_NAME": "a",
+    }
+    env["GIT_COMMITTER_EMAIL"] = "a@b"
+    for args in (
+        ["init", "-q", "-b", "feature/x"],
+        ["add", "-A"],
+        ["commit", "-qm", "one"],
+        ["remote", "add", "origin", "git@git.example.org:org/app.git"],
+    ):
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    (root / "codeship-steps.yml").write_text("- service: app\n  command: make all\n")
+    assert main(["convert", "--dir", str(root), "--git-remote", "-o", "json"]) == 0
+    out, err = capsys.readouterr()
+    spec = json.loads(out)["spec"]
+    assert spec["source"] == {"git": {"url": "git@git.example.org:org/app.git", "revision": head}}
+    assert spec["ci"] == {"branch": "feature/x"}
+    assert "uncommitted changes" in err
+    assert "workspace starts empty" not in err
+    subprocess.run(["git", "remote", "set-url", "origin", "/srv/app.git"], cwd=root, check=True)
+    assert main(["convert", "--dir", str(root), "--git-remote"]) == 2
+    assert "which a cluster cannot fetch from" in capsys.readouterr().err

@@ -85,6 +85,9 @@ app.kubernetes.io/part-of: shipway
 {{- fail "registry.insecure skips TLS verification: drop registry.ca/caConfigMap, or set insecure=false to verify with them" }}
 {{- end }}
 {{- end }}
+{{- if and .Values.webhook.enabled (eq .Values.webhook.certificate.source "cert-manager") (not (.Capabilities.APIVersions.Has "cert-manager.io/v1/Certificate")) }}
+{{- fail "webhook.certificate.source=cert-manager needs cert-manager's CRDs (cert-manager.io/v1 Certificate) in the cluster; or use source=helm" }}
+{{- end }}
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
 {{- fail (printf "replicaCount=%d needs peering.enabled=true: without kopf peering every replica would run the same Pipelines at once" (int .Values.replicaCount)) }}
 {{- end }}
@@ -129,7 +132,7 @@ app.kubernetes.io/part-of: shipway
 # The workspace claim of each Pipeline (deleted with it through its owner reference).
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["create"]
+  verbs: ["create", "get"]
 # One Event per step start, finish and failure, on the Pipeline.
 - apiGroups: [""]
   resources: ["events"]

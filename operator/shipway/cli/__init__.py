@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,10 +17,10 @@ import yaml
 
 from shipway import GROUP, KIND, __version__
 from shipway.engine.objects import PipelineRef
-from shipway.spec.compiler import CompiledPipeline, compile_pipeline
-from shipway.spec.errors import FieldError, InvalidSpecError
+from shipway.spec.document import compile_doc, display_name, problem_lines
+from shipway.spec.errors import InvalidSpecError
+from shipway.spec.limits import OPERATOR_RECURSION_LIMIT, TooDeepToReadError, read_deep
 
-NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -30,20 +29,24 @@ class UsageError(Exception):
 
 
 def _read(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
+    """The file's text decoded as kubectl does: bytes that are not UTF-8 become U+FFFD, which
+    the compiler then reports naming the field (instead of a UnicodeDecodeError here)."""
     try:
-        return Path(path).read_text()
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+        return raw.decode("utf-8", errors="replace")
     except OSError as exc:
         raise UsageError(f"{path}: {exc.strerror or exc}") from None
 
 
 def pipelines_in(path: str) -> Iterator[dict[str, Any]]:
     """Every Pipeline document in a YAML file (other kinds are ignored)."""
+    text = _read(path)
     try:
-        docs = list(yaml.safe_load_all(_read(path)))
+        docs = read_deep(lambda: list(yaml.safe_load_all(text)))
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: not valid YAML: {exc}") from None
+    except TooDeepToReadError as exc:
+        raise UsageError(f"{path}: {exc}") from None
     found = False
     for doc in docs:
         if (
@@ -57,35 +60,6 @@ def pipelines_in(path: str) -> Iterator[dict[str, Any]]:
         raise UsageError(f"{path}: no {KIND} (apiVersion {GROUP}/v1alpha1) found")
 
 
-def check_metadata(doc: dict[str, Any]) -> list[FieldError]:
-    meta = doc.get("metadata") or {}
-    name = meta.get("name") or (meta.get("generateName", "") + "xxxxx")
-    if not isinstance(name, str) or not name.strip("x"):
-        return [FieldError("metadata.name", "a Pipeline needs a name or generateName")]
-    if len(name) > 63 or not NAME.fullmatch(name):
-        return [
-            FieldError("metadata.name", f"{name!r}: at most 63 lower-case letters, digits and '-'")
-        ]
-    return []
-
-
-def compile_doc(doc: dict[str, Any]) -> CompiledPipeline:
-    """The same checks as the operator, plus the name rules the CRD enforces."""
-    errors = check_metadata(doc)
-    try:
-        compiled = compile_pipeline(doc.get("spec"))
-    except InvalidSpecError as exc:
-        raise InvalidSpecError([*errors, *exc.errors]) from None
-    if errors:
-        raise InvalidSpecError(errors)
-    return compiled
-
-
-def _name(doc: dict[str, Any]) -> str:
-    meta = doc.get("metadata") or {}
-    return str(meta.get("name") or meta.get("generateName") or "<unnamed>")
-
-
 def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
     failed = 0
     for path in args.files:
@@ -94,12 +68,11 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
                 compiled = compile_doc(doc)
             except InvalidSpecError as exc:
                 failed += 1
-                print(f"{path}: Pipeline {_name(doc)} is invalid:", file=out)
-                for error in exc.errors:
-                    print(f"  {error}", file=out)
+                for line in problem_lines(doc, exc):
+                    print(line if line.startswith(" ") else f"{path}: {line}", file=out)
                 continue
             steps = sum(1 for run in compiled.runs if run.on_fail_of is None)
-            print(f"{path}: Pipeline {_name(doc)} is valid ({steps} steps)", file=out)
+            print(f"{path}: Pipeline {display_name(doc)} is valid ({steps} steps)", file=out)
     return 1 if failed else 0
 
 
@@ -111,9 +84,8 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
         try:
             compiled = compile_doc(doc)
         except InvalidSpecError as exc:
-            print(f"{args.file}: Pipeline {_name(doc)} is invalid:", file=sys.stderr)
-            for error in exc.errors:
-                print(f"  {error}", file=sys.stderr)
+            for line in problem_lines(doc, exc):
+                print(line if line.startswith(" ") else f"{args.file}: {line}", file=sys.stderr)
             return 1
         meta = doc.get("metadata") or {}
         name = meta.get("name") or f"{meta.get('generateName', 'pipeline-')}xxxxx"
@@ -147,6 +119,24 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
         )
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), OPERATOR_RECURSION_LIMIT))
+    if args.webhook_port is not None or args.webhook_url is not None:
+        from shipway.controller import admission
+
+        try:
+            webhook = admission.options(
+                port=args.webhook_port,
+                url=args.webhook_url,
+                cert=args.webhook_cert,
+                key=args.webhook_key,
+                failure_policy=args.webhook_failure_policy,
+                config_name=args.webhook_config,
+                namespaces=tuple(args.namespace or ()),
+                clusterwide=args.all_namespaces,
+            )
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        admission.register(webhook)
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(
         memo=kopf.Memo(config=config),
@@ -177,6 +167,29 @@ def parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         help="serve Prometheus metrics on this port (or set SHIPWAY_METRICS_PORT)",
+    )
+    hook = op.add_argument_group(
+        "admission webhook", "refuse bad Pipelines at kubectl apply (docs/pipeline-api.md)"
+    )
+    hook.add_argument(
+        "--webhook-port", type=int, help="serve the validating webhook on this port (9443)"
+    )
+    hook.add_argument(
+        "--webhook-url",
+        help="where the API server reaches this process, e.g. https://127.0.0.1:9443: the "
+        "operator then keeps its own webhook configuration, scoped to its namespaces",
+    )
+    hook.add_argument("--webhook-cert", help="serving certificate (PEM); else a self-signed one")
+    hook.add_argument("--webhook-key", help="its private key (PEM)")
+    hook.add_argument(
+        "--webhook-failure-policy",
+        choices=("Fail", "Ignore"),
+        default="Fail",
+        help="of the configuration --webhook-url makes: refuse (Fail) or admit (Ignore) "
+        "Pipelines while the webhook cannot be reached",
+    )
+    hook.add_argument(
+        "--webhook-config", help="name of that configuration (default: one per scope and URL)"
     )
     op.add_argument("--peering", help="KopfPeering name for several replicas (HA)")
     op.add_argument("--priority", type=int, default=0, help="peering priority of this replica")

@@ -37,6 +37,7 @@ from shipway.cli.format import (
 from shipway.cli.run import cmd_run
 from shipway.cli.source import add_source_flags
 from shipway.cli.tracker import every_step
+from shipway.engine.naming import container_name
 from shipway.models import StepStatus
 
 
@@ -61,12 +62,14 @@ def register(sub: Any) -> None:
         help="write the Secrets of decrypted files (--aes-key) there, mode 0600; never to "
         "standard output",
     )
-    add_source_flags(con, run=False)
     con.set_defaults(func=cmd_convert)
+
+    add_source_flags(con, run=False)
 
     run = sub.add_parser(
         "run", parents=[conn, files], help="create a Pipeline and follow it to the end"
     )
+    add_source_flags(run, run=True)
     run.add_argument(
         "-f",
         "--filename",
@@ -79,7 +82,6 @@ def register(sub: Any) -> None:
         action="store_true",
         help="run push steps (like jet steps --push); without it they are skipped",
     )
-    add_source_flags(run, run=True)
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", parents=[conn], help="a Pipeline's groups and steps")

@@ -112,7 +112,7 @@ def _print_warnings(warnings: tuple[ConversionWarning, ...], quiet: bool) -> Non
         print(f"warning: {warning}", file=sys.stderr)
 
 
-def source_of(
+def source_flags(
     args: argparse.Namespace, directory: Path, upload: bool
 ) -> tuple[dict[str, Any] | None, dict[str, str]]:
     """spec.source from the flags (git, else an upload when ``upload``) and CI fields learnt."""
@@ -141,7 +141,7 @@ def convert(
         aes_key = read_aes_key(directory, args.aes_key)
     except FileError as exc:
         raise CommandError(str(exc)) from None
-    source, learnt = source_of(args, directory, upload)
+    source, learnt = source_flags(args, directory, upload)
     options = Options(
         name=args.name or default_name(directory),
         generate_name=generate_name,

@@ -26,22 +26,25 @@ from shipway.cli.common import (
     now,
     style_for,
 )
-from shipway.cli.convert import ci_flags, convert, source_of
+from shipway.cli.convert import ci_flags, convert, source_flags
 from shipway.cli.format import phase_of, status_tree, summary_line
 from shipway.cli.source import git_flags_given
 from shipway.cli.upload import UploadError, list_tree
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
+from shipway.spec.limits import TooDeepToReadError, read_deep
 
 
 def _manifest_file(path: str) -> dict[str, Any]:
     try:
         text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        docs = list(yaml.safe_load_all(text))
+        docs = read_deep(lambda: list(yaml.safe_load_all(text)))
     except OSError as exc:
         raise CommandError(f"{path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise CommandError(f"{path}: not valid YAML: {exc}") from None
+    except TooDeepToReadError as exc:
+        raise CommandError(f"{path}: {exc}") from None
     found = [
         d
         for d in docs
@@ -124,6 +127,48 @@ def _terminate_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _file_source(
+    args: argparse.Namespace, manifest: dict[str, Any]
+) -> tuple[dict[str, Any], Path | None, dict[str, str]]:
+    """A manifest file's source, with the flags: the manifest, the directory to upload, CI
+    fields learnt from --git-remote."""
+    spec = dict(manifest.get("spec") or {})
+    given = spec.get("source") or {}
+    directory = Path(args.source or ".")
+    source, learnt = source_flags(args, directory, upload=False)
+    if source is not None:
+        if args.source:
+            raise CommandError("use either --source (an upload) or the git flags")
+        spec["source"] = source
+    elif args.source:
+        if "git" in given:
+            raise CommandError(f"{args.filename} checks out {given['git'].get('url')}: no upload")
+        spec["source"] = {"upload": given.get("upload") or {}}
+    elif "upload" in given:
+        raise CommandError(f"{args.filename} expects an upload: give --source DIR")
+    upload = Path(args.source) if "upload" in (spec.get("source") or {}) else None
+    return {**manifest, "spec": spec}, upload, learnt
+
+
+def _upload(api: Any, created: dict[str, Any], directory: Path, printer: Any, entries: Any) -> None:
+    """Send the directory; if it cannot be sent, cancel the pipeline rather than leave it
+    waiting for the upload's timeout."""
+    from shipway.cli.cluster import ClusterError
+    from shipway.cli.send import send_directory
+
+    name = created["metadata"]["name"]
+    try:
+        show = printer.set_footer if printer.live else (lambda text: None)
+        send_directory(api, created, directory, show, printer.line, entries)
+    except (UploadError, ClusterError, OSError) as exc:
+        printer.clear_footer()
+        printer.line(f"shipway: upload failed: {exc}")
+        api.cancel(name)
+        return
+    finally:
+        printer.clear_footer()
+
+
 @guarded
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     from shipway.cli.follow import Follower, Printer
@@ -162,7 +207,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if args.detach and upload is None:
         out.write(f"{name}\n")
         return OK
-    printer = Printer(out, live(out))
+    # --detach with an upload: its progress on stderr, the name alone on stdout
+    notes = sys.stderr if args.detach else out
+    printer = Printer(notes, live(notes))
     printer.line(f"shipway: pipeline {api.namespace}/{name} created")
     if pushes and not args.push:
         printer.line(f"shipway: {pushes} push step(s) will be skipped: add --push to push")
@@ -173,6 +220,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
             if upload is not None:
                 _upload(api, created, upload, printer, entries)
             if args.detach:
+                out.write(f"{name}\n")
                 return OK
             final = follower.follow(created)
         except KeyboardInterrupt:
@@ -190,45 +238,3 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         printer.line(line)
     printer.line(summary_line(final, now(), style))
     return OK if phase_of(final) == "Succeeded" else FAILED
-
-
-def _file_source(
-    args: argparse.Namespace, manifest: dict[str, Any]
-) -> tuple[dict[str, Any], Path | None, dict[str, str]]:
-    """A manifest file's source, with the flags: the manifest, the directory to upload, CI
-    fields learnt from --git-remote."""
-    spec = dict(manifest.get("spec") or {})
-    given = spec.get("source") or {}
-    directory = Path(args.source or ".")
-    source, learnt = source_of(args, directory, upload=False)
-    if source is not None:
-        if args.source:
-            raise CommandError("use either --source (an upload) or the git flags")
-        spec["source"] = source
-    elif args.source:
-        if "git" in given:
-            raise CommandError(f"{args.filename} checks out {given['git'].get('url')}: no upload")
-        spec["source"] = {"upload": given.get("upload") or {}}
-    elif "upload" in given:
-        raise CommandError(f"{args.filename} expects an upload: give --source DIR")
-    upload = Path(args.source) if "upload" in (spec.get("source") or {}) else None
-    return {**manifest, "spec": spec}, upload, learnt
-
-
-def _upload(api: Any, created: dict[str, Any], directory: Path, printer: Any, entries: Any) -> None:
-    """Send the directory; if it cannot be sent, cancel the pipeline rather than leave it
-    waiting for the upload's timeout."""
-    from shipway.cli.cluster import ClusterError
-    from shipway.cli.send import send_directory
-
-    name = created["metadata"]["name"]
-    try:
-        show = printer.set_footer if printer.live else (lambda text: None)
-        send_directory(api, created, directory, show, printer.line, entries)
-    except (UploadError, ClusterError, OSError) as exc:
-        printer.clear_footer()
-        printer.line(f"shipway: upload failed: {exc}")
-        api.cancel(name)
-        return
-    finally:
-        printer.clear_footer()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from shipway.cli.cluster import ClusterError, PipelineApi
-from shipway.cli.format import format_duration, is_finished, pipeline_status
+from shipway.cli.format import is_finished, pipeline_status
 from shipway.cli.upload import Entry, UploadError, list_tree, totals, write_tar
 from shipway.engine.checkout import RECEIVER
 from shipway.engine.objects import Manifest, PipelineRef
@@ -112,7 +112,7 @@ def send_directory(
         socket.close()
     took = time.monotonic() - sent_at
     note(
-        f"shipway: uploaded {total_files} files ({format_bytes(total)}) in "
-        f"{format_duration(took)} (receiver ready after {format_duration(waited)})"
+        f"shipway: uploaded {total_files} files ({format_bytes(total)}) in {took:.1f}s "
+        f"(receiver ready after {waited:.1f}s)"
     )
     return total_files, total

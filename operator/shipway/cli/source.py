@@ -11,9 +11,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
+
+from shipway.models.source import GIT_URL_PATTERN
 
 
 class SourceError(Exception):
@@ -107,6 +110,11 @@ def git_source(
     url, revision = args.git_url, args.revision
     if args.git_remote:
         url, commit, branch, dirty = git_remote(directory)
+        if not re.match(GIT_URL_PATTERN, url):
+            raise SourceError(
+                f"--git-remote: origin is {url!r}, which a cluster cannot fetch from "
+                "(https://, ssh://, git:// or user@host:path): give --git-url"
+            )
         revision = revision or commit
         if branch:
             ci["branch"] = branch

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from shipway.spec.limits import TooDeepToReadError, read_deep
+
 
 class RawInt(int):
     """An integer that remembers how it was written."""
@@ -87,9 +89,11 @@ _Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
 def parse_yaml(text: str, source: str) -> Any:
     """One YAML document; an empty file is None."""
     try:
-        return yaml.load(text, Loader=_Loader)
+        return read_deep(lambda: yaml.load(text, Loader=_Loader))
     except yaml.YAMLError as exc:
         raise FileError(f"{source}: not valid YAML: {exc}") from None
+    except TooDeepToReadError as exc:
+        raise FileError(f"{source}: {exc}") from None
 
 
 def parse_json(text: str, source: str) -> Any:

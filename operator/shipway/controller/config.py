@@ -7,17 +7,19 @@ start-up instead of failing in a retry loop later.
 
 from __future__ import annotations
 
+import base64
 import json
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
 from shipway.engine.manifests import PodOptions
-from shipway.engine.observe import START_GRACE_SECONDS
-from shipway.engine.planner import Settings
+from shipway.engine.observe import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
+from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
 from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
 from shipway.models.durations import parse_duration
 from shipway.spec.source import parse_quantity
@@ -49,6 +51,12 @@ class OperatorConfig:
     """Serve ``/metrics`` here (``--metrics-port`` or ``SHIPWAY_METRICS_PORT``; 0: off)."""
     start_grace: float = START_GRACE_SECONDS
     """``SHIPWAY_START_GRACE``: how long a container may wait on an image pull or config."""
+    unschedulable_grace: float = UNSCHEDULABLE_GRACE_SECONDS
+    """``SHIPWAY_UNSCHEDULABLE_GRACE``: how long a step's pod may wait for a node."""
+    default_timeout: float | None = DEFAULT_TIMEOUT_SECONDS
+    """``SHIPWAY_DEFAULT_TIMEOUT``: a pipeline's limit when it sets none ("0": none)."""
+    max_running_pods: int | None = MAX_RUNNING_PODS
+    """``SHIPWAY_MAX_RUNNING_PODS``: pods of one pipeline at once ("0": no limit)."""
     pods: PodOptions = field(default_factory=PodOptions)
     peering: str | None = None
     """``SHIPWAY_PEERING``: overrides ``--peering``; peering is then mandatory."""
@@ -64,6 +72,12 @@ class OperatorConfig:
         return cls(
             metrics_port=_port(env.get("SHIPWAY_METRICS_PORT")),
             start_grace=_duration(env, "SHIPWAY_START_GRACE", START_GRACE_SECONDS),
+            unschedulable_grace=_duration(
+                env, "SHIPWAY_UNSCHEDULABLE_GRACE", UNSCHEDULABLE_GRACE_SECONDS
+            ),
+            default_timeout=_duration(env, "SHIPWAY_DEFAULT_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
+            or None,
+            max_running_pods=_count(env, "SHIPWAY_MAX_RUNNING_PODS", MAX_RUNNING_PODS) or None,
             pods=pod_options(env),
             peering=env.get("SHIPWAY_PEERING", "").strip() or None,
             peering_priority=peering_priority(env.get("SHIPWAY_PEERING_PRIORITY")),
@@ -89,7 +103,13 @@ class OperatorConfig:
     @property
     def settings(self) -> Settings:
         """What the planner needs of it."""
-        return Settings(start_grace=self.start_grace, build=self.build)
+        return Settings(
+            start_grace=self.start_grace,
+            unschedulable_grace=self.unschedulable_grace,
+            default_timeout=self.default_timeout,
+            max_running_pods=self.max_running_pods,
+            build=self.build,
+        )
 
 
 def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
@@ -109,7 +129,7 @@ def build_config(env: Mapping[str, str]) -> BuildConfig:
 
     ``SHIPWAY_REGISTRY_URL`` (host[:port][/prefix]); ``SHIPWAY_BUILDKIT_ADDR`` (tcp://host:port)
     with ``SHIPWAY_BUILDKIT_CLIENT_SECRET`` (a Secret of the operator's namespace,
-    ``SHIPWAY_NAMESPACE``, with ca.crt, tls.crt and tls.key); ``SHIPWAY_BUILDKIT_CLIENT_IMAGE``;
+    ``SHIPWAY_OPERATOR_NAMESPACE``, formerly ``SHIPWAY_NAMESPACE``, with ca.crt, tls.crt and tls.key); ``SHIPWAY_BUILDKIT_CLIENT_IMAGE``;
     ``SHIPWAY_REGISTRY_PUSH_SECRET`` (a dockerconfigjson Secret there);
     ``SHIPWAY_BUILDKIT_WAIT`` and ``SHIPWAY_BUILD_TIMEOUT`` (durations). Left unset against the
     local cluster, ``shipway operator`` finds the local ones itself.
@@ -132,7 +152,11 @@ def build_config(env: Mapping[str, str]) -> BuildConfig:
         client_secret=text("SHIPWAY_BUILDKIT_CLIENT_SECRET"),
         client_image=text("SHIPWAY_BUILDKIT_CLIENT_IMAGE") or DEFAULT_CLIENT_IMAGE,
         push_secret=text("SHIPWAY_REGISTRY_PUSH_SECRET"),
-        namespace=text("SHIPWAY_NAMESPACE") or text("POD_NAMESPACE"),
+        namespace=(
+            text("SHIPWAY_OPERATOR_NAMESPACE")
+            or text("SHIPWAY_NAMESPACE")
+            or text("POD_NAMESPACE")
+        ),
         wait_seconds=max(1, int(wait)),
         timeout_seconds=max(1, int(timeout)),
     )
@@ -147,10 +171,21 @@ def _port(value: str | None) -> int | None:
         raise ConfigError(f"SHIPWAY_METRICS_PORT is not a port number: {value!r}") from None
 
 
+def _count(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name, "").strip()
+    if not value:
+        return default
+    if not value.isdigit():
+        raise ConfigError(f"{name} must be a whole number, not {value!r}")
+    return int(value)
+
+
 def _duration(env: Mapping[str, str], name: str, default: float) -> float:
     value = env.get(name, "").strip()
     if not value:
         return default
+    if value == "0":
+        return 0.0
     try:
         return parse_duration(value)
     except ValueError as exc:
@@ -172,6 +207,8 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
     """
     restricted = flag(env, "SHIPWAY_RESTRICTED_PODS", default=False)
     account = env.get("SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT", "").strip()
+    allowed = env.get("SHIPWAY_STEP_SERVICE_ACCOUNTS", "")
+    own_namespace, own_account = operator_identity(env)
     return PodOptions(
         security_context=RESTRICTED if restricted else None,
         default_service_account=account or None,
@@ -182,7 +219,42 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
             image=env.get("SHIPWAY_PUSH_IMAGE", "").strip() or DEFAULT_PUSH_IMAGE,
             ca_config_map=env.get("SHIPWAY_PUSH_CA_CONFIGMAP", "").strip() or None,
         ),
+        allowed_service_accounts=tuple(a.strip() for a in allowed.split(",") if a.strip()),
+        operator_service_account=own_account,
+        operator_namespace=own_namespace,
     )
+
+
+TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+
+
+def operator_identity(env: Mapping[str, str], token: Path = TOKEN) -> tuple[str | None, str | None]:
+    """The operator's own (namespace, ServiceAccount), which step pods may never use.
+
+    ``SHIPWAY_OPERATOR_SERVICE_ACCOUNT`` and ``SHIPWAY_OPERATOR_NAMESPACE`` (the Helm chart
+    sets both from the downward API); else, in a pod, the subject of its mounted token.
+    Out of a cluster, with neither, the operator runs as a person's kubeconfig: (None, None).
+    """
+    name = env.get("SHIPWAY_OPERATOR_SERVICE_ACCOUNT", "").strip() or None
+    namespace = env.get("SHIPWAY_OPERATOR_NAMESPACE", "").strip() or None
+    if name is None:
+        subject = _token_subject(token)
+        if subject is not None:
+            namespace, name = subject
+    return namespace, name
+
+
+def _token_subject(token: Path) -> tuple[str, str] | None:
+    """(namespace, name) from a ServiceAccount token's ``sub``; None without a readable one."""
+    try:
+        payload = token.read_text().split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (OSError, IndexError, ValueError):
+        return None
+    parts = str(claims.get("sub", "")).split(":") if isinstance(claims, dict) else []
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+        return parts[2], parts[3]
+    return None
 
 
 def _source_settings(env: Mapping[str, str]) -> SourceSettings:

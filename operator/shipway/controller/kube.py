@@ -2,8 +2,10 @@
 
 Every call runs the synchronous official client in a worker thread and skips response
 deserialisation (``_preload_content=False``): the operator needs a few fields, not models.
-"Already exists" on create and "not found" on delete count as success, which is what lets
-the operator repeat any action after a crash.
+"Not found" on delete counts as success, and "already exists" on create answers None/False
+for the caller to check whose the object is: that is what lets the operator repeat any
+action after a crash without adopting someone else's pod or claim. An API server that does
+not answer at all raises a :class:`KubeError` of status 0, like any passing failure.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from shipway import GROUP, KIND, PLURAL, VERSION
 from shipway.controller.callpool import CallPool, Priority
@@ -40,6 +43,17 @@ class KubeError(Exception):
     def permanent(self) -> bool:
         """4xx other than conflicts and throttling: retrying the same request will not help."""
         return 400 <= self.status < 500 and self.status not in (408, 409, 429)
+
+    @property
+    def quota(self) -> bool:
+        """A ResourceQuota refused the object: it may fit later, when other objects go."""
+        return self.status == 403 and "exceeded quota" in str(self).lower()
+
+    @property
+    def too_large(self) -> bool:
+        """The object (a status) is larger than the API server or etcd will store."""
+        text = str(self).lower()
+        return self.status == 413 or "too large" in text or "too long" in text
 
 
 def _error(exc: ApiException) -> KubeError:
@@ -102,6 +116,8 @@ class Kube:
                 response = fn(*args, _preload_content=False, **kwargs)
             except ApiException as exc:
                 raise _error(exc) from None
+            except (HTTPError, OSError) as exc:  # no answer at all: the API server is away
+                raise KubeError(0, "Unreachable", f"the API server did not answer: {exc}") from None
             data = response.data  # read it all, so that the connection goes back to the pool
             return json.loads(data) if data and _decode else None
 
@@ -132,7 +148,9 @@ class Kube:
             raise
         return result
 
-    async def create_claim(self, namespace: str, manifest: Manifest) -> None:
+    async def create_claim(self, namespace: str, manifest: Manifest) -> bool:
+        """Create a claim; False when a claim of that name exists already (whose is not
+        known here: see :meth:`get_claim`)."""
         try:
             await self._call(
                 self.core.create_namespaced_persistent_volume_claim,
@@ -142,8 +160,21 @@ class Kube:
                 _priority=Priority.START,  # a claim is made when a pipeline starts
             )
         except KubeError as exc:
-            if exc.status != 409:
-                raise
+            if exc.status == 409:
+                return False
+            raise
+        return True
+
+    async def get_claim(self, namespace: str, name: str) -> Manifest | None:
+        try:
+            result: Manifest = await self._call(
+                self.core.read_namespaced_persistent_volume_claim, name, namespace
+            )
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
 
     async def get_service(self, namespace: str, name: str) -> Manifest | None:
         try:

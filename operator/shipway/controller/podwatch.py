@@ -12,8 +12,10 @@ what the store held for that namespace, so a pod deleted meanwhile is noticed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -35,6 +37,16 @@ SERVER_TIMEOUT = 240
 """Seconds the apiserver keeps one watch open; then it is renewed from the last version."""
 READ_TIMEOUT = SERVER_TIMEOUT + 30
 """A connection silent for longer than the server's own timeout is dead: reconnect."""
+
+
+def unblock(response: Any) -> None:
+    """Shut the socket under an HTTP response down, so a read blocked on it returns."""
+    connection = getattr(response, "connection", None) or getattr(response, "_connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):  # closed already
+        sock.shutdown(socket.SHUT_RDWR)
 
 
 class WatchExpiredError(Exception):
@@ -65,10 +77,16 @@ class PodWatch(threading.Thread):
         self._response: Any = None
 
     def stop(self) -> None:
+        """Ask the thread to end, at once, from any thread.
+
+        The watch thread may be blocked reading an idle stream for minutes. Closing the
+        response from here would wait for that read (the buffered reader's lock), so the
+        socket is shut down instead: the read returns, the thread sees ``stopping``.
+        """
         self.stopping.set()
         response = self._response
         if response is not None:
-            response.close()
+            unblock(response)
 
     def _request(self, **kwargs: Any) -> Any:
         common = {"label_selector": LABEL_PIPELINE, "_preload_content": False, **kwargs}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -20,31 +20,24 @@ from pydantic import ValidationError
 from shipway.controller import metrics
 from shipway.controller.builder import BuildSecrets
 from shipway.controller.callpool import Priority
+from shipway.controller.creates import ClaimFailure, CreatingApi, create_pods, ensure_claim
 from shipway.controller.kube import EventTarget, KubeError
-from shipway.engine.manifests import PodOptions, build_manifest, claim_manifest, pod_manifest
-from shipway.engine.objects import Key, Manifest, PipelineRef
+from shipway.controller.snapshot import PipelineSnapshot, dump_status
+from shipway.engine.failures import abort_plan, invalid_plan
+from shipway.engine.manifests import PodOptions, service_account_refusal
+from shipway.engine.objects import Key, Manifest
 from shipway.engine.observe import PodView, pod_view
-from shipway.engine.planner import (
-    EventToEmit,
-    Plan,
-    Settings,
-    finished_plan,
-    invalid_plan,
-    plan,
-)
+from shipway.engine.planner import EventToEmit, Plan, Refusal, Settings, finished_plan, plan
+from shipway.engine.reasons import PipelineReason, StepReason
+from shipway.engine.steps import own
 from shipway.models import PipelinePhase, PipelineStatus
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
-from shipway.spec.errors import InvalidSpecError
+from shipway.spec.errors import FieldError, InvalidSpecError
 
 log = logging.getLogger("shipway")
 
 
-class KubeApi(Protocol):
-    async def create_pod(
-        self, namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
-    ) -> Manifest | None: ...
-    async def get_pod(self, namespace: str, name: str) -> Manifest | None: ...
-    async def create_claim(self, namespace: str, manifest: Manifest) -> None: ...
+class KubeApi(CreatingApi, Protocol):
     async def get_secret(self, namespace: str, name: str) -> Manifest | None: ...
     async def create_secret(self, namespace: str, manifest: Manifest) -> None: ...
     async def delete_secret(self, namespace: str, name: str) -> None: ...
@@ -54,73 +47,6 @@ class KubeApi(Protocol):
     async def emit_event(
         self, target: EventTarget, type_: str, reason: str, message: str
     ) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class PipelineSnapshot:
-    """The parts of a Pipeline object the operator keeps in memory.
-
-    Spec and status are kept as compact JSON: a few hundred bytes instead of kilobytes of
-    dicts per pipeline. They are decoded only to compile a new generation of the spec and
-    to read the status once after a (re)start; from then on the operator's own last write
-    is the status it plans from.
-    """
-
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-    created_at: str | None
-    spec_json: str
-    status_json: str
-    deleting: bool
-    generate_name: str | None = None
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> PipelineSnapshot:
-        meta = body.get("metadata") or {}
-        return cls(
-            name=meta.get("name", ""),
-            namespace=meta.get("namespace", ""),
-            uid=meta.get("uid", ""),
-            generation=int(meta.get("generation") or 1),
-            created_at=meta.get("creationTimestamp"),
-            spec_json=_compact(body.get("spec")),
-            status_json=_compact(body.get("status")),
-            deleting=bool(meta.get("deletionTimestamp")),
-            generate_name=meta.get("generateName") or None,
-        )
-
-    @property
-    def spec(self) -> dict[str, Any]:
-        spec: dict[str, Any] = json.loads(self.spec_json)
-        return spec
-
-    @property
-    def ref(self) -> PipelineRef:
-        return PipelineRef(
-            self.name,
-            self.namespace,
-            self.uid,
-            self.generation,
-            self.created_at,
-            self.generate_name,
-        )
-
-
-def _compact(value: Mapping[str, Any] | None) -> str:
-    return json.dumps(dict(value or {}), separators=(",", ":"))
-
-
-def dump_status(status: PipelineStatus) -> Manifest:
-    """The status as written: compact, since a 500-step pipeline has 500 entries."""
-    dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for step in dumped.get("steps", ()):
-        if not step.get("attempts"):
-            step.pop("attempts", None)
-        if step.get("attempt") == 0:
-            step.pop("attempt")
-    return dumped
 
 
 @dataclass(slots=True)
@@ -134,7 +60,9 @@ class _Memory:
     claim: bool = False
     build_secret: bool = False
     created: dict[str, PodView] = field(default_factory=dict)
-    rejected: dict[str, str] = field(default_factory=dict)
+    rejected: dict[str, Refusal] = field(default_factory=dict)
+    waiting: dict[str, str] = field(default_factory=dict)
+    """Pods a ResourceQuota refused in this reconcile (tried again in the next)."""
 
 
 class Reconciler:
@@ -175,6 +103,10 @@ class Reconciler:
                 self.compiled[key] = compile_pipeline(snap.spec, checked_out)
             except InvalidSpecError as exc:
                 self.compiled[key] = exc
+            except Exception as exc:
+                log.exception("%s/%s: the spec broke the compiler", snap.namespace, snap.name)
+                problem = f"the operator could not compile it: {type(exc).__name__}: {exc}"
+                self.compiled[key] = InvalidSpecError([FieldError("spec", problem[:2048])])
         return self.compiled[key]
 
     def _status(self, snap: PipelineSnapshot, memory: _Memory) -> PipelineStatus:
@@ -193,7 +125,7 @@ class Reconciler:
         indexed: Iterable[PodView],
         memory: _Memory,
     ) -> list[PodView]:
-        pods = {pod.name: pod for pod in indexed}
+        pods = {pod.name: pod for pod in own(indexed, snap.uid)}
         for name in [n for n in memory.created if n in pods]:
             del memory.created[name]
         for name, view in memory.created.items():
@@ -206,7 +138,7 @@ class Reconciler:
             if known and not phase.terminal and known not in pods:
                 body = await self.kube.get_pod(snap.namespace, known)
                 found = pod_view(body) if body is not None else None
-                if found is not None:
+                if found is not None and found.owner_uid == snap.uid:
                     pods[known] = found
         return list(pods.values())
 
@@ -221,7 +153,14 @@ class Reconciler:
         now = self.clock()
         if isinstance(compiled, InvalidSpecError):
             return invalid_plan(snap.ref, status, compiled, now)
-        return plan(snap.ref, compiled, status, pods, now, self.settings, memory.rejected)
+        refusal = service_account_refusal(snap.ref, compiled, self.options)
+        if refusal is not None:
+            return abort_plan(
+                snap.ref, status, pods, PipelineReason.SERVICE_ACCOUNT_NOT_ALLOWED, refusal, now
+            )
+        return plan(
+            snap.ref, compiled, status, pods, now, self.settings, memory.rejected, memory.waiting
+        )
 
     async def reconcile(
         self, snap: PipelineSnapshot | None, indexed_pods: Iterable[PodView], key: Key
@@ -240,7 +179,36 @@ class Reconciler:
             self.forget(key)
             memory = self.memory[key] = _Memory(snap.uid)
         with metrics.RECONCILE_SECONDS.time():
-            return await self._reconcile(snap, indexed_pods, memory)
+            try:
+                return await self._reconcile(snap, indexed_pods, memory)
+            except KubeError:
+                raise
+            except Exception as exc:
+                log.exception("%s/%s: failed while handling it", snap.namespace, snap.name)
+                why = f"the operator failed on this pipeline: {type(exc).__name__}: {exc}"
+                return await self._abort(
+                    snap, indexed_pods, memory, PipelineReason.INTERNAL_ERROR, why
+                )
+
+    async def _abort(
+        self,
+        snap: PipelineSnapshot,
+        indexed: Iterable[PodView],
+        memory: _Memory,
+        reason: str,
+        message: str,
+        *,
+        keep_steps: bool = True,
+    ) -> Plan:
+        """Fail the pipeline at once with ``reason`` (and stop its pods)."""
+        status = self._status(snap, memory)
+        known = {pod.name: pod for pod in (*indexed, *memory.created.values())}
+        pods = own(known.values(), snap.uid)
+        result = abort_plan(
+            snap.ref, status, pods, reason, message, self.clock(), keep_steps=keep_steps
+        )
+        await self._write(snap, memory, status, result)
+        return await self._finish(snap, result)
 
     async def _reconcile(
         self, snap: PipelineSnapshot, indexed: Iterable[PodView], memory: _Memory
@@ -248,33 +216,62 @@ class Reconciler:
         status = self._status(snap, memory)
         pods = await self._pods(snap, status, indexed, memory)
         if status.phase.terminal:
-            return await self._finish(snap, finished_plan(status, pods))
+            return await self._finish(snap, finished_plan(status, pods, snap.uid))
         urgency = _urgency(status, memory)
         compiled = self._compile(snap, status)
+        memory.waiting.clear()  # a quota may allow now what it refused a moment ago
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
-        for _ in range(3):  # creates rejected by admission fail their step; plan again
+        for _ in range(3):  # refused creates fail or hold their step; plan again
             if not (result.create or result.builds) or not isinstance(compiled, CompiledPipeline):
                 break
             if result.ensure_claim and not memory.claim:
-                await self.kube.create_claim(snap.namespace, claim_manifest(snap.ref, compiled))
+                claim = await ensure_claim(self.kube, snap.ref, compiled)
+                if isinstance(claim, ClaimFailure):
+                    return await self._abort(snap, pods, memory, claim.reason, claim.message)
+                if claim is not None:  # a quota holds the claim up: every create waits
+                    names = [c.name for c in (*result.create, *result.builds)]
+                    memory.waiting.update(dict.fromkeys(names, claim))
+                    result = _without_created(
+                        self._plan(snap, compiled, status, pods, memory), memory
+                    )
+                    break
                 memory.claim = True
-            rejected = await self._ensure_build_secret(snap, result, memory)
-            rejected = rejected or await self._create_pods(snap, compiled, result, memory, urgency)
-            if not rejected:
+            refused = await self._ensure_build_secret(snap, result, memory)
+            todo = [c for c in result.create if c.name not in memory.created]
+            builds = [b for b in result.builds if b.name not in memory.created]
+            node = result.status.node_name
+            outcome = await create_pods(
+                self.kube,
+                snap.ref,
+                compiled,
+                [] if refused else todo,
+                node,
+                self.options,
+                urgency,
+                result.status.source,
+                [] if refused else builds,
+                self.settings.build,
+            )
+            memory.created.update(outcome.created)
+            outcome.rejected.update(refused)
+            if not outcome.rejected and not outcome.waiting:
                 break
-            memory.rejected.update(rejected)
+            memory.rejected.update(outcome.rejected)
+            memory.waiting.update(outcome.waiting)
             pods = list({p.name: p for p in (*pods, *memory.created.values())}.values())
             result = self._plan(snap, compiled, status, pods, memory)
             result = _without_created(result, memory)
-        new, old = dump_status(result.status), dump_status(status)
-        if new != old and not _only_node_learned(new, old):
-            await self.kube.patch_status(snap.namespace, snap.name, new)
-        if memory.written is None:
-            metrics.track_new(status.phase)
-        metrics.record_transition(status, result.status, len(result.create))
-        memory.written = json.dumps(new, separators=(",", ":"))
-        memory.phase = result.status.phase
+        try:
+            await self._write(snap, memory, status, result)
+        except KubeError as exc:
+            if not (exc.too_large or exc.status == 422):
+                raise
+            why = f"its status could not be stored ({exc}); the steps' results are not kept"
+            reason = (
+                PipelineReason.STATUS_TOO_LARGE if exc.too_large else PipelineReason.STATUS_REJECTED
+            )
+            return await self._abort(snap, pods, memory, reason, why, keep_steps=False)
         if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
             for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
@@ -294,6 +291,19 @@ class Reconciler:
             )
         return result
 
+    async def _write(
+        self, snap: PipelineSnapshot, memory: _Memory, status: PipelineStatus, result: Plan
+    ) -> None:
+        """Write the plan's status if it says something new, and remember it."""
+        new, old = dump_status(result.status), dump_status(status)
+        if new != old and not _only_node_learned(new, old):
+            await self.kube.patch_status(snap.namespace, snap.name, new)
+        if memory.written is None:
+            metrics.track_new(status.phase)
+        metrics.record_transition(status, result.status, len(result.create))
+        memory.written = json.dumps(new, separators=(",", ":"))
+        memory.phase = result.status.phase
+
     async def _finish(self, snap: PipelineSnapshot, result: Plan) -> Plan:
         """The plan's last acts: stop and delete pods, then its Events in the background."""
         for name in result.stop:
@@ -305,50 +315,18 @@ class Reconciler:
             self.spawn(self._emit(target, result.events))
         return result
 
-    async def _create_pods(
-        self,
-        snap: PipelineSnapshot,
-        compiled: CompiledPipeline,
-        result: Plan,
-        memory: _Memory,
-        urgency: Priority,
-    ) -> dict[str, str]:
-        node = result.status.node_name
-
-        async def create_one(name: str, manifest: Manifest) -> tuple[str, str | None]:
-            try:
-                body = await self.kube.create_pod(snap.namespace, manifest, urgency)
-            except KubeError as exc:
-                if exc.permanent:
-                    return name, f"the pod was rejected: {exc}"
-                raise
-            if body is not None and (view := pod_view(body)) is not None:
-                memory.created[name] = view
-            return name, None
-
-        manifests = [
-            (b.name, build_manifest(snap.ref, compiled, b, self.settings.build, node, self.options))
-            for b in result.builds
-            if b.name not in memory.created
-        ]
-        manifests += [
-            (c.name, pod_manifest(snap.ref, compiled, c, node, self.options, result.status.source))
-            for c in result.create
-            if c.name not in memory.created
-        ]
-        outcomes = await asyncio.gather(*(create_one(n, m) for n, m in manifests))
-        return {name: message for name, message in outcomes if message is not None}
-
     async def _ensure_build_secret(
         self, snap: PipelineSnapshot, result: Plan, memory: _Memory
-    ) -> dict[str, str]:
+    ) -> dict[str, Refusal]:
         """The builder's certificate is copied before the first build pod, or the builds are
         refused (their pods would wait for a missing Secret forever)."""
         if not result.build_secret or memory.build_secret:
             return {}
         problem = await self.build_secrets.ensure(snap.ref)
         memory.build_secret = problem is None
-        return {b.name: problem for b in result.builds} if problem else {}
+        if problem is None:
+            return {}
+        return {b.name: Refusal(StepReason.POD_REJECTED, problem) for b in result.builds}
 
     async def _emit(self, target: EventTarget, events: tuple[EventToEmit, ...]) -> None:
         """Record Events in the background: under load they queue up by the thousand, so

@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from shipway.controller import heap, metrics
 from shipway.controller.config import OperatorConfig
 from shipway.controller.kube import KubeError
-from shipway.controller.reconciler import KubeApi, PipelineSnapshot, Reconciler
+from shipway.controller.reconciler import KubeApi, Reconciler
+from shipway.controller.snapshot import PipelineSnapshot
 from shipway.controller.workqueue import WorkQueue
 from shipway.engine.objects import Key
 from shipway.engine.podstore import PodStore
@@ -99,3 +100,6 @@ class Operator:
             _, pending = await asyncio.wait(background, timeout=timeout)
             for task in pending:
                 task.cancel()
+        close = getattr(self.kube, "close", None)
+        if callable(close):
+            close()

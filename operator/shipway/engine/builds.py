@@ -30,9 +30,9 @@ from shipway.engine.buildnames import (
 )
 from shipway.engine.buildpods import BuildConfig, BuildToCreate, parse_result, summary
 from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import PodView, format_time, outcome
+from shipway.engine.observe import UNSCHEDULABLE_GRACE_SECONDS, PodView, format_time, outcome
 from shipway.engine.reasons import StepReason
-from shipway.engine.steps import halt
+from shipway.engine.steps import Refusal, halt
 from shipway.models import BuildStatus, PipelineStatus, StepPhase
 from shipway.spec.builds import ResolvedBuild
 from shipway.spec.compiler import CompiledPipeline
@@ -125,10 +125,12 @@ class Builds:
         pods_by_step: Mapping[str, Mapping[int, PodView]],
         now: datetime,
         start_grace: float,
-        rejected: Mapping[str, str],
+        rejected: Mapping[str, Refusal],
         config: BuildConfig,
         git_url: str | None = None,
         branch: str | None = None,
+        unschedulable_grace: float = UNSCHEDULABLE_GRACE_SECONDS,
+        waiting: Mapping[str, str] | None = None,
     ) -> None:
         self.ref = ref
         self.compiled = compiled
@@ -136,7 +138,11 @@ class Builds:
         self.now = now
         self.stamp = format_time(now)
         self.start_grace = start_grace
+        self.unschedulable_grace = unschedulable_grace
         self.rejected = rejected
+        self.waiting = waiting or {}
+        self.quota: str | None = None
+        """A ResourceQuota holds a build's pod up: this says which (tried again later)."""
         self.git_url = git_url
         self.branch = branch
         self.stop: list[str] = []
@@ -184,7 +190,8 @@ class Builds:
         name = self.pod_name(state.service)
         if pod is None:
             if name in self.rejected:
-                self._end(state, StepPhase.FAILED, StepReason.POD_REJECTED, self.rejected[name])
+                refusal = self.rejected[name]
+                self._end(state, StepPhase.FAILED, refusal.reason, refusal.message)
             elif state.pod == name and state.phase == StepPhase.RUNNING:
                 why = "the build's pod disappeared before the build finished"
                 self._end(state, StepPhase.FAILED, StepReason.POD_DELETED, why)
@@ -193,7 +200,7 @@ class Builds:
             return
         state.pod = name
         state.created_at = state.created_at or pod.created_at
-        result = outcome(pod, self.now, self.start_grace)
+        result = outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
         if result.recheck_after is not None:
             self.recheck.append(result.recheck_after)
         state.started_at = result.started_at or state.started_at
@@ -280,6 +287,10 @@ class Builds:
             deadlines = [t for t in (self.config.timeout_seconds, remaining) if t is not None]
             cache_repo, tags = self._cache(state.build)
             name = self.pod_name(state.service)
+            if name in self.waiting:
+                state.reason, state.message = StepReason.EXCEEDED_QUOTA, self.waiting[name][:1024]
+                self.quota = f"waiting for quota: {self.waiting[name]}"[:1024]
+                continue
             creates.append(
                 BuildToCreate(
                     service=state.service,
@@ -306,8 +317,10 @@ class Builds:
         return repo, tuple(dict.fromkeys(tags))
 
     def busy(self) -> bool:
-        """A build runs or starts now."""
-        return any(s.phase == StepPhase.RUNNING for s in self.by_service.values())
+        """A build runs, starts now, or waits for quota."""
+        return self.quota is not None or any(
+            s.phase == StepPhase.RUNNING for s in self.by_service.values()
+        )
 
     def end_unneeded(self) -> None:
         """The pipeline is over: builds still running or waiting are not needed any more."""

@@ -26,6 +26,7 @@ from shipway.engine.cienv import ci_environment
 from shipway.engine.containers import WORKSPACE_VOLUME, probe, service_container
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
+    ANNOTATION_PIPELINE_UID,
     ANNOTATION_STEP_NAME,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
@@ -38,9 +39,10 @@ from shipway.engine.naming import (
 )
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.planner import PodToCreate
-from shipway.engine.prepare import SOURCE_TASK
+from shipway.engine.prepare import SOURCE_TASK, source_pod_name
 from shipway.engine.pushpods import PushConfig, push_pod_manifest
-from shipway.models import SourceStatus
+from shipway.models import Healthcheck, SourceStatus
+from shipway.models.durations import parse_duration
 from shipway.spec.compiler import CompiledPipeline
 
 
@@ -61,6 +63,44 @@ class PodOptions:
     """How push steps' pods copy images (crane's image, the CA registries are trusted by)."""
     source: SourceSettings = field(default_factory=SourceSettings)
     """The checkout's image and size limit."""
+    allowed_service_accounts: tuple[str, ...] = ()
+    """ServiceAccounts step pods may run as (besides the default above); empty: any."""
+    operator_service_account: str | None = None
+    """The operator's own ServiceAccount: never a step pod's."""
+    operator_namespace: str | None = None
+    """Its namespace; None: the name is refused in every namespace."""
+
+
+def step_service_account(compiled: CompiledPipeline, options: PodOptions) -> str:
+    """The ServiceAccount the pipeline's pods run as."""
+    return compiled.spec.serviceAccountName or options.default_service_account or "default"
+
+
+def service_account_refusal(
+    ref: PipelineRef, compiled: CompiledPipeline, options: PodOptions
+) -> str | None:
+    """Why the pipeline's pods may not run as their ServiceAccount; None when they may.
+
+    Whoever may create Pipelines could otherwise borrow the operator's own account (which
+    may create pods and read every Pipeline) or any account of the namespace.
+    """
+    account = step_service_account(compiled, options)
+    if account == options.operator_service_account and options.operator_namespace in (
+        None,
+        ref.namespace,
+    ):
+        return (
+            f"spec.serviceAccountName: {account!r} is the operator's own ServiceAccount; "
+            "step pods never run as it"
+        )
+    allowed = options.allowed_service_accounts
+    if allowed and account not in allowed and account != options.default_service_account:
+        names = ", ".join(repr(a) for a in allowed)
+        return (
+            f"spec.serviceAccountName: {account!r} is not allowed for step pods by the "
+            f"operator's configuration (allowed: {names})"
+        )
+    return None
 
 
 def owner_reference(ref: PipelineRef) -> Manifest:
@@ -73,13 +113,19 @@ def owner_reference(ref: PipelineRef) -> Manifest:
     }
 
 
+def claim_name(ref: PipelineRef, compiled: CompiledPipeline) -> str:
+    """The workspace claim's name: the one the spec names, else the pipeline's own."""
+    return compiled.spec.workspace.claimName or pvc_name(ref.name, ref.uid)
+
+
 def claim_manifest(ref: PipelineRef, compiled: CompiledPipeline) -> Manifest:
     """The pipeline's workspace: owned by the Pipeline (so deleted with it) unless kept."""
     workspace = compiled.spec.workspace
     meta: Manifest = {
-        "name": pvc_name(ref.name),
+        "name": pvc_name(ref.name, ref.uid),
         "namespace": ref.namespace,
         "labels": {LABEL_PIPELINE: ref.name, LABEL_MANAGED_BY: MANAGED_BY},
+        "annotations": {ANNOTATION_PIPELINE_UID: ref.uid},
     }
     if not workspace.keep:
         meta["ownerReferences"] = [owner_reference(ref)]
@@ -200,7 +246,10 @@ def _pod_spec(
     }
     if compiled.uses_workspace:
         spec["volumes"] = [
-            {"name": WORKSPACE_VOLUME, "persistentVolumeClaim": {"claimName": pvc_name(ref.name)}}
+            {
+                "name": WORKSPACE_VOLUME,
+                "persistentVolumeClaim": {"claimName": claim_name(ref, compiled)},
+            }
         ]
     account = compiled.spec.serviceAccountName or options.default_service_account
     if account:
@@ -277,7 +326,7 @@ def push_manifest(
             extra["volumes"] = [
                 {
                     "name": WORKSPACE_VOLUME,
-                    "persistentVolumeClaim": {"claimName": pvc_name(ref.name)},
+                    "persistentVolumeClaim": {"claimName": claim_name(ref, compiled)},
                 }
             ]
             affinity = _affinity(ref, compiled, node)
@@ -314,13 +363,14 @@ def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest
     their image is built."""
     manifests = [claim_manifest(ref, compiled)] if compiled.uses_workspace else []
     if compiled.source is not None:
-        name = pod_name(ref.name, SOURCE_TASK, task_title(compiled.source), 0)
+        name = source_pod_name(ref, compiled.source)
         manifests.append(pod_manifest(ref, compiled, PodToCreate(SOURCE_TASK, 0, name)))
     for run in compiled.runs:
         if not run.enabled or run.push is not None:
             continue
         timeout = math.ceil(run.timeout) if run.timeout else None
-        create = PodToCreate(run.id, 0, pod_name(ref.name, run.id, run.name, 0), timeout)
+        name = pod_name(ref.name, ref.uid, run.id, run.name, 0)
+        create = PodToCreate(run.id, 0, name, timeout)
         manifests.append(pod_manifest(ref, compiled, create))
     return manifests
 
@@ -344,7 +394,7 @@ def build_manifest(
         namespace=ref.namespace,
         pipeline=ref.name,
         owner=owner_reference(ref),
-        claim=pvc_name(ref.name),
+        claim=claim_name(ref, compiled),
         secret=build_secret_name(ref.name, ref.uid),
         affinity=_affinity(ref, compiled, node),
         placement={

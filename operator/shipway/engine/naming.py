@@ -2,6 +2,10 @@
 
 Determinism is what makes the operator idempotent: creating a step's pod twice fails with
 AlreadyExists instead of running the step twice, whatever the operator crashed in between.
+Names carry a short hash of the Pipeline's UID, so they are unique per pipeline *instance*:
+pipeline ``foo`` with step ``1 y`` and pipeline ``foo-1`` with step ``y`` do not meet, nor a
+pipeline and the one of the same name that replaced it. A name alone never proves ownership,
+though: an object is a pipeline's only if its controller ownerReference names its UID.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ LABEL_ATTEMPT = "shipway.dev/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "shipway"
 ANNOTATION_STEP_NAME = "shipway.dev/step-name"
+ANNOTATION_PIPELINE_UID = "shipway.dev/pipeline-uid"
+"""On the workspace claim: whose it is, also when it is kept (and has no ownerReference)."""
 ANNOTATION_DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 """Names the step's container, so that `kubectl logs POD` and the planner read that one."""
 
@@ -33,8 +39,14 @@ def short_hash(text: str, length: int = 5) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
-def pvc_name(pipeline: str) -> str:
-    return f"{pipeline}-workspace"
+def instance_tag(uid: str) -> str:
+    """Five hex digits of the Pipeline's UID: tells instances of one name apart."""
+    return short_hash(uid)
+
+
+def pvc_name(pipeline: str, uid: str) -> str:
+    """The workspace claim the operator creates (``<pipeline>-<tag>-workspace``)."""
+    return f"{pipeline}-{instance_tag(uid)}-workspace"
 
 
 def container_name(service: str) -> str:
@@ -51,18 +63,17 @@ def host_names(service: str) -> list[str]:
     return names
 
 
-def pod_name(pipeline: str, step_id: str, step_name: str, attempt: int) -> str:
-    """``<pipeline>-<id>[-r<attempt>]-<step slug>``, at most 63 characters.
+def pod_name(pipeline: str, uid: str, step_id: str, step_name: str, attempt: int) -> str:
+    """``<pipeline>-<tag>-<id>[-r<attempt>]-<step slug>``, at most 63 characters.
 
-    The id makes it unique within the pipeline; a long pipeline name is shortened with a hash
-    of the full name so two long pipelines cannot collide either.
+    The tag (a hash of the Pipeline's UID) makes it unique per pipeline instance, the id
+    unique within the pipeline; a long pipeline name is cut, the tag still tells it apart.
     """
-    suffix = f"{step_id}" + (f"-r{attempt}" if attempt else "")
+    suffix = f"{instance_tag(uid)}-{step_id}" + (f"-r{attempt}" if attempt else "")
     prefix = pipeline
     if len(prefix) + 1 + len(suffix) > MAX_POD_NAME - 6:
-        keep = MAX_POD_NAME - 6 - 1 - len(suffix) - 6
-        prefix = f"{pipeline[:keep].rstrip('-')}-{short_hash(pipeline)}"
-    base = f"{prefix}-{suffix}"
+        prefix = pipeline[: MAX_POD_NAME - 6 - 1 - len(suffix)].rstrip("-")
+    base = f"{prefix}-{suffix}" if prefix else suffix
     room = MAX_POD_NAME - len(base) - 1
     slug = dns_label(step_name, room) if room >= 3 else ""
     return f"{base}-{slug}" if slug and slug != "x" else base

@@ -12,12 +12,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shipway import GROUP, KIND
 from shipway.engine.naming import ANNOTATION_DEFAULT_CONTAINER, LABEL_ATTEMPT, LABEL_STEP
 from shipway.engine.reasons import StepReason
 from shipway.models import StepPhase
 
 START_GRACE_SECONDS = 60.0
 """How long a container may wait on a retryable start problem (image pull, config) first."""
+UNSCHEDULABLE_GRACE_SECONDS = 600.0
+"""How long a step's pod may wait for a node: long enough for a cluster autoscaler to add one."""
 FATAL_WAITING = {"InvalidImageName", "ErrImageNeverPull"}
 STUCK_WAITING = {
     "ErrImagePull",
@@ -71,6 +74,10 @@ class PodView:
     main: ContainerView | None
     sidecars: tuple[ContainerView, ...] = ()
     start_time: str | None = None
+    owner_uid: str | None = None
+    """UID of the Pipeline named by the pod's controller ownerReference: whose pod it is."""
+    unschedulable: str | None = None
+    """The scheduler's message while it finds no node for the pod."""
 
     @property
     def active(self) -> bool:
@@ -108,10 +115,16 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         if main is None or item.get("name") == main_name:
             main = _container(item)
     sidecars = tuple(_container(item) for item in status.get("initContainerStatuses") or ())
-    disruption = None
+    disruption = unschedulable = None
     for cond in status.get("conditions") or ():
         if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
             disruption = cond.get("reason") or "DisruptionTarget"
+        elif (
+            cond.get("type") == "PodScheduled"
+            and cond.get("status") == "False"
+            and cond.get("reason") == "Unschedulable"
+        ):
+            unschedulable = str(cond.get("message") or "no node fits the pod")[:1024]
     # When the deletion was asked for: the timestamp is that moment plus the grace period.
     deletion_at = parse_time(meta.get("deletionTimestamp"))
     if deletion_at is not None:
@@ -134,7 +147,35 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         main=main,
         sidecars=sidecars,
         start_time=status.get("startTime"),
+        owner_uid=controller_uid(meta),
+        unschedulable=unschedulable if not spec.get("nodeName") else None,
     )
+
+
+def controller_uid(meta: Mapping[str, Any]) -> str | None:
+    """The UID of the Pipeline that controls an object, from its ownerReferences; else None.
+
+    A name or a label proves nothing (anyone may create a pod called ``foo-1-1-y``, labelled
+    as a step of ``foo``); the controller reference is set by the operator alone.
+    """
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("controller") and ref.get("kind") == KIND and _ours(ref.get("apiVersion")):
+            uid = ref.get("uid")
+            return str(uid) if uid else None
+    return None
+
+
+def controller_name(meta: Mapping[str, Any]) -> str | None:
+    """The name of the Pipeline that controls an object (see :func:`controller_uid`)."""
+    for ref in meta.get("ownerReferences") or ():
+        if ref.get("controller") and ref.get("kind") == KIND and _ours(ref.get("apiVersion")):
+            name = ref.get("name")
+            return str(name) if name else None
+    return None
+
+
+def _ours(api_version: Any) -> bool:
+    return isinstance(api_version, str) and api_version.split("/")[0] == GROUP
 
 
 @dataclass(frozen=True)
@@ -190,7 +231,12 @@ def exited_cleanly(pod: PodView) -> bool:
     return (finished - started).total_seconds() < pod.active_deadline - 2
 
 
-def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECONDS) -> Outcome:
+def outcome(
+    pod: PodView,
+    now: datetime,
+    start_grace: float = START_GRACE_SECONDS,
+    unschedulable_grace: float = UNSCHEDULABLE_GRACE_SECONDS,
+) -> Outcome:
     """Classify one attempt from its pod."""
     main = pod.main
     started = main.started_at if main else None
@@ -232,6 +278,8 @@ def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECOND
             started_at=started,
             finished_at=finished or format_time(now),
         )
+    if pod.unschedulable is not None and pod.phase == "Pending":
+        return _unschedulable(pod, pod.unschedulable, now, unschedulable_grace)
     waiting = [c for c in (main, *pod.sidecars) if c is not None and c.state == "waiting"]
     for container in waiting:
         if container.reason in FATAL_WAITING:
@@ -261,3 +309,26 @@ def outcome(pod: PodView, now: datetime, start_grace: float = START_GRACE_SECOND
                 recheck_after=left,
             )
     return Outcome(StepPhase.RUNNING, started_at=started)
+
+
+def _unschedulable(pod: PodView, message: str, now: datetime, grace: float) -> Outcome:
+    """No node for the pod (impossible requests, an unbindable claim, taints): say so in the
+    step while an autoscaler may still add a node, then fail the step with the scheduler's
+    message."""
+    created = parse_time(pod.created_at) or now
+    left = grace - (now - created).total_seconds()
+    if left <= 0:
+        return Outcome(
+            StepPhase.FAILED,
+            reason=StepReason.UNSCHEDULABLE,
+            message=f"no node could run the step's pod for {_seconds(grace)}: {message}"[:1024],
+            finished_at=format_time(now),
+            stop=True,
+        )
+    return Outcome(
+        StepPhase.RUNNING, reason=StepReason.UNSCHEDULABLE, message=message, recheck_after=left
+    )
+
+
+def _seconds(value: float) -> str:
+    return f"{value / 60:g}m" if value >= 60 and value % 60 == 0 else f"{value:g}s"

@@ -24,23 +24,27 @@ from datetime import datetime
 from shipway.engine.buildpods import BuildConfig, BuildToCreate
 from shipway.engine.builds import Builds, Gate
 from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import START_GRACE_SECONDS, PodView, format_time, parse_time
+from shipway.engine.observe import (
+    START_GRACE_SECONDS,
+    UNSCHEDULABLE_GRACE_SECONDS,
+    PodView,
+    format_time,
+    parse_time,
+)
 from shipway.engine.prepare import SOURCE_TASK, Preparation
 from shipway.engine.pushes import push_target
 from shipway.engine.pushpods import PushTarget
-from shipway.engine.reasons import EventReason, PipelineReason, StepReason
+from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.report import (
     EventToEmit,
     diff_events,
     pinned_node,
     pipeline_status,
-    succeeded_condition,
 )
-from shipway.engine.steps import Steps, StepState, halt, recorded
+from shipway.engine.steps import Refusal, Steps, StepState, halt, own, recorded
 from shipway.engine.walk import Result, Walk
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.errors import InvalidSpecError
 from shipway.spec.source import GitCheckout
 
 __all__ = [
@@ -48,9 +52,9 @@ __all__ = [
     "EventToEmit",
     "Plan",
     "PodToCreate",
+    "Refusal",
     "Settings",
     "finished_plan",
-    "invalid_plan",
     "plan",
 ]
 
@@ -86,21 +90,36 @@ class Plan:
     False: delete it (the last build ended); None: leave it."""
 
 
+DEFAULT_TIMEOUT_SECONDS = 5 * 3600.0
+"""A pipeline without spec.timeout ends after 5 hours, as on Codeship."""
+MAX_RUNNING_PODS = 20
+QUOTA_RETRY_SECONDS = 10.0
+"""How often a pod or claim refused by a ResourceQuota is tried again."""
+
+
 @dataclass(frozen=True)
 class Settings:
+    """The operator's choices that shape plans (from :class:`OperatorConfig`)."""
+
     start_grace: float = START_GRACE_SECONDS
+    unschedulable_grace: float = UNSCHEDULABLE_GRACE_SECONDS
+    default_timeout: float | None = DEFAULT_TIMEOUT_SECONDS
+    """Applies when spec.timeout is absent; None: no limit."""
+    max_running_pods: int | None = MAX_RUNNING_PODS
+    """At most this many pods of one pipeline at once; None: no limit."""
     build: BuildConfig = field(default_factory=BuildConfig)
 
 
-def finished_plan(status: PipelineStatus, pods: Sequence[PodView]) -> Plan:
+def finished_plan(status: PipelineStatus, pods: Sequence[PodView], uid: str) -> Plan:
     """A pipeline that has ended: only a stray pod (one its status does not record) is ended.
 
     Needs neither the spec nor the clock, so a finished pipeline is never compiled again.
+    Only the pipeline's own pods (controlled by ``uid``) are ever touched.
     """
     known = recorded(status)
     stop: list[str] = []
     delete: list[str] = []
-    for pod in pods:
+    for pod in own(pods, uid):
         step = known.get(pod.step_id)
         if step is not None and step.pod == pod.name:
             continue
@@ -125,15 +144,30 @@ class _Planner:
         pods: Sequence[PodView],
         now: datetime,
         settings: Settings,
-        rejected: Mapping[str, str],
+        rejected: Mapping[str, Refusal],
+        waiting: Mapping[str, str],
     ) -> None:
         self.ref = ref
         self.compiled = compiled
         self.status = status
         self.pods = pods
         self.now = now
+        self.settings = settings
+        self.waiting = waiting
         self.stamp = format_time(now)
-        self.steps = Steps(ref, compiled.runs, status, pods, now, settings.start_grace, rejected)
+        self.steps = Steps(
+            ref,
+            compiled.runs,
+            status,
+            pods,
+            now,
+            settings.start_grace,
+            settings.unschedulable_grace,
+            rejected,
+        )
+        self.deferred = 0
+        """Steps that may start but wait: for quota, or for the pipeline's pod limit."""
+        self.quota: str | None = None
         self.prep = Preparation(
             ref,
             compiled.source,
@@ -141,7 +175,9 @@ class _Planner:
             self.steps.pods_by_step.get(SOURCE_TASK, {}),
             now,
             settings.start_grace,
+            settings.unschedulable_grace,
             rejected,
+            waiting,
         )
         source = compiled.source
         self.builds = Builds(
@@ -155,21 +191,33 @@ class _Planner:
             settings.build,
             git_url=source.url if isinstance(source, GitCheckout) else None,
             branch=compiled.spec.ci.branch or (status.source.branch if status.source else None),
+            unschedulable_grace=settings.unschedulable_grace,
+            waiting=waiting,
         )
 
-    def _deadline(self) -> float | None:
-        if self.compiled.timeout is None:
+    def _timeout(self) -> tuple[float, str] | None:
+        if self.compiled.timeout is not None:
+            return self.compiled.timeout, f"its timeout ({self.compiled.spec.timeout})"
+        default = self.settings.default_timeout
+        if default is None:
+            return None
+        return default, f"the operator's default timeout ({_duration(default)})"
+
+    def _deadline(self) -> tuple[float, str] | None:
+        timeout = self._timeout()
+        if timeout is None:
             return None
         started = parse_time(self.status.started_at) or self.now
-        return (started - self.now).total_seconds() + self.compiled.timeout
+        return (started - self.now).total_seconds() + timeout[0], timeout[1]
 
     def run(self) -> Plan:
         previous = self.status
         if previous.phase.terminal:
-            return finished_plan(previous, self.pods)
+            return finished_plan(previous, self.pods, self.ref.uid)
         steps, prep, builds = self.steps, self.prep, self.builds
         halted = steps.halted()
-        remaining = self._deadline()
+        deadline = self._deadline()
+        remaining = deadline[0] if deadline is not None else None
         stopping: tuple[PipelinePhase, str] | None = None
         if self.compiled.spec.cancel:
             why = "the pipeline was cancelled"
@@ -177,8 +225,8 @@ class _Planner:
             prep.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             builds.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             stopping = (PipelinePhase.CANCELLED, why)
-        elif remaining is not None and remaining <= 0:
-            why = f"the pipeline ran longer than its timeout ({self.compiled.spec.timeout})"
+        elif deadline is not None and deadline[0] <= 0:
+            why = f"the pipeline ran longer than {deadline[1]}"
             steps.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             prep.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             builds.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
@@ -204,7 +252,11 @@ class _Planner:
         # Builds start once the checkout is in place, all together (they run in parallel).
         building = stopping is None and prep.ready()
         build_creates = builds.plan_starts(remaining, eager=not halted) if building else ()
+        self.quota = self.quota or prep.quota or builds.quota
+        if self.quota is not None:
+            steps.recheck.append(QUOTA_RETRY_SECONDS)
         message: str | None
+        active = creates or self.deferred or steps.any_running()
         if stopping is not None:
             phase, message = stopping
         elif unprepared is not None:
@@ -212,9 +264,9 @@ class _Planner:
             detail = unprepared.message or unprepared.reason or "it failed"
             message = f"{unprepared.title} failed: {detail}"[:1024]
         elif root in (Result.ACTIVE, Result.WAITING) and (
-            creates or steps.any_running() or prep.active() or builds.busy()
+            active or prep.active() or builds.busy()
         ):
-            phase, message = PipelinePhase.RUNNING, None
+            phase, message = PipelinePhase.RUNNING, self.quota
         elif root == Result.SUCCEEDED or root == Result.SKIPPED:
             phase, message = PipelinePhase.SUCCEEDED, None
         else:
@@ -227,6 +279,7 @@ class _Planner:
         halted = halted or steps.halted()
         self._mark_skipped(walk.skip, halted, phase.terminal, unprepared is not None)
         node = pinned_node(previous, self.compiled.pinned, steps.pods_by_step)
+        reason = PipelineReason.EXCEEDED_QUOTA if self.quota and not phase.terminal else None
         status = pipeline_status(
             self.ref,
             previous,
@@ -235,6 +288,7 @@ class _Planner:
             message,
             self.stamp,
             node,
+            reason,
             prep.source_status(),
             builds.statuses(),
         )
@@ -287,18 +341,35 @@ class _Planner:
                 step.phase, step.reason, step.message = StepPhase.SKIPPED, reason, None
 
     def _creates(self, remaining: float | None) -> tuple[PodToCreate, ...]:
+        """The pods to create now: every step the walk started, within the pipeline's pod
+        limit, except those a ResourceQuota refused a moment ago (tried again later)."""
         creates: list[PodToCreate] = []
+        limit = self.settings.max_running_pods
+        running = sum(
+            1 for s in self.steps.values() if s.phase == StepPhase.RUNNING and not s.start
+        )
         for step in self.steps.values():
             if not step.start or step.blocked:
                 continue
+            name = self.steps.name(step.run, step.attempt)
+            if name in self.waiting:
+                self.quota = f"waiting for quota: {self.waiting[name]}"[:1024]
+                step.reason, step.message = StepReason.EXCEEDED_QUOTA, self.waiting[name][:1024]
+                self.deferred += 1
+                continue
+            if limit is not None and running >= limit:
+                step.reason = StepReason.THROTTLED
+                step.message = f"waiting: {limit} pods of this pipeline run at once"
+                self.deferred += 1
+                continue
             deadlines = [t for t in (step.run.timeout, remaining) if t is not None]
             deadline = max(1, math.ceil(min(deadlines))) if deadlines else None
-            name = self.steps.name(step.run, step.attempt)
             images = self.builds.images(step.run)
             target = self._push_target(step)[0] if step.run.push is not None else None
             if step.run.push is not None and target is None:
                 continue  # its image is gone from the status: the gate fails it next time
             creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images, target))
+            running += 1
             if target is not None:
                 step.image = target.target  # what it pushes, from the start (digest at the end)
             step.phase, step.pod = StepPhase.RUNNING, name
@@ -318,6 +389,14 @@ def _build_secret(old: PipelineStatus, new: PipelineStatus, starting: bool) -> b
     return None
 
 
+def _duration(seconds: float) -> str:
+    if seconds % 3600 == 0:
+        return f"{seconds / 3600:g}h"
+    if seconds % 60 == 0:
+        return f"{seconds / 60:g}m"
+    return f"{seconds:g}s"
+
+
 def plan(
     ref: PipelineRef,
     compiled: CompiledPipeline,
@@ -325,35 +404,16 @@ def plan(
     pods: Sequence[PodView],
     now: datetime,
     settings: Settings | None = None,
-    rejected: Mapping[str, str] | None = None,
+    rejected: Mapping[str, Refusal] | None = None,
+    waiting: Mapping[str, str] | None = None,
 ) -> Plan:
     """Decide what happens next for one pipeline.
 
-    ``rejected`` maps pod names the API server refused to create (admission, quota) to its
-    message: those attempts fail with reason PodRejected instead of being tried forever.
+    ``rejected`` maps pod names that could not be created to why (the API server refused it,
+    or a foreign pod has the name): those attempts fail instead of being tried forever.
+    ``waiting`` maps pod names a ResourceQuota refused to its message: their steps wait,
+    saying so, and the pipeline is planned again in :data:`QUOTA_RETRY_SECONDS`.
     """
-    return _Planner(ref, compiled, status, pods, now, settings or Settings(), rejected or {}).run()
-
-
-def invalid_plan(
-    ref: PipelineRef, status: PipelineStatus, error: InvalidSpecError, now: datetime
-) -> Plan:
-    """A spec that cannot run: Failed, with a message naming every bad field, and no pods."""
-    stamp = format_time(now)
-    message = str(error)[:4096]
-    if status.phase.terminal:
-        return Plan(status=status)
-    new = PipelineStatus(
-        phase=PipelinePhase.FAILED,
-        message=message,
-        finished_at=stamp,
-        observed_generation=ref.generation,
-        conditions=[
-            succeeded_condition(
-                status, PipelinePhase.FAILED, message, stamp, ref, PipelineReason.INVALID_SPEC
-            )
-        ],
-    )
-    return Plan(
-        status=new, events=(EventToEmit("Warning", EventReason.INVALID_SPEC, message[:1024]),)
-    )
+    return _Planner(
+        ref, compiled, status, pods, now, settings or Settings(), rejected or {}, waiting or {}
+    ).run()

@@ -11,19 +11,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shipway.engine.naming import LABEL_PIPELINE
 from shipway.engine.objects import Key
-from shipway.engine.observe import PodView, pod_view
+from shipway.engine.observe import PodView, controller_name, pod_view
 
 
 def pod_entry(pod: Mapping[str, Any]) -> tuple[Key, PodView] | None:
-    """The pipeline a pod belongs to and its summary; None for a pod that is not a step's."""
+    """The pipeline a pod belongs to and its summary; None for a pod that is not a step's.
+
+    A pod belongs to the Pipeline of its controller ownerReference, never to the one its
+    labels name (anyone who may create pods may write labels). The reconciler also compares
+    the reference's UID with the Pipeline's: a pod left by an earlier Pipeline of the same
+    name is not the new one's either.
+    """
     meta = pod.get("metadata") or {}
-    pipeline = (meta.get("labels") or {}).get(LABEL_PIPELINE)
+    pipeline = controller_name(meta)
     if not pipeline:
         return None
     view = pod_view(pod)
-    if view is None:
+    if view is None or view.owner_uid is None:
         return None
     return (meta.get("namespace") or "", pipeline), view
 

@@ -18,7 +18,7 @@ from shipway.engine.naming import pod_name
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, outcome
 from shipway.engine.reasons import StepReason
-from shipway.engine.steps import halt
+from shipway.engine.steps import Refusal, halt
 from shipway.models import PipelineStatus, SourceStatus, StepPhase
 from shipway.spec.source import CompiledSource, GitCheckout, Upload
 
@@ -51,8 +51,9 @@ def _int(text: str | None) -> int | None:
 
 
 def source_pod_name(ref: PipelineRef, source: CompiledSource) -> str:
-    """Named by the same rule as step pods: ``<pipeline>-source-checkout`` (or ``-upload``)."""
-    return pod_name(ref.name, SOURCE_TASK, task_title(source), 0)
+    """Named by the same rule as step pods: ``<pipeline>-<uid hash>-source-checkout`` (or
+    ``-upload``), so a name never collides with another instance's pods."""
+    return pod_name(ref.name, ref.uid, SOURCE_TASK, task_title(source), 0)
 
 
 class Preparation:
@@ -66,14 +67,20 @@ class Preparation:
         pods: Mapping[int, PodView],
         now: datetime,
         start_grace: float,
-        rejected: Mapping[str, str],
+        unschedulable_grace: float,
+        rejected: Mapping[str, Refusal],
+        waiting: Mapping[str, str],
     ) -> None:
         self.ref = ref
         self.source = source
         self.now = now
         self.stamp = format_time(now)
         self.start_grace = start_grace
+        self.unschedulable_grace = unschedulable_grace
         self.rejected = rejected
+        self.waiting = waiting
+        self.quota: str | None = None
+        """Why the task's pod waits: a ResourceQuota refused it (tried again later)."""
         self.stop: list[str] = []
         self.delete: list[str] = []
         self.recheck: list[float] = []
@@ -112,7 +119,8 @@ class Preparation:
         name = source_pod_name(self.ref, source)
         if pod is None:
             if name in self.rejected:
-                self._end(task, StepPhase.FAILED, StepReason.POD_REJECTED, self.rejected[name])
+                refusal = self.rejected[name]
+                self._end(task, StepPhase.FAILED, refusal.reason, refusal.message)
             elif task.pod == name and task.phase == StepPhase.RUNNING:
                 why = f"the {task.title} pod disappeared before it finished"
                 self._end(task, StepPhase.FAILED, StepReason.POD_DELETED, why)
@@ -121,7 +129,7 @@ class Preparation:
             return task
         task.pod = name
         task.created_at = task.created_at or pod.created_at
-        result = outcome(pod, self.now, self.start_grace)
+        result = outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
         if result.recheck_after is not None:
             self.recheck.append(result.recheck_after)
         if result.phase == StepPhase.RUNNING:
@@ -171,6 +179,7 @@ class Preparation:
         return task if task is not None and task.phase == StepPhase.FAILED else None
 
     def active(self) -> bool:
+        """Still to do: running, about to start, or waiting for quota."""
         return self.task is not None and not self.task.phase.terminal
 
     def stop_everything(self, phase: StepPhase, reason: str, message: str) -> None:
@@ -189,11 +198,16 @@ class Preparation:
         task = self.task
         if task is None or task.phase != StepPhase.PENDING or self.source is None:
             return None
+        name = source_pod_name(self.ref, self.source)
+        if name in self.waiting:
+            self.quota = f"waiting for quota: {self.waiting[name]}"[:1024]
+            task.reason, task.message = StepReason.EXCEEDED_QUOTA, self.waiting[name][:1024]
+            return None
         limit = self.source.timeout if isinstance(self.source, Upload) else CHECKOUT_TIMEOUT
         deadlines = [t for t in (limit, remaining) if t is not None]
         task.deadline = max(1, int(min(deadlines)))
         task.start = True
-        task.phase, task.pod = StepPhase.RUNNING, source_pod_name(self.ref, self.source)
+        task.phase, task.pod = StepPhase.RUNNING, name
         task.created_at, task.reason, task.message = self.stamp, None, None
         return task
 

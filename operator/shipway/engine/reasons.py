@@ -39,6 +39,13 @@ class StepReason(StrEnum):
     """A push step's image_tag rendered to nothing usable in this build."""
     SOURCE_FAILED = "SourceFailed"
     """The checkout or upload failed: no step ran."""
+    UNSCHEDULABLE = "Unschedulable"
+    POD_NAME_CONFLICT = "PodNameConflict"
+    """A pod of the step's name exists and belongs to someone else."""
+    EXCEEDED_QUOTA = "ExceededResourceQuota"
+    """The pod waits: a ResourceQuota refused it; tried again until the quota allows."""
+    THROTTLED = "Throttled"
+    """The step waits: the pipeline already runs as many pods as the operator allows."""
 
 
 class PipelineReason(StrEnum):
@@ -50,6 +57,16 @@ class PipelineReason(StrEnum):
     FAILED = "Failed"
     CANCELLED = "Cancelled"
     INVALID_SPEC = "InvalidSpec"
+    EXCEEDED_QUOTA = "ExceededResourceQuota"
+    """Still running, but waiting: a ResourceQuota refused its claim or a pod."""
+    CLAIM_REJECTED = "ClaimRejected"
+    CLAIM_NAME_CONFLICT = "ClaimNameConflict"
+    CLAIM_NOT_FOUND = "ClaimNotFound"
+    SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
+    STATUS_TOO_LARGE = "StatusTooLarge"
+    STATUS_REJECTED = "StatusRejected"
+    INTERNAL_ERROR = "InternalError"
+    """The operator failed on this pipeline (a bug): it is failed rather than left waiting."""
 
 
 class EventReason(StrEnum):

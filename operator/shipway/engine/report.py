@@ -81,12 +81,15 @@ def pipeline_status(
     message: str | None,
     stamp: str,
     node: str | None,
+    reason: str | None = None,
     source: SourceStatus | None = None,
     builds: Sequence[BuildStatus] = (),
 ) -> PipelineStatus:
     """The status to write: the phase, progress, running steps and every step's state.
 
     Builds count in the progress like steps, and a running build shows as ``build demo``.
+    ``reason`` replaces the ``Succeeded`` condition's usual one (e.g. ExceededResourceQuota
+    while a quota holds the pipeline up).
     """
     entries = [step_status(s) for s in steps]
     regular = [s for s in entries if s.on_fail_of is None]
@@ -110,7 +113,7 @@ def pipeline_status(
         finished_at=(previous.finished_at or stamp) if finished else None,
         node_name=node,
         observed_generation=ref.generation,
-        conditions=[succeeded_condition(previous, phase, message, stamp, ref)],
+        conditions=[succeeded_condition(previous, phase, message, stamp, ref, reason)],
         steps=entries,
         source=source,
         builds=list(builds),

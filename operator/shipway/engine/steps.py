@@ -7,7 +7,7 @@ attempts, retries and the pods that must be stopped or deleted follow from these
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -90,6 +90,19 @@ def _push_report(step: StepState, pod: PodView) -> None:
         step.reason = StepReason.PUSH_FAILED
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a step's pod could not be created: the API server refused it, or its name is taken."""
+
+    reason: str
+    message: str
+
+
+def own(pods: Iterable[PodView], uid: str) -> list[PodView]:
+    """The pods whose controller is the Pipeline of ``uid``: the only ones it may act on."""
+    return [pod for pod in pods if pod.owner_uid == uid]
+
+
 def recorded(status: PipelineStatus) -> dict[str, StepStatus]:
     return {step.id: step for step in status.steps}
 
@@ -121,15 +134,17 @@ class Steps:
         pods: Sequence[PodView],
         now: datetime,
         start_grace: float,
-        rejected: Mapping[str, str],
+        unschedulable_grace: float,
+        rejected: Mapping[str, Refusal],
     ) -> None:
         self.ref = ref
         self.now = now
         self.stamp = format_time(now)
         self.start_grace = start_grace
+        self.unschedulable_grace = unschedulable_grace
         self.rejected = rejected
         self.pods_by_step: dict[str, dict[int, PodView]] = {}
-        for pod in pods:
+        for pod in own(pods, ref.uid):
             self.pods_by_step.setdefault(pod.step_id, {})[pod.attempt] = pod
         self.recheck: list[float] = []
         """Seconds after which to look again (a start problem's grace runs out)."""
@@ -142,7 +157,7 @@ class Steps:
         return list(self.by_id.values())
 
     def name(self, run: RunNode, attempt: int) -> str:
-        return pod_name(self.ref.name, run.id, run.name, attempt)
+        return pod_name(self.ref.name, self.ref.uid, run.id, run.name, attempt)
 
     def stop_if_live(self, pod: PodView | None) -> None:
         action = halt(pod)
@@ -171,17 +186,18 @@ class Steps:
         for attempt in range(step.attempt):
             old = pods.get(attempt)
             if attempt not in known and old is not None:
-                result = outcome(old, self.now, self.start_grace)
+                result = self._outcome(old)
                 step.attempts.append(_attempt_record(attempt, old.name, result, old.created_at))
         step.attempts.sort(key=lambda a: a.attempt)
         while True:
             name = self.name(run, step.attempt)
             pod = pods.get(step.attempt)
             if pod is None and name in self.rejected:
+                refusal = self.rejected[name]
                 result = Outcome(
                     StepPhase.FAILED,
-                    reason=StepReason.POD_REJECTED,
-                    message=self.rejected[name][:1024],
+                    reason=refusal.reason,
+                    message=refusal.message[:1024],
                     finished_at=self.stamp,
                 )
             elif pod is None:
@@ -202,7 +218,7 @@ class Steps:
             else:
                 step.pod = name
                 step.created_at = step.created_at or pod.created_at
-                result = outcome(pod, self.now, self.start_grace)
+                result = self._outcome(pod)
                 if result.recheck_after is not None:
                     self.recheck.append(result.recheck_after)
             if result.phase == StepPhase.RUNNING:
@@ -232,6 +248,9 @@ class Steps:
             if run.push is not None and pod is not None:
                 _push_report(step, pod)
             return step
+
+    def _outcome(self, pod: PodView) -> Outcome:
+        return outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
 
     def _retry(self, step: StepState, previous: PodView | None) -> None:
         """The next attempt starts only once the previous attempt's pod is gone or over."""

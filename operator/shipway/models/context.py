@@ -36,7 +36,18 @@ class Workspace(Strict):
         description="ReadWriteOnce pins all of a pipeline's pods to one node; ReadWriteMany does not.",
     )
     keep: bool = Field(
-        False, description="Keep the claim when the Pipeline is deleted (for debugging)."
+        False,
+        description="Keep the claim when the Pipeline is deleted (for debugging, or for a "
+        "later pipeline to reuse through claimName).",
+    )
+    claimName: (  # noqa: N815
+        Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)] | None
+    ) = Field(
+        None,
+        description="Use this existing PersistentVolumeClaim of the namespace (e.g. one kept "
+        "by an earlier pipeline) instead of creating one; size, storageClassName and keep then describe nothing "
+        "(accessModes still says whether the steps must share a node). The operator never "
+        "deletes it.",
     )
 
 

@@ -26,10 +26,6 @@ class GitSource(Strict):
     """A git repository cloned into the workspace by a checkout pod."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -92,10 +88,6 @@ class Source(Strict):
     """The pipeline's files, placed at the root of the workspace before the first step."""
 
     model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
         json_schema_extra={
             "x-kubernetes-validations": [
                 {

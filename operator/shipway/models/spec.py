@@ -192,11 +192,7 @@ class Step(_Strict):
     """A run step (service + command), a push step (type push: the service's built image to
     image_name) or a group of steps (type serial or parallel)."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
+    model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
@@ -329,11 +325,7 @@ step lists is beyond a CRD rule's static cost budget, not beyond an admission po
 class PipelineSpec(_Strict):
     """Services and steps in Codeship's form, plus how to run them on Kubernetes."""
 
-    model_config = ConfigDict(
-        extra="forbid",
-        populate_by_name=True,
-        frozen=True,
-        strict=True,
+    model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {

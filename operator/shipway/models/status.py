@@ -1,15 +1,58 @@
 """The Pipeline status: what happened, written by the operator only.
 
 It is also the operator's memory of finished steps, so that a pod deleted after its step ended
-cannot change the result. Kept compact: a 500-step pipeline must stay far below etcd's limit.
+cannot change the result. Kept compact and bounded: every text that comes from outside the spec
+(a kubelet's message, a reason) is clipped to a byte budget here, so the largest status a
+Pipeline can ever have follows from its spec (:mod:`shipway.spec.limits` refuses a spec whose
+worst case would not fit in etcd beside it).
 """
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+
+MESSAGE_BYTES = 512
+"""Most JSON bytes a step's or an attempt's ``message`` takes (the step's Event has more)."""
+REASON_BYTES = 128
+PIPELINE_MESSAGE_BYTES = 2048
+
+
+def json_size(text: str) -> int:
+    """An upper bound of the bytes ``text`` takes as a JSON string, quotes included.
+
+    The API server's encoder writes ``<``, ``>`` and ``&`` as ``\\u003c`` (6 bytes); Python's
+    ``ensure_ascii`` form already counts every other escape and non-ASCII character at least
+    at its stored size.
+    """
+    return len(json.dumps(text)) + 5 * (text.count("<") + text.count(">") + text.count("&"))
+
+
+def clip(text: str | None, limit: int) -> str | None:
+    """``text`` cut (marked with …) so that :func:`json_size` is at most ``limit``."""
+    if text is None or len(text) * 12 + 2 <= limit:  # no character takes more than 12
+        return text
+    size = json_size(text)
+    if size <= limit:
+        return text
+    cut = text
+    while size > limit:
+        cut = cut[: max(0, len(cut) - max(1, (size - limit) // 12))]
+        size = json_size(cut + "\u2026")
+    return cut + "\u2026"
+
+
+def _clipped(limit: int) -> AfterValidator:
+    return AfterValidator(lambda text: clip(text, limit))
+
+
+Message = Annotated[str | None, _clipped(MESSAGE_BYTES)]
+Reason = Annotated[str | None, _clipped(REASON_BYTES)]
+PipelineMessage = Annotated[str | None, _clipped(PIPELINE_MESSAGE_BYTES)]
 
 
 class PipelinePhase(StrEnum):
@@ -51,8 +94,8 @@ class StepAttempt(_Status):
     pod: str = Field(description="Pod of this attempt.")
     phase: StepPhase = Field(description="How the attempt ended.")
     exit_code: int | None = Field(None, description="Exit code of the step's container.")
-    reason: str | None = Field(None, description="Why it ended, e.g. Error, DeadlineExceeded.")
-    message: str | None = Field(None, description="Details.")
+    reason: Reason = Field(None, description="Why it ended, e.g. Error, DeadlineExceeded.")
+    message: Message = Field(None, description="Details.")
     created_at: str | None = Field(None, description="When its pod was created.")
     started_at: str | None = Field(None, description="When the container started.")
     finished_at: str | None = Field(None, description="When it ended.")
@@ -72,8 +115,8 @@ class StepStatus(_Status):
     pod: str | None = Field(None, description="Pod of the current attempt.")
     attempt: int = Field(0, description="Current attempt number.")
     exit_code: int | None = Field(None, description="Exit code of the step's container.")
-    reason: str | None = Field(None, description="Why the step is in its phase.")
-    message: str | None = Field(None, description="Details, e.g. the kubelet's message.")
+    reason: Reason = Field(None, description="Why the step is in its phase.")
+    message: Message = Field(None, description="Details, e.g. the kubelet's message.")
     created_at: str | None = Field(
         None, description="When the current attempt's pod was created (the step was started)."
     )
@@ -83,10 +126,10 @@ class StepStatus(_Status):
         "before, it waited for its claim, node, image and linked services).",
     )
     finished_at: str | None = Field(None, description="When the step ended.")
-    image: str | None = Field(
+    image: Message = Field(
         None, description="Push steps: the reference pushed to (name:tag), from its start."
     )
-    digest: str | None = Field(
+    digest: Reason = Field(
         None, description="Push steps: the digest the registry holds under that tag."
     )
     attempts: list[StepAttempt] = Field(
@@ -99,8 +142,8 @@ class PrepStatus(_Status):
 
     phase: StepPhase = Field(StepPhase.PENDING, description="Pending, Running, Succeeded, ...")
     pod: str | None = Field(None, description="The pod doing the work.")
-    reason: str | None = Field(None, description="Why it is in its phase.")
-    message: str | None = Field(None, description="Details, e.g. git's own error message.")
+    reason: Reason = Field(None, description="Why it is in its phase.")
+    message: Message = Field(None, description="Details, e.g. git's own error message.")
     created_at: str | None = Field(None, description="When its pod was created.")
     started_at: str | None = Field(None, description="When its container started, once known.")
     finished_at: str | None = Field(None, description="When it ended.")
@@ -110,13 +153,13 @@ class SourceStatus(PrepStatus):
     """The checkout (or upload) that fills the workspace before the first step."""
 
     kind: str = Field(description="git or upload.")
-    commit: str | None = Field(None, description="The commit checked out.")
-    branch: str | None = Field(None, description="The branch checked out, if any.")
-    tag: str | None = Field(None, description="The tag checked out, if any.")
-    commit_message: str | None = Field(None, description="The commit's message (shortened).")
-    committer_name: str | None = Field(None, description="The commit's committer.")
-    committer_email: str | None = Field(None, description="The committer's email address.")
-    repo_name: str | None = Field(None, description="The repository's name, from its URL.")
+    commit: Reason = Field(None, description="The commit checked out.")
+    branch: Message = Field(None, description="The branch checked out, if any.")
+    tag: Message = Field(None, description="The tag checked out, if any.")
+    commit_message: Message = Field(None, description="The commit's message (shortened).")
+    committer_name: Message = Field(None, description="The commit's committer.")
+    committer_email: Message = Field(None, description="The committer's email address.")
+    repo_name: Message = Field(None, description="The repository's name, from its URL.")
     files: int | None = Field(None, description="Files received (uploads).")
     bytes: int | None = Field(None, description="Bytes received (uploads).")
 
@@ -128,8 +171,8 @@ class BuildStatus(PrepStatus):
     """
 
     service: str = Field(description="The service whose image is built.")
-    image: str | None = Field(None, description="Repository the image is pushed to.")
-    digest: str | None = Field(None, description="The pushed image's digest (sha256:...).")
+    image: Message = Field(None, description="Repository the image is pushed to.")
+    digest: Reason = Field(None, description="The pushed image's digest (sha256:...).")
     cached_steps: int | None = Field(None, description="Build steps served from the cache.")
     total_steps: int | None = Field(None, description="Build steps in all.")
 
@@ -139,8 +182,8 @@ class Condition(_Status):
 
     type: str
     status: str = Field(description="True, False or Unknown.")
-    reason: str | None = None
-    message: str | None = None
+    reason: Reason = None
+    message: PipelineMessage = None
     last_transition_time: str | None = None
     observed_generation: int | None = None
 
@@ -150,8 +193,10 @@ class PipelineStatus(_Status):
 
     phase: PipelinePhase = Field(PipelinePhase.PENDING, description="Overall phase.")
     progress: str | None = Field(None, description="Finished steps out of all, e.g. 3/5.")
-    current_step: str | None = Field(None, description="Names of the running steps.")
-    message: str | None = Field(None, description="Why the pipeline is in its phase.")
+    current_step: Annotated[str | None, _clipped(PIPELINE_MESSAGE_BYTES)] = Field(
+        None, description="Names of the running steps."
+    )
+    message: PipelineMessage = Field(None, description="Why the pipeline is in its phase.")
     started_at: str | None = Field(None, description="When the first step was started.")
     finished_at: str | None = Field(None, description="When the pipeline ended.")
     node_name: str | None = Field(

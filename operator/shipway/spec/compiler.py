@@ -15,6 +15,7 @@ from shipway.models import PipelineSpec
 from shipway.models.durations import parse_duration
 from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
 from shipway.spec.filters import build_tag
+from shipway.spec.limits import status_errors, structure_errors
 from shipway.spec.push import Credentials
 from shipway.spec.services import ResolvedService, resolve_services
 from shipway.spec.source import CompiledSource, compile_source, source_revision
@@ -94,29 +95,13 @@ def parse_spec(raw: Any) -> PipelineSpec:
         raise InvalidSpecError(errors_from_pydantic(exc, raw)) from None
 
 
-def _mis_encoded(node: Any, where: str) -> list[FieldError]:
-    """Strings holding U+FFFD: bytes that were not UTF-8, replaced on the way in by kubectl."""
-    if isinstance(node, str):
-        return (
-            [FieldError(where, "contains bytes that are not valid UTF-8")]
-            if "\ufffd" in node
-            else []
-        )
-    if isinstance(node, Mapping):
-        found = [e for k, v in node.items() for e in _mis_encoded(v, f"{where}.{k}")]
-        return found + [e for k in node if isinstance(k, str) for e in _mis_encoded(k, where)]
-    if isinstance(node, list):
-        return [e for i, v in enumerate(node) for e in _mis_encoded(v, f"{where}[{i}]")]
-    return []
-
-
 def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeline:
     """Parse and check a Pipeline spec completely; raise InvalidSpecError with every problem.
 
     ``checked_out`` is the branch or tag a checkout found: the build tag when ``spec.ci``
     names none (before the checkout, a git source's ``revision`` unless it is a commit id).
     """
-    raise_if_any(_mis_encoded(raw, "spec"))
+    raise_if_any(structure_errors(raw))  # before anything recursive sees it
     spec = parse_spec(raw)
     services, errors = resolve_services(spec.services)
     tag = build_tag(spec.ci, checked_out or source_revision(spec.source))
@@ -138,6 +123,9 @@ def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeli
             for name, service in spec.services.items()
             if service.build is not None
         )
+    if not step_errors:
+        builds = [name for name, service in services.items() if service.build is not None]
+        errors.extend(status_errors(raw, runs, builds))
     timeout = None
     if spec.timeout is not None:
         try:

@@ -16,6 +16,7 @@ from shipway.models.durations import parse_duration
 from shipway.spec.commands import display_command, split_command
 from shipway.spec.errors import FieldError
 from shipway.spec.filters import pattern_error, selected
+from shipway.spec.limits import MAX_DEPTH
 from shipway.spec.push import (
     Credentials,
     ResolvedPush,
@@ -25,7 +26,6 @@ from shipway.spec.push import (
 )
 
 MAX_RUN_STEPS = 1000
-MAX_DEPTH = 12
 _NAME_LIMIT = 128
 
 
@@ -143,7 +143,7 @@ class _Compiler:
         depth: int,
         creds: Credentials,
     ) -> tuple[Node, ...]:
-        if depth > MAX_DEPTH:
+        if depth > MAX_DEPTH and steps:  # limits.structure_errors refuses this first
             self.errors.append(FieldError(where, f"steps nest deeper than {MAX_DEPTH} levels"))
             return ()
         nodes: list[Node] = []

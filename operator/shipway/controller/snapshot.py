@@ -1,0 +1,79 @@
+"""What the operator keeps of a Pipeline object between events, and the status as written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shipway.engine.objects import Manifest, PipelineRef
+from shipway.models import PipelineStatus
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSnapshot:
+    """The parts of a Pipeline object the operator keeps in memory.
+
+    Spec and status are kept as compact JSON: a few hundred bytes instead of kilobytes of
+    dicts per pipeline. They are decoded only to compile a new generation of the spec and
+    to read the status once after a (re)start; from then on the operator's own last write
+    is the status it plans from.
+    """
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    created_at: str | None
+    spec_json: str
+    status_json: str
+    deleting: bool
+    generate_name: str | None = None
+    """metadata.generateName: a generated pipeline's project (its build cache's key)."""
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> PipelineSnapshot:
+        meta = body.get("metadata") or {}
+        return cls(
+            name=meta.get("name", ""),
+            namespace=meta.get("namespace", ""),
+            uid=meta.get("uid", ""),
+            generation=int(meta.get("generation") or 1),
+            created_at=meta.get("creationTimestamp"),
+            spec_json=_compact(body.get("spec")),
+            status_json=_compact(body.get("status")),
+            deleting=bool(meta.get("deletionTimestamp")),
+            generate_name=meta.get("generateName") or None,
+        )
+
+    @property
+    def spec(self) -> dict[str, Any]:
+        spec: dict[str, Any] = json.loads(self.spec_json)
+        return spec
+
+    @property
+    def ref(self) -> PipelineRef:
+        return PipelineRef(
+            self.name,
+            self.namespace,
+            self.uid,
+            self.generation,
+            self.created_at,
+            self.generate_name,
+        )
+
+
+def _compact(value: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(value or {}), separators=(",", ":"))
+
+
+def dump_status(status: PipelineStatus) -> Manifest:
+    """The status as written: compact, since a 500-step pipeline has 500 entries."""
+    dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for step in dumped.get("steps", ()):
+        if not step.get("attempts"):
+            step.pop("attempts", None)
+        if step.get("attempt") == 0:
+            step.pop("attempt")
+    return dumped
