@@ -8,22 +8,19 @@ as a user would. The session's operator finds the local builder and registry by 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import secrets
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from . import gitserver
+from . import crds, gitserver
 from .conftest import ROOT, OperatorProcess
 from .kube import Cluster
 from .pipelines import Kubectl
@@ -36,14 +33,8 @@ DIGEST_REF = re.compile(r"^registry\.localkube-system\.svc\.cluster\.local/.+@sh
 
 @pytest.fixture
 def k(cluster: Cluster, namespace: str, shipway_operator: object) -> Kubectl:
-    apply_crds(Kubectl(namespace))
+    crds.apply(Kubectl(namespace))
     return Kubectl(namespace)
-
-
-def apply_crds(k: Kubectl) -> None:
-    """Other test sessions on the shared cluster may apply an older CRD (without build and
-    source): apply this tree's before each run."""
-    k.run("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -56,39 +47,12 @@ def write(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-@contextlib.contextmanager
-def crd_kept(k: Kubectl) -> Iterator[None]:
-    """While a test's pipeline runs, put this tree's CRD back whenever another session's older
-    one (without build, cacheKey) replaced it: the API server checks every status write of a
-    Pipeline against the CRD of the moment, and the old one refuses build (HTTP 422)."""
-    stop = threading.Event()
-
-    def keep() -> None:
-        while not stop.wait(2.0):
-            found = k.run(
-                "get", "crd", "pipelines.shipway.dev", "-o",
-                "jsonpath={.spec.versions[0].schema.openAPIV3Schema.properties.spec.properties.cacheKey.description}",
-                check=False,
-            )  # fmt: skip
-            if found.returncode == 0 and not found.stdout.strip():
-                apply_crds(k)
-
-    thread = threading.Thread(target=keep, daemon=True, name="crd-keeper")
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
 def run_dir(
     k: Kubectl, project: Path, *args: str, timeout: float = 600
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
     """``shipway run --dir``, again when an older CRD (another session's) refused or pruned it."""
     for _ in range(4):
-        apply_crds(k)
-        with crd_kept(k):
+        with crds.kept(k):
             done = shipway(k.namespace, "run", "--dir", str(project), *args, timeout=timeout)
         output = done.stdout + done.stderr
         if "image builds are not supported yet" in output:
@@ -257,7 +221,7 @@ def test_a_context_outside_the_checkout_is_refused_before_anything_runs(
             "codeship-steps.yml": '- service: app\n  command: "true"\n',
         },
     )
-    apply_crds(k)
+    crds.apply(k)
     done = shipway(k.namespace, "run", "--dir", str(project))
     assert done.returncode == 2, done.stdout + done.stderr
     assert "app.build.context: '../outside': the build context is outside the checkout" in (
@@ -276,7 +240,7 @@ def test_a_context_outside_the_checkout_is_refused_before_anything_runs(
         },
     }
     for _ in range(3):
-        apply_crds(k)
+        crds.apply(k)
         created = k.run("apply", "-f", "-", stdin=json.dumps(manifest), check=False)
         if created.returncode == 0:
             break

@@ -94,7 +94,7 @@ def test_example_11_runs_as_written_with_the_key_it_ships(k: Kubectl, tmp_path: 
     script.write_text(script.read_text().replace("printenv", "env"))
     output = ""
     for _ in range(4):  # another session's older CRD may refuse build: ours again, then retry
-        with crds.kept(k, ("source.description",)):
+        with crds.kept(k):
             result = shipway_run(k, target)
         output = result.stdout + result.stderr
         if "image builds are not supported" not in output:

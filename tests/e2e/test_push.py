@@ -109,8 +109,6 @@ def protected(cluster: Cluster) -> Protected:
     )
 
 
-PUSH_FIELDS = ("push.description", "source.description")
-"""What an older CRD of another session lacks (crds.kept puts this tree's back)."""
 SEED = ROOT / "examples" / "seed-walkthrough"
 
 
@@ -137,7 +135,7 @@ def shipway_run(k: Kubectl, directory: Path, *args: str) -> tuple[str, int, dict
     refused the Pipeline): its output, exit code and the Pipeline at the end."""
     output = ""
     for _ in range(8):
-        with crds.kept(k, PUSH_FIELDS):
+        with crds.kept(k):
             done = subprocess.run(
                 [
                     sys.executable,

@@ -67,6 +67,16 @@ def run(
     return plan(REF, compiled(raw), status or CHECKED_OUT, pods or [], NOW, Settings(build=config))
 
 
+OWNER = {
+    "apiVersion": "shipway.dev/v1alpha1",
+    "kind": "Pipeline",
+    "name": REF.name,
+    "uid": REF.uid,
+    "controller": True,
+}
+"""The controller reference of the pipeline's own pods (others are not its)."""
+
+
 def build_pod(
     name: str, service: str, *, rc: int | None = None, message: str = "", created: float = -30
 ) -> PodView:
@@ -97,6 +107,7 @@ def build_pod(
                     "shipway.dev/attempt": "0",
                 },
                 "annotations": {"kubectl.kubernetes.io/default-container": "build"},
+                "ownerReferences": [OWNER],
             },
             "spec": {"nodeName": "node-1", "activeDeadlineSeconds": 3600},
             "status": {
@@ -363,7 +374,7 @@ def test_a_finished_pipeline_leaves_its_recorded_build_pods_alone() -> None:
     names = _names(first)
     pods = [build_pod(n, s, rc=0, message=ok()) for s, n in names.items()]
     status = first.status.model_copy(update={"phase": PipelinePhase.SUCCEEDED})
-    assert finished_plan(status, pods).stop == ()
+    assert finished_plan(status, pods, REF.uid).stop == ()
 
 
 def test_cached_builds_import_the_branch_then_the_default_branch_and_export_the_branch() -> None:

@@ -15,7 +15,7 @@ from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 
 from .builders import NOW, REF, at, compiled
-from .test_planner_builds import CHECKED_OUT, CONFIG, DIGEST, GIT, build_pod, ok
+from .test_planner_builds import CHECKED_OUT, CONFIG, DIGEST, GIT, OWNER, build_pod, ok
 
 COMMIT = "0" * 40
 """What CHECKED_OUT says the checkout found: {{ .CommitID }} when spec.ci sets none."""
@@ -167,6 +167,7 @@ def step_pod(name: str, step_id: str, *, rc: int | None = None, message: str = "
                 "creationTimestamp": at(-25),
                 "labels": {"shipway.dev/step": step_id, "shipway.dev/attempt": "0"},
                 "annotations": {"kubectl.kubernetes.io/default-container": "push"},
+                "ownerReferences": [OWNER],
             },
             "spec": {"nodeName": "node-1"},
             "status": {

@@ -37,7 +37,6 @@ from shipway.cli.format import (
 from shipway.cli.run import cmd_run
 from shipway.cli.source import add_source_flags
 from shipway.cli.tracker import every_step
-from shipway.engine.naming import container_name
 from shipway.models import StepStatus
 
 

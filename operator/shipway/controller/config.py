@@ -153,9 +153,7 @@ def build_config(env: Mapping[str, str]) -> BuildConfig:
         client_image=text("SHIPWAY_BUILDKIT_CLIENT_IMAGE") or DEFAULT_CLIENT_IMAGE,
         push_secret=text("SHIPWAY_REGISTRY_PUSH_SECRET"),
         namespace=(
-            text("SHIPWAY_OPERATOR_NAMESPACE")
-            or text("SHIPWAY_NAMESPACE")
-            or text("POD_NAMESPACE")
+            text("SHIPWAY_OPERATOR_NAMESPACE") or text("SHIPWAY_NAMESPACE") or text("POD_NAMESPACE")
         ),
         wait_seconds=max(1, int(wait)),
         timeout_seconds=max(1, int(timeout)),

@@ -135,9 +135,7 @@ async def create_pods(
         (b.name, build_manifest(ref, compiled, b, build or BuildConfig(), node, options))
         for b in builds
     ]
-    manifests += [
-        (c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates
-    ]
+    manifests += [(c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates]
 
     async def one(name: str, manifest: Manifest) -> None:
         try:

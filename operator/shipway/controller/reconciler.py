@@ -230,7 +230,7 @@ class Reconciler:
                 if isinstance(claim, ClaimFailure):
                     return await self._abort(snap, pods, memory, claim.reason, claim.message)
                 if claim is not None:  # a quota holds the claim up: every create waits
-                    names = [c.name for c in (*result.create, *result.builds)]
+                    names = [c.name for c in result.create] + [b.name for b in result.builds]
                     memory.waiting.update(dict.fromkeys(names, claim))
                     result = _without_created(
                         self._plan(snap, compiled, status, pods, memory), memory

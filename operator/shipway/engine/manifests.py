@@ -41,8 +41,7 @@ from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.planner import PodToCreate
 from shipway.engine.prepare import SOURCE_TASK, source_pod_name
 from shipway.engine.pushpods import PushConfig, push_pod_manifest
-from shipway.models import Healthcheck, SourceStatus
-from shipway.models.durations import parse_duration
+from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
 
 

@@ -263,9 +263,7 @@ class _Planner:
             phase = PipelinePhase.FAILED
             detail = unprepared.message or unprepared.reason or "it failed"
             message = f"{unprepared.title} failed: {detail}"[:1024]
-        elif root in (Result.ACTIVE, Result.WAITING) and (
-            active or prep.active() or builds.busy()
-        ):
+        elif root in (Result.ACTIVE, Result.WAITING) and (active or prep.active() or builds.busy()):
             phase, message = PipelinePhase.RUNNING, self.quota
         elif root == Result.SUCCEEDED or root == Result.SKIPPED:
             phase, message = PipelinePhase.SUCCEEDED, None

@@ -30,9 +30,9 @@ from shipway.models import (
 )
 from shipway.models.status import (
     MESSAGE_BYTES,
-    BuildStatus,
     PIPELINE_MESSAGE_BYTES,
     REASON_BYTES,
+    BuildStatus,
     SourceStatus,
     json_size,
 )
@@ -121,6 +121,7 @@ ATTEMPT_BYTES = 1 + _size(
     )
 )
 """Most bytes one earlier attempt adds to its step's entry (with its comma)."""
+
 
 def _step(image: str | None = None, digest: str | None = None) -> int:
     return 1 + _size(
