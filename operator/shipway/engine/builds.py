@@ -368,3 +368,13 @@ def _record(state: BuildState) -> BuildStatus:
         cached_steps=state.cached_steps,
         total_steps=state.total_steps,
     )
+
+
+def build_secret_wanted(old: PipelineStatus, new: PipelineStatus, starting: bool) -> bool | None:
+    """Whether the client certificate must be in the namespace now, or can go."""
+    if starting:
+        return True
+    was_building = any(not b.phase.terminal for b in old.builds)
+    if was_building and all(b.phase.terminal for b in new.builds):
+        return False
+    return None

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shipway.engine.buildpods import BuildConfig, BuildToCreate
-from shipway.engine.builds import Builds, Gate
+from shipway.engine.builds import Builds, Gate, build_secret_wanted
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import (
     START_GRACE_SECONDS,
@@ -300,7 +300,7 @@ class _Planner:
             requeue_after=(min(recheck) if recheck and not phase.terminal else None),
             ensure_claim=bool(creates or build_creates) and self.compiled.uses_workspace,
             builds=build_creates,
-            build_secret=_build_secret(previous, status, bool(build_creates)),
+            build_secret=build_secret_wanted(previous, status, bool(build_creates)),
         )
 
     def _gate(self, step: StepState) -> Result:
@@ -375,16 +375,6 @@ class _Planner:
             if not step.attempt:
                 step.reason, step.message = None, None
         return tuple(creates)
-
-
-def _build_secret(old: PipelineStatus, new: PipelineStatus, starting: bool) -> bool | None:
-    """Whether the client certificate must be in the namespace now, or can go."""
-    if starting:
-        return True
-    was_building = any(not b.phase.terminal for b in old.builds)
-    if was_building and all(b.phase.terminal for b in new.builds):
-        return False
-    return None
 
 
 def _duration(seconds: float) -> str:
