@@ -3,7 +3,7 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``admission,overhead,scale,paced,restart,source``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
+(default ``admission,overhead,scale,paced,restart,source,builds``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
 local cluster's).
@@ -28,13 +28,13 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from bench import admission, overhead, scale
+from bench import admission, builds, overhead, scale
 from bench import source as source_phase
 from bench.kube import BENCH_LABEL, Kube, write_json
 from bench.load import delete_namespace, release_storage
 from bench.procs import MANAGED_ANNOTATION, FakeNodes
 
-PHASES = ("admission", "overhead", "scale", "paced", "restart", "source")
+PHASES = ("admission", "overhead", "scale", "paced", "restart", "source", "builds")
 PACED_STEPS_PER_SECOND = 36
 """Offered in the paced phase: the 30 steps/s target plus a fifth, so that meeting it is not
 an artefact of the offered rate itself."""
@@ -51,6 +51,10 @@ TARGETS = {
     "resume_seconds": ("<=", 10),
     "duplicated_steps": ("<=", 0),
     "checkout_vs_clone_ratio": ("<=", 1.5),
+    "build_cold_ratio": ("<=", 1.2),
+    "build_unchanged_ratio": ("<=", 1.2),
+    "build_one_file_changed_ratio": ("<=", 1.2),
+    "build_push_to_pod_p50_ms": ("<=", 100),
 }
 
 
@@ -176,6 +180,16 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         "resume_seconds": rs.get("resume_seconds"),
         "duplicated_steps": rs.get("duplicated_steps"),
         "checkout_vs_clone_ratio": (results.get("source") or {}).get("checkout_vs_clone_ratio"),
+        "build_cold_ratio": ((results.get("builds") or {}).get("cold") or {}).get("ratio"),
+        "build_unchanged_ratio": ((results.get("builds") or {}).get("unchanged") or {}).get(
+            "ratio"
+        ),
+        "build_one_file_changed_ratio": (
+            (results.get("builds") or {}).get("one_file_changed") or {}
+        ).get("ratio"),
+        "build_push_to_pod_p50_ms": ((results.get("builds") or {}).get("push_to_pod_ms") or {}).get(
+            "p50"
+        ),
     }
 
 
@@ -260,11 +274,35 @@ def table(results: dict[str, Any]) -> str:
         ("  first progress after restart", _fmt(rs.get("first_progress_s"), " s"), ""),
         ("  duplicated steps", _fmt(rs.get("duplicated_steps")), mark("duplicated_steps")),
         *source_rows(results.get("source") or {}, mark),
+        *_build_rows(results.get("builds") or {}, mark),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows) + 2
     lines = [f"{'':{width}}{'measured':>22}  {'target':>8}"]
     lines += [f"{name:{width}}{value:>22}  {target}" for name, value, target in rows]
     return "\n".join(lines)
+
+
+def _build_rows(bd: dict[str, Any], mark: Any) -> list[tuple[str, str, str]]:
+    """The builds phase: Shipway's build beside the hand's, and the push-to-pod gap."""
+    rows = [(f"builds (the seed's Dockerfile, median of {bd.get('repeats', '?')})", "", "")]
+    for key, label in (
+        ("cold", "cold"),
+        ("unchanged", "unchanged rebuild"),
+        ("one_file_changed", "one file changed"),
+    ):
+        fig = bd.get(key) or {}
+        both = f"{_fmt(fig.get('shipway_s'))} / {_fmt(fig.get('hand_s'), ' s')}"
+        rows.append((f"  {label}: shipway / buildctl", both, ""))
+        rows.append((f"  {label}: ratio", _fmt_ratio(fig.get("ratio")), mark(f"build_{key}_ratio")))
+    gap = bd.get("push_to_pod_ms") or {}
+    rows.append(
+        (
+            "  push to first pod p50 / max",
+            f"{_fmt(gap.get('p50'))} / {_fmt(gap.get('max'), ' ms')}",
+            mark("build_push_to_pod_p50_ms"),
+        )
+    )
+    return rows
 
 
 def main() -> int:
@@ -319,6 +357,10 @@ def main() -> int:
             results["transition_gap_ms"] = ov["transition_gap_ms"]
             results["shipway_vs_raw_ratio"] = ov["shipway_vs_raw_ratio"]
             delete_namespace(kube, run_id, ov["namespace"], timeout=120)
+        if "builds" in phases:
+            print("phase 1b: builds, the seed's Dockerfile beside buildctl by hand ...", flush=True)
+            results["builds"] = bd = builds.run(kube, run_id, workdir)
+            delete_namespace(kube, run_id, bd["namespace"], timeout=120)
         if {"scale", "paced", "restart"} & set(phases):
             nodes = FakeNodes(kube, run_id, workdir)
             node_count = max(4, math.ceil(count / 100))

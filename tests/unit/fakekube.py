@@ -25,6 +25,7 @@ class FakeKube:
         self.writes: list[str] = []
         self.reject: dict[str, KubeError] = {}
         self.priorities: dict[str, Priority] = {}
+        self.secrets: dict[tuple[str, str], Manifest] = {}
 
     async def create_pod(
         self, namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
@@ -64,6 +65,17 @@ class FakeKube:
 
     async def get_claim(self, namespace: str, name: str) -> Manifest | None:
         return self.claim_bodies.get(name)
+
+    async def get_secret(self, namespace: str, name: str) -> Manifest | None:
+        return self.secrets.get((namespace, name))
+
+    async def create_secret(self, namespace: str, manifest: Manifest) -> None:
+        self.writes.append(f"create secret {manifest['metadata']['name']}")
+        self.secrets.setdefault((namespace, manifest["metadata"]["name"]), manifest)
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        self.writes.append(f"delete secret {name}")
+        self.secrets.pop((namespace, name), None)
 
     async def stop_pod(self, namespace: str, name: str) -> None:
         self.writes.append(f"stop {name}")

@@ -1,4 +1,4 @@
-"""Codeship's own published examples (tests/codeship_examples), converted as `shipway convert --dir`.
+"""Codeship's own published examples (tests/codeship_examples), converted as `shipway run --dir`.
 
 EXPECTED is the one table of what each example does today: it converts (with exactly these
 warnings), or it is refused with messages naming the limit. Work that lifts a limit (``build:``
@@ -25,18 +25,15 @@ from shipway.codeship import (
 CORPUS = Path(__file__).resolve().parents[1] / "codeship_examples"
 
 # The limits, as the messages name them.
-BUILD = "image builds are not supported yet"
-"""Until `build:` services exist (01, 02, 03, 07, 08, 11, 15, 16, 18, 19, 20, 22, 23, 24)."""
-PUSH = "push steps are not supported yet"
-"""Until `type: push` exists (16, 19)."""
 NO_DAEMON = "no Docker daemon in step pods"
 """A documented limit: add_docker, docker:dind, the host's docker.sock (08, 14)."""
-NO_KEY = "encrypted files cannot be used"
-"""No AES key: the top level's files are encrypted with Codeship's unpublished project key."""
+NO_KEY = "need the project's AES key"
+"""No AES key: 20's args and the top level's files are encrypted with Codeship's unpublished
+project key (variables, build args and registry credentials alike)."""
 NO_FILES = "none of codeship-services.yml, docker-compose.yml found"
 """17.caching is only a README (deprecated by Codeship)."""
 
-LIMITS = (BUILD, PUSH, NO_DAEMON, NO_KEY)
+LIMITS = (NO_DAEMON, NO_KEY)
 DEPRECATED, IGNORED, NOTE = WarningKind.DEPRECATED, WarningKind.IGNORED, WarningKind.NOTE
 
 
@@ -53,64 +50,64 @@ class Refused:
     """where → the limit its message names; every error of the conversion is listed."""
 
 
-def builds(*services: str) -> dict[str, str]:
-    return {f"{service}.build": BUILD for service in services}
+def old_dockerfile_path(*services: str) -> tuple[tuple[str, WarningKind], ...]:
+    """``build.dockerfile_path``: Codeship's old spelling, converted with a warning."""
+    return tuple((f"{service}.build.dockerfile_path", DEPRECATED) for service in services)
 
 
 EXPECTED: dict[str, Converts | Refused] = {
     ".": Refused(
         {
-            **builds(
-                "01demodockerfile",
-                "01demodockerfiledockercompose",
-                "02demo",
-                "03demo",
-                "07write",
-                "08compiledemo",
-                "08deploy",
-                "08builder",
-            ),
             "08builder.add_docker": NO_DAEMON,
-            **builds("08app2", "11busybox"),
             "11busybox.encrypted_env_file": NO_KEY,
-            **builds("15app", "16demo", "18app", "18lb", "18test", "19demo"),
-            "19dockercfg_generator.build": BUILD,
             "19dockercfg_generator.encrypted_env_file": NO_KEY,
-            **builds("20buildargs", "22workingdir", "23dependson", "24healthchecks"),
-            "24elasticsearch.build": BUILD,
+            "20buildargs.build.encrypted_args_file": NO_KEY,
+            "20buildargs.build.encrypted_args": NO_KEY,
             "adddocker.add_docker": NO_DAEMON,
-            "[13].type": PUSH,
-            "[15].type": PUSH,
+            "[13].encrypted_dockercfg_path": NO_KEY,
         }
     ),
-    "01.dockerfile": Refused(builds("demodockerfile", "demodockerfiledockercompose")),
-    "02.redis": Refused(builds("demo")),
-    "03.redis-postgres": Refused(builds("demo")),
+    "01.dockerfile": Converts(old_dockerfile_path("demodockerfile")),
+    "02.redis": Converts(old_dockerfile_path("demo")),
+    "03.redis-postgres": Converts(old_dockerfile_path("demo")),
     "04.parallelised": Converts(),
     "05.matrix": Converts((("[0].type", DEPRECATED),)),
     "06.matrix-complex": Converts((("[0].type", DEPRECATED),)),
-    "07.volumes": Refused(builds("write")),
-    "08.deployment-container": Refused(
-        {
-            **builds("compiledemo", "deploy", "builder"),
-            "builder.add_docker": NO_DAEMON,
-            **builds("app2"),
-        }
-    ),
+    "07.volumes": Converts(old_dockerfile_path("write")),
+    "08.deployment-container": Refused({"builder.add_docker": NO_DAEMON}),
     "09.branch-only": Converts(),
     "10.lots-of-parallel": Converts(),
-    # its encrypted_env_file decrypts with the codeship.aes it ships (no error for it)
-    "11.encrypted-aes": Refused(builds("checker")),
+    # its encrypted_env_file decrypts with the codeship.aes it ships
+    "11.encrypted-aes": Converts((("checker.encrypted_env_file", NOTE),), secrets=1),
     "14.add_docker": Refused({"adddocker.add_docker": NO_DAEMON}),
-    "15.parallel-output-to-volume": Refused(builds("app")),
-    "16.docker_push": Refused({**builds("demo"), "[1].type": PUSH}),
+    "15.parallel-output-to-volume": Converts(),
+    # the push converts; localhost:5000 in a pod is the pod itself (a note says so)
+    "16.docker_push": Converts(
+        (*old_dockerfile_path("demo"), ("registry.ports", IGNORED), ("[1].image_name", NOTE))
+    ),
     "17.caching": Refused({"": NO_FILES}),
-    "18.load-balancer": Refused(builds("app1", "app2", "lb", "test")),
-    "19.dockercfg-service": Refused({**builds("demo", "dockercfg_generator"), "[1].type": PUSH}),
-    "20.build-args": Refused(builds("app")),
-    "22.working_dir": Refused(builds("app")),
-    "23.depends_on": Refused(builds("app")),
-    "24.healthchecks": Refused(builds("elasticsearch", "app")),
+    "18.load-balancer": Converts(
+        (
+            *old_dockerfile_path("app1", "app2"),
+            ("lb.ports", IGNORED),
+            *old_dockerfile_path("lb", "test"),
+        )
+    ),
+    # dockercfg_service runs the (built) generator before the push, as Codeship does
+    "19.dockercfg-service": Converts(
+        (
+            *old_dockerfile_path("demo"),
+            ("registry.ports", IGNORED),
+            *old_dockerfile_path("dockercfg_generator"),
+            ("[1].image_name", NOTE),
+        )
+    ),
+    "20.build-args": Refused(
+        {"app.build.encrypted_args": NO_KEY, "app.build.encrypted_args_file": NO_KEY}
+    ),
+    "22.working_dir": Converts(),
+    "23.depends_on": Converts(),
+    "24.healthchecks": Converts(),
 }
 
 
@@ -119,13 +116,18 @@ def directories() -> list[str]:
     return [".", *found]
 
 
+UPLOAD = {"upload": {}}
+"""The source ``shipway run --dir`` gives: the directory itself (builds need one)."""
+
+
 def convert_like_the_cli(name: str, aes_key: bytes | None = None) -> Converts | Refused:
-    """What ``shipway convert --dir`` does (client.commands._convert), with the project's
-    codeship.aes as the key when the directory has one, as jet reads it."""
+    """What ``shipway run --dir`` converts (``convert --upload``): the directory as the
+    source, with the project's codeship.aes as the key when it has one, as jet reads it."""
     directory = CORPUS / name
     options = Options(
         name=default_name(directory) if name != "." else "codeship-tool-examples",
         aes_key=aes_key if aes_key is not None else read_aes_key(directory),
+        source=UPLOAD,
     )
     try:
         conversion = convert_directory(directory, options=options)
@@ -155,12 +157,34 @@ def test_the_corpus_summary() -> None:
     """How many of Codeship's 20 example directories (17 has no files) convert today."""
     converting = sorted(n for n, o in EXPECTED.items() if isinstance(o, Converts))
     assert converting == [
+        "01.dockerfile",
+        "02.redis",
+        "03.redis-postgres",
         "04.parallelised",
         "05.matrix",
         "06.matrix-complex",
+        "07.volumes",
         "09.branch-only",
         "10.lots-of-parallel",
+        "11.encrypted-aes",
+        "15.parallel-output-to-volume",
+        "16.docker_push",
+        "18.load-balancer",
+        "19.dockercfg-service",
+        "22.working_dir",
+        "23.depends_on",
+        "24.healthchecks",
     ]
+
+
+def test_builds_convert_into_shipways_spelling() -> None:
+    """Example 02: the old dockerfile_path becomes dockerfile, the context stays the root."""
+    conversion = convert_directory(
+        CORPUS / "02.redis", options=Options(name="redis", source=UPLOAD)
+    )
+    demo = conversion.manifest["spec"]["services"]["demo"]
+    assert demo["build"] == {"image": "myapp", "dockerfile": "Dockerfile"}
+    assert "image" not in demo
 
 
 def test_the_top_levels_files_are_not_decrypted_by_example_11s_key() -> None:
@@ -173,7 +197,7 @@ def test_the_top_levels_files_are_not_decrypted_by_example_11s_key() -> None:
 
 
 def test_example_11_decrypts_with_the_key_it_ships(tmp_path: Path) -> None:
-    """Its only refusal is the build: the same files with an image give FOO=bar in a Secret."""
+    """The same files with an image (no build, so no source needed) give FOO=bar in a Secret."""
     source = CORPUS / "11.encrypted-aes"
     for name in ("codeship-steps.yml", "environment.encrypted", "codeship.aes"):
         (tmp_path / name).write_bytes((source / name).read_bytes())
@@ -187,3 +211,12 @@ def test_example_11_decrypts_with_the_key_it_ships(tmp_path: Path) -> None:
     assert conversion.manifest["spec"]["services"]["checker"]["envFrom"] == [
         {"secretRef": {"name": secret["metadata"]["name"]}}
     ]
+
+
+def test_without_a_source_a_build_says_to_give_one() -> None:
+    with pytest.raises(ConversionError) as info:
+        convert_directory(CORPUS / "02.redis", options=Options(name="redis"))
+    (error,) = info.value.errors
+    assert error.where == "demo.build"
+    assert "set spec.source" in error.message
+    assert "--upload" in error.message

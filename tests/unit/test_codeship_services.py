@@ -41,6 +41,10 @@ class FakeFiles:
         return any(name == key or name.startswith(f"{key}/") for name in self.files)
 
 
+UPLOAD = {"upload": {}}
+"""The source of ``shipway run --dir``: builds need one."""
+
+
 def run(
     services: str | dict[str, Any],
     steps: Any = None,
@@ -182,8 +186,6 @@ def test_codeship_documented_ignored_keys_are_in_the_ignored_table() -> None:
         "ports",
         "stdin_open",
         "labels",
-        "cached",
-        "default_cache_branch",
     ]
     assert [k for k in documented if k not in IGNORED] == []
 
@@ -191,11 +193,15 @@ def test_codeship_documented_ignored_keys_are_in_the_ignored_table() -> None:
 @pytest.mark.parametrize(
     ("body", "where", "needles"),
     [
-        ({"build": "."}, "app.build", ["not supported yet", "Kaniko", "--prebuilt"]),
+        (
+            {"build": {"encrypted_args": "abc=="}},
+            "app.build.encrypted_args",
+            ["AES key", "--aes-key"],
+        ),
         (
             {"image": "busybox", "encrypted_env_file": "env.encrypted"},
             "app.encrypted_env_file",
-            ["Secret", "envFrom", "--env-secret"],
+            ["AES key", "--aes-key", "Secret", "envFrom", "--env-secret"],
         ),
         (
             {"image": "busybox", "encrypted_environment": ["abc=="]},
@@ -214,7 +220,7 @@ def test_codeship_documented_ignored_keys_are_in_the_ignored_table() -> None:
         ({"dockerfile": "Dockerfile.app"}, "app.dockerfile", ["part of a build"]),
     ],
     ids=[
-        "build",
+        "encrypted_args",
         "encrypted_env_file",
         "encrypted_environment",
         "add_docker",
@@ -258,11 +264,14 @@ def test_a_compose_v1_dockerfile_next_to_an_image_is_ignored() -> None:
 def test_every_problem_is_reported_not_just_the_first() -> None:
     found = errors(
         {
-            "app": {"build": "."},
+            "app": {"build": {"encrypted_args_file": "args.enc"}},
             "db": {"image": "postgres", "encrypted_env_file": "db.enc"},
         }
     )
-    assert [e.split(": ")[1] for e in found] == ["app.build", "db.encrypted_env_file"]
+    assert [e.split(": ")[1] for e in found] == [
+        "app.build.encrypted_args_file",
+        "db.encrypted_env_file",
+    ]
 
 
 # -- build: deprecated forms, --prebuilt ------------------------------------------------------
@@ -288,14 +297,39 @@ redis:
 """
 
 
-def test_the_build_error_names_the_context_and_dockerfile_even_in_deprecated_spelling() -> None:
-    found = errors(CHAIN_LINKS, steps=[{"service": "demo", "command": "true"}])
-    assert found[0] == (
-        "codeship-services.yml: demo.build: "
-        + SERVICE_KEYS["build"].note
-        + " (it builds context app/, Dockerfile Dockerfile, image myapp)"
+def test_builds_are_kept_in_the_new_spelling_with_their_args_and_cache_settings() -> None:
+    text = CHAIN_LINKS.replace(
+        "redis:\n  image", "  cached: true\n  default_cache_branch: main\nredis:\n  image"
     )
-    assert len(found) == 2
+    conversion = run(text, steps=[{"service": "demo", "command": "true"}], source=UPLOAD)
+    services = spec_services(conversion)
+    assert services["demo"] == {
+        "build": {"image": "myapp", "dockerfile": "Dockerfile", "context": "app/"},
+        "links": ["socat"],
+    }
+    assert services["socat"] == {
+        "build": {
+            "image": "socat-redis",
+            "context": ".",
+            "dockerfile": "Dockerfile.socat",
+            "args": {"VERSION": "1"},
+        },
+        "cached": True,
+        "default_cache_branch": "main",
+        "links": ["redis"],
+    }
+    assert warned(conversion, WarningKind.DEPRECATED) == [
+        "demo.build.dockerfile_path: deprecated: use build.dockerfile",
+        "demo.build.path: deprecated: use build.context",
+    ]
+    compiled = compile_pipeline(conversion.manifest["spec"])
+    socat = compiled.services["socat"].build
+    assert socat is not None
+    assert (socat.dockerfile_name, socat.args, socat.cached) == (
+        "Dockerfile.socat",
+        (("VERSION", "1"),),
+        True,
+    )
 
 
 def test_prebuilt_runs_the_images_the_builds_name_and_flags_the_deprecated_keys() -> None:
@@ -318,8 +352,13 @@ def test_prebuilt_needs_a_name_for_the_image() -> None:
 
 
 def test_compose_v1_dockerfile_next_to_build_belongs_to_the_build() -> None:
-    (message,) = errors({"app": {"build": "./08.deployment-container", "dockerfile": "D.build"}})
-    assert message.endswith("(it builds context ./08.deployment-container, Dockerfile D.build)")
+    conversion = run(
+        {"app": {"build": "./08.deployment-container", "dockerfile": "D.build"}}, source=UPLOAD
+    )
+    assert spec_services(conversion)["app"]["build"] == {
+        "context": "./08.deployment-container",
+        "dockerfile": "D.build",
+    }
 
 
 # -- environment ---------------------------------------------------------------------------

@@ -29,3 +29,24 @@ def test_the_codeship_files_convert_to_the_walkthrough_pipeline() -> None:
     assert converted.warnings == ()
     assert converted.manifest["spec"] == walkthrough["spec"]
     assert converted.manifest["metadata"]["name"] == walkthrough["metadata"]["name"]
+
+
+def test_the_seed_walkthrough_converts_with_both_builds_as_written() -> None:
+    """examples/seed-walkthrough: the walkthrough's services verbatim (dockerfile_path and all)."""
+    seed = EXAMPLES / "seed-walkthrough"
+    converted = convert_directory(seed, options=Options(name="seed", source={"upload": {}}))
+    assert [(w.where, w.kind.value) for w in converted.warnings] == [
+        ("demo.build.dockerfile_path", "deprecated"),
+        ("volumes_test.build.dockerfile_path", "deprecated"),
+    ]
+    services = converted.manifest["spec"]["services"]
+    assert services["demo"]["build"] == {"image": "myapp", "dockerfile": "Dockerfile"}
+    assert services["demo"]["links"] == ["redis", "postgres"]
+    assert services["demo"]["volumes"] == ["./tmp:/app"]
+    assert services["volumes_test"]["build"] == {
+        "image": "volumestest",
+        "dockerfile": "Dockerfile2",
+    }
+    assert services["volumes_test"]["volumes_from"] == ["demo"]
+    for name in ("Dockerfile", "Dockerfile2", "artifact.sh", "spec/artifact_spec.rb"):
+        assert (seed / name).is_file(), name

@@ -67,11 +67,45 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         (_with("steps.1.name", "write artifact"), "spec.steps[1].name: duplicate step name"),
         (_with("steps", []), "spec.steps: List should have at least 1 item"),
         (
-            _with("services.demo", {"build": {"image": "myapp", "dockerfile_path": "Dockerfile"}}),
-            "spec.services.demo.build: image builds are not supported yet",
+            _with("services.demo", {"build": {"context": "../up"}}),
+            "spec.services.demo.build.context: '../up': the build context is outside the checkout",
         ),
-        (_with("services.demo.image", None), "spec.services.demo.image: image is required"),
-        (_with("steps.0.type", "push"), "type: push is not supported yet"),
+        (
+            _with("services.demo", {"build": "/abs"}),
+            "spec.services.demo.build: '/abs': absolute paths are not allowed",
+        ),
+        (
+            _with("services.demo", {"build": {"context": "app", "dockerfile": "../../Dockerfile"}}),
+            "spec.services.demo.build.dockerfile: '../../Dockerfile' in context 'app': the "
+            "Dockerfile is outside the checkout",
+        ),
+        (
+            _with("services.demo", {"build": {"dockerfile": "/etc/Dockerfile"}}),
+            "the Dockerfile is a path relative to the build context",
+        ),
+        (
+            _with("services.demo", {"build": {"dockerfile": "A", "dockerfile_path": "B"}}),
+            "spec.services.demo.build.dockerfile_path: dockerfile_path is the old spelling",
+        ),
+        (
+            _with("services.demo", {"build": {"args": ["NOEQUALS"]}}),
+            "spec.services.demo.build.args[0]: 'NOEQUALS': expected KEY=VALUE",
+        ),
+        (
+            _with("services.demo", {"build": {"args": {"1X": "y"}}}),
+            "'1X' is not a valid build arg name",
+        ),
+        (
+            _with("services.demo", {"build": {"args": {"X": {"nested": 1}}}}),
+            "spec.services.demo.build.args.X: must be a string, number or boolean",
+        ),
+        (_with("services.demo", {"build": {"target": "a b"}}), "'a b' is not a stage name"),
+        (_with("services.demo", {"build": {"tag": "x"}}), "spec.services.demo.build"),
+        (
+            _with("services.demo.image", None),
+            "spec.services.demo.image: a service needs image or build",
+        ),
+        (_with("steps.0.type", "manual"), "type: manual is not supported yet"),
         (_with("steps.0.tag", "^release/("), "spec.steps[0].tag: invalid regular expression"),
         (_with("steps.0.command", "echo 'open"), "spec.steps[0].command: No closing quotation"),
         (_with("steps.0.command", 42), "spec.steps[0].command"),

@@ -137,6 +137,13 @@ app.kubernetes.io/part-of: shipway
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if include "shipway.buildkit.address" . }}
+# Image builds: a copy of the builder's client certificate for each building Pipeline, made
+# before its first build pod and deleted after its last (never read back).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "delete"]
+{{- end }}
 {{- end }}
 
 {{/* BuildKit ------------------------------------------------------------------------------- */}}

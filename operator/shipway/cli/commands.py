@@ -27,6 +27,7 @@ from shipway.cli.common import (
 from shipway.cli.convert import cmd_convert, conversion_flags
 from shipway.cli.format import (
     is_finished,
+    kind_of,
     log_line,
     phase_of,
     pipeline_status,
@@ -36,7 +37,6 @@ from shipway.cli.format import (
 from shipway.cli.run import cmd_run
 from shipway.cli.source import add_source_flags
 from shipway.cli.tracker import every_step
-from shipway.engine.naming import container_name
 from shipway.models import StepStatus
 
 
@@ -55,6 +55,12 @@ def register(sub: Any) -> None:
     )
     con.add_argument("--namespace", help="set metadata.namespace")
     con.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    con.add_argument(
+        "--secrets",
+        metavar="FILE",
+        help="write the Secrets of decrypted files (--aes-key) there, mode 0600; never to "
+        "standard output",
+    )
     con.set_defaults(func=cmd_convert)
 
     add_source_flags(con, run=False)
@@ -70,6 +76,11 @@ def register(sub: Any) -> None:
     )
     run.add_argument("-d", "--detach", action="store_true", help="return once created")
     run.add_argument("--no-logs", action="store_true", help="progress and results only")
+    run.add_argument(
+        "--push",
+        action="store_true",
+        help="run push steps (like jet steps --push); without it they are skipped",
+    )
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", parents=[conn], help="a Pipeline's groups and steps")
@@ -85,7 +96,7 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="STEP",
-        help="only this step (name or id; repeatable)",
+        help="only this step (name or id; a build's id is build-SERVICE; repeatable)",
     )
     logs.add_argument("--no-prefix", action="store_true", help="without (step: NAME)")
     logs.set_defaults(func=cmd_logs)
@@ -129,7 +140,7 @@ def select_steps(steps: list[StepStatus], wanted: list[str]) -> list[StepStatus]
 @guarded
 def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
     from shipway.cli.cluster import ClusterError, LogNotReadyError
-    from shipway.cli.follow import Follower, Printer
+    from shipway.cli.follow import Follower, Printer, log_container
 
     api = common.connect_api(args)
     pipeline = get_pipeline(api, args.name)
@@ -146,14 +157,15 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
         pods = [a.pod for a in step.attempts] + ([step.pod] if step.pod else [])
         for pod in pods:
             try:
-                text = api.read_log(pod, container_name(step.service))
+                text = api.read_log(pod, log_container(step))
             except LogNotReadyError:
                 continue
             except ClusterError as exc:
                 err(f"step {step.name!r}: {exc}")
                 continue
             for line in text.splitlines():
-                out.write((line if args.no_prefix else log_line(step.name, line, style)) + "\n")
+                prefixed = log_line(step.name, line, style, kind_of(step))
+                out.write((line if args.no_prefix else prefixed) + "\n")
     return OK
 
 

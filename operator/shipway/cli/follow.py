@@ -20,6 +20,7 @@ from shipway.cli.cluster import ClusterError, LogNotReadyError, PipelineApi
 from shipway.cli.format import (
     Style,
     is_finished,
+    kind_of,
     log_line,
     pipeline_status,
     progress_line,
@@ -27,8 +28,12 @@ from shipway.cli.format import (
     step_header,
 )
 from shipway.cli.tracker import AttemptEnded, AttemptStarted, Tracker
+from shipway.cli.tree import is_build
+from shipway.engine.buildpods import CONTAINER as BUILD_CONTAINER
+from shipway.engine.buildpods import summary
 from shipway.engine.naming import container_name
 from shipway.engine.objects import Manifest
+from shipway.engine.pushpods import CONTAINER as PUSH_CONTAINER
 from shipway.models import StepStatus
 
 RETRY_SECONDS = 0.5
@@ -215,13 +220,17 @@ class Follower:
         stream.ended.set()
 
     def _result(self, event: AttemptEnded) -> str:
+        message = event.message
+        if is_build(event.step) and message:  # its log showed BuildKit's lines: the gist
+            message = summary(message)
         return result_line(
             event.step.name,
             str(event.phase),
             event.reason,
-            event.message,
+            message,
             self.style,
             retrying=not event.final,
+            kind=kind_of(event.step),
         )
 
     def _stream(self, stream: _Stream) -> None:
@@ -243,7 +252,7 @@ class Follower:
         A follow stream also ends early without any line when the pod has no node yet, so an
         end of stream only counts once the attempt has ended (then one last full read).
         """
-        container = container_name(stream.step.service)
+        container = log_container(stream.step)
         seen = 0
         while True:
             last_look = stream.ended.is_set()
@@ -255,7 +264,13 @@ class Follower:
                 stream.ended.wait(RETRY_SECONDS)
                 continue
             except ClusterError as exc:
-                self.printer.line(log_line(stream.step.name, f"[cannot read the log: {exc}]"))
+                self.printer.line(
+                    log_line(
+                        stream.step.name,
+                        f"[cannot read the log: {exc}]",
+                        kind=kind_of(stream.step),
+                    )
+                )
                 return
             seen = self._drain(stream, response, seen)
             if last_look:
@@ -273,7 +288,9 @@ class Follower:
             count += 1
             if count > skip:
                 text = raw.decode("utf-8", errors="replace").rstrip("\r")
-                self.printer.line(log_line(stream.step.name, text, self.style))
+                self.printer.line(
+                    log_line(stream.step.name, text, self.style, kind_of(stream.step))
+                )
 
         try:
             for chunk in response.stream(4096, decode_content=True):
@@ -305,6 +322,14 @@ class Follower:
                     and now - stream.ended_at > DRAIN_SECONDS
                 ):
                     stream.response.shutdown()
+
+
+def log_container(step: StepStatus) -> str:
+    """The container whose log is the step's: the service's, a build pod's ``build``, or a
+    push step's ``push`` (a push step's status names its target from the start)."""
+    if is_build(step):
+        return BUILD_CONTAINER
+    return PUSH_CONTAINER if step.image else container_name(step.service)
 
 
 def _attempt_view(stream: _Stream) -> StepStatus:

@@ -14,7 +14,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase
+from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase, is_build
+from shipway.engine.buildpods import summary
 from shipway.engine.observe import parse_time
 from shipway.engine.report import SOURCE_TITLES
 from shipway.models import (
@@ -153,9 +154,16 @@ def full_name(pipeline: Mapping[str, Any]) -> str:
 
 
 def step_detail(step: StepStatus) -> str:
-    """Why a step is where it is: the failure message, the skip reason, the retry."""
+    """Why a step is where it is: the failure message, the skip reason, the retry.
+
+    For a build: its digest and cache hits, or BuildKit's last error line.
+    """
+    if is_build(step) and step.message:
+        return summary(step.message)
     if step.phase == StepPhase.SUCCEEDED:
-        return f"after {len(step.attempts) + 1} attempts" if step.attempts else ""
+        retried = f"after {len(step.attempts) + 1} attempts" if step.attempts else ""
+        pushed = f"pushed {step.image} ({step.digest})" if step.digest else ""
+        return " · ".join(part for part in (pushed, retried) if part)
     if step.phase in (StepPhase.FAILED, StepPhase.CANCELLED):
         return step.message or step.reason or ""
     if step.phase == StepPhase.SKIPPED:
@@ -308,9 +316,10 @@ def progress_line(
     if not status.progress and not status.steps:
         return f"{style.phase(phase)}: waiting for the operator"
     running = [s for s in status.steps if s.phase == StepPhase.RUNNING]
+    building = [f"build {b.service}" for b in status.builds if b.phase == StepPhase.RUNNING]
     text = f"[{status.progress or '?'}] {style.phase(phase)}"
-    if running:
-        names = []
+    if running or building:
+        names = building
         for step in running:
             name = f"{step.group}/{step.name}" if step.group else step.name
             if step.reason:
@@ -323,17 +332,22 @@ def progress_line(
     return text
 
 
-def step_prefix(name: str, style: Style | None = None) -> str:
-    return (style or Style()).paint(f"(step: {name})", "cyan")
+def step_prefix(name: str, style: Style | None = None, kind: str = "step") -> str:
+    """``(step: NAME)``, or ``(build: SERVICE)`` for an image build."""
+    return (style or Style()).paint(f"({kind}: {name})", "cyan")
 
 
-def log_line(name: str, line: str, style: Style | None = None) -> str:
-    """A step's log line as jet shows it: ``(step: NAME) line``."""
-    return f"{step_prefix(name, style)} {line}"
+def kind_of(step: StepStatus) -> str:
+    return "build" if is_build(step) else "step"
+
+
+def log_line(name: str, line: str, style: Style | None = None, kind: str = "step") -> str:
+    """A step's log line as jet shows it: ``(step: NAME) line`` (``(build: demo) #5 ...``)."""
+    return f"{step_prefix(name, style, kind)} {line}"
 
 
 def step_header(step: StepStatus, style: Style | None = None) -> str:
-    text = step_prefix(step.name, style)
+    text = step_prefix(step.name, style, kind_of(step))
     notes = []
     if step.group:
         notes.append(step.group)
@@ -352,10 +366,11 @@ def result_line(
     style: Style | None = None,
     *,
     retrying: bool = False,
+    kind: str = "step",
 ) -> str:
     """``(step: NAME) success ✔`` or ``(step: NAME) error ✗ container exited with a 1 code``."""
     style = style or Style()
-    prefix = step_prefix(name, style)
+    prefix = step_prefix(name, style, kind)
     if phase == "Succeeded":
         return f"{prefix} {style.paint('success ✔', 'green')}"
     why = message or reason or ""

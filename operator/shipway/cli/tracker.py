@@ -3,6 +3,7 @@
 Feed every version of the status seen (watch events, or one final GET) to :meth:`Tracker.update`;
 it answers with the attempts that started and ended since, each exactly once, in step order
 (an attempt's end before the next step's start), so the caller can start and stop log streams.
+Image builds are followed the same way, as steps whose id is ``build-<service>``.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from shipway.cli.tree import build_steps
 from shipway.engine.report import SOURCE_TITLES
 from shipway.models import PipelineStatus, SourceStatus, StepPhase, StepStatus
 
@@ -33,9 +35,10 @@ def source_step(source: SourceStatus) -> StepStatus:
 
 
 def every_step(status: PipelineStatus) -> list[StepStatus]:
-    """The source's pseudo-step first, then the steps."""
+    """The source's pseudo-step first, then the image builds (``build-<service>``), then the
+    steps: the order they run in."""
     first = [source_step(status.source)] if status.source is not None else []
-    return first + list(status.steps)
+    return first + build_steps(status) + list(status.steps)
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class Tracker:
     ended: set[str] = field(default_factory=set)
 
     def update(self, status: PipelineStatus) -> list[Event]:
+        """The checkout, the builds, then the steps (each comes before what needs it)."""
         events: list[Event] = []
         for step in every_step(status):
             if not self.include(step):

@@ -12,12 +12,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from shipway.engine.observe import parse_time
-from shipway.models import PipelineStatus, StepPhase, StepStatus
+from shipway.models import BuildStatus, PipelineStatus, StepPhase, StepStatus
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.tree import Node, RunNode
 
 TreeKind = Literal["serial", "parallel", "group", "on_fail", "step"]
+BUILD_ID_PREFIX = "build-"
+"""A build's id among steps (theirs are numbers): ``build-<service>``, its pod's step label."""
 
 
 @dataclass
@@ -74,17 +76,56 @@ def _from_status(steps: Sequence[StepStatus]) -> list[TreeNode]:
     return root.children
 
 
+def is_build(step: StepStatus) -> bool:
+    return step.id.startswith(BUILD_ID_PREFIX)
+
+
+def build_step(build: BuildStatus) -> StepStatus:
+    """A build shown and followed like a step: ``build demo``, its pod, its result.
+
+    A successful build's message is its digest and cache hits; a failed one's, BuildKit's
+    error lines.
+    """
+    message = build.message
+    if build.phase == StepPhase.SUCCEEDED and build.digest:
+        cached = (
+            f"{build.cached_steps}/{build.total_steps} cached, "
+            if build.cached_steps is not None and build.total_steps
+            else ""
+        )
+        message = f"{cached}{build.digest[:19]}"
+    return StepStatus(
+        id=f"{BUILD_ID_PREFIX}{build.service}",
+        name=build.service,
+        service=build.service,
+        phase=build.phase,
+        pod=build.pod,
+        reason=build.reason,
+        message=message,
+        created_at=build.created_at,
+        started_at=build.started_at,
+        finished_at=build.finished_at,
+    )
+
+
+def build_steps(status: PipelineStatus) -> list[StepStatus]:
+    return [build_step(b) for b in status.builds]
+
+
 def build_tree(spec: Mapping[str, Any] | None, status: PipelineStatus) -> list[TreeNode]:
-    """The pipeline's groups and steps in order, each run step with its status."""
+    """The pipeline's groups and steps in order, each run step with its status; the image
+    builds first, as a parallel group (they run together, before the steps that need them)."""
     by_id = {step.id: step for step in status.steps}
+    builds = [TreeNode(f"build {s.name}", "step", s) for s in build_steps(status)]
+    head = [TreeNode("builds", "parallel", None, builds)] if builds else []
     if spec is not None:
         try:
             compiled = compile_pipeline(spec)
         except InvalidSpecError:
             compiled = None
         if compiled is not None:
-            return _from_compiled(compiled.root.children, by_id)
-    return _from_status(status.steps)
+            return head + _from_compiled(compiled.root.children, by_id)
+    return head + _from_status(status.steps)
 
 
 def group_phase(node: TreeNode) -> str:

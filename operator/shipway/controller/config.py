@@ -15,10 +15,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
 from shipway.engine.manifests import PodOptions
 from shipway.engine.observe import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
+from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
 from shipway.models.durations import parse_duration
 from shipway.spec.source import parse_quantity
 
@@ -62,6 +64,8 @@ class OperatorConfig:
     """``SHIPWAY_PEERING_PRIORITY``: a number, or ``auto`` for a random one."""
     scanning: bool = True
     """``SHIPWAY_SCANNING``: kopf's cluster-wide watch of namespaces and CRDs."""
+    build: BuildConfig = field(default_factory=BuildConfig)
+    """Where ``build:`` services are built and pushed (:func:`build_config`)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
@@ -78,6 +82,7 @@ class OperatorConfig:
             peering=env.get("SHIPWAY_PEERING", "").strip() or None,
             peering_priority=peering_priority(env.get("SHIPWAY_PEERING_PRIORITY")),
             scanning=flag(env, "SHIPWAY_SCANNING", default=True),
+            build=build_config(env),
         )
 
     def with_flags(
@@ -103,6 +108,7 @@ class OperatorConfig:
             unschedulable_grace=self.unschedulable_grace,
             default_timeout=self.default_timeout,
             max_running_pods=self.max_running_pods,
+            build=self.build,
         )
 
 
@@ -116,6 +122,42 @@ def flag(env: Mapping[str, str], name: str, *, default: bool) -> bool:
     if value in _FALSE:
         return False
     raise ConfigError(f"{name} must be one of {'/'.join(_TRUE)} or {'/'.join(_FALSE)}")
+
+
+def build_config(env: Mapping[str, str]) -> BuildConfig:
+    """The builder and the registry, as the Helm chart passes them.
+
+    ``SHIPWAY_REGISTRY_URL`` (host[:port][/prefix]); ``SHIPWAY_BUILDKIT_ADDR`` (tcp://host:port)
+    with ``SHIPWAY_BUILDKIT_CLIENT_SECRET`` (a Secret of the operator's namespace,
+    ``SHIPWAY_OPERATOR_NAMESPACE``, formerly ``SHIPWAY_NAMESPACE``, with ca.crt, tls.crt and tls.key); ``SHIPWAY_BUILDKIT_CLIENT_IMAGE``;
+    ``SHIPWAY_REGISTRY_PUSH_SECRET`` (a dockerconfigjson Secret there);
+    ``SHIPWAY_BUILDKIT_WAIT`` and ``SHIPWAY_BUILD_TIMEOUT`` (durations). Left unset against the
+    local cluster, ``shipway operator`` finds the local ones itself.
+    """
+
+    def text(name: str) -> str | None:
+        return env.get(name, "").strip() or None
+
+    registry = text("SHIPWAY_REGISTRY_URL")
+    if registry and "://" in registry:
+        raise ConfigError(f"SHIPWAY_REGISTRY_URL is host[:port][/prefix], not a URL: {registry!r}")
+    builder = text("SHIPWAY_BUILDKIT_ADDR")
+    if builder and not builder.startswith(("tcp://", "unix://")):
+        raise ConfigError(f"SHIPWAY_BUILDKIT_ADDR must be tcp://host:port, not {builder!r}")
+    wait = _duration(env, "SHIPWAY_BUILDKIT_WAIT", 60.0)
+    timeout = _duration(env, "SHIPWAY_BUILD_TIMEOUT", 3600.0)
+    return BuildConfig(
+        registry=registry.rstrip("/") if registry else None,
+        builder=builder,
+        client_secret=text("SHIPWAY_BUILDKIT_CLIENT_SECRET"),
+        client_image=text("SHIPWAY_BUILDKIT_CLIENT_IMAGE") or DEFAULT_CLIENT_IMAGE,
+        push_secret=text("SHIPWAY_REGISTRY_PUSH_SECRET"),
+        namespace=(
+            text("SHIPWAY_OPERATOR_NAMESPACE") or text("SHIPWAY_NAMESPACE") or text("POD_NAMESPACE")
+        ),
+        wait_seconds=max(1, int(wait)),
+        timeout_seconds=max(1, int(timeout)),
+    )
 
 
 def _port(value: str | None) -> int | None:
@@ -158,6 +200,8 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
     pod to a dedicated, possibly tainted, pool of nodes. ``SHIPWAY_GIT_IMAGE`` is the image of
     checkout and upload pods (git, ssh and a shell); ``SHIPWAY_SOURCE_MAX_SIZE`` (a quantity,
     default 2Gi) the largest file a checkout may write and the ceiling of ``git.maxSize``.
+    ``SHIPWAY_PUSH_IMAGE`` (crane and sh) and ``SHIPWAY_PUSH_CA_CONFIGMAP`` (a ConfigMap of
+    every namespace whose ``ca.crt`` push pods trust) are how push steps run.
     """
     restricted = flag(env, "SHIPWAY_RESTRICTED_PODS", default=False)
     account = env.get("SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT", "").strip()
@@ -169,6 +213,10 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
         tolerations=_tolerations(env.get("SHIPWAY_STEP_TOLERATIONS", "")),
         node_selector=_node_selector(env.get("SHIPWAY_STEP_NODE_SELECTOR", "")),
         source=_source_settings(env),
+        push=PushConfig(
+            image=env.get("SHIPWAY_PUSH_IMAGE", "").strip() or DEFAULT_PUSH_IMAGE,
+            ca_config_map=env.get("SHIPWAY_PUSH_CA_CONFIGMAP", "").strip() or None,
+        ),
         allowed_service_accounts=tuple(a.strip() for a in allowed.split(",") if a.strip()),
         operator_service_account=own_account,
         operator_namespace=own_namespace,

@@ -15,7 +15,14 @@ from typing import Protocol
 
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import KubeError
-from shipway.engine.manifests import PodOptions, claim_manifest, claim_name, pod_manifest
+from shipway.engine.buildpods import BuildConfig, BuildToCreate
+from shipway.engine.manifests import (
+    PodOptions,
+    build_manifest,
+    claim_manifest,
+    claim_name,
+    pod_manifest,
+)
 from shipway.engine.naming import ANNOTATION_PIPELINE_UID
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import PodView, controller_uid, pod_view
@@ -115,16 +122,22 @@ async def create_pods(
     options: PodOptions,
     urgency: Priority,
     source: SourceStatus | None = None,
+    builds: Sequence[BuildToCreate] = (),
+    build: BuildConfig | None = None,
 ) -> Created:
-    """Create the planned pods at once; a name found taken is checked for ownership.
+    """Create the planned pods (builds' and steps') at once; a name found taken is checked
+    for ownership.
 
     ``source`` is what the checkout found: its commit and branch become CI variables.
     """
     done = Created()
+    manifests = [
+        (b.name, build_manifest(ref, compiled, b, build or BuildConfig(), node, options))
+        for b in builds
+    ]
+    manifests += [(c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates]
 
-    async def one(create: PodToCreate) -> None:
-        manifest = pod_manifest(ref, compiled, create, node, options, source)
-        name = create.name
+    async def one(name: str, manifest: Manifest) -> None:
         try:
             body = await kube.create_pod(ref.namespace, manifest, urgency)
         except KubeError as exc:
@@ -154,5 +167,5 @@ async def create_pods(
         if view is not None:
             done.created[name] = view
 
-    await asyncio.gather(*(one(c) for c in creates))
+    await asyncio.gather(*(one(name, manifest) for name, manifest in manifests))
     return done

@@ -176,6 +176,45 @@ class Kube:
             raise
         return result
 
+    async def get_service(self, namespace: str, name: str) -> Manifest | None:
+        try:
+            result: Manifest = await self._call(self.core.read_namespaced_service, name, namespace)
+        except KubeError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        return result
+
+    async def get_secret(self, namespace: str, name: str) -> Manifest | None:
+        """A Secret of the operator's own (the builder's client certificate); None if absent."""
+        try:
+            result: Manifest = await self._call(self.core.read_namespaced_secret, name, namespace)
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return result
+
+    async def create_secret(self, namespace: str, manifest: Manifest) -> None:
+        try:
+            await self._call(
+                self.core.create_namespaced_secret,
+                namespace,
+                manifest,
+                _decode=False,
+                _priority=Priority.START,
+            )
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+
+    async def delete_secret(self, namespace: str, name: str) -> None:
+        try:
+            await self._call(self.core.delete_namespaced_secret, name, namespace, _decode=False)
+        except KubeError as exc:
+            if exc.status != 404:
+                raise
+
     async def stop_pod(self, namespace: str, name: str) -> None:
         """Stop a running pod through the kubelet, keeping the pod and its logs.
 

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from shipway.controller import metrics
+from shipway.controller.builder import BuildSecrets
 from shipway.controller.callpool import Priority
 from shipway.controller.creates import ClaimFailure, CreatingApi, create_pods, ensure_claim
 from shipway.controller.kube import EventTarget, KubeError
@@ -27,7 +28,7 @@ from shipway.engine.manifests import PodOptions, service_account_refusal
 from shipway.engine.objects import Key, Manifest
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.planner import EventToEmit, Plan, Refusal, Settings, finished_plan, plan
-from shipway.engine.reasons import PipelineReason
+from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.steps import own
 from shipway.models import PipelinePhase, PipelineStatus
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
@@ -37,6 +38,9 @@ log = logging.getLogger("shipway")
 
 
 class KubeApi(CreatingApi, Protocol):
+    async def get_secret(self, namespace: str, name: str) -> Manifest | None: ...
+    async def create_secret(self, namespace: str, manifest: Manifest) -> None: ...
+    async def delete_secret(self, namespace: str, name: str) -> None: ...
     async def stop_pod(self, namespace: str, name: str) -> None: ...
     async def delete_pod(self, namespace: str, name: str) -> None: ...
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None: ...
@@ -54,6 +58,7 @@ class _Memory:
     """The last status written (or found), as JSON: smaller than the model by ten times."""
     phase: PipelinePhase | None = None
     claim: bool = False
+    build_secret: bool = False
     created: dict[str, PodView] = field(default_factory=dict)
     rejected: dict[str, Refusal] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)
@@ -71,6 +76,7 @@ class Reconciler:
         self.kube = kube
         self.settings = settings or Settings()
         self.options = options or PodOptions()
+        self.build_secrets = BuildSecrets(kube, self.settings.build)
         self.clock = clock
         self.memory: dict[Key, _Memory] = {}
         self.compiled: dict[tuple[str, int, str | None], CompiledPipeline | InvalidSpecError] = {}
@@ -126,12 +132,14 @@ class Reconciler:
             pods.setdefault(name, view)
         # A pod the status says we created but the watch has not shown: ask before concluding
         # it was deleted (the watch may simply lag behind our own create).
-        for step in status.steps:
-            if step.pod and not step.phase.terminal and step.pod not in pods:
-                body = await self.kube.get_pod(snap.namespace, step.pod)
+        recorded = [(s.pod, s.phase) for s in status.steps]
+        recorded += [(b.pod, b.phase) for b in status.builds]
+        for known, phase in recorded:
+            if known and not phase.terminal and known not in pods:
+                body = await self.kube.get_pod(snap.namespace, known)
                 found = pod_view(body) if body is not None else None
                 if found is not None and found.owner_uid == snap.uid:
-                    pods[step.pod] = found
+                    pods[known] = found
         return list(pods.values())
 
     def _plan(
@@ -215,32 +223,38 @@ class Reconciler:
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
         for _ in range(3):  # refused creates fail or hold their step; plan again
-            if not result.create or not isinstance(compiled, CompiledPipeline):
+            if not (result.create or result.builds) or not isinstance(compiled, CompiledPipeline):
                 break
             if result.ensure_claim and not memory.claim:
                 claim = await ensure_claim(self.kube, snap.ref, compiled)
                 if isinstance(claim, ClaimFailure):
                     return await self._abort(snap, pods, memory, claim.reason, claim.message)
                 if claim is not None:  # a quota holds the claim up: every create waits
-                    memory.waiting.update(dict.fromkeys((c.name for c in result.create), claim))
+                    names = [c.name for c in result.create] + [b.name for b in result.builds]
+                    memory.waiting.update(dict.fromkeys(names, claim))
                     result = _without_created(
                         self._plan(snap, compiled, status, pods, memory), memory
                     )
                     break
                 memory.claim = True
+            refused = await self._ensure_build_secret(snap, result, memory)
             todo = [c for c in result.create if c.name not in memory.created]
+            builds = [b for b in result.builds if b.name not in memory.created]
             node = result.status.node_name
             outcome = await create_pods(
                 self.kube,
                 snap.ref,
                 compiled,
-                todo,
+                [] if refused else todo,
                 node,
                 self.options,
                 urgency,
                 result.status.source,
+                [] if refused else builds,
+                self.settings.build,
             )
             memory.created.update(outcome.created)
+            outcome.rejected.update(refused)
             if not outcome.rejected and not outcome.waiting:
                 break
             memory.rejected.update(outcome.rejected)
@@ -263,6 +277,9 @@ class Reconciler:
             for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
                 del self.compiled[done]
         await self._finish(snap, result)
+        if result.build_secret is False:
+            await self.build_secrets.drop(snap.ref)
+            memory.build_secret = False
         if result.status.phase != status.phase or result.create:
             log.info(
                 "%s/%s: %s %s%s",
@@ -297,6 +314,19 @@ class Reconciler:
             target = EventTarget(snap.name, snap.namespace, snap.uid)
             self.spawn(self._emit(target, result.events))
         return result
+
+    async def _ensure_build_secret(
+        self, snap: PipelineSnapshot, result: Plan, memory: _Memory
+    ) -> dict[str, Refusal]:
+        """The builder's certificate is copied before the first build pod, or the builds are
+        refused (their pods would wait for a missing Secret forever)."""
+        if not result.build_secret or memory.build_secret:
+            return {}
+        problem = await self.build_secrets.ensure(snap.ref)
+        memory.build_secret = problem is None
+        if problem is None:
+            return {}
+        return {b.name: Refusal(StepReason.POD_REJECTED, problem) for b in result.builds}
 
     async def _emit(self, target: EventTarget, events: tuple[EventToEmit, ...]) -> None:
         """Record Events in the background: under load they queue up by the thousand, so
@@ -348,4 +378,8 @@ def _only_node_learned(new: Manifest, old: Manifest) -> bool:
 
 def _without_created(result: Plan, memory: _Memory) -> Plan:
     """After a re-plan, pods created in the first round are not created again."""
-    return replace(result, create=tuple(c for c in result.create if c.name not in memory.created))
+    return replace(
+        result,
+        create=tuple(c for c in result.create if c.name not in memory.created),
+        builds=tuple(b for b in result.builds if b.name not in memory.created),
+    )

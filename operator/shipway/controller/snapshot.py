@@ -29,6 +29,8 @@ class PipelineSnapshot:
     spec_json: str
     status_json: str
     deleting: bool
+    generate_name: str | None = None
+    """metadata.generateName: a generated pipeline's project (its build cache's key)."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PipelineSnapshot:
@@ -42,6 +44,7 @@ class PipelineSnapshot:
             spec_json=_compact(body.get("spec")),
             status_json=_compact(body.get("status")),
             deleting=bool(meta.get("deletionTimestamp")),
+            generate_name=meta.get("generateName") or None,
         )
 
     @property
@@ -51,7 +54,14 @@ class PipelineSnapshot:
 
     @property
     def ref(self) -> PipelineRef:
-        return PipelineRef(self.name, self.namespace, self.uid, self.generation, self.created_at)
+        return PipelineRef(
+            self.name,
+            self.namespace,
+            self.uid,
+            self.generation,
+            self.created_at,
+            self.generate_name,
+        )
 
 
 def _compact(value: Mapping[str, Any] | None) -> str:

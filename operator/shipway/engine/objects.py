@@ -23,3 +23,5 @@ class PipelineRef:
     uid: str
     generation: int = 1
     created_at: str | None = None
+    generate_name: str | None = None
+    """``metadata.generateName``: the project a run of ``shipway run`` belongs to."""

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
+from shipway.engine.buildpods import BuildConfig, BuildToCreate
+from shipway.engine.builds import Builds, Gate, build_secret_wanted
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import (
     START_GRACE_SECONDS,
@@ -30,6 +32,8 @@ from shipway.engine.observe import (
     parse_time,
 )
 from shipway.engine.prepare import SOURCE_TASK, Preparation
+from shipway.engine.pushes import push_target
+from shipway.engine.pushpods import PushTarget
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.report import (
     EventToEmit,
@@ -37,12 +41,14 @@ from shipway.engine.report import (
     pinned_node,
     pipeline_status,
 )
-from shipway.engine.steps import Refusal, Steps, halt, own, recorded
+from shipway.engine.steps import Refusal, Steps, StepState, halt, own, recorded
 from shipway.engine.walk import Result, Walk
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import CompiledPipeline
+from shipway.spec.source import GitCheckout
 
 __all__ = [
+    "BuildToCreate",
     "EventToEmit",
     "Plan",
     "PodToCreate",
@@ -59,6 +65,10 @@ class PodToCreate:
     attempt: int
     name: str
     active_deadline: int | None = None
+    images: tuple[tuple[str, str], ...] = ()
+    """(service, image by digest) of the built services the pod runs."""
+    push: PushTarget | None = None
+    """Set for push steps: what the pod copies where."""
 
 
 @dataclass(frozen=True)
@@ -73,6 +83,11 @@ class Plan:
     events: tuple[EventToEmit, ...] = ()
     requeue_after: float | None = None
     ensure_claim: bool = False
+    builds: tuple[BuildToCreate, ...] = ()
+    """Build pods to create (after the claim, before the step pods)."""
+    build_secret: bool | None = None
+    """True: make sure the builder's client certificate is in the namespace (builds start);
+    False: delete it (the last build ended); None: leave it."""
 
 
 DEFAULT_TIMEOUT_SECONDS = 5 * 3600.0
@@ -92,6 +107,7 @@ class Settings:
     """Applies when spec.timeout is absent; None: no limit."""
     max_running_pods: int | None = MAX_RUNNING_PODS
     """At most this many pods of one pipeline at once; None: no limit."""
+    build: BuildConfig = field(default_factory=BuildConfig)
 
 
 def finished_plan(status: PipelineStatus, pods: Sequence[PodView], uid: str) -> Plan:
@@ -108,6 +124,8 @@ def finished_plan(status: PipelineStatus, pods: Sequence[PodView], uid: str) -> 
         if step is not None and step.pod == pod.name:
             continue
         if status.source is not None and status.source.pod == pod.name:
+            continue
+        if any(build.pod == pod.name for build in status.builds):
             continue
         action = halt(pod)
         if action == "stop":
@@ -161,6 +179,21 @@ class _Planner:
             rejected,
             waiting,
         )
+        source = compiled.source
+        self.builds = Builds(
+            ref,
+            compiled,
+            status,
+            self.steps.pods_by_step,
+            now,
+            settings.start_grace,
+            rejected,
+            settings.build,
+            git_url=source.url if isinstance(source, GitCheckout) else None,
+            branch=compiled.spec.ci.branch or (status.source.branch if status.source else None),
+            unschedulable_grace=settings.unschedulable_grace,
+            waiting=waiting,
+        )
 
     def _timeout(self) -> tuple[float, str] | None:
         if self.compiled.timeout is not None:
@@ -181,7 +214,7 @@ class _Planner:
         previous = self.status
         if previous.phase.terminal:
             return finished_plan(previous, self.pods, self.ref.uid)
-        steps, prep = self.steps, self.prep
+        steps, prep, builds = self.steps, self.prep, self.builds
         halted = steps.halted()
         deadline = self._deadline()
         remaining = deadline[0] if deadline is not None else None
@@ -190,15 +223,24 @@ class _Planner:
             why = "the pipeline was cancelled"
             steps.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             prep.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
+            builds.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             stopping = (PipelinePhase.CANCELLED, why)
         elif deadline is not None and deadline[0] <= 0:
             why = f"the pipeline ran longer than {deadline[1]}"
             steps.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             prep.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
+            builds.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
             stopping = (PipelinePhase.FAILED, why)
         unprepared = prep.failed()
-        # Steps wait for the preparation (the checkout); nothing starts after it failed.
-        walk = Walk(steps.by_id, halted, stopping is not None or not prep.ready())
+        # Steps wait for the preparation (the checkout), then each for the images it runs;
+        # nothing starts after the checkout failed.
+        walk = Walk(
+            steps.by_id,
+            halted,
+            stopping is not None or not prep.ready(),
+            self._gate,
+            self.compiled.spec.push,
+        )
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
             steps.recheck.append(remaining)
@@ -207,7 +249,10 @@ class _Planner:
         if task is not None:
             assert task.pod is not None
             creates = (PodToCreate(task.id, 0, task.pod, task.deadline), *creates)
-        self.quota = self.quota or prep.quota
+        # Builds start once the checkout is in place, all together (they run in parallel).
+        building = stopping is None and prep.ready()
+        build_creates = builds.plan_starts(remaining, eager=not halted) if building else ()
+        self.quota = self.quota or prep.quota or builds.quota
         if self.quota is not None:
             steps.recheck.append(QUOTA_RETRY_SECONDS)
         message: str | None
@@ -218,7 +263,7 @@ class _Planner:
             phase = PipelinePhase.FAILED
             detail = unprepared.message or unprepared.reason or "it failed"
             message = f"{unprepared.title} failed: {detail}"[:1024]
-        elif root in (Result.ACTIVE, Result.WAITING) and (active or prep.active()):
+        elif root in (Result.ACTIVE, Result.WAITING) and (active or prep.active() or builds.busy()):
             phase, message = PipelinePhase.RUNNING, self.quota
         elif root == Result.SUCCEEDED or root == Result.SKIPPED:
             phase, message = PipelinePhase.SUCCEEDED, None
@@ -226,6 +271,10 @@ class _Planner:
             failed = [s.run.name for s in steps.values() if s.phase == StepPhase.FAILED]
             phase = PipelinePhase.FAILED
             message = "failed: " + ", ".join(failed[:5]) if failed else "a step failed"
+        if phase.terminal:
+            builds.end_unneeded()
+        # A step failed by its build during the walk halts the rest as any failure does.
+        halted = halted or steps.halted()
         self._mark_skipped(walk.skip, halted, phase.terminal, unprepared is not None)
         node = pinned_node(previous, self.compiled.pinned, steps.pods_by_step)
         reason = PipelineReason.EXCEEDED_QUOTA if self.quota and not phase.terminal else None
@@ -239,17 +288,41 @@ class _Planner:
             node,
             reason,
             prep.source_status(),
+            builds.statuses(),
         )
-        recheck = steps.recheck + prep.recheck
+        recheck = steps.recheck + prep.recheck + builds.recheck
         return Plan(
             status=status,
             create=creates,
-            stop=tuple(dict.fromkeys(steps.stop + prep.stop)),
-            delete=tuple(dict.fromkeys(steps.delete + prep.delete)),
+            stop=tuple(dict.fromkeys(steps.stop + prep.stop + builds.stop)),
+            delete=tuple(dict.fromkeys(steps.delete + prep.delete + builds.delete)),
             events=tuple(diff_events(previous, status)),
             requeue_after=(min(recheck) if recheck and not phase.terminal else None),
-            ensure_claim=bool(creates) and self.compiled.uses_workspace,
+            ensure_claim=bool(creates or build_creates) and self.compiled.uses_workspace,
+            builds=build_creates,
+            build_secret=build_secret_wanted(previous, status, bool(build_creates)),
         )
+
+    def _gate(self, step: StepState) -> Result:
+        """A step starts once the images it runs are built; a failed build fails it."""
+        verdict, why = self.builds.gate(step.run)
+        if verdict == Gate.WAIT:
+            return Result.WAITING
+        reason = StepReason.BUILD_FAILED
+        if verdict == Gate.READY:
+            if step.run.push is None:
+                return Result.ACTIVE
+            _, why = self._push_target(step)
+            if why is None:
+                return Result.ACTIVE
+            reason = StepReason.INVALID_IMAGE_TAG
+        step.phase, step.reason, step.message = StepPhase.FAILED, reason, why
+        step.finished_at = self.stamp
+        return Result.FAILED
+
+    def _push_target(self, step: StepState) -> tuple[PushTarget | None, str | None]:
+        image = dict(self.builds.images(step.run)).get(step.run.service)
+        return push_target(self.ref, self.compiled, step.run, image, self.status.source)
 
     def _mark_skipped(
         self, skip: Mapping[str, str], halted: bool, finished: bool, unprepared: bool
@@ -289,8 +362,14 @@ class _Planner:
                 continue
             deadlines = [t for t in (step.run.timeout, remaining) if t is not None]
             deadline = max(1, math.ceil(min(deadlines))) if deadlines else None
-            creates.append(PodToCreate(step.run.id, step.attempt, name, deadline))
+            images = self.builds.images(step.run)
+            target = self._push_target(step)[0] if step.run.push is not None else None
+            if step.run.push is not None and target is None:
+                continue  # its image is gone from the status: the gate fails it next time
+            creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images, target))
             running += 1
+            if target is not None:
+                step.image = target.target  # what it pushes, from the start (digest at the end)
             step.phase, step.pod = StepPhase.RUNNING, name
             step.created_at, step.started_at = self.stamp, None
             if not step.attempt:

@@ -6,15 +6,17 @@ replayed plan whose status was already written emits nothing again.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+from shipway.engine.buildpods import summary
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
 from shipway.engine.reasons import EventReason, PipelineReason
 from shipway.engine.steps import StepState
 from shipway.models import (
+    BuildStatus,
     Condition,
     PipelinePhase,
     PipelineStatus,
@@ -50,6 +52,8 @@ def step_status(step: StepState) -> StepStatus:
         created_at=step.created_at,
         started_at=step.started_at,
         finished_at=step.finished_at if step.phase.terminal else None,
+        image=step.image,
+        digest=step.digest,
         attempts=step.attempts,
     )
 
@@ -79,25 +83,30 @@ def pipeline_status(
     node: str | None,
     reason: str | None = None,
     source: SourceStatus | None = None,
+    builds: Sequence[BuildStatus] = (),
 ) -> PipelineStatus:
     """The status to write: the phase, progress, running steps and every step's state.
 
+    Builds count in the progress like steps, and a running build shows as ``build demo``.
     ``reason`` replaces the ``Succeeded`` condition's usual one (e.g. ExceededResourceQuota
     while a quota holds the pipeline up).
     """
     entries = [step_status(s) for s in steps]
     regular = [s for s in entries if s.on_fail_of is None]
-    done = sum(1 for s in regular if s.phase.terminal)
-    running = [s.name for s in entries if s.phase == StepPhase.RUNNING]
+    done = sum(1 for s in regular if s.phase.terminal) + sum(1 for b in builds if b.phase.terminal)
+    running = [f"build {b.service}" for b in builds if b.phase == StepPhase.RUNNING]
+    running += [s.name for s in entries if s.phase == StepPhase.RUNNING]
     if source is not None and source.phase == StepPhase.RUNNING:
         running.insert(0, SOURCE_TITLES.get(source.kind, source.kind))
     started_at = previous.started_at
-    if started_at is None and (any(s.pod for s in entries) or (source and source.pod)):
+    if started_at is None and (
+        any(s.pod for s in entries) or any(b.pod for b in builds) or (source and source.pod)
+    ):
         started_at = stamp
     finished = phase.terminal
     return PipelineStatus(
         phase=phase if started_at or finished else PipelinePhase.PENDING,
-        progress=f"{done}/{len(regular)}",
+        progress=f"{done}/{len(regular) + len(builds)}",
         current_step=", ".join(running)[:253] or None,
         message=message,
         started_at=started_at,
@@ -107,6 +116,7 @@ def pipeline_status(
         conditions=[succeeded_condition(previous, phase, message, stamp, ref, reason)],
         steps=entries,
         source=source,
+        builds=list(builds),
     )
 
 
@@ -141,7 +151,7 @@ def succeeded_condition(
     )
 
 
-def _duration(step: StepStatus | SourceStatus) -> str:
+def _duration(step: StepStatus | SourceStatus | BuildStatus) -> str:
     start, end = parse_time(step.started_at), parse_time(step.finished_at)
     if start is None or end is None:
         return ""
@@ -191,7 +201,7 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         and (s.id not in before or before[s.id].pod != s.pod)
         and s.pod is not None
     ]
-    events = _source_events(old.source, new.source)
+    events = _source_events(old.source, new.source) + build_events(old, new)
     for step in new.steps:
         was = before.get(step.id)
         if not step.phase.terminal or step.phase == StepPhase.SKIPPED or step.pod is None:
@@ -199,11 +209,12 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         if was is not None and was.phase == step.phase:
             continue
         if step.phase == StepPhase.SUCCEEDED:
+            pushed = f": pushed {step.image}@{step.digest}" if step.digest else ""
             events.append(
                 EventToEmit(
                     "Normal",
                     EventReason.STEP_SUCCEEDED,
-                    f"step {step.name!r} succeeded{_duration(step)}",
+                    f"step {step.name!r} succeeded{_duration(step)}{pushed}"[:1024],
                 )
             )
         else:
@@ -231,4 +242,39 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
             last = events.pop()
             result = f"{last.message}; {result}"
         events.append(EventToEmit(kind, _PIPELINE_EVENTS[new.phase], result[:1024]))
+    return events
+
+
+def build_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
+    """One Event per build, at its end: the digest and cache hits, or BuildKit's last line."""
+    before = {b.service: b.phase for b in old.builds}
+    events: list[EventToEmit] = []
+    for build in new.builds:
+        if not build.phase.terminal or before.get(build.service) == build.phase:
+            continue
+        if build.phase == StepPhase.SUCCEEDED:
+            cached = (
+                f", {build.cached_steps} of {build.total_steps} steps cached"
+                if build.cached_steps is not None and build.total_steps
+                else ""
+            )
+            events.append(
+                EventToEmit(
+                    "Normal",
+                    EventReason.BUILD_SUCCEEDED,
+                    f"image of {build.service!r} built{_duration(build)}{cached}: "
+                    f"{build.image}@{build.digest}"[:1024],
+                )
+            )
+        elif build.phase == StepPhase.FAILED or (
+            build.phase == StepPhase.CANCELLED and build.pod is not None
+        ):
+            events.append(
+                EventToEmit(
+                    "Warning",
+                    EventReason.BUILD_FAILED,
+                    f"build of {build.service!r} {build.phase.value.lower()}: "
+                    f"{summary(build.message) or build.reason or ''}"[:1024],
+                )
+            )
     return events

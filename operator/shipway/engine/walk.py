@@ -8,7 +8,7 @@ decides a pod's fate, which is :mod:`shipway.engine.steps`'s job.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 
 from shipway.engine.reasons import StepReason
@@ -25,11 +25,26 @@ class Result(Enum):
     SKIPPED = "skipped"
 
 
+Gate = Callable[[StepState], "Result"]
+"""Asked before a step starts: ACTIVE lets it start, WAITING holds it (its images are being
+built), FAILED means the gate failed it (an image it runs could not be built)."""
+
+
 class Walk:
     """One walk of the tree over the steps' current state."""
 
-    def __init__(self, steps: Mapping[str, StepState], halted: bool, stopping: bool) -> None:
+    def __init__(
+        self,
+        steps: Mapping[str, StepState],
+        halted: bool,
+        stopping: bool,
+        gate: Gate | None = None,
+        pushes: bool = True,
+    ) -> None:
         self.steps = steps
+        self.gate = gate
+        self.pushes = pushes
+        """``spec.push``: false skips every push step (reason PushDisabled)."""
         self.halted = halted
         """A regular step failed: regular steps not started yet never start."""
         self.stopping = stopping
@@ -63,6 +78,9 @@ class Walk:
         if not node.enabled:
             self._not_needed([node], StepReason.FILTERED_OUT)
             return Result.SKIPPED
+        if isinstance(node, RunNode) and node.push is not None and not self.pushes:
+            self._not_needed([node], StepReason.PUSH_DISABLED)
+            return Result.SKIPPED
         if isinstance(node, GroupNode):
             if node.kind == "serial":
                 result = self._sequence(node.children, allow, is_on_fail)
@@ -87,8 +105,10 @@ class Walk:
         elif step.phase == StepPhase.RUNNING:
             result = Result.ACTIVE
         elif allow and (is_on_fail or not self.halted):
-            step.start = True
-            result = Result.ACTIVE
+            verdict = self.gate(step) if self.gate is not None else Result.ACTIVE
+            step.start = verdict == Result.ACTIVE
+            # A step held by its builds is under way as far as its group is concerned.
+            result = Result.FAILED if verdict == Result.FAILED else Result.ACTIVE
         else:
             result = Result.WAITING
         return self._with_on_fail(node, result)

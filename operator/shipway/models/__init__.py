@@ -1,8 +1,9 @@
 """Pydantic models of the Pipeline resource: the one schema source."""
 
+from shipway.models.build import Build, BuildSecretSource
+from shipway.models.context import CIContext, Workspace
 from shipway.models.source import GitSource, Source, UploadSource
 from shipway.models.spec import (
-    CIContext,
     EnvFromSource,
     Healthcheck,
     LocalObjectRef,
@@ -10,9 +11,9 @@ from shipway.models.spec import (
     ResourceRequirements,
     Service,
     Step,
-    Workspace,
 )
 from shipway.models.status import (
+    BuildStatus,
     Condition,
     PipelinePhase,
     PipelineStatus,
@@ -24,6 +25,9 @@ from shipway.models.status import (
 )
 
 __all__ = [
+    "Build",
+    "BuildSecretSource",
+    "BuildStatus",
     "CIContext",
     "Condition",
     "EnvFromSource",

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from shipway.models.durations import DURATION_PATTERN
 
+UNION_SCHEMA_NOTE = "x-shipway-union"
+"""Marks a field that takes several JSON types: the CRD keeps it untyped, the operator checks it."""
 K8S_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
 QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 

@@ -14,12 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from shipway.models.base import (
-    K8S_NAME_PATTERN,
     QUANTITY_PATTERN,
+    UNION_SCHEMA_NOTE,
     Duration,
     K8sName,
     Strict,
 )
+from shipway.models.build import Build, RelativePath, SecretName
+from shipway.models.context import CIContext, Workspace
 from shipway.models.source import Source
 
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
@@ -36,8 +38,6 @@ LongText = Annotated[str, StringConstraints(max_length=4096)]
 
 StringOrList = str | list[Annotated[str, StringConstraints(max_length=32768)]]
 """Codeship accepts a command as one string (split like a shell would) or as a list."""
-
-UNION_SCHEMA_NOTE = "x-shipway-union"
 
 
 def _union(description: str) -> dict[str, Any]:
@@ -103,28 +103,31 @@ class EnvFromSource(_Strict):
 
 
 class Service(_Strict):
-    """A Codeship service: a container definition, started fresh for every step that uses it."""
+    """A Codeship service: a container definition, started fresh for every step that uses it.
 
-    model_config = ConfigDict(  # merged with _Strict's
-        json_schema_extra={
-            "x-kubernetes-validations": [
-                {
-                    "rule": "has(self.image)",
-                    "message": "image is required (image builds are not supported yet: build "
-                    "the image elsewhere and set image)",
-                },
-            ]
-        },
-    )
+    It needs ``image`` or ``build``: checked by the operator, since CEL cannot see ``build``
+    (a string or a map, so untyped in the CRD).
+    """
 
     image: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
         None,
-        description="Image to run, e.g. busybox:1.36 (required: image builds are not supported yet).",
+        description="Image to run, e.g. busybox:1.36 (or set build: the service then runs the "
+        "image built for this pipeline).",
     )
-    build: Any = Field(
+    build: Build | RelativePath | None = Field(
         None,
-        description="Codeship image build. Not supported yet: build the image elsewhere and use image.",
-        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        json_schema_extra=_union(
+            "Build the service's image from the checkout with BuildKit: a context folder "
+            "(build: ./dir) or {image, context, dockerfile, args, argsFrom, target}.",
+        ),
+    )
+    cached: bool | None = Field(
+        None,
+        description="Reuse the layers of this project's earlier builds (BuildKit's cache, "
+        "kept in the cluster's registry per project and branch).",
+    )
+    default_cache_branch: ShortText | None = Field(
+        None, description="Branch whose cache a cached build starts from when its own has none."
     )
     command: StringOrList | None = Field(
         None,
@@ -186,18 +189,23 @@ class Service(_Strict):
 
 
 class Step(_Strict):
-    """A run step (service + command) or a group of steps (type serial or parallel)."""
+    """A run step (service + command), a push step (type push: the service's built image to
+    image_name) or a group of steps (type serial or parallel)."""
 
     model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.type) == has(self.steps)",
-                    "message": "a group needs both type and steps; a run step has neither",
+                    "rule": "(has(self.type) && self.type != 'push') == has(self.steps)",
+                    "message": "a group needs both type and steps; a run or push step has no steps",
                 },
                 {
-                    "rule": "!has(self.type) || !has(self.retries)",
-                    "message": "retries is set on run steps, not on groups",
+                    "rule": "!has(self.type) || self.type == 'push' || !has(self.retries)",
+                    "message": "retries is set on run steps (and push steps), not on groups",
+                },
+                {
+                    "rule": "!has(self.type) || self.type != 'push' || has(self.image_name)",
+                    "message": "a push step needs image_name",
                 },
             ]
         },
@@ -206,8 +214,10 @@ class Step(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
         None, description="Shown in status and logs; generated from the command when missing."
     )
-    type: Literal["serial", "parallel"] | None = Field(
-        None, description="Makes this a group: its steps run one after another or all together."
+    type: Literal["serial", "parallel", "push"] | None = Field(
+        None,
+        description="serial or parallel makes this a group: its steps run one after another "
+        "or all together; push pushes the image built for the step's service.",
     )
     service: ServiceName | None = Field(
         None, description="Service the command runs in; on a group, the default for its steps."
@@ -242,80 +252,40 @@ class Step(_Strict):
     retries: int | None = Field(
         None, ge=0, le=10, description="Start a new attempt this many times when the step fails."
     )
+    image_name: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None,
+        description="Push steps: the repository to push to, [registry/][owner/]name (no tag).",
+    )
+    image_tag: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        None,
+        description='Push steps: the tag, a Codeship template such as "{{ .Branch }}-'
+        '{{ .ShortCommitID }}" (default latest); characters a tag cannot hold are stripped.',
+    )
+    registry: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None,
+        description="Push steps: the registry (host or URL) when image_name does not start "
+        "with one; Docker Hub when neither names one.",
+    )
+    dockercfgSecret: K8sName | None = Field(  # noqa: N815
+        None,
+        description="A kubernetes.io/dockerconfigjson Secret: a push step's credentials; on a "
+        "run step an imagePullSecret of its pod; on a group, the default of its steps.",
+    )
+    dockercfg_service: ServiceName | None = Field(
+        None,
+        description="Push steps (or a group, for its push steps): a service run before the "
+        "push with a file path as its argument, writing the registry credentials there "
+        "(Codeship's generator services).",
+    )
 
     @field_validator("type", mode="before")
     @classmethod
     def _known_type(cls, value: object) -> object:
-        if value in ("push", "manual"):
+        if value == "manual":
             raise ValueError(
-                f"type: {value} is not supported yet (use serial, parallel or a run step)"
+                f"type: {value} is not supported yet (use serial, parallel, push or a run step)"
             )
         return value
-
-
-class Workspace(_Strict):
-    """The PersistentVolumeClaim shared by every step: volumes are subPaths of it.
-
-    Created when a service mounts a volume or the pipeline has a source; otherwise there is
-    no claim.
-    """
-
-    size: Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)] = Field(
-        "1Gi", description="Requested storage."
-    )
-    storageClassName: (  # noqa: N815
-        Annotated[str, StringConstraints(pattern=r"^$|" + K8S_NAME_PATTERN, max_length=253)] | None
-    ) = Field(
-        None,
-        description='StorageClass of the claim: unset for the cluster default, "" for a '
-        "pre-provisioned volume without a class.",
-    )
-    accessModes: list[Literal["ReadWriteOnce", "ReadWriteMany"]] = Field(  # noqa: N815
-        default_factory=lambda: ["ReadWriteOnce"],  # type: ignore[arg-type]
-        min_length=1,
-        max_length=2,
-        description="ReadWriteOnce pins all of a pipeline's pods to one node; ReadWriteMany does not.",
-    )
-    keep: bool = Field(
-        False,
-        description="Keep the claim when the Pipeline is deleted (for debugging, or for a "
-        "later pipeline to reuse through claimName).",
-    )
-    claimName: (  # noqa: N815
-        Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)] | None
-    ) = Field(
-        None,
-        description="Use this existing PersistentVolumeClaim of the namespace (e.g. one kept "
-        "by an earlier pipeline) instead of creating one; size, storageClassName and keep then describe nothing "
-        "(accessModes still says whether the steps must share a node). The operator never "
-        "deletes it.",
-    )
-
-
-class CIContext(_Strict):
-    """What is being built; becomes Codeship's CI_* variables in every step."""
-
-    branch: ShortText | None = Field(
-        None, description="CI_BRANCH; the build tag when tag is unset."
-    )
-    tag: ShortText | None = Field(None, description="Git tag being built; the build tag when set.")
-    commitId: ShortText | None = Field(None, description="CI_COMMIT_ID.")  # noqa: N815
-    commitMessage: LongText | None = Field(None, description="CI_COMMIT_MESSAGE.")  # noqa: N815
-    commitDescription: LongText | None = Field(  # noqa: N815
-        None, description="CI_COMMIT_DESCRIPTION."
-    )
-    committerName: ShortText | None = Field(None, description="CI_COMMITTER_NAME.")  # noqa: N815
-    committerEmail: ShortText | None = Field(None, description="CI_COMMITTER_EMAIL.")  # noqa: N815
-    committerUsername: ShortText | None = Field(  # noqa: N815
-        None, description="CI_COMMITTER_USERNAME."
-    )
-    repoName: ShortText | None = Field(None, description="CI_REPO_NAME.")  # noqa: N815
-    projectId: ShortText | None = Field(None, description="CI_PROJECT_ID.")  # noqa: N815
-    buildId: ShortText | None = Field(  # noqa: N815
-        None, description="CI_BUILD_ID (the Pipeline's UID when unset)."
-    )
-    prNumber: ShortText | None = Field(None, description="CI_PR_NUMBER.")  # noqa: N815
-    pullRequest: ShortText | None = Field(None, description="CI_PULL_REQUEST.")  # noqa: N815
 
 
 IMMUTABLE_SPEC_FIELDS = (
@@ -326,6 +296,10 @@ IMMUTABLE_SPEC_FIELDS = (
     "ci",
     "serviceAccountName",
     "timeout",
+    "cacheKey",
+    "push",
+    "dockercfgSecret",
+    "imagePullSecrets",
 )
 """Every spec field but ``cancel``; a unit test keeps this list complete."""
 
@@ -395,6 +369,29 @@ class PipelineSpec(_Strict):
     )
     timeout: Duration | None = Field(
         None, description="Fail the pipeline and stop its pods after this long (e.g. 1h)."
+    )
+    cacheKey: (  # noqa: N815
+        Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")] | None
+    ) = Field(
+        None,
+        description="The project that cached builds share layers with (default: the git "
+        "URL of spec.source, else the Pipeline's generateName, else its name).",
+    )
+    push: bool = Field(
+        True,
+        description="Run push steps; false skips each with reason PushDisabled (shipway run "
+        "sets it unless --push, as jet steps pushes only with --push).",
+    )
+    dockercfgSecret: K8sName | None = Field(  # noqa: N815
+        None,
+        description="The kubernetes.io/dockerconfigjson Secret push steps use when neither they "
+        "nor their groups name one.",
+    )
+    imagePullSecrets: list[SecretName] = Field(  # noqa: N815
+        default_factory=list,
+        max_length=20,
+        description="dockerconfigjson Secrets every step pod pulls its services' images with "
+        "(private images).",
     )
     cancel: bool = Field(
         False,

@@ -126,6 +126,12 @@ class StepStatus(_Status):
         "before, it waited for its claim, node, image and linked services).",
     )
     finished_at: str | None = Field(None, description="When the step ended.")
+    image: Message = Field(
+        None, description="Push steps: the reference pushed to (name:tag), from its start."
+    )
+    digest: Reason = Field(
+        None, description="Push steps: the digest the registry holds under that tag."
+    )
     attempts: list[StepAttempt] = Field(
         default_factory=list, description="Earlier attempts of a retried step."
     )
@@ -156,6 +162,19 @@ class SourceStatus(PrepStatus):
     repo_name: Message = Field(None, description="The repository's name, from its URL.")
     files: int | None = Field(None, description="Files received (uploads).")
     bytes: int | None = Field(None, description="Bytes received (uploads).")
+
+
+class BuildStatus(PrepStatus):
+    """One service's image build: its result and the digest every pod of the service runs.
+
+    On failure ``message`` holds BuildKit's own error lines.
+    """
+
+    service: str = Field(description="The service whose image is built.")
+    image: Message = Field(None, description="Repository the image is pushed to.")
+    digest: Reason = Field(None, description="The pushed image's digest (sha256:...).")
+    cached_steps: int | None = Field(None, description="Build steps served from the cache.")
+    total_steps: int | None = Field(None, description="Build steps in all.")
 
 
 class Condition(_Status):
@@ -189,3 +208,6 @@ class PipelineStatus(_Status):
         None, description="The checkout or upload done before the first step."
     )
     steps: list[StepStatus] = Field(default_factory=list, description="Every run step.")
+    builds: list[BuildStatus] = Field(
+        default_factory=list, description="Image builds of services with build."
+    )

@@ -16,6 +16,7 @@ from shipway.models.durations import parse_duration
 from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
 from shipway.spec.filters import build_tag
 from shipway.spec.limits import status_errors, structure_errors
+from shipway.spec.push import Credentials
 from shipway.spec.services import ResolvedService, resolve_services
 from shipway.spec.source import CompiledSource, compile_source, source_revision
 from shipway.spec.tree import GroupNode, RunNode, compile_steps
@@ -39,8 +40,8 @@ class CompiledPipeline:
 
     @property
     def uses_workspace(self) -> bool:
-        """Some service mounts a volume, or there is a source to put somewhere: only then does
-        the pipeline get a claim.
+        """Some service mounts a volume, or there is a source to put somewhere (and build
+        from): only then does the pipeline get a claim.
 
         A pipeline that shares no files needs no storage: no claim to create and bind, and
         its pods can go to any node.
@@ -104,12 +105,27 @@ def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeli
     spec = parse_spec(raw)
     services, errors = resolve_services(spec.services)
     tag = build_tag(spec.ci, checked_out or source_revision(spec.source))
-    root, runs, step_errors = compile_steps(spec.steps, spec.services, tag)
+    root, runs, step_errors = compile_steps(
+        spec.steps, spec.services, tag, Credentials(secret=spec.dockercfgSecret)
+    )
     errors.extend(step_errors)
     source, source_errors = compile_source(spec.source)
     errors.extend(source_errors)
+    if spec.source is None:
+        # Without a source the workspace starts empty: nothing to build from.
+        errors.extend(
+            FieldError(
+                f"spec.services.{name}.build",
+                "a build needs the project's files: set spec.source (a git checkout, or an "
+                "upload: shipway run --dir uploads the directory; shipway convert takes "
+                "--git-url, --git-remote or --upload)",
+            )
+            for name, service in spec.services.items()
+            if service.build is not None
+        )
     if not step_errors:
-        errors.extend(status_errors(raw, runs))
+        builds = [name for name, service in services.items() if service.build is not None]
+        errors.extend(status_errors(raw, runs, builds))
     timeout = None
     if spec.timeout is not None:
         try:

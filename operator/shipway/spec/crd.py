@@ -20,7 +20,8 @@ import yaml
 
 from shipway import GROUP, KIND, PLURAL, VERSION
 from shipway.models import PipelineSpec, PipelineStatus
-from shipway.models.spec import ADMISSION_RULES, MAX_STEP_DEPTH, UNION_SCHEMA_NOTE
+from shipway.models.base import UNION_SCHEMA_NOTE
+from shipway.models.spec import ADMISSION_RULES, MAX_STEP_DEPTH
 
 Schema = dict[str, Any]
 RULE_DEPTH = 2

@@ -32,6 +32,7 @@ from shipway.models.status import (
     MESSAGE_BYTES,
     PIPELINE_MESSAGE_BYTES,
     REASON_BYTES,
+    BuildStatus,
     SourceStatus,
     json_size,
 )
@@ -96,7 +97,7 @@ def _fill(limit: int) -> str:
     return "x" * (limit - 2)
 
 
-def _size(model: StepAttempt | StepStatus | PipelineStatus) -> int:
+def _size(model: StepAttempt | StepStatus | BuildStatus | PipelineStatus) -> int:
     dumped = model.model_dump(mode="json", by_alias=True)  # None values too: conservative
     text = json.dumps(dumped, separators=(",", ":"))
     return len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
@@ -121,26 +122,54 @@ ATTEMPT_BYTES = 1 + _size(
 )
 """Most bytes one earlier attempt adds to its step's entry (with its comma)."""
 
-STEP_BYTES = 1 + _size(
-    StepStatus(
-        id="",
-        name="",
-        group="",
+
+def _step(image: str | None = None, digest: str | None = None) -> int:
+    return 1 + _size(
+        StepStatus(
+            id="",
+            name="",
+            group="",
+            service="",
+            on_fail_of="",
+            phase=_longest_phase(),
+            pod=_POD_NAME,
+            attempt=99,
+            exit_code=_EXIT_CODE,
+            reason=_fill(REASON_BYTES),
+            message=_fill(MESSAGE_BYTES),
+            created_at=_TIME,
+            started_at=_TIME,
+            finished_at=_TIME,
+            image=image,
+            digest=digest,
+        )
+    )
+
+
+STEP_BYTES = _step()
+"""Most bytes a step's entry takes besides its id, name, group, service and on_fail_of, which
+come from the spec, and its attempts."""
+
+PUSH_BYTES = _step(_fill(MESSAGE_BYTES), _fill(REASON_BYTES)) - STEP_BYTES
+"""What a push step's entry adds: the reference it pushes to and the digest pushed."""
+
+BUILD_BYTES = 1 + _size(
+    BuildStatus(
         service="",
-        on_fail_of="",
         phase=_longest_phase(),
         pod=_POD_NAME,
-        attempt=99,
-        exit_code=_EXIT_CODE,
         reason=_fill(REASON_BYTES),
         message=_fill(MESSAGE_BYTES),
         created_at=_TIME,
         started_at=_TIME,
         finished_at=_TIME,
+        image=_fill(MESSAGE_BYTES),
+        digest=_fill(REASON_BYTES),
+        cached_steps=2**63 - 1,
+        total_steps=2**63 - 1,
     )
 )
-"""Most bytes a step's entry takes besides its id, name, group, service and on_fail_of, which
-come from the spec, and its attempts."""
+"""Most bytes one build's entry takes besides its service's name (from the spec)."""
 
 PIPELINE_BYTES = _size(
     PipelineStatus(
@@ -206,19 +235,26 @@ class StepSummary(Protocol):
     def on_fail_of(self) -> str | None: ...
     @property
     def retries(self) -> int: ...
+    @property
+    def push(self) -> object | None: ...
 
 
 def _text(value: str | None) -> int:
     return 0 if value is None else json_size(value) - 2
 
 
-def worst_status_bytes(runs: Sequence[StepSummary]) -> int:
-    """The largest status these run steps can produce, in JSON bytes."""
+def worst_status_bytes(runs: Sequence[StepSummary], builds: Sequence[str] = ()) -> int:
+    """The largest status these run steps and the builds of these services can produce, in
+    JSON bytes."""
     total = PIPELINE_BYTES
     for run in runs:
         total += STEP_BYTES + run.retries * ATTEMPT_BYTES
         total += _text(run.id) + _text(run.name) + _text(run.group) + _text(run.service)
         total += _text(run.on_fail_of)
+        if run.push is not None:
+            total += PUSH_BYTES
+    for service in builds:
+        total += BUILD_BYTES + _text(service)
     return total
 
 
@@ -227,9 +263,11 @@ def spec_bytes(raw: Any) -> int:
     return len(json.dumps(raw, separators=(",", ":"), default=str))
 
 
-def status_errors(raw: Any, runs: Sequence[StepSummary]) -> list[FieldError]:
+def status_errors(
+    raw: Any, runs: Sequence[StepSummary], builds: Sequence[str] = ()
+) -> list[FieldError]:
     """A FieldError when the worst-case status would not fit in etcd beside the spec."""
-    worst = worst_status_bytes(runs)
+    worst = worst_status_bytes(runs, builds)
     room = ETCD_OBJECT_BYTES - METADATA_BYTES - SPEC_COPIES * spec_bytes(raw)
     if worst <= room:
         return []
@@ -239,7 +277,7 @@ def status_errors(raw: Any, runs: Sequence[StepSummary]) -> list[FieldError]:
         FieldError(
             "spec.steps",
             f"the status of {len(runs)} run steps ({attempts} attempts with the retries of "
-            f"{retried}) could reach {worst / MiB:.2f} MiB, but only {max(room, 0) / MiB:.2f} "
+            f"{retried}){f' and {len(builds)} builds' if builds else ''} could reach {worst / MiB:.2f} MiB, but only {max(room, 0) / MiB:.2f} "
             f"MiB fit beside this spec in etcd's {ETCD_OBJECT_BYTES / MiB:.1f} MiB object "
             "limit: use fewer steps or retries, or split the pipeline",
         )

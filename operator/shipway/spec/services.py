@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from shipway.models import EnvFromSource, Healthcheck, ResourceRequirements, Service
+from shipway.spec.builds import ResolvedBuild, resolve_build
 from shipway.spec.commands import split_command
 from shipway.spec.errors import FieldError
 from shipway.spec.volumes import Mount, resolve_mounts
@@ -36,6 +37,8 @@ class ResolvedService:
     healthcheck: Healthcheck | None
     resources: ResourceRequirements | None
     env_from: tuple[EnvFromSource, ...] = field(default_factory=tuple)
+    build: ResolvedBuild | None = None
+    """Set when the service runs an image built for the pipeline (``image`` is then its name)."""
 
 
 def _scalar(value: object) -> str:
@@ -135,17 +138,10 @@ def resolve_services(
     resolved: dict[str, ResolvedService] = {}
     for name, service in services.items():
         where = f"spec.services.{name}"
-        if service.build is not None:
-            errors.append(
-                FieldError(
-                    f"{where}.build",
-                    "image builds are not supported yet: build and push the image elsewhere, "
-                    "then set image",
-                )
-            )
-        if service.image is None:
-            if service.build is None:
-                errors.append(FieldError(f"{where}.image", "image is required"))
+        build, build_errors = resolve_build(name, service)
+        errors.extend(build_errors)
+        if service.image is None and service.build is None:
+            errors.append(FieldError(f"{where}.image", "a service needs image or build"))
             continue
         argv: dict[str, tuple[str, ...] | None] = {}
         for key in ("command", "entrypoint"):
@@ -167,7 +163,7 @@ def resolve_services(
             errors.append(FieldError(f"{where}.working_dir", "must be an absolute path"))
         resolved[name] = ResolvedService(
             name=name,
-            image=service.image,
+            image=(build.image_name if build else service.image) or "",
             entrypoint=argv["entrypoint"],
             command=argv["command"],
             environment=env,
@@ -177,5 +173,6 @@ def resolve_services(
             healthcheck=service.healthcheck,
             resources=service.resources,
             env_from=tuple(service.envFrom),
+            build=build,
         )
     return resolved, errors

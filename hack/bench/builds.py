@@ -1,0 +1,244 @@
+"""Phase "builds": the seed walkthrough's Dockerfile built by Shipway, beside the same build
+run by hand with ``buildctl`` against the same builder, and the gap from a build's push to the
+first pod running its image.
+
+Three builds, each ``REPEATS`` times, Shipway's then the hand's:
+
+* cold: no cache (``cached`` unset: Shipway passes ``--no-cache``; by hand the same flag), every
+  step runs (the base image's blobs are in the builder's store, as they would be on any
+  builder that built it once);
+* unchanged: ``cached: true`` and the same context as the run before: every step CACHED;
+* one file changed: ``artifact.sh`` edited (differently on each side, so one side's layers are
+  never the other's cache), rebuilt from its ``COPY`` on.
+
+Shipway's figure is its build pod's life as the benchmark's watch sees it (created → its
+container terminated: scheduling, the client's start and its check of the builder included);
+the hand's is the wall time of the same ``buildctl build`` (same flags, its own image name and
+cache) run on this host against the builder's Service address. The gap is from the build pod's
+termination (the push is its last act) to the creation of the first step pod that runs the
+image, both read from the one watch.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from base64 import b64decode
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.kube import Kube
+from bench.procs import ROOT, Operator
+from bench.stats import summary_ms
+from bench.watch import PodRecord, PodWatch
+
+SEED = ROOT / "examples" / "seed-walkthrough"
+REPEATS = 3
+BUILDCTL = "/var/cache/shipway/bin/buildctl"
+REGISTRY = "registry.localkube-system.svc.cluster.local"
+BUILDER = ("shipway-buildkit", "shipway-buildkitd")
+CLIENT_SECRET = ("shipway-system", "shipway-buildkit-client")
+STEPS = '- name: use\n  service: demo\n  command: "true"\n'
+
+
+def services(cached: bool) -> str:
+    cache = "  cached: true\n" if cached else ""
+    return f"demo:\n  build:\n    image: myapp\n    dockerfile: Dockerfile\n{cache}"
+
+
+def project(root: Path, cached: bool) -> Path:
+    """The seed's Dockerfile and context, with one service and one step that runs the image."""
+    if root.exists():
+        shutil.rmtree(root)
+    shutil.copytree(SEED, root)
+    (root / "codeship-services.yml").write_text(services(cached))
+    (root / "codeship-steps.yml").write_text(STEPS)
+    return root
+
+
+def touch(root: Path, side: str, count: int) -> None:
+    """One file changed: a comment at the end of artifact.sh, different on each side."""
+    with (root / "artifact.sh").open("a") as script:
+        script.write(f"# {side} change {count}\n")
+
+
+@dataclass
+class Sample:
+    shipway_s: float
+    hand_s: float
+    gap_s: float | None
+    cached_steps: int | None
+    total_steps: int | None
+
+
+class Hand:
+    """``buildctl build`` from this host, as a person would run it against the builder."""
+
+    def __init__(self, kube: Kube, workdir: Path, namespace: str) -> None:
+        self.certs = Path(tempfile.mkdtemp(prefix="certs-", dir=workdir))
+        secret = kube.list_json(
+            kube.core.read_namespaced_secret, CLIENT_SECRET[1], CLIENT_SECRET[0]
+        )
+        for key in ("ca.crt", "tls.crt", "tls.key"):
+            path = self.certs / key
+            path.write_bytes(b64decode(secret["data"][key]))
+            path.chmod(0o600)
+        service = kube.list_json(kube.core.read_namespaced_service, BUILDER[1], BUILDER[0])
+        self.address = f"tcp://{service['spec']['clusterIP']}:1234"
+        self.repository = f"{REGISTRY}/{namespace}/hand/demo"
+        self.cache = f"{REGISTRY}/{namespace}/cache/hand/demo:main"
+
+    def build(self, context: Path, cached: bool) -> tuple[float, str]:
+        argv = [
+            BUILDCTL, "--addr", self.address,
+            "--tlscacert", str(self.certs / "ca.crt"), "--tlscert", str(self.certs / "tls.crt"),
+            "--tlskey", str(self.certs / "tls.key"),
+            "build", "--progress=plain", "--frontend=dockerfile.v0",
+            "--output", f"type=image,name={self.repository},push=true",
+            "--local", f"context={context}", "--local", f"dockerfile={context}",
+            "--opt", "filename=Dockerfile",
+        ]  # fmt: skip
+        if cached:
+            argv += [
+                "--import-cache", f"type=registry,ref={self.cache}",
+                "--export-cache", f"type=registry,ref={self.cache},mode=max",
+            ]  # fmt: skip
+        else:
+            argv.append("--no-cache")
+        started = time.monotonic()
+        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
+        took = time.monotonic() - started
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"the hand build failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+            )
+        return took, done.stdout + done.stderr
+
+
+def shipway_run(kube: Kube, namespace: str, directory: Path, name: str) -> str:
+    """``shipway run --dir -d``: uploads the directory, returns the Pipeline's name."""
+    env = {
+        "KUBECONFIG": kube.kubeconfig,
+        "PYTHONPATH": str(ROOT / "operator"),
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "shipway", "run", "--dir", str(directory), "--name", name,
+         "--branch", "main", "-n", namespace, "-d", "--no-logs"],
+        capture_output=True, text=True, check=False, timeout=300, env=env,
+    )  # fmt: skip
+    for line in (done.stdout + done.stderr).splitlines():
+        if line.startswith("shipway: pipeline ") and line.endswith(" created"):
+            return line.split()[2].split("/")[1]
+    raise RuntimeError(f"shipway run failed:\n{done.stdout}{done.stderr}")
+
+
+def wait_pipeline(kube: Kube, namespace: str, name: str, timeout: float = 900) -> dict[str, Any]:
+    from shipway import GROUP, PLURAL, VERSION
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = kube.list_json(
+            kube.custom.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+        )
+        if (body.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Cancelled"):
+            return body
+        time.sleep(0.5)
+    raise RuntimeError(f"pipeline {name} did not finish in {timeout:.0f}s")
+
+
+def measured(watch: PodWatch, pipeline: str) -> tuple[float, float | None]:
+    """(the build pod's life, the gap to the first step pod) as the watch saw them."""
+
+    def done() -> bool:
+        pods = watch.by_pipeline.get(pipeline, [])
+        return any(p.labels.get("shipway.dev/build") and p.terminated_at for p in pods) and any(
+            (p.step or "").isdigit() and p.added_at for p in pods
+        )
+
+    watch.wait_for(done, 30)
+    with watch.lock:
+        pods = list(watch.by_pipeline.get(pipeline, []))
+    build: PodRecord = next(p for p in pods if p.labels.get("shipway.dev/build"))
+    steps = [p for p in pods if (p.step or "").isdigit() and p.added_at is not None]
+    if build.added_at is None or build.terminated_at is None:
+        raise RuntimeError(f"the build pod of {pipeline} was not seen from start to end")
+    first = min((p.added_at for p in steps if p.added_at), default=None)
+    gap = first - build.terminated_at if first is not None else None
+    return build.terminated_at - build.added_at, gap
+
+
+def one(
+    kube: Kube, namespace: str, watch: PodWatch, hand: Hand, shipway_dir: Path, hand_dir: Path,
+    name: str, cached: bool,
+) -> Sample:  # fmt: skip
+    pipeline = shipway_run(kube, namespace, shipway_dir, name)
+    body = wait_pipeline(kube, namespace, pipeline)
+    if body["status"]["phase"] != "Succeeded":
+        raise RuntimeError(f"{pipeline} {body['status']['phase']}: {body['status'].get('message')}")
+    shipway_s, gap = measured(watch, pipeline)
+    build = body["status"]["builds"][0]
+    hand_s, _ = hand.build(hand_dir, cached)
+    return Sample(shipway_s, hand_s, gap, build.get("cachedSteps"), build.get("totalSteps"))
+
+
+def figures(samples: list[Sample]) -> dict[str, Any]:
+    shipway = statistics.median(s.shipway_s for s in samples)
+    hand = statistics.median(s.hand_s for s in samples)
+    return {
+        "shipway_s": round(shipway, 2),
+        "hand_s": round(hand, 2),
+        "ratio": round(shipway / hand, 3) if hand else None,
+        "shipway_samples_s": [round(s.shipway_s, 2) for s in samples],
+        "hand_samples_s": [round(s.hand_s, 2) for s in samples],
+        "cached_steps": [s.cached_steps for s in samples],
+        "total_steps": [s.total_steps for s in samples],
+    }
+
+
+def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
+    namespace = f"bench-builds-{run_id}"
+    kube.create_namespace(namespace, run_id)
+    operator = Operator([namespace], workdir / "operator-builds.log")
+    watch = PodWatch(kube.fresh_api(), namespace)
+    watch.start()
+    watch.ready.wait(30)
+    hand = Hand(kube, workdir, namespace)
+    results: dict[str, Any] = {"namespace": namespace, "repeats": REPEATS}
+    samples: dict[str, list[Sample]] = {"cold": [], "unchanged": [], "one_file_changed": []}
+    try:
+        operator.start(kube.kubeconfig)
+        operator.wait_ready()
+        # cold: no cache on either side
+        ship, by_hand = project(workdir / "cold-s", False), project(workdir / "cold-h", False)
+        for _ in range(REPEATS):
+            samples["cold"].append(one(kube, namespace, watch, hand, ship, by_hand, "cold", False))
+        # cached: a first run each to fill the caches, then unchanged, then one file changed
+        ship, by_hand = project(workdir / "warm-s", True), project(workdir / "warm-h", True)
+        one(kube, namespace, watch, hand, ship, by_hand, "warm", True)
+        for _ in range(REPEATS):
+            samples["unchanged"].append(
+                one(kube, namespace, watch, hand, ship, by_hand, "warm", True)
+            )
+        for count in range(REPEATS):
+            touch(ship, "shipway", count)
+            touch(by_hand, "hand", count)
+            samples["one_file_changed"].append(
+                one(kube, namespace, watch, hand, ship, by_hand, "warm", True)
+            )
+    finally:
+        operator.stop()
+        watch.stop()
+        shutil.rmtree(hand.certs, ignore_errors=True)
+    for key, found in samples.items():
+        results[key] = figures(found)
+    gaps = [s.gap_s for found in samples.values() for s in found if s.gap_s is not None]
+    results["push_to_pod_ms"] = summary_ms(gaps)
+    results["push_to_pod_samples_ms"] = [round(g * 1000, 1) for g in gaps]
+    results["watch_errors"] = watch.errors
+    return results

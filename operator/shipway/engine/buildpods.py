@@ -1,0 +1,395 @@
+"""The build pod: ``buildctl`` against the cluster's BuildKit, reading the checkout from the claim.
+
+One pod per service with a ``build``, in the Pipeline's namespace (the claim holding the
+checkout lives there), mounting it read-only at ``/workspace``. The pod carries no API token;
+the builder's client certificate comes from a per-pipeline Secret the operator copies from its
+own namespace and deletes once the builds are over. The image is pushed by BuildKit to the
+cluster's registry; the pod reports the digest (or BuildKit's error lines) in its termination
+message, which is all the operator reads of it: no log is ever read by the operator.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from shipway.engine.buildnames import build_task_id
+from shipway.engine.naming import (
+    ANNOTATION_DEFAULT_CONTAINER,
+    LABEL_ATTEMPT,
+    LABEL_MANAGED_BY,
+    LABEL_PIPELINE,
+    LABEL_STEP,
+    MANAGED_BY,
+)
+from shipway.spec.builds import ResolvedBuild
+
+Manifest = dict[str, Any]
+LABEL_BUILD = "shipway.dev/build"
+WORKSPACE_MOUNT = "/workspace"
+CERTS_MOUNT = "/run/secrets/buildkit"
+DOCKER_CONFIG_MOUNT = "/run/secrets/registry"
+SECRET_ARG_PREFIX = "SHIPWAY_SECRET_ARG_"
+CONTAINER = "build"
+MESSAGE_LIMIT = 3800
+"""Bytes of BuildKit's error lines kept (the kubelet keeps 4096 of a termination message)."""
+DEFAULT_CLIENT_IMAGE = "moby/buildkit:v0.34.2"
+BUILD_UID = 65532
+"""buildctl needs no privilege: it reads the checkout (world-readable, as git writes it) and
+its certificate (mode 0444 in a pod of one container)."""
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Where builds go: cluster configuration (chart values → the operator's environment)."""
+
+    registry: str | None = None
+    """``host[:port][/prefix]`` images and caches are pushed to; nodes pull from it."""
+    builder: str | None = None
+    """buildkitd's address, ``tcp://host:1234`` (TLS with client certificates)."""
+    client_secret: str | None = None
+    """Secret of the operator's namespace with ``ca.crt``, ``tls.crt``, ``tls.key``."""
+    client_image: str = DEFAULT_CLIENT_IMAGE
+    push_secret: str | None = None
+    """A ``kubernetes.io/dockerconfigjson`` Secret of the operator's namespace, when the
+    registry wants credentials to push."""
+    namespace: str | None = None
+    """The operator's namespace, where the two Secrets above live."""
+    wait_seconds: int = 60
+    """How long a build waits for an unreachable builder before it fails."""
+    timeout_seconds: int = 3600
+    """A build running longer fails (its pod's deadline)."""
+
+    def problem(self) -> str | None:
+        """Why builds cannot run here, or None."""
+        missing = [
+            what
+            for what, value in (
+                ("a registry (SHIPWAY_REGISTRY, Helm value registry.url)", self.registry),
+                (
+                    "a builder (SHIPWAY_BUILDKIT_ADDR, Helm values buildkit.deploy or "
+                    "buildkit.address)",
+                    self.builder,
+                ),
+                (
+                    "the builder's client certificate (SHIPWAY_BUILDKIT_CLIENT_SECRET)",
+                    self.client_secret,
+                ),
+            )
+            if not value
+        ]
+        if not missing:
+            return None
+        return "this cluster cannot build images: the operator has no " + " and no ".join(missing)
+
+
+@dataclass(frozen=True)
+class BuildToCreate:
+    """One service's build pod to create now (the plan decided it; names are deterministic)."""
+
+    service: str
+    name: str
+    repository: str
+    cache_repository: str | None = None
+    """Set for ``cached: true``: import and export BuildKit's cache there."""
+    cache_tags: tuple[str, ...] = ()
+    """The branch's tag first (exported to), then the default cache branch's."""
+    active_deadline: int | None = None
+
+
+# The pod's program: check the paths (a symlink in the checkout must not send the pod's own
+# files to the builder), run buildctl, then write the digest or BuildKit's error lines to the
+# termination message. POSIX sh: busybox in the client image, alpine's in moby/buildkit.
+SCRIPT = r"""
+set -u
+ws=$(realpath "${SHIPWAY_WORKSPACE:-/workspace}")
+out=${SHIPWAY_TERMINATION_LOG:-/dev/termination-log}
+tmp=${TMPDIR:-/tmp}
+say() { echo "shipway-build: $*" >&2; }
+fail() { say "$*"; printf '%s\n' "$*" > "$out"; exit 2; }
+inside() { case "$1" in "$ws"|"$ws"/*) return 0 ;; esac; return 1; }
+real() { r=$(realpath "$1" 2>/dev/null) && inside "$r" && echo "$r"; }
+ctx="$ws/$SHIPWAY_CONTEXT"
+df="$ws/$SHIPWAY_DOCKERFILE"
+[ -d "$ctx" ] || fail "the build context $SHIPWAY_CONTEXT is not a folder of the checkout"
+rctx=$(real "$ctx") || fail "the build context $SHIPWAY_CONTEXT leads outside the checkout"
+[ -d "$(dirname "$df")" ] ||
+  fail "the folder of the Dockerfile $SHIPWAY_DOCKERFILE is not in the checkout"
+if [ -L "$df" ]; then
+  rdf=$(real "$df") || fail "the Dockerfile $SHIPWAY_DOCKERFILE leads outside the checkout"
+else
+  # A missing Dockerfile is BuildKit's to report, in its own words.
+  rdir=$(real "$(dirname "$df")") ||
+    fail "the Dockerfile $SHIPWAY_DOCKERFILE leads outside the checkout"
+  rdf="$rdir/$(basename "$df")"
+fi
+set -- "$@" --local "context=$rctx" --local "dockerfile=$(dirname "$rdf")" \
+  --opt "filename=$(basename "$rdf")" --metadata-file "$tmp/metadata.json"
+for name in $(env | sed -n "s/^\(${SHIPWAY_SECRET_PREFIX}[A-Za-z0-9_]*\)=.*/\1/p"); do
+  set -- "$@" --secret "id=${name#"$SHIPWAY_SECRET_PREFIX"},env=$name"
+done
+if command -v buildctl-shipway >/dev/null 2>&1; then
+  set -- buildctl-shipway build "$@"
+else
+  set -- buildctl --addr "$BUILDKIT_HOST" --tlscacert "$BUILDKIT_CERTS/ca.crt" \
+    --tlscert "$BUILDKIT_CERTS/tls.crt" --tlskey "$BUILDKIT_CERTS/tls.key" build "$@"
+fi
+{ "$@" 2>&1; echo "$?" > "$tmp/rc"; } | tee "$tmp/build.log"
+rc=$(cat "$tmp/rc")
+steps=$(grep -E '^#[0-9]+ \[([^]]* )?[0-9]+/[0-9]+\] ' "$tmp/build.log" | cut -d' ' -f1 | sort -u)
+cached=0
+for s in $steps; do grep -qx "$s CACHED" "$tmp/build.log" && cached=$((cached + 1)); done
+total=$(printf '%s\n' $steps | grep -c .)
+if [ "$rc" -eq 0 ]; then
+  digest=$(sed -n 's/.*"containerimage.digest": *"\(sha256:[0-9a-f]*\)".*/\1/p' \
+    "$tmp/metadata.json" 2>/dev/null | head -n 1)
+  [ -n "$digest" ] || fail "BuildKit pushed no image digest"
+  printf '{"digest":"%s","cached":%s,"steps":%s}\n' "$digest" "$cached" "$total" > "$out"
+  exit 0
+fi
+# BuildKit's summary from its first "------" block on, less the notes that a cache to import
+# was not there yet (the first build of a branch): that is no error of the build.
+awk '/^------$/ { if (skip) { skip = 0; next }
+    if ((getline line) > 0 && line ~ /^ > importing cache manifest/) { skip = 1; next }
+    print; print line; next }
+  !skip' "$tmp/build.log" | sed -n '/^------$/,$p' > "$tmp/error"
+[ -s "$tmp/error" ] || grep -E 'ERROR|error:|shipway-build:' "$tmp/build.log" > "$tmp/error"
+[ -s "$tmp/error" ] || tail -n 20 "$tmp/build.log" > "$tmp/error"
+tail -c 3800 "$tmp/error" > "$out"
+exit "$rc"
+"""
+
+
+def buildctl_args(build: ResolvedBuild, create: BuildToCreate) -> list[str]:
+    """``buildctl build`` flags for one build; paths and secrets are added by the script."""
+    args = [
+        "--progress=plain",
+        "--frontend=dockerfile.v0",
+        "--output",
+        f"type=image,name={create.repository},push=true",
+    ]
+    for key, value in build.args:
+        args += ["--opt", f"build-arg:{key}={value}"]
+    if build.target:
+        args += ["--opt", f"target={build.target}"]
+    if create.cache_repository is None:
+        args.append("--no-cache")
+    else:
+        tags = create.cache_tags
+        for tag in tags:
+            args += ["--import-cache", f"type=registry,ref={create.cache_repository}:{tag}"]
+        args += [
+            "--export-cache",
+            f"type=registry,ref={create.cache_repository}:{tags[0]},mode=max",
+        ]
+    return args
+
+
+def _env(build: ResolvedBuild, config: BuildConfig) -> list[Manifest]:
+    pairs = [
+        ("BUILDKIT_HOST", config.builder or ""),
+        ("BUILDKIT_CERTS", CERTS_MOUNT),
+        ("BUILDKIT_WAIT", str(config.wait_seconds)),
+        ("HOME", "/tmp"),
+        ("SHIPWAY_CONTEXT", build.context),
+        ("SHIPWAY_DOCKERFILE", f"{build.dockerfile_dir}/{build.dockerfile_name}"),
+        ("SHIPWAY_SECRET_PREFIX", SECRET_ARG_PREFIX),
+    ]
+    if config.push_secret:
+        pairs.append(("DOCKER_CONFIG", DOCKER_CONFIG_MOUNT))
+    return [{"name": k, "value": v} for k, v in pairs]
+
+
+def build_pod_manifest(
+    build: ResolvedBuild,
+    create: BuildToCreate,
+    config: BuildConfig,
+    *,
+    namespace: str,
+    pipeline: str,
+    owner: Manifest,
+    claim: str,
+    secret: str,
+    affinity: Manifest | None = None,
+    placement: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """The Pod building one service's image.
+
+    ``owner`` is the Pipeline's owner reference, ``claim`` its workspace, ``secret`` the
+    per-pipeline copy of the client certificate; ``placement`` the operator's nodeSelector and
+    tolerations for every pod it makes.
+    """
+    volumes: list[Manifest] = [
+        {"name": "workspace", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
+        {
+            "name": "buildkit-client",
+            "secret": {
+                "secretName": secret,
+                "defaultMode": 0o444,
+                "items": [{"key": k, "path": k} for k in ("ca.crt", "tls.crt", "tls.key")],
+            },
+        },
+        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
+    ]
+    mounts: list[Manifest] = [
+        {"name": "workspace", "mountPath": WORKSPACE_MOUNT, "readOnly": True},
+        {"name": "buildkit-client", "mountPath": CERTS_MOUNT, "readOnly": True},
+        {"name": "tmp", "mountPath": "/tmp"},
+    ]
+    if config.push_secret:
+        volumes.append(
+            {
+                "name": "registry",
+                "secret": {
+                    "secretName": secret,
+                    "defaultMode": 0o444,
+                    "items": [{"key": ".dockerconfigjson", "path": "config.json"}],
+                },
+            }
+        )
+        mounts.append({"name": "registry", "mountPath": DOCKER_CONFIG_MOUNT, "readOnly": True})
+    container: Manifest = {
+        "name": CONTAINER,
+        "image": config.client_image,
+        "command": ["/bin/sh", "-c", SCRIPT, "shipway-build"],
+        "args": buildctl_args(build, create),
+        "env": _env(build, config),
+        "volumeMounts": mounts,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": BUILD_UID,
+            "runAsGroup": BUILD_UID,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": True,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+    }
+    if build.secret_sources:
+        container["envFrom"] = [
+            {"prefix": SECRET_ARG_PREFIX, "secretRef": {"name": name}}
+            for name in build.secret_sources
+        ]
+    spec: Manifest = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "terminationGracePeriodSeconds": 5,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    if create.active_deadline is not None:
+        spec["activeDeadlineSeconds"] = create.active_deadline
+    if affinity:
+        spec["affinity"] = affinity
+    for key, value in (placement or {}).items():
+        if value:
+            spec[key] = value
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": create.name,
+            "namespace": namespace,
+            "labels": {
+                LABEL_PIPELINE: pipeline,
+                LABEL_STEP: build_task_id(build.service),
+                LABEL_ATTEMPT: "0",
+                LABEL_BUILD: build.service,
+                LABEL_MANAGED_BY: MANAGED_BY,
+            },
+            "annotations": {ANNOTATION_DEFAULT_CONTAINER: CONTAINER},
+            "ownerReferences": [owner],
+        },
+        "spec": spec,
+    }
+
+
+def client_secret_manifest(
+    name: str,
+    namespace: str,
+    owner: Manifest,
+    pipeline: str,
+    client: Mapping[str, str],
+    docker_config: str | None,
+) -> Manifest:
+    """The per-pipeline Secret: the builder's client certificate (and push credentials).
+
+    ``client`` holds the base64 values of ``ca.crt``, ``tls.crt`` and ``tls.key`` as read
+    from the operator's Secret; they are copied, never decoded.
+    """
+    data = {key: client[key] for key in ("ca.crt", "tls.crt", "tls.key") if key in client}
+    if docker_config is not None:
+        data[".dockerconfigjson"] = docker_config
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {LABEL_PIPELINE: pipeline, LABEL_MANAGED_BY: MANAGED_BY},
+            "ownerReferences": [owner],
+        },
+        "data": data,
+    }
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a finished build pod reported."""
+
+    digest: str | None = None
+    cached_steps: int | None = None
+    total_steps: int | None = None
+    message: str | None = None
+
+
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def summary(message: str | None) -> str:
+    """The one line that says why a build failed.
+
+    BuildKit's ``error: failed to solve`` line when the build reached BuildKit (a client
+    wrapper's note after it guesses); else the wrapper's first ``shipway-build:`` line (the
+    builder unreachable, the certificate refused: it names the component); else the last
+    ``error:`` line; else the last line.
+    """
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    solved = [line for line in lines if line.startswith("error: failed to solve")]
+    if solved:
+        return solved[-1]
+    noted = [line for line in lines if line.startswith("shipway-build:")]
+    if noted:
+        return noted[0]
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or [""])[-1]
+
+
+def parse_result(message: str | None, succeeded: bool) -> BuildResult:
+    """Read a build pod's termination message: JSON on success, BuildKit's lines otherwise."""
+    text = (message or "").strip()
+    if not succeeded:
+        return BuildResult(message=text[-MESSAGE_LIMIT:] or None)
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not _DIGEST.fullmatch(str(data.get("digest", ""))):
+        return BuildResult(message=f"the build pod reported no image digest: {text[:200]!r}")
+
+    def count(key: str) -> int | None:
+        value = data.get(key)
+        return value if isinstance(value, int) and value >= 0 else None
+
+    return BuildResult(
+        digest=str(data["digest"]),
+        cached_steps=count("cached"),
+        total_steps=count("steps"),
+    )
