@@ -79,7 +79,12 @@ def _run(
 
 @pytest.mark.parametrize(
     ("fixture", "cached", "steps"),
-    [("cold", 0, 4), ("unchanged", 4, 4), ("one-file-changed", 2, 4)],
+    [
+        ("cold", 0, 4),
+        ("unchanged", 4, 4),
+        ("one-file-changed", 2, 4),
+        ("unchanged-from-busybox", 3, 3),  # FROM is resolved, never CACHED: not a step here
+    ],
 )
 def test_a_pushed_build_reports_its_digest_and_cached_steps(
     tmp_path: Path, fixture: str, cached: int, steps: int

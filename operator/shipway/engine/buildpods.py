@@ -139,7 +139,9 @@ else
 fi
 { "$@" 2>&1; echo "$?" > "$tmp/rc"; } | tee "$tmp/build.log"
 rc=$(cat "$tmp/rc")
-steps=$(grep -E '^#[0-9]+ \[([^]]* )?[0-9]+/[0-9]+\] ' "$tmp/build.log" | cut -d' ' -f1 | sort -u)
+# The Dockerfile's steps (FROM aside: it is resolved, never CACHED), and which were CACHED.
+steps=$(grep -E '^#[0-9]+ \[([^]]* )?[0-9]+/[0-9]+\] ' "$tmp/build.log" |
+  grep -vE '^#[0-9]+ \[[^]]*\] FROM ' | cut -d' ' -f1 | sort -u)
 cached=0
 for s in $steps; do grep -qx "$s CACHED" "$tmp/build.log" && cached=$((cached + 1)); done
 total=$(printf '%s\n' $steps | grep -c .)
