@@ -44,6 +44,8 @@ REGISTRY = "registry.localkube-system.svc.cluster.local"
 BUILDER = ("shipway-buildkit", "shipway-buildkitd")
 CLIENT_SECRET = ("shipway-system", "shipway-buildkit-client")
 STEPS = '- name: use\n  service: demo\n  command: "true"\n'
+FOREIGN_CRD = ("Extra inputs are not permitted", "image builds are not supported yet")
+FOREIGN_CRD_TRIES = 5
 
 
 def services(cached: bool) -> str:
@@ -177,10 +179,17 @@ def one(
     kube: Kube, namespace: str, watch: PodWatch, hand: Hand, shipway_dir: Path, hand_dir: Path,
     name: str, cached: bool,
 ) -> Sample:  # fmt: skip
-    pipeline = shipway_run(kube, namespace, shipway_dir, name)
-    body = wait_pipeline(kube, namespace, pipeline)
+    for _ in range(FOREIGN_CRD_TRIES):
+        # On a shared cluster another branch's CRD may be in place: it refuses or alters the
+        # Pipeline (not a figure of this build); put this tree's back and run again.
+        kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+        pipeline = shipway_run(kube, namespace, shipway_dir, name)
+        body = wait_pipeline(kube, namespace, pipeline)
+        message = str(body["status"].get("message"))
+        if not any(sign in message for sign in FOREIGN_CRD):
+            break
     if body["status"]["phase"] != "Succeeded":
-        raise RuntimeError(f"{pipeline} {body['status']['phase']}: {body['status'].get('message')}")
+        raise RuntimeError(f"{pipeline} {body['status']['phase']}: {message}")
     shipway_s, gap = measured(watch, pipeline)
     build = body["status"]["builds"][0]
     hand_s, _ = hand.build(hand_dir, cached)
