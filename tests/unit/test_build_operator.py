@@ -205,3 +205,19 @@ def test_push_pods_run_the_local_crane_and_trust_the_cluster_ca_with_no_settings
     assert given.push == PushConfig(image="crane:mine", ca_config_map="ca")
     assert asyncio.run(discover_push(_local(), given.push)) == given.push
     assert asyncio.run(discover_push(Cluster(set()), PushConfig())) == PushConfig()
+
+
+def test_the_local_names_are_localkubes() -> None:
+    """The operator cannot import hack/localkube (it is not shipped): its copies of the local
+    cluster's names must stay what localkube deploys."""
+    from localkube import buildkit, buildkit_images, config
+
+    assert LOCAL.builder == buildkit.ADDRESS
+    assert (LOCAL.builder_namespace, LOCAL.builder_service) == (buildkit.NAMESPACE, buildkit.NAME)
+    assert (LOCAL.client_namespace, LOCAL.client_secret) == (
+        buildkit.CLIENT_NAMESPACE,
+        buildkit.CLIENT_SECRET,
+    )
+    assert LOCAL.client_image == buildkit_images.BUILDCTL_IMAGE
+    assert LOCAL.registry_service == config.REGISTRY_SERVICE
+    assert LOCAL.registry == config.REGISTRY_HOST
