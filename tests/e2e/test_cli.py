@@ -310,11 +310,12 @@ def test_unknown_pipeline_and_invalid_file_exit_2(k: Kubectl, tmp_path: Path) ->
     missing = shipway(k.namespace, "status", "no-such-pipeline")
     assert missing.returncode == 2
     assert "pipeline 'no-such-pipeline' not found" in missing.stderr
-    (tmp_path / "codeship-services.yml").write_text("app:\n  build: .\n")
+    (tmp_path / "codeship-services.yml").write_text("app:\n  image: busybox\n  add_docker: true\n")
     (tmp_path / "codeship-steps.yml").write_text("- service: app\n  command: make\n")
     refused = shipway(k.namespace, "run", "--dir", str(tmp_path))
     assert refused.returncode == 2
-    assert "app.build: image builds are not supported yet" in refused.stderr
+    assert "app.add_docker" in refused.stderr
+    assert "no Docker daemon in step pods" in refused.stderr
     assert k.json("get", "pipelines")["items"] == []
 
 
