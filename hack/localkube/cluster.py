@@ -22,7 +22,18 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from localkube import addons, build, cleanup, config, host, imageset, mirror, pki, registry
+from localkube import (
+    addons,
+    authregistry,
+    build,
+    cleanup,
+    config,
+    host,
+    imageset,
+    mirror,
+    pki,
+    registry,
+)
 from localkube.components import (
     Layout,
     apiserver_argv,
@@ -180,6 +191,7 @@ def _up(paths: Paths, *, build_all: bool) -> None:
     )  # fmt: skip
     addons.ensure_dns(paths)
     addons.ensure_registry(paths, lay.pki)
+    authregistry.ensure(paths)  # where push steps push in the e2e tests and the demo
     mirror.push_all(paths)
     if build_all:  # BuildKit (issue #14): rendered from the chart, so it needs helm (not core)
         from localkube import buildkit

@@ -138,20 +138,25 @@ def ensure(pki_dir: Path, node_ip: str, hostname: str) -> Pki:
         if not (pki.crt(ca).exists() and pki.key(ca).exists()):
             _make_ca(pki, ca, cn)
     for spec in specs:
-        stamp = pki_dir / f"{spec.name}.spec"
-        if (
-            pki.crt(spec.name).exists()
-            and pki.key(spec.name).exists()
-            and stamp.exists()
-            and stamp.read_text() == spec.fingerprint()
-        ):
-            continue
-        _issue(pki, spec)
-        stamp.write_text(spec.fingerprint())
+        ensure_cert(pki, spec)
     if not (pki.sa_key.exists() and pki.sa_pub.exists()):
         _new_key(pki.sa_key)
         run(["openssl", "pkey", "-in", str(pki.sa_key), "-pubout", "-out", str(pki.sa_pub)])
     return pki
+
+
+def ensure_cert(pki: Pki, spec: CertSpec) -> None:
+    """Issue ``spec`` unless its certificate is there and says what it should."""
+    stamp = pki.dir / f"{spec.name}.spec"
+    if (
+        pki.crt(spec.name).exists()
+        and pki.key(spec.name).exists()
+        and stamp.exists()
+        and stamp.read_text() == spec.fingerprint()
+    ):
+        return
+    _issue(pki, spec)
+    stamp.write_text(spec.fingerprint())
 
 
 def _new_key(path: Path) -> None:

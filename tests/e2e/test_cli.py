@@ -154,9 +154,10 @@ def test_run_a_codeship_project_streams_logs_in_order_and_exits_0(
     lines = step_lines(result.stdout)
     # the directory is uploaded first (the workspace is the project, as in jet steps)
     assert lines[0] == "(step: upload)"
-    assert lines[1].startswith("(step: upload) received 2 files")
-    assert lines[2] == "(step: upload) success ✔"
-    lines = lines[3:]
+    assert lines[1].startswith("(step: upload) waiting for the upload")
+    assert lines[2].startswith("(step: upload) received 2 files")
+    assert lines[3] == "(step: upload) success ✔"
+    lines = lines[4:]
     # the serial step: header, its lines in order, then its result; all before the group
     assert lines[:5] == [
         "(step: write)",
@@ -309,11 +310,12 @@ def test_unknown_pipeline_and_invalid_file_exit_2(k: Kubectl, tmp_path: Path) ->
     missing = shipway(k.namespace, "status", "no-such-pipeline")
     assert missing.returncode == 2
     assert "pipeline 'no-such-pipeline' not found" in missing.stderr
-    (tmp_path / "codeship-services.yml").write_text("app:\n  build: .\n")
+    (tmp_path / "codeship-services.yml").write_text("app:\n  image: busybox\n  add_docker: true\n")
     (tmp_path / "codeship-steps.yml").write_text("- service: app\n  command: make\n")
     refused = shipway(k.namespace, "run", "--dir", str(tmp_path))
     assert refused.returncode == 2
-    assert "app.build: image builds are not supported yet" in refused.stderr
+    assert "app.add_docker" in refused.stderr
+    assert "no Docker daemon in step pods" in refused.stderr
     assert k.json("get", "pipelines")["items"] == []
 
 

@@ -311,15 +311,14 @@ def interrupt_upload(k: Kubectl, project: Path, sig: int) -> tuple[str, str, dic
         )
         assert proc.stdout is not None
         name = created_name(proc.stdout.readline())
-        receiver = f"{name}-source-upload"
+        selector = f"shipway.dev/pipeline={name},shipway.dev/step=source"
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            found = k.run("get", "pod", receiver, "-o", "json", check=False)
-            statuses = (
-                json.loads(found.stdout or "{}").get("status", {}).get("containerStatuses", [])
-            )
+        while True:
+            found = k.json("get", "pods", "-l", selector)["items"]
+            statuses = [c for p in found for c in p.get("status", {}).get("containerStatuses", [])]
             if any("running" in c.get("state", {}) for c in statuses):
                 break
+            assert time.monotonic() < deadline, "the upload receiver never ran"
             time.sleep(0.2)
         time.sleep(2)
         proc.send_signal(sig)

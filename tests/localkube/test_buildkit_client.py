@@ -143,12 +143,13 @@ def test_a_refused_certificate_is_final_and_not_retried(run: Run, error: str) ->
 
 def test_an_unreachable_builder_is_waited_for_a_bounded_time(run: Run) -> None:
     started = time.monotonic()
-    proc = run("build", FAKE_CONNECT=REFUSED, BUILDKIT_WAIT="3")
+    # 6 s of waiting leaves room for a retry even when one attempt is slow on a loaded machine
+    proc = run("build", FAKE_CONNECT=REFUSED, BUILDKIT_WAIT="6")
     elapsed = time.monotonic() - started
     assert proc.returncode == 4
     assert "the builder (buildkitd at tcp://shipway-buildkitd" in proc.stderr
-    assert "gave up waiting for the builder after 3s" in proc.stderr
-    assert 2.5 < elapsed < 12
+    assert "gave up waiting for the builder after 6s" in proc.stderr
+    assert 5 < elapsed < 60  # bounded: it gives up, not hangs
     assert len(run.calls.read_text().splitlines()) >= 2  # it did retry
     assert run.builds() == []
 

@@ -63,10 +63,12 @@ def pod(
     message: str | None = None,
     owner_uid: str = REF.uid,
     unschedulable: str | None = None,
+    waiting_message: str | None = None,
 ) -> PodView:
     """A step pod as the API server would show it, summarised by the real pod_view."""
     if waiting is not None:
-        state: dict[str, Any] = {"waiting": {"reason": waiting, "message": f"{waiting} detail"}}
+        detail = waiting_message or f"{waiting} detail"
+        state: dict[str, Any] = {"waiting": {"reason": waiting, "message": detail}}
     elif exit_code is not None:
         state = {
             "terminated": {

@@ -25,7 +25,7 @@ ENV = {
     "SHIPWAY_REGISTRY_URL": "registry.example.com/ci/",
     "SHIPWAY_BUILDKIT_ADDR": "tcp://buildkitd.builds.svc:1234",
     "SHIPWAY_BUILDKIT_CLIENT_SECRET": "shipway-buildkit-client",
-    "SHIPWAY_OPERATOR_NAMESPACE": "shipway",
+    "SHIPWAY_NAMESPACE": "shipway",
     "SHIPWAY_BUILDKIT_WAIT": "30s",
 }
 
@@ -190,6 +190,21 @@ def test_the_certificate_is_read_once_then_reused() -> None:
     for uid in ("a", "b"):
         assert asyncio.run(secrets.ensure(PipelineRef("p", "ci", uid))) is None
     assert reads == [LOCAL.client_secret]
+
+
+def test_push_pods_run_the_local_crane_and_trust_the_cluster_ca_with_no_settings() -> None:
+    from localkube.imageset import CRANE_IMAGE
+    from shipway.controller.builder import discover_push
+    from shipway.controller.config import pod_options
+    from shipway.engine.pushpods import PushConfig
+
+    assert LOCAL.push_image == CRANE_IMAGE
+    found = asyncio.run(discover_push(_local(), PushConfig()))
+    assert found == PushConfig(image=CRANE_IMAGE, ca_config_map="kube-root-ca.crt")
+    given = pod_options({"SHIPWAY_PUSH_IMAGE": "crane:mine", "SHIPWAY_PUSH_CA_CONFIGMAP": "ca"})
+    assert given.push == PushConfig(image="crane:mine", ca_config_map="ca")
+    assert asyncio.run(discover_push(_local(), given.push)) == given.push
+    assert asyncio.run(discover_push(Cluster(set()), PushConfig())) == PushConfig()
 
 
 def test_the_local_names_are_localkubes() -> None:

@@ -307,8 +307,9 @@ def test_convert_reports_every_error_and_exits_2(
     captured = capsys.readouterr()
     assert captured.out == ""
     errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    # the build itself is fine (built in the cluster): the encrypted file and the push are not
-    assert [e.split(": ")[2] for e in errors] == ["app.encrypted_env_file", "[0].type"]
+    # the build itself is fine (built in the cluster): the encrypted file (no key) and the
+    # push without image_name are not
+    assert [e.split(": ")[2] for e in errors] == ["app.encrypted_env_file", "[0].image_name"]
     assert captured.err.splitlines()[-1] == "shipway: 2 problem(s): no Pipeline written"
 
 

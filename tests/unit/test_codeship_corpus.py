@@ -25,18 +25,15 @@ from shipway.codeship import (
 CORPUS = Path(__file__).resolve().parents[1] / "codeship_examples"
 
 # The limits, as the messages name them.
-ENCRYPTED_ARGS = "encrypted build args cannot be used yet"
-"""Until the push issue decrypts them into Secrets (20)."""
-PUSH = "push steps are not supported yet"
-"""Until `type: push` exists (16, 19)."""
 NO_DAEMON = "no Docker daemon in step pods"
 """A documented limit: add_docker, docker:dind, the host's docker.sock (08, 14)."""
-NO_KEY = "encrypted files cannot be used"
-"""No AES key: the top level's files are encrypted with Codeship's unpublished project key."""
+NO_KEY = "need the project's AES key"
+"""No AES key: 20's args and the top level's files are encrypted with Codeship's unpublished
+project key (variables, build args and registry credentials alike)."""
 NO_FILES = "none of codeship-services.yml, docker-compose.yml found"
 """17.caching is only a README (deprecated by Codeship)."""
 
-LIMITS = (ENCRYPTED_ARGS, PUSH, NO_DAEMON, NO_KEY)
+LIMITS = (NO_DAEMON, NO_KEY)
 DEPRECATED, IGNORED, NOTE = WarningKind.DEPRECATED, WarningKind.IGNORED, WarningKind.NOTE
 
 
@@ -64,11 +61,10 @@ EXPECTED: dict[str, Converts | Refused] = {
             "08builder.add_docker": NO_DAEMON,
             "11busybox.encrypted_env_file": NO_KEY,
             "19dockercfg_generator.encrypted_env_file": NO_KEY,
-            "20buildargs.build.encrypted_args_file": ENCRYPTED_ARGS,
-            "20buildargs.build.encrypted_args": ENCRYPTED_ARGS,
+            "20buildargs.build.encrypted_args_file": NO_KEY,
+            "20buildargs.build.encrypted_args": NO_KEY,
             "adddocker.add_docker": NO_DAEMON,
-            "[13].type": PUSH,
-            "[15].type": PUSH,
+            "[13].encrypted_dockercfg_path": NO_KEY,
         }
     ),
     "01.dockerfile": Converts(old_dockerfile_path("demodockerfile")),
@@ -85,7 +81,10 @@ EXPECTED: dict[str, Converts | Refused] = {
     "11.encrypted-aes": Converts((("checker.encrypted_env_file", NOTE),), secrets=1),
     "14.add_docker": Refused({"adddocker.add_docker": NO_DAEMON}),
     "15.parallel-output-to-volume": Converts(),
-    "16.docker_push": Refused({"[1].type": PUSH}),
+    # the push converts; localhost:5000 in a pod is the pod itself (a note says so)
+    "16.docker_push": Converts(
+        (*old_dockerfile_path("demo"), ("registry.ports", IGNORED), ("[1].image_name", NOTE))
+    ),
     "17.caching": Refused({"": NO_FILES}),
     "18.load-balancer": Converts(
         (
@@ -94,12 +93,17 @@ EXPECTED: dict[str, Converts | Refused] = {
             *old_dockerfile_path("lb", "test"),
         )
     ),
-    "19.dockercfg-service": Refused({"[1].type": PUSH}),
+    # dockercfg_service runs the (built) generator before the push, as Codeship does
+    "19.dockercfg-service": Converts(
+        (
+            *old_dockerfile_path("demo"),
+            ("registry.ports", IGNORED),
+            *old_dockerfile_path("dockercfg_generator"),
+            ("[1].image_name", NOTE),
+        )
+    ),
     "20.build-args": Refused(
-        {
-            "app.build.encrypted_args": ENCRYPTED_ARGS,
-            "app.build.encrypted_args_file": ENCRYPTED_ARGS,
-        }
+        {"app.build.encrypted_args": NO_KEY, "app.build.encrypted_args_file": NO_KEY}
     ),
     "22.working_dir": Converts(),
     "23.depends_on": Converts(),
@@ -164,7 +168,9 @@ def test_the_corpus_summary() -> None:
         "10.lots-of-parallel",
         "11.encrypted-aes",
         "15.parallel-output-to-volume",
+        "16.docker_push",
         "18.load-balancer",
+        "19.dockercfg-service",
         "22.working_dir",
         "23.depends_on",
         "24.healthchecks",

@@ -196,12 +196,12 @@ def test_codeship_documented_ignored_keys_are_in_the_ignored_table() -> None:
         (
             {"build": {"encrypted_args": "abc=="}},
             "app.build.encrypted_args",
-            ["Secret", "argsFrom", "BuildKit secret"],
+            ["AES key", "--aes-key"],
         ),
         (
             {"image": "busybox", "encrypted_env_file": "env.encrypted"},
             "app.encrypted_env_file",
-            ["Secret", "envFrom", "--env-secret"],
+            ["AES key", "--aes-key", "Secret", "envFrom", "--env-secret"],
         ),
         (
             {"image": "busybox", "encrypted_environment": ["abc=="]},

@@ -179,7 +179,8 @@ def test_services_on_a_parallel_group_is_one_serial_group_per_service() -> None:
 
 
 def test_services_on_a_serial_group_runs_the_services_one_after_the_other() -> None:
-    pipeline = compiled(FAN_OUT_SERIAL, ci={"branch": "master"})
+    pipeline = compiled(FAN_OUT_SERIAL, ci={"branch": "master"}, dockercfg_secret="regcred")
+    assert {r.pull_secret for r in pipeline.runs} == {"regcred"}
     # Codeship's documented equivalent: foo one, foo two, bar one, bar two, in order
     assert [(r.command, r.service) for r in pipeline.runs] == [
         (("echo", "one"), "foo"),
@@ -346,8 +347,19 @@ def test_on_fail_steps_on_steps_and_groups_are_kept() -> None:
     [
         (
             [{"type": "push", "service": "app", "image_name": "quay.io/x/y", "image_tag": "v1"}],
-            "[0].type",
-            "push steps are not supported yet",
+            "[0].service",
+            "a push step pushes the image built for its service, and 'app' has no build",
+        ),
+        (
+            [{"type": "push", "service": "app", "image_name": "x/y", "command": "true"}],
+            "[0].command",
+            "a push step has no command",
+        ),
+        (
+            [{"service": "app", "command": "x", "encrypted_dockercfg_path": "cfg.encrypted"}],
+            "[0].encrypted_dockercfg_path",
+            "need the project's AES key (--aes-key FILE, or codeship.aes in the project "
+            "directory), or a dockerconfigjson Secret that holds them: --dockercfg-secret NAME",
         ),
         (
             [{"name": "Manual Approval", "type": "manual", "steps": [{"service": "app"}]}],
@@ -401,10 +413,7 @@ def test_duplicate_names_are_reported_against_the_steps_file() -> None:
 
 
 def test_every_step_key_is_in_the_table_with_a_handling() -> None:
-    assert {k for k, r in STEP_KEYS.items() if r.handling is Handling.IGNORED} == {
-        "encrypted_dockercfg_path",
-        "dockercfg_service",
-    }
+    assert {k for k, r in STEP_KEYS.items() if r.handling is Handling.IGNORED} == set()
 
 
 # -- the manifest -------------------------------------------------------------------------------

@@ -12,13 +12,15 @@ from typing import Any
 import pytest
 
 from shipway.models import PipelinePhase, PipelineStatus, StepAttempt, StepPhase, StepStatus
-from shipway.models.status import MESSAGE_BYTES, clip, json_size
+from shipway.models.status import MESSAGE_BYTES, BuildStatus, clip, json_size
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import (
+    BUILD_BYTES,
     ETCD_OBJECT_BYTES,
     MAX_DEPTH,
     MAX_NESTING,
+    PUSH_BYTES,
     TooDeepToReadError,
     read_deep,
     worst_status_bytes,
@@ -166,41 +168,81 @@ def test_every_status_field_is_bounded() -> None:
         *("id", "name", "group", "service", "on_fail_of"),  # from the spec
         *("phase", "pod", "attempt", "exit_code", "created_at", "started_at", "finished_at"),
         *("reason", "message"),  # clipped
+        *("image", "digest"),  # clipped, counted for push steps (PUSH_BYTES)
         "attempts",  # at most retries
     }
     assert set(StepAttempt.model_fields) == {
         *("attempt", "pod", "phase", "exit_code", "reason", "message"),
         *("created_at", "started_at", "finished_at"),
     }
+    assert set(BuildStatus.model_fields) == {
+        "service",  # from the spec
+        *("phase", "pod", "created_at", "started_at", "finished_at"),
+        *("cached_steps", "total_steps"),  # numbers
+        *("reason", "message", "image", "digest"),  # clipped
+    }
     assert set(PipelineStatus.model_fields) == {
         *("phase", "progress", "current_step", "message", "started_at", "finished_at"),
-        *("node_name", "observed_generation", "conditions", "steps"),
-        *("source", "builds"),  # every text clipped: SOURCE_BYTES, BUILD_BYTES per build
+        *("node_name", "observed_generation", "conditions", "steps", "source"),
+        "builds",  # one per service with build (BUILD_BYTES each)
     }
 
 
-def test_a_builds_status_entry_is_bounded_and_keeps_buildkits_last_line() -> None:
-    """BuildKit's lines are clipped from their start: the error at their end stays."""
-    from shipway.models import BuildStatus
-    from shipway.spec.limits import BUILD_BYTES
-
-    lines = _hostile(50_000) + "\nerror: failed to solve: exit code: 1"
-    build = BuildStatus(
-        service="demo",
+def test_push_and_build_entries_stay_within_the_estimate() -> None:
+    """A push step's image and digest and a build's entry, however long what the pods
+    report, fit what limits counts for them; a run step is not charged for them."""
+    raw = {
+        "services": {"app" * 20: {"build": "."}},
+        "steps": [
+            {"name": "test", "service": "app" * 20, "command": "true"},
+            {
+                "name": "push",
+                "type": "push",
+                "service": "app" * 20,
+                "image_name": "registry.example/team/app",
+                "dockercfgSecret": "creds",
+            },
+        ],
+        "source": {"upload": {}},
+    }
+    test_run, push_run = compile_pipeline(raw).runs
+    hostile = {"reason": _hostile(5000), "message": _hostile(100_000)}
+    times = {"started_at": "2026-11-27T12:00:00Z", "finished_at": "2026-11-27T12:00:00Z"}
+    push = StepStatus(
+        id=push_run.id,
+        name=push_run.name,
+        service=push_run.service,
         phase=StepPhase.FAILED,
         pod="p" * 63,
-        reason=_hostile(5000),
-        message=lines,
-        image="r" * 5000,
-        digest="sha256:" + "a" * 64,
-        created_at="2026-11-27T12:00:00Z",
-        started_at="2026-11-27T12:00:00Z",
-        finished_at="2026-11-27T12:00:00Z",
-        cached_steps=3,
-        total_steps=7,
+        exit_code=-(2**31),
+        image=_hostile(100_000),
+        digest=_hostile(10_000),
+        **hostile,
+        **times,
     )
-    assert build.message is not None
-    assert build.message.endswith("error: failed to solve: exit code: 1")
-    assert build.message.startswith("\u2026")
-    written = json.dumps(build.model_dump(mode="json", by_alias=True, exclude_none=True))
-    assert len(written.encode()) <= BUILD_BYTES
+    build = BuildStatus(
+        service=push_run.service,
+        phase=StepPhase.FAILED,
+        pod="p" * 63,
+        image=_hostile(100_000),
+        digest=_hostile(10_000),
+        cached_steps=2**40,
+        total_steps=2**40,
+        **hostile,
+        **times,
+    )
+    status = PipelineStatus(phase=PipelinePhase.FAILED, steps=[push], builds=[build])
+    written = json.dumps(status.model_dump(mode="json", by_alias=True, exclude_none=True))
+    assert len(written.encode()) <= worst_status_bytes([push_run], [push_run.service])
+    assert worst_status_bytes([push_run]) - worst_status_bytes([test_run]) >= PUSH_BYTES
+    without = worst_status_bytes([test_run, push_run])
+    assert worst_status_bytes([test_run, push_run], ["app"]) == without + BUILD_BYTES + 3
+
+
+def test_the_size_error_counts_the_builds() -> None:
+    raw = spec(_steps(1000, 9))
+    raw["services"]["a"] = {"build": "."}
+    raw["source"] = {"upload": {}}
+    (error,) = _errors(raw)
+    assert error.startswith("spec.steps: the status of 1000 run steps (10000 attempts")
+    assert "with the retries of 1000) and 1 builds could reach" in error

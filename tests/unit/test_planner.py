@@ -252,6 +252,26 @@ def test_a_missing_image_fails_the_step_after_the_grace_period() -> None:
     assert later.stop == ("demo-4a49a-1-write-artifact",)
 
 
+def test_a_pull_throttled_by_the_kubelet_waits_past_the_grace_period() -> None:
+    """25 parallel steps of an image tagged latest (pulled every time) meet the kubelet's pull
+    rate limit: it pulls again by itself, so the step waits its turn instead of failing."""
+    first = run(WALKTHROUGH)
+    throttled = pod(
+        "demo-4a49a-1-write-artifact",
+        "1",
+        phase="Pending",
+        waiting="ErrImagePull",
+        waiting_message="pull QPS exceeded",
+        created=-120,
+    )
+    later = run(WALKTHROUGH, first.status, [throttled], settings=Settings(start_grace=60))
+    waiting = step(later.status, "write artifact")
+    assert waiting.phase == StepPhase.RUNNING
+    assert waiting.message == "pull QPS exceeded"
+    assert later.stop == ()
+    assert later.requeue_after == 5
+
+
 def test_an_invalid_image_name_fails_at_once() -> None:
     first = run(WALKTHROUGH)
     stuck = pod(

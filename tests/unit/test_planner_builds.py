@@ -67,6 +67,16 @@ def run(
     return plan(REF, compiled(raw), status or CHECKED_OUT, pods or [], NOW, Settings(build=config))
 
 
+OWNER = {
+    "apiVersion": "shipway.dev/v1alpha1",
+    "kind": "Pipeline",
+    "name": REF.name,
+    "uid": REF.uid,
+    "controller": True,
+}
+"""The controller reference of the pipeline's own pods (others are not its)."""
+
+
 def build_pod(
     name: str, service: str, *, rc: int | None = None, message: str = "", created: float = -30
 ) -> PodView:
@@ -97,15 +107,7 @@ def build_pod(
                     "shipway.dev/attempt": "0",
                 },
                 "annotations": {"kubectl.kubernetes.io/default-container": "build"},
-                "ownerReferences": [
-                    {
-                        "apiVersion": "shipway.dev/v1alpha1",
-                        "kind": "Pipeline",
-                        "name": REF.name,
-                        "uid": REF.uid,
-                        "controller": True,
-                    }
-                ],
+                "ownerReferences": [OWNER],
             },
             "spec": {"nodeName": "node-1", "activeDeadlineSeconds": 3600},
             "status": {

@@ -105,7 +105,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             _with("services.demo.image", None),
             "spec.services.demo.image: a service needs image or build",
         ),
-        (_with("steps.0.type", "push"), "type: push is not supported yet"),
+        (_with("steps.0.type", "manual"), "type: manual is not supported yet"),
         (_with("steps.0.tag", "^release/("), "spec.steps[0].tag: invalid regular expression"),
         (_with("steps.0.command", "echo 'open"), "spec.steps[0].command: No closing quotation"),
         (_with("steps.0.command", 42), "spec.steps[0].command"),

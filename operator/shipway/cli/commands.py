@@ -55,6 +55,12 @@ def register(sub: Any) -> None:
     )
     con.add_argument("--namespace", help="set metadata.namespace")
     con.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    con.add_argument(
+        "--secrets",
+        metavar="FILE",
+        help="write the Secrets of decrypted files (--aes-key) there, mode 0600; never to "
+        "standard output",
+    )
     con.set_defaults(func=cmd_convert)
 
     add_source_flags(con, run=False)
@@ -70,6 +76,11 @@ def register(sub: Any) -> None:
     )
     run.add_argument("-d", "--detach", action="store_true", help="return once created")
     run.add_argument("--no-logs", action="store_true", help="progress and results only")
+    run.add_argument(
+        "--push",
+        action="store_true",
+        help="run push steps (like jet steps --push); without it they are skipped",
+    )
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", parents=[conn], help="a Pipeline's groups and steps")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -13,12 +14,14 @@ import yaml
 from shipway.cli.common import OK, UNUSABLE, CommandError, err
 from shipway.cli.source import SourceError, git_source
 from shipway.codeship import (
+    Conversion,
     ConversionError,
     ConversionWarning,
     FileError,
     Options,
     convert_directory,
     default_name,
+    read_aes_key,
 )
 from shipway.models import CIContext
 
@@ -69,6 +72,18 @@ def conversion_flags() -> argparse.ArgumentParser:
         metavar="SERVICE=SECRET",
         help="a Secret standing in for a service's encrypted environment (repeatable)",
     )
+    group.add_argument(
+        "--aes-key",
+        metavar="FILE",
+        help="the project's AES key, to decrypt Codeship's encrypted files into Secrets "
+        "(default: codeship.aes in --dir, as jet reads it)",
+    )
+    group.add_argument(
+        "--dockercfg-secret",
+        metavar="NAME",
+        help="a kubernetes.io/dockerconfigjson Secret: the registry credentials of push steps "
+        "that name none, standing in for every encrypted_dockercfg_path and dockercfg_service",
+    )
     group.add_argument("-q", "--quiet", action="store_true", help="do not print warnings")
     ci = parent.add_argument_group("build context (spec.ci)")
     for field, help_text in CI_FLAGS.items():
@@ -118,8 +133,14 @@ def convert(
     generate_name: bool,
     namespace: str | None,
     upload: bool = False,
-) -> Any:
+) -> Conversion:
+    """The Codeship files converted (the Pipeline and the Secrets of decrypted files), or a
+    CommandError after printing every problem: nothing is created before this succeeds."""
     directory = Path(args.dir or ".")
+    try:
+        aes_key = read_aes_key(directory, args.aes_key)
+    except FileError as exc:
+        raise CommandError(str(exc)) from None
     source, learnt = source_flags(args, directory, upload)
     options = Options(
         name=args.name or default_name(directory),
@@ -129,6 +150,8 @@ def convert(
         prebuilt=args.prebuilt,
         env_secrets=_env_secrets(args.env_secret),
         source=source,
+        aes_key=aes_key,
+        dockercfg_secret=args.dockercfg_secret,
     )
     try:
         conversion = convert_directory(
@@ -145,20 +168,46 @@ def convert(
             print(f"error: {error}", file=sys.stderr)
         raise CommandError(f"{len(exc.errors)} problem(s): no Pipeline written") from None
     _print_warnings(conversion.warnings, args.quiet)
-    return conversion.manifest
+    return conversion
+
+
+def write_secrets(path: str, secrets: tuple[dict[str, Any], ...]) -> None:
+    """The Secrets of decrypted files, readable by the user only (they hold the plaintext)."""
+    text = yaml.safe_dump_all(secrets, sort_keys=False, width=100)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as file:
+            file.write(text)
+    except OSError as exc:
+        raise CommandError(f"{path}: {exc.strerror or exc}") from None
 
 
 def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
     try:
-        manifest = convert(
+        conversion = convert(
             args,
             generate_name=args.generate_name,
             namespace=args.namespace,
             upload=args.upload,
         )
+        if conversion.secrets and args.secrets:
+            write_secrets(args.secrets, conversion.secrets)
     except CommandError as exc:
         err(str(exc))
         return UNUSABLE
+    count = len(conversion.secrets)
+    if count and args.secrets:
+        err(
+            f"wrote {count} Secret(s) to {args.secrets} (mode 0600): they hold the decrypted "
+            "values, base64-encoded, not encrypted; apply them before the Pipeline"
+        )
+    elif count:
+        err(
+            f"{count} Secret(s) of decrypted files were not written (the Pipeline refers to "
+            "them): give --secrets FILE, or use shipway run, which creates them"
+        )
+    manifest = conversion.manifest
     if args.output == "json":
         out.write(json.dumps(manifest, indent=2) + "\n")
     else:

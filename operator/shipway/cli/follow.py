@@ -33,6 +33,7 @@ from shipway.engine.buildpods import CONTAINER as BUILD_CONTAINER
 from shipway.engine.buildpods import summary
 from shipway.engine.naming import container_name
 from shipway.engine.objects import Manifest
+from shipway.engine.pushpods import CONTAINER as PUSH_CONTAINER
 from shipway.models import StepStatus
 
 RETRY_SECONDS = 0.5
@@ -324,8 +325,11 @@ class Follower:
 
 
 def log_container(step: StepStatus) -> str:
-    """The container whose log is the step's: the service's, or a build pod's ``build``."""
-    return BUILD_CONTAINER if is_build(step) else container_name(step.service)
+    """The container whose log is the step's: the service's, a build pod's ``build``, or a
+    push step's ``push`` (a push step's status names its target from the start)."""
+    if is_build(step):
+        return BUILD_CONTAINER
+    return PUSH_CONTAINER if step.image else container_name(step.service)
 
 
 def _attempt_view(stream: _Stream) -> StepStatus:

@@ -161,7 +161,9 @@ def step_detail(step: StepStatus) -> str:
     if is_build(step) and step.message:
         return summary(step.message)
     if step.phase == StepPhase.SUCCEEDED:
-        return f"after {len(step.attempts) + 1} attempts" if step.attempts else ""
+        retried = f"after {len(step.attempts) + 1} attempts" if step.attempts else ""
+        pushed = f"pushed {step.image} ({step.digest})" if step.digest else ""
+        return " · ".join(part for part in (pushed, retried) if part)
     if step.phase in (StepPhase.FAILED, StepPhase.CANCELLED):
         return step.message or step.reason or ""
     if step.phase == StepPhase.SKIPPED:

@@ -80,13 +80,33 @@ def prepare_manifest(
     }
 
 
-def _validate(manifest: Mapping[str, Any]) -> None:
+def _validate(manifest: Mapping[str, Any]) -> int:
+    """Check the Pipeline as the operator will; the number of its push steps."""
     try:
-        compile_pipeline(manifest.get("spec"))
+        compiled = compile_pipeline(manifest.get("spec"))
     except InvalidSpecError as exc:
         for error in exc.errors:
             print(f"error: {error}", file=sys.stderr)
         raise CommandError("the Pipeline is invalid: nothing was created") from None
+    return sum(1 for run in compiled.runs if run.push is not None and run.enabled)
+
+
+def _create(api: Any, manifest: dict[str, Any], secrets: tuple[dict[str, Any], ...]) -> Any:
+    """The Secrets of decrypted files, then the Pipeline, which then owns them; a Pipeline
+    that cannot be created leaves no new Secret behind."""
+    from shipway.cli.secrets import create_secrets, delete_secrets, own_secrets, owner_of
+
+    if not secrets:
+        return api.create(manifest)
+    made = create_secrets(api.core, api.namespace, secrets)
+    try:
+        created = api.create(manifest)
+    except BaseException:
+        delete_secrets(api.core, api.namespace, made)
+        raise
+    names = [str(secret["metadata"]["name"]) for secret in secrets]
+    own_secrets(api.core, api.namespace, names, owner_of(created))
+    return created
 
 
 @contextmanager
@@ -158,6 +178,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
             "use either -f or the Codeship files (--dir, --services-path, --steps-path)"
         )
     upload: Path | None = None
+    secrets: tuple[dict[str, Any], ...] = ()
     if args.filename:
         manifest = _manifest_file(args.filename)
         manifest, upload, learnt = _file_source(args, manifest)
@@ -165,7 +186,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         if args.source:
             raise CommandError("--source goes with -f; --dir uploads its own directory")
         wants_upload = not args.no_upload and not git_flags_given(args)
-        manifest = convert(args, generate_name=True, namespace=None, upload=wants_upload)
+        conversion = convert(args, generate_name=True, namespace=None, upload=wants_upload)
+        manifest, secrets = conversion.manifest, conversion.secrets
         upload, learnt = (Path(args.dir or ".") if wants_upload else None), {}
     try:  # an unreadable directory: nothing is created
         entries = list_tree(upload) if upload is not None else None
@@ -177,8 +199,9 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     if file_ns and args.namespace and file_ns != args.namespace:
         raise CommandError(f"the manifest is for namespace {file_ns!r}, not {args.namespace!r}")
     manifest["metadata"].pop("namespace", None)
-    _validate(manifest)
-    created = api.create(manifest)
+    manifest["spec"]["push"] = bool(args.push)
+    pushes = _validate(manifest)
+    created = _create(api, manifest, secrets)
     name = created["metadata"]["name"]
     style = style_for(out)
     if args.detach and upload is None:
@@ -188,6 +211,8 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     notes = sys.stderr if args.detach else out
     printer = Printer(notes, live(notes))
     printer.line(f"shipway: pipeline {api.namespace}/{name} created")
+    if pushes and not args.push:
+        printer.line(f"shipway: {pushes} push step(s) will be skipped: add --push to push")
     follower = Follower(api, name, printer, style, logs=not args.no_logs)
     final = created
     with _terminate_as_interrupt():

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
+from shipway.codeship.dockercfg import Dockercfgs
 from shipway.codeship.issues import ConversionError, ConversionWarning
 from shipway.codeship.jetcrypt import JetCryptError, parse_key
 from shipway.codeship.report import Report
@@ -40,11 +41,15 @@ class Options:
     """spec.ci fields (branch, tag, commitId, ...); the build tag comes from tag, else branch."""
     prebuilt: bool = False
     env_secrets: Mapping[str, str] = field(default_factory=dict)
-    source: Mapping[str, Any] | None = None
-    """spec.source: a git checkout or an upload; None leaves the workspace empty."""
     aes_key: bytes | None = field(default=None, repr=False)
     """The project's AES key (codeship.aes, see read_aes_key): encrypted variables become
     Secrets in Conversion.secrets; without it they need env_secrets, as before."""
+    source: Mapping[str, Any] | None = None
+    """spec.source: a git checkout or an upload; None leaves the workspace empty."""
+    dockercfg_secret: str | None = None
+    """A dockerconfigjson Secret (``--dockercfg-secret``): the pipeline's registry credentials
+    (``spec.dockercfgSecret``, what push steps use when they name none), standing in for every
+    encrypted_dockercfg_path and dockercfg_service too."""
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,9 @@ class Conversion:
     manifest: dict[str, Any]
     warnings: tuple[ConversionWarning, ...]
     secrets: tuple[dict[str, Any], ...] = field(default=(), repr=False)
-    """Secret manifests holding decrypted variables (only with Options.aes_key), referenced by
-    the Pipeline's envFrom: create them with the Pipeline, owned by it. Plaintext: never log."""
+    """Secret manifests holding decrypted variables and registry credentials (only with
+    Options.aes_key), referenced by the Pipeline (envFrom, build.argsFrom, dockercfgSecret,
+    imagePullSecrets): create them with the Pipeline, owned by it. Plaintext: never log."""
 
 
 def _metadata(options: Options, report: Report) -> dict[str, Any]:
@@ -94,6 +100,13 @@ def convert(
     options = options or Options()
     report = Report()
     metadata = _metadata(options, report)
+    dockercfgs = Dockercfgs(
+        report,
+        (files or NoFiles()).read_text,
+        options.aes_key,
+        options.name,
+        options.dockercfg_secret,
+    )
     converted = convert_services(
         services_doc,
         services_source,
@@ -102,10 +115,11 @@ def convert(
         ServiceOptions(
             prebuilt=options.prebuilt,
             env_secrets=options.env_secrets,
-            has_source=options.source is not None,
             aes_key=options.aes_key,
             pipeline_name=options.name,
+            has_source=options.source is not None,
         ),
+        dockercfgs,
     )
     services = converted.services
     defined = set(services)
@@ -113,9 +127,13 @@ def convert(
         # steps may name a service that failed to convert: report only the real problem
         inner = services_doc.get("services")
         defined |= {str(k) for k in (inner if isinstance(inner, dict) else services_doc)}
-    stepper = StepConverter(steps_source, defined, report)
+    stepper = StepConverter(steps_source, defined, report, dockercfgs)
     steps = stepper.convert(steps_doc)
     spec: dict[str, Any] = {"services": services, "steps": steps}
+    if converted.pull_secrets:
+        spec["imagePullSecrets"] = [{"name": name} for name in converted.pull_secrets]
+    if options.dockercfg_secret:
+        spec["dockercfgSecret"] = options.dockercfg_secret
     if options.source is not None:
         spec["source"] = dict(options.source)
     ci = _ci(options, report)
@@ -136,7 +154,9 @@ def convert(
         "metadata": metadata,
         "spec": spec,
     }
-    secrets = tuple(secret.manifest(options.namespace) for secret in converted.secrets)
+    secrets = tuple(secret.manifest(options.namespace) for secret in converted.secrets) + tuple(
+        secret.manifest(options.namespace) for secret in dockercfgs.secrets.values()
+    )
     return Conversion(manifest, tuple(report.warnings), secrets)
 
 

@@ -47,18 +47,37 @@ BUILD_NOTE = (
     "every pod of the service runs the image by digest; --prebuilt runs build.image instead"
 )
 ENCRYPTED_ARGS_NOTE = (
-    "encrypted build args cannot be used yet: decrypt them into a Secret (jet decrypt FILE "
-    "args && kubectl create secret generic SECRET --from-env-file=args) and set build.argsFrom: "
-    "[{secretRef: {name: SECRET}}]; the Dockerfile reads each as a BuildKit secret "
-    "(RUN --mount=type=secret,id=KEY,env=KEY), so no value lands in the image's history"
+    "decrypted with the project's AES key (--aes-key, or codeship.aes) into a Secret the build "
+    "reads (build.argsFrom); the Dockerfile reads each as a BuildKit secret "
+    "(RUN --mount=type=secret,id=KEY,env=KEY), not ARG, so no value lands in the image"
 )
+ENCRYPTED_ENV_NOTE = (
+    "decrypted with the project's AES key (--aes-key, or codeship.aes) into a Secret the "
+    "service reads (envFrom); or --env-secret SERVICE=SECRET names a Secret that holds them"
+)
+NEEDS_KEY = "need the project's AES key (--aes-key FILE, or codeship.aes in the project directory)"
+"""How every refusal of encrypted content without a key starts its advice."""
 CACHE_NOTE = (
     "reuse the layers of the project's earlier builds (BuildKit's cache in the cluster's "
     "registry, per project and branch)"
 )
-DOCKERCFG_NOTE = (
-    "registry credentials come from imagePullSecrets of the step pods' ServiceAccount "
-    "(spec.serviceAccountName)"
+DOCKERCFG_PATH_NOTE = (
+    "decrypted with the project's AES key (--aes-key, or codeship.aes) into a "
+    "kubernetes.io/dockerconfigjson Secret: a push step pushes with it (dockercfgSecret), a run "
+    "step's pod pulls with it; or --dockercfg-secret NAME names a Secret that holds it"
+)
+DOCKERCFG_SERVICE_NOTE = (
+    "push steps (and groups, for theirs) run the service before the push, with the file it "
+    "must write the credentials to as its argument, as Codeship does; on a run step it is "
+    "ignored (pods pull with a Secret: encrypted_dockercfg_path or --dockercfg-secret)"
+)
+SERVICE_DOCKERCFG_NOTE = (
+    "decrypted (--aes-key) into a kubernetes.io/dockerconfigjson Secret every step pod pulls "
+    "images with (spec.imagePullSecrets); or --dockercfg-secret NAME"
+)
+SERVICE_GENERATOR_NOTE = (
+    "pods pull their images with a Secret: use encrypted_dockercfg_path or --dockercfg-secret "
+    "(a service cannot write pull credentials at run time)"
 )
 
 SERVICE_KEYS: dict[str, KeyRule] = _table(
@@ -81,18 +100,13 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
     ),
     KeyRule(
         "encrypted_environment",
-        E,
-        "encrypted values cannot be used: decrypt them (jet decrypt), store them in a Secret "
-        "and add envFrom: [{secretRef: {name: SECRET}}] to the service (or convert with "
-        "--env-secret SERVICE=SECRET)",
+        M,
+        ENCRYPTED_ENV_NOTE,
     ),
     KeyRule(
         "encrypted_env_file",
-        E,
-        "encrypted files cannot be used: store the variables in a Secret (jet decrypt FILE env "
-        "&& kubectl create secret generic SECRET --from-env-file=env) and add envFrom: "
-        "[{secretRef: {name: SECRET}}] to the service (or convert with --env-secret "
-        "SERVICE=SECRET)",
+        M,
+        ENCRYPTED_ENV_NOTE,
     ),
     KeyRule("working_dir", M, "the container's working directory"),
     KeyRule(
@@ -114,8 +128,8 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
         M,
         "the branch whose cache a cached build starts from when its own branch has none",
     ),
-    KeyRule("encrypted_dockercfg_path", IGN, DOCKERCFG_NOTE),
-    KeyRule("dockercfg_service", IGN, DOCKERCFG_NOTE),
+    KeyRule("encrypted_dockercfg_path", M, SERVICE_DOCKERCFG_NOTE),
+    KeyRule("dockercfg_service", IGN, SERVICE_GENERATOR_NOTE),
     KeyRule("resources", M, "Shipway extension: Kubernetes requests and limits, kept as is"),
     KeyRule("envFrom", M, "Shipway extension: Secrets and ConfigMaps as variables, kept as is"),
     # Codeship's documented "unavailable features": accepted and ignored by Codeship too.
@@ -186,8 +200,8 @@ BUILD_KEYS: dict[str, KeyRule] = _table(
     KeyRule("path", M, "deprecated spelling of context (warning)"),
     KeyRule("dockerfile_path", M, "deprecated spelling of dockerfile (warning)"),
     KeyRule("args", M, "build args (Dockerfile ARG), a map or KEY=VALUE list"),
-    KeyRule("encrypted_args_file", E, ENCRYPTED_ARGS_NOTE),
-    KeyRule("encrypted_args", E, ENCRYPTED_ARGS_NOTE),
+    KeyRule("encrypted_args_file", M, ENCRYPTED_ARGS_NOTE),
+    KeyRule("encrypted_args", M, ENCRYPTED_ARGS_NOTE),
 )
 
 SERVICES_FILE_KEYS: dict[str, KeyRule] = _table(
@@ -200,8 +214,8 @@ SERVICES_FILE_KEYS: dict[str, KeyRule] = _table(
 )
 
 PUSH_NOTE = (
-    "push steps are not supported yet: push the image from the job that builds it "
-    "(docker push, kaniko --destination, crane push)"
+    "the image built for the step's service, copied by digest (crane) to image_name, tagged "
+    "by image_tag; skipped unless pushes are on (shipway run --push, spec.push)"
 )
 MANUAL_NOTE = (
     "manual approval steps are not supported yet: end this pipeline before the approval and "
@@ -216,7 +230,7 @@ STEP_KEYS: dict[str, KeyRule] = _table(
     KeyRule("name", M, "unique name in status and logs (numbers keep their digits)"),
     KeyRule("service", M, "on a run step, or on a group as the default of its steps"),
     KeyRule("command", M, "split like a shell would, not run through a shell"),
-    KeyRule("type", M, "serial or parallel (matrix: deprecated parallel; push, manual: error)"),
+    KeyRule("type", M, "serial, parallel or push (matrix: deprecated parallel; manual: error)"),
     KeyRule("steps", M, "the group's steps, nested to any depth"),
     KeyRule(
         "services",
@@ -227,8 +241,11 @@ STEP_KEYS: dict[str, KeyRule] = _table(
     KeyRule("tag", M, "build tag filter; regular expression when it contains ^ or $"),
     KeyRule("exclude", M, "build tag filter that wins over tag"),
     KeyRule("on_fail", M, "steps run when the step or group fails"),
-    KeyRule("encrypted_dockercfg_path", IGN, DOCKERCFG_NOTE),
-    KeyRule("dockercfg_service", IGN, DOCKERCFG_NOTE),
+    KeyRule("encrypted_dockercfg_path", M, DOCKERCFG_PATH_NOTE),
+    KeyRule("dockercfg_service", M, DOCKERCFG_SERVICE_NOTE),
+    KeyRule("image_name", M, "push steps: the repository pushed to (no tag)"),
+    KeyRule("image_tag", M, "push steps: the tag, a Codeship template (default latest)"),
+    KeyRule("registry", M, "push steps: the registry, when image_name names none"),
     KeyRule("timeout", M, "Shipway extension: stop the step after this long"),
     KeyRule("retries", M, "Shipway extension: new attempts when the step fails"),
 )
@@ -236,10 +253,10 @@ STEP_KEYS: dict[str, KeyRule] = _table(
 STEP_TYPES: dict[str, KeyRule] = _table(
     KeyRule("serial", M, "a serial group"),
     KeyRule("parallel", M, "a parallel group"),
-    KeyRule("push", E, PUSH_NOTE),
+    KeyRule("push", M, PUSH_NOTE),
     KeyRule("manual", E, MANUAL_NOTE),
     KeyRule("matrix", M, MATRIX_NOTE),
 )
 
 PUSH_STEP_KEYS = ("image_name", "image_tag", "registry")
-"""Keys of a ``type: push`` step; reported through the step's type, not one by one."""
+"""Keys only a ``type: push`` step takes."""

@@ -1,11 +1,13 @@
-"""A service's ``encrypted_environment`` / ``encrypted_env_file`` → ``envFrom`` of a Secret.
+"""A service's ``encrypted_environment`` / ``encrypted_env_file`` → ``envFrom`` of a Secret;
+its build's ``encrypted_args`` / ``encrypted_args_file`` → ``build.argsFrom`` of another.
 
 Two ways, both keeping the plaintext out of the Pipeline: the user names a Secret that already
 holds the variables (``--env-secret SERVICE=SECRET``), or the converter is given the project's
 AES key (``codeship.aes``) and decrypts the files itself into a Secret manifest returned next to
 the Pipeline (:attr:`Conversion.secrets`), for the caller to create.
 
-The Secret's name is ``<pipeline>-<service>-env-<digest>``: the digest is an HMAC of the
+The Secret's name is ``<pipeline>-<service>-env-<digest>`` (``-args-`` for build args): the
+digest is an HMAC of the
 variables under the AES key, so the same files give the same name (re-runs share the Secret,
 which also works for ``generateName`` Pipelines, whose final name is unknown here), changed
 files give a new one, and the name reveals nothing about the values without the key.
@@ -23,12 +25,14 @@ from typing import Any
 
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.jetcrypt import JetCryptError, Variables, decrypt_variables
-from shipway.codeship.keys import SERVICE_KEYS
+from shipway.codeship.keys import NEEDS_KEY
 from shipway.codeship.report import Report, join, scalar_text, string_list, type_name
 from shipway.engine.naming import LABEL_MANAGED_BY, MANAGED_BY, dns_label
 
 ENCRYPTED_KEYS = ("encrypted_environment", "encrypted_env_file")
 """Codeship's order: later sources win (and both win over environment and env_file)."""
+ENCRYPTED_ARGS_KEYS = ("encrypted_args", "encrypted_args_file")
+"""The same for a build's args (inline first, then the file)."""
 LABEL_SERVICE = "shipway.dev/service"
 ANNOTATION_SOURCES = "shipway.dev/decrypted-from"
 DIGEST_CHARS = 10
@@ -62,12 +66,17 @@ class EnvSecret:
         }
 
 
-def secret_name(pipeline: str, service: str, values: Mapping[str, str], key: bytes) -> str:
-    """``<pipeline>-<service>-env-<HMAC of the variables>``, at most 63 characters."""
-    canonical = json.dumps([service, sorted(values.items())], separators=(",", ":"))
+def secret_name(
+    pipeline: str, service: str, values: Mapping[str, str], key: bytes, kind: str = "env"
+) -> str:
+    """``<pipeline>-<service>-<kind>-<HMAC of the variables>``, at most 63 characters."""
+    payload: list[Any] = [service, sorted(values.items())]
+    if kind != "env":  # env Secrets keep the names they had before build args came
+        payload.append(kind)
+    canonical = json.dumps(payload, separators=(",", ":"))
     digest = hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()[:DIGEST_CHARS]
     prefix = f"{dns_label(pipeline, 30)}-{dns_label(service, 16)}"
-    return f"{prefix}-env-{digest}"
+    return f"{prefix}-{kind}-{digest}"
 
 
 @dataclass
@@ -80,9 +89,51 @@ class EncryptedEnvironment:
     report: Report
     read_text: Callable[[str], str]
     """``ProjectFiles.read_text``: the encrypted files, relative to the services file."""
+    keys: tuple[str, str] = ENCRYPTED_KEYS
+    """(inline values, file) of the body: the environment's, or a build's args."""
+    at: str | None = None
+    """Where the body is (default: the service)."""
 
     def where(self, key: str) -> str:
-        return join(self.service, key)
+        return join(self.at or self.service, key)
+
+    def build_args(self, aes_key: bytes | None, pipeline: str) -> EnvSecret | None:
+        """A build's encrypted args decrypted into a Secret (``build.argsFrom``), or None
+        (nothing encrypted, or an error reported)."""
+        present = [k for k in self.keys if k in self.body]
+        if not present:
+            return None
+        if aes_key is None:
+            for key in present:
+                self.report.error(self.source, self.where(key), f"encrypted build args {NEEDS_KEY}")
+            return None
+        values, sources = self._decrypted(aes_key)
+        if values is None or not values:
+            return None
+        return EnvSecret(
+            self.service,
+            secret_name(pipeline, self.service, values, aes_key, "args"),
+            values,
+            tuple(sources),
+        )
+
+    def _decrypted(self, aes_key: bytes) -> tuple[dict[str, str] | None, list[str]]:
+        """Every variable (later sources win) and where they came from; None on errors."""
+        errors_before = len(self.report.errors)
+        values: dict[str, str] = {}
+        sources: list[str] = []
+        for label, content, where in self._encrypted_items():
+            try:
+                variables = decrypt_variables(content, aes_key)
+            except JetCryptError as exc:
+                self.report.error(self.source, where, f"{label}: {exc}")
+                continue
+            self._bare_names(variables, label, where)
+            values.update(variables.values)
+            sources.append(label)
+        if len(self.report.errors) > errors_before:
+            return None, sources
+        return values, sources
 
     def env_from(
         self,
@@ -96,7 +147,7 @@ class EncryptedEnvironment:
         Variables also set in plain ``environment`` are removed from it (given as a dict, and
         changed), because in a Pod ``env`` would win where on Codeship the encrypted value wins.
         """
-        present = [k for k in ENCRYPTED_KEYS if k in self.body]
+        present = [k for k in self.keys if k in self.body]
         if named_secret is not None:
             for key in present:
                 self.report.warn(
@@ -117,21 +168,15 @@ class EncryptedEnvironment:
             return [], None
         if aes_key is None:
             for key in present:
-                self.report.error(self.source, self.where(key), SERVICE_KEYS[key].note)
+                self.report.error(
+                    self.source,
+                    self.where(key),
+                    f"encrypted variables {NEEDS_KEY}, or a Secret that holds them: "
+                    "--env-secret SERVICE=SECRET (envFrom)",
+                )
             return [], None
-        errors_before = len(self.report.errors)
-        values: dict[str, str] = {}
-        sources: list[str] = []
-        for label, content, where in self._encrypted_items():
-            try:
-                variables = decrypt_variables(content, aes_key)
-            except JetCryptError as exc:
-                self.report.error(self.source, where, f"{label}: {exc}")
-                continue
-            self._bare_names(variables, label, where)
-            values.update(variables.values)
-            sources.append(label)
-        if len(self.report.errors) > errors_before:
+        values, sources = self._decrypted(aes_key)
+        if values is None:
             return [], None
         for key in sorted(set(values) & set(environment)):
             del environment[key]
@@ -164,9 +209,10 @@ class EncryptedEnvironment:
     def _encrypted_items(self) -> list[tuple[str, str, str]]:
         """(label, encrypted content, where) in Codeship's order; unreadable ones reported."""
         items: list[tuple[str, str, str]] = []
-        if "encrypted_environment" in self.body:
-            where = self.where("encrypted_environment")
-            value = self.body["encrypted_environment"]
+        inline, file_key = self.keys
+        if inline in self.body:
+            where = self.where(inline)
+            value = self.body[inline]
             if not isinstance(value, list | str):
                 self.report.error(
                     self.source,
@@ -179,9 +225,9 @@ class EncryptedEnvironment:
                 text = scalar_text(self.report, self.source, at, item)
                 if text is not None:
                     items.append((at.removeprefix(f"{self.service}."), text, at))
-        if "encrypted_env_file" in self.body:
-            value = self.body["encrypted_env_file"]
-            where = self.where("encrypted_env_file")
+        if file_key in self.body:
+            value = self.body[file_key]
+            where = self.where(file_key)
             for index, path in enumerate(string_list(self.report, self.source, where, value) or []):
                 at = join(where, index) if isinstance(value, list) else where
                 try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shipway.codeship import daemon
+from shipway.codeship.dockercfg import Dockercfgs
 from shipway.codeship.environment import PlainEnvironment
 from shipway.codeship.healthcheck import convert_healthcheck
 from shipway.codeship.issues import WarningKind
@@ -22,11 +23,11 @@ from shipway.codeship.report import (
     command_value,
     join,
     scalar_text,
-    string_list,
     type_name,
 )
-from shipway.codeship.secrets import EncryptedEnvironment, EnvSecret
-from shipway.codeship.yamlfile import plain, text_of
+from shipway.codeship.secrets import ENCRYPTED_ARGS_KEYS, EncryptedEnvironment, EnvSecret
+from shipway.codeship.topology import ServiceTopology
+from shipway.codeship.yamlfile import plain
 from shipway.models.spec import SERVICE_NAME_PATTERN
 
 
@@ -73,6 +74,9 @@ class ConvertedServices:
     services: dict[str, dict[str, Any]]
     secrets: tuple[EnvSecret, ...] = ()
     """Secrets holding decrypted variables, referenced by the services' envFrom."""
+    pull_secrets: tuple[str, ...] = ()
+    """dockerconfigjson Secrets of the services' encrypted_dockercfg_path: every pod pulls
+    with them (spec.imagePullSecrets)."""
 
 
 def service_definitions(doc: Any, source: str, report: Report) -> dict[str, Any]:
@@ -101,6 +105,7 @@ def convert_services(
     report: Report,
     files: ProjectFiles | None = None,
     options: ServiceOptions | None = None,
+    dockercfgs: Dockercfgs | None = None,
 ) -> ConvertedServices:
     """Every service in Shipway's form, and the Secrets they need; problems go to ``report``."""
     files = files or NoFiles()
@@ -110,6 +115,7 @@ def convert_services(
         report.error(source, "", "no services defined")
     result: dict[str, dict[str, Any]] = {}
     secrets: list[EnvSecret] = []
+    pull: list[str] = []
     for name, body in definitions.items():
         if not re.fullmatch(SERVICE_NAME_PATTERN, name):
             report.error(
@@ -126,12 +132,17 @@ def convert_services(
         converted = service.convert()
         if converted is not None:
             result[name] = converted
-            if service.secret is not None:
-                secrets.append(service.secret)
+            secrets.extend(s for s in (service.secret, service.args_secret) if s is not None)
+        if dockercfgs is not None and "encrypted_dockercfg_path" in body:
+            at = join(name, "encrypted_dockercfg_path")
+            path = scalar_text(report, source, at, body["encrypted_dockercfg_path"])
+            secret = dockercfgs.secret_for(path, source, at) if path is not None else None
+            if secret is not None and secret not in pull:
+                pull.append(secret)
     for name in options.env_secrets:
         if name not in definitions:
             report.error(source, "", f"--env-secret names an unknown service {name!r}")
-    return ConvertedServices(result, tuple(secrets))
+    return ConvertedServices(result, tuple(secrets), tuple(pull))
 
 
 @dataclass
@@ -144,6 +155,8 @@ class _Service:
     options: ServiceOptions
     secret: EnvSecret | None = None
     """Set by convert when the service's encrypted variables were decrypted."""
+    args_secret: EnvSecret | None = None
+    """Set by convert when its build's encrypted args were decrypted."""
     prebuilt: str | None = None
     """With ``--prebuilt``: the image run instead of the build."""
 
@@ -202,16 +215,19 @@ class _Service:
             )
             if value is not None:
                 out["working_dir"] = value
-        volumes = self._volumes()
+        topology = ServiceTopology(
+            self.name, self.body, self.source, self.report, self.files, self.options.has_source
+        )
+        volumes = topology.volumes()
         if volumes:
             out["volumes"] = volumes
-        volumes_from = self._volumes_from()
+        volumes_from = topology.volumes_from()
         if volumes_from:
             out["volumes_from"] = volumes_from
-        links = self._links()
+        links = topology.links()
         if links:
             out["links"] = links
-        depends_on = self._depends_on()
+        depends_on = topology.depends_on()
         if depends_on:
             out["depends_on"] = depends_on
         healthcheck = self._healthcheck()
@@ -259,6 +275,7 @@ class _Service:
             return None
         build, description = parsed
         if not self.options.prebuilt:
+            self._encrypted_args(build)
             return build
         chosen = image or build.get("image")
         if not chosen:
@@ -275,6 +292,32 @@ class _Service:
             f"{description}); push it for this commit before running",
         )
         return None
+
+    def _encrypted_args(self, build: dict[str, Any]) -> None:
+        """``encrypted_args`` / ``encrypted_args_file`` → a Secret the build reads."""
+        body = self.body["build"]
+        if not isinstance(body, dict):
+            return
+        encrypted = EncryptedEnvironment(
+            self.name,
+            body,
+            self.source,
+            self.report,
+            self.files.read_text,
+            keys=ENCRYPTED_ARGS_KEYS,
+            at=self.where("build"),
+        )
+        self.args_secret = encrypted.build_args(self.options.aes_key, self.options.pipeline_name)
+        if self.args_secret is None:
+            return
+        build["argsFrom"] = [{"secretRef": {"name": self.args_secret.name}}]
+        keys = ", ".join(sorted(self.args_secret.values))
+        self.warn(
+            self.where("build"),
+            f"encrypted build args ({keys}) decrypted into Secret {self.args_secret.name!r} "
+            "(build.argsFrom): the Dockerfile reads each as a BuildKit secret (RUN "
+            "--mount=type=secret,id=KEY,env=KEY), not as ARG, so no value lands in the image",
+        )
 
     def _parse_build(self) -> tuple[dict[str, Any], str] | None:
         """(``build`` in Shipway's spelling, "context X, Dockerfile Y"), or None after an error.
@@ -298,6 +341,8 @@ class _Service:
                 if rule.handling is Handling.ERROR:
                     self.error(join(where, key), rule.note)
                     continue
+                if key in ENCRYPTED_ARGS_KEYS:
+                    continue  # decrypted by _encrypted_args
                 if key == "args":
                     args = plain(item)
                     if isinstance(args, dict | list):
@@ -354,100 +399,6 @@ class _Service:
             environment,
         )
         return env_from + entries
-
-    # -- volumes and links ----------------------------------------------------------------
-
-    def _volumes(self) -> list[str]:
-        if "volumes" not in self.body:
-            return []
-        value = self.body["volumes"]
-        where = self.where("volumes")
-        if not isinstance(value, list):
-            self.error(where, f"must be a list, not {type_name(value)}")
-            return []
-        result: list[str] = []
-        for index, item in enumerate(value):
-            at = join(where, index)
-            entry = self._long_volume(item, at) if isinstance(item, dict) else None
-            if entry is None and not isinstance(item, dict):
-                entry = scalar_text(self.report, self.source, at, item)
-            if entry is None:
-                continue
-            host = entry.split(":")[0] if ":" in entry else None
-            if host and daemon.is_docker_socket(host):
-                self.error(at, daemon.socket_message(host))
-                continue
-            result.append(entry)
-            if (
-                host
-                and not host.startswith(("/", "~"))
-                and not self.options.has_source
-                and self.files.has_content(host)
-            ):
-                self.warn(
-                    at,
-                    f"{host} has files in the checkout, but without a source the workspace "
-                    f"starts empty: steps see only what earlier steps wrote there (give a "
-                    f"source: --git-url, --git-remote, or shipway run --dir, which uploads them)",
-                )
-        return result
-
-    def _long_volume(self, item: dict[str, Any], where: str) -> str | None:
-        """The compose long syntax (type/source/target/read_only) as a short entry."""
-        kind = text_of(item.get("type", "volume"))
-        target = item.get("target")
-        if not isinstance(target, str):
-            self.error(where, "a volume map needs target (the path in the container)")
-            return None
-        source = item.get("source")
-        mode = ":ro" if item.get("read_only") is True else ""
-        if kind == "bind" and isinstance(source, str):
-            return f"{source}:{target}{mode}"
-        if kind == "volume" and source is None:
-            return target
-        if kind == "volume" and isinstance(source, str):
-            return f"{source}:{target}{mode}"
-        self.error(where, f"volume type {kind!r} is not supported (use bind or volume)")
-        return None
-
-    def _volumes_from(self) -> list[str]:
-        if "volumes_from" not in self.body:
-            return []
-        where = self.where("volumes_from")
-        entries = string_list(self.report, self.source, where, self.body["volumes_from"]) or []
-        result: list[str] = []
-        for index, entry in enumerate(entries):
-            if entry.startswith("container:"):
-                self.error(
-                    join(where, index),
-                    f"{entry!r}: only services can share volumes (no containers outside the pipeline)",
-                )
-                continue
-            result.append(entry.removeprefix("service:"))
-        return result
-
-    def _links(self) -> list[str]:
-        links: list[str] = []
-        for key in ("links", "link"):
-            if key not in self.body:
-                continue
-            if key == "link":
-                self.warn(self.where(key), "deprecated: use links", WarningKind.DEPRECATED)
-            for entry in (
-                string_list(self.report, self.source, self.where(key), self.body[key]) or []
-            ):
-                if entry not in links:
-                    links.append(entry)
-        return links
-
-    def _depends_on(self) -> list[str]:
-        if "depends_on" not in self.body:
-            return []
-        value = self.body["depends_on"]
-        where = self.where("depends_on")
-        if isinstance(value, dict):
-            return [text_of(k) for k in value]
-        return string_list(self.report, self.source, where, value) or []
 
     def _healthcheck(self) -> dict[str, Any] | None:
         if "healthcheck" not in self.body:

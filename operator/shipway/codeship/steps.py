@@ -14,6 +14,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from shipway.codeship.dockercfg import Dockercfgs
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.keys import PUSH_STEP_KEYS, STEP_KEYS, STEP_TYPES, Handling
 from shipway.codeship.report import (
@@ -26,7 +27,9 @@ from shipway.codeship.report import (
 )
 
 GROUP_ONLY = ("steps", "services")
+GROUPS = ("serial", "parallel")
 MATRIX = "matrix"
+PUSH = "push"
 RUN_ONLY = ("command",)
 
 
@@ -40,10 +43,17 @@ class _Scope:
 
 
 class StepConverter:
-    def __init__(self, source: str, services: Collection[str], report: Report) -> None:
+    def __init__(
+        self,
+        source: str,
+        services: Collection[str],
+        report: Report,
+        dockercfgs: Dockercfgs | None = None,
+    ) -> None:
         self.source = source
         self.services = services
         self.report = report
+        self.dockercfgs = dockercfgs or Dockercfgs(report, lambda path: "")
         self.fanned_out = False
         """Whether a ``services`` fan-out changed the shape (spec paths then differ)."""
 
@@ -91,20 +101,22 @@ class StepConverter:
                 if kind is None:
                     return None
         errors_before = len(self.report.errors)
+        group = kind in GROUPS
         for key in item:
             rule = STEP_KEYS.get(str(key))
             at = join(where, str(key))
             if rule is None:
-                if key in PUSH_STEP_KEYS:
-                    self.error(at, f"{key} belongs to push steps: {STEP_TYPES['push'].note}")
-                else:
-                    self.report.unknown_key(self.source, at, str(key), STEP_KEYS)
+                self.report.unknown_key(self.source, at, str(key), STEP_KEYS)
             elif rule.handling is Handling.IGNORED:
                 self.report.warn(self.source, at, f"ignored: {rule.note}", WarningKind.IGNORED)
-            elif kind is None and key in GROUP_ONLY:
+            elif not group and key in GROUP_ONLY:
                 self.error(at, f"{key} is set on groups (add type: serial or type: parallel)")
-            elif kind is not None and key in RUN_ONLY:
+            elif group and key in RUN_ONLY:
                 self.error(at, f"a group (type: {kind}) cannot have a {key}")
+            elif kind == PUSH and key in RUN_ONLY:
+                self.error(at, "a push step has no command: it pushes its service's image")
+            elif kind != PUSH and key in PUSH_STEP_KEYS:
+                self.error(at, f"{key} belongs to push steps (type: push)")
         if len(self.report.errors) > errors_before:
             return None
         out: dict[str, Any] = {}
@@ -123,23 +135,29 @@ class StepConverter:
             )
             if command is not None:
                 out["command"] = command
-        for key in ("tag", "exclude", "timeout"):
+        for key in ("tag", "exclude", "timeout", *(PUSH_STEP_KEYS if kind == PUSH else ())):
             if key in item:
                 text = scalar_text(self.report, self.source, join(where, key), item[key])
                 if text is not None:
                     out[key] = text
+        if kind == PUSH:
+            if "image_name" not in item:
+                self.error(join(where, "image_name"), "a push step needs image_name")
+            self._push_notes(out, where)
+        out.update(self._credentials(item, where, kind))
         if "retries" in item:
             retries = item["retries"]
             if isinstance(retries, int) and not isinstance(retries, bool):
                 out["retries"] = int(retries)
             else:
                 self.error(join(where, "retries"), "must be a number")
-        if kind is not None:
+        if group:
             steps = self._group_steps(item, where, scope, service)
             if steps is not None:
                 out["steps"] = steps
         elif not (service or scope.has_service):
-            self.error(where, "a run step needs a service (on the step or its group)")
+            what = "push" if kind == PUSH else "run"
+            self.error(where, f"a {what} step needs a service (on the step or its group)")
         if "on_fail" in item:
             on_fail = item["on_fail"]
             if isinstance(on_fail, list) and on_fail:
@@ -148,6 +166,64 @@ class StepConverter:
                 )
             else:
                 self.error(join(where, "on_fail"), "must be a non-empty list of steps")
+        return out
+
+    def _push_notes(self, out: dict[str, Any], where: str) -> None:
+        """What a push to this name will meet in a pod."""
+        name = str(out.get("image_name", ""))
+        if name.split("/", 1)[0].split(":", 1)[0] in ("localhost", "127.0.0.1"):
+            self.report.warn(
+                self.source,
+                join(where, "image_name"),
+                f"{name}: localhost in a pod is the pod itself, not your machine or a service of "
+                "the pipeline: push to a registry the cluster reaches",
+            )
+
+    def _credentials(self, item: dict[str, Any], where: str, kind: str | None) -> dict[str, str]:
+        """``encrypted_dockercfg_path`` → dockercfgSecret; ``dockercfg_service`` kept where
+        Shipway runs it (push steps and groups), Codeship's precedence between the two."""
+        path_key, service_key = "encrypted_dockercfg_path", "dockercfg_service"
+        out: dict[str, str] = {}
+        if path_key in item:
+            at = join(where, path_key)
+            path = scalar_text(self.report, self.source, at, item[path_key])
+            if path is not None:
+                secret = self.dockercfgs.secret_for(path, self.source, at)
+                if secret is not None:
+                    out["dockercfgSecret"] = secret
+        if service_key not in item:
+            return out
+        at = join(where, service_key)
+        service = scalar_text(self.report, self.source, at, item[service_key])
+        if service is None:
+            return out
+        if path_key in item:
+            self.report.warn(
+                self.source,
+                at,
+                f"ignored: {path_key} takes precedence over it, as on Codeship",
+                WarningKind.IGNORED,
+            )
+        elif kind != PUSH and not _has_push(item):
+            self.report.warn(
+                self.source,
+                at,
+                f"ignored on {'a run step' if kind is None else 'a group of run steps'}: pods "
+                "pull with a Secret (encrypted_dockercfg_path, or --dockercfg-secret), not with "
+                "credentials a service writes at run time",
+                WarningKind.IGNORED,
+            )
+        elif self.dockercfgs.named is not None:
+            out["dockercfgSecret"] = self.dockercfgs.named
+            self.report.warn(
+                self.source,
+                at,
+                f"replaced by Secret {self.dockercfgs.named!r} (--dockercfg-secret)",
+            )
+        elif service not in self.services:
+            self.error(at, f"unknown service {service!r}")
+        else:
+            out[service_key] = service
         return out
 
     def _matrix(self, item: dict[str, Any], where: str) -> str | None:
@@ -228,9 +304,23 @@ class StepConverter:
         ]
 
 
+def _has_push(item: Any) -> bool:
+    """Some step below (or at) ``item`` is a push step."""
+    if not isinstance(item, dict):
+        return False
+    if item.get("type") == PUSH:
+        return True
+    children: list[Any] = []
+    for key in ("steps", "on_fail"):
+        value = item.get(key)
+        if isinstance(value, list):
+            children += value
+    return any(_has_push(child) for child in children)
+
+
 def _renamed(step: dict[str, Any], service: str) -> dict[str, Any]:
     """A fanned-out copy: run step names get the service, so names stay unique."""
-    if "type" not in step and "name" in step:
+    if step.get("type") in (None, "push") and "name" in step:
         step["name"] = f"{step['name']} ({service})"
     for key in ("steps", "on_fail"):
         for child in step.get(key, ()):

@@ -21,6 +21,7 @@ from shipway.engine.buildnames import build_secret_name
 from shipway.engine.buildpods import BuildConfig, client_secret_manifest
 from shipway.engine.manifests import owner_reference
 from shipway.engine.objects import Manifest, PipelineRef
+from shipway.engine.pushpods import PushConfig
 
 log = logging.getLogger("shipway")
 
@@ -40,6 +41,10 @@ class LocalCluster:
     client_image: str = "localkube.shipway.dev/buildctl:v0.34.2"
     registry_namespace: str = "localkube-system"
     registry_service: str = "registry"
+    push_image: str = "localkube.shipway.dev/crane:v0.22.1"
+    """crane and a busybox shell, imported into the node by ``localkube up``."""
+    ca_config_map: str = "kube-root-ca.crt"
+    """The cluster CA, in every namespace: it signs the local registries' certificates."""
 
     @property
     def builder(self) -> str:
@@ -101,6 +106,20 @@ async def discover(api: DiscoveryApi, config: BuildConfig) -> BuildConfig:
     if found != config:
         log.info("builds: builder %s, registry %s (local cluster)", found.builder, found.registry)
     return found
+
+
+async def discover_push(api: DiscoveryApi, config: PushConfig) -> PushConfig:
+    """On the local cluster, push pods run its crane image and trust its CA (no settings)."""
+    if config != PushConfig():
+        return config
+    try:
+        local = await api.get_service(LOCAL.registry_namespace, LOCAL.registry_service)
+    except KubeError:
+        return config
+    if local is None:
+        return config
+    log.info("pushes: %s, trusting %s (local cluster)", LOCAL.push_image, LOCAL.ca_config_map)
+    return PushConfig(image=LOCAL.push_image, ca_config_map=LOCAL.ca_config_map)
 
 
 class BuildSecrets:

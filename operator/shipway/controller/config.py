@@ -20,6 +20,7 @@ from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceS
 from shipway.engine.manifests import PodOptions
 from shipway.engine.observe import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
+from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
 from shipway.models.durations import parse_duration
 from shipway.spec.source import parse_quantity
 
@@ -128,7 +129,7 @@ def build_config(env: Mapping[str, str]) -> BuildConfig:
 
     ``SHIPWAY_REGISTRY_URL`` (host[:port][/prefix]); ``SHIPWAY_BUILDKIT_ADDR`` (tcp://host:port)
     with ``SHIPWAY_BUILDKIT_CLIENT_SECRET`` (a Secret of the operator's namespace,
-    ``SHIPWAY_OPERATOR_NAMESPACE``, with ca.crt, tls.crt and tls.key); ``SHIPWAY_BUILDKIT_CLIENT_IMAGE``;
+    ``SHIPWAY_OPERATOR_NAMESPACE``, formerly ``SHIPWAY_NAMESPACE``, with ca.crt, tls.crt and tls.key); ``SHIPWAY_BUILDKIT_CLIENT_IMAGE``;
     ``SHIPWAY_REGISTRY_PUSH_SECRET`` (a dockerconfigjson Secret there);
     ``SHIPWAY_BUILDKIT_WAIT`` and ``SHIPWAY_BUILD_TIMEOUT`` (durations). Left unset against the
     local cluster, ``shipway operator`` finds the local ones itself.
@@ -151,7 +152,9 @@ def build_config(env: Mapping[str, str]) -> BuildConfig:
         client_secret=text("SHIPWAY_BUILDKIT_CLIENT_SECRET"),
         client_image=text("SHIPWAY_BUILDKIT_CLIENT_IMAGE") or DEFAULT_CLIENT_IMAGE,
         push_secret=text("SHIPWAY_REGISTRY_PUSH_SECRET"),
-        namespace=text("SHIPWAY_OPERATOR_NAMESPACE"),
+        namespace=(
+            text("SHIPWAY_OPERATOR_NAMESPACE") or text("SHIPWAY_NAMESPACE") or text("POD_NAMESPACE")
+        ),
         wait_seconds=max(1, int(wait)),
         timeout_seconds=max(1, int(timeout)),
     )
@@ -197,6 +200,8 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
     pod to a dedicated, possibly tainted, pool of nodes. ``SHIPWAY_GIT_IMAGE`` is the image of
     checkout and upload pods (git, ssh and a shell); ``SHIPWAY_SOURCE_MAX_SIZE`` (a quantity,
     default 2Gi) the largest file a checkout may write and the ceiling of ``git.maxSize``.
+    ``SHIPWAY_PUSH_IMAGE`` (crane and sh) and ``SHIPWAY_PUSH_CA_CONFIGMAP`` (a ConfigMap of
+    every namespace whose ``ca.crt`` push pods trust) are how push steps run.
     """
     restricted = flag(env, "SHIPWAY_RESTRICTED_PODS", default=False)
     account = env.get("SHIPWAY_DEFAULT_STEP_SERVICE_ACCOUNT", "").strip()
@@ -208,6 +213,10 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
         tolerations=_tolerations(env.get("SHIPWAY_STEP_TOLERATIONS", "")),
         node_selector=_node_selector(env.get("SHIPWAY_STEP_NODE_SELECTOR", "")),
         source=_source_settings(env),
+        push=PushConfig(
+            image=env.get("SHIPWAY_PUSH_IMAGE", "").strip() or DEFAULT_PUSH_IMAGE,
+            ca_config_map=env.get("SHIPWAY_PUSH_CA_CONFIGMAP", "").strip() or None,
+        ),
         allowed_service_accounts=tuple(a.strip() for a in allowed.split(",") if a.strip()),
         operator_service_account=own_account,
         operator_namespace=own_namespace,

@@ -123,29 +123,19 @@ async def create_pods(
     urgency: Priority,
     source: SourceStatus | None = None,
     builds: Sequence[BuildToCreate] = (),
-    build_config: BuildConfig | None = None,
+    build: BuildConfig | None = None,
 ) -> Created:
-    """Create the planned pods at once (build pods and step pods); a name found taken is
-    checked for ownership.
+    """Create the planned pods (builds' and steps') at once; a name found taken is checked
+    for ownership.
 
     ``source`` is what the checkout found: its commit and branch become CI variables.
     """
+    done = Created()
     manifests = [
-        (b.name, build_manifest(ref, compiled, b, build_config or BuildConfig(), node, options))
+        (b.name, build_manifest(ref, compiled, b, build or BuildConfig(), node, options))
         for b in builds
     ]
     manifests += [(c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates]
-    return await create_named(kube, ref, manifests, urgency)
-
-
-async def create_named(
-    kube: CreatingApi,
-    ref: PipelineRef,
-    manifests: Sequence[tuple[str, Manifest]],
-    urgency: Priority,
-) -> Created:
-    """Create pods by name; a ResourceQuota's refusal waits, others fail their step."""
-    done = Created()
 
     async def one(name: str, manifest: Manifest) -> None:
         try:

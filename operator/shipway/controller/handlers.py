@@ -21,7 +21,7 @@ from kubernetes import config as kube_config
 
 from shipway import GROUP, PLURAL, VERSION
 from shipway.controller import metrics
-from shipway.controller.builder import discover
+from shipway.controller.builder import discover, discover_push
 from shipway.controller.config import OperatorConfig
 from shipway.controller.kube import Kube
 from shipway.controller.runtime import Operator
@@ -56,7 +56,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         metrics.serve(config.metrics_port)
         log.info("metrics on :%s/metrics", config.metrics_port)
     kube = Kube()
-    config = replace(config, build=await discover(kube, config.build))
+    config = replace(
+        config,
+        build=await discover(kube, config.build),
+        pods=replace(config.pods, push=await discover_push(kube, config.pods.push)),
+    )
     operator = memo["operator"] = Operator(config, kube)
     operator.start()
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from shipway.controller import metrics
-from shipway.controller.builder import BuildSecrets, SecretApi
+from shipway.controller.builder import BuildSecrets
 from shipway.controller.callpool import Priority
 from shipway.controller.creates import ClaimFailure, CreatingApi, create_pods, ensure_claim
 from shipway.controller.kube import EventTarget, KubeError
@@ -37,7 +37,10 @@ from shipway.spec.errors import FieldError, InvalidSpecError
 log = logging.getLogger("shipway")
 
 
-class KubeApi(CreatingApi, SecretApi, Protocol):
+class KubeApi(CreatingApi, Protocol):
+    async def get_secret(self, namespace: str, name: str) -> Manifest | None: ...
+    async def create_secret(self, namespace: str, manifest: Manifest) -> None: ...
+    async def delete_secret(self, namespace: str, name: str) -> None: ...
     async def stop_pod(self, namespace: str, name: str) -> None: ...
     async def delete_pod(self, namespace: str, name: str) -> None: ...
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None: ...
@@ -55,12 +58,11 @@ class _Memory:
     """The last status written (or found), as JSON: smaller than the model by ten times."""
     phase: PipelinePhase | None = None
     claim: bool = False
+    build_secret: bool = False
     created: dict[str, PodView] = field(default_factory=dict)
     rejected: dict[str, Refusal] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)
     """Pods a ResourceQuota refused in this reconcile (tried again in the next)."""
-    build_secret: bool = False
-    """The builder's client certificate has been copied into the namespace."""
 
 
 class Reconciler:
@@ -74,11 +76,11 @@ class Reconciler:
         self.kube = kube
         self.settings = settings or Settings()
         self.options = options or PodOptions()
+        self.build_secrets = BuildSecrets(kube, self.settings.build)
         self.clock = clock
         self.memory: dict[Key, _Memory] = {}
         self.compiled: dict[tuple[str, int, str | None], CompiledPipeline | InvalidSpecError] = {}
         self.background: set[asyncio.Task[None]] = set()
-        self.build_secrets = BuildSecrets(kube, self.settings.build)
 
     def forget(self, key: Key) -> None:
         memory = self.memory.pop(key, None)
@@ -228,8 +230,8 @@ class Reconciler:
                 if isinstance(claim, ClaimFailure):
                     return await self._abort(snap, pods, memory, claim.reason, claim.message)
                 if claim is not None:  # a quota holds the claim up: every create waits
-                    held = [c.name for c in result.create] + [b.name for b in result.builds]
-                    memory.waiting.update(dict.fromkeys(held, claim))
+                    names = [c.name for c in result.create] + [b.name for b in result.builds]
+                    memory.waiting.update(dict.fromkeys(names, claim))
                     result = _without_created(
                         self._plan(snap, compiled, status, pods, memory), memory
                     )
@@ -237,24 +239,22 @@ class Reconciler:
                 memory.claim = True
             refused = await self._ensure_build_secret(snap, result, memory)
             todo = [c for c in result.create if c.name not in memory.created]
-            builds = [
-                b for b in result.builds if b.name not in memory.created and b.name not in refused
-            ]
+            builds = [b for b in result.builds if b.name not in memory.created]
             node = result.status.node_name
             outcome = await create_pods(
                 self.kube,
                 snap.ref,
                 compiled,
-                todo,
+                [] if refused else todo,
                 node,
                 self.options,
                 urgency,
                 result.status.source,
-                builds,
+                [] if refused else builds,
                 self.settings.build,
             )
-            outcome.rejected.update(refused)
             memory.created.update(outcome.created)
+            outcome.rejected.update(refused)
             if not outcome.rejected and not outcome.waiting:
                 break
             memory.rejected.update(outcome.rejected)
@@ -291,20 +291,6 @@ class Reconciler:
             )
         return result
 
-    async def _ensure_build_secret(
-        self, snap: PipelineSnapshot, result: Plan, memory: _Memory
-    ) -> dict[str, Refusal]:
-        """The builder's certificate is copied before the first build pod, or the builds are
-        refused (their pods would wait for a missing Secret forever)."""
-        if not result.build_secret or memory.build_secret:
-            return {}
-        problem = await self.build_secrets.ensure(snap.ref)
-        memory.build_secret = problem is None
-        if problem is None:
-            return {}
-        refusal = Refusal(StepReason.POD_REJECTED, problem)
-        return {b.name: refusal for b in result.builds}
-
     async def _write(
         self, snap: PipelineSnapshot, memory: _Memory, status: PipelineStatus, result: Plan
     ) -> None:
@@ -328,6 +314,19 @@ class Reconciler:
             target = EventTarget(snap.name, snap.namespace, snap.uid)
             self.spawn(self._emit(target, result.events))
         return result
+
+    async def _ensure_build_secret(
+        self, snap: PipelineSnapshot, result: Plan, memory: _Memory
+    ) -> dict[str, Refusal]:
+        """The builder's certificate is copied before the first build pod, or the builds are
+        refused (their pods would wait for a missing Secret forever)."""
+        if not result.build_secret or memory.build_secret:
+            return {}
+        problem = await self.build_secrets.ensure(snap.ref)
+        memory.build_secret = problem is None
+        if problem is None:
+            return {}
+        return {b.name: Refusal(StepReason.POD_REJECTED, problem) for b in result.builds}
 
     async def _emit(self, target: EventTarget, events: tuple[EventToEmit, ...]) -> None:
         """Record Events in the background: under load they queue up by the thousand, so

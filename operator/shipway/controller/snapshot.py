@@ -30,7 +30,7 @@ class PipelineSnapshot:
     status_json: str
     deleting: bool
     generate_name: str | None = None
-    """``metadata.generateName``: the project of a ``shipway run`` (its builds' cache)."""
+    """metadata.generateName: a generated pipeline's project (its build cache's key)."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PipelineSnapshot:

@@ -30,7 +30,7 @@ from shipway.engine.buildnames import (
 )
 from shipway.engine.buildpods import BuildConfig, BuildToCreate, parse_result, summary
 from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import PodView, format_time, outcome
+from shipway.engine.observe import UNSCHEDULABLE_GRACE_SECONDS, PodView, format_time, outcome
 from shipway.engine.reasons import StepReason
 from shipway.engine.steps import Refusal, halt
 from shipway.models import BuildStatus, PipelineStatus, StepPhase
@@ -41,11 +41,21 @@ from shipway.spec.tree import RunNode
 DEFAULT_CACHE_TAG = "default"
 
 
-def needed_builds(compiled: CompiledPipeline, service: str) -> tuple[str, ...]:
-    """Services whose images a step of ``service`` runs: itself, then each it links."""
-    resolved = compiled.services[service]
-    names = (service, *(link.service for link in resolved.links))
-    return tuple(name for name in names if compiled.services[name].build is not None)
+def needed_builds(compiled: CompiledPipeline, run: RunNode) -> tuple[str, ...]:
+    """Services whose images ``run`` needs: its service, then each it links; a push step
+    needs its service's image and its credentials generator's (it starts no links)."""
+    if run.push is not None:
+        generator = run.push.credentials.generator
+        names: tuple[str, ...] = (run.service, *((generator,) if generator else ()))
+    else:
+        resolved = compiled.services[run.service]
+        names = (run.service, *(link.service for link in resolved.links))
+    return tuple(dict.fromkeys(n for n in names if compiled.services[n].build is not None))
+
+
+def runs_here(compiled: CompiledPipeline, run: RunNode) -> bool:
+    """The step may run: its filters select it, and a push step only where pushes are on."""
+    return run.enabled and (run.push is None or compiled.spec.push)
 
 
 def wanted_builds(compiled: CompiledPipeline) -> tuple[str, ...]:
@@ -56,8 +66,8 @@ def wanted_builds(compiled: CompiledPipeline) -> tuple[str, ...]:
     """
     wanted: set[str] = set()
     for run in compiled.runs:
-        if run.enabled and run.on_fail_of is None:
-            wanted.update(needed_builds(compiled, run.service))
+        if runs_here(compiled, run) and run.on_fail_of is None:
+            wanted.update(needed_builds(compiled, run))
     return tuple(name for name in compiled.services if name in wanted)
 
 
@@ -114,24 +124,25 @@ class Builds:
         status: PipelineStatus,
         pods_by_step: Mapping[str, Mapping[int, PodView]],
         now: datetime,
-        graces: tuple[float, float],
+        start_grace: float,
         rejected: Mapping[str, Refusal],
-        waiting: Mapping[str, str],
         config: BuildConfig,
         git_url: str | None = None,
         branch: str | None = None,
+        unschedulable_grace: float = UNSCHEDULABLE_GRACE_SECONDS,
+        waiting: Mapping[str, str] | None = None,
     ) -> None:
         self.ref = ref
         self.compiled = compiled
         self.config = config
         self.now = now
         self.stamp = format_time(now)
-        self.graces = graces
-        """How long a pod may wait on a start problem, and unschedulable (observe.outcome)."""
+        self.start_grace = start_grace
+        self.unschedulable_grace = unschedulable_grace
         self.rejected = rejected
-        self.waiting = waiting
+        self.waiting = waiting or {}
         self.quota: str | None = None
-        """Set when a ResourceQuota holds a build back (it is tried again later)."""
+        """A ResourceQuota holds a build's pod up: this says which (tried again later)."""
         self.git_url = git_url
         self.branch = branch
         self.stop: list[str] = []
@@ -189,7 +200,7 @@ class Builds:
             return
         state.pod = name
         state.created_at = state.created_at or pod.created_at
-        result = outcome(pod, self.now, *self.graces)
+        result = outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
         if result.recheck_after is not None:
             self.recheck.append(result.recheck_after)
         state.started_at = result.started_at or state.started_at
@@ -240,7 +251,7 @@ class Builds:
 
     def gate(self, run: RunNode) -> tuple[Gate, str | None]:
         """May ``run`` start? If a build it needs failed, why; a pending build is wanted now."""
-        needed = [self.by_service[name] for name in needed_builds(self.compiled, run.service)]
+        needed = [self.by_service[name] for name in needed_builds(self.compiled, run)]
         for state in needed:
             self._refuse_if_unbuildable(state)
         for state in needed:
@@ -253,11 +264,11 @@ class Builds:
             state.requested = True
         return Gate.WAIT, None
 
-    def images(self, service: str) -> tuple[tuple[str, str], ...]:
-        """(service, image by digest) for each built image a step of ``service`` runs."""
+    def images(self, run: RunNode) -> tuple[tuple[str, str], ...]:
+        """(service, image by digest) for each built image ``run`` runs (or pushes)."""
         return tuple(
             (name, image)
-            for name in needed_builds(self.compiled, service)
+            for name in needed_builds(self.compiled, run)
             if (image := self.by_service[name].image) is not None
         )
 
@@ -273,13 +284,13 @@ class Builds:
                 continue
             if not (state.requested or (eager and state.wanted)):
                 continue
-            name = self.pod_name(state.service)
-            if name in self.waiting:
-                self.quota = f"waiting for quota: {self.waiting[name]}"[:1024]
-                state.reason, state.message = StepReason.EXCEEDED_QUOTA, self.waiting[name][:1024]
-                continue
             deadlines = [t for t in (self.config.timeout_seconds, remaining) if t is not None]
             cache_repo, tags = self._cache(state.build)
+            name = self.pod_name(state.service)
+            if name in self.waiting:
+                state.reason, state.message = StepReason.EXCEEDED_QUOTA, self.waiting[name][:1024]
+                self.quota = f"waiting for quota: {self.waiting[name]}"[:1024]
+                continue
             creates.append(
                 BuildToCreate(
                     service=state.service,
@@ -307,8 +318,9 @@ class Builds:
 
     def busy(self) -> bool:
         """A build runs, starts now, or waits for quota."""
-        running = any(s.phase == StepPhase.RUNNING for s in self.by_service.values())
-        return running or self.quota is not None
+        return self.quota is not None or any(
+            s.phase == StepPhase.RUNNING for s in self.by_service.values()
+        )
 
     def end_unneeded(self) -> None:
         """The pipeline is over: builds still running or waiting are not needed any more."""
@@ -356,3 +368,13 @@ def _record(state: BuildState) -> BuildStatus:
         cached_steps=state.cached_steps,
         total_steps=state.total_steps,
     )
+
+
+def build_secret_wanted(old: PipelineStatus, new: PipelineStatus, starting: bool) -> bool | None:
+    """Whether the client certificate must be in the namespace now, or can go."""
+    if starting:
+        return True
+    was_building = any(not b.phase.terminal for b in old.builds)
+    if was_building and all(b.phase.terminal for b in new.builds):
+        return False
+    return None

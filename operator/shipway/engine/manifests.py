@@ -22,6 +22,8 @@ from shipway.engine.buildnames import build_secret_name
 from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
 from shipway.engine.checkout import SourceSettings, secret_volume, task_title
 from shipway.engine.checkout import container as source_container
+from shipway.engine.cienv import ci_environment
+from shipway.engine.containers import WORKSPACE_VOLUME, probe, service_container
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
     ANNOTATION_PIPELINE_UID,
@@ -31,24 +33,16 @@ from shipway.engine.naming import (
     LABEL_PIPELINE,
     LABEL_STEP,
     MANAGED_BY,
-    container_name,
     host_names,
     pod_name,
     pvc_name,
 )
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.observe import parse_time
 from shipway.engine.planner import PodToCreate
 from shipway.engine.prepare import SOURCE_TASK, source_pod_name
-from shipway.models import Healthcheck, SourceStatus
-from shipway.models.durations import parse_duration
+from shipway.engine.pushpods import PushConfig, push_pod_manifest
+from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.services import ResolvedService
-from shipway.spec.volumes import Mount
-
-WORKSPACE_VOLUME = "workspace"
-DEFAULT_CHECK_INTERVAL = 2.0
-DEFAULT_CHECK_RETRIES = 30
 
 
 @dataclass(frozen=True)
@@ -64,6 +58,8 @@ class PodOptions:
     """Added to every step pod (e.g. to run on a tainted pool of CI nodes)."""
     node_selector: dict[str, str] | None = None
     """Every step pod's ``nodeSelector`` (e.g. to keep builds on that pool)."""
+    push: PushConfig = field(default_factory=PushConfig)
+    """How push steps' pods copy images (crane's image, the CA registries are trusted by)."""
     source: SourceSettings = field(default_factory=SourceSettings)
     """The checkout's image and size limit."""
     allowed_service_accounts: tuple[str, ...] = ()
@@ -141,116 +137,6 @@ def claim_manifest(ref: PipelineRef, compiled: CompiledPipeline) -> Manifest:
     return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": meta, "spec": spec}
 
 
-def ci_environment(
-    ref: PipelineRef, compiled: CompiledPipeline, source: SourceStatus | None = None
-) -> list[tuple[str, str]]:
-    """Codeship's CI_* variables, plus CI=true and CI_NAME=shipway.
-
-    What the checkout found (commit, branch, message, committer) fills the variables
-    ``spec.ci`` leaves unset.
-    """
-    ci = compiled.spec.ci
-    created = parse_time(ref.created_at)
-    got = source or SourceStatus(kind="none")
-    repo = getattr(compiled.source, "repo_name", None)
-    pairs: list[tuple[str, str | None]] = [
-        ("CI", "true"),
-        ("CI_NAME", "shipway"),
-        ("CI_BUILD_ID", ci.buildId or ref.uid),
-        ("CI_PROJECT_ID", ci.projectId),
-        ("CI_REPO_NAME", ci.repoName or repo),
-        ("CI_BRANCH", ci.branch or got.branch or got.tag),
-        ("CI_COMMIT_ID", ci.commitId or got.commit),
-        ("CI_COMMIT_MESSAGE", ci.commitMessage or got.commit_message),
-        ("CI_COMMIT_DESCRIPTION", ci.commitDescription),
-        ("CI_COMMITTER_NAME", ci.committerName or got.committer_name),
-        ("CI_COMMITTER_EMAIL", ci.committerEmail or got.committer_email),
-        ("CI_COMMITTER_USERNAME", ci.committerUsername),
-        ("CI_PR_NUMBER", ci.prNumber),
-        ("CI_PULL_REQUEST", ci.pullRequest),
-        ("CI_TIMESTAMP", str(int(created.timestamp())) if created else None),
-        ("CI_STRING_TIME", ref.created_at),
-    ]
-    return [(k, v) for k, v in pairs if v is not None]
-
-
-def _probe(check: Healthcheck) -> Manifest | None:
-    if check.disable:
-        return None
-    test = check.test
-    if isinstance(test, str):
-        argv = ["/bin/sh", "-c", test]
-    elif test and test[0] == "NONE":
-        return None
-    elif test and test[0] == "CMD-SHELL":
-        argv = ["/bin/sh", "-c", " ".join(test[1:])]
-    elif test and test[0] == "CMD":
-        argv = list(test[1:])
-    else:
-        argv = list(test)
-    interval = parse_duration(check.interval) if check.interval else DEFAULT_CHECK_INTERVAL
-    timeout = parse_duration(check.timeout) if check.timeout else 5.0
-    grace = parse_duration(check.start_period) if check.start_period else 0.0
-    retries = check.retries or DEFAULT_CHECK_RETRIES
-    period = max(1, math.ceil(interval))
-    return {
-        "exec": {"command": argv},
-        "periodSeconds": period,
-        "timeoutSeconds": max(1, math.ceil(timeout)),
-        "failureThreshold": retries + math.ceil(grace / period),
-    }
-
-
-def _mounts(mounts: tuple[Mount, ...]) -> list[Manifest]:
-    result: list[Manifest] = []
-    for mount in mounts:
-        item: Manifest = {"name": WORKSPACE_VOLUME, "mountPath": mount.mount_path}
-        if mount.sub_path:
-            item["subPath"] = mount.sub_path
-        if mount.read_only:
-            item["readOnly"] = True
-        result.append(item)
-    return result
-
-
-def _resources(service: ResolvedService) -> Manifest | None:
-    if service.resources is None:
-        return None
-    dumped = service.resources.model_dump(exclude_none=True)
-    return {kind: {k: str(v) for k, v in values.items()} for kind, values in dumped.items()}
-
-
-def _container(
-    service: ResolvedService,
-    args: tuple[str, ...] | None,
-    env: list[tuple[str, str]],
-    options: PodOptions,
-    image: str | None = None,
-) -> Manifest:
-    container: Manifest = {"name": container_name(service.name), "image": image or service.image}
-    if service.entrypoint is not None:
-        container["command"] = list(service.entrypoint)
-    if args is not None:
-        container["args"] = list(args)
-    merged = dict(env)
-    merged.update(dict(service.environment))
-    container["env"] = [{"name": k, "value": v} for k, v in merged.items()]
-    if service.env_from:
-        container["envFrom"] = [
-            source.model_dump(exclude_none=True, by_alias=True) for source in service.env_from
-        ]
-    if service.working_dir:
-        container["workingDir"] = service.working_dir
-    if service.mounts:
-        container["volumeMounts"] = _mounts(service.mounts)
-    resources = _resources(service)
-    if resources:
-        container["resources"] = resources
-    if options.security_context:
-        container["securityContext"] = dict(options.security_context)
-    return container
-
-
 def _affinity(ref: PipelineRef, compiled: CompiledPipeline, node: str | None) -> Manifest | None:
     """Keep a ReadWriteOnce workspace's pods together, without a placeholder pod.
 
@@ -291,24 +177,31 @@ def pod_manifest(
     if create.step_id == SOURCE_TASK:
         return _source_pod(ref, compiled, create, node, options)
     run = compiled.run(create.step_id)
+    if run.push is not None:
+        return push_manifest(ref, compiled, create, node, options, source)
     service = compiled.services[run.service]
     env = ci_environment(ref, compiled, source)
     args = run.command if run.command is not None else service.command
     images = dict(create.images)  # built services run their image by digest
-    main = _container(service, args, env, options, images.get(service.name))
+    main = service_container(service, args, env, options.security_context, images.get(service.name))
     sidecars: list[Manifest] = []
     aliases: list[str] = []
     for link in service.links:
         linked = compiled.services[link.service]
-        sidecar = _container(linked, linked.command, env, options, images.get(link.service))
+        sidecar = service_container(
+            linked, linked.command, env, options.security_context, images.get(link.service)
+        )
         sidecar["restartPolicy"] = "Always"
-        if linked.healthcheck is not None and (probe := _probe(linked.healthcheck)):
-            sidecar["startupProbe"] = probe
+        if linked.healthcheck is not None and (check := probe(linked.healthcheck)):
+            sidecar["startupProbe"] = check
         sidecars.append(sidecar)
         for name in (*host_names(link.service), *link.aliases):
             if name not in aliases:
                 aliases.append(name)
     spec = _pod_spec(ref, compiled, create, node, options, main)
+    pull = _pull_secrets(compiled, run.pull_secret)
+    if pull:
+        spec["imagePullSecrets"] = pull
     if sidecars:
         spec["initContainers"] = sidecars
     if aliases:
@@ -397,15 +290,82 @@ def _pod(
     }
 
 
+def _pull_secrets(compiled: CompiledPipeline, own: str | None) -> list[Manifest]:
+    """The pipeline's imagePullSecrets, then the step's dockercfgSecret."""
+    names = [secret.name for secret in compiled.spec.imagePullSecrets]
+    return [{"name": name} for name in dict.fromkeys([*names, *([own] if own else [])])]
+
+
+def push_manifest(
+    ref: PipelineRef,
+    compiled: CompiledPipeline,
+    create: PodToCreate,
+    node: str | None = None,
+    options: PodOptions | None = None,
+    source: SourceStatus | None = None,
+) -> Manifest:
+    """The Pod of one attempt of a push step (see :mod:`shipway.engine.pushpods`)."""
+    options = options or PodOptions()
+    run = compiled.run(create.step_id)
+    push = run.push
+    assert push is not None, f"step {run.id} is not a push step"
+    assert create.push is not None, f"step {run.id} has no push target"
+    extra: Manifest = {}
+    generator: tuple[str, Manifest] | None = None
+    name = push.credentials.generator
+    if name is not None:
+        service = compiled.services[name]
+        images = dict(create.images)
+        env = ci_environment(ref, compiled, source)
+        container = service_container(
+            service, None, env, options.security_context, images.get(name)
+        )
+        generator = (name, container)
+        if service.mounts:
+            extra["volumes"] = [
+                {
+                    "name": WORKSPACE_VOLUME,
+                    "persistentVolumeClaim": {"claimName": claim_name(ref, compiled)},
+                }
+            ]
+            affinity = _affinity(ref, compiled, node)
+            if affinity:
+                extra["affinity"] = affinity
+    pull = _pull_secrets(compiled, None)
+    if pull:
+        extra["imagePullSecrets"] = pull
+    if create.active_deadline is not None:
+        extra["activeDeadlineSeconds"] = create.active_deadline
+    if options.node_selector:
+        extra["nodeSelector"] = dict(options.node_selector)
+    if options.tolerations:
+        extra["tolerations"] = [dict(t) for t in options.tolerations]
+    return push_pod_manifest(
+        create.push,
+        options.push,
+        name=create.name,
+        namespace=ref.namespace,
+        pipeline=ref.name,
+        step_id=create.step_id,
+        step_name=run.name,
+        attempt=create.attempt,
+        owner=owner_reference(ref),
+        secret=push.credentials.secret,
+        generator=generator,
+        extra=extra,
+    )
+
+
 def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest]:
     """The claim, the source's pod and one first-attempt pod per enabled step: what
-    ``shipway render`` prints."""
+    ``shipway render`` prints. Push steps are left out: what they copy is only known once
+    their image is built."""
     manifests = [claim_manifest(ref, compiled)] if compiled.uses_workspace else []
     if compiled.source is not None:
         name = source_pod_name(ref, compiled.source)
         manifests.append(pod_manifest(ref, compiled, PodToCreate(SOURCE_TASK, 0, name)))
     for run in compiled.runs:
-        if not run.enabled:
+        if not run.enabled or run.push is not None:
             continue
         timeout = math.ceil(run.timeout) if run.timeout else None
         name = pod_name(ref.name, ref.uid, run.id, run.name, 0)

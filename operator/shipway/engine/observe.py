@@ -22,6 +22,9 @@ START_GRACE_SECONDS = 60.0
 UNSCHEDULABLE_GRACE_SECONDS = 600.0
 """How long a step's pod may wait for a node: long enough for a cluster autoscaler to add one."""
 FATAL_WAITING = {"InvalidImageName", "ErrImageNeverPull"}
+PULL_THROTTLED = "pull QPS exceeded"
+"""The kubelet's own pull rate limit (registryPullQPS): it pulls again by itself, so a pod
+throttled among many that start at once is waiting its turn, not stuck on its image."""
 STUCK_WAITING = {
     "ErrImagePull",
     "ImagePullBackOff",
@@ -291,6 +294,13 @@ def outcome(
                 stop=True,
             )
     for container in waiting:
+        if PULL_THROTTLED in (container.message or ""):
+            return Outcome(
+                StepPhase.RUNNING,
+                reason=container.reason,
+                message=container.message,
+                recheck_after=5.0,
+            )
         if container.reason in STUCK_WAITING:
             created = parse_time(pod.created_at) or now
             left = start_grace - (now - created).total_seconds()

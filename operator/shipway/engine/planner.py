@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from shipway.engine.buildpods import BuildConfig, BuildToCreate
-from shipway.engine.builds import Builds, Gate
+from shipway.engine.builds import Builds, Gate, build_secret_wanted
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import (
     START_GRACE_SECONDS,
@@ -32,6 +32,8 @@ from shipway.engine.observe import (
     parse_time,
 )
 from shipway.engine.prepare import SOURCE_TASK, Preparation
+from shipway.engine.pushes import push_target
+from shipway.engine.pushpods import PushTarget
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.report import (
     EventToEmit,
@@ -65,6 +67,8 @@ class PodToCreate:
     active_deadline: int | None = None
     images: tuple[tuple[str, str], ...] = ()
     """(service, image by digest) of the built services the pod runs."""
+    push: PushTarget | None = None
+    """Set for push steps: what the pod copies where."""
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,6 @@ class Settings:
     max_running_pods: int | None = MAX_RUNNING_PODS
     """At most this many pods of one pipeline at once; None: no limit."""
     build: BuildConfig = field(default_factory=BuildConfig)
-    """Where ``build:`` services are built and pushed."""
 
 
 def finished_plan(status: PipelineStatus, pods: Sequence[PodView], uid: str) -> Plan:
@@ -183,12 +186,13 @@ class _Planner:
             status,
             self.steps.pods_by_step,
             now,
-            (settings.start_grace, settings.unschedulable_grace),
+            settings.start_grace,
             rejected,
-            waiting,
             settings.build,
             git_url=source.url if isinstance(source, GitCheckout) else None,
             branch=compiled.spec.ci.branch or (status.source.branch if status.source else None),
+            unschedulable_grace=settings.unschedulable_grace,
+            waiting=waiting,
         )
 
     def _timeout(self) -> tuple[float, str] | None:
@@ -230,7 +234,13 @@ class _Planner:
         unprepared = prep.failed()
         # Steps wait for the preparation (the checkout), then each for the images it runs;
         # nothing starts after the checkout failed.
-        walk = Walk(steps.by_id, halted, stopping is not None or not prep.ready(), self._gate)
+        walk = Walk(
+            steps.by_id,
+            halted,
+            stopping is not None or not prep.ready(),
+            self._gate,
+            self.compiled.spec.push,
+        )
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
             steps.recheck.append(remaining)
@@ -246,14 +256,14 @@ class _Planner:
         if self.quota is not None:
             steps.recheck.append(QUOTA_RETRY_SECONDS)
         message: str | None
-        active = creates or self.deferred or steps.any_running() or builds.busy()
+        active = creates or self.deferred or steps.any_running()
         if stopping is not None:
             phase, message = stopping
         elif unprepared is not None:
             phase = PipelinePhase.FAILED
             detail = unprepared.message or unprepared.reason or "it failed"
             message = f"{unprepared.title} failed: {detail}"[:1024]
-        elif root in (Result.ACTIVE, Result.WAITING) and (active or prep.active()):
+        elif root in (Result.ACTIVE, Result.WAITING) and (active or prep.active() or builds.busy()):
             phase, message = PipelinePhase.RUNNING, self.quota
         elif root == Result.SUCCEEDED or root == Result.SKIPPED:
             phase, message = PipelinePhase.SUCCEEDED, None
@@ -290,19 +300,29 @@ class _Planner:
             requeue_after=(min(recheck) if recheck and not phase.terminal else None),
             ensure_claim=bool(creates or build_creates) and self.compiled.uses_workspace,
             builds=build_creates,
-            build_secret=_build_secret(previous, status, bool(build_creates)),
+            build_secret=build_secret_wanted(previous, status, bool(build_creates)),
         )
 
     def _gate(self, step: StepState) -> Result:
         """A step starts once the images it runs are built; a failed build fails it."""
         verdict, why = self.builds.gate(step.run)
-        if verdict == Gate.READY:
-            return Result.ACTIVE
         if verdict == Gate.WAIT:
             return Result.WAITING
-        step.phase, step.reason, step.message = StepPhase.FAILED, StepReason.BUILD_FAILED, why
+        reason = StepReason.BUILD_FAILED
+        if verdict == Gate.READY:
+            if step.run.push is None:
+                return Result.ACTIVE
+            _, why = self._push_target(step)
+            if why is None:
+                return Result.ACTIVE
+            reason = StepReason.INVALID_IMAGE_TAG
+        step.phase, step.reason, step.message = StepPhase.FAILED, reason, why
         step.finished_at = self.stamp
         return Result.FAILED
+
+    def _push_target(self, step: StepState) -> tuple[PushTarget | None, str | None]:
+        image = dict(self.builds.images(step.run)).get(step.run.service)
+        return push_target(self.ref, self.compiled, step.run, image, self.status.source)
 
     def _mark_skipped(
         self, skip: Mapping[str, str], halted: bool, finished: bool, unprepared: bool
@@ -342,24 +362,19 @@ class _Planner:
                 continue
             deadlines = [t for t in (step.run.timeout, remaining) if t is not None]
             deadline = max(1, math.ceil(min(deadlines))) if deadlines else None
-            images = self.builds.images(step.run.service)
-            creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images))
+            images = self.builds.images(step.run)
+            target = self._push_target(step)[0] if step.run.push is not None else None
+            if step.run.push is not None and target is None:
+                continue  # its image is gone from the status: the gate fails it next time
+            creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images, target))
             running += 1
+            if target is not None:
+                step.image = target.target  # what it pushes, from the start (digest at the end)
             step.phase, step.pod = StepPhase.RUNNING, name
             step.created_at, step.started_at = self.stamp, None
             if not step.attempt:
                 step.reason, step.message = None, None
         return tuple(creates)
-
-
-def _build_secret(old: PipelineStatus, new: PipelineStatus, starting: bool) -> bool | None:
-    """Whether the client certificate must be in the namespace now, or can go."""
-    if starting:
-        return True
-    was_building = any(not b.phase.terminal for b in old.builds)
-    if was_building and all(b.phase.terminal for b in new.builds):
-        return False
-    return None
 
 
 def _duration(seconds: float) -> str:

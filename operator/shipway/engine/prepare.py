@@ -51,7 +51,8 @@ def _int(text: str | None) -> int | None:
 
 
 def source_pod_name(ref: PipelineRef, source: CompiledSource) -> str:
-    """Named by the same rule as step pods: ``<pipeline>-source-checkout`` (or ``-upload``)."""
+    """Named by the same rule as step pods: ``<pipeline>-<uid hash>-source-checkout`` (or
+    ``-upload``), so a name never collides with another instance's pods."""
     return pod_name(ref.name, ref.uid, SOURCE_TASK, task_title(source), 0)
 
 

@@ -52,6 +52,8 @@ def step_status(step: StepState) -> StepStatus:
         created_at=step.created_at,
         started_at=step.started_at,
         finished_at=step.finished_at if step.phase.terminal else None,
+        image=step.image,
+        digest=step.digest,
         attempts=step.attempts,
     )
 
@@ -85,10 +87,9 @@ def pipeline_status(
 ) -> PipelineStatus:
     """The status to write: the phase, progress, running steps and every step's state.
 
+    Builds count in the progress like steps, and a running build shows as ``build demo``.
     ``reason`` replaces the ``Succeeded`` condition's usual one (e.g. ExceededResourceQuota
     while a quota holds the pipeline up).
-
-    Builds count in the progress like steps, and a running build shows as ``build demo``.
     """
     entries = [step_status(s) for s in steps]
     regular = [s for s in entries if s.on_fail_of is None]
@@ -208,11 +209,12 @@ def diff_events(old: PipelineStatus, new: PipelineStatus) -> list[EventToEmit]:
         if was is not None and was.phase == step.phase:
             continue
         if step.phase == StepPhase.SUCCEEDED:
+            pushed = f": pushed {step.image}@{step.digest}" if step.digest else ""
             events.append(
                 EventToEmit(
                     "Normal",
                     EventReason.STEP_SUCCEEDED,
-                    f"step {step.name!r} succeeded{_duration(step)}",
+                    f"step {step.name!r} succeeded{_duration(step)}{pushed}"[:1024],
                 )
             )
         else:

@@ -14,6 +14,7 @@ from datetime import datetime
 from shipway.engine.naming import pod_name
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import Outcome, PodView, format_time, outcome
+from shipway.engine.pushpods import GENERATOR_CONTAINER, parse_push_result
 from shipway.engine.reasons import StepReason
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
 from shipway.spec.tree import RunNode
@@ -37,6 +38,10 @@ class StepState:
     would cost a status write of its own)."""
     finished_at: str | None = None
     attempts: list[StepAttempt] = field(default_factory=list)
+    image: str | None = None
+    """Push steps: the reference pushed."""
+    digest: str | None = None
+    """Push steps: the digest the registry holds under it."""
     live_pod: PodView | None = None
     """The current attempt's pod, if it exists and is still active."""
     blocked: bool = False
@@ -60,6 +65,29 @@ def halt(pod: PodView | None) -> str | None:
     if pod.active_deadline is None or pod.active_deadline > 1:
         return "stop"
     return None
+
+
+def _push_report(step: StepState, pod: PodView) -> None:
+    """A push pod's report: the digest pushed, or why the push failed, in the step's words."""
+    main = pod.main
+    if step.phase == StepPhase.SUCCEEDED:
+        report = parse_push_result(main.message if main else None)
+        if report.problem is None:
+            step.image, step.digest = report.image, report.digest
+            return
+        step.phase, step.message = StepPhase.FAILED, report.problem
+        step.reason = StepReason.PUSH_FAILED
+        return
+    if step.phase != StepPhase.FAILED:
+        return
+    generator = next((c for c in pod.sidecars if c.name == GENERATOR_CONTAINER), None)
+    if (main is None or main.state != "terminated") and generator is not None:
+        if generator.state == "terminated" and generator.exit_code:
+            detail = generator.message or f"it exited with a {generator.exit_code} code"
+            step.reason = StepReason.PUSH_FAILED
+            step.message = f"the dockercfg service failed: {detail.strip()}"[:1024]
+    elif main is not None and main.state == "terminated" and main.exit_code:
+        step.reason = StepReason.PUSH_FAILED
 
 
 @dataclass(frozen=True)
@@ -147,6 +175,7 @@ class Steps:
             step.created_at = rec.created_at
             step.started_at, step.finished_at = rec.started_at, rec.finished_at
             step.attempts = list(rec.attempts)
+            step.image, step.digest = rec.image, rec.digest
         if step.phase.terminal:
             # The status remembers the result; a pod still running for it is stopped.
             self.stop_if_live(pods.get(step.attempt))
@@ -216,6 +245,8 @@ class Steps:
             )
             step.started_at = result.started_at or step.started_at
             step.finished_at = result.finished_at or self.stamp
+            if run.push is not None and pod is not None:
+                _push_report(step, pod)
             return step
 
     def _outcome(self, pod: PodView) -> Outcome:

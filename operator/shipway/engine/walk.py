@@ -39,9 +39,12 @@ class Walk:
         halted: bool,
         stopping: bool,
         gate: Gate | None = None,
+        pushes: bool = True,
     ) -> None:
         self.steps = steps
         self.gate = gate
+        self.pushes = pushes
+        """``spec.push``: false skips every push step (reason PushDisabled)."""
         self.halted = halted
         """A regular step failed: regular steps not started yet never start."""
         self.stopping = stopping
@@ -74,6 +77,9 @@ class Walk:
     def _visit(self, node: Node, allow: bool, is_on_fail: bool) -> Result:
         if not node.enabled:
             self._not_needed([node], StepReason.FILTERED_OUT)
+            return Result.SKIPPED
+        if isinstance(node, RunNode) and node.push is not None and not self.pushes:
+            self._not_needed([node], StepReason.PUSH_DISABLED)
             return Result.SKIPPED
         if isinstance(node, GroupNode):
             if node.kind == "serial":

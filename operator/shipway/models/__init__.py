@@ -1,9 +1,9 @@
 """Pydantic models of the Pipeline resource: the one schema source."""
 
 from shipway.models.build import Build, BuildSecretSource
+from shipway.models.context import CIContext, Workspace
 from shipway.models.source import GitSource, Source, UploadSource
 from shipway.models.spec import (
-    CIContext,
     EnvFromSource,
     Healthcheck,
     LocalObjectRef,
@@ -11,7 +11,6 @@ from shipway.models.spec import (
     ResourceRequirements,
     Service,
     Step,
-    Workspace,
 )
 from shipway.models.status import (
     BuildStatus,

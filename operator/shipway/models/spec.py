@@ -14,14 +14,14 @@ from typing import Annotated, Any, Literal
 from pydantic import ConfigDict, Field, StringConstraints, field_validator
 
 from shipway.models.base import (
-    K8S_NAME_PATTERN,
     QUANTITY_PATTERN,
     UNION_SCHEMA_NOTE,
     Duration,
     K8sName,
     Strict,
 )
-from shipway.models.build import Build, RelativePath
+from shipway.models.build import Build, RelativePath, SecretName
+from shipway.models.context import CIContext, Workspace
 from shipway.models.source import Source
 
 SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
@@ -189,18 +189,23 @@ class Service(_Strict):
 
 
 class Step(_Strict):
-    """A run step (service + command) or a group of steps (type serial or parallel)."""
+    """A run step (service + command), a push step (type push: the service's built image to
+    image_name) or a group of steps (type serial or parallel)."""
 
     model_config = ConfigDict(  # merged with _Strict's
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "has(self.type) == has(self.steps)",
-                    "message": "a group needs both type and steps; a run step has neither",
+                    "rule": "(has(self.type) && self.type != 'push') == has(self.steps)",
+                    "message": "a group needs both type and steps; a run or push step has no steps",
                 },
                 {
-                    "rule": "!has(self.type) || !has(self.retries)",
-                    "message": "retries is set on run steps, not on groups",
+                    "rule": "!has(self.type) || self.type == 'push' || !has(self.retries)",
+                    "message": "retries is set on run steps (and push steps), not on groups",
+                },
+                {
+                    "rule": "!has(self.type) || self.type != 'push' || has(self.image_name)",
+                    "message": "a push step needs image_name",
                 },
             ]
         },
@@ -209,8 +214,10 @@ class Step(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
         None, description="Shown in status and logs; generated from the command when missing."
     )
-    type: Literal["serial", "parallel"] | None = Field(
-        None, description="Makes this a group: its steps run one after another or all together."
+    type: Literal["serial", "parallel", "push"] | None = Field(
+        None,
+        description="serial or parallel makes this a group: its steps run one after another "
+        "or all together; push pushes the image built for the step's service.",
     )
     service: ServiceName | None = Field(
         None, description="Service the command runs in; on a group, the default for its steps."
@@ -245,80 +252,40 @@ class Step(_Strict):
     retries: int | None = Field(
         None, ge=0, le=10, description="Start a new attempt this many times when the step fails."
     )
+    image_name: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None,
+        description="Push steps: the repository to push to, [registry/][owner/]name (no tag).",
+    )
+    image_tag: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = Field(
+        None,
+        description='Push steps: the tag, a Codeship template such as "{{ .Branch }}-'
+        '{{ .ShortCommitID }}" (default latest); characters a tag cannot hold are stripped.',
+    )
+    registry: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = Field(
+        None,
+        description="Push steps: the registry (host or URL) when image_name does not start "
+        "with one; Docker Hub when neither names one.",
+    )
+    dockercfgSecret: K8sName | None = Field(  # noqa: N815
+        None,
+        description="A kubernetes.io/dockerconfigjson Secret: a push step's credentials; on a "
+        "run step an imagePullSecret of its pod; on a group, the default of its steps.",
+    )
+    dockercfg_service: ServiceName | None = Field(
+        None,
+        description="Push steps (or a group, for its push steps): a service run before the "
+        "push with a file path as its argument, writing the registry credentials there "
+        "(Codeship's generator services).",
+    )
 
     @field_validator("type", mode="before")
     @classmethod
     def _known_type(cls, value: object) -> object:
-        if value in ("push", "manual"):
+        if value == "manual":
             raise ValueError(
-                f"type: {value} is not supported yet (use serial, parallel or a run step)"
+                f"type: {value} is not supported yet (use serial, parallel, push or a run step)"
             )
         return value
-
-
-class Workspace(_Strict):
-    """The PersistentVolumeClaim shared by every step: volumes are subPaths of it.
-
-    Created when a service mounts a volume or the pipeline has a source; otherwise there is
-    no claim.
-    """
-
-    size: Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)] = Field(
-        "1Gi", description="Requested storage."
-    )
-    storageClassName: (  # noqa: N815
-        Annotated[str, StringConstraints(pattern=r"^$|" + K8S_NAME_PATTERN, max_length=253)] | None
-    ) = Field(
-        None,
-        description='StorageClass of the claim: unset for the cluster default, "" for a '
-        "pre-provisioned volume without a class.",
-    )
-    accessModes: list[Literal["ReadWriteOnce", "ReadWriteMany"]] = Field(  # noqa: N815
-        default_factory=lambda: ["ReadWriteOnce"],  # type: ignore[arg-type]
-        min_length=1,
-        max_length=2,
-        description="ReadWriteOnce pins all of a pipeline's pods to one node; ReadWriteMany does not.",
-    )
-    keep: bool = Field(
-        False,
-        description="Keep the claim when the Pipeline is deleted (for debugging, or for a "
-        "later pipeline to reuse through claimName).",
-    )
-    claimName: (  # noqa: N815
-        Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)] | None
-    ) = Field(
-        None,
-        description="Use this existing PersistentVolumeClaim of the namespace (e.g. one kept "
-        "by an earlier pipeline) instead of creating one; size, storageClassName and keep then describe nothing "
-        "(accessModes still says whether the steps must share a node). The operator never "
-        "deletes it.",
-    )
-
-
-class CIContext(_Strict):
-    """What is being built; becomes Codeship's CI_* variables in every step."""
-
-    branch: ShortText | None = Field(
-        None, description="CI_BRANCH; the build tag when tag is unset."
-    )
-    tag: ShortText | None = Field(None, description="Git tag being built; the build tag when set.")
-    commitId: ShortText | None = Field(None, description="CI_COMMIT_ID.")  # noqa: N815
-    commitMessage: LongText | None = Field(None, description="CI_COMMIT_MESSAGE.")  # noqa: N815
-    commitDescription: LongText | None = Field(  # noqa: N815
-        None, description="CI_COMMIT_DESCRIPTION."
-    )
-    committerName: ShortText | None = Field(None, description="CI_COMMITTER_NAME.")  # noqa: N815
-    committerEmail: ShortText | None = Field(None, description="CI_COMMITTER_EMAIL.")  # noqa: N815
-    committerUsername: ShortText | None = Field(  # noqa: N815
-        None, description="CI_COMMITTER_USERNAME."
-    )
-    repoName: ShortText | None = Field(None, description="CI_REPO_NAME.")  # noqa: N815
-    projectId: ShortText | None = Field(None, description="CI_PROJECT_ID.")  # noqa: N815
-    buildId: ShortText | None = Field(  # noqa: N815
-        None, description="CI_BUILD_ID (the Pipeline's UID when unset)."
-    )
-    prNumber: ShortText | None = Field(None, description="CI_PR_NUMBER.")  # noqa: N815
-    pullRequest: ShortText | None = Field(None, description="CI_PULL_REQUEST.")  # noqa: N815
 
 
 IMMUTABLE_SPEC_FIELDS = (
@@ -330,6 +297,9 @@ IMMUTABLE_SPEC_FIELDS = (
     "serviceAccountName",
     "timeout",
     "cacheKey",
+    "push",
+    "dockercfgSecret",
+    "imagePullSecrets",
 )
 """Every spec field but ``cancel``; a unit test keeps this list complete."""
 
@@ -406,6 +376,22 @@ class PipelineSpec(_Strict):
         None,
         description="The project that cached builds share layers with (default: the git "
         "URL of spec.source, else the Pipeline's generateName, else its name).",
+    )
+    push: bool = Field(
+        True,
+        description="Run push steps; false skips each with reason PushDisabled (shipway run "
+        "sets it unless --push, as jet steps pushes only with --push).",
+    )
+    dockercfgSecret: K8sName | None = Field(  # noqa: N815
+        None,
+        description="The kubernetes.io/dockerconfigjson Secret push steps use when neither they "
+        "nor their groups name one.",
+    )
+    imagePullSecrets: list[SecretName] = Field(  # noqa: N815
+        default_factory=list,
+        max_length=20,
+        description="dockerconfigjson Secrets every step pod pulls its services' images with "
+        "(private images).",
     )
     cancel: bool = Field(
         False,

@@ -20,10 +20,6 @@ MESSAGE_BYTES = 512
 """Most JSON bytes a step's or an attempt's ``message`` takes (the step's Event has more)."""
 REASON_BYTES = 128
 PIPELINE_MESSAGE_BYTES = 2048
-BUILD_MESSAGE_BYTES = 4096
-"""A failed build's message: BuildKit's own error lines (their end is kept: the error)."""
-IMAGE_BYTES = 1024
-REF_BYTES = 512
 
 
 def json_size(text: str) -> int:
@@ -50,29 +46,11 @@ def clip(text: str | None, limit: int) -> str | None:
     return cut + "\u2026"
 
 
-def clip_head(text: str | None, limit: int) -> str | None:
-    """``text`` with its beginning cut (marked with …) so that its end fits in ``limit``."""
-    if text is None or json_size(text) <= limit:
-        return text
-    cut = text
-    size = json_size("\u2026" + cut)
-    while size > limit:
-        cut = cut[max(1, (size - limit) // 12) :]
-        size = json_size("\u2026" + cut)
-    return "\u2026" + cut
-
-
 def _clipped(limit: int) -> AfterValidator:
     return AfterValidator(lambda text: clip(text, limit))
 
 
 Message = Annotated[str | None, _clipped(MESSAGE_BYTES)]
-BuildMessage = Annotated[
-    str | None, AfterValidator(lambda text: clip_head(text, BUILD_MESSAGE_BYTES))
-]
-Image = Annotated[str | None, _clipped(IMAGE_BYTES)]
-Ref = Annotated[str | None, _clipped(REF_BYTES)]
-"""A git branch, tag or repository name (git allows long ones)."""
 Reason = Annotated[str | None, _clipped(REASON_BYTES)]
 PipelineMessage = Annotated[str | None, _clipped(PIPELINE_MESSAGE_BYTES)]
 
@@ -148,6 +126,12 @@ class StepStatus(_Status):
         "before, it waited for its claim, node, image and linked services).",
     )
     finished_at: str | None = Field(None, description="When the step ended.")
+    image: Message = Field(
+        None, description="Push steps: the reference pushed to (name:tag), from its start."
+    )
+    digest: Reason = Field(
+        None, description="Push steps: the digest the registry holds under that tag."
+    )
     attempts: list[StepAttempt] = Field(
         default_factory=list, description="Earlier attempts of a retried step."
     )
@@ -170,12 +154,12 @@ class SourceStatus(PrepStatus):
 
     kind: str = Field(description="git or upload.")
     commit: Reason = Field(None, description="The commit checked out.")
-    branch: Ref = Field(None, description="The branch checked out, if any.")
-    tag: Ref = Field(None, description="The tag checked out, if any.")
+    branch: Message = Field(None, description="The branch checked out, if any.")
+    tag: Message = Field(None, description="The tag checked out, if any.")
     commit_message: Message = Field(None, description="The commit's message (shortened).")
-    committer_name: Reason = Field(None, description="The commit's committer.")
-    committer_email: Reason = Field(None, description="The committer's email address.")
-    repo_name: Ref = Field(None, description="The repository's name, from its URL.")
+    committer_name: Message = Field(None, description="The commit's committer.")
+    committer_email: Message = Field(None, description="The committer's email address.")
+    repo_name: Message = Field(None, description="The repository's name, from its URL.")
     files: int | None = Field(None, description="Files received (uploads).")
     bytes: int | None = Field(None, description="Bytes received (uploads).")
 
@@ -187,16 +171,10 @@ class BuildStatus(PrepStatus):
     """
 
     service: str = Field(description="The service whose image is built.")
-    reason: Reason = Field(None, description="Why the build is in its phase.")
-    message: BuildMessage = Field(
-        None, description="On failure, BuildKit's own error lines (their end, when long)."
-    )
-    image: Image = Field(None, description="Repository the image is pushed to.")
+    image: Message = Field(None, description="Repository the image is pushed to.")
     digest: Reason = Field(None, description="The pushed image's digest (sha256:...).")
-    cached_steps: int | None = Field(
-        None, description="The Dockerfile's steps served from the cache (FROM aside)."
-    )
-    total_steps: int | None = Field(None, description="The Dockerfile's steps (FROM aside).")
+    cached_steps: int | None = Field(None, description="Build steps served from the cache.")
+    total_steps: int | None = Field(None, description="Build steps in all.")
 
 
 class Condition(_Status):

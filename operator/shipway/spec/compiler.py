@@ -16,6 +16,7 @@ from shipway.models.durations import parse_duration
 from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
 from shipway.spec.filters import build_tag
 from shipway.spec.limits import status_errors, structure_errors
+from shipway.spec.push import Credentials
 from shipway.spec.services import ResolvedService, resolve_services
 from shipway.spec.source import CompiledSource, compile_source, source_revision
 from shipway.spec.tree import GroupNode, RunNode, compile_steps
@@ -104,7 +105,9 @@ def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeli
     spec = parse_spec(raw)
     services, errors = resolve_services(spec.services)
     tag = build_tag(spec.ci, checked_out or source_revision(spec.source))
-    root, runs, step_errors = compile_steps(spec.steps, spec.services, tag)
+    root, runs, step_errors = compile_steps(
+        spec.steps, spec.services, tag, Credentials(secret=spec.dockercfgSecret)
+    )
     errors.extend(step_errors)
     source, source_errors = compile_source(spec.source)
     errors.extend(source_errors)
@@ -121,8 +124,8 @@ def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeli
             if service.build is not None
         )
     if not step_errors:
-        built = [name for name, service in spec.services.items() if service.build is not None]
-        errors.extend(status_errors(raw, runs, built))
+        builds = [name for name, service in services.items() if service.build is not None]
+        errors.extend(status_errors(raw, runs, builds))
     timeout = None
     if spec.timeout is not None:
         try:

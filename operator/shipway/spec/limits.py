@@ -21,22 +21,19 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from shipway.models import (
-    BuildStatus,
     Condition,
     PipelinePhase,
     PipelineStatus,
-    SourceStatus,
     StepAttempt,
     StepPhase,
     StepStatus,
 )
 from shipway.models.status import (
-    BUILD_MESSAGE_BYTES,
-    IMAGE_BYTES,
     MESSAGE_BYTES,
     PIPELINE_MESSAGE_BYTES,
     REASON_BYTES,
-    REF_BYTES,
+    BuildStatus,
+    SourceStatus,
     json_size,
 )
 from shipway.spec.errors import FieldError
@@ -100,9 +97,7 @@ def _fill(limit: int) -> str:
     return "x" * (limit - 2)
 
 
-def _size(
-    model: StepAttempt | StepStatus | PipelineStatus | BuildStatus | SourceStatus,
-) -> int:
+def _size(model: StepAttempt | StepStatus | BuildStatus | PipelineStatus) -> int:
     dumped = model.model_dump(mode="json", by_alias=True)  # None values too: conservative
     text = json.dumps(dumped, separators=(",", ":"))
     return len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
@@ -127,26 +122,36 @@ ATTEMPT_BYTES = 1 + _size(
 )
 """Most bytes one earlier attempt adds to its step's entry (with its comma)."""
 
-STEP_BYTES = 1 + _size(
-    StepStatus(
-        id="",
-        name="",
-        group="",
-        service="",
-        on_fail_of="",
-        phase=_longest_phase(),
-        pod=_POD_NAME,
-        attempt=99,
-        exit_code=_EXIT_CODE,
-        reason=_fill(REASON_BYTES),
-        message=_fill(MESSAGE_BYTES),
-        created_at=_TIME,
-        started_at=_TIME,
-        finished_at=_TIME,
+
+def _step(image: str | None = None, digest: str | None = None) -> int:
+    return 1 + _size(
+        StepStatus(
+            id="",
+            name="",
+            group="",
+            service="",
+            on_fail_of="",
+            phase=_longest_phase(),
+            pod=_POD_NAME,
+            attempt=99,
+            exit_code=_EXIT_CODE,
+            reason=_fill(REASON_BYTES),
+            message=_fill(MESSAGE_BYTES),
+            created_at=_TIME,
+            started_at=_TIME,
+            finished_at=_TIME,
+            image=image,
+            digest=digest,
+        )
     )
-)
+
+
+STEP_BYTES = _step()
 """Most bytes a step's entry takes besides its id, name, group, service and on_fail_of, which
 come from the spec, and its attempts."""
+
+PUSH_BYTES = _step(_fill(MESSAGE_BYTES), _fill(REASON_BYTES)) - STEP_BYTES
+"""What a push step's entry adds: the reference it pushes to and the digest pushed."""
 
 BUILD_BYTES = 1 + _size(
     BuildStatus(
@@ -154,40 +159,17 @@ BUILD_BYTES = 1 + _size(
         phase=_longest_phase(),
         pod=_POD_NAME,
         reason=_fill(REASON_BYTES),
-        message=_fill(BUILD_MESSAGE_BYTES),
-        image=_fill(IMAGE_BYTES),
-        digest=_fill(REASON_BYTES),
-        created_at=_TIME,
-        started_at=_TIME,
-        finished_at=_TIME,
-        cached_steps=2**31,
-        total_steps=2**31,
-    )
-)
-"""Most bytes a build's entry takes besides its service's name (from the spec)."""
-
-SOURCE_BYTES = _size(
-    SourceStatus(
-        kind="upload",
-        phase=_longest_phase(),
-        pod=_POD_NAME,
-        reason=_fill(REASON_BYTES),
         message=_fill(MESSAGE_BYTES),
         created_at=_TIME,
         started_at=_TIME,
         finished_at=_TIME,
-        commit=_fill(REASON_BYTES),
-        branch=_fill(REF_BYTES),
-        tag=_fill(REF_BYTES),
-        commit_message=_fill(MESSAGE_BYTES),
-        committer_name=_fill(REASON_BYTES),
-        committer_email=_fill(REASON_BYTES),
-        repo_name=_fill(REF_BYTES),
-        files=2**63,
-        bytes=2**63,
+        image=_fill(MESSAGE_BYTES),
+        digest=_fill(REASON_BYTES),
+        cached_steps=2**63 - 1,
+        total_steps=2**63 - 1,
     )
 )
-"""Most bytes the source's entry takes (every text in it is clipped)."""
+"""Most bytes one build's entry takes besides its service's name (from the spec)."""
 
 PIPELINE_BYTES = _size(
     PipelineStatus(
@@ -209,6 +191,30 @@ PIPELINE_BYTES = _size(
                 observed_generation=2**63 - 1,
             )
         ],
+        source=SourceStatus(
+            kind="upload",
+            phase=_longest_phase(),
+            pod=_POD_NAME,
+            reason=_fill(REASON_BYTES),
+            message=_fill(MESSAGE_BYTES),
+            created_at=_TIME,
+            started_at=_TIME,
+            finished_at=_TIME,
+            commit=_fill(REASON_BYTES),
+            **{
+                name: _fill(MESSAGE_BYTES)
+                for name in (
+                    "branch",
+                    "tag",
+                    "commit_message",
+                    "committer_name",
+                    "committer_email",
+                    "repo_name",
+                )
+            },
+            files=2**63 - 1,
+            bytes=2**63 - 1,
+        ),
     )
 )
 """Most bytes the status takes besides its steps."""
@@ -229,6 +235,8 @@ class StepSummary(Protocol):
     def on_fail_of(self) -> str | None: ...
     @property
     def retries(self) -> int: ...
+    @property
+    def push(self) -> object | None: ...
 
 
 def _text(value: str | None) -> int:
@@ -236,13 +244,17 @@ def _text(value: str | None) -> int:
 
 
 def worst_status_bytes(runs: Sequence[StepSummary], builds: Sequence[str] = ()) -> int:
-    """The largest status these run steps (and builds of these services) can produce."""
-    total = PIPELINE_BYTES + SOURCE_BYTES
-    total += sum(BUILD_BYTES + _text(service) for service in builds)
+    """The largest status these run steps and the builds of these services can produce, in
+    JSON bytes."""
+    total = PIPELINE_BYTES
     for run in runs:
         total += STEP_BYTES + run.retries * ATTEMPT_BYTES
         total += _text(run.id) + _text(run.name) + _text(run.group) + _text(run.service)
         total += _text(run.on_fail_of)
+        if run.push is not None:
+            total += PUSH_BYTES
+    for service in builds:
+        total += BUILD_BYTES + _text(service)
     return total
 
 
@@ -265,7 +277,7 @@ def status_errors(
         FieldError(
             "spec.steps",
             f"the status of {len(runs)} run steps ({attempts} attempts with the retries of "
-            f"{retried}) could reach {worst / MiB:.2f} MiB, but only {max(room, 0) / MiB:.2f} "
+            f"{retried}){f' and {len(builds)} builds' if builds else ''} could reach {worst / MiB:.2f} MiB, but only {max(room, 0) / MiB:.2f} "
             f"MiB fit beside this spec in etcd's {ETCD_OBJECT_BYTES / MiB:.1f} MiB object "
             "limit: use fewer steps or retries, or split the pipeline",
         )

@@ -11,12 +11,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from shipway.models import Step
+from shipway.models import Service, Step
 from shipway.models.durations import parse_duration
 from shipway.spec.commands import display_command, split_command
 from shipway.spec.errors import FieldError
 from shipway.spec.filters import pattern_error, selected
 from shipway.spec.limits import MAX_DEPTH
+from shipway.spec.push import (
+    Credentials,
+    ResolvedPush,
+    credential_errors,
+    non_push_errors,
+    resolve_push,
+)
 
 MAX_RUN_STEPS = 1000
 _NAME_LIMIT = 128
@@ -24,7 +31,7 @@ _NAME_LIMIT = 128
 
 @dataclass(frozen=True)
 class RunNode:
-    """A step that runs one command in one pod."""
+    """A step that runs one command in one pod (or, with ``push``, pushes an image)."""
 
     id: str
     name: str
@@ -37,6 +44,9 @@ class RunNode:
     on_fail: tuple[Node, ...]
     on_fail_of: str | None
     field: str
+    push: ResolvedPush | None = None
+    pull_secret: str | None = None
+    """The dockercfgSecret its pod pulls images with (run steps)."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +81,7 @@ def _explicit_names(steps: Sequence[Step], where: str, seen: dict[str, str]) -> 
     errors: list[FieldError] = []
     for index, step in enumerate(steps):
         field = f"{where}[{index}]"
-        if step.name is not None and step.type is None:
+        if step.name is not None and step.type not in ("serial", "parallel"):
             if step.name in seen:
                 errors.append(
                     FieldError(
@@ -87,7 +97,7 @@ def _explicit_names(steps: Sequence[Step], where: str, seen: dict[str, str]) -> 
 
 
 class _Compiler:
-    def __init__(self, services: Mapping[str, object], build_tag: str, used: set[str]) -> None:
+    def __init__(self, services: Mapping[str, Service], build_tag: str, used: set[str]) -> None:
         self.services = services
         self.build_tag = build_tag
         self.used = used
@@ -131,6 +141,7 @@ class _Compiler:
         enabled: bool,
         on_fail_of: str | None,
         depth: int,
+        creds: Credentials,
     ) -> tuple[Node, ...]:
         if depth > MAX_DEPTH and steps:  # limits.structure_errors refuses this first
             self.errors.append(FieldError(where, f"steps nest deeper than {MAX_DEPTH} levels"))
@@ -139,10 +150,15 @@ class _Compiler:
         for index, step in enumerate(steps):
             field = f"{where}[{index}]"
             on = self._filter(step, field, enabled)
-            if step.type is not None:
-                nodes.append(self._group(step, field, index, group, service, on, on_fail_of, depth))
+            self.errors += credential_errors(step, field, self.services)
+            inner = creds.under(step)
+            if step.type in ("serial", "parallel"):
+                self.errors += non_push_errors(step, field)
+                nodes.append(
+                    self._group(step, field, index, group, service, on, on_fail_of, depth, inner)
+                )
             else:
-                node = self._run(step, field, group, service, on, on_fail_of, depth)
+                node = self._run(step, field, group, service, on, on_fail_of, depth, inner)
                 if node is not None:
                     nodes.append(node)
         return tuple(nodes)
@@ -157,22 +173,39 @@ class _Compiler:
         enabled: bool,
         on_fail_of: str | None,
         depth: int,
+        creds: Credentials,
     ) -> GroupNode:
-        assert step.type is not None
+        assert step.type in ("serial", "parallel")
         own_service = self._service(step.service, f"{field}.service", required=False) or service
         label = step.name or f"{step.type}-{index + 1}"
         path = f"{group}/{label}" if group else label
         if step.command is not None:
             self.errors.append(FieldError(f"{field}.command", "a group cannot have a command"))
         if step.retries is not None:
-            self.errors.append(FieldError(f"{field}.retries", "retries is set on run steps"))
+            self.errors.append(
+                FieldError(f"{field}.retries", "retries is set on run steps (and push steps)")
+            )
         if not step.steps:
             self.errors.append(FieldError(f"{field}.steps", "a group needs at least one step"))
         children = self.build(
-            step.steps or (), f"{field}.steps", path, own_service, enabled, on_fail_of, depth + 1
+            step.steps or (),
+            f"{field}.steps",
+            path,
+            own_service,
+            enabled,
+            on_fail_of,
+            depth + 1,
+            creds,
         )
         on_fail = self.build(
-            step.on_fail or (), f"{field}.on_fail", path, own_service, enabled, path, depth + 1
+            step.on_fail or (),
+            f"{field}.on_fail",
+            path,
+            own_service,
+            enabled,
+            path,
+            depth + 1,
+            creds,
         )
         return GroupNode(
             kind=step.type,
@@ -206,11 +239,20 @@ class _Compiler:
         enabled: bool,
         on_fail_of: str | None,
         depth: int,
+        creds: Credentials,
     ) -> RunNode | None:
         if step.steps is not None:
-            self.errors.append(FieldError(f"{field}.type", "a step with steps needs type"))
+            self.errors.append(
+                FieldError(f"{field}.type", "a step with steps needs type serial or parallel")
+            )
         chosen = step.service if step.service is not None else service
         resolved = self._service(chosen, f"{field}.service", required=True)
+        push: ResolvedPush | None = None
+        if step.type == "push":
+            push, push_errors = resolve_push(step, field, resolved, self.services, creds)
+            self.errors += push_errors
+        else:
+            self.errors += non_push_errors(step, field)
         try:
             command = split_command(step.command)
         except ValueError as exc:
@@ -220,14 +262,23 @@ class _Compiler:
         step_id = str(self.count)
         if step.name is not None:
             name = step.name
+        elif step.type == "push":
+            name = self._unique_name(f"push {step.image_name or chosen or 'image'}")
         else:
             wanted = display_command(command) if command else f"{chosen or 'step'}"
             name = self._unique_name(wanted)
         timeout = self._timeout(step, field)
         on_fail = self.build(
-            step.on_fail or (), f"{field}.on_fail", group, chosen, enabled, step_id, depth + 1
+            step.on_fail or (),
+            f"{field}.on_fail",
+            group,
+            chosen,
+            enabled,
+            step_id,
+            depth + 1,
+            creds,
         )
-        if resolved is None:
+        if resolved is None or (step.type == "push" and push is None):
             return None
         return RunNode(
             id=step_id,
@@ -241,17 +292,27 @@ class _Compiler:
             on_fail=on_fail,
             on_fail_of=on_fail_of,
             field=field,
+            push=push,
+            pull_secret=None if push is not None else creds.secret,
         )
 
 
 def compile_steps(
-    steps: Sequence[Step], services: Mapping[str, object], build_tag: str
+    steps: Sequence[Step],
+    services: Mapping[str, Service],
+    build_tag: str,
+    credentials: Credentials | None = None,
 ) -> tuple[GroupNode, tuple[RunNode, ...], list[FieldError]]:
-    """The root (serial) group, every run step in id order, and every error found."""
+    """The root (serial) group, every run step in id order, and every error found.
+
+    ``credentials``: the pipeline's own (``spec.dockercfgSecret``), inherited by every step.
+    """
     seen: dict[str, str] = {}
     errors = _explicit_names(steps, "spec.steps", seen)
     compiler = _Compiler(services, build_tag, set(seen))
-    children = compiler.build(steps, "spec.steps", None, None, True, None, 1)
+    children = compiler.build(
+        steps, "spec.steps", None, None, True, None, 1, credentials or Credentials()
+    )
     errors += compiler.errors
     if compiler.count > MAX_RUN_STEPS:
         errors.append(
