@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shipway.models import PipelinePhase, PipelineStatus, StepAttempt, StepPhase, StepStatus
-from shipway.models.status import MESSAGE_BYTES, BuildStatus, clip, json_size
+from shipway.models.status import MESSAGE_BYTES, BuildStatus, ImageHealthcheck, clip, json_size
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import (
@@ -180,6 +180,7 @@ def test_every_status_field_is_bounded() -> None:
         *("phase", "pod", "created_at", "started_at", "finished_at"),
         *("cached_steps", "total_steps"),  # numbers
         *("reason", "message", "image", "digest"),  # clipped
+        "healthcheck",  # its command refused over HEALTHCHECK_TEST_BYTES, numbers
     }
     assert set(PipelineStatus.model_fields) == {
         *("phase", "progress", "current_step", "message", "started_at", "finished_at"),
@@ -228,6 +229,13 @@ def test_push_and_build_entries_stay_within_the_estimate() -> None:
         digest=_hostile(10_000),
         cached_steps=2**40,
         total_steps=2**40,
+        healthcheck=ImageHealthcheck(
+            test=["CMD-SHELL", "<&>" * 30, "x" * 400],
+            interval=1e300,
+            timeout=-1.5e-300,
+            start_period=123456789.123456789,
+            retries=2**62,
+        ),
         **hostile,
         **times,
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipway.engine.buildnames import build_task_id
+from shipway.engine.imageconfig import with_inspect
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
     LABEL_ATTEMPT,
@@ -26,6 +27,7 @@ from shipway.engine.naming import (
     LABEL_STEP,
     MANAGED_BY,
 )
+from shipway.engine.pushpods import PushConfig
 from shipway.spec.builds import ResolvedBuild
 
 Manifest = dict[str, Any]
@@ -99,6 +101,8 @@ class BuildToCreate:
     cache_tags: tuple[str, ...] = ()
     """The branch's tag first (exported to), then the default cache branch's."""
     active_deadline: int | None = None
+    inspect: bool = False
+    """A step links the service: read the image's HEALTHCHECK after the build."""
 
 
 # The pod's program: check the paths (a symlink in the checkout must not send the pod's own
@@ -152,6 +156,7 @@ if [ "$rc" -eq 0 ]; then
     "$tmp/metadata.json" 2>/dev/null | head -n 1)
   [ -n "$digest" ] || fail "BuildKit pushed no image digest"
   printf '{"digest":"%s","cached":%s,"steps":%s}\n' "$digest" "$cached" "$total" > "$out"
+  [ -z "${SHIPWAY_DIGEST_FILE:-}" ] || printf '%s\n' "$digest" > "$SHIPWAY_DIGEST_FILE"
   exit 0
 fi
 # BuildKit's summary from its first "------" block on, less the notes that a cache to import
@@ -222,12 +227,14 @@ def build_pod_manifest(
     secret: str,
     affinity: Manifest | None = None,
     placement: Mapping[str, Any] | None = None,
+    inspect: PushConfig | None = None,
 ) -> Manifest:
     """The Pod building one service's image.
 
     ``owner`` is the Pipeline's owner reference, ``claim`` its workspace, ``secret`` the
     per-pipeline copy of the client certificate; ``placement`` the operator's nodeSelector and
-    tolerations for every pod it makes.
+    tolerations for every pod it makes; ``inspect``: the image (crane) and CA that read the
+    built image's HEALTHCHECK, when ``create.inspect`` asks for it.
     """
     volumes: list[Manifest] = [
         {"name": "workspace", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
@@ -290,6 +297,14 @@ def build_pod_manifest(
         "containers": [container],
         "volumes": volumes,
     }
+    if create.inspect and inspect is not None:
+        with_inspect(
+            spec,
+            image=inspect.image,
+            repository=create.repository,
+            ca_config_map=inspect.ca_config_map,
+            docker_config=DOCKER_CONFIG_MOUNT if config.push_secret else None,
+        )
     if create.active_deadline is not None:
         spec["activeDeadlineSeconds"] = create.active_deadline
     if affinity:

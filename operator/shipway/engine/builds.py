@@ -28,17 +28,31 @@ from shipway.engine.buildnames import (
     project_key,
     tag_for,
 )
-from shipway.engine.buildpods import BuildConfig, BuildToCreate, parse_result, summary
+from shipway.engine.buildpods import (
+    CONTAINER,
+    BuildConfig,
+    BuildToCreate,
+    parse_result,
+    summary,
+)
+from shipway.engine.imageconfig import INSPECT_CONTAINER, as_healthcheck, parse_inspect
 from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import UNSCHEDULABLE_GRACE_SECONDS, PodView, format_time, outcome
+from shipway.engine.observe import (
+    UNSCHEDULABLE_GRACE_SECONDS,
+    ContainerView,
+    PodView,
+    format_time,
+    outcome,
+)
 from shipway.engine.reasons import StepReason
 from shipway.engine.steps import Refusal, halt
-from shipway.models import BuildStatus, PipelineStatus, StepPhase
+from shipway.models import BuildStatus, Healthcheck, ImageHealthcheck, PipelineStatus, StepPhase
 from shipway.spec.builds import ResolvedBuild
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.tree import RunNode
 
 DEFAULT_CACHE_TAG = "default"
+UNREADABLE = "the image was built, but its HEALTHCHECK could not be read"
 
 
 def needed_builds(compiled: CompiledPipeline, run: RunNode) -> tuple[str, ...]:
@@ -71,6 +85,17 @@ def wanted_builds(compiled: CompiledPipeline) -> tuple[str, ...]:
     return tuple(name for name in compiled.services if name in wanted)
 
 
+def gated_by_image(compiled: CompiledPipeline) -> frozenset[str]:
+    """Built services another links without a healthcheck of its own in the spec: their
+    image's HEALTHCHECK (if any) gates the steps that link them, so the build reads it."""
+    linked = {link.service for service in compiled.services.values() for link in service.links}
+    return frozenset(
+        name
+        for name in linked
+        if compiled.services[name].build is not None and compiled.services[name].healthcheck is None
+    )
+
+
 class Gate(Enum):
     READY = "ready"
     """Every image the step runs is built."""
@@ -97,6 +122,8 @@ class BuildState:
     finished_at: str | None = None
     cached_steps: int | None = None
     total_steps: int | None = None
+    healthcheck: ImageHealthcheck | None = None
+    """The image's HEALTHCHECK, read after the build when a step links the service."""
     live_pod: PodView | None = None
     wanted: bool = False
     """A regular step that may run needs it: built as soon as the checkout is there."""
@@ -160,6 +187,7 @@ class Builds:
             pod = pods_by_step.get(build_task_id(name), {}).get(0)
             self._derive(state, known.get(name), pod)
             self.by_service[name] = state
+        self.inspected = gated_by_image(compiled)
         for name in wanted_builds(compiled):
             self.by_service[name].wanted = True
             self._refuse_if_unbuildable(self.by_service[name])
@@ -184,6 +212,7 @@ class Builds:
             state.started_at, state.finished_at = rec.started_at, rec.finished_at
             state.cached_steps, state.total_steps = rec.cached_steps, rec.total_steps
             state.repository = rec.image or state.repository
+            state.healthcheck = rec.healthcheck
         if state.phase.terminal:
             self._stop_if_live(pod)
             return
@@ -210,14 +239,21 @@ class Builds:
             return
         if result.stop:
             self._stop_if_live(pod)
-        main = pod.main
-        terminated = main is not None and main.state == "terminated"
+        build = _container(pod, CONTAINER)
+        terminated = build is not None and build.state == "terminated"
         report = parse_result(
-            main.message if main and terminated else None, result.phase == StepPhase.SUCCEEDED
+            build.message if build and terminated else None, result.phase == StepPhase.SUCCEEDED
         )
         if result.phase == StepPhase.SUCCEEDED and report.digest:
             state.digest = report.digest
             state.cached_steps, state.total_steps = report.cached_steps, report.total_steps
+            inspect = _container(pod, INSPECT_CONTAINER)
+            if inspect is not None:
+                state.healthcheck, problem = parse_inspect(inspect.message)
+                if problem is not None:
+                    why = f"{UNREADABLE}: {problem}"
+                    self._end(state, StepPhase.FAILED, StepReason.BUILD_FAILED, why)
+                    return
             self._end(state, StepPhase.SUCCEEDED, StepReason.COMPLETED, None, result.finished_at)
             return
         reason: str = result.reason or StepReason.POD_FAILED
@@ -225,6 +261,15 @@ class Builds:
         if result.reason == "DeadlineExceeded":
             reason = StepReason.BUILD_TIMEOUT
             message = f"the build did not finish within {pod.active_deadline}s"
+        elif (
+            terminated
+            and build is not None
+            and build.exit_code == 0
+            and _container(pod, INSPECT_CONTAINER) is not None
+        ):
+            # built and pushed; what failed after it is the inspect container (or the pod)
+            reason = StepReason.BUILD_FAILED
+            message = f"{UNREADABLE}: {result.message or 'the pod failed'}"
         elif terminated:
             reason, message = StepReason.BUILD_FAILED, report.message or result.message
         self._end(state, StepPhase.FAILED, reason, message, result.finished_at)
@@ -264,6 +309,16 @@ class Builds:
             state.requested = True
         return Gate.WAIT, None
 
+    def healthchecks(self, run: RunNode) -> tuple[tuple[str, Healthcheck], ...]:
+        """(service, its image's HEALTHCHECK) for each built service ``run`` links."""
+        if run.push is not None:
+            return ()  # a push pod starts no linked services
+        return tuple(
+            (name, as_healthcheck(check))
+            for name in needed_builds(self.compiled, run)
+            if name != run.service and (check := self.by_service[name].healthcheck) is not None
+        )
+
     def images(self, run: RunNode) -> tuple[tuple[str, str], ...]:
         """(service, image by digest) for each built image ``run`` runs (or pushes)."""
         return tuple(
@@ -299,6 +354,7 @@ class Builds:
                     cache_repository=cache_repo,
                     cache_tags=tags,
                     active_deadline=max(1, int(min(deadlines))),
+                    inspect=state.service in self.inspected,
                 )
             )
             state.phase, state.pod, state.start = StepPhase.RUNNING, name, True
@@ -367,7 +423,14 @@ def _record(state: BuildState) -> BuildStatus:
         finished_at=state.finished_at if state.phase.terminal else None,
         cached_steps=state.cached_steps,
         total_steps=state.total_steps,
+        healthcheck=state.healthcheck,
     )
+
+
+def _container(pod: PodView, name: str) -> ContainerView | None:
+    """The pod's container of that name: the build is an init container when an inspect
+    container reads the image after it."""
+    return next((c for c in (pod.main, *pod.sidecars) if c is not None and c.name == name), None)
 
 
 def build_secret_wanted(old: PipelineStatus, new: PipelineStatus, starting: bool) -> bool | None:

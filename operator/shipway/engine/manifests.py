@@ -183,6 +183,7 @@ def pod_manifest(
     env = ci_environment(ref, compiled, source)
     args = run.command if run.command is not None else service.command
     images = dict(create.images)  # built services run their image by digest
+    image_checks = dict(create.healthchecks)  # their HEALTHCHECKs, unless the spec sets one
     main = service_container(service, args, env, options.security_context, images.get(service.name))
     sidecars: list[Manifest] = []
     aliases: list[str] = []
@@ -192,7 +193,8 @@ def pod_manifest(
             linked, linked.command, env, options.security_context, images.get(link.service)
         )
         sidecar["restartPolicy"] = "Always"
-        if linked.healthcheck is not None and (check := probe(linked.healthcheck)):
+        healthcheck = linked.healthcheck or image_checks.get(link.service)
+        if healthcheck is not None and (check := probe(healthcheck)):
             sidecar["startupProbe"] = check
         sidecars.append(sidecar)
         for name in (*host_names(link.service), *link.aliases):
@@ -396,6 +398,7 @@ def build_manifest(
         claim=claim_name(ref, compiled),
         secret=build_secret_name(ref.name, ref.uid),
         affinity=_affinity(ref, compiled, node),
+        inspect=options.push,
         placement={
             "nodeSelector": dict(options.node_selector or {}),
             "tolerations": [dict(t) for t in options.tolerations],

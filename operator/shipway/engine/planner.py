@@ -43,7 +43,7 @@ from shipway.engine.report import (
 )
 from shipway.engine.steps import Refusal, Steps, StepState, halt, own, recorded
 from shipway.engine.walk import Result, Walk
-from shipway.models import PipelinePhase, PipelineStatus, StepPhase
+from shipway.models import Healthcheck, PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.source import GitCheckout
 
@@ -69,6 +69,8 @@ class PodToCreate:
     """(service, image by digest) of the built services the pod runs."""
     push: PushTarget | None = None
     """Set for push steps: what the pod copies where."""
+    healthchecks: tuple[tuple[str, Healthcheck], ...] = ()
+    """(service, its built image's HEALTHCHECK) of the linked services that have one."""
 
 
 @dataclass(frozen=True)
@@ -366,7 +368,17 @@ class _Planner:
             target = self._push_target(step)[0] if step.run.push is not None else None
             if step.run.push is not None and target is None:
                 continue  # its image is gone from the status: the gate fails it next time
-            creates.append(PodToCreate(step.run.id, step.attempt, name, deadline, images, target))
+            creates.append(
+                PodToCreate(
+                    step.run.id,
+                    step.attempt,
+                    name,
+                    deadline,
+                    images,
+                    target,
+                    self.builds.healthchecks(step.run),
+                )
+            )
             running += 1
             if target is not None:
                 step.image = target.target  # what it pushes, from the start (digest at the end)

@@ -15,6 +15,7 @@ from shipway.models.spec import (
 from shipway.models.status import (
     BuildStatus,
     Condition,
+    ImageHealthcheck,
     PipelinePhase,
     PipelineStatus,
     PrepStatus,
@@ -33,6 +34,7 @@ __all__ = [
     "EnvFromSource",
     "GitSource",
     "Healthcheck",
+    "ImageHealthcheck",
     "LocalObjectRef",
     "PipelinePhase",
     "PipelineSpec",

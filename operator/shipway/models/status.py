@@ -164,6 +164,34 @@ class SourceStatus(PrepStatus):
     bytes: int | None = Field(None, description="Bytes received (uploads).")
 
 
+HEALTHCHECK_TEST_BYTES = 1024
+"""Most JSON bytes of a built image's HEALTHCHECK command kept in the status."""
+
+
+def _bounded_test(test: list[str]) -> list[str]:
+    size = len(json.dumps(test)) + 5 * sum(t.count("<") + t.count(">") + t.count("&") for t in test)
+    if size > HEALTHCHECK_TEST_BYTES:
+        raise ValueError(f"the command takes {size} bytes; at most {HEALTHCHECK_TEST_BYTES}")
+    return test
+
+
+class ImageHealthcheck(_Status):
+    """A built image's ``HEALTHCHECK``, read from its configuration after the build.
+
+    Kept so that every later pod linking the service gates on it (a startupProbe) without
+    asking the registry again; durations in seconds, None where the image leaves Docker's
+    default (Shipway's healthcheck defaults apply then).
+    """
+
+    test: Annotated[list[str], AfterValidator(_bounded_test)] = Field(
+        description='The check: ["CMD", ...] or ["CMD-SHELL", "..."], as the image has it.'
+    )
+    interval: float | None = Field(None, description="Seconds between checks.")
+    timeout: float | None = Field(None, description="Seconds one check may take.")
+    start_period: float | None = Field(None, description="Seconds before failures count.")
+    retries: int | None = Field(None, description="Failed checks before giving up.")
+
+
 class BuildStatus(PrepStatus):
     """One service's image build: its result and the digest every pod of the service runs.
 
@@ -175,6 +203,11 @@ class BuildStatus(PrepStatus):
     digest: Reason = Field(None, description="The pushed image's digest (sha256:...).")
     cached_steps: int | None = Field(None, description="Build steps served from the cache.")
     total_steps: int | None = Field(None, description="Build steps in all.")
+    healthcheck: ImageHealthcheck | None = Field(
+        None,
+        description="The image's HEALTHCHECK (read when a step links the service): it gates "
+        "the steps of services that link or depend on this one.",
+    )
 
 
 class Condition(_Status):

@@ -29,10 +29,12 @@ from shipway.models import (
     StepStatus,
 )
 from shipway.models.status import (
+    HEALTHCHECK_TEST_BYTES,
     MESSAGE_BYTES,
     PIPELINE_MESSAGE_BYTES,
     REASON_BYTES,
     BuildStatus,
+    ImageHealthcheck,
     SourceStatus,
     json_size,
 )
@@ -167,6 +169,13 @@ BUILD_BYTES = 1 + _size(
         digest=_fill(REASON_BYTES),
         cached_steps=2**63 - 1,
         total_steps=2**63 - 1,
+        healthcheck=ImageHealthcheck(
+            test=[_fill(HEALTHCHECK_TEST_BYTES - 2)],  # ["…"]: the most the status keeps
+            interval=-sys.float_info.max,
+            timeout=-sys.float_info.max,
+            start_period=-sys.float_info.max,
+            retries=-(2**63),
+        ),
     )
 )
 """Most bytes one build's entry takes besides its service's name (from the spec)."""
