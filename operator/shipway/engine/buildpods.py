@@ -99,6 +99,8 @@ class BuildToCreate:
     cache_tags: tuple[str, ...] = ()
     """The branch's tag first (exported to), then the default cache branch's."""
     active_deadline: int | None = None
+    args: tuple[tuple[str, str], ...] = ()
+    """The build args, rendered (:func:`shipway.engine.buildargs.render_args`)."""
 
 
 # The pod's program: check the paths (a symlink in the checkout must not send the pod's own
@@ -175,7 +177,7 @@ def buildctl_args(build: ResolvedBuild, create: BuildToCreate) -> list[str]:
         "--output",
         f"type=image,name={create.repository},push=true",
     ]
-    for key, value in build.args:
+    for key, value in create.args:
         args += ["--opt", f"build-arg:{key}={value}"]
     if build.target:
         args += ["--opt", f"target={build.target}"]
