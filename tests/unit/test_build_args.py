@@ -214,7 +214,8 @@ def test_the_branch_comes_from_the_checkout_when_spec_ci_has_none() -> None:
     raw = copy.deepcopy(SEED)
     del raw["ci"]
     raw["services"]["demo"]["build"]["args"] = ["BRANCH={{ .Branch }}"]
-    assert CHECKED_OUT.source is not None and CHECKED_OUT.source.branch == "main"
+    assert CHECKED_OUT.source is not None
+    assert CHECKED_OUT.source.branch == "main"
     creates = {c.service: c for c in run(raw).builds}
     assert creates["demo"].args == (("BRANCH", "main"),)
 
