@@ -138,6 +138,39 @@ def test_two_services_build_in_parallel_and_every_pod_runs_them_by_digest(
     assert secrets_left["items"] == []
 
 
+# -- build args: Codeship's templates, rendered from the pipeline's CI values -----------------
+
+ARGS = {
+    "codeship-services.yml": """\
+app:
+  build:
+    image: app
+    args:
+      CI: "{{.Ci}}"
+      BRANCH: "{{ .Branch }}"
+""",
+    "codeship-steps.yml": """\
+- name: show
+  service: app
+  command: cat /args
+""",
+    "Dockerfile": 'FROM busybox\nARG CI\nARG BRANCH\nRUN echo "$CI $BRANCH" > /args\n',
+}
+
+
+def test_build_args_render_codeships_templates_into_the_image(k: Kubectl, tmp_path: Path) -> None:
+    done, body = run_dir(k, write(tmp_path / "args", ARGS), "--branch", "feature/args")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert body["status"]["phase"] == "Succeeded", output
+    assert body["spec"]["ci"]["branch"] == "feature/args"
+    assert "(step: show) true feature/args" in output
+    pod = k.json("get", "pod", builds(body)["app"]["pod"])
+    flags = pod["spec"]["containers"][0]["args"]
+    assert "build-arg:CI=true" in flags
+    assert "build-arg:BRANCH=feature/args" in flags
+
+
 # -- failures ---------------------------------------------------------------------------------
 
 FAILING_STEPS = """\

@@ -25,6 +25,7 @@ from shipway.engine.buildpods import (
     parse_result,
 )
 from shipway.spec.builds import ResolvedBuild
+from shipway.spec.templates import literal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "buildctl"
 DIGEST = "sha256:" + "ab" * 32
@@ -178,7 +179,7 @@ BUILD = ResolvedBuild(
     context=".",
     dockerfile_dir=".",
     dockerfile_name="Dockerfile",
-    args=(("RUBY", "3.1"),),
+    args=(("RUBY", literal("3.1")),),
     secret_sources=("npm",),
     target="test",
     cached=True,
@@ -197,6 +198,7 @@ CREATE = BuildToCreate(
     cache_repository="registry.local:5000/ci/cache/seed/demo",
     cache_tags=("main", "master"),
     active_deadline=3600,
+    args=(("RUBY", "3.1"),),
 )
 
 

@@ -325,9 +325,10 @@ def test_builds_are_kept_in_the_new_spelling_with_their_args_and_cache_settings(
     compiled = compile_pipeline(conversion.manifest["spec"])
     socat = compiled.services["socat"].build
     assert socat is not None
-    assert (socat.dockerfile_name, socat.args, socat.cached) == (
+    assert (socat.dockerfile_name, socat.args[0][0], socat.args[0][1].source, socat.cached) == (
         "Dockerfile.socat",
-        (("VERSION", "1"),),
+        "VERSION",
+        "1",
         True,
     )
 

@@ -103,6 +103,8 @@ class BuildToCreate:
     active_deadline: int | None = None
     inspect: bool = False
     """A step links the service: read the image's HEALTHCHECK after the build."""
+    args: tuple[tuple[str, str], ...] = ()
+    """The build args, rendered (:func:`shipway.engine.buildargs.render_args`)."""
 
 
 # The pod's program: check the paths (a symlink in the checkout must not send the pod's own
@@ -180,7 +182,7 @@ def buildctl_args(build: ResolvedBuild, create: BuildToCreate) -> list[str]:
         "--output",
         f"type=image,name={create.repository},push=true",
     ]
-    for key, value in build.args:
+    for key, value in create.args:
         args += ["--opt", f"build-arg:{key}={value}"]
     if build.target:
         args += ["--opt", f"target={build.target}"]

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from shipway.engine.buildargs import render_args
 from shipway.engine.buildnames import (
     build_pod_name,
     build_task_id,
@@ -46,7 +47,14 @@ from shipway.engine.observe import (
 )
 from shipway.engine.reasons import StepReason
 from shipway.engine.steps import Refusal, halt
-from shipway.models import BuildStatus, Healthcheck, ImageHealthcheck, PipelineStatus, StepPhase
+from shipway.models import (
+    BuildStatus,
+    Healthcheck,
+    ImageHealthcheck,
+    PipelineStatus,
+    SourceStatus,
+    StepPhase,
+)
 from shipway.spec.builds import ResolvedBuild
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.tree import RunNode
@@ -327,11 +335,14 @@ class Builds:
             if (image := self.by_service[name].image) is not None
         )
 
-    def plan_starts(self, remaining: float | None, eager: bool) -> tuple[BuildToCreate, ...]:
+    def plan_starts(
+        self, remaining: float | None, eager: bool, source: SourceStatus | None = None
+    ) -> tuple[BuildToCreate, ...]:
         """Pods of the builds to start now, all at once: they run in parallel.
 
         ``eager``: the pipeline goes on (the checkout is there, no step failed), so every
         build a remaining step needs starts; otherwise only those a starting step asked for.
+        ``source``: what the checkout found (its args render from it, as steps' CI_* do).
         """
         creates: list[BuildToCreate] = []
         for state in self.by_service.values():
@@ -355,6 +366,7 @@ class Builds:
                     cache_tags=tags,
                     active_deadline=max(1, int(min(deadlines))),
                     inspect=state.service in self.inspected,
+                    args=render_args(self.ref, self.compiled, state.build, source),
                 )
             )
             state.phase, state.pod, state.start = StepPhase.RUNNING, name, True

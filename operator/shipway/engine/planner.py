@@ -253,7 +253,8 @@ class _Planner:
             creates = (PodToCreate(task.id, 0, task.pod, task.deadline), *creates)
         # Builds start once the checkout is in place, all together (they run in parallel).
         building = stopping is None and prep.ready()
-        build_creates = builds.plan_starts(remaining, eager=not halted) if building else ()
+        found = prep.source_status()  # the checkout's commit and branch: args render from it
+        build_creates = builds.plan_starts(remaining, not halted, found) if building else ()
         self.quota = self.quota or prep.quota or builds.quota
         if self.quota is not None:
             steps.recheck.append(QUOTA_RETRY_SECONDS)

@@ -55,7 +55,9 @@ class Build(Strict):
         json_schema_extra={
             UNION_SCHEMA_NOTE: True,
             "description": "Build arguments (Dockerfile ARG): a map {KEY: value} or a list of "
-            "KEY=VALUE strings. Visible in the image's history: keep secrets in argsFrom.",
+            "KEY=VALUE strings. Values are Codeship templates ({{ .Branch }}), rendered when "
+            "the build runs (an unknown value renders empty). Visible in the image's history: "
+            "keep secrets in argsFrom.",
         },
     )
     argsFrom: list[BuildSecretSource] = Field(  # noqa: N815

@@ -1,8 +1,10 @@
-"""A service's ``build`` checked and resolved: paths inside the checkout, args as pairs.
+"""A service's ``build`` checked and resolved: paths inside the checkout, args as templates.
 
 Paths are names inside the checkout, as volumes' host paths are: an absolute path or one that
 climbs out of the checkout is refused here, before anything runs. (Symlinks inside the
 checkout are checked by the build pod itself, which resolves them before BuildKit reads.)
+Arg values are Codeship's templates (``CI: "{{ .Ci }}"``): parsed here, so a bad one is an
+error naming its field; rendered when the build pod is made (:mod:`shipway.engine.buildargs`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 from shipway.models import Build, Service
 from shipway.spec.errors import FieldError
+from shipway.spec.templates import Template, TemplateError, literal, parse
 
 DEFAULT_DOCKERFILE = "Dockerfile"
 _ARG_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
@@ -30,7 +33,8 @@ class ResolvedBuild:
     dockerfile_dir: str
     """Folder of the checkout holding the Dockerfile."""
     dockerfile_name: str
-    args: tuple[tuple[str, str], ...] = ()
+    args: tuple[tuple[str, Template], ...] = ()
+    """(name, value): a value without ``{{`` is a literal template."""
     secret_sources: tuple[str, ...] = ()
     """Secrets whose keys become BuildKit secrets."""
     target: str | None = None
@@ -79,11 +83,22 @@ def _scalar(value: object) -> str | None:
     return None
 
 
+def arg_template(text: str, where: str) -> tuple[Template | None, FieldError | None]:
+    """A value with ``{{`` is a template (Codeship renders every arg); others stay literal."""
+    if "{{" not in text:
+        return literal(text), None
+    try:
+        return parse(text), None
+    except TemplateError as exc:
+        return None, FieldError(where, f"{text}: {exc}")
+
+
 def parse_args(
     value: Mapping[str, object] | list[str] | None, where: str
-) -> tuple[tuple[tuple[str, str], ...], list[FieldError]]:
-    """Build args from a map or a KEY=VALUE list, in order."""
-    pairs: list[tuple[str, str]] = []
+) -> tuple[tuple[tuple[str, Template], ...], list[FieldError]]:
+    """Build args from a map or a KEY=VALUE list, in order, each value parsed as a template."""
+    pairs: list[tuple[str, str, str]] = []
+    """(name, value, its field)."""
     errors: list[FieldError] = []
     if value is None:
         return (), errors
@@ -93,18 +108,24 @@ def parse_args(
             if text is None:
                 errors.append(FieldError(f"{where}.{key}", "must be a string, number or boolean"))
             else:
-                pairs.append((key, text))
+                pairs.append((key, text, f"{where}.{key}"))
     else:
         for index, entry in enumerate(value):
             key, sep, text = entry.partition("=")
             if not sep:
                 errors.append(FieldError(f"{where}[{index}]", f"{entry!r}: expected KEY=VALUE"))
                 continue
-            pairs.append((key, text))
-    for key, _ in pairs:
+            pairs.append((key, text, f"{where}[{index}]"))
+    parsed: list[tuple[str, Template]] = []
+    for key, text, field in pairs:
         if not _ARG_NAME.fullmatch(key):
             errors.append(FieldError(where, f"{key!r} is not a valid build arg name"))
-    return tuple(pairs), errors
+        template, error = arg_template(text, field)
+        if template is None:
+            errors += [error] if error else []
+        else:
+            parsed.append((key, template))
+    return tuple(parsed), errors
 
 
 def resolve_build(name: str, service: Service) -> tuple[ResolvedBuild | None, list[FieldError]]:

@@ -1,10 +1,11 @@
-"""Codeship's tag templates (``image_tag: "{{ .Branch }}-{{ .ShortCommitID }}"``), pure.
+"""Codeship's templates (``image_tag: "{{ .Branch }}-{{ .ShortCommitID }}"``), pure.
 
-Codeship renders ``image_tag`` as a Go ``text/template`` over a fixed set of build values and
-strips what a Docker tag cannot hold. Shipway supports the form every documented example
-uses, ``{{ .Name }}`` (with Go's ``{{-``/``-}}`` space trimming and ``{{/* comments */}}``);
-functions, pipelines and control actions are refused at validation, as is an unknown name,
-so a template that could not render never reaches a pod.
+Codeship renders ``image_tag`` and build ``args`` values as a Go ``text/template`` over a
+fixed set of build values (and strips from a tag what a Docker tag cannot hold). Shipway
+supports the form every documented example uses, ``{{ .Name }}`` (with Go's ``{{-``/``-}}``
+space trimming and ``{{/* comments */}}``); functions, pipelines and control actions are
+refused at validation, as is an unknown name, so a template that could not render never
+reaches a pod.
 """
 
 from __future__ import annotations
@@ -108,6 +109,11 @@ def parse(source: str) -> Template:
     return Template(source, tuple((var, text) for var, text in parts if var or text))
 
 
+def literal(text: str) -> Template:
+    """``text`` as it is, braces and all (a build arg without ``{{``)."""
+    return Template(text, ((False, text),) if text else ())
+
+
 def go_time(moment: datetime) -> str:
     """Go's ``time.Time.String()`` (what ``{{ .Time }}`` prints), in UTC."""
     moment = moment.astimezone(UTC)
@@ -143,15 +149,19 @@ def values_from(
     return values
 
 
-def render(template: Template, values: Mapping[str, str]) -> str:
-    """The text; TemplateError when a variable it uses has no value in this build."""
+def render(template: Template, values: Mapping[str, str], *, allow_empty: bool = False) -> str:
+    """The text; TemplateError when a variable it uses has no value in this build.
+
+    ``allow_empty``: an empty value renders as "" (build args: Codeship renders what jet
+    lacks as empty), where a tag refuses it (an empty part would change what it names).
+    """
     empty = [name for name in template.variables if not values.get(name)]
-    if empty:
+    if empty and not allow_empty:
         raise TemplateError(
             f"{', '.join('.' + n for n in empty)} {'is' if len(empty) == 1 else 'are'} empty in "
             "this build (set spec.ci or spec.source so the value is known)"
         )
-    return "".join(values[text] if var else text for var, text in template.parts)
+    return "".join(values.get(text, "") if var else text for var, text in template.parts)
 
 
 def as_tag(text: str) -> str:
