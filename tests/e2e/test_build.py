@@ -171,6 +171,72 @@ def test_build_args_render_codeships_templates_into_the_image(k: Kubectl, tmp_pa
     assert "build-arg:BRANCH=feature/args" in flags
 
 
+# -- a Dockerfile HEALTHCHECK gates the steps that depend on the service (Codeship's example 24)
+
+HEALTH = {
+    "codeship-services.yml": """\
+web:
+  build: ./web
+app:
+  image: busybox
+  depends_on:
+    - web
+""",
+    "codeship-steps.yml": """\
+- name: ask
+  service: app
+  command: wget -qO- http://web:8080/
+""",
+    "web/Dockerfile": (
+        "FROM busybox\nCOPY index.html /www/index.html\n"
+        "HEALTHCHECK --interval=1s --timeout=2s --retries=60 "
+        "CMD wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1\n"
+        'CMD ["sh", "-c", "sleep 6; exec httpd -f -p 8080 -h /www"]\n'
+    ),
+    "web/index.html": "web is up\n",
+}
+
+
+def test_a_dockerfile_healthcheck_holds_the_dependent_step_until_healthy(
+    k: Kubectl, tmp_path: Path
+) -> None:
+    """No retry loop in the step: it asks once, and passes only because it starts after the
+    service's own HEALTHCHECK (which fails for its first 6 s) succeeded."""
+    done, body = run_dir(k, write(tmp_path / "health", HEALTH), "--branch", "main")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert body["status"]["phase"] == "Succeeded", output
+    assert "(step: ask) web is up" in output
+    web = builds(body)["web"]
+    assert web["healthcheck"] == {
+        "test": ["CMD-SHELL", "wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1"],
+        "interval": 1.0,
+        "timeout": 2.0,
+        "retries": 60,
+    }
+    # the build pod read the image after building it; the step's pod gated on it
+    build_pod = k.json("get", "pod", web["pod"])["spec"]
+    assert [c["name"] for c in build_pod["initContainers"]] == ["build"]
+    assert [c["name"] for c in build_pod["containers"]] == ["inspect"]
+    pod = k.json("get", "pod", steps(body)["ask"]["pod"])
+    (sidecar,) = pod["spec"]["initContainers"]
+    assert sidecar["startupProbe"]["exec"]["command"][-1].startswith("wget -q -O /dev/null")
+    assert sidecar["startupProbe"]["periodSeconds"] == 1
+    started = {
+        c["name"]: next(iter(c["state"].values()))["startedAt"]
+        for c in pod["status"]["initContainerStatuses"] + pod["status"]["containerStatuses"]
+    }
+    waited = seconds_between(started["web"], started["app"])
+    assert waited >= 5, f"the step started {waited} s after its service: {started}"
+
+
+def seconds_between(first: str, then: str) -> float:
+    from datetime import datetime
+
+    parse = lambda text: datetime.fromisoformat(text.replace("Z", "+00:00"))  # noqa: E731
+    return (parse(then) - parse(first)).total_seconds()
+
+
 # -- failures ---------------------------------------------------------------------------------
 
 FAILING_STEPS = """\

@@ -332,6 +332,7 @@ def test_the_images_healthcheck_becomes_the_linked_sidecars_startup_probe() -> N
     record = {b.service: b for b in second.status.builds}["elasticsearch"]
     assert record.phase == StepPhase.SUCCEEDED
     assert record.digest == BUILT
+    assert record.started_at == at(-29)  # the build's start, not the inspect's after it
     assert record.healthcheck is not None
     assert record.healthcheck.test == HEALTHCHECK["Test"]
     (create,) = second.create

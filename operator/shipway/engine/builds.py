@@ -240,14 +240,14 @@ class Builds:
         result = outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
         if result.recheck_after is not None:
             self.recheck.append(result.recheck_after)
-        state.started_at = result.started_at or state.started_at
+        build = _container(pod, CONTAINER)  # when it started: not the inspect after it
+        state.started_at = (build and build.started_at) or result.started_at or state.started_at
         if result.phase == StepPhase.RUNNING:
             state.phase, state.live_pod = StepPhase.RUNNING, pod
             state.reason, state.message = result.reason, result.message
             return
         if result.stop:
             self._stop_if_live(pod)
-        build = _container(pod, CONTAINER)
         terminated = build is not None and build.state == "terminated"
         report = parse_result(
             build.message if build and terminated else None, result.phase == StepPhase.SUCCEEDED
