@@ -187,10 +187,11 @@ def test_encrypted_build_args_become_a_secret_the_build_reads(tmp_path: Path) ->
     assert "supersecret" not in warning.message
 
 
-def test_a_push_to_localhost_gets_a_note(tmp_path: Path) -> None:
+def test_a_push_to_localhost_is_refused_where_it_is_written(tmp_path: Path) -> None:
     push = {k: v for k, v in PUSH.items() if k != "encrypted_dockercfg_path"}
     push["image_name"] = "localhost:5000/myapp"
-    conversion = convert(project(tmp_path, SERVICES, [push]))
-    (warning,) = conversion.warnings
-    assert warning.where == "[0].image_name"
-    assert "localhost in a pod is the pod itself" in warning.message
+    with pytest.raises(ConversionError) as caught:
+        convert(project(tmp_path, SERVICES, [push]))
+    (error,) = caught.value.errors
+    assert error.where == "[0].image_name"
+    assert "where localhost is the pod itself and no registry listens" in error.message

@@ -96,7 +96,7 @@ def test_an_unknown_generator_is_named_where_it_is_declared() -> None:
         ("team/app", "https://index.docker.io/v1/", "team/app"),
         ("team/app", None, "team/app"),
         ("quay.io/team/app", "quay.io", "quay.io/team/app"),
-        ("localhost:5000/myapp", "localhost:5000", "localhost:5000/myapp"),
+        ("registry.example:5000/myapp", "localhost:5000", "registry.example:5000/myapp"),
     ],
 )
 def test_the_registry_prefixes_names_that_carry_none(
@@ -108,6 +108,29 @@ def test_the_registry_prefixes_names_that_carry_none(
     push = compile_pipeline(raw).runs[1].push
     assert push is not None
     assert push.repository == repository
+
+
+@pytest.mark.parametrize(
+    ("image_name", "registry", "field", "shown"),
+    [
+        ("localhost:5000/myapp", "localhost:5000", "image_name", "localhost:5000/myapp"),
+        ("myapp", "localhost:5000", "registry", "localhost:5000"),
+        ("127.0.0.1:5000/team/app", None, "image_name", "127.0.0.1:5000/team/app"),
+        ("team/app", "http://127.0.1.1:5000/v2/", "registry", "http://127.0.1.1:5000/v2/"),
+    ],
+)
+def test_a_push_to_the_pods_own_loopback_is_refused(
+    image_name: str, registry: str | None, field: str, shown: str
+) -> None:
+    """Nothing listens on localhost in a push pod: refused where it is typed, not by crane."""
+    raw = pipeline(image_name=image_name, registry=registry)
+    if registry is None:
+        del raw["steps"][1]["registry"]
+    assert errors(raw) == [
+        f"spec.steps[1].{field}: {shown!r}: a push runs in a pod of its own, where localhost is "
+        "the pod itself and no registry listens (Codeship's jet pushed from your machine): push "
+        "to a registry the cluster reaches, by its DNS name or a Service's"
+    ]
 
 
 def test_credentials_come_from_the_nearest_level() -> None:

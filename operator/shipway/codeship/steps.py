@@ -143,7 +143,6 @@ class StepConverter:
         if kind == PUSH:
             if "image_name" not in item:
                 self.error(join(where, "image_name"), "a push step needs image_name")
-            self._push_notes(out, where)
         out.update(self._credentials(item, where, kind))
         if "retries" in item:
             retries = item["retries"]
@@ -167,17 +166,6 @@ class StepConverter:
             else:
                 self.error(join(where, "on_fail"), "must be a non-empty list of steps")
         return out
-
-    def _push_notes(self, out: dict[str, Any], where: str) -> None:
-        """What a push to this name will meet in a pod."""
-        name = str(out.get("image_name", ""))
-        if name.split("/", 1)[0].split(":", 1)[0] in ("localhost", "127.0.0.1"):
-            self.report.warn(
-                self.source,
-                join(where, "image_name"),
-                f"{name}: localhost in a pod is the pod itself, not your machine or a service of "
-                "the pipeline: push to a registry the cluster reaches",
-            )
 
     def _credentials(self, item: dict[str, Any], where: str, kind: str | None) -> dict[str, str]:
         """``encrypted_dockercfg_path`` → dockercfgSecret; ``dockercfg_service`` kept where

@@ -103,13 +103,32 @@ def _repository(image_name: str, registry: str | None, where: str) -> tuple[str,
                 "letters, digits and . _ - separators)",
             )
         )
+    repository = image_name
     if registry is not None:
         host = registry_host(registry)
         if not _DOMAIN.fullmatch(host):
             errors.append(FieldError(f"{where}.registry", f"{registry!r} is not a registry host"))
         elif not has_domain and host not in DOCKER_HUB:
-            return f"{host}/{image_name}", errors
-    return image_name, errors
+            repository = f"{host}/{image_name}"
+    if not errors and is_loopback(repository.partition("/")[0]):
+        field = "image_name" if has_domain else "registry"
+        errors.append(
+            FieldError(
+                f"{where}.{field}",
+                f"{(image_name if has_domain else registry)!r}: a push runs in a pod of its own, "
+                "where localhost is the pod itself and no registry listens (Codeship's jet "
+                "pushed from your machine): push to a registry the cluster reaches, by its DNS "
+                "name or a Service's",
+            )
+        )
+    return repository, errors
+
+
+def is_loopback(host: str) -> bool:
+    """``localhost[:port]``, ``127.x.y.z[:port]``, ``[::1][:port]``: the pod itself."""
+    name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+    name = name.strip("[]").lower()
+    return name == "localhost" or name == "::1" or name.startswith("127.")
 
 
 def resolve_push(
