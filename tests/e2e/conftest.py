@@ -13,6 +13,7 @@
   It serves the admission webhook on a free loopback port (the local API server runs on this
   machine), through its own configuration ``shipway-e2e-<session>-webhook`` scoped to the
   session's namespaces, so sessions never review each other's Pipelines.
+  test_helm_all_namespaces.py stops it (stop/start) while a release for every namespace runs.
 
 Everything under tests/e2e is marked ``e2e``, so ``make test-unit`` never needs a cluster.
 """
