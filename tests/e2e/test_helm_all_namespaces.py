@@ -158,7 +158,10 @@ def test_a_valid_pipeline_runs_under_the_all_namespaces_operator(release: Releas
     assert [p["spec"]["serviceAccountName"] for p in pods] == [STEP_ACCOUNT] * 2
     log = release.k("logs", "-n", release.namespace, operator["metadata"]["name"])
     assert f"{release.other}/volumes-demo: Succeeded 2/2" in log
-    assert "Forbidden" not in log, log[-3000:]
+    # Its ClusterRole covers what it does; in a whole suite it may also meet an earlier test's
+    # Pipeline in a namespace being deleted, where nothing new can be created: not a denial.
+    denied = [line for line in log.splitlines() if "Forbidden" in line]
+    assert all("being terminated" in line for line in denied), denied[-5:]
 
 
 def test_deleting_the_operator_pod_refuses_loudly_and_loses_nothing(release: Release) -> None:
