@@ -4,6 +4,8 @@
   cluster of ``hack/localkube``, started first if it is not running (that needs Linux and
   root; see docs/local-cluster.md).
 * ``namespace`` (function): a fresh namespace for one test, deleted after it.
+* ``helm_binary``, ``operator_image`` (session): the project's helm and the operator image
+  the cluster's BuildKit builds from the Dockerfile, for the Helm chart's tests.
 * ``shipway_operator`` (session): the CRDs applied server-side and the operator running as a
   subprocess against the cluster, watching only this session's ``e2e-<session>-*`` namespaces
   (so never ``shipway-helm-*``, where test_helm.py runs the chart's in-cluster operator);
@@ -11,6 +13,7 @@
   It serves the admission webhook on a free loopback port (the local API server runs on this
   machine), through its own configuration ``shipway-e2e-<session>-webhook`` scoped to the
   session's namespaces, so sessions never review each other's Pipelines.
+  test_helm_all_namespaces.py stops it (stop/start) while a release for every namespace runs.
 
 Everything under tests/e2e is marked ``e2e``, so ``make test-unit`` never needs a cluster.
 """
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -239,17 +243,25 @@ class OperatorProcess:
             self.cluster.kubectl("create", "-f", "-", input=json.dumps(saved))
 
     def wait_for_webhook(self, timeout: float = 60) -> None:
-        """Until the webhook accepts connections (its configuration is applied just before)."""
+        """Until the webhook accepts connections and its configuration exists (the operator
+        applies it just after it begins to listen), so the next create is reviewed."""
         assert self.webhook_port is not None
         deadline = time.monotonic() + timeout
         while True:
             try:
                 socket.create_connection(("127.0.0.1", self.webhook_port), timeout=1).close()
-                return
+                if self.webhook is None or self.cluster is None:
+                    return
+                found = self.cluster.run(
+                    "get", "validatingwebhookconfiguration", self.webhook, check=False
+                )
+                if found.returncode == 0:
+                    return
             except OSError:
-                if time.monotonic() > deadline or not self.running:
-                    pytest.fail(f"the operator's webhook never listened; log {self.log_path}")
-                time.sleep(0.2)
+                pass
+            if time.monotonic() > deadline or not self.running:
+                pytest.fail(f"the operator's webhook never came up; log {self.log_path}")
+            time.sleep(0.2)
 
     def kill(self) -> None:
         """SIGKILL: no clean-up, as when a node dies under it."""
@@ -265,6 +277,41 @@ class OperatorProcess:
             self.proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+# -- the operator's image and helm (test_helm.py, test_helm_all_namespaces.py) -------------
+
+
+@dataclass(frozen=True)
+class Image:
+    ref: str
+    #: The manifest digest BuildKit pushed ("" for an image given from outside).
+    digest: str
+
+
+@pytest.fixture(scope="session")
+def helm_binary(cluster: Cluster) -> str:
+    from localkube import build
+
+    return str(build.build(build.HELM, Paths.default(), log=False) / "helm")
+
+
+@pytest.fixture(scope="session")
+def operator_image(cluster: Cluster) -> Image:
+    """Built once per session: both Helm modules install the same image."""
+    given = os.environ.get("SHIPWAY_E2E_OPERATOR_IMAGE")
+    if given:
+        return Image(given, "")
+    if not cluster.local:
+        pytest.skip("set SHIPWAY_E2E_OPERATOR_IMAGE to an image this cluster can pull")
+    from localkube.buildkit_build import build_operator_image
+
+    result = build_operator_image()
+    print(
+        f"\noperator image {result.pinned} built by BuildKit from the Dockerfile in"
+        f" {result.seconds:.0f}s ({len(result.cached)}/{len(result.steps)} steps cached)"
+    )
+    return Image(result.ref, result.digest)
 
 
 # -- the git server of the source tests (test_source.py, test_security.py) -------------------

@@ -16,7 +16,6 @@ operator pod must run that very digest. Elsewhere set SHIPWAY_E2E_OPERATOR_IMAGE
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import subprocess
 import threading
@@ -29,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import IN_CLUSTER_NAMESPACES
+from .conftest import IN_CLUSTER_NAMESPACES, Image
 from .kube import Cluster
 
 pytestmark = pytest.mark.e2e
@@ -51,13 +50,6 @@ def WEBHOOK_CONFIG(release: Release) -> str:  # noqa: N802 - a name, computed
     return f"{FULLNAME}.{release.namespace}.pipelines.shipway.dev"
 
 
-@dataclass(frozen=True)
-class Image:
-    ref: str
-    #: The manifest digest BuildKit pushed ("" for an image given from outside).
-    digest: str
-
-
 @dataclass
 class Release:
     cluster: Cluster
@@ -67,6 +59,8 @@ class Release:
     other: str
     timings: dict[str, float] = field(default_factory=dict)
     digest: str = ""
+    #: allNamespaces=true (test_helm_all_namespaces.py): ``other`` then gets the step account.
+    all_namespaces: bool = False
 
     @property
     def account(self) -> str:
@@ -83,8 +77,13 @@ class Release:
 
     def values(self, *extra: str) -> list[str]:
         repository, tag = self.image.rsplit(":", 1)
+        scope = (
+            ["allNamespaces=true", f"stepServiceAccount.namespaces={{{self.other}}}"]
+            if self.all_namespaces
+            else [f"watchNamespaces={{{self.namespace}}}"]
+        )
         sets = [
-            f"watchNamespaces={{{self.namespace}}}",
+            *scope,
             # Cluster-scoped: the session's CRD fixture applies the same policy unowned by Helm.
             "admissionPolicy.create=false",
             f"image.repository={repository}",
@@ -118,21 +117,22 @@ class Release:
             raise AssertionError(f"kubectl auth can-i {verb} {resource}: {proc.stderr}{answer}")
         return answer == "yes"
 
-    def run_walkthrough(self, name: str) -> dict[str, Any]:
+    def run_walkthrough(self, name: str, namespace: str = "") -> dict[str, Any]:
+        namespace = namespace or self.namespace
         doc = yaml.safe_load(WALKTHROUGH.read_text())
         doc["metadata"]["name"] = name
-        self.cluster.kubectl("apply", "-n", self.namespace, "-f", "-", input=json.dumps(doc))
+        self.cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(doc))
         self.cluster.kubectl(
-            "wait", "-n", self.namespace, "--for=condition=Succeeded",
+            "wait", "-n", namespace, "--for=condition=Succeeded",
             f"pipeline/{name}", f"--timeout={WAIT}s",
         )  # fmt: skip
-        body: dict[str, Any] = self.json("get", "pipeline", name, "-n", self.namespace)
+        body: dict[str, Any] = self.json("get", "pipeline", name, "-n", namespace)
         return body
 
-    def reporters(self, pipeline: str) -> set[str]:
+    def reporters(self, pipeline: str, namespace: str = "") -> set[str]:
         """The operator instances (pod names in-cluster) that wrote the Pipeline's Events."""
         events = self.json(
-            "get", "events", "-n", self.namespace,
+            "get", "events", "-n", namespace or self.namespace,
             "--field-selector", f"involvedObject.kind=Pipeline,involvedObject.name={pipeline}",
         )["items"]  # fmt: skip
         return {e.get("reportingInstance", "") for e in events}
@@ -147,31 +147,6 @@ def _wait_until(what: str, probe: Any, timeout: float = WAIT) -> Any:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting until {what}")
         time.sleep(1)
-
-
-@pytest.fixture(scope="module")
-def helm_binary(cluster: Cluster) -> str:
-    from localkube import build
-    from localkube.config import Paths
-
-    return str(build.build(build.HELM, Paths.default(), log=False) / "helm")
-
-
-@pytest.fixture(scope="module")
-def operator_image(cluster: Cluster) -> Image:
-    given = os.environ.get("SHIPWAY_E2E_OPERATOR_IMAGE")
-    if given:
-        return Image(given, "")
-    if not cluster.local:
-        pytest.skip("set SHIPWAY_E2E_OPERATOR_IMAGE to an image this cluster can pull")
-    from localkube.buildkit_build import build_operator_image
-
-    result = build_operator_image()
-    print(
-        f"\noperator image {result.pinned} built by BuildKit from the Dockerfile in"
-        f" {result.seconds:.0f}s ({len(result.cached)}/{len(result.steps)} steps cached)"
-    )
-    return Image(result.ref, result.digest)
 
 
 @pytest.fixture(scope="module")
@@ -246,11 +221,11 @@ def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) ->
     assert "shipway_step_pods_created_total 2.0" in metrics
 
 
-def _webhook_answers(release: Release) -> bool:
+def _webhook_answers(release: Release, namespace: str = "") -> bool:
     """A server-side dry run of a bad Pipeline is denied by the webhook (not unreachable)."""
     bad = str(BAD_PIPELINES / "33-absolute-host-path.yaml")
     proc = release.cluster.run(
-        "create", "--dry-run=server", "-n", release.namespace, "-f", bad, check=False
+        "create", "--dry-run=server", "-n", namespace or release.namespace, "-f", bad, check=False
     )
     return f'admission webhook "{WEBHOOK}" denied' in proc.stderr
 
@@ -284,8 +259,13 @@ def test_the_in_cluster_webhook_refuses_what_validate_rejects(release: Release) 
 
 
 def test_deleting_the_operator_pod_refuses_loudly_and_loses_nothing(release: Release) -> None:
-    """failurePolicy Fail with one replica: while no pod serves, creates fail naming the
-    webhook; every admitted Pipeline runs to the end."""
+    admitted, refused = outage_loses_nothing(release, release.namespace)
+    print(f"\noperator pod deleted: {admitted} admitted, {refused} refused meanwhile")
+
+
+def outage_loses_nothing(release: Release, namespace: str) -> tuple[int, int]:
+    """failurePolicy Fail with one replica: while no pod serves, creates in ``namespace`` fail
+    naming the webhook; every admitted Pipeline runs to the end. Returns (admitted, refused)."""
     results: dict[str, subprocess.CompletedProcess[str]] = {}
     stop = threading.Event()
 
@@ -296,7 +276,7 @@ def test_deleting_the_operator_pod_refuses_loudly_and_loses_nothing(release: Rel
             doc["metadata"]["name"] = name = f"flow-{n:03d}"
             doc["spec"]["steps"] = [{"name": "s", "service": "demo", "command": "true"}]
             results[name] = release.cluster.run(
-                "create", "-n", release.namespace, "-f", "-", input=json.dumps(doc), check=False
+                "create", "-n", namespace, "-f", "-", input=json.dumps(doc), check=False
             )
             n += 1
             time.sleep(0.3)
@@ -314,7 +294,7 @@ def test_deleting_the_operator_pod_refuses_loudly_and_loses_nothing(release: Rel
                     p["metadata"]["name"] != pod["metadata"]["name"]
                     for p in release.operator_pods()
                 )
-                and _webhook_answers(release)
+                and _webhook_answers(release, namespace)
             ),
         )
         time.sleep(2)
@@ -326,16 +306,16 @@ def test_deleting_the_operator_pod_refuses_loudly_and_loses_nothing(release: Rel
     assert all("failed calling webhook" in err for err in refused.values()), refused
     stored = {
         p["metadata"]["name"]
-        for p in release.json("get", "pipelines", "-n", release.namespace)["items"]
+        for p in release.json("get", "pipelines", "-n", namespace)["items"]
         if p["metadata"]["name"].startswith("flow-")
     }
     assert stored == admitted
     for name in admitted:
         release.cluster.kubectl(
-            "wait", "-n", release.namespace, "--for=condition=Succeeded",
+            "wait", "-n", namespace, "--for=condition=Succeeded",
             f"pipeline/{name}", f"--timeout={WAIT}s",
         )  # fmt: skip
-    print(f"\noperator pod deleted: {len(admitted)} admitted, {len(refused)} refused meanwhile")
+    return len(admitted), len(refused)
 
 
 @pytest.mark.parametrize(

@@ -237,3 +237,46 @@ def test_the_self_signed_certificate_serves_its_host_and_is_its_own_ca(tmp_path:
     assert files.key.stat().st_mode & 0o077 == 0  # the key is readable by its owner only
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(files.cert, files.key)  # what kopf's server does with them
+
+
+class _SlowApi:
+    """The API calls of the managed configuration, in order; apply takes its time."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.calls: list[str] = []
+        self.release = threading.Event()
+
+    def apply(self, manifest: dict[str, Any]) -> None:
+        self.release.wait(5)
+        self.calls.append("apply")
+
+    def delete(self) -> None:
+        self.calls.append("delete")
+
+
+def test_a_stop_while_the_configuration_is_applied_still_removes_it() -> None:
+    """The operator stopped right after it began to listen: the apply in flight finishes,
+    then the delete; the configuration (failurePolicy Fail) never outlives the operator."""
+    managed = admission._ManagedConfiguration("shipway-x", lambda cfg: {**cfg}, "https://h:1")
+    api = managed.api = _SlowApi()
+
+    async def stop_during_apply() -> None:
+        serving = asyncio.create_task(managed.point_at({"url": "https://0.0.0.0:1"}))
+        await asyncio.sleep(0.05)
+        serving.cancel()  # kopf stopping the server
+        with pytest.raises(asyncio.CancelledError):
+            await serving
+        api.release.set()
+        await managed.remove()
+
+    asyncio.run(stop_during_apply())
+    assert api.calls == ["apply", "delete"]
+
+
+def test_an_operator_that_never_applied_its_configuration_deletes_nothing() -> None:
+    managed = admission._ManagedConfiguration("shipway-x", lambda cfg: {**cfg}, "https://h:1")
+    api = managed.api = _SlowApi()
+    asyncio.run(managed.remove())
+    assert api.calls == []

@@ -236,27 +236,38 @@ class ScreeningServer:
 
 
 class _ManagedConfiguration:
-    """The configuration of development mode, applied while the server serves."""
+    """The configuration of development mode, applied while the server serves.
+
+    A stop that comes while the configuration is being applied (the operator stopped just
+    after it started listening) still removes it: the apply in flight finishes first, shielded
+    from the cancellation, then the delete follows. Otherwise the configuration, with
+    failurePolicy Fail, would outlive the operator and refuse its namespaces' Pipelines.
+    """
 
     def __init__(
         self, name: str, manifest: Callable[[Mapping[str, Any]], dict[str, Any]], url: str
     ) -> None:
         self.name, self.manifest, self.url = name, manifest, url
-        self.api = _ConfigurationApi(name)
-        self.applied = False
+        self.api: Any = _ConfigurationApi(name)
+        self.applying: asyncio.Future[None] | None = None
 
     async def point_at(self, client_config: Mapping[str, Any]) -> Mapping[str, Any]:
         # kopf's URL names the listening address; the API server is told ours.
         reachable = {**client_config, "url": self.url}
-        await asyncio.to_thread(self.api.apply, self.manifest(reachable))
-        self.applied = True
+        self.applying = asyncio.ensure_future(
+            asyncio.to_thread(self.api.apply, self.manifest(reachable))
+        )
+        await asyncio.shield(self.applying)
         log.info("webhook configuration %s points at %s", self.name, self.url)
         return reachable
 
     async def remove(self) -> None:
-        if self.applied:
-            await asyncio.to_thread(self.api.delete)
-            log.info("removed the webhook configuration %s", self.name)
+        if self.applying is None:
+            return  # never tried: nothing of ours to remove
+        # Done, failed or not: a failed apply may have created it all the same.
+        await asyncio.wait([self.applying])
+        await asyncio.to_thread(self.api.delete)
+        log.info("removed the webhook configuration %s", self.name)
 
 
 class _ConfigurationApi:
