@@ -140,9 +140,8 @@ class StepConverter:
                 text = scalar_text(self.report, self.source, join(where, key), item[key])
                 if text is not None:
                     out[key] = text
-        if kind == PUSH:
-            if "image_name" not in item:
-                self.error(join(where, "image_name"), "a push step needs image_name")
+        if kind == PUSH and "image_name" not in item:
+            self.error(join(where, "image_name"), "a push step needs image_name")
         out.update(self._credentials(item, where, kind))
         if "retries" in item:
             retries = item["retries"]
