@@ -29,6 +29,7 @@ from shipway.engine.buildnames import (
     project_key,
     tag_for,
 )
+from shipway.engine.buildneeds import gated_by_image, needed_builds, wanted_builds
 from shipway.engine.buildpods import (
     CONTAINER,
     BuildConfig,
@@ -40,8 +41,8 @@ from shipway.engine.imageconfig import INSPECT_CONTAINER, as_healthcheck, parse_
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import (
     UNSCHEDULABLE_GRACE_SECONDS,
-    ContainerView,
     PodView,
+    container_named,
     format_time,
     outcome,
 )
@@ -61,47 +62,6 @@ from shipway.spec.tree import RunNode
 
 DEFAULT_CACHE_TAG = "default"
 UNREADABLE = "the image was built, but its HEALTHCHECK could not be read"
-
-
-def needed_builds(compiled: CompiledPipeline, run: RunNode) -> tuple[str, ...]:
-    """Services whose images ``run`` needs: its service, then each it links; a push step
-    needs its service's image and its credentials generator's (it starts no links)."""
-    if run.push is not None:
-        generator = run.push.credentials.generator
-        names: tuple[str, ...] = (run.service, *((generator,) if generator else ()))
-    else:
-        resolved = compiled.services[run.service]
-        names = (run.service, *(link.service for link in resolved.links))
-    return tuple(dict.fromkeys(n for n in names if compiled.services[n].build is not None))
-
-
-def runs_here(compiled: CompiledPipeline, run: RunNode) -> bool:
-    """The step may run: its filters select it, and a push step only where pushes are on."""
-    return run.enabled and (run.push is None or compiled.spec.push)
-
-
-def wanted_builds(compiled: CompiledPipeline) -> tuple[str, ...]:
-    """Builds the regular steps that may run need, in the order services are declared.
-
-    ``on_fail`` steps are not counted: their builds start only when one of them is about to
-    run.
-    """
-    wanted: set[str] = set()
-    for run in compiled.runs:
-        if runs_here(compiled, run) and run.on_fail_of is None:
-            wanted.update(needed_builds(compiled, run))
-    return tuple(name for name in compiled.services if name in wanted)
-
-
-def gated_by_image(compiled: CompiledPipeline) -> frozenset[str]:
-    """Built services another links without a healthcheck of its own in the spec: their
-    image's HEALTHCHECK (if any) gates the steps that link them, so the build reads it."""
-    linked = {link.service for service in compiled.services.values() for link in service.links}
-    return frozenset(
-        name
-        for name in linked
-        if compiled.services[name].build is not None and compiled.services[name].healthcheck is None
-    )
 
 
 class Gate(Enum):
@@ -240,7 +200,7 @@ class Builds:
         result = outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
         if result.recheck_after is not None:
             self.recheck.append(result.recheck_after)
-        build = _container(pod, CONTAINER)  # when it started: not the inspect after it
+        build = container_named(pod, CONTAINER)  # when it started: not the inspect after it
         state.started_at = (build and build.started_at) or result.started_at or state.started_at
         if result.phase == StepPhase.RUNNING:
             state.phase, state.live_pod = StepPhase.RUNNING, pod
@@ -255,7 +215,7 @@ class Builds:
         if result.phase == StepPhase.SUCCEEDED and report.digest:
             state.digest = report.digest
             state.cached_steps, state.total_steps = report.cached_steps, report.total_steps
-            inspect = _container(pod, INSPECT_CONTAINER)
+            inspect = container_named(pod, INSPECT_CONTAINER)
             if inspect is not None:
                 state.healthcheck, problem = parse_inspect(inspect.message)
                 if problem is not None:
@@ -273,7 +233,7 @@ class Builds:
             terminated
             and build is not None
             and build.exit_code == 0
-            and _container(pod, INSPECT_CONTAINER) is not None
+            and container_named(pod, INSPECT_CONTAINER) is not None
         ):
             # built and pushed; what failed after it is the inspect container (or the pod)
             reason = StepReason.BUILD_FAILED
@@ -437,12 +397,6 @@ def _record(state: BuildState) -> BuildStatus:
         total_steps=state.total_steps,
         healthcheck=state.healthcheck,
     )
-
-
-def _container(pod: PodView, name: str) -> ContainerView | None:
-    """The pod's container of that name: the build is an init container when an inspect
-    container reads the image after it."""
-    return next((c for c in (pod.main, *pod.sidecars) if c is not None and c.name == name), None)
 
 
 def build_secret_wanted(old: PipelineStatus, new: PipelineStatus, starting: bool) -> bool | None:

@@ -155,6 +155,11 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     )
 
 
+def container_named(pod: PodView, name: str) -> ContainerView | None:
+    """The pod's container (or init container) of that name, once the kubelet reports it."""
+    return next((c for c in (pod.main, *pod.sidecars) if c is not None and c.name == name), None)
+
+
 def controller_uid(meta: Mapping[str, Any]) -> str | None:
     """The UID of the Pipeline that controls an object, from its ownerReferences; else None.
 
