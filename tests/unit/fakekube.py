@@ -86,7 +86,7 @@ class FakeKube:
 
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
         self.writes.append("patch status")
-        self.status = status
+        self.status = _merged(self.status, status)
 
     async def emit_event(self, target: EventTarget, type_: str, reason: str, message: str) -> None:
         self.events.append((reason, message))
@@ -132,3 +132,16 @@ def snapshot(kube: FakeKube, spec: dict[str, Any] = WALKTHROUGH) -> PipelineSnap
 
 
 KEY = ("ci", "demo")
+
+
+def _merged(target: Any, patch: Any) -> Any:
+    """RFC 7386, as the API server applies a merge patch: null deletes, maps merge."""
+    if not isinstance(patch, dict):
+        return patch
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = _merged(result.get(key), value)
+    return result

@@ -48,6 +48,19 @@ def test_the_walkthrough_costs_one_create_one_patch_and_one_event_per_step() -> 
     assert [r for r, _ in kube.events] == ["StepSucceeded", "PipelineSucceeded"]
 
 
+def test_a_field_that_is_gone_is_deleted_from_the_status() -> None:
+    """Written as a merge patch: without an explicit null the API server would keep the last
+    running step's name in a finished pipeline (the STEP column of kubectl get pipelines)."""
+    kube = FakeKube()
+    reconciler = Reconciler(kube, clock=lambda: NOW)
+    asyncio.run(reconciler.reconcile(snapshot(kube), kube.views(), KEY))
+    assert kube.status["currentStep"] == "write artifact"
+    codes = {"demo-4a49a-1-write-artifact": 0, "demo-4a49a-2-check-artifact": 0}
+    asyncio.run(_drive(reconciler, kube, codes))
+    assert kube.status["phase"] == PipelinePhase.SUCCEEDED
+    assert "currentStep" not in kube.status
+
+
 def test_a_restarted_operator_neither_loses_nor_duplicates_a_step() -> None:
     kube = FakeKube()
     asyncio.run(Reconciler(kube, clock=lambda: NOW).reconcile(snapshot(kube), kube.views(), KEY))

@@ -22,7 +22,7 @@ from shipway.controller.builder import BuildSecrets
 from shipway.controller.callpool import Priority
 from shipway.controller.creates import ClaimFailure, CreatingApi, create_pods, ensure_claim
 from shipway.controller.kube import EventTarget, KubeError
-from shipway.controller.snapshot import PipelineSnapshot, dump_status
+from shipway.controller.snapshot import PipelineSnapshot, dump_status, merge_patch
 from shipway.engine.failures import abort_plan, invalid_plan
 from shipway.engine.manifests import PodOptions, service_account_refusal
 from shipway.engine.objects import Key, Manifest
@@ -297,7 +297,7 @@ class Reconciler:
         """Write the plan's status if it says something new, and remember it."""
         new, old = dump_status(result.status), dump_status(status)
         if new != old and not _only_node_learned(new, old):
-            await self.kube.patch_status(snap.namespace, snap.name, new)
+            await self.kube.patch_status(snap.namespace, snap.name, merge_patch(old, new))
         if memory.written is None:
             metrics.track_new(status.phase)
         metrics.record_transition(status, result.status, len(result.create))

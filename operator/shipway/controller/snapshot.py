@@ -68,6 +68,20 @@ def _compact(value: Mapping[str, Any] | None) -> str:
     return json.dumps(dict(value or {}), separators=(",", ":"))
 
 
+def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON merge patch (RFC 7386) turning ``old`` into ``new``: a field that is gone is
+    sent as null (else the API server keeps it: a finished pipeline would still show its last
+    ``currentStep``); lists are replaced whole."""
+    patch: dict[str, Any] = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, Mapping) and isinstance(before, Mapping):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
+
+
 def dump_status(status: PipelineStatus) -> Manifest:
     """The status as written: compact, since a 500-step pipeline has 500 entries."""
     dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
