@@ -77,6 +77,11 @@ diagnose() {
       "not from the client's CA: the client Secret must be issued by the builder's CA"
     return 5
   fi
+  # BuildKit answered with its own error: the builder was there, whatever it could not reach
+  # (a registry refusing the push, a base image's host unknown) is named in BuildKit's line.
+  if [ "$1" = build ] && grep -q '^error: failed to solve' "$log"; then
+    return 1
+  fi
   if grep -qiE 'connection refused|no such host|server misbehaving|i/o timeout|deadline exceeded|network is unreachable|no route to host|connection reset|server preface: EOF|broken pipe|transport is closing|Unavailable' "$log"; then
     if [ "$1" = connect ]; then
       say "the builder (buildkitd at $addr) is unreachable"

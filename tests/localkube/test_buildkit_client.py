@@ -168,6 +168,24 @@ def test_losing_the_builder_mid_build_is_not_called_a_certificate_problem(run: R
     assert "certificate" not in proc.stderr
 
 
+REGISTRY_DOWN = (
+    "#9 exporting to image\n#9 pushing layers 0.1s done\n#9 ERROR: failed to push "
+    "registry.localkube-system.svc.cluster.local/ns/p/app: failed to do request: Head "
+    '"https://registry.localkube-system.svc.cluster.local/v2/ns/p/app/blobs/sha256:ab": dial '
+    "tcp 10.96.0.20:443: connect: connection refused\nerror: failed to solve: failed to push "
+    "registry.localkube-system.svc.cluster.local/ns/p/app: failed to do request: dial tcp "
+    "10.96.0.20:443: connect: connection refused"
+)
+
+
+def test_a_registry_that_refuses_the_push_is_not_called_losing_the_builder(run: Run) -> None:
+    """BuildKit answered (its ``failed to solve`` line names the registry): no guess added."""
+    proc = run("build", FAKE_BUILD_OUT=REGISTRY_DOWN, FAKE_BUILD_RC="1")
+    assert proc.returncode == 1
+    assert "failed to push registry.localkube-system" in proc.stdout
+    assert "builder" not in proc.stderr
+
+
 def test_a_build_over_its_time_limit_is_stopped(run: Run) -> None:
     if shutil.which("timeout") is None:
         pytest.skip("no timeout command")
