@@ -55,3 +55,21 @@ def test_it_says_so_when_no_operator_takes_the_pipeline_up(
         "watching namespace ci?"
     ]
     assert lines[0] == "shipway: Pending: waiting for the operator"
+
+
+def test_an_api_server_that_vanishes_is_a_cluster_error_not_a_traceback() -> None:
+    """The log threads print ClusterError as one line; a refused connection must be one."""
+    from types import SimpleNamespace
+
+    from urllib3.exceptions import MaxRetryError
+
+    from shipway.cli.cluster import ClusterError, PipelineApi
+
+    def refuse(*_: object, **__: object) -> None:
+        raise MaxRetryError(None, "/api/v1/namespaces/ns/pods/p/log", "Connection refused")  # type: ignore[arg-type]
+
+    api = PipelineApi.__new__(PipelineApi)
+    api.namespace = "ns"
+    api.core = SimpleNamespace(read_namespaced_pod_log=refuse)  # type: ignore[assignment]
+    with pytest.raises(ClusterError, match=r"cannot reach the cluster: .*Connection refused"):
+        api.open_log("p", "main", follow=True)

@@ -17,6 +17,7 @@ from typing import Any
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
+from urllib3.exceptions import HTTPError
 
 from shipway import GROUP, PLURAL, VERSION
 from shipway.engine.objects import Manifest
@@ -185,6 +186,8 @@ class PipelineApi:
             return self.core.read_namespaced_pod_log(
                 pod, self.namespace, container=container, follow=follow, _preload_content=False
             )
+        except HTTPError as exc:  # in a log thread: a line, never a traceback
+            raise ClusterError(0, f"cannot reach the cluster: {exc}") from None
         except ApiException as exc:
             error = error_from(exc)
             text = str(error).lower()
