@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import subprocess
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -20,14 +19,13 @@ from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manif
 from shipway.engine.containers import probe
 from shipway.engine.imageconfig import SCRIPT, as_healthcheck, parse_inspect
 from shipway.engine.manifests import pod_manifest
-from shipway.engine.observe import PodView, pod_view
 from shipway.engine.pushpods import PushConfig
 from shipway.models import ImageHealthcheck, StepPhase
 from shipway.spec.builds import ResolvedBuild
 
 from .builders import REF, at, compiled
 from .test_planner_builds import DIGEST as BUILT
-from .test_planner_builds import GIT, OWNER, build_pod, ok, run
+from .test_planner_builds import GIT, build_pod, ok, run
 
 DIGEST = "sha256:" + "cd" * 32
 HEALTHCHECK = {
@@ -264,50 +262,6 @@ GATED: dict[str, Any] = {
 """Codeship's example 24: a built Elasticsearch whose Dockerfile has a HEALTHCHECK."""
 
 
-def inspected_build_pod(service: str, build_message: str, inspect: tuple[int, str]) -> PodView:
-    """A build pod whose build ran as an init container, then the inspect container."""
-    rc, message = inspect
-
-    def terminated(code: int, text: str, start: float) -> dict[str, Any]:
-        return {
-            "terminated": {
-                "exitCode": code,
-                "reason": "Completed" if code == 0 else "Error",
-                "message": text,
-                "startedAt": at(start),
-                "finishedAt": at(start + 5),
-            }
-        }
-
-    view = pod_view(
-        {
-            "metadata": {
-                "name": f"{REF.name}-build-{service}",
-                "uid": f"uid-{service}",
-                "creationTimestamp": at(-30),
-                "labels": {
-                    "shipway.dev/pipeline": REF.name,
-                    "shipway.dev/step": f"build-{service}",
-                    "shipway.dev/attempt": "0",
-                },
-                "annotations": {"kubectl.kubernetes.io/default-container": "build"},
-                "ownerReferences": [OWNER],
-            },
-            "spec": {"nodeName": "node-1", "activeDeadlineSeconds": 3600},
-            "status": {
-                "phase": "Succeeded" if rc == 0 else "Failed",
-                "startTime": at(-30),
-                "initContainerStatuses": [
-                    {"name": "build", "state": terminated(0, build_message, -29)}
-                ],
-                "containerStatuses": [{"name": "inspect", "state": terminated(rc, message, -20)}],
-            },
-        }
-    )
-    assert view is not None
-    return view
-
-
 def test_only_the_linked_build_reads_its_image() -> None:
     first = run(GATED)
     assert {b.service: b.inspect for b in first.builds} == {"elasticsearch": True, "app": False}
@@ -324,10 +278,9 @@ def test_the_images_healthcheck_becomes_the_linked_sidecars_startup_probe() -> N
     names = {b.service: b.name for b in first.builds}
     report = json.dumps({"healthcheck": HEALTHCHECK})
     pods = [
-        inspected_build_pod("elasticsearch", ok(), (0, report)),
+        build_pod(names["elasticsearch"], "elasticsearch", rc=0, message=ok(), inspect=(0, report)),
         build_pod(names["app"], "app", rc=0, message=ok(digest="sha256:" + "2" * 64)),
     ]
-    pods[0] = replace(pods[0], name=names["elasticsearch"])
     second = run(GATED, first.status, pods)
     record = {b.service: b for b in second.status.builds}["elasticsearch"]
     assert record.phase == StepPhase.SUCCEEDED
@@ -349,11 +302,9 @@ def test_the_images_healthcheck_becomes_the_linked_sidecars_startup_probe() -> N
 def test_an_unreadable_image_fails_the_build_naming_why() -> None:
     first = run(GATED)
     names = {b.service: b.name for b in first.builds}
-    pod = replace(
-        inspected_build_pod(
-            "elasticsearch", ok(), (1, "reading the configuration failed: UNAUTHORIZED")
-        ),
-        name=names["elasticsearch"],
+    unauthorized = (1, "reading the configuration failed: UNAUTHORIZED")
+    pod = build_pod(
+        names["elasticsearch"], "elasticsearch", rc=0, message=ok(), inspect=unauthorized
     )
     second = run(GATED, first.status, [pod])
     record = {b.service: b for b in second.status.builds}["elasticsearch"]

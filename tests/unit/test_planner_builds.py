@@ -78,9 +78,19 @@ OWNER = {
 
 
 def build_pod(
-    name: str, service: str, *, rc: int | None = None, message: str = "", created: float = -30
+    name: str,
+    service: str,
+    *,
+    rc: int | None = None,
+    message: str = "",
+    created: float = -30,
+    inspect: tuple[int, str] | None = None,
 ) -> PodView:
-    """A build pod as the API server shows it, summarised by the real pod_view."""
+    """A build pod as the API server shows it, summarised by the real pod_view.
+
+    ``inspect``: (exit code, message) of the container reading the image after the build,
+    which makes the build an init container (a linked service's build).
+    """
     if rc is None:
         state: dict[str, Any] = {"running": {"startedAt": at(created + 1)}}
         phase = "Running"
@@ -114,11 +124,32 @@ def build_pod(
                 "phase": phase,
                 "startTime": at(created),
                 "containerStatuses": [{"name": "build", "state": state}],
+            }
+            if inspect is None
+            else {
+                "phase": "Succeeded" if inspect[0] == 0 and rc == 0 else "Failed",
+                "startTime": at(created),
+                "initContainerStatuses": [{"name": "build", "state": state}],
+                "containerStatuses": [
+                    {"name": "inspect", "state": _terminated(*inspect, created + 21)}
+                ],
             },
         }
     )
     assert view is not None
     return view
+
+
+def _terminated(rc: int, message: str, start: float) -> dict[str, Any]:
+    return {
+        "terminated": {
+            "exitCode": rc,
+            "reason": "Completed" if rc == 0 else "Error",
+            "message": message,
+            "startedAt": at(start),
+            "finishedAt": at(start + 5),
+        }
+    }
 
 
 def ok(cached: int = 0, steps: int = 3, digest: str = DIGEST) -> str:
