@@ -187,7 +187,9 @@ def test_install_brings_the_operator_pod_to_ready(release: Release) -> None:
     assert hardened["allowPrivilegeEscalation"] is False
     assert hardened["capabilities"]["drop"] == ["ALL"]
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    # ready once the webhook listens; a stopping pod serves reviews a few seconds more
+    assert container["readinessProbe"]["tcpSocket"]["port"] == "webhook"
+    assert container["lifecycle"]["preStop"]["sleep"]["seconds"] == 5
     assert container["resources"]["limits"]
     assert container["resources"]["requests"]
     assert pod["status"]["containerStatuses"][0]["restartCount"] == 0
