@@ -8,7 +8,8 @@ from typing import Any
 
 from shipway.cli.cluster import LogNotReadyError
 from shipway.cli.follow import Follower, Printer
-from shipway.cli.format import Style, progress_line, status_tree
+from shipway.cli.format import Style, progress_line
+from shipway.cli.statustree import status_tree
 from shipway.cli.tracker import AttemptEnded, AttemptStarted, Tracker
 from shipway.models import PipelineStatus
 

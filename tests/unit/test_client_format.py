@@ -13,9 +13,9 @@ from shipway.cli.format import (
     pipeline_table,
     progress_line,
     result_line,
-    status_tree,
     summary_line,
 )
+from shipway.cli.statustree import status_tree
 from shipway.cli.tree import build_tree, group_phase
 
 from .client_builders import NOW, SPEC, failed_run, pipeline, step

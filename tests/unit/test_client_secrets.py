@@ -204,7 +204,7 @@ def test_a_named_dockercfg_secret_needs_no_key(
 
 def test_a_push_steps_log_is_its_push_container_and_its_row_shows_the_digest() -> None:
     from shipway.cli.follow import log_container
-    from shipway.cli.format import step_detail
+    from shipway.cli.statustree import step_detail
     from shipway.models import StepStatus
 
     digest = "sha256:" + "a" * 64

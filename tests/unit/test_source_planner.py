@@ -252,7 +252,7 @@ def test_a_checked_out_branch_becomes_the_build_tag_for_filters() -> None:
 
 
 def test_status_shows_the_source_and_waiting_apart_from_running() -> None:
-    from shipway.cli.format import status_tree
+    from shipway.cli.statustree import status_tree
 
     from .client_builders import NOW as CLI_NOW
     from .client_builders import at, pipeline, step

@@ -32,10 +32,10 @@ from shipway.cli.format import (
     phase_of,
     pipeline_status,
     pipeline_table,
-    status_tree,
 )
 from shipway.cli.run import cmd_run
 from shipway.cli.source import add_source_flags
+from shipway.cli.statustree import status_tree
 from shipway.cli.tracker import every_step
 from shipway.models import StepStatus
 

@@ -27,8 +27,9 @@ from shipway.cli.common import (
     style_for,
 )
 from shipway.cli.convert import ci_flags, convert, source_flags
-from shipway.cli.format import phase_of, status_tree, summary_line
+from shipway.cli.format import phase_of, summary_line
 from shipway.cli.source import git_flags_given
+from shipway.cli.statustree import status_tree
 from shipway.cli.upload import UploadError, list_tree
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
