@@ -44,9 +44,21 @@ def test_the_environment_names_registry_builder_and_certificate() -> None:
     assert build_config({}).problem() is not None
 
 
+def test_an_insecure_registry_reaches_buildkit_and_crane_in_every_pod() -> None:
+    """The chart's registry.insecure: builds push with registry.insecure=true, and the pods
+    reading the registry (push, a build's HEALTHCHECK read) run crane with --insecure."""
+    config = OperatorConfig.from_env({**ENV, "SHIPWAY_REGISTRY_INSECURE": "true"})
+    assert config.build.insecure is True
+    assert config.pods.push.insecure is True
+    plain = OperatorConfig.from_env(ENV)
+    assert plain.build.insecure is False
+    assert plain.pods.push.insecure is False
+
+
 @pytest.mark.parametrize(
     ("name", "value", "expected"),
     [
+        ("SHIPWAY_REGISTRY_INSECURE", "maybe", "SHIPWAY_REGISTRY_INSECURE"),
         ("SHIPWAY_REGISTRY_URL", "https://registry.example.com", "not a URL"),
         ("SHIPWAY_BUILDKIT_ADDR", "buildkitd:1234", "tcp://host:port"),
         ("SHIPWAY_BUILD_TIMEOUT", "forever", "SHIPWAY_BUILD_TIMEOUT"),

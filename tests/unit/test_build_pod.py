@@ -233,6 +233,15 @@ def test_buildctl_pushes_to_the_pipelines_name_and_caches_per_branch() -> None:
     assert "--export-cache" not in uncached
 
 
+def test_an_insecure_registry_is_pushed_to_and_cached_in_as_such() -> None:
+    args = buildctl_args(BUILD, CREATE, insecure_registry=True)
+    registry = [args[i + 1] for i, a in enumerate(args) if a in ("--output", "--import-cache")]
+    registry.append(args[args.index("--export-cache") + 1])
+    assert len(registry) == 4
+    assert all(ref.endswith(",registry.insecure=true") for ref in registry)
+    assert not any("insecure" in a for a in buildctl_args(BUILD, CREATE))
+
+
 def test_the_build_pod_has_no_token_reads_the_claim_read_only_and_runs_unprivileged() -> None:
     pod = _manifest()
     spec = pod["spec"]

@@ -88,7 +88,12 @@ def _busybox_path(tmp_path: Path) -> str:
 
 
 def run_inspect(
-    tmp_path: Path, config: dict[str, Any] | str, *, rc: int = 0, digest: str = DIGEST
+    tmp_path: Path,
+    config: dict[str, Any] | str,
+    *,
+    rc: int = 0,
+    digest: str = DIGEST,
+    **env: str,
 ) -> tuple[int, str, str]:
     text = config if isinstance(config, str) else json.dumps(config, separators=(",", ":"))
     (tmp_path / "image-config.json").write_text(text)
@@ -106,6 +111,7 @@ def run_inspect(
             "SHIPWAY_REPOSITORY": "registry.example/ns/app",
             "FAKE_DIR": str(tmp_path),
             "FAKE_RC": str(rc),
+            **env,
         },
         capture_output=True,
         text=True,
@@ -125,6 +131,15 @@ def test_the_script_reports_exactly_the_configs_healthcheck(tmp_path: Path) -> N
     assert check == ImageHealthcheck(
         test=HEALTHCHECK["Test"], interval=30.0, timeout=10.0, start_period=30.0, retries=5
     )
+
+
+def test_an_insecure_registry_is_read_with_cranes_insecure_flag(tmp_path: Path) -> None:
+    rc, message, args = run_inspect(
+        tmp_path, image_config(HEALTHCHECK), SHIPWAY_CRANE_INSECURE="true"
+    )
+    assert rc == 0
+    assert args.split() == ["config", "--insecure", f"registry.example/ns/app@{DIGEST}"]
+    assert json.loads(message) == {"healthcheck": HEALTHCHECK}
 
 
 def test_an_image_without_healthcheck_reports_none(tmp_path: Path) -> None:

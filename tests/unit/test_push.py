@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -359,3 +363,37 @@ def test_run_steps_pull_with_the_pipelines_and_their_own_secrets() -> None:
     (create,) = second.create
     manifest = pod_manifest(REF, compiled(raw), create)
     assert manifest["spec"]["imagePullSecrets"] == [{"name": "pull"}, {"name": "own"}]
+
+
+def test_an_insecure_cluster_registry_gives_crane_its_insecure_flag(tmp_path: Path) -> None:
+    """The push script, run for real with a fake crane: --insecure on the copy and the check."""
+    config = PushConfig(image="crane:debug", insecure=True)
+    (container,) = push_pod(pipeline(), PodOptions(push=config))["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["SHIPWAY_CRANE_INSECURE"] == "true"
+    fake = tmp_path / "bin" / "crane"
+    fake.parent.mkdir()
+    fake.write_text(
+        '#!/bin/sh\necho "$@" >> "$CALLS"\n[ "$1" = digest ] && echo "$SHIPWAY_DIGEST"\nexit 0\n'
+    )
+    fake.chmod(0o755)
+    term = tmp_path / "termination-log"
+    (tmp_path / "config.json").write_text('{"auths": {}}')  # the mounted Secret
+    done = subprocess.run(
+        ["sh", "-c", SCRIPT, "shipway-push"],
+        env={
+            **env,
+            "PATH": f"{fake.parent}:{os.environ['PATH']}",
+            "TMPDIR": str(tmp_path),
+            "SHIPWAY_TERMINATION_LOG": str(term),
+            "CALLS": str(tmp_path / "calls"),
+            "DOCKER_CONFIG": str(tmp_path),
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert [c.split()[:2] for c in calls] == [["copy", "--insecure"], ["digest", "--insecure"]]
+    assert json.loads(term.read_text())["digest"] == env["SHIPWAY_DIGEST"]

@@ -131,7 +131,8 @@ def build_config(env: Mapping[str, str]) -> BuildConfig:
     with ``SHIPWAY_BUILDKIT_CLIENT_SECRET`` (a Secret of the operator's namespace,
     ``SHIPWAY_OPERATOR_NAMESPACE``, formerly ``SHIPWAY_NAMESPACE``, with ca.crt, tls.crt and tls.key); ``SHIPWAY_BUILDKIT_CLIENT_IMAGE``;
     ``SHIPWAY_REGISTRY_PUSH_SECRET`` (a dockerconfigjson Secret there);
-    ``SHIPWAY_BUILDKIT_WAIT`` and ``SHIPWAY_BUILD_TIMEOUT`` (durations). Left unset against the
+    ``SHIPWAY_BUILDKIT_WAIT`` and ``SHIPWAY_BUILD_TIMEOUT`` (durations);
+    ``SHIPWAY_REGISTRY_INSECURE`` (a flag: plain HTTP or no TLS verification with it). Left unset against the
     local cluster, ``shipway operator`` finds the local ones itself.
     """
 
@@ -157,6 +158,7 @@ def build_config(env: Mapping[str, str]) -> BuildConfig:
         ),
         wait_seconds=max(1, int(wait)),
         timeout_seconds=max(1, int(timeout)),
+        insecure=flag(env, "SHIPWAY_REGISTRY_INSECURE", default=False),
     )
 
 
@@ -216,6 +218,7 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
         push=PushConfig(
             image=env.get("SHIPWAY_PUSH_IMAGE", "").strip() or DEFAULT_PUSH_IMAGE,
             ca_config_map=env.get("SHIPWAY_PUSH_CA_CONFIGMAP", "").strip() or None,
+            insecure=flag(env, "SHIPWAY_REGISTRY_INSECURE", default=False),
         ),
         allowed_service_accounts=tuple(a.strip() for a in allowed.split(",") if a.strip()),
         operator_service_account=own_account,

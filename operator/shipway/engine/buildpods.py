@@ -65,6 +65,8 @@ class BuildConfig:
     """How long a build waits for an unreachable builder before it fails."""
     timeout_seconds: int = 3600
     """A build running longer fails (its pod's deadline)."""
+    insecure: bool = False
+    """The registry speaks plain HTTP or is not verified (development only)."""
 
     def problem(self) -> str | None:
         """Why builds cannot run here, or None."""
@@ -174,13 +176,16 @@ exit "$rc"
 """
 
 
-def buildctl_args(build: ResolvedBuild, create: BuildToCreate) -> list[str]:
+def buildctl_args(
+    build: ResolvedBuild, create: BuildToCreate, insecure_registry: bool = False
+) -> list[str]:
     """``buildctl build`` flags for one build; paths and secrets are added by the script."""
+    insecure = ",registry.insecure=true" if insecure_registry else ""
     args = [
         "--progress=plain",
         "--frontend=dockerfile.v0",
         "--output",
-        f"type=image,name={create.repository},push=true",
+        f"type=image,name={create.repository},push=true{insecure}",
     ]
     for key, value in create.args:
         args += ["--opt", f"build-arg:{key}={value}"]
@@ -191,10 +196,13 @@ def buildctl_args(build: ResolvedBuild, create: BuildToCreate) -> list[str]:
     else:
         tags = create.cache_tags
         for tag in tags:
-            args += ["--import-cache", f"type=registry,ref={create.cache_repository}:{tag}"]
+            args += [
+                "--import-cache",
+                f"type=registry,ref={create.cache_repository}:{tag}{insecure}",
+            ]
         args += [
             "--export-cache",
-            f"type=registry,ref={create.cache_repository}:{tags[0]},mode=max",
+            f"type=registry,ref={create.cache_repository}:{tags[0]},mode=max{insecure}",
         ]
     return args
 
@@ -271,7 +279,7 @@ def build_pod_manifest(
         "name": CONTAINER,
         "image": config.client_image,
         "command": ["/bin/sh", "-c", SCRIPT, "shipway-build"],
-        "args": buildctl_args(build, create),
+        "args": buildctl_args(build, create, config.insecure),
         "env": _env(build, config),
         "volumeMounts": mounts,
         "terminationMessagePolicy": "FallbackToLogsOnError",
@@ -306,6 +314,7 @@ def build_pod_manifest(
             repository=create.repository,
             ca_config_map=inspect.ca_config_map,
             docker_config=DOCKER_CONFIG_MOUNT if config.push_secret else None,
+            insecure=config.insecure,
         )
     if create.active_deadline is not None:
         spec["activeDeadlineSeconds"] = create.active_deadline

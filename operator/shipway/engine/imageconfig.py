@@ -38,7 +38,7 @@ fail() { say "$*"; printf '%s\n' "$*" | tail -c 3800 > "$out"; exit 1; }
 digest=$(cat "$SHIPWAY_DIGEST_FILE" 2>/dev/null)
 [ -n "$digest" ] || fail "the build wrote no digest to $SHIPWAY_DIGEST_FILE"
 ref="$SHIPWAY_REPOSITORY@$digest"
-crane config "$ref" > "$tmp/config.json" 2> "$tmp/log" ||
+crane config ${SHIPWAY_CRANE_INSECURE:+--insecure} "$ref" > "$tmp/config.json" 2> "$tmp/log" ||
   fail "reading the configuration of $ref failed: $(sed 's/^Error: //' "$tmp/log" | tail -n 3)"
 check=$(awk '
 BEGIN { RS = "\001" }
@@ -83,6 +83,7 @@ def with_inspect(
     repository: str,
     ca_config_map: str | None,
     docker_config: str | None,
+    insecure: bool = False,
 ) -> None:
     """Make the build pod's ``spec`` read the image's configuration after the build.
 
@@ -108,6 +109,8 @@ def with_inspect(
         ("SHIPWAY_DIGEST_FILE", DIGEST_FILE),
         ("SHIPWAY_REPOSITORY", repository),
     ]
+    if insecure:
+        env.append(("SHIPWAY_CRANE_INSECURE", "true"))
     if docker_config is not None:
         mounts.append({"name": "registry", "mountPath": docker_config, "readOnly": True})
         env.append(("DOCKER_CONFIG", docker_config))

@@ -52,6 +52,9 @@ class PushConfig:
     """A ConfigMap present in every namespace whose ``ca.crt`` signs registries' certificates
     (``kube-root-ca.crt`` on the local cluster, whose registries it signs); trusted besides
     the image's own roots."""
+    insecure: bool = False
+    """The cluster's registry (the source) is plain HTTP or unverified: crane's --insecure,
+    which crane applies to the target registry too (development only)."""
 
 
 @dataclass(frozen=True)
@@ -90,13 +93,14 @@ elif [ -n "${SHIPWAY_DOCKERCFG_SECRET:-}" ]; then
     fail "Secret $SHIPWAY_DOCKERCFG_SECRET has no .dockerconfigjson (missing, or not of type kubernetes.io/dockerconfigjson)"
 fi
 say "copying $SHIPWAY_SOURCE to $SHIPWAY_TARGET"
-{ crane copy "$SHIPWAY_SOURCE" "$SHIPWAY_TARGET" 2>&1; echo "$?" > "$tmp/rc"; } | tee "$tmp/log"
+{ crane copy ${SHIPWAY_CRANE_INSECURE:+--insecure} "$SHIPWAY_SOURCE" "$SHIPWAY_TARGET" 2>&1
+  echo "$?" > "$tmp/rc"; } | tee "$tmp/log"
 if [ "$(cat "$tmp/rc")" -ne 0 ]; then
   why=$(sed -n 's/^Error: //p' "$tmp/log" | tail -n 3)
   [ -n "$why" ] || why=$(tail -n 3 "$tmp/log")
   fail "pushing $SHIPWAY_TARGET failed: $why"
 fi
-digest=$(crane digest "$SHIPWAY_TARGET" 2> "$tmp/log") ||
+digest=$(crane digest ${SHIPWAY_CRANE_INSECURE:+--insecure} "$SHIPWAY_TARGET" 2> "$tmp/log") ||
   fail "the registry does not show $SHIPWAY_TARGET after the push: $(sed 's/^Error: //' "$tmp/log" | tail -n 3)"
 [ "$digest" = "$SHIPWAY_DIGEST" ] ||
   fail "the registry holds $digest under $SHIPWAY_TARGET, not the image the steps ran ($SHIPWAY_DIGEST)"
@@ -165,6 +169,8 @@ def push_pod_manifest(
         )
         mounts.append({"name": "registry", "mountPath": CREDENTIALS_MOUNT, "readOnly": True})
         env += [("DOCKER_CONFIG", CREDENTIALS_MOUNT), ("SHIPWAY_DOCKERCFG_SECRET", secret)]
+    if config.insecure:
+        env.append(("SHIPWAY_CRANE_INSECURE", "true"))
     if config.ca_config_map:
         volumes.append(
             {
