@@ -318,15 +318,21 @@ def operator_image(cluster: Cluster) -> Image:
 
 
 @pytest.fixture(scope="session")
-def git_server(
-    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[GitServer, dict[str, Repo]]]:
+def git_server_image(cluster: Cluster) -> None:
+    """The git server's image in the local node's containerd (built once, cached by version):
+    every test that starts a git server needs it, whatever ran before it."""
     if cluster.local:
         sys.path.insert(0, str(ROOT / "hack"))
         from localkube import gitimages
         from localkube.config import Paths
 
         gitimages.ensure(Paths.default(), import_into=Paths.default().containerd_socket)
+
+
+@pytest.fixture(scope="session")
+def git_server(
+    cluster: Cluster, tmp_path_factory: pytest.TempPathFactory, git_server_image: None
+) -> Iterator[tuple[GitServer, dict[str, Repo]]]:
     keys = tmp_path_factory.mktemp("git-keys")
     namespace = f"{SESSION_PREFIX}git-server"
     server = gitserver.start(cluster, namespace, keys)

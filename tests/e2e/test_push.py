@@ -303,6 +303,7 @@ def test_the_seed_walkthrough_ends_with_a_push_of_myapp(
     protected: Protected,
     shipway_operator: OperatorProcess | None,
     tmp_path: Path,
+    git_server_image: None,
 ) -> None:
     """From the in-cluster git server (so the commit is a real one), with --push and the
     protected registry's credentials as a Secret of the namespace (--dockercfg-secret)."""
