@@ -23,7 +23,7 @@ from shipway.cli.format import (
     step_wait,
 )
 from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase, is_build
-from shipway.engine.buildpods import summary
+from shipway.engine.buildresult import summary
 from shipway.engine.report import SOURCE_TITLES
 from shipway.models import PrepStatus, SourceStatus, StepPhase, StepStatus
 

@@ -30,13 +30,8 @@ from shipway.engine.buildnames import (
     tag_for,
 )
 from shipway.engine.buildneeds import gated_by_image, needed_builds, wanted_builds
-from shipway.engine.buildpods import (
-    CONTAINER,
-    BuildConfig,
-    BuildToCreate,
-    parse_result,
-    summary,
-)
+from shipway.engine.buildpods import CONTAINER, BuildConfig, BuildToCreate
+from shipway.engine.buildresult import parse_result, summary
 from shipway.engine.imageconfig import INSPECT_CONTAINER, as_healthcheck, parse_inspect
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import (

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from shipway.engine.buildpods import summary
+from shipway.engine.buildresult import summary
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
 from shipway.engine.reasons import EventReason, PipelineReason
