@@ -307,10 +307,17 @@ def test_convert_reports_every_error_and_exits_2(
     captured = capsys.readouterr()
     assert captured.out == ""
     errors = [line for line in captured.err.splitlines() if line.startswith("error: ")]
-    # the build itself is fine (built in the cluster): the encrypted file (no key) and the
-    # push without image_name are not
-    assert [e.split(": ")[2] for e in errors] == ["app.encrypted_env_file", "[0].image_name"]
-    assert captured.err.splitlines()[-1] == "shipway: 2 problem(s): no Pipeline written"
+    # the first line names the flag a build needs (the directory is no git checkout); then
+    # the encrypted file (no key) and the push without image_name
+    assert captured.err.splitlines()[0] == errors[0]
+    assert errors[0].endswith(
+        "codeship-services.yml: a build needs the project's files (app build from the "
+        "checkout): give a source, --git-remote (the directory's origin at its HEAD commit), "
+        "--git-url URL, or --upload (shipway run --dir uploads the directory); --prebuilt "
+        "runs build.image instead"
+    )
+    assert [e.split(": ")[2] for e in errors[1:]] == ["app.encrypted_env_file", "[0].image_name"]
+    assert captured.err.splitlines()[-1] == "shipway: 3 problem(s): no Pipeline written"
 
 
 def test_env_secret_needs_service_and_secret(

@@ -209,6 +209,7 @@ def test_without_a_source_a_build_says_to_give_one() -> None:
     with pytest.raises(ConversionError) as info:
         convert_directory(CORPUS / "02.redis", options=Options(name="redis"))
     (error,) = info.value.errors
-    assert error.where == "demo.build"
-    assert "set spec.source" in error.message
+    assert error.where == ""
+    assert error.message.startswith("a build needs the project's files (demo build from")
+    assert "--git-remote" in error.message
     assert "--upload" in error.message

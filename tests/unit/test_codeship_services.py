@@ -123,7 +123,7 @@ def test_top_level_compose_keys_next_to_services_are_ignored_with_a_warning() ->
         ("", "the file is empty"),
         ("- app\n", "must be a map of services, not a list"),
         ("app: busybox\n", "a service must be a map of keys, not a string"),
-        ("App:\n  image: busybox\n", "lower-case letters"),
+        ("web app:\n  image: busybox\n", "service names are letters, digits"),
         ("app:\n  command: ls\n", "a service needs image (or build)"),
     ],
 )
@@ -196,7 +196,7 @@ def test_codeship_documented_ignored_keys_are_in_the_ignored_table() -> None:
         (
             {"build": {"encrypted_args": "abc=="}},
             "app.build.encrypted_args",
-            ["AES key", "--aes-key"],
+            ["AES key", "--aes-key", "--args-secret SERVICE=SECRET"],
         ),
         (
             {"image": "busybox", "encrypted_env_file": "env.encrypted"},
@@ -216,7 +216,6 @@ def test_codeship_documented_ignored_keys_are_in_the_ignored_table() -> None:
             "app.volumes[0]",
             ["no Docker daemon", "host's Docker socket"],
         ),
-        ({"image": "busybox", "volume_from": ["data"]}, "app.volume_from", ["did you mean"]),
         ({"dockerfile": "Dockerfile.app"}, "app.dockerfile", ["part of a build"]),
     ],
     ids=[
@@ -227,14 +226,13 @@ def test_codeship_documented_ignored_keys_are_in_the_ignored_table() -> None:
         "dind",
         "dind-full-name",
         "docker-socket",
-        "typo",
         "dockerfile-alone",
     ],
 )
 def test_keys_shipway_cannot_honour_are_errors_naming_the_alternative(
     body: dict[str, Any], where: str, needles: list[str]
 ) -> None:
-    (message,) = errors({"app": body})
+    (message,) = errors({"app": body}, source=UPLOAD)
     assert message.startswith(f"codeship-services.yml: {where}: ")
     for needle in needles:
         assert needle in message
@@ -262,16 +260,54 @@ def test_a_compose_v1_dockerfile_next_to_an_image_is_ignored() -> None:
 
 
 def test_every_problem_is_reported_not_just_the_first() -> None:
+    """One pass: the missing source first, the converter's errors, then the compiler's about
+    what did convert (a link to nothing, an unbalanced quote), never "unknown service" for a
+    service that had errors of its own."""
     found = errors(
         {
             "app": {"build": {"encrypted_args_file": "args.enc"}},
             "db": {"image": "postgres", "encrypted_env_file": "db.enc"},
-        }
+            "web": {"image": "nginx", "links": ["cache"], "command": "echo 'open"},
+        },
+        steps=[{"service": "app"}, {"service": "db"}, {"service": "web"}],
     )
     assert [e.split(": ")[1] for e in found] == [
+        "a build needs the project's files (app build from the checkout)",
         "app.build.encrypted_args_file",
         "db.encrypted_env_file",
+        "web.command",
+        "web.links[0]",
     ]
+
+
+def test_unknown_and_misplaced_keys_are_ignored_with_a_warning_as_codeship_did() -> None:
+    conversion = run(
+        {
+            "app": {
+                "image": "busybox",
+                "volume_from": ["data"],
+                "volumeMounts": [{"name": "x"}],
+                "healthcheck": {"test": "true", "intervall": "1s"},
+                "build": {"context": ".", "cached": True},
+            }
+        },
+        source=UPLOAD,
+    )
+    ignored = warned(conversion, WarningKind.IGNORED)
+    assert any(
+        w.startswith(
+            "app.volume_from: ignored: unknown key 'volume_from' here (did you mean volumes_from?)"
+        )
+        for w in ignored
+    )
+    assert any(w.startswith("app.volumeMounts: ignored: unknown key") for w in ignored)
+    assert any("app.healthcheck.intervall: ignored" in w for w in ignored)
+    assert any(
+        w.startswith("app.build.cached: ignored: a key of the service, not of its build")
+        for w in ignored
+    )
+    assert "cached" not in spec_services(conversion)["app"]
+    assert all("no effect" in w for w in ignored if "unknown key" in w)
 
 
 # -- build: deprecated forms, --prebuilt ------------------------------------------------------
@@ -485,10 +521,15 @@ def test_volumes_from_a_container_is_refused() -> None:
     assert "only services can share volumes" in message
 
 
-def test_an_absolute_host_path_is_reported_against_the_services_file() -> None:
-    (message,) = errors({"app": {"image": "a", "volumes": ["/etc/ssl:/certs"]}})
-    assert message.startswith("codeship-services.yml: app.volumes[0]: ")
-    assert "absolute host paths are not allowed" in message
+def test_an_absolute_host_path_is_a_directory_of_the_claim_with_a_note() -> None:
+    conversion = run({"app": {"image": "a", "volumes": ["/tmp:/log", "/dev/shm:/dev/shm"]}})
+    assert spec_services(conversion)["app"]["volumes"] == ["/tmp:/log", "/dev/shm:/dev/shm"]
+    notes = warned(conversion, WarningKind.NOTE)
+    assert notes[0].startswith(
+        "app.volumes[0]: /tmp was a directory of Codeship's build machine, gone with the build: "
+        "here it is the directory .shipway/host/tmp of the pipeline's workspace claim"
+    )
+    assert notes[1].startswith("app.volumes[1]: /dev/shm was")
 
 
 def test_links_with_aliases_and_the_deprecated_link_key() -> None:
@@ -547,9 +588,13 @@ def test_a_healthcheck_that_is_disabled_without_test_is_dropped() -> None:
     assert services == {"app": {"image": "a"}}
 
 
-def test_an_unknown_healthcheck_key_is_an_error() -> None:
-    (message,) = errors({"app": {"image": "a", "healthcheck": {"test": "x", "intervall": "1s"}}})
-    assert "app.healthcheck.intervall: unknown key 'intervall' (did you mean interval?)" in message
+def test_an_unknown_healthcheck_key_is_ignored_with_a_suggestion() -> None:
+    conversion = run({"app": {"image": "a", "healthcheck": {"test": "x", "intervall": "1s"}}})
+    assert any(
+        "app.healthcheck.intervall: ignored: unknown key 'intervall' here (did you mean "
+        "interval?)" in w
+        for w in warned(conversion, WarningKind.IGNORED)
+    )
 
 
 def test_shipway_extensions_pass_through() -> None:

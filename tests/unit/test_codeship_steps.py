@@ -351,11 +351,6 @@ def test_on_fail_steps_on_steps_and_groups_are_kept() -> None:
             "a push step pushes the image built for its service, and 'app' has no build",
         ),
         (
-            [{"type": "push", "service": "app", "image_name": "x/y", "command": "true"}],
-            "[0].command",
-            "a push step has no command",
-        ),
-        (
             [{"service": "app", "command": "x", "encrypted_dockercfg_path": "cfg.encrypted"}],
             "[0].encrypted_dockercfg_path",
             "need the project's AES key (--aes-key FILE, or codeship.aes in the project "
@@ -372,15 +367,9 @@ def test_on_fail_steps_on_steps_and_groups_are_kept() -> None:
             "it needs services",
         ),
         ([{"type": "fan", "steps": []}], "[0].type", "unknown type 'fan'"),
-        ([{"service": "app", "image_tag": "x"}], "[0].image_tag", "belongs to push steps"),
         ([{"service": "nope", "command": "x"}], "[0].service", "unknown service 'nope'"),
         ([{"command": "x"}], "[0]", "a run step needs a service"),
         ([{"service": "app", "steps": [{"command": "x"}]}], "[0].steps", "add type: serial"),
-        (
-            [{"type": "serial", "command": "x", "steps": [{"service": "app"}]}],
-            "[0].command",
-            "cannot have a command",
-        ),
         ([{"type": "parallel", "service": "app"}], "[0].steps", "non-empty list of steps"),
         (
             [{"type": "parallel", "service": "app", "steps": [{"service": "foo", "command": "x"}]}],
@@ -392,7 +381,6 @@ def test_on_fail_steps_on_steps_and_groups_are_kept() -> None:
             "[0].services[1]",
             "unknown service 'zap'",
         ),
-        ([{"service": "app", "comand": "x"}], "[0].comand", "did you mean command?"),
         ([{"service": "app", "retries": "two"}], "[0].retries", "must be a number"),
         ([{"service": "app", "on_fail": []}], "[0].on_fail", "non-empty list"),
     ],
@@ -407,13 +395,88 @@ def test_a_manual_step_error_names_the_kubernetes_way() -> None:
     assert "shipway run" in message
 
 
-def test_duplicate_names_are_reported_against_the_steps_file() -> None:
-    found = errors([{"name": "t", "service": "app"}, {"name": "t", "service": "foo"}])
-    assert found == ["codeship-steps.yml: [1].name: duplicate step name 't' (also spec.steps[0])"]
+def test_a_step_name_may_repeat_in_groups_of_different_branches() -> None:
+    """Codeship allowed it; steps are known by their ids (pod names stay unique)."""
+    pipeline = compiled(
+        [
+            {"type": "serial", "tag": "main", "steps": [{"name": "deploy", "service": "app"}]},
+            {"type": "serial", "tag": "dev", "steps": [{"name": "deploy", "service": "foo"}]},
+        ]
+    )
+    assert [(r.id, r.name, r.service) for r in pipeline.runs] == [
+        ("1", "deploy", "app"),
+        ("2", "deploy", "foo"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("step", "where", "needle"),
+    [
+        (
+            {"type": "push", "service": "app", "image_name": "x/y", "command": "true"},
+            "[0].command",
+            "a push step runs no command",
+        ),
+        ({"service": "app", "registry": "quay.io"}, "[0].registry", "a key of push steps"),
+        ({"service": "app", "image_tag": "x"}, "[0].image_tag", "a key of push steps"),
+        (
+            {"type": "serial", "command": "x", "steps": [{"service": "app"}]},
+            "[0].command",
+            "runs no command of its own",
+        ),
+        ({"service": "app", "comand": "x"}, "[0].comand", "did you mean command?"),
+        (
+            {"service": "app", "encrypted_env_file": "env.encrypted"},
+            "[0].encrypted_env_file",
+            "a key of services, not of steps",
+        ),
+    ],
+)
+def test_keys_codeship_accepted_without_effect_are_ignored_with_a_warning(
+    step: dict[str, Any], where: str, needle: str
+) -> None:
+    services = {"app": {"build": "."}, "foo": {"image": "busybox"}}
+    conversion = convert(services, [step], options=Options(name="demo", source={"upload": {}}))
+    (warning,) = [w for w in conversion.warnings if w.where == where]
+    assert warning.kind is WarningKind.IGNORED
+    assert needle in warning.message
+    assert "no effect" in warning.message
+    assert where.rsplit(".", 1)[1] not in str(conversion.manifest["spec"]["steps"][0])
+
+
+def test_command_true_is_the_command_true() -> None:
+    """YAML reads ``command: true`` as a boolean; Codeship's docs write it for a no-op."""
+    pipeline = compiled([{"service": "app", "command": True}, {"service": "app", "command": None}])
+    assert [r.command for r in pipeline.runs] == [("true",), None]
+
+
+@pytest.mark.parametrize(
+    ("image_name", "image_tag", "pushed"),
+    [
+        ("quay.io/team/app:v1.2", None, ("quay.io/team/app", "v1.2")),
+        ("quay.io/team/app:v1.2", "{{ .Branch }}", ("quay.io/team/app", "{{ .Branch }}")),
+        ("localhost.example:5000/app", None, ("localhost.example:5000/app", None)),
+    ],
+)
+def test_a_tag_in_image_name_is_pushed_unless_image_tag_says_otherwise(
+    image_name: str, image_tag: str | None, pushed: tuple[str, str | None]
+) -> None:
+    step: dict[str, Any] = {"type": "push", "service": "app", "image_name": image_name}
+    if image_tag is not None:
+        step["image_tag"] = image_tag
+    conversion = convert(
+        {"app": {"build": "."}}, [step], options=Options(name="demo", source={"upload": {}})
+    )
+    (out,) = conversion.manifest["spec"]["steps"]
+    assert (out["image_name"], out.get("image_tag")) == pushed
+    assert [w.where for w in conversion.warnings] == (
+        ["[0].image_name"] if pushed[0] != image_name else []
+    )
 
 
 def test_every_step_key_is_in_the_table_with_a_handling() -> None:
-    assert {k for k, r in STEP_KEYS.items() if r.handling is Handling.IGNORED} == set()
+    ignored = {k for k, r in STEP_KEYS.items() if r.handling is Handling.IGNORED}
+    assert ignored == {"environment", "env_file", "encrypted_environment", "encrypted_env_file"}
 
 
 # -- the manifest -------------------------------------------------------------------------------

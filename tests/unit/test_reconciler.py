@@ -127,7 +127,7 @@ def test_an_invalid_spec_fails_without_pods_and_names_the_field() -> None:
         **WALKTHROUGH,
         "services": {
             **WALKTHROUGH["services"],
-            "demo": {"image": "busybox", "volumes": ["/etc:/x"]},
+            "demo": {"image": "busybox", "volumes": ["./etc:x"]},
         },
     }
     reconciler = Reconciler(kube, clock=lambda: NOW)

@@ -26,6 +26,23 @@ def test_the_walkthrough_compiles() -> None:
     assert compiled.services["volumes_test"].mounts == compiled.services["demo"].mounts
 
 
+def test_codeship_names_and_paths_that_kubernetes_cannot_take_as_they_are_compile() -> None:
+    """camelCase and '/' service names, a repeated step name, an absolute host path: all
+    Codeship took (tests/bad_pipelines refused them before)."""
+    raw = copy.deepcopy(WALKTHROUGH)
+    raw["services"]["webApp"] = {"image": "busybox", "volumes": ["/tmp:/log", "/data"]}
+    raw["services"]["test/php-7.2"] = {"image": "busybox", "links": ["webApp"]}
+    raw["steps"].append({"name": "write artifact", "service": "test/php-7.2"})
+    compiled = compile_pipeline(raw)
+    assert [r.name for r in compiled.runs][-1] == "write artifact"
+    assert compiled.runs[0].name == compiled.runs[-1].name
+    assert compiled.runs[0].id != compiled.runs[-1].id
+    mounts = {m.mount_path: m.sub_path for m in compiled.services["webApp"].mounts}
+    assert mounts["/log"] == ".shipway/host/tmp"
+    assert mounts["/data"].startswith(".shipway/anonymous/webapp-")
+    assert [link.service for link in compiled.services["test/php-7.2"].links] == ["webApp"]
+
+
 def _with(path: str, value: Any) -> dict[str, Any]:
     raw = copy.deepcopy(WALKTHROUGH)
     node: Any = raw
@@ -57,14 +74,18 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             "volumes_from cycle",
         ),
         (
-            _with("services.demo.volumes", ["/etc:/app"]),
-            "spec.services.demo.volumes[0]: '/etc:/app': absolute host paths are not allowed",
+            _with("services.demo.volumes", ["./tmp:app"]),
+            "spec.services.demo.volumes[0]: './tmp:app': the container path must be absolute",
         ),
         (
             _with("services.demo.volumes", ["./a/../../x:/app"]),
             "spec.services.demo.volumes[0]: './a/../../x:/app': the host path escapes the workspace",
         ),
-        (_with("steps.1.name", "write artifact"), "spec.steps[1].name: duplicate step name"),
+        (
+            _with("services.Volumes_Test", {"image": "x"}),
+            "spec.services.Volumes_Test: 'Volumes_Test' and 'volumes_test' both become "
+            "'volumes-test'",
+        ),
         (_with("steps", []), "spec.steps: List should have at least 1 item"),
         (
             _with("services.demo", {"build": {"context": "../up"}}),
@@ -117,7 +138,8 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             _with("services.demo.bogus", 1),
             "spec.services.demo.bogus: Extra inputs are not permitted",
         ),
-        (_with("services.Bad_Name", {"image": "x"}), "spec.services"),
+        (_with("services.Bad Name", {"image": "x"}), "spec.services"),
+        (_with("services./lead", {"image": "x"}), "spec.services"),
         (_with("steps.0.timeout", "ten minutes"), "spec.steps[0].timeout"),
         (
             _with("workspace", {"accessModes": ["ReadWriteOncePod"]}),

@@ -20,6 +20,12 @@ from shipway.spec.volumes import ANONYMOUS_ROOT, Mount, parse_volume, resolve_mo
         ("./tmp:/app:ro", Mount("tmp", "/app", read_only=True)),
         ("./tmp:/app:rw", Mount("tmp", "/app")),
         ("/data", Mount(f"{ANONYMOUS_ROOT}/web/data", "/data")),
+        # the build machine's directories: directories of the claim, gone with the pipeline
+        ("/tmp:/log", Mount(".shipway/host/tmp", "/log")),
+        ("/dev/shm:/dev/shm", Mount(".shipway/host/dev/shm", "/dev/shm")),
+        ("/../../etc:/etc:ro", Mount(".shipway/host/etc", "/etc", read_only=True)),
+        ("/:/host", Mount(".shipway/host", "/host")),
+        ("~/.m2:/root/.m2", Mount(".shipway/host/~/.m2", "/root/.m2")),
     ],
 )
 def test_volume_entries_map_to_sub_paths(entry: str, mount: Mount) -> None:
@@ -29,8 +35,6 @@ def test_volume_entries_map_to_sub_paths(entry: str, mount: Mount) -> None:
 @pytest.mark.parametrize(
     ("entry", "problem"),
     [
-        ("/etc:/etc", "absolute host paths are not allowed"),
-        ("~/x:/x", "absolute host paths are not allowed"),
         ("../x:/x", "escapes the workspace"),
         ("a/../../x:/x", "escapes the workspace"),
         ("..:/x", "escapes the workspace"),

@@ -219,7 +219,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         result: int = args.func(args, sys.stdout)
+        sys.stdout.flush()
     except UsageError as exc:
         print(f"shipway: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader left (shipway render ... | head): as cat does, stop quietly; point
+        # stdout at /dev/null so that the interpreter's own flush at exit does not complain
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, what a shell reports for a writer killed by the pipe
     return result

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 import yaml
 
 from shipway.cli.common import OK, UNUSABLE, CommandError, err
-from shipway.cli.source import SourceError, git_source
+from shipway.cli.source import SourceError, checkout_source, git_flags_given, git_source
 from shipway.codeship import (
     Conversion,
     ConversionError,
@@ -23,6 +23,8 @@ from shipway.codeship import (
     default_name,
     read_aes_key,
 )
+from shipway.codeship.convert import MAX_NAME
+from shipway.engine.naming import dns_label
 from shipway.models import CIContext
 
 CI_FLAGS = {
@@ -73,6 +75,13 @@ def conversion_flags() -> argparse.ArgumentParser:
         help="a Secret standing in for a service's encrypted environment (repeatable)",
     )
     group.add_argument(
+        "--args-secret",
+        action="append",
+        default=[],
+        metavar="SERVICE=SECRET",
+        help="a Secret standing in for a build's encrypted args (build.argsFrom; repeatable)",
+    )
+    group.add_argument(
         "--aes-key",
         metavar="FILE",
         help="the project's AES key, to decrypt Codeship's encrypted files into Secrets "
@@ -95,14 +104,42 @@ def ci_flags(args: argparse.Namespace) -> dict[str, str]:
     return {f: v for f in CI_FLAGS if (v := getattr(args, f"ci_{f}", None))}
 
 
-def _env_secrets(values: list[str]) -> dict[str, str]:
+def _service_secrets(values: list[str], flag: str = "--env-secret") -> dict[str, str]:
     result: dict[str, str] = {}
     for value in values:
         service, sep, secret = value.partition("=")
         if not sep or not service or not secret:
-            raise CommandError(f"--env-secret {value!r}: expected SERVICE=SECRET")
+            raise CommandError(f"{flag} {value!r}: expected SERVICE=SECRET")
         result[service] = secret
     return result
+
+
+def _pipeline_name(args: argparse.Namespace, directory: Path, quiet: bool) -> str:
+    """``--name``, written the way the directory's name would be (``My_App`` → ``my-app``)."""
+    if not args.name:
+        return default_name(directory)
+    name: str = args.name
+    written = dns_label(name, MAX_NAME)
+    if written != name and written != "x":
+        if not quiet:
+            print(
+                f"warning: --name {name!r} written as {written!r} (a Pipeline name is "
+                "lower-case letters, digits and '-')",
+                file=sys.stderr,
+            )
+        return written
+    return name
+
+
+def _in_dir(directory: Path, given: str | None) -> str | None:
+    """``--services-path``/``--steps-path``: relative to ``--dir`` (where the default files
+    are looked up too), else as given (relative to the working directory)."""
+    if given is None or Path(given).is_absolute():
+        return given
+    inside = directory / given
+    if inside.is_file() or not Path(given).is_file():
+        return str(inside)
+    return given
 
 
 def _print_warnings(warnings: tuple[ConversionWarning, ...], quiet: bool) -> None:
@@ -113,11 +150,24 @@ def _print_warnings(warnings: tuple[ConversionWarning, ...], quiet: bool) -> Non
 
 
 def source_flags(
-    args: argparse.Namespace, directory: Path, upload: bool
+    args: argparse.Namespace, directory: Path, upload: bool, checkout: bool = False
 ) -> tuple[dict[str, Any] | None, dict[str, str]]:
-    """spec.source from the flags (git, else an upload when ``upload``) and CI fields learnt."""
+    """spec.source from the flags (git, else an upload when ``upload``) and CI fields learnt.
+
+    ``checkout``: without a source flag, a directory that is a git checkout with a usable
+    origin is its own source (what ``--git-remote`` gives), and a note says so.
+    """
     try:
         git, learnt, warnings = git_source(args, directory)
+        if git is None and checkout and not upload:
+            git, learnt, warnings = checkout_source(directory)
+            if git is not None:
+                print(
+                    f"shipway: source: {git['git']['url']} at {git['git']['revision'][:12]}, "
+                    f"the commit {directory} has checked out (as --git-remote; --upload or "
+                    "--no-source for another)",
+                    file=sys.stderr,
+                )
     except SourceError as exc:
         raise CommandError(str(exc)) from None
     for warning in [] if args.quiet else warnings:
@@ -133,6 +183,7 @@ def convert(
     generate_name: bool,
     namespace: str | None,
     upload: bool = False,
+    checkout: bool = False,
 ) -> Conversion:
     """The Codeship files converted (the Pipeline and the Secrets of decrypted files), or a
     CommandError after printing every problem: nothing is created before this succeeds."""
@@ -141,14 +192,15 @@ def convert(
         aes_key = read_aes_key(directory, args.aes_key)
     except FileError as exc:
         raise CommandError(str(exc)) from None
-    source, learnt = source_flags(args, directory, upload)
+    source, learnt = source_flags(args, directory, upload, checkout=checkout)
     options = Options(
-        name=args.name or default_name(directory),
+        name=_pipeline_name(args, directory, args.quiet),
         generate_name=generate_name,
         namespace=namespace,
         ci={**learnt, **ci_flags(args)},
         prebuilt=args.prebuilt,
-        env_secrets=_env_secrets(args.env_secret),
+        env_secrets=_service_secrets(args.env_secret),
+        args_secrets=_service_secrets(args.args_secret, "--args-secret"),
         source=source,
         aes_key=aes_key,
         dockercfg_secret=args.dockercfg_secret,
@@ -156,16 +208,16 @@ def convert(
     try:
         conversion = convert_directory(
             directory,
-            services_path=args.services_path,
-            steps_path=args.steps_path,
+            services_path=_in_dir(directory, args.services_path),
+            steps_path=_in_dir(directory, args.steps_path),
             options=options,
         )
     except FileError as exc:
         raise CommandError(str(exc)) from None
     except ConversionError as exc:
-        _print_warnings(exc.warnings, args.quiet)
-        for error in exc.errors:
+        for error in exc.errors:  # what stops it first, then what to know
             print(f"error: {error}", file=sys.stderr)
+        _print_warnings(exc.warnings, args.quiet)
         raise CommandError(f"{len(exc.errors)} problem(s): no Pipeline written") from None
     _print_warnings(conversion.warnings, args.quiet)
     return conversion
@@ -185,11 +237,14 @@ def write_secrets(path: str, secrets: tuple[dict[str, Any], ...]) -> None:
 
 def cmd_convert(args: argparse.Namespace, out: TextIO) -> int:
     try:
+        if args.no_source and (args.upload or git_flags_given(args)):
+            raise CommandError("--no-source goes with no other source flag")
         conversion = convert(
             args,
             generate_name=args.generate_name,
             namespace=args.namespace,
             upload=args.upload,
+            checkout=not args.no_source,
         )
         if conversion.secrets and args.secrets:
             write_secrets(args.secrets, conversion.secrets)

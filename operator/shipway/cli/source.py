@@ -59,6 +59,11 @@ def add_source_flags(parser: argparse.ArgumentParser, *, run: bool) -> None:
             action="store_true",
             help="a Pipeline that waits for an upload (shipway run -f FILE --source DIR)",
         )
+        group.add_argument(
+            "--no-source",
+            action="store_true",
+            help="no source, even when --dir is a git checkout (the workspace starts empty)",
+        )
 
 
 def _git(directory: Path, *args: str) -> str:
@@ -85,6 +90,33 @@ def git_remote(directory: Path) -> tuple[str, str, str | None, bool]:
     branch = _git(directory, "rev-parse", "--abbrev-ref", "HEAD")
     dirty = bool(_git(directory, "status", "--porcelain", "--untracked-files=no"))
     return url, commit, None if branch == "HEAD" else branch, dirty
+
+
+def checkout_source(
+    directory: Path,
+) -> tuple[dict[str, Any] | None, dict[str, str], list[str]]:
+    """What ``--git-remote`` gives when ``directory`` is the top of a git checkout whose
+    origin a cluster can fetch; (None, {}, []) when it is not (no error: then there is no
+    source, and a build says which flag it needs)."""
+    try:
+        top = Path(_git(directory, "rev-parse", "--show-toplevel"))
+        if top.resolve() != directory.resolve():
+            return None, {}, []
+        url = _git(directory, "remote", "get-url", "origin")
+    except SourceError:
+        return None, {}, []
+    if not re.match(GIT_URL_PATTERN, url):
+        return None, {}, []
+    return git_source(argparse.Namespace(**{**_NO_GIT_FLAGS, "git_remote": True}), directory)
+
+
+_NO_GIT_FLAGS: dict[str, Any] = {
+    "git_url": None,
+    "git_remote": False,
+    "revision": None,
+    "git_secret": None,
+    "git_depth": None,
+}
 
 
 def git_flags_given(args: argparse.Namespace) -> bool:

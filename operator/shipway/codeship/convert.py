@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,10 +15,11 @@ from shipway.codeship.issues import ConversionError, ConversionWarning
 from shipway.codeship.jetcrypt import JetCryptError, parse_key
 from shipway.codeship.report import Report
 from shipway.codeship.services import NoFiles, ProjectFiles, ServiceOptions, convert_services
-from shipway.codeship.steps import StepConverter
+from shipway.codeship.steps import PLACEHOLDER_SERVICE, StepConverter
 from shipway.codeship.yamlfile import FileError, parse_file_text
 from shipway.engine.naming import dns_label
 from shipway.models import CIContext
+from shipway.models.spec import SERVICE_NAME_PATTERN
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 
@@ -41,6 +43,9 @@ class Options:
     """spec.ci fields (branch, tag, commitId, ...); the build tag comes from tag, else branch."""
     prebuilt: bool = False
     env_secrets: Mapping[str, str] = field(default_factory=dict)
+    args_secrets: Mapping[str, str] = field(default_factory=dict)
+    """Service → a Secret holding its build's encrypted args (``--args-secret``), read by the
+    build as BuildKit secrets (``build.argsFrom``), as env_secrets stand in for variables."""
     aes_key: bytes | None = field(default=None, repr=False)
     """The project's AES key (codeship.aes, see read_aes_key): encrypted variables become
     Secrets in Conversion.secrets; without it they need env_secrets, as before."""
@@ -96,10 +101,16 @@ def convert(
     options: Options | None = None,
     files: ProjectFiles | None = None,
 ) -> Conversion:
-    """Convert parsed Codeship files; raise ConversionError with every problem found."""
+    """Convert parsed Codeship files; raise ConversionError with every problem found.
+
+    One pass: the compiler checks what converted even when the converter found errors
+    elsewhere (a placeholder stands in for each step or service it could not convert), so
+    the user sees every problem at once, the converter's first.
+    """
     options = options or Options()
     report = Report()
     metadata = _metadata(options, report)
+    _needs_source(services_doc, services_source, options, report)
     dockercfgs = Dockercfgs(
         report,
         (files or NoFiles()).read_text,
@@ -115,6 +126,7 @@ def convert(
         ServiceOptions(
             prebuilt=options.prebuilt,
             env_secrets=options.env_secrets,
+            args_secrets=options.args_secrets,
             aes_key=options.aes_key,
             pipeline_name=options.name,
             has_source=options.source is not None,
@@ -122,11 +134,7 @@ def convert(
         dockercfgs,
     )
     services = converted.services
-    defined = set(services)
-    if isinstance(services_doc, dict):
-        # steps may name a service that failed to convert: report only the real problem
-        inner = services_doc.get("services")
-        defined |= {str(k) for k in (inner if isinstance(inner, dict) else services_doc)}
+    defined = set(services) | set(converted.failed)
     stepper = StepConverter(steps_source, defined, report, dockercfgs)
     steps = stepper.convert(steps_doc)
     spec: dict[str, Any] = {"services": services, "steps": steps}
@@ -140,6 +148,8 @@ def convert(
     if ci:
         spec["ci"] = ci
     if report.errors:
+        if steps:
+            _check_the_rest(spec, converted.failed, stepper, services_source, steps_source, report)
         raise ConversionError(report.errors, report.warnings)
     try:
         compile_pipeline(spec)
@@ -158,6 +168,79 @@ def convert(
         secret.manifest(options.namespace) for secret in dockercfgs.secrets.values()
     )
     return Conversion(manifest, tuple(report.warnings), secrets)
+
+
+NEEDS_SOURCE = "a build needs the project's files"
+"""How the compiler's refusal of a build without spec.source starts."""
+
+
+def _needs_source(doc: Any, source: str, options: Options, report: Report) -> None:
+    """The first error when something is built and no source is given: the flag to add."""
+    if options.source is not None or options.prebuilt or not isinstance(doc, dict):
+        return
+    inner = doc.get("services")
+    definitions = inner if isinstance(inner, dict) else doc
+    built = [
+        str(name)
+        for name, body in definitions.items()
+        if isinstance(body, dict) and body.get("build") is not None
+    ]
+    if built:
+        report.error(
+            source,
+            "",
+            f"{NEEDS_SOURCE} ({', '.join(built)} build from the checkout): give a source, "
+            "--git-remote (the directory's origin at its HEAD commit), --git-url URL, or "
+            "--upload (shipway run --dir uploads the directory); --prebuilt runs build.image "
+            "instead",
+        )
+
+
+def _check_the_rest(
+    spec: dict[str, Any],
+    failed: tuple[str, ...],
+    stepper: StepConverter,
+    services_source: str,
+    steps_source: str,
+    report: Report,
+) -> None:
+    """The compiler's errors about what did convert, added to the converter's own errors."""
+    check = copy.deepcopy(spec)
+    stand_in = {"image": "placeholder"}
+    check["services"] = {**check["services"], PLACEHOLDER_SERVICE: stand_in}
+    for name in failed:
+        if re.fullmatch(SERVICE_NAME_PATTERN, name):
+            check["services"][name] = stand_in
+    _replace_unknown(check["steps"], set(check["services"]))
+    try:
+        compile_pipeline(check)
+    except InvalidSpecError as exc:
+        tainted = [f"spec.services.{name}" for name in failed] + [
+            "spec.steps" + where for where in stepper.failed
+        ]
+        quoted = [f"'{name}'" for name in (*failed, PLACEHOLDER_SERVICE)]
+        reported = {(issue.source, issue.where) for issue in report.errors}
+        for error in exc.errors:
+            if any(error.field == t or error.field.startswith((t + ".", t + "[")) for t in tainted):
+                continue
+            if error.message.startswith(NEEDS_SOURCE) or any(q in error.message for q in quoted):
+                continue
+            source, where = _origin(error.field, services_source, steps_source, stepper.fanned_out)
+            if (source, where) not in reported:  # the converter said it already
+                report.error(source, where, error.message)
+
+
+def _replace_unknown(steps: list[Any], known: set[str]) -> None:
+    """Steps naming a service that is not in the check (its name is refused): the placeholder."""
+    for step in steps:
+        if not isinstance(step, dict):
+            continue
+        for key in ("service", "dockercfg_service"):
+            if key in step and step[key] not in known:
+                step[key] = PLACEHOLDER_SERVICE
+        for key in ("steps", "on_fail"):
+            if isinstance(step.get(key), list):
+                _replace_unknown(step[key], known)
 
 
 def _origin(field: str, services: str, steps: str, fanned_out: bool) -> tuple[str, str]:

@@ -40,6 +40,14 @@ def _table(*rules: KeyRule) -> dict[str, KeyRule]:
 M, IGN, E = Handling.MAPPED, Handling.IGNORED, Handling.ERROR
 
 CODESHIP_IGNORES = "Codeship ignores this key"
+MISPLACED_IN_BUILD = (
+    "a key of the service, not of its build: no effect here, as on Codeship (move it up to "
+    "the service to cache the build)"
+)
+MISPLACED_ON_STEP = (
+    "a key of services, not of steps: no effect on a step, as on Codeship (set it on the "
+    "step's service)"
+)
 HOST_FACING = "Codeship does not allow linking to the host"
 
 BUILD_NOTE = (
@@ -202,6 +210,8 @@ BUILD_KEYS: dict[str, KeyRule] = _table(
     KeyRule("args", M, "build args (Dockerfile ARG), a map or KEY=VALUE list"),
     KeyRule("encrypted_args_file", M, ENCRYPTED_ARGS_NOTE),
     KeyRule("encrypted_args", M, ENCRYPTED_ARGS_NOTE),
+    # Keys of the service written inside build: Codeship ignored them there.
+    *(KeyRule(key, IGN, MISPLACED_IN_BUILD) for key in ("cached", "default_cache_branch")),
 )
 
 SERVICES_FILE_KEYS: dict[str, KeyRule] = _table(
@@ -229,7 +239,12 @@ MATRIX_NOTE = (
 STEP_KEYS: dict[str, KeyRule] = _table(
     KeyRule("name", M, "unique name in status and logs (numbers keep their digits)"),
     KeyRule("service", M, "on a run step, or on a group as the default of its steps"),
-    KeyRule("command", M, "split like a shell would, not run through a shell"),
+    KeyRule(
+        "command",
+        M,
+        "split like a shell would, not run through a shell (command: true is the command "
+        "true); on a group or a push step it has no effect (ignored with a warning)",
+    ),
     KeyRule("type", M, "serial, parallel or push (matrix: deprecated parallel; manual: error)"),
     KeyRule("steps", M, "the group's steps, nested to any depth"),
     KeyRule(
@@ -243,11 +258,21 @@ STEP_KEYS: dict[str, KeyRule] = _table(
     KeyRule("on_fail", M, "steps run when the step or group fails"),
     KeyRule("encrypted_dockercfg_path", M, DOCKERCFG_PATH_NOTE),
     KeyRule("dockercfg_service", M, DOCKERCFG_SERVICE_NOTE),
-    KeyRule("image_name", M, "push steps: the repository pushed to (no tag)"),
+    KeyRule(
+        "image_name",
+        M,
+        "push steps: the repository pushed to; a tag in it (name:tag) is the tag pushed "
+        "unless image_tag is set",
+    ),
     KeyRule("image_tag", M, "push steps: the tag, a Codeship template (default latest)"),
     KeyRule("registry", M, "push steps: the registry, when image_name names none"),
     KeyRule("timeout", M, "Shipway extension: stop the step after this long"),
     KeyRule("retries", M, "Shipway extension: new attempts when the step fails"),
+    # Keys of services written on a step: Codeship ignored them there.
+    *(
+        KeyRule(key, IGN, MISPLACED_ON_STEP)
+        for key in ("environment", "env_file", "encrypted_environment", "encrypted_env_file")
+    ),
 )
 
 STEP_TYPES: dict[str, KeyRule] = _table(
@@ -259,4 +284,4 @@ STEP_TYPES: dict[str, KeyRule] = _table(
 )
 
 PUSH_STEP_KEYS = ("image_name", "image_tag", "registry")
-"""Keys only a ``type: push`` step takes."""
+"""Keys only a ``type: push`` step takes (elsewhere ignored with a warning, as on Codeship)."""

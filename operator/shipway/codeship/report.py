@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipway.codeship.issues import ConversionWarning, Issue, WarningKind
-from shipway.codeship.yamlfile import RawFloat, RawInt, text_of
+from shipway.codeship.yamlfile import text_of
 
 
 def join(where: str, key: str | int) -> str:
@@ -33,10 +33,20 @@ class Report:
     ) -> None:
         self.warnings.append(ConversionWarning(source, where, message, kind))
 
-    def unknown_key(self, source: str, where: str, key: str, known: Iterable[str]) -> None:
+    def unknown_key(
+        self, source: str, where: str, key: str, known: Iterable[str], elsewhere: str = ""
+    ) -> None:
+        """A key this place does not know: Codeship ignored it without a word, Shipway ignores
+        it with one (``elsewhere`` says where the key does belong, a typo gets a suggestion)."""
         close = difflib.get_close_matches(key, list(known), n=1)
-        hint = f" (did you mean {close[0]}?)" if close else ""
-        self.error(source, where, f"unknown key {key!r}{hint}")
+        hint = f" (did you mean {close[0]}?)" if close and not elsewhere else ""
+        place = f"; it is a key of {elsewhere}" if elsewhere else ""
+        self.warn(
+            source,
+            where,
+            f"ignored: unknown key {key!r} here{hint}{place}: it has no effect, as on Codeship",
+            WarningKind.IGNORED,
+        )
 
 
 def is_scalar(value: Any) -> bool:
@@ -44,10 +54,10 @@ def is_scalar(value: Any) -> bool:
 
 
 def scalar_text(report: Report, source: str, where: str, value: Any) -> str | None:
-    """A string value as written; numbers keep their digits. None (and an error) otherwise."""
-    if isinstance(value, str | RawInt | RawFloat) or (
-        isinstance(value, int | float) and not isinstance(value, bool)
-    ):
+    """A string value as written; numbers keep their digits, ``true`` is the text ``true``
+    (Codeship's Go parser reads any scalar into a string: ``command: true`` runs ``true``).
+    None (and an error) for a map, a list or nothing."""
+    if isinstance(value, str | int | float):
         return text_of(value)
     report.error(source, where, f"must be a string, not {type_name(value)}")
     return None

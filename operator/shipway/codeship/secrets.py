@@ -27,7 +27,7 @@ from shipway.codeship.issues import WarningKind
 from shipway.codeship.jetcrypt import JetCryptError, Variables, decrypt_variables
 from shipway.codeship.keys import NEEDS_KEY
 from shipway.codeship.report import Report, join, scalar_text, string_list, type_name
-from shipway.engine.naming import LABEL_MANAGED_BY, MANAGED_BY, dns_label
+from shipway.engine.naming import LABEL_MANAGED_BY, MANAGED_BY, dns_label, label_value
 
 ENCRYPTED_KEYS = ("encrypted_environment", "encrypted_env_file")
 """Codeship's order: later sources win (and both win over environment and env_file)."""
@@ -52,7 +52,7 @@ class EnvSecret:
         """The Secret to create (the caller adds the Pipeline as its owner)."""
         metadata: dict[str, Any] = {
             "name": self.name,
-            "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_SERVICE: self.service},
+            "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_SERVICE: label_value(self.service)},
             "annotations": {ANNOTATION_SOURCES: ", ".join(self.sources)},
         }
         if namespace:
@@ -105,7 +105,12 @@ class EncryptedEnvironment:
             return None
         if aes_key is None:
             for key in present:
-                self.report.error(self.source, self.where(key), f"encrypted build args {NEEDS_KEY}")
+                self.report.error(
+                    self.source,
+                    self.where(key),
+                    f"encrypted build args {NEEDS_KEY}, or a Secret that holds them: "
+                    "--args-secret SERVICE=SECRET (build.argsFrom)",
+                )
             return None
         values, sources = self._decrypted(aes_key)
         if values is None or not values:

@@ -26,6 +26,11 @@ from shipway.codeship.report import (
     type_name,
 )
 
+PLACEHOLDER_SERVICE = "shipway-placeholder"
+"""Stands in, only while checking a conversion that already has errors, for a step or service
+that could not be converted: the compiler then checks the rest in the same pass."""
+KEEP_EMPTY = frozenset({"name", "service", "type", "steps", "services", "image_name"})
+"""Keys whose empty value is an error; any other key written without a value is none."""
 GROUP_ONLY = ("steps", "services")
 GROUPS = ("serial", "parallel")
 MATRIX = "matrix"
@@ -56,6 +61,8 @@ class StepConverter:
         self.dockercfgs = dockercfgs or Dockercfgs(report, lambda path: "")
         self.fanned_out = False
         """Whether a ``services`` fan-out changed the shape (spec paths then differ)."""
+        self.failed: list[str] = []
+        """Where steps that could not be converted are (each holds a placeholder)."""
 
     def error(self, where: str, message: str) -> None:
         self.report.error(self.source, where, message)
@@ -75,15 +82,19 @@ class StepConverter:
     def _list(self, items: list[Any], where: str, scope: _Scope) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = []
         for index, item in enumerate(items):
-            step = self._step(item, join(where, index) if where else f"[{index}]", scope)
-            if step is not None:
-                result.append(step)
+            at = join(where, index) if where else f"[{index}]"
+            step = self._step(item, at, scope)
+            if step is None:  # an error is reported: keep the place, for the compiler's check
+                self.failed.append(at)
+                step = {"service": PLACEHOLDER_SERVICE}
+            result.append(step)
         return result
 
     def _step(self, item: Any, where: str, scope: _Scope) -> dict[str, Any] | None:
         if not isinstance(item, dict):
             self.error(where, f"a step must be a map of keys, not {type_name(item)}")
             return None
+        item = {k: v for k, v in item.items() if v is not None or k in KEEP_EMPTY}
         kind: str | None = None
         if "type" in item:
             kind = scalar_text(self.report, self.source, join(where, "type"), item["type"])
@@ -102,21 +113,21 @@ class StepConverter:
                     return None
         errors_before = len(self.report.errors)
         group = kind in GROUPS
-        for key in item:
+        for key in list(item):
             rule = STEP_KEYS.get(str(key))
             at = join(where, str(key))
+            ignored = self._misplaced(str(key), kind)
             if rule is None:
                 self.report.unknown_key(self.source, at, str(key), STEP_KEYS)
             elif rule.handling is Handling.IGNORED:
                 self.report.warn(self.source, at, f"ignored: {rule.note}", WarningKind.IGNORED)
             elif not group and key in GROUP_ONLY:
                 self.error(at, f"{key} is set on groups (add type: serial or type: parallel)")
-            elif group and key in RUN_ONLY:
-                self.error(at, f"a group (type: {kind}) cannot have a {key}")
-            elif kind == PUSH and key in RUN_ONLY:
-                self.error(at, "a push step has no command: it pushes its service's image")
-            elif kind != PUSH and key in PUSH_STEP_KEYS:
-                self.error(at, f"{key} belongs to push steps (type: push)")
+            elif ignored is not None:
+                self.report.warn(self.source, at, f"ignored: {ignored}", WarningKind.IGNORED)
+            else:
+                continue
+            del item[key]
         if len(self.report.errors) > errors_before:
             return None
         out: dict[str, Any] = {}
@@ -142,6 +153,8 @@ class StepConverter:
                     out[key] = text
         if kind == PUSH and "image_name" not in item:
             self.error(join(where, "image_name"), "a push step needs image_name")
+        elif kind == PUSH and "image_name" in out:
+            self._tagged_image_name(out, where)
         out.update(self._credentials(item, where, kind))
         if "retries" in item:
             retries = item["retries"]
@@ -165,6 +178,40 @@ class StepConverter:
             else:
                 self.error(join(where, "on_fail"), "must be a non-empty list of steps")
         return out
+
+    @staticmethod
+    def _misplaced(key: str, kind: str | None) -> str | None:
+        """Why a key Codeship accepted here has no effect, or None where it has one."""
+        if kind in GROUPS and key in RUN_ONLY:
+            return f"a group (type: {kind}) runs no command of its own: no effect, as on Codeship"
+        if kind == PUSH and key in RUN_ONLY:
+            return "a push step runs no command (it pushes its service's image): no effect"
+        if kind != PUSH and key in PUSH_STEP_KEYS:
+            return f"{key} is a key of push steps (type: push): no effect here, as on Codeship"
+        return None
+
+    def _tagged_image_name(self, out: dict[str, Any], where: str) -> None:
+        """``image_name: repo:tag`` (Codeship pushed that tag): the tag becomes image_tag,
+        unless image_tag is set, which wins."""
+        name = out["image_name"]
+        last = name.rsplit("/", 1)[-1]
+        if ":" not in last or "@" in name:
+            return
+        repository, _, tag = name.rpartition(":")
+        out["image_name"] = repository
+        at = join(where, "image_name")
+        if "image_tag" in out:
+            self.report.warn(
+                self.source,
+                at,
+                f"the tag {tag!r} in image_name gives way to image_tag {out['image_tag']!r}; "
+                f"pushes to {repository}",
+            )
+            return
+        out["image_tag"] = tag
+        self.report.warn(
+            self.source, at, f"pushes {repository} with the tag {tag!r} (as image_tag: {tag})"
+        )
 
     def _credentials(self, item: dict[str, Any], where: str, kind: str | None) -> dict[str, str]:
         """``encrypted_dockercfg_path`` → dockercfgSecret; ``dockercfg_service`` kept where

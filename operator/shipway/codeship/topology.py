@@ -10,6 +10,7 @@ from shipway.codeship import daemon
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.report import Report, join, scalar_text, string_list, type_name
 from shipway.codeship.yamlfile import text_of
+from shipway.spec.volumes import host_directory
 
 
 class _Files(Protocol):
@@ -57,6 +58,13 @@ class ServiceTopology:
                 self.error(at, daemon.socket_message(host))
                 continue
             result.append(entry)
+            if host and host.startswith(("/", "~")):
+                self.warn(
+                    at,
+                    f"{host} was a directory of Codeship's build machine, gone with the build: "
+                    f"here it is the directory {host_directory(host)} of the pipeline's "
+                    "workspace claim, shared by its steps and gone with it (never the node's)",
+                )
             if (
                 host
                 and not host.startswith(("/", "~"))

@@ -74,8 +74,17 @@ def _mapping(loader: yaml.SafeLoader, node: yaml.Node) -> dict[Any, Any]:
     loader.flatten_mapping(node)  # "<<: *anchor" merge keys first; explicit keys win
     result: dict[Any, Any] = {}
     for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode):
+            # {{ .Branch }} unquoted is a map whose key is a map: Codeship's Go parser refuses
+            # it too; say so instead of failing on an unhashable key
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping",
+                node.start_mark,
+                "found a map or list used as a key (an unquoted {{ template }}? quote it)",
+                key_node.start_mark,
+            )
         key = loader.construct_object(key_node, deep=True)
-        if isinstance(key, int | float) and isinstance(key_node, yaml.ScalarNode):
+        if isinstance(key, int | float):
             key = key_node.value  # a service called 01 or 2: names are text
         result[key] = loader.construct_object(value_node, deep=True)
     return result

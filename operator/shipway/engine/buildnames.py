@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from shipway.engine.naming import MAX_POD_NAME, dns_label, short_hash
+from shipway.engine.naming import MAX_POD_NAME, dns_label, label_value, short_hash
 
 _COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
 _NOT_COMPONENT = re.compile(r"[^a-z0-9._-]+")
@@ -46,11 +46,14 @@ BUILD_TASK_PREFIX = "build-"
 def build_task_id(service: str) -> str:
     """A build pod's ``shipway.dev/step`` label: ``build-<service>`` (step ids are numbers).
 
-    A label value holds 63 characters; a longer one keeps a hash of the service's name.
+    A label value holds 63 characters of ``[A-Za-z0-9_.-]``; a longer one keeps a hash of the
+    service's name, and so does one with other characters (``test/php-7.2``).
     """
     task = f"{BUILD_TASK_PREFIX}{service}"
-    if len(task) <= 63:
+    if len(task) <= 63 and label_value(task) == task:
         return task
+    if label_value(task[:56].rstrip("._-")) != task[:56].rstrip("._-"):
+        return label_value(task)
     return f"{task[:56].rstrip('._-')}-{short_hash(service)}"
 
 

@@ -24,6 +24,7 @@ from shipway.engine.naming import (
     LABEL_PIPELINE,
     LABEL_STEP,
     MANAGED_BY,
+    label_value,
 )
 from shipway.engine.pushpods import PushConfig
 from shipway.spec.builds import ResolvedBuild
@@ -329,7 +330,7 @@ def build_pod_manifest(
                 LABEL_PIPELINE: pipeline,
                 LABEL_STEP: build_task_id(build.service),
                 LABEL_ATTEMPT: "0",
-                LABEL_BUILD: build.service,
+                LABEL_BUILD: label_value(build.service),
                 LABEL_MANAGED_BY: MANAGED_BY,
             },
             "annotations": {ANNOTATION_DEFAULT_CONTAINER: CONTAINER},

@@ -10,8 +10,11 @@ though: an object is a pipeline's only if its controller ownerReference names it
 
 from __future__ import annotations
 
-import hashlib
 import re
+
+# They live in spec, below the engine (the compiler checks names with them), re-exported here.
+from shipway.spec.dnsnames import dns_label as dns_label
+from shipway.spec.dnsnames import short_hash as short_hash
 
 LABEL_PIPELINE = "shipway.dev/pipeline"
 LABEL_STEP = "shipway.dev/step"
@@ -25,18 +28,6 @@ ANNOTATION_DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 """Names the step's container, so that `kubectl logs POD` and the planner read that one."""
 
 MAX_POD_NAME = 63
-_NOT_DNS = re.compile(r"[^a-z0-9-]+")
-
-
-def dns_label(text: str, limit: int = 63) -> str:
-    """Lower-case, dashes for anything else, trimmed to ``limit``; never empty."""
-    slug = _NOT_DNS.sub("-", text.lower()).strip("-")
-    slug = re.sub(r"-{2,}", "-", slug)[:limit].strip("-")
-    return slug or "x"
-
-
-def short_hash(text: str, length: int = 5) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:length]
 
 
 def instance_tag(uid: str) -> str:
@@ -50,17 +41,39 @@ def pvc_name(pipeline: str, uid: str) -> str:
 
 
 def container_name(service: str) -> str:
-    """Service names may hold '_' and '.', container names may not."""
+    """Service names may hold '_', '.', upper case and '/', container names may not."""
     return dns_label(service)
 
 
+_SUBDOMAIN = re.compile(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?")
+_LABEL_VALUE = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")
+
+
 def host_names(service: str) -> list[str]:
-    """Host names a linked service answers to: its name, with '_' as '-' where needed."""
-    names = [service] if re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", service) else []
-    dashed = dns_label(service)
-    if dashed not in names:
-        names.append(dashed)
+    """Host names a linked service answers to: its name where it is one, else its forms that
+    are (``hostAliases`` take lower-case DNS names only).
+
+    ``webApp`` is listed as ``webapp``: glibc and Go look /etc/hosts up ignoring case, so
+    ``webApp`` reaches it there (musl compares exactly: use ``webapp`` on Alpine). A name with
+    ``/`` (``test/php-7.2``) is no host name at all; it answers to ``test-php-7.2`` and
+    ``test-php-7-2``. ``my_db`` answers to ``my-db``.
+    """
+    lower = service.lower()
+    candidates = [lower, re.sub(r"[^a-z0-9.-]+", "-", lower).strip("-."), dns_label(service)]
+    names: list[str] = []
+    for name in candidates:
+        if len(name) <= 253 and _SUBDOMAIN.fullmatch(name) and name not in names:
+            names.append(name)
     return names
+
+
+def label_value(text: str) -> str:
+    """``text`` as a label value (63 characters of ``[A-Za-z0-9_.-]``); a hash when it had
+    to change, so two texts never share one."""
+    if len(text) <= 63 and _LABEL_VALUE.fullmatch(text):
+        return text
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-_.")[:56].strip("-_.")
+    return f"{slug}-{short_hash(text)}" if slug else short_hash(text)
 
 
 def pod_name(pipeline: str, uid: str, step_id: str, step_name: str, attempt: int) -> str:

@@ -24,7 +24,10 @@ from shipway.models.build import Build, RelativePath, SecretName
 from shipway.models.context import CIContext, Workspace
 from shipway.models.source import Source
 
-SERVICE_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_.-]{0,61}[a-z0-9])?$"
+SERVICE_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9_./-]{0,61}[A-Za-z0-9])?$"
+"""Codeship's service names as projects have them: ``webApp``, ``test/php-7.2``, ``my_db``.
+Objects get a DNS-safe form (:mod:`shipway.engine.naming`); other services reach a name
+that is no host name by its forms that are."""
 ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
 
 MAX_STEPS_PER_LIST = 200
@@ -344,8 +347,8 @@ class PipelineSpec(_Strict):
             "x-kubernetes-validations": [
                 {
                     "rule": "self.all(k, k.matches('" + SERVICE_NAME_PATTERN + "'))",
-                    "message": "service names are lower-case letters, digits, '-', '_' and '.', "
-                    "at most 63 characters",
+                    "message": "service names are letters, digits, '-', '_', '.' and '/', "
+                    "at most 63 characters, starting and ending with a letter or digit",
                 }
             ]
         },

@@ -17,6 +17,7 @@ from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
 from shipway.spec.filters import build_tag
 from shipway.spec.limits import status_errors, structure_errors
 from shipway.spec.push import Credentials
+from shipway.spec.servicenames import name_collisions
 from shipway.spec.services import ResolvedService, resolve_services
 from shipway.spec.source import CompiledSource, compile_source, source_revision
 from shipway.spec.tree import GroupNode, RunNode, compile_steps
@@ -104,6 +105,7 @@ def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeli
     raise_if_any(structure_errors(raw))  # before anything recursive sees it
     spec = parse_spec(raw)
     services, errors = resolve_services(spec.services)
+    errors.extend(name_collisions(spec.services))
     tag = build_tag(spec.ci, checked_out or source_revision(spec.source))
     root, runs, step_errors = compile_steps(
         spec.steps, spec.services, tag, Credentials(secret=spec.dockercfgSecret)

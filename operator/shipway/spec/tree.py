@@ -77,23 +77,17 @@ def walk(nodes: Sequence[Node]) -> Iterator[RunNode]:
             yield from walk(node.on_fail)
 
 
-def _explicit_names(steps: Sequence[Step], where: str, seen: dict[str, str]) -> list[FieldError]:
-    errors: list[FieldError] = []
-    for index, step in enumerate(steps):
-        field = f"{where}[{index}]"
+def _explicit_names(steps: Sequence[Step], seen: set[str]) -> None:
+    """Every name a run step was given: generated names stay clear of them.
+
+    Given names may repeat (Codeship allows it, e.g. a ``deploy`` step in two groups that run
+    on different branches): a step is known by its id, in pod names, labels and status.
+    """
+    for step in steps:
         if step.name is not None and step.type not in ("serial", "parallel"):
-            if step.name in seen:
-                errors.append(
-                    FieldError(
-                        f"{field}.name",
-                        f"duplicate step name {step.name!r} (also {seen[step.name]})",
-                    )
-                )
-            else:
-                seen[step.name] = field
-        errors += _explicit_names(step.steps or (), f"{field}.steps", seen)
-        errors += _explicit_names(step.on_fail or (), f"{field}.on_fail", seen)
-    return errors
+            seen.add(step.name)
+        _explicit_names(step.steps or (), seen)
+        _explicit_names(step.on_fail or (), seen)
 
 
 class _Compiler:
@@ -307,9 +301,10 @@ def compile_steps(
 
     ``credentials``: the pipeline's own (``spec.dockercfgSecret``), inherited by every step.
     """
-    seen: dict[str, str] = {}
-    errors = _explicit_names(steps, "spec.steps", seen)
-    compiler = _Compiler(services, build_tag, set(seen))
+    seen: set[str] = set()
+    _explicit_names(steps, seen)
+    errors: list[FieldError] = []
+    compiler = _Compiler(services, build_tag, seen)
     children = compiler.build(
         steps, "spec.steps", None, None, True, None, 1, credentials or Credentials()
     )

@@ -8,13 +8,20 @@ here can produce a hostPath: host paths are only ever names inside the claim.
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from shipway.models import Service
+from shipway.spec.dnsnames import dns_label, short_hash
 from shipway.spec.errors import FieldError
 
 ANONYMOUS_ROOT = ".shipway/anonymous"
+HOST_ROOT = ".shipway/host"
+"""Where absolute host paths live in the claim: on Codeship ``/tmp:/log`` was a directory of
+the build machine, gone with the build; here it is a directory of the pipeline's claim, shared
+by its steps and gone with it (the same lifetime). Never a hostPath."""
+_PLAIN_SERVICE = re.compile(r"[a-z0-9]([a-z0-9_.-]*[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,7 @@ def parse_volume(service: str, index: int, entry: str) -> Mount | FieldError:
         target = _container_path(parts[0])
         if target is None:
             return FieldError(where, f"{entry!r}: an anonymous volume needs an absolute path")
-        return Mount(f"{ANONYMOUS_ROOT}/{service}{target}", target)
+        return Mount(f"{ANONYMOUS_ROOT}/{_service_dir(service)}{target}", target)
     if len(parts) > 3:
         return FieldError(where, f"{entry!r}: expected host:container[:ro]")
     host, container = parts[0], parts[1]
@@ -55,11 +62,7 @@ def parse_volume(service: str, index: int, entry: str) -> Mount | FieldError:
     if unknown or {"ro", "rw"} <= modes:
         return FieldError(where, f"{entry!r}: unknown mode {parts[2]!r} (use ro or rw)")
     if host.startswith(("/", "~")):
-        return FieldError(
-            where,
-            f"{entry!r}: absolute host paths are not allowed; use a path relative to the "
-            "workspace, e.g. ./tmp",
-        )
+        host = host_directory(host)
     if not host:
         return FieldError(where, f"{entry!r}: the host path is empty")
     sub = posixpath.normpath(host)
@@ -69,6 +72,21 @@ def parse_volume(service: str, index: int, entry: str) -> Mount | FieldError:
     if target is None:
         return FieldError(where, f"{entry!r}: the container path must be absolute and not /")
     return Mount("" if sub == "." else sub, target, "ro" in modes)
+
+
+def host_directory(host: str) -> str:
+    """An absolute (or ``~``) host path as the claim's directory standing in for it:
+    ``/tmp`` → ``.shipway/host/tmp``, ``~/.m2`` → ``.shipway/host/~/.m2``, never outside it."""
+    inside = posixpath.normpath("/" + host).lstrip("/")
+    return HOST_ROOT if inside in ("", ".") else f"{HOST_ROOT}/{inside}"
+
+
+def _service_dir(service: str) -> str:
+    """The service's folder of anonymous volumes: its name, or a DNS-safe form of a name
+    with upper case or '/' (no '..' can reach a subPath)."""
+    if _PLAIN_SERVICE.fullmatch(service):
+        return service
+    return f"{dns_label(service, 50)}-{short_hash(service)}"
 
 
 def _parse_ref(entry: str) -> tuple[str, bool] | None:

@@ -1,0 +1,29 @@
+"""Service names as projects have them (``webApp``, ``test/php-7.2``), checked for what
+Kubernetes makes of them: every object takes a DNS-safe form (``webapp``, ``test-php-7-2``),
+so two services that meet in one form would share a container name and a host name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from shipway.spec.dnsnames import dns_label
+from shipway.spec.errors import FieldError
+
+
+def name_collisions(services: Iterable[str]) -> list[FieldError]:
+    """An error for every service whose DNS-safe form an earlier one already has."""
+    first: dict[str, str] = {}
+    errors: list[FieldError] = []
+    for name in services:
+        form = dns_label(name)
+        if form in first:
+            errors.append(
+                FieldError(
+                    f"spec.services.{name}",
+                    f"{name!r} and {first[form]!r} both become {form!r} in Kubernetes (container "
+                    "and host names are lower-case letters, digits and '-'): rename one",
+                )
+            )
+        else:
+            first[form] = name
+    return errors
