@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
-from shipway.engine.naming import container_name, host_names, instance_tag, pod_name, pvc_name
+from shipway.engine.buildnames import build_task_id
+from shipway.engine.naming import (
+    container_name,
+    host_names,
+    instance_tag,
+    label_value,
+    pod_name,
+    pvc_name,
+)
 
 UID = "6a1f0c5e-0000-4000-8000-000000000001"
 TAG = instance_tag(UID)
@@ -61,3 +70,24 @@ def test_service_names_with_underscores_become_valid_container_and_host_names() 
     assert container_name("volumes_test") == "volumes-test"
     assert host_names("redis") == ["redis"]
     assert host_names("my_db") == ["my-db"]
+
+
+def test_codeship_service_names_get_dns_safe_forms_and_keep_reachable_host_names() -> None:
+    """camelCase and '/' names (issue #28): objects take DNS-safe forms, hostAliases the forms
+    a host name can take (Kubernetes allows lower-case DNS names only there)."""
+    assert container_name("webApp") == "webapp"
+    assert host_names("webApp") == ["webapp"]
+    assert container_name("test/php-7.2") == "test-php-7-2"
+    assert host_names("test/php-7.2") == ["test-php-7.2", "test-php-7-2"]
+    assert host_names("db.internal") == ["db.internal", "db-internal"]
+
+
+@pytest.mark.parametrize("service", ["webApp", "test/php-7.2", "a" * 63, "my_db", "x/" * 30 + "y"])
+def test_label_values_of_service_names_are_valid_and_apart(service: str) -> None:
+    label = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
+    for value in (label_value(service), build_task_id(service)):
+        assert len(value) <= 63
+        assert label.fullmatch(value), value
+    assert label_value("webApp") == "webApp"
+    assert build_task_id("webApp") == "build-webApp"
+    assert label_value("test/php-7.2") != label_value("test-php-7.2")

@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -243,3 +244,117 @@ def test_convert_git_remote_takes_origin_and_head_and_warns_of_local_changes(
     subprocess.run(["git", "remote", "set-url", "origin", "/srv/app.git"], cwd=root, check=True)
     assert main(["convert", "--dir", str(root), "--git-remote"]) == 2
     assert "which a cluster cannot fetch from" in capsys.readouterr().err
+
+
+def _checkout(root: Path, origin: str | None) -> str:
+    """A git checkout of ``root`` (with ``origin`` as its remote); its HEAD commit."""
+    env = {**os.environ, "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b"}
+    env |= {"GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b"}
+    steps: list[list[str]] = [["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "1"]]
+    if origin is not None:
+        steps.append(["remote", "add", "origin", origin])
+    for args in steps:
+        subprocess.run(["git", *args], cwd=root, env=env, check=True, capture_output=True)
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _built_project(root: Path) -> Path:
+    root.mkdir()
+    (root / "codeship-services.yml").write_text("app:\n  build: .\n")
+    (root / "codeship-steps.yml").write_text("- service: app\n  command: make\n")
+    return root
+
+
+def test_convert_dir_of_a_git_checkout_uses_it_as_the_source_and_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue #28: `shipway convert --dir .`, the command the docs show first, converts a
+    project that builds: the checkout is the source, at the commit checked out."""
+    root = _built_project(tmp_path / "proj")
+    head = _checkout(root, "https://git.example.org/org/app.git")
+    assert main(["convert", "--dir", str(root), "-o", "json"]) == 0
+    out, err = capsys.readouterr()
+    spec = json.loads(out)["spec"]
+    assert spec["source"] == {
+        "git": {"url": "https://git.example.org/org/app.git", "revision": head}
+    }
+    assert spec["ci"] == {"branch": "main"}
+    assert f"source: https://git.example.org/org/app.git at {head[:12]}" in err
+    assert main(["convert", "--dir", str(root), "--no-source"]) == 2
+    assert capsys.readouterr().err.splitlines()[0].startswith("error: ")
+    assert main(["convert", "--dir", str(root), "--upload", "-o", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["spec"]["source"] == {"upload": {}}
+
+
+@pytest.mark.parametrize("origin", [None, "/srv/app.git"])
+def test_convert_dir_without_a_usable_remote_first_names_the_flag_missing(
+    origin: str | None, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    root = _built_project(tmp_path / "proj")
+    _checkout(root, origin)
+    assert main(["convert", "--dir", str(root)]) == 2
+    first = capsys.readouterr().err.splitlines()[0]
+    assert (
+        "a build needs the project's files (app build from the checkout): give a source, " in first
+    )
+    assert "--git-remote" in first
+    assert "--upload" in first
+
+
+def test_a_subdirectory_of_a_checkout_is_not_its_source(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Its ./ would not be the checkout's root: no guess, the flag is asked for."""
+    (tmp_path / "README").write_text("x")
+    project = _built_project(tmp_path / "sub")
+    _checkout(tmp_path, "https://git.example.org/org/app.git")
+    assert main(["convert", "--dir", str(project)]) == 2
+    assert "give a source" in capsys.readouterr().err.splitlines()[0]
+
+
+def test_services_path_is_relative_to_dir_and_name_is_written_as_a_pipeline_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "proj"
+    (root / "ci").mkdir(parents=True)
+    (root / "ci" / "services.yml").write_text("app:\n  image: busybox:1.36\n")
+    (root / "ci" / "steps.yml").write_text("- service: app\n  command: make\n")
+    monkeypatch.chdir(tmp_path)
+    argv = ["convert", "--dir", "proj", "--services-path", "ci/services.yml"]
+    argv += ["--steps-path", "ci/steps.yml", "--name", "My_App", "-o", "json"]
+    assert main(argv) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["metadata"] == {"name": "my-app"}
+    assert "--name 'My_App' written as 'my-app'" in err
+    # a path given from the working directory still works
+    argv = ["convert", "--dir", "proj", "--services-path", "proj/ci/services.yml"]
+    assert main([*argv, "--steps-path", "proj/ci/steps.yml"]) == 0
+
+
+def test_render_into_a_reader_that_leaves_ends_quietly(tmp_path: Path) -> None:
+    """`shipway render FILE | head` ended in a BrokenPipeError traceback."""
+    many = {
+        "apiVersion": "shipway.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {"name": "many"},
+        "spec": {
+            "services": {"app": {"image": "busybox:1.36"}},
+            "steps": [{"service": "app", "command": f"echo {n}"} for n in range(150)],
+        },
+    }
+    path = tmp_path / "many.yaml"
+    path.write_text(json.dumps(many))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        f"{sys.executable} -m shipway render {path} | head -1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert done.stdout == "apiVersion: v1\n"
+    assert "Traceback" not in done.stderr
+    assert "BrokenPipe" not in done.stderr
