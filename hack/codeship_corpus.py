@@ -25,16 +25,19 @@ from shipway.codeship.convert import SERVICES_FILES, find_file
 from shipway.codeship.yamlfile import parse_file_text
 
 CAUSES: tuple[tuple[str, str], ...] = (
-    ("no Docker daemon", "add_docker / docker.sock / dind"),
+    ("no Docker daemon", "add_docker, a docker.sock volume or docker:dind"),
     ("type: manual", "type: manual"),
-    ("not valid YAML", "the project's own file: invalid YAML"),
-    ("the file is empty", "the project's own file: empty"),
-    ("not valid JSON", "the project's own file: invalid JSON"),
-    ("no such file", "the project's own file: a missing file"),
-    ("cannot read", "the project's own file: a missing file"),
-    ("none of", "no steps file"),
-    ("unknown service", "the project's own file: a step naming no service"),
+    ("none of codeship-steps", "no Codeship files: a services file without steps"),
+    ("none of codeship-services", "no Codeship files: no services file"),
+    ("not valid YAML", "the project's own file is broken: invalid YAML"),
+    ("not valid JSON", "the project's own file is broken: invalid JSON"),
+    ("the file is empty", "the project's own file is broken: empty"),
+    ("must be a map of services", "the project's own file is broken: not a map of services"),
+    ("unknown service", "the project's own file is broken: a step naming no service"),
+    ("No closing quotation", "the project's own file is broken: an unbalanced quote"),
+    ("must be absolute and not /", "the project's own file is broken: a volume mounted at /"),
 )
+"""(what the message says, the cause it is counted under): the first that matches."""
 
 
 def secret_flags(directory: Path) -> dict[str, Any]:
@@ -43,7 +46,7 @@ def secret_flags(directory: Path) -> dict[str, Any]:
     try:
         services_file = find_file(directory, SERVICES_FILES, None)
         doc = parse_file_text(services_file.read_text(errors="replace"), str(services_file))
-    except (FileError, OSError):
+    except Exception:  # unreadable: convert_one reports it
         return {}
     if not isinstance(doc, dict):
         return {}
@@ -70,25 +73,33 @@ def secret_flags(directory: Path) -> dict[str, Any]:
     }
 
 
-def cause_of(message: str) -> str:
+def cause_of(errors: list[str]) -> str:
+    """The one cause a refused project is counted under: the first of CAUSES its errors
+    name (a Docker daemon before anything else), else its first error."""
     for needle, cause in CAUSES:
-        if needle in message:
+        if any(needle in line for line in errors):
             return cause
-    return message
+    return errors[0].split("\n")[0]
 
 
 def convert_one(directory: Path) -> tuple[bool, list[str]]:
     """(converts, the error lines) for one project."""
-    options = Options(
-        name=default_name(directory), source={"upload": {}}, **secret_flags(directory)
-    )
+    known = {k: v for k, v in secret_flags(directory).items() if k in fields(Options)}
+    options = Options(name=default_name(directory), source={"upload": {}}, **known)
     try:
         convert_directory(directory, options=options)
     except FileError as exc:
         return False, [str(exc)]
     except ConversionError as exc:
         return False, [str(error) for error in exc.errors]
+    except Exception as exc:  # an older converter, measured for comparison, may crash
+        return False, [f"the converter crashed: {type(exc).__name__}: {exc}"]
     return True, []
+
+
+def fields(cls: Any) -> set[str]:
+    """The options this version of the converter has (older ones lack --args-secret)."""
+    return set(getattr(cls, "__dataclass_fields__", {}))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,13 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     for project in projects:
         ok, errors = convert_one(project)
         converted += ok
-        for cause in sorted({cause_of(line) for line in errors}):
-            causes[cause] += 1
+        if not ok:
+            causes[cause_of(errors)] += 1
         if args.details and not ok:
             print(f"== {project.name}")
             for line in errors:
                 print(f"   {line}")
-    print(f"{converted} of {len(projects)} convert; {len(projects) - converted} are refused")
+    complete = len(projects) - sum(n for c, n in causes.items() if c.startswith("no Codeship"))
+    print(f"{len(projects)} projects, {complete} with both Codeship files")
+    print(f"{converted} of {complete} convert; {complete - converted} are refused:")
     for cause, count in causes.most_common():
         print(f"{count:4}  {cause[:160]}")
     return 0

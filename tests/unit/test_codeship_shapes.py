@@ -68,6 +68,7 @@ def test_shape_misplaced_keys() -> None:
     ignored = notes(conversion, WarningKind.IGNORED)
     assert set(ignored) == {
         "web.build.cached",
+        "web.build.volumes",
         "web.volumeMounts",
         "[0].encrypted_env_file",
         "[1].registry",
