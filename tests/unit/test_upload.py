@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from shipway.cli import main
 from shipway.cli.ignore import IgnoreRules
@@ -328,6 +329,26 @@ def test_services_path_is_relative_to_dir_and_name_is_written_as_a_pipeline_name
     out, err = capsys.readouterr()
     assert json.loads(out)["metadata"] == {"name": "my-app"}
     assert "--name 'My_App' written as 'my-app'" in err
+    # a name too long for generateName (shipway run) is cut as the directory's name would be
+    long = "Project_" + "x" * 60
+    assert (
+        main(
+            [
+                "convert",
+                "--dir",
+                "proj",
+                "--services-path",
+                "ci/services.yml",
+                "--steps-path",
+                "ci/steps.yml",
+                "--name",
+                long,
+                "--generate-name",
+            ]
+        )
+        == 0
+    )
+    assert len(yaml.safe_load(capsys.readouterr().out)["metadata"]["generateName"]) == 58
     # a path given from the working directory still works
     argv = ["convert", "--dir", "proj", "--services-path", "proj/ci/services.yml"]
     assert main([*argv, "--steps-path", "proj/ci/steps.yml"]) == 0

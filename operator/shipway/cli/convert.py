@@ -23,7 +23,7 @@ from shipway.codeship import (
     default_name,
     read_aes_key,
 )
-from shipway.codeship.convert import MAX_NAME
+from shipway.codeship.convert import GENERATE_SUFFIX, MAX_NAME
 from shipway.engine.naming import dns_label
 from shipway.models import CIContext
 
@@ -114,12 +114,15 @@ def _service_secrets(values: list[str], flag: str = "--env-secret") -> dict[str,
     return result
 
 
-def _pipeline_name(args: argparse.Namespace, directory: Path, quiet: bool) -> str:
-    """``--name``, written the way the directory's name would be (``My_App`` → ``my-app``)."""
+def _pipeline_name(
+    args: argparse.Namespace, directory: Path, quiet: bool, generate_name: bool
+) -> str:
+    """``--name``, written the way the directory's name would be (``My_App`` → ``my-app``,
+    cut to what fits, with the API server's suffix for ``generateName``)."""
     if not args.name:
         return default_name(directory)
     name: str = args.name
-    written = dns_label(name, MAX_NAME)
+    written = dns_label(name, MAX_NAME - (GENERATE_SUFFIX + 1 if generate_name else 0))
     if written != name and written != "x":
         if not quiet:
             print(
@@ -194,7 +197,7 @@ def convert(
         raise CommandError(str(exc)) from None
     source, learnt = source_flags(args, directory, upload, checkout=checkout)
     options = Options(
-        name=_pipeline_name(args, directory, args.quiet),
+        name=_pipeline_name(args, directory, args.quiet, generate_name),
         generate_name=generate_name,
         namespace=namespace,
         ci={**learnt, **ci_flags(args)},
