@@ -572,3 +572,16 @@ def test_missing_files_are_named(tmp_path: Path) -> None:
 
 def test_default_name_is_a_valid_pipeline_name() -> None:
     assert default_name(Path("/src/My_Project.git")) == "my-project-git"
+
+
+def test_errors_of_the_converter_and_the_compiler_come_in_one_pass() -> None:
+    """A step the converter refuses keeps its place: the compiler's error about the next one
+    names that step's own index, and nothing is reported about the placeholder."""
+    found = errors(
+        [
+            {"type": "fan", "steps": [{"service": "app"}]},
+            {"service": "app", "tag": "^release/(", "command": "x"},
+            {"service": "app", "command": "echo 'open"},
+        ]
+    )
+    assert [e.split(": ")[1] for e in found] == ["[0].type", "[1].tag", "[2].command"]
