@@ -83,7 +83,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         ),
         (
             _with("services.Volumes_Test", {"image": "x"}),
-            "spec.services.Volumes_Test: 'Volumes_Test' and 'volumes_test' both become "
+            "spec.services.volumes_test: 'volumes_test' and 'Volumes_Test' both become "
             "'volumes-test'",
         ),
         (_with("steps", []), "spec.steps: List should have at least 1 item"),

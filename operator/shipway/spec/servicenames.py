@@ -11,10 +11,11 @@ from shipway.spec.errors import FieldError
 
 
 def name_collisions(services: Iterable[str]) -> list[FieldError]:
-    """An error for every service whose DNS-safe form an earlier one already has."""
+    """An error for every service whose DNS-safe form a service before it (in name order:
+    the API server hands the webhook its maps sorted, a file has its own order) has."""
     first: dict[str, str] = {}
     errors: list[FieldError] = []
-    for name in services:
+    for name in sorted(services):
         form = dns_label(name)
         if form in first:
             errors.append(
