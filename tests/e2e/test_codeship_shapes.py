@@ -7,6 +7,8 @@ The converter's side is tests/unit/test_codeship_shapes.py.
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,39 @@ def test_codeship_names_host_paths_and_repeated_step_names_run(k: Kubectl, tmp_p
     # glibc looks /etc/hosts up ignoring case: webApp reaches the lower-case host alias
     assert "webApp resolves to 127.0.0.1 webapp" in lines, output
     assert not any(line.startswith("nothing-here") for line in lines), output
+
+
+def test_a_builds_encrypted_args_come_from_the_secret_args_secret_names(
+    k: Kubectl, tmp_path: Path
+) -> None:
+    """No AES key: ``--args-secret app=NAME`` stands in for ``encrypted_args_file``; the
+    Dockerfile reads the Secret's key as a BuildKit secret."""
+    value = f"v-{secrets.token_hex(8)}"
+    k.apply_docs(
+        [
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "app-build-args"},
+                "stringData": {"TOKEN": value},
+            }
+        ]
+    )
+    project = tmp_path / "args"
+    project.mkdir()
+    (project / "codeship-services.yml").write_text(
+        "app:\n  build:\n    context: .\n    encrypted_args_file: args.encrypted\n"
+    )
+    (project / "codeship-steps.yml").write_text("- service: app\n  command: cat /checked\n")
+    (project / "args.encrypted").write_text("encrypted with a key this test does not have\n")
+    (project / "Dockerfile").write_text(
+        "FROM busybox\n"
+        'RUN --mount=type=secret,id=TOKEN,env=TOKEN printf %s "$TOKEN" | sha256sum > /checked\n'
+    )
+    with crds.kept(k):
+        result = shipway_run(k, project, "--args-secret", "app=app-build-args")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    seen = hashlib.sha256(value.encode()).hexdigest()
+    assert any(line.startswith(seen) for line in printed(result)), output
+    assert value not in output
