@@ -24,7 +24,7 @@ from shipway.registryauth.credentials import (
 from shipway.registryauth.policy import Policy, Scope, grant, grant_all, parse_scope
 from shipway.registryauth.server import load_settings, make_server
 from shipway.registryauth.service import Settings, answer
-from shipway.registryauth.tokens import Signer, new_key_pem, verify
+from shipway.registryauth.tokens import Claims, Signer, new_key_pem, verify
 
 KEY = b"k" * 32
 PEM = new_key_pem()
@@ -287,3 +287,28 @@ def test_the_server_answers_token_requests(endpoint: str) -> None:
         claims = verify(json.loads(resp.read())["access_token"], SIGNER.jwks())
     assert claims["sub"] == "team-a"
     assert claims["access"] == []
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+
+def test_the_command_line_mints_what_the_service_accepts(tmp_path: Path) -> None:
+    import io
+
+    from shipway.cli import parser
+
+    def run(*argv: str) -> str:
+        args = parser().parse_args(["registry-token", *argv])
+        out = io.StringIO()
+        assert args.func(args, out) == 0
+        return out.getvalue()
+
+    pem = tmp_path / "signing.pem"
+    pem.write_text(run("signing-key"))
+    key = tmp_path / "key"
+    key.write_bytes(KEY)
+    password = run("password", "team-a", "--key-file", str(key)).strip()
+    assert authenticate(KEY, None, "team-a", password) == Identity(namespace="team-a")
+    jwks = json.loads(run("jwks", "--signing-key-file", str(pem)))
+    token = Signer(pem.read_bytes()).sign(Claims("i", "a", "s", (), issued_at=0, expires_at=1))
+    assert verify(token, jwks)["sub"] == "s"
