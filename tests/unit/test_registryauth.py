@@ -287,6 +287,10 @@ def test_the_server_answers_token_requests(endpoint: str) -> None:
         claims = verify(json.loads(resp.read())["access_token"], SIGNER.jwks())
     assert claims["sub"] == "team-a"
     assert claims["access"] == []
+    too_big = urllib.request.Request(f"{endpoint}/token", data=b"x" * 20000, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(too_big, timeout=5)
+    assert refused.value.code == 413
 
 
 # -- the command line -----------------------------------------------------------------------------

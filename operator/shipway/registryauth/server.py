@@ -83,9 +83,15 @@ def make_server(
 
         def do_POST(self) -> None:
             url = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            if url.path != TOKEN_PATH or length > MAX_BODY:
-                self._send(Answer(404 if url.path != TOKEN_PATH else 413, {"errors": []}))
+            try:
+                length = int(self.headers.get("Content-Length") or 0)
+            except ValueError:
+                length = -1
+            if url.path != TOKEN_PATH:
+                self._send(Answer(404, {"errors": [{"code": "NOT_FOUND", "message": url.path}]}))
+                return
+            if not 0 <= length <= MAX_BODY:
+                self._send(Answer(413, {"errors": [{"code": "SIZE_INVALID", "message": "body"}]}))
                 return
             form = parse_qs(self.rfile.read(length).decode("utf-8", errors="replace"))
             self._send(answer(settings, "POST", form, None))
