@@ -126,9 +126,14 @@ def start(paths: Paths, workdir: Path) -> TokenRegistry:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             stop.set()
-            raise RuntimeError(
-                "the token registry exited: " + (workdir / "registry.log").read_text()[-2000:]
-            )
+            log_text = (workdir / "registry.log").read_text()
+            if "no access controller registered with name: token" in log_text:
+                raise RuntimeError(
+                    f"{binary(paths, 'registry')} has no token auth linked: it was built before"
+                    " hack/localkube/gomod/registry linked it; rebuild it with"
+                    " `python -m localkube build registry` (the next `localkube up` does)"
+                )
+            raise RuntimeError(f"the token registry exited: {log_text[-2000:]}")
         try:
             urllib.request.urlopen(f"http://{registry.host}/v2/", timeout=2)
         except urllib.error.HTTPError as exc:
