@@ -17,6 +17,7 @@ node's containerd host configuration for it. Pure: ``addons`` applies what this 
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,29 @@ def containerd_hosts(ca: Path) -> dict[str, str]:
     for upstream, server in MIRRORED.items():
         files[upstream] = hosts_toml(server, ca, mirror=URL)
     return files
+
+
+@dataclass(frozen=True)
+class TokenAuth:
+    """distribution's ``auth: token:``: each request needs a JWT from the token service at
+    ``realm`` (``shipway registry-token serve``), signed by a key of the ``jwks`` file."""
+
+    realm: str
+    service: str
+    issuer: str
+    jwks: str
+
+
+def token_auth_config(token: TokenAuth) -> str:
+    """The ``auth:`` section: ES256 tokens only, checked against the key set."""
+    return (
+        "auth:\n  token:\n"
+        f"    realm: {token.realm}\n"
+        f"    service: {token.service}\n"
+        f"    issuer: {token.issuer}\n"
+        f"    jwks: {token.jwks}\n"
+        "    signingalgorithms: [ES256]\n"
+    )
 
 
 def registry_config(*, read_only: bool = False) -> str:

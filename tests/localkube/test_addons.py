@@ -179,6 +179,24 @@ def test_read_only_mode_switches_the_config_the_registry_serves() -> None:
     assert "delete:\n    enabled: true" in files["config.yml"]  # retention needs deletes
 
 
+def test_token_auth_config_is_what_distribution_reads() -> None:
+    import yaml
+
+    section = registry.token_auth_config(
+        registry.TokenAuth("https://r.example/token", "r.example", "issuer", "/etc/jwks.json")
+    )
+    token = yaml.safe_load(section)["auth"]["token"]
+    assert token == {
+        "realm": "https://r.example/token",
+        "service": "r.example",
+        "issuer": "issuer",
+        "jwks": "/etc/jwks.json",
+        "signingalgorithms": ["ES256"],
+    }
+    # The cluster's own registry does not use it (yet): its config has no auth section.
+    assert "auth:" not in registry.registry_config()
+
+
 # -- the mirror ----------------------------------------------------------------------------
 
 

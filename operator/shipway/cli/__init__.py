@@ -210,8 +210,10 @@ def parser() -> argparse.ArgumentParser:
     crd.set_defaults(func=cmd_crd)
 
     from shipway.cli.commands import register
+    from shipway.cli.registrytoken import register as register_registry_token
 
     register(sub)
+    register_registry_token(sub)
     return top
 
 

@@ -5,8 +5,8 @@ namespace keeps two teams apart, the Pipeline's UID two pipelines of one name (a
 image can be mistaken for another's. Pods then run it by digest, never by this name.
 
 The cache of a project is ``<registry>/<namespace>/cache/<project>/<service>:<branch>``:
-shared by the project's pipelines in one namespace and by nobody else (the operator, not the
-Pipeline's author, chooses the name).
+no other namespace's build imports or exports it (the operator, not the Pipeline's author,
+chooses the name). Who may read or write it is the registry's to enforce (docs/registry.md).
 """
 
 from __future__ import annotations
