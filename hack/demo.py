@@ -47,7 +47,7 @@ def cluster_env() -> tuple[str, dict[str, str]]:
             say(f"using the current kube context ({user_config})")
             return kubectl, env
     say("starting the local cluster (the first run builds Kubernetes: see docs/local-cluster.md)")
-    for step in (["host-deps"], ["up"]):
+    for step in (["host-deps"], ["up", "--for", "demo"]):
         # localkube prints its own one-line error; no traceback on top of it.
         done = subprocess.run([sys.executable, "-m", "localkube", *step], cwd=ROOT, env=env)
         if done.returncode != 0:
