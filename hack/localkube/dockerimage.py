@@ -63,6 +63,7 @@ RECIPES: dict[str, Recipe] = {
 }
 
 ON_DEMAND: tuple[Mirrored, ...] = (
-    Mirrored("library/docker", ("20.10", "20.10-dind", "dind", "latest"), "docker"),
+    # stable-dind: what Codeship's add_docker example (14) runs
+    Mirrored("library/docker", ("20.10", "20.10-dind", "dind", "stable-dind", "latest"), "docker"),
 )
 """Mirrored only when asked for by name (``mirror docker``), never by ``up``."""
