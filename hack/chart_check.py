@@ -104,6 +104,15 @@ GOOD: list[tuple[str, list[str]]] = [
             "stepPods.unschedulableGrace=2m",
         ],
     ),
+    (
+        "docker daemons",
+        [
+            "docker.enabled=true",
+            "docker.namespaces={ci,tools}",
+            "docker.mirror=mirror.example:5000",
+            "docker.mirrorCaConfigMap=kube-root-ca.crt",
+        ],
+    ),
 ]
 #: Text the rendering of a good value set must contain (what the values promise to do).
 EXPECT: dict[str, list[str]] = {
@@ -116,6 +125,13 @@ EXPECT: dict[str, list[str]] = {
     ],
     "registry with inline CA": ["name: shipway-registry-ca", 'ca.crt: "PEM"'],
     "insecure registry": ['name: SHIPWAY_REGISTRY_INSECURE\n              value: "true"'],
+    "docker daemons": [
+        'name: SHIPWAY_DOCKER\n              value: "true"',
+        'name: SHIPWAY_DOCKER_NAMESPACES\n              value: "ci,tools"',
+        'name: SHIPWAY_DOCKER_IMAGE\n              value: "docker:20.10-dind"',
+        'name: SHIPWAY_DOCKER_MIRROR\n              value: "mirror.example:5000"',
+        'name: SHIPWAY_DOCKER_CA_CONFIGMAP\n              value: "kube-root-ca.crt"',
+    ],
 }
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
@@ -137,6 +153,7 @@ BAD: list[tuple[str, list[str], str]] = [
     ("unknown builder mode", ["buildkit.mode=userns"], "/buildkit/mode"),
     ("builder address without scheme", ["buildkit.address=b:1234", "buildkit.clientSecret=c"], "/buildkit/address"),
     ("cert-manager without its CRDs", ["webhook.certificate.source=cert-manager"], "needs cert-manager's CRDs"),
+    ("docker mirror with a scheme", ["docker.mirror=https://m.example"], "/docker/mirror"),
     ("unknown failure policy", ["webhook.failurePolicy=Sometimes"], "/webhook/failurePolicy"),
     ("webhook timeout over the API server's 30 s", ["webhook.timeoutSeconds=31"], "/webhook/timeoutSeconds"),
     ("ServiceMonitor without metrics", ["metrics.enabled=false", "metrics.serviceMonitor.enabled=true", f"--api-versions={MONITORING}"], "needs metrics.enabled=true"),

@@ -1,8 +1,9 @@
 """``make demo``: bring Shipway up and run the seed walkthrough, end to end, on a real cluster.
 
 Uses the cluster of the current kube context when there is one (``KUBECONFIG`` or
-``~/.kube/config``), otherwise starts the project's local cluster. Installs the CRD, starts the
-operator (out of cluster, in the background, for every namespace), runs the seed walkthrough
+``~/.kube/config``), otherwise starts the project's local cluster (building only what the demo
+uses). Installs the CRD, starts the operator (out of cluster, in the background, for the
+``shipway-demo`` namespace, with its admission webhook: ``demo_operator``), runs the seed walkthrough
 (``shipway run --dir examples/seed-walkthrough``: its two images built by the cluster's builder,
 then its steps) and shows ``kubectl get pipelines``. A cluster without a builder runs the
 walkthrough with prebuilt images instead (examples/walkthrough-volumes.yaml). Safe to run again.
@@ -11,15 +12,13 @@ walkthrough with prebuilt images instead (examples/walkthrough-volumes.yaml). Sa
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STATE = Path(os.environ.get("SHIPWAY_DEMO_STATE", "/tmp/shipway-demo"))
-NAMESPACE = "shipway-demo"
+NAMESPACE = "shipway-demo"  # demo_operator.NAMESPACE
 
 
 def say(message: str) -> None:
@@ -47,7 +46,7 @@ def cluster_env() -> tuple[str, dict[str, str]]:
             say(f"using the current kube context ({user_config})")
             return kubectl, env
     say("starting the local cluster (the first run builds Kubernetes: see docs/local-cluster.md)")
-    for step in (["host-deps"], ["up"]):
+    for step in (["host-deps"], ["up", "--for", "demo"]):
         # localkube prints its own one-line error; no traceback on top of it.
         done = subprocess.run([sys.executable, "-m", "localkube", *step], cwd=ROOT, env=env)
         if done.returncode != 0:
@@ -56,25 +55,17 @@ def cluster_env() -> tuple[str, dict[str, str]]:
     return str(paths.bin / "kubectl"), env
 
 
-def start_operator(env: dict[str, str]) -> None:
-    STATE.mkdir(parents=True, exist_ok=True)
-    pidfile = STATE / "operator.pid"
-    if pidfile.exists():
-        try:
-            os.kill(int(pidfile.read_text()), signal.SIGTERM)
-            time.sleep(1)
-        except (ProcessLookupError, ValueError):
-            pass
-    log = (STATE / "operator.log").open("ab")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shipway", "operator", "--all-namespaces"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    pidfile.write_text(str(process.pid))
-    say(f"operator running (pid {process.pid}, log {STATE / 'operator.log'})")
+def start_operator(kubectl: str, env: dict[str, str]) -> None:
+    """The operator as a user runs it, webhook included (``demo_operator``); then show that
+    ``kubectl apply`` of a bad Pipeline is refused with ``shipway validate``'s line."""
+    import demo_operator
+
+    pid = demo_operator.start(env, STATE)
+    say(f"operator running for namespace {NAMESPACE} (pid {pid}, log {STATE / 'operator.log'})")
+    refused = demo_operator.wait_for_webhook(kubectl, env)
+    say("its admission webhook refuses a bad Pipeline at kubectl apply:")
+    for line in refused.splitlines():
+        print(f"    {line}", flush=True)
 
 
 def main() -> int:
@@ -85,8 +76,8 @@ def main() -> int:
 
     k("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     k("wait", "--for=condition=Established", "crd/pipelines.shipway.dev", "--timeout=60s")
-    start_operator(env)
     k("create", "namespace", NAMESPACE, check=False)
+    start_operator(kubectl, env)
     if can_build(kubectl, env):
         return seed_walkthrough(kubectl, env)
     say("no image builder in this cluster: running the walkthrough with prebuilt images")
@@ -137,6 +128,7 @@ def seed_walkthrough(kubectl: str, env: dict[str, str]) -> int:
 def _done(env: dict[str, str]) -> None:
     print(f"\nexport KUBECONFIG={env['KUBECONFIG']}")
     print(f"kubectl -n {NAMESPACE} get pipelines   # the operator keeps running in the background")
+    print(f"# it serves namespace {NAMESPACE} only, where its webhook refuses bad Pipelines")
 
 
 if __name__ == "__main__":

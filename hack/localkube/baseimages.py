@@ -63,13 +63,13 @@ CLEAN = (
 )
 
 
-def _debian_key() -> str:
+def debian_key() -> str:
     return "-".join([SUITE, RECIPE_VERSION, dpkg_version("debootstrap").replace(":", "_")])
 
 
 def rootfs_tarball(paths: Paths) -> Path:
     """The cached debootstrapped (and updated) rootfs that every image here starts from."""
-    return paths.cache / "debian" / f"{_debian_key()}.tar"
+    return paths.cache / "debian" / f"{debian_key()}.tar"
 
 
 def chroot(root: Path, script: str, *, timeout: float = INSTALL_TIMEOUT) -> None:
@@ -140,16 +140,16 @@ def ensure_rootfs(paths: Paths) -> Path:
     return tarball
 
 
-def _unpack(paths: Paths, root: Path) -> None:
+def unpack(paths: Paths, root: Path) -> None:
     run(["tar", "-C", str(root), "--numeric-owner", "-xpf", str(ensure_rootfs(paths))])
 
 
 def _debian_rootfs(root: Path, paths: Paths) -> None:
-    _unpack(paths, root)
+    unpack(paths, root)
 
 
 def _postgres_rootfs(root: Path, paths: Paths) -> None:
-    _unpack(paths, root)
+    unpack(paths, root)
     # As the official image: uid/gid 999, no cluster created by the package, C.UTF-8.
     chroot(
         root,
@@ -176,7 +176,7 @@ def _postgres_rootfs(root: Path, paths: Paths) -> None:
 
 
 def _ruby_rootfs(root: Path, paths: Paths) -> None:
-    _unpack(paths, root)
+    unpack(paths, root)
     chroot(
         root,
         "apt-get update -qq\n"
@@ -195,7 +195,7 @@ RECIPES: dict[str, Recipe] = {
         "docker.io/library/debian:12",
         _debian_rootfs,
         ImageConfig(cmd=["bash"], env=DEBIAN_ENV),
-        lambda p: [_debian_key()],
+        lambda p: [debian_key()],
     ),
     "postgres": Recipe(
         "docker.io/library/postgres:15",
@@ -213,7 +213,7 @@ RECIPES: dict[str, Recipe] = {
             volumes=["/var/lib/postgresql/data"],
             stop_signal="SIGINT",
         ),
-        lambda p: [_debian_key(), (HERE / "postgres-entrypoint.sh").read_text()],
+        lambda p: [debian_key(), (HERE / "postgres-entrypoint.sh").read_text()],
     ),
     "ruby": Recipe(
         "docker.io/library/ruby:3.1",
@@ -228,7 +228,7 @@ RECIPES: dict[str, Recipe] = {
                 "BUNDLE_APP_CONFIG": "/usr/local/bundle",
             },
         ),
-        lambda p: [_debian_key()],
+        lambda p: [debian_key()],
     ),
 }
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localkube import config, hostdeps
+from localkube import config, hostdeps, progress
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.process import run
@@ -228,14 +228,30 @@ def is_built(target: Target, paths: Paths, gover: str | None = None) -> bool:
     return all((target.bin_dir(paths) / b.name).is_file() for b in target.binaries)
 
 
-def build(target: Target, paths: Paths, *, force: bool = False, log: bool = True) -> Path:
-    """Build ``target`` unless its cached binaries match; return its bin directory."""
+def build(
+    target: Target,
+    paths: Paths,
+    *,
+    force: bool = False,
+    log: bool = True,
+    step: tuple[int, int] = (1, 1),
+) -> Path:
+    """Build ``target`` unless its cached binaries match; return its bin directory.
+
+    ``step``: (k, N), its place among the components being built, for the progress lines.
+    """
     gover = go_version(paths)
     go = go_command(paths)
     bin_dir = target.bin_dir(paths)
     if not force and is_built(target, paths, gover):
         _link(target, paths)
         return bin_dir
+    k, n = step
+    name = progress.family(target.name)
+    records = progress.read_records(paths.cache)
+    if log:
+        print(f"localkube: {progress.start_line(k, n, name, records)}", flush=True)
+    clock = progress.Clock()
     bin_dir.mkdir(parents=True, exist_ok=True)
     root = bin_dir.parent
     started = time.monotonic()
@@ -247,21 +263,11 @@ def build(target: Target, paths: Paths, *, force: bool = False, log: bool = True
         shutil.copytree(target.module_dir, src)
     for b in target.binaries:
         t0 = time.monotonic()
-        if log:
-            print(f"localkube: building {b.name} ({target.name}) ...", flush=True)
-        argv: Sequence[str]
-        if target.module_dir is not None:
-            argv = [go, "build", "-trimpath", "-ldflags", b.ldflags or target.ldflags]
-            argv += [f"-tags={b.tags}"] if b.tags else []
-            argv += ["-o", str(bin_dir / b.name), b.package]
-            run(argv, env=_go_env(b.cgo), cwd=root / "src")
-        else:
-            argv = [go, "install", "-trimpath", "-ldflags", target.ldflags]
-            argv += [f"{b.package}@{target.install_version}"]
-            run(argv, env={**_go_env(b.cgo), "GOBIN": str(bin_dir)})
-            installed = bin_dir / b.package.rsplit("/", 1)[-1]
-            if installed.name != b.name:
-                installed.rename(bin_dir / b.name)
+        with progress.ticking(
+            progress.ticker(k, n, name, clock, records, b.name),
+            _say if log else _quiet,
+        ):
+            _build_binary(target, b, paths, go, root)
         timings[b.name] = round(time.monotonic() - t0, 1)
     total = round(time.monotonic() - started, 1)
     (root / "build.json").write_text(
@@ -276,10 +282,36 @@ def build(target: Target, paths: Paths, *, force: bool = False, log: bool = True
             indent=2,
         )
     )
+    progress.record(paths.cache, name, total)
     if log:
-        print(f"localkube: built {target.name} in {total:.0f}s", flush=True)
+        print(f"localkube: {progress.done_line(k, n, name, total)}", flush=True)
     _link(target, paths)
     return bin_dir
+
+
+def _say(line: str) -> None:
+    print(f"localkube: {line}", flush=True)
+
+
+def _quiet(line: str) -> None:
+    return None
+
+
+def _build_binary(target: Target, b: Binary, paths: Paths, go: str, root: Path) -> None:
+    bin_dir = target.bin_dir(paths)
+    argv: Sequence[str]
+    if target.module_dir is not None:
+        argv = [go, "build", "-trimpath", "-ldflags", b.ldflags or target.ldflags]
+        argv += [f"-tags={b.tags}"] if b.tags else []
+        argv += ["-o", str(bin_dir / b.name), b.package]
+        run(argv, env=_go_env(b.cgo), cwd=root / "src")
+    else:
+        argv = [go, "install", "-trimpath", "-ldflags", target.ldflags]
+        argv += [f"{b.package}@{target.install_version}"]
+        run(argv, env={**_go_env(b.cgo), "GOBIN": str(bin_dir)})
+        installed = bin_dir / b.package.rsplit("/", 1)[-1]
+        if installed.name != b.name:
+            installed.rename(bin_dir / b.name)
 
 
 def _link(target: Target, paths: Paths) -> None:
@@ -298,8 +330,15 @@ def build_all(paths: Paths, names: Iterable[str] | None = None, *, force: bool =
     unknown = [n for n in wanted if n not in TARGETS]
     if unknown:
         raise LocalkubeError(f"unknown build target(s) {unknown}; known: {sorted(TARGETS)}")
+    gover = go_version(paths)
+    todo = [n for n in wanted if force or not is_built(TARGETS[n], paths, gover)]
+    if todo:
+        names = [progress.family(TARGETS[n].name) for n in todo]
+        line = progress.plan_line(names, progress.read_records(paths.cache))
+        print(f"localkube: {line}", flush=True)
     for name in wanted:
-        build(TARGETS[name], paths, force=force)
+        step = (todo.index(name) + 1, len(todo)) if name in todo else (0, 0)
+        build(TARGETS[name], paths, force=force, step=step)
 
 
 def binary(paths: Paths, name: str) -> Path:

@@ -35,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("up", help="build what is missing and start the cluster (idempotent)")
     p.add_argument("--core-only", action="store_true", help="skip building helm and kwok")
+    p.add_argument(
+        "--for",
+        dest="profile",
+        choices=sorted(cluster.PROFILES),
+        help="build only what this use needs (demo: no kwok); default all",
+    )
     p.add_argument("--kwok-nodes", type=int, default=0, metavar="N", help="add N fake nodes")
     p = sub.add_parser("down", help="stop the cluster and clean the host")
     p.add_argument("--verify", action="store_true", help="then check nothing was left behind")
@@ -98,7 +104,7 @@ def _dispatch(args: argparse.Namespace, paths: Paths) -> int:
         return 0
     host.check_platform()
     if cmd == "up":
-        cluster.up(paths, build_all=not args.core_only)
+        cluster.up(paths, build_all=not args.core_only, profile=args.profile)
         if args.kwok_nodes:
             kwok.scale(paths, args.kwok_nodes)
         print(f"export KUBECONFIG={paths.kubeconfig}")

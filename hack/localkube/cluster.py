@@ -84,6 +84,14 @@ __all__ = [
 MANIFESTS = Path(__file__).parent / "manifests"
 #: What ``up --core-only`` builds: the cluster and its add-ons, not helm or kwok.
 CORE_TARGETS = ("kubernetes", "pause", "local-path-provisioner", "coredns", "registry", "crane")
+#: What each ``up --for`` needs built. ``all`` (``make test``, ``make cluster-up``): everything.
+#: ``demo``: no kwok (fake nodes are for tests and benchmarks); helm stays, since BuildKit's
+#: objects are rendered from the chart with ``helm template``.
+PROFILES: dict[str, tuple[str, ...]] = {
+    "all": tuple(build.TARGETS),
+    "demo": (*CORE_TARGETS, "helm", "buildkit"),
+    "core": CORE_TARGETS,
+}
 #: The configuration files each component reads (a change restarts it).
 CONFIG_FILES = {
     "containerd": ("containerd.toml",),
@@ -149,16 +157,19 @@ def _stop_strays(paths: Paths, command: list[str]) -> None:
         terminate(strays, timeout=15)
 
 
-def up(paths: Paths, *, build_all: bool = True) -> None:
+def up(paths: Paths, *, build_all: bool = True, profile: str | None = None) -> None:
     """Bring the cluster up, reusing whatever part of it already runs.
 
-    Concurrent calls (several test sessions, say) take turns; the later ones find it up.
+    ``profile`` (a key of :data:`PROFILES`) says what to build; without it, ``build_all``
+    chooses ``all`` or ``core``. Concurrent calls (several test sessions, say) take turns;
+    the later ones find it up.
     """
+    targets = PROFILES[profile or ("all" if build_all else "core")]
     with exclusive(paths.lock, "localkube up/down"):
-        _up(paths, build_all=build_all)
+        _up(paths, targets)
 
 
-def _up(paths: Paths, *, build_all: bool) -> None:
+def _up(paths: Paths, targets: tuple[str, ...]) -> None:
     started = time.monotonic()
     host.check_platform()
     host.check_commands()
@@ -172,7 +183,7 @@ def _up(paths: Paths, *, build_all: bool) -> None:
         for stale in paths.logs.glob("*.log"):
             stale.unlink()
 
-    build.build_all(paths, None if build_all else CORE_TARGETS)
+    build.build_all(paths, targets)
     imageset.ensure_all(paths)  # archives only; imported once containerd runs
 
     node_ip = host.node_ip()
@@ -193,7 +204,7 @@ def _up(paths: Paths, *, build_all: bool) -> None:
     addons.ensure_registry(paths, lay.pki)
     authregistry.ensure(paths)  # where push steps push in the e2e tests and the demo
     mirror.push_all(paths)
-    if build_all:  # BuildKit (issue #14): rendered from the chart, so it needs helm (not core)
+    if "buildkit" in targets:  # BuildKit (issue #14): rendered from the chart with helm
         from localkube import buildkit
 
         buildkit.up(paths)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from localkube import build, config, dns, registry
+from localkube import build, config, dns, progress, registry
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.images import ImageConfig, ImageInfo, image_digests, import_archive
@@ -295,8 +295,11 @@ def ensure_archive(recipe: Recipe, paths: Paths) -> ImageInfo:
         root = Path(tmp) / "rootfs"
         root.mkdir()
         os.chmod(root, 0o755)
-        recipe.make_rootfs(root, paths)
-        info = _write(root, recipe.ref, recipe.image_config, archive)
+        clock = progress.Clock()
+        say = progress.ticker(0, 0, f"image {recipe.ref}", clock, {})
+        with progress.ticking(say, lambda line: print(f"localkube: {line}", flush=True)):
+            recipe.make_rootfs(root, paths)
+            info = _write(root, recipe.ref, recipe.image_config, archive)
     size = archive.stat().st_size / 2**20
     took = time.monotonic() - started
     print(f"localkube: built image {recipe.ref} ({size:.0f} MiB) in {took:.0f}s", flush=True)

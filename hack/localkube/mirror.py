@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from localkube import baseimages, build, imageset, registry
+from localkube import baseimages, build, dockerimage, imageset, registry
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.images import ImageInfo
@@ -37,7 +37,20 @@ MIRRORED: tuple[Mirrored, ...] = (
 
 
 def recipes() -> dict[str, Recipe]:
-    return {**imageset.RECIPES, **baseimages.RECIPES}
+    return {**imageset.RECIPES, **baseimages.RECIPES, **dockerimage.RECIPES}
+
+
+def selected(names: Iterable[str] | None) -> list[Mirrored]:
+    """What ``push_all`` pushes: every image ``up`` needs (None), or the named ones, which
+    may include those built only on demand (``dockerimage.ON_DEMAND``)."""
+    everything = with_project_bases(MIRRORED, ROOT / "Dockerfile")
+    if names is None:
+        return everything
+    wanted = set(names)
+    unknown = wanted - set(recipes())
+    if unknown:
+        raise LocalkubeError(f"no mirrored image {', '.join(sorted(unknown))}")
+    return [m for m in [*everything, *dockerimage.ON_DEMAND] if m.recipe in wanted]
 
 
 def dockerfile_bases(text: str) -> list[str]:
@@ -149,12 +162,9 @@ def push(paths: Paths, info: ImageInfo, repo: str, tags: Iterable[str]) -> None:
 def push_all(paths: Paths, names: Iterable[str] | None = None) -> list[tuple[str, str]]:
     """Make every mirrored tag point at its image's digest; return ``(ref, digest)`` pairs."""
     books = recipes()
-    wanted = set(names) if names is not None else None
     done: list[tuple[str, str]] = []
     started, pushed = time.monotonic(), 0
-    for m in with_project_bases(MIRRORED, ROOT / "Dockerfile"):
-        if wanted is not None and m.recipe not in wanted:
-            continue
+    for m in selected(names):
         info = ensure_archive(books[m.recipe], paths)
         refs = [f"{registry.SERVICE_IP}/{m.repo}:{t}" for t in m.tags]
         stale = [

@@ -140,6 +140,7 @@ def shipway_operator(
     # other sessions' pods (110 at most) does not fail the steps of unrelated tests
     env["SHIPWAY_UNSCHEDULABLE_GRACE"] = "90s"
     env["SHIPWAY_OPERATOR_SERVICE_ACCOUNT"] = "shipway-e2e-operator"  # refused in steps
+    env["SHIPWAY_DOCKER"] = "on"  # add_docker's daemons (test_docker)
     webhook = f"shipway-{SESSION_PREFIX}webhook"
     argv = [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"]
     port = None

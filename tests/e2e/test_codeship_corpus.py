@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from . import crds
 from .pipelines import ROOT, Kubectl
+from .test_docker import docker_image  # noqa: F401  (the mirror's docker image, for 14)
 
 pytestmark = pytest.mark.e2e
 
@@ -112,3 +114,19 @@ def test_example_11_runs_as_written_with_the_key_it_ships(k: Kubectl, tmp_path: 
     owners = [o["uid"] for o in secret["metadata"]["ownerReferences"]]
     assert body["metadata"]["uid"] in owners
     assert "bat" not in json.dumps(body["spec"])
+
+
+@pytest.mark.usefixtures("docker_image")
+def test_example_14_runs_docker_in_its_add_docker_step(k: Kubectl, tmp_path: Path) -> None:
+    """``docker:stable-dind`` with ``add_docker``, running ``docker run busybox echo hello``:
+    the step's daemon (the session's operator runs them) pulls busybox through the mirror."""
+    crds.apply(k)
+    output = ""
+    for attempt in range(3):  # another session's older CRD may prune add_docker: run again
+        with crds.kept(k):
+            result = shipway_run(k, local_copy("14.add_docker", tmp_path / str(attempt)))
+        output = result.stdout + result.stderr
+        if "Cannot connect to the Docker daemon" not in output:
+            break
+    assert result.returncode == 0, output
+    assert "hello" in printed(result), output

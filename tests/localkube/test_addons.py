@@ -249,6 +249,25 @@ def test_the_images_the_issue_promises_are_in_the_mirror() -> None:
     assert set(mirror.recipes()) >= {m.recipe for m in mirror.MIRRORED}
 
 
+def test_the_docker_engine_is_mirrored_only_when_asked_for() -> None:
+    """add_docker's image is for its e2e tests: ``up`` (names None) never builds it."""
+    assert "docker" not in {m.recipe for m in mirror.selected(None)}
+    (docker,) = mirror.selected(["docker"])
+    assert docker.repo == "library/docker"
+    assert {"20.10", "20.10-dind"} <= set(docker.tags)
+    assert [m.recipe for m in mirror.selected(["busybox"])] == ["busybox"]
+    with pytest.raises(LocalkubeError, match="no mirrored image nope"):
+        mirror.selected(["nope"])
+
+
+def test_the_operators_default_daemon_image_is_the_mirrored_one() -> None:
+    from shipway.engine.docker import DEFAULT_IMAGE
+
+    (docker,) = mirror.selected(["docker"])
+    name, _, tag = DEFAULT_IMAGE.partition(":")
+    assert (f"library/{name}", tag) in {(docker.repo, t) for t in docker.tags}
+
+
 # -- retention -----------------------------------------------------------------------------
 
 

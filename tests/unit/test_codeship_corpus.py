@@ -25,8 +25,6 @@ from shipway.codeship import (
 CORPUS = Path(__file__).resolve().parents[1] / "codeship_examples"
 
 # The limits, as the messages name them.
-NO_DAEMON = "no Docker daemon in step pods"
-"""A documented limit: add_docker, docker:dind, the host's docker.sock (08, 14)."""
 NO_KEY = "need the project's AES key"
 """No AES key: 20's args and the top level's files are encrypted with Codeship's unpublished
 project key (variables, build args and registry credentials alike)."""
@@ -36,7 +34,7 @@ NO_FILES = "none of codeship-services.yml, docker-compose.yml found"
 LOOPBACK = "where localhost is the pod itself and no registry listens"
 """16 and 19 push to a registry jet's before.sh started on the developer's machine."""
 
-LIMITS = (NO_DAEMON, NO_KEY, LOOPBACK)
+LIMITS = (NO_KEY, LOOPBACK)
 DEPRECATED, IGNORED, NOTE = WarningKind.DEPRECATED, WarningKind.IGNORED, WarningKind.NOTE
 
 
@@ -61,12 +59,10 @@ def old_dockerfile_path(*services: str) -> tuple[tuple[str, WarningKind], ...]:
 EXPECTED: dict[str, Converts | Refused] = {
     ".": Refused(
         {
-            "08builder.add_docker": NO_DAEMON,
             "11busybox.encrypted_env_file": NO_KEY,
             "19dockercfg_generator.encrypted_env_file": NO_KEY,
             "20buildargs.build.encrypted_args_file": NO_KEY,
             "20buildargs.build.encrypted_args": NO_KEY,
-            "adddocker.add_docker": NO_DAEMON,
             "[13].encrypted_dockercfg_path": NO_KEY,
         }
     ),
@@ -77,12 +73,13 @@ EXPECTED: dict[str, Converts | Refused] = {
     "05.matrix": Converts((("[0].type", DEPRECATED),)),
     "06.matrix-complex": Converts((("[0].type", DEPRECATED),)),
     "07.volumes": Converts(old_dockerfile_path("write")),
-    "08.deployment-container": Refused({"builder.add_docker": NO_DAEMON}),
+    # add_docker converts: whether a daemon runs is the cluster's choice (engine/docker.py)
+    "08.deployment-container": Converts((("app1.dockerfile", IGNORED),)),
     "09.branch-only": Converts(),
     "10.lots-of-parallel": Converts(),
     # its encrypted_env_file decrypts with the codeship.aes it ships
     "11.encrypted-aes": Converts((("checker.encrypted_env_file", NOTE),), secrets=1),
-    "14.add_docker": Refused({"adddocker.add_docker": NO_DAEMON}),
+    "14.add_docker": Converts(),
     "15.parallel-output-to-volume": Converts(),
     # a push to localhost:5000: nothing listens there in a push pod (refused, naming why)
     "16.docker_push": Refused({"[1].image_name": LOOPBACK}),
@@ -158,9 +155,11 @@ def test_the_corpus_summary() -> None:
         "05.matrix",
         "06.matrix-complex",
         "07.volumes",
+        "08.deployment-container",
         "09.branch-only",
         "10.lots-of-parallel",
         "11.encrypted-aes",
+        "14.add_docker",
         "15.parallel-output-to-volume",
         "18.load-balancer",
         "22.working_dir",

@@ -208,24 +208,16 @@ def test_codeship_documented_ignored_keys_are_in_the_ignored_table() -> None:
             "app.encrypted_environment",
             ["Secret", "envFrom"],
         ),
-        ({"image": "docker:dind", "add_docker": True}, "app.add_docker", ["no Docker daemon"]),
-        ({"image": "docker:stable-dind"}, "app.image", ["no Docker daemon", "privileged"]),
-        ({"image": "docker.io/library/docker:1.9-dind"}, "app.image", ["no Docker daemon"]),
-        (
-            {"image": "docker:24", "volumes": ["/var/run/docker.sock:/var/run/docker.sock"]},
-            "app.volumes[0]",
-            ["no Docker daemon", "host's Docker socket"],
-        ),
+        ({"image": "docker:stable-dind"}, "app.image", ["privileged", "add_docker: true"]),
+        ({"image": "docker.io/library/docker:1.9-dind"}, "app.image", ["add_docker: true"]),
         ({"dockerfile": "Dockerfile.app"}, "app.dockerfile", ["part of a build"]),
     ],
     ids=[
         "encrypted_args",
         "encrypted_env_file",
         "encrypted_environment",
-        "add_docker",
         "dind",
         "dind-full-name",
-        "docker-socket",
         "dockerfile-alone",
     ],
 )
@@ -236,6 +228,37 @@ def test_keys_shipway_cannot_honour_are_errors_naming_the_alternative(
     assert message.startswith(f"codeship-services.yml: {where}: ")
     for needle in needles:
         assert needle in message
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"image": "docker:20.10", "add_docker": True},
+        {"image": "docker:stable-dind", "add_docker": True},
+        {"image": "docker:20.10", "add_docker": "yes"},
+    ],
+)
+def test_add_docker_asks_for_a_daemon(body: dict[str, Any]) -> None:
+    services = spec_services(run({"app": body}))
+    assert services == {"app": {"image": body["image"], "add_docker": True}}
+
+
+@pytest.mark.parametrize(
+    "volume",
+    [
+        "/var/run/docker.sock:/var/run/docker.sock",
+        {"type": "bind", "source": "/run/docker.sock", "target": "/var/run/docker.sock"},
+    ],
+)
+def test_a_volume_of_the_hosts_docker_socket_asks_for_a_daemon(volume: Any) -> None:
+    """The socket is never mounted (no host paths): the service gets add_docker instead."""
+    result = run({"app": {"image": "docker:20.10", "volumes": [volume, "./src:/src"]}})
+    assert spec_services(result) == {
+        "app": {"image": "docker:20.10", "volumes": ["./src:/src"], "add_docker": True}
+    }
+    (warning,) = [w for w in warned(result) if "docker.sock" in w]
+    assert warning.startswith("app.volumes[0]: ")
+    assert "add_docker" in warning
 
 
 def test_add_docker_false_is_harmless() -> None:

@@ -136,7 +136,7 @@ def cmd_operator(args: argparse.Namespace, out: TextIO) -> int:
             )
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-        admission.register(webhook)
+        admission.register(webhook, config.pods.docker)
     kopf.configure(verbose=args.verbose, debug=args.debug)
     kopf.run(
         memo=kopf.Memo(config=config),

@@ -1,10 +1,11 @@
-"""Docker inside a step: the three ways Codeship offers one, each refused with the same reason.
+"""Docker inside a step: the three ways Codeship offers one.
 
-Codeship gives a container a Docker daemon with ``add_docker: true``; compose files also run
-``docker:dind`` (a daemon in a privileged container) or mount the host's ``docker.sock``. A step
-Pod has no daemon: Shipway creates no privileged containers and no hostPath volumes. Silently
-dropping any of these would only move the failure to the step's first ``docker`` command, so
-the conversion stops here and names the limit (codeship-tool-examples 08 and 14 use them).
+Codeship gives a container a Docker daemon with ``add_docker: true``; compose files also mount
+the host's ``docker.sock`` or run ``docker:dind`` (a daemon in a privileged container). The
+first two become Shipway's ``add_docker``: a daemon beside the step, privileged, which the
+cluster's administrator turns on (``docker.enabled``; :mod:`shipway.engine.docker`). A
+``docker:dind`` service without ``add_docker`` would need a privileged service container of
+its own, which Shipway does not make: it stays refused, naming ``add_docker`` as the way.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-NO_DAEMON = "no Docker daemon in step pods"
-BUILD_INSTEAD = "build images with Kaniko or BuildKit, which need no daemon"
+NO_DAEMON = "a docker:dind service needs a privileged container"
+BUILD_INSTEAD = "set add_docker: true on the service that runs docker instead"
 
 ADD_DOCKER = (
-    f"{NO_DAEMON}: Shipway creates no privileged containers, so neither add_docker nor a "
-    f"docker:dind service can provide one; {BUILD_INSTEAD}"
+    "a Docker daemon beside the service's container (DOCKER_HOST, /var/run/docker.sock), "
+    "privileged: the cluster's administrator turns it on (Helm chart value docker.enabled), "
+    "else the operator refuses the Pipeline saying so; a volume of the host's docker.sock "
+    "asks for the same"
 )
 _DIND = re.compile(r"(^|[-_./:])dind($|[-_./:])")
 _SOCKET = re.compile(r"(^|/)docker\.sock$")
@@ -38,15 +41,28 @@ def wants_daemon(body: dict[str, Any]) -> bool:
     return "add_docker" in body and body["add_docker"] not in (False, None)
 
 
+def mounts_socket(body: dict[str, Any]) -> bool:
+    """A volume of the host's Docker socket: the service wants a daemon, as add_docker."""
+    volumes = body.get("volumes")
+    if not isinstance(volumes, list):
+        return False
+    hosts = [
+        v.split(":")[0] if isinstance(v, str) else v.get("source")
+        for v in volumes
+        if (isinstance(v, str) and ":" in v) or isinstance(v, dict)
+    ]
+    return any(isinstance(h, str) and is_docker_socket(h) for h in hosts)
+
+
 def dind_message(image: str) -> str:
     return (
-        f"{image} runs a Docker daemon, which needs a privileged container: {NO_DAEMON} "
-        f"(Shipway creates no privileged containers); {BUILD_INSTEAD}"
+        f"{image} runs a Docker daemon of its own, which needs a privileged container: "
+        f"{NO_DAEMON}, which Shipway does not make; {BUILD_INSTEAD}"
     )
 
 
 def socket_message(host_path: str) -> str:
     return (
-        f"{host_path} is the host's Docker socket: {NO_DAEMON}, and volumes never mount host "
-        f"paths; {BUILD_INSTEAD}"
+        f"{host_path} is the host's Docker socket: volumes never mount host paths; the "
+        f"service gets add_docker instead (a daemon of its own at /var/run/docker.sock)"
     )

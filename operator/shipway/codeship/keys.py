@@ -129,7 +129,7 @@ SERVICE_KEYS: dict[str, KeyRule] = _table(
     KeyRule("link", M, "deprecated spelling of links (warning): merged into links"),
     KeyRule("depends_on", M, "like links; the compose map form keeps its service names"),
     KeyRule("healthcheck", M, "compose healthcheck; on a linked service it gates the step"),
-    KeyRule("add_docker", E, ADD_DOCKER),
+    KeyRule("add_docker", M, ADD_DOCKER),
     KeyRule("cached", M, CACHE_NOTE),
     KeyRule(
         "default_cache_branch",

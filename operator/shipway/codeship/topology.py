@@ -55,7 +55,7 @@ class ServiceTopology:
                 continue
             host = entry.split(":")[0] if ":" in entry else None
             if host and daemon.is_docker_socket(host):
-                self.error(at, daemon.socket_message(host))
+                self.warn(at, daemon.socket_message(host), WarningKind.NOTE)
                 continue
             result.append(entry)
             if host and host.startswith(("/", "~")):

@@ -37,7 +37,9 @@ import kopf
 
 from shipway import GROUP, PLURAL, VERSION
 from shipway.controller import certs, webhookconfig
-from shipway.spec.document import check_metadata, problem_lines, review
+from shipway.engine import docker
+from shipway.engine.docker import DockerConfig
+from shipway.spec.document import check_metadata, display_name, problem_lines, review
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import structure_errors
 
@@ -116,8 +118,11 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-async def validate_pipeline(body: kopf.Body, **_: Any) -> None:
-    """Refuse the Pipeline with the lines ``shipway validate`` would print, if any."""
+async def validate_pipeline(
+    body: kopf.Body, docker_config: DockerConfig | None = None, **_: Any
+) -> None:
+    """Refuse the Pipeline with the lines ``shipway validate`` would print, if any, then
+    with what this operator's configuration refuses (``add_docker`` where it is off)."""
     meta: dict[str, Any] = dict(body.get("metadata") or {})
     doc = {"metadata": meta, "spec": body.get("spec")}
     try:
@@ -126,14 +131,35 @@ async def validate_pipeline(body: kopf.Body, **_: Any) -> None:
     except Exception as exc:  # a bug of ours: say so rather than let a spec through unchecked
         log.exception("reviewing %s failed", meta.get("name"))
         raise kopf.AdmissionError(f"shipway could not check this Pipeline: {exc!r}") from None
+    if problem is None and docker_config is not None:
+        problem = docker_refusal(doc, docker_config)
     if problem is not None:
         raise kopf.AdmissionError(problem, code=422)
 
 
-def register(opts: WebhookOptions) -> None:
+def docker_refusal(doc: Mapping[str, Any], config: DockerConfig) -> str | None:
+    """:func:`shipway.engine.docker.refusal` of a valid Pipeline, as the webhook says it."""
+    services = (doc.get("spec") or {}).get("services") or {}
+    wanting = [
+        str(name)
+        for name, service in services.items()
+        if isinstance(service, Mapping) and service.get("add_docker") is True
+    ]
+    namespace = str((doc.get("metadata") or {}).get("namespace") or "")
+    refused = docker.refusal(namespace, wanting, config)
+    if refused is None:
+        return None
+    return f"Pipeline {display_name(doc)} is refused by this cluster's operator:\n  {refused}"
+
+
+def register(opts: WebhookOptions, docker_config: DockerConfig | None = None) -> None:
     """Register the review and the server with kopf (before ``kopf.run``)."""
+
+    async def validate(body: kopf.Body, **kwargs: Any) -> None:
+        await validate_pipeline(body, docker_config, **kwargs)
+
     kopf.on.validate(GROUP, VERSION, PLURAL, id=webhookconfig.HANDLER_ID, operations=["CREATE"])(
-        validate_pipeline
+        validate
     )
 
     @kopf.on.startup()

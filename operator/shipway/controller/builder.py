@@ -19,6 +19,7 @@ from typing import Protocol
 from shipway.controller.kube import KubeError
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.buildpods import BuildConfig, client_secret_manifest
+from shipway.engine.docker import DockerConfig
 from shipway.engine.manifests import owner_reference
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.pushpods import PushConfig
@@ -56,6 +57,21 @@ class LocalCluster:
 
 
 LOCAL = LocalCluster()
+
+
+async def discover_docker(api: DiscoveryApi, config: DockerConfig) -> DockerConfig:
+    """On the local cluster, ``add_docker``'s daemons pull Docker Hub images through its
+    registry and trust its CA (unless a mirror is configured, or the feature is off)."""
+    if not config.enabled or config.mirror:
+        return config
+    try:
+        local = await api.get_service(LOCAL.registry_namespace, LOCAL.registry_service)
+    except KubeError:
+        return config
+    if local is None:
+        return config
+    log.info("docker daemons: mirror %s (local cluster)", LOCAL.registry)
+    return replace(config, mirror=LOCAL.registry, ca_config_map=LOCAL.ca_config_map)
 
 
 class SecretApi(Protocol):

@@ -17,6 +17,8 @@ from typing import Any
 
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
+from shipway.engine.docker import DEFAULT_IMAGE as DEFAULT_DOCKER_IMAGE
+from shipway.engine.docker import DockerConfig
 from shipway.engine.manifests import PodOptions
 from shipway.engine.observe import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
@@ -223,6 +225,26 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
         allowed_service_accounts=tuple(a.strip() for a in allowed.split(",") if a.strip()),
         operator_service_account=own_account,
         operator_namespace=own_namespace,
+        docker=docker_config(env),
+    )
+
+
+def docker_config(env: Mapping[str, str]) -> DockerConfig:
+    """``add_docker``'s daemon: ``SHIPWAY_DOCKER`` (a flag, off by default),
+    ``SHIPWAY_DOCKER_NAMESPACES`` (comma-separated; empty: every namespace served),
+    ``SHIPWAY_DOCKER_IMAGE``, ``SHIPWAY_DOCKER_MIRROR`` (host[:port] of a Docker Hub mirror) and
+    ``SHIPWAY_DOCKER_CA_CONFIGMAP`` (a ConfigMap in every namespace with the mirror's CA)."""
+    mirror = env.get("SHIPWAY_DOCKER_MIRROR", "").strip() or None
+    if mirror and "://" in mirror:
+        raise ConfigError(f"SHIPWAY_DOCKER_MIRROR is host[:port], not a URL: {mirror!r}")
+    return DockerConfig(
+        enabled=flag(env, "SHIPWAY_DOCKER", default=False),
+        namespaces=tuple(
+            n.strip() for n in env.get("SHIPWAY_DOCKER_NAMESPACES", "").split(",") if n.strip()
+        ),
+        image=env.get("SHIPWAY_DOCKER_IMAGE", "").strip() or DEFAULT_DOCKER_IMAGE,
+        mirror=mirror,
+        ca_config_map=env.get("SHIPWAY_DOCKER_CA_CONFIGMAP", "").strip() or None,
     )
 
 

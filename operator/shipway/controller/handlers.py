@@ -21,7 +21,7 @@ from kubernetes import config as kube_config
 
 from shipway import GROUP, PLURAL, VERSION
 from shipway.controller import metrics
-from shipway.controller.builder import discover, discover_push
+from shipway.controller.builder import discover, discover_docker, discover_push
 from shipway.controller.config import OperatorConfig
 from shipway.controller.kube import Kube
 from shipway.controller.runtime import Operator
@@ -59,7 +59,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     config = replace(
         config,
         build=await discover(kube, config.build),
-        pods=replace(config.pods, push=await discover_push(kube, config.pods.push)),
+        pods=replace(
+            config.pods,
+            push=await discover_push(kube, config.pods.push),
+            docker=await discover_docker(kube, config.pods.docker),
+        ),
     )
     operator = memo["operator"] = Operator(config, kube)
     operator.start()

@@ -23,6 +23,7 @@ from shipway.controller.callpool import Priority
 from shipway.controller.creates import ClaimFailure, CreatingApi, create_pods, ensure_claim
 from shipway.controller.kube import EventTarget, KubeError
 from shipway.controller.snapshot import PipelineSnapshot, dump_status, merge_patch
+from shipway.engine import docker
 from shipway.engine.failures import abort_plan, invalid_plan
 from shipway.engine.manifests import PodOptions, service_account_refusal
 from shipway.engine.objects import Key, Manifest
@@ -157,6 +158,12 @@ class Reconciler:
         if refusal is not None:
             return abort_plan(
                 snap.ref, status, pods, PipelineReason.SERVICE_ACCOUNT_NOT_ALLOWED, refusal, now
+            )
+        wanting = [name for name, service in compiled.services.items() if service.docker]
+        refusal = docker.refusal(snap.ref.namespace, wanting, self.options.docker)
+        if refusal is not None:
+            return abort_plan(
+                snap.ref, status, pods, PipelineReason.DOCKER_NOT_ALLOWED, refusal, now
             )
         return plan(
             snap.ref, compiled, status, pods, now, self.settings, memory.rejected, memory.waiting

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
+from shipway.engine import docker
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
 from shipway.engine.checkout import SourceSettings, secret_volume, task_title
@@ -33,6 +34,7 @@ from shipway.engine.naming import (
     LABEL_PIPELINE,
     LABEL_STEP,
     MANAGED_BY,
+    container_name,
     host_names,
     pod_name,
     pvc_name,
@@ -40,7 +42,7 @@ from shipway.engine.naming import (
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.planner import PodToCreate
 from shipway.engine.prepare import SOURCE_TASK, source_pod_name
-from shipway.engine.pushpods import PushConfig, push_pod_manifest
+from shipway.engine.pushpods import GENERATOR_CONTAINER, PushConfig, push_pod_manifest
 from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
 
@@ -68,6 +70,8 @@ class PodOptions:
     """The operator's own ServiceAccount: never a step pod's."""
     operator_namespace: str | None = None
     """Its namespace; None: the name is refused in every namespace."""
+    docker: docker.DockerConfig = field(default_factory=docker.DockerConfig)
+    """``add_docker``'s daemon: whether it is allowed, where, and its image."""
 
 
 def step_service_account(compiled: CompiledPipeline, options: PodOptions) -> str:
@@ -208,6 +212,8 @@ def pod_manifest(
         spec["initContainers"] = sidecars
     if aliases:
         spec["hostAliases"] = [{"ip": "127.0.0.1", "hostnames": aliases}]
+    users = [service, *(compiled.services[link.service] for link in service.links)]
+    docker.attach(spec, [container_name(s.name) for s in users if s.docker], options.docker)
     return _pod(ref, create, run.name, main, spec)
 
 
@@ -342,7 +348,7 @@ def push_manifest(
         extra["nodeSelector"] = dict(options.node_selector)
     if options.tolerations:
         extra["tolerations"] = [dict(t) for t in options.tolerations]
-    return push_pod_manifest(
+    pod = push_pod_manifest(
         create.push,
         options.push,
         name=create.name,
@@ -356,6 +362,9 @@ def push_manifest(
         generator=generator,
         extra=extra,
     )
+    if name is not None and compiled.services[name].docker:
+        docker.attach(pod["spec"], [GENERATOR_CONTAINER], options.docker)
+    return pod
 
 
 def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest]:

@@ -63,6 +63,8 @@ class PipelineReason(StrEnum):
     CLAIM_NAME_CONFLICT = "ClaimNameConflict"
     CLAIM_NOT_FOUND = "ClaimNotFound"
     SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
+    DOCKER_NOT_ALLOWED = "DockerNotAllowed"
+    """``add_docker`` where the operator's configuration runs no daemon (engine/docker.py)."""
     STATUS_TOO_LARGE = "StatusTooLarge"
     STATUS_REJECTED = "StatusRejected"
     INTERNAL_ERROR = "InternalError"

@@ -183,6 +183,12 @@ class Service(_Strict):
     resources: ResourceRequirements | None = Field(
         None, description="Kubernetes resource requests and limits."
     )
+    add_docker: bool | None = Field(
+        None,
+        description="A Docker daemon beside the service's container (DOCKER_HOST, "
+        "/var/run/docker.sock), as Codeship's add_docker; the operator's administrator "
+        "turns the feature on (chart value docker.enabled).",
+    )
     envFrom: list[EnvFromSource] = Field(  # noqa: N815
         default_factory=list,
         max_length=20,

@@ -39,6 +39,8 @@ class ResolvedService:
     env_from: tuple[EnvFromSource, ...] = field(default_factory=tuple)
     build: ResolvedBuild | None = None
     """Set when the service runs an image built for the pipeline (``image`` is then its name)."""
+    docker: bool = False
+    """``add_docker``: its container gets a Docker daemon (:mod:`shipway.engine.docker`)."""
 
 
 def _scalar(value: object) -> str:
@@ -174,5 +176,6 @@ def resolve_services(
             resources=service.resources,
             env_from=tuple(service.envFrom),
             build=build,
+            docker=bool(service.add_docker),
         )
     return resolved, errors

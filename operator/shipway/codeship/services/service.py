@@ -102,8 +102,8 @@ class Service:
             out["healthcheck"] = healthcheck
         if "resources" in self.body:
             out["resources"] = plain(self.body["resources"])
-        if daemon.wants_daemon(self.body):
-            self.error(self.where("add_docker"), SERVICE_KEYS["add_docker"].note)
+        if daemon.wants_daemon(self.body) or daemon.mounts_socket(self.body):
+            out["add_docker"] = True
         elif image is not None and "build" not in self.body and daemon.is_dind_image(image):
             self.error(self.where("image"), daemon.dind_message(image))
         if len(self.report.errors) > errors_before:
