@@ -25,7 +25,7 @@ from shipway.engine.manifests import (
 )
 from shipway.engine.naming import ANNOTATION_PIPELINE_UID
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.observe import PodView, controller_uid, pod_view
+from shipway.engine.observe import PodView, controller_uid, safe_pod_view
 from shipway.engine.planner import PodToCreate, Refusal
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.models import SourceStatus
@@ -154,7 +154,7 @@ async def create_pods(
             body = await kube.get_pod(ref.namespace, name)
             if body is None:
                 return  # gone again already: the next reconcile decides afresh
-            view = pod_view(body)
+            view = safe_pod_view(body)
             if view is None or view.owner_uid != ref.uid:
                 meta = body.get("metadata") or {}
                 done.rejected[name] = Refusal(
@@ -163,7 +163,7 @@ async def create_pods(
                     "not to this pipeline",
                 )
                 return
-        view = pod_view(body)
+        view = safe_pod_view(body)
         if view is not None:
             done.created[name] = view
 

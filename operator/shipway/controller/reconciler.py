@@ -26,7 +26,7 @@ from shipway.controller.snapshot import PipelineSnapshot, dump_status, merge_pat
 from shipway.engine.failures import abort_plan, invalid_plan
 from shipway.engine.manifests import PodOptions, service_account_refusal
 from shipway.engine.objects import Key, Manifest
-from shipway.engine.observe import PodView, pod_view
+from shipway.engine.observe import PodView, safe_pod_view
 from shipway.engine.planner import EventToEmit, Plan, Refusal, Settings, finished_plan, plan
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.steps import own
@@ -137,7 +137,7 @@ class Reconciler:
         for known, phase in recorded:
             if known and not phase.terminal and known not in pods:
                 body = await self.kube.get_pod(snap.namespace, known)
-                found = pod_view(body) if body is not None else None
+                found = safe_pod_view(body) if body is not None else None
                 if found is not None and found.owner_uid == snap.uid:
                     pods[known] = found
         return list(pods.values())

@@ -7,14 +7,24 @@ Secret) fails the step after a bounded grace period instead of hanging.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shipway import GROUP, KIND
 from shipway.engine.naming import ANNOTATION_DEFAULT_CONTAINER, LABEL_ATTEMPT, LABEL_STEP
 from shipway.engine.reasons import StepReason
+from shipway.engine.untrusted import (
+    MalformedObjectError,
+    attempt_label,
+    integer,
+    items,
+    mapping,
+    number,
+    text,
+)
 from shipway.models import StepPhase
 
 START_GRACE_SECONDS = 60.0
@@ -36,9 +46,14 @@ STUCK_WAITING = {
 
 
 def parse_time(value: str | None) -> datetime | None:
-    if not value:
+    """An RFC 3339 time; None when absent or unreadable (it came from an object)."""
+    if not value or not isinstance(value, str):
         return None
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def format_time(moment: datetime) -> str:
@@ -88,71 +103,91 @@ class PodView:
 
 
 def _container(status: Mapping[str, Any]) -> ContainerView:
-    state = status.get("state") or {}
+    state = mapping(status.get("state"))
+    name = text(status.get("name")) or ""
     for kind in ("terminated", "running", "waiting"):
-        if kind in state and state[kind] is not None:
+        if isinstance(state.get(kind), Mapping):
             detail = state[kind]
             return ContainerView(
-                name=status.get("name", ""),
+                name=name,
                 state=kind,
-                reason=detail.get("reason"),
-                message=detail.get("message"),
-                exit_code=detail.get("exitCode"),
-                started_at=detail.get("startedAt"),
-                finished_at=detail.get("finishedAt"),
+                reason=text(detail.get("reason")),
+                message=text(detail.get("message")),
+                exit_code=integer(detail.get("exitCode")),
+                started_at=text(detail.get("startedAt")),
+                finished_at=text(detail.get("finishedAt")),
             )
-    return ContainerView(name=status.get("name", ""), state="waiting")
+    return ContainerView(name=name, state="waiting")
 
 
 def pod_view(pod: Mapping[str, Any]) -> PodView | None:
-    """Summarise a step pod; None for a pod without Shipway's step labels."""
-    meta = pod.get("metadata") or {}
-    labels = meta.get("labels") or {}
+    """Summarise a step pod; None for a pod without Shipway's step labels.
+
+    Never raises on a field of the wrong type (anyone may create a pod): such fields read as
+    absent. A step label that is not a string, or an attempt label that is not a number,
+    raises :class:`MalformedObjectError`: the watch skips that pod, naming it.
+    """
+    meta = mapping(pod.get("metadata"))
+    labels = mapping(meta.get("labels"))
     if LABEL_STEP not in labels:
         return None
-    spec = pod.get("spec") or {}
-    status = pod.get("status") or {}
-    main_name = (meta.get("annotations") or {}).get(ANNOTATION_DEFAULT_CONTAINER)
+    step_id = text(labels[LABEL_STEP])
+    if not step_id:
+        raise MalformedObjectError(f"step label {str(labels[LABEL_STEP])[:64]!r} is not a name")
+    attempt = attempt_label(labels.get(LABEL_ATTEMPT))
+    spec = mapping(pod.get("spec"))
+    status = mapping(pod.get("status"))
+    main_name = mapping(meta.get("annotations")).get(ANNOTATION_DEFAULT_CONTAINER)
     main = None
-    for item in status.get("containerStatuses") or ():
+    for item in items(status.get("containerStatuses")):
         if main is None or item.get("name") == main_name:
             main = _container(item)
-    sidecars = tuple(_container(item) for item in status.get("initContainerStatuses") or ())
+    sidecars = tuple(_container(item) for item in items(status.get("initContainerStatuses")))
     disruption = unschedulable = None
-    for cond in status.get("conditions") or ():
+    for cond in items(status.get("conditions")):
         if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
-            disruption = cond.get("reason") or "DisruptionTarget"
+            disruption = text(cond.get("reason")) or "DisruptionTarget"
         elif (
             cond.get("type") == "PodScheduled"
             and cond.get("status") == "False"
             and cond.get("reason") == "Unschedulable"
         ):
-            unschedulable = str(cond.get("message") or "no node fits the pod")[:1024]
+            unschedulable = (text(cond.get("message")) or "no node fits the pod")[:1024]
     # When the deletion was asked for: the timestamp is that moment plus the grace period.
-    deletion_at = parse_time(meta.get("deletionTimestamp"))
+    deletion_at = parse_time(text(meta.get("deletionTimestamp")))
     if deletion_at is not None:
-        grace = float(meta.get("deletionGracePeriodSeconds") or 0)
-        deletion_at = datetime.fromtimestamp(deletion_at.timestamp() - grace, UTC)
+        grace = number(meta.get("deletionGracePeriodSeconds")) or 0.0
+        with contextlib.suppress(OverflowError):
+            deletion_at = deletion_at - timedelta(seconds=min(max(grace, 0.0), 1e9))
+    node_name = text(spec.get("nodeName"))
     return PodView(
-        name=meta.get("name", ""),
-        uid=meta.get("uid", ""),
-        step_id=str(labels[LABEL_STEP]),
-        attempt=int(labels.get(LABEL_ATTEMPT, "0") or 0),
-        phase=status.get("phase") or "Pending",
-        created_at=meta.get("creationTimestamp"),
-        node_name=spec.get("nodeName"),
+        name=text(meta.get("name")) or "",
+        uid=text(meta.get("uid")) or "",
+        step_id=step_id,
+        attempt=attempt,
+        phase=text(status.get("phase")) or "Pending",
+        created_at=text(meta.get("creationTimestamp")),
+        node_name=node_name,
         deletion_requested_at=deletion_at,
-        reason=status.get("reason"),
-        message=status.get("message"),
+        reason=text(status.get("reason")),
+        message=text(status.get("message")),
         disruption=disruption,
-        active_deadline=spec.get("activeDeadlineSeconds"),
+        active_deadline=integer(spec.get("activeDeadlineSeconds")),
         started=status.get("startTime") is not None,
         main=main,
         sidecars=sidecars,
-        start_time=status.get("startTime"),
+        start_time=text(status.get("startTime")),
         owner_uid=controller_uid(meta),
-        unschedulable=unschedulable if not spec.get("nodeName") else None,
+        unschedulable=unschedulable if not node_name else None,
     )
+
+
+def safe_pod_view(pod: Any) -> PodView | None:
+    """:func:`pod_view`, or None for a pod that cannot be a step's (a malformed label)."""
+    try:
+        return pod_view(mapping(pod))
+    except MalformedObjectError:
+        return None
 
 
 def container_named(pod: PodView, name: str) -> ContainerView | None:
@@ -166,19 +201,25 @@ def controller_uid(meta: Mapping[str, Any]) -> str | None:
     A name or a label proves nothing (anyone may create a pod called ``foo-1-1-y``, labelled
     as a step of ``foo``); the controller reference is set by the operator alone.
     """
-    for ref in meta.get("ownerReferences") or ():
-        if ref.get("controller") and ref.get("kind") == KIND and _ours(ref.get("apiVersion")):
-            uid = ref.get("uid")
-            return str(uid) if uid else None
+    for ref in items(meta.get("ownerReferences")):
+        if (
+            ref.get("controller") is True
+            and ref.get("kind") == KIND
+            and _ours(ref.get("apiVersion"))
+        ):
+            return text(ref.get("uid")) or None
     return None
 
 
 def controller_name(meta: Mapping[str, Any]) -> str | None:
     """The name of the Pipeline that controls an object (see :func:`controller_uid`)."""
-    for ref in meta.get("ownerReferences") or ():
-        if ref.get("controller") and ref.get("kind") == KIND and _ours(ref.get("apiVersion")):
-            name = ref.get("name")
-            return str(name) if name else None
+    for ref in items(meta.get("ownerReferences")):
+        if (
+            ref.get("controller") is True
+            and ref.get("kind") == KIND
+            and _ours(ref.get("apiVersion"))
+        ):
+            return text(ref.get("name")) or None
     return None
 
 
