@@ -34,6 +34,7 @@ from shipway.cli.format import (
     pipeline_table,
 )
 from shipway.cli.run import cmd_run
+from shipway.cli.sanitize import printable
 from shipway.cli.source import add_source_flags
 from shipway.cli.statustree import status_tree
 from shipway.cli.tracker import every_step
@@ -165,7 +166,7 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
                 continue
             for line in text.splitlines():
                 prefixed = log_line(step.name, line, style, kind_of(step))
-                out.write((line if args.no_prefix else prefixed) + "\n")
+                out.write((printable(line) if args.no_prefix else prefixed) + "\n")
     return OK
 
 
