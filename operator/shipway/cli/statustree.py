@@ -25,8 +25,11 @@ from shipway.cli.format import (
 from shipway.cli.sanitize import printable
 from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase, is_build
 from shipway.engine.buildresult import summary
+from shipway.engine.reasons import StepReason
 from shipway.engine.report import SOURCE_TITLES
 from shipway.models import PrepStatus, SourceStatus, StepPhase, StepStatus
+
+WAITING_FOR_SERVICE = StepReason.WAITING_FOR_SERVICE
 
 
 def step_detail(step: StepStatus) -> str:
@@ -45,7 +48,8 @@ def step_detail(step: StepStatus) -> str:
     if step.phase == StepPhase.SKIPPED:
         return step.reason or ""
     if step.phase == StepPhase.RUNNING and step.reason:
-        return step.reason
+        # What it waits for, when that is a linked service's health check.
+        return step.message if step.reason == WAITING_FOR_SERVICE and step.message else step.reason
     return ""
 
 

@@ -70,6 +70,8 @@ class ContainerView:
     exit_code: int | None = None
     started_at: str | None = None
     finished_at: str | None = None
+    started: bool | None = None
+    """The kubelet's ``started``: a container with a startupProbe is started once it passed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,9 @@ class PodView:
     """UID of the Pipeline named by the pod's controller ownerReference: whose pod it is."""
     unschedulable: str | None = None
     """The scheduler's message while it finds no node for the pod."""
+    probed: tuple[str, ...] = ()
+    """Linked services' sidecars with a startupProbe (a health check): the step's container
+    starts only once each has passed."""
 
     @property
     def active(self) -> bool:
@@ -116,6 +121,7 @@ def _container(status: Mapping[str, Any]) -> ContainerView:
                 exit_code=integer(detail.get("exitCode")),
                 started_at=text(detail.get("startedAt")),
                 finished_at=text(detail.get("finishedAt")),
+                started=status.get("started") if isinstance(status.get("started"), bool) else None,
             )
     return ContainerView(name=name, state="waiting")
 
@@ -160,6 +166,11 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         with contextlib.suppress(OverflowError):
             deletion_at = deletion_at - timedelta(seconds=min(max(grace, 0.0), 1e9))
     node_name = text(spec.get("nodeName"))
+    probed = tuple(
+        text(c.get("name")) or ""
+        for c in items(spec.get("initContainers"))
+        if c.get("restartPolicy") == "Always" and c.get("startupProbe") is not None
+    )
     return PodView(
         name=text(meta.get("name")) or "",
         uid=text(meta.get("uid")) or "",
@@ -179,6 +190,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         start_time=text(status.get("startTime")),
         owner_uid=controller_uid(meta),
         unschedulable=unschedulable if not node_name else None,
+        probed=probed,
     )
 
 
@@ -364,7 +376,28 @@ def outcome(
                 message=container.message,
                 recheck_after=left,
             )
+    unhealthy = waiting_for_service(pod)
+    if unhealthy is not None:
+        return Outcome(
+            StepPhase.RUNNING,
+            reason=StepReason.WAITING_FOR_SERVICE,
+            message=f"waiting for service {unhealthy} to become healthy",
+        )
     return Outcome(StepPhase.RUNNING, started_at=started)
+
+
+def waiting_for_service(pod: PodView) -> str | None:
+    """The linked service whose health check holds the step's container back, if one does.
+
+    A native sidecar with a startupProbe runs but is not ``started`` until the probe passes;
+    the kubelet starts the step's container only after every sidecar has started.
+    """
+    if pod.main is not None and pod.main.state != "waiting":
+        return None
+    for sidecar in pod.sidecars:
+        if sidecar.name in pod.probed and sidecar.state == "running" and not sidecar.started:
+            return sidecar.name
+    return None
 
 
 def _unschedulable(pod: PodView, message: str, now: datetime, grace: float) -> Outcome:

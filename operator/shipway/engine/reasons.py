@@ -46,6 +46,8 @@ class StepReason(StrEnum):
     """The pod waits: a ResourceQuota refused it; tried again until the quota allows."""
     THROTTLED = "Throttled"
     """The step waits: the pipeline already runs as many pods as the operator allows."""
+    WAITING_FOR_SERVICE = "WaitingForService"
+    """The step's pod runs, its container waits for a linked service's health check to pass."""
 
 
 class PipelineReason(StrEnum):
