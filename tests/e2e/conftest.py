@@ -140,6 +140,9 @@ def shipway_operator(
     # other sessions' pods (110 at most) does not fail the steps of unrelated tests
     env["SHIPWAY_UNSCHEDULABLE_GRACE"] = "90s"
     env["SHIPWAY_OPERATOR_SERVICE_ACCOUNT"] = "shipway-e2e-operator"  # refused in steps
+    # One key for the session's operator across its restarts: a pod it created just before a
+    # SIGKILL is still known as its own (engine.ownership)
+    env["SHIPWAY_POD_SEAL_KEY"] = secrets.token_hex(32)
     webhook = f"shipway-{SESSION_PREFIX}webhook"
     argv = [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"]
     port = None

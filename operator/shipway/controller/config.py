@@ -17,7 +17,7 @@ from typing import Any
 
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
-from shipway.engine.manifests import PodOptions
+from shipway.engine.manifests import PROCESS_SEAL_KEY, PodOptions
 from shipway.engine.observe import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
 from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
@@ -223,7 +223,19 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
         allowed_service_accounts=tuple(a.strip() for a in allowed.split(",") if a.strip()),
         operator_service_account=own_account,
         operator_namespace=own_namespace,
+        seal_key=_seal_key(env),
     )
+
+
+def _seal_key(env: Mapping[str, str]) -> bytes:
+    """``SHIPWAY_POD_SEAL_KEY``: the key that seals the operator's pods (engine.ownership),
+    at least 16 characters; unset: a key of this process alone."""
+    value = env.get("SHIPWAY_POD_SEAL_KEY", "").strip()
+    if not value:
+        return PROCESS_SEAL_KEY
+    if len(value) < 16:
+        raise ConfigError("SHIPWAY_POD_SEAL_KEY must be at least 16 characters (a random secret)")
+    return value.encode()
 
 
 TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")

@@ -33,6 +33,10 @@ MALFORMED_OBJECTS = Counter(
     "and a non-numeric attempt): someone else wrote them; the watch goes on.",
     ["kind"],
 )
+FOREIGN_PODS = Counter(
+    "shipway_foreign_pods_total",
+    "Pods naming a Pipeline as their owner that the operator did not create (ignored).",
+)
 
 
 def record_transition(old: PipelineStatus, new: PipelineStatus, created: int) -> None:

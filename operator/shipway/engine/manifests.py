@@ -14,6 +14,7 @@ Codeship → Kubernetes, in one place:
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,9 @@ from shipway.engine.pushpods import PushConfig, push_pod_manifest
 from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
 
+PROCESS_SEAL_KEY = secrets.token_bytes(32)
+"""The seal key of an operator given none: its own pods are known until it restarts."""
+
 
 @dataclass(frozen=True)
 class PodOptions:
@@ -68,6 +72,9 @@ class PodOptions:
     """The operator's own ServiceAccount: never a step pod's."""
     operator_namespace: str | None = None
     """Its namespace; None: the name is refused in every namespace."""
+    seal_key: bytes = field(default=PROCESS_SEAL_KEY, repr=False)
+    """Signs every pod the operator creates (engine.ownership): ``SHIPWAY_POD_SEAL_KEY``; by
+    default a key of this process (a pod created just before a restart is then not known)."""
 
 
 def step_service_account(compiled: CompiledPipeline, options: PodOptions) -> str:

@@ -14,7 +14,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shipway import GROUP, KIND
-from shipway.engine.naming import ANNOTATION_DEFAULT_CONTAINER, LABEL_ATTEMPT, LABEL_STEP
+from shipway.engine.naming import (
+    ANNOTATION_DEFAULT_CONTAINER,
+    ANNOTATION_SEAL,
+    LABEL_ATTEMPT,
+    LABEL_STEP,
+)
 from shipway.engine.reasons import StepReason
 from shipway.engine.untrusted import (
     MalformedObjectError,
@@ -98,6 +103,8 @@ class PodView:
     """UID of the Pipeline named by the pod's controller ownerReference: whose pod it is."""
     unschedulable: str | None = None
     """The scheduler's message while it finds no node for the pod."""
+    seal: str | None = None
+    """The ``shipway.dev/seal`` annotation: proves the operator made the pod (engine.ownership)."""
     probed: tuple[str, ...] = ()
     """Linked services' sidecars with a startupProbe (a health check): the step's container
     starts only once each has passed."""
@@ -143,7 +150,9 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     attempt = attempt_label(labels.get(LABEL_ATTEMPT))
     spec = mapping(pod.get("spec"))
     status = mapping(pod.get("status"))
-    main_name = mapping(meta.get("annotations")).get(ANNOTATION_DEFAULT_CONTAINER)
+    annotations = mapping(meta.get("annotations"))
+    main_name = annotations.get(ANNOTATION_DEFAULT_CONTAINER)
+    seal = text(annotations.get(ANNOTATION_SEAL))
     main = None
     for item in items(status.get("containerStatuses")):
         if main is None or item.get("name") == main_name:
@@ -191,6 +200,7 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
         owner_uid=controller_uid(meta),
         unschedulable=unschedulable if not node_name else None,
         probed=probed,
+        seal=seal[:64] if seal else None,
     )
 
 

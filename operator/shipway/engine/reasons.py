@@ -86,3 +86,5 @@ class EventReason(StrEnum):
     PIPELINE_SUCCEEDED = "PipelineSucceeded"
     PIPELINE_FAILED = "PipelineFailed"
     PIPELINE_CANCELLED = "PipelineCancelled"
+    FOREIGN_POD = "ForeignPod"
+    """A pod names the pipeline as its owner but the operator did not create it: ignored."""
