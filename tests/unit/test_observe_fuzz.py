@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from shipway.controller.podwatch import decode, summarise
-from shipway.engine.observe import outcome, pod_view, safe_pod_view
+from shipway.engine.observe import pod_view, safe_pod_view
+from shipway.engine.outcome import outcome
 from shipway.engine.podstore import PodStore, pod_entry
 from shipway.engine.untrusted import MalformedObjectError, attempt_label
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from shipway.cli.statustree import step_detail
-from shipway.engine.observe import outcome, pod_view
+from shipway.engine.observe import pod_view
+from shipway.engine.outcome import outcome
 from shipway.engine.reasons import StepReason
 from shipway.models import StepPhase, StepStatus
 

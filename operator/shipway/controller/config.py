@@ -18,7 +18,7 @@ from typing import Any
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
 from shipway.engine.manifests import PROCESS_SEAL_KEY, PodOptions
-from shipway.engine.observe import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
+from shipway.engine.outcome import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
 from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
 from shipway.models.durations import parse_duration
