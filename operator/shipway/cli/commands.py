@@ -164,7 +164,13 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
             except ClusterError as exc:
                 err(f"step {step.name!r}: {exc}")
                 continue
-            for line in text.splitlines():
+            # Lines end at newlines only, as when following: a carriage return inside a line is
+            # the pod's, shown escaped (splitlines would hide it by cutting the line there).
+            lines = text.split("\n")
+            if lines and not lines[-1]:
+                lines.pop()
+            for raw in lines:
+                line = raw.removesuffix("\r")
                 prefixed = log_line(step.name, line, style, kind_of(step))
                 out.write((printable(line) if args.no_prefix else prefixed) + "\n")
     return OK
