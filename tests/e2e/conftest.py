@@ -141,6 +141,9 @@ def shipway_operator(
     env["SHIPWAY_UNSCHEDULABLE_GRACE"] = "90s"
     env["SHIPWAY_OPERATOR_SERVICE_ACCOUNT"] = "shipway-e2e-operator"  # refused in steps
     env["SHIPWAY_DOCKER"] = "on"  # add_docker's daemons (test_docker)
+    # One key for the session's operator across its restarts: a pod it created just before a
+    # SIGKILL is still known as its own (engine.ownership)
+    env["SHIPWAY_POD_SEAL_KEY"] = secrets.token_hex(32)
     webhook = f"shipway-{SESSION_PREFIX}webhook"
     argv = [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"]
     port = None

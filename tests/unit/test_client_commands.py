@@ -325,3 +325,18 @@ def test_env_secret_needs_service_and_secret(
 ) -> None:
     assert main(["convert", "--dir", str(tmp_path), "--env-secret", "app"]) == 2
     assert "expected SERVICE=SECRET" in capsys.readouterr().err
+
+
+def test_logs_show_a_pods_escapes_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 30: ESC[2K + CR erased a log line and wrote a fake one over it; OSC retitled."""
+    hostile = "boom\x1b[2K\r(step: lint) success ✔\x1b]0;pwned\x07\r\nnext\n"
+    use(monkeypatch, FakeApi([failed_run()], {"p-3": hostile}))
+    for flags in ([], ["--no-prefix"]):
+        assert main(["logs", "demo-x1", "--step", "lint", *flags]) == 0
+        out = capsys.readouterr().out
+        assert "\x1b" not in out
+        assert "\r" not in out
+        assert "boom\\x1b[2K\\r(step: lint) success ✔\\x1b]0;pwned\\a\n" in out
+        assert out.endswith("next\n")

@@ -167,18 +167,19 @@ def test_every_status_field_is_bounded() -> None:
     assert set(StepStatus.model_fields) == {
         *("id", "name", "group", "service", "on_fail_of"),  # from the spec
         *("phase", "pod", "attempt", "exit_code", "created_at", "started_at", "finished_at"),
-        *("reason", "message"),  # clipped
+        *("reason", "message", "pod_uid"),  # clipped
         *("image", "digest"),  # clipped, counted for push steps (PUSH_BYTES)
         "attempts",  # at most retries
     }
     assert set(StepAttempt.model_fields) == {
         *("attempt", "pod", "phase", "exit_code", "reason", "message"),
-        *("created_at", "started_at", "finished_at"),
+        *("created_at", "started_at", "finished_at", "pod_uid"),
     }
     assert set(BuildStatus.model_fields) == {
         "service",  # from the spec
         *("phase", "pod", "created_at", "started_at", "finished_at"),
         *("cached_steps", "total_steps"),  # numbers
+        "pod_uid",  # clipped
         *("reason", "message", "image", "digest"),  # clipped
         "healthcheck",  # its command refused over HEALTHCHECK_TEST_BYTES, numbers
     }

@@ -267,3 +267,16 @@ def test_step_service_accounts_allowed_and_the_operators_own(tmp_path: Path) -> 
     assert operator_identity({}, tmp_path / "absent") == (None, None)
     token.write_text("not a token")
     assert operator_identity({}, token) == (None, None)
+
+
+def test_the_pod_seal_key_comes_from_the_environment() -> None:
+    """Issue 30: the chart's Secret gives every operator of a release one key, across restarts."""
+    from shipway.engine.manifests import PROCESS_SEAL_KEY
+
+    assert pod_options({"SHIPWAY_POD_SEAL_KEY": "0123456789abcdef0123"}).seal_key == (
+        b"0123456789abcdef0123"
+    )
+    assert pod_options({}).seal_key == PROCESS_SEAL_KEY
+    with pytest.raises(ConfigError, match="SHIPWAY_POD_SEAL_KEY must be at least 16"):
+        pod_options({"SHIPWAY_POD_SEAL_KEY": "short"})
+    assert "seal_key" not in repr(pod_options({})), "never logged"

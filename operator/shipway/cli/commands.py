@@ -34,6 +34,7 @@ from shipway.cli.format import (
     pipeline_table,
 )
 from shipway.cli.run import cmd_run
+from shipway.cli.sanitize import printable
 from shipway.cli.source import add_source_flags
 from shipway.cli.statustree import status_tree
 from shipway.cli.tracker import every_step
@@ -163,9 +164,15 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
             except ClusterError as exc:
                 err(f"step {step.name!r}: {exc}")
                 continue
-            for line in text.splitlines():
+            # Lines end at newlines only, as when following: a carriage return inside a line is
+            # the pod's, shown escaped (splitlines would hide it by cutting the line there).
+            lines = text.split("\n")
+            if lines and not lines[-1]:
+                lines.pop()
+            for raw in lines:
+                line = raw.removesuffix("\r")
                 prefixed = log_line(step.name, line, style, kind_of(step))
-                out.write((line if args.no_prefix else prefixed) + "\n")
+                out.write((printable(line) if args.no_prefix else prefixed) + "\n")
     return OK
 
 

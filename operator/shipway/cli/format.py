@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from shipway.cli.sanitize import printable, printable_tree
 from shipway.cli.tree import is_build
 from shipway.engine.observe import parse_time
 from shipway.models import (
@@ -127,7 +128,7 @@ def step_wait(step: StepStatus | PrepStatus) -> float | None:
 def pipeline_status(pipeline: Mapping[str, Any]) -> PipelineStatus:
     """The status of a Pipeline object; an empty status when it has none (or an unreadable one)."""
     try:
-        return PipelineStatus.model_validate(pipeline.get("status") or {})
+        return PipelineStatus.model_validate(printable_tree(pipeline.get("status") or {}))
     except ValidationError:
         return PipelineStatus()
 
@@ -145,7 +146,7 @@ def is_finished(pipeline: Mapping[str, Any]) -> bool:
 
 def full_name(pipeline: Mapping[str, Any]) -> str:
     meta = pipeline.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/")
+    return printable(f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/"))
 
 
 # -- progress, step lines -----------------------------------------------------------------------
@@ -169,7 +170,7 @@ def progress_line(
             name = f"{step.group}/{step.name}" if step.group else step.name
             if step.reason:
                 name += f" ({step.reason})"
-            names.append(name)
+            names.append(printable(name))
         text += ": " + ", ".join(names)
     took = elapsed(status.started_at, status.finished_at, now)
     if timed and took is not None:
@@ -179,7 +180,7 @@ def progress_line(
 
 def step_prefix(name: str, style: Style | None = None, kind: str = "step") -> str:
     """``(step: NAME)``, or ``(build: SERVICE)`` for an image build."""
-    return (style or Style()).paint(f"({kind}: {name})", "cyan")
+    return (style or Style()).paint(f"({kind}: {printable(name)})", "cyan")
 
 
 def kind_of(step: StepStatus) -> str:
@@ -188,14 +189,14 @@ def kind_of(step: StepStatus) -> str:
 
 def log_line(name: str, line: str, style: Style | None = None, kind: str = "step") -> str:
     """A step's log line as jet shows it: ``(step: NAME) line`` (``(build: demo) #5 ...``)."""
-    return f"{step_prefix(name, style, kind)} {line}"
+    return f"{step_prefix(name, style, kind)} {printable(line)}"
 
 
 def step_header(step: StepStatus, style: Style | None = None) -> str:
     text = step_prefix(step.name, style, kind_of(step))
     notes = []
     if step.group:
-        notes.append(step.group)
+        notes.append(printable(step.group))
     if step.on_fail_of:
         notes.append("on_fail")
     if step.attempt:
@@ -218,7 +219,7 @@ def result_line(
     prefix = step_prefix(name, style, kind)
     if phase == "Succeeded":
         return f"{prefix} {style.paint('success ✔', 'green')}"
-    why = message or reason or ""
+    why = printable(message or reason or "")
     if phase == "Cancelled":
         return f"{prefix} {style.paint('cancelled ■', 'magenta')} {why}".rstrip()
     if phase == "Skipped":
@@ -237,7 +238,7 @@ def summary_line(pipeline: Mapping[str, Any], now: datetime, style: Style | None
     if took is not None:
         text += f" in {format_duration(took)}"
     if status.message and phase != "Succeeded":
-        text += f" ({status.message})"
+        text += f" ({printable(status.message)})"
     return text
 
 
@@ -267,7 +268,8 @@ def pipeline_table(
             str(status.get("currentStep") or ""),
             age,
         ]
-        rows.append(([str(meta.get("namespace", ""))] if namespaces else []) + row)
+        row = ([str(meta.get("namespace", ""))] if namespaces else []) + row
+        rows.append([printable(cell) for cell in row])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     phase_column = header.index("PHASE")
     lines = ["   ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]

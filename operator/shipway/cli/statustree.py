@@ -7,7 +7,7 @@ time it waited to start and why it is where it is, aligned in columns.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,10 +22,14 @@ from shipway.cli.format import (
     step_duration,
     step_wait,
 )
+from shipway.cli.sanitize import printable
 from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase, is_build
 from shipway.engine.buildresult import summary
+from shipway.engine.reasons import StepReason
 from shipway.engine.report import SOURCE_TITLES
 from shipway.models import PrepStatus, SourceStatus, StepPhase, StepStatus
+
+WAITING_FOR_SERVICE = StepReason.WAITING_FOR_SERVICE
 
 
 def step_detail(step: StepStatus) -> str:
@@ -44,7 +48,8 @@ def step_detail(step: StepStatus) -> str:
     if step.phase == StepPhase.SKIPPED:
         return step.reason or ""
     if step.phase == StepPhase.RUNNING and step.reason:
-        return step.reason
+        # What it waits for, when that is a linked service's health check.
+        return step.message if step.reason == WAITING_FOR_SERVICE and step.message else step.reason
     return ""
 
 
@@ -153,12 +158,13 @@ def status_tree(
         )
     lines = [header]
     if status.message:
-        lines.append(f"  {status.message}")
+        lines.append(f"  {printable(status.message)}")
     rows = _rows(build_tree(pipeline.get("spec"), status), "", now)
     if status.source is not None:
         rows.insert(0, _source_row(status.source, now))
     if not rows:
         return lines
+    rows = [replace(r, label=printable(r.label), detail=printable(r.detail)) for r in rows]
     label_width = max(len(r.prefix) + 2 + len(r.label) for r in rows)
     phase_width = max(len(r.phase) for r in rows)
     exit_width = max(len(r.exit) for r in rows)

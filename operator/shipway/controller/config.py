@@ -19,8 +19,8 @@ from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
 from shipway.engine.docker import DEFAULT_IMAGE as DEFAULT_DOCKER_IMAGE
 from shipway.engine.docker import DockerConfig
-from shipway.engine.manifests import PodOptions
-from shipway.engine.observe import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
+from shipway.engine.manifests import PROCESS_SEAL_KEY, PodOptions
+from shipway.engine.outcome import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
 from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
 from shipway.models.durations import parse_duration
@@ -226,6 +226,7 @@ def pod_options(env: Mapping[str, str]) -> PodOptions:
         operator_service_account=own_account,
         operator_namespace=own_namespace,
         docker=docker_config(env),
+        seal_key=_seal_key(env),
     )
 
 
@@ -246,6 +247,17 @@ def docker_config(env: Mapping[str, str]) -> DockerConfig:
         mirror=mirror,
         ca_config_map=env.get("SHIPWAY_DOCKER_CA_CONFIGMAP", "").strip() or None,
     )
+
+
+def _seal_key(env: Mapping[str, str]) -> bytes:
+    """``SHIPWAY_POD_SEAL_KEY``: the key that seals the operator's pods (engine.ownership),
+    at least 16 characters; unset: a key of this process alone."""
+    value = env.get("SHIPWAY_POD_SEAL_KEY", "").strip()
+    if not value:
+        return PROCESS_SEAL_KEY
+    if len(value) < 16:
+        raise ConfigError("SHIPWAY_POD_SEAL_KEY must be at least 16 characters (a random secret)")
+    return value.encode()
 
 
 TOKEN = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")

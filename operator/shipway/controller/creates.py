@@ -25,7 +25,8 @@ from shipway.engine.manifests import (
 )
 from shipway.engine.naming import ANNOTATION_PIPELINE_UID
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.observe import PodView, controller_uid, pod_view
+from shipway.engine.observe import PodView, controller_uid, safe_pod_view
+from shipway.engine.ownership import ANNOTATION_SEAL, seal, sealed
 from shipway.engine.planner import PodToCreate, Refusal
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.models import SourceStatus
@@ -136,6 +137,9 @@ async def create_pods(
         for b in builds
     ]
     manifests += [(c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates]
+    for name, manifest in manifests:  # proof that the operator made it (engine.ownership)
+        annotations = manifest["metadata"].setdefault("annotations", {})
+        annotations[ANNOTATION_SEAL] = seal(options.seal_key, ref.uid, name)
 
     async def one(name: str, manifest: Manifest) -> None:
         try:
@@ -152,9 +156,9 @@ async def create_pods(
             return
         if body is None:  # the name is taken: ours (a create repeated) or someone else's?
             body = await kube.get_pod(ref.namespace, name)
-            if body is None:
-                return  # gone again already: the next reconcile decides afresh
-            view = pod_view(body)
+            if body is None:  # gone again already: no status may name a pod of unknown UID
+                raise KubeError(409, "Conflict", f"pod {name} vanished while being created")
+            view = safe_pod_view(body)
             if view is None or view.owner_uid != ref.uid:
                 meta = body.get("metadata") or {}
                 done.rejected[name] = Refusal(
@@ -163,7 +167,14 @@ async def create_pods(
                     "not to this pipeline",
                 )
                 return
-        view = pod_view(body)
+            if not sealed(options.seal_key, ref.uid, view):
+                done.rejected[name] = Refusal(
+                    StepReason.POD_NAME_CONFLICT,
+                    f"a pod named {name!r} already exists and names this pipeline as its "
+                    "owner, but the operator did not create it; it is ignored",
+                )
+                return
+        view = safe_pod_view(body)
         if view is not None:
             done.created[name] = view
 

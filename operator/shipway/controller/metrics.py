@@ -27,6 +27,17 @@ API_ERRORS = Counter(
     "shipway_api_errors_total", "Kubernetes API calls that failed, by HTTP status.", ["status"]
 )
 
+MALFORMED_OBJECTS = Counter(
+    "shipway_malformed_objects_total",
+    "Watched objects skipped because they cannot be Shipway's (e.g. a pod with a step label "
+    "and a non-numeric attempt): someone else wrote them; the watch goes on.",
+    ["kind"],
+)
+FOREIGN_PODS = Counter(
+    "shipway_foreign_pods_total",
+    "Pods naming a Pipeline as their owner that the operator did not create (ignored).",
+)
+
 
 def record_transition(old: PipelineStatus, new: PipelineStatus, created: int) -> None:
     """Count what changed between two statuses of one pipeline."""

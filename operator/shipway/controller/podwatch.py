@@ -24,10 +24,12 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from shipway.controller import metrics
 from shipway.engine.naming import LABEL_PIPELINE
 from shipway.engine.objects import Key
 from shipway.engine.observe import PodView
 from shipway.engine.podstore import PodStore, pod_entry
+from shipway.engine.untrusted import mapping, object_name, text
 
 log = logging.getLogger("shipway")
 
@@ -47,6 +49,32 @@ def unblock(response: Any) -> None:
         return
     with contextlib.suppress(OSError):  # closed already
         sock.shutdown(socket.SHUT_RDWR)
+
+
+def summarise(pod: Any) -> tuple[Key, PodView] | None:
+    """A pod's store entry; a pod that cannot be read is skipped with a warning naming it.
+
+    Whoever may create a pod in a watched namespace writes its labels: one malformed pod
+    must never stop the watch (it would be replayed from the same resourceVersion forever,
+    and no other pod of any pipeline would be seen again).
+    """
+    try:
+        return pod_entry(mapping(pod))
+    except Exception as exc:  # the object is input: nothing in it may stop the watch
+        metrics.MALFORMED_OBJECTS.labels("Pod").inc()
+        log.warning("pod %s skipped, it cannot be a step's: %s", object_name(pod), exc)
+        return None
+
+
+def decode(line: Any) -> dict[str, Any] | None:
+    """One watch event; None (with a warning) for a line that is not one (too deep, not JSON)."""
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        metrics.MALFORMED_OBJECTS.labels("WatchEvent").inc()
+        log.warning("pod watch: an event could not be read, skipped: %s", str(exc)[:200])
+        return None
+    return event if isinstance(event, dict) else None
 
 
 class WatchExpiredError(Exception):
@@ -131,10 +159,12 @@ class PodWatch(threading.Thread):
                     continue
                 raise
             for pod in page.get("items") or ():
-                meta = pod.get("metadata") or {}
-                entry = pod_entry(pod)
+                meta = mapping(mapping(pod).get("metadata"))
+                entry = summarise(pod)
                 if entry is not None:
-                    entries.append((meta.get("namespace") or "", meta.get("name") or "", entry))
+                    entries.append(
+                        (text(meta.get("namespace")) or "", text(meta.get("name")) or "", entry)
+                    )
             token = (page.get("metadata") or {}).get("continue")
             if not token:
                 version: str = page["metadata"]["resourceVersion"]
@@ -157,18 +187,22 @@ class PodWatch(threading.Thread):
                     break
                 if not line:
                     continue
-                event = json.loads(line)
-                kind, obj = event.get("type"), event.get("object") or {}
+                event = decode(line)
+                if event is None:
+                    continue
+                kind, obj = event.get("type"), mapping(event.get("object"))
                 if kind == "ERROR":
                     if obj.get("code") == 410:
                         raise WatchExpiredError(obj.get("message", ""))
                     raise RuntimeError(f"watch error: {obj.get('message') or obj}")
-                meta = obj.get("metadata") or {}
-                version = meta.get("resourceVersion") or version
+                meta = mapping(obj.get("metadata"))
+                version = text(meta.get("resourceVersion")) or version
                 if kind == "BOOKMARK":
                     continue
-                entry = None if kind == "DELETED" else pod_entry(obj)
-                self._post(self._put, meta.get("namespace") or "", meta.get("name") or "", entry)
+                # A pod that turned malformed leaves the store (entry None), as a deleted one.
+                entry = None if kind == "DELETED" else summarise(obj)
+                namespace, name = text(meta.get("namespace")) or "", text(meta.get("name")) or ""
+                self._post(self._put, namespace, name, entry)
         finally:
             self._response = None
             response.release_conn()

@@ -27,9 +27,10 @@ from shipway.engine import docker
 from shipway.engine.failures import abort_plan, invalid_plan
 from shipway.engine.manifests import PodOptions, service_account_refusal
 from shipway.engine.objects import Key, Manifest
-from shipway.engine.observe import PodView, pod_view
+from shipway.engine.observe import PodView, safe_pod_view
+from shipway.engine.ownership import record_uids, sort_pods
 from shipway.engine.planner import EventToEmit, Plan, Refusal, Settings, finished_plan, plan
-from shipway.engine.reasons import PipelineReason, StepReason
+from shipway.engine.reasons import EventReason, PipelineReason, StepReason
 from shipway.engine.steps import own
 from shipway.models import PipelinePhase, PipelineStatus
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
@@ -64,6 +65,10 @@ class _Memory:
     rejected: dict[str, Refusal] = field(default_factory=dict)
     waiting: dict[str, str] = field(default_factory=dict)
     """Pods a ResourceQuota refused in this reconcile (tried again in the next)."""
+    trusted: dict[str, str] = field(default_factory=dict)
+    """Name → UID of the pipeline's own pods found in this reconcile (recorded in the status)."""
+    strangers: set[str] = field(default_factory=set)
+    """UIDs of pods claiming the pipeline that the operator did not create, already reported."""
 
 
 class Reconciler:
@@ -138,10 +143,36 @@ class Reconciler:
         for known, phase in recorded:
             if known and not phase.terminal and known not in pods:
                 body = await self.kube.get_pod(snap.namespace, known)
-                found = pod_view(body) if body is not None else None
+                found = safe_pod_view(body) if body is not None else None
                 if found is not None and found.owner_uid == snap.uid:
                     pods[known] = found
-        return list(pods.values())
+        return self._trusted(snap, status, pods.values(), memory)
+
+    def _trusted(
+        self,
+        snap: PipelineSnapshot,
+        status: PipelineStatus,
+        pods: Iterable[PodView],
+        memory: _Memory,
+    ) -> list[PodView]:
+        """The pods the operator created: a pod that only claims the pipeline (its name,
+        labels and owner reference copied) is never read, and is named in an Event once."""
+        found = sort_pods(snap.uid, status, pods, self.options.seal_key)
+        for pod in found.strangers:
+            if pod.uid in memory.strangers:
+                continue
+            memory.strangers.add(pod.uid)
+            metrics.FOREIGN_PODS.inc()
+            why = (
+                f"pod {pod.name!r} (uid {pod.uid}) names this pipeline as its owner but the "
+                "operator did not create it: it is ignored, its result is not the step's"
+            )
+            log.warning("%s/%s: %s", snap.namespace, snap.name, why)
+            target = EventTarget(snap.name, snap.namespace, snap.uid)
+            event = EventToEmit("Warning", EventReason.FOREIGN_POD, why)
+            self.spawn(self._emit(target, (event,)))
+        memory.trusted = {pod.name: pod.uid for pod in found.trusted if pod.uid}
+        return found.trusted
 
     def _plan(
         self,
@@ -210,7 +241,7 @@ class Reconciler:
         """Fail the pipeline at once with ``reason`` (and stop its pods)."""
         status = self._status(snap, memory)
         known = {pod.name: pod for pod in (*indexed, *memory.created.values())}
-        pods = own(known.values(), snap.uid)
+        pods = self._trusted(snap, status, own(known.values(), snap.uid), memory)
         result = abort_plan(
             snap.ref, status, pods, reason, message, self.clock(), keep_steps=keep_steps
         )
@@ -302,6 +333,8 @@ class Reconciler:
         self, snap: PipelineSnapshot, memory: _Memory, status: PipelineStatus, result: Plan
     ) -> None:
         """Write the plan's status if it says something new, and remember it."""
+        uids = {**memory.trusted, **{v.name: v.uid for v in memory.created.values() if v.uid}}
+        result = replace(result, status=record_uids(result.status, status, uids))
         new, old = dump_status(result.status), dump_status(status)
         if new != old and not _only_node_learned(new, old):
             await self.kube.patch_status(snap.namespace, snap.name, merge_patch(old, new))

@@ -34,13 +34,8 @@ from shipway.engine.buildpods import CONTAINER, BuildConfig, BuildToCreate
 from shipway.engine.buildresult import parse_result, summary
 from shipway.engine.imageconfig import INSPECT_CONTAINER, as_healthcheck, parse_inspect
 from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import (
-    UNSCHEDULABLE_GRACE_SECONDS,
-    PodView,
-    container_named,
-    format_time,
-    outcome,
-)
+from shipway.engine.observe import PodView, container_named, format_time
+from shipway.engine.outcome import UNSCHEDULABLE_GRACE_SECONDS, outcome
 from shipway.engine.reasons import StepReason
 from shipway.engine.steps import Refusal, halt
 from shipway.models import (

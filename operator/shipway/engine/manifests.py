@@ -14,6 +14,7 @@ Codeship → Kubernetes, in one place:
 from __future__ import annotations
 
 import math
+import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,9 @@ from shipway.engine.pushpods import GENERATOR_CONTAINER, PushConfig, push_pod_ma
 from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
 
+PROCESS_SEAL_KEY = secrets.token_bytes(32)
+"""The seal key of an operator given none: its own pods are known until it restarts."""
+
 
 @dataclass(frozen=True)
 class PodOptions:
@@ -72,6 +76,9 @@ class PodOptions:
     """Its namespace; None: the name is refused in every namespace."""
     docker: docker.DockerConfig = field(default_factory=docker.DockerConfig)
     """``add_docker``'s daemon: whether it is allowed, where, and its image."""
+    seal_key: bytes = field(default=PROCESS_SEAL_KEY, repr=False)
+    """Signs every pod the operator creates (engine.ownership): ``SHIPWAY_POD_SEAL_KEY``; by
+    default a key of this process (a pod created just before a restart is then not known)."""
 
 
 def step_service_account(compiled: CompiledPipeline, options: PodOptions) -> str:

@@ -24,6 +24,8 @@ MANAGED_BY = "shipway"
 ANNOTATION_STEP_NAME = "shipway.dev/step-name"
 ANNOTATION_PIPELINE_UID = "shipway.dev/pipeline-uid"
 """On the workspace claim: whose it is, also when it is kept (and has no ownerReference)."""
+ANNOTATION_SEAL = "shipway.dev/seal"
+"""On every pod the operator creates: an HMAC only it can make (see engine.ownership)."""
 ANNOTATION_DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 """Names the step's container, so that `kubectl logs POD` and the planner read that one."""
 

@@ -24,13 +24,8 @@ from datetime import datetime
 from shipway.engine.buildpods import BuildConfig, BuildToCreate
 from shipway.engine.builds import Builds, Gate, build_secret_wanted
 from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import (
-    START_GRACE_SECONDS,
-    UNSCHEDULABLE_GRACE_SECONDS,
-    PodView,
-    format_time,
-    parse_time,
-)
+from shipway.engine.observe import PodView, format_time, parse_time
+from shipway.engine.outcome import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 from shipway.engine.prepare import SOURCE_TASK, Preparation
 from shipway.engine.pushes import push_target
 from shipway.engine.pushpods import PushTarget

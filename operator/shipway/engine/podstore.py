@@ -13,6 +13,7 @@ from typing import Any
 
 from shipway.engine.objects import Key
 from shipway.engine.observe import PodView, controller_name, pod_view
+from shipway.engine.untrusted import mapping, text
 
 
 def pod_entry(pod: Mapping[str, Any]) -> tuple[Key, PodView] | None:
@@ -23,14 +24,14 @@ def pod_entry(pod: Mapping[str, Any]) -> tuple[Key, PodView] | None:
     the reference's UID with the Pipeline's: a pod left by an earlier Pipeline of the same
     name is not the new one's either.
     """
-    meta = pod.get("metadata") or {}
+    meta = mapping(pod.get("metadata"))
     pipeline = controller_name(meta)
     if not pipeline:
         return None
     view = pod_view(pod)
     if view is None or view.owner_uid is None:
         return None
-    return (meta.get("namespace") or "", pipeline), view
+    return (text(meta.get("namespace")) or "", pipeline), view
 
 
 class PodStore:

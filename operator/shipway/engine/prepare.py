@@ -16,7 +16,8 @@ from datetime import datetime
 from shipway.engine.checkout import CHECKOUT_TIMEOUT, parse_report, redact, task_title
 from shipway.engine.naming import pod_name
 from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import PodView, format_time, outcome
+from shipway.engine.observe import PodView, format_time
+from shipway.engine.outcome import outcome
 from shipway.engine.reasons import StepReason
 from shipway.engine.steps import Refusal, halt
 from shipway.models import PipelineStatus, SourceStatus, StepPhase

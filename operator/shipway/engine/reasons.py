@@ -46,6 +46,8 @@ class StepReason(StrEnum):
     """The pod waits: a ResourceQuota refused it; tried again until the quota allows."""
     THROTTLED = "Throttled"
     """The step waits: the pipeline already runs as many pods as the operator allows."""
+    WAITING_FOR_SERVICE = "WaitingForService"
+    """The step's pod runs, its container waits for a linked service's health check to pass."""
 
 
 class PipelineReason(StrEnum):
@@ -86,3 +88,5 @@ class EventReason(StrEnum):
     PIPELINE_SUCCEEDED = "PipelineSucceeded"
     PIPELINE_FAILED = "PipelineFailed"
     PIPELINE_CANCELLED = "PipelineCancelled"
+    FOREIGN_POD = "ForeignPod"
+    """A pod names the pipeline as its owner but the operator did not create it: ignored."""

@@ -13,7 +13,7 @@ from datetime import timedelta
 from shipway.engine.buildresult import summary
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
-from shipway.engine.reasons import EventReason, PipelineReason
+from shipway.engine.reasons import EventReason, PipelineReason, StepReason
 from shipway.engine.steps import StepState
 from shipway.models import (
     BuildStatus,
@@ -73,6 +73,14 @@ def pinned_node(
     return min(nodes)[1] if nodes else None
 
 
+def _running(step: StepStatus) -> str:
+    """A running step in the STEP column: its name, and what it waits for if it waits for a
+    linked service's health check (``test (waiting for service db to become healthy)``)."""
+    if step.reason == StepReason.WAITING_FOR_SERVICE and step.message:
+        return f"{step.name} ({step.message})"
+    return step.name
+
+
 def pipeline_status(
     ref: PipelineRef,
     previous: PipelineStatus,
@@ -95,7 +103,7 @@ def pipeline_status(
     regular = [s for s in entries if s.on_fail_of is None]
     done = sum(1 for s in regular if s.phase.terminal) + sum(1 for b in builds if b.phase.terminal)
     running = [f"build {b.service}" for b in builds if b.phase == StepPhase.RUNNING]
-    running += [s.name for s in entries if s.phase == StepPhase.RUNNING]
+    running += [_running(s) for s in entries if s.phase == StepPhase.RUNNING]
     if source is not None and source.phase == StepPhase.RUNNING:
         running.insert(0, SOURCE_TITLES.get(source.kind, source.kind))
     started_at = previous.started_at

@@ -13,7 +13,8 @@ from datetime import datetime
 
 from shipway.engine.naming import pod_name
 from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import Outcome, PodView, format_time, outcome
+from shipway.engine.observe import PodView, format_time
+from shipway.engine.outcome import Outcome, outcome
 from shipway.engine.pushpods import GENERATOR_CONTAINER, parse_push_result
 from shipway.engine.reasons import StepReason
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus

@@ -92,6 +92,7 @@ class StepAttempt(_Status):
 
     attempt: int = Field(description="0 for the first run, then 1, 2, ...")
     pod: str = Field(description="Pod of this attempt.")
+    pod_uid: Reason = Field(None, description="Its UID, from the operator's create.")
     phase: StepPhase = Field(description="How the attempt ended.")
     exit_code: int | None = Field(None, description="Exit code of the step's container.")
     reason: Reason = Field(None, description="Why it ended, e.g. Error, DeadlineExceeded.")
@@ -113,6 +114,11 @@ class StepStatus(_Status):
     )
     phase: StepPhase = Field(StepPhase.PENDING, description="Pending, Running, Succeeded, ...")
     pod: str | None = Field(None, description="Pod of the current attempt.")
+    pod_uid: Reason = Field(
+        None,
+        description="Its UID, recorded from the operator's create: no other pod of the name "
+        "is the step's.",
+    )
     attempt: int = Field(0, description="Current attempt number.")
     exit_code: int | None = Field(None, description="Exit code of the step's container.")
     reason: Reason = Field(None, description="Why the step is in its phase.")
@@ -142,6 +148,7 @@ class PrepStatus(_Status):
 
     phase: StepPhase = Field(StepPhase.PENDING, description="Pending, Running, Succeeded, ...")
     pod: str | None = Field(None, description="The pod doing the work.")
+    pod_uid: Reason = Field(None, description="Its UID, recorded from the operator's create.")
     reason: Reason = Field(None, description="Why it is in its phase.")
     message: Message = Field(None, description="Details, e.g. git's own error message.")
     created_at: str | None = Field(None, description="When its pod was created.")
