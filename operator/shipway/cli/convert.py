@@ -133,9 +133,11 @@ def convert(
     generate_name: bool,
     namespace: str | None,
     upload: bool = False,
+    steps: Any = None,
 ) -> Conversion:
     """The Codeship files converted (the Pipeline and the Secrets of decrypted files), or a
-    CommandError after printing every problem: nothing is created before this succeeds."""
+    CommandError after printing every problem: nothing is created before this succeeds.
+    ``steps`` (parsed steps) stands in for the steps file (``shipway exec``)."""
     directory = Path(args.dir or ".")
     try:
         aes_key = read_aes_key(directory, args.aes_key)
@@ -159,6 +161,7 @@ def convert(
             services_path=args.services_path,
             steps_path=args.steps_path,
             options=options,
+            steps=steps,
         )
     except FileError as exc:
         raise CommandError(str(exc)) from None
