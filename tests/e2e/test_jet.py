@@ -43,6 +43,18 @@ ASK_DB = (
 )
 
 
+def local(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """A shipway command as given (no -n added at the end)."""
+    return subprocess.run(
+        [sys.executable, "-m", "shipway", *args],
+        capture_output=True,
+        text=True,
+        env=shipway_env(),
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.fixture
 def k(cluster: Cluster, namespace: str, shipway_operator: object) -> Kubectl:
     return Kubectl(namespace)
@@ -53,9 +65,10 @@ def test_exec_runs_a_command_in_a_service_with_its_links_and_volumes(
 ) -> None:
     (tmp_path / "codeship-services.yml").write_text(EXEC_SERVICES)
     (tmp_path / "note.txt").write_text("from the uploaded directory\n")
-    done = shipway(
-        k.namespace, "exec", "--dir", str(tmp_path), "--name", "ex", "app", "--",
-        "sh", "-c", ASK_DB,
+    # -n before the --: everything after it is the command's
+    done = local(
+        "exec", "-n", k.namespace, "--dir", str(tmp_path), "--name", "ex", "app", "--",
+        "sh", "-c", ASK_DB, timeout=300,
     )  # fmt: skip
     # the command's own exit code, its output (the linked service answered, the directory
     # was uploaded and mounted as the service's volume says)
@@ -89,18 +102,6 @@ RESTART_STEPS = """\
 def _secret_owners(k: Kubectl, name: str) -> list[str]:
     secret = k.json("get", "secret", name)
     return sorted(ref["uid"] for ref in secret["metadata"].get("ownerReferences") or [])
-
-
-def local(*args: str) -> subprocess.CompletedProcess[str]:
-    """A shipway command that needs no cluster (no -n)."""
-    return subprocess.run(
-        [sys.executable, "-m", "shipway", *args],
-        capture_output=True,
-        text=True,
-        env=shipway_env(),
-        timeout=60,
-        check=False,
-    )
 
 
 def _project(tmp_path: Path) -> tuple[Path, Path]:
