@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,26 @@ def test_an_api_server_that_vanishes_is_a_cluster_error_not_a_traceback() -> Non
     api.core = SimpleNamespace(read_namespaced_pod_log=refuse)  # type: ignore[assignment]
     with pytest.raises(ClusterError, match=r"cannot reach the cluster: .*Connection refused"):
         api.open_log("p", "main", follow=True)
+
+
+def test_a_watch_the_server_asks_to_retry_is_retried(monkeypatch: pytest.MonkeyPatch) -> None:
+    """429 "storage is (re)initializing": what a watch meets while a CRD is being updated."""
+    from shipway.cli.cluster import ClusterError
+
+    monkeypatch.setattr(follow, "RETRY_SECONDS", 0.01)
+    running = pipeline("Running", [step("1", "build", "Running", pod="p-1", started=0)])
+    done = pipeline("Succeeded", [step("1", "build", "Succeeded", pod="p-1", exit_code=0)])
+
+    class Busy(FakeApi):
+        refused = 0
+
+        def watch(self, name: str, version: str | None, timeout: int) -> Any:
+            if not self.refused:
+                self.refused += 1
+                raise ClusterError(429, "storage is (re)initializing")
+            yield from super().watch(name, version, timeout)
+
+    api = Busy([running, done], {"p-1": "ok\n"})
+    follower = Follower(api, "demo-x1", Printer(io.StringIO(), live=False), Style())
+    assert follower.follow() is done
+    assert api.refused == 1

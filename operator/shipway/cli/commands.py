@@ -1,7 +1,8 @@
 """``shipway convert | run | status | logs | cancel | list``: what a user types.
 
 The parser of every cluster subcommand, and ``status``, ``logs``, ``cancel`` and ``list``;
-``convert`` and ``run`` have modules of their own. Exit codes: see :mod:`shipway.cli.common`.
+``convert``, ``run``, ``exec``, ``restart`` and ``encrypt | decrypt | keygen`` have modules of
+their own. Exit codes: see :mod:`shipway.cli.common`.
 """
 
 from __future__ import annotations
@@ -111,6 +112,12 @@ def register(sub: Any) -> None:
     lst.add_argument("-A", "--all-namespaces", action="store_true")
     lst.add_argument("-l", "--selector", help="label selector")
     lst.set_defaults(func=cmd_list)
+
+    from shipway.cli import crypt, exec, restart
+
+    exec.register(sub, conn, files)
+    restart.register(sub, conn)
+    crypt.register(sub)
 
 
 @guarded

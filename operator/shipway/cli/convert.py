@@ -187,9 +187,11 @@ def convert(
     namespace: str | None,
     upload: bool = False,
     checkout: bool = False,
+    steps: Any = None,
 ) -> Conversion:
     """The Codeship files converted (the Pipeline and the Secrets of decrypted files), or a
-    CommandError after printing every problem: nothing is created before this succeeds."""
+    CommandError after printing every problem: nothing is created before this succeeds.
+    ``steps`` (parsed steps) stands in for the steps file (``shipway exec``)."""
     directory = Path(args.dir or ".")
     try:
         aes_key = read_aes_key(directory, args.aes_key)
@@ -214,6 +216,7 @@ def convert(
             services_path=_in_dir(directory, args.services_path),
             steps_path=_in_dir(directory, args.steps_path),
             options=options,
+            steps=steps,
         )
     except FileError as exc:
         raise CommandError(str(exc)) from None

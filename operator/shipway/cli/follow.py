@@ -40,6 +40,9 @@ RETRY_SECONDS = 0.5
 DRAIN_SECONDS = 10.0
 """How long a log stream may go on after its attempt ended before it is cut."""
 WATCH_SECONDS = 60
+RETRY_STATUSES = (0, 410, 429, 500, 503, 504)
+"""Watch failures to look again after: a lost connection, an expired version, the server
+busy or its storage (re)initializing (429, which another client's CRD update causes)."""
 HINT_SECONDS = 20.0
 """Say so when no operator has written a status after this long."""
 
@@ -167,8 +170,9 @@ class Follower:
                 if kind in ("ADDED", "MODIFIED") and isinstance(obj, dict):
                     return obj
         except ClusterError as exc:
-            if exc.status not in (410, 500, 503, 504, 0) or "deleted" in str(exc):
+            if exc.status not in RETRY_STATUSES or "deleted" in str(exc):
                 raise
+            time.sleep(RETRY_SECONDS)
         except Exception:  # connection reset, read timeout: look again
             time.sleep(RETRY_SECONDS)
         return self._get()

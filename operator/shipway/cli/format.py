@@ -144,6 +144,16 @@ def is_finished(pipeline: Mapping[str, Any]) -> bool:
         return False
 
 
+LABEL_RESTART_OF = "shipway.dev/restart-of"
+"""On a Pipeline made by ``shipway restart``: the name of the one it runs again."""
+
+
+def restart_of(pipeline: Mapping[str, Any]) -> str | None:
+    labels = (pipeline.get("metadata") or {}).get("labels") or {}
+    value = labels.get(LABEL_RESTART_OF)
+    return str(value) if value else None
+
+
 def full_name(pipeline: Mapping[str, Any]) -> str:
     meta = pipeline.get("metadata") or {}
     return printable(f"{meta.get('namespace', '')}/{meta.get('name', '')}".lstrip("/"))
@@ -252,9 +262,13 @@ def pipeline_table(
     namespaces: bool = False,
     style: Style | None = None,
 ) -> list[str]:
-    """``shipway list``: NAME PHASE PROGRESS STEP AGE, like ``kubectl get pipelines``."""
+    """``shipway list``: NAME PHASE PROGRESS STEP AGE, like ``kubectl get pipelines``, and
+    RESTART-OF when a Pipeline listed is a restart."""
     style = style or Style()
     header = (["NAMESPACE"] if namespaces else []) + ["NAME", "PHASE", "PROGRESS", "STEP", "AGE"]
+    restarts = any(restart_of(item) for item in pipelines)
+    if restarts:
+        header.append("RESTART-OF")
     rows: list[list[str]] = []
     for item in pipelines:
         meta = item.get("metadata") or {}
@@ -268,6 +282,8 @@ def pipeline_table(
             str(status.get("currentStep") or ""),
             age,
         ]
+        if restarts:
+            row.append(restart_of(item) or "")
         row = ([str(meta.get("namespace", ""))] if namespaces else []) + row
         rows.append([printable(cell) for cell in row])
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]

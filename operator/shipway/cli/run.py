@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -31,6 +31,7 @@ from shipway.cli.format import phase_of, summary_line
 from shipway.cli.source import git_flags_given
 from shipway.cli.statustree import status_tree
 from shipway.cli.upload import UploadError, list_tree
+from shipway.codeship import Conversion
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import TooDeepToReadError, read_deep
@@ -81,7 +82,7 @@ def prepare_manifest(
     }
 
 
-def _validate(manifest: Mapping[str, Any]) -> int:
+def check_manifest(manifest: Mapping[str, Any]) -> int:
     """Check the Pipeline as the operator will; the number of its push steps."""
     try:
         compiled = compile_pipeline(manifest.get("spec"))
@@ -172,8 +173,6 @@ def _upload(api: Any, created: dict[str, Any], directory: Path, printer: Any, en
 
 @guarded
 def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
-    from shipway.cli.follow import Follower, Printer
-
     if args.filename and (args.dir or args.services_path or args.steps_path):
         raise CommandError(
             "use either -f or the Codeship files (--dir, --services-path, --steps-path)"
@@ -186,41 +185,98 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     else:
         if args.source:
             raise CommandError("--source goes with -f; --dir uploads its own directory")
-        wants_upload = not args.no_upload and not git_flags_given(args)
-        conversion = convert(args, generate_name=True, namespace=None, upload=wants_upload)
-        manifest, secrets = conversion.manifest, conversion.secrets
-        upload, learnt = (Path(args.dir or ".") if wants_upload else None), {}
-    try:  # an unreadable directory: nothing is created
-        entries = list_tree(upload) if upload is not None else None
+        conversion, upload = convert_for_run(args)
+        manifest, secrets, learnt = conversion.manifest, conversion.secrets, {}
+    entries = listed(upload)
+    api, created, pushes = create_run(args, manifest, secrets, learnt, push=bool(args.push))
+    skipped = pushes and not args.push
+    final = follow_created(
+        api,
+        created,
+        out,
+        upload=upload,
+        entries=entries,
+        detach=args.detach,
+        logs=not args.no_logs,
+        notes=[f"{pushes} push step(s) will be skipped: add --push to push"] if skipped else [],
+    )
+    if isinstance(final, int):
+        return final
+    return OK if phase_of(final) == "Succeeded" else FAILED
+
+
+def convert_for_run(args: argparse.Namespace, steps: Any = None) -> tuple[Conversion, Path | None]:
+    """The Codeship files of ``--dir`` converted, and the directory to upload (None with
+    ``--no-upload`` or a git source); ``steps`` stands in for the steps file."""
+    wants_upload = not args.no_upload and not git_flags_given(args)
+    conversion = convert(args, generate_name=True, namespace=None, upload=wants_upload, steps=steps)
+    return conversion, (Path(args.dir or ".") if wants_upload else None)
+
+
+def listed(upload: Path | None) -> Any:
+    """The files of the directory to upload, listed before anything is created (an
+    unreadable directory creates nothing)."""
+    try:
+        return list_tree(upload) if upload is not None else None
     except UploadError as exc:
         raise CommandError(str(exc)) from None
+
+
+def create_run(
+    args: argparse.Namespace,
+    manifest: dict[str, Any],
+    secrets: tuple[dict[str, Any], ...],
+    learnt: Mapping[str, str],
+    *,
+    push: bool,
+) -> tuple[Any, dict[str, Any], int]:
+    """Connect, check and create the Pipeline (and the Secrets it owns): the API, the created
+    Pipeline and the number of its push steps."""
     api = common.connect_api(args)
     manifest = prepare_manifest(manifest, {**learnt, **ci_flags(args)}, None)
     file_ns = (manifest.get("metadata") or {}).get("namespace")
     if file_ns and args.namespace and file_ns != args.namespace:
         raise CommandError(f"the manifest is for namespace {file_ns!r}, not {args.namespace!r}")
     manifest["metadata"].pop("namespace", None)
-    manifest["spec"]["push"] = bool(args.push)
-    pushes = _validate(manifest)
-    created = _create(api, manifest, secrets)
+    manifest["spec"]["push"] = push
+    pushes = check_manifest(manifest)
+    return api, _create(api, manifest, secrets), pushes
+
+
+def follow_created(
+    api: Any,
+    created: dict[str, Any],
+    out: TextIO,
+    *,
+    upload: Path | None,
+    entries: Any,
+    detach: bool,
+    logs: bool = True,
+    notes: Sequence[str] = (),
+) -> dict[str, Any] | int:
+    """What ``run`` does once its Pipeline exists: say so, upload the directory, follow the
+    steps' logs to the end (Ctrl-C cancels) and print the status tree. The Pipeline's last
+    state, or an exit code when it returns before the end (detached, left running)."""
+    from shipway.cli.follow import Follower, Printer
+
     name = created["metadata"]["name"]
     style = style_for(out)
-    if args.detach and upload is None:
+    if detach and upload is None:
         out.write(f"{name}\n")
         return OK
     # --detach with an upload: its progress on stderr, the name alone on stdout
-    notes = sys.stderr if args.detach else out
-    printer = Printer(notes, live(notes))
+    stream = sys.stderr if detach else out
+    printer = Printer(stream, live(stream))
     printer.line(f"shipway: pipeline {api.namespace}/{name} created")
-    if pushes and not args.push:
-        printer.line(f"shipway: {pushes} push step(s) will be skipped: add --push to push")
-    follower = Follower(api, name, printer, style, logs=not args.no_logs)
+    for note in notes:
+        printer.line(f"shipway: {note}")
+    follower = Follower(api, name, printer, style, logs=logs)
     final = created
     with _terminate_as_interrupt():
         try:
             if upload is not None:
                 _upload(api, created, upload, printer, entries)
-            if args.detach:
+            if detach:
                 out.write(f"{name}\n")
                 return OK
             final = follower.follow(created)
@@ -238,4 +294,4 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     for line in status_tree(final, now(), style):
         printer.line(line)
     printer.line(summary_line(final, now(), style))
-    return OK if phase_of(final) == "Succeeded" else FAILED
+    return final

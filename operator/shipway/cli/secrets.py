@@ -10,6 +10,7 @@ this run created are deleted again. Only names are ever printed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -67,3 +68,24 @@ def own_secrets(core: Any, namespace: str, names: Iterable[str], owner: Mapping[
             core.patch_namespaced_secret(name, namespace, patch)
         except ApiException as exc:
             raise error_from(exc) from None
+
+
+def owned_by(
+    core: Any, namespace: str, names: Iterable[str], uid: str
+) -> tuple[list[str], list[str]]:
+    """Of the Secrets named: those with the Pipeline of ``uid`` among their owners, and those
+    that do not exist."""
+    owned: list[str] = []
+    missing: list[str] = []
+    for name in names:
+        try:
+            secret = core.read_namespaced_secret(name, namespace, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                missing.append(name)
+                continue
+            raise error_from(exc) from None
+        meta = json.loads(secret.data or b"{}").get("metadata") or {}
+        if any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or []):
+            owned.append(name)
+    return owned, missing

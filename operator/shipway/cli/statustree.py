@@ -19,6 +19,7 @@ from shipway.cli.format import (
     full_name,
     phase_of,
     pipeline_status,
+    restart_of,
     step_duration,
     step_wait,
 )
@@ -157,6 +158,8 @@ def status_tree(
             f" in {format_duration(took)}" if status.finished_at else f", {format_duration(took)}"
         )
     lines = [header]
+    if restarted := restart_of(pipeline):
+        lines.append(f"  restart of {restarted}")
     if status.message:
         lines.append(f"  {printable(status.message)}")
     rows = _rows(build_tree(pipeline.get("spec"), status), "", now)

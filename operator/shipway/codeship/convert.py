@@ -31,6 +31,8 @@ MAX_NAME = 63
 GENERATE_SUFFIX = 5
 """Characters the API server appends to a generateName."""
 CI_FIELDS = tuple(CIContext.model_fields)
+COMMAND_LINE_STEPS = "the command line"
+"""Where steps given to convert_directory come from, in messages."""
 
 
 @dataclass(frozen=True)
@@ -320,23 +322,29 @@ def convert_directory(
     services_path: str | None = None,
     steps_path: str | None = None,
     options: Options | None = None,
+    steps: Any = None,
 ) -> Conversion:
     """Find, read and convert a project's files the way Codeship looks them up.
 
-    Raises FileError for a missing or unparsable file, ConversionError for the rest.
+    ``steps``, parsed steps, stands in for the steps file, which is then not read (``jet run``
+    runs one command in a service without one). Raises FileError for a missing or unparsable
+    file, ConversionError for the rest.
     """
     root = Path(directory)
     if not root.is_dir():
         raise FileError(f"{directory}: not a directory")
     services_file = find_file(root, SERVICES_FILES, services_path)
-    steps_file = find_file(root, STEPS_FILES, steps_path)
     services_doc = parse_file_text(_read(services_file), str(services_file))
-    steps_doc = parse_file_text(_read(steps_file), str(steps_file))
+    if steps is None:
+        steps_file = str(find_file(root, STEPS_FILES, steps_path))
+        steps = parse_file_text(_read(Path(steps_file)), steps_file)
+    else:
+        steps_file = COMMAND_LINE_STEPS
     return convert(
         services_doc,
-        steps_doc,
+        steps,
         services_source=str(services_file),
-        steps_source=str(steps_file),
+        steps_source=steps_file,
         options=options or Options(name=default_name(root)),
         files=DirectoryFiles(services_file.parent),
     )

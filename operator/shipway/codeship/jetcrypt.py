@@ -55,6 +55,12 @@ def parse_key(text: str | bytes) -> bytes:
     return key
 
 
+def new_key() -> str:
+    """A fresh key in ``codeship.aes``'s form: the base64 of 32 random bytes (44 characters,
+    like the key Codeship's project settings hand out)."""
+    return base64.b64encode(os.urandom(KEY_BYTES)).decode()
+
+
 def _cipher(key: bytes, iv: bytes) -> Cipher[CFB]:
     if len(key) != KEY_BYTES:
         raise JetCryptError(f"the AES key holds {len(key)} bytes, not {KEY_BYTES}")
@@ -79,8 +85,8 @@ def decrypt(content: str | bytes, key: bytes) -> bytes:
             f"signed by jet 2.6 or later ({SIGNED_HEADER!r} header), a format Shipway cannot "
             "verify yet: decrypt it with `jet decrypt FILE OUT`, then store the variables in "
             "a Secret (kubectl create secret generic NAME --from-env-file=OUT) and convert with "
-            "--env-secret SERVICE=NAME, or re-encrypt OUT in the unsigned format (which jet "
-            "also reads) with Shipway's encrypt"
+            "--env-secret SERVICE=NAME, or re-encrypt OUT in the unsigned format, which jet "
+            "also reads: shipway encrypt OUT FILE"
         )
     try:
         data = base64.b64decode(b"".join(raw.split()), validate=True)
