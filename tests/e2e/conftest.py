@@ -140,6 +140,11 @@ def shipway_operator(
     # other sessions' pods (110 at most) does not fail the steps of unrelated tests
     env["SHIPWAY_UNSCHEDULABLE_GRACE"] = "90s"
     env["SHIPWAY_OPERATOR_SERVICE_ACCOUNT"] = "shipway-e2e-operator"  # refused in steps
+    # The session's own history store, which the command line run by the tests reads too.
+    history = f"sqlite:///{log_path.parent / 'history.db'}"
+    env["SHIPWAY_HISTORY"] = history
+    env["SHIPWAY_RETENTION_INTERVAL"] = "5s"  # test_history waits for pruning
+    os.environ["SHIPWAY_HISTORY"] = history
     webhook = f"shipway-{SESSION_PREFIX}webhook"
     argv = [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"]
     port = None

@@ -31,6 +31,7 @@ class FakeKube:
         """(pod, container) → its log, for the archiver."""
         self.log_reads: list[tuple[str, str]] = []
         self.deleted_pipelines: list[str] = []
+        self.config_maps: dict[tuple[str, str], Manifest] = {}
 
     async def create_pod(
         self, namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
@@ -103,6 +104,9 @@ class FakeKube:
         data = self.logs.get((pod, container), b"")
         kept, size, truncated = cap_log([data], cap)
         return LogRead(kept, size, truncated)
+
+    async def get_config_map(self, namespace: str, name: str) -> Manifest | None:
+        return self.config_maps.get((namespace, name))
 
     async def delete_pipeline(self, namespace: str, name: str, uid: str) -> None:
         self.writes.append(f"delete pipeline {name}")

@@ -6,10 +6,13 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from shipway.history.logs import MASK, Masker, cap_log, pack, unpack
 from shipway.history.masking import masked_values, referenced_secrets
 from shipway.history.records import body_of, build_record, project_of, step_timings
-from shipway.history.retention import Policy, Run, decide
+from shipway.history.retention import Policy, Run, decide, namespace_policy
+from shipway.models.durations import parse_duration
 
 NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
 
@@ -178,3 +181,18 @@ def test_retention_prunes_by_age_and_holds_runs_not_archived() -> None:
     assert [r.name for r in decision.prune] == ["old"]
     assert [r.name for r in decision.held] == ["old-unarchived"]
     assert decide(runs, Policy(enabled=False), NOW).prune == ()
+
+
+def test_a_namespace_overrides_the_policy_and_a_bad_override_is_named() -> None:
+    policy = namespace_policy({"succeeded": "1", "maxAge": "2h"}, Policy(), parse_duration)
+    assert (policy.succeeded, policy.failed, policy.max_age) == (1, 25, timedelta(hours=2))
+    runs = [
+        run("a", "Succeeded", 1),
+        run("b", "Succeeded", 2),
+        run("c", "Succeeded", 3, namespace="qa"),
+    ]
+    decision = decide(runs, Policy(enabled=False), NOW, {"ci": policy})
+    assert [r.name for r in decision.prune] == ["b"]
+    for bad in ({"succeeded": "ten"}, {"maxAge": "1 day"}, {"keep": "1"}, {"enabled": "yes"}):
+        with pytest.raises(ValueError, match="shipway-retention"):
+            namespace_policy(bad, Policy(), parse_duration)

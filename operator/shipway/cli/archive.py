@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from shipway.cli.common import OK, CommandError, connect_api, err, guarded, now, style_for
+from shipway.cli import common
+from shipway.cli.common import OK, CommandError, err, guarded, now, style_for
 from shipway.cli.format import Style, format_age
 from shipway.history.logs import Masker
 from shipway.history.masking import masked_values, referenced_secrets
@@ -156,7 +157,7 @@ def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
         )
     namespace = None
     if not args.all_namespaces:
-        namespace = connect_api(args).namespace
+        namespace = common.connect_api(args).namespace
     try:
         records = store.page(
             namespace,

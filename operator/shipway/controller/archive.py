@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
@@ -33,8 +33,16 @@ from shipway.engine.observe import PodView, parse_time
 from shipway.history.logs import Masker
 from shipway.history.masking import masked_values, referenced_secrets
 from shipway.history.records import RunRecord, build_record
-from shipway.history.retention import Run, decide, record_cutoff
+from shipway.history.retention import (
+    CONFIG_MAP,
+    Policy,
+    Run,
+    decide,
+    namespace_policy,
+    record_cutoff,
+)
 from shipway.history.store import ArchivedLog, HistoryStore, SqlStore
+from shipway.models.durations import parse_duration
 
 log = logging.getLogger("shipway")
 T = TypeVar("T")
@@ -56,6 +64,7 @@ class HistoryApi(Protocol):
         self, namespace: str, pod: str, container: str, cap: int
     ) -> LogRead | None: ...
     async def get_secret(self, namespace: str, name: str) -> Manifest | None: ...
+    async def get_config_map(self, namespace: str, name: str) -> Manifest | None: ...
     async def delete_pipeline(self, namespace: str, name: str, uid: str) -> None: ...
     async def emit_event(
         self, target: EventTarget, type_: str, reason: str, message: str
@@ -297,8 +306,6 @@ class Archiver:
         pods: Callable[[Key], list[PodView]],
     ) -> None:
         policy = self.settings.policy
-        if not policy.enabled:
-            return
         runs: dict[Key, tuple[Run, PipelineSnapshot]] = {}
         for key, snap in pipelines.items():
             state = self.runs.get(snap.uid)
@@ -317,13 +324,27 @@ class Archiver:
                 archived=self.archived(snap, pods(key)),
             )
             runs[key] = (run, snap)
-        decision = decide((r for r, _ in runs.values()), policy, self.clock())
+        namespaces = {run.namespace for run, _ in runs.values()}
+        overrides = {ns: await self._namespace_policy(ns) for ns in sorted(namespaces)}
+        decision = decide((r for r, _ in runs.values()), policy, self.clock(), overrides)
         for run in decision.prune:
             snap = runs[(run.namespace, run.name)][1]
             await self.kube.delete_pipeline(run.namespace, run.name, snap.uid)
             self.pruned.add(snap.uid)
             PRUNED.inc()
             log.info("history: pruned %s/%s (%s)", run.namespace, run.name, run.phase)
+
+    async def _namespace_policy(self, namespace: str) -> Policy:
+        """The namespace's ``shipway-retention`` ConfigMap over the operator's policy. A bad
+        one stops pruning there (a typo must never prune more than asked), and says so."""
+        found = await self.kube.get_config_map(namespace, CONFIG_MAP)
+        if found is None:
+            return self.settings.policy
+        try:
+            return namespace_policy(found.get("data") or {}, self.settings.policy, parse_duration)
+        except ValueError as exc:
+            log.warning("history: %s/%s; nothing is pruned there", namespace, exc)
+            return replace(self.settings.policy, enabled=False)
 
     def forget(self, uid: str) -> None:
         """A Pipeline is gone: its pods with it (those still queued are read while they last)."""

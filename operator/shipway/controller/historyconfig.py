@@ -72,5 +72,8 @@ def history_settings(env: Mapping[str, str], error: type[ValueError]) -> History
     return HistorySettings(
         url=store_url(env.get("SHIPWAY_HISTORY")),
         log_cap=size("SHIPWAY_HISTORY_LOG_CAP", DEFAULT_CAP) or DEFAULT_CAP,
+        prune_seconds=(
+            age("SHIPWAY_RETENTION_INTERVAL", timedelta(minutes=1)) or timedelta(minutes=1)
+        ).total_seconds(),
         policy=policy,
     )

@@ -197,6 +197,18 @@ class Kube:
             raise
         return result
 
+    async def get_config_map(self, namespace: str, name: str) -> Manifest | None:
+        """A ConfigMap (a namespace's retention settings); None if absent or not ours to read."""
+        try:
+            result: Manifest = await self._call(
+                self.core.read_namespaced_config_map, name, namespace, _pool=self.log_pool
+            )
+        except KubeError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        return result
+
     async def get_secret(self, namespace: str, name: str) -> Manifest | None:
         """A Secret of the operator's own (the builder's client certificate); None if absent."""
         try:

@@ -9,8 +9,8 @@ not archived yet are never pruned.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 FAILED_PHASES = frozenset({"Failed", "Cancelled"})
@@ -60,9 +60,52 @@ class Decision:
     """Runs due to go whose logs are not archived yet: they wait."""
 
 
-def decide(runs: Iterable[Run], policy: Policy, now: datetime) -> Decision:
+CONFIG_MAP = "shipway-retention"
+"""A ConfigMap of this name in a namespace overrides the operator's retention there."""
+
+
+def namespace_policy(
+    data: Mapping[str, str], default: Policy, parse_duration: Callable[[str], float]
+) -> Policy:
+    """The ``shipway-retention`` ConfigMap's keys over the operator's policy: ``enabled``,
+    ``succeeded``, ``failed`` (counts) and ``maxAge`` (a duration, ``0``: any age). A bad
+    value raises ValueError naming the key."""
+    policy = default
+    for key, raw in data.items():
+        value = raw.strip()
+        if key in ("succeeded", "failed"):
+            if not value.isdigit():
+                raise ValueError(f"{CONFIG_MAP}: {key} must be a whole number, not {raw!r}")
+            if key == "succeeded":
+                policy = replace(policy, succeeded=int(value))
+            else:
+                policy = replace(policy, failed=int(value))
+        elif key == "maxAge":
+            try:
+                age = None if value == "0" else timedelta(seconds=parse_duration(value))
+            except ValueError as exc:
+                raise ValueError(f"{CONFIG_MAP}: maxAge: {exc}") from None
+            policy = replace(policy, max_age=age)
+        elif key == "enabled":
+            if value.lower() not in ("true", "false"):
+                raise ValueError(f"{CONFIG_MAP}: enabled must be true or false, not {raw!r}")
+            policy = replace(policy, enabled=value.lower() == "true")
+        else:
+            raise ValueError(
+                f"{CONFIG_MAP}: unknown key {key!r} (enabled, succeeded, failed, maxAge)"
+            )
+    return policy
+
+
+def decide(
+    runs: Iterable[Run],
+    policy: Policy,
+    now: datetime,
+    per_namespace: Mapping[str, Policy] | None = None,
+) -> Decision:
     """Which runs to delete now, and which would go but wait for their archive."""
-    if not policy.enabled:
+    default = policy
+    if not default.enabled and not per_namespace:
         return Decision((), ())
     groups: dict[tuple[str, str, str], list[Run]] = {}
     for run in runs:
@@ -70,7 +113,10 @@ def decide(runs: Iterable[Run], policy: Policy, now: datetime) -> Decision:
             groups.setdefault((run.namespace, run.project, run.branch), []).append(run)
     prune: list[Run] = []
     held: list[Run] = []
-    for group in groups.values():
+    for (namespace, _, _), group in groups.items():
+        policy = (per_namespace or {}).get(namespace, default)
+        if not policy.enabled:
+            continue
         group.sort(key=_newest_first)
         succeeded = [r for r in group if r.phase == "Succeeded"]
         failed = [r for r in group if r.phase in FAILED_PHASES]
