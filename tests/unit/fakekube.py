@@ -99,6 +99,8 @@ class FakeKube:
 
     async def read_log(self, namespace: str, pod: str, container: str, cap: int) -> LogRead | None:
         self.log_reads.append((pod, container))
+        if pod in self.reject:
+            raise self.reject[pod]
         if pod not in self.pods:
             return None
         data = self.logs.get((pod, container), b"")

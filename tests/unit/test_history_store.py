@@ -265,3 +265,29 @@ def test_while_the_store_is_down_nothing_is_pruned_and_everything_waits(tmp_path
 
     asyncio.run(scenario())
     assert sorted(kube.deleted_pipelines) == ["new", "old"]
+
+
+def test_a_log_that_cannot_be_read_waits_alone(tmp_path: Path) -> None:
+    from shipway.controller.kube import KubeError
+
+    kube = FakeKube()
+    kube.pods["p1"] = kube.pods["p2"] = {}
+    kube.logs[("p2", "step")] = b"fine\n"
+    kube.reject["p1"] = KubeError(403, "Forbidden", "pods/log is forbidden")
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    archiver = Archiver(HistorySettings(url=url), kube)
+    pods = [finished_pod("p1", "pod-uid-1"), finished_pod("p2", "pod-uid-2")]
+
+    async def scenario() -> None:
+        archiver.note(snap())
+        archiver.note_pods(snap(), pods)
+        await archiver.round({}, lambda key: pods)  # no exception: the round goes on
+        assert list(archiver.pending) == ["pod-uid-1"]
+        assert not archiver.archived(snap(), pods)
+        del kube.reject["p1"]
+        await archiver.round({}, lambda key: pods)
+        assert archiver.archived(snap(), pods)
+        await archiver.stop()
+
+    asyncio.run(scenario())
+    assert {item.pod for item in SqlStore(url).logs("uid-1")} == {"p1", "p2"}

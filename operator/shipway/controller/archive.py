@@ -80,13 +80,33 @@ class _Pending:
     containers: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """The few facts of a written record the archiver keeps (not its status: memory)."""
+
+    project: str
+    branch: str
+    phase: str
+    finished_at: datetime | None
+    secrets: tuple[str, ...]
+    """The Secrets its spec names: their values are masked in its logs."""
+
+    @classmethod
+    def of(cls, record: RunRecord) -> _Facts:
+        names = referenced_secrets(json.loads(record.spec_json))
+        return cls(
+            record.project, record.branch, record.phase, record.finished_at, tuple(sorted(names))
+        )
+
+
 @dataclass(slots=True)
 class _RunState:
     """What the archiver knows of one run."""
 
     pods_done: set[str] = field(default_factory=set)
     masker: Masker | None = None
-    record: RunRecord | None = None
+    facts: _Facts | None = None
+    """What retention and masking need of its record, once the record is written."""
     warned: bool = False
 
 
@@ -104,7 +124,8 @@ class Archiver:
         self.clock = clock
         self.store: HistoryStore | None = None
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-store")
-        self.dirty: dict[Key, PipelineSnapshot] = {}
+        self.dirty: dict[str, PipelineSnapshot] = {}
+        """By UID: a Pipeline deleted and made again under its name is two runs."""
         self.pending: dict[str, _Pending] = {}
         self.runs: dict[str, _RunState] = {}
         self.failing_since: float | None = None
@@ -117,7 +138,7 @@ class Archiver:
     # -- fed by the operator (event loop thread) --------------------------------------------
     def note(self, snap: PipelineSnapshot) -> None:
         """A Pipeline changed: its record is written with the next batch."""
-        self.dirty[(snap.namespace, snap.name)] = snap
+        self.dirty[snap.uid] = snap
 
     def note_pods(self, snap: PipelineSnapshot, pods: Iterable[PodView]) -> None:
         """Queue the finished pods of a pipeline whose logs are not archived yet."""
@@ -137,7 +158,7 @@ class Archiver:
         """Every pod of the run has finished and its logs are in the store, and so is its
         latest record: the Pipeline may go."""
         state = self.runs.get(snap.uid)
-        if state is None or (snap.namespace, snap.name) in self.dirty:
+        if state is None or snap.uid in self.dirty:
             return False
         return all(
             not pod.active and pod.uid in state.pods_done
@@ -217,13 +238,13 @@ class Archiver:
         batch, self.dirty = self.dirty, {}
         try:
             records = await self._in_thread(_records, list(batch.values()))
-            await self._in_thread(self.store.save_runs, records)
+            await self._in_thread(self.store.save_runs, [r for r, _ in records])
         except BaseException:
             for key, snap in batch.items():  # newer snapshots noted meanwhile win
                 self.dirty.setdefault(key, snap)
             raise
-        for record in records:
-            self.runs.setdefault(record.uid, _RunState()).record = record
+        for record, facts in records:
+            self.runs.setdefault(record.uid, _RunState()).facts = facts
 
     async def _archive(self) -> None:
         if not self.pending or self.store is None:
@@ -241,10 +262,14 @@ class Archiver:
                 await self._archive_pod(item)
 
         results = await asyncio.gather(*(one(item) for item in todo), return_exceptions=True)
-        problems = [r for r in results if isinstance(r, BaseException)]
         PENDING_LOGS.set(len(self.pending))
-        if problems:
-            raise problems[0]
+        for item, result in zip(todo, results, strict=True):
+            if isinstance(result, KubeError):  # this pod only: it waits, the others go on
+                log.warning(
+                    "history: logs of pod %s/%s not read: %s", item.key[0], item.pod, result
+                )
+            elif isinstance(result, BaseException):
+                raise result  # the store: the whole round waits and is tried again
 
     async def _archive_pod(self, item: _Pending) -> None:
         namespace = item.key[0]
@@ -283,11 +308,10 @@ class Archiver:
         state = self.runs.setdefault(item.run_uid, _RunState())
         if state.masker is not None:
             return state.masker
-        if state.record is None:
+        if state.facts is None:
             return None
-        spec = json.loads(state.record.spec_json)
         secrets: list[Manifest] = []
-        for name in sorted(referenced_secrets(spec)):
+        for name in state.facts.secrets:
             try:
                 found = await self.kube.get_secret(item.key[0], name)
             except KubeError as exc:
@@ -309,7 +333,7 @@ class Archiver:
         runs: dict[Key, tuple[Run, PipelineSnapshot]] = {}
         for key, snap in pipelines.items():
             state = self.runs.get(snap.uid)
-            record = state.record if state is not None else None
+            record = state.facts if state is not None else None
             if record is None or snap.deleting or snap.uid in self.pruned:
                 continue
             run = Run(
@@ -379,7 +403,7 @@ class Archiver:
         return await asyncio.get_running_loop().run_in_executor(self.thread, fn, *args)
 
 
-def _records(snaps: list[PipelineSnapshot]) -> list[RunRecord]:
+def _records(snaps: list[PipelineSnapshot]) -> list[tuple[RunRecord, _Facts]]:
     """Records of the snapshots (in the store's thread: a status is parsed here, not in the
     event loop)."""
     records = []
@@ -396,5 +420,6 @@ def _records(snaps: list[PipelineSnapshot]) -> list[RunRecord]:
             "spec": json.loads(snap.spec_json),
             "status": json.loads(snap.status_json),
         }
-        records.append(build_record(body))
+        record = build_record(body)
+        records.append((record, _Facts.of(record)))
     return records
