@@ -52,14 +52,19 @@ def create(k: Kubectl, body: dict[str, Any]) -> str:
 
 
 def wait_archived(k: Kubectl, name: str, timeout: float = 60) -> tuple[str, int]:
-    """Until every pod of the pipeline has its logs in the store; its UID and pod count."""
-    uid = k.pipeline(name)["metadata"]["uid"]
+    """Until every pod of the pipeline has its logs in the store, and its record the phase
+    it has now; its UID and pod count."""
+    body = k.pipeline(name)
+    uid, phase = body["metadata"]["uid"], body["status"]["phase"]
     pods = k.json("get", "pods", "-l", f"shipway.dev/pipeline={name}")["items"]
     wanted = {p["metadata"]["uid"] for p in pods}
     deadline = time.monotonic() + timeout
     with_store = store()
     try:
-        while with_store.archived(wanted) != wanted:
+        while True:
+            record = with_store.run(k.namespace, name)
+            if with_store.archived(wanted) == wanted and record and record.phase == phase:
+                break
             assert time.monotonic() < deadline, f"logs of {name} not archived in {timeout}s"
             time.sleep(0.5)
     finally:
@@ -164,7 +169,7 @@ def test_retention_prunes_old_runs_of_a_branch_keeps_the_newest_and_never_a_runn
 def test_an_operator_killed_while_archiving_archives_each_log_once_and_complete(
     k: Kubectl, namespace: str, shipway_operator: Any
 ) -> None:
-    lines = 100_000  # ~600 KiB a log: reading eight of them takes a moment
+    lines = 1_000_000  # 6.9 MB a log: archiving eight of them takes a few seconds
     steps = [{"name": f"s{i}", "service": "app", "command": f"seq 1 {lines}"} for i in range(8)]
     k.apply_docs([pipeline("big", [{"type": "parallel", "steps": steps}])])
     k.wait_for("big", ("Succeeded",), timeout=240)
@@ -193,3 +198,55 @@ def test_an_operator_killed_while_archiving_archives_each_log_once_and_complete(
         if item.container.startswith("app"):
             assert item.text == expected, f"{item.pod}: {len(item.text)} bytes, not complete"
     print(f"\nkilled with {killed_with} of 8 pods archived; after the restart all 8, complete")
+
+
+def test_the_store_on_a_real_postgresql(cluster: Any, namespace: str, tmp_path: Any) -> None:
+    """The same store checks as on SQLite (tests/unit/test_history_store.py), each on a fresh
+    database of a PostgreSQL 15 server running in the cluster (Debian's packages)."""
+    import psycopg
+
+    from tests.unit import test_history_store as checks
+
+    env = [
+        {"name": "POSTGRES_PASSWORD", "value": "s3cret"},
+        {"name": "POSTGRES_USER", "value": "ci"},
+        {"name": "POSTGRES_DB", "value": "history"},
+    ]
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "pg"},
+        "spec": {
+            "containers": [
+                {
+                    "name": "db",
+                    "image": "postgres:15",
+                    "env": env,
+                    "readinessProbe": {
+                        "exec": {"command": ["pg_isready", "-h", "127.0.0.1", "-U", "ci"]},
+                        "periodSeconds": 1,
+                    },
+                }
+            ]
+        },
+    }
+    cluster.apply(namespace, pod)
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/pg", "--timeout=240s")
+    ip = cluster.json("get", "pod", "pg", "-n", namespace)["status"]["podIP"]
+    admin = f"postgresql://ci:s3cret@{ip}:5432/history"
+    for n, check in enumerate(
+        [
+            checks.test_records_are_upserted_and_read_back_newest_of_a_name,
+            checks.test_pages_are_newest_first_filtered_and_continue_after_a_cursor,
+            checks.test_a_pods_logs_are_stored_once,
+            checks.test_expiry_drops_old_runs_and_the_oldest_beyond_the_size_cap,
+        ]
+    ):
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE check{n}")
+        on_postgres = SqlStore(f"postgresql+psycopg://ci:s3cret@{ip}:5432/check{n}")
+        assert on_postgres.dialect == "postgresql"
+        try:
+            check(on_postgres)
+        finally:
+            on_postgres.close()
