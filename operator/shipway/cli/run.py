@@ -15,6 +15,7 @@ import yaml
 
 from shipway import GROUP, KIND
 from shipway.cli import common
+from shipway.cli.archive import masker_for
 from shipway.cli.common import (
     FAILED,
     INTERRUPTED,
@@ -31,6 +32,8 @@ from shipway.cli.format import phase_of, summary_line
 from shipway.cli.source import git_flags_given
 from shipway.cli.statustree import status_tree
 from shipway.cli.upload import UploadError, list_tree
+from shipway.history.logs import Masker
+from shipway.history.masking import masked_values
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import TooDeepToReadError, read_deep
@@ -210,7 +213,11 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         return OK
     # --detach with an upload: its progress on stderr, the name alone on stdout
     notes = sys.stderr if args.detach else out
-    printer = Printer(notes, live(notes))
+    # The values of the Secrets it names (those this command decrypted, and the user's own
+    # that the user may read) print as ***, as in the archive.
+    masker = masker_for(api, manifest)
+    masker = Masker([*masker.values, *masked_values(secrets)])
+    printer = Printer(notes, live(notes), masker.mask)
     printer.line(f"shipway: pipeline {api.namespace}/{name} created")
     if pushes and not args.push:
         printer.line(f"shipway: {pushes} push step(s) will be skipped: add --push to push")
