@@ -291,3 +291,25 @@ def test_a_log_that_cannot_be_read_waits_alone(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
     assert {item.pod for item in SqlStore(url).logs("uid-1")} == {"p1", "p2"}
+
+
+def test_a_deleted_pipeline_is_forgotten_once_written_and_read(tmp_path: Path) -> None:
+    kube = FakeKube()
+    kube.pods["p1"] = {}
+    archiver = Archiver(HistorySettings(url=f"sqlite:///{tmp_path / 'h.db'}"), kube)
+    pod = finished_pod("p1", "pod-uid-1")
+
+    async def scenario() -> None:
+        archiver.note(snap())
+        archiver.note_pods(snap(), [pod])
+        archiver.note(snap())  # the DELETED event: its last state, then forgotten
+        archiver.forget("uid-1")
+        assert "uid-1" in archiver.runs
+        await archiver.round({}, lambda key: [pod])  # the record, then the logs
+        await archiver.round({}, lambda key: [pod])
+        assert archiver.runs == {}
+        assert archiver.gone == set()
+        await archiver.stop()
+
+    asyncio.run(scenario())
+    assert kube.log_reads == [("p1", "step"), ("p1", "db")]

@@ -129,6 +129,8 @@ class Archiver:
         self.pending: dict[str, _Pending] = {}
         self.runs: dict[str, _RunState] = {}
         self.failing_since: float | None = None
+        self.gone: set[str] = set()
+        """UIDs of Pipelines deleted: forgotten once written and read."""
         self.pruned: set[str] = set()
         """UIDs of Pipelines deleted, until their deletion is seen."""
         self.last_prune = 0.0
@@ -245,6 +247,7 @@ class Archiver:
             raise
         for record, facts in records:
             self.runs.setdefault(record.uid, _RunState()).facts = facts
+            self._drop_if_done(record.uid)
 
     async def _archive(self) -> None:
         if not self.pending or self.store is None:
@@ -300,6 +303,7 @@ class Archiver:
     def _done(self, item: _Pending) -> None:
         self.pending.pop(item.pod_uid, None)
         self.runs.setdefault(item.run_uid, _RunState()).pods_done.add(item.pod_uid)
+        self._drop_if_done(item.run_uid)
 
     async def _masker(self, item: _Pending) -> Masker | None:
         """The values to mask in this run's logs: those of the Secrets its spec names,
@@ -371,10 +375,18 @@ class Archiver:
             return replace(self.settings.policy, enabled=False)
 
     def forget(self, uid: str) -> None:
-        """A Pipeline is gone: its pods with it (those still queued are read while they last)."""
+        """A Pipeline is gone: once its last record is written and its queued pods are read
+        (while they last), nothing of it stays in memory."""
         self.pruned.discard(uid)
+        self.gone.add(uid)
+        self._drop_if_done(uid)
+
+    def _drop_if_done(self, uid: str) -> None:
+        if uid not in self.gone or uid in self.dirty:
+            return
         if not any(p.run_uid == uid for p in self.pending.values()):
             self.runs.pop(uid, None)
+            self.gone.discard(uid)
 
     def _failing(self, exc: Exception, delay: float) -> None:
         STORE_ERRORS.inc()

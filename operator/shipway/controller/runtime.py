@@ -75,14 +75,14 @@ class Operator:
         meta = body.get("metadata") or {}
         key = (meta.get("namespace") or "", meta.get("name") or "")
         snap = PipelineSnapshot.from_body(body)
+        if self.archiver is not None:
+            self.archiver.note(snap)  # a deleted one too: its last state is its record
         if deleted:
             self.pipelines.pop(key, None)
             if self.archiver is not None:
                 self.archiver.forget(snap.uid)
         else:
             self.pipelines[key] = snap
-        if self.archiver is not None:
-            self.archiver.note(snap)  # a deleted one too: its last state is its record
         self.queue.add(key)
 
     async def _work(self, key: Key) -> float | None:
