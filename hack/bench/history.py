@@ -18,6 +18,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
+
 from bench.stats import summary_ms
 from shipway.history.records import RunRecord
 from shipway.history.store import ArchivedLog, SqlStore, cursor
@@ -99,10 +101,15 @@ def _log(rnd: random.Random) -> str:
     return text[:1024]
 
 
-def run(workdir: Path, runs: int = RUNS) -> dict[str, Any]:
+def run(workdir: Path, runs: int = RUNS, url: str | None = None) -> dict[str, Any]:
+    """The phase on a fresh SQLite file, or on an empty PostgreSQL database (``url``)."""
     path = workdir / "history-bench.db"
     path.unlink(missing_ok=True)
-    store = SqlStore(f"sqlite:///{path}")
+    store = SqlStore(url or f"sqlite:///{path}")
+
+    def size() -> int:
+        return _pg_size(store) if url else _file_size(path)
+
     template, start = _template(), datetime(2026, 9, 1, tzinfo=UTC)
     started = time.monotonic()
     for first in range(0, runs, 1000):
@@ -110,7 +117,7 @@ def run(workdir: Path, runs: int = RUNS) -> dict[str, Any]:
             [_record(n, template, start) for n in range(first, min(runs, first + 1000))]
         )
     fill_s = time.monotonic() - started
-    records_bytes = path.stat().st_size
+    records_bytes = size()
     rnd = random.Random(1)
     newest = store.page("team-2", limit=20)
     results: dict[str, Any] = {
@@ -127,16 +134,15 @@ def run(workdir: Path, runs: int = RUNS) -> dict[str, Any]:
     }
     results["bytes_per_run"] = round(records_bytes / runs)
     logs = [_log(rnd) for _ in range(1000)]
-    _checkpoint(path)
-    before = path.stat().st_size
+    before = size()
     for i, text in enumerate(logs):  # one pod's logs per transaction, as archived
         store.save_logs(
             [ArchivedLog("00000001-uid", f"pod-{i}", f"pod-uid-{i}", "app", text, 1024)]
         )
+    results["bytes_per_1000_steps_1kib_logs"] = size() - before
+    results["compressed_log_bytes_per_1000_steps"] = _stored(store)
+    results["backend"] = store.dialect
     store.close()
-    _checkpoint(path)
-    results["bytes_per_1000_steps_1kib_logs"] = path.stat().st_size - before
-    results["compressed_log_bytes_per_1000_steps"] = _stored(path)
     results["p95_page_ms"] = max(
         results["page_ms"]["p95"],
         results["page_filtered_ms"]["p95"],
@@ -147,14 +153,22 @@ def run(workdir: Path, runs: int = RUNS) -> dict[str, Any]:
     return results
 
 
-def _checkpoint(path: Path) -> None:
+def _file_size(path: Path) -> int:
+    """The SQLite file's size with its write-ahead log folded in."""
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
 
 
-def _stored(path: Path) -> int:
-    with sqlite3.connect(path) as conn:
-        return int(conn.execute("select sum(stored) from shipway_logs").fetchone()[0] or 0)
+def _pg_size(store: SqlStore) -> int:
+    query = "select pg_total_relation_size('shipway_runs') + pg_total_relation_size('shipway_logs')"
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.text(query)).scalar() or 0)
+
+
+def _stored(store: SqlStore) -> int:
+    with store.engine.connect() as conn:
+        return int(conn.execute(sa.text("select sum(stored) from shipway_logs")).scalar() or 0)
 
 
 def rows(hi: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
@@ -163,7 +177,7 @@ def rows(hi: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
         return []
     kib = hi.get("bytes_per_1000_steps_1kib_logs", 0) / 1024
     return [
-        (f"history (SQLite, {hi.get('runs')} stored runs)", "", ""),
+        (f"history ({hi.get('backend')}, {hi.get('runs')} stored runs)", "", ""),
         ("  history page p95 (any filter)", fmt(hi.get("p95_page_ms"), " ms"), mark("history_page_p95_ms")),
         ("  record lookup p95", fmt(hi.get("p95_lookup_ms"), " ms"), mark("history_lookup_p95_ms")),
         ("  store per 1000 steps of 1 KiB logs", f"{kib:.0f} KiB", ""),
@@ -173,6 +187,8 @@ def rows(hi: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
 
 if __name__ == "__main__":  # python -m bench.history: this phase alone
     out = run(
-        Path(os.environ.get("TMPDIR", "/tmp")), int(os.environ.get("BENCH_HISTORY_RUNS", RUNS))
+        Path(os.environ.get("TMPDIR", "/tmp")),
+        int(os.environ.get("BENCH_HISTORY_RUNS", RUNS)),
+        os.environ.get("BENCH_HISTORY_URL") or None,  # a PostgreSQL database, else SQLite
     )
     print(json.dumps(out, indent=1))
