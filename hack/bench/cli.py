@@ -3,7 +3,7 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``admission,overhead,scale,paced,restart,source,builds``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
+(default ``admission,overhead,scale,paced,restart,source,builds,history``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
 local cluster's).
@@ -30,12 +30,13 @@ from kubernetes.client.exceptions import ApiException
 
 import demo_operator
 from bench import admission, builds, overhead, scale
+from bench import history as history_phase
 from bench import source as source_phase
 from bench.kube import BENCH_LABEL, Kube, write_json
 from bench.load import delete_namespace, release_storage
 from bench.procs import MANAGED_ANNOTATION, FakeNodes
 
-PHASES = ("admission", "overhead", "scale", "paced", "restart", "source", "builds")
+PHASES = ("admission", "overhead", "scale", "paced", "restart", "source", "builds", "history")
 PACED_STEPS_PER_SECOND = 36
 """Offered in the paced phase: the 30 steps/s target plus a fifth, so that meeting it is not
 an artefact of the offered rate itself."""
@@ -56,6 +57,8 @@ TARGETS = {
     "build_unchanged_ratio": ("<=", 1.2),
     "build_one_file_changed_ratio": ("<=", 1.2),
     "build_push_to_pod_p50_ms": ("<=", 100),
+    "history_page_p95_ms": ("<=", 100),
+    "history_lookup_p95_ms": ("<=", 100),
 }
 
 
@@ -191,6 +194,8 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         "build_push_to_pod_p50_ms": ((results.get("builds") or {}).get("push_to_pod_ms") or {}).get(
             "p50"
         ),
+        "history_page_p95_ms": (results.get("history") or {}).get("p95_page_ms"),
+        "history_lookup_p95_ms": (results.get("history") or {}).get("p95_lookup_ms"),
     }
 
 
@@ -276,6 +281,7 @@ def table(results: dict[str, Any]) -> str:
         ("  duplicated steps", _fmt(rs.get("duplicated_steps")), mark("duplicated_steps")),
         *source_rows(results.get("source") or {}, mark),
         *_build_rows(results.get("builds") or {}, mark),
+        *history_phase.rows(results.get("history") or {}, mark, _fmt),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows) + 2
     lines = [f"{'':{width}}{'measured':>22}  {'target':>8}"]
@@ -396,6 +402,11 @@ def main() -> int:
                 kube, run_id, workdir, nodes, count, steps, timeout
             )
             rs["cleanup_s"] = round(delete_namespace(kube, run_id, rs["namespace"]), 1)
+        if "history" in phases:
+            print("phase 5: history store, 100,000 runs in SQLite ...", flush=True)
+            results["history"] = history_phase.run(
+                workdir, max(1000, round(history_phase.RUNS * factor))
+            )
         if "source" in phases:
             print("phase 4: source, a 50 MB / 5000-file repository ...", flush=True)
             results["source"] = so = source_phase.run(kube, run_id, workdir)

@@ -144,6 +144,11 @@ def shipway_operator(
     # One key for the session's operator across its restarts: a pod it created just before a
     # SIGKILL is still known as its own (engine.ownership)
     env["SHIPWAY_POD_SEAL_KEY"] = secrets.token_hex(32)
+    # The session's own history store, which the command line run by the tests reads too.
+    history = f"sqlite:///{log_path.parent / 'history.db'}"
+    env["SHIPWAY_HISTORY"] = history
+    env["SHIPWAY_RETENTION_INTERVAL"] = "5s"  # test_history waits for pruning
+    os.environ["SHIPWAY_HISTORY"] = history
     webhook = f"shipway-{SESSION_PREFIX}webhook"
     argv = [sys.executable, "-m", "shipway", "operator", "-n", f"{SESSION_PREFIX}*"]
     port = None

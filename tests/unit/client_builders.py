@@ -198,6 +198,7 @@ class FakeApi:
         self.created: dict[str, Any] | None = None
         self.cancelled: list[str] = []
         self.attached: FakeSocket | None = None
+        self.secrets: dict[str, dict[str, Any]] = {}
 
     @property
     def current(self) -> dict[str, Any]:
@@ -236,6 +237,9 @@ class FakeApi:
         if pod not in self.logs:
             raise LogNotReadyError(400, "waiting to start")
         return self.logs[pod]
+
+    def read_secret(self, name: str) -> dict[str, Any] | None:
+        return self.secrets.get(name)
 
     def cancel(self, name: str) -> dict[str, Any]:
         self.cancelled.append(name)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from shipway.controller.callpool import Priority
-from shipway.controller.kube import EventTarget, KubeError
+from shipway.controller.kube import EventTarget, KubeError, LogRead
 from shipway.controller.snapshot import PipelineSnapshot
 from shipway.engine.objects import Manifest
 from shipway.engine.observe import PodView, pod_view
+from shipway.history.logs import cap_log
 
 from .builders import WALKTHROUGH
 
@@ -26,6 +27,11 @@ class FakeKube:
         self.reject: dict[str, KubeError] = {}
         self.priorities: dict[str, Priority] = {}
         self.secrets: dict[tuple[str, str], Manifest] = {}
+        self.logs: dict[tuple[str, str], bytes] = {}
+        """(pod, container) → its log, for the archiver."""
+        self.log_reads: list[tuple[str, str]] = []
+        self.deleted_pipelines: list[str] = []
+        self.config_maps: dict[tuple[str, str], Manifest] = {}
 
     async def create_pod(
         self, namespace: str, manifest: Manifest, priority: Priority = Priority.STEP
@@ -90,6 +96,23 @@ class FakeKube:
 
     async def emit_event(self, target: EventTarget, type_: str, reason: str, message: str) -> None:
         self.events.append((reason, message))
+
+    async def read_log(self, namespace: str, pod: str, container: str, cap: int) -> LogRead | None:
+        self.log_reads.append((pod, container))
+        if pod in self.reject:
+            raise self.reject[pod]
+        if pod not in self.pods:
+            return None
+        data = self.logs.get((pod, container), b"")
+        kept, size, truncated = cap_log([data], cap)
+        return LogRead(kept, size, truncated)
+
+    async def get_config_map(self, namespace: str, name: str) -> Manifest | None:
+        return self.config_maps.get((namespace, name))
+
+    async def delete_pipeline(self, namespace: str, name: str, uid: str) -> None:
+        self.writes.append(f"delete pipeline {name}")
+        self.deleted_pipelines.append(name)
 
     def finish(self, name: str, code: int) -> None:
         pod = self.pods[name]

@@ -340,3 +340,28 @@ def test_logs_show_a_pods_escapes_escaped(
         assert "\r" not in out
         assert "boom\\x1b[2K\\r(step: lint) success ✔\\x1b]0;pwned\\a\n" in out
         assert out.endswith("next\n")
+
+
+def test_run_prints_the_values_of_the_secrets_it_names_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    logs = {**LOGS, "p-1": "using token hunter22-token\n"}
+    api = use(monkeypatch, FakeApi(serial_run("Succeeded", 0), logs))
+    api.secrets["ci-env"] = {"data": {"TOKEN": "aHVudGVyMjItdG9rZW4="}}  # hunter22-token
+    spec = json.loads(json.dumps(RUN_SPEC))
+    spec["services"]["app"]["envFrom"] = [{"secretRef": {"name": "ci-env"}}]
+    manifest = tmp_path / "p.yaml"
+    manifest.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "shipway.dev/v1alpha1",
+                "kind": "Pipeline",
+                "metadata": {"name": "demo"},
+                "spec": spec,
+            }
+        )
+    )
+    assert main(["run", "-f", str(manifest)]) == 0
+    out = capsys.readouterr().out
+    assert "(step: build) using token ***" in out
+    assert "hunter22" not in out

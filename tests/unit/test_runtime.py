@@ -175,3 +175,41 @@ def test_a_deleted_pipeline_is_forgotten_and_stop_ends_everything() -> None:
 
     asyncio.run(scenario())
     assert watches[0].stopped
+
+
+def test_with_history_a_finished_steps_log_is_archived_and_the_run_recorded(
+    tmp_path: Any,
+) -> None:
+    from shipway.controller.historyconfig import HistorySettings
+    from shipway.history.store import SqlStore
+
+    kube = FakeKube()
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    made: list[FakeWatches] = []
+
+    def watches(on_change: Callable[[Key], None]) -> FakeWatches:
+        made.append(FakeWatches(kube, on_change))
+        return made[-1]
+
+    operator = Operator(OperatorConfig(history=HistorySettings(url=url)), kube, watches)
+    assert operator.archiver is not None
+    archiver = operator.archiver
+
+    async def scenario() -> None:
+        operator.pipeline_changed(pipeline(kube), deleted=False)
+        await settle(operator)
+        (first,) = kube.pods
+        kube.logs[(first, "demo")] = b"built\n"
+        kube.finish(first, 0)
+        made[0].sync()
+        operator.pipeline_changed(pipeline(kube), deleted=False)
+        await settle(operator)
+        await archiver.round(operator.pipelines, made[0].store.pods)
+        await operator.stop()
+
+    asyncio.run(scenario())
+    store = SqlStore(url)
+    record = store.run("ci", "demo")
+    assert record is not None
+    assert record.phase == "Running"
+    assert [(item.container, item.text) for item in store.logs("uid-1")] == [("demo", "built\n")]

@@ -91,6 +91,9 @@ app.kubernetes.io/part-of: shipway
 {{- if and (gt (int .Values.replicaCount) 1) (not .Values.peering.enabled) }}
 {{- fail (printf "replicaCount=%d needs peering.enabled=true: without kopf peering every replica would run the same Pipelines at once" (int .Values.replicaCount)) }}
 {{- end }}
+{{- if and .Values.history.enabled (not .Values.history.postgres.urlSecret) (gt (int .Values.replicaCount) 1) }}
+{{- fail (printf "replicaCount=%d with history on SQLite (the chart's claim, one writer): set history.postgres.urlSecret to a PostgreSQL database's Secret, or history.enabled=false" (int .Values.replicaCount)) }}
+{{- end }}
 {{- end }}
 
 {{/* The namespaces the operator watches, as a JSON list (empty with allNamespaces). */}}
@@ -137,6 +140,29 @@ app.kubernetes.io/part-of: shipway
 - apiGroups: [""]
   resources: ["events"]
   verbs: ["create"]
+{{- if .Values.history.enabled }}
+# The history: every finished pod's logs read once, to archive them.
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- if .Values.history.maskSecrets }}
+# The values of the Secrets a Pipeline names, masked in its archived logs (read once per run).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get"]
+{{- end }}
+{{- if .Values.retention.enabled }}
+# Retention: finished Pipelines beyond the limits are deleted (pods and claim follow through
+# owner references), and a namespace's shipway-retention ConfigMap is read.
+- apiGroups: ["shipway.dev"]
+  resources: ["pipelines"]
+  verbs: ["delete"]
+- apiGroups: [""]
+  resources: ["configmaps"]
+  resourceNames: ["shipway-retention"]
+  verbs: ["get"]
+{{- end }}
+{{- end }}
 {{- if include "shipway.buildkit.address" . }}
 # Image builds: a copy of the builder's client certificate for each building Pipeline, made
 # before its first build pod and deleted after its last (never read back).
@@ -242,4 +268,11 @@ root = "/var/lib/buildkit"
 {{/* The ConfigMap holding registry.ca (when given inline). */}}
 {{- define "shipway.registryCaConfigMap" -}}
 {{- if .Values.registry.caConfigMap }}{{ .Values.registry.caConfigMap }}{{ else }}{{ include "shipway.fullname" . }}-registry-ca{{ end }}
+{{- end }}
+
+{{/* The history ----------------------------------------------------------------------------- */}}
+
+{{/* SQLite on the chart's claim (not PostgreSQL). */}}
+{{- define "shipway.history.sqlite" -}}
+{{- if and .Values.history.enabled (not .Values.history.postgres.urlSecret) }}true{{ end }}
 {{- end }}

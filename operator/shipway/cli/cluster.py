@@ -213,6 +213,19 @@ class PipelineApi:
         result: Manifest = _data(response)
         return result
 
+    def read_secret(self, name: str) -> Manifest | None:
+        """A Secret of the namespace, for masking; None when absent or not the user's to read."""
+        try:
+            response = self.core.read_namespaced_secret(
+                name, self.namespace, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                return None
+            raise error_from(exc) from None
+        result: Manifest = _data(response)
+        return result
+
     def attach_stdin(self, pod: str, container: str) -> Any:
         """A websocket to the container's standard input (``pods/attach``, stdin only)."""
         from kubernetes.stream import stream

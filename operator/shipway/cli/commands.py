@@ -15,6 +15,15 @@ from typing import Any, TextIO
 import yaml
 
 from shipway.cli import common
+from shipway.cli.archive import (
+    archived_logs,
+    archived_pipeline,
+    gone_runs,
+    history_flags,
+    masker_for,
+    open_history,
+    register_history,
+)
 from shipway.cli.common import (
     OK,
     CommandError,
@@ -39,12 +48,14 @@ from shipway.cli.sanitize import printable
 from shipway.cli.source import add_source_flags
 from shipway.cli.statustree import status_tree
 from shipway.cli.tracker import every_step
+from shipway.history.logs import Masker
 from shipway.models import StepStatus
 
 
 def register(sub: Any) -> None:
     """Add the client's subcommands to the ``shipway`` parser's subparsers."""
     conn = connection_flags()
+    hist = history_flags()
     files = conversion_flags()
 
     con = sub.add_parser(
@@ -85,12 +96,12 @@ def register(sub: Any) -> None:
     )
     run.set_defaults(func=cmd_run)
 
-    status = sub.add_parser("status", parents=[conn], help="a Pipeline's groups and steps")
+    status = sub.add_parser("status", parents=[conn, hist], help="a Pipeline's groups and steps")
     status.add_argument("name")
     status.add_argument("-o", "--output", choices=("tree", "yaml", "json"), default="tree")
     status.set_defaults(func=cmd_status)
 
-    logs = sub.add_parser("logs", parents=[conn], help="the logs of a Pipeline's steps")
+    logs = sub.add_parser("logs", parents=[conn, hist], help="the logs of a Pipeline's steps")
     logs.add_argument("name")
     logs.add_argument("-f", "--follow", action="store_true", help="stream until it finishes")
     logs.add_argument(
@@ -108,9 +119,12 @@ def register(sub: Any) -> None:
     cancel.add_argument("--wait", action="store_true", help="wait until it has stopped")
     cancel.set_defaults(func=cmd_cancel)
 
-    lst = sub.add_parser("list", parents=[conn], help="Pipelines in the namespace")
+    lst = sub.add_parser("list", parents=[conn, hist], help="Pipelines in the namespace")
     lst.add_argument("-A", "--all-namespaces", action="store_true")
     lst.add_argument("-l", "--selector", help="label selector")
+    lst.add_argument(
+        "--all", action="store_true", help="also the runs whose Pipeline is gone (the history)"
+    )
     lst.set_defaults(func=cmd_list)
 
     from shipway.cli import crypt, exec, restart
@@ -118,11 +132,13 @@ def register(sub: Any) -> None:
     exec.register(sub, conn, files)
     restart.register(sub, conn)
     crypt.register(sub)
+    register_history(sub, conn, hist)
 
 
 @guarded
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    pipeline = get_pipeline(common.connect_api(args), args.name)
+    api = common.connect_api(args)
+    pipeline = api.get(args.name) or archived_pipeline(open_history(args), api.namespace, args.name)
     if args.output == "json":
         out.write(json.dumps(pipeline.get("status") or {}, indent=2) + "\n")
     elif args.output == "yaml":
@@ -151,12 +167,18 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
     from shipway.cli.follow import Follower, Printer, log_container
 
     api = common.connect_api(args)
-    pipeline = get_pipeline(api, args.name)
+    store = open_history(args)
+    pipeline = api.get(args.name)
+    gone = pipeline is None
+    if pipeline is None:
+        pipeline = archived_pipeline(store, api.namespace, args.name)
     steps = select_steps(every_step(pipeline_status(pipeline)), args.step)
     style = style_for(out)
-    if args.follow:
+    masker = Masker([]) if gone else masker_for(api, pipeline)
+    archived: dict[tuple[str, str], str] | None = None  # read once, when first needed
+    if args.follow and not gone:
         ids = {s.id for s in steps}
-        printer = Printer(out, False)
+        printer = Printer(out, False, masker.mask)
         Follower(
             api, args.name, printer, style, include=lambda s: s.id in ids, progress=False
         ).follow(pipeline)
@@ -164,12 +186,21 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
     for step in steps:
         pods = [a.pod for a in step.attempts] + ([step.pod] if step.pod else [])
         for pod in pods:
-            try:
-                text = api.read_log(pod, log_container(step))
-            except LogNotReadyError:
-                continue
-            except ClusterError as exc:
-                err(f"step {step.name!r}: {exc}")
+            text: str | None = None
+            if not gone:
+                try:
+                    text = masker.mask(api.read_log(pod, log_container(step)))
+                except LogNotReadyError:
+                    pass  # not started yet, or the pod is gone: the archive may have it
+                except ClusterError as exc:
+                    err(f"step {step.name!r}: {exc}")
+                    continue
+            if text is None:
+                if archived is None:
+                    uid = (pipeline.get("metadata") or {}).get("uid") or ""
+                    archived = archived_logs(store, uid)
+                text = archived.get((pod, log_container(step)))
+            if text is None:
                 continue
             # Lines end at newlines only, as when following: a carriage return inside a line is
             # the pod's, shown escaped (splitlines would hide it by cutting the line there).
@@ -204,6 +235,9 @@ def cmd_cancel(args: argparse.Namespace, out: TextIO) -> int:
 def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     api = common.connect_api(args)
     items = api.list(all_namespaces=args.all_namespaces, selector=args.selector)
+    if args.all:
+        namespace = None if args.all_namespaces else api.namespace
+        items += gone_runs(open_history(args), namespace, items, limit=500)
     if not items:
         where = "any namespace" if args.all_namespaces else f"namespace {api.namespace}"
         err(f"no pipelines in {where}")

@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from shipway.cli.common import FAILED, OK, CommandError, guarded
 from shipway.cli.format import phase_of, pipeline_status
-from shipway.cli.run import convert_for_run, create_run, follow_created, listed
+from shipway.cli.run import convert_for_run, create_run, follow_created, listed, run_masker
 
 
 def register(sub: Any, conn: argparse.ArgumentParser, files: argparse.ArgumentParser) -> None:
@@ -64,6 +64,13 @@ def cmd_exec(args: argparse.Namespace, out: TextIO) -> int:
     entries = listed(upload)
     api, created, _ = create_run(args, conversion.manifest, conversion.secrets, {}, push=False)
     final = follow_created(
-        api, created, out, upload=upload, entries=entries, detach=False, logs=not args.no_logs
+        api,
+        created,
+        out,
+        upload=upload,
+        entries=entries,
+        detach=False,
+        logs=not args.no_logs,
+        masker=run_masker(api, conversion.manifest, conversion.secrets),
     )
     return final if isinstance(final, int) else exit_code(final)

@@ -50,13 +50,17 @@ HINT_SECONDS = 20.0
 class Printer:
     """Whole lines to one stream from many threads; on a terminal, a live progress footer."""
 
-    def __init__(self, out: TextIO, live: bool) -> None:
+    def __init__(self, out: TextIO, live: bool, mask: Callable[[str], str] | None = None) -> None:
         self.out = out
         self.live = live
+        self.mask = mask
+        """Applied to every line: the values of the Pipeline's Secrets become ***."""
         self.lock = threading.Lock()
         self.footer = ""
 
     def line(self, text: str) -> None:
+        if self.mask is not None:
+            text = self.mask(text)
         with self.lock:
             if self.live and self.footer:
                 self.out.write("\r\x1b[K")

@@ -15,6 +15,7 @@ import yaml
 
 from shipway import GROUP, KIND
 from shipway.cli import common
+from shipway.cli.archive import masker_for
 from shipway.cli.common import (
     FAILED,
     INTERRUPTED,
@@ -32,6 +33,8 @@ from shipway.cli.source import git_flags_given
 from shipway.cli.statustree import status_tree
 from shipway.cli.upload import UploadError, list_tree
 from shipway.codeship import Conversion
+from shipway.history.logs import Masker
+from shipway.history.masking import masked_values
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import TooDeepToReadError, read_deep
@@ -199,6 +202,7 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
         detach=args.detach,
         logs=not args.no_logs,
         notes=[f"{pushes} push step(s) will be skipped: add --push to push"] if skipped else [],
+        masker=run_masker(api, manifest, secrets),
     )
     if isinstance(final, int):
         return final
@@ -243,6 +247,14 @@ def create_run(
     return api, _create(api, manifest, secrets), pushes
 
 
+def run_masker(
+    api: Any, manifest: Mapping[str, Any], secrets: Sequence[Mapping[str, Any]]
+) -> Masker:
+    """The values of the Secrets a new run names (the user's own that the user may read) and of
+    those this command decrypted: they print as ***, as in the archive."""
+    return Masker([*masker_for(api, manifest).values, *masked_values(secrets)])
+
+
 def follow_created(
     api: Any,
     created: dict[str, Any],
@@ -253,6 +265,7 @@ def follow_created(
     detach: bool,
     logs: bool = True,
     notes: Sequence[str] = (),
+    masker: Masker | None = None,
 ) -> dict[str, Any] | int:
     """What ``run`` does once its Pipeline exists: say so, upload the directory, follow the
     steps' logs to the end (Ctrl-C cancels) and print the status tree. The Pipeline's last
@@ -266,7 +279,8 @@ def follow_created(
         return OK
     # --detach with an upload: its progress on stderr, the name alone on stdout
     stream = sys.stderr if detach else out
-    printer = Printer(stream, live(stream))
+    masker = masker or masker_for(api, created)
+    printer = Printer(stream, live(stream), masker.mask)
     printer.line(f"shipway: pipeline {api.namespace}/{name} created")
     for note in notes:
         printer.line(f"shipway: {note}")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from shipway.controller.historyconfig import HistorySettings, history_settings
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
 from shipway.engine.docker import DEFAULT_IMAGE as DEFAULT_DOCKER_IMAGE
@@ -68,6 +69,8 @@ class OperatorConfig:
     """``SHIPWAY_SCANNING``: kopf's cluster-wide watch of namespaces and CRDs."""
     build: BuildConfig = field(default_factory=BuildConfig)
     """Where ``build:`` services are built and pushed (:func:`build_config`)."""
+    history: HistorySettings = field(default_factory=HistorySettings)
+    """The history store and retention (``SHIPWAY_HISTORY``, ``SHIPWAY_RETAIN_*``)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatorConfig:
@@ -85,6 +88,7 @@ class OperatorConfig:
             peering_priority=peering_priority(env.get("SHIPWAY_PEERING_PRIORITY")),
             scanning=flag(env, "SHIPWAY_SCANNING", default=True),
             build=build_config(env),
+            history=history_settings(env, ConfigError),
         )
 
     def with_flags(

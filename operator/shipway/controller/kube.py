@@ -27,6 +27,7 @@ from urllib3.exceptions import HTTPError
 from shipway import GROUP, KIND, PLURAL, VERSION
 from shipway.controller.callpool import CallPool, Priority
 from shipway.engine.objects import Manifest
+from shipway.history.logs import LogCap
 
 T = TypeVar("T")
 
@@ -69,6 +70,15 @@ def _error(exc: ApiException) -> KubeError:
 
 
 @dataclass(frozen=True)
+class LogRead:
+    """A container's log as kept (:class:`~shipway.history.logs.LogCap`)."""
+
+    data: bytes
+    size: int
+    truncated: bool
+
+
+@dataclass(frozen=True)
 class EventTarget:
     name: str
     namespace: str
@@ -85,7 +95,7 @@ class Kube:
             configuration = client.Configuration.get_default_copy()
             # One connection per thread: a smaller pool drops connections under load, and
             # every new one costs a TLS handshake.
-            configuration.connection_pool_maxsize = threads + event_threads
+            configuration.connection_pool_maxsize = threads + event_threads + 2
             api = client.ApiClient(configuration)
         self.api = api
         self.core = client.CoreV1Api(self.api)
@@ -93,6 +103,8 @@ class Kube:
         self.pool = CallPool(threads, "kube")
         # Events never wait in front of the pod creates and status patches that move steps on.
         self.event_pool = ThreadPoolExecutor(max_workers=event_threads, thread_name_prefix="event")
+        # The history's log reads and prunes: never in front of the calls that move steps on.
+        self.log_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="history")
         self.instance = socket.gethostname()
 
     async def _call(
@@ -185,6 +197,18 @@ class Kube:
             raise
         return result
 
+    async def get_config_map(self, namespace: str, name: str) -> Manifest | None:
+        """A ConfigMap (a namespace's retention settings); None if absent or not ours to read."""
+        try:
+            result: Manifest = await self._call(
+                self.core.read_namespaced_config_map, name, namespace, _pool=self.log_pool
+            )
+        except KubeError as exc:
+            if exc.status in (403, 404):
+                return None
+            raise
+        return result
+
     async def get_secret(self, namespace: str, name: str) -> Manifest | None:
         """A Secret of the operator's own (the builder's client certificate); None if absent."""
         try:
@@ -240,6 +264,57 @@ class Kube:
             if exc.status != 404:
                 raise
 
+    async def read_log(self, namespace: str, pod: str, container: str, cap: int) -> LogRead | None:
+        """A finished container's log, streamed, at most ``cap`` bytes kept (head and tail).
+
+        One API call; in the history's own threads, so a long log never holds up a step.
+        None when the pod is gone; a container that never started reads as empty.
+        """
+        loop = asyncio.get_running_loop()
+
+        def invoke() -> LogRead | None:
+            kept = LogCap(cap)
+            try:
+                response: Any = self.core.read_namespaced_pod_log(
+                    pod, namespace, container=container, _preload_content=False
+                )
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                if exc.status == 400:  # waiting to start, never started: nothing to read
+                    return LogRead(b"", 0, False)
+                raise _error(exc) from None
+            except (HTTPError, OSError) as exc:
+                raise KubeError(0, "Unreachable", f"the API server did not answer: {exc}") from None
+            try:
+                for chunk in response.stream(64 * 1024):
+                    kept.feed(chunk)
+            finally:
+                response.release_conn()
+            return LogRead(kept.result(), kept.size, kept.truncated)
+
+        return await loop.run_in_executor(self.log_pool, invoke)
+
+    async def delete_pipeline(self, namespace: str, name: str, uid: str) -> None:
+        """Delete a Pipeline, that one only (a precondition on its UID); gone already is fine.
+
+        Background propagation: its pods and claim go through their owner references."""
+        try:
+            await self._call(
+                self.custom.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
+                _pool=self.log_pool,
+                _decode=False,
+            )
+        except KubeError as exc:
+            if exc.status not in (404, 409):
+                raise
+
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
         """Replace the status (a merge patch replaces lists whole, which is what we want)."""
         await self._call(
@@ -292,4 +367,5 @@ class Kube:
     def close(self) -> None:
         self.pool.shutdown()
         self.event_pool.shutdown(wait=False, cancel_futures=True)
+        self.log_pool.shutdown(wait=False, cancel_futures=True)
         self.api.close()  # type: ignore[no-untyped-call]

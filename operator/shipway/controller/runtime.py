@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from shipway.controller import heap, metrics
+from shipway.controller.archive import Archiver, HistoryApi
 from shipway.controller.config import OperatorConfig
 from shipway.controller.kube import KubeError
 from shipway.controller.reconciler import KubeApi, Reconciler
@@ -34,11 +35,15 @@ class Watches(Protocol):
     def stop(self) -> None: ...
 
 
+class OperatorApi(KubeApi, HistoryApi, Protocol):
+    """Every call the operator makes: the reconciler's and the history's."""
+
+
 class Operator:
     def __init__(
         self,
         config: OperatorConfig,
-        kube: KubeApi,
+        kube: OperatorApi,
         watches: Callable[[Callable[[Key], None]], Watches] | None = None,
     ) -> None:
         self.config = config
@@ -54,26 +59,39 @@ class Operator:
         else:
             self.watches = watches(self.queue.add)
         self._trim: asyncio.Task[None] | None = None
+        self.archiver: Archiver | None = None
+        if config.history.url is not None:
+            self.archiver = Archiver(config.history, kube)
 
     def start(self) -> None:
         """Start the background chores (in the event loop)."""
         heap.limit_arenas()  # before the API thread pools start
         self._trim = asyncio.ensure_future(heap.trim_every(10.0))
+        if self.archiver is not None:
+            self.archiver.start(lambda: self.pipelines, self.watches.store.pods)
 
     def pipeline_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
         """Note a Pipeline's latest state and queue its reconcile."""
         meta = body.get("metadata") or {}
         key = (meta.get("namespace") or "", meta.get("name") or "")
+        snap = PipelineSnapshot.from_body(body)
+        if self.archiver is not None:
+            self.archiver.note(snap)  # a deleted one too: its last state is its record
         if deleted:
             self.pipelines.pop(key, None)
+            if self.archiver is not None:
+                self.archiver.forget(snap.uid)
         else:
-            self.pipelines[key] = PipelineSnapshot.from_body(body)
+            self.pipelines[key] = snap
         self.queue.add(key)
 
     async def _work(self, key: Key) -> float | None:
         await self.watches.ready(key[0])
         snap = self.pipelines.get(key)
-        result = await self.reconciler.reconcile(snap, self.watches.store.pods(key), key)
+        pods = self.watches.store.pods(key)
+        result = await self.reconciler.reconcile(snap, pods, key)
+        if self.archiver is not None and snap is not None:
+            self.archiver.note_pods(snap, pods)
         if result is None:  # gone
             self.queue.forget(key)
             return None
@@ -95,6 +113,8 @@ class Operator:
             self._trim.cancel()
         self.watches.stop()
         await self.queue.close(timeout)
+        if self.archiver is not None:
+            await self.archiver.stop(timeout)
         background = list(self.reconciler.background)
         if background:
             _, pending = await asyncio.wait(background, timeout=timeout)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipway.engine.objects import Manifest, PipelineRef
+from shipway.history.records import kept
 from shipway.models import PipelineStatus
 
 
@@ -31,6 +32,8 @@ class PipelineSnapshot:
     deleting: bool
     generate_name: str | None = None
     """metadata.generateName: a generated pipeline's project (its build cache's key)."""
+    keep: bool = False
+    """The ``shipway.dev/keep`` annotation: retention never prunes it."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PipelineSnapshot:
@@ -45,6 +48,7 @@ class PipelineSnapshot:
             status_json=_compact(body.get("status")),
             deleting=bool(meta.get("deletionTimestamp")),
             generate_name=meta.get("generateName") or None,
+            keep=kept(meta.get("annotations") or {}),
         )
 
     @property
