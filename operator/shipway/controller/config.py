@@ -21,6 +21,7 @@ from shipway.engine.manifests import PodOptions
 from shipway.engine.observe import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
 from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
+from shipway.engine.steps import RETRY_GRACE_SECONDS
 from shipway.models.durations import parse_duration
 from shipway.spec.source import parse_quantity
 
@@ -57,6 +58,8 @@ class OperatorConfig:
     """``SHIPWAY_DEFAULT_TIMEOUT``: a pipeline's limit when it sets none ("0": none)."""
     max_running_pods: int | None = MAX_RUNNING_PODS
     """``SHIPWAY_MAX_RUNNING_PODS``: pods of one pipeline at once ("0": no limit)."""
+    retry_grace: float = RETRY_GRACE_SECONDS
+    """``SHIPWAY_RETRY_GRACE``: how long a retry waits for the previous attempt's pod to go."""
     pods: PodOptions = field(default_factory=PodOptions)
     peering: str | None = None
     """``SHIPWAY_PEERING``: overrides ``--peering``; peering is then mandatory."""
@@ -78,6 +81,7 @@ class OperatorConfig:
             default_timeout=_duration(env, "SHIPWAY_DEFAULT_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
             or None,
             max_running_pods=_count(env, "SHIPWAY_MAX_RUNNING_PODS", MAX_RUNNING_PODS) or None,
+            retry_grace=_positive(_duration(env, "SHIPWAY_RETRY_GRACE", RETRY_GRACE_SECONDS)),
             pods=pod_options(env),
             peering=env.get("SHIPWAY_PEERING", "").strip() or None,
             peering_priority=peering_priority(env.get("SHIPWAY_PEERING_PRIORITY")),
@@ -109,6 +113,7 @@ class OperatorConfig:
             default_timeout=self.default_timeout,
             max_running_pods=self.max_running_pods,
             build=self.build,
+            retry_grace=self.retry_grace,
         )
 
 
@@ -178,6 +183,12 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     if not value.isdigit():
         raise ConfigError(f"{name} must be a whole number, not {value!r}")
     return int(value)
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ConfigError("SHIPWAY_RETRY_GRACE must be longer than 0")
+    return seconds
 
 
 def _duration(env: Mapping[str, str], name: str, default: float) -> float:

@@ -41,7 +41,7 @@ from shipway.engine.report import (
     pinned_node,
     pipeline_status,
 )
-from shipway.engine.steps import Refusal, Steps, StepState, halt, own, recorded
+from shipway.engine.steps import RETRY_GRACE_SECONDS, Refusal, Steps, StepState, halt, own, recorded
 from shipway.engine.walk import Result, Walk
 from shipway.models import Healthcheck, PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import CompiledPipeline
@@ -110,6 +110,8 @@ class Settings:
     max_running_pods: int | None = MAX_RUNNING_PODS
     """At most this many pods of one pipeline at once; None: no limit."""
     build: BuildConfig = field(default_factory=BuildConfig)
+    retry_grace: float = RETRY_GRACE_SECONDS
+    """How long a retry waits for the previous attempt's pod to go."""
 
 
 def finished_plan(status: PipelineStatus, pods: Sequence[PodView], uid: str) -> Plan:
@@ -166,6 +168,7 @@ class _Planner:
             settings.start_grace,
             settings.unschedulable_grace,
             rejected,
+            settings.retry_grace,
         )
         self.deferred = 0
         """Steps that may start but wait: for quota, or for the pipeline's pod limit."""
