@@ -3,17 +3,28 @@ fails the run at once, and a namespace's pods are capped across its pipelines.""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from shipway.controller.config import ConfigError, OperatorConfig
+from shipway.controller.reconciler import Reconciler
+from shipway.engine.claims import (
+    ClaimProblem,
+    ClaimStore,
+    claim_problem,
+    claim_view,
+    workspace_in_use,
+)
+from shipway.engine.naming import ANNOTATION_PIPELINE_UID as UID_ANNOTATION
 from shipway.engine.observe import PodView
 from shipway.engine.planner import Plan, Settings, plan
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 
-from .builders import NOW, REF, compiled, pod, spec
+from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
+from .fakekube import KEY, FakeKube, snapshot
 
 RETRY = spec(
     [
@@ -102,3 +113,143 @@ def test_the_retry_grace_is_an_operator_setting() -> None:
         OperatorConfig.from_env({"SHIPWAY_RETRY_GRACE": "0"})
     with pytest.raises(ConfigError, match="SHIPWAY_RETRY_GRACE"):
         OperatorConfig.from_env({"SHIPWAY_RETRY_GRACE": "soon"})
+
+
+# -- item 4: a deleted or lost workspace claim ------------------------------------------------
+
+CLAIM = "demo-4a49a-workspace"
+WRITE = "demo-4a49a-1-write-artifact"
+
+
+def claim_body(
+    name: str = CLAIM, *, uid: str = REF.uid, deleting: bool = False, phase: str = "Bound"
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "name": name,
+        "uid": f"uid-{name}",
+        "ownerReferences": [
+            {
+                "apiVersion": "shipway.dev/v1alpha1",
+                "kind": "Pipeline",
+                "name": "demo",
+                "uid": uid,
+                "controller": True,
+            }
+        ],
+    }
+    if deleting:
+        meta["deletionTimestamp"] = "2026-11-27T12:00:00Z"
+        meta["finalizers"] = ["kubernetes.io/pvc-protection"]
+    return {"metadata": meta, "status": {"phase": phase}}
+
+
+def test_a_claim_that_is_gone_being_deleted_or_lost_is_a_problem_naming_it() -> None:
+    ours = claim_view(claim_body())
+    assert claim_problem(ours, CLAIM, REF.uid, reused=False) is None
+    gone = claim_problem(None, CLAIM, REF.uid, reused=False)
+    assert gone == ClaimProblem(
+        "ClaimLost", f"the workspace claim {CLAIM!r} was deleted while the pipeline ran"
+    )
+    deleting = claim_problem(claim_view(claim_body(deleting=True)), CLAIM, REF.uid, False)
+    assert deleting is not None
+    assert (deleting.reason, deleting.message.split(" (")[0]) == (
+        "ClaimLost",
+        f"the workspace claim {CLAIM!r} is being deleted",
+    )
+    lost = claim_problem(claim_view(claim_body(phase="Lost")), CLAIM, REF.uid, False)
+    assert lost is not None
+    assert lost.reason == "ClaimLost"
+    assert "lost its volume" in lost.message
+
+
+def test_a_claim_replaced_by_someone_elses_is_a_name_conflict_unless_named_by_the_spec() -> None:
+    other = claim_view(claim_body(uid="uid-of-another-demo"))
+    conflict = claim_problem(other, CLAIM, REF.uid, reused=False)
+    assert conflict is not None
+    assert conflict.reason == "ClaimNameConflict"
+    assert "it belongs to Pipeline 'demo'" in conflict.message
+    assert claim_problem(other, "shared", REF.uid, reused=True) is None, "the user's to name"
+    kept = claim_view({"metadata": {"name": CLAIM, "annotations": {UID_ANNOTATION: REF.uid}}})
+    assert claim_problem(kept, CLAIM, REF.uid, reused=False) is None, "kept: no owner, our UID"
+
+
+def test_a_pipeline_has_used_its_claim_once_a_pod_of_it_exists_or_was_recorded() -> None:
+    assert not workspace_in_use(PipelineStatus(), has_pods=False)
+    assert workspace_in_use(PipelineStatus(), has_pods=True)
+    first = run(WALKTHROUGH)
+    assert workspace_in_use(first.status, has_pods=False), "its first pod is recorded"
+
+
+def test_the_claim_store_wakes_the_pipelines_using_a_claim_when_it_changes() -> None:
+    store = ClaimStore()
+    key = ("ci", "demo")
+    reuser = ("ci", "other")
+    store.use(reuser, "shared")
+    assert store.replace("ci", [("ci", CLAIM, claim_view(claim_body()))]) == {key}, "its owner"
+    assert store.put("ci", CLAIM, claim_view(claim_body())) == set(), "nothing changed"
+    assert store.put("ci", "shared", claim_view({"metadata": {"name": "shared"}})) == {reuser}
+    assert store.put("ci", CLAIM, claim_view(claim_body(deleting=True))) == {key}
+    assert store.get("ci", CLAIM) is not None
+    assert store.get("ci", CLAIM).deleting  # type: ignore[union-attr]
+    assert store.replace("ci", []) == {key, reuser}, "a relist without them: both gone"
+    store.release(reuser)
+    assert store.put("ci", "shared", claim_view({"metadata": {"name": "shared"}})) == set()
+
+
+def reconcile(kube: FakeKube, reconciler: Reconciler) -> Plan | None:
+    async def go() -> Plan | None:
+        result = await reconciler.reconcile(snapshot(kube), kube.views(), KEY)
+        await asyncio.gather(*reconciler.background)
+        return result
+
+    return asyncio.run(go())
+
+
+def test_a_claim_deleted_under_a_running_pipeline_fails_it_at_once_and_stops_its_pods() -> None:
+    kube = FakeKube()
+    reconciler = Reconciler(kube, clock=lambda: NOW)
+    reconcile(kube, reconciler)
+    assert kube.claims == [CLAIM]
+    assert WRITE in kube.pods
+    kube.pods[WRITE]["spec"]["nodeName"] = "node-1"
+    kube.pods[WRITE]["status"] = {"phase": "Running", "startTime": "2026-11-27T12:00:00Z"}
+    del kube.claim_bodies[CLAIM]
+    reconcile(kube, reconciler)
+    assert kube.status["phase"] == "Failed"
+    assert kube.status["conditions"][0]["reason"] == "ClaimLost"
+    assert kube.status["message"] == (
+        f"the workspace claim {CLAIM!r} was deleted while the pipeline ran"
+    )
+    assert f"stop {WRITE}" in kube.writes
+
+
+def test_a_restarted_operator_never_makes_a_deleted_claim_again_empty() -> None:
+    kube = FakeKube()
+    reconcile(kube, Reconciler(kube, clock=lambda: NOW))
+    kube.finish(WRITE, 0)
+    del kube.claim_bodies[CLAIM]
+    kube.writes.clear()
+    reconcile(kube, Reconciler(kube, clock=lambda: NOW))  # a new process: no memory
+    assert "create claim" not in kube.writes
+    assert not [w for w in kube.writes if w.startswith("create pod")]
+    assert kube.status["conditions"][0]["reason"] == "ClaimLost"
+
+
+def test_a_claim_seen_being_deleted_by_the_watch_fails_the_pipeline_without_a_read() -> None:
+    kube = FakeKube()
+    store = ClaimStore()
+    reconciler = Reconciler(kube, clock=lambda: NOW, claims=store)
+    reconcile(kube, reconciler)
+    store.put("ci", CLAIM, claim_view(claim_body(deleting=True)))
+    kube.claim_bodies.clear()  # a read would say it is gone: the store is what decides
+    reconcile(kube, reconciler)
+    assert kube.status["conditions"][0]["reason"] == "ClaimLost"
+    assert "is being deleted" in kube.status["message"]
+    assert store.put("ci", CLAIM, None) == {KEY}, "its owner, even once released"
+
+
+def test_a_pipeline_not_started_yet_makes_its_claim_instead_of_calling_it_lost() -> None:
+    kube = FakeKube()
+    reconcile(kube, Reconciler(kube, clock=lambda: NOW, claims=ClaimStore()))
+    assert kube.claims == [CLAIM]
+    assert kube.status["phase"] == "Running"

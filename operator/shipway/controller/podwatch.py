@@ -17,8 +17,8 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -26,7 +26,6 @@ from kubernetes.watch.watch import iter_resp_lines
 
 from shipway.engine.naming import LABEL_PIPELINE
 from shipway.engine.objects import Key
-from shipway.engine.observe import PodView
 from shipway.engine.podstore import PodStore, pod_entry
 
 log = logging.getLogger("shipway")
@@ -49,6 +48,16 @@ def unblock(response: Any) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
+class Store(Protocol):
+    """Where a watch puts what it sees (:class:`PodStore`, or the claims' store): both answer
+    with the pipelines to wake."""
+
+    def put(self, namespace: str, name: str, entry: Any) -> set[Key]: ...
+    def replace(
+        self, namespace: str | None, entries: Iterable[tuple[str, str, Any]]
+    ) -> set[Key]: ...
+
+
 class WatchExpiredError(Exception):
     """The resourceVersion is too old to watch from (HTTP 410): list again."""
 
@@ -56,14 +65,20 @@ class WatchExpiredError(Exception):
 class PodWatch(threading.Thread):
     """List and watch the step pods of one namespace (None: every namespace) into a store."""
 
+    kind = "pod"
+
+    def _entry(self, obj: Any) -> Any:
+        """What the store keeps of one object; None: nothing (not a step's pod)."""
+        return pod_entry(obj)
+
     def __init__(
         self,
         namespace: str | None,
-        store: PodStore,
+        store: Store,
         loop: asyncio.AbstractEventLoop,
         on_change: Callable[[Key], None],
     ) -> None:
-        super().__init__(daemon=True, name=f"podwatch-{namespace or 'cluster'}")
+        super().__init__(daemon=True, name=f"{self.kind}watch-{namespace or 'cluster'}")
         self.namespace = namespace
         self.store = store
         self.loop = loop
@@ -116,7 +131,7 @@ class PodWatch(threading.Thread):
         self.api.close()  # type: ignore[no-untyped-call]
 
     def _list(self) -> str:
-        entries: list[tuple[str, str, tuple[Key, PodView]]] = []
+        entries: list[tuple[str, str, Any]] = []
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"limit": PAGE_SIZE, "_request_timeout": (10, 60)}
@@ -132,7 +147,7 @@ class PodWatch(threading.Thread):
                 raise
             for pod in page.get("items") or ():
                 meta = pod.get("metadata") or {}
-                entry = pod_entry(pod)
+                entry = self._entry(pod)
                 if entry is not None:
                     entries.append((meta.get("namespace") or "", meta.get("name") or "", entry))
             token = (page.get("metadata") or {}).get("continue")
@@ -167,7 +182,7 @@ class PodWatch(threading.Thread):
                 version = meta.get("resourceVersion") or version
                 if kind == "BOOKMARK":
                     continue
-                entry = None if kind == "DELETED" else pod_entry(obj)
+                entry = None if kind == "DELETED" else self._entry(obj)
                 self._post(self._put, meta.get("namespace") or "", meta.get("name") or "", entry)
         finally:
             self._response = None
@@ -181,7 +196,7 @@ class PodWatch(threading.Thread):
             self.stopping.set()
 
     # These two run in the event loop's thread.
-    def _replaced(self, entries: list[tuple[str, str, tuple[Key, PodView]]]) -> None:
+    def _replaced(self, entries: list[tuple[str, str, Any]]) -> None:
         changed = self.store.replace(self.namespace, entries)
         if not self.listed.done():
             # The first list wakes nobody: every pipeline of the namespace is waiting for it
@@ -192,7 +207,7 @@ class PodWatch(threading.Thread):
         for key in changed:
             self.on_change(key)
 
-    def _put(self, namespace: str, name: str, entry: tuple[Key, PodView] | None) -> None:
+    def _put(self, namespace: str, name: str, entry: Any) -> None:
         for key in self.store.put(namespace, name, entry):
             self.on_change(key)
 

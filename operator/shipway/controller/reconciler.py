@@ -23,8 +23,15 @@ from shipway.controller.callpool import Priority
 from shipway.controller.creates import ClaimFailure, CreatingApi, create_pods, ensure_claim
 from shipway.controller.kube import EventTarget, KubeError
 from shipway.controller.snapshot import PipelineSnapshot, dump_status, merge_patch
+from shipway.engine.claims import (
+    ClaimProblem,
+    ClaimStore,
+    claim_problem,
+    claim_view,
+    workspace_in_use,
+)
 from shipway.engine.failures import abort_plan, invalid_plan
-from shipway.engine.manifests import PodOptions, service_account_refusal
+from shipway.engine.manifests import PodOptions, claim_name, service_account_refusal
 from shipway.engine.objects import Key, Manifest
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.planner import EventToEmit, Plan, Refusal, Settings, finished_plan, plan
@@ -72,8 +79,11 @@ class Reconciler:
         settings: Settings | None = None,
         options: PodOptions | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        claims: ClaimStore | None = None,
     ) -> None:
         self.kube = kube
+        self.claims = claims
+        """The watched claims; None: a claim is read from the API server when needed."""
         self.settings = settings or Settings()
         self.options = options or PodOptions()
         self.build_secrets = BuildSecrets(kube, self.settings.build)
@@ -83,6 +93,8 @@ class Reconciler:
         self.background: set[asyncio.Task[None]] = set()
 
     def forget(self, key: Key) -> None:
+        if self.claims is not None:
+            self.claims.release(key)
         memory = self.memory.pop(key, None)
         if memory is not None:
             metrics.forget(memory.phase)
@@ -219,6 +231,9 @@ class Reconciler:
             return await self._finish(snap, finished_plan(status, pods, snap.uid))
         urgency = _urgency(status, memory)
         compiled = self._compile(snap, status)
+        problem = await self._claim_problem(snap, compiled, status, pods, memory)
+        if problem is not None:
+            return await self._abort(snap, pods, memory, problem.reason, problem.message)
         memory.waiting.clear()  # a quota may allow now what it refused a moment ago
         result = self._plan(snap, compiled, status, pods, memory)
         assert isinstance(compiled, CompiledPipeline) or not result.create
@@ -273,6 +288,8 @@ class Reconciler:
             )
             return await self._abort(snap, pods, memory, reason, why, keep_steps=False)
         if result.status.phase.terminal:
+            if self.claims is not None:
+                self.claims.release((snap.namespace, snap.name))
             # Done: from now on only a stray pod is stopped, which needs no spec.
             for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
                 del self.compiled[done]
@@ -290,6 +307,31 @@ class Reconciler:
                 f"; started {', '.join(c.name for c in result.create)}" if result.create else "",
             )
         return result
+
+    async def _claim_problem(
+        self,
+        snap: PipelineSnapshot,
+        compiled: CompiledPipeline | InvalidSpecError,
+        status: PipelineStatus,
+        pods: list[PodView],
+        memory: _Memory,
+    ) -> ClaimProblem | None:
+        """What is wrong with the workspace claim of a pipeline that has used it: deleted,
+        being deleted, its volume lost, or replaced by someone else's (see
+        :func:`~shipway.engine.claims.claim_problem`); None when it may go on."""
+        if not isinstance(compiled, CompiledPipeline) or not compiled.uses_workspace:
+            return None
+        if compiled.spec.cancel or not (memory.claim or workspace_in_use(status, bool(pods))):
+            return None
+        name = claim_name(snap.ref, compiled)
+        view = None
+        if self.claims is not None:
+            self.claims.use((snap.namespace, snap.name), name)
+            view = self.claims.get(snap.namespace, name)
+        if view is None:  # the watch may lag behind our own create: ask before concluding
+            body = await self.kube.get_claim(snap.namespace, name)
+            view = claim_view(body) if body is not None else None
+        return claim_problem(view, name, snap.uid, bool(compiled.spec.workspace.claimName))
 
     async def _write(
         self, snap: PipelineSnapshot, memory: _Memory, status: PipelineStatus, result: Plan

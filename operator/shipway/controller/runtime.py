@@ -19,6 +19,7 @@ from shipway.controller.kube import KubeError
 from shipway.controller.reconciler import KubeApi, Reconciler
 from shipway.controller.snapshot import PipelineSnapshot
 from shipway.controller.workqueue import WorkQueue
+from shipway.engine.claims import ClaimStore
 from shipway.engine.objects import Key
 from shipway.engine.podstore import PodStore
 
@@ -34,25 +35,46 @@ class Watches(Protocol):
     def stop(self) -> None: ...
 
 
+class ClaimWatches(Protocol):
+    """The claims' list and watch (:class:`~shipway.controller.claimwatch.ClaimWatches`)."""
+
+    store: ClaimStore
+
+    async def ready(self, namespace: str) -> None: ...
+    def stop(self) -> None: ...
+
+
 class Operator:
     def __init__(
         self,
         config: OperatorConfig,
         kube: KubeApi,
         watches: Callable[[Callable[[Key], None]], Watches] | None = None,
+        claims: Callable[[Callable[[Key], None]], ClaimWatches] | None = None,
     ) -> None:
+        """``watches`` and ``claims`` make the pod and claim watches (tests give fakes);
+        with ``watches`` given and no ``claims``, claims are read when needed instead."""
         self.config = config
         self.kube = kube
         self.pipelines: dict[Key, PipelineSnapshot] = {}
         """The latest snapshot of every Pipeline, from kopf's watch."""
-        self.reconciler = Reconciler(kube, config.settings, config.pods)
         self.queue: WorkQueue[Key] = WorkQueue(self._work, self._failed)
+        self.claims: ClaimWatches | None = None
         if watches is None:
+            from shipway.controller.claimwatch import ClaimWatches as RealClaimWatches
             from shipway.controller.podwatch import PodWatches
 
             self.watches: Watches = PodWatches(self.queue.add, config.clusterwide)
+            self.claims = RealClaimWatches(self.queue.add, config.clusterwide)
         else:
             self.watches = watches(self.queue.add)
+            self.claims = claims(self.queue.add) if claims is not None else None
+        self.reconciler = Reconciler(
+            kube,
+            config.settings,
+            config.pods,
+            claims=self.claims.store if self.claims is not None else None,
+        )
         self._trim: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -72,6 +94,8 @@ class Operator:
 
     async def _work(self, key: Key) -> float | None:
         await self.watches.ready(key[0])
+        if self.claims is not None:
+            await self.claims.ready(key[0])
         snap = self.pipelines.get(key)
         result = await self.reconciler.reconcile(snap, self.watches.store.pods(key), key)
         if result is None:  # gone
@@ -94,6 +118,8 @@ class Operator:
         if self._trim is not None:
             self._trim.cancel()
         self.watches.stop()
+        if self.claims is not None:
+            self.claims.stop()
         await self.queue.close(timeout)
         background = list(self.reconciler.background)
         if background:

@@ -65,6 +65,9 @@ class PipelineReason(StrEnum):
     CLAIM_REJECTED = "ClaimRejected"
     CLAIM_NAME_CONFLICT = "ClaimNameConflict"
     CLAIM_NOT_FOUND = "ClaimNotFound"
+    CLAIM_LOST = "ClaimLost"
+    """The workspace claim was deleted (or is being deleted, or lost its volume) while the
+    pipeline ran: it fails at once, naming the claim."""
     SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
     STATUS_TOO_LARGE = "StatusTooLarge"
     STATUS_REJECTED = "StatusRejected"
