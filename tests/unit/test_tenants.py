@@ -4,6 +4,7 @@ fails the run at once, and a namespace's pods are capped across its pipelines.""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,8 +20,11 @@ from shipway.engine.claims import (
     workspace_in_use,
 )
 from shipway.engine.naming import ANNOTATION_PIPELINE_UID as UID_ANNOTATION
+from shipway.engine.objects import Key
 from shipway.engine.observe import PodView
 from shipway.engine.planner import Plan, Settings, plan
+from shipway.engine.podstore import PodStore, pod_entry
+from shipway.engine.slots import NamespaceSlots
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 
 from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
@@ -253,3 +257,128 @@ def test_a_pipeline_not_started_yet_makes_its_claim_instead_of_calling_it_lost()
     reconcile(kube, Reconciler(kube, clock=lambda: NOW, claims=ClaimStore()))
     assert kube.claims == [CLAIM]
     assert kube.status["phase"] == "Running"
+
+
+# -- item 7: the namespace cap ----------------------------------------------------------------
+
+PARALLEL = spec(
+    [{"type": "parallel", "steps": [{"service": "a", "command": f"echo {i}"} for i in range(5)]}]
+)
+
+
+def test_a_pipeline_takes_only_the_namespace_slots_left_and_says_why_the_rest_wait() -> None:
+    capped = Settings(max_namespace_pods=4)
+    first = run(PARALLEL, settings=capped, namespace_busy=2)
+    assert len(first.create) == 2, "4 slots, 2 of them taken by other pipelines"
+    held = [s for s in first.status.steps if s.reason == "NamespaceThrottled"]
+    assert len(held) == 3
+    assert all(s.phase == StepPhase.PENDING for s in held)
+    assert held[0].message == (
+        "waiting: 4 step pods of namespace 'ci' run at once, the most the operator allows"
+    )
+    assert first.namespace_held
+    assert first.requeue_after is not None
+    assert first.requeue_after <= 30, "woken when a slot frees; this is the safety net"
+    assert first.status.phase == PipelinePhase.RUNNING
+    running = [pod(c.name, c.step_id) for c in first.create]
+    same = run(PARALLEL, first.status, running, settings=capped, namespace_busy=2)
+    assert same.create == (), "its own two pods count against the cap too"
+    freed = run(PARALLEL, first.status, running, settings=capped, namespace_busy=1)
+    assert len(freed.create) == 1
+    free = run(PARALLEL, settings=Settings(max_namespace_pods=None), namespace_busy=1000)
+    assert len(free.create) == 5
+    assert not free.namespace_held
+
+
+def test_the_per_pipeline_cap_still_applies_under_the_namespace_one() -> None:
+    both = Settings(max_running_pods=2, max_namespace_pods=10)
+    first = run(PARALLEL, settings=both)
+    assert len(first.create) == 2
+    assert {s.reason for s in first.status.steps if not s.pod} == {"Throttled"}
+    assert not first.namespace_held, "not waiting for the namespace"
+
+
+class Woken(list[Key]):
+    def __call__(self, key: Key) -> None:
+        self.append(key)
+
+
+A, B, C = ("ci", "a"), ("ci", "b"), ("ci", "c")
+
+
+def test_slots_count_the_step_pods_the_watch_shows_and_those_about_to_be_created() -> None:
+    clock = [0.0]
+    slots = NamespaceSlots(3, clock=lambda: clock[0])
+    slots.seen("ci", "a-1", A, pod("a-1", "1"))
+    slots.seen("ci", "a-src", A, pod("a-src", "source"))  # a checkout: no slot
+    slots.seen("ci", "a-2", A, pod("a-2", "2", phase="Succeeded", exit_code=0))
+    slots.seen("ci", "a-3", A, pod("a-3", "3", exit_code=0))  # exited, phase not yet set
+    slots.seen("other", "x-1", ("other", "x"), pod("x-1", "1"))
+    assert (slots.busy("ci"), slots.others(A), slots.others(B)) == (1, 0, 1)
+    slots.expect(B, ["b-1", "b-2"])
+    assert (slots.busy("ci"), slots.others(A)) == (3, 2), "counted before the watch shows them"
+    slots.seen("ci", "b-1", B, pod("b-1", "1"))
+    slots.unexpect("ci", ["b-1", "b-2"])  # b-2 was refused; b-1 exists
+    assert slots.busy("ci") == 2
+    slots.expect(B, ["b-3"])
+    clock[0] = 61
+    assert slots.busy("ci") == 2, "an expected pod never shown stops counting"
+    slots.seen("ci", "a-1", None, None)
+    assert slots.busy("ci") == 1
+    assert slots.busy("other") == 1
+
+
+def test_pipelines_held_by_the_cap_take_turns_and_are_woken_when_a_slot_frees() -> None:
+    woken = Woken()
+    slots = NamespaceSlots(2, wake=woken)
+    for name in ("a-1", "a-2"):
+        slots.seen("ci", name, A, pod(name, "1"))
+    slots.settle(A, took=2, held=True)  # a wants more
+    slots.settle(B, took=0, held=True)  # b arrived and waits behind a
+    assert slots.held("ci") == [A, B]
+    assert (slots.others(A), slots.others(B), slots.others(C)) == (0, 3, 4)
+    slots.seen("ci", "a-1", A, pod("a-1", "1", phase="Succeeded", exit_code=0))
+    assert woken == [A], "the first in line"
+    slots.settle(A, took=1, held=True)  # a took it and still wants more: to the back
+    assert slots.held("ci") == [B, A]
+    assert (slots.others(A), slots.others(B)) == (1, 1), "b is ahead of a; a-2 is a's"
+    slots.seen("ci", "a-3", A, pod("a-3", "1"))  # the slot a took
+    woken.clear()
+    slots.seen("ci", "a-2", A, pod("a-2", "1", phase="Failed", exit_code=1))
+    assert woken == [B], "one slot free: the first in line"
+    assert slots.others(B) == 1, "a's running pod; the freed slot is b's"
+    assert slots.others(A) == 1, "b's place ahead: with its own running pod a is at the cap"
+    slots.settle(B, took=0, held=False)  # b needed nothing after all: the next one is woken
+    assert woken == [B, A]
+    slots.forget(A)
+    assert slots.held("ci") == []
+
+
+def test_the_namespace_cap_holds_across_pipelines_reconciled_at_once() -> None:
+    kube = FakeKube()
+    slots = NamespaceSlots(3)
+    store = PodStore(slots)
+    reconciler = Reconciler(kube, Settings(max_namespace_pods=3), clock=lambda: NOW, slots=slots)
+    second = "uid-2"
+
+    def snap(name: str, uid: str) -> Any:
+        base = snapshot(kube, PARALLEL)
+        return replace(base, name=name, uid=uid, status_json="{}")
+
+    async def both() -> None:
+        await asyncio.gather(
+            reconciler.reconcile(snap("demo", REF.uid), [], ("ci", "demo")),
+            reconciler.reconcile(snap("other", second), [], ("ci", "other")),
+        )
+
+    asyncio.run(both())
+    assert len(kube.pods) == 3, "never more than the cap, whoever plans first"
+    for name, body in kube.pods.items():
+        entry = pod_entry(body)
+        assert entry is not None
+        store.put("ci", name, entry)
+    assert slots.busy("ci") == 3
+    assert OperatorConfig.from_env({}).settings.max_namespace_pods == 50
+    assert OperatorConfig.from_env({"SHIPWAY_MAX_NAMESPACE_PODS": "0"}).max_namespace_pods is None
+    with pytest.raises(ConfigError, match="SHIPWAY_MAX_NAMESPACE_PODS must be a whole number"):
+        OperatorConfig.from_env({"SHIPWAY_MAX_NAMESPACE_PODS": "-1"})

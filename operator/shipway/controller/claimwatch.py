@@ -13,9 +13,22 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from shipway.controller.creates import CreatingApi
 from shipway.controller.podwatch import PodWatch
-from shipway.engine.claims import ClaimStore, ClaimView, claim_view
+from shipway.controller.snapshot import PipelineSnapshot
+from shipway.engine.claims import (
+    ClaimProblem,
+    ClaimStore,
+    ClaimView,
+    claim_problem,
+    claim_view,
+    workspace_in_use,
+)
+from shipway.engine.manifests import claim_name
 from shipway.engine.objects import Key
+from shipway.models import PipelineStatus
+from shipway.spec.compiler import CompiledPipeline
+from shipway.spec.errors import InvalidSpecError
 
 
 class ClaimWatch(PodWatch):
@@ -57,3 +70,33 @@ class ClaimWatches:
     def stop(self) -> None:
         for watch in self.watches.values():
             watch.stop()
+
+
+async def workspace_problem(
+    kube: CreatingApi,
+    claims: ClaimStore | None,
+    snap: PipelineSnapshot,
+    compiled: CompiledPipeline | InvalidSpecError,
+    status: PipelineStatus,
+    has_pods: bool,
+) -> ClaimProblem | None:
+    """What is wrong with the workspace claim of a pipeline that has used it: deleted,
+    being deleted, its volume lost, or replaced by someone else's
+    (:func:`~shipway.engine.claims.claim_problem`); None when it may go on.
+
+    The watched claims answer; a claim they do not show is read from the API server before
+    it is called lost (the watch may lag behind the operator's own create).
+    """
+    if not isinstance(compiled, CompiledPipeline) or not compiled.uses_workspace:
+        return None
+    if compiled.spec.cancel or not workspace_in_use(status, has_pods):
+        return None
+    name = claim_name(snap.ref, compiled)
+    view = None
+    if claims is not None:
+        claims.use((snap.namespace, snap.name), name)
+        view = claims.get(snap.namespace, name)
+    if view is None:
+        body = await kube.get_claim(snap.namespace, name)
+        view = claim_view(body) if body is not None else None
+    return claim_problem(view, name, snap.uid, bool(compiled.spec.workspace.claimName))

@@ -19,7 +19,12 @@ from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
 from shipway.engine.manifests import PodOptions
 from shipway.engine.observe import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
-from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
+from shipway.engine.planner import (
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_NAMESPACE_PODS,
+    MAX_RUNNING_PODS,
+    Settings,
+)
 from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
 from shipway.engine.steps import RETRY_GRACE_SECONDS
 from shipway.models.durations import parse_duration
@@ -60,6 +65,9 @@ class OperatorConfig:
     """``SHIPWAY_MAX_RUNNING_PODS``: pods of one pipeline at once ("0": no limit)."""
     retry_grace: float = RETRY_GRACE_SECONDS
     """``SHIPWAY_RETRY_GRACE``: how long a retry waits for the previous attempt's pod to go."""
+    max_namespace_pods: int | None = MAX_NAMESPACE_PODS
+    """``SHIPWAY_MAX_NAMESPACE_PODS``: step pods of one namespace at once, all its pipelines
+    together ("0": no limit)."""
     pods: PodOptions = field(default_factory=PodOptions)
     peering: str | None = None
     """``SHIPWAY_PEERING``: overrides ``--peering``; peering is then mandatory."""
@@ -82,6 +90,8 @@ class OperatorConfig:
             or None,
             max_running_pods=_count(env, "SHIPWAY_MAX_RUNNING_PODS", MAX_RUNNING_PODS) or None,
             retry_grace=_positive(_duration(env, "SHIPWAY_RETRY_GRACE", RETRY_GRACE_SECONDS)),
+            max_namespace_pods=_count(env, "SHIPWAY_MAX_NAMESPACE_PODS", MAX_NAMESPACE_PODS)
+            or None,
             pods=pod_options(env),
             peering=env.get("SHIPWAY_PEERING", "").strip() or None,
             peering_priority=peering_priority(env.get("SHIPWAY_PEERING_PRIORITY")),
@@ -114,6 +124,7 @@ class OperatorConfig:
             max_running_pods=self.max_running_pods,
             build=self.build,
             retry_grace=self.retry_grace,
+            max_namespace_pods=self.max_namespace_pods,
         )
 
 

@@ -22,6 +22,7 @@ from shipway.controller.workqueue import WorkQueue
 from shipway.engine.claims import ClaimStore
 from shipway.engine.objects import Key
 from shipway.engine.podstore import PodStore
+from shipway.engine.slots import NamespaceSlots
 
 log = logging.getLogger("shipway")
 
@@ -69,11 +70,16 @@ class Operator:
         else:
             self.watches = watches(self.queue.add)
             self.claims = claims(self.queue.add) if claims is not None else None
+        # Every pod the watch shows is counted by namespace; a freed slot wakes a pipeline
+        # held by the namespace cap.
+        self.slots = NamespaceSlots(config.max_namespace_pods, wake=self.queue.add)
+        self.watches.store.slots = self.slots
         self.reconciler = Reconciler(
             kube,
             config.settings,
             config.pods,
             claims=self.claims.store if self.claims is not None else None,
+            slots=self.slots,
         )
         self._trim: asyncio.Task[None] | None = None
 

@@ -49,6 +49,9 @@ class StepReason(StrEnum):
     """The pod waits: a ResourceQuota refused it; tried again until the quota allows."""
     THROTTLED = "Throttled"
     """The step waits: the pipeline already runs as many pods as the operator allows."""
+    NAMESPACE_THROTTLED = "NamespaceThrottled"
+    """The step waits: its namespace already runs as many step pods as the operator allows
+    (all its pipelines together); it starts when a slot frees, pipelines taking turns."""
 
 
 class PipelineReason(StrEnum):
