@@ -59,7 +59,8 @@ class Operator:
         self.kube = kube
         self.pipelines: dict[Key, PipelineSnapshot] = {}
         """The latest snapshot of every Pipeline, from kopf's watch."""
-        self.queue: WorkQueue[Key] = WorkQueue(self._work, self._failed)
+        # Namespaces take turns: a pipeline due again at once lets other namespaces' runs go.
+        self.queue: WorkQueue[Key] = WorkQueue(self._work, self._failed, group=_namespace)
         self.claims: ClaimWatches | None = None
         if watches is None:
             from shipway.controller.claimwatch import ClaimWatches as RealClaimWatches
@@ -135,3 +136,7 @@ class Operator:
         close = getattr(self.kube, "close", None)
         if callable(close):
             close()
+
+
+def _namespace(key: Key) -> str:
+    return key[0]
