@@ -2,10 +2,10 @@
 
 Two namespaces, one operator serving both, on the benchmark's fake kwok nodes (pods run and
 end at once, so the operator and the API server are all that is measured). The neighbour's
-3-step serial pipeline runs ``REPEATS`` times alone, then the tenant's Pipeline of 1000
-steps (five parallel groups of 200, within every limit: 20 of its pods at once) is created in the other
-namespace and, once it is under way, the neighbour's pipeline runs ``REPEATS`` times more.
-The figure is the ratio of the medians, from the neighbour's create to the watch event
+3-step serial pipeline runs ``REPEATS`` times alone; then the tenant's Pipeline of 1000 steps
+(five parallel groups of 200, within every limit: 20 of its pods at once) is created in the
+other namespace and, once it is under way, the neighbour's pipeline runs ``REPEATS`` times
+more. The figure is the ratio of the medians, from the neighbour's create to the watch event
 showing it Succeeded.
 """
 
