@@ -382,3 +382,49 @@ def test_the_namespace_cap_holds_across_pipelines_reconciled_at_once() -> None:
     assert OperatorConfig.from_env({"SHIPWAY_MAX_NAMESPACE_PODS": "0"}).max_namespace_pods is None
     with pytest.raises(ConfigError, match="SHIPWAY_MAX_NAMESPACE_PODS must be a whole number"):
         OperatorConfig.from_env({"SHIPWAY_MAX_NAMESPACE_PODS": "-1"})
+
+
+def test_a_held_pipeline_that_ends_leaves_the_line() -> None:
+    kube = FakeKube()
+    slots = NamespaceSlots(2)
+    for name in ("x-1", "x-2"):
+        slots.seen("ci", name, ("ci", "x"), pod(name, "1", owner_uid="uid-x"))
+    reconciler = Reconciler(kube, Settings(max_namespace_pods=2), clock=lambda: NOW, slots=slots)
+    reconcile_spec(kube, reconciler, PARALLEL)
+    assert kube.pods == {}
+    assert slots.held("ci") == [KEY]
+    assert kube.status["steps"][0]["reason"] == "NamespaceThrottled"
+    reconcile_spec(kube, reconciler, {**PARALLEL, "cancel": True}, generation=2)
+    assert kube.status["phase"] == "Cancelled"
+    assert slots.held("ci") == [], "a place in line it no longer needs would hold others up"
+
+
+def test_a_held_pipeline_failed_by_an_error_leaves_the_line_too() -> None:
+    kube = FakeKube()
+    slots = NamespaceSlots(2)
+    for name in ("x-1", "x-2"):
+        slots.seen("ci", name, ("ci", "x"), pod(name, "1", owner_uid="uid-x"))
+    reconciler = Reconciler(kube, Settings(max_namespace_pods=2), clock=lambda: NOW, slots=slots)
+    patch = kube.patch_status
+    broken = [True]
+
+    async def patch_once_broken(namespace: str, name: str, status: Any) -> None:
+        if broken.pop() if broken else False:
+            raise RuntimeError("a bug")
+        await patch(namespace, name, status)
+
+    kube.patch_status = patch_once_broken  # type: ignore[method-assign]
+    reconcile_spec(kube, reconciler, PARALLEL)
+    assert kube.status["conditions"][0]["reason"] == "InternalError"
+    assert slots.held("ci") == []
+
+
+def reconcile_spec(
+    kube: FakeKube, reconciler: Reconciler, raw: dict[str, Any], generation: int = 1
+) -> None:
+    async def go() -> None:
+        snap = replace(snapshot(kube, raw), generation=generation)
+        await reconciler.reconcile(snap, kube.views(), KEY)
+        await asyncio.gather(*reconciler.background)
+
+    asyncio.run(go())

@@ -192,15 +192,21 @@ class Reconciler:
             memory = self.memory[key] = Memory(snap.uid)
         with metrics.RECONCILE_SECONDS.time():
             try:
-                return await self._reconcile(snap, indexed_pods, memory)
+                result = await self._reconcile(snap, indexed_pods, memory)
             except KubeError:
                 raise
             except Exception as exc:
                 log.exception("%s/%s: failed while handling it", snap.namespace, snap.name)
                 why = f"the operator failed on this pipeline: {type(exc).__name__}: {exc}"
-                return await self._abort(
+                result = await self._abort(
                     snap, indexed_pods, memory, PipelineReason.INTERNAL_ERROR, why
                 )
+        if result.status.phase.terminal:  # over: it waits for no claim and no slot
+            if self.claims is not None:
+                self.claims.release(key)
+            if self.slots is not None:
+                self.slots.forget(key)
+        return result
 
     async def _abort(
         self,
@@ -259,8 +265,6 @@ class Reconciler:
             )
             return await self._abort(snap, pods, memory, reason, why, keep_steps=False)
         if result.status.phase.terminal:
-            if self.claims is not None:
-                self.claims.release((snap.namespace, snap.name))
             # Done: from now on only a stray pod is stopped, which needs no spec.
             for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
                 del self.compiled[done]
