@@ -51,10 +51,9 @@ class Operator:
         config: OperatorConfig,
         kube: KubeApi,
         watches: Callable[[Callable[[Key], None]], Watches] | None = None,
-        claims: Callable[[Callable[[Key], None]], ClaimWatches] | None = None,
     ) -> None:
-        """``watches`` and ``claims`` make the pod and claim watches (tests give fakes);
-        with ``watches`` given and no ``claims``, claims are read when needed instead."""
+        """``watches`` makes the pod watches (tests give fakes; then no claim is watched,
+        the reconciler reads a pipeline's claim when it needs it)."""
         self.config = config
         self.kube = kube
         self.pipelines: dict[Key, PipelineSnapshot] = {}
@@ -70,7 +69,6 @@ class Operator:
             self.claims = RealClaimWatches(self.queue.add, config.clusterwide)
         else:
             self.watches = watches(self.queue.add)
-            self.claims = claims(self.queue.add) if claims is not None else None
         # Every pod the watch shows is counted by namespace; a freed slot wakes a pipeline
         # held by the namespace cap.
         self.slots = NamespaceSlots(config.max_namespace_pods, wake=self.queue.add)
