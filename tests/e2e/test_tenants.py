@@ -257,7 +257,7 @@ def test_the_namespace_cap_holds_across_pipelines_which_say_why_they_wait(
     assert [b["status"]["phase"] for b in bodies] == ["Succeeded", "Succeeded"]
     assert counter.samples > 5
     assert counter.most <= NAMESPACE_CAP, f"{counter.most} step pods ran at once"
-    pods = k.json("get", "pods", "-l", "shipway.dev/step")["items"]
+    pods = k.json("get", "pods", "-l", "shipway.dev/pipeline in (first,second)")["items"]
     assert len(pods) == 6
     assert _overlap(pods) <= NAMESPACE_CAP
     assert seen_held, "a held step says so"
