@@ -5,7 +5,8 @@ end at once, so the operator and the API server are all that is measured). The n
 3-step serial pipeline runs ``REPEATS`` times alone; then the tenant's Pipeline of 1000 steps
 (five parallel groups of 200, within every limit: 20 of its pods at once) is created in the
 other namespace and, once it is under way, the neighbour's pipeline runs ``REPEATS`` times
-more. The figure is the ratio of the medians, from the neighbour's create to the watch event
+beside it, and ``REPEATS`` times alone again after it. The figure is the ratio of the
+medians (beside / alone), each run timed from the neighbour's create to the watch event
 showing it Succeeded.
 """
 
@@ -99,6 +100,9 @@ def run(kube: Kube, run_id: str, workdir: Path, nodes: FakeNodes) -> dict[str, A
         done_beside = _progress(big, "big")
         finished = big.wait_for(lambda: _finished(big, "big"), 600, poll=0.5)
         record = big.pipelines["big"]
+        # Alone again once it is over: the shared machine's load drifts, so the baseline
+        # is taken on both sides of the runs beside it.
+        alone += [_run_neighbour(kube, neighbour, small, f"after-{i}") for i in range(REPEATS)]
         big_s = (record.finished_at - submitted) if record.finished_at else None
         usage = operator.usage()
     finally:
