@@ -156,7 +156,7 @@ def _turn_taking(group: bool) -> list[str]:
         return None
 
     queue: WorkQueue[tuple[str, str]] = WorkQueue(
-        work, group=(lambda key: key[0]) if group else None
+        work, group=(lambda key: key[0]) if group else None, yield_after=0.005
     )
 
     async def scenario() -> None:
@@ -206,3 +206,50 @@ def test_keys_of_one_namespace_never_wait_for_each_other() -> None:
 
     assert asyncio.run(scenario()) < 0.2
     assert starts == ["one", "two", "one"]
+
+
+def _short_beside_long(yield_after: float) -> list[str]:
+    """Namespace b's small key starts namespace a's big one during its first run (0.01 s),
+    and is due again at once after each run, as its pods move on; a's run takes 0.2 s."""
+    events: list[str] = []
+    small_runs = 0
+
+    async def work(key: tuple[str, str]) -> float | None:
+        nonlocal small_runs
+        if key[0] == "a":
+            events.append("a starts")
+            await asyncio.sleep(0.2)
+            events.append("a ends")
+        else:
+            small_runs += 1
+            events.append("b runs")
+            if small_runs == 1:
+                queue.add(("a", "big"))
+            if small_runs < 3:
+                queue.add(key)
+            await asyncio.sleep(0.01)
+        return None
+
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(
+        work, group=lambda key: key[0], yield_after=yield_after
+    )
+
+    async def scenario() -> None:
+        queue.add(("b", "small"))
+        while queue.busy():
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    return events
+
+
+def test_a_short_run_never_waits_for_another_namespaces_long_one() -> None:
+    assert _short_beside_long(yield_after=0.05) == [
+        "b runs",
+        "a starts",
+        "b runs",
+        "b runs",
+        "a ends",
+    ]
+    everyone_yields = _short_beside_long(yield_after=0.0)
+    assert everyone_yields == ["b runs", "a starts", "a ends", "b runs", "b runs"]

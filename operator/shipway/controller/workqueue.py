@@ -6,12 +6,13 @@ a pipeline's pods and status change several times while one run waits on the API
 and one more run, on the state read when it starts, does the same work once. A failed run
 is tried again after 0.5 s, 1 s, 2 s, ... up to 30 s; a success resets that.
 
-Groups (namespaces: tenants) take turns. A key that is due again as soon as its run ends
-(a big pipeline whose pods keep changing) would run back to back, and every run of a
-neighbour would be interleaved with one of its long, CPU-bound plans after another; here it
-first waits for the runs of other groups that started during its own (at most
-:data:`TURN_CAP` seconds), so groups alternate run for run, round-robin. Keys of one group
-are not held back by each other, and a key that is not due again at once never waits.
+Groups (namespaces: tenants) take turns. A key that is due again as soon as a long run
+ends (a big pipeline whose pods keep changing, each run planning and writing a large status)
+would run back to back, and every run of a neighbour would be interleaved with one long run
+after another; here it first waits for the runs of other groups that started during its own
+(at most :data:`TURN_CAP` seconds), so groups alternate run for run, round-robin. Only a run
+longer than ``yield_after`` (:data:`YIELD_AFTER`) yields: a neighbour's short runs never
+wait for a big pipeline's long ones. Keys of one group never wait for each other.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ BACKOFF_CAP = 30.0
 MIN_DELAY = 0.05
 TURN_CAP = 2.0
 """The longest a key due again waits for other groups' runs (a slow API call of theirs)."""
+YIELD_AFTER = 0.25
+"""A run at least this long (seconds) lets other groups' runs go before the next."""
 
 
 def backoff(failures: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
@@ -58,11 +61,13 @@ class WorkQueue(Generic[K]):
         work: Callable[[K], Awaitable[float | None]],
         on_failure: Callable[[K, Exception, float], None] | None = None,
         group: Callable[[K], Hashable] | None = None,
+        yield_after: float = YIELD_AFTER,
     ) -> None:
         self.work = work
         self.on_failure = on_failure
         self.group = group
         """A key's group (its namespace): groups take turns; None: no turns."""
+        self.yield_after = yield_after
         self._runs: dict[Hashable, dict[K, tuple[int, asyncio.Future[None]]]] = {}
         """Runs in progress by group: when each started (in order) and its end."""
         self._order = itertools.count()
@@ -155,12 +160,15 @@ class WorkQueue(Generic[K]):
 
     async def _loop(self, key: K, entry: _Entry) -> None:
         since: int | None = None
+        took = 0.0
+        loop = asyncio.get_running_loop()
         try:
             while True:
-                if since is not None:
+                if since is not None and took >= self.yield_after:
                     await self._turns(key, since)
                 entry.dirty = False
                 since, done = self._started(key)
+                began = loop.time()
                 try:
                     again = await self.work(key)
                 except asyncio.CancelledError:
@@ -179,6 +187,7 @@ class WorkQueue(Generic[K]):
                         self.add_after(key, again)
                 finally:
                     self._ended(key, done)
+                    took = loop.time() - began
                 if not entry.dirty or self._closed:
                     return
         finally:
