@@ -103,7 +103,9 @@ GOOD: list[tuple[str, list[str]]] = [
             "stepServiceAccount.allowed={builder,deployer}",
             "pipelines.defaultTimeout=1h30m",
             "pipelines.maxRunningPods=0",
+            "pipelines.maxNamespacePods=0",
             "stepPods.unschedulableGrace=2m",
+            "stepPods.retryGrace=30s",
         ],
     ),
     (
@@ -134,6 +136,10 @@ EXPECT: dict[str, list[str]] = {
         'name: SHIPWAY_DOCKER_MIRROR\n              value: "mirror.example:5000"',
         'name: SHIPWAY_DOCKER_CA_CONFIGMAP\n              value: "kube-root-ca.crt"',
     ],
+    "step accounts and limits": [
+        'name: SHIPWAY_MAX_NAMESPACE_PODS\n              value: "0"',
+        'name: SHIPWAY_RETRY_GRACE\n              value: "30s"',
+    ],
 }
 #: (name, --set arguments, text the error must contain) that must be refused.
 BAD: list[tuple[str, list[str], str]] = [
@@ -151,6 +157,8 @@ BAD: list[tuple[str, list[str], str]] = [
     ("insecure registry with a CA", ["registry.url=r.example.com", "registry.ca=PEM", "registry.insecure=true"], "registry.insecure skips TLS verification"),
     ("registry url with a scheme", ["registry.url=https://r.example.com"], "/registry/url"),
     ("bad default timeout", ["pipelines.defaultTimeout=5 hours"], "/pipelines/defaultTimeout"),
+    ("negative namespace cap", ["pipelines.maxNamespacePods=-1"], "/pipelines/maxNamespacePods"),
+    ("retry grace of nothing", ["stepPods.retryGrace=0"], "/stepPods/retryGrace"),
     ("ServiceMonitor without its CRD", ["metrics.serviceMonitor.enabled=true"], "needs the prometheus-operator CRDs"),
     ("builder deployed and existing", ["buildkit.deploy=true", "buildkit.address=tcp://b:1234"], "leave buildkit.address empty"),
     ("existing builder without certificate", ["buildkit.address=tcp://b:1234"], "needs buildkit.clientSecret"),

@@ -3,7 +3,8 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``admission,overhead,scale,paced,restart,source,builds,history``), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
+(default ``admission,overhead,scale,paced,restart,fairness,source,builds,history``;
+``BENCH_PHASES=fairness`` runs that one alone, in about two minutes), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
 local cluster's).
@@ -29,14 +30,24 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 import demo_operator
-from bench import admission, builds, overhead, scale
+from bench import admission, builds, fairness, overhead, scale
 from bench import history as history_phase
 from bench import source as source_phase
 from bench.kube import BENCH_LABEL, Kube, write_json
 from bench.load import delete_namespace, release_storage
 from bench.procs import MANAGED_ANNOTATION, FakeNodes
 
-PHASES = ("admission", "overhead", "scale", "paced", "restart", "source", "builds", "history")
+PHASES = (
+    "admission",
+    "overhead",
+    "scale",
+    "paced",
+    "restart",
+    "fairness",
+    "source",
+    "builds",
+    "history",
+)
 PACED_STEPS_PER_SECOND = 36
 """Offered in the paced phase: the 30 steps/s target plus a fifth, so that meeting it is not
 an artefact of the offered rate itself."""
@@ -59,6 +70,7 @@ TARGETS = {
     "build_push_to_pod_p50_ms": ("<=", 100),
     "history_page_p95_ms": ("<=", 100),
     "history_lookup_p95_ms": ("<=", 100),
+    "fairness_ratio": ("<=", 2),
 }
 
 
@@ -196,7 +208,21 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         ),
         "history_page_p95_ms": (results.get("history") or {}).get("p95_page_ms"),
         "history_lookup_p95_ms": (results.get("history") or {}).get("p95_lookup_ms"),
+        "fairness_ratio": (results.get("fairness") or {}).get("ratio"),
     }
+
+
+def fairness_rows(fa: dict[str, Any], mark: Any) -> list[tuple[str, str, str]]:
+    """The fairness phase's rows: the neighbour alone and beside the 1000-step pipeline."""
+    if not fa:
+        return []
+    alone, beside = fa.get("alone_median_s"), fa.get("beside_median_s")
+    return [
+        (f"fairness (kwok, {fa.get('neighbour_steps')} steps beside {fa.get('big_steps')} in another namespace)", "", ""),
+        ("  neighbour alone / beside (median)", f"{_fmt(alone)} / {_fmt(beside, ' s')}", ""),
+        ("  beside / alone", _fmt_ratio(fa.get("ratio")), mark("fairness_ratio")),
+        ("  1000-step pipeline: steps/s", _fmt(fa.get("big_steps_per_second")), ""),
+    ]  # fmt: skip
 
 
 def source_rows(so: dict[str, Any], mark: Any) -> list[tuple[str, str, str]]:
@@ -279,6 +305,7 @@ def table(results: dict[str, Any]) -> str:
         ("  resume: all progressing again", _fmt(rs.get("resume_seconds"), " s"), mark("resume_seconds")),
         ("  first progress after restart", _fmt(rs.get("first_progress_s"), " s"), ""),
         ("  duplicated steps", _fmt(rs.get("duplicated_steps")), mark("duplicated_steps")),
+        *fairness_rows(results.get("fairness") or {}, mark),
         *source_rows(results.get("source") or {}, mark),
         *_build_rows(results.get("builds") or {}, mark),
         *history_phase.rows(results.get("history") or {}, mark, _fmt),
@@ -373,7 +400,7 @@ def main() -> int:
             print("phase 1b: builds, the seed's Dockerfile beside buildctl by hand ...", flush=True)
             results["builds"] = bd = builds.run(kube, run_id, workdir)
             delete_namespace(kube, run_id, bd["namespace"], timeout=120)
-        if {"scale", "paced", "restart"} & set(phases):
+        if {"scale", "paced", "restart", "fairness"} & set(phases):
             nodes = FakeNodes(kube, run_id, workdir)
             node_count = max(4, math.ceil(count / 100))
             print(f"  {node_count} fake nodes (kwok) ...", flush=True)
@@ -402,6 +429,14 @@ def main() -> int:
                 kube, run_id, workdir, nodes, count, steps, timeout
             )
             rs["cleanup_s"] = round(delete_namespace(kube, run_id, rs["namespace"]), 1)
+        if "fairness" in phases and nodes is not None:
+            print(
+                "phase 3b: fairness, 3 steps alone and beside 1000 in another namespace ...",
+                flush=True,
+            )
+            results["fairness"] = fa = fairness.run(kube, run_id, workdir, nodes)
+            for namespace in fa["namespaces"]:
+                delete_namespace(kube, run_id, namespace, timeout=180)
         if "history" in phases:
             print("phase 5: history store, 100,000 runs in SQLite ...", flush=True)
             results["history"] = history_phase.run(

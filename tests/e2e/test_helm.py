@@ -332,6 +332,7 @@ def outage_loses_nothing(release: Release, namespace: str) -> tuple[int, int]:
         ("delete", "pods", "watched", True),
         ("create", "persistentvolumeclaims", "watched", True),
         ("get", "persistentvolumeclaims", "watched", True),
+        ("watch", "persistentvolumeclaims", "watched", True),
         ("create", "events", "watched", True),
         ("patch", "kopfpeerings.kopf.dev", "watched", True),
         # The history: logs read, Secrets read by name to mask their values (no more than

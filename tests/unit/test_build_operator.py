@@ -14,6 +14,7 @@ from shipway.controller.config import ConfigError, OperatorConfig, build_config
 from shipway.controller.reconciler import Reconciler
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
+from shipway.engine.naming import ANNOTATION_PIPELINE_UID, pvc_name
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.planner import Settings
 from shipway.models import PipelinePhase
@@ -130,6 +131,17 @@ UPLOADED = {
     "source": {"kind": "upload", "phase": "Succeeded", "pod": "demo-source-upload"},
 }
 """The upload is in place: builds may start."""
+
+
+def _uploaded(kube: FakeKube) -> None:
+    """The status after the upload, and the claim it went into."""
+    kube.status = dict(UPLOADED)
+    name = pvc_name("demo", "uid-1")
+    kube.claim_bodies[name] = {
+        "metadata": {"name": name, "annotations": {ANNOTATION_PIPELINE_UID: "uid-1"}}
+    }
+
+
 CONFIG = BuildConfig(
     registry="registry.local",
     builder="tcp://buildkitd:1234",
@@ -146,7 +158,7 @@ def _finish_build(kube: FakeKube, name: str, digest: str) -> None:
 
 def test_a_pipeline_with_builds_copies_the_certificate_builds_then_runs_by_digest() -> None:
     kube = _local()
-    kube.status = dict(UPLOADED)
+    _uploaded(kube)
     reconciler = Reconciler(kube, Settings(build=CONFIG), clock=lambda: NOW)
 
     async def step() -> None:
@@ -177,7 +189,7 @@ def test_a_pipeline_with_builds_copies_the_certificate_builds_then_runs_by_diges
 
 def test_without_the_operators_certificate_builds_are_refused_not_left_waiting() -> None:
     kube = Cluster(set())
-    kube.status = dict(UPLOADED)
+    _uploaded(kube)
     reconciler = Reconciler(kube, Settings(build=CONFIG), clock=lambda: NOW)
     for _ in range(2):
         asyncio.run(reconciler.reconcile(snapshot(kube, SEED), kube.views(), KEY))

@@ -132,3 +132,124 @@ def test_close_waits_for_runs_in_progress_then_cancels_them(stuck: bool) -> None
     took = asyncio.run(scenario())
     assert ended == ([] if stuck else ["a"])
     assert took < 2
+
+
+def _turn_taking(group: bool) -> list[str]:
+    """Namespace a's key is due again as soon as each run ends (a big pipeline whose pods
+    keep changing); namespace b's key is added during a's first run and takes 50 ms."""
+    events: list[str] = []
+    a_runs = 0
+
+    async def work(key: tuple[str, str]) -> float | None:
+        nonlocal a_runs
+        events.append(f"{key[0]} starts")
+        if key[0] == "a":
+            a_runs += 1
+            if a_runs == 1:
+                queue.add(("b", "small"))
+            if a_runs < 3:
+                queue.add(key)  # due again at once
+            await asyncio.sleep(0.01)
+        else:
+            await asyncio.sleep(0.05)
+        events.append(f"{key[0]} ends")
+        return None
+
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(
+        work, group=(lambda key: key[0]) if group else None, yield_after=0.005
+    )
+
+    async def scenario() -> None:
+        queue.add(("a", "big"))
+        await asyncio.sleep(0.01)
+        while queue.busy():
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    return events
+
+
+def test_namespaces_take_turns_instead_of_one_running_back_to_back() -> None:
+    assert _turn_taking(group=True) == [
+        "a starts",
+        "b starts",
+        "a ends",
+        "b ends",  # a, due again, waited for b's run that started during its own
+        "a starts",
+        "a ends",
+        "a starts",
+        "a ends",
+    ]
+    unfair = _turn_taking(group=False)
+    assert unfair.index("a starts", 1) < unfair.index("b ends"), "without groups: back to back"
+
+
+def test_keys_of_one_namespace_never_wait_for_each_other() -> None:
+    starts: list[str] = []
+
+    async def work(key: tuple[str, str]) -> float | None:
+        starts.append(key[1])
+        if key[1] == "one" and starts.count("one") == 1:
+            queue.add(key)
+            queue.add(("a", "two"))
+            await asyncio.sleep(0.05)
+        return None
+
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(work, group=lambda key: key[0])
+
+    async def scenario() -> float:
+        began = asyncio.get_running_loop().time()
+        queue.add(("a", "one"))
+        while queue.busy():
+            await asyncio.sleep(0.005)
+        return asyncio.get_running_loop().time() - began
+
+    assert asyncio.run(scenario()) < 0.2
+    assert starts == ["one", "two", "one"]
+
+
+def _short_beside_long(yield_after: float) -> list[str]:
+    """Namespace b's small key starts namespace a's big one during its first run (0.01 s),
+    and is due again at once after each run, as its pods move on; a's run takes 0.2 s."""
+    events: list[str] = []
+    small_runs = 0
+
+    async def work(key: tuple[str, str]) -> float | None:
+        nonlocal small_runs
+        if key[0] == "a":
+            events.append("a starts")
+            await asyncio.sleep(0.2)
+            events.append("a ends")
+        else:
+            small_runs += 1
+            events.append("b runs")
+            if small_runs == 1:
+                queue.add(("a", "big"))
+            if small_runs < 3:
+                queue.add(key)
+            await asyncio.sleep(0.01)
+        return None
+
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(
+        work, group=lambda key: key[0], yield_after=yield_after
+    )
+
+    async def scenario() -> None:
+        queue.add(("b", "small"))
+        while queue.busy():
+            await asyncio.sleep(0.01)
+
+    asyncio.run(scenario())
+    return events
+
+
+def test_a_short_run_never_waits_for_another_namespaces_long_one() -> None:
+    assert _short_beside_long(yield_after=0.05) == [
+        "b runs",
+        "a starts",
+        "b runs",
+        "b runs",
+        "a ends",
+    ]
+    everyone_yields = _short_beside_long(yield_after=0.0)
+    assert everyone_yields == ["b runs", "a starts", "a ends", "b runs", "b runs"]

@@ -132,10 +132,11 @@ app.kubernetes.io/part-of: shipway
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch", "get", "create", "patch", "delete"]
-# The workspace claim of each Pipeline (deleted with it through its owner reference).
+# The workspace claim of each Pipeline (deleted with it through its owner reference); claims
+# are listed and watched so that one deleted while its pipeline runs fails it at once.
 - apiGroups: [""]
   resources: ["persistentvolumeclaims"]
-  verbs: ["create", "get"]
+  verbs: ["list", "watch", "create", "get"]
 # One Event per step start, finish and failure, on the Pipeline.
 - apiGroups: [""]
   resources: ["events"]

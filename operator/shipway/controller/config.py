@@ -22,8 +22,14 @@ from shipway.engine.docker import DEFAULT_IMAGE as DEFAULT_DOCKER_IMAGE
 from shipway.engine.docker import DockerConfig
 from shipway.engine.manifests import PROCESS_SEAL_KEY, PodOptions
 from shipway.engine.outcome import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
-from shipway.engine.planner import DEFAULT_TIMEOUT_SECONDS, MAX_RUNNING_PODS, Settings
+from shipway.engine.planner import (
+    DEFAULT_TIMEOUT_SECONDS,
+    MAX_NAMESPACE_PODS,
+    MAX_RUNNING_PODS,
+    Settings,
+)
 from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
+from shipway.engine.steps import RETRY_GRACE_SECONDS
 from shipway.models.durations import parse_duration
 from shipway.spec.source import parse_quantity
 
@@ -60,6 +66,11 @@ class OperatorConfig:
     """``SHIPWAY_DEFAULT_TIMEOUT``: a pipeline's limit when it sets none ("0": none)."""
     max_running_pods: int | None = MAX_RUNNING_PODS
     """``SHIPWAY_MAX_RUNNING_PODS``: pods of one pipeline at once ("0": no limit)."""
+    retry_grace: float = RETRY_GRACE_SECONDS
+    """``SHIPWAY_RETRY_GRACE``: how long a retry waits for the previous attempt's pod to go."""
+    max_namespace_pods: int | None = MAX_NAMESPACE_PODS
+    """``SHIPWAY_MAX_NAMESPACE_PODS``: step pods of one namespace at once, all its pipelines
+    together ("0": no limit)."""
     pods: PodOptions = field(default_factory=PodOptions)
     peering: str | None = None
     """``SHIPWAY_PEERING``: overrides ``--peering``; peering is then mandatory."""
@@ -83,6 +94,9 @@ class OperatorConfig:
             default_timeout=_duration(env, "SHIPWAY_DEFAULT_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
             or None,
             max_running_pods=_count(env, "SHIPWAY_MAX_RUNNING_PODS", MAX_RUNNING_PODS) or None,
+            retry_grace=_positive(_duration(env, "SHIPWAY_RETRY_GRACE", RETRY_GRACE_SECONDS)),
+            max_namespace_pods=_count(env, "SHIPWAY_MAX_NAMESPACE_PODS", MAX_NAMESPACE_PODS)
+            or None,
             pods=pod_options(env),
             peering=env.get("SHIPWAY_PEERING", "").strip() or None,
             peering_priority=peering_priority(env.get("SHIPWAY_PEERING_PRIORITY")),
@@ -115,6 +129,8 @@ class OperatorConfig:
             default_timeout=self.default_timeout,
             max_running_pods=self.max_running_pods,
             build=self.build,
+            retry_grace=self.retry_grace,
+            max_namespace_pods=self.max_namespace_pods,
         )
 
 
@@ -184,6 +200,12 @@ def _count(env: Mapping[str, str], name: str, default: int) -> int:
     if not value.isdigit():
         raise ConfigError(f"{name} must be a whole number, not {value!r}")
     return int(value)
+
+
+def _positive(seconds: float) -> float:
+    if seconds <= 0:
+        raise ConfigError("SHIPWAY_RETRY_GRACE must be longer than 0")
+    return seconds
 
 
 def _duration(env: Mapping[str, str], name: str, default: float) -> float:

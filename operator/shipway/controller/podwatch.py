@@ -17,8 +17,8 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -58,11 +58,18 @@ def summarise(pod: Any) -> tuple[Key, PodView] | None:
     must never stop the watch (it would be replayed from the same resourceVersion forever,
     and no other pod of any pipeline would be seen again).
     """
+    entry: tuple[Key, PodView] | None = read_untrusted("Pod", pod_entry, pod)
+    return entry
+
+
+def read_untrusted(kind: str, read: Callable[[Mapping[str, Any]], Any], obj: Any) -> Any:
+    """What ``read`` makes of one watched object (a pod, a claim); None, with a warning naming
+    it and ``shipway_malformed_objects_total{kind}``, for one it cannot read."""
     try:
-        return pod_entry(mapping(pod))
+        return read(mapping(obj))
     except Exception as exc:  # the object is input: nothing in it may stop the watch
-        metrics.MALFORMED_OBJECTS.labels("Pod").inc()
-        log.warning("pod %s skipped, it cannot be a step's: %s", object_name(pod), exc)
+        metrics.MALFORMED_OBJECTS.labels(kind).inc()
+        log.warning("%s %s skipped, it cannot be a step's: %s", kind.lower(), object_name(obj), exc)
         return None
 
 
@@ -77,6 +84,16 @@ def decode(line: Any) -> dict[str, Any] | None:
     return event if isinstance(event, dict) else None
 
 
+class Store(Protocol):
+    """Where a watch puts what it sees (:class:`PodStore`, or the claims' store): both answer
+    with the pipelines to wake."""
+
+    def put(self, namespace: str, name: str, entry: Any) -> set[Key]: ...
+    def replace(
+        self, namespace: str | None, entries: Iterable[tuple[str, str, Any]]
+    ) -> set[Key]: ...
+
+
 class WatchExpiredError(Exception):
     """The resourceVersion is too old to watch from (HTTP 410): list again."""
 
@@ -84,14 +101,21 @@ class WatchExpiredError(Exception):
 class PodWatch(threading.Thread):
     """List and watch the step pods of one namespace (None: every namespace) into a store."""
 
+    kind = "pod"
+
+    def _entry(self, obj: Any) -> Any:
+        """What the store keeps of one object; None: nothing (not a step's pod, or one that
+        cannot be read: skipped with a warning, never stopping the watch)."""
+        return summarise(obj)
+
     def __init__(
         self,
         namespace: str | None,
-        store: PodStore,
+        store: Store,
         loop: asyncio.AbstractEventLoop,
         on_change: Callable[[Key], None],
     ) -> None:
-        super().__init__(daemon=True, name=f"podwatch-{namespace or 'cluster'}")
+        super().__init__(daemon=True, name=f"{self.kind}watch-{namespace or 'cluster'}")
         self.namespace = namespace
         self.store = store
         self.loop = loop
@@ -144,7 +168,7 @@ class PodWatch(threading.Thread):
         self.api.close()  # type: ignore[no-untyped-call]
 
     def _list(self) -> str:
-        entries: list[tuple[str, str, tuple[Key, PodView]]] = []
+        entries: list[tuple[str, str, Any]] = []
         token: str | None = None
         while True:
             kwargs: dict[str, Any] = {"limit": PAGE_SIZE, "_request_timeout": (10, 60)}
@@ -160,7 +184,7 @@ class PodWatch(threading.Thread):
                 raise
             for pod in page.get("items") or ():
                 meta = mapping(mapping(pod).get("metadata"))
-                entry = summarise(pod)
+                entry = self._entry(pod)
                 if entry is not None:
                     entries.append(
                         (text(meta.get("namespace")) or "", text(meta.get("name")) or "", entry)
@@ -200,7 +224,7 @@ class PodWatch(threading.Thread):
                 if kind == "BOOKMARK":
                     continue
                 # A pod that turned malformed leaves the store (entry None), as a deleted one.
-                entry = None if kind == "DELETED" else summarise(obj)
+                entry = None if kind == "DELETED" else self._entry(obj)
                 namespace, name = text(meta.get("namespace")) or "", text(meta.get("name")) or ""
                 self._post(self._put, namespace, name, entry)
         finally:
@@ -215,7 +239,7 @@ class PodWatch(threading.Thread):
             self.stopping.set()
 
     # These two run in the event loop's thread.
-    def _replaced(self, entries: list[tuple[str, str, tuple[Key, PodView]]]) -> None:
+    def _replaced(self, entries: list[tuple[str, str, Any]]) -> None:
         changed = self.store.replace(self.namespace, entries)
         if not self.listed.done():
             # The first list wakes nobody: every pipeline of the namespace is waiting for it
@@ -226,7 +250,7 @@ class PodWatch(threading.Thread):
         for key in changed:
             self.on_change(key)
 
-    def _put(self, namespace: str, name: str, entry: tuple[Key, PodView] | None) -> None:
+    def _put(self, namespace: str, name: str, entry: Any) -> None:
         for key in self.store.put(namespace, name, entry):
             self.on_change(key)
 

@@ -11,7 +11,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -20,10 +20,19 @@ from pydantic import ValidationError
 from shipway.controller import metrics
 from shipway.controller.builder import BuildSecrets
 from shipway.controller.callpool import Priority
+from shipway.controller.claimwatch import workspace_problem
 from shipway.controller.creates import ClaimFailure, CreatingApi, create_pods, ensure_claim
 from shipway.controller.kube import EventTarget, KubeError
+from shipway.controller.memory import (
+    Carried,
+    Memory,
+    only_node_learned,
+    pipeline_urgency,
+    without_created,
+)
 from shipway.controller.snapshot import PipelineSnapshot, dump_status, merge_patch
 from shipway.engine import docker
+from shipway.engine.claims import ClaimStore
 from shipway.engine.failures import abort_plan, invalid_plan
 from shipway.engine.manifests import PodOptions, service_account_refusal
 from shipway.engine.objects import Key, Manifest
@@ -31,8 +40,9 @@ from shipway.engine.observe import PodView, safe_pod_view
 from shipway.engine.ownership import record_uids, sort_pods
 from shipway.engine.planner import EventToEmit, Plan, Refusal, Settings, finished_plan, plan
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
+from shipway.engine.slots import NamespaceSlots
 from shipway.engine.steps import own
-from shipway.models import PipelinePhase, PipelineStatus
+from shipway.models import PipelineStatus
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 from shipway.spec.errors import FieldError, InvalidSpecError
 
@@ -51,26 +61,6 @@ class KubeApi(CreatingApi, Protocol):
     ) -> None: ...
 
 
-@dataclass(slots=True)
-class _Memory:
-    """What the operator remembers about one pipeline between reconciles."""
-
-    uid: str
-    written: str | None = None
-    """The last status written (or found), as JSON: smaller than the model by ten times."""
-    phase: PipelinePhase | None = None
-    claim: bool = False
-    build_secret: bool = False
-    created: dict[str, PodView] = field(default_factory=dict)
-    rejected: dict[str, Refusal] = field(default_factory=dict)
-    waiting: dict[str, str] = field(default_factory=dict)
-    """Pods a ResourceQuota refused in this reconcile (tried again in the next)."""
-    trusted: dict[str, str] = field(default_factory=dict)
-    """Name → UID of the pipeline's own pods found in this reconcile (recorded in the status)."""
-    strangers: set[str] = field(default_factory=set)
-    """UIDs of pods claiming the pipeline that the operator did not create, already reported."""
-
-
 class Reconciler:
     def __init__(
         self,
@@ -78,17 +68,27 @@ class Reconciler:
         settings: Settings | None = None,
         options: PodOptions | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        claims: ClaimStore | None = None,
+        slots: NamespaceSlots | None = None,
     ) -> None:
         self.kube = kube
+        self.claims = claims
+        """The watched claims; None: a claim is read from the API server when needed."""
+        self.slots = slots
+        """Each namespace's step pods, for the namespace cap; None: only this pipeline's."""
         self.settings = settings or Settings()
         self.options = options or PodOptions()
         self.build_secrets = BuildSecrets(kube, self.settings.build)
         self.clock = clock
-        self.memory: dict[Key, _Memory] = {}
+        self.memory: dict[Key, Memory] = {}
         self.compiled: dict[tuple[str, int, str | None], CompiledPipeline | InvalidSpecError] = {}
         self.background: set[asyncio.Task[None]] = set()
 
     def forget(self, key: Key) -> None:
+        if self.claims is not None:
+            self.claims.release(key)
+        if self.slots is not None:
+            self.slots.forget(key)
         memory = self.memory.pop(key, None)
         if memory is not None:
             metrics.forget(memory.phase)
@@ -115,7 +115,7 @@ class Reconciler:
                 self.compiled[key] = InvalidSpecError([FieldError("spec", problem[:2048])])
         return self.compiled[key]
 
-    def _status(self, snap: PipelineSnapshot, memory: _Memory) -> PipelineStatus:
+    def _status(self, snap: PipelineSnapshot, memory: Memory) -> PipelineStatus:
         try:
             return PipelineStatus.model_validate_json(memory.written or snap.status_json)
         except ValidationError:
@@ -129,7 +129,7 @@ class Reconciler:
         snap: PipelineSnapshot,
         status: PipelineStatus,
         indexed: Iterable[PodView],
-        memory: _Memory,
+        memory: Memory,
     ) -> list[PodView]:
         pods = {pod.name: pod for pod in own(indexed, snap.uid)}
         for name in [n for n in memory.created if n in pods]:
@@ -153,7 +153,7 @@ class Reconciler:
         snap: PipelineSnapshot,
         status: PipelineStatus,
         pods: Iterable[PodView],
-        memory: _Memory,
+        memory: Memory,
     ) -> list[PodView]:
         """The pods the operator created: a pod that only claims the pipeline (its name,
         labels and owner reference copied) is never read, and is named in an Event once."""
@@ -180,7 +180,7 @@ class Reconciler:
         compiled: CompiledPipeline | InvalidSpecError,
         status: PipelineStatus,
         pods: list[PodView],
-        memory: _Memory,
+        memory: Memory,
     ) -> Plan:
         now = self.clock()
         if isinstance(compiled, InvalidSpecError):
@@ -196,8 +196,17 @@ class Reconciler:
             return abort_plan(
                 snap.ref, status, pods, PipelineReason.DOCKER_NOT_ALLOWED, refusal, now
             )
+        key = (snap.namespace, snap.name)
         return plan(
-            snap.ref, compiled, status, pods, now, self.settings, memory.rejected, memory.waiting
+            snap.ref,
+            compiled,
+            status,
+            pods,
+            now,
+            self.settings,
+            memory.rejected,
+            memory.waiting,
+            self.slots.others(key) if self.slots is not None else 0,
         )
 
     async def reconcile(
@@ -215,24 +224,30 @@ class Reconciler:
         memory = self.memory.get(key)
         if memory is None or memory.uid != snap.uid:
             self.forget(key)
-            memory = self.memory[key] = _Memory(snap.uid)
+            memory = self.memory[key] = Memory(snap.uid)
         with metrics.RECONCILE_SECONDS.time():
             try:
-                return await self._reconcile(snap, indexed_pods, memory)
+                result = await self._reconcile(snap, indexed_pods, memory)
             except KubeError:
                 raise
             except Exception as exc:
                 log.exception("%s/%s: failed while handling it", snap.namespace, snap.name)
                 why = f"the operator failed on this pipeline: {type(exc).__name__}: {exc}"
-                return await self._abort(
+                result = await self._abort(
                     snap, indexed_pods, memory, PipelineReason.INTERNAL_ERROR, why
                 )
+        if result.status.phase.terminal:  # over: it waits for no claim and no slot
+            if self.claims is not None:
+                self.claims.release(key)
+            if self.slots is not None:
+                self.slots.forget(key)
+        return result
 
     async def _abort(
         self,
         snap: PipelineSnapshot,
         indexed: Iterable[PodView],
-        memory: _Memory,
+        memory: Memory,
         reason: str,
         message: str,
         *,
@@ -249,57 +264,31 @@ class Reconciler:
         return await self._finish(snap, result)
 
     async def _reconcile(
-        self, snap: PipelineSnapshot, indexed: Iterable[PodView], memory: _Memory
+        self, snap: PipelineSnapshot, indexed: Iterable[PodView], memory: Memory
     ) -> Plan:
         status = self._status(snap, memory)
         pods = await self._pods(snap, status, indexed, memory)
         if status.phase.terminal:
             return await self._finish(snap, finished_plan(status, pods, snap.uid))
-        urgency = _urgency(status, memory)
+        urgency = pipeline_urgency(status, memory)
         compiled = self._compile(snap, status)
+        problem = await workspace_problem(
+            self.kube, self.claims, snap, compiled, status, bool(pods) or memory.claim
+        )
+        if problem is not None:
+            return await self._abort(snap, pods, memory, problem.reason, problem.message)
         memory.waiting.clear()  # a quota may allow now what it refused a moment ago
-        result = self._plan(snap, compiled, status, pods, memory)
-        assert isinstance(compiled, CompiledPipeline) or not result.create
-        for _ in range(3):  # refused creates fail or hold their step; plan again
-            if not (result.create or result.builds) or not isinstance(compiled, CompiledPipeline):
-                break
-            if result.ensure_claim and not memory.claim:
-                claim = await ensure_claim(self.kube, snap.ref, compiled)
-                if isinstance(claim, ClaimFailure):
-                    return await self._abort(snap, pods, memory, claim.reason, claim.message)
-                if claim is not None:  # a quota holds the claim up: every create waits
-                    names = [c.name for c in result.create] + [b.name for b in result.builds]
-                    memory.waiting.update(dict.fromkeys(names, claim))
-                    result = _without_created(
-                        self._plan(snap, compiled, status, pods, memory), memory
-                    )
-                    break
-                memory.claim = True
-            refused = await self._ensure_build_secret(snap, result, memory)
-            todo = [c for c in result.create if c.name not in memory.created]
-            builds = [b for b in result.builds if b.name not in memory.created]
-            node = result.status.node_name
-            outcome = await create_pods(
-                self.kube,
-                snap.ref,
-                compiled,
-                [] if refused else todo,
-                node,
-                self.options,
-                urgency,
-                result.status.source,
-                [] if refused else builds,
-                self.settings.build,
-            )
-            memory.created.update(outcome.created)
-            outcome.rejected.update(refused)
-            if not outcome.rejected and not outcome.waiting:
-                break
-            memory.rejected.update(outcome.rejected)
-            memory.waiting.update(outcome.waiting)
-            pods = list({p.name: p for p in (*pods, *memory.created.values())}.values())
-            result = self._plan(snap, compiled, status, pods, memory)
-            result = _without_created(result, memory)
+        reserved: set[str] = set()
+        try:
+            carried = await self._carry_out(snap, compiled, status, pods, memory, urgency, reserved)
+        finally:  # a slot reserved for a pod that was not created is free again
+            if self.slots is not None:
+                self.slots.unexpect(snap.namespace, reserved - memory.created.keys())
+        if carried.aborted is not None:
+            return carried.aborted
+        result, pods = carried.result, carried.pods
+        if self.slots is not None:
+            self.slots.settle((snap.namespace, snap.name), carried.took, result.namespace_held)
         try:
             await self._write(snap, memory, status, result)
         except KubeError as exc:
@@ -329,14 +318,92 @@ class Reconciler:
             )
         return result
 
+    async def _carry_out(
+        self,
+        snap: PipelineSnapshot,
+        compiled: CompiledPipeline | InvalidSpecError,
+        status: PipelineStatus,
+        pods: list[PodView],
+        memory: Memory,
+        urgency: Priority,
+        reserved: set[str],
+    ) -> Carried:
+        """Plan, then make the claim and the pods; refused creates fail or hold their step,
+        and the pipeline is planned again (at most three rounds)."""
+        result = self._planned(snap, compiled, status, pods, memory, reserved)
+        took = 0
+        assert isinstance(compiled, CompiledPipeline) or not result.create
+        for _ in range(3):  # refused creates fail or hold their step; plan again
+            if not (result.create or result.builds) or not isinstance(compiled, CompiledPipeline):
+                break
+            if result.ensure_claim and not memory.claim:
+                claim = await ensure_claim(self.kube, snap.ref, compiled)
+                if isinstance(claim, ClaimFailure):
+                    aborted = await self._abort(snap, pods, memory, claim.reason, claim.message)
+                    return Carried(result, pods, took, aborted)
+                if claim is not None:  # a quota holds the claim up: every create waits
+                    names = [c.name for c in result.create] + [b.name for b in result.builds]
+                    memory.waiting.update(dict.fromkeys(names, claim))
+                    result = without_created(
+                        self._planned(snap, compiled, status, pods, memory, reserved), memory
+                    )
+                    break
+                memory.claim = True
+            refused = await self._ensure_build_secret(snap, result, memory)
+            todo = [c for c in result.create if c.name not in memory.created]
+            builds = [b for b in result.builds if b.name not in memory.created]
+            node = result.status.node_name
+            outcome = await create_pods(
+                self.kube,
+                snap.ref,
+                compiled,
+                [] if refused else todo,
+                node,
+                self.options,
+                urgency,
+                result.status.source,
+                [] if refused else builds,
+                self.settings.build,
+            )
+            memory.created.update(outcome.created)
+            took += sum(1 for c in todo if c.name in outcome.created)
+            outcome.rejected.update(refused)
+            if not outcome.rejected and not outcome.waiting:
+                break
+            memory.rejected.update(outcome.rejected)
+            memory.waiting.update(outcome.waiting)
+            pods = list({p.name: p for p in (*pods, *memory.created.values())}.values())
+            result = self._planned(snap, compiled, status, pods, memory, reserved)
+            result = without_created(result, memory)
+        return Carried(result, pods, took)
+
+    def _planned(
+        self,
+        snap: PipelineSnapshot,
+        compiled: CompiledPipeline | InvalidSpecError,
+        status: PipelineStatus,
+        pods: list[PodView],
+        memory: Memory,
+        reserved: set[str],
+    ) -> Plan:
+        """A plan whose new step pods count against the namespace cap at once, before any
+        other pipeline plans: the slots are reserved (``reserved``) until the watch shows
+        the pods, or freed by the caller if they are not created."""
+        result = self._plan(snap, compiled, status, pods, memory)
+        if self.slots is not None:
+            names = [c.name for c in result.create if c.name not in memory.created]
+            reserved.update(names)
+            self.slots.expect((snap.namespace, snap.name), names)
+        return result
+
     async def _write(
-        self, snap: PipelineSnapshot, memory: _Memory, status: PipelineStatus, result: Plan
+        self, snap: PipelineSnapshot, memory: Memory, status: PipelineStatus, result: Plan
     ) -> None:
         """Write the plan's status if it says something new, and remember it."""
         uids = {**memory.trusted, **{v.name: v.uid for v in memory.created.values() if v.uid}}
         result = replace(result, status=record_uids(result.status, status, uids))
         new, old = dump_status(result.status), dump_status(status)
-        if new != old and not _only_node_learned(new, old):
+        if new != old and not only_node_learned(new, old):
             await self.kube.patch_status(snap.namespace, snap.name, merge_patch(old, new))
         if memory.written is None:
             metrics.track_new(status.phase)
@@ -356,7 +423,7 @@ class Reconciler:
         return result
 
     async def _ensure_build_secret(
-        self, snap: PipelineSnapshot, result: Plan, memory: _Memory
+        self, snap: PipelineSnapshot, result: Plan, memory: Memory
     ) -> dict[str, Refusal]:
         """The builder's certificate is copied before the first build pod, or the builds are
         refused (their pods would wait for a missing Secret forever)."""
@@ -387,39 +454,3 @@ class Reconciler:
         self.background.discard(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
             log.error("background work failed: %r", exc, exc_info=exc)
-
-
-def _urgency(status: PipelineStatus, memory: _Memory) -> Priority:
-    """How soon this pipeline's new pods should go, when API calls have to queue.
-
-    A pipeline found running after a restart first, then steps of started pipelines; a
-    pipeline not started yet last, behind even status patches: under a burst, pipelines
-    already running finish at full speed instead of all of them slowing down together.
-    """
-    if not any(step.pod for step in status.steps):
-        return Priority.START
-    if memory.written is None and status.phase == PipelinePhase.RUNNING:
-        return Priority.RESUME  # running before this operator process saw it
-    return Priority.STEP
-
-
-def _only_node_learned(new: Manifest, old: Manifest) -> bool:
-    """The one change is the node a ReadWriteOnce workspace is pinned to, just scheduled.
-
-    Not worth a write of its own: the planner finds the node again from the pods, and the
-    next real change (the step's end) writes it with the rest of the status.
-    """
-    return (
-        "nodeName" in new
-        and "nodeName" not in old
-        and {**new, "nodeName": None} == {**old, "nodeName": None}
-    )
-
-
-def _without_created(result: Plan, memory: _Memory) -> Plan:
-    """After a re-plan, pods created in the first round are not created again."""
-    return replace(
-        result,
-        create=tuple(c for c in result.create if c.name not in memory.created),
-        builds=tuple(b for b in result.builds if b.name not in memory.created),
-    )

@@ -20,8 +20,10 @@ from shipway.controller.kube import KubeError
 from shipway.controller.reconciler import KubeApi, Reconciler
 from shipway.controller.snapshot import PipelineSnapshot
 from shipway.controller.workqueue import WorkQueue
+from shipway.engine.claims import ClaimStore
 from shipway.engine.objects import Key
 from shipway.engine.podstore import PodStore
+from shipway.engine.slots import NamespaceSlots
 
 log = logging.getLogger("shipway")
 
@@ -39,6 +41,15 @@ class OperatorApi(KubeApi, HistoryApi, Protocol):
     """Every call the operator makes: the reconciler's and the history's."""
 
 
+class ClaimWatches(Protocol):
+    """The claims' list and watch (:class:`~shipway.controller.claimwatch.ClaimWatches`)."""
+
+    store: ClaimStore
+
+    async def ready(self, namespace: str) -> None: ...
+    def stop(self) -> None: ...
+
+
 class Operator:
     def __init__(
         self,
@@ -46,18 +57,34 @@ class Operator:
         kube: OperatorApi,
         watches: Callable[[Callable[[Key], None]], Watches] | None = None,
     ) -> None:
+        """``watches`` makes the pod watches (tests give fakes; then no claim is watched,
+        the reconciler reads a pipeline's claim when it needs it)."""
         self.config = config
         self.kube = kube
         self.pipelines: dict[Key, PipelineSnapshot] = {}
         """The latest snapshot of every Pipeline, from kopf's watch."""
-        self.reconciler = Reconciler(kube, config.settings, config.pods)
-        self.queue: WorkQueue[Key] = WorkQueue(self._work, self._failed)
+        # Namespaces take turns: a pipeline due again at once lets other namespaces' runs go.
+        self.queue: WorkQueue[Key] = WorkQueue(self._work, self._failed, group=_namespace)
+        self.claims: ClaimWatches | None = None
         if watches is None:
+            from shipway.controller.claimwatch import ClaimWatches as RealClaimWatches
             from shipway.controller.podwatch import PodWatches
 
             self.watches: Watches = PodWatches(self.queue.add, config.clusterwide)
+            self.claims = RealClaimWatches(self.queue.add, config.clusterwide)
         else:
             self.watches = watches(self.queue.add)
+        # Every pod the watch shows is counted by namespace; a freed slot wakes a pipeline
+        # held by the namespace cap.
+        self.slots = NamespaceSlots(config.max_namespace_pods, wake=self.queue.add)
+        self.watches.store.slots = self.slots
+        self.reconciler = Reconciler(
+            kube,
+            config.settings,
+            config.pods,
+            claims=self.claims.store if self.claims is not None else None,
+            slots=self.slots,
+        )
         self._trim: asyncio.Task[None] | None = None
         self.archiver: Archiver | None = None
         if config.history.url is not None:
@@ -87,6 +114,8 @@ class Operator:
 
     async def _work(self, key: Key) -> float | None:
         await self.watches.ready(key[0])
+        if self.claims is not None:
+            await self.claims.ready(key[0])
         snap = self.pipelines.get(key)
         pods = self.watches.store.pods(key)
         result = await self.reconciler.reconcile(snap, pods, key)
@@ -112,6 +141,8 @@ class Operator:
         if self._trim is not None:
             self._trim.cancel()
         self.watches.stop()
+        if self.claims is not None:
+            self.claims.stop()
         await self.queue.close(timeout)
         if self.archiver is not None:
             await self.archiver.stop(timeout)
@@ -123,3 +154,7 @@ class Operator:
         close = getattr(self.kube, "close", None)
         if callable(close):
             close()
+
+
+def _namespace(key: Key) -> str:
+    return key[0]

@@ -5,11 +5,20 @@ Planning is level-triggered, so a key needs running again, never once per event:
 a pipeline's pods and status change several times while one run waits on the API server,
 and one more run, on the state read when it starts, does the same work once. A failed run
 is tried again after 0.5 s, 1 s, 2 s, ... up to 30 s; a success resets that.
+
+Groups (namespaces: tenants) take turns. A key that is due again as soon as a long run
+ends (a big pipeline whose pods keep changing, each run planning and writing a large status)
+would run back to back, and every run of a neighbour would be interleaved with one long run
+after another; here it first waits for the runs of other groups that started during its own
+(at most :data:`TURN_CAP` seconds), so groups alternate run for run, round-robin. Only a run
+longer than ``yield_after`` (:data:`YIELD_AFTER`) yields: a neighbour's short runs never
+wait for a big pipeline's long ones. Keys of one group never wait for each other.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
@@ -21,6 +30,10 @@ log = logging.getLogger("shipway")
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 MIN_DELAY = 0.05
+TURN_CAP = 2.0
+"""The longest a key due again waits for other groups' runs (a slow API call of theirs)."""
+YIELD_AFTER = 0.25
+"""A run at least this long (seconds) lets other groups' runs go before the next."""
 
 
 def backoff(failures: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
@@ -47,9 +60,17 @@ class WorkQueue(Generic[K]):
         self,
         work: Callable[[K], Awaitable[float | None]],
         on_failure: Callable[[K, Exception, float], None] | None = None,
+        group: Callable[[K], Hashable] | None = None,
+        yield_after: float = YIELD_AFTER,
     ) -> None:
         self.work = work
         self.on_failure = on_failure
+        self.group = group
+        """A key's group (its namespace): groups take turns; None: no turns."""
+        self.yield_after = yield_after
+        self._runs: dict[Hashable, dict[K, tuple[int, asyncio.Future[None]]]] = {}
+        """Runs in progress by group: when each started (in order) and its end."""
+        self._order = itertools.count()
         self._entries: dict[K, _Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -106,10 +127,48 @@ class WorkQueue(Generic[K]):
         entry = self._entries.get(key)
         return entry is not None and entry.timer is not None
 
+    async def _turns(self, key: K, since: int) -> None:
+        """Let the runs of other groups that started after ``since`` end first."""
+        if self.group is None:
+            return
+        mine = self.group(key)
+        others = [
+            done
+            for group, runs in self._runs.items()
+            if group != mine
+            for started, done in runs.values()
+            if started > since
+        ]
+        if others:
+            await asyncio.wait(others, timeout=TURN_CAP)
+
+    def _started(self, key: K) -> tuple[int, asyncio.Future[None]]:
+        started = next(self._order)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.group is not None:
+            self._runs.setdefault(self.group(key), {})[key] = (started, done)
+        return started, done
+
+    def _ended(self, key: K, done: asyncio.Future[None]) -> None:
+        done.set_result(None)
+        if self.group is not None:
+            group = self.group(key)
+            runs = self._runs.get(group, {})
+            runs.pop(key, None)
+            if not runs:
+                self._runs.pop(group, None)
+
     async def _loop(self, key: K, entry: _Entry) -> None:
+        since: int | None = None
+        took = 0.0
+        loop = asyncio.get_running_loop()
         try:
             while True:
+                if since is not None and took >= self.yield_after:
+                    await self._turns(key, since)
                 entry.dirty = False
+                since, done = self._started(key)
+                began = loop.time()
                 try:
                     again = await self.work(key)
                 except asyncio.CancelledError:
@@ -126,6 +185,9 @@ class WorkQueue(Generic[K]):
                     entry.failures = 0
                     if again is not None:
                         self.add_after(key, again)
+                finally:
+                    self._ended(key, done)
+                    took = loop.time() - began
                 if not entry.dirty or self._closed:
                     return
         finally:

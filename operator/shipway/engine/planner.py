@@ -36,7 +36,8 @@ from shipway.engine.report import (
     pinned_node,
     pipeline_status,
 )
-from shipway.engine.steps import Refusal, Steps, StepState, halt, own, recorded
+from shipway.engine.slots import NamespaceCap
+from shipway.engine.steps import RETRY_GRACE_SECONDS, Refusal, Steps, StepState, halt, own, recorded
 from shipway.engine.walk import Result, Walk
 from shipway.models import Healthcheck, PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import CompiledPipeline
@@ -85,11 +86,16 @@ class Plan:
     build_secret: bool | None = None
     """True: make sure the builder's client certificate is in the namespace (builds start);
     False: delete it (the last build ended); None: leave it."""
+    namespace_held: bool = False
+    """Steps wait for a slot of the namespace cap (:mod:`~shipway.engine.slots`)."""
 
 
 DEFAULT_TIMEOUT_SECONDS = 5 * 3600.0
 """A pipeline without spec.timeout ends after 5 hours, as on Codeship."""
 MAX_RUNNING_PODS = 20
+MAX_NAMESPACE_PODS = 50
+HELD_RECHECK_SECONDS = 30.0
+"""A pipeline held by the namespace cap is woken when a slot frees; this is the safety net."""
 QUOTA_RETRY_SECONDS = 10.0
 """How often a pod or claim refused by a ResourceQuota is tried again."""
 
@@ -105,6 +111,10 @@ class Settings:
     max_running_pods: int | None = MAX_RUNNING_PODS
     """At most this many pods of one pipeline at once; None: no limit."""
     build: BuildConfig = field(default_factory=BuildConfig)
+    retry_grace: float = RETRY_GRACE_SECONDS
+    """How long a retry waits for the previous attempt's pod to go."""
+    max_namespace_pods: int | None = MAX_NAMESPACE_PODS
+    """At most this many step pods of one namespace at once, all pipelines together."""
 
 
 def finished_plan(status: PipelineStatus, pods: Sequence[PodView], uid: str) -> Plan:
@@ -143,8 +153,11 @@ class _Planner:
         settings: Settings,
         rejected: Mapping[str, Refusal],
         waiting: Mapping[str, str],
+        namespace_busy: int = 0,
     ) -> None:
         self.ref = ref
+        self.namespace_busy = namespace_busy
+        self.namespace_held = False
         self.compiled = compiled
         self.status = status
         self.pods = pods
@@ -161,6 +174,7 @@ class _Planner:
             settings.start_grace,
             settings.unschedulable_grace,
             rejected,
+            settings.retry_grace,
         )
         self.deferred = 0
         """Steps that may start but wait: for quota, or for the pipeline's pod limit."""
@@ -253,6 +267,8 @@ class _Planner:
         self.quota = self.quota or prep.quota or builds.quota
         if self.quota is not None:
             steps.recheck.append(QUOTA_RETRY_SECONDS)
+        if self.namespace_held:
+            steps.recheck.append(HELD_RECHECK_SECONDS)
         message: str | None
         active = creates or self.deferred or steps.any_running()
         if stopping is not None:
@@ -299,6 +315,7 @@ class _Planner:
             ensure_claim=bool(creates or build_creates) and self.compiled.uses_workspace,
             builds=build_creates,
             build_secret=build_secret_wanted(previous, status, bool(build_creates)),
+            namespace_held=self.namespace_held and not phase.terminal,
         )
 
     def _gate(self, step: StepState) -> Result:
@@ -344,6 +361,7 @@ class _Planner:
         running = sum(
             1 for s in self.steps.values() if s.phase == StepPhase.RUNNING and not s.start
         )
+        slots = NamespaceCap(self.settings.max_namespace_pods, self.namespace_busy, self.steps)
         for step in self.steps.values():
             if not step.start or step.blocked:
                 continue
@@ -357,6 +375,11 @@ class _Planner:
                 step.reason = StepReason.THROTTLED
                 step.message = f"waiting: {limit} pods of this pipeline run at once"
                 self.deferred += 1
+                continue
+            if not slots.allows():
+                step.reason, step.message = StepReason.NAMESPACE_THROTTLED, slots.why(self.ref)
+                self.deferred += 1
+                self.namespace_held = True
                 continue
             deadlines = [t for t in (step.run.timeout, remaining) if t is not None]
             deadline = max(1, math.ceil(min(deadlines))) if deadlines else None
@@ -376,6 +399,7 @@ class _Planner:
                 )
             )
             running += 1
+            slots.took()
             if target is not None:
                 step.image = target.target  # what it pushes, from the start (digest at the end)
             step.phase, step.pod = StepPhase.RUNNING, name
@@ -402,6 +426,7 @@ def plan(
     settings: Settings | None = None,
     rejected: Mapping[str, Refusal] | None = None,
     waiting: Mapping[str, str] | None = None,
+    namespace_busy: int = 0,
 ) -> Plan:
     """Decide what happens next for one pipeline.
 
@@ -409,7 +434,17 @@ def plan(
     or a foreign pod has the name): those attempts fail instead of being tried forever.
     ``waiting`` maps pod names a ResourceQuota refused to its message: their steps wait,
     saying so, and the pipeline is planned again in :data:`QUOTA_RETRY_SECONDS`.
+    ``namespace_busy`` is how many slots of the namespace cap are not this pipeline's to take
+    (:meth:`~shipway.engine.slots.NamespaceSlots.others`).
     """
     return _Planner(
-        ref, compiled, status, pods, now, settings or Settings(), rejected or {}, waiting or {}
+        ref,
+        compiled,
+        status,
+        pods,
+        now,
+        settings or Settings(),
+        rejected or {},
+        waiting or {},
+        namespace_busy,
     ).run()

@@ -13,6 +13,7 @@ from typing import Any
 
 from shipway.engine.objects import Key
 from shipway.engine.observe import PodView, controller_name, pod_view
+from shipway.engine.slots import NamespaceSlots
 from shipway.engine.untrusted import mapping, text
 
 
@@ -37,7 +38,9 @@ def pod_entry(pod: Mapping[str, Any]) -> tuple[Key, PodView] | None:
 class PodStore:
     """Step pods by pipeline. Not thread-safe: the event loop's thread alone changes it."""
 
-    def __init__(self) -> None:
+    def __init__(self, slots: NamespaceSlots | None = None) -> None:
+        self.slots = slots
+        """Told of every pod, to count each namespace's step pods (the namespace cap)."""
         self._by_key: dict[Key, dict[str, PodView]] = {}
         self._key_of: dict[tuple[str, str], Key] = {}
         """(namespace, pod name) → its pipeline, for deletions and relabelled pods."""
@@ -67,6 +70,8 @@ class PodStore:
                 group[name] = view
                 changed.add(key)
             self._key_of[where] = key
+        if self.slots is not None:
+            self.slots.seen(namespace, name, *(entry or (None, None)))
         return changed
 
     def replace(

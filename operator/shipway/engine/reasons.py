@@ -21,6 +21,9 @@ class StepReason(StrEnum):
     POD_REJECTED = "PodRejected"
     RETRYING = "Retrying"
     WAITING_FOR_RETRY = "WaitingForRetry"
+    """The next attempt waits for the previous attempt's pod (named in the message) to go."""
+    RETRY_BLOCKED = "RetryBlocked"
+    """The previous attempt's pod did not go within the operator's retry grace: the step fails."""
     FILTERED_OUT = "FilteredOut"
     NOT_NEEDED = "NotNeeded"
     PREVIOUS_STEP_FAILED = "PreviousStepFailed"
@@ -48,6 +51,9 @@ class StepReason(StrEnum):
     """The step waits: the pipeline already runs as many pods as the operator allows."""
     WAITING_FOR_SERVICE = "WaitingForService"
     """The step's pod runs, its container waits for a linked service's health check to pass."""
+    NAMESPACE_THROTTLED = "NamespaceThrottled"
+    """The step waits: its namespace already runs as many step pods as the operator allows
+    (all its pipelines together); it starts when a slot frees, pipelines taking turns."""
 
 
 class PipelineReason(StrEnum):
@@ -64,6 +70,9 @@ class PipelineReason(StrEnum):
     CLAIM_REJECTED = "ClaimRejected"
     CLAIM_NAME_CONFLICT = "ClaimNameConflict"
     CLAIM_NOT_FOUND = "ClaimNotFound"
+    CLAIM_LOST = "ClaimLost"
+    """The workspace claim was deleted (or is being deleted, or lost its volume) while the
+    pipeline ran: it fails at once, naming the claim."""
     SERVICE_ACCOUNT_NOT_ALLOWED = "ServiceAccountNotAllowed"
     DOCKER_NOT_ALLOWED = "DockerNotAllowed"
     """``add_docker`` where the operator's configuration runs no daemon (engine/docker.py)."""

@@ -13,12 +13,16 @@ from datetime import datetime
 
 from shipway.engine.naming import pod_name
 from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import PodView, format_time
-from shipway.engine.outcome import Outcome, outcome
+from shipway.engine.observe import PodView, format_time, parse_time
+from shipway.engine.outcome import Outcome, _seconds, outcome
 from shipway.engine.pushpods import GENERATOR_CONTAINER, parse_push_result
 from shipway.engine.reasons import StepReason
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
 from shipway.spec.tree import RunNode
+
+RETRY_GRACE_SECONDS = 120.0
+"""How long a retry waits for the previous attempt's pod to go (a finalizer or a lost node
+can hold it forever) before the step fails with ``RetryBlocked``."""
 
 
 @dataclass
@@ -137,12 +141,14 @@ class Steps:
         start_grace: float,
         unschedulable_grace: float,
         rejected: Mapping[str, Refusal],
+        retry_grace: float = RETRY_GRACE_SECONDS,
     ) -> None:
         self.ref = ref
         self.now = now
         self.stamp = format_time(now)
         self.start_grace = start_grace
         self.unschedulable_grace = unschedulable_grace
+        self.retry_grace = retry_grace
         self.rejected = rejected
         self.pods_by_step: dict[str, dict[int, PodView]] = {}
         for pod in own(pods, ref.uid):
@@ -254,13 +260,39 @@ class Steps:
         return outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
 
     def _retry(self, step: StepState, previous: PodView | None) -> None:
-        """The next attempt starts only once the previous attempt's pod is gone or over."""
+        """The next attempt starts only once the previous attempt's pod is gone or over.
+
+        The wait names the pod and is bounded: a pod held by a finalizer or on a lost node
+        may never go, and the step then fails (``RetryBlocked``) after ``retry_grace``,
+        counted from the pod's deletion (else from the end of its attempt).
+        """
         step.blocked = previous is not None and (
             previous.active or previous.deletion_requested_at is not None
         )
         step.start = not step.blocked
-        step.reason = StepReason.WAITING_FOR_RETRY if step.blocked else StepReason.RETRYING
-        step.message = f"attempt {step.attempt + 1} of {step.run.retries + 1}"
+        which = f"attempt {step.attempt + 1} of {step.run.retries + 1}"
+        if previous is None or not step.blocked:
+            step.reason, step.message = StepReason.RETRYING, which
+            return
+        deleting = previous.deletion_requested_at
+        last = step.attempts[-1].finished_at if step.attempts else None
+        since = deleting or parse_time(last) or self.now
+        left = self.retry_grace - (self.now - since).total_seconds()
+        how = "is being deleted" if deleting is not None else "still runs"
+        if left <= 0:
+            step.phase, step.reason = StepPhase.FAILED, StepReason.RETRY_BLOCKED
+            step.message = (
+                f"{which} could not start: pod {previous.name!r} of the previous attempt "
+                f"{how} after {_seconds(self.retry_grace)} (a finalizer or a lost node holds it)"
+            )[:1024]
+            step.finished_at = self.stamp
+            return
+        step.reason = StepReason.WAITING_FOR_RETRY
+        step.message = (
+            f"{which} waits for pod {previous.name!r} of the previous attempt to go (it {how}); "
+            f"gives up after {_seconds(self.retry_grace)}"
+        )[:1024]
+        self.recheck.append(left)
 
     def halted(self) -> bool:
         """A regular step failed or was cancelled: no new regular step starts."""
