@@ -1,4 +1,8 @@
-"""Codeship's encrypted files (jet's format), with the key and files of our fixture 11."""
+"""Codeship's encrypted files (jet's format), with the key and files of our fixture 11.
+
+Our fixtures are sealed by ``jetcrypt.encrypt`` itself, so the mode is also pinned by a
+standard known answer (NIST SP 800-38A's CFB128-AES256 vector) that no code of ours produced.
+"""
 
 from __future__ import annotations
 
@@ -61,6 +65,17 @@ def test_encrypt_round_trips_in_jets_layout() -> None:
     assert jetcrypt.decrypt_variables(sealed, key).values == {"FOO": "bar"}
     # a fresh IV each time: the same plaintext never gives the same file
     assert jetcrypt.encrypt(b"FOO=bar\n", key) != jetcrypt.encrypt(b"FOO=bar\n", key)
+
+
+def test_the_cipher_is_aes256_cfb128_as_the_nist_known_answer_says() -> None:
+    """SP 800-38A, F.3.17 (CFB128-AES256.Encrypt), first two blocks: jet's Go cipher.NewCFB
+    is this full-block CFB, so a file of ours is the IV followed by exactly these bytes."""
+    key = bytes.fromhex("603deb1015ca71be2b73aef0857d77811f352c073b6108d72d9810a30914dff4")
+    iv = bytes.fromhex("000102030405060708090a0b0c0d0e0f")
+    plain = bytes.fromhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51")
+    cipher = bytes.fromhex("dc7e84bfda79164b7ecd8486985d386039ffed143b28b1c832113c6331e5407b")
+    assert jetcrypt.encrypt(plain, key, iv=iv) == base64.b64encode(iv + cipher).decode()
+    assert jetcrypt.decrypt(base64.b64encode(iv + cipher), key) == plain
 
 
 def test_reencrypting_the_plaintext_with_its_iv_gives_the_file() -> None:
