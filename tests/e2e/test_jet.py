@@ -202,11 +202,11 @@ EXAMPLE_11 = ROOT / "tests" / "codeship_examples" / "11.encrypted-aes"
 
 
 def test_decrypt_and_encrypt_as_a_user_types_them(tmp_path: Path) -> None:
-    """Codeship's published example 11 (its key and jet-encrypted file), through the command."""
+    """Example 11 (its key and the file sealed in jet's format), through the command."""
     key, sealed = str(EXAMPLE_11 / "codeship.aes"), str(EXAMPLE_11 / "environment.encrypted")
     done = local("decrypt", "--key-path", key, sealed)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines()[1:] == ["FOO=bar", "BAZ=bat"]
+    assert done.stdout.splitlines()[1:] == ["GREETING=ahoy", "TOKEN=tok-7f3a9c"]
     again = tmp_path / "again.encrypted"
     made = local("encrypt", "--key-path", key, str(EXAMPLE_11 / "environment"), str(again))
     assert made.returncode == 0, made.stderr

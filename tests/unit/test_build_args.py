@@ -228,15 +228,15 @@ def test_buildctl_passes_the_rendered_values_not_the_templates() -> None:
     assert opts == ["build-arg:A=x y=z", "build-arg:B="]
 
 
-# -- Codeship's example 20 --------------------------------------------------------------
+# -- example 20 (build args) --------------------------------------------------------------
 
 
 def test_example_20_without_its_encrypted_args_converts_and_renders(tmp_path: Path) -> None:
-    """Its encrypted args need Codeship's unpublished key; the templated ones are supported."""
+    """Its encrypted args need a key it does not hold; the templated ones are supported."""
     directory = tmp_path / "buildargs"
     directory.mkdir()
     example = CORPUS / "20.build-args"
-    for name in ("Dockerfile", "codeship-steps.yml", "test-build-arg.sh"):
+    for name in ("Dockerfile", "codeship-steps.yml", "check-args.sh"):
         (directory / name).write_bytes((example / name).read_bytes())
     services = (example / "codeship-services.yml").read_text()
     kept = [line for line in services.splitlines() if "encrypted_args" not in line]
@@ -248,7 +248,7 @@ def test_example_20_without_its_encrypted_args_converts_and_renders(tmp_path: Pa
     assert conversion.warnings == ()
     spec = conversion.manifest["spec"]
     assert spec["services"]["app"]["build"]["args"] == {
-        "UNENCRYPTED": "foo",
+        "PLAIN": "visible",
         "CI": "{{.Ci}}",
         "BRANCH": "{{ .Branch }}",
     }
@@ -256,7 +256,7 @@ def test_example_20_without_its_encrypted_args_converts_and_renders(tmp_path: Pa
     build = compiled.services["app"].build
     assert build is not None
     assert render_args(REF, compiled, build, None) == (
-        ("UNENCRYPTED", "foo"),
+        ("PLAIN", "visible"),
         ("CI", "true"),
         ("BRANCH", "release/1.0"),
     )

@@ -1,5 +1,6 @@
-"""``shipway encrypt | decrypt | keygen`` against Codeship's published example 11 (its key,
-plaintext and jet-encrypted file are in tests/codeship_examples, vendored as they are)."""
+"""``shipway encrypt | decrypt | keygen`` against example 11 of tests/codeship_examples (our own
+fixture shaped after Codeship's: its key, plaintext and file sealed in jet's format), and an
+independent AES-CFB decryption that reads what ``shipway encrypt`` writes as jet would."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ except ImportError:  # cryptography < 47
 
 AES = Path(__file__).resolve().parents[1] / "codeship_examples" / "11.encrypted-aes"
 KEY = AES / "codeship.aes"
-PUBLISHED = AES / "environment.encrypted"
+SEALED = AES / "environment.encrypted"
 
 
 def mode(path: Path) -> int:
@@ -32,12 +33,12 @@ def variables(text: str) -> list[str]:
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def test_decrypt_prints_the_published_values_of_example_11(
+def test_decrypt_prints_the_values_of_example_11(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["decrypt", "--key-path", str(KEY), str(PUBLISHED)]) == 0
+    assert main(["decrypt", "--key-path", str(KEY), str(SEALED)]) == 0
     out = capsys.readouterr().out
-    assert variables(out) == ["FOO=bar", "BAZ=bat"]
+    assert variables(out) == ["GREETING=ahoy", "TOKEN=tok-7f3a9c"]
     assert variables(out) == variables((AES / "environment").read_text())
 
 
@@ -45,8 +46,8 @@ def test_decrypt_writes_the_plaintext_readable_by_the_user_only(tmp_path: Path) 
     out = tmp_path / "environment"
     out.write_text("old")
     out.chmod(0o644)
-    assert main(["decrypt", "--key-path", str(KEY), str(PUBLISHED), str(out)]) == 0
-    assert out.read_bytes().endswith(b"\nFOO=bar\nBAZ=bat\n")
+    assert main(["decrypt", "--key-path", str(KEY), str(SEALED), str(out)]) == 0
+    assert out.read_bytes().endswith(b"\nGREETING=ahoy\nTOKEN=tok-7f3a9c\n")
     assert mode(out) == 0o600
 
 
@@ -56,7 +57,7 @@ def test_the_key_defaults_to_codeship_aes_in_the_current_directory(
     monkeypatch.chdir(AES)
     assert main(["decrypt", "environment.encrypted", str(tmp_path / "env")]) == 0
     monkeypatch.chdir(tmp_path)
-    assert main(["decrypt", str(PUBLISHED)]) == 2
+    assert main(["decrypt", str(SEALED)]) == 2
     err = capsys.readouterr().err
     assert err == (
         "shipway: codeship.aes: no such key file: give --key-path FILE or run shipway keygen\n"
@@ -76,9 +77,9 @@ def test_encrypt_writes_jets_layout_and_round_trips(tmp_path: Path) -> None:
     sealed, back = tmp_path / "env.encrypted", tmp_path / "env"
     assert main(["encrypt", "--key-path", str(KEY), str(AES / "environment"), str(sealed)]) == 0
     data = sealed.read_bytes()
-    # as the published file: one base64 line without a newline, a 16-byte IV, no padding
+    # as jet's files are: one base64 line without a newline, a 16-byte IV, no padding
     assert b"\n" not in data
-    assert not PUBLISHED.read_bytes().endswith(b"\n")
+    assert not SEALED.read_bytes().endswith(b"\n")
     assert len(base64.b64decode(data, validate=True)) == 16 + len(plain)
     assert independent_decrypt(data, KEY) == plain
     assert main(["decrypt", "--aes-key", str(KEY), str(sealed), str(back)]) == 0
@@ -92,10 +93,10 @@ def test_a_wrong_key_is_one_line_and_writes_nothing(
     assert main(["keygen", str(other)]) == 0
     capsys.readouterr()
     out = tmp_path / "env"
-    assert main(["decrypt", "--key-path", str(other), str(PUBLISHED), str(out)]) == 2
+    assert main(["decrypt", "--key-path", str(other), str(SEALED), str(out)]) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err == f"shipway: {PUBLISHED}: {jetcrypt.WRONG_KEY}\n"
+    assert captured.err == f"shipway: {SEALED}: {jetcrypt.WRONG_KEY}\n"
     assert not out.exists()
 
 

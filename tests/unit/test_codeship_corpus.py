@@ -1,4 +1,5 @@
-"""Codeship's own published examples (tests/codeship_examples), converted as `shipway run --dir`.
+"""Our fixtures shaped after Codeship's examples (tests/codeship_examples), converted as
+`shipway run --dir`.
 
 EXPECTED is the one table of what each example does today: it converts (with exactly these
 warnings), or it is refused with messages naming the limit. Work that lifts a limit (``build:``
@@ -26,13 +27,13 @@ CORPUS = Path(__file__).resolve().parents[1] / "codeship_examples"
 
 # The limits, as the messages name them.
 NO_KEY = "need the project's AES key"
-"""No AES key: 20's args and the top level's files are encrypted with Codeship's unpublished
-project key (variables, build args and registry credentials alike)."""
+"""No AES key: 20's args and the top level's files are sealed with a key that is in no
+directory (variables, build args and registry credentials alike)."""
 NO_FILES = "none of codeship-services.yml, docker-compose.yml found"
 """17.caching is only a README (deprecated by Codeship)."""
 
 LOOPBACK = "where localhost is the pod itself and no registry listens"
-"""16 and 19 push to a registry jet's before.sh started on the developer's machine."""
+"""16 and 19 push to a registry started by hand on the developer's machine, as with jet."""
 
 LIMITS = (NO_KEY, LOOPBACK)
 DEPRECATED, IGNORED, NOTE = WarningKind.DEPRECATED, WarningKind.IGNORED, WarningKind.NOTE
@@ -59,26 +60,26 @@ def old_dockerfile_path(*services: str) -> tuple[tuple[str, WarningKind], ...]:
 EXPECTED: dict[str, Converts | Refused] = {
     ".": Refused(
         {
-            "11busybox.encrypted_env_file": NO_KEY,
-            "19dockercfg_generator.encrypted_env_file": NO_KEY,
-            "20buildargs.build.encrypted_args_file": NO_KEY,
-            "20buildargs.build.encrypted_args": NO_KEY,
-            "[13].encrypted_dockercfg_path": NO_KEY,
+            "reader11.encrypted_env_file": NO_KEY,
+            "credentials19.encrypted_env_file": NO_KEY,
+            "app20.build.encrypted_args_file": NO_KEY,
+            "app20.build.encrypted_args": NO_KEY,
+            "[14].encrypted_dockercfg_path": NO_KEY,
         }
     ),
-    "01.dockerfile": Converts(old_dockerfile_path("demodockerfile")),
-    "02.redis": Converts(old_dockerfile_path("demo")),
-    "03.redis-postgres": Converts(old_dockerfile_path("demo")),
+    "01.dockerfile": Converts(old_dockerfile_path("rubyapp")),
+    "02.redis": Converts(old_dockerfile_path("counter")),
+    "03.redis-postgres": Converts(old_dockerfile_path("counter")),
     "04.parallelised": Converts(),
     "05.matrix": Converts((("[0].type", DEPRECATED),)),
     "06.matrix-complex": Converts((("[0].type", DEPRECATED),)),
-    "07.volumes": Converts(old_dockerfile_path("write")),
+    "07.volumes": Converts(old_dockerfile_path("producer")),
     # add_docker converts: whether a daemon runs is the cluster's choice (engine/docker.py)
-    "08.deployment-container": Converts((("app1.dockerfile", IGNORED),)),
+    "08.deployment-container": Converts((("fromdaemon.dockerfile", IGNORED),)),
     "09.branch-only": Converts(),
     "10.lots-of-parallel": Converts(),
-    # its encrypted_env_file decrypts with the codeship.aes it ships
-    "11.encrypted-aes": Converts((("checker.encrypted_env_file", NOTE),), secrets=1),
+    # its encrypted_env_file decrypts with the codeship.aes it holds
+    "11.encrypted-aes": Converts((("reader.encrypted_env_file", NOTE),), secrets=1),
     "14.add_docker": Converts(),
     "15.parallel-output-to-volume": Converts(),
     # a push to localhost:5000: nothing listens there in a push pod (refused, naming why)
@@ -86,12 +87,12 @@ EXPECTED: dict[str, Converts | Refused] = {
     "17.caching": Refused({"": NO_FILES}),
     "18.load-balancer": Converts(
         (
-            *old_dockerfile_path("app1", "app2"),
-            ("lb.ports", IGNORED),
-            *old_dockerfile_path("lb", "test"),
+            *old_dockerfile_path("web1", "web2"),
+            ("proxy.ports", IGNORED),
+            *old_dockerfile_path("proxy", "probe"),
         )
     ),
-    # as 16 (its dockercfg_service would run the built generator before the push)
+    # as 16 (its dockercfg_service would run the built credentials writer before the push)
     "19.dockercfg-service": Refused({"[1].image_name": LOOPBACK}),
     "20.build-args": Refused(
         {"app.build.encrypted_args": NO_KEY, "app.build.encrypted_args_file": NO_KEY}
@@ -116,7 +117,7 @@ def convert_like_the_cli(name: str, aes_key: bytes | None = None) -> Converts | 
     source, with the project's codeship.aes as the key when it has one, as jet reads it."""
     directory = CORPUS / name
     options = Options(
-        name=default_name(directory) if name != "." else "codeship-tool-examples",
+        name=default_name(directory) if name != "." else "codeship-examples",
         aes_key=aes_key if aes_key is not None else read_aes_key(directory),
         source=UPLOAD,
     )
@@ -135,7 +136,7 @@ def convert_like_the_cli(name: str, aes_key: bytes | None = None) -> Converts | 
     )
 
 
-def test_the_table_covers_every_vendored_example() -> None:
+def test_the_table_covers_every_example() -> None:
     assert sorted(EXPECTED) == directories()
 
 
@@ -145,7 +146,7 @@ def test_each_example_converts_or_is_refused_naming_the_limit(name: str) -> None
 
 
 def test_the_corpus_summary() -> None:
-    """How many of Codeship's 20 example directories (17 has no files) convert today."""
+    """How many of the 20 example directories (17 has no files) convert today."""
     converting = sorted(n for n, o in EXPECTED.items() if isinstance(o, Converts))
     assert converting == [
         "01.dockerfile",
@@ -173,22 +174,23 @@ def test_builds_convert_into_shipways_spelling() -> None:
     conversion = convert_directory(
         CORPUS / "02.redis", options=Options(name="redis", source=UPLOAD)
     )
-    demo = conversion.manifest["spec"]["services"]["demo"]
-    assert demo["build"] == {"image": "myapp", "dockerfile": "Dockerfile"}
-    assert "image" not in demo
+    counter = conversion.manifest["spec"]["services"]["counter"]
+    assert counter["build"] == {"image": "visit-counter", "dockerfile": "Dockerfile"}
+    assert "image" not in counter
 
 
 def test_the_top_levels_files_are_not_decrypted_by_example_11s_key() -> None:
-    """Real files of another key: refused as a wrong key, with nothing created."""
+    """Files sealed with another key: refused as a wrong key, with nothing created."""
     key = read_aes_key(CORPUS / "11.encrypted-aes")
     outcome = convert_like_the_cli(".", aes_key=key)
     assert isinstance(outcome, Refused)
-    for where in ("11busybox.encrypted_env_file", "19dockercfg_generator.encrypted_env_file"):
+    for where in ("reader11.encrypted_env_file", "credentials19.encrypted_env_file"):
         assert "cannot be decrypted with this AES key (wrong key" in outcome.errors[where]
 
 
-def test_example_11_decrypts_with_the_key_it_ships(tmp_path: Path) -> None:
-    """The same files with an image (no build, so no source needed) give FOO=bar in a Secret."""
+def test_example_11_decrypts_with_the_key_it_holds(tmp_path: Path) -> None:
+    """The same files with an image (no build, so no source needed) give its variables in a
+    Secret."""
     source = CORPUS / "11.encrypted-aes"
     for name in ("codeship-steps.yml", "environment.encrypted", "codeship.aes"):
         (tmp_path / name).write_bytes((source / name).read_bytes())
@@ -198,8 +200,8 @@ def test_example_11_decrypts_with_the_key_it_ships(tmp_path: Path) -> None:
         tmp_path, options=Options(name="encrypted-aes", aes_key=read_aes_key(tmp_path))
     )
     (secret,) = conversion.secrets
-    assert sorted(secret["data"]) == ["BAZ", "FOO"]
-    assert conversion.manifest["spec"]["services"]["checker"]["envFrom"] == [
+    assert sorted(secret["data"]) == ["GREETING", "TOKEN"]
+    assert conversion.manifest["spec"]["services"]["reader"]["envFrom"] == [
         {"secretRef": {"name": secret["metadata"]["name"]}}
     ]
 
@@ -209,6 +211,6 @@ def test_without_a_source_a_build_says_to_give_one() -> None:
         convert_directory(CORPUS / "02.redis", options=Options(name="redis"))
     (error,) = info.value.errors
     assert error.where == ""
-    assert error.message.startswith("a build needs the project's files (demo build from")
+    assert error.message.startswith("a build needs the project's files (counter build from")
     assert "--git-remote" in error.message
     assert "--upload" in error.message

@@ -54,7 +54,7 @@ def secret_values(secret: dict[str, Any]) -> dict[str, str]:
 
 
 def test_codeships_example_decrypts_into_a_secret_the_service_reads(tmp_path: Path) -> None:
-    """codeship-tool-examples 11, with an image instead of its build: FOO=bar reaches the step."""
+    """Fixture 11, with an image instead of its build: its variables reach the step."""
     root = project(
         tmp_path,
         "app:\n  image: busybox\n  encrypted_env_file: environment.encrypted\n",
@@ -66,7 +66,7 @@ def test_codeships_example_decrypts_into_a_secret_the_service_reads(tmp_path: Pa
     assert name.startswith("demo-app-env-")
     assert secret["kind"] == "Secret"
     assert secret["type"] == "Opaque"
-    assert secret_values(secret) == {"FOO": "bar", "BAZ": "bat"}
+    assert secret_values(secret) == {"GREETING": "ahoy", "TOKEN": "tok-7f3a9c"}
     assert secret["metadata"]["annotations"] == {
         "shipway.dev/decrypted-from": "environment.encrypted"
     }

@@ -1,9 +1,10 @@
 """Codeship's encrypted files (``jet encrypt``), read and written with the project's AES key.
 
-The format, checked on Codeship's published example (codeship-tool-examples
-``11.encrypted-aes``, which ships its key, plaintext and ciphertext): the file is the base64 of a
-16-byte IV followed by the AES-256-CFB ciphertext; the key file ``codeship.aes`` is the base64 of
-the 32-byte key. CFB has no integrity check, so a wrong key is recognised by its result: random
+The format, checked on Codeship's published example (codeship/codeship-tool-examples'
+``11.encrypted-aes``, which publishes its key, plaintext and ciphertext; not kept in this
+repository, whose tests pin the mode with NIST's CFB128-AES256 known answer): the file is the
+base64 of a 16-byte IV followed by the AES-256-CFB ciphertext; the key file ``codeship.aes`` is
+the base64 of the 32-byte key. CFB has no integrity check, so a wrong key is recognised by its result: random
 bytes instead of text (and, for variables, instead of ``KEY=VALUE`` lines).
 
 Files written by jet 2.6 and later may start with ``codeship:v2`` (signed with a checksum). No

@@ -1,5 +1,7 @@
-FROM golang:1.5.1
+FROM golang:1.22 AS build
+WORKDIR /src
+COPY hello.go .
+RUN CGO_ENABLED=0 go build -o /hello-web hello.go
 
-WORKDIR /app
-ADD . ./
-RUN go build -o app .
+FROM debian:12-slim
+COPY --from=build /hello-web /usr/local/bin/hello-web

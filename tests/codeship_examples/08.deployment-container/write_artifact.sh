@@ -1,4 +1,0 @@
-#!/bin/sh
-mkdir -p /data
-echo "Writing artifact"
-date > /data/date

@@ -1,3 +1,0 @@
-#!/bin/bash
-
-sha512sum "${1}" > "${2}/$(basename "${1}").out"
