@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from shipway.cli import common
+from shipway.cli import approve, common
 from shipway.cli.common import (
     OK,
     CommandError,
@@ -105,6 +105,8 @@ def register(sub: Any) -> None:
     cancel.add_argument("name")
     cancel.add_argument("--wait", action="store_true", help="wait until it has stopped")
     cancel.set_defaults(func=cmd_cancel)
+
+    approve.register(sub, conn)
 
     lst = sub.add_parser("list", parents=[conn], help="Pipelines in the namespace")
     lst.add_argument("-A", "--all-namespaces", action="store_true")

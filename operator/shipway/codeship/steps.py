@@ -27,7 +27,7 @@ from shipway.codeship.report import (
 )
 
 GROUP_ONLY = ("steps", "services")
-GROUPS = ("serial", "parallel")
+GROUPS = ("serial", "parallel", "manual")
 MATRIX = "matrix"
 PUSH = "push"
 RUN_ONLY = ("command",)

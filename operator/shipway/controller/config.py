@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from shipway.engine.approval import DEFAULT_APPROVAL_TIMEOUT_SECONDS
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
 from shipway.engine.manifests import PodOptions
@@ -57,6 +58,8 @@ class OperatorConfig:
     """``SHIPWAY_DEFAULT_TIMEOUT``: a pipeline's limit when it sets none ("0": none)."""
     max_running_pods: int | None = MAX_RUNNING_PODS
     """``SHIPWAY_MAX_RUNNING_PODS``: pods of one pipeline at once ("0": no limit)."""
+    approval_timeout: float | None = DEFAULT_APPROVAL_TIMEOUT_SECONDS
+    """``SHIPWAY_APPROVAL_TIMEOUT``: how long a manual gate waits by default ("0": for ever)."""
     pods: PodOptions = field(default_factory=PodOptions)
     peering: str | None = None
     """``SHIPWAY_PEERING``: overrides ``--peering``; peering is then mandatory."""
@@ -78,6 +81,10 @@ class OperatorConfig:
             default_timeout=_duration(env, "SHIPWAY_DEFAULT_TIMEOUT", DEFAULT_TIMEOUT_SECONDS)
             or None,
             max_running_pods=_count(env, "SHIPWAY_MAX_RUNNING_PODS", MAX_RUNNING_PODS) or None,
+            approval_timeout=_duration(
+                env, "SHIPWAY_APPROVAL_TIMEOUT", DEFAULT_APPROVAL_TIMEOUT_SECONDS
+            )
+            or None,
             pods=pod_options(env),
             peering=env.get("SHIPWAY_PEERING", "").strip() or None,
             peering_priority=peering_priority(env.get("SHIPWAY_PEERING_PRIORITY")),
@@ -108,6 +115,7 @@ class OperatorConfig:
             unschedulable_grace=self.unschedulable_grace,
             default_timeout=self.default_timeout,
             max_running_pods=self.max_running_pods,
+            approval_timeout=self.approval_timeout,
             build=self.build,
         )
 

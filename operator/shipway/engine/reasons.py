@@ -46,6 +46,10 @@ class StepReason(StrEnum):
     """The pod waits: a ResourceQuota refused it; tried again until the quota allows."""
     THROTTLED = "Throttled"
     """The step waits: the pipeline already runs as many pods as the operator allows."""
+    REJECTED = "Rejected"
+    """Not run: a manual gate before it (or holding it) was rejected."""
+    APPROVAL_TIMEOUT = "ApprovalTimeout"
+    """Not run: a manual gate before it waited longer than its approval timeout."""
 
 
 class PipelineReason(StrEnum):
@@ -67,6 +71,10 @@ class PipelineReason(StrEnum):
     STATUS_REJECTED = "StatusRejected"
     INTERNAL_ERROR = "InternalError"
     """The operator failed on this pipeline (a bug): it is failed rather than left waiting."""
+    AWAITING_APPROVAL = "AwaitingApproval"
+    REJECTED = "Rejected"
+    APPROVAL_TIMEOUT = "ApprovalTimeout"
+    """A manual gate waited longer than its approval timeout: the pipeline failed."""
 
 
 class EventReason(StrEnum):
@@ -84,3 +92,8 @@ class EventReason(StrEnum):
     PIPELINE_SUCCEEDED = "PipelineSucceeded"
     PIPELINE_FAILED = "PipelineFailed"
     PIPELINE_CANCELLED = "PipelineCancelled"
+    PIPELINE_REJECTED = "PipelineRejected"
+    WAITING_FOR_APPROVAL = "WaitingForApproval"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    APPROVAL_TIMEOUT = "ApprovalTimeout"

@@ -26,6 +26,7 @@ from shipway.spec.push import (
 )
 
 MAX_RUN_STEPS = 1000
+GROUP_TYPES = ("serial", "parallel", "manual")
 _NAME_LIMIT = 128
 
 
@@ -51,9 +52,9 @@ class RunNode:
 
 @dataclass(frozen=True)
 class GroupNode:
-    """A serial or parallel group of steps."""
+    """A serial or parallel group of steps, or a manual one (serial, after an approval)."""
 
-    kind: Literal["serial", "parallel"]
+    kind: Literal["serial", "parallel", "manual"]
     name: str
     group: str | None
     children: tuple[Node, ...]
@@ -81,7 +82,7 @@ def _explicit_names(steps: Sequence[Step], where: str, seen: dict[str, str]) -> 
     errors: list[FieldError] = []
     for index, step in enumerate(steps):
         field = f"{where}[{index}]"
-        if step.name is not None and step.type not in ("serial", "parallel"):
+        if step.name is not None and step.type not in GROUP_TYPES:
             if step.name in seen:
                 errors.append(
                     FieldError(
@@ -152,7 +153,7 @@ class _Compiler:
             on = self._filter(step, field, enabled)
             self.errors += credential_errors(step, field, self.services)
             inner = creds.under(step)
-            if step.type in ("serial", "parallel"):
+            if step.type in GROUP_TYPES:
                 self.errors += non_push_errors(step, field)
                 nodes.append(
                     self._group(step, field, index, group, service, on, on_fail_of, depth, inner)
@@ -175,7 +176,7 @@ class _Compiler:
         depth: int,
         creds: Credentials,
     ) -> GroupNode:
-        assert step.type in ("serial", "parallel")
+        assert step.type == "serial" or step.type == "parallel" or step.type == "manual"
         own_service = self._service(step.service, f"{field}.service", required=False) or service
         label = step.name or f"{step.type}-{index + 1}"
         path = f"{group}/{label}" if group else label
