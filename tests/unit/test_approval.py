@@ -265,3 +265,12 @@ def test_the_policy_checks_the_caller_and_refuses_decisions_at_create() -> None:
     assert ".check('approve').allowed()" in text
     assert "request.userInfo.groups" in text
     assert "size(object.spec.approvals) == 0" in CREATE_RULE["expression"]
+
+
+def test_the_policy_refuses_decisions_on_a_pipeline_that_has_ended() -> None:
+    """The phases the policy treats as over are exactly the terminal ones."""
+    (rule,) = [r for r in APPROVAL_RULES if "'Waiting'" in r["expression"]]
+    listed = rule["expression"].split("in [", 1)[1].split("]", 1)[0]
+    assert {p.strip(" '") for p in listed.split(",")} == {
+        p.value for p in PipelinePhase if p.terminal
+    }

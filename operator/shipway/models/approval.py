@@ -104,7 +104,8 @@ APPROVAL_RULES = [
     {
         "expression": "!variables.changed || size(variables.new) == 0 || (has(oldObject.status)"
         " && has(oldObject.status.approvals) && oldObject.status.approvals.exists(g,"
-        " g.gate == variables.last.gate && g.phase == 'Waiting'))",
+        " g.gate == variables.last.gate && g.phase == 'Waiting') && (!has(oldObject.status.phase)"
+        " || !(oldObject.status.phase in ['Succeeded', 'Failed', 'Cancelled', 'Rejected'])))",
         "messageExpression": "'spec.approvals: ' + string(variables.last.gate) + ' is not "
         "waiting for approval' + (has(oldObject.status) && has(oldObject.status.phase) ? "
         "' (the pipeline is ' + oldObject.status.phase + ')' : '')",
