@@ -274,3 +274,11 @@ def test_the_policy_refuses_decisions_on_a_pipeline_that_has_ended() -> None:
     assert {p.strip(" '") for p in listed.split(",")} == {
         p.value for p in PipelinePhase if p.terminal
     }
+
+
+def test_steps_after_an_approval_see_ci_build_approved() -> None:
+    from shipway.engine.cienv import ci_environment
+
+    assert "CI_BUILD_APPROVED" not in dict(ci_environment(REF, compiled(GATED)))
+    assert dict(ci_environment(REF, compiled(decided("Approved"))))["CI_BUILD_APPROVED"] == "true"
+    assert "CI_BUILD_APPROVED" not in dict(ci_environment(REF, compiled(decided("Rejected"))))
