@@ -86,6 +86,7 @@ def patch_pipeline(api: Any, name: str, patch: dict[str, Any]) -> None:
             PLURAL,
             name,
             patch,
+            field_validation="Strict",  # a CRD without spec.approvals refuses, never prunes
             _content_type="application/merge-patch+json",
             _preload_content=False,
         )
