@@ -357,11 +357,6 @@ def test_on_fail_steps_on_steps_and_groups_are_kept() -> None:
             "directory), or a dockerconfigjson Secret that holds them: --dockercfg-secret NAME",
         ),
         (
-            [{"name": "Manual Approval", "type": "manual", "steps": [{"service": "app"}]}],
-            "[0].type",
-            "manual approval steps are not supported yet",
-        ),
-        (
             [{"type": "matrix", "service": "foo", "steps": [{"command": "env"}]}],
             "[0].type",
             "it needs services",
@@ -390,9 +385,26 @@ def test_steps_shipway_cannot_run_are_errors(steps: list[Any], where: str, needl
     assert any(e.startswith(f"codeship-steps.yml: {where}: ") and needle in e for e in found), found
 
 
-def test_a_manual_step_error_names_the_kubernetes_way() -> None:
-    (message,) = errors([{"type": "manual", "steps": [{"service": "app"}]}])
-    assert "shipway run" in message
+def test_a_manual_group_converts_and_its_tag_filters_every_step_inside() -> None:
+    """Codeship's approval gate: a group of several steps; its tag holds for all of them."""
+    steps = [
+        {"name": "tests", "service": "app", "command": "true"},
+        {
+            "name": "Manual Approval",
+            "type": "manual",
+            "tag": "main",
+            "steps": [{"service": "app", "command": "./deploy"}, {"service": "foo"}],
+        },
+    ]
+    gate = run(steps, ci={"branch": "main"}).manifest["spec"]["steps"][1]
+    assert (gate["type"], gate["tag"], len(gate["steps"])) == ("manual", "main", 2)
+    on_main = compiled(steps, ci={"branch": "main"}).root.children[1]
+    assert isinstance(on_main, GroupNode)
+    assert on_main.kind == "manual"
+    assert all(child.enabled for child in on_main.children)
+    elsewhere = compiled(steps, ci={"branch": "feature"}).root.children[1]
+    assert isinstance(elsewhere, GroupNode)
+    assert not any(child.enabled for child in elsewhere.children)
 
 
 def test_a_step_name_may_repeat_in_groups_of_different_branches() -> None:

@@ -171,6 +171,13 @@ def test_retention_keeps_the_newest_per_branch_and_never_a_running_or_kept_one()
     assert decision.held == ()
 
 
+def test_retention_counts_a_rejected_run_as_failed_and_never_prunes_one_awaiting_approval() -> None:
+    runs = [run(f"no-{i}", "Rejected", i) for i in range(3)]
+    runs += [run("gate", "AwaitingApproval", 900, finished_at=None)]
+    decision = decide(runs, Policy(failed=1, max_age=timedelta(hours=1)), NOW)
+    assert sorted(r.name for r in decision.prune) == ["no-1", "no-2"]
+
+
 def test_retention_prunes_by_age_and_holds_runs_not_archived() -> None:
     runs = [
         run("old", "Succeeded", 8 * 24 * 60),

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from shipway.models import PipelinePhase, PipelineStatus, StepAttempt, StepPhase, StepStatus
-from shipway.models.status import MESSAGE_BYTES, BuildStatus, ImageHealthcheck, clip, json_size
+from shipway.models.status import (
+    MESSAGE_BYTES,
+    BuildStatus,
+    GateStatus,
+    ImageHealthcheck,
+    clip,
+    json_size,
+)
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import (
@@ -187,6 +194,12 @@ def test_every_status_field_is_bounded() -> None:
         *("phase", "progress", "current_step", "message", "started_at", "finished_at"),
         *("node_name", "observed_generation", "conditions", "steps", "source"),
         "builds",  # one per service with build (BUILD_BYTES each)
+        "approvals",  # one per manual group (GATE_BYTES each)
+    }
+    assert set(GateStatus.model_fields) == {
+        *("gate", "name"),  # from the spec
+        *("phase", "waiting_since", "decided_at"),
+        *("user", "message"),  # clipped
     }
 
 

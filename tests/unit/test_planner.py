@@ -527,11 +527,12 @@ def test_a_pipeline_that_mounts_nothing_asks_for_no_claim() -> None:
     assert not first.ensure_claim
 
 
-def test_terminal_pipeline_phases_are_the_three_final_ones() -> None:
+def test_terminal_pipeline_phases_are_the_four_final_ones() -> None:
     assert {p for p in PipelinePhase if p.terminal} == {
         PipelinePhase.SUCCEEDED,
         PipelinePhase.FAILED,
         PipelinePhase.CANCELLED,
+        PipelinePhase.REJECTED,
     }
 
 

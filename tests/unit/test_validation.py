@@ -126,7 +126,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
             _with("services.demo.image", None),
             "spec.services.demo.image: a service needs image or build",
         ),
-        (_with("steps.0.type", "manual"), "type: manual is not supported yet"),
+        (_with("steps.0.type", "manual"), "spec.steps[0].steps: a group needs at least one step"),
         (_with("steps.0.tag", "^release/("), "spec.steps[0].tag: invalid regular expression"),
         (_with("steps.0.command", "echo 'open"), "spec.steps[0].command: No closing quotation"),
         (_with("steps.0.command", 42), "spec.steps[0].command"),
@@ -201,8 +201,8 @@ def test_thousands_of_steps_are_refused() -> None:
     assert any("1050 run steps; at most 1000" in e for e in errors)
 
 
-def test_every_field_but_cancel_is_immutable() -> None:
-    assert set(IMMUTABLE_SPEC_FIELDS) == set(PipelineSpec.model_fields) - {"cancel"}
+def test_every_field_but_cancel_and_approvals_is_immutable() -> None:
+    assert set(IMMUTABLE_SPEC_FIELDS) == set(PipelineSpec.model_fields) - {"cancel", "approvals"}
 
 
 def test_tag_filters_are_decided_from_the_build_tag() -> None:

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from shipway.cli import common
+from shipway.cli import approve, common
 from shipway.cli.archive import (
     archived_logs,
     archived_pipeline,
@@ -118,6 +118,8 @@ def register(sub: Any) -> None:
     cancel.add_argument("name")
     cancel.add_argument("--wait", action="store_true", help="wait until it has stopped")
     cancel.set_defaults(func=cmd_cancel)
+
+    approve.register(sub, conn)
 
     lst = sub.add_parser("list", parents=[conn, hist], help="Pipelines in the namespace")
     lst.add_argument("-A", "--all-namespaces", action="store_true")

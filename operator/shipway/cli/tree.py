@@ -17,7 +17,7 @@ from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.tree import Node, RunNode
 
-TreeKind = Literal["serial", "parallel", "group", "on_fail", "step"]
+TreeKind = Literal["serial", "parallel", "manual", "group", "on_fail", "step"]
 BUILD_ID_PREFIX = "build-"
 """A build's id among steps (theirs are numbers): ``build-<service>``, its pod's step label."""
 

@@ -228,8 +228,8 @@ PUSH_NOTE = (
     "by image_tag; skipped unless pushes are on (shipway run --push, spec.push)"
 )
 MANUAL_NOTE = (
-    "manual approval steps are not supported yet: end this pipeline before the approval and "
-    "start the rest with shipway run once approved (or gate it in your CD tool)"
+    "a group that waits for approval once every step before it is over (phase "
+    "AwaitingApproval), then runs its steps in order: shipway approve / shipway reject"
 )
 MATRIX_NOTE = (
     "type: matrix is the old spelling of type: parallel with services: [..] (every service runs "
@@ -245,7 +245,7 @@ STEP_KEYS: dict[str, KeyRule] = _table(
         "split like a shell would, not run through a shell (command: true is the command "
         "true); on a group or a push step it has no effect (ignored with a warning)",
     ),
-    KeyRule("type", M, "serial, parallel or push (matrix: deprecated parallel; manual: error)"),
+    KeyRule("type", M, "serial, parallel, manual or push (matrix: deprecated parallel)"),
     KeyRule("steps", M, "the group's steps, nested to any depth"),
     KeyRule(
         "services",
@@ -279,7 +279,7 @@ STEP_TYPES: dict[str, KeyRule] = _table(
     KeyRule("serial", M, "a serial group"),
     KeyRule("parallel", M, "a parallel group"),
     KeyRule("push", M, PUSH_NOTE),
-    KeyRule("manual", E, MANUAL_NOTE),
+    KeyRule("manual", M, MANUAL_NOTE),
     KeyRule("matrix", M, MATRIX_NOTE),
 )
 

@@ -32,7 +32,7 @@ that could not be converted: the compiler then checks the rest in the same pass.
 KEEP_EMPTY = frozenset({"name", "service", "type", "steps", "services", "image_name"})
 """Keys whose empty value is an error; any other key written without a value is none."""
 GROUP_ONLY = ("steps", "services")
-GROUPS = ("serial", "parallel")
+GROUPS = ("serial", "parallel", "manual")
 MATRIX = "matrix"
 PUSH = "push"
 RUN_ONLY = ("command",)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from shipway.controller.historyconfig import HistorySettings, history_settings
+from shipway.engine.approval import DEFAULT_APPROVAL_TIMEOUT_SECONDS
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
 from shipway.engine.docker import DEFAULT_IMAGE as DEFAULT_DOCKER_IMAGE
@@ -71,6 +72,8 @@ class OperatorConfig:
     max_namespace_pods: int | None = MAX_NAMESPACE_PODS
     """``SHIPWAY_MAX_NAMESPACE_PODS``: step pods of one namespace at once, all its pipelines
     together ("0": no limit)."""
+    approval_timeout: float | None = DEFAULT_APPROVAL_TIMEOUT_SECONDS
+    """``SHIPWAY_APPROVAL_TIMEOUT``: how long a manual gate waits by default ("0": for ever)."""
     pods: PodOptions = field(default_factory=PodOptions)
     peering: str | None = None
     """``SHIPWAY_PEERING``: overrides ``--peering``; peering is then mandatory."""
@@ -96,6 +99,10 @@ class OperatorConfig:
             max_running_pods=_count(env, "SHIPWAY_MAX_RUNNING_PODS", MAX_RUNNING_PODS) or None,
             retry_grace=_positive(_duration(env, "SHIPWAY_RETRY_GRACE", RETRY_GRACE_SECONDS)),
             max_namespace_pods=_count(env, "SHIPWAY_MAX_NAMESPACE_PODS", MAX_NAMESPACE_PODS)
+            or None,
+            approval_timeout=_duration(
+                env, "SHIPWAY_APPROVAL_TIMEOUT", DEFAULT_APPROVAL_TIMEOUT_SECONDS
+            )
             or None,
             pods=pod_options(env),
             peering=env.get("SHIPWAY_PEERING", "").strip() or None,
@@ -128,6 +135,7 @@ class OperatorConfig:
             unschedulable_grace=self.unschedulable_grace,
             default_timeout=self.default_timeout,
             max_running_pods=self.max_running_pods,
+            approval_timeout=self.approval_timeout,
             build=self.build,
             retry_grace=self.retry_grace,
             max_namespace_pods=self.max_namespace_pods,

@@ -34,6 +34,8 @@ class PipelineSnapshot:
     """metadata.generateName: a generated pipeline's project (its build cache's key)."""
     keep: bool = False
     """The ``shipway.dev/keep`` annotation: retention never prunes it."""
+    approvals_at: str | None = None
+    """When spec.approvals was last written (see :func:`approvals_written_at`)."""
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> PipelineSnapshot:
@@ -49,6 +51,7 @@ class PipelineSnapshot:
             deleting=bool(meta.get("deletionTimestamp")),
             generate_name=meta.get("generateName") or None,
             keep=kept(meta.get("annotations") or {}),
+            approvals_at=approvals_written_at(meta.get("managedFields")),
         )
 
     @property
@@ -65,7 +68,21 @@ class PipelineSnapshot:
             self.generation,
             self.created_at,
             self.generate_name,
+            self.approvals_at,
         )
+
+
+def approvals_written_at(managed: Any) -> str | None:
+    """The time the API server stamped on the last write of ``spec.approvals``: the
+    managedFields entry of whoever owns that field (a decision is one write of it)."""
+    times: list[str] = [
+        str(entry["time"])
+        for entry in managed or ()
+        if isinstance(entry, Mapping)
+        and "f:approvals" in ((entry.get("fieldsV1") or {}).get("f:spec") or {})
+        and entry.get("time")
+    ]
+    return max(times) if times else None
 
 
 def _compact(value: Mapping[str, Any] | None) -> str:

@@ -24,6 +24,8 @@ def ci_environment(
     created = parse_time(ref.created_at)
     got = source or SourceStatus(kind="none")
     repo = getattr(compiled.source, "repo_name", None)
+    # Codeship's: set once a manual gate was approved (the steps after it see it).
+    approved = any(a.decision == "Approved" for a in compiled.spec.approvals)
     pairs: list[tuple[str, str | None]] = [
         ("CI", "true"),
         ("CI_NAME", "shipway"),
@@ -41,5 +43,6 @@ def ci_environment(
         ("CI_PULL_REQUEST", ci.pullRequest),
         ("CI_TIMESTAMP", str(int(created.timestamp())) if created else None),
         ("CI_STRING_TIME", ref.created_at),
+        ("CI_BUILD_APPROVED", "true" if approved else None),
     ]
     return [(k, v) for k, v in pairs if v is not None]

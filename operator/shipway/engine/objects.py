@@ -25,3 +25,5 @@ class PipelineRef:
     created_at: str | None = None
     generate_name: str | None = None
     """``metadata.generateName``: the project a run of ``shipway run`` belongs to."""
+    approvals_at: str | None = None
+    """When ``spec.approvals`` was last written: the API server's time, from managedFields."""

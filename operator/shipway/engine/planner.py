@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shipway.engine import approval
 from shipway.engine.buildpods import BuildConfig, BuildToCreate
 from shipway.engine.builds import Builds, Gate, build_secret_wanted
 from shipway.engine.objects import PipelineRef
@@ -110,6 +111,8 @@ class Settings:
     """Applies when spec.timeout is absent; None: no limit."""
     max_running_pods: int | None = MAX_RUNNING_PODS
     """At most this many pods of one pipeline at once; None: no limit."""
+    approval_timeout: float | None = approval.DEFAULT_APPROVAL_TIMEOUT_SECONDS
+    """How long a manual gate waits when spec.approvalTimeout is absent; None: for ever."""
     build: BuildConfig = field(default_factory=BuildConfig)
     retry_grace: float = RETRY_GRACE_SECONDS
     """How long a retry waits for the previous attempt's pod to go."""
@@ -205,6 +208,7 @@ class _Planner:
             unschedulable_grace=settings.unschedulable_grace,
             waiting=waiting,
         )
+        self.gates = approval.plan_gates(ref, compiled, status, now, settings.approval_timeout)
 
     def _timeout(self) -> tuple[float, str] | None:
         if self.compiled.timeout is not None:
@@ -219,7 +223,8 @@ class _Planner:
         if timeout is None:
             return None
         started = parse_time(self.status.started_at) or self.now
-        return (started - self.now).total_seconds() + timeout[0], timeout[1]
+        waited = self.gates.waited()  # time at manual gates does not count
+        return (started - self.now).total_seconds() + timeout[0] + waited, timeout[1]
 
     def run(self) -> Plan:
         previous = self.status
@@ -230,12 +235,17 @@ class _Planner:
         deadline = self._deadline()
         remaining = deadline[0] if deadline is not None else None
         stopping: tuple[PipelinePhase, str] | None = None
+        gate_end = None if self.compiled.spec.cancel else self.gates.ended()
         if self.compiled.spec.cancel:
             why = "the pipeline was cancelled"
             steps.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             prep.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             builds.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
             stopping = (PipelinePhase.CANCELLED, why)
+        elif gate_end is not None:
+            for part in (steps, prep, builds):
+                part.stop_everything(StepPhase.CANCELLED, gate_end.step_reason, gate_end.message)
+            stopping = (gate_end.phase, gate_end.message)
         elif deadline is not None and deadline[0] <= 0:
             why = f"the pipeline ran longer than {deadline[1]}"
             steps.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
@@ -251,6 +261,7 @@ class _Planner:
             stopping is not None or not prep.ready(),
             self._gate,
             self.compiled.spec.push,
+            self.gates.passes,
         )
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
@@ -279,6 +290,9 @@ class _Planner:
             message = f"{unprepared.title} failed: {detail}"[:1024]
         elif root in (Result.ACTIVE, Result.WAITING) and (active or prep.active() or builds.busy()):
             phase, message = PipelinePhase.RUNNING, self.quota
+        elif root == Result.WAITING and (gate := self.gates.waiting()) is not None:
+            phase = PipelinePhase.AWAITING_APPROVAL
+            message = approval.awaiting_message(gate, self.ref.name)
         elif root == Result.SUCCEEDED or root == Result.SKIPPED:
             phase, message = PipelinePhase.SUCCEEDED, None
         else:
@@ -292,6 +306,7 @@ class _Planner:
         self._mark_skipped(walk.skip, halted, phase.terminal, unprepared is not None)
         node = pinned_node(previous, self.compiled.pinned, steps.pods_by_step)
         reason = PipelineReason.EXCEEDED_QUOTA if self.quota and not phase.terminal else None
+        reason = reason or (gate_end.condition if gate_end is not None else None)
         status = pipeline_status(
             self.ref,
             previous,
@@ -303,14 +318,14 @@ class _Planner:
             reason,
             prep.source_status(),
             builds.statuses(),
-        )
-        recheck = steps.recheck + prep.recheck + builds.recheck
+        ).model_copy(update={"approvals": self.gates.statuses()})
+        recheck = steps.recheck + prep.recheck + builds.recheck + self.gates.recheck
         return Plan(
             status=status,
             create=creates,
             stop=tuple(dict.fromkeys(steps.stop + prep.stop + builds.stop)),
             delete=tuple(dict.fromkeys(steps.delete + prep.delete + builds.delete)),
-            events=tuple(diff_events(previous, status)),
+            events=(*approval.gate_events(previous, status), *diff_events(previous, status)),
             requeue_after=(min(recheck) if recheck and not phase.terminal else None),
             ensure_claim=bool(creates or build_creates) and self.compiled.uses_workspace,
             builds=build_creates,

@@ -54,6 +54,10 @@ class StepReason(StrEnum):
     NAMESPACE_THROTTLED = "NamespaceThrottled"
     """The step waits: its namespace already runs as many step pods as the operator allows
     (all its pipelines together); it starts when a slot frees, pipelines taking turns."""
+    REJECTED = "Rejected"
+    """Not run: a manual gate before it (or holding it) was rejected."""
+    APPROVAL_TIMEOUT = "ApprovalTimeout"
+    """Not run: a manual gate before it waited longer than its approval timeout."""
 
 
 class PipelineReason(StrEnum):
@@ -80,6 +84,10 @@ class PipelineReason(StrEnum):
     STATUS_REJECTED = "StatusRejected"
     INTERNAL_ERROR = "InternalError"
     """The operator failed on this pipeline (a bug): it is failed rather than left waiting."""
+    AWAITING_APPROVAL = "AwaitingApproval"
+    REJECTED = "Rejected"
+    APPROVAL_TIMEOUT = "ApprovalTimeout"
+    """A manual gate waited longer than its approval timeout: the pipeline failed."""
 
 
 class EventReason(StrEnum):
@@ -99,3 +107,8 @@ class EventReason(StrEnum):
     PIPELINE_CANCELLED = "PipelineCancelled"
     FOREIGN_POD = "ForeignPod"
     """A pod names the pipeline as its owner but the operator did not create it: ignored."""
+    PIPELINE_REJECTED = "PipelineRejected"
+    WAITING_FOR_APPROVAL = "WaitingForApproval"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    APPROVAL_TIMEOUT = "ApprovalTimeout"

@@ -134,6 +134,8 @@ _PIPELINE_REASONS = {
     PipelinePhase.SUCCEEDED: ("True", PipelineReason.SUCCEEDED),
     PipelinePhase.FAILED: ("False", PipelineReason.FAILED),
     PipelinePhase.CANCELLED: ("False", PipelineReason.CANCELLED),
+    PipelinePhase.AWAITING_APPROVAL: ("Unknown", PipelineReason.AWAITING_APPROVAL),
+    PipelinePhase.REJECTED: ("False", PipelineReason.REJECTED),
 }
 
 
@@ -189,6 +191,7 @@ _PIPELINE_EVENTS = {
     PipelinePhase.SUCCEEDED: EventReason.PIPELINE_SUCCEEDED,
     PipelinePhase.FAILED: EventReason.PIPELINE_FAILED,
     PipelinePhase.CANCELLED: EventReason.PIPELINE_CANCELLED,
+    PipelinePhase.REJECTED: EventReason.PIPELINE_REJECTED,
 }
 
 

@@ -28,6 +28,9 @@ class Result(Enum):
 Gate = Callable[[StepState], "Result"]
 """Asked before a step starts: ACTIVE lets it start, WAITING holds it (its images are being
 built), FAILED means the gate failed it (an image it runs could not be built)."""
+Approval = Callable[[GroupNode, bool], bool]
+"""Asked at a manual group (with whether it is reached: all before it over, nothing stopping
+the pipeline): True once it is approved, so its steps may run as a serial group's."""
 
 
 class Walk:
@@ -40,9 +43,11 @@ class Walk:
         stopping: bool,
         gate: Gate | None = None,
         pushes: bool = True,
+        approval: Approval | None = None,
     ) -> None:
         self.steps = steps
         self.gate = gate
+        self.approval = approval
         self.pushes = pushes
         """``spec.push``: false skips every push step (reason PushDisabled)."""
         self.halted = halted
@@ -82,7 +87,10 @@ class Walk:
             self._not_needed([node], StepReason.PUSH_DISABLED)
             return Result.SKIPPED
         if isinstance(node, GroupNode):
-            if node.kind == "serial":
+            if node.kind == "manual" and not self._approved(node, allow, is_on_fail):
+                self._sequence(node.children, False, is_on_fail)
+                return self._with_on_fail(node, Result.WAITING)
+            if node.kind in ("serial", "manual"):
                 result = self._sequence(node.children, allow, is_on_fail)
             else:
                 results = [self._visit(child, allow, is_on_fail) for child in node.children]
@@ -112,6 +120,10 @@ class Walk:
         else:
             result = Result.WAITING
         return self._with_on_fail(node, result)
+
+    def _approved(self, node: GroupNode, allow: bool, is_on_fail: bool) -> bool:
+        reached = allow and not is_on_fail and not self.halted and not self.stopping
+        return self.approval is None or self.approval(node, reached)
 
     def _sequence(self, nodes: Sequence[Node], allow: bool, is_on_fail: bool) -> Result:
         for index, node in enumerate(nodes):

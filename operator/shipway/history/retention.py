@@ -13,7 +13,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-FAILED_PHASES = frozenset({"Failed", "Cancelled"})
+FAILED_PHASES = frozenset({"Failed", "Cancelled", "Rejected"})
+"""Kept by the failed limit: a rejected run (a manual gate said no) counts as one that failed."""
 FINISHED_PHASES = FAILED_PHASES | {"Succeeded"}
 KEEP_SUCCEEDED = 10
 KEEP_FAILED = 25

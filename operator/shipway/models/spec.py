@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, StringConstraints, field_validator
+from pydantic import ConfigDict, Field, StringConstraints
 
+from shipway.models.approval import MAX_GATES, Approval, Approvers
 from shipway.models.base import (
     QUANTITY_PATTERN,
     UNION_SCHEMA_NOTE,
@@ -223,10 +224,11 @@ class Step(_Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=128)] | None = Field(
         None, description="Shown in status and logs; generated from the command when missing."
     )
-    type: Literal["serial", "parallel", "push"] | None = Field(
+    type: Literal["serial", "parallel", "manual", "push"] | None = Field(
         None,
         description="serial or parallel makes this a group: its steps run one after another "
-        "or all together; push pushes the image built for the step's service.",
+        "or all together; manual: a serial group that waits for approval (spec.approvals); "
+        "push pushes the image built for the step's service.",
     )
     service: ServiceName | None = Field(
         None, description="Service the command runs in; on a group, the default for its steps."
@@ -287,15 +289,6 @@ class Step(_Strict):
         "(Codeship's generator services).",
     )
 
-    @field_validator("type", mode="before")
-    @classmethod
-    def _known_type(cls, value: object) -> object:
-        if value == "manual":
-            raise ValueError(
-                f"type: {value} is not supported yet (use serial, parallel, push or a run step)"
-            )
-        return value
-
 
 IMMUTABLE_SPEC_FIELDS = (
     "services",
@@ -309,8 +302,11 @@ IMMUTABLE_SPEC_FIELDS = (
     "push",
     "dockercfgSecret",
     "imagePullSecrets",
+    "approvers",
+    "approvalTimeout",
 )
-"""Every spec field but ``cancel``; a unit test keeps this list complete."""
+"""Every spec field but ``cancel`` and ``approvals`` (guarded by their own admission rules);
+a unit test keeps this list complete."""
 
 
 def immutable_rule(fields: tuple[str, ...], new: str, old: str) -> str:
@@ -324,7 +320,7 @@ def immutable_rule(fields: tuple[str, ...], new: str, old: str) -> str:
 ADMISSION_RULES = [
     {
         "expression": immutable_rule(IMMUTABLE_SPEC_FIELDS, "object.spec", "oldObject.spec"),
-        "message": "spec is immutable once created, except cancel",
+        "message": "spec is immutable once created, except cancel and approvals",
     }
 ]
 """Rules checked by a ValidatingAdmissionPolicy shipped with the CRD: comparing whole nested
@@ -401,6 +397,18 @@ class PipelineSpec(_Strict):
         max_length=20,
         description="dockerconfigjson Secrets every step pod pulls its services' images with "
         "(private images).",
+    )
+    approvers: Approvers | None = Field(
+        None, description="Manual gates: only these users or groups may decide (and RBAC)."
+    )
+    approvalTimeout: Duration | None = Field(  # noqa: N815
+        None, description="A manual gate undecided this long fails the pipeline (default 168h)."
+    )
+    approvals: list[Approval] = Field(
+        default_factory=list,
+        max_length=MAX_GATES,
+        description="Decisions on manual gates, added by shipway approve/reject (the admission "
+        "policy checks each one's user against the caller).",
     )
     cancel: bool = Field(
         False,

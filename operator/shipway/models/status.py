@@ -61,11 +61,20 @@ class PipelinePhase(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     CANCELLED = "Cancelled"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    """Paused at a manual gate: every earlier step is over, nothing runs."""
+    REJECTED = "Rejected"
+    """A manual gate was rejected: its steps and every later one were skipped."""
 
     @property
     def terminal(self) -> bool:
-        """Succeeded, Failed or Cancelled: the pipeline is over and never runs again."""
-        return self in (PipelinePhase.SUCCEEDED, PipelinePhase.FAILED, PipelinePhase.CANCELLED)
+        """Succeeded, Failed, Cancelled or Rejected: the pipeline is over for good."""
+        return self in (
+            PipelinePhase.SUCCEEDED,
+            PipelinePhase.FAILED,
+            PipelinePhase.CANCELLED,
+            PipelinePhase.REJECTED,
+        )
 
 
 class StepPhase(StrEnum):
@@ -228,6 +237,27 @@ class Condition(_Status):
     observed_generation: int | None = None
 
 
+class GatePhase(StrEnum):
+    WAITING = "Waiting"
+    APPROVED = "Approved"
+    REJECTED = "Rejected"
+    TIMED_OUT = "TimedOut"
+
+
+class GateStatus(_Status):
+    """A manual gate the pipeline reached: since when it waited, and who decided when."""
+
+    gate: str = Field(description="Its place in the spec (what spec.approvals[].gate names).")
+    name: str = Field(description="The manual group's name.")
+    phase: GatePhase = Field(description="Waiting, Approved, Rejected or TimedOut.")
+    waiting_since: str | None = Field(None, description="When the pipeline reached it.")
+    user: Message = Field(None, description="Who decided (the API server's name for them).")
+    decided_at: str | None = Field(
+        None, description="When the decision was written (the API server's time of the write)."
+    )
+    message: Reason = Field(None, description="Details, e.g. the timeout that ran out.")
+
+
 class PipelineStatus(_Status):
     """What the operator observed and did."""
 
@@ -250,4 +280,7 @@ class PipelineStatus(_Status):
     steps: list[StepStatus] = Field(default_factory=list, description="Every run step.")
     builds: list[BuildStatus] = Field(
         default_factory=list, description="Image builds of services with build."
+    )
+    approvals: list[GateStatus] = Field(
+        default_factory=list, description="Manual gates reached: waiting, or who decided when."
     )

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from shipway.models import PipelineSpec
 from shipway.models.durations import parse_duration
+from shipway.spec.approval import gates, manual_errors
 from shipway.spec.errors import FieldError, InvalidSpecError, raise_if_any
 from shipway.spec.filters import build_tag
 from shipway.spec.limits import status_errors, structure_errors
@@ -110,6 +111,7 @@ def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeli
     root, runs, step_errors = compile_steps(
         spec.steps, spec.services, tag, Credentials(secret=spec.dockercfgSecret)
     )
+    step_errors += manual_errors(root)
     errors.extend(step_errors)
     source, source_errors = compile_source(spec.source)
     errors.extend(source_errors)
@@ -127,7 +129,7 @@ def compile_pipeline(raw: Any, checked_out: str | None = None) -> CompiledPipeli
         )
     if not step_errors:
         builds = [name for name, service in services.items() if service.build is not None]
-        errors.extend(status_errors(raw, runs, builds))
+        errors.extend(status_errors(raw, runs, builds, gates(root)))
     timeout = None
     if spec.timeout is not None:
         try:

@@ -20,6 +20,7 @@ import yaml
 
 from shipway import GROUP, KIND, PLURAL, VERSION
 from shipway.models import PipelineSpec, PipelineStatus
+from shipway.models.approval import APPROVAL_RULES, APPROVAL_VARIABLES, CREATE_RULE
 from shipway.models.base import UNION_SCHEMA_NOTE
 from shipway.models.spec import ADMISSION_RULES, MAX_STEP_DEPTH
 
@@ -199,27 +200,31 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def build_policy() -> list[Schema]:
-    """A ValidatingAdmissionPolicy (GA since 1.30) for the rules a CRD schema cannot afford."""
-    name = f"{PLURAL}.{GROUP}"
+def _policy(
+    name: str, operations: list[str], validations: list[Schema], variables: list[Schema] | None
+) -> list[Schema]:
+    """A ValidatingAdmissionPolicy on Pipeline writes and its binding (Deny)."""
+    spec: Schema = {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [
+                {
+                    "apiGroups": [GROUP],
+                    "apiVersions": [VERSION],
+                    "operations": operations,
+                    "resources": [PLURAL],
+                }
+            ]
+        },
+    }
+    if variables:
+        spec["variables"] = variables
+    spec["validations"] = [{"reason": "Invalid", **rule} for rule in validations]
     policy = {
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "ValidatingAdmissionPolicy",
         "metadata": {"name": name},
-        "spec": {
-            "failurePolicy": "Fail",
-            "matchConstraints": {
-                "resourceRules": [
-                    {
-                        "apiGroups": [GROUP],
-                        "apiVersions": [VERSION],
-                        "operations": ["UPDATE"],
-                        "resources": [PLURAL],
-                    }
-                ]
-            },
-            "validations": [{**rule, "reason": "Invalid"} for rule in ADMISSION_RULES],
-        },
+        "spec": spec,
     }
     binding = {
         "apiVersion": "admissionregistration.k8s.io/v1",
@@ -228,6 +233,18 @@ def build_policy() -> list[Schema]:
         "spec": {"policyName": name, "validationActions": ["Deny"]},
     }
     return [policy, binding]
+
+
+def build_policy() -> list[Schema]:
+    """ValidatingAdmissionPolicies (GA since 1.30) for the rules a CRD schema cannot afford:
+    the immutable spec, and manual approvals checked against the caller's own identity
+    (``request.userInfo`` and the ``authorizer``, which only admission can see)."""
+    name = f"{PLURAL}.{GROUP}"
+    return [
+        *_policy(name, ["UPDATE"], ADMISSION_RULES, None),
+        *_policy(f"{PLURAL}-approvals.{GROUP}", ["UPDATE"], APPROVAL_RULES, APPROVAL_VARIABLES),
+        *_policy(f"{PLURAL}-create.{GROUP}", ["CREATE"], [CREATE_RULE], None),
+    ]
 
 
 def render() -> str:

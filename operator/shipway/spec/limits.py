@@ -34,6 +34,8 @@ from shipway.models.status import (
     PIPELINE_MESSAGE_BYTES,
     REASON_BYTES,
     BuildStatus,
+    GatePhase,
+    GateStatus,
     ImageHealthcheck,
     SourceStatus,
     json_size,
@@ -99,7 +101,7 @@ def _fill(limit: int) -> str:
     return "x" * (limit - 2)
 
 
-def _size(model: StepAttempt | StepStatus | BuildStatus | PipelineStatus) -> int:
+def _size(model: StepAttempt | StepStatus | BuildStatus | GateStatus | PipelineStatus) -> int:
     dumped = model.model_dump(mode="json", by_alias=True)  # None values too: conservative
     text = json.dumps(dumped, separators=(",", ":"))
     return len(text) + 5 * (text.count("<") + text.count(">") + text.count("&"))
@@ -252,14 +254,41 @@ class StepSummary(Protocol):
     def push(self) -> object | None: ...
 
 
+class GateSummary(Protocol):
+    """What the estimate needs of a manual gate (a :class:`~shipway.spec.tree.GroupNode`)."""
+
+    @property
+    def field(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+
+
+GATE_BYTES = 1 + _size(
+    GateStatus(
+        gate="",
+        name="",
+        phase=max(GatePhase, key=lambda phase: len(phase.value)),
+        waiting_since=_TIME,
+        user=_fill(MESSAGE_BYTES),
+        decided_at=_TIME,
+        message=_fill(REASON_BYTES),
+    )
+)
+"""Most bytes a manual gate's entry takes besides its place and name (from the spec)."""
+
+
 def _text(value: str | None) -> int:
     return 0 if value is None else json_size(value) - 2
 
 
-def worst_status_bytes(runs: Sequence[StepSummary], builds: Sequence[str] = ()) -> int:
-    """The largest status these run steps and the builds of these services can produce, in
-    JSON bytes."""
+def worst_status_bytes(
+    runs: Sequence[StepSummary], builds: Sequence[str] = (), gates: Sequence[GateSummary] = ()
+) -> int:
+    """The largest status these run steps, the builds of these services and these manual
+    gates can produce, in JSON bytes."""
     total = PIPELINE_BYTES
+    for gate in gates:
+        total += GATE_BYTES + _text(gate.field) + _text(gate.name)
     for run in runs:
         total += STEP_BYTES + run.retries * ATTEMPT_BYTES
         total += _text(run.id) + _text(run.name) + _text(run.group) + _text(run.service)
@@ -277,10 +306,13 @@ def spec_bytes(raw: Any) -> int:
 
 
 def status_errors(
-    raw: Any, runs: Sequence[StepSummary], builds: Sequence[str] = ()
+    raw: Any,
+    runs: Sequence[StepSummary],
+    builds: Sequence[str] = (),
+    gates: Sequence[GateSummary] = (),
 ) -> list[FieldError]:
     """A FieldError when the worst-case status would not fit in etcd beside the spec."""
-    worst = worst_status_bytes(runs, builds)
+    worst = worst_status_bytes(runs, builds, gates)
     room = ETCD_OBJECT_BYTES - METADATA_BYTES - SPEC_COPIES * spec_bytes(raw)
     if worst <= room:
         return []

@@ -26,6 +26,7 @@ from shipway.spec.push import (
 )
 
 MAX_RUN_STEPS = 1000
+GROUP_TYPES = ("serial", "parallel", "manual")
 _NAME_LIMIT = 128
 
 
@@ -51,9 +52,9 @@ class RunNode:
 
 @dataclass(frozen=True)
 class GroupNode:
-    """A serial or parallel group of steps."""
+    """A serial or parallel group of steps, or a manual one (serial, after an approval)."""
 
-    kind: Literal["serial", "parallel"]
+    kind: Literal["serial", "parallel", "manual"]
     name: str
     group: str | None
     children: tuple[Node, ...]
@@ -84,7 +85,7 @@ def _explicit_names(steps: Sequence[Step], seen: set[str]) -> None:
     on different branches): a step is known by its id, in pod names, labels and status.
     """
     for step in steps:
-        if step.name is not None and step.type not in ("serial", "parallel"):
+        if step.name is not None and step.type not in GROUP_TYPES:
             seen.add(step.name)
         _explicit_names(step.steps or (), seen)
         _explicit_names(step.on_fail or (), seen)
@@ -146,7 +147,7 @@ class _Compiler:
             on = self._filter(step, field, enabled)
             self.errors += credential_errors(step, field, self.services)
             inner = creds.under(step)
-            if step.type in ("serial", "parallel"):
+            if step.type in GROUP_TYPES:
                 self.errors += non_push_errors(step, field)
                 nodes.append(
                     self._group(step, field, index, group, service, on, on_fail_of, depth, inner)
@@ -169,7 +170,7 @@ class _Compiler:
         depth: int,
         creds: Credentials,
     ) -> GroupNode:
-        assert step.type in ("serial", "parallel")
+        assert step.type == "serial" or step.type == "parallel" or step.type == "manual"
         own_service = self._service(step.service, f"{field}.service", required=False) or service
         label = step.name or f"{step.type}-{index + 1}"
         path = f"{group}/{label}" if group else label
