@@ -310,12 +310,13 @@ def test_unknown_pipeline_and_invalid_file_exit_2(k: Kubectl, tmp_path: Path) ->
     missing = shipway(k.namespace, "status", "no-such-pipeline")
     assert missing.returncode == 2
     assert "pipeline 'no-such-pipeline' not found" in missing.stderr
-    (tmp_path / "codeship-services.yml").write_text("app:\n  image: busybox\n  add_docker: true\n")
+    # a docker:dind service without add_docker: its own daemon would need a privileged container
+    (tmp_path / "codeship-services.yml").write_text("app:\n  image: docker:dind\n")
     (tmp_path / "codeship-steps.yml").write_text("- service: app\n  command: make\n")
     refused = shipway(k.namespace, "run", "--dir", str(tmp_path))
     assert refused.returncode == 2
-    assert "app.add_docker" in refused.stderr
-    assert "no Docker daemon in step pods" in refused.stderr
+    assert "app.image" in refused.stderr
+    assert "which needs a privileged container" in refused.stderr
     assert k.json("get", "pipelines")["items"] == []
 
 
