@@ -225,7 +225,7 @@ def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) ->
 
 def _webhook_answers(release: Release, namespace: str = "") -> bool:
     """A server-side dry run of a bad Pipeline is denied by the webhook (not unreachable)."""
-    bad = str(BAD_PIPELINES / "33-absolute-host-path.yaml")
+    bad = str(BAD_PIPELINES / "33-relative-container-path.yaml")
     proc = release.cluster.run(
         "create", "--dry-run=server", "-n", namespace or release.namespace, "-f", bad, check=False
     )
@@ -255,7 +255,7 @@ def test_the_in_cluster_webhook_refuses_what_validate_rejects(release: Release) 
     # The other namespace is not the release's: its Pipelines are not reviewed.
     other = release.cluster.run(
         "create", "--dry-run=server", "-n", release.other, "-f",
-        str(BAD_PIPELINES / "33-absolute-host-path.yaml"), check=False,
+        str(BAD_PIPELINES / "33-relative-container-path.yaml"), check=False,
     )  # fmt: skip
     assert other.returncode == 0, other.stderr
 
