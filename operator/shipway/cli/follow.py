@@ -236,7 +236,7 @@ class Follower:
             str(event.phase),
             event.reason,
             message,
-            self.style,
+            style=self.style,
             retrying=not event.final,
             kind=kind_of(event.step),
         )

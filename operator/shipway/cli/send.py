@@ -37,7 +37,7 @@ def format_bytes(count: float) -> str:
     return f"{count:.1f} GB"
 
 
-def progress_text(files: int, sent: int, total_files: int, total: int, width: int = 24) -> str:
+def progress_text(files: int, sent: int, total_files: int, total: int, *, width: int = 24) -> str:
     """``upload [#######.....]  12.3 MB / 50.0 MB  1234/5000 files``."""
     share = sent / total if total else 1.0
     filled = int(share * width)
@@ -76,6 +76,7 @@ def send_directory(
     created: Manifest,
     root: Path,
     show: Callable[[str], None],
+    *,
     note: Callable[[str], None],
     entries: list[Entry] | None = None,
 ) -> tuple[int, int]:

@@ -78,6 +78,7 @@ async def workspace_problem(
     claims: ClaimStore | None,
     snap: PipelineSnapshot,
     compiled: CompiledPipeline | InvalidSpecError,
+    *,
     status: PipelineStatus,
     has_pods: bool,
 ) -> ClaimProblem | None:

@@ -119,6 +119,7 @@ async def create_pods(
     ref: PipelineRef,
     compiled: CompiledPipeline,
     creates: Sequence[PodToCreate],
+    *,
     node: str | None,
     options: PodOptions,
     urgency: Priority,
