@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from shipway.codeship import Options, convert_directory
-from shipway.engine.buildargs import render_args
-from shipway.engine.buildpods import BuildToCreate, buildctl_args
+from shipway.engine.intents import BuildToCreate
 from shipway.engine.objects import PipelineRef
+from shipway.engine.plan.buildargs import render_args
+from shipway.engine.pods.buildpods import buildctl_args
 from shipway.models import SourceStatus, StepPhase
 from shipway.spec.builds import ResolvedBuild
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline

@@ -15,15 +15,15 @@ from typing import Any
 
 import pytest
 
-from shipway.engine.buildpods import (
+from shipway.engine.intents import BuildToCreate
+from shipway.engine.plan.buildresult import parse_result
+from shipway.engine.pods.buildpods import (
     SCRIPT,
-    BuildConfig,
-    BuildToCreate,
     build_pod_manifest,
     buildctl_args,
     client_secret_manifest,
 )
-from shipway.engine.buildresult import parse_result
+from shipway.engine.settings import BuildConfig
 from shipway.spec.builds import ResolvedBuild
 from shipway.spec.templates import literal
 
@@ -312,7 +312,7 @@ def test_a_success_without_a_digest_is_no_success() -> None:
 
 
 def test_the_gist_of_a_failure_is_buildkits_error_line_not_a_wrappers_note() -> None:
-    from shipway.engine.buildresult import summary
+    from shipway.engine.plan.buildresult import summary
 
     message = (
         "------\n > [internal] load metadata for docker.io/library/ruby:3.1:\n------\n"

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 from localkube.gitimages import GIT_IMAGE
-from shipway.engine.checkout import DEFAULT_GIT_IMAGE, parse_report
-from shipway.engine.scripts import CHECKOUT
+from shipway.engine.pods.scripts import CHECKOUT
+from shipway.engine.settings import DEFAULT_GIT_IMAGE
+from shipway.engine.termination import parse_report
 
 BUSYBOX = shutil.which("busybox")
 GIT = shutil.which("git")

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from shipway.codeship import Conversion, Options, WarningKind, convert_directory, default_name
-from shipway.engine.manifests import all_manifests
 from shipway.engine.objects import PipelineRef
+from shipway.engine.pods.manifests import all_manifests
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 
 SHAPES = Path(__file__).resolve().parents[1] / "codeship_shapes"

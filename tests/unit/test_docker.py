@@ -16,10 +16,10 @@ import yaml
 from shipway.cli import main
 from shipway.controller import admission
 from shipway.controller.config import ConfigError, pod_options
-from shipway.engine import docker
-from shipway.engine.docker import DockerConfig
-from shipway.engine.manifests import PodOptions, pod_manifest
-from shipway.engine.planner import PodToCreate
+from shipway.engine.intents import PodToCreate
+from shipway.engine.pods import docker
+from shipway.engine.pods.manifests import PodOptions, pod_manifest
+from shipway.engine.settings import DockerConfig
 
 from .builders import REF, compiled
 from .fakekube import FakeKube

@@ -15,11 +15,13 @@ from typing import Any
 
 import pytest
 
-from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
-from shipway.engine.containers import probe
-from shipway.engine.imageconfig import SCRIPT, as_healthcheck, parse_inspect
-from shipway.engine.manifests import pod_manifest
-from shipway.engine.pushpods import PushConfig
+from shipway.engine.intents import BuildToCreate
+from shipway.engine.pods.buildpods import build_pod_manifest
+from shipway.engine.pods.containers import probe
+from shipway.engine.pods.imageconfig import SCRIPT
+from shipway.engine.pods.manifests import pod_manifest
+from shipway.engine.settings import BuildConfig, PushConfig
+from shipway.engine.termination import as_healthcheck, parse_inspect
 from shipway.models import ImageHealthcheck, StepPhase
 from shipway.spec.builds import ResolvedBuild
 

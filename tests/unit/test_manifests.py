@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shipway.engine.manifests import all_manifests, claim_manifest, pod_manifest
-from shipway.engine.planner import PodToCreate
+from shipway.engine.intents import PodToCreate
+from shipway.engine.pods.manifests import all_manifests, claim_manifest, pod_manifest
 
 from .builders import REF, WALKTHROUGH, compiled, spec
 

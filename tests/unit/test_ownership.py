@@ -12,9 +12,9 @@ import copy
 from typing import Any
 
 from shipway.controller.reconciler import Reconciler
-from shipway.engine.manifests import PodOptions
 from shipway.engine.observe import pod_view
 from shipway.engine.ownership import record_uids, seal, sealed, sort_pods
+from shipway.engine.pods.manifests import PodOptions
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
 
 from .builders import NOW

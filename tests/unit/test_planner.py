@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from shipway.engine.observe import ContainerView, PodView
-from shipway.engine.planner import Plan, Refusal, Settings, plan
+from shipway.engine.plan.planner import Plan, Refusal, plan
+from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 
 from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipway.engine.buildpods import BuildConfig
 from shipway.engine.observe import PodView, pod_view
-from shipway.engine.planner import Plan, Settings, plan
+from shipway.engine.plan.planner import Plan, plan
+from shipway.engine.settings import BuildConfig, Settings
 from shipway.models import PipelinePhase, PipelineStatus, SourceStatus, StepPhase
 
 from .builders import NOW, REF, at, compiled
@@ -217,7 +217,7 @@ def test_a_step_starts_when_its_build_pushed_and_runs_the_image_by_digest() -> N
 
 
 def test_the_pod_manifest_runs_the_digest_in_the_main_container_and_sidecars() -> None:
-    from shipway.engine.manifests import pod_manifest
+    from shipway.engine.pods.manifests import pod_manifest
 
     raw = {
         "services": {
@@ -399,7 +399,7 @@ def test_a_success_without_a_digest_is_a_failure() -> None:
 
 
 def test_a_finished_pipeline_leaves_its_recorded_build_pods_alone() -> None:
-    from shipway.engine.planner import finished_plan
+    from shipway.engine.plan.planner import finished_plan
 
     first = run(SEED)
     names = _names(first)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from shipway.engine.failures import abort_plan
 from shipway.engine.observe import PodView
-from shipway.engine.planner import Plan, Settings, finished_plan, plan
+from shipway.engine.plan.failures import abort_plan
+from shipway.engine.plan.planner import Plan, finished_plan, plan
+from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 
 from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec

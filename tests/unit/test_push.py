@@ -10,10 +10,12 @@ from typing import Any
 
 import pytest
 
-from shipway.engine.manifests import PodOptions, pod_manifest
 from shipway.engine.observe import PodView, pod_view
-from shipway.engine.planner import Plan, Settings, plan
-from shipway.engine.pushpods import SCRIPT, PushConfig, parse_push_result
+from shipway.engine.plan.planner import Plan, plan
+from shipway.engine.pods.manifests import PodOptions, pod_manifest
+from shipway.engine.pods.pushpods import SCRIPT
+from shipway.engine.settings import PushConfig, Settings
+from shipway.engine.termination import parse_push_result
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError

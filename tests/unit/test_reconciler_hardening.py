@@ -9,8 +9,8 @@ import pytest
 
 from shipway.controller.kube import KubeError
 from shipway.controller.reconciler import Reconciler
-from shipway.engine.manifests import PodOptions
-from shipway.engine.planner import Plan
+from shipway.engine.plan.planner import Plan
+from shipway.engine.pods.manifests import PodOptions
 
 from .builders import NOW, WALKTHROUGH
 from .fakekube import KEY, FakeKube, snapshot

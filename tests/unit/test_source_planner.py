@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from shipway.engine.manifests import PodOptions, ci_environment, claim_name, pod_manifest
+from shipway.engine.intents import PodToCreate
 from shipway.engine.naming import pod_name
 from shipway.engine.observe import PodView
-from shipway.engine.planner import Plan, PodToCreate, finished_plan, plan
+from shipway.engine.plan.planner import Plan, finished_plan, plan
+from shipway.engine.pods.manifests import PodOptions, ci_environment, claim_name, pod_manifest
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 
 from .builders import NOW, REF, WALKTHROUGH, compiled, pod
@@ -320,7 +321,7 @@ def test_the_checkout_is_followed_and_its_logs_read_like_a_step() -> None:
 
 def test_the_operator_settings_of_checkouts() -> None:
     from shipway.controller.config import ConfigError, pod_options
-    from shipway.engine.checkout import DEFAULT_GIT_IMAGE, SourceSettings
+    from shipway.engine.settings import DEFAULT_GIT_IMAGE, SourceSettings
 
     assert pod_options({}).source == SourceSettings(DEFAULT_GIT_IMAGE, 2 * 2**30)
     options = pod_options({"SHIPWAY_GIT_IMAGE": "reg/git:1", "SHIPWAY_SOURCE_MAX_SIZE": "500Mi"})

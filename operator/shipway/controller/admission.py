@@ -37,8 +37,8 @@ import kopf
 
 from shipway import GROUP, PLURAL, VERSION
 from shipway.controller import certs, webhookconfig
-from shipway.engine import docker
-from shipway.engine.docker import DockerConfig
+from shipway.engine.pods import docker
+from shipway.engine.settings import DockerConfig
 from shipway.spec.document import check_metadata, display_name, problem_lines, review
 from shipway.spec.errors import InvalidSpecError
 from shipway.spec.limits import structure_errors
@@ -138,7 +138,7 @@ async def validate_pipeline(
 
 
 def docker_refusal(doc: Mapping[str, Any], config: DockerConfig) -> str | None:
-    """:func:`shipway.engine.docker.refusal` of a valid Pipeline, as the webhook says it."""
+    """:func:`shipway.engine.pods.docker.refusal` of a valid Pipeline, as the webhook says it."""
     services = (doc.get("spec") or {}).get("services") or {}
     wanting = [
         str(name)

@@ -8,9 +8,9 @@ runs, naming the variable that has no value.
 from __future__ import annotations
 
 from shipway.engine.cienv import ci_environment
+from shipway.engine.intents import PushTarget
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import parse_time
-from shipway.engine.pushpods import PushTarget
 from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.templates import TemplateError, as_tag, render, values_from

@@ -19,31 +19,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
-from shipway.engine import docker
 from shipway.engine.buildnames import build_secret_name
-from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
-from shipway.engine.checkout import SourceSettings, secret_volume, task_title
-from shipway.engine.checkout import container as source_container
 from shipway.engine.cienv import ci_environment
-from shipway.engine.containers import WORKSPACE_VOLUME, probe, service_container
+from shipway.engine.intents import BuildToCreate, PodToCreate
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
     ANNOTATION_PIPELINE_UID,
     ANNOTATION_STEP_NAME,
+    GENERATOR_CONTAINER,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
     LABEL_PIPELINE,
     LABEL_STEP,
     MANAGED_BY,
+    SOURCE_TASK,
     container_name,
     host_names,
     pod_name,
     pvc_name,
+    source_pod_name,
+    task_title,
 )
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.planner import PodToCreate
-from shipway.engine.prepare import SOURCE_TASK, source_pod_name
-from shipway.engine.pushpods import GENERATOR_CONTAINER, PushConfig, push_pod_manifest
+from shipway.engine.pods import docker
+from shipway.engine.pods.buildpods import build_pod_manifest
+from shipway.engine.pods.checkout import container as source_container
+from shipway.engine.pods.checkout import secret_volume
+from shipway.engine.pods.containers import WORKSPACE_VOLUME, probe, service_container
+from shipway.engine.pods.pushpods import push_pod_manifest
+from shipway.engine.settings import BuildConfig, DockerConfig, PushConfig, SourceSettings
 from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
 
@@ -74,7 +78,7 @@ class PodOptions:
     """The operator's own ServiceAccount: never a step pod's."""
     operator_namespace: str | None = None
     """Its namespace; None: the name is refused in every namespace."""
-    docker: docker.DockerConfig = field(default_factory=docker.DockerConfig)
+    docker: DockerConfig = field(default_factory=DockerConfig)
     """``add_docker``'s daemon: whether it is allowed, where, and its image."""
     seal_key: bytes = field(default=PROCESS_SEAL_KEY, repr=False)
     """Signs every pod the operator creates (engine.ownership): ``SHIPWAY_POD_SEAL_KEY``; by
@@ -319,7 +323,7 @@ def push_manifest(
     options: PodOptions | None = None,
     source: SourceStatus | None = None,
 ) -> Manifest:
-    """The Pod of one attempt of a push step (see :mod:`shipway.engine.pushpods`)."""
+    """The Pod of one attempt of a push step (see :mod:`shipway.engine.pods.pushpods`)."""
     options = options or PodOptions()
     run = compiled.run(create.step_id)
     push = run.push

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from shipway.engine.buildnames import build_task_id
-from shipway.engine.imageconfig import with_inspect
+from shipway.engine.intents import BuildToCreate
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
+    BUILD_CONTAINER,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
     LABEL_PIPELINE,
@@ -26,7 +26,8 @@ from shipway.engine.naming import (
     MANAGED_BY,
     label_value,
 )
-from shipway.engine.pushpods import PushConfig
+from shipway.engine.pods.imageconfig import with_inspect
+from shipway.engine.settings import BuildConfig, PushConfig
 from shipway.spec.builds import ResolvedBuild
 
 Manifest = dict[str, Any]
@@ -35,75 +36,10 @@ WORKSPACE_MOUNT = "/workspace"
 CERTS_MOUNT = "/run/secrets/buildkit"
 DOCKER_CONFIG_MOUNT = "/run/secrets/registry"
 SECRET_ARG_PREFIX = "SHIPWAY_SECRET_ARG_"
-CONTAINER = "build"
-DEFAULT_CLIENT_IMAGE = "moby/buildkit:v0.34.2"
+CONTAINER = BUILD_CONTAINER
 BUILD_UID = 65532
 """buildctl needs no privilege: it reads the checkout (world-readable, as git writes it) and
 its certificate (mode 0444 in a pod of one container)."""
-
-
-@dataclass(frozen=True)
-class BuildConfig:
-    """Where builds go: cluster configuration (chart values → the operator's environment)."""
-
-    registry: str | None = None
-    """``host[:port][/prefix]`` images and caches are pushed to; nodes pull from it."""
-    builder: str | None = None
-    """buildkitd's address, ``tcp://host:1234`` (TLS with client certificates)."""
-    client_secret: str | None = None
-    """Secret of the operator's namespace with ``ca.crt``, ``tls.crt``, ``tls.key``."""
-    client_image: str = DEFAULT_CLIENT_IMAGE
-    push_secret: str | None = None
-    """A ``kubernetes.io/dockerconfigjson`` Secret of the operator's namespace, when the
-    registry wants credentials to push."""
-    namespace: str | None = None
-    """The operator's namespace, where the two Secrets above live."""
-    wait_seconds: int = 60
-    """How long a build waits for an unreachable builder before it fails."""
-    timeout_seconds: int = 3600
-    """A build running longer fails (its pod's deadline)."""
-    insecure: bool = False
-    """The registry speaks plain HTTP or is not verified (development only)."""
-
-    def problem(self) -> str | None:
-        """Why builds cannot run here, or None."""
-        missing = [
-            what
-            for what, value in (
-                ("a registry (SHIPWAY_REGISTRY, Helm value registry.url)", self.registry),
-                (
-                    "a builder (SHIPWAY_BUILDKIT_ADDR, Helm values buildkit.deploy or "
-                    "buildkit.address)",
-                    self.builder,
-                ),
-                (
-                    "the builder's client certificate (SHIPWAY_BUILDKIT_CLIENT_SECRET)",
-                    self.client_secret,
-                ),
-            )
-            if not value
-        ]
-        if not missing:
-            return None
-        return "this cluster cannot build images: the operator has no " + " and no ".join(missing)
-
-
-@dataclass(frozen=True)
-class BuildToCreate:
-    """One service's build pod to create now (the plan decided it; names are deterministic)."""
-
-    service: str
-    name: str
-    repository: str
-    cache_repository: str | None = None
-    """Set for ``cached: true``: import and export BuildKit's cache there."""
-    cache_tags: tuple[str, ...] = ()
-    """The branch's tag first (exported to), then the default cache branch's."""
-    active_deadline: int | None = None
-    inspect: bool = False
-    """A step links the service: read the image's HEALTHCHECK after the build."""
-    args: tuple[tuple[str, str], ...] = ()
-    """The build args, rendered (:func:`shipway.engine.buildargs.render_args`)."""
 
 
 # The pod's program: check the paths (a symlink in the checkout must not send the pod's own

@@ -20,13 +20,12 @@ webhook refuses it at ``kubectl apply``. ``shipway validate``, which knows no cl
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
+
+from shipway.engine.settings import DockerConfig
 
 Manifest = dict[str, Any]
 
-DEFAULT_IMAGE = "docker:20.10-dind"
-"""An image with ``dockerd``, its runtime and ``sh``: Docker Hub's, or the local mirror's."""
 CONTAINER = "shipway-docker"
 RUN_VOLUME = "shipway-docker-run"
 DATA_VOLUME = "shipway-docker-data"
@@ -52,20 +51,6 @@ fi
 rm -f /var/run/docker.pid /var/run/docker.sock
 exec "$@"
 """
-
-
-@dataclass(frozen=True)
-class DockerConfig:
-    """The administrator's settings (chart values → the operator's environment)."""
-
-    enabled: bool = False
-    namespaces: tuple[str, ...] = ()
-    """Where Pipelines may use it; empty: every namespace the operator serves."""
-    image: str = DEFAULT_IMAGE
-    mirror: str | None = None
-    """A registry mirror of Docker Hub (host[:port]), reached over https."""
-    ca_config_map: str | None = None
-    """A ConfigMap in every namespace whose ``ca.crt`` signs the mirror's certificate."""
 
 
 def refusal(namespace: str, wanting: Sequence[str], config: DockerConfig) -> str | None:

@@ -10,11 +10,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from shipway.engine.buildresult import summary
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
+from shipway.engine.plan.buildresult import summary
+from shipway.engine.plan.steps import StepState
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
-from shipway.engine.steps import StepState
 from shipway.models import (
     BuildStatus,
     Condition,

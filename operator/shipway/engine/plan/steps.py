@@ -11,18 +11,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shipway.engine.naming import pod_name
+from shipway.engine.intents import Refusal
+from shipway.engine.naming import GENERATOR_CONTAINER, pod_name
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, parse_time
 from shipway.engine.outcome import Outcome, _seconds, outcome
-from shipway.engine.pushpods import GENERATOR_CONTAINER, parse_push_result
 from shipway.engine.reasons import StepReason
+from shipway.engine.settings import RETRY_GRACE_SECONDS
+from shipway.engine.termination import parse_push_result
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
 from shipway.spec.tree import RunNode
-
-RETRY_GRACE_SECONDS = 120.0
-"""How long a retry waits for the previous attempt's pod to go (a finalizer or a lost node
-can hold it forever) before the step fails with ``RetryBlocked``."""
 
 
 @dataclass
@@ -93,14 +91,6 @@ def _push_report(step: StepState, pod: PodView) -> None:
             step.message = f"the dockercfg service failed: {detail.strip()}"[:1024]
     elif main is not None and main.state == "terminated" and main.exit_code:
         step.reason = StepReason.PUSH_FAILED
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a step's pod could not be created: the API server refused it, or its name is taken."""
-
-    reason: str
-    message: str
 
 
 def own(pods: Iterable[PodView], uid: str) -> list[PodView]:

@@ -12,10 +12,10 @@ from datetime import datetime
 
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time
-from shipway.engine.planner import Plan, finished_plan
+from shipway.engine.plan.planner import Plan, finished_plan
+from shipway.engine.plan.report import EventToEmit, diff_events, succeeded_condition
+from shipway.engine.plan.steps import halt, own
 from shipway.engine.reasons import EventReason, PipelineReason
-from shipway.engine.report import EventToEmit, diff_events, succeeded_condition
-from shipway.engine.steps import halt, own
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.errors import InvalidSpecError
 

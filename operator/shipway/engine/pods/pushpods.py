@@ -14,58 +14,29 @@ digest, or crane's error line (the registry's answer).
 
 from __future__ import annotations
 
-import json
-import re
-from dataclasses import dataclass
 from typing import Any
 
+from shipway.engine.intents import PushTarget
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
     ANNOTATION_STEP_NAME,
+    GENERATOR_CONTAINER,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
     LABEL_PIPELINE,
     LABEL_STEP,
     MANAGED_BY,
 )
+from shipway.engine.settings import PushConfig
 
 Manifest = dict[str, Any]
-DEFAULT_PUSH_IMAGE = "gcr.io/go-containerregistry/crane/debug:v0.20.6"
-"""crane with a busybox shell (the ``debug`` variant): the script needs ``sh``."""
 CONTAINER = "push"
-GENERATOR_CONTAINER = "dockercfg"
 PUSH_UID = 65532
 CREDENTIALS_MOUNT = "/run/secrets/shipway-registry"
 GENERATED_MOUNT = "/run/shipway-dockercfg"
 GENERATED_FILE = f"{GENERATED_MOUNT}/dockercfg"
 CA_MOUNT = "/etc/shipway/registry-ca"
 MESSAGE_LIMIT = 3800
-
-
-@dataclass(frozen=True)
-class PushConfig:
-    """How pushes run: cluster configuration (chart values → the operator's environment)."""
-
-    image: str = DEFAULT_PUSH_IMAGE
-    """An image with ``crane`` and ``sh`` on its PATH."""
-    ca_config_map: str | None = None
-    """A ConfigMap present in every namespace whose ``ca.crt`` signs registries' certificates
-    (``kube-root-ca.crt`` on the local cluster, whose registries it signs); trusted besides
-    the image's own roots."""
-    insecure: bool = False
-    """The cluster's registry (the source) is plain HTTP or unverified: crane's --insecure,
-    which crane applies to the target registry too (development only)."""
-
-
-@dataclass(frozen=True)
-class PushTarget:
-    """What one push copies where, decided by the planner."""
-
-    source: str
-    """``repository@sha256:...`` in the cluster's registry: the image the steps ran."""
-    digest: str
-    target: str
-    """``repository:tag`` to push to."""
 
 
 # The pod's program. POSIX sh (busybox). It writes the termination message the operator
@@ -233,25 +204,3 @@ def push_pod_manifest(
         },
         "spec": spec,
     }
-
-
-@dataclass(frozen=True)
-class PushResult:
-    image: str | None = None
-    digest: str | None = None
-    problem: str | None = None
-
-
-_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
-
-
-def parse_push_result(message: str | None) -> PushResult:
-    """Read a successful push pod's termination message: the reference and its digest."""
-    text = (message or "").strip()
-    try:
-        data = json.loads(text)
-    except ValueError:
-        data = None
-    if not isinstance(data, dict) or not _DIGEST.fullmatch(str(data.get("digest", ""))):
-        return PushResult(problem=f"the push pod reported no digest: {text[:200]!r}")
-    return PushResult(image=str(data.get("image") or "") or None, digest=str(data["digest"]))

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from shipway.engine.buildargs import render_args
 from shipway.engine.buildnames import (
     build_pod_name,
     build_task_id,
@@ -29,15 +28,18 @@ from shipway.engine.buildnames import (
     project_key,
     tag_for,
 )
-from shipway.engine.buildneeds import gated_by_image, needed_builds, wanted_builds
-from shipway.engine.buildpods import CONTAINER, BuildConfig, BuildToCreate
-from shipway.engine.buildresult import parse_result, summary
-from shipway.engine.imageconfig import INSPECT_CONTAINER, as_healthcheck, parse_inspect
+from shipway.engine.intents import BuildToCreate, Refusal
+from shipway.engine.naming import BUILD_CONTAINER, INSPECT_CONTAINER
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, container_named, format_time
 from shipway.engine.outcome import UNSCHEDULABLE_GRACE_SECONDS, outcome
+from shipway.engine.plan.buildargs import render_args
+from shipway.engine.plan.buildneeds import gated_by_image, needed_builds, wanted_builds
+from shipway.engine.plan.buildresult import parse_result, summary
+from shipway.engine.plan.steps import halt
 from shipway.engine.reasons import StepReason
-from shipway.engine.steps import Refusal, halt
+from shipway.engine.settings import BuildConfig
+from shipway.engine.termination import as_healthcheck, parse_inspect
 from shipway.models import (
     BuildStatus,
     Healthcheck,
@@ -190,7 +192,7 @@ class Builds:
         result = outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
         if result.recheck_after is not None:
             self.recheck.append(result.recheck_after)
-        build = container_named(pod, CONTAINER)  # when it started: not the inspect after it
+        build = container_named(pod, BUILD_CONTAINER)  # when it started: not the inspect after it
         state.started_at = (build and build.started_at) or result.started_at or state.started_at
         if result.phase == StepPhase.RUNNING:
             state.phase, state.live_pod = StepPhase.RUNNING, pod

@@ -9,38 +9,33 @@ what makes the operator safe to kill at any instant:
   recorded yet (the operator may have died between creating a pod and writing the status);
 * stops are re-issued for as long as a pod runs for a step that is already over.
 
-The work is split three ways: :mod:`~shipway.engine.steps` derives each step's state,
-:mod:`~shipway.engine.walk` walks the tree to find what may start, and
-:mod:`~shipway.engine.report` writes the status and Events. This module puts them together.
+The work is split three ways: :mod:`~shipway.engine.plan.steps` derives each step's state,
+:mod:`~shipway.engine.plan.walk` walks the tree to find what may start, and
+:mod:`~shipway.engine.plan.report` writes the status and Events. This module puts them together.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-from shipway.engine import approval
-from shipway.engine.buildpods import BuildConfig, BuildToCreate
-from shipway.engine.builds import Builds, Gate, build_secret_wanted
+from shipway.engine.intents import BuildToCreate, PodToCreate, PushTarget, Refusal
+from shipway.engine.naming import SOURCE_TASK
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, parse_time
-from shipway.engine.outcome import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
-from shipway.engine.prepare import SOURCE_TASK, Preparation
-from shipway.engine.pushes import push_target
-from shipway.engine.pushpods import PushTarget
+from shipway.engine.plan import approval
+from shipway.engine.plan.builds import Builds, Gate, build_secret_wanted
+from shipway.engine.plan.cap import NamespaceCap
+from shipway.engine.plan.prepare import Preparation
+from shipway.engine.plan.pushes import push_target
+from shipway.engine.plan.report import EventToEmit, diff_events, pinned_node, pipeline_status
+from shipway.engine.plan.steps import Steps, StepState, halt, own, recorded
+from shipway.engine.plan.walk import Result, Walk
 from shipway.engine.reasons import PipelineReason, StepReason
-from shipway.engine.report import (
-    EventToEmit,
-    diff_events,
-    pinned_node,
-    pipeline_status,
-)
-from shipway.engine.slots import NamespaceCap
-from shipway.engine.steps import RETRY_GRACE_SECONDS, Refusal, Steps, StepState, halt, own, recorded
-from shipway.engine.walk import Result, Walk
-from shipway.models import Healthcheck, PipelinePhase, PipelineStatus, StepPhase
+from shipway.engine.settings import Settings
+from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import CompiledPipeline
 from shipway.spec.source import GitCheckout
 
@@ -54,20 +49,6 @@ __all__ = [
     "finished_plan",
     "plan",
 ]
-
-
-@dataclass(frozen=True)
-class PodToCreate:
-    step_id: str
-    attempt: int
-    name: str
-    active_deadline: int | None = None
-    images: tuple[tuple[str, str], ...] = ()
-    """(service, image by digest) of the built services the pod runs."""
-    push: PushTarget | None = None
-    """Set for push steps: what the pod copies where."""
-    healthchecks: tuple[tuple[str, Healthcheck], ...] = ()
-    """(service, its built image's HEALTHCHECK) of the linked services that have one."""
 
 
 @dataclass(frozen=True)
@@ -91,33 +72,10 @@ class Plan:
     """Steps wait for a slot of the namespace cap (:mod:`~shipway.engine.slots`)."""
 
 
-DEFAULT_TIMEOUT_SECONDS = 5 * 3600.0
-"""A pipeline without spec.timeout ends after 5 hours, as on Codeship."""
-MAX_RUNNING_PODS = 20
-MAX_NAMESPACE_PODS = 50
 HELD_RECHECK_SECONDS = 30.0
 """A pipeline held by the namespace cap is woken when a slot frees; this is the safety net."""
 QUOTA_RETRY_SECONDS = 10.0
 """How often a pod or claim refused by a ResourceQuota is tried again."""
-
-
-@dataclass(frozen=True)
-class Settings:
-    """The operator's choices that shape plans (from :class:`OperatorConfig`)."""
-
-    start_grace: float = START_GRACE_SECONDS
-    unschedulable_grace: float = UNSCHEDULABLE_GRACE_SECONDS
-    default_timeout: float | None = DEFAULT_TIMEOUT_SECONDS
-    """Applies when spec.timeout is absent; None: no limit."""
-    max_running_pods: int | None = MAX_RUNNING_PODS
-    """At most this many pods of one pipeline at once; None: no limit."""
-    approval_timeout: float | None = approval.DEFAULT_APPROVAL_TIMEOUT_SECONDS
-    """How long a manual gate waits when spec.approvalTimeout is absent; None: for ever."""
-    build: BuildConfig = field(default_factory=BuildConfig)
-    retry_grace: float = RETRY_GRACE_SECONDS
-    """How long a retry waits for the previous attempt's pod to go."""
-    max_namespace_pods: int | None = MAX_NAMESPACE_PODS
-    """At most this many step pods of one namespace at once, all pipelines together."""
 
 
 def finished_plan(status: PipelineStatus, pods: Sequence[PodView], uid: str) -> Plan:

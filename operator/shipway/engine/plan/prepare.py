@@ -13,18 +13,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from shipway.engine.checkout import CHECKOUT_TIMEOUT, parse_report, redact, task_title
-from shipway.engine.naming import pod_name
+from shipway.engine.intents import Refusal
+from shipway.engine.naming import CHECKOUT_TIMEOUT, SOURCE_TASK, source_pod_name, task_title
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time
 from shipway.engine.outcome import outcome
+from shipway.engine.plan.steps import halt
 from shipway.engine.reasons import StepReason
-from shipway.engine.steps import Refusal, halt
+from shipway.engine.termination import parse_report, redact
 from shipway.models import PipelineStatus, SourceStatus, StepPhase
 from shipway.spec.source import CompiledSource, GitCheckout, Upload
-
-SOURCE_TASK = "source"
-"""The source task's id: its pod's ``shipway.dev/step`` label (step ids are numbers)."""
 
 
 @dataclass
@@ -49,12 +47,6 @@ class TaskState:
 
 def _int(text: str | None) -> int | None:
     return int(text) if text is not None and text.isdigit() else None
-
-
-def source_pod_name(ref: PipelineRef, source: CompiledSource) -> str:
-    """Named by the same rule as step pods: ``<pipeline>-<uid hash>-source-checkout`` (or
-    ``-upload``), so a name never collides with another instance's pods."""
-    return pod_name(ref.name, ref.uid, SOURCE_TASK, task_title(source), 0)
 
 
 class Preparation:

@@ -3,7 +3,7 @@
 Serial groups run their children in order, parallel groups all at once; a failure halts
 every regular step not started yet, and runs the ``on_fail`` steps of the nodes it failed.
 The walk only marks steps (``start``) and collects why others will not run; it never
-decides a pod's fate, which is :mod:`shipway.engine.steps`'s job.
+decides a pod's fate, which is :mod:`shipway.engine.plan.steps`'s job.
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 
+from shipway.engine.plan.steps import StepState
 from shipway.engine.reasons import StepReason
-from shipway.engine.steps import StepState
 from shipway.models import StepPhase
 from shipway.spec.tree import GroupNode, Node, RunNode
 

@@ -12,18 +12,13 @@ the build's status and every pod linking the service gets it as a startupProbe.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from pydantic import ValidationError
+from shipway.engine.naming import INSPECT_CONTAINER
+from shipway.engine.pods.pushpods import CA_MOUNT
 
-from shipway.engine.pushpods import CA_MOUNT
-from shipway.models import Healthcheck, ImageHealthcheck
-
-INSPECT_CONTAINER = "inspect"
 RESULT_MOUNT = "/run/shipway-build"
 DIGEST_FILE = f"{RESULT_MOUNT}/digest"
-NANOSECONDS = 1_000_000_000
 MESSAGE_LIMIT = 3800
 
 # The container's program: POSIX sh and awk (busybox in crane's debug image). The awk scans
@@ -143,65 +138,3 @@ def with_inspect(
             "securityContext": dict(build["securityContext"]),
         }
     ]
-
-
-def _seconds(value: Any) -> float | None:
-    """Docker's nanoseconds; 0 (or nothing) is Docker's default: None here."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        return None
-    return value / NANOSECONDS
-
-
-def parse_inspect(message: str | None) -> tuple[ImageHealthcheck | None, str | None]:
-    """(the image's healthcheck or None, why the report cannot be used or None)."""
-    try:
-        data = json.loads((message or "").strip())
-    except ValueError:
-        return None, (message or "the image's configuration could not be read").strip()[:1024]
-    if not isinstance(data, dict) or "healthcheck" not in data:
-        return None, f"unexpected report of the image's configuration: {message!r}"[:1024]
-    check = data["healthcheck"]
-    if check is None:
-        return None, None
-    if not isinstance(check, dict):
-        return None, f"the image's Healthcheck is not an object: {check!r}"[:1024]
-    test = check.get("Test")
-    if not test or test == ["NONE"]:
-        return None, None  # HEALTHCHECK NONE, or none inherited
-    if not isinstance(test, list) or not all(isinstance(t, str) for t in test):
-        return None, f"the image's HEALTHCHECK test is not a list of strings: {test!r}"[:1024]
-    retries = check.get("Retries")
-    try:
-        return (
-            ImageHealthcheck(
-                test=test,
-                interval=_seconds(check.get("Interval")),
-                timeout=_seconds(check.get("Timeout")),
-                start_period=_seconds(check.get("StartPeriod")),
-                retries=retries if isinstance(retries, int) and retries > 0 else None,
-            ),
-            None,
-        )
-    except ValidationError as exc:
-        why = "; ".join(str(error["msg"]) for error in exc.errors())
-        return None, f"the image's HEALTHCHECK cannot be kept: {why}"[:1024]
-
-
-def _duration(seconds: float | None) -> str | None:
-    if seconds is None:
-        return None
-    millis = round(seconds * 1000)
-    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
-
-
-def as_healthcheck(image: ImageHealthcheck) -> Healthcheck:
-    """The image's check in compose's terms, so that one function makes every startupProbe."""
-    return Healthcheck.model_validate(
-        {
-            "test": list(image.test),
-            "interval": _duration(image.interval),
-            "timeout": _duration(image.timeout),
-            "start_period": _duration(image.start_period),
-            "retries": min(image.retries, 1000) if image.retries else None,
-        }
-    )
