@@ -4,7 +4,7 @@ They live with the operator, not in an image, so the image is just git, ssh and 
 a script and the code reading its report change together. Each script writes its report to
 ``$SHIPWAY_REPORT`` (the container's termination message, ``/dev/termination-log``): one
 ``key=value`` line per fact, free text base64-encoded, at most 4096 bytes in all, which the
-operator reads from the pod's status (:func:`shipway.engine.pods.checkout.parse_report`).
+operator reads from the pod's status (:func:`shipway.engine.termination.parse_report`).
 Credentials are read from the mounted Secret's files and never echoed.
 """
 
