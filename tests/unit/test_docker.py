@@ -18,12 +18,12 @@ from shipway.controller import admission
 from shipway.controller.config import ConfigError, pod_options
 from shipway.engine.intents import PodToCreate
 from shipway.engine.pods import docker
-from shipway.engine.pods.manifests import PodOptions, pod_manifest
-from shipway.engine.settings import DockerConfig
+from shipway.engine.pods.manifests import pod_manifest
+from shipway.engine.settings import DockerConfig, PodOptions
+from tests.unit.engine.plan.test_push import pipeline, push_pod
 
 from .builders import REF, compiled
 from .fakekube import FakeKube
-from .test_push import pipeline, push_pod
 from .test_reconciler_hardening import once
 
 FIXTURE = Path(__file__).parent / "fixtures" / "docker" / "add-docker.yaml"

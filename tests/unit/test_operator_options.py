@@ -22,7 +22,8 @@ from shipway.controller.config import (
 )
 from shipway.controller.handlers import NoDiffBase, configure_peering
 from shipway.engine.intents import PodToCreate
-from shipway.engine.pods.manifests import PodOptions, all_manifests, pod_manifest
+from shipway.engine.pods.manifests import all_manifests, pod_manifest
+from shipway.engine.settings import PodOptions
 
 from .builders import REF, WALKTHROUGH, compiled
 
@@ -271,7 +272,7 @@ def test_step_service_accounts_allowed_and_the_operators_own(tmp_path: Path) -> 
 
 def test_the_pod_seal_key_comes_from_the_environment() -> None:
     """Issue 30: the chart's Secret gives every operator of a release one key, across restarts."""
-    from shipway.engine.pods.manifests import PROCESS_SEAL_KEY
+    from shipway.engine.settings import PROCESS_SEAL_KEY
 
     assert pod_options({"SHIPWAY_POD_SEAL_KEY": "0123456789abcdef0123"}).seal_key == (
         b"0123456789abcdef0123"

@@ -10,7 +10,7 @@ import pytest
 from shipway.controller.kube import KubeError
 from shipway.controller.reconciler import Reconciler
 from shipway.engine.plan.planner import Plan
-from shipway.engine.pods.manifests import PodOptions
+from shipway.engine.settings import PodOptions
 
 from .builders import NOW, WALKTHROUGH
 from .fakekube import KEY, FakeKube, snapshot

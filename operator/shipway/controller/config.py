@@ -17,24 +17,25 @@ from typing import Any
 
 from shipway.controller.historyconfig import HistorySettings, history_settings
 from shipway.engine.outcome import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
-from shipway.engine.pods.manifests import PROCESS_SEAL_KEY, PodOptions
 from shipway.engine.settings import (
     DEFAULT_APPROVAL_TIMEOUT_SECONDS,
     DEFAULT_CLIENT_IMAGE,
+    DEFAULT_DOCKER_IMAGE,
     DEFAULT_GIT_IMAGE,
     DEFAULT_MAX_SIZE,
     DEFAULT_PUSH_IMAGE,
     DEFAULT_TIMEOUT_SECONDS,
     MAX_NAMESPACE_PODS,
     MAX_RUNNING_PODS,
+    PROCESS_SEAL_KEY,
     RETRY_GRACE_SECONDS,
     BuildConfig,
     DockerConfig,
+    PodOptions,
     PushConfig,
     Settings,
     SourceSettings,
 )
-from shipway.engine.settings import DEFAULT_IMAGE as DEFAULT_DOCKER_IMAGE
 from shipway.models.durations import parse_duration
 from shipway.spec.source import parse_quantity
 

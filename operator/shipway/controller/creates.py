@@ -21,15 +21,9 @@ from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import PodView, controller_uid, safe_pod_view
 from shipway.engine.ownership import ANNOTATION_SEAL, seal, sealed
 from shipway.engine.plan.planner import Refusal
-from shipway.engine.pods.manifests import (
-    PodOptions,
-    build_manifest,
-    claim_manifest,
-    claim_name,
-    pod_manifest,
-)
+from shipway.engine.pods.manifests import build_manifest, claim_manifest, claim_name, pod_manifest
 from shipway.engine.reasons import PipelineReason, StepReason
-from shipway.engine.settings import BuildConfig
+from shipway.engine.settings import BuildConfig, PodOptions
 from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
 

@@ -39,9 +39,9 @@ from shipway.engine.plan.failures import abort_plan, invalid_plan
 from shipway.engine.plan.planner import EventToEmit, Plan, Refusal, finished_plan, plan
 from shipway.engine.plan.steps import own
 from shipway.engine.pods import docker
-from shipway.engine.pods.manifests import PodOptions, service_account_refusal
+from shipway.engine.pods.manifests import service_account_refusal
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
-from shipway.engine.settings import Settings
+from shipway.engine.settings import PodOptions, Settings
 from shipway.engine.slots import NamespaceSlots
 from shipway.models import PipelineStatus
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline

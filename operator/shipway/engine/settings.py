@@ -5,12 +5,11 @@ One module, so :mod:`shipway.controller.config` builds its configuration from on
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
-from shipway.engine.outcome import (
-    START_GRACE_SECONDS,
-    UNSCHEDULABLE_GRACE_SECONDS,
-)
+from shipway.engine.outcome import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600.0
 """A gate nobody decides ends the pipeline after 7 days (``SHIPWAY_APPROVAL_TIMEOUT``)."""
@@ -96,7 +95,7 @@ class SourceSettings:
     max_size: int = DEFAULT_MAX_SIZE
 
 
-DEFAULT_IMAGE = "docker:20.10-dind"
+DEFAULT_DOCKER_IMAGE = "docker:20.10-dind"
 """An image with ``dockerd``, its runtime and ``sh``: Docker Hub's, or the local mirror's."""
 
 
@@ -107,7 +106,7 @@ class DockerConfig:
     enabled: bool = False
     namespaces: tuple[str, ...] = ()
     """Where Pipelines may use it; empty: every namespace the operator serves."""
-    image: str = DEFAULT_IMAGE
+    image: str = DEFAULT_DOCKER_IMAGE
     mirror: str | None = None
     """A registry mirror of Docker Hub (host[:port]), reached over https."""
     ca_config_map: str | None = None
@@ -150,3 +149,37 @@ class Settings:
     """How long a retry waits for the previous attempt's pod to go."""
     max_namespace_pods: int | None = MAX_NAMESPACE_PODS
     """At most this many step pods of one namespace at once, all pipelines together."""
+
+
+PROCESS_SEAL_KEY = secrets.token_bytes(32)
+"""The seal key of an operator given none: its own pods are known until it restarts."""
+
+
+@dataclass(frozen=True)
+class PodOptions:
+    """Cluster-wide choices of the operator, not of the pipeline's author."""
+
+    security_context: dict[str, Any] | None = None
+    """Applied to every container (e.g. a Pod Security "restricted" profile)."""
+    termination_grace_seconds: int = 10
+    default_service_account: str | None = None
+    """ServiceAccount of step pods whose Pipeline sets no ``serviceAccountName``."""
+    tolerations: tuple[dict[str, Any], ...] = ()
+    """Added to every step pod (e.g. to run on a tainted pool of CI nodes)."""
+    node_selector: dict[str, str] | None = None
+    """Every step pod's ``nodeSelector`` (e.g. to keep builds on that pool)."""
+    push: PushConfig = field(default_factory=PushConfig)
+    """How push steps' pods copy images (crane's image, the CA registries are trusted by)."""
+    source: SourceSettings = field(default_factory=SourceSettings)
+    """The checkout's image and size limit."""
+    allowed_service_accounts: tuple[str, ...] = ()
+    """ServiceAccounts step pods may run as (besides the default above); empty: any."""
+    operator_service_account: str | None = None
+    """The operator's own ServiceAccount: never a step pod's."""
+    operator_namespace: str | None = None
+    """Its namespace; None: the name is refused in every namespace."""
+    docker: DockerConfig = field(default_factory=DockerConfig)
+    """``add_docker``'s daemon: whether it is allowed, where, and its image."""
+    seal_key: bytes = field(default=PROCESS_SEAL_KEY, repr=False)
+    """Signs every pod the operator creates (engine.ownership): ``SHIPWAY_POD_SEAL_KEY``; by
+    default a key of this process (a pod created just before a restart is then not known)."""

@@ -14,9 +14,6 @@ Codeship → Kubernetes, in one place:
 from __future__ import annotations
 
 import math
-import secrets
-from dataclasses import dataclass, field
-from typing import Any
 
 from shipway import GROUP, KIND, VERSION
 from shipway.engine.buildnames import build_secret_name
@@ -47,42 +44,9 @@ from shipway.engine.pods.checkout import container as source_container
 from shipway.engine.pods.checkout import secret_volume
 from shipway.engine.pods.containers import WORKSPACE_VOLUME, probe, service_container
 from shipway.engine.pods.pushpods import push_pod_manifest
-from shipway.engine.settings import BuildConfig, DockerConfig, PushConfig, SourceSettings
+from shipway.engine.settings import BuildConfig, PodOptions
 from shipway.models import SourceStatus
 from shipway.spec.compiler import CompiledPipeline
-
-PROCESS_SEAL_KEY = secrets.token_bytes(32)
-"""The seal key of an operator given none: its own pods are known until it restarts."""
-
-
-@dataclass(frozen=True)
-class PodOptions:
-    """Cluster-wide choices of the operator, not of the pipeline's author."""
-
-    security_context: dict[str, Any] | None = None
-    """Applied to every container (e.g. a Pod Security "restricted" profile)."""
-    termination_grace_seconds: int = 10
-    default_service_account: str | None = None
-    """ServiceAccount of step pods whose Pipeline sets no ``serviceAccountName``."""
-    tolerations: tuple[dict[str, Any], ...] = ()
-    """Added to every step pod (e.g. to run on a tainted pool of CI nodes)."""
-    node_selector: dict[str, str] | None = None
-    """Every step pod's ``nodeSelector`` (e.g. to keep builds on that pool)."""
-    push: PushConfig = field(default_factory=PushConfig)
-    """How push steps' pods copy images (crane's image, the CA registries are trusted by)."""
-    source: SourceSettings = field(default_factory=SourceSettings)
-    """The checkout's image and size limit."""
-    allowed_service_accounts: tuple[str, ...] = ()
-    """ServiceAccounts step pods may run as (besides the default above); empty: any."""
-    operator_service_account: str | None = None
-    """The operator's own ServiceAccount: never a step pod's."""
-    operator_namespace: str | None = None
-    """Its namespace; None: the name is refused in every namespace."""
-    docker: DockerConfig = field(default_factory=DockerConfig)
-    """``add_docker``'s daemon: whether it is allowed, where, and its image."""
-    seal_key: bytes = field(default=PROCESS_SEAL_KEY, repr=False)
-    """Signs every pod the operator creates (engine.ownership): ``SHIPWAY_POD_SEAL_KEY``; by
-    default a key of this process (a pod created just before a restart is then not known)."""
 
 
 def step_service_account(compiled: CompiledPipeline, options: PodOptions) -> str:

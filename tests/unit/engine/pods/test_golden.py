@@ -15,11 +15,16 @@ from typing import Any
 import pytest
 
 from shipway.engine.intents import BuildToCreate, PodToCreate, PushTarget
-from shipway.engine.pods.manifests import PodOptions, build_manifest, pod_manifest
-from shipway.engine.settings import BuildConfig, DockerConfig, PushConfig, SourceSettings
+from shipway.engine.pods.manifests import build_manifest, pod_manifest
+from shipway.engine.settings import (
+    BuildConfig,
+    DockerConfig,
+    PodOptions,
+    PushConfig,
+    SourceSettings,
+)
 from shipway.models import Healthcheck
-
-from ...builders import REF, compiled
+from tests.unit.builders import REF, compiled
 
 DATA = Path(__file__).parent.parent / "data" / "kubernetes"
 KINDS = ("step", "source", "build", "push")

@@ -11,10 +11,10 @@ from shipway.engine.intents import PodToCreate
 from shipway.engine.naming import pod_name
 from shipway.engine.observe import PodView
 from shipway.engine.plan.planner import Plan, finished_plan, plan
-from shipway.engine.pods.manifests import PodOptions, ci_environment, claim_name, pod_manifest
+from shipway.engine.pods.manifests import ci_environment, claim_name, pod_manifest
+from shipway.engine.settings import PodOptions
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-
-from .builders import NOW, REF, WALKTHROUGH, compiled, pod
+from tests.unit.builders import NOW, REF, WALKTHROUGH, compiled, pod
 
 GIT = {
     **WALKTHROUGH,
@@ -254,9 +254,8 @@ def test_a_checked_out_branch_becomes_the_build_tag_for_filters() -> None:
 
 def test_status_shows_the_source_and_waiting_apart_from_running() -> None:
     from shipway.cli.statustree import status_tree
-
-    from .client_builders import NOW as CLI_NOW
-    from .client_builders import at, pipeline, step
+    from tests.unit.client_builders import NOW as CLI_NOW
+    from tests.unit.client_builders import at, pipeline, step
 
     body = pipeline(
         "Succeeded",

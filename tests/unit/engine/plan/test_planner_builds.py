@@ -8,8 +8,7 @@ from shipway.engine.observe import PodView, pod_view
 from shipway.engine.plan.planner import Plan, plan
 from shipway.engine.settings import BuildConfig, Settings
 from shipway.models import PipelinePhase, PipelineStatus, SourceStatus, StepPhase
-
-from .builders import NOW, REF, at, compiled
+from tests.unit.builders import NOW, REF, at, compiled
 
 CONFIG = BuildConfig(
     registry="registry.local",
@@ -303,13 +302,13 @@ def test_parallel_siblings_of_a_step_whose_build_failed_run_on() -> None:
 
 
 def pod_view_running(name: str, step_id: str) -> PodView:
-    from .builders import pod
+    from tests.unit.builders import pod
 
     return pod(name, step_id)
 
 
 def pod_view_done(name: str, step_id: str) -> PodView:
-    from .builders import pod
+    from tests.unit.builders import pod
 
     return pod(name, step_id, phase="Succeeded", exit_code=0)
 
@@ -351,7 +350,7 @@ def test_an_on_fail_service_is_built_only_when_its_step_is_about_to_run() -> Non
 
 
 def pod_fail(name: str, step_id: str) -> PodView:
-    from .builders import pod
+    from tests.unit.builders import pod
 
     return pod(name, step_id, phase="Failed", exit_code=1)
 

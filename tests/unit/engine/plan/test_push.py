@@ -12,16 +12,23 @@ import pytest
 
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.plan.planner import Plan, plan
-from shipway.engine.pods.manifests import PodOptions, pod_manifest
+from shipway.engine.pods.manifests import pod_manifest
 from shipway.engine.pods.pushpods import SCRIPT
-from shipway.engine.settings import PushConfig, Settings
+from shipway.engine.settings import PodOptions, PushConfig, Settings
 from shipway.engine.termination import parse_push_result
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from shipway.spec.compiler import compile_pipeline
 from shipway.spec.errors import InvalidSpecError
-
-from .builders import NOW, REF, at, compiled
-from .test_planner_builds import CHECKED_OUT, CONFIG, DIGEST, GIT, OWNER, build_pod, ok
+from tests.unit.builders import NOW, REF, at, compiled
+from tests.unit.engine.plan.test_planner_builds import (
+    CHECKED_OUT,
+    CONFIG,
+    DIGEST,
+    GIT,
+    OWNER,
+    build_pod,
+    ok,
+)
 
 COMMIT = "0" * 40
 """What CHECKED_OUT says the checkout found: {{ .CommitID }} when spec.ci sets none."""

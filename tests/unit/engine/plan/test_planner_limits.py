@@ -10,8 +10,7 @@ from shipway.engine.plan.failures import abort_plan
 from shipway.engine.plan.planner import Plan, finished_plan, plan
 from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-
-from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
+from tests.unit.builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
 
 WRITE = "demo-4a49a-1-write-artifact"
 

@@ -14,11 +14,10 @@ from typing import Any
 from shipway.controller.reconciler import Reconciler
 from shipway.engine.observe import pod_view
 from shipway.engine.ownership import record_uids, seal, sealed, sort_pods
-from shipway.engine.pods.manifests import PodOptions
+from shipway.engine.settings import PodOptions
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
-
-from .builders import NOW
-from .fakekube import KEY, FakeKube, snapshot
+from tests.unit.builders import NOW
+from tests.unit.fakekube import KEY, FakeKube, snapshot
 
 PIPELINE_UID = "uid-1"
 KEY_BYTES = b"k" * 32

@@ -7,8 +7,7 @@ from typing import Any
 
 from shipway.engine.intents import PodToCreate
 from shipway.engine.pods.manifests import all_manifests, claim_manifest, pod_manifest
-
-from .builders import REF, WALKTHROUGH, compiled, spec
+from tests.unit.builders import REF, WALKTHROUGH, compiled, spec
 
 LINKED: dict[str, Any] = {
     "services": {

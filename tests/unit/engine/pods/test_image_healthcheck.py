@@ -24,10 +24,9 @@ from shipway.engine.settings import BuildConfig, PushConfig
 from shipway.engine.termination import as_healthcheck, parse_inspect
 from shipway.models import ImageHealthcheck, StepPhase
 from shipway.spec.builds import ResolvedBuild
-
-from .builders import REF, at, compiled
-from .test_planner_builds import DIGEST as BUILT
-from .test_planner_builds import GIT, build_pod, ok, run
+from tests.unit.builders import REF, at, compiled
+from tests.unit.engine.plan.test_planner_builds import DIGEST as BUILT
+from tests.unit.engine.plan.test_planner_builds import GIT, build_pod, ok, run
 
 DIGEST = "sha256:" + "cd" * 32
 HEALTHCHECK = {

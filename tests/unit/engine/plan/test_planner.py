@@ -10,8 +10,7 @@ from shipway.engine.observe import ContainerView, PodView
 from shipway.engine.plan.planner import Plan, Refusal, plan
 from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-
-from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
+from tests.unit.builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
 
 
 def step(status: PipelineStatus, name: str) -> Any:

@@ -27,7 +27,7 @@ from shipway.engine.settings import BuildConfig
 from shipway.spec.builds import ResolvedBuild
 from shipway.spec.templates import literal
 
-FIXTURES = Path(__file__).parent / "fixtures" / "buildctl"
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "buildctl"
 DIGEST = "sha256:" + "ab" * 32
 FAKE = r"""#!/bin/sh
 # Replays a recorded buildctl build: the arguments go to args.txt, the output to stdout.

@@ -21,11 +21,10 @@ from shipway.models import SourceStatus, StepPhase
 from shipway.spec.builds import ResolvedBuild
 from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 from shipway.spec.errors import InvalidSpecError
+from tests.unit.builders import REF
+from tests.unit.engine.plan.test_planner_builds import CHECKED_OUT, SEED, run
 
-from .builders import REF
-from .test_planner_builds import CHECKED_OUT, SEED, run
-
-CORPUS = Path(__file__).resolve().parents[1] / "codeship_examples"
+CORPUS = Path(__file__).resolve().parents[3] / "codeship_examples"
 CHECKOUT = SourceStatus(
     kind="git",
     phase=StepPhase.SUCCEEDED,
