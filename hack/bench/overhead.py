@@ -23,7 +23,7 @@ from shipway import GROUP, KIND, VERSION
 from shipway.engine.intents import PodToCreate
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.pods.manifests import claim_manifest, pod_manifest
-from shipway.spec.compiler import compile_pipeline
+from shipway.compiler.pipeline import compile_pipeline
 
 RAW_LABEL = "shipway.dev/bench-raw"
 

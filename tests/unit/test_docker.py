@@ -24,7 +24,7 @@ from tests.unit.engine.plan.test_push import pipeline, push_pod
 
 from .builders import REF, compiled
 from .fakekube import FakeKube
-from .test_reconciler_hardening import once
+from .controller.test_reconciler_hardening import once
 
 FIXTURE = Path(__file__).parent / "fixtures" / "docker" / "add-docker.yaml"
 DOC: dict[str, Any] = yaml.safe_load(FIXTURE.read_text())

@@ -21,7 +21,7 @@ from shipway.cli.format import is_finished, pipeline_status
 from shipway.cli.upload import Entry, UploadError, list_tree, totals, write_tar
 from shipway.engine.naming import UPLOAD_CONTAINER, source_pod_name
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.spec.source import Upload
+from shipway.compiler.source import Upload
 
 POLL_SECONDS = 0.25
 START_TIMEOUT = 300.0

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from shipway.compiler.source import parse_quantity
 from shipway.controller.historyconfig import HistorySettings, history_settings
 from shipway.engine.outcome import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
 from shipway.engine.settings import (
@@ -37,7 +38,6 @@ from shipway.engine.settings import (
     SourceSettings,
 )
 from shipway.models.durations import parse_duration
-from shipway.spec.source import parse_quantity
 
 RESTRICTED: dict[str, Any] = {
     "allowPrivilegeEscalation": False,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from shipway.compiler.pipeline import CompiledPipeline
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import KubeError
 from shipway.engine.intents import BuildToCreate, PodToCreate
@@ -25,7 +26,6 @@ from shipway.engine.pods.manifests import build_manifest, claim_manifest, claim_
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.settings import BuildConfig, PodOptions
 from shipway.models import SourceStatus
-from shipway.spec.compiler import CompiledPipeline
 
 
 class CreatingApi(Protocol):

@@ -15,9 +15,9 @@ import re
 from shipway.engine.objects import PipelineRef
 
 # They live in spec, below the engine (the compiler checks names with them), re-exported here.
-from shipway.spec.dnsnames import dns_label as dns_label
-from shipway.spec.dnsnames import short_hash as short_hash
-from shipway.spec.source import CompiledSource, GitCheckout
+from shipway.compiler.dnsnames import dns_label as dns_label
+from shipway.compiler.dnsnames import short_hash as short_hash
+from shipway.compiler.source import CompiledSource, GitCheckout
 
 LABEL_PIPELINE = "shipway.dev/pipeline"
 LABEL_STEP = "shipway.dev/step"

@@ -48,9 +48,9 @@ from shipway.models import (
     SourceStatus,
     StepPhase,
 )
-from shipway.spec.builds import ResolvedBuild
-from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.tree import RunNode
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.tree import RunNode
 
 DEFAULT_CACHE_TAG = "default"
 UNREADABLE = "the image was built, but its HEALTHCHECK could not be read"

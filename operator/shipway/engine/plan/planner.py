@@ -36,8 +36,8 @@ from shipway.engine.plan.walk import Result, Walk
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.source import GitCheckout
+from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.source import GitCheckout
 
 __all__ = [
     "BuildToCreate",

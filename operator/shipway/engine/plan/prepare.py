@@ -22,7 +22,7 @@ from shipway.engine.plan.steps import halt
 from shipway.engine.reasons import StepReason
 from shipway.engine.termination import parse_report, redact
 from shipway.models import PipelineStatus, SourceStatus, StepPhase
-from shipway.spec.source import CompiledSource, GitCheckout, Upload
+from shipway.compiler.source import CompiledSource, GitCheckout, Upload
 
 
 @dataclass

@@ -20,7 +20,7 @@ from shipway.engine.reasons import StepReason
 from shipway.engine.settings import RETRY_GRACE_SECONDS
 from shipway.engine.termination import parse_push_result
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
-from shipway.spec.tree import RunNode
+from shipway.compiler.tree import RunNode
 
 
 @dataclass

@@ -14,7 +14,7 @@ from enum import Enum
 from shipway.engine.plan.steps import StepState
 from shipway.engine.reasons import StepReason
 from shipway.models import StepPhase
-from shipway.spec.tree import GroupNode, Node, RunNode
+from shipway.compiler.tree import GroupNode, Node, RunNode
 
 
 class Result(Enum):

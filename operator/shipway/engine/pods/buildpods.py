@@ -28,7 +28,7 @@ from shipway.engine.naming import (
 )
 from shipway.engine.pods.imageconfig import with_inspect
 from shipway.engine.settings import BuildConfig, PushConfig
-from shipway.spec.builds import ResolvedBuild
+from shipway.compiler.builds import ResolvedBuild
 
 Manifest = dict[str, Any]
 LABEL_BUILD = "shipway.dev/build"

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from shipway.engine.naming import task_title
 from shipway.engine.pods.scripts import CHECKOUT, RECEIVE
 from shipway.engine.settings import SourceSettings
-from shipway.spec.source import CompiledSource, GitCheckout
+from shipway.compiler.source import CompiledSource, GitCheckout
 
 WORKSPACE_PATH = "/workspace"
 SECRET_PATH = "/etc/shipway/git-secret"

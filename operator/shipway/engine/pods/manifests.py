@@ -46,7 +46,7 @@ from shipway.engine.pods.containers import WORKSPACE_VOLUME, probe, service_cont
 from shipway.engine.pods.pushpods import push_pod_manifest
 from shipway.engine.settings import BuildConfig, PodOptions
 from shipway.models import SourceStatus
-from shipway.spec.compiler import CompiledPipeline
+from shipway.compiler.pipeline import CompiledPipeline
 
 
 def step_service_account(compiled: CompiledPipeline, options: PodOptions) -> str:

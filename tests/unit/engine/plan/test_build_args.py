@@ -18,9 +18,9 @@ from shipway.engine.objects import PipelineRef
 from shipway.engine.plan.buildargs import render_args
 from shipway.engine.pods.buildpods import buildctl_args
 from shipway.models import SourceStatus, StepPhase
-from shipway.spec.builds import ResolvedBuild
-from shipway.spec.compiler import CompiledPipeline, compile_pipeline
-from shipway.spec.errors import InvalidSpecError
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
+from shipway.compiler.errors import InvalidSpecError
 from tests.unit.builders import REF
 from tests.unit.engine.plan.test_planner_builds import CHECKED_OUT, SEED, run
 

@@ -17,8 +17,8 @@ from shipway.engine.pods.pushpods import SCRIPT
 from shipway.engine.settings import PodOptions, PushConfig, Settings
 from shipway.engine.termination import parse_push_result
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-from shipway.spec.compiler import compile_pipeline
-from shipway.spec.errors import InvalidSpecError
+from shipway.compiler.pipeline import compile_pipeline
+from shipway.compiler.errors import InvalidSpecError
 from tests.unit.builders import NOW, REF, at, compiled
 from tests.unit.engine.plan.test_planner_builds import (
     CHECKED_OUT,

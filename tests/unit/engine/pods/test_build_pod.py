@@ -24,8 +24,8 @@ from shipway.engine.pods.buildpods import (
     client_secret_manifest,
 )
 from shipway.engine.settings import BuildConfig
-from shipway.spec.builds import ResolvedBuild
-from shipway.spec.templates import literal
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.templates import literal
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "buildctl"
 DIGEST = "sha256:" + "ab" * 32

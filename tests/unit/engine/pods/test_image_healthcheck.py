@@ -23,7 +23,7 @@ from shipway.engine.pods.manifests import pod_manifest
 from shipway.engine.settings import BuildConfig, PushConfig
 from shipway.engine.termination import as_healthcheck, parse_inspect
 from shipway.models import ImageHealthcheck, StepPhase
-from shipway.spec.builds import ResolvedBuild
+from shipway.compiler.builds import ResolvedBuild
 from tests.unit.builders import REF, at, compiled
 from tests.unit.engine.plan.test_planner_builds import DIGEST as BUILT
 from tests.unit.engine.plan.test_planner_builds import GIT, build_pod, ok, run
