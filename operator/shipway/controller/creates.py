@@ -16,20 +16,15 @@ from typing import Protocol
 from shipway.compiler.pipeline import CompiledPipeline
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import KubeError
-from shipway.engine.buildpods import BuildConfig, BuildToCreate
-from shipway.engine.manifests import (
-    PodOptions,
-    build_manifest,
-    claim_manifest,
-    claim_name,
-    pod_manifest,
-)
+from shipway.engine.intents import BuildToCreate, PodToCreate
 from shipway.engine.naming import ANNOTATION_PIPELINE_UID
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import PodView, controller_uid, safe_pod_view
 from shipway.engine.ownership import ANNOTATION_SEAL, seal, sealed
-from shipway.engine.planner import PodToCreate, Refusal
+from shipway.engine.plan.planner import Refusal
+from shipway.engine.pods.manifests import build_manifest, claim_manifest, claim_name, pod_manifest
 from shipway.engine.reasons import PipelineReason, StepReason
+from shipway.engine.settings import BuildConfig, PodOptions
 from shipway.models import SourceStatus
 
 

@@ -33,17 +33,18 @@ from shipway.controller.memory import (
     without_created,
 )
 from shipway.controller.snapshot import PipelineSnapshot, dump_status, merge_patch
-from shipway.engine import docker
-from shipway.engine.claims import ClaimStore
-from shipway.engine.failures import abort_plan, invalid_plan
-from shipway.engine.manifests import PodOptions, service_account_refusal
 from shipway.engine.objects import Key, Manifest
 from shipway.engine.observe import PodView, safe_pod_view
 from shipway.engine.ownership import record_uids, sort_pods
-from shipway.engine.planner import EventToEmit, Plan, Refusal, Settings, finished_plan, plan
+from shipway.engine.plan.claims import ClaimStore
+from shipway.engine.plan.failures import abort_plan, invalid_plan
+from shipway.engine.plan.planner import EventToEmit, Plan, Refusal, finished_plan, plan
+from shipway.engine.plan.steps import own
+from shipway.engine.pods import docker
+from shipway.engine.pods.manifests import service_account_refusal
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
+from shipway.engine.settings import PodOptions, Settings
 from shipway.engine.slots import NamespaceSlots
-from shipway.engine.steps import own
 from shipway.models import PipelineStatus
 
 log = logging.getLogger("shipway")

@@ -13,7 +13,7 @@ import pytest
 
 from shipway.codeship import Conversion, Options, WarningKind, convert_directory, default_name
 from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
-from shipway.engine.manifests import all_manifests
+from shipway.engine.pods.manifests import all_manifests
 from shipway.engine.objects import PipelineRef
 
 SHAPES = Path(__file__).resolve().parents[2] / "codeship_shapes"
