@@ -23,8 +23,8 @@ from shipway.engine.settings import DockerConfig, PodOptions
 from tests.unit.engine.plan.test_push import pipeline, push_pod
 
 from .builders import REF, compiled
-from .fakekube import FakeKube
 from .controller.test_reconciler_hardening import once
+from .fakekube import FakeKube
 
 FIXTURE = Path(__file__).parent / "fixtures" / "docker" / "add-docker.yaml"
 DOC: dict[str, Any] = yaml.safe_load(FIXTURE.read_text())

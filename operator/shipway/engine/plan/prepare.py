@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shipway.compiler.source import CompiledSource, GitCheckout, Upload
 from shipway.engine.intents import Refusal
 from shipway.engine.naming import CHECKOUT_TIMEOUT, SOURCE_TASK, source_pod_name, task_title
 from shipway.engine.objects import PipelineRef
@@ -22,7 +23,6 @@ from shipway.engine.plan.steps import halt
 from shipway.engine.reasons import StepReason
 from shipway.engine.termination import parse_report, redact
 from shipway.models import PipelineStatus, SourceStatus, StepPhase
-from shipway.compiler.source import CompiledSource, GitCheckout, Upload
 
 
 @dataclass
