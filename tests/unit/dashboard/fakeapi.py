@@ -1,0 +1,53 @@
+"""A fake API server for the dashboard's unit tests: who the user is, what RBAC allows,
+the Pipelines there are, and the patches and creates it received."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+
+class FakeApi:
+    def __init__(self, user: str = "alice", allowed: set[tuple[str, str]] | None = None) -> None:
+        self.user = user
+        self.allowed = allowed if allowed is not None else set()
+        """(verb, namespace) pairs allowed; namespace "" is cluster-wide."""
+        self.pipelines: dict[tuple[str, str], dict[str, Any]] = {}
+        self.patches: list[tuple[str, str, dict[str, Any]]] = []
+        self.reviews = 0
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post(
+            "/apis/authentication.k8s.io/v1/selfsubjectreviews", self.selfsubjectreview
+        )
+        app.router.add_post(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", self.selfaccessreview
+        )
+        base = "/apis/shipway.dev/v1alpha1/namespaces/{ns}/pipelines/{name}"
+        app.router.add_get(base, self.get_pipeline)
+        app.router.add_patch(base, self.patch_pipeline)
+        return app
+
+    async def selfsubjectreview(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": {"userInfo": {"username": self.user, "groups": []}}})
+
+    async def selfaccessreview(self, request: web.Request) -> web.Response:
+        self.reviews += 1
+        attrs = (await request.json())["spec"]["resourceAttributes"]
+        key = (attrs["verb"], attrs.get("namespace", ""))
+        return web.json_response({"status": {"allowed": key in self.allowed}})
+
+    async def get_pipeline(self, request: web.Request) -> web.Response:
+        found = self.pipelines.get((request.match_info["ns"], request.match_info["name"]))
+        if found is None:
+            return web.json_response({"message": "not found"}, status=404)
+        return web.json_response(found)
+
+    async def patch_pipeline(self, request: web.Request) -> web.Response:
+        ns, name = request.match_info["ns"], request.match_info["name"]
+        if ("patch", ns) not in self.allowed:
+            return web.json_response({"message": "forbidden by RBAC"}, status=403)
+        self.patches.append((ns, name, await request.json()))
+        return web.json_response(self.pipelines[(ns, name)])

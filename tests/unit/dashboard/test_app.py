@@ -1,0 +1,157 @@
+"""The dashboard over a fake API server and a real SQLite history: what a user sees and may
+do is what the API server's authorization says; hostile text stays text; actions need the
+user's CSRF token."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+
+from shipway.dashboard.app import CSP, Settings, make_app
+from shipway.dashboard.kube import Credentials
+from shipway.dashboard.reader import SqlRunReader
+from shipway.history.records import RunRecord, build_record
+from shipway.history.store import SqlStore
+
+from .fakeapi import FakeApi
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+T0 = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def pipeline(ns: str, name: str, step_name: str = "test", phase: str = "Running") -> dict[str, Any]:
+    return {
+        "apiVersion": "shipway.dev/v1alpha1",
+        "kind": "Pipeline",
+        "metadata": {
+            "namespace": ns,
+            "name": name,
+            "uid": f"uid-{ns}-{name}",
+            "creationTimestamp": "2026-12-06T10:00:00Z",
+        },
+        "spec": {"services": {"app": {"image": "busybox"}}, "steps": []},
+        "status": {
+            "phase": phase,
+            "source": {"kind": "git", "branch": HOSTILE, "commitMessage": HOSTILE},
+            "steps": [{"id": "0", "name": step_name, "service": "app", "phase": phase}],
+        },
+    }
+
+
+def record(ns: str, name: str, minutes: int) -> RunRecord:
+    body = pipeline(ns, name, phase="Succeeded")
+    body["metadata"]["creationTimestamp"] = (T0 + timedelta(minutes=minutes)).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    return build_record(body)
+
+
+Scenario = Callable[[TestClient[Any, Any], FakeApi], Awaitable[None]]
+
+
+def serve(tmp_path: Path, api: FakeApi, scenario: Scenario) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'history.db'}")
+    store.save_runs(
+        [record("team-a", f"a-{i}", i) for i in range(60)]
+        + [record("team-b", f"b-{i}", i) for i in range(5)]
+    )
+
+    async def main() -> None:
+        async with TestServer(api.app()) as fake:
+            settings = Settings(
+                reader=SqlRunReader(store),
+                credentials=Credentials(host=str(fake.make_url("")).rstrip("/")),
+            )
+            async with TestClient(TestServer(make_app(settings))) as client:
+                await scenario(client, api)
+
+    asyncio.run(main())
+
+
+def test_list_shows_only_namespaces_the_user_may_list_and_pages(tmp_path: Path) -> None:
+    api = FakeApi(allowed={("list", "team-a")})
+
+    async def scenario(client: TestClient[Any, Any], api: FakeApi) -> None:
+        response = await client.get("/")
+        html = await response.text()
+        assert response.status == 200
+        assert response.headers["Content-Security-Policy"] == CSP
+        assert "a-59" in html
+        assert "team-b" not in html
+        assert html.count('class="run"') == 50
+        older = re.search(r'id="next" href="([^"]+)"', html)
+        assert older
+        html = await (await client.get(older[1].replace("&amp;", "&"))).text()
+        assert html.count('class="run"') == 10
+        assert "a-9<" in html
+        html = await (await client.get("/?namespace=team-b")).text()
+        assert "b-1" not in html
+        assert "No runs you may see" in html
+
+    serve(tmp_path, api, scenario)
+
+
+def test_run_page_escapes_and_hides_cancel_without_patch(tmp_path: Path) -> None:
+    api = FakeApi(allowed={("get", "team-a"), ("list", "team-a")})
+    api.pipelines[("team-a", "live")] = pipeline("team-a", "live", step_name=HOSTILE)
+
+    async def scenario(client: TestClient[Any, Any], api: FakeApi) -> None:
+        response = await client.get("/runs/team-a/live")
+        html = await response.text()
+        assert response.status == 200
+        assert HOSTILE not in html
+        assert "&lt;img src=x onerror=alert(1)&gt;" in html
+        assert 'id="cancel"' not in html
+        assert "<img" not in html  # neither the step name nor the branch nor the message
+        assert html.count("<script") == 1  # only the dashboard's own file
+        token = re.search(r'csrf" value="([^"]+)"', html)
+        assert token is None  # no form at all for this user
+        # the forged request: a token the dashboard issued, but no right to patch
+        cookie = response.cookies["shipway_csrf"].value
+        forged = await client.post("/runs/team-a/live/cancel", data={"csrf": cookie})
+        assert forged.status == 403
+        assert api.patches == []
+        assert (await client.get("/runs/team-b/b-1")).status == 403
+
+    serve(tmp_path, api, scenario)
+
+
+def test_cancel_needs_the_users_csrf_token(tmp_path: Path) -> None:
+    api = FakeApi(allowed={("get", "team-a"), ("patch", "team-a")})
+    api.pipelines[("team-a", "live")] = pipeline("team-a", "live")
+
+    async def scenario(client: TestClient[Any, Any], api: FakeApi) -> None:
+        html = await (await client.get("/runs/team-a/live")).text()
+        assert 'id="cancel"' in html
+        token = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert token
+        refused = await client.post("/runs/team-a/live/cancel", data={"csrf": "forged.x"})
+        assert refused.status == 403
+        assert api.patches == []
+        done = await client.post(
+            "/runs/team-a/live/cancel", data={"csrf": token[1]}, allow_redirects=False
+        )
+        assert done.status == 303
+        assert api.patches == [("team-a", "live", {"spec": {"cancel": True}})]
+
+    serve(tmp_path, api, scenario)
+
+
+def test_a_gone_run_reads_from_the_history(tmp_path: Path) -> None:
+    api = FakeApi(allowed={("get", "team-a")})
+
+    async def scenario(client: TestClient[Any, Any], api: FakeApi) -> None:
+        html = await (await client.get("/runs/team-a/a-3")).text()
+        assert "from the history" in html
+        assert "Succeeded" in html
+        status = await (await client.get("/runs/team-a/a-3/status.json")).json()
+        assert status["finished"] is True
+        assert status["steps"][0]["phase"] == "Succeeded"
+
+    serve(tmp_path, api, scenario)
