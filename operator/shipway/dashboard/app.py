@@ -16,7 +16,8 @@ import jinja2
 from aiohttp import web
 
 from shipway.cli.approve import decision_patch
-from shipway.cli.restart import restart_manifest, restart_names
+from shipway.cli.restart import restart_manifest, restart_names, secret_names
+from shipway.cli.secrets import owner_of
 from shipway.dashboard import csrf, identity
 from shipway.dashboard.authz import Authorizer, Check
 from shipway.dashboard.badge import badge
@@ -329,13 +330,38 @@ async def rerun(request: web.Request) -> web.Response:
     for candidate, _ in zip(restart_names(old), range(100), strict=False):
         manifest["metadata"]["name"] = candidate
         try:
-            await kube.request("POST", pipeline_path(namespace), manifest)
+            created = await kube.request("POST", pipeline_path(namespace), manifest)
         except KubeError as exc:
             if exc.status == 409:
                 continue
             raise
+        await share_secrets(kube, namespace, old, created)
         raise web.HTTPSeeOther(base_url(namespace, candidate))
     raise web.HTTPConflict(text="no free name for the rerun")
+
+
+async def share_secrets(
+    kube: Kube, namespace: str, old: dict[str, Any], created: dict[str, Any]
+) -> None:
+    """As ``shipway restart``: the Secrets the old run owns (decrypted variables, build args)
+    get the new run as another owner, so deleting the old one leaves them to the new one.
+    Best effort, as the user: the run goes on without it."""
+    uid = (old.get("metadata") or {}).get("uid")
+    patch = {"metadata": {"ownerReferences": [owner_of(created)]}}
+    for name in sorted(secret_names(old.get("spec") or {})):
+        secret = await kube.read_secret(namespace, name)
+        refs = ((secret or {}).get("metadata") or {}).get("ownerReferences") or []
+        if not any(ref.get("uid") == uid for ref in refs):
+            continue
+        try:
+            await kube.request(
+                "PATCH",
+                f"/api/v1/namespaces/{quote(namespace, safe='')}/secrets/{quote(name, safe='')}",
+                patch,
+                content_type="application/strategic-merge-patch+json",
+            )
+        except KubeError:
+            continue
 
 
 async def decide(request: web.Request, decision: str) -> web.Response:

@@ -14,6 +14,9 @@ from shipway.history.logs import Masker
 from shipway.history.masking import masked_values, referenced_secrets
 from shipway.models import StepStatus
 
+START_WAIT_SECONDS = 300.0
+"""How long a live log waits for its container to start (images, linked services)."""
+
 
 def sse(data: str, event: str | None = None) -> bytes:
     """One server-sent event; a line's own carriage returns and newlines cannot split it."""
@@ -60,13 +63,21 @@ async def step_lines(
     if not live:
         return
     masker = await masker_for(kube, namespace, body)
-    try:
-        async for line in kube.log_lines(namespace, step.pod, container, follow):
-            yield masker.mask(line) if masker else line
-    except KubeError as exc:
-        if exc.status in (400, 404):  # not started yet, or gone meanwhile: the archive may have it
+    deadline = asyncio.get_running_loop().time() + START_WAIT_SECONDS
+    while True:
+        try:
+            async for line in kube.log_lines(namespace, step.pod, container, follow):
+                yield masker.mask(line) if masker else line
+            return
+        except KubeError as exc:
+            if exc.status not in (400, 404):
+                raise
+            # 400: the container has not started yet (image pull, linked services): wait for
+            # it; 404: the pod is gone meanwhile, the archive may have its log
+            if exc.status == 400 and follow and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.5)
+                continue
             archived = await asyncio.to_thread(reader.step_log, uid, step.pod, container)
             for line in archived.text.splitlines() if archived else ():
                 yield line
             return
-        raise

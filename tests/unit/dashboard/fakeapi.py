@@ -16,6 +16,7 @@ class FakeApi:
         self.pipelines: dict[tuple[str, str], dict[str, Any]] = {}
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
         self.reviews = 0
+        self.created: list[dict[str, Any]] = []
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -28,6 +29,10 @@ class FakeApi:
         base = "/apis/shipway.dev/v1alpha1/namespaces/{ns}/pipelines/{name}"
         app.router.add_get(base, self.get_pipeline)
         app.router.add_patch(base, self.patch_pipeline)
+        app.router.add_post(
+            "/apis/shipway.dev/v1alpha1/namespaces/{ns}/pipelines", self.create_pipeline
+        )
+        app.router.add_get("/api/v1/namespaces/{ns}/secrets/{name}", self.no_secret)
         return app
 
     async def selfsubjectreview(self, request: web.Request) -> web.Response:
@@ -51,3 +56,19 @@ class FakeApi:
             return web.json_response({"message": "forbidden by RBAC"}, status=403)
         self.patches.append((ns, name, await request.json()))
         return web.json_response(self.pipelines[(ns, name)])
+
+    async def create_pipeline(self, request: web.Request) -> web.Response:
+        ns = request.match_info["ns"]
+        if ("create", ns) not in self.allowed:
+            return web.json_response({"message": "forbidden by RBAC"}, status=403)
+        body = await request.json()
+        key = (ns, body["metadata"]["name"])
+        if key in self.pipelines:
+            return web.json_response({"message": "already exists"}, status=409)
+        body["metadata"] |= {"namespace": ns, "uid": f"uid-{key[1]}"}
+        self.pipelines[key] = body
+        self.created.append(body)
+        return web.json_response(body, status=201)
+
+    async def no_secret(self, request: web.Request) -> web.Response:
+        return web.json_response({"message": "not found"}, status=404)

@@ -155,3 +155,61 @@ def test_a_gone_run_reads_from_the_history(tmp_path: Path) -> None:
         assert status["steps"][0]["phase"] == "Succeeded"
 
     serve(tmp_path, api, scenario)
+
+
+def test_rerun_takes_the_first_free_restart_name(tmp_path: Path) -> None:
+    api = FakeApi(allowed={("get", "team-a"), ("create", "team-a")})
+    api.pipelines[("team-a", "build")] = pipeline("team-a", "build", phase="Failed")
+    api.pipelines[("team-a", "build-r2")] = pipeline("team-a", "build-r2", phase="Failed")
+
+    async def scenario(client: TestClient[Any, Any], api: FakeApi) -> None:
+        html = await (await client.get("/runs/team-a/build")).text()
+        assert 'id="rerun"' in html
+        assert 'id="cancel"' not in html  # finished, and no patch right
+        token = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert token
+        done = await client.post(
+            "/runs/team-a/build/rerun", data={"csrf": token[1]}, allow_redirects=False
+        )
+        assert done.status == 303
+        assert done.headers["Location"] == "/runs/team-a/build-r3"
+        [created] = api.created
+        assert created["metadata"]["labels"] == {"shipway.dev/restart-of": "build"}
+        assert "status" not in created
+
+    serve(tmp_path, api, scenario)
+
+
+def test_approve_patches_the_waiting_gate_as_the_user(tmp_path: Path) -> None:
+    api = FakeApi(user="carol", allowed={("get", "team-a"), ("patch", "team-a")})
+    body = pipeline("team-a", "gated", phase="AwaitingApproval")
+    body["metadata"]["resourceVersion"] = "41"
+    body["status"]["steps"][0]["phase"] = "Succeeded"
+    body["status"]["approvals"] = [{"gate": "steps[1]", "name": HOSTILE, "phase": "Waiting"}]
+    api.pipelines[("team-a", "gated")] = body
+
+    async def scenario(client: TestClient[Any, Any], api: FakeApi) -> None:
+        html = await (await client.get("/runs/team-a/gated")).text()
+        assert "Approve &lt;img src=x onerror=alert(1)&gt;" in html
+        token = re.search(r'name="csrf" value="([^"]+)"', html)
+        assert token
+        done = await client.post(
+            "/runs/team-a/gated/approve",
+            data={"csrf": token[1], "gate": "steps[1]"},
+            allow_redirects=False,
+        )
+        assert done.status == 303
+        assert api.patches == [
+            (
+                "team-a",
+                "gated",
+                {
+                    "metadata": {"resourceVersion": "41"},
+                    "spec": {
+                        "approvals": [{"gate": "steps[1]", "decision": "Approved", "user": "carol"}]
+                    },
+                },
+            )
+        ]
+
+    serve(tmp_path, api, scenario)
