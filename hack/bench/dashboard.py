@@ -176,3 +176,20 @@ def rows(da: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
         ("  run page p95 (server)", fmt(da.get("p95_run_ms"), " ms"), mark("dashboard_run_p95_ms")),
         ("  live log line to browser p95", fmt(da.get("p95_live_log_ms"), " ms"), mark("dashboard_live_log_p95_ms")),
     ]  # fmt: skip
+
+
+if __name__ == "__main__":  # python -m bench.dashboard: this phase alone, on the local cluster
+    import os
+    import secrets
+    import tempfile
+
+    from bench.load import delete_namespace
+
+    kube = Kube.connect()
+    run_id = secrets.token_hex(3)
+    with tempfile.TemporaryDirectory(prefix="shipway-bench-dashboard-") as tmp:
+        try:
+            out = run(kube, run_id, Path(tmp), int(os.environ.get("BENCH_DASHBOARD_RUNS", RUNS)))
+        finally:
+            delete_namespace(kube, run_id, f"bench-dash-{run_id}", timeout=120)
+    print(json.dumps(out, indent=1))

@@ -38,12 +38,12 @@ IMAGE = "busybox:1.36"
 DOCS = ROOT / "docs"
 
 
-def pipeline(name: str, steps: list[dict[str, Any]]) -> dict[str, Any]:
+def pipeline(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "shipway.dev/v1alpha1",
         "kind": "Pipeline",
         "metadata": {"name": name},
-        "spec": {"services": {"app": {"image": IMAGE}}, "steps": steps},
+        "spec": {"services": {"app": {"image": IMAGE}}, "steps": steps, **spec},
     }
 
 
@@ -189,8 +189,23 @@ def test_live_log_tree_hostile_text_and_cancel(
             "dash-live",
             [
                 {"name": HOSTILE, "service": "app", "command": f'sh -c "{counting}"'},
-                {"name": "after", "service": "app", "command": "echo done"},
+                {
+                    "type": "parallel",
+                    "name": "checks",
+                    "service": "app",
+                    "steps": [
+                        {"name": "after", "command": "echo done"},
+                        {"name": "lint", "command": "echo lint ok"},
+                    ],
+                },
             ],
+            ci={
+                "branch": "main",
+                "commitId": "3f2a9c81e0d1c0ffee5ca1ab1e0000000000beef",
+                "commitMessage": f"Fix the parser {HOSTILE}",
+                "committerName": "Ada Lovelace",
+                "committerEmail": "ada@example.com",
+            },
         ),
     )
     k.wait_for("dash-live", ("Running",), timeout=120)
@@ -205,6 +220,7 @@ def test_live_log_tree_hostile_text_and_cancel(
     assert step_row(browser, HOSTILE) is not None
     assert HOSTILE in log_text(browser, 0)
     assert browser.find_elements(By.CSS_SELECTOR, "main img") == []
+    assert browser.find_element(By.CSS_SELECTOR, ".source").text.count(HOSTILE) == 1
     assert no_dialog(browser)
     green = browser.find_elements(By.CSS_SELECTOR, "pre.logtext .ansi-fg-32")
     assert [span.text for span in green] == ["green"]
@@ -224,20 +240,13 @@ def test_live_log_tree_hostile_text_and_cancel(
         lambda: browser.find_element(By.ID, "run-phase").text == "Succeeded",
     )
     assert "done" in wait("the second step's log", lambda: log_text(browser, 1), timeout=30)
+    group = browser.find_element(By.CSS_SELECTOR, "tr.group .phase")
+    assert group.text == "checks"
+    assert "phase-Succeeded" in (group.get_attribute("class") or "")
     assert browser.execute_script("return window.notReloaded === true")
     assert no_dialog(browser)
     DOCS.mkdir(exist_ok=True)
     browser.save_screenshot(str(DOCS / "dashboard-run.png"))
-
-    # the run list, from the history store, escaped too
-    browser.get(f"{admin_dashboard.url}/?namespace={k.namespace}")
-    wait(
-        "dash-live in the run list",
-        lambda: "dash-live" in browser.find_element(By.ID, "runs").text or browser.refresh(),
-        timeout=60,
-        every=1,
-    )
-    browser.save_screenshot(str(DOCS / "dashboard-list.png"))
 
     # cancel on the page stops the pods
     create(k, pipeline("dash-cancel", [{"name": "wait", "service": "app", "command": "sleep 600"}]))
@@ -269,6 +278,17 @@ def test_live_log_tree_hostile_text_and_cancel(
         timeout=30,
     )
     assert browser.find_elements(By.ID, "cancel") == []
+
+    # the run list, from the history store, escaped too
+    browser.get(f"{admin_dashboard.url}/?namespace={k.namespace}")
+    wait(
+        "dash-live in the run list",
+        lambda: "dash-cancel" in browser.find_element(By.ID, "runs").text or browser.refresh(),
+        timeout=60,
+        every=1,
+    )
+    browser.save_screenshot(str(DOCS / "dashboard-list.png"))
+    assert "dash-live" in browser.find_element(By.ID, "runs").text
 
 
 def viewer_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> Path:

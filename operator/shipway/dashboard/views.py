@@ -123,7 +123,8 @@ def tree_rows(steps: Sequence[Mapping[str, Any]], now: datetime) -> list[Row]:
         )
     for group, index in heading_at.items():
         row = rows[index]
-        rows[index] = Row("group", row.depth, row.name, group_phase(members.get(group, [])))
+        phase = group_phase(members.get(group, []))
+        rows[index] = Row("group", row.depth, row.name, phase, id=row.id)
     return rows
 
 
@@ -132,7 +133,11 @@ def run_view(
 ) -> RunView:
     meta = body.get("metadata") or {}
     status = body.get("status") or {}
-    source = status.get("source") or {}
+    # what was checked out; else what the Pipeline says it builds (spec.ci, CI_* variables)
+    source = dict((body.get("spec") or {}).get("ci") or {})
+    source |= {k: v for k, v in (status.get("source") or {}).items() if v}
+    if source.get("commitId") and not source.get("commit"):
+        source["commit"] = source["commitId"]
     phase = str(status.get("phase") or "Pending")
     builds = [
         {
@@ -227,4 +232,5 @@ def status_json(view: RunView) -> dict[str, Any]:
             for r in view.rows
             if r.kind == "step"
         ],
+        "groups": [{"id": r.id, "phase": r.phase} for r in view.rows if r.kind == "group"],
     }

@@ -105,6 +105,7 @@ def test_tree_rows_put_group_headings_before_their_steps() -> None:
         ("group", 1, "prod", "Pending"),
         ("step", 2, "deploy", "Pending"),
     ]
+    assert len({r.id for r in rows if r.kind == "group"}) == 3  # the page updates them by id
     assert rows[-1].waited == "30s"
     assert rows[-1].duration == "30s"
 

@@ -89,6 +89,10 @@ async function poll(run) {
         row.querySelector(".duration").textContent = step.duration;
         row.querySelector(".waited").textContent = step.waited;
       }
+      for (const group of status.groups) {
+        const row = document.querySelector('tr.group[data-group="' + CSS.escape(group.id) + '"]');
+        if (row) row.querySelector(".phase").className = "phase phase-" + group.phase;
+      }
       startLogs();
       if (status.finished) {
         run.dataset.finished = "true";
