@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shipway.cli.follow import log_container
 from shipway.cli.format import format_age
 from shipway.engine.observe import parse_time
 from shipway.history.records import RunRecord
@@ -32,7 +31,6 @@ class Row:
     duration: str = ""
     waited: str = ""
     pod: str = ""
-    container: str = ""
     attempt: int = 0
     exit_code: int | None = None
     message: str = ""
@@ -115,7 +113,6 @@ def tree_rows(steps: Sequence[Mapping[str, Any]], now: datetime) -> list[Row]:
                 if step.started_at
                 else "",
                 pod=step.pod or "",
-                container=log_container(step),
                 attempt=step.attempt,
                 exit_code=step.exit_code,
                 message=step.message or "",
