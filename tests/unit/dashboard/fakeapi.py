@@ -17,6 +17,11 @@ class FakeApi:
         self.patches: list[tuple[str, str, dict[str, Any]]] = []
         self.reviews = 0
         self.created: list[dict[str, Any]] = []
+        self.tokens: dict[str, str] = {}
+        """bearer token -> user name (TokenReview)"""
+        self.grants: dict[str, set[tuple[str, str]]] = {}
+        """user -> (verb, namespace) allowed (SubjectAccessReview, for another user)"""
+        self.seen_tokens: list[str] = []
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -26,6 +31,8 @@ class FakeApi:
         app.router.add_post(
             "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", self.selfaccessreview
         )
+        app.router.add_post("/apis/authentication.k8s.io/v1/tokenreviews", self.tokenreview)
+        app.router.add_post("/apis/authorization.k8s.io/v1/subjectaccessreviews", self.accessreview)
         base = "/apis/shipway.dev/v1alpha1/namespaces/{ns}/pipelines/{name}"
         app.router.add_get(base, self.get_pipeline)
         app.router.add_patch(base, self.patch_pipeline)
@@ -42,9 +49,31 @@ class FakeApi:
         self.reviews += 1
         attrs = (await request.json())["spec"]["resourceAttributes"]
         key = (attrs["verb"], attrs.get("namespace", ""))
-        return web.json_response({"status": {"allowed": key in self.allowed}})
+        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        allowed = (
+            self.grants.get(self.tokens[token], set()) if token in self.tokens else self.allowed
+        )
+        return web.json_response({"status": {"allowed": key in allowed}})
+
+    async def tokenreview(self, request: web.Request) -> web.Response:
+        token = (await request.json())["spec"]["token"]
+        user = self.tokens.get(token)
+        if user is None:
+            return web.json_response({"status": {"authenticated": False, "error": "bad token"}})
+        return web.json_response(
+            {"status": {"authenticated": True, "user": {"username": user, "groups": ["dev"]}}}
+        )
+
+    async def accessreview(self, request: web.Request) -> web.Response:
+        spec = (await request.json())["spec"]
+        attrs = spec["resourceAttributes"]
+        key = (attrs["verb"], attrs.get("namespace", ""))
+        return web.json_response(
+            {"status": {"allowed": key in self.grants.get(spec["user"], set())}}
+        )
 
     async def get_pipeline(self, request: web.Request) -> web.Response:
+        self.seen_tokens.append(request.headers.get("Authorization", ""))
         found = self.pipelines.get((request.match_info["ns"], request.match_info["name"]))
         if found is None:
             return web.json_response({"message": "not found"}, status=404)

@@ -55,7 +55,7 @@ def record(ns: str, name: str, minutes: int) -> RunRecord:
 Scenario = Callable[[TestClient[Any, Any], FakeApi], Awaitable[None]]
 
 
-def serve(tmp_path: Path, api: FakeApi, scenario: Scenario) -> None:
+def serve(tmp_path: Path, api: FakeApi, scenario: Scenario, in_cluster: bool = False) -> None:
     store = SqlStore(f"sqlite:///{tmp_path / 'history.db'}")
     store.save_runs(
         [record("team-a", f"a-{i}", i) for i in range(60)]
@@ -66,7 +66,11 @@ def serve(tmp_path: Path, api: FakeApi, scenario: Scenario) -> None:
         async with TestServer(api.app()) as fake:
             settings = Settings(
                 reader=SqlRunReader(store),
-                credentials=Credentials(host=str(fake.make_url("")).rstrip("/")),
+                credentials=Credentials(
+                    host=str(fake.make_url("")).rstrip("/"), token="dashboard-sa-token"
+                ),
+                in_cluster=in_cluster,
+                trusted_proxies=("oauth2-proxy",) if in_cluster else (),
             )
             async with TestClient(TestServer(make_app(settings))) as client:
                 await scenario(client, api)
@@ -211,5 +215,43 @@ def test_approve_patches_the_waiting_gate_as_the_user(tmp_path: Path) -> None:
                 },
             )
         ]
+
+    serve(tmp_path, api, scenario)
+
+
+def test_in_cluster_a_request_acts_with_its_users_token(tmp_path: Path) -> None:
+    api = FakeApi()
+    api.tokens["dave-token"] = "dave"
+    api.grants["dave"] = {("list", "team-b"), ("get", "team-b")}
+    api.pipelines[("team-b", "b-1")] = pipeline("team-b", "b-1")
+
+    async def scenario(client: TestClient[Any, Any], api: FakeApi) -> None:
+        anonymous = await client.get("/")
+        assert anonymous.status == 401
+        forged = await client.get("/", headers={"X-Remote-User": "admin"})  # no proxy cert
+        assert forged.status == 401
+        assert (await client.get("/", headers={"Authorization": "Bearer nope"})).status == 401
+        dave = {"Authorization": "Bearer dave-token"}
+        html = await (await client.get("/", headers=dave)).text()
+        assert "b-4" in html
+        assert "team-a" not in html
+        assert (await client.get("/runs/team-b/b-1", headers=dave)).status == 200
+        assert api.seen_tokens == ["Bearer dave-token"]  # the user's own token, not ours
+        assert (await client.get("/runs/team-a/a-1", headers=dave)).status == 403
+
+    serve(tmp_path, api, scenario, in_cluster=True)
+
+
+def test_badge_says_the_branchs_last_phase_to_whom_may_list(tmp_path: Path) -> None:
+    api = FakeApi(allowed={("list", "team-a")})
+
+    async def scenario(client: TestClient[Any, Any], api: FakeApi) -> None:
+        found = await client.get("/badge/team-a.svg", params={"project": "a-7", "branch": HOSTILE})
+        assert found.headers["Content-Type"].startswith("image/svg+xml")
+        assert "succeeded" in await found.text()
+        other = await client.get("/badge/team-a.svg", params={"project": "a-7", "branch": "dev"})
+        assert "unknown" in await other.text()  # no run of that branch
+        hidden = await client.get("/badge/team-b.svg", params={"project": "b-1", "branch": HOSTILE})
+        assert "unknown" in await hidden.text()  # may not list team-b
 
     serve(tmp_path, api, scenario)
