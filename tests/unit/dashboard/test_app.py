@@ -17,7 +17,7 @@ from shipway.dashboard.app import CSP, Settings, make_app
 from shipway.dashboard.kube import Credentials
 from shipway.dashboard.reader import SqlRunReader
 from shipway.history.records import RunRecord, build_record
-from shipway.history.store import SqlStore
+from shipway.history.store import ArchivedLog, SqlStore
 
 from .fakeapi import FakeApi
 
@@ -46,6 +46,7 @@ def pipeline(ns: str, name: str, step_name: str = "test", phase: str = "Running"
 
 def record(ns: str, name: str, minutes: int) -> RunRecord:
     body = pipeline(ns, name, phase="Succeeded")
+    body["status"]["steps"][0]["pod"] = f"{name}-pod"
     body["metadata"]["creationTimestamp"] = (T0 + timedelta(minutes=minutes)).strftime(
         "%Y-%m-%dT%H:%M:%SZ"
     )
@@ -60,6 +61,9 @@ def serve(tmp_path: Path, api: FakeApi, scenario: Scenario, in_cluster: bool = F
     store.save_runs(
         [record("team-a", f"a-{i}", i) for i in range(60)]
         + [record("team-b", f"b-{i}", i) for i in range(5)]
+    )
+    store.save_logs(
+        [ArchivedLog("uid-team-a-a-3", "a-3-pod", "pod-uid-a-3", "app", "archived ***\n", 12)]
     )
 
     async def main() -> None:
@@ -157,6 +161,10 @@ def test_a_gone_run_reads_from_the_history(tmp_path: Path) -> None:
         status = await (await client.get("/runs/team-a/a-3/status.json")).json()
         assert status["finished"] is True
         assert status["steps"][0]["phase"] == "Succeeded"
+        raw = await client.get("/runs/team-a/a-3/steps/0/log.txt")
+        assert await raw.text() == "archived ***\n"
+        events = await (await client.get("/runs/team-a/a-3/steps/0/log/events")).text()
+        assert events == "data: archived ***\n\nevent: end\ndata: \n\n"
 
     serve(tmp_path, api, scenario)
 
