@@ -247,6 +247,11 @@ def test_live_log_tree_hostile_text_and_cancel(
     assert no_dialog(browser)
     DOCS.mkdir(exist_ok=True)
     browser.save_screenshot(str(DOCS / "dashboard-run.png"))
+    raw = browser.find_element(By.CSS_SELECTOR, "a.raw").get_attribute("href")
+    with urllib.request.urlopen(raw, timeout=30) as response:
+        downloaded = response.read().decode()
+    assert downloaded.splitlines()[0] == HOSTILE
+    assert downloaded.splitlines()[-1] == "line-12"
 
     # cancel on the page stops the pods
     create(k, pipeline("dash-cancel", [{"name": "wait", "service": "app", "command": "sleep 600"}]))
