@@ -52,7 +52,7 @@ def create(k: Kubectl, body: dict[str, Any]) -> None:
 
 
 class Dashboard:
-    def __init__(self, kubeconfig: Path, log: Path) -> None:
+    def __init__(self, kubeconfig: Path, log: Path, *extra: str) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = dict(os.environ)
@@ -68,6 +68,7 @@ class Dashboard:
                 str(self.port),
                 "--kubeconfig",
                 str(kubeconfig),
+                *extra,
             ],
             env=env,
             stdout=log.open("w"),
@@ -296,28 +297,29 @@ def test_live_log_tree_hostile_text_and_cancel(
     assert "dash-live" in browser.find_element(By.ID, "runs").text
 
 
+def account_token(cluster: Cluster, namespace: str, name: str, verbs: str) -> str:
+    """A ServiceAccount that may do ``verbs`` on pipelines (and read pods and logs) in
+    ``namespace`` only; a token of it."""
+    cluster.kubectl("create", "serviceaccount", name, "-n", namespace)
+    cluster.kubectl(
+        "create", "role", name, "-n", namespace, f"--verb={verbs}",
+        "--resource=pipelines.shipway.dev",
+    )  # fmt: skip
+    cluster.kubectl(
+        "create", "role", f"{name}-pods", "-n", namespace, "--verb=get,list,watch",
+        "--resource=pods,pods/log",
+    )  # fmt: skip
+    for role in (name, f"{name}-pods"):
+        cluster.kubectl(
+            "create", "rolebinding", role, "-n", namespace, f"--role={role}",
+            f"--serviceaccount={namespace}:{name}",
+        )  # fmt: skip
+    return cluster.kubectl("create", "token", name, "-n", namespace, "--duration=1h").strip()
+
+
 def viewer_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> Path:
-    """A ServiceAccount that may read pipelines, pods and logs in ``namespace`` only."""
-    cluster.kubectl("create", "serviceaccount", "dash-viewer", "-n", namespace)
-    cluster.kubectl(
-        "create",
-        "role",
-        "dash-viewer",
-        "-n",
-        namespace,
-        "--verb=get,list,watch",
-        "--resource=pipelines.shipway.dev,pods,pods/log",
-    )
-    cluster.kubectl(
-        "create",
-        "rolebinding",
-        "dash-viewer",
-        "-n",
-        namespace,
-        "--role=dash-viewer",
-        f"--serviceaccount={namespace}:dash-viewer",
-    )
-    token = cluster.kubectl("create", "token", "dash-viewer", "-n", namespace, "--duration=1h")
+    """A kubeconfig whose user may only read pipelines, pods and logs in ``namespace``."""
+    token = account_token(cluster, namespace, "dash-viewer", "get,list,watch")
     admin = json.loads(cluster.kubectl("config", "view", "--raw", "--minify", "-o", "json"))
     config = {
         "apiVersion": "v1",
@@ -334,7 +336,7 @@ def viewer_kubeconfig(cluster: Cluster, namespace: str, path: Path) -> Path:
             }
         ],
         "current-context": "viewer",
-        "users": [{"name": "viewer", "user": {"token": token.strip()}}],
+        "users": [{"name": "viewer", "user": {"token": token}}],
     }
     path.write_text(json.dumps(config))
     return path
@@ -391,3 +393,63 @@ def test_a_user_without_rights_sees_no_cancel_and_no_other_namespace(
     finally:
         dashboard.stop()
         k("patch", "pipeline", "dash-mine", "--type=merge", "-p", '{"spec":{"cancel":true}}')
+
+
+def bearer_session(token: str | None) -> tuple[Any, http.cookiejar.CookieJar]:
+    """A client sending ``Authorization: Bearer token`` and keeping the dashboard's cookies."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    if token:
+        opener.addheaders = [("Authorization", f"Bearer {token}")]
+    return opener, jar
+
+
+def csrf_form(jar: http.cookiejar.CookieJar) -> bytes:
+    token = next(c.value for c in jar if c.name == "shipway_csrf")
+    return urllib.parse.urlencode({"csrf": token}).encode()
+
+
+def test_in_cluster_mode_acts_with_each_requests_bearer_token(
+    cluster: Cluster, k: Kubectl, other_namespace: str, tmp_path: Path
+) -> None:
+    """--in-cluster: the dashboard's own account (here the admin's kubeconfig, more power than
+    anyone) only reviews tokens and access; what a request sees and does is its token's."""
+    viewer = account_token(cluster, k.namespace, "dash-viewer", "get,list,watch")
+    operator = account_token(cluster, k.namespace, "dash-operator", "get,list,watch,patch")
+    create(k, pipeline("dash-token", [{"name": "wait", "service": "app", "command": "sleep 600"}]))
+    other = Kubectl(other_namespace)
+    create(
+        other, pipeline("dash-elsewhere", [{"name": "hi", "service": "app", "command": "echo hi"}])
+    )
+    k.wait_for("dash-token", ("Running",), timeout=120)
+    other.wait_for("dash-elsewhere", timeout=120)
+    dashboard = Dashboard(cluster.kubeconfig, tmp_path / "in-cluster.log", "--in-cluster")
+    run_url = f"{dashboard.url}/runs/{k.namespace}/dash-token"
+    try:
+        for token in (None, "not-a-token"):
+            client, _ = bearer_session(token)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                client.open(dashboard.url + "/")
+            assert refused.value.code == 401
+
+        reader, jar = bearer_session(viewer)
+
+        def listed() -> str:
+            html: str = reader.open(dashboard.url + "/").read().decode()
+            return html if "dash-token" in html else ""
+
+        assert "dash-elsewhere" not in wait("dash-token in the list", listed, 60, every=1)
+        assert 'id="cancel"' not in reader.open(run_url).read().decode()
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            reader.open(run_url + "/cancel", data=csrf_form(jar))
+        assert refused.value.code == 403
+        assert not k.pipeline("dash-token")["spec"].get("cancel")
+
+        canceller, jar = bearer_session(operator)
+        assert 'id="cancel"' in canceller.open(run_url).read().decode()
+        canceller.open(run_url + "/cancel", data=csrf_form(jar)).close()  # 303, to the page
+        body = k.wait_for("dash-token", ("Cancelled",), timeout=90)
+        assert body["status"]["phase"] == "Cancelled"
+    finally:
+        dashboard.stop()
+        k("patch", "pipeline", "dash-token", "--type=merge", "-p", '{"spec":{"cancel":true}}')

@@ -35,7 +35,8 @@ def register(sub: Any) -> None:
     cmd.add_argument(
         "--in-cluster",
         action="store_true",
-        help="in a pod: users come with bearer tokens or through the trusted proxy",
+        help="users come with bearer tokens or through the trusted proxy; the dashboard's own "
+        "account (the pod's, or --kubeconfig's user) only reviews them",
     )
     cmd.add_argument("--tls-cert", help="serve HTTPS with this certificate (in the cluster)")
     cmd.add_argument("--tls-key", help="its key")
@@ -60,11 +61,13 @@ def cmd_dashboard(args: argparse.Namespace, out: TextIO) -> int:
     if args.trusted_proxy and not (args.proxy_ca and args.tls_cert):
         out.write("shipway dashboard: --trusted-proxy needs --proxy-ca and --tls-cert (mTLS)\n")
         return 1
-    credentials = (
-        kube.in_cluster()
-        if args.in_cluster
-        else kube.from_kubeconfig(args.kubeconfig, args.context)
-    )
+    # The dashboard's own account: the kubeconfig's user on a laptop (it acts as that user);
+    # in the cluster the pod's service account, or a kubeconfig's user when --kubeconfig is
+    # given (the mode tried out of a pod), which only reviews the users' identities and rights
+    if args.in_cluster and not args.kubeconfig:
+        credentials = kube.in_cluster()
+    else:
+        credentials = kube.from_kubeconfig(args.kubeconfig, args.context)
     settings = Settings(
         reader=SqlRunReader(SqlStore(url)),
         credentials=credentials,
