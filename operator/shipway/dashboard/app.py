@@ -114,8 +114,22 @@ async def resolve_user(request: web.Request) -> User:
     return User(name, groups, settings.credentials.impersonating(name, groups), self_review=False)
 
 
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def local_host(host: str | None) -> bool:
+    """A request to a loopback name: a page of another site whose name was made to resolve to
+    127.0.0.1 (DNS rebinding) sends its own name, and is refused (as ``kubectl proxy``'s
+    ``--accept-hosts`` does)."""
+    name = (host or "").lower()
+    name = name.split("]", 1)[0] + "]" if name.startswith("[") else name.rsplit(":", 1)[0]
+    return name in LOCAL_HOSTS
+
+
 @web.middleware
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if not request.app[SETTINGS].in_cluster and not local_host(request.host):
+        raise web.HTTPForbidden(text="the dashboard answers to localhost and 127.0.0.1 only")
     if request.path.startswith("/static/"):
         return await handler(request)
     try:

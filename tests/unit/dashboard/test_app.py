@@ -90,6 +90,8 @@ def test_list_shows_only_namespaces_the_user_may_list_and_pages(tmp_path: Path) 
         html = await response.text()
         assert response.status == 200
         assert response.headers["Content-Security-Policy"] == CSP
+        rebound = await client.get("/", headers={"Host": "evil.example:8001"})
+        assert rebound.status == 403  # DNS rebinding: another site's name, our address
         assert "a-59" in html
         assert "team-b" not in html
         assert html.count('class="run"') == 50
