@@ -215,7 +215,7 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         "history_lookup_p95_ms": (results.get("history") or {}).get("p95_lookup_ms"),
         "dashboard_list_p95_ms": (results.get("dashboard") or {}).get("p95_list_ms"),
         "dashboard_run_p95_ms": (results.get("dashboard") or {}).get("p95_run_ms"),
-        "dashboard_live_log_p95_ms": (results.get("dashboard") or {}).get("p95_live_log_ms"),
+        "dashboard_live_log_p95_ms": (results.get("dashboard") or {}).get("p95_browser_log_ms"),
         "fairness_ratio": (results.get("fairness") or {}).get("ratio"),
     }
 

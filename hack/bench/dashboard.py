@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import shutil
 import statistics
 import time
 from collections import defaultdict
@@ -36,6 +37,8 @@ from shipway.models import StepStatus
 
 REPEATS = 200
 LINES = 100
+BROWSER_LINES = 300
+"""The browser's step prints for 30 s: Chromium takes seconds to start and load the page."""
 INTERVAL_US = 100_000
 
 
@@ -69,8 +72,8 @@ async def _pages(client: TestClient[Any, Any], runs: int) -> None:
         await response.read()
 
 
-def _pipeline(name: str) -> dict[str, Any]:
-    ticks = f"for i in $(seq 1 {LINES}); do echo tick-$i; usleep {INTERVAL_US}; done"
+def _pipeline(name: str, lines: int) -> dict[str, Any]:
+    ticks = f"for i in $(seq 1 {lines}); do echo tick-$i; usleep {INTERVAL_US}; done"
     return {
         "apiVersion": "shipway.dev/v1alpha1",
         "kind": "Pipeline",
@@ -82,29 +85,22 @@ def _pipeline(name: str) -> dict[str, Any]:
     }
 
 
-async def _live(client: TestClient[Any, Any], kube: Kube, namespace: str) -> dict[str, Any]:
-    name = "ticks"
-    kube.create_pipeline(namespace, _pipeline(name))
+async def _running_step(kube: Kube, namespace: str, name: str, lines: int) -> dict[str, Any]:
+    kube.create_pipeline(namespace, _pipeline(name, lines))
     deadline = time.monotonic() + 180
-    step: dict[str, Any] = {}
     while time.monotonic() < deadline:
         body = json.loads(kube.kubectl("get", "pipeline", name, "-n", namespace, "-o", "json"))
         steps = (body.get("status") or {}).get("steps") or []
         if steps and steps[0].get("phase") == "Running":
-            step = steps[0]
-            break
+            return dict(steps[0])
         await asyncio.sleep(0.1)
-    if not step:
-        raise RuntimeError("the ticks pipeline's step did not start in 180 s")
-    received: dict[str, float] = {}
-    connected = time.time()
-    async with client.get(f"/runs/{namespace}/{name}/steps/{step['id']}/log/events") as resp:
-        async for raw in resp.content:
-            line = raw.decode().rstrip("\n")
-            if line.startswith("data: tick-"):
-                received.setdefault(line.removeprefix("data: "), time.time())
-            elif line.startswith("event: end"):
-                break
+    raise RuntimeError(f"the {name} pipeline's step did not start in 180 s")
+
+
+def _latencies(
+    kube: Kube, namespace: str, step: dict[str, Any], seen: dict[str, float], since: float
+) -> dict[str, Any]:
+    """Per line printed after ``since``: the runtime's timestamp to when it was ``seen``."""
     container = log_container(StepStatus.model_validate(step))
     logs = kube.kubectl(
         "logs", "-n", namespace, step["pod"], "-c", container, "--timestamps"
@@ -113,11 +109,75 @@ async def _live(client: TestClient[Any, Any], kube: Kube, namespace: str) -> dic
     for entry in logs:
         stamp, _, text = entry.partition(" ")
         printed = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
-        if text in received and printed >= connected:  # lines printed before we listened
-            latencies.append(received[text] - printed)
-    if len(latencies) < LINES // 2:
+        if text in seen and printed >= since:  # not the lines printed before we looked
+            latencies.append(seen[text] - printed)
+    if len(latencies) < LINES // 2:  # the browser's phase prints more: it starts slower
         raise RuntimeError(f"only {len(latencies)} live lines measured")
     return {"lines": len(latencies), "latency_ms": summary_ms(latencies)}
+
+
+async def _live(client: TestClient[Any, Any], kube: Kube, namespace: str) -> dict[str, Any]:
+    """The event stream as a client on this machine reads it."""
+    step = await _running_step(kube, namespace, "ticks", LINES)
+    received: dict[str, float] = {}
+    connected = time.time()
+    async with client.get(f"/runs/{namespace}/ticks/steps/{step['id']}/log/events") as resp:
+        async for raw in resp.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("data: tick-"):
+                received.setdefault(line.removeprefix("data: "), time.time())
+            elif line.startswith("event: end"):
+                break
+    return _latencies(kube, namespace, step, received, connected)
+
+
+#: Run in the page (through WebDriver, which the page's CSP does not restrict): the moment
+#: each log line is added to the page.
+OBSERVE = """
+window.benchSeen = {};
+new MutationObserver((mutations) => {
+  for (const m of mutations) for (const node of m.addedNodes) {
+    const text = node.textContent || "";
+    if (text.startsWith("tick-") && !(text in window.benchSeen)) window.benchSeen[text] = Date.now();
+  }
+}).observe(document.body, {childList: true, subtree: true});
+"""
+
+
+def _browser(url: str, last: str) -> tuple[float, dict[str, float]]:
+    """Headless Chromium on the run page until the last line shows: when each line showed."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or ""
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver") or ""))
+    try:
+        driver.get(url)
+        driver.execute_script(OBSERVE)
+        since = time.time()
+        deadline = time.monotonic() + 120
+        seen: dict[str, float] = {}
+        while time.monotonic() < deadline and last not in seen:
+            time.sleep(0.5)
+            seen = driver.execute_script("return window.benchSeen") or {}
+        return since, {text: ms / 1000 for text, ms in seen.items()}
+    finally:
+        driver.quit()
+
+
+async def _live_browser(
+    client: TestClient[Any, Any], kube: Kube, namespace: str
+) -> dict[str, Any] | None:
+    """The same in a real browser: printed → shown on the run page (None: no Chromium)."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        return None
+    step = await _running_step(kube, namespace, "ticks-browser", BROWSER_LINES)
+    url = str(client.make_url(f"/runs/{namespace}/ticks-browser"))
+    since, seen = await asyncio.to_thread(_browser, url, f"tick-{BROWSER_LINES}")
+    return _latencies(kube, namespace, step, seen, since)
 
 
 def run(kube: Kube, run_id: str, workdir: Path, runs: int = RUNS) -> dict[str, Any]:
@@ -141,7 +201,8 @@ def run(kube: Kube, run_id: str, workdir: Path, runs: int = RUNS) -> dict[str, A
             operator.start(kube.kubeconfig)
             operator.wait_ready()
             live = await _live(client, kube, namespace)
-            return {"routes": by_route, "live": live}
+            browser = await _live_browser(client, kube, namespace)
+            return {"routes": by_route, "live": live, "browser": browser}
 
     try:
         found = asyncio.run(main())
@@ -153,7 +214,12 @@ def run(kube: Kube, run_id: str, workdir: Path, runs: int = RUNS) -> dict[str, A
     listing = summary_ms(routes["/"])
     run_page = summary_ms(routes["/runs/{namespace}/{name}"])
     live = found["live"]
+    browser = found["browser"] or {}
+    shown = (browser.get("latency_ms") or {}).get("p95")
     return {
+        "browser_log_ms": browser.get("latency_ms"),
+        "browser_lines": browser.get("lines"),
+        "p95_browser_log_ms": shown,
         "namespace": namespace,
         "runs": runs,
         "list_page_ms": listing,
@@ -174,7 +240,8 @@ def rows(da: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
         (f"dashboard ({da.get('runs')} stored runs, SQLite)", "", ""),
         ("  run list page p95 (server)", fmt(da.get("p95_list_ms"), " ms"), mark("dashboard_list_p95_ms")),
         ("  run page p95 (server)", fmt(da.get("p95_run_ms"), " ms"), mark("dashboard_run_p95_ms")),
-        ("  live log line to browser p95", fmt(da.get("p95_live_log_ms"), " ms"), mark("dashboard_live_log_p95_ms")),
+        ("  live log line printed → event at a client p95", fmt(da.get("p95_live_log_ms"), " ms"), ""),
+        ("  live log line printed → shown in Chromium p95", fmt(da.get("p95_browser_log_ms"), " ms"), mark("dashboard_live_log_p95_ms")),
     ]  # fmt: skip
 
 
