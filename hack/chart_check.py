@@ -60,6 +60,16 @@ GOOD: list[tuple[str, list[str]]] = [
         ],
     ),
     ("restricted steps", ["stepPods.restricted=true", "stepServiceAccount.name="]),
+    (
+        "dashboard behind a proxy",
+        [
+            "dashboard.enabled=true",
+            "dashboard.tlsSecret=dash-tls",
+            "history.postgres.urlSecret=history-db",
+            "dashboard.authProxy.caSecret=proxy-ca",
+            "dashboard.authProxy.names={oauth2-proxy}",
+        ],
+    ),
     ("builder deployed", ["buildkit.deploy=true"]),
     (
         "rootless builder in its own namespace",
@@ -120,6 +130,11 @@ GOOD: list[tuple[str, list[str]]] = [
 ]
 #: Text the rendering of a good value set must contain (what the values promise to do).
 EXPECT: dict[str, list[str]] = {
+    "dashboard behind a proxy": [
+        "- --trusted-proxy=oauth2-proxy",
+        "verbs: [impersonate]",
+        "secretName: proxy-ca",
+    ],
     "local registry": [
         'name: SHIPWAY_REGISTRY_URL\n              value: "registry.localkube-system.svc.cluster.local"',
         "name: SHIPWAY_REGISTRY_CA_FILE",
@@ -147,6 +162,8 @@ BAD: list[tuple[str, list[str], str]] = [
     ("both namespace modes", ["allNamespaces=true", "watchNamespaces={a}"], "leave watchNamespaces empty"),
     ("no replicas", ["replicaCount=0"], "/replicaCount"),
     ("replicas on SQLite", ["replicaCount=2"], "set history.postgres.urlSecret"),
+    ("dashboard on SQLite", ["dashboard.enabled=true", "dashboard.tlsSecret=t"], "set history.postgres.urlSecret"),
+    ("dashboard without TLS", ["dashboard.enabled=true", "history.postgres.urlSecret=h"], "needs dashboard.tlsSecret"),
     ("bad history age", ["history.maxAge=90 days"], "/history/maxAge"),
     ("negative retention", ["retention.succeeded=-1"], "/retention/succeeded"),
     ("unknown key", ["replicas=2"], "additional properties 'replicas' not allowed"),

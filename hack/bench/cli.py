@@ -3,7 +3,7 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``admission,overhead,scale,paced,restart,fairness,source,builds,history``;
+(default ``admission,overhead,scale,paced,restart,fairness,source,builds,history,dashboard``;
 ``BENCH_PHASES=fairness`` runs that one alone, in about two minutes), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 
 import demo_operator
 from bench import admission, builds, fairness, overhead, scale
+from bench import dashboard as dashboard_phase
 from bench import history as history_phase
 from bench import source as source_phase
 from bench.kube import BENCH_LABEL, Kube, write_json
@@ -47,6 +48,7 @@ PHASES = (
     "source",
     "builds",
     "history",
+    "dashboard",
 )
 PACED_STEPS_PER_SECOND = 36
 """Offered in the paced phase: the 30 steps/s target plus a fifth, so that meeting it is not
@@ -70,6 +72,9 @@ TARGETS = {
     "build_push_to_pod_p50_ms": ("<=", 100),
     "history_page_p95_ms": ("<=", 100),
     "history_lookup_p95_ms": ("<=", 100),
+    "dashboard_list_p95_ms": ("<=", 200),
+    "dashboard_run_p95_ms": ("<=", 200),
+    "dashboard_live_log_p95_ms": ("<=", 1000),
     "fairness_ratio": ("<=", 2),
 }
 
@@ -208,6 +213,9 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         ),
         "history_page_p95_ms": (results.get("history") or {}).get("p95_page_ms"),
         "history_lookup_p95_ms": (results.get("history") or {}).get("p95_lookup_ms"),
+        "dashboard_list_p95_ms": (results.get("dashboard") or {}).get("p95_list_ms"),
+        "dashboard_run_p95_ms": (results.get("dashboard") or {}).get("p95_run_ms"),
+        "dashboard_live_log_p95_ms": (results.get("dashboard") or {}).get("p95_browser_log_ms"),
         "fairness_ratio": (results.get("fairness") or {}).get("ratio"),
     }
 
@@ -309,6 +317,7 @@ def table(results: dict[str, Any]) -> str:
         *source_rows(results.get("source") or {}, mark),
         *_build_rows(results.get("builds") or {}, mark),
         *history_phase.rows(results.get("history") or {}, mark, _fmt),
+        *dashboard_phase.rows(results.get("dashboard") or {}, mark, _fmt),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows) + 2
     lines = [f"{'':{width}}{'measured':>22}  {'target':>8}"]
@@ -442,6 +451,12 @@ def main() -> int:
             results["history"] = history_phase.run(
                 workdir, max(1000, round(history_phase.RUNS * factor))
             )
+        if "dashboard" in phases:
+            print("phase 6: dashboard, 100,000 stored runs and a live log ...", flush=True)
+            results["dashboard"] = da = dashboard_phase.run(
+                kube, run_id, workdir, max(1000, round(history_phase.RUNS * factor))
+            )
+            delete_namespace(kube, run_id, da["namespace"], timeout=120)
         if "source" in phases:
             print("phase 4: source, a 50 MB / 5000-file repository ...", flush=True)
             results["source"] = so = source_phase.run(kube, run_id, workdir)

@@ -49,6 +49,9 @@ PACKAGES: dict[str, str] = {
     "rootlesskit": "the rootless BuildKit builder's user namespace",
     "uidmap": "newuidmap/newgidmap of the rootless builder",
     "libcap2-bin": "setcap: file capabilities of newuidmap in the builder's image",
+    # The dashboard's end-to-end tests (docs/dashboard.md): a real headless browser.
+    "chromium": "the dashboard's browser tests (headless Chromium)",
+    "chromium-driver": "chromedriver, which Selenium drives Chromium with (its exact version)",
 }
 
 

@@ -210,10 +210,12 @@ def parser() -> argparse.ArgumentParser:
     crd.set_defaults(func=cmd_crd)
 
     from shipway.cli.commands import register
+    from shipway.cli.dashboard import register as register_dashboard
     from shipway.cli.registrytoken import register as register_registry_token
 
     register(sub)
     register_registry_token(sub)
+    register_dashboard(sub)
     return top
 
 
