@@ -98,7 +98,7 @@ async def _running_step(kube: Kube, namespace: str, name: str, lines: int) -> di
 
 
 def _latencies(
-    kube: Kube, namespace: str, step: dict[str, Any], seen: dict[str, float], since: float
+    kube: Kube, namespace: str, step: dict[str, Any], seen: dict[str, float], *, since: float
 ) -> dict[str, Any]:
     """Per line printed after ``since``: the runtime's timestamp to when it was ``seen``."""
     container = log_container(StepStatus.model_validate(step))
@@ -128,7 +128,7 @@ async def _live(client: TestClient[Any, Any], kube: Kube, namespace: str) -> dic
                 received.setdefault(line.removeprefix("data: "), time.time())
             elif line.startswith("event: end"):
                 break
-    return _latencies(kube, namespace, step, received, connected)
+    return _latencies(kube, namespace, step, received, since=connected)
 
 
 #: Run in the page (through WebDriver, which the page's CSP does not restrict): the moment
@@ -177,7 +177,7 @@ async def _live_browser(
     step = await _running_step(kube, namespace, "ticks-browser", BROWSER_LINES)
     url = str(client.make_url(f"/runs/{namespace}/ticks-browser"))
     since, seen = await asyncio.to_thread(_browser, url, f"tick-{BROWSER_LINES}")
-    return _latencies(kube, namespace, step, seen, since)
+    return _latencies(kube, namespace, step, seen, since=since)
 
 
 def run(kube: Kube, run_id: str, workdir: Path, runs: int = RUNS) -> dict[str, Any]:

@@ -347,6 +347,7 @@ def test_a_user_without_rights_sees_no_cancel_and_no_other_namespace(
     k: Kubectl,
     other_namespace: str,
     browser: Any,
+    *,
     tmp_path: Path,
 ) -> None:
     from selenium.webdriver.common.by import By

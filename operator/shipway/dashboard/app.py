@@ -277,7 +277,7 @@ async def log_events(request: web.Request) -> web.StreamResponse:
     kube = kube_for(request.app, user_of(request))
     try:
         async for line in step_lines(
-            kube, request.app[SETTINGS].reader, body, step, live, follow=True
+            kube, request.app[SETTINGS].reader, body, step, live=live, follow=True
         ):
             await response.write(sse(line))
     except KubeError as exc:
@@ -295,7 +295,7 @@ async def log_raw(request: web.Request) -> web.Response:
     lines = [
         line
         async for line in step_lines(
-            kube, request.app[SETTINGS].reader, body, step, live, follow=False
+            kube, request.app[SETTINGS].reader, body, step, live=live, follow=False
         )
     ]
     return web.Response(

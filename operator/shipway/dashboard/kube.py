@@ -128,6 +128,7 @@ class Kube:
         method: str,
         path: str,
         body: Mapping[str, Any] | None = None,
+        *,
         content_type: str = "application/json",
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:

@@ -45,6 +45,7 @@ async def step_lines(
     reader: RunReader,
     body: Mapping[str, Any],
     step: StepStatus,
+    *,
     live: bool,
     follow: bool,
 ) -> AsyncIterator[str]:
