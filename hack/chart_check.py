@@ -400,7 +400,8 @@ def check_history_api(helm: str) -> list[str]:
     left = [
         d["metadata"]["name"]
         for d in off
-        if d["kind"] == "APIService" or "history-a" in d["metadata"]["name"]
+        if d["kind"] == "APIService"
+        or any(m in d["metadata"]["name"] for m in (".history-", "-history-api"))
     ]
     if left:
         problems.append(f"history API: history.api.enabled=false still renders {left}")
