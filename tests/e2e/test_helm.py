@@ -627,6 +627,9 @@ def test_uninstall_removes_everything_but_the_crds(release: Release) -> None:
         "get", "validatingwebhookconfiguration", WEBHOOK_CONFIG(release), check=False
     )
     assert "NotFound" in gone.stderr, gone.stdout
+    # The history API's APIService goes too: one left behind would make the group unavailable.
+    gone = release.cluster.run("get", "apiservice", "v1alpha1.history.shipway.dev", check=False)
+    assert "NotFound" in gone.stderr, gone.stdout
     for crd in ("pipelines.shipway.dev", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
         release.k("get", "crd", crd)
     # The Pipelines are the users' data: they stay with their CRD.
