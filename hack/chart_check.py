@@ -372,6 +372,59 @@ def _webhook_scope(docs: list[dict[str, Any]]) -> list[str] | None:
     return list(requirement["values"])
 
 
+def _tls_secret(doc: dict[str, Any], component: str) -> bool:
+    labels = doc["metadata"].get("labels") or {}
+    return (
+        doc["kind"] == "Secret"
+        and doc.get("type") == "kubernetes.io/tls"
+        and labels.get("app.kubernetes.io/component") == component
+    )
+
+
+def check_history_api(helm: str) -> list[str]:
+    """The APIService reaches the operator's read API, trusts its certificate, and the
+    operator is told where its certificate is; disabled, none of it is rendered."""
+    from shipway.history.api import GROUP, VERSION
+
+    docs = _render(helm, [])
+    (service,) = [d for d in docs if d["kind"] == "APIService"]
+    (secret,) = [d for d in docs if _tls_secret(d, "history-api")]
+    (svc,) = [
+        d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-history-api")
+    ]
+    (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    expected = {
+        "APIService name": (service["metadata"]["name"], f"{VERSION}.{GROUP}"),
+        "group": (service["spec"]["group"], GROUP),
+        "caBundle (the Secret's CA)": (service["spec"]["caBundle"], secret["data"]["ca.crt"]),
+        "service": (service["spec"]["service"]["name"], svc["metadata"]["name"]),
+        "port": (env.get("SHIPWAY_HISTORY_API_PORT"), str(ports.get("history-api"))),
+        "certificate mounted": (
+            str(env.get("SHIPWAY_HISTORY_API_CERT")).rsplit("/", 1)[0] in mounts,
+            True,
+        ),
+    }
+    problems = [
+        f"history API: {what} is {got!r}, expected {want!r}"
+        for what, (got, want) in expected.items()
+        if got != want
+    ]
+    off = _render(helm, ["history.api.enabled=false"])
+    left = [
+        d["metadata"]["name"]
+        for d in off
+        if d["kind"] == "APIService"
+        or any(m in d["metadata"]["name"] for m in (".history-", "-history-api"))
+    ]
+    if left:
+        problems.append(f"history API: history.api.enabled=false still renders {left}")
+    return problems
+
+
 def check_webhook(helm: str) -> list[str]:
     """The webhook reaches the operator's handler, trusts its certificate, and is scoped."""
     from shipway.controller.webhookconfig import HANDLER_ID, WEBHOOK_NAME
@@ -380,7 +433,7 @@ def check_webhook(helm: str) -> list[str]:
     docs = _render(helm, [])
     (config,) = [d for d in docs if d["kind"] == "ValidatingWebhookConfiguration"]
     (hook,) = config["webhooks"]
-    (secret,) = [d for d in docs if d["kind"] == "Secret" and d["type"] == "kubernetes.io/tls"]
+    (secret,) = [d for d in docs if _tls_secret(d, "webhook")]
     (deployment,) = [d for d in docs if d["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     expected = {
@@ -430,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.helm:
         problems.extend(check_helm(args.helm))
         problems.extend(check_webhook(args.helm))
+    problems.extend(check_history_api(args.helm))
     for problem in problems:
         print(f"chart-check: {problem}", file=sys.stderr)
     if not problems:

@@ -80,12 +80,19 @@ class Identity:
             check=False,
         )
 
-    def shipway(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def shipway(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "shipway", *args, "--kubeconfig", str(self.kubeconfig)],
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT / "operator"), "NO_COLOR": "1"},
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT / "operator"),
+                "NO_COLOR": "1",
+                **(env or {}),
+            },
             timeout=120,
             check=False,
         )

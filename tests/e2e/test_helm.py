@@ -16,8 +16,10 @@ operator pod must run that very digest. Elsewhere set SHIPWAY_E2E_OPERATOR_IMAGE
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -223,6 +225,116 @@ def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) ->
     assert "shipway_step_pods_created_total 2.0" in metrics
 
 
+HISTORY_API = "/apis/history.shipway.dev/v1alpha1"
+
+
+def test_history_api_answers_each_user_with_their_own_rights(
+    release: Release, tmp_path: Path
+) -> None:
+    """The chart's APIService: a user who may only list/get pipelines in the release's
+    namespace reads its runs through the API server, and is refused for another namespace
+    and for logs (pods/log); then a deleted Pipeline's log prints from `shipway logs`
+    through the API alone (no store URL: the store is SQLite on the operator's volume)."""
+    from .test_approval import Identity
+
+    release.k(
+        "wait", "apiservice/v1alpha1.history.shipway.dev", "--for=condition=Available",
+        f"--timeout={WAIT}s",
+    )  # fmt: skip
+    ns = release.namespace
+    doc = yaml.safe_load(WALKTHROUGH.read_text())
+    doc["metadata"]["name"] = "history-demo"
+    doc["spec"]["steps"][0]["command"] = "sh -c 'echo built > /app/artifact.txt; echo artifact ok'"
+    release.k("apply", "-n", ns, "-f", "-", input=json.dumps(doc))
+    release.k(
+        "wait", "-n", ns, "--for=condition=Succeeded", "pipeline/history-demo",
+        f"--timeout={WAIT}s",
+    )  # fmt: skip
+    reader = "history-reader"
+    rbac = [
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": reader}},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": {"name": reader},
+            "rules": [
+                {"apiGroups": ["shipway.dev"], "resources": ["pipelines"], "verbs": ["get", "list"]}
+            ],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": reader},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": reader},
+            "subjects": [{"kind": "ServiceAccount", "name": reader, "namespace": ns}],
+        },
+    ]
+    release.k(
+        "apply",
+        "-n",
+        ns,
+        "-f",
+        "-",
+        input=json.dumps({"kind": "List", "apiVersion": "v1", "items": rbac}),
+    )
+    user = Identity(release.cluster, ns, reader, tmp_path)
+
+    def runs_listed() -> list[str]:
+        proc = user.kubectl("get", "--raw", f"{HISTORY_API}/namespaces/{ns}/runs")
+        assert proc.returncode == 0, proc.stderr
+        return [i["metadata"]["name"] for i in json.loads(proc.stdout)["items"]]
+
+    # The record is written within seconds (a batch every 2 s).
+    names = _wait_until(
+        "history-demo is in the history",
+        lambda: "history-demo" in runs_listed() and runs_listed(),
+        60,
+    )
+    assert names[0] == "history-demo"  # newest first
+    other = user.kubectl("get", "--raw", f"{HISTORY_API}/namespaces/{release.other}/runs")
+    assert other.returncode != 0
+    assert "cannot list pipelines" in other.stderr, other.stderr
+    logs = user.kubectl("get", "--raw", f"{HISTORY_API}/namespaces/{ns}/runs/history-demo/log")
+    assert logs.returncode != 0
+    assert "cannot get pods/log" in logs.stderr, logs.stderr
+    env = {"SHIPWAY_HISTORY": "api"}
+    history = user.shipway("history", "-n", ns, env=env)
+    assert history.returncode == 0, history.stderr
+    assert any(line.split()[0] == "history-demo" for line in history.stdout.splitlines()[1:])
+    refused = user.shipway("history", "-n", release.other, env=env)
+    assert refused.returncode != 0
+    assert "cannot list pipelines" in refused.stderr, refused.stderr
+
+    # Deleted: its pods go with it, and only the archive (read through the API) has the log.
+    def archived() -> bool:
+        proc = release.cluster.run(
+            "get", "--raw", f"{HISTORY_API}/namespaces/{ns}/runs/history-demo/log", check=False
+        )
+        return proc.returncode == 0 and len(json.loads(proc.stdout)["items"]) == 2
+
+    _wait_until("both pods' logs are archived", archived, 60)
+    release.k("delete", "pipeline", "history-demo", "-n", ns, "--wait=true")
+    _wait_until(
+        "the pods went with their Pipeline",
+        lambda: (
+            not release.json("get", "pods", "-n", ns, "-l", "shipway.dev/pipeline=history-demo")[
+                "items"
+            ]
+        ),
+        120,
+    )
+    # No store URL and no local store file: the command line reads through the API.
+    printed = subprocess.run(
+        [sys.executable, "-m", "shipway", "logs", "history-demo", "-n", ns, "--no-prefix",
+         "--kubeconfig", str(release.cluster.kubeconfig)],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "operator"), "NO_COLOR": "1",
+             "SHIPWAY_HISTORY": "", "XDG_STATE_HOME": str(tmp_path / "state")},
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == "artifact ok\n"
+
+
 def _webhook_answers(release: Release, namespace: str = "") -> bool:
     """A server-side dry run of a bad Pipeline is denied by the webhook (not unreachable)."""
     bad = str(BAD_PIPELINES / "33-relative-container-path.yaml")
@@ -372,7 +484,16 @@ def test_no_cluster_wide_rbac_and_a_powerless_step_account(release: Release) -> 
     selector = f"app.kubernetes.io/instance={RELEASE}"
     for kind in ("clusterroles", "clusterrolebindings"):
         names = [o["metadata"]["name"] for o in release.json("get", kind, "-l", selector)["items"]]
-        assert names == [], f"namespaced mode created {kind}: {names}"
+        # The one exception, the history read API: the operator asks the API server who may
+        # read (system:auth-delegator: create tokenreviews and subjectaccessreviews), and
+        # authenticated users pass the API server's gate on runs (the operator decides).
+        reader = f"{FULLNAME}.{release.namespace}.history-reader"
+        allowed = (
+            [reader]
+            if kind == "clusterroles"
+            else sorted([f"{FULLNAME}.{release.namespace}.history-auth-delegator", reader])
+        )
+        assert sorted(names) == allowed, f"{kind}: {names}"
     step = f"system:serviceaccount:{release.namespace}:{STEP_ACCOUNT}"
     for verb, resource in (("get", "secrets"), ("list", "pods"), ("list", "pipelines.shipway.dev")):
         assert not release.can(verb, resource, namespace=release.namespace, who=step)
@@ -505,6 +626,9 @@ def test_uninstall_removes_everything_but_the_crds(release: Release) -> None:
     gone = release.cluster.run(
         "get", "validatingwebhookconfiguration", WEBHOOK_CONFIG(release), check=False
     )
+    assert "NotFound" in gone.stderr, gone.stdout
+    # The history API's APIService goes too: one left behind would make the group unavailable.
+    gone = release.cluster.run("get", "apiservice", "v1alpha1.history.shipway.dev", check=False)
     assert "NotFound" in gone.stderr, gone.stdout
     for crd in ("pipelines.shipway.dev", "kopfpeerings.kopf.dev", "clusterkopfpeerings.kopf.dev"):
         release.k("get", "crd", crd)

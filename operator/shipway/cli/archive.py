@@ -3,9 +3,10 @@
 ``shipway status``, ``logs`` and ``list --all`` fall back to the history store when the
 Pipeline or a pod is gone, and ``shipway history`` pages through it. The store is the one
 the operator writes: ``--history URL`` or ``SHIPWAY_HISTORY`` (a SQLAlchemy URL: the
-operator's PostgreSQL), by default the SQLite file a host-run operator (``make demo``, the
-end-to-end tests) writes on this machine. An operator in the cluster with its SQLite file on
-its own volume is not reachable from here yet (docs/history.md says what will be).
+operator's PostgreSQL), else the SQLite file a host-run operator (``make demo``, the
+end-to-end tests) writes on this machine when there is one, else the cluster's history read
+API (``history.shipway.dev``, served by an operator in the cluster) with the user's own
+kubeconfig; ``SHIPWAY_HISTORY=api`` asks for the API whatever files there are.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from typing import Any, TextIO
 from shipway.cli import common
 from shipway.cli.common import OK, CommandError, err, guarded, now, style_for
 from shipway.cli.format import Style, format_age
+from shipway.history.api import ApiReader
 from shipway.history.logs import Masker
 from shipway.history.masking import masked_values, referenced_secrets
+from shipway.history.reader import RunReader, StoreReader
 from shipway.history.records import RunRecord, body_of
-from shipway.history.store import HistoryStore, SqlStore, cursor, store_url
+from shipway.history.store import SqlStore, cursor, default_url, store_url
 
 
 def history_flags() -> argparse.ArgumentParser:
@@ -31,26 +34,36 @@ def history_flags() -> argparse.ArgumentParser:
     parent.add_argument(
         "--history",
         metavar="URL",
-        help="the history store (default: $SHIPWAY_HISTORY, else the local operator's file)",
+        help=(
+            "the history store, or `api` for the cluster's history API (default: "
+            "$SHIPWAY_HISTORY, else the local operator's file, else the API)"
+        ),
     )
     return parent
 
 
-def open_history(args: argparse.Namespace) -> HistoryStore | None:
-    """The store, or None when there is none to read (never creates one)."""
-    url = store_url(getattr(args, "history", None) or os.environ.get("SHIPWAY_HISTORY"))
+def open_history(args: argparse.Namespace, api: Any = None) -> RunReader | None:
+    """Where past runs are read, or None when there is nowhere (never creates a store).
+
+    An explicit store URL wins; else the local file a host-run operator writes; else the
+    cluster's history API through ``api`` (the user's own connection)."""
+    given = getattr(args, "history", None) or os.environ.get("SHIPWAY_HISTORY")
+    through_api = ApiReader(api.get_path) if hasattr(api, "get_path") else None
+    if given and given.strip().lower() == "api":
+        return through_api
+    url = store_url(given)
     if url is None:
         return None
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
-        return None
+        return through_api if url == default_url() else None
     try:
-        return SqlStore(url)
+        return StoreReader(SqlStore(url))
     except Exception as exc:  # a down store must not break what the cluster can answer
         err(f"the history store cannot be read: {exc}")
         return None
 
 
-def archived_pipeline(store: HistoryStore | None, namespace: str, name: str) -> dict[str, Any]:
+def archived_pipeline(store: RunReader | None, namespace: str, name: str) -> dict[str, Any]:
     """The newest archived run of that name, as a Pipeline object; or the live 'not found'."""
     record = store.run(namespace, name) if store is not None else None
     if record is None:
@@ -58,11 +71,16 @@ def archived_pipeline(store: HistoryStore | None, namespace: str, name: str) -> 
     return body_of(record)
 
 
-def archived_logs(store: HistoryStore | None, uid: str) -> dict[tuple[str, str], str]:
+def archived_logs(
+    store: RunReader | None, pipeline: Mapping[str, Any]
+) -> dict[tuple[str, str], str]:
     """(pod, container) → the archived log of every pod of the run."""
+    meta = pipeline.get("metadata") or {}
+    uid = meta.get("uid") or ""
     if store is None or not uid:
         return {}
-    return {(item.pod, item.container): item.text for item in store.logs(uid)}
+    logs = store.logs(meta.get("namespace") or "", meta.get("name") or "", uid)
+    return {(item.pod, item.container): item.text for item in logs}
 
 
 def masker_for(api: Any, pipeline: Mapping[str, Any]) -> Masker:
@@ -118,7 +136,7 @@ def history_table(
 
 
 def gone_runs(
-    store: HistoryStore | None, namespace: str | None, live: Iterable[Mapping[str, Any]], limit: int
+    store: RunReader | None, namespace: str | None, live: Iterable[Mapping[str, Any]], limit: int
 ) -> list[dict[str, Any]]:
     """``list --all``: archived runs whose Pipeline object is gone, as objects."""
     if store is None:
@@ -150,14 +168,14 @@ def register_history(
 def cmd_history(args: argparse.Namespace, out: TextIO) -> int:
     if args.limit < 1:
         raise CommandError(f"--limit must be at least 1, not {args.limit}")
-    store = open_history(args)
+    api = common.connect_api(args)
+    store = open_history(args, api)
     if store is None:
         raise CommandError(
-            "no history store: set --history or SHIPWAY_HISTORY to the operator's (SQLAlchemy URL)"
+            "no history store: set --history or SHIPWAY_HISTORY to the operator's (SQLAlchemy "
+            "URL), or `api` for the cluster's history API"
         )
-    namespace = None
-    if not args.all_namespaces:
-        namespace = common.connect_api(args).namespace
+    namespace = None if args.all_namespaces else api.namespace
     try:
         records = store.page(
             namespace,

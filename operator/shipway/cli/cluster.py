@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +93,7 @@ class PipelineApi:
 
     def __init__(self, connection: Connection) -> None:
         self.namespace = connection.namespace
+        self.client = connection.api
         self.custom = client.CustomObjectsApi(connection.api)
         self.core = client.CoreV1Api(connection.api)
 
@@ -244,6 +245,30 @@ class PipelineApi:
             )
         except ApiException as exc:
             raise error_from(exc) from None
+
+    def get_path(self, path: str, query: Mapping[str, str]) -> Any:
+        """GET any path of the API server (an aggregated API's): its JSON, None for 404."""
+        request = self.client.param_serialize(
+            "GET",
+            path,
+            query_params=list(query.items()),
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        try:
+            response = self.client.call_api(*request)
+            response.read()  # type: ignore[no-untyped-call]
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise error_from(exc) from None
+        if response.status == 404:
+            return None
+        if not 200 <= response.status <= 299:
+            raise error_from(
+                ApiException(status=response.status, reason=response.reason, body=response.data)
+            )
+        return _data(response)
 
     def read_log(self, pod: str, container: str) -> str:
         response = self.open_log(pod, container, follow=False)

@@ -140,7 +140,9 @@ def register(sub: Any) -> None:
 @guarded
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     api = common.connect_api(args)
-    pipeline = api.get(args.name) or archived_pipeline(open_history(args), api.namespace, args.name)
+    pipeline = api.get(args.name) or archived_pipeline(
+        open_history(args, api), api.namespace, args.name
+    )
     if args.output == "json":
         out.write(json.dumps(pipeline.get("status") or {}, indent=2) + "\n")
     elif args.output == "yaml":
@@ -169,7 +171,7 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
     from shipway.cli.follow import Follower, Printer, log_container
 
     api = common.connect_api(args)
-    store = open_history(args)
+    store = open_history(args, api)
     pipeline = api.get(args.name)
     gone = pipeline is None
     if pipeline is None:
@@ -199,8 +201,7 @@ def cmd_logs(args: argparse.Namespace, out: TextIO) -> int:
                     continue
             if text is None:
                 if archived is None:
-                    uid = (pipeline.get("metadata") or {}).get("uid") or ""
-                    archived = archived_logs(store, uid)
+                    archived = archived_logs(store, pipeline)
                 text = archived.get((pod, log_container(step)))
             if text is None:
                 continue
@@ -239,7 +240,7 @@ def cmd_list(args: argparse.Namespace, out: TextIO) -> int:
     items = api.list(all_namespaces=args.all_namespaces, selector=args.selector)
     if args.all:
         namespace = None if args.all_namespaces else api.namespace
-        items += gone_runs(open_history(args), namespace, items, limit=500)
+        items += gone_runs(open_history(args, api), namespace, items, limit=500)
     if not items:
         where = "any namespace" if args.all_namespaces else f"namespace {api.namespace}"
         err(f"no pipelines in {where}")

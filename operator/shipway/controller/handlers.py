@@ -23,6 +23,7 @@ from shipway import GROUP, PLURAL, VERSION
 from shipway.controller import metrics
 from shipway.controller.builder import discover, discover_docker, discover_push
 from shipway.controller.config import OperatorConfig
+from shipway.controller.historyapi import server as historyapi
 from shipway.controller.kube import Kube
 from shipway.controller.runtime import Operator
 
@@ -67,6 +68,7 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     operator = memo["operator"] = Operator(config, kube)
     operator.start()
+    memo["history_api"] = await historyapi.start(config.history)
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
@@ -107,6 +109,9 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     operator = memo.get("operator")
     if isinstance(operator, Operator):
         await operator.stop()
+    runner = memo.get("history_api")
+    if runner is not None:
+        await runner.cleanup()
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)

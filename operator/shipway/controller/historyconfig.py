@@ -25,6 +25,11 @@ class HistorySettings:
     prune_seconds: float = 60.0
     """How often finished Pipelines are pruned and expired records dropped."""
     policy: Policy = field(default_factory=Policy)
+    api_port: int = 0
+    """``SHIPWAY_HISTORY_API_PORT``: serve the history read API here (0: not at all)."""
+    api_cert: str = ""
+    api_key: str = ""
+    """``SHIPWAY_HISTORY_API_CERT``/``_KEY``: its serving certificate (empty: self-signed)."""
 
 
 def history_settings(env: Mapping[str, str], error: type[ValueError]) -> HistorySettings:
@@ -69,8 +74,18 @@ def history_settings(env: Mapping[str, str], error: type[ValueError]) -> History
         store_bytes=size("SHIPWAY_HISTORY_MAX_SIZE", retention.STORE_BYTES),
         enabled=enabled,
     )
+    api_cert = env.get("SHIPWAY_HISTORY_API_CERT", "").strip()
+    api_key = env.get("SHIPWAY_HISTORY_API_KEY", "").strip()
+    if bool(api_cert) != bool(api_key):
+        raise error("SHIPWAY_HISTORY_API_CERT and SHIPWAY_HISTORY_API_KEY go together")
+    api_port = count("SHIPWAY_HISTORY_API_PORT", 0)
+    if api_port > 65535:
+        raise error(f"SHIPWAY_HISTORY_API_PORT must be a port number, not {api_port}")
     return HistorySettings(
         url=store_url(env.get("SHIPWAY_HISTORY")),
+        api_port=api_port,
+        api_cert=api_cert,
+        api_key=api_key,
         log_cap=size("SHIPWAY_HISTORY_LOG_CAP", DEFAULT_CAP) or DEFAULT_CAP,
         prune_seconds=(
             age("SHIPWAY_RETENTION_INTERVAL", timedelta(minutes=1)) or timedelta(minutes=1)

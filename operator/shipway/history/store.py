@@ -90,6 +90,7 @@ class HistoryStore(Protocol):
     def save_logs(self, pod_logs: Sequence[ArchivedLog]) -> None: ...
     def archived(self, pod_uids: Iterable[str]) -> set[str]: ...
     def run(self, namespace: str, name: str) -> RunRecord | None: ...
+    def run_by_uid(self, uid: str) -> RunRecord | None: ...
     def page(
         self,
         namespace: str | None,
@@ -223,6 +224,12 @@ class SqlStore:
         )
         with self.engine.connect() as conn:
             row = conn.execute(query).mappings().first()
+        return _record(row) if row is not None else None
+
+    def run_by_uid(self, uid: str) -> RunRecord | None:
+        """One run by its Pipeline's UID (a name may be used again; the UID never)."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.uid == uid)).mappings().first()
         return _record(row) if row is not None else None
 
     def page(

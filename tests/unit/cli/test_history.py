@@ -142,3 +142,52 @@ def test_history_without_a_store_says_how_to_name_one(
     assert main(["history"]) == 2
     assert "SHIPWAY_HISTORY" in capsys.readouterr().err
     assert not (tmp_path / "none.db").exists()
+
+
+class ApiOnly(FakeApi):
+    """A cluster whose history is read through the history API only (the store is the
+    operator's, out of reach): ``get_path`` answers as the server does, from the store."""
+
+    def __init__(self, store: SqlStore, *args: Any) -> None:
+        super().__init__(*args)
+        self.store = store
+        self.paths: list[str] = []
+
+    def get_path(self, path: str, query: Any) -> Any:
+        from shipway.history import api
+
+        self.paths.append(path)
+        found = api.route(path)
+        assert found is not None
+        assert found.namespace == "ci"
+        if found.kind == "list":
+            limit = api.limit_of(query.get("limit"))
+            return api.run_list(self.store.page("ci", limit=limit), limit)
+        record = self.store.run("ci", found.name)
+        if record is None:
+            return None
+        if found.kind == "get":
+            return api.run_object(record, whole=True)
+        return api.log_object(record, self.store.logs(query["uid"]))
+
+
+def test_without_a_store_the_cli_reads_the_history_api(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    store = SqlStore(f"sqlite:///{tmp_path / 'operator-side.db'}")
+    archive(store, failed_run(), LOGS)
+    monkeypatch.setenv("SHIPWAY_HISTORY", "api")
+    fake = use(monkeypatch, ApiOnly(store, [{"metadata": {"name": "someone-else"}}]))
+    assert main(["logs", "demo-x1", "--step", "lint", "--no-prefix"]) == 0
+    assert capsys.readouterr().out == "lint says no\n"
+    assert any(p.endswith("/namespaces/ci/runs/demo-x1/log") for p in fake.paths)  # type: ignore[attr-defined]
+    assert main(["history"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].split()[0] == "demo-x1"
+    assert main(["status", "demo-x1"]) == 0
+    assert "lint" in capsys.readouterr().out
+    # No file of a local operator and no setting: the API too.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("SHIPWAY_HISTORY")
+    assert main(["logs", "demo-x1", "--step", "build", "--no-prefix"]) == 0
+    assert capsys.readouterr().out == "built\n"
+    store.close()
