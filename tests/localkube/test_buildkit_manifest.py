@@ -3,7 +3,7 @@ BuildKit's objects are the chart's committed rendering with the cluster's CA put
 
 from __future__ import annotations
 
-from localkube import buildkit, buildkit_manifest, cluster, registry
+from localkube import buildkit, buildkit_manifest, registry
 
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 
@@ -35,11 +35,3 @@ def test_the_committed_rendering_is_of_the_local_builders_values() -> None:
     assert container["command"][0] == (
         "rootlesskit" if buildkit.MODE == "rootless" else "buildkitd"
     )
-
-
-def test_the_demo_builds_neither_helm_nor_kwok() -> None:
-    demo = cluster.PROFILES["demo"]
-    assert "buildkit" in demo
-    assert "helm" not in demo
-    assert "kwok" not in demo
-    assert {"helm", "kwok"} <= set(cluster.PROFILES["all"])
