@@ -9,7 +9,7 @@ export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/hack
 
 .PHONY: venv host-deps test test-unit test-e2e lint typecheck crd crd-check docs docs-check check \
         cluster-up cluster-down cluster-status demo bench clean \
-        chart-check chart-readme operator-image image-lock
+        chart-check chart-readme buildkit-manifest operator-image image-lock
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || $(PYTHON) -m localkube host-deps python3-venv
@@ -58,6 +58,13 @@ chart-check: $(STAMP)
 	$(VENV)/bin/ruff format --check docker hack/chart_check.py
 	$(VENV)/bin/mypy --strict hack/chart_check.py docker/prune_venv.py
 	$(PY) hack/chart_check.py --helm $(HELM)
+	$(PY) -m localkube.buildkit_manifest --helm $(HELM)
+
+## BuildKit's objects as the chart renders them, kept in the tree so that `make demo` needs no
+## Helm (hack/localkube/buildkit_manifest.py); chart-check fails when they drift.
+buildkit-manifest: $(STAMP)
+	$(PY) -m localkube build helm
+	$(PY) -m localkube.buildkit_manifest --helm $(HELM) --write
 
 chart-readme: $(STAMP)
 	$(PY) hack/chart_check.py --write

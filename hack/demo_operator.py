@@ -25,22 +25,28 @@ NAMESPACE = "shipway-demo"
 WEBHOOK_CONFIG = "shipway-demo"
 STOP_SECONDS = 15.0
 
-#: A Pipeline whose step names no service: only the webhook (the compiler) can refuse it.
-PROBE = f"""apiVersion: shipway.dev/v1alpha1
+
+def probe(namespace: str = NAMESPACE) -> str:
+    """A Pipeline whose step names no service: only the webhook (the compiler) can refuse it."""
+    return f"""apiVersion: shipway.dev/v1alpha1
 kind: Pipeline
-metadata: {{name: demo-webhook-probe, namespace: {NAMESPACE}}}
+metadata: {{name: demo-webhook-probe, namespace: {namespace}}}
 spec:
   services: {{app: {{image: busybox:1.36}}}}
   steps: [{{name: probe, service: ghost, command: "true"}}]
 """
+
+
+PROBE = probe()
 PROBE_LINE = "spec.steps[0].service: unknown service 'ghost'"
 
 
-def argv(port: int) -> list[str]:
-    """The operator's command line: the demo's namespace, a webhook on a loopback port."""
+def argv(port: int, namespace: str = NAMESPACE, webhook_config: str = WEBHOOK_CONFIG) -> list[str]:
+    """The operator's command line: the demo's namespace, a webhook on a loopback port.
+    (Another namespace and configuration name only for the e2e test on a shared cluster.)"""
     return [
-        sys.executable, "-m", "shipway", "operator", "-n", NAMESPACE,
-        f"--webhook-url=https://127.0.0.1:{port}", f"--webhook-config={WEBHOOK_CONFIG}",
+        sys.executable, "-m", "shipway", "operator", "-n", namespace,
+        f"--webhook-url=https://127.0.0.1:{port}", f"--webhook-config={webhook_config}",
     ]  # fmt: skip
 
 
@@ -89,13 +95,18 @@ def free_port() -> int:
         return port
 
 
-def start(env: dict[str, str], state: Path = STATE) -> int:
+def start(
+    env: dict[str, str],
+    state: Path = STATE,
+    namespace: str = NAMESPACE,
+    webhook_config: str = WEBHOOK_CONFIG,
+) -> int:
     """(Re)start the operator in the background; its pid. Its log is ``state/operator.log``."""
     state.mkdir(parents=True, exist_ok=True)
     stop("starting it again", state, say=lambda _: None)
     log = (state / "operator.log").open("ab")
     process = subprocess.Popen(
-        argv(free_port()),
+        argv(free_port(), namespace, webhook_config),
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -105,27 +116,32 @@ def start(env: dict[str, str], state: Path = STATE) -> int:
     return process.pid
 
 
-def webhook_refusal(kubectl: str, env: dict[str, str]) -> str | None:
-    """What ``kubectl create --dry-run=server`` of :data:`PROBE` answers; None when admitted."""
+def webhook_refusal(kubectl: str, env: dict[str, str], namespace: str = NAMESPACE) -> str | None:
+    """What ``kubectl create --dry-run=server`` of :func:`probe` answers; None when admitted."""
     done = subprocess.run(
         [kubectl, "create", "--dry-run=server", "-f", "-"],
-        input=PROBE, env=env, capture_output=True, text=True, check=False,
+        input=probe(namespace), env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     return None if done.returncode == 0 else (done.stderr or done.stdout).strip()
 
 
 def wait_for_webhook(
-    kubectl: str, env: dict[str, str], timeout: float = 60.0, pause: float = 1.0
+    kubectl: str,
+    env: dict[str, str],
+    timeout: float = 60.0,
+    pause: float = 1.0,
+    namespace: str = NAMESPACE,
+    state: Path = STATE,
 ) -> str:
     """Wait until the webhook refuses the probe; its message (else RuntimeError saying why)."""
     deadline = time.monotonic() + timeout
     said = None
     while time.monotonic() < deadline:
-        said = webhook_refusal(kubectl, env)
+        said = webhook_refusal(kubectl, env, namespace)
         if said is not None and PROBE_LINE in said:
             return said
         time.sleep(pause)
     raise RuntimeError(
         f"the demo operator's webhook did not refuse a bad Pipeline within {timeout:.0f}s "
-        f"(last answer: {said or 'admitted'}); see {STATE / 'operator.log'}"
+        f"(last answer: {said or 'admitted'}); see {state / 'operator.log'}"
     )

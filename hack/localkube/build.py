@@ -341,6 +341,20 @@ def build_all(paths: Paths, names: Iterable[str] | None = None, *, force: bool =
         build(TARGETS[name], paths, force=force, step=step)
 
 
+def dry_run(paths: Paths, names: Iterable[str]) -> list[str]:
+    """What :func:`build_all` of ``names`` would build on a fresh machine (with the expected
+    times), and what it would build here; builds nothing."""
+    wanted = list(names)
+    records = progress.read_records(paths.cache)
+    gover = go_version(paths)
+    missing = [n for n in wanted if not is_built(TARGETS[n], paths, gover)]
+    families = [progress.family(TARGETS[n].name) for n in wanted]
+    return [
+        f"on a fresh machine, {progress.plan_line(families, records)}",
+        f"here: {', '.join(missing) + ' to build' if missing else 'all built (cached)'}",
+    ]
+
+
 def binary(paths: Paths, name: str) -> Path:
     """The cached binary ``name`` (kubectl, kubelet, helm, ...); error if not built."""
     for target in TARGETS.values():

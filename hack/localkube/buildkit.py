@@ -1,8 +1,9 @@
 """BuildKit in the local cluster: buildkitd in its own namespace, reachable with client certificates.
 
 The Kubernetes objects come from the Helm chart itself (``charts/shipway``, values
-``buildkit.*``, rendered with ``helm template --show-only``), so what the local cluster runs is
-what the chart deploys. Only the certificates are made here: a CA of the builder's own (not
+``buildkit.*``, rendered with ``helm template --show-only`` into the committed
+``manifests/buildkit.yaml``, see :mod:`localkube.buildkit_manifest`), so what the local cluster
+runs is what the chart deploys, and the cluster needs no Helm to run it. Only the certificates are made here: a CA of the builder's own (not
 the cluster's, so no Kubernetes credential is a BuildKit credential and back), the server
 certificate for the Service's names, and one client certificate whose Secret lives only in
 the operator's namespace (``shipway-system``; e2e tests copy it where they act as the operator).
@@ -17,7 +18,6 @@ import base64
 import json
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,6 @@ from localkube import build, buildkit_images, config, imageset, mirror, pki, reg
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.images import image_digests, import_archive
-from localkube.process import run
 from localkube.runtime import kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -166,16 +165,6 @@ def chart_values(reg: Registry | None, *, mode: str = MODE) -> dict[str, Any]:
     }
 
 
-def render(paths: Paths, values: Mapping[str, Any]) -> str:
-    """``helm template`` of the chart's builder objects, in the builder's namespace."""
-    argv = [
-        str(build.binary(paths, "helm")), "template", RELEASE, str(CHART),
-        "--namespace", NAMESPACE, "--kube-version", config.KUBERNETES_VERSION,
-        "--show-only", "templates/buildkit.yaml", "--values", "-",
-    ]  # fmt: skip
-    return run(argv, input=json.dumps(values)).stdout
-
-
 # -- deploy ----------------------------------------------------------------------------------
 
 
@@ -216,7 +205,9 @@ def up(paths: Paths, reg: Registry | None = None) -> str:
     ]
     _apply(paths, namespaces)
     _forget_other_mode(paths, MODE)
-    manifest = render(paths, chart_values(reg))
+    from localkube import buildkit_manifest  # it imports this module
+
+    manifest = buildkit_manifest.objects(reg.ca_pem)
     _apply(paths, manifest)  # the Service first gets its address, which the certificate names
     service_ip = kubectl(
         paths, "get", "service", NAME, "-n", NAMESPACE, "-o", "jsonpath={.spec.clusterIP}"

@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
         help="build only what this use needs (demo: no kwok); default all",
     )
     p.add_argument("--kwok-nodes", type=int, default=0, metavar="N", help="add N fake nodes")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="only list what this use builds (on a fresh machine, and here) and start nothing",
+    )
     p = sub.add_parser("down", help="stop the cluster and clean the host")
     p.add_argument("--verify", action="store_true", help="then check nothing was left behind")
     sub.add_parser("status", help="show the components and nodes; exit 1 unless up")
@@ -101,6 +106,11 @@ def _dispatch(args: argparse.Namespace, paths: Paths) -> int:
             if installed
             else "localkube: host packages present"
         )
+        return 0
+    if cmd == "up" and args.dry_run:
+        profile = args.profile or ("core" if args.core_only else "all")
+        for line in build.dry_run(paths, cluster.PROFILES[profile]):
+            print(f"localkube: up --for {profile}: {line}")
         return 0
     host.check_platform()
     if cmd == "up":

@@ -85,11 +85,11 @@ MANIFESTS = Path(__file__).parent / "manifests"
 #: What ``up --core-only`` builds: the cluster and its add-ons, not helm or kwok.
 CORE_TARGETS = ("kubernetes", "pause", "local-path-provisioner", "coredns", "registry", "crane")
 #: What each ``up --for`` needs built. ``all`` (``make test``, ``make cluster-up``): everything.
-#: ``demo``: no kwok (fake nodes are for tests and benchmarks); helm stays, since BuildKit's
-#: objects are rendered from the chart with ``helm template``.
+#: ``demo``: no kwok (fake nodes are for tests and benchmarks) and no helm (BuildKit's objects
+#: are the chart's rendering kept in the tree, :mod:`localkube.buildkit_manifest`).
 PROFILES: dict[str, tuple[str, ...]] = {
     "all": tuple(build.TARGETS),
-    "demo": (*CORE_TARGETS, "helm", "buildkit"),
+    "demo": (*CORE_TARGETS, "buildkit"),
     "core": CORE_TARGETS,
 }
 #: The configuration files each component reads (a change restarts it).
@@ -205,7 +205,7 @@ def _up(paths: Paths, targets: tuple[str, ...]) -> None:
     addons.ensure_registry(paths, lay.pki)
     authregistry.ensure(paths)  # where push steps push in the e2e tests and the demo
     mirror.push_all(paths)
-    if "buildkit" in targets:  # BuildKit (issue #14): rendered from the chart with helm
+    if "buildkit" in targets:  # BuildKit (issue #14): the chart's objects
         from localkube import buildkit
 
         buildkit.up(paths)

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from shipway.controller import heap, metrics
+from shipway.controller import callpool, heap, metrics
 from shipway.controller.archive import Archiver, HistoryApi
 from shipway.controller.config import OperatorConfig
 from shipway.controller.kube import KubeError
@@ -113,6 +113,7 @@ class Operator:
         self.queue.add(key)
 
     async def _work(self, key: Key) -> float | None:
+        callpool.GROUP.set(key[0])  # its API calls take the namespace's turns (this task's)
         await self.watches.ready(key[0])
         if self.claims is not None:
             await self.claims.ready(key[0])

@@ -13,6 +13,14 @@ after another; here it first waits for the runs of other groups that started dur
 (at most :data:`TURN_CAP` seconds), so groups alternate run for run, round-robin. Only a run
 longer than ``yield_after`` (:data:`YIELD_AFTER`) yields: a neighbour's short runs never
 wait for a big pipeline's long ones. Keys of one group never wait for each other.
+
+Turns alone still let a key whose runs are long (a 1000-step pipeline: plan the tree, write a
+large status) hold the event loop most of the time, since one run of a neighbour is short: the
+neighbour's every pod event lands in a long run and waits for it. So while another group is
+active (started a run in the last :data:`PACE_WINDOW` seconds), a long run's key rests as long
+as its run took (:func:`pace`, at most :data:`PACE_CAP`) before it runs again: the loop is at
+least half free for the others, and the events of the rest fold into the next run (its status
+is written in fewer, larger patches). Alone, a big pipeline runs back to back as before.
 """
 
 from __future__ import annotations
@@ -34,6 +42,18 @@ TURN_CAP = 2.0
 """The longest a key due again waits for other groups' runs (a slow API call of theirs)."""
 YIELD_AFTER = 0.25
 """A run at least this long (seconds) lets other groups' runs go before the next."""
+PACE_WINDOW = 5.0
+"""Another group that started a run this recently (seconds) is active: long runs rest."""
+PACE_CAP = 2.0
+"""The longest rest (seconds) after one long run."""
+
+
+def pace(took: float, yield_after: float, others_active: bool) -> float:
+    """Seconds a key rests before running again after a run of ``took`` seconds: as long
+    as the run, when it was long and another group is active; else none."""
+    if not others_active or took < yield_after:
+        return 0.0
+    return min(took, PACE_CAP)
 
 
 def backoff(failures: int, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP) -> float:
@@ -71,6 +91,8 @@ class WorkQueue(Generic[K]):
         self._runs: dict[Hashable, dict[K, tuple[int, asyncio.Future[None]]]] = {}
         """Runs in progress by group: when each started (in order) and its end."""
         self._order = itertools.count()
+        self._last_start: dict[Hashable, float] = {}
+        """When each group last started a run (loop time)."""
         self._entries: dict[K, _Entry] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -142,11 +164,25 @@ class WorkQueue(Generic[K]):
         if others:
             await asyncio.wait(others, timeout=TURN_CAP)
 
+    def _others_active(self, key: K) -> bool:
+        """Whether a group other than ``key``'s started a run in the last PACE_WINDOW s."""
+        if self.group is None:
+            return False
+        mine = self.group(key)
+        now = asyncio.get_running_loop().time()
+        stale = [g for g, at in self._last_start.items() if now - at > PACE_WINDOW]
+        for group in stale:
+            del self._last_start[group]
+        return any(group != mine for group in self._last_start)
+
     def _started(self, key: K) -> tuple[int, asyncio.Future[None]]:
         started = next(self._order)
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
         if self.group is not None:
-            self._runs.setdefault(self.group(key), {})[key] = (started, done)
+            group = self.group(key)
+            self._runs.setdefault(group, {})[key] = (started, done)
+            self._last_start[group] = loop.time()
         return started, done
 
     def _ended(self, key: K, done: asyncio.Future[None]) -> None:
@@ -166,6 +202,9 @@ class WorkQueue(Generic[K]):
             while True:
                 if since is not None and took >= self.yield_after:
                     await self._turns(key, since)
+                    rest = pace(took, self.yield_after, self._others_active(key))
+                    if rest > 0:
+                        await asyncio.sleep(rest)
                 entry.dirty = False
                 since, done = self._started(key)
                 began = loop.time()

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
+import time
 
 import pytest
 
-from shipway.controller.workqueue import BACKOFF_CAP, WorkQueue, backoff
+from shipway.controller.workqueue import BACKOFF_CAP, PACE_CAP, WorkQueue, backoff, pace
 
 
 def test_backoff_doubles_from_one_second_up_to_thirty() -> None:
@@ -253,3 +255,46 @@ def test_a_short_run_never_waits_for_another_namespaces_long_one() -> None:
     ]
     everyone_yields = _short_beside_long(yield_after=0.0)
     assert everyone_yields == ["b runs", "a starts", "a ends", "b runs", "b runs"]
+
+
+def test_pace_rests_a_long_run_as_long_as_it_took_only_beside_other_groups() -> None:
+    assert pace(0.6, 0.25, others_active=True) == 0.6
+    assert pace(0.6, 0.25, others_active=False) == 0.0
+    assert pace(0.1, 0.25, others_active=True) == 0.0, "short runs never rest"
+    assert pace(30.0, 0.25, others_active=True) == PACE_CAP
+
+
+def _big_run_gaps(neighbour: bool) -> list[float]:
+    """Namespace a's key takes 0.1 s a run and is due again at once, four runs; namespace b
+    (when ``neighbour``) starts a short run now and then. The gaps between a's runs."""
+    starts: list[float] = []
+
+    async def work(key: tuple[str, str]) -> float | None:
+        loop = asyncio.get_running_loop()
+        if key[0] == "a":
+            starts.append(loop.time())
+            if len(starts) < 4:
+                queue.add(key)
+            time.sleep(0.1)  # planning a big tree holds the loop
+            await asyncio.sleep(0.001)  # then its status patch
+        return None
+
+    queue: WorkQueue[tuple[str, str]] = WorkQueue(work, group=lambda key: key[0], yield_after=0.05)
+
+    async def scenario() -> None:
+        queue.add(("a", "big"))
+        while queue.busy():
+            if neighbour:
+                queue.add(("b", "small"))
+            await asyncio.sleep(0.02)
+
+    asyncio.run(scenario())
+    return [b - a for a, b in itertools.pairwise(starts)]
+
+
+def test_a_long_run_rests_while_another_namespace_is_active_and_not_when_alone() -> None:
+    beside = _big_run_gaps(neighbour=True)
+    assert len(beside) == 3
+    assert all(gap >= 0.19 for gap in beside), beside  # its run, then as long again at rest
+    alone = _big_run_gaps(neighbour=False)
+    assert all(gap < 0.15 for gap in alone), alone  # back to back as before
