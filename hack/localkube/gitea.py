@@ -56,6 +56,8 @@ SQLITE_JOURNAL_MODE = WAL
 [repository]
 ROOT = /data/repos
 DEFAULT_BRANCH = main
+; the image has busybox's sh, no bash (git hooks are written with this interpreter)
+SCRIPT_TYPE = sh
 
 [security]
 INSTALL_LOCK = true
@@ -171,7 +173,8 @@ RECIPE = Recipe(
 )
 
 
-def manifests(password: str) -> list[dict[str, Any]]:
+def manifests(password: str, digest: str = "") -> list[dict[str, Any]]:
+    """Namespace, admin Secret, Deployment (restarted when the image changes) and Service."""
     labels = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "shipway-tests"}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
@@ -190,7 +193,7 @@ def manifests(password: str) -> list[dict[str, Any]]:
                 "strategy": {"type": "Recreate"},
                 "selector": {"matchLabels": labels},
                 "template": {
-                    "metadata": {"labels": labels},
+                    "metadata": {"labels": labels, "annotations": {"shipway.dev/image": digest}},
                     "spec": {
                         "securityContext": {"runAsUser": 1000, "runAsGroup": 1000, "fsGroup": 1000},
                         "enableServiceLinks": False,
@@ -248,7 +251,9 @@ def up(paths: Paths, timeout: float = 180) -> dict[str, str]:
         import_archive(info.archive, address=paths.containerd_socket)
     existing = _existing_password(paths)
     password = existing or secrets.token_urlsafe(18)
-    body = json.dumps({"apiVersion": "v1", "kind": "List", "items": manifests(password)})
+    body = json.dumps(
+        {"apiVersion": "v1", "kind": "List", "items": manifests(password, info.manifest_digest)}
+    )
     _kubectl(paths, "apply", "-f", "-", stdin=body.encode())
     _kubectl(paths, "rollout", "status", "-n", NAMESPACE, f"deployment/{NAME}", f"--timeout={int(timeout)}s")  # fmt: skip
     found = status(paths)

@@ -100,6 +100,27 @@ def drop_pushes(steps: list[Any]) -> list[Any]:
     return kept
 
 
+ENCRYPTED_KEYS = (
+    "encrypted_env_file",
+    "encrypted_environment",
+    "encrypted_args",
+    "encrypted_args_file",
+    "encrypted_dockercfg_path",
+)
+
+
+def drop_encrypted(services: Any) -> Any:
+    """The services without their encrypted keys: a fork's run decrypts nothing."""
+    if not isinstance(services, dict):
+        return services
+    return {
+        name: {k: v for k, v in svc.items() if k not in ENCRYPTED_KEYS}
+        if isinstance(svc, dict)
+        else svc
+        for name, svc in services.items()
+    }
+
+
 def build(
     spec: RepositorySpec,
     repository: str,
@@ -132,8 +153,10 @@ def build(
     try:
         services_doc = parse_file_text(services[1], services[0])
         steps_doc = parse_file_text(steps[1], steps[0])
-        if run.fork and isinstance(steps_doc, list):
-            steps_doc = drop_pushes(steps_doc)
+        if run.fork:
+            services_doc = drop_encrypted(services_doc)
+            if isinstance(steps_doc, list):
+                steps_doc = drop_pushes(steps_doc)
         conversion = convert(
             services_doc,
             steps_doc,
