@@ -246,3 +246,86 @@ def test_a_second_push_supersedes_the_running_pipeline(setup: Setup) -> None:
     error = _status(s, slow, "error")
     assert f"Superseded by {newer}" in error["description"]
     assert _finished(s, fast)["status"]["phase"] == "Succeeded"
+
+
+def _secret_refs(pod: dict[str, Any]) -> list[str]:
+    """Every Secret a pod's containers or volumes take (the service account token aside)."""
+    spec = pod["spec"]
+    found = [v["secret"]["secretName"] for v in spec.get("volumes") or [] if v.get("secret")]
+    for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+        for source in container.get("envFrom") or []:
+            if source.get("secretRef"):
+                found.append(source["secretRef"]["name"])
+        for env in container.get("env") or []:
+            ref = (env.get("valueFrom") or {}).get("secretKeyRef")
+            if ref:
+                found.append(ref["name"])
+    return found
+
+
+def _step_pods(s: Setup, pipeline: str) -> list[dict[str, Any]]:
+    pods = s.cluster.json("get", "pods", "-n", s.namespace)["items"]
+    return [
+        p for p in pods
+        if any(o.get("name") == pipeline for o in p["metadata"].get("ownerReferences") or [])
+        and "shipway.dev/step" in (p["metadata"].get("labels") or {})
+    ]  # fmt: skip
+
+
+def test_a_fork_pull_request_runs_without_the_repositorys_secrets(setup: Setup) -> None:
+    from shipway.codeship import jetcrypt
+
+    s = setup
+    key = jetcrypt.new_key()
+    s.cluster.apply(
+        s.namespace,
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "aes"},
+         "stringData": {"codeship.aes": key}},
+    )  # fmt: skip
+    s.cluster.kubectl(
+        "patch", "repository", s.repo, "-n", s.namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"aesKey": {"name": "aes", "key": "codeship.aes"}}}),
+    )  # fmt: skip
+    encrypted = jetcrypt.encrypt(b"GREETING=from-the-secret\n", jetcrypt.parse_key(key))
+    files = {
+        "codeship-services.yml": "app:\n  image: busybox:1.36\n  encrypted_env_file: env.encrypted\n",
+        "codeship-steps.yml": "- name: greet\n  service: app\n  command: sh -c 'echo \"$GREETING\"'\n",
+        "env.encrypted": encrypted,
+    }
+    # The repository's own push decrypts: its step pod takes the Secret of the variables.
+    own = s.work.commit(files, "Encrypted environment")
+    s.work.push()
+    mine = _finished(s, own)
+    assert mine["status"]["phase"] == "Succeeded", mine["status"]
+    assert any(_secret_refs(p) for p in _step_pods(s, mine["metadata"]["name"]))
+    # A fork's pull request of the same files: no Secret in any of its pods.
+    forker = f"forker-{secrets.token_hex(2)}"
+    password = secrets.token_urlsafe(12)
+    s.gitea.call("POST", "/admin/users", {
+        "username": forker, "password": password, "email": f"{forker}@shipway.test",
+        "must_change_password": False,
+    })  # fmt: skip
+    s.gitea.call("POST", f"/repos/{s.gitea.username}/{s.repo}/forks", {}, auth=(forker, password))
+    fork = Work(s.gitea.clone_url(s.repo, owner=forker, auth=(forker, password)))
+    fork.git("fetch", "-q", "origin", "main")
+    fork.git("checkout", "-q", "-B", "feature", "FETCH_HEAD")
+    head = fork.commit({"feature.txt": "x\n"}, "A contribution")
+    fork.push("feature")
+    pr = s.gitea.call("POST", f"/repos/{s.gitea.username}/{s.repo}/pulls", {
+        "head": f"{forker}:feature", "base": "main", "title": "A contribution",
+    }, auth=(forker, password))  # fmt: skip
+    theirs = _finished(s, head)
+    assert theirs["metadata"]["annotations"]["shipway.dev/fork"] == "true"
+    assert theirs["spec"]["ci"]["prNumber"] == str(pr["number"])
+    assert theirs["status"]["phase"] == "Succeeded", theirs["status"]
+    pods = _step_pods(s, theirs["metadata"]["name"])
+    steps = [p for p in pods if p["metadata"]["labels"]["shipway.dev/step"] != "source"]
+    assert steps
+    assert [_secret_refs(p) for p in steps] == [[] for _ in steps]
+    # The checkout (the operator's git image, never the fork's code) alone has the clone
+    # credentials, as files.
+    checkout = [p for p in pods if p["metadata"]["labels"]["shipway.dev/step"] == "source"]
+    assert [_secret_refs(p) for p in checkout] == [["clone"]]
+    assert "envFrom" not in json.dumps(theirs["spec"])
+    status = _status(s, head, "success")
+    assert "fork: no secrets" in status["description"]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from shipway.codeship.jetcrypt import parse_key
 from shipway.engine.naming import label_value
 from shipway.models.repository import MAX_BRANCHES, MAX_DELIVERIES, RepositorySpec
 from shipway.triggers import concurrency, forge, http, pipeline
@@ -158,13 +159,21 @@ class Worker:
         meta = repo["metadata"]
         namespace, repository = meta["namespace"], meta["name"]
         kind = event.kind
-        aes = None if run.fork else self.api.secret_key(namespace, spec.aesKey)
         try:
+            raw_key = None if run.fork else self.api.secret_key(namespace, spec.aesKey)
+            aes = None if raw_key is None else parse_key(raw_key)
             read = self.reader(namespace, spec, event.commit)
             built = pipeline.build(spec, repository, namespace, event, run, read, aes)
         except Exception as exc:
             built = pipeline.Failed(f"cannot read the Codeship files: {exc}", str(exc))
         if isinstance(built, pipeline.Failed):
+            log.info(
+                "%s/%s: %s does not convert: %s",
+                namespace,
+                repository,
+                event.commit[:12],
+                built.first_line,
+            )
             self.api.event(
                 repo, "ConversionFailed", f"{event.commit[:12]} ({event.ref}): {built.message}"
             )
