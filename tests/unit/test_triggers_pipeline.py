@@ -144,7 +144,7 @@ class _Worker:
     def record(self, repo: Any, *args: Any) -> None:
         self.records.append(args)
 
-    def handle(self, repo: Any, spec: Any, event: Event, run: decide.Run) -> str:
+    def handle(self, repo: Any, spec: Any, event: Event, run: decide.Run, received: float) -> str:
         self.handled.append(run.name)
         return "created"
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 from typing import Any, TextIO
 
 
@@ -25,15 +23,8 @@ def cmd_triggers(args: argparse.Namespace, out: TextIO) -> int:
     worker = Worker(api, Settings(run_url=args.run_url or ""))
     namespaces = list(args.namespace or [connection.namespace])
 
-    def accepted(name: str, seconds: float) -> None:
-        logging.getLogger("shipway.triggers").info(
-            "pipeline %s created %.3fs after receipt", name, seconds
-        )
-
-    receiver = Receiver(api, worker, namespaces, on_accepted=accepted)
+    receiver = Receiver(api, worker, namespaces)
     Reporter(api, worker, namespaces).start()
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     out.write(
         f"shipway triggers: listening on {args.address}:{args.port} for {', '.join(namespaces)}\n"
     )

@@ -36,13 +36,11 @@ class Receiver:
         worker: Worker,
         namespaces: Iterable[str] | None,
         workers: int = 4,
-        on_accepted: Callable[[str, float], None] | None = None,
     ) -> None:
         self.api = api
         self.worker = worker
         self.namespaces = set(namespaces) if namespaces else None
         self.pool = ThreadPoolExecutor(workers, thread_name_prefix="triggers")
-        self.on_accepted = on_accepted
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY)
@@ -101,12 +99,9 @@ class Receiver:
         received: float,
     ) -> None:
         try:
-            result = self.worker.handle(repo, spec, event, run)
+            self.worker.handle(repo, spec, event, run, received)
         except Exception:
             log.exception("delivery %s of %s failed", event.delivery, repo["metadata"]["name"])
-            return
-        if self.on_accepted is not None and result == "created":
-            self.on_accepted(run.name, time.monotonic() - received)
 
 
 def _delivery(headers: dict[str, str]) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -154,8 +155,18 @@ class Worker:
         return ""
 
     # -- a run --------------------------------------------------------------------------------
-    def handle(self, repo: Manifest, spec: RepositorySpec, event: Event, run: Run) -> str:
-        """Carry out a Run; the delivery's result (created, exists, failed, queued)."""
+    def handle(
+        self,
+        repo: Manifest,
+        spec: RepositorySpec,
+        event: Event,
+        run: Run,
+        received: float | None = None,
+    ) -> str:
+        """Carry out a Run; the delivery's result (created, exists, failed, queued).
+
+        ``received``: the delivery's arrival (monotonic), for the log line that the benchmark
+        reads: from it to the create's answer, before the commit status and the records."""
         meta = repo["metadata"]
         namespace, repository = meta["namespace"], meta["name"]
         kind = event.kind
@@ -194,6 +205,10 @@ class Worker:
         if not created:
             self.record(repo, event.delivery, kind, "exists", "already created", run.name)
             return "exists"
+        if received is not None:
+            log.info(
+                "pipeline %s created %.3fs after receipt", run.name, time.monotonic() - received
+            )
         if spec.concurrency == "supersede":
             self._supersede(namespace, obj, siblings)
         error = self.tell(
