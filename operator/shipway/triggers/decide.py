@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from urllib.parse import urlsplit
 
+from shipway.compiler.dnsnames import dns_label
 from shipway.models.repository import RepositorySpec
-from shipway.spec.dnsnames import dns_label
 from shipway.triggers.events import Event
 
 SKIP_CI = re.compile(r"\[(skip ci|ci skip)\]", re.IGNORECASE)
