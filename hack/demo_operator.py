@@ -129,6 +129,7 @@ def wait_for_webhook(
     kubectl: str,
     env: dict[str, str],
     timeout: float = 60.0,
+    *,
     pause: float = 1.0,
     namespace: str = NAMESPACE,
     state: Path = STATE,

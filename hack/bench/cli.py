@@ -3,7 +3,7 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``admission,overhead,scale,paced,restart,fairness,source,builds,history,dashboard``;
+(default ``admission,overhead,scale,paced,restart,fairness,source,builds,history,dashboard,triggers``;
 ``BENCH_PHASES=fairness`` runs that one alone, in about two minutes), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
@@ -34,6 +34,7 @@ from bench import admission, builds, fairness, overhead, scale
 from bench import dashboard as dashboard_phase
 from bench import history as history_phase
 from bench import source as source_phase
+from bench import triggers as triggers_phase
 from bench.kube import BENCH_LABEL, Kube, write_json
 from bench.load import delete_namespace, release_storage
 from bench.procs import MANAGED_ANNOTATION, FakeNodes
@@ -49,6 +50,7 @@ PHASES = (
     "builds",
     "history",
     "dashboard",
+    "triggers",
 )
 PACED_STEPS_PER_SECOND = 36
 """Offered in the paced phase: the 30 steps/s target plus a fifth, so that meeting it is not
@@ -76,6 +78,8 @@ TARGETS = {
     "dashboard_run_p95_ms": ("<=", 200),
     "dashboard_live_log_p95_ms": ("<=", 1000),
     "fairness_ratio": ("<=", 2),
+    "triggers_received_to_created_p95_ms": ("<=", 1000),
+    "triggers_push_to_first_step_pod_p95_ms": ("<=", 5000),
 }
 
 
@@ -217,6 +221,12 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         "dashboard_run_p95_ms": (results.get("dashboard") or {}).get("p95_run_ms"),
         "dashboard_live_log_p95_ms": (results.get("dashboard") or {}).get("p95_browser_log_ms"),
         "fairness_ratio": (results.get("fairness") or {}).get("ratio"),
+        "triggers_received_to_created_p95_ms": (results.get("triggers") or {}).get(
+            "received_to_created_p95_ms"
+        ),
+        "triggers_push_to_first_step_pod_p95_ms": (results.get("triggers") or {}).get(
+            "push_to_first_step_pod_p95_ms"
+        ),
     }
 
 
@@ -318,6 +328,7 @@ def table(results: dict[str, Any]) -> str:
         *_build_rows(results.get("builds") or {}, mark),
         *history_phase.rows(results.get("history") or {}, mark, _fmt),
         *dashboard_phase.rows(results.get("dashboard") or {}, mark, _fmt),
+        *triggers_phase.rows(results.get("triggers") or {}, mark, _fmt),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows) + 2
     lines = [f"{'':{width}}{'measured':>22}  {'target':>8}"]
@@ -461,6 +472,10 @@ def main() -> int:
             print("phase 4: source, a 50 MB / 5000-file repository ...", flush=True)
             results["source"] = so = source_phase.run(kube, run_id, workdir)
             delete_namespace(kube, run_id, so["namespace"], timeout=120)
+        if "triggers" in phases:
+            print("phase 6: triggers, git pushes to Gitea through shipway triggers ...", flush=True)
+            results["triggers"] = tr = triggers_phase.run(kube, run_id, workdir)
+            delete_namespace(kube, run_id, tr["namespace"], timeout=120)
     except Exception:
         failed = True
         results["error"] = traceback.format_exc()

@@ -195,6 +195,20 @@ CRANE = Target(
         f"{config.CRANE_VERSION}"
     ),
 )
+# -- Gitea (issue 26): the forge of the triggers e2e tests, from the wrapper module gomod/gitea
+# (Gitea's go.mod has `replace` directives, which apply only in the main module, and declares
+# its path as gitea.dev). SQLite is built in (the pure-Go modernc driver is Gitea's default
+# since 1.26, so no cgo); no `bindata`: the API needs no embedded web assets. Not in TARGETS:
+# built only when an add-on asks (localkube.gitea), never by every `localkube up`.
+GITEA = Target(
+    f"gitea-{config.GITEA_VERSION}",
+    (Binary("gitea", "gitea.dev", tags="netgo osusergo sqlite sqlite_unlock_notify"),),
+    module_dir=GOMOD / "gitea",
+    ldflags=(
+        f"-s -w -X main.Version={config.GITEA_VERSION.lstrip('v')}"
+        " -X 'main.Tags=netgo osusergo sqlite sqlite_unlock_notify'"
+    ),
+)
 #: In build order: what ``up`` needs first.
 TARGETS: dict[str, Target] = {
     "kubernetes": KUBERNETES,

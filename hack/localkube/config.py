@@ -34,6 +34,8 @@ DOCKERFILE_FRONTEND_VERSION = "1.28.0-buildkit-v0.34.2"
 REGISTRY_VERSION = "v3.1.2"
 COREDNS_VERSION = "v1.15.0"
 CRANE_VERSION = "v0.22.1"
+#: The forge of the triggers e2e tests and demo (issue 26), built only when they ask for it.
+GITEA_VERSION = "v1.27.3"
 #: helm's release build links the Kubernetes version its client-go module implies
 #: (client-go v0.37 -> 1.37, helm's Makefile adds 1 to the major): what ``helm template``
 #: assumes without ``--kube-version``.

@@ -212,10 +212,12 @@ def parser() -> argparse.ArgumentParser:
     from shipway.cli.commands import register
     from shipway.cli.dashboard import register as register_dashboard
     from shipway.cli.registrytoken import register as register_registry_token
+    from shipway.cli.triggers import register as register_triggers
 
     register(sub)
     register_registry_token(sub)
     register_dashboard(sub)
+    register_triggers(sub)
     return top
 
 

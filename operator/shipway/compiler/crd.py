@@ -22,6 +22,7 @@ from shipway import GROUP, KIND, PLURAL, VERSION
 from shipway.models import PipelineSpec, PipelineStatus
 from shipway.models.approval import APPROVAL_RULES, APPROVAL_VARIABLES, CREATE_RULE
 from shipway.models.base import UNION_SCHEMA_NOTE
+from shipway.models.repository import RepositorySpec, RepositoryStatus
 from shipway.models.spec import ADMISSION_RULES, MAX_STEP_DEPTH
 
 Schema = dict[str, Any]
@@ -31,6 +32,10 @@ ROOT = Path(__file__).resolve().parents[3]
 CRD_FILES = (
     Path("crds/shipway.dev_pipelines.yaml"),
     Path("charts/shipway/crds/shipway.dev_pipelines.yaml"),
+)
+REPOSITORY_CRD_FILES = (
+    Path("crds/shipway.dev_repositories.yaml"),
+    Path("charts/shipway/crds/shipway.dev_repositories.yaml"),
 )
 POLICY_FILES = (
     Path("crds/shipway.dev_pipelines-policy.yaml"),
@@ -193,6 +198,66 @@ def build_crd() -> Schema:
     }
 
 
+def build_repository_crd() -> Schema:
+    """The Repository CRD (issue 26): a forge's repository whose pushes run pipelines."""
+    status = openapi_schema(RepositoryStatus)
+    status["description"] = "What the webhook receiver did (written by the operator only)."
+    root: Schema = {
+        "type": "object",
+        "description": "A forge's repository whose webhooks create Pipelines.",
+        "required": ["spec"],
+        "properties": {
+            "apiVersion": {"type": "string"},
+            "kind": {"type": "string"},
+            "metadata": {"type": "object"},
+            "spec": openapi_schema(RepositorySpec),
+            "status": status,
+        },
+    }
+    column = [
+        ("Provider", ".spec.provider", 0),
+        ("URL", ".spec.url", 0),
+        ("Last-Delivery", ".status.lastDelivery", 0),
+        ("Result", ".status.lastResult", 0),
+        ("Status-Error", ".status.statusError", 1),
+    ]
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"repositories.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": "Repository",
+                "listKind": "RepositoryList",
+                "plural": "repositories",
+                "singular": "repository",
+                "shortNames": ["repo"],
+                "categories": ["shipway"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": [
+                        *(
+                            {"name": n, "type": "string", "jsonPath": p, "priority": prio}
+                            if prio
+                            else {"name": n, "type": "string", "jsonPath": p}
+                            for n, p, prio in column
+                        ),
+                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                    ],
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
 class _Dumper(yaml.SafeDumper):
     """Plain YAML: no anchors/aliases, which some tools reject."""
 
@@ -251,6 +316,10 @@ def render() -> str:
     return HEADER + yaml.dump(build_crd(), Dumper=_Dumper, sort_keys=False, width=100)
 
 
+def render_repository() -> str:
+    return HEADER + yaml.dump(build_repository_crd(), Dumper=_Dumper, sort_keys=False, width=100)
+
+
 def render_policy() -> str:
     return HEADER + yaml.dump_all(build_policy(), Dumper=_Dumper, sort_keys=False, width=100)
 
@@ -269,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     stale = []
     files = [(t, text) for t in CRD_FILES] + [(t, policy) for t in POLICY_FILES]
+    files += [(t, render_repository()) for t in REPOSITORY_CRD_FILES]
     for target, text in files:
         path = args.root / target
         if args.write:

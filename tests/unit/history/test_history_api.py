@@ -302,7 +302,9 @@ def test_the_api_reader_pages_and_reads_logs_through_the_server(served: Any) -> 
     pki, _, port, loop = served
 
     def transport(path: str, query: Any) -> Any:
-        code, body = _get(loop, port, path, (pki.proxy_cert, pki.proxy_key), "bob", dict(query))
+        code, body = _get(
+            loop, port, path, (pki.proxy_cert, pki.proxy_key), user="bob", query=dict(query)
+        )
         if code == 404:
             return None
         assert code == 200, body

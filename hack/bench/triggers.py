@@ -1,0 +1,179 @@
+"""Phase "triggers": a git push to Gitea in the local cluster, through ``shipway triggers``.
+
+* **received → created**: from the webhook's arrival at the receiver to the Pipeline's create
+  returning, as the receiver logs it (``pipeline NAME created 0.123s after receipt``): the
+  two reads before the answer, the Codeship files read from Gitea at the commit, the
+  conversion and the create;
+* **push → first step pod**: from the start of ``git push`` on the host to the first step
+  pod (not the checkout) seen by a pod watch; includes Gitea's own delivery and the checkout.
+  The checkout pod's appearance is reported too.
+
+``PUSHES`` pushes, one at a time, each to its own branch (no supersede in the way).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from kubernetes import watch
+
+from bench.kube import Kube
+from bench.procs import ROOT, Operator, free_port
+from bench.stats import percentile, summary_ms
+from localkube import gitea as gitea_addon
+from localkube.config import Paths
+from localkube.giteaclient import Gitea, Work
+
+PUSHES = 10
+HOST_FROM_PODS = "10.244.0.1"
+CREATED = re.compile(r"pipeline (\S+) created ([0-9.]+)s after receipt")
+PROJECT = {
+    "codeship-services.yml": "app:\n  image: busybox:1.36\n",
+    "codeship-steps.yml": "- name: test\n  service: app\n  command: 'true'\n",
+}
+
+
+class PodSeen:
+    """Host-side arrival time of each pod of the namespace, by pipeline and kind."""
+
+    def __init__(self, kube: Kube, namespace: str) -> None:
+        self.first_step: dict[str, float] = {}
+        self.first_pod: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.kube, self.namespace = kube, namespace
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
+                self.kube.core.list_namespaced_pod, self.namespace, timeout_seconds=60
+            )
+            for event in stream:
+                now = time.monotonic()
+                pod = event["object"]
+                owners = pod.metadata.owner_references or []
+                step = (pod.metadata.labels or {}).get("shipway.dev/step")
+                for owner in owners:
+                    if owner.kind == "Pipeline" and step:
+                        self.first_pod.setdefault(owner.name, now)
+                        if step != "source":
+                            self.first_step.setdefault(owner.name, now)
+                if self.stop.is_set():
+                    return
+
+
+def _start_triggers(namespace: str, port: int, log: Path, kubeconfig: str) -> subprocess.Popen[bytes]:  # fmt: skip
+    env = dict(os.environ)
+    env["KUBECONFIG"] = kubeconfig
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "operator"), env.get("PYTHONPATH", "")])
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "shipway", "triggers", "-n", namespace, "--port", str(port)],
+            env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).close()
+            return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError(f"shipway triggers did not start: {log.read_text()[-2000:]}")
+
+
+def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
+    namespace = f"bench-triggers-{run_id}"
+    kube.create_namespace(namespace, run_id)
+    found = gitea_addon.up(Paths.default())
+    forge = Gitea(found["host_url"], found["username"], found["password"])
+    repo = f"bench-{secrets.token_hex(3)}"
+    forge.create_repo(repo)
+    secret = secrets.token_hex(16)
+    port = free_port()
+    log = workdir / "triggers.log"
+    operator = Operator([namespace], workdir / "operator-triggers.log")
+    proc = _start_triggers(namespace, port, log, kube.kubeconfig)
+    try:
+        operator.start(kube.kubeconfig)
+        operator.wait_ready()
+        forge.add_hook(repo, f"http://{HOST_FROM_PODS}:{port}/hooks/{namespace}/{repo}", secret)
+        for name, data in (("hook", {"secret": secret}),
+                           ("clone", {"username": forge.username, "password": forge.password})):  # fmt: skip
+            kube.core.create_namespaced_secret(
+                namespace, {"metadata": {"name": name}, "stringData": data}
+            )
+        kube.custom.create_namespaced_custom_object(
+            "shipway.dev", "v1alpha1", namespace, "repositories",
+            {"apiVersion": "shipway.dev/v1alpha1", "kind": "Repository",
+             "metadata": {"name": repo},
+             "spec": {"url": f"{found['host_url']}/{forge.username}/{repo}.git",
+                      "provider": "gitea", "concurrency": "none",
+                      "webhookSecret": {"name": "hook", "key": "secret"},
+                      "cloneSecretName": "clone"}},
+        )  # fmt: skip
+        seen = PodSeen(kube, namespace)
+        work = Work(forge.clone_url(repo))
+        work.commit(PROJECT, "bench")
+        to_step: list[float] = []
+        to_pod: list[float] = []
+        for index in range(PUSHES):
+            work.commit({"n": f"{index}\n"}, f"push {index}")
+            branch = f"b{index}"
+            before = set(seen.first_step)
+            started = time.monotonic()
+            work.push(branch)
+            deadline = started + 60
+            while time.monotonic() < deadline:
+                new = set(seen.first_step) - before
+                if new:
+                    name = new.pop()
+                    to_step.append(seen.first_step[name] - started)
+                    to_pod.append(seen.first_pod[name] - started)
+                    break
+                time.sleep(0.02)
+            time.sleep(1)  # the run's steps end before the next push
+        seen.stop.set()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        operator.stop()
+    created = [float(m.group(2)) for m in CREATED.finditer(log.read_text())]
+    return {
+        "namespace": namespace,
+        "pushes": PUSHES,
+        "received_to_created_ms": summary_ms(created),
+        "push_to_first_pod_ms": summary_ms(to_pod),
+        "push_to_first_step_pod_ms": summary_ms(to_step),
+        "received_to_created_p95_ms": _ms(percentile(created, 95)),
+        "push_to_first_step_pod_p95_ms": _ms(percentile(to_step, 95)),
+        "missed": PUSHES - len(to_step),
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def rows(tr: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
+    """The triggers phase's rows of the table."""
+    if not tr:
+        return []
+    created = tr.get("received_to_created_ms") or {}
+    step = tr.get("push_to_first_step_pod_ms") or {}
+    pod = tr.get("push_to_first_pod_ms") or {}
+    return [
+        (f"triggers ({tr.get('pushes', '?')} pushes to Gitea)", "", ""),
+        ("  webhook received → Pipeline p50 / p95", f"{fmt(created.get('p50'))} / {fmt(created.get('p95'), ' ms')}", mark("triggers_received_to_created_p95_ms")),
+        ("  push → checkout pod p50 / p95", f"{fmt(pod.get('p50'))} / {fmt(pod.get('p95'), ' ms')}", ""),
+        ("  push → first step pod p50 / p95", f"{fmt(step.get('p50'))} / {fmt(step.get('p95'), ' ms')}", mark("triggers_push_to_first_step_pod_p95_ms")),
+    ]  # fmt: skip

@@ -1,0 +1,284 @@
+"""One accepted delivery carried out (the shell): read the files at the commit, convert,
+create the Pipeline, supersede older runs of the branch, tell the forge ``pending``.
+
+Every step is idempotent: the Pipeline's name is derived from what was pushed, so a
+redelivery, a retry or a second replica finds it created and does nothing more.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from shipway.codeship.jetcrypt import parse_key
+from shipway.engine.naming import label_value
+from shipway.models.repository import MAX_BRANCHES, MAX_DELIVERIES, RepositorySpec
+from shipway.triggers import concurrency, forge, http, pipeline
+from shipway.triggers.decide import LABEL_BRANCH, LABEL_REPOSITORY, Run
+from shipway.triggers.events import Event
+from shipway.triggers.kube import Manifest, TriggersApi
+
+log = logging.getLogger("shipway.triggers")
+
+
+@dataclass(frozen=True)
+class Settings:
+    run_url: str = ""
+    """A link to a run: ``{namespace}`` and ``{name}`` are replaced (the dashboard's URL)."""
+    backoff: tuple[float, ...] = http.BACKOFF
+
+
+def context(repository: str) -> str:
+    """The one status context per Repository."""
+    return f"shipway/{repository}"
+
+
+def link(settings: Settings, namespace: str, name: str) -> str:
+    return settings.run_url.format(namespace=namespace, name=name) if settings.run_url else ""
+
+
+class Worker:
+    def __init__(self, api: TriggersApi, settings: Settings | None = None) -> None:
+        self.api = api
+        self.settings = settings or Settings()
+        self._status_lock = threading.Lock()
+        self.queued: dict[tuple[str, str, str], tuple[Manifest, tuple[Manifest, ...], str]] = {}
+
+    # -- Repository status ----------------------------------------------------------------
+    def record(
+        self,
+        repo: Manifest,
+        delivery: str,
+        event: str,
+        result: str,
+        *,
+        message: str = "",
+        pipeline_name: str = "",
+        branch: tuple[str, str] | None = None,
+        status_error: str | None = None,
+    ) -> None:
+        """Prepend a delivery (and update a branch's last run) on the Repository's status."""
+        meta = repo["metadata"]
+        with self._status_lock:
+            fresh = self.api.repository(meta["namespace"], meta["name"]) or repo
+            status = dict(fresh.get("status") or {})
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            if delivery or event:
+                entry = {
+                    "id": delivery[:253] or "-", "event": event[:253], "at": now,
+                    "result": result, "message": message[:1024], "pipeline": pipeline_name,
+                }  # fmt: skip
+                status["deliveries"] = [entry, *(status.get("deliveries") or [])][:MAX_DELIVERIES]
+                status["lastDelivery"] = now
+                status["lastResult"] = f"{result}: {pipeline_name or message}"[:253]
+            if branch is not None:
+                key, commit = branch
+                runs = [b for b in status.get("branches") or [] if b.get("branch") != key]
+                runs.insert(0, {"branch": key[:253], "commit": commit[:253],
+                                "pipeline": pipeline_name, "phase": "", "status": ""})  # fmt: skip
+                status["branches"] = runs[:MAX_BRANCHES]
+            if status_error is not None:
+                status["statusError"] = status_error[:1024]
+            try:
+                self.api.patch_repository_status(meta["namespace"], meta["name"], status)
+            except Exception as exc:
+                log.warning(
+                    "repository %s/%s: status not written: %s", meta["namespace"], meta["name"], exc
+                )
+
+    def branch_status(self, repo: Manifest, pipeline_name: str, phase: str, told: str) -> None:
+        meta = repo["metadata"]
+        with self._status_lock:
+            fresh = self.api.repository(meta["namespace"], meta["name"])
+            if fresh is None:
+                return
+            runs = list((fresh.get("status") or {}).get("branches") or [])
+            changed = False
+            for run in runs:
+                if run.get("pipeline") == pipeline_name:
+                    run["phase"], run["status"] = phase[:253], told[:253]
+                    changed = True
+            if changed:
+                try:
+                    self.api.patch_repository_status(
+                        meta["namespace"], meta["name"], {"branches": runs}
+                    )
+                except Exception as exc:
+                    log.warning("repository %s: branch status not written: %s", meta["name"], exc)
+
+    # -- forge ------------------------------------------------------------------------------
+    def clone_credentials(self, namespace: str, spec: RepositorySpec) -> tuple[str, str]:
+        if not spec.cloneSecretName:
+            return "", ""
+        data = self.api.secret(namespace, spec.cloneSecretName) or {}
+        return data.get("username", b"").decode(), data.get("password", b"").decode()
+
+    def reader(self, namespace: str, spec: RepositorySpec, commit: str) -> pipeline.Reader:
+        user, password = self.clone_credentials(namespace, spec)
+
+        def read(path: str) -> str | None:
+            got = http.send(forge.raw_file(spec, commit, path, username=user, password=password))
+            if got.status == 404:
+                return None
+            if got.status != 200:
+                raise OSError(f"{path}: HTTP {got.status} from the forge")
+            return got.body.decode()
+
+        return read
+
+    def tell(
+        self,
+        repo: Manifest,
+        commit: str,
+        state: forge.State,
+        *,
+        description: str,
+        target: str,
+    ) -> str:
+        """Set the commit status; '' or the forge's refusal (retried with backoff first)."""
+        spec = RepositorySpec.model_validate(repo["spec"], strict=False)
+        namespace = repo["metadata"]["namespace"]
+        token = self.api.secret_key(namespace, spec.statusToken)
+        if not token:
+            return "no status token" if spec.statusToken else ""
+        request = forge.commit_status(
+            spec, commit, state, description=description, context=context(repo["metadata"]["name"]),
+            target_url=target, token=token.decode().strip(),
+        )  # fmt: skip
+        try:
+            http.send_with_retries(request, self.settings.backoff)
+        except http.ForgeError as exc:
+            log.warning("commit status of %s not set: %s", commit[:12], exc)
+            return str(exc)
+        return ""
+
+    # -- a run --------------------------------------------------------------------------------
+    def handle(
+        self,
+        repo: Manifest,
+        spec: RepositorySpec,
+        event: Event,
+        run: Run,
+        *,
+        received: float | None = None,
+    ) -> str:
+        """Carry out a Run; the delivery's result (created, exists, failed, queued).
+
+        ``received``: the delivery's arrival (monotonic), for the log line that the benchmark
+        reads: from it to the create's answer, before the commit status and the records."""
+        meta = repo["metadata"]
+        namespace, repository = meta["namespace"], meta["name"]
+        kind = event.kind
+        try:
+            raw_key = None if run.fork else self.api.secret_key(namespace, spec.aesKey)
+            aes = None if raw_key is None else parse_key(raw_key)
+            read = self.reader(namespace, spec, event.commit)
+            built = pipeline.build(
+                spec, repository, namespace, event, run=run, read=read, aes_key=aes
+            )
+        except Exception as exc:
+            built = pipeline.Failed(f"cannot read the Codeship files: {exc}", str(exc))
+        if isinstance(built, pipeline.Failed):
+            log.info(
+                "%s/%s: %s does not convert: %s",
+                namespace,
+                repository,
+                event.commit[:12],
+                built.first_line,
+            )
+            self.api.event(
+                repo, "ConversionFailed", f"{event.commit[:12]} ({event.ref}): {built.message}"
+            )
+            error = self.tell(
+                repo, event.commit, "failure", description=built.first_line, target=""
+            )
+            self.record(repo, event.delivery, kind, "failed", message=built.first_line, pipeline_name="",
+                        branch=(run.branch_key, event.commit), status_error=error)  # fmt: skip
+            return "failed"
+        manifest = built.manifest
+        manifest["metadata"]["ownerReferences"] = [
+            {"apiVersion": repo["apiVersion"], "kind": "Repository", "name": repository,
+             "uid": meta["uid"]}
+        ]  # fmt: skip
+        selector = f"{LABEL_REPOSITORY}={label_value(repository)},{LABEL_BRANCH}={label_value(run.branch_key)}"
+        siblings = self.api.pipelines(namespace, selector)
+        if spec.concurrency == "queue" and concurrency.running(siblings, run.name):
+            return self._queue(repo, event, run, manifest=manifest, secrets=built.secrets)
+        created, obj = self.api.create_pipeline(namespace, manifest, built.secrets)
+        if not created:
+            self.record(
+                repo,
+                event.delivery,
+                kind,
+                "exists",
+                message="already created",
+                pipeline_name=run.name,
+            )
+            return "exists"
+        if received is not None:
+            log.info(
+                "pipeline %s created %.3fs after receipt", run.name, time.monotonic() - received
+            )
+        if spec.concurrency == "supersede":
+            self._supersede(namespace, obj, siblings)
+        error = self.tell(
+            repo,
+            event.commit,
+            "pending",
+            description="created",
+            target=link(self.settings, namespace, run.name),
+        )
+        self.record(repo, event.delivery, kind, "created", message="", pipeline_name=run.name,
+                    branch=(run.branch_key, event.commit), status_error=error)  # fmt: skip
+        return "created"
+
+    def _supersede(self, namespace: str, newer: Manifest, siblings: list[Manifest]) -> None:
+        name = newer["metadata"]["name"]
+        for old in concurrency.to_supersede(newer, siblings):
+            patch = {
+                "metadata": {"annotations": {pipeline.ANNOTATION_SUPERSEDED_BY: name}},
+                "spec": {"cancel": True},
+            }
+            try:
+                self.api.patch_pipeline(namespace, old, patch)
+            except Exception as exc:
+                log.warning("pipeline %s not superseded: %s", old, exc)
+                continue
+            target = next(s for s in siblings if s["metadata"]["name"] == old)
+            self.api.event(target, "Superseded", f"Superseded by {name}", "Normal")
+
+    def _queue(
+        self, repo: Manifest, event: Event, run: Run, *, manifest: Manifest, secrets: Any
+    ) -> str:
+        """Queue: the converted Pipeline waits in this process (the newest per branch) and is
+        created when the branch's running one ends. Not kept across a restart: the next push
+        or a redelivery queues it again (docs/triggers.md)."""
+        self.queued[(repo["metadata"]["namespace"], repo["metadata"]["name"], run.branch_key)] = (
+            manifest, tuple(secrets), event.commit,
+        )  # fmt: skip
+        self.record(repo, event.delivery, event.kind, "queued", message="waits for the running one",
+                    pipeline_name=run.name, branch=(run.branch_key, event.commit))  # fmt: skip
+        self.tell(repo, event.commit, "pending", description="queued", target="")
+        return "queued"
+
+    def release(self, repo: Manifest, branch_key: str) -> None:
+        """A run of ``branch_key`` ended: start the newest queued one, if any."""
+        key = (repo["metadata"]["namespace"], repo["metadata"]["name"], branch_key)
+        held = self.queued.pop(key, None)
+        if held is None:
+            return
+        manifest, secrets, commit = held
+        created, _ = self.api.create_pipeline(key[0], manifest, secrets)
+        if created:
+            name = manifest["metadata"]["name"]
+            self.tell(
+                repo,
+                commit,
+                "pending",
+                description="created",
+                target=link(self.settings, key[0], name),
+            )
