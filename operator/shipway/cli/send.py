@@ -19,9 +19,9 @@ from typing import Any
 from shipway.cli.cluster import ClusterError, PipelineApi
 from shipway.cli.format import is_finished, pipeline_status
 from shipway.cli.upload import Entry, UploadError, list_tree, totals, write_tar
+from shipway.compiler.source import Upload
 from shipway.engine.naming import UPLOAD_CONTAINER, source_pod_name
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.compiler.source import Upload
 
 POLL_SECONDS = 0.25
 START_TIMEOUT = 300.0

@@ -36,12 +36,12 @@ from urllib.parse import urlsplit
 import kopf
 
 from shipway import GROUP, PLURAL, VERSION
-from shipway.controller import certs, webhookconfig
-from shipway.engine.pods import docker
-from shipway.engine.settings import DockerConfig
 from shipway.compiler.document import check_metadata, display_name, problem_lines, review
 from shipway.compiler.errors import InvalidSpecError
 from shipway.compiler.limits import structure_errors
+from shipway.controller import certs, webhookconfig
+from shipway.engine.pods import docker
+from shipway.engine.settings import DockerConfig
 
 log = logging.getLogger("shipway.admission")
 DEFAULT_PORT = 9443

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import re
 
-from shipway.engine.objects import PipelineRef
-
 # They live in spec, below the engine (the compiler checks names with them), re-exported here.
 from shipway.compiler.dnsnames import dns_label as dns_label
 from shipway.compiler.dnsnames import short_hash as short_hash
 from shipway.compiler.source import CompiledSource, GitCheckout
+from shipway.engine.objects import PipelineRef
 
 LABEL_PIPELINE = "shipway.dev/pipeline"
 LABEL_STEP = "shipway.dev/step"

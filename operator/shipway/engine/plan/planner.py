@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.source import GitCheckout
 from shipway.engine.intents import BuildToCreate, PodToCreate, PushTarget, Refusal
 from shipway.engine.naming import SOURCE_TASK
 from shipway.engine.objects import PipelineRef
@@ -36,8 +38,6 @@ from shipway.engine.plan.walk import Result, Walk
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-from shipway.compiler.pipeline import CompiledPipeline
-from shipway.compiler.source import GitCheckout
 
 __all__ = [
     "BuildToCreate",

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shipway.compiler.tree import RunNode
 from shipway.engine.intents import Refusal
 from shipway.engine.naming import GENERATOR_CONTAINER, pod_name
 from shipway.engine.objects import PipelineRef
@@ -20,7 +21,6 @@ from shipway.engine.reasons import StepReason
 from shipway.engine.settings import RETRY_GRACE_SECONDS
 from shipway.engine.termination import parse_push_result
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
-from shipway.compiler.tree import RunNode
 
 
 @dataclass

@@ -14,6 +14,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
+from shipway.compiler.builds import ResolvedBuild
 from shipway.engine.buildnames import build_task_id
 from shipway.engine.intents import BuildToCreate
 from shipway.engine.naming import (
@@ -28,7 +29,6 @@ from shipway.engine.naming import (
 )
 from shipway.engine.pods.imageconfig import with_inspect
 from shipway.engine.settings import BuildConfig, PushConfig
-from shipway.compiler.builds import ResolvedBuild
 
 Manifest = dict[str, Any]
 LABEL_BUILD = "shipway.dev/build"

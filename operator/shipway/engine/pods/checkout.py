@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from shipway.compiler.source import CompiledSource, GitCheckout
 from shipway.engine.naming import task_title
 from shipway.engine.pods.scripts import CHECKOUT, RECEIVE
 from shipway.engine.settings import SourceSettings
-from shipway.compiler.source import CompiledSource, GitCheckout
 
 WORKSPACE_PATH = "/workspace"
 SECRET_PATH = "/etc/shipway/git-secret"

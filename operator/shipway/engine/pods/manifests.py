@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 
 from shipway import GROUP, KIND, VERSION
+from shipway.compiler.pipeline import CompiledPipeline
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.cienv import ci_environment
 from shipway.engine.intents import BuildToCreate, PodToCreate
@@ -46,7 +47,6 @@ from shipway.engine.pods.containers import WORKSPACE_VOLUME, probe, service_cont
 from shipway.engine.pods.pushpods import push_pod_manifest
 from shipway.engine.settings import BuildConfig, PodOptions
 from shipway.models import SourceStatus
-from shipway.compiler.pipeline import CompiledPipeline
 
 
 def step_service_account(compiled: CompiledPipeline, options: PodOptions) -> str:

@@ -13,14 +13,14 @@ from typing import Any
 import pytest
 
 from shipway.codeship import Options, convert_directory
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
 from shipway.engine.intents import BuildToCreate
 from shipway.engine.objects import PipelineRef
 from shipway.engine.plan.buildargs import render_args
 from shipway.engine.pods.buildpods import buildctl_args
 from shipway.models import SourceStatus, StepPhase
-from shipway.compiler.builds import ResolvedBuild
-from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
-from shipway.compiler.errors import InvalidSpecError
 from tests.unit.builders import REF
 from tests.unit.engine.plan.test_planner_builds import CHECKED_OUT, SEED, run
 

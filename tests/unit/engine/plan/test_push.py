@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.pipeline import compile_pipeline
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.plan.planner import Plan, plan
 from shipway.engine.pods.manifests import pod_manifest
@@ -17,8 +19,6 @@ from shipway.engine.pods.pushpods import SCRIPT
 from shipway.engine.settings import PodOptions, PushConfig, Settings
 from shipway.engine.termination import parse_push_result
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-from shipway.compiler.pipeline import compile_pipeline
-from shipway.compiler.errors import InvalidSpecError
 from tests.unit.builders import NOW, REF, at, compiled
 from tests.unit.engine.plan.test_planner_builds import (
     CHECKED_OUT,

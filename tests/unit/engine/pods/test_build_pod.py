@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.templates import literal
 from shipway.engine.intents import BuildToCreate
 from shipway.engine.plan.buildresult import parse_result
 from shipway.engine.pods.buildpods import (
@@ -24,8 +26,6 @@ from shipway.engine.pods.buildpods import (
     client_secret_manifest,
 )
 from shipway.engine.settings import BuildConfig
-from shipway.compiler.builds import ResolvedBuild
-from shipway.compiler.templates import literal
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "buildctl"
 DIGEST = "sha256:" + "ab" * 32

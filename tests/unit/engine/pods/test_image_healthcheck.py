@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from shipway.compiler.builds import ResolvedBuild
 from shipway.engine.intents import BuildToCreate
 from shipway.engine.pods.buildpods import build_pod_manifest
 from shipway.engine.pods.containers import probe
@@ -23,7 +24,6 @@ from shipway.engine.pods.manifests import pod_manifest
 from shipway.engine.settings import BuildConfig, PushConfig
 from shipway.engine.termination import as_healthcheck, parse_inspect
 from shipway.models import ImageHealthcheck, StepPhase
-from shipway.compiler.builds import ResolvedBuild
 from tests.unit.builders import REF, at, compiled
 from tests.unit.engine.plan.test_planner_builds import DIGEST as BUILT
 from tests.unit.engine.plan.test_planner_builds import GIT, build_pod, ok, run
