@@ -20,10 +20,10 @@ from bench.stats import summary_ms
 from bench.watch import PodRecord, PodWatch
 from localkube.config import BUSYBOX_IMAGE
 from shipway import GROUP, KIND, VERSION
+from shipway.compiler.pipeline import compile_pipeline
 from shipway.engine.intents import PodToCreate
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.pods.manifests import claim_manifest, pod_manifest
-from shipway.compiler.pipeline import compile_pipeline
 
 RAW_LABEL = "shipway.dev/bench-raw"
 
