@@ -21,6 +21,7 @@ from shipway.engine.naming import (
     LABEL_ATTEMPT,
     LABEL_STEP,
 )
+from shipway.engine.reasons import PodReason
 from shipway.engine.untrusted import (
     MalformedObjectError,
     attempt_label,
@@ -143,11 +144,11 @@ def pod_view(pod: Mapping[str, Any]) -> PodView | None:
     disruption = unschedulable = None
     for cond in items(status.get("conditions")):
         if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
-            disruption = text(cond.get("reason")) or "DisruptionTarget"
+            disruption = text(cond.get("reason")) or PodReason.DISRUPTION_TARGET
         elif (
             cond.get("type") == "PodScheduled"
             and cond.get("status") == "False"
-            and cond.get("reason") == "Unschedulable"
+            and cond.get("reason") == PodReason.UNSCHEDULABLE
         ):
             unschedulable = (text(cond.get("message")) or "no node fits the pod")[:1024]
     # When the deletion was asked for: the timestamp is that moment plus the grace period.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from shipway.engine.observe import ContainerView, PodView, format_time, parse_time
-from shipway.engine.reasons import StepReason
+from shipway.engine.reasons import PodReason, StepReason
 from shipway.models import StepPhase
 
 START_GRACE_SECONDS = 60.0
@@ -117,7 +117,10 @@ def outcome(
             finished_at=finished,
         )
     if pod.phase == "Failed":
-        if pod.disruption is not None or pod.reason in ("Evicted", "DeadlineExceeded"):
+        if pod.disruption is not None or pod.reason in (
+            PodReason.EVICTED,
+            PodReason.DEADLINE_EXCEEDED,
+        ):
             reason = pod.reason or pod.disruption
             message = pod.message or f"the step's pod was stopped: {reason}"
         elif main is not None and main.state == "terminated":

@@ -60,6 +60,32 @@ class StepReason(StrEnum):
     """Not run: a manual gate before it waited longer than its approval timeout."""
 
 
+class SourceReason(StrEnum):
+    """Why a checkout or upload failed: the preparation scripts (engine/pods/scripts.py) write
+    these words into their report, and the planner names the timeouts."""
+
+    CHECKOUT_FAILED = "CheckoutFailed"
+    REVISION_NOT_FOUND = "RevisionNotFound"
+    SUBMODULE_FAILED = "SubmoduleFailed"
+    SOURCE_TOO_LARGE = "SourceTooLarge"
+    UPLOAD_FAILED = "UploadFailed"
+    UPLOAD_INTERRUPTED = "UploadInterrupted"
+    SCRIPT_FAILED = "ScriptFailed"
+    """The script stopped without writing a report of its own."""
+    CHECKOUT_TIMEOUT = "CheckoutTimeout"
+    UPLOAD_TIMEOUT = "UploadTimeout"
+
+
+class PodReason(StrEnum):
+    """Reasons Kubernetes writes on a pod (the kubelet, the scheduler) that the operator reads
+    and passes on into a step's status."""
+
+    EVICTED = "Evicted"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    DISRUPTION_TARGET = "DisruptionTarget"
+    UNSCHEDULABLE = "Unschedulable"
+
+
 class PipelineReason(StrEnum):
     """The reason of a pipeline's ``Succeeded`` condition."""
 

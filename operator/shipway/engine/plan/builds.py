@@ -40,7 +40,7 @@ from shipway.engine.plan.buildargs import render_args
 from shipway.engine.plan.buildneeds import gated_by_image, needed_builds, wanted_builds
 from shipway.engine.plan.buildresult import parse_result, summary
 from shipway.engine.plan.steps import halt
-from shipway.engine.reasons import StepReason
+from shipway.engine.reasons import PodReason, StepReason
 from shipway.engine.settings import BuildConfig
 from shipway.engine.termination import as_healthcheck, parse_inspect
 from shipway.models import (
@@ -218,7 +218,7 @@ class Builds:
             return
         reason: str = result.reason or StepReason.POD_FAILED
         message: str | None = result.message
-        if result.reason == "DeadlineExceeded":
+        if result.reason == PodReason.DEADLINE_EXCEEDED:
             reason = StepReason.BUILD_TIMEOUT
             message = f"the build did not finish within {pod.active_deadline}s"
         elif (

@@ -15,12 +15,19 @@ from datetime import datetime
 
 from shipway.compiler.source import CompiledSource, GitCheckout, Upload
 from shipway.engine.intents import Refusal
-from shipway.engine.naming import CHECKOUT_TIMEOUT, SOURCE_TASK, source_pod_name, task_title
+from shipway.engine.naming import (
+    CHECKOUT_CONTAINER,
+    CHECKOUT_TIMEOUT,
+    SOURCE_TASK,
+    UPLOAD_CONTAINER,
+    source_pod_name,
+    task_title,
+)
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time
 from shipway.engine.outcome import outcome
 from shipway.engine.plan.steps import halt
-from shipway.engine.reasons import StepReason
+from shipway.engine.reasons import PodReason, SourceReason, StepReason
 from shipway.engine.termination import parse_report, redact
 from shipway.models import PipelineStatus, SourceStatus, StepPhase
 
@@ -43,6 +50,13 @@ class TaskState:
     live_pod: PodView | None = None
     start: bool = False
     deadline: int | None = None
+
+
+_TIMEOUT = {
+    CHECKOUT_CONTAINER: SourceReason.CHECKOUT_TIMEOUT,
+    UPLOAD_CONTAINER: SourceReason.UPLOAD_TIMEOUT,
+}
+"""The reason of a checkout or upload that ran past its deadline, by its title."""
 
 
 def _int(text: str | None) -> int | None:
@@ -140,8 +154,8 @@ class Preparation:
             return task
         reason = facts.get("reason") or result.reason or StepReason.POD_FAILED
         message = facts.get("message") or result.message
-        if result.reason == "DeadlineExceeded":
-            reason = f"{task.title.capitalize()}Timeout"
+        if result.reason == PodReason.DEADLINE_EXCEEDED:
+            reason = _TIMEOUT[task.title]
             message = f"the {task.title} did not finish within {pod.active_deadline}s"
             if task.kind == "upload":
                 message = f"no complete upload arrived within {pod.active_deadline}s"

@@ -20,13 +20,12 @@ from shipway.engine.intents import PodToCreate
 from shipway.engine.pods import docker
 from shipway.engine.pods.manifests import pod_manifest
 from shipway.engine.settings import DockerConfig, PodOptions
+from tests.unit.builders import REF, compiled
+from tests.unit.controller.test_reconciler_hardening import once
 from tests.unit.engine.plan.test_push import pipeline, push_pod
+from tests.unit.fakekube import FakeKube
 
-from .builders import REF, compiled
-from .controller.test_reconciler_hardening import once
-from .fakekube import FakeKube
-
-FIXTURE = Path(__file__).parent / "fixtures" / "docker" / "add-docker.yaml"
+FIXTURE = Path(__file__).parents[2] / "fixtures" / "docker" / "add-docker.yaml"
 DOC: dict[str, Any] = yaml.safe_load(FIXTURE.read_text())
 ON = DockerConfig(enabled=True, image="docker:20.10-dind")
 

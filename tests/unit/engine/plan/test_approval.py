@@ -17,8 +17,7 @@ from shipway.engine.plan.planner import Plan, plan
 from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus
 from shipway.models.approval import APPROVAL_RULES, CREATE_RULE
-
-from .builders import NOW, REF, compiled, pod, spec
+from tests.unit.builders import NOW, REF, compiled, pod, spec
 
 GATED = spec(
     [

@@ -14,8 +14,7 @@ from shipway.engine.observe import pod_view
 from shipway.engine.outcome import outcome
 from shipway.engine.reasons import StepReason
 from shipway.models import StepPhase, StepStatus
-
-from .builders import NOW, at
+from tests.unit.builders import NOW, at
 
 
 def pod(*, db_started: bool | None, main: dict[str, Any], probed: bool = True) -> dict[str, Any]:

@@ -27,9 +27,8 @@ from shipway.engine.podstore import PodStore, pod_entry
 from shipway.engine.settings import Settings
 from shipway.engine.slots import NamespaceSlots
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-
-from .builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
-from .fakekube import KEY, FakeKube, snapshot
+from tests.unit.builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
+from tests.unit.fakekube import KEY, FakeKube, snapshot
 
 RETRY = spec(
     [
