@@ -15,6 +15,7 @@ from typing import Protocol
 
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import KubeError
+from shipway.controller.registrycreds import with_namespace_credentials
 from shipway.engine.buildpods import BuildConfig, BuildToCreate
 from shipway.engine.manifests import (
     PodOptions,
@@ -130,13 +131,23 @@ async def create_pods(
     for ownership.
 
     ``source`` is what the checkout found: its commit and branch become CI variables.
+    With per-namespace registry credentials, pods running built images name the Pipeline's
+    pull Secret and build pods trust the CA the push pods trust (the token service's).
     """
     done = Created()
     manifests = [
         (b.name, build_manifest(ref, compiled, b, build or BuildConfig(), node, options))
         for b in builds
     ]
-    manifests += [(c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates]
+    steps = [(c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates]
+    with_namespace_credentials(
+        ref,
+        build or BuildConfig(),
+        [m for _, m in manifests],
+        [m for _, m in steps],
+        options.push.ca_config_map,
+    )
+    manifests += steps
     for name, manifest in manifests:  # proof that the operator made it (engine.ownership)
         annotations = manifest["metadata"].setdefault("annotations", {})
         annotations[ANNOTATION_SEAL] = seal(options.seal_key, ref.uid, name)

@@ -56,6 +56,10 @@ class BuildConfig:
     push_secret: str | None = None
     """A ``kubernetes.io/dockerconfigjson`` Secret of the operator's namespace, when the
     registry wants credentials to push."""
+    credential_secret: str | None = None
+    """A Secret of the operator's namespace whose ``key`` derives each namespace's own
+    registry credential (``shipway.registryauth``): minted into the namespace instead of any
+    cluster-wide credential (``push_secret`` is then never copied)."""
     namespace: str | None = None
     """The operator's namespace, where the two Secrets above live."""
     wait_seconds: int = 60
@@ -64,6 +68,11 @@ class BuildConfig:
     """A build running longer fails (its pod's deadline)."""
     insecure: bool = False
     """The registry speaks plain HTTP or is not verified (development only)."""
+
+    @property
+    def registry_auth(self) -> bool:
+        """Build pods get a ``.dockerconfigjson`` (the namespace's own or the push Secret's)."""
+        return bool(self.credential_secret or self.push_secret)
 
     def problem(self) -> str | None:
         """Why builds cannot run here, or None."""
@@ -217,7 +226,7 @@ def _env(build: ResolvedBuild, config: BuildConfig) -> list[Manifest]:
         ),
         ("SHIPWAY_SECRET_PREFIX", SECRET_ARG_PREFIX),
     ]
-    if config.push_secret:
+    if config.registry_auth:
         pairs.append(("DOCKER_CONFIG", DOCKER_CONFIG_MOUNT))
     return [{"name": k, "value": v} for k, v in pairs]
 
@@ -260,7 +269,7 @@ def build_pod_manifest(
         {"name": "buildkit-client", "mountPath": CERTS_MOUNT, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    if config.push_secret:
+    if config.registry_auth:
         volumes.append(
             {
                 "name": "registry",
@@ -310,7 +319,7 @@ def build_pod_manifest(
             image=inspect.image,
             repository=create.repository,
             ca_config_map=inspect.ca_config_map,
-            docker_config=DOCKER_CONFIG_MOUNT if config.push_secret else None,
+            docker_config=DOCKER_CONFIG_MOUNT if config.registry_auth else None,
             insecure=config.insecure,
         )
     if create.active_deadline is not None:
