@@ -63,7 +63,8 @@ def test_the_build_secret_holds_the_namespaces_own_credential_never_the_push_sec
         assert entry["username"] == namespace
         # the token service accepts it for this namespace, and only as this namespace
         who = authenticate(KEY_BYTES, None, entry["username"], entry["password"])
-        assert who is not None and who.namespace == namespace
+        assert who is not None
+        assert who.namespace == namespace
         pull = kube.secrets[(namespace, pull_secret_name(ref))]
         assert pull["type"] == "kubernetes.io/dockerconfigjson"
         assert pull["data"][".dockerconfigjson"] == build["data"][".dockerconfigjson"]
@@ -77,13 +78,15 @@ def test_a_missing_or_short_key_refuses_builds_naming_the_secret() -> None:
     kube = _local()
     secrets = BuildSecrets(kube, CONFIG, clock=lambda: 0.0)
     problem = asyncio.run(secrets.ensure(PipelineRef("p", "ci", "u")))
-    assert problem is not None and "shipway-system/shipway-registry-credentials" in problem
+    assert problem is not None
+    assert "shipway-system/shipway-registry-credentials" in problem
     kube.secrets[(LOCAL.client_namespace, LOCAL.credential_secret)] = {
         "data": {"key": base64.b64encode(b"short").decode()}
     }
     secrets = BuildSecrets(kube, CONFIG, clock=lambda: 0.0)
     problem = asyncio.run(secrets.ensure(PipelineRef("p", "ci", "u")))
-    assert problem is not None and "at least 32" in problem
+    assert problem is not None
+    assert "at least 32" in problem
     assert ("ci", pull_secret_name(PipelineRef("p", "ci", "u"))) not in kube.secrets
 
 
