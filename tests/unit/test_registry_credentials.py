@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from shipway.controller.builder import LOCAL, BuildSecrets, discover
@@ -17,7 +20,12 @@ from shipway.engine.buildpods import BuildConfig
 from shipway.engine.objects import PipelineRef
 from shipway.engine.planner import Settings
 from shipway.registryauth.credentials import authenticate
-from shipway.registryauth.pods import registry_prefix, with_pull_secret, with_realm_trust
+from shipway.registryauth.pods import (
+    registry_prefix,
+    with_pull_secret,
+    with_realm_trust,
+    with_source_login,
+)
 
 from .builders import NOW
 from .fakekube import KEY, snapshot
@@ -68,6 +76,9 @@ def test_the_build_secret_holds_the_namespaces_own_credential_never_the_push_sec
         pull = kube.secrets[(namespace, pull_secret_name(ref))]
         assert pull["type"] == "kubernetes.io/dockerconfigjson"
         assert pull["data"][".dockerconfigjson"] == build["data"][".dockerconfigjson"]
+        # the push pods' login reads these two
+        assert base64.b64decode(pull["data"]["username"]).decode() == namespace
+        assert base64.b64decode(pull["data"]["password"]).decode() == entry["password"]
         assert pull["metadata"]["ownerReferences"][0]["uid"] == ref.uid
     a = _config(kube.secrets[("team-a", pull_secret_name(PipelineRef("p", "team-a", "uid-team-a")))]["data"][".dockerconfigjson"])  # fmt: skip
     b = _config(kube.secrets[("team-b", pull_secret_name(PipelineRef("p", "team-b", "uid-team-b")))]["data"][".dockerconfigjson"])  # fmt: skip
@@ -150,3 +161,75 @@ def test_the_local_key_is_found_only_when_localkube_made_it() -> None:
     assert found.credential_secret == LOCAL.credential_secret
     env = {"SHIPWAY_REGISTRY_URL": "r.example", "SHIPWAY_REGISTRY_CREDENTIAL_SECRET": "creds"}
     assert build_config(env).credential_secret == "creds"
+
+
+def _push_pod(source: str) -> dict[str, Any]:
+    from shipway.engine.pushpods import PushConfig, PushTarget, push_pod_manifest
+
+    return push_pod_manifest(
+        PushTarget(source, "sha256:" + "a" * 64, "quay.example/team/app:1"),
+        PushConfig(image="crane:debug"),
+        name="p-push",
+        namespace="team-a",
+        pipeline="p",
+        step_id="s",
+        step_name="push",
+        attempt=0,
+        owner={},
+        secret="users-own",
+    )
+
+
+def test_a_push_pod_reads_the_built_image_with_the_namespaces_credential(tmp_path: Path) -> None:
+    """The push script, run for real with a fake crane: it logs in to the cluster's registry
+    with the namespace's credential into a copy of the user's config, then copies."""
+    pod = _push_pod(f"{REGISTRY}/team-a/p-1/app@sha256:" + "a" * 64)
+    assert with_source_login(pod, "p-pull", REGISTRY, "team-a")
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    password_ref = next(e for e in container["env"] if e["name"] == "SHIPWAY_SOURCE_PASSWORD")
+    assert password_ref["valueFrom"]["secretKeyRef"] == {"name": "p-pull", "key": "password"}
+    assert env["SHIPWAY_SOURCE_USER"] == "team-a"
+    fake = tmp_path / "bin" / "crane"
+    fake.parent.mkdir()
+    fake.write_text(
+        "#!/bin/sh\n"
+        'echo "$DOCKER_CONFIG $@" >> "$CALLS"\n'
+        '[ "$1" = auth ] && { read -r pw; echo "$pw" > "$DOCKER_CONFIG/login"; }\n'
+        '[ "$1" = digest ] && echo "$SHIPWAY_DIGEST"\nexit 0\n'
+    )
+    fake.chmod(0o755)
+    given = tmp_path / "secret"
+    given.mkdir()
+    (given / "config.json").write_text('{"auths": {"quay.example": {"auth": "dXNlcjpwdw=="}}}')
+    run_env = {
+        **{k: v for k, v in env.items() if v is not None},
+        "SHIPWAY_SOURCE_PASSWORD": "the-namespaces-password",
+        "PATH": f"{fake.parent}:{os.environ['PATH']}",
+        "TMPDIR": str(tmp_path),
+        "SHIPWAY_TERMINATION_LOG": str(tmp_path / "term"),
+        "CALLS": str(tmp_path / "calls"),
+        "DOCKER_CONFIG": str(given),
+    }
+    done = subprocess.run(
+        ["sh", "-c", container["command"][2], "shipway-push"],
+        env=run_env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    calls = [c.split() for c in (tmp_path / "calls").read_text().splitlines()]
+    merged = tmp_path / "source-docker"
+    assert calls[0] == [str(merged), "auth", "login", REGISTRY, "-u", "team-a", "--password-stdin"]
+    assert [c[:2] for c in calls[1:]] == [[str(merged), "copy"], [str(merged), "digest"]]
+    assert (merged / "login").read_text().strip() == "the-namespaces-password"
+    assert "quay.example" in (merged / "config.json").read_text()  # the user's, kept
+    assert "the-namespaces-password" not in done.stdout + done.stderr
+
+
+def test_a_push_of_an_image_from_elsewhere_is_left_as_it_is() -> None:
+    pod = _push_pod("docker.io/library/redis@sha256:" + "a" * 64)
+    before = json.dumps(pod, sort_keys=True)
+    assert not with_source_login(pod, "p-pull", REGISTRY, "team-a")
+    assert json.dumps(pod, sort_keys=True) == before

@@ -27,6 +27,7 @@ from shipway.registryauth.pods import (
     pull_secret_manifest,
     with_pull_secret,
     with_realm_trust,
+    with_source_login,
 )
 
 KEY_FIELD = "key"
@@ -114,11 +115,14 @@ def with_namespace_credentials(
     ca_config_map: str | None,
 ) -> None:
     """Point the Pipeline's pods at its namespace's credential: pods running a built image
-    name the pull Secret; build pods trust the token service's CA (``ca_config_map``)."""
+    name the pull Secret; push pods log in with it to read the built image; build pods trust
+    the token service's CA (``ca_config_map``)."""
     if not (config.credential_secret and config.registry):
         return
     for pod in (*builds, *steps):
         with_pull_secret(pod, pull_secret_name(ref), config.registry)
+    for pod in steps:
+        with_source_login(pod, pull_secret_name(ref), config.registry, ref.namespace)
     if ca_config_map:
         for pod in builds:
             with_realm_trust(pod, BUILD_CONTAINER, ca_config_map)

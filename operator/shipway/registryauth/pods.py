@@ -8,6 +8,7 @@ gives a step of that namespace nothing it did not have: its own repositories and
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,7 +46,10 @@ def pull_secret_manifest(
     encoded: str,
 ) -> Manifest:
     """A ``kubernetes.io/dockerconfigjson`` Secret (the kubelet reads no other type) with the
-    namespace's credential, owned by the Pipeline."""
+    namespace's credential, owned by the Pipeline; ``username`` and ``password`` too, for
+    the push pods' crane login."""
+    config = json.loads(base64.b64decode(encoded))
+    (entry,) = list(config["auths"].values())[:1]
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -56,7 +60,11 @@ def pull_secret_manifest(
             "labels": dict(labels),
             "ownerReferences": [owner],
         },
-        "data": {".dockerconfigjson": encoded},
+        "data": {
+            ".dockerconfigjson": encoded,
+            "username": base64.b64encode(entry["username"].encode()).decode(),
+            "password": base64.b64encode(entry["password"].encode()).decode(),
+        },
     }
 
 
@@ -110,3 +118,48 @@ def with_realm_trust(pod: Manifest, container: str, ca_config_map: str) -> None:
         env = [e for e in target.get("env") or () if e.get("name") != "SSL_CERT_DIR"]
         env.append({"name": "SSL_CERT_DIR", "value": f"{CA_MOUNT}:/etc/ssl/certs"})
         target["env"] = env
+
+
+PUSH_CONTAINER = "push"
+_PUSH_ANCHOR = 'say "copying $SHIPWAY_SOURCE to $SHIPWAY_TARGET"'
+# Run in the push pod before its copy: its credentials (a Secret's, a generator's or none) are
+# copied into a writable config, and the namespace's own credential for the cluster's registry
+# (the copy's source) is added to it with crane's own login.
+SOURCE_LOGIN = r"""
+if [ -n "${SHIPWAY_SOURCE_USER:-}" ]; then
+  mkdir -p "$tmp/source-docker"
+  given="${DOCKER_CONFIG:-$HOME/.docker}/config.json"
+  if [ -s "$given" ]; then cat "$given" > "$tmp/source-docker/config.json"
+  else echo '{"auths":{}}' > "$tmp/source-docker/config.json"; fi
+  export DOCKER_CONFIG="$tmp/source-docker"
+  printf '%s' "$SHIPWAY_SOURCE_PASSWORD" | crane auth login "$SHIPWAY_SOURCE_REGISTRY" \
+    -u "$SHIPWAY_SOURCE_USER" --password-stdin > "$tmp/login" 2>&1 ||
+    fail "the namespace's credential for $SHIPWAY_SOURCE_REGISTRY was not accepted: $(tail -n 2 "$tmp/login")"
+fi
+"""
+
+
+def with_source_login(pod: Manifest, secret: str, registry: str, namespace: str) -> bool:
+    """Let a push pod read its source, a built image in ``registry``, with the namespace's
+    credential (``password`` of the pull Secret ``secret``) besides its own target's."""
+    host = registry_host(registry)
+    for container in pod["spec"].get("containers") or ():
+        if container.get("name") != PUSH_CONTAINER:
+            continue
+        env = container.get("env") or []
+        source = next((e.get("value", "") for e in env if e.get("name") == "SHIPWAY_SOURCE"), "")
+        command = container.get("command") or []
+        if not source.startswith(host + "/") or len(command) < 3 or _PUSH_ANCHOR not in command[2]:
+            return False
+        command[2] = command[2].replace(_PUSH_ANCHOR, SOURCE_LOGIN.strip() + "\n" + _PUSH_ANCHOR)
+        container["env"] = [
+            *env,
+            {"name": "SHIPWAY_SOURCE_REGISTRY", "value": host},
+            {"name": "SHIPWAY_SOURCE_USER", "value": namespace},
+            {
+                "name": "SHIPWAY_SOURCE_PASSWORD",
+                "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}},
+            },
+        ]
+        return True
+    return False
