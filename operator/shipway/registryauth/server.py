@@ -36,7 +36,11 @@ def load_settings(
     ttl: int = DEFAULT_TTL,
 ) -> Settings:
     """Settings from the files the Deployment mounts (each read once, at start)."""
-    admin = admin_password_file.read_text().strip() if admin_password_file else None
+    admin = (
+        admin_password_file.read_text().strip()
+        if admin_password_file and admin_password_file.is_file()
+        else None
+    )
     return Settings(
         key=check_key(key_file.read_bytes().strip()),
         signer=Signer(signing_key_file.read_bytes()),
