@@ -23,6 +23,7 @@ from .kube import Cluster
 
 SECRET = "registry-credential"
 MOUNT = "/etc/registry-credential"
+CA_MOUNT = "/etc/registry-token-ca"
 
 
 def key(cluster: Cluster) -> bytes | None:
@@ -79,12 +80,32 @@ def with_credential(cluster: Cluster, namespace: str, pod: dict[str, Any]) -> di
             },
         }
     )
+    # The token service's certificate is the cluster CA's (clients fetch tokens themselves).
+    spec["volumes"].append(
+        {"name": "registry-token-ca", "configMap": {"name": LOCAL.ca_config_map}}
+    )
     for container in spec["containers"]:
-        container.setdefault("volumeMounts", []).append(
-            {"name": SECRET, "mountPath": MOUNT, "readOnly": True}
+        container.setdefault("volumeMounts", []).extend(
+            [
+                {"name": SECRET, "mountPath": MOUNT, "readOnly": True},
+                {"name": "registry-token-ca", "mountPath": CA_MOUNT, "readOnly": True},
+            ]
         )
-        container.setdefault("env", []).append({"name": "DOCKER_CONFIG", "value": MOUNT})
+        container.setdefault("env", []).extend(
+            [
+                {"name": "DOCKER_CONFIG", "value": MOUNT},
+                {"name": "SSL_CERT_DIR", "value": f"{CA_MOUNT}:/etc/ssl/certs"},
+            ]
+        )
     return pod
+
+
+def login(cluster: Cluster, namespace: str) -> tuple[str, str] | None:
+    """(user, password) of the namespace's credential, when the registry wants one."""
+    secret = key(cluster)
+    if secret is None:
+        return None
+    return namespace, namespace_password(secret, namespace)
 
 
 def host_argv(paths: Paths, argv: list[str]) -> list[str]:
