@@ -1,23 +1,27 @@
 """Builds against a registry with per-namespace rights, through the operator (issue #30, item 3).
 
 A second registry with token auth runs in a namespace of this test (the cluster's own is left
-as it is), its token service (``shipway.registryauth``) in this process, reached by pods and by
-the node through a selector-less Service. An operator of the test's own mints each namespace's
-credential from a key Secret (``SHIPWAY_REGISTRY_CREDENTIAL_SECRET``), as the chart's and
-localkube's token mode do. Then:
+as it is), its token service (``shipway.registryauth``) in this process, wired as localkube's
+token mode wires its own: HTTPS with a certificate from the cluster CA, the realm a DNS name
+(crane refuses a private IP), which pods resolve through a selector-less Service and the
+node's containerd through an ``/etc/hosts`` bind-mounted into the node's mount namespace (the
+node's file plus that name; unmounted at the end). An operator of the test's own mints each
+namespace's credential from a key Secret (``SHIPWAY_REGISTRY_CREDENTIAL_SECRET``). Then:
 
-* a namespace builds (BuildKit pushes the image and its cache with the namespace's own
-  credential, which buildctl turns into tokens), and its step runs the image through the
-  kubelet with the Pipeline's pull Secret: a normal build, push and run;
+* a namespace builds (buildctl pushes the image and its cache with the namespace's own
+  credential, fetching the tokens itself over TLS), its step runs the image through the
+  kubelet with the Pipeline's pull Secret, and its push step reads the image with that
+  credential (crane) and pushes it into the namespace's own folder: a normal build, push, run;
 * nothing but that namespace's own credential lands in its namespace (no admin's, no
   cluster-wide push credential);
 * a pod of another namespace naming that image by its path, with its own namespace's
   credential or none, is refused by the registry.
 
-The registry serves HTTPS at its ClusterIP with a certificate of its own (the node's
-containerd trusts it by a ``hosts.toml`` of that address only, removed at the end; BuildKit
-pushes with ``registry.insecure``, unverified): the shared builder trusts no CA of a test's own. crane's moves (catalog,
-overwriting a cache tag, writing the mirror) are tried in ``test_registry_tenancy``.
+The registry's certificate is the cluster CA's too, named by its ClusterIP (the node's
+containerd trusts it by a ``hosts.toml`` of that address only, removed at the end); BuildKit
+pushes with ``registry.insecure``, as the shared builder is configured for the cluster's
+registry names only. crane's moves (catalog, overwriting a cache tag, writing the mirror) are
+tried in ``test_registry_tenancy``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import os
 import re
 import secrets
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -38,11 +43,13 @@ from typing import Any
 
 import pytest
 
+from localkube import config as lk_config
 from localkube import host as lk_host
+from localkube import pki
 from localkube import registry as lk_registry
 from localkube.config import Paths
+from localkube.runtime import in_node_mounts
 from shipway.controller.builder import LOCAL
-from shipway.controller.certs import self_signed
 from shipway.registryauth.credentials import docker_config, namespace_password
 from shipway.registryauth.server import make_server
 from shipway.registryauth.service import Settings
@@ -160,7 +167,7 @@ def _token_service_docs(node_ip: str, port: int) -> list[dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "Service",
             "metadata": {"name": "token-service"},
-            "spec": {"ports": [{"name": "http", "port": port, "targetPort": port}]},
+            "spec": {"ports": [{"name": "https", "port": port, "targetPort": port}]},
         },
         {
             "apiVersion": "discovery.k8s.io/v1",
@@ -171,7 +178,7 @@ def _token_service_docs(node_ip: str, port: int) -> list[dict[str, Any]]:
             },
             "addressType": "IPv4",
             "endpoints": [{"addresses": [node_ip], "conditions": {"ready": True}}],
-            "ports": [{"name": "http", "port": port, "protocol": "TCP"}],
+            "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
         },
     ]
 
@@ -196,37 +203,67 @@ def token_cluster(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
         key=key, signer=signer, service=SERVICE, issuer=ISSUER, admin_password=admin
     )
     port = _free_port()
-    server = make_server(settings, "0.0.0.0", port)
+    paths = Paths.default()
+    token_dns = f"token-service.{home}.svc.{lk_config.CLUSTER_DOMAIN}"
+    keys = pki.Pki(paths.pki, "", "")
+    cert = pki.CertSpec(f"e2e-{prefix}token", token_dns, dns_names=(token_dns,), server=True)
+    pki.ensure_cert(keys, cert)
+    made = [cert.name]
+    server = make_server(
+        settings, "0.0.0.0", port, tls_cert=keys.crt(cert.name), tls_key=keys.key(cert.name)
+    )
     stop = threading.Event()
 
     def serve() -> None:
         server.timeout = 0.5
         while not stop.is_set():
-            server.handle_request()
+            try:
+                server.handle_request()
+            except OSError:  # a client that gave up during the TLS handshake
+                continue
         server.server_close()
 
     threading.Thread(target=serve, daemon=True, name="token-builds").start()
-    paths = Paths.default()
     certs_dir: Path | None = None
+    hosts_mounted = False
     key_secret = f"{prefix}registry-key"
     cluster.kubectl("create", "namespace", home)
     try:
         cluster.apply(home, *_token_service_docs(lk_host.node_ip(), port))
         token_ip = cluster.json("get", "service", "token-service", "-n", home)["spec"]["clusterIP"]
-        realm = f"http://{token_ip}:{port}/token"
+        # A name, as localkube's token mode has it: crane refuses a realm at a private IP.
+        # Pods resolve it through cluster DNS; the node's containerd through /etc/hosts in the
+        # node's own mount namespace (the host's file plus this name; unmounted at the end).
+        realm = f"https://{token_dns}:{port}/token"
+        node_hosts = Path(tmp_path_factory.mktemp("node-hosts")) / "hosts"
+        current = subprocess.run(
+            in_node_mounts(paths, ["cat", "/etc/hosts"]), capture_output=True, text=True,
+            check=True,
+        ).stdout  # fmt: skip
+        node_hosts.write_text(current.rstrip("\n") + f"\n{token_ip} {token_dns}\n")
+        node_hosts.chmod(0o644)
+        subprocess.run(
+            in_node_mounts(paths, ["mount", "--bind", str(node_hosts), "/etc/hosts"]), check=True
+        )
+        hosts_mounted = True
         cluster.apply(home, REGISTRY_SERVICE)
         reg_ip = cluster.json("get", "service", "token-registry", "-n", home)["spec"]["clusterIP"]
-        tls = self_signed([reg_ip], tmp_path_factory.mktemp("token-registry-tls"))
-        crt, tls_key = Path(tls.cert).read_bytes(), Path(tls.key).read_bytes()
+        # Its certificate from the cluster CA too, as localkube's registry has it: the node's
+        # containerd checks the realm with the CA of the registry's hosts.toml.
+        reg_cert = pki.CertSpec(
+            f"e2e-{prefix}registry", reg_ip, ip_addresses=(reg_ip,), server=True
+        )
+        made.append(reg_cert.name)
+        pki.ensure_cert(keys, reg_cert)
+        crt, tls_key = keys.crt(reg_cert.name).read_bytes(), keys.key(reg_cert.name).read_bytes()
         cluster.apply(home, *_registry_docs(realm, json.dumps(signer.jwks()), crt, tls_key))
         cluster.kubectl("rollout", "status", "-n", home, "deploy/token-registry", "--timeout=120s")
         # The node's containerd trusts its certificate at this address (nothing else changes).
         certs_dir = paths.containerd_hosts / reg_ip
         certs_dir.mkdir(parents=True, exist_ok=True)
-        (certs_dir / "ca.crt").write_bytes(crt)
         (certs_dir / "hosts.toml").write_text(
             f'server = "https://{reg_ip}"\n\n[host."https://{reg_ip}"]\n'
-            f'  capabilities = ["pull", "resolve"]\n  ca = "{certs_dir / "ca.crt"}"\n'
+            f'  capabilities = ["pull", "resolve"]\n  ca = "{keys.ca_crt}"\n'
         )
         cluster.apply(
             LOCAL.client_namespace,
@@ -241,6 +278,11 @@ def token_cluster(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) ->
     finally:
         logs = cluster.run("logs", "-n", home, "deploy/token-registry", "--tail=30", check=False)
         sys.stderr.write(f"\ntoken registry log:\n{logs.stdout[-4000:]}\n")
+        if hosts_mounted:
+            subprocess.run(in_node_mounts(paths, ["umount", "/etc/hosts"]), check=False)
+        for name in made:  # the test's certificates, out of the cluster's PKI again
+            for suffix in (".crt", ".key", ".spec"):
+                (keys.dir / f"{name}{suffix}").unlink(missing_ok=True)
         stop.set()
         if certs_dir is not None:
             shutil.rmtree(certs_dir, ignore_errors=True)
@@ -265,6 +307,9 @@ def token_operator(
         "SHIPWAY_REGISTRY_URL": reg.registry,
         "SHIPWAY_REGISTRY_INSECURE": "true",
         "SHIPWAY_REGISTRY_CREDENTIAL_SECRET": key_secret,
+        # push pods: the local crane; they and the build pods trust the cluster CA (the realm's)
+        "SHIPWAY_PUSH_IMAGE": LOCAL.push_image,
+        "SHIPWAY_PUSH_CA_CONFIGMAP": LOCAL.ca_config_map,
     }
     log = tmp_path_factory.mktemp("token-operator") / "operator.log"
     operator = OperatorProcess(
@@ -301,7 +346,10 @@ def other_tenant(cluster: Cluster, token_operator: TokenCluster) -> Iterator[str
 
 PROJECT = {
     "codeship-services.yml": "app:\n  build: .\n  cached: true\n",
-    "codeship-steps.yml": "- name: show\n  service: app\n  command: cat /built.txt\n",
+    "codeship-steps.yml": (
+        "- name: show\n  service: app\n  command: cat /built.txt\n"
+        "- name: push\n  service: app\n  type: push\n  image_name: $TARGET\n  image_tag: v1\n"
+    ),
     "Dockerfile": "FROM busybox\nRUN echo built-by-its-namespace > /built.txt\n",
 }
 
@@ -333,12 +381,22 @@ def test_a_namespace_builds_pushes_and_runs_its_image_and_no_other_namespace_can
     reg = token_operator
     k = Kubectl(tenant)
     crds.apply(k)
-    done, body = run_dir(k, write(tmp_path / "p", PROJECT))
+    target = f"{reg.registry}/{tenant}/pushed"  # its own folder, so its credential may push
+    files = {
+        **PROJECT,
+        "codeship-steps.yml": PROJECT["codeship-steps.yml"].replace("$TARGET", target),
+    }
+    done, body = run_dir(k, write(tmp_path / "p", files), "--push")
     assert body["status"]["phase"] == "Succeeded", (done.stdout + done.stderr)[-3000:]
     app = builds(body)["app"]
     image = f"{app['image']}@{app['digest']}"
     assert image.startswith(f"{reg.registry}/{tenant}/"), image
     assert "built-by-its-namespace" in done.stdout + done.stderr
+    # the push pod read the built image with the namespace's credential and pushed it
+    pushed = steps(body)["push"]
+    assert pushed["phase"] == "Succeeded", pushed
+    assert pushed["image"] == f"{target}:v1"
+    assert pushed["digest"] == app["digest"]
     pod = steps(body)["show"]["pod"]
     assert pod_images(k, pod)["app"] == image
     # What the operator wrote into the namespace: its own credential, and nothing else's.
