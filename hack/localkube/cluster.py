@@ -225,6 +225,8 @@ def _registry_auth(paths: Paths, lay: Layout) -> None:
         rt.turn_off(paths)
         return
     rt.prepare(paths, lay.pki)
+    if not service(paths, rt.NAME).running():
+        host.check_ports({rt.PORT: "the registry's token service"})
     tls = ssl.create_default_context(cafile=str(lay.pki.ca_crt))
     tls.check_hostname = False  # asked at 127.0.0.1; the certificate names the Service
     _ensure(
