@@ -121,3 +121,40 @@ def test_the_service_runs_this_checkouts_shipway() -> None:
     assert argv[1:5] == ["-m", "shipway", "registry-token", "serve"]
     assert argv[argv.index("--service") + 1] == config.REGISTRY_HOST
     assert str(ROOT / "operator") in registrytoken.env()["PYTHONPATH"]
+
+
+def test_up_starts_the_service_names_it_on_the_node_and_applies_its_objects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``up``'s token step, its side effects recorded instead of run."""
+    from types import SimpleNamespace
+
+    from localkube import cluster, components
+
+    paths = _paths(tmp_path)
+    keys = pki.ensure(paths.pki, "192.0.2.10", "node")
+    lay = components.Layout(paths, keys, "192.0.2.10")
+    done: list[tuple[str, object]] = []
+    monkeypatch.setenv(registrytoken.SETTING, "token")
+    monkeypatch.setattr(cluster, "_ensure", lambda p, name, argv, ready, t, env=None: done.append(("ensure", (name, argv(), env))))  # fmt: skip
+    monkeypatch.setattr(cluster, "in_node_mounts", lambda p, argv: ["nsenter", *argv])
+    monkeypatch.setattr(cluster, "run", lambda argv, check=True: done.append(("run", argv)) or SimpleNamespace(returncode=1))  # fmt: skip
+    monkeypatch.setattr(cluster.addons, "apply", lambda p, docs, what: done.append(("apply", docs)) or "")  # fmt: skip
+    monkeypatch.setattr(cluster.host, "check_ports", lambda ports: done.append(("ports", ports)))
+    cluster._registry_auth(paths, lay)
+    kinds = [what for what, _ in done]
+    assert kinds == ["ports", "ensure", "run", "run", "apply"]
+    name, argv, env = done[1][1]  # type: ignore[misc]
+    assert name == registrytoken.NAME
+    assert "--tls-cert" in argv
+    assert env == registrytoken.env()
+    assert done[3][1] == [
+        "nsenter", "mount", "--bind", str(registrytoken.node_hosts_file(paths)), "/etc/hosts"
+    ]  # fmt: skip
+    assert registrytoken.HOST in registrytoken.node_hosts_file(paths).read_text()
+    assert registrytoken.active(paths)
+    monkeypatch.setenv(registrytoken.SETTING, "none")
+    done.clear()
+    cluster._registry_auth(paths, lay)
+    assert done == []
+    assert not registrytoken.active(paths)
