@@ -6,7 +6,10 @@ from __future__ import annotations
 import base64
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import yaml
@@ -127,24 +130,41 @@ def test_up_starts_the_service_names_it_on_the_node_and_applies_its_objects(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``up``'s token step, its side effects recorded instead of run."""
-    from types import SimpleNamespace
-
-    from localkube import cluster, components
+    from localkube import addons, cluster, components, host
 
     paths = _paths(tmp_path)
     keys = pki.ensure(paths.pki, "192.0.2.10", "node")
     lay = components.Layout(paths, keys, "192.0.2.10")
-    done: list[tuple[str, object]] = []
+    done: list[tuple[str, Any]] = []
+
+    def ensure(
+        p: Paths,
+        name: str,
+        argv: Callable[[], list[str]],
+        ready: object,
+        t: float,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        done.append(("ensure", (name, argv(), env)))
+
+    def run(argv: list[str], check: bool = True) -> SimpleNamespace:
+        done.append(("run", argv))
+        return SimpleNamespace(returncode=1)  # the name is not in the node's /etc/hosts yet
+
+    def apply(p: Paths, docs: list[dict[str, Any]], what: str) -> str:
+        done.append(("apply", docs))
+        return ""
+
     monkeypatch.setenv(registrytoken.SETTING, "token")
-    monkeypatch.setattr(cluster, "_ensure", lambda p, name, argv, ready, t, env=None: done.append(("ensure", (name, argv(), env))))  # fmt: skip
+    monkeypatch.setattr(cluster, "_ensure", ensure)
     monkeypatch.setattr(cluster, "in_node_mounts", lambda p, argv: ["nsenter", *argv])
-    monkeypatch.setattr(cluster, "run", lambda argv, check=True: done.append(("run", argv)) or SimpleNamespace(returncode=1))  # fmt: skip
-    monkeypatch.setattr(cluster.addons, "apply", lambda p, docs, what: done.append(("apply", docs)) or "")  # fmt: skip
-    monkeypatch.setattr(cluster.host, "check_ports", lambda ports: done.append(("ports", ports)))
+    monkeypatch.setattr(cluster, "run", run)
+    monkeypatch.setattr(addons, "apply", apply)
+    monkeypatch.setattr(host, "check_ports", lambda ports: done.append(("ports", ports)))
     cluster._registry_auth(paths, lay)
     kinds = [what for what, _ in done]
     assert kinds == ["ports", "ensure", "run", "run", "apply"]
-    name, argv, env = done[1][1]  # type: ignore[misc]
+    name, argv, env = done[1][1]
     assert name == registrytoken.NAME
     assert "--tls-cert" in argv
     assert env == registrytoken.env()
