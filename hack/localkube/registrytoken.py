@@ -6,7 +6,9 @@ no authentication to distribution's token auth, with Shipway's token service
 What each identity may do is ``shipway.registryauth.policy``'s: a namespace pulls and pushes
 ``<namespace>/…``, anyone pulls the mirror (``library/*``, ``docker/*``: so kubelet pulls of
 ``image: busybox`` need no credential), nothing lists the catalog or writes the mirror but the
-admin, whose credential stays on the host (localkube's mirror seeding and retention use it).
+admin, whose credential stays on the host (localkube's mirror seeding, retention and the
+operator image's push use it). The operator's image (``shipway-dev/``) is public like the
+mirror.
 
 Where the token service runs, and why: a host process of localkube (like the API server),
 listening on ``0.0.0.0:5001`` with a certificate from the cluster CA. Its realm is
@@ -60,6 +62,9 @@ CERT = pki.CertSpec(
     server=True,
 )
 ROOT = Path(__file__).resolve().parents[2]
+PUBLIC_PREFIXES = ("library/", "docker/", "shipway-dev/")
+"""Anyone pulls, only the admin pushes: the docker.io mirror and the operator's own image
+(``buildkit_build.OPERATOR_REPOSITORY``, which the chart's e2e install pulls)."""
 
 
 def wanted(env: dict[str, str] | None = None) -> bool:
@@ -162,6 +167,7 @@ def argv(paths: Paths, keys: pki.Pki) -> list[str]:
         "--service", SERVICE,
         "--issuer", ISSUER,
         "--listen", f"0.0.0.0:{PORT}",
+        *(arg for p in PUBLIC_PREFIXES for arg in ("--public-prefix", p)),
         "--tls-cert", str(keys.crt(NAME)),
         "--tls-key", str(keys.key(NAME)),
     ]  # fmt: skip

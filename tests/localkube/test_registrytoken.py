@@ -124,6 +124,40 @@ def test_the_service_runs_this_checkouts_shipway() -> None:
     assert argv[1:5] == ["-m", "shipway", "registry-token", "serve"]
     assert argv[argv.index("--service") + 1] == config.REGISTRY_HOST
     assert str(ROOT / "operator") in registrytoken.env()["PYTHONPATH"]
+    # the operator's own image is public like the mirror: the chart's e2e install pulls it
+    publics = [argv[i + 1] for i, a in enumerate(argv) if a == "--public-prefix"]
+    assert publics == ["library/", "docker/", "shipway-dev/"]
+    from localkube.buildkit_build import OPERATOR_REPOSITORY
+
+    assert OPERATOR_REPOSITORY.split("/", 1)[1].startswith(publics[2])
+
+
+def test_public_prefixes_are_pulled_by_anyone_and_pushed_by_the_admin_only(
+    tmp_path: Path,
+) -> None:
+    from shipway.registryauth.credentials import ANONYMOUS, Identity
+    from shipway.registryauth.policy import grant, parse_scope
+    from shipway.registryauth.server import load_settings
+    from shipway.registryauth.tokens import new_key_pem
+
+    (tmp_path / "key").write_bytes(b"k" * 32)
+    (tmp_path / "signing.pem").write_bytes(new_key_pem())
+    settings = load_settings(
+        key_file=tmp_path / "key",
+        signing_key_file=tmp_path / "signing.pem",
+        service="r",
+        issuer="i",
+        admin_password_file=tmp_path / "absent",  # optional: no admin then
+        public_prefixes=registrytoken.PUBLIC_PREFIXES,
+    )
+    assert settings.admin_password is None
+    scope = parse_scope("repository:shipway-dev/shipway:pull,push")
+    assert scope is not None
+    for who in (ANONYMOUS, Identity(namespace="team-a")):
+        allowed = grant(settings.policy, who, scope)
+        assert allowed is not None
+        assert allowed.actions == ("pull",)
+    assert grant(settings.policy, Identity(admin=True), scope) == scope
 
 
 def test_up_starts_the_service_names_it_on_the_node_and_applies_its_objects(
