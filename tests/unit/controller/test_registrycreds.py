@@ -26,10 +26,9 @@ from shipway.registryauth.pods import (
     with_realm_trust,
     with_source_login,
 )
-
-from .builders import NOW
-from .fakekube import KEY, snapshot
-from .test_build_operator import SEED, Cluster, _finish_build, _local, _uploaded
+from tests.unit.builders import NOW
+from tests.unit.fakekube import KEY, snapshot
+from tests.unit.test_build_operator import SEED, Cluster, _finish_build, _local, _uploaded
 
 KEY_BYTES = b"k" * 32
 REGISTRY = "registry.localkube-system.svc.cluster.local"
