@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/hack
 
-.PHONY: venv host-deps test test-unit test-e2e lint typecheck crd crd-check check \
+.PHONY: venv host-deps test test-unit test-e2e lint typecheck crd crd-check docs docs-check check \
         cluster-up cluster-down cluster-status demo bench clean \
         chart-check chart-readme operator-image image-lock
 
@@ -41,6 +41,13 @@ crd: $(STAMP)
 crd-check: $(STAMP)
 	$(PY) -m shipway.compiler.crd --check
 
+## The module list of docs/operator.md, from the module docstrings (docs-check: its drift).
+docs: $(STAMP)
+	$(PY) hack/moduledocs.py --write
+
+docs-check: $(STAMP)
+	$(PY) hack/moduledocs.py --check
+
 ## The Helm chart: helm lint/template for every supported shape of values, the refused ones,
 ## and the values table of docs/helm.md (chart-readme rewrites it). helm comes from the localkube cache.
 HELM := $(or $(SHIPWAY_CACHE_DIR),/var/cache/shipway)/bin/helm
@@ -63,7 +70,7 @@ operator-image: $(STAMP)
 image-lock: $(STAMP)
 	$(PY) -m localkube.operator_image --lock
 
-check: lint typecheck crd-check chart-check
+check: lint typecheck crd-check docs-check chart-check
 
 ## Unit tests: pure code, no cluster.
 test-unit: $(STAMP)

@@ -223,7 +223,7 @@ def measured(watch: PodWatch, pipeline: str) -> tuple[str, float, float | None, 
 
 
 def one(
-    kube: Kube, namespace: str, watch: PodWatch, hand: Hand, shipway_dir: Path, hand_dir: Path,
+    kube: Kube, namespace: str, watch: PodWatch, hand: Hand, *, shipway_dir: Path, hand_dir: Path,
     name: str, cached: bool,
 ) -> Sample:  # fmt: skip
     for _ in range(FOREIGN_CRD_TRIES):
@@ -285,19 +285,57 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         # cold: no cache on either side
         ship, by_hand = project(workdir / "cold-s", False), project(workdir / "cold-h", False)
         for _ in range(REPEATS):
-            samples["cold"].append(one(kube, namespace, watch, hand, ship, by_hand, "cold", False))
+            samples["cold"].append(
+                one(
+                    kube,
+                    namespace,
+                    watch,
+                    hand,
+                    shipway_dir=ship,
+                    hand_dir=by_hand,
+                    name="cold",
+                    cached=False,
+                )
+            )
         # cached: a first run each to fill the caches, then unchanged, then one file changed
         ship, by_hand = project(workdir / "warm-s", True), project(workdir / "warm-h", True)
-        one(kube, namespace, watch, hand, ship, by_hand, "warm", True)
+        one(
+            kube,
+            namespace,
+            watch,
+            hand,
+            shipway_dir=ship,
+            hand_dir=by_hand,
+            name="warm",
+            cached=True,
+        )
         for _ in range(REPEATS):
             samples["unchanged"].append(
-                one(kube, namespace, watch, hand, ship, by_hand, "warm", True)
+                one(
+                    kube,
+                    namespace,
+                    watch,
+                    hand,
+                    shipway_dir=ship,
+                    hand_dir=by_hand,
+                    name="warm",
+                    cached=True,
+                )
             )
         for count in range(REPEATS):
             touch(ship, "shipway", f"{run_id}-{count}")
             touch(by_hand, "hand", f"{run_id}-{count}")
             samples["one_file_changed"].append(
-                one(kube, namespace, watch, hand, ship, by_hand, "warm", True)
+                one(
+                    kube,
+                    namespace,
+                    watch,
+                    hand,
+                    shipway_dir=ship,
+                    hand_dir=by_hand,
+                    name="warm",
+                    cached=True,
+                )
             )
     finally:
         operator.stop()

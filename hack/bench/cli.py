@@ -409,7 +409,7 @@ def main() -> int:
         if "scale" in phases and nodes is not None:
             print(f"phase 2: scale, {count} pipelines x {steps} steps ...", flush=True)
             results["scale"] = sc = scale.run_scale(
-                kube, run_id, workdir, nodes, count, steps, timeout
+                kube, run_id, workdir, nodes, count=count, steps=steps, timeout=timeout
             )
             sc["cleanup_s"] = round(delete_namespace(kube, run_id, sc["namespace"]), 1)
         if "paced" in phases and nodes is not None:
@@ -417,7 +417,7 @@ def main() -> int:
             rate = PACED_STEPS_PER_SECOND / steps
             print(f"phase 2b: paced, {paced} pipelines at {rate:g}/s ...", flush=True)
             results["paced"] = pc = scale.run_scale(
-                kube, run_id, workdir, nodes, paced, steps, timeout, rate=rate
+                kube, run_id, workdir, nodes, count=paced, steps=steps, timeout=timeout, rate=rate
             )
             pc["cleanup_s"] = round(delete_namespace(kube, run_id, pc["namespace"]), 1)
         if "restart" in phases and nodes is not None:
@@ -426,7 +426,7 @@ def main() -> int:
                 flush=True,
             )
             results["restart"] = rs = scale.run_restart(
-                kube, run_id, workdir, nodes, count, steps, timeout
+                kube, run_id, workdir, nodes, count=count, steps=steps, timeout=timeout
             )
             rs["cleanup_s"] = round(delete_namespace(kube, run_id, rs["namespace"]), 1)
         if "fairness" in phases and nodes is not None:

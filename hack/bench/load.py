@@ -34,7 +34,7 @@ def pipeline_names(prefix: str, count: int) -> list[str]:
     return [f"{prefix}-{i:04d}" for i in range(count)]
 
 
-def _volume(run_id: str, name: str, namespace: str, claim: str, uid: str) -> Manifest:
+def _volume(run_id: str, name: str, namespace: str, claim: str, *, uid: str) -> Manifest:
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolume",
@@ -91,7 +91,7 @@ def prepare_claims(kube: Kube, run_id: str, namespace: str, pipelines: Iterable[
         )
         uid = created["metadata"]["uid"]
         kube.core.create_persistent_volume(
-            _volume(run_id, volume_name, namespace, name, uid), _preload_content=False
+            _volume(run_id, volume_name, namespace, name, uid=uid), _preload_content=False
         )
         kube.core.patch_persistent_volume_status(
             volume_name, {"status": {"phase": "Bound"}}, _preload_content=False

@@ -21,9 +21,9 @@ from bench.watch import PodRecord, PodWatch
 from localkube.config import BUSYBOX_IMAGE
 from shipway import GROUP, KIND, VERSION
 from shipway.compiler.pipeline import compile_pipeline
-from shipway.engine.manifests import claim_manifest, pod_manifest
+from shipway.engine.intents import PodToCreate
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.planner import PodToCreate
+from shipway.engine.pods.manifests import claim_manifest, pod_manifest
 
 RAW_LABEL = "shipway.dev/bench-raw"
 
@@ -82,7 +82,7 @@ def _gaps(pods: list[PodRecord]) -> list[float]:
     return gaps
 
 
-def run_raw(kube: Kube, namespace: str, steps: int, measure: PodWatch, timeout: float) -> Run:
+def run_raw(kube: Kube, namespace: str, steps: int, measure: PodWatch, *, timeout: float) -> Run:
     """The minimal script: create a pod, wait for its termination on a watch, create the next."""
     name = "raw"
     claim, pods = raw_manifests(namespace, name, steps)
@@ -117,7 +117,9 @@ def run_raw(kube: Kube, namespace: str, steps: int, measure: PodWatch, timeout: 
 _NONE = PodRecord("")
 
 
-def run_shipway(kube: Kube, namespace: str, steps: int, measure: PodWatch, timeout: float) -> Run:
+def run_shipway(
+    kube: Kube, namespace: str, steps: int, measure: PodWatch, *, timeout: float
+) -> Run:
     name = "overhead"
     started = time.monotonic()
     kube.create_pipeline(namespace, pipeline_body(name, steps))
@@ -148,8 +150,8 @@ def run(kube: Kube, run_id: str, workdir: Path, steps: int = 20) -> dict[str, An
         operator.start(kube.kubeconfig)
         ready_s = operator.wait_ready()
         timeout = 60 + 10 * steps
-        raw = run_raw(kube, namespace, steps, measure, timeout)
-        shipway = run_shipway(kube, namespace, steps, measure, timeout)
+        raw = run_raw(kube, namespace, steps, measure, timeout=timeout)
+        shipway = run_shipway(kube, namespace, steps, measure, timeout=timeout)
         usage = operator.usage()
     finally:
         operator.stop()

@@ -87,7 +87,7 @@ def _settle_events(kube: Kube, namespace: str, limit: float = 120) -> float:
     return time.monotonic() - started
 
 
-def _submit_paced(kube: Kube, namespace: str, names: list[str], steps: int, rate: float) -> None:
+def _submit_paced(kube: Kube, namespace: str, names: list[str], steps: int, *, rate: float) -> None:
     """One pipeline every 1/rate seconds, on a fixed schedule (late ones catch up)."""
     start = time.monotonic()
     for i, name in enumerate(names):
@@ -102,6 +102,7 @@ def run_scale(
     run_id: str,
     workdir: Path,
     nodes: FakeNodes,
+    *,
     count: int,
     steps: int,
     timeout: float,
@@ -140,7 +141,7 @@ def run_scale(
         )
         sampler.start()
         if rate is not None:
-            _submit_paced(kube, namespace, names, steps, rate)
+            _submit_paced(kube, namespace, names, steps, rate=rate)
         submitted = time.monotonic() - started if rate is not None else burst_submit_s
         complete = pipelines.wait_for(_all_finished(pipelines, count), timeout, poll=0.5)
         events_drain_s = _settle_events(kube, namespace)
@@ -249,6 +250,7 @@ def run_restart(
     run_id: str,
     workdir: Path,
     nodes: FakeNodes,
+    *,
     count: int,
     steps: int,
     timeout: float,

@@ -176,7 +176,7 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
     operator = Operator([namespace], workdir / "operator-source.log")
     try:
         work = make_repository(repo_root)
-        ip, _ = gitserver.deploy(kubectl, namespace, "bench", "bench", "")
+        ip, _ = gitserver.deploy(kubectl, namespace, "bench", "bench", authorized_keys="")
         gitserver.publish(kubectl, namespace, repo_root / "bench.git")
         url = gitserver.http_url(ip, "bench")
         operator.start(kube.kubeconfig)

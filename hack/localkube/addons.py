@@ -57,7 +57,7 @@ def pods_report(paths: Paths, namespace: str, selector: str) -> str:
 
 
 def _rollout(
-    paths: Paths, namespace: str, name: str, selector: str, component: str, timeout: int
+    paths: Paths, namespace: str, name: str, selector: str, *, component: str, timeout: int
 ) -> None:
     proc = kubectl(
         paths, "-n", namespace, "rollout", "status", f"deployment/{name}",
@@ -76,7 +76,9 @@ def ensure_dns(paths: Paths) -> None:
     out = apply(paths, dns.manifests(), component)
     if "created" in out or "configured" in out:
         log("cluster DNS (CoreDNS) configured")
-    _rollout(paths, dns.NAMESPACE, dns.NAME, "k8s-app=kube-dns", component, DNS_TIMEOUT)
+    _rollout(
+        paths, dns.NAMESPACE, dns.NAME, "k8s-app=kube-dns", component=component, timeout=DNS_TIMEOUT
+    )
 
 
 def registry_tls(paths: Paths) -> ssl.SSLContext:
@@ -114,7 +116,14 @@ def ensure_registry(paths: Paths, keys: pki.Pki, *, read_only: bool = False) -> 
     if "created" in out or "configured" in out:
         log("the registry configured" + (" (read-only)" if read_only else ""))
     selector = "app.kubernetes.io/name=registry"
-    _rollout(paths, registry.NAMESPACE, registry.NAME, selector, component, REGISTRY_TIMEOUT)
+    _rollout(
+        paths,
+        registry.NAMESPACE,
+        registry.NAME,
+        selector,
+        component=component,
+        timeout=REGISTRY_TIMEOUT,
+    )
     wait_for(
         f"the registry to answer at {registry.URL} from the node",
         lambda: registry_ok(paths),

@@ -264,10 +264,10 @@ def build(
     for b in target.binaries:
         t0 = time.monotonic()
         with progress.ticking(
-            progress.ticker(k, n, name, clock, records, b.name),
+            progress.ticker(k, n, name, clock, records=records, detail=b.name),
             _say if log else _quiet,
         ):
-            _build_binary(target, b, paths, go, root)
+            _build_binary(target, b, paths, go, root=root)
         timings[b.name] = round(time.monotonic() - t0, 1)
     total = round(time.monotonic() - started, 1)
     (root / "build.json").write_text(
@@ -297,7 +297,7 @@ def _quiet(line: str) -> None:
     return None
 
 
-def _build_binary(target: Target, b: Binary, paths: Paths, go: str, root: Path) -> None:
+def _build_binary(target: Target, b: Binary, paths: Paths, go: str, *, root: Path) -> None:
     bin_dir = target.bin_dir(paths)
     argv: Sequence[str]
     if target.module_dir is not None:

@@ -105,7 +105,7 @@ def client_certs(paths: Paths) -> Certs:
     return certs
 
 
-def tls_secret(name: str, namespace: str, ca: Path, crt: Path, key: Path) -> dict[str, Any]:
+def tls_secret(name: str, namespace: str, ca: Path, crt: Path, *, key: Path) -> dict[str, Any]:
     def b64(p: Path) -> str:
         return base64.b64encode(p.read_bytes()).decode()
 
@@ -223,8 +223,8 @@ def up(paths: Paths, reg: Registry | None = None) -> str:
     ).strip()
     certs = ensure_certs(paths, service_ip)
     _apply(paths, [
-        tls_secret(SERVER_SECRET, NAMESPACE, certs.ca, certs.server_crt, certs.server_key),
-        tls_secret(CLIENT_SECRET, CLIENT_NAMESPACE, certs.ca, certs.client_crt, certs.client_key),
+        tls_secret(SERVER_SECRET, NAMESPACE, certs.ca, certs.server_crt, key=certs.server_key),
+        tls_secret(CLIENT_SECRET, CLIENT_NAMESPACE, certs.ca, certs.client_crt, key=certs.client_key),
     ])  # fmt: skip
     wait_ready(paths)
     log(f"buildkitd is ready at {ADDRESS} ({time.monotonic() - started:.0f}s)")

@@ -64,7 +64,7 @@ def steps(log: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 def buildctl_argv(
-    buildctl: str, address: str, certs: buildkit.Certs, context: Path, ref: str, metadata: Path
+    buildctl: str, address: str, certs: buildkit.Certs, context: Path, *, ref: str, metadata: Path
 ) -> list[str]:
     """``buildctl build`` of ``context``'s Dockerfile, pushed as ``ref``."""
     return [
@@ -99,7 +99,9 @@ def build_dockerfile(
     buildctl = str(build.binary(paths, "buildctl"))
     with tempfile.TemporaryDirectory(prefix="localkube-build-") as tmp:
         metadata = Path(tmp) / "metadata.json"
-        argv = buildctl_argv(buildctl, host_address(paths), certs, context, ref, metadata)
+        argv = buildctl_argv(
+            buildctl, host_address(paths), certs, context, ref=ref, metadata=metadata
+        )
         env: dict[str, str] = {}
         if registrytoken.active(paths):  # token auth: push as the admin, where the realm resolves
             argv = in_node_mounts(paths, argv)

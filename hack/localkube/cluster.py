@@ -125,6 +125,7 @@ def _ensure(
     name: str,
     argv: Callable[[], list[str]],
     ready: Callable[[], bool],
+    *,
     timeout: float,
     env: dict[str, str] | None = None,
 ) -> None:
@@ -231,7 +232,7 @@ def _registry_auth(paths: Paths, lay: Layout) -> None:
     tls.check_hostname = False  # asked at 127.0.0.1; the certificate names the Service
     _ensure(
         paths, rt.NAME, lambda: rt.argv(paths, lay.pki),
-        lambda: http_ok(rt.health_url(), context=tls), 30, env=rt.env(),
+        lambda: http_ok(rt.health_url(), context=tls), timeout=30, env=rt.env(),
     )  # fmt: skip
     hosts = rt.node_hosts_file(paths)
     hosts.write_text(rt.node_hosts(Path("/etc/hosts").read_text()))
@@ -252,20 +253,20 @@ def _start_components(paths: Paths, lay: Layout) -> None:
     insecure = insecure_tls()
     _ensure(
         paths, "etcd", lambda: etcd_argv(lay),
-        lambda: http_ok("http://127.0.0.1:2381/health"), 60,
+        lambda: http_ok("http://127.0.0.1:2381/health"), timeout=60,
     )  # fmt: skip
     api = f"https://127.0.0.1:{config.APISERVER_PORT}"
     _ensure(
         paths, "kube-apiserver", lambda: apiserver_argv(lay),
-        lambda: http_ok(f"{api}/readyz", context=tls), 120,
+        lambda: http_ok(f"{api}/readyz", context=tls), timeout=120,
     )  # fmt: skip
     _ensure(
         paths, "kube-controller-manager", lambda: controller_manager_argv(lay),
-        lambda: http_ok("https://127.0.0.1:10257/healthz", context=insecure), 60,
+        lambda: http_ok("https://127.0.0.1:10257/healthz", context=insecure), timeout=60,
     )  # fmt: skip
     _ensure(
         paths, "kube-scheduler", lambda: scheduler_argv(lay),
-        lambda: http_ok("https://127.0.0.1:10259/healthz", context=insecure), 60,
+        lambda: http_ok("https://127.0.0.1:10259/healthz", context=insecure), timeout=60,
     )  # fmt: skip
 
     # The node: its private mount namespace, containerd, images, kubelet, kube-proxy.
@@ -273,13 +274,13 @@ def _start_components(paths: Paths, lay: Layout) -> None:
         paths, "node-mounts",
         lambda: ["unshare", "--mount", "--propagation", "private", "--",
                  "sh", "-c", "mount --make-rshared / && exec sleep infinity"],
-        lambda: True, 10,
+        lambda: True, timeout=10,
     )  # fmt: skip
     paths.containerd_state.mkdir(parents=True, exist_ok=True)
     _ensure(
         paths, "containerd",
         lambda: in_node_mounts(paths, ["containerd", "--config", str(lay.conf("containerd.toml"))]),
-        lambda: _containerd_ready(paths), 60,
+        lambda: _containerd_ready(paths), timeout=60,
     )  # fmt: skip
     imageset.ensure_all(paths, import_into=paths.containerd_socket)
     # -- source (issue 12): the image of the operator's checkout and upload pods ----------
@@ -289,13 +290,13 @@ def _start_components(paths: Paths, lay: Layout) -> None:
     # ----------------------------------------------------------------------------------------
     _ensure(
         paths, "kubelet", lambda: in_node_mounts(paths, kubelet_argv(lay)),
-        lambda: http_ok("http://127.0.0.1:10248/healthz"), 90,
+        lambda: http_ok("http://127.0.0.1:10248/healthz"), timeout=90,
     )  # fmt: skip
     wait_for("the node to be Ready", lambda: node_ready(paths), timeout=120,
              svc=service(paths, "kubelet"))  # fmt: skip
     _ensure(
         paths, "kube-proxy", lambda: kube_proxy_argv(lay),
-        lambda: http_ok("http://127.0.0.1:10256/healthz"), 60,
+        lambda: http_ok("http://127.0.0.1:10256/healthz"), timeout=60,
     )  # fmt: skip
 
 

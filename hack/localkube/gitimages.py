@@ -37,7 +37,7 @@ from localkube.imageset import (
 )
 
 GIT_IMAGE = "localkube.shipway.dev/git:2.39"
-"""Must equal shipway.engine.checkout.DEFAULT_GIT_IMAGE (a unit test checks)."""
+"""Must equal shipway.engine.settings.DEFAULT_GIT_IMAGE (a unit test checks)."""
 GIT_SERVER_IMAGE = "localkube.shipway.dev/git-server:2.39"
 GIT_CORE = Path("/usr/lib/git-core")
 SSHD_PACKAGE = "openssh-server"

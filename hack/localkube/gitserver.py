@@ -77,7 +77,7 @@ def manifests(user: str, password: str, authorized_keys: str) -> list[dict[str, 
 
 
 def deploy(
-    kubectl: Sequence[str], namespace: str, user: str, password: str, authorized_keys: str
+    kubectl: Sequence[str], namespace: str, user: str, password: str, *, authorized_keys: str
 ) -> tuple[str, str]:
     """Start the server in ``namespace`` (which must exist); its (ClusterIP, ssh host key)."""
     items = manifests(user, password, authorized_keys)

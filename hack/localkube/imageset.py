@@ -296,7 +296,7 @@ def ensure_archive(recipe: Recipe, paths: Paths) -> ImageInfo:
         root.mkdir()
         os.chmod(root, 0o755)
         clock = progress.Clock()
-        say = progress.ticker(0, 0, f"image {recipe.ref}", clock, {})
+        say = progress.ticker(0, 0, f"image {recipe.ref}", clock, records={})
         with progress.ticking(say, lambda line: print(f"localkube: {line}", flush=True)):
             recipe.make_rootfs(root, paths)
             info = _write(root, recipe.ref, recipe.image_config, archive)

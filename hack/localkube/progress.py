@@ -101,7 +101,7 @@ def _place(k: int, n: int) -> str:
 
 
 def tick_line(
-    k: int, n: int, name: str, elapsed: float, records: Mapping[str, float], detail: str = ""
+    k: int, n: int, name: str, elapsed: float, *, records: Mapping[str, float], detail: str = ""
 ) -> str:
     """A still-alive line: time spent and time left against what it usually takes."""
     seconds = expected(name, records)
@@ -120,10 +120,10 @@ def tick_line(
 
 
 def ticker(
-    k: int, n: int, name: str, clock: Clock, records: Mapping[str, float], detail: str = ""
+    k: int, n: int, name: str, clock: Clock, *, records: Mapping[str, float], detail: str = ""
 ) -> Callable[[], str]:
     """What :func:`ticking` says for one build, evaluated at each tick."""
-    return lambda: tick_line(k, n, name, clock.elapsed, records, detail)
+    return lambda: tick_line(k, n, name, clock.elapsed, records=records, detail=detail)
 
 
 def done_line(k: int, n: int, name: str, elapsed: float) -> str:

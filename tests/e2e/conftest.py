@@ -165,7 +165,9 @@ def shipway_operator(
             f"--webhook-cert={tls.cert}",
             f"--webhook-key={tls.key}",
         ]
-    operator = OperatorProcess(argv, env, log_path, webhook if port else None, port, cluster)
+    operator = OperatorProcess(
+        argv, env, log_path, webhook=webhook if port else None, webhook_port=port, cluster=cluster
+    )
     operator.start()
     yield operator
     if operator.running:
@@ -197,6 +199,7 @@ class OperatorProcess:
         argv: list[str],
         env: dict[str, str],
         log_path: Path,
+        *,
         webhook: str | None = None,
         webhook_port: int | None = None,
         cluster: Cluster | None = None,

@@ -180,7 +180,9 @@ def start(cluster: Cluster, namespace: str, key_dir: Path) -> GitServer:
     )
     cluster.kubectl("create", "namespace", namespace)
     public_key = (key_dir / "id.pub").read_text()
-    ip, host_key = server.deploy(_kubectl(cluster), namespace, HTTP_USER, HTTP_PASSWORD, public_key)
+    ip, host_key = server.deploy(
+        _kubectl(cluster), namespace, HTTP_USER, HTTP_PASSWORD, authorized_keys=public_key
+    )
     return GitServer(cluster, namespace, ip, key_dir, host_key)
 
 

@@ -185,6 +185,7 @@ def test_a_gated_push_waits_refuses_the_unallowed_and_runs_once_after_a_kill(
     people: dict[str, Identity],
     protected: Protected,  # noqa: F811
     shipway_operator: OperatorProcess | None,
+    *,
     tmp_path: Path,
 ) -> None:
     if shipway_operator is None:

@@ -55,7 +55,9 @@ def owner_uid(pod: dict[str, Any]) -> str:
     return str(refs[0]["uid"]) if refs else ""
 
 
-def wait_until(k: Kubectl, name: str, test: Any, what: str, timeout: float = 120) -> dict[str, Any]:
+def wait_until(
+    k: Kubectl, name: str, test: Any, what: str, *, timeout: float = 120
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body = k.pipeline(name)
     while not test(body):

@@ -362,7 +362,7 @@ def outage_loses_nothing(release: Release, namespace: str) -> tuple[int, int]:
     ],
 )
 def test_operator_account_has_only_what_it_uses(
-    release: Release, verb: str, resource: str, where: str, allowed: bool
+    release: Release, verb: str, resource: str, where: str, *, allowed: bool
 ) -> None:
     namespace = {"watched": release.namespace, "other": release.other, "cluster": None}[where]
     assert release.can(verb, resource, namespace=namespace) is allowed

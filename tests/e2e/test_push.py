@@ -302,6 +302,7 @@ def test_the_seed_walkthrough_ends_with_a_push_of_myapp(
     k: Kubectl,
     protected: Protected,
     shipway_operator: OperatorProcess | None,
+    *,
     tmp_path: Path,
     git_server_image: None,
 ) -> None:

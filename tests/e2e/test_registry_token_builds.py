@@ -335,13 +335,12 @@ def _tenant(cluster: Cluster, reg: TokenCluster) -> Iterator[str]:
 
 
 @pytest.fixture
-def tenant(cluster: Cluster, token_operator: TokenCluster) -> Iterator[str]:
-    yield from _tenant(cluster, token_operator)
-
-
-@pytest.fixture
-def other_tenant(cluster: Cluster, token_operator: TokenCluster) -> Iterator[str]:
-    yield from _tenant(cluster, token_operator)
+def tenants(cluster: Cluster, token_operator: TokenCluster) -> Iterator[tuple[str, str]]:
+    """Two namespaces the test's operator watches: the builder and its neighbour."""
+    first, second = _tenant(cluster, token_operator), _tenant(cluster, token_operator)
+    yield next(first), next(second)
+    for made in (first, second):
+        next(made, None)
 
 
 PROJECT = {
@@ -372,12 +371,9 @@ def _pull_failure(cluster: Cluster, namespace: str, pod: str, timeout: float = 9
 
 
 def test_a_namespace_builds_pushes_and_runs_its_image_and_no_other_namespace_can(
-    cluster: Cluster,
-    token_operator: TokenCluster,
-    tenant: str,
-    other_tenant: str,
-    tmp_path: Path,
+    cluster: Cluster, token_operator: TokenCluster, tenants: tuple[str, str], tmp_path: Path
 ) -> None:
+    tenant, other_tenant = tenants
     reg = token_operator
     k = Kubectl(tenant)
     crds.apply(k)

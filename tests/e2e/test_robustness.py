@@ -31,7 +31,9 @@ def pipeline(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, A
     }
 
 
-def wait_step(k: Kubectl, name: str, step: str, phase: str, timeout: float = 90) -> dict[str, Any]:
+def wait_step(
+    k: Kubectl, name: str, step: str, phase: str, *, timeout: float = 90
+) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         body = k.pipeline(name)

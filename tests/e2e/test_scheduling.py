@@ -115,7 +115,7 @@ def nodes_of(k: Kubectl, body: dict[str, Any]) -> dict[str, str]:
 
 
 def run_on_static_volume(
-    k: Kubectl, cluster: Cluster, storage: Path, name: str, access: str
+    k: Kubectl, cluster: Cluster, storage: Path, name: str, *, access: str
 ) -> dict[str, Any]:
     """Run the spread pipeline on a pre-bound volume; the volume is removed afterwards."""
     volume = static_volume(k.namespace, f"{name}-workspace", storage, access)
@@ -134,7 +134,7 @@ def test_read_write_once_pods_stay_on_one_node(
     several_nodes: tuple[Kubectl, Path], cluster: Cluster
 ) -> None:
     k, storage = several_nodes
-    body = run_on_static_volume(k, cluster, storage, "rwo", "ReadWriteOnce")
+    body = run_on_static_volume(k, cluster, storage, "rwo", access="ReadWriteOnce")
     nodes = nodes_of(k, body)
     assert len(set(nodes.values())) == 1, nodes
     assert body["status"]["nodeName"] == next(iter(nodes.values()))
@@ -146,7 +146,7 @@ def test_read_write_many_pods_are_not_pinned(
     several_nodes: tuple[Kubectl, Path], cluster: Cluster
 ) -> None:
     k, storage = several_nodes
-    body = run_on_static_volume(k, cluster, storage, "rwx", "ReadWriteMany")
+    body = run_on_static_volume(k, cluster, storage, "rwx", access="ReadWriteMany")
     pods = [k.json("get", "pod", s["pod"]) for s in body["status"]["steps"]]
     assert all("affinity" not in p["spec"] for p in pods)
     assert "nodeName" not in body["status"]

@@ -159,7 +159,7 @@ ESCAPES = [("./tmp:/x", "tmp", "/"), ("./up:/x", "up", "../../../../../../..")]
 
 @pytest.mark.parametrize(("mount", "link", "target"), ESCAPES, ids=["to-root", "relative-up"])
 def test_a_symlink_in_a_checkout_cannot_reach_outside_the_volume(
-    k: Kubectl, git_server: tuple[GitServer, dict[str, Repo]], mount: str, link: str, target: str
+    k: Kubectl, git_server: tuple[GitServer, dict[str, Repo]], mount: str, link: str, *, target: str
 ) -> None:
     server, _ = git_server
     for attempt in range(3):  # again if another session's older CRD pruned the source
@@ -174,7 +174,7 @@ def test_a_symlink_in_a_checkout_cannot_reach_outside_the_volume(
 
 @pytest.mark.parametrize(("mount", "link", "target"), ESCAPES, ids=["to-root", "relative-up"])
 def test_a_symlink_in_an_upload_cannot_reach_outside_the_volume(
-    k: Kubectl, tmp_path: Path, mount: str, link: str, target: str
+    k: Kubectl, tmp_path: Path, mount: str, link: str, *, target: str
 ) -> None:
     project = tmp_path / "proj"
     project.mkdir()

@@ -75,7 +75,7 @@ def pipeline(name: str, steps: list[dict[str, Any]], *, volumes: bool = False) -
     }
 
 
-def wait_until(k: Kubectl, name: str, test: Any, what: str, timeout: float) -> dict[str, Any]:
+def wait_until(k: Kubectl, name: str, test: Any, what: str, *, timeout: float) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     body = k.pipeline(name)
     while not test(body.get("status") or {}):
@@ -110,7 +110,7 @@ def test_a_deleted_workspace_claim_fails_the_run_at_once_naming_it(
             )
         ]
     )
-    body = wait_until(k, "claimed", step_is("long", "Running"), "running", 180)
+    body = wait_until(k, "claimed", step_is("long", "Running"), "running", timeout=180)
     pod = steps_by_name(body)["long"]["pod"]
     deadline = time.monotonic() + 120
     while k.json("get", "pod", pod)["status"].get("phase") != "Running":
@@ -120,7 +120,7 @@ def test_a_deleted_workspace_claim_fails_the_run_at_once_naming_it(
     k("delete", "pvc", claim, "--wait=false")
     deleted = time.monotonic()
     # The pod still mounts it: the claim stays, Terminating, until the pod stops.
-    failed = wait_until(k, "claimed", lambda s: s.get("phase") == "Failed", "Failed", 60)
+    failed = wait_until(k, "claimed", lambda s: s.get("phase") == "Failed", "Failed", timeout=60)
     took = time.monotonic() - deleted
     status = failed["status"]
     assert status["conditions"][0]["reason"] == "ClaimLost"
@@ -145,7 +145,7 @@ def test_a_retry_names_the_old_pod_it_waits_for_and_gives_up_after_the_grace(
             )
         ]
     )
-    body = wait_until(k, "held", step_is("flaky", "Running"), "running", 180)
+    body = wait_until(k, "held", step_is("flaky", "Running"), "running", timeout=180)
     old = steps_by_name(body)["flaky"]["pod"]
     k(
         "patch",
@@ -159,12 +159,12 @@ def test_a_retry_names_the_old_pod_it_waits_for_and_gives_up_after_the_grace(
         k("delete", "pod", old, "--wait=false")
         deleted = time.monotonic()
         waiting = wait_until(
-            k, "held", step_is("flaky", "Running", "WaitingForRetry"), "waiting", 60
+            k, "held", step_is("flaky", "Running", "WaitingForRetry"), "waiting", timeout=60
         )
         message = steps_by_name(waiting)["flaky"]["message"]
         assert f"waits for pod {old!r} of the previous attempt to go" in message
         assert f"gives up after {RETRY_GRACE}s" in message
-        failed = wait_until(k, "held", lambda s: s.get("phase") == "Failed", "Failed", 120)
+        failed = wait_until(k, "held", lambda s: s.get("phase") == "Failed", "Failed", timeout=120)
         took = time.monotonic() - deleted
         flaky = steps_by_name(failed)["flaky"]
         assert (flaky["phase"], flaky["reason"]) == ("Failed", "RetryBlocked")
@@ -274,7 +274,7 @@ def test_a_small_pipeline_in_another_namespace_goes_on_while_a_big_one_waits_for
         "big",
         lambda s: any(st.get("reason") == "NamespaceThrottled" for st in s.get("steps", ())),
         "held by the namespace cap",
-        180,
+        timeout=180,
     )
     small.apply_docs(
         [

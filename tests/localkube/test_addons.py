@@ -261,7 +261,7 @@ def test_the_docker_engine_is_mirrored_only_when_asked_for() -> None:
 
 
 def test_the_operators_default_daemon_image_is_the_mirrored_one() -> None:
-    from shipway.engine.docker import DEFAULT_IMAGE
+    from shipway.engine.settings import DEFAULT_DOCKER_IMAGE as DEFAULT_IMAGE
 
     (docker,) = mirror.selected(["docker"])
     name, _, tag = DEFAULT_IMAGE.partition(":")

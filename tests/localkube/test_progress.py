@@ -58,22 +58,24 @@ def test_the_lines_say_k_of_n_elapsed_and_expected() -> None:
     assert progress.start_line(1, 3, "kubernetes", records) == (
         "[1/3] building kubernetes, usually ~13m20s"
     )
-    assert progress.tick_line(1, 3, "kubernetes", 200, records, "kube-apiserver") == (
-        "[1/3] kubernetes (kube-apiserver): 3m20s of about 13m20s, ~10m00s left"
-    )
-    late = progress.tick_line(1, 3, "kubernetes", 900, records)
+    assert progress.tick_line(
+        1, 3, "kubernetes", 200, records=records, detail="kube-apiserver"
+    ) == ("[1/3] kubernetes (kube-apiserver): 3m20s of about 13m20s, ~10m00s left")
+    late = progress.tick_line(1, 3, "kubernetes", 900, records=records)
     assert late == (
         "[1/3] kubernetes: 15m00s, longer than the usual 13m20s (a busy machine?); still building"
     )
-    assert progress.tick_line(3, 3, "new", 65, records) == "[3/3] new: 1m05s so far"
+    assert progress.tick_line(3, 3, "new", 65, records=records) == "[3/3] new: 1m05s so far"
     assert progress.done_line(2, 3, "coredns", 9.4) == "[2/3] built coredns in 9s"
-    assert progress.tick_line(0, 0, "image x", 5, {}) == "image x: 5s so far"
+    assert progress.tick_line(0, 0, "image x", 5, records={}) == "image x: 5s so far"
 
 
 def test_a_long_step_is_never_silent() -> None:
     lines: list[str] = []
     clock = progress.Clock()
-    with progress.ticking(progress.ticker(1, 1, "kubernetes", clock, {}), lines.append, 0.01):
+    with progress.ticking(
+        progress.ticker(1, 1, "kubernetes", clock, records={}), lines.append, 0.01
+    ):
         time.sleep(0.1)
     count = len(lines)
     assert count >= 3

@@ -176,7 +176,8 @@ def test_up_starts_the_service_names_it_on_the_node_and_applies_its_objects(
         name: str,
         argv: Callable[[], list[str]],
         ready: object,
-        t: float,
+        *,
+        timeout: float,
         env: dict[str, str] | None = None,
     ) -> None:
         done.append(("ensure", (name, argv(), env)))

@@ -13,7 +13,8 @@ from shipway.cli.common import CommandError
 from shipway.compiler.crd import build_policy
 from shipway.compiler.errors import InvalidSpecError
 from shipway.controller.snapshot import PipelineSnapshot, approvals_written_at
-from shipway.engine.planner import Plan, Settings, plan
+from shipway.engine.plan.planner import Plan, plan
+from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus
 from shipway.models.approval import APPROVAL_RULES, CREATE_RULE
 

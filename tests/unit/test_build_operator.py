@@ -13,10 +13,9 @@ from shipway.controller.builder import LOCAL, BuildSecrets, discover
 from shipway.controller.config import ConfigError, OperatorConfig, build_config
 from shipway.controller.reconciler import Reconciler
 from shipway.engine.buildnames import build_secret_name
-from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
 from shipway.engine.naming import ANNOTATION_PIPELINE_UID, pvc_name
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.planner import Settings
+from shipway.engine.settings import DEFAULT_CLIENT_IMAGE, BuildConfig, Settings
 from shipway.models import PipelinePhase
 
 from .builders import NOW
@@ -220,7 +219,7 @@ def test_push_pods_run_the_local_crane_and_trust_the_cluster_ca_with_no_settings
     from localkube.imageset import CRANE_IMAGE
     from shipway.controller.builder import discover_push
     from shipway.controller.config import pod_options
-    from shipway.engine.pushpods import PushConfig
+    from shipway.engine.settings import PushConfig
 
     assert LOCAL.push_image == CRANE_IMAGE
     found = asyncio.run(discover_push(_local(), PushConfig()))

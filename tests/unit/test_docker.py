@@ -16,15 +16,15 @@ import yaml
 from shipway.cli import main
 from shipway.controller import admission
 from shipway.controller.config import ConfigError, pod_options
-from shipway.engine import docker
-from shipway.engine.docker import DockerConfig
-from shipway.engine.manifests import PodOptions, pod_manifest
-from shipway.engine.planner import PodToCreate
+from shipway.engine.intents import PodToCreate
+from shipway.engine.pods import docker
+from shipway.engine.pods.manifests import pod_manifest
+from shipway.engine.settings import DockerConfig, PodOptions
+from tests.unit.engine.plan.test_push import pipeline, push_pod
 
 from .builders import REF, compiled
 from .controller.test_reconciler_hardening import once
 from .fakekube import FakeKube
-from .test_push import pipeline, push_pod
 
 FIXTURE = Path(__file__).parent / "fixtures" / "docker" / "add-docker.yaml"
 DOC: dict[str, Any] = yaml.safe_load(FIXTURE.read_text())

@@ -12,18 +12,19 @@ import pytest
 
 from shipway.controller.config import ConfigError, OperatorConfig
 from shipway.controller.reconciler import Reconciler
-from shipway.engine.claims import (
+from shipway.engine.naming import ANNOTATION_PIPELINE_UID as UID_ANNOTATION
+from shipway.engine.objects import Key
+from shipway.engine.observe import PodView
+from shipway.engine.plan.claims import (
     ClaimProblem,
     ClaimStore,
     claim_problem,
     claim_view,
     workspace_in_use,
 )
-from shipway.engine.naming import ANNOTATION_PIPELINE_UID as UID_ANNOTATION
-from shipway.engine.objects import Key
-from shipway.engine.observe import PodView
-from shipway.engine.planner import Plan, Settings, plan
+from shipway.engine.plan.planner import Plan, plan
 from shipway.engine.podstore import PodStore, pod_entry
+from shipway.engine.settings import Settings
 from shipway.engine.slots import NamespaceSlots
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 

@@ -77,7 +77,7 @@ def cmd_validate(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
-    from shipway.engine.manifests import all_manifests
+    from shipway.engine.pods.manifests import all_manifests
 
     documents: list[dict[str, Any]] = []
     for doc in pipelines_in(args.file):

@@ -29,11 +29,11 @@ from shipway.cli.format import (
 )
 from shipway.cli.tracker import AttemptEnded, AttemptStarted, Tracker
 from shipway.cli.tree import is_build
-from shipway.engine.buildpods import CONTAINER as BUILD_CONTAINER
-from shipway.engine.buildresult import summary
 from shipway.engine.naming import container_name
 from shipway.engine.objects import Manifest
-from shipway.engine.pushpods import CONTAINER as PUSH_CONTAINER
+from shipway.engine.plan.buildresult import summary
+from shipway.engine.pods.buildpods import CONTAINER as BUILD_CONTAINER
+from shipway.engine.pods.pushpods import CONTAINER as PUSH_CONTAINER
 from shipway.models import StepStatus
 
 RETRY_SECONDS = 0.5
@@ -236,7 +236,7 @@ class Follower:
             str(event.phase),
             event.reason,
             message,
-            self.style,
+            style=self.style,
             retrying=not event.final,
             kind=kind_of(event.step),
         )

@@ -219,8 +219,8 @@ def result_line(
     phase: str,
     reason: str | None,
     message: str | None,
-    style: Style | None = None,
     *,
+    style: Style | None = None,
     retrying: bool = False,
     kind: str = "step",
 ) -> str:

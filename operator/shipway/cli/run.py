@@ -155,7 +155,9 @@ def _file_source(
     return {**manifest, "spec": spec}, upload, learnt
 
 
-def _upload(api: Any, created: dict[str, Any], directory: Path, printer: Any, entries: Any) -> None:
+def _upload(
+    api: Any, created: dict[str, Any], directory: Path, printer: Any, *, entries: Any
+) -> None:
     """Send the directory; if it cannot be sent, cancel the pipeline rather than leave it
     waiting for the upload's timeout."""
     from shipway.cli.cluster import ClusterError
@@ -164,7 +166,7 @@ def _upload(api: Any, created: dict[str, Any], directory: Path, printer: Any, en
     name = created["metadata"]["name"]
     try:
         show = printer.set_footer if printer.live else (lambda text: None)
-        send_directory(api, created, directory, show, printer.line, entries)
+        send_directory(api, created, directory, show, note=printer.line, entries=entries)
     except (UploadError, ClusterError, OSError) as exc:
         printer.clear_footer()
         printer.line(f"shipway: upload failed: {exc}")
@@ -289,7 +291,7 @@ def follow_created(
     with _terminate_as_interrupt():
         try:
             if upload is not None:
-                _upload(api, created, upload, printer, entries)
+                _upload(api, created, upload, printer, entries=entries)
             if detach:
                 out.write(f"{name}\n")
                 return OK

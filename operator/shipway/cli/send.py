@@ -20,9 +20,8 @@ from shipway.cli.cluster import ClusterError, PipelineApi
 from shipway.cli.format import is_finished, pipeline_status
 from shipway.cli.upload import Entry, UploadError, list_tree, totals, write_tar
 from shipway.compiler.source import Upload
-from shipway.engine.checkout import RECEIVER
+from shipway.engine.naming import UPLOAD_CONTAINER, source_pod_name
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.prepare import source_pod_name
 
 POLL_SECONDS = 0.25
 START_TIMEOUT = 300.0
@@ -37,7 +36,7 @@ def format_bytes(count: float) -> str:
     return f"{count:.1f} GB"
 
 
-def progress_text(files: int, sent: int, total_files: int, total: int, width: int = 24) -> str:
+def progress_text(files: int, sent: int, total_files: int, total: int, *, width: int = 24) -> str:
     """``upload [#######.....]  12.3 MB / 50.0 MB  1234/5000 files``."""
     share = sent / total if total else 1.0
     filled = int(share * width)
@@ -64,7 +63,7 @@ def _receiver(api: PipelineApi, created: Manifest, deadline: float) -> str:
             raise ClusterError(0, f"pipeline {name} ended before the upload: {status.message}")
         body = api.read_pod(pod)
         for item in ((body or {}).get("status") or {}).get("containerStatuses") or ():
-            if item.get("name") == RECEIVER and "running" in (item.get("state") or {}):
+            if item.get("name") == UPLOAD_CONTAINER and "running" in (item.get("state") or {}):
                 return pod
         if time.monotonic() > deadline:
             raise ClusterError(0, f"the upload receiver {pod} did not start in time")
@@ -76,6 +75,7 @@ def send_directory(
     created: Manifest,
     root: Path,
     show: Callable[[str], None],
+    *,
     note: Callable[[str], None],
     entries: list[Entry] | None = None,
 ) -> tuple[int, int]:
@@ -89,7 +89,7 @@ def send_directory(
     started = time.monotonic()
     pod = _receiver(api, created, started + START_TIMEOUT)
     waited = time.monotonic() - started
-    socket: Any = api.attach_stdin(pod, RECEIVER)
+    socket: Any = api.attach_stdin(pod, UPLOAD_CONTAINER)
     sent_at = time.monotonic()
     last = [0.0]
 

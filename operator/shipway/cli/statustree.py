@@ -25,9 +25,9 @@ from shipway.cli.format import (
 )
 from shipway.cli.sanitize import printable
 from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase, is_build
-from shipway.engine.buildresult import summary
+from shipway.engine.plan.buildresult import summary
+from shipway.engine.plan.report import SOURCE_TITLES
 from shipway.engine.reasons import StepReason
-from shipway.engine.report import SOURCE_TITLES
 from shipway.models import PrepStatus, SourceStatus, StepPhase, StepStatus
 
 WAITING_FOR_SERVICE = StepReason.WAITING_FOR_SERVICE

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from shipway.cli.tree import build_steps
-from shipway.engine.report import SOURCE_TITLES
+from shipway.engine.plan.report import SOURCE_TITLES
 from shipway.models import PipelineStatus, SourceStatus, StepPhase, StepStatus
 
 

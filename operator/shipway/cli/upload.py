@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from shipway.cli.ignore import IGNORE_FILE, IgnoreRules
-from shipway.engine.scripts import UPLOAD_MARKER
+from shipway.engine.pods.scripts import UPLOAD_MARKER
 
 CHUNK = 256 * 1024
 SKIPPED_NAMES = {".git", UPLOAD_MARKER}

@@ -125,7 +125,7 @@ def convert(
         services_source,
         report,
         files or NoFiles(),
-        ServiceOptions(
+        options=ServiceOptions(
             prebuilt=options.prebuilt,
             env_secrets=options.env_secrets,
             args_secrets=options.args_secrets,
@@ -133,7 +133,7 @@ def convert(
             pipeline_name=options.name,
             has_source=options.source is not None,
         ),
-        dockercfgs,
+        dockercfgs=dockercfgs,
     )
     services = converted.services
     defined = set(services) | set(converted.failed)
@@ -151,7 +151,14 @@ def convert(
         spec["ci"] = ci
     if report.errors:
         if steps:
-            _check_the_rest(spec, converted.failed, stepper, services_source, steps_source, report)
+            _check_the_rest(
+                spec,
+                converted.failed,
+                stepper,
+                services_source,
+                steps_source=steps_source,
+                report=report,
+            )
         raise ConversionError(report.errors, report.warnings)
     try:
         compile_pipeline(spec)
@@ -203,6 +210,7 @@ def _check_the_rest(
     failed: tuple[str, ...],
     stepper: StepConverter,
     services_source: str,
+    *,
     steps_source: str,
     report: Report,
 ) -> None:

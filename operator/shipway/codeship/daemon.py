@@ -3,7 +3,7 @@
 Codeship gives a container a Docker daemon with ``add_docker: true``; compose files also mount
 the host's ``docker.sock`` or run ``docker:dind`` (a daemon in a privileged container). The
 first two become Shipway's ``add_docker``: a daemon beside the step, privileged, which the
-cluster's administrator turns on (``docker.enabled``; :mod:`shipway.engine.docker`). A
+cluster's administrator turns on (``docker.enabled``; :mod:`shipway.engine.pods.docker`). A
 ``docker:dind`` service without ``add_docker`` would need a privileged service container of
 its own, which Shipway does not make: it stays refused, naming ``add_docker`` as the way.
 """

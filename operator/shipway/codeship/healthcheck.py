@@ -23,7 +23,7 @@ def convert_healthcheck(
         if key == "start_interval":
             report.warn(source, at, "ignored: checks run at interval", WarningKind.IGNORED)
         elif key not in HEALTHCHECK_KEYS:
-            report.unknown_key(source, at, str(key), HEALTHCHECK_KEYS)
+            report.unknown_key(source, at, str(key), known=HEALTHCHECK_KEYS)
         elif key == "test":
             test = command_value(report, source, at, item)
             if test is not None:

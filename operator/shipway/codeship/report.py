@@ -34,7 +34,7 @@ class Report:
         self.warnings.append(ConversionWarning(source, where, message, kind))
 
     def unknown_key(
-        self, source: str, where: str, key: str, known: Iterable[str], elsewhere: str = ""
+        self, source: str, where: str, key: str, *, known: Iterable[str], elsewhere: str = ""
     ) -> None:
         """A key this place does not know: Codeship ignored it without a word, Shipway ignores
         it with one (``elsewhere`` says where the key does belong, a typo gets a suggestion)."""

@@ -67,7 +67,7 @@ class EnvSecret:
 
 
 def secret_name(
-    pipeline: str, service: str, values: Mapping[str, str], key: bytes, kind: str = "env"
+    pipeline: str, service: str, values: Mapping[str, str], key: bytes, *, kind: str = "env"
 ) -> str:
     """``<pipeline>-<service>-<kind>-<HMAC of the variables>``, at most 63 characters."""
     payload: list[Any] = [service, sorted(values.items())]
@@ -117,7 +117,7 @@ class EncryptedEnvironment:
             return None
         return EnvSecret(
             self.service,
-            secret_name(pipeline, self.service, values, aes_key, "args"),
+            secret_name(pipeline, self.service, values, aes_key, kind="args"),
             values,
             tuple(sources),
         )

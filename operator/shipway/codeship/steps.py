@@ -118,7 +118,7 @@ class StepConverter:
             at = join(where, str(key))
             ignored = self._misplaced(str(key), kind)
             if rule is None:
-                self.report.unknown_key(self.source, at, str(key), STEP_KEYS)
+                self.report.unknown_key(self.source, at, str(key), known=STEP_KEYS)
             elif rule.handling is Handling.IGNORED:
                 self.report.warn(self.source, at, f"ignored: {rule.note}", WarningKind.IGNORED)
             elif not group and key in GROUP_ONLY:

@@ -136,6 +136,7 @@ def resolve_push(
     where: str,
     service: str | None,
     services: Mapping[str, Service],
+    *,
     credentials: Credentials,
 ) -> tuple[ResolvedPush | None, list[FieldError]]:
     """A push step's plan, or every error with its field (``service`` is already checked)."""

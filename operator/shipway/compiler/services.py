@@ -40,7 +40,7 @@ class ResolvedService:
     build: ResolvedBuild | None = None
     """Set when the service runs an image built for the pipeline (``image`` is then its name)."""
     docker: bool = False
-    """``add_docker``: its container gets a Docker daemon (:mod:`shipway.engine.docker`)."""
+    """``add_docker``: its container gets a Docker daemon (:mod:`shipway.engine.pods.docker`)."""
 
 
 def _scalar(value: object) -> str:

@@ -132,6 +132,7 @@ class _Compiler:
         steps: Sequence[Step],
         where: str,
         group: str | None,
+        *,
         service: str | None,
         enabled: bool,
         on_fail_of: str | None,
@@ -150,10 +151,29 @@ class _Compiler:
             if step.type in GROUP_TYPES:
                 self.errors += non_push_errors(step, field)
                 nodes.append(
-                    self._group(step, field, index, group, service, on, on_fail_of, depth, inner)
+                    self._group(
+                        step,
+                        field,
+                        index,
+                        group=group,
+                        service=service,
+                        enabled=on,
+                        on_fail_of=on_fail_of,
+                        depth=depth,
+                        creds=inner,
+                    )
                 )
             else:
-                node = self._run(step, field, group, service, on, on_fail_of, depth, inner)
+                node = self._run(
+                    step,
+                    field,
+                    group,
+                    service=service,
+                    enabled=on,
+                    on_fail_of=on_fail_of,
+                    depth=depth,
+                    creds=inner,
+                )
                 if node is not None:
                     nodes.append(node)
         return tuple(nodes)
@@ -163,6 +183,7 @@ class _Compiler:
         step: Step,
         field: str,
         index: int,
+        *,
         group: str | None,
         service: str | None,
         enabled: bool,
@@ -186,21 +207,21 @@ class _Compiler:
             step.steps or (),
             f"{field}.steps",
             path,
-            own_service,
-            enabled,
-            on_fail_of,
-            depth + 1,
-            creds,
+            service=own_service,
+            enabled=enabled,
+            on_fail_of=on_fail_of,
+            depth=depth + 1,
+            creds=creds,
         )
         on_fail = self.build(
             step.on_fail or (),
             f"{field}.on_fail",
             path,
-            own_service,
-            enabled,
-            path,
-            depth + 1,
-            creds,
+            service=own_service,
+            enabled=enabled,
+            on_fail_of=path,
+            depth=depth + 1,
+            creds=creds,
         )
         return GroupNode(
             kind=step.type,
@@ -230,6 +251,7 @@ class _Compiler:
         step: Step,
         field: str,
         group: str | None,
+        *,
         service: str | None,
         enabled: bool,
         on_fail_of: str | None,
@@ -244,7 +266,9 @@ class _Compiler:
         resolved = self._service(chosen, f"{field}.service", required=True)
         push: ResolvedPush | None = None
         if step.type == "push":
-            push, push_errors = resolve_push(step, field, resolved, self.services, creds)
+            push, push_errors = resolve_push(
+                step, field, resolved, self.services, credentials=creds
+            )
             self.errors += push_errors
         else:
             self.errors += non_push_errors(step, field)
@@ -267,11 +291,11 @@ class _Compiler:
             step.on_fail or (),
             f"{field}.on_fail",
             group,
-            chosen,
-            enabled,
-            step_id,
-            depth + 1,
-            creds,
+            service=chosen,
+            enabled=enabled,
+            on_fail_of=step_id,
+            depth=depth + 1,
+            creds=creds,
         )
         if resolved is None or (step.type == "push" and push is None):
             return None
@@ -307,7 +331,14 @@ def compile_steps(
     errors: list[FieldError] = []
     compiler = _Compiler(services, build_tag, seen)
     children = compiler.build(
-        steps, "spec.steps", None, None, True, None, 1, credentials or Credentials()
+        steps,
+        "spec.steps",
+        None,
+        service=None,
+        enabled=True,
+        on_fail_of=None,
+        depth=1,
+        creds=credentials or Credentials(),
     )
     errors += compiler.errors
     if compiler.count > MAX_RUN_STEPS:

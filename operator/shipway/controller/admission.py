@@ -40,8 +40,8 @@ from shipway.compiler.document import check_metadata, display_name, problem_line
 from shipway.compiler.errors import InvalidSpecError
 from shipway.compiler.limits import structure_errors
 from shipway.controller import certs, webhookconfig
-from shipway.engine import docker
-from shipway.engine.docker import DockerConfig
+from shipway.engine.pods import docker
+from shipway.engine.settings import DockerConfig
 
 log = logging.getLogger("shipway.admission")
 DEFAULT_PORT = 9443
@@ -138,7 +138,7 @@ async def validate_pipeline(
 
 
 def docker_refusal(doc: Mapping[str, Any], config: DockerConfig) -> str | None:
-    """:func:`shipway.engine.docker.refusal` of a valid Pipeline, as the webhook says it."""
+    """:func:`shipway.engine.pods.docker.refusal` of a valid Pipeline, as the webhook says it."""
     services = (doc.get("spec") or {}).get("services") or {}
     wanting = [
         str(name)

@@ -19,11 +19,10 @@ from typing import Protocol
 from shipway.controller.kube import KubeError
 from shipway.controller.registrycreds import CredentialError, RegistryCredentials
 from shipway.engine.buildnames import build_secret_name
-from shipway.engine.buildpods import BuildConfig, client_secret_manifest
-from shipway.engine.docker import DockerConfig
-from shipway.engine.manifests import owner_reference
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.pushpods import PushConfig
+from shipway.engine.pods.buildpods import client_secret_manifest
+from shipway.engine.pods.manifests import owner_reference
+from shipway.engine.settings import BuildConfig, DockerConfig, PushConfig
 
 log = logging.getLogger("shipway")
 

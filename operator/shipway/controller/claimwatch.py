@@ -1,5 +1,5 @@
 """Workspace claims from one list and watch per namespace (or one for the cluster), into a
-:class:`~shipway.engine.claims.ClaimStore`: the way a deleted claim is noticed while the
+:class:`~shipway.engine.plan.claims.ClaimStore`: the way a deleted claim is noticed while the
 pods using it still run (the pvc-protection finalizer keeps it, Terminating, until they stop).
 
 Every claim of the namespace is watched, not only the operator's own: a pipeline may run on
@@ -18,7 +18,8 @@ from shipway.compiler.pipeline import CompiledPipeline
 from shipway.controller.creates import CreatingApi
 from shipway.controller.podwatch import PodWatch, read_untrusted
 from shipway.controller.snapshot import PipelineSnapshot
-from shipway.engine.claims import (
+from shipway.engine.objects import Key
+from shipway.engine.plan.claims import (
     ClaimProblem,
     ClaimStore,
     ClaimView,
@@ -26,8 +27,7 @@ from shipway.engine.claims import (
     claim_view,
     workspace_in_use,
 )
-from shipway.engine.manifests import claim_name
-from shipway.engine.objects import Key
+from shipway.engine.pods.manifests import claim_name
 from shipway.models import PipelineStatus
 
 
@@ -78,12 +78,13 @@ async def workspace_problem(
     claims: ClaimStore | None,
     snap: PipelineSnapshot,
     compiled: CompiledPipeline | InvalidSpecError,
+    *,
     status: PipelineStatus,
     has_pods: bool,
 ) -> ClaimProblem | None:
     """What is wrong with the workspace claim of a pipeline that has used it: deleted,
     being deleted, its volume lost, or replaced by someone else's
-    (:func:`~shipway.engine.claims.claim_problem`); None when it may go on.
+    (:func:`~shipway.engine.plan.claims.claim_problem`); None when it may go on.
 
     The watched claims answer; a claim they do not show is read from the API server before
     it is called lost (the watch may lag behind the operator's own create).

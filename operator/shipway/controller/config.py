@@ -17,21 +17,26 @@ from typing import Any
 
 from shipway.compiler.source import parse_quantity
 from shipway.controller.historyconfig import HistorySettings, history_settings
-from shipway.engine.approval import DEFAULT_APPROVAL_TIMEOUT_SECONDS
-from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
-from shipway.engine.checkout import DEFAULT_GIT_IMAGE, DEFAULT_MAX_SIZE, SourceSettings
-from shipway.engine.docker import DEFAULT_IMAGE as DEFAULT_DOCKER_IMAGE
-from shipway.engine.docker import DockerConfig
-from shipway.engine.manifests import PROCESS_SEAL_KEY, PodOptions
 from shipway.engine.outcome import START_GRACE_SECONDS, UNSCHEDULABLE_GRACE_SECONDS
-from shipway.engine.planner import (
+from shipway.engine.settings import (
+    DEFAULT_APPROVAL_TIMEOUT_SECONDS,
+    DEFAULT_CLIENT_IMAGE,
+    DEFAULT_DOCKER_IMAGE,
+    DEFAULT_GIT_IMAGE,
+    DEFAULT_MAX_SIZE,
+    DEFAULT_PUSH_IMAGE,
     DEFAULT_TIMEOUT_SECONDS,
     MAX_NAMESPACE_PODS,
     MAX_RUNNING_PODS,
+    PROCESS_SEAL_KEY,
+    RETRY_GRACE_SECONDS,
+    BuildConfig,
+    DockerConfig,
+    PodOptions,
+    PushConfig,
     Settings,
+    SourceSettings,
 )
-from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
-from shipway.engine.steps import RETRY_GRACE_SECONDS
 from shipway.models.durations import parse_duration
 
 RESTRICTED: dict[str, Any] = {

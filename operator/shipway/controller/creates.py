@@ -17,20 +17,15 @@ from shipway.compiler.pipeline import CompiledPipeline
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import KubeError
 from shipway.controller.registrycreds import with_namespace_credentials
-from shipway.engine.buildpods import BuildConfig, BuildToCreate
-from shipway.engine.manifests import (
-    PodOptions,
-    build_manifest,
-    claim_manifest,
-    claim_name,
-    pod_manifest,
-)
+from shipway.engine.intents import BuildToCreate, PodToCreate
 from shipway.engine.naming import ANNOTATION_PIPELINE_UID
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import PodView, controller_uid, safe_pod_view
 from shipway.engine.ownership import ANNOTATION_SEAL, seal, sealed
-from shipway.engine.planner import PodToCreate, Refusal
+from shipway.engine.plan.planner import Refusal
+from shipway.engine.pods.manifests import build_manifest, claim_manifest, claim_name, pod_manifest
 from shipway.engine.reasons import PipelineReason, StepReason
+from shipway.engine.settings import BuildConfig, PodOptions
 from shipway.models import SourceStatus
 
 
@@ -120,6 +115,7 @@ async def create_pods(
     ref: PipelineRef,
     compiled: CompiledPipeline,
     creates: Sequence[PodToCreate],
+    *,
     node: str | None,
     options: PodOptions,
     urgency: Priority,
@@ -143,9 +139,9 @@ async def create_pods(
     with_namespace_credentials(
         ref,
         build or BuildConfig(),
-        [m for _, m in manifests],
-        [m for _, m in steps],
-        options.push.ca_config_map,
+        builds=[m for _, m in manifests],
+        steps=[m for _, m in steps],
+        ca_config_map=options.push.ca_config_map,
     )
     manifests += steps
     for name, manifest in manifests:  # proof that the operator made it (engine.ownership)

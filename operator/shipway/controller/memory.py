@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from shipway.controller.callpool import Priority
 from shipway.engine.objects import Manifest
 from shipway.engine.observe import PodView
-from shipway.engine.planner import Plan, Refusal
+from shipway.engine.plan.planner import Plan, Refusal
 from shipway.models import PipelinePhase, PipelineStatus
 
 

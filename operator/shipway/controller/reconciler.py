@@ -33,17 +33,18 @@ from shipway.controller.memory import (
     without_created,
 )
 from shipway.controller.snapshot import PipelineSnapshot, dump_status, merge_patch
-from shipway.engine import docker
-from shipway.engine.claims import ClaimStore
-from shipway.engine.failures import abort_plan, invalid_plan
-from shipway.engine.manifests import PodOptions, service_account_refusal
 from shipway.engine.objects import Key, Manifest
 from shipway.engine.observe import PodView, safe_pod_view
 from shipway.engine.ownership import record_uids, sort_pods
-from shipway.engine.planner import EventToEmit, Plan, Refusal, Settings, finished_plan, plan
+from shipway.engine.plan.claims import ClaimStore
+from shipway.engine.plan.failures import abort_plan, invalid_plan
+from shipway.engine.plan.planner import EventToEmit, Plan, Refusal, finished_plan, plan
+from shipway.engine.plan.steps import own
+from shipway.engine.pods import docker
+from shipway.engine.pods.manifests import service_account_refusal
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
+from shipway.engine.settings import PodOptions, Settings
 from shipway.engine.slots import NamespaceSlots
-from shipway.engine.steps import own
 from shipway.models import PipelineStatus
 
 log = logging.getLogger("shipway")
@@ -67,6 +68,7 @@ class Reconciler:
         kube: KubeApi,
         settings: Settings | None = None,
         options: PodOptions | None = None,
+        *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         claims: ClaimStore | None = None,
         slots: NamespaceSlots | None = None,
@@ -179,6 +181,7 @@ class Reconciler:
         snap: PipelineSnapshot,
         compiled: CompiledPipeline | InvalidSpecError,
         status: PipelineStatus,
+        *,
         pods: list[PodView],
         memory: Memory,
     ) -> Plan:
@@ -234,7 +237,7 @@ class Reconciler:
                 log.exception("%s/%s: failed while handling it", snap.namespace, snap.name)
                 why = f"the operator failed on this pipeline: {type(exc).__name__}: {exc}"
                 result = await self._abort(
-                    snap, indexed_pods, memory, PipelineReason.INTERNAL_ERROR, why
+                    snap, indexed_pods, memory, reason=PipelineReason.INTERNAL_ERROR, message=why
                 )
         if result.status.phase.terminal:  # over: it waits for no claim and no slot
             if self.claims is not None:
@@ -248,9 +251,9 @@ class Reconciler:
         snap: PipelineSnapshot,
         indexed: Iterable[PodView],
         memory: Memory,
+        *,
         reason: str,
         message: str,
-        *,
         keep_steps: bool = True,
     ) -> Plan:
         """Fail the pipeline at once with ``reason`` (and stop its pods)."""
@@ -273,14 +276,23 @@ class Reconciler:
         urgency = pipeline_urgency(status, memory)
         compiled = self._compile(snap, status)
         problem = await workspace_problem(
-            self.kube, self.claims, snap, compiled, status, bool(pods) or memory.claim
+            self.kube,
+            self.claims,
+            snap,
+            compiled,
+            status=status,
+            has_pods=bool(pods) or memory.claim,
         )
         if problem is not None:
-            return await self._abort(snap, pods, memory, problem.reason, problem.message)
+            return await self._abort(
+                snap, pods, memory, reason=problem.reason, message=problem.message
+            )
         memory.waiting.clear()  # a quota may allow now what it refused a moment ago
         reserved: set[str] = set()
         try:
-            carried = await self._carry_out(snap, compiled, status, pods, memory, urgency, reserved)
+            carried = await self._carry_out(
+                snap, compiled, status, pods=pods, memory=memory, urgency=urgency, reserved=reserved
+            )
         finally:  # a slot reserved for a pod that was not created is free again
             if self.slots is not None:
                 self.slots.unexpect(snap.namespace, reserved - memory.created.keys())
@@ -298,7 +310,9 @@ class Reconciler:
             reason = (
                 PipelineReason.STATUS_TOO_LARGE if exc.too_large else PipelineReason.STATUS_REJECTED
             )
-            return await self._abort(snap, pods, memory, reason, why, keep_steps=False)
+            return await self._abort(
+                snap, pods, memory, reason=reason, message=why, keep_steps=False
+            )
         if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
             for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
@@ -323,6 +337,7 @@ class Reconciler:
         snap: PipelineSnapshot,
         compiled: CompiledPipeline | InvalidSpecError,
         status: PipelineStatus,
+        *,
         pods: list[PodView],
         memory: Memory,
         urgency: Priority,
@@ -330,7 +345,7 @@ class Reconciler:
     ) -> Carried:
         """Plan, then make the claim and the pods; refused creates fail or hold their step,
         and the pipeline is planned again (at most three rounds)."""
-        result = self._planned(snap, compiled, status, pods, memory, reserved)
+        result = self._planned(snap, compiled, status, pods=pods, memory=memory, reserved=reserved)
         took = 0
         assert isinstance(compiled, CompiledPipeline) or not result.create
         for _ in range(3):  # refused creates fail or hold their step; plan again
@@ -339,13 +354,18 @@ class Reconciler:
             if result.ensure_claim and not memory.claim:
                 claim = await ensure_claim(self.kube, snap.ref, compiled)
                 if isinstance(claim, ClaimFailure):
-                    aborted = await self._abort(snap, pods, memory, claim.reason, claim.message)
+                    aborted = await self._abort(
+                        snap, pods, memory, reason=claim.reason, message=claim.message
+                    )
                     return Carried(result, pods, took, aborted)
                 if claim is not None:  # a quota holds the claim up: every create waits
                     names = [c.name for c in result.create] + [b.name for b in result.builds]
                     memory.waiting.update(dict.fromkeys(names, claim))
                     result = without_created(
-                        self._planned(snap, compiled, status, pods, memory, reserved), memory
+                        self._planned(
+                            snap, compiled, status, pods=pods, memory=memory, reserved=reserved
+                        ),
+                        memory,
                     )
                     break
                 memory.claim = True
@@ -358,12 +378,12 @@ class Reconciler:
                 snap.ref,
                 compiled,
                 [] if refused else todo,
-                node,
-                self.options,
-                urgency,
-                result.status.source,
-                [] if refused else builds,
-                self.settings.build,
+                node=node,
+                options=self.options,
+                urgency=urgency,
+                source=result.status.source,
+                builds=[] if refused else builds,
+                build=self.settings.build,
             )
             memory.created.update(outcome.created)
             took += sum(1 for c in todo if c.name in outcome.created)
@@ -373,7 +393,9 @@ class Reconciler:
             memory.rejected.update(outcome.rejected)
             memory.waiting.update(outcome.waiting)
             pods = list({p.name: p for p in (*pods, *memory.created.values())}.values())
-            result = self._planned(snap, compiled, status, pods, memory, reserved)
+            result = self._planned(
+                snap, compiled, status, pods=pods, memory=memory, reserved=reserved
+            )
             result = without_created(result, memory)
         return Carried(result, pods, took)
 
@@ -382,6 +404,7 @@ class Reconciler:
         snap: PipelineSnapshot,
         compiled: CompiledPipeline | InvalidSpecError,
         status: PipelineStatus,
+        *,
         pods: list[PodView],
         memory: Memory,
         reserved: set[str],
@@ -389,7 +412,7 @@ class Reconciler:
         """A plan whose new step pods count against the namespace cap at once, before any
         other pipeline plans: the slots are reserved (``reserved``) until the watch shows
         the pods, or freed by the caller if they are not created."""
-        result = self._plan(snap, compiled, status, pods, memory)
+        result = self._plan(snap, compiled, status, pods=pods, memory=memory)
         if self.slots is not None:
             names = [c.name for c in result.create if c.name not in memory.created]
             reserved.update(names)

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from shipway.engine.buildnames import build_secret_name
-from shipway.engine.buildpods import BuildConfig
-from shipway.engine.manifests import owner_reference
 from shipway.engine.naming import LABEL_MANAGED_BY, LABEL_PIPELINE, MANAGED_BY
 from shipway.engine.objects import Manifest, PipelineRef
+from shipway.engine.pods.manifests import owner_reference
+from shipway.engine.settings import BuildConfig
 from shipway.registryauth.credentials import MIN_KEY_BYTES
 from shipway.registryauth.pods import (
     namespace_docker_config,
@@ -100,9 +100,9 @@ class RegistryCredentials:
         manifest = pull_secret_manifest(
             pull_secret_name(ref),
             ref.namespace,
-            owner_reference(ref),
-            {LABEL_PIPELINE: ref.name, LABEL_MANAGED_BY: MANAGED_BY},
-            encoded,
+            owner=owner_reference(ref),
+            labels={LABEL_PIPELINE: ref.name, LABEL_MANAGED_BY: MANAGED_BY},
+            encoded=encoded,
         )
         await self.api.create_secret(ref.namespace, manifest)
 
@@ -110,6 +110,7 @@ class RegistryCredentials:
 def with_namespace_credentials(
     ref: PipelineRef,
     config: BuildConfig,
+    *,
     builds: Sequence[Manifest],
     steps: Sequence[Manifest],
     ca_config_map: str | None,

@@ -20,8 +20,8 @@ from shipway.controller.kube import KubeError
 from shipway.controller.reconciler import KubeApi, Reconciler
 from shipway.controller.snapshot import PipelineSnapshot
 from shipway.controller.workqueue import WorkQueue
-from shipway.engine.claims import ClaimStore
 from shipway.engine.objects import Key
+from shipway.engine.plan.claims import ClaimStore
 from shipway.engine.podstore import PodStore
 from shipway.engine.slots import NamespaceSlots
 

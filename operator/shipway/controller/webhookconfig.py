@@ -90,6 +90,7 @@ def configuration(
     client_config: Mapping[str, Any],
     namespaces: Sequence[str],
     clusterwide: bool,
+    *,
     failure_policy: str,
 ) -> dict[str, Any]:
     """The whole ValidatingWebhookConfiguration: Pipelines' CREATE, in these namespaces."""

@@ -15,6 +15,8 @@ import re
 # They live in spec, below the engine (the compiler checks names with them), re-exported here.
 from shipway.compiler.dnsnames import dns_label as dns_label
 from shipway.compiler.dnsnames import short_hash as short_hash
+from shipway.compiler.source import CompiledSource, GitCheckout
+from shipway.engine.objects import PipelineRef
 
 LABEL_PIPELINE = "shipway.dev/pipeline"
 LABEL_STEP = "shipway.dev/step"
@@ -92,3 +94,36 @@ def pod_name(pipeline: str, uid: str, step_id: str, step_name: str, attempt: int
     room = MAX_POD_NAME - len(base) - 1
     slug = dns_label(step_name, room) if room >= 3 else ""
     return f"{base}-{slug}" if slug and slug != "x" else base
+
+
+SOURCE_TASK = "source"
+"""The source task's id: its pod's ``shipway.dev/step`` label (step ids are numbers)."""
+
+
+def source_pod_name(ref: PipelineRef, source: CompiledSource) -> str:
+    """Named by the same rule as step pods: ``<pipeline>-<uid hash>-source-checkout`` (or
+    ``-upload``), so a name never collides with another instance's pods."""
+    return pod_name(ref.name, ref.uid, SOURCE_TASK, task_title(source), 0)
+
+
+CHECKOUT_TIMEOUT = 3600
+"""A checkout still running after this long fails (a server that accepts and never answers)."""
+
+
+CHECKOUT_CONTAINER = "checkout"
+
+
+UPLOAD_CONTAINER = "upload"
+
+
+def task_title(source: CompiledSource) -> str:
+    """The word used in pod names, logs and ``shipway logs --step``: checkout or upload."""
+    return CHECKOUT_CONTAINER if isinstance(source, GitCheckout) else UPLOAD_CONTAINER
+
+
+BUILD_CONTAINER = "build"
+"""The build pod's buildctl container (its start time is the build's)."""
+INSPECT_CONTAINER = "inspect"
+
+
+GENERATOR_CONTAINER = "dockercfg"

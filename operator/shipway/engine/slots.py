@@ -17,14 +17,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
-from shipway.engine.objects import Key, PipelineRef
+from shipway.engine.objects import Key
 from shipway.engine.observe import PodView
-from shipway.models import StepPhase
-
-if TYPE_CHECKING:
-    from shipway.engine.steps import Steps
 
 EXPECT_SECONDS = 60.0
 """A pod created but never shown by the watch stops counting after this long."""
@@ -169,29 +164,3 @@ class NamespaceSlots:
         free = self.limit - self.busy(namespace)
         for key in list(line)[: max(0, free)]:
             self.wake(key)
-
-
-class NamespaceCap:
-    """The namespace cap in one plan: may one more step pod start?"""
-
-    def __init__(self, limit: int | None, others: int, steps: Steps) -> None:
-        self.limit = limit
-        self.others = others
-        # The pipeline's own slots as the pod store counts them: live pods, not yet ended.
-        self.own = sum(
-            1
-            for s in steps.values()
-            if s.phase == StepPhase.RUNNING and s.live_pod is not None and occupies_slot(s.live_pod)
-        )
-
-    def allows(self) -> bool:
-        return self.limit is None or self.others + self.own < self.limit
-
-    def took(self) -> None:
-        self.own += 1
-
-    def why(self, ref: PipelineRef) -> str:
-        return (
-            f"waiting: {self.limit} step pods of namespace {ref.namespace!r} run at once, "
-            "the most the operator allows"
-        )

@@ -41,6 +41,7 @@ def namespace_docker_config(key: bytes, registry: str, namespace: str) -> str:
 def pull_secret_manifest(
     name: str,
     namespace: str,
+    *,
     owner: Manifest,
     labels: Mapping[str, str],
     encoded: str,

@@ -70,6 +70,7 @@ def answer(
     method: str,
     params: Mapping[str, Sequence[str]],
     authorization: str | None,
+    *,
     clock: Callable[[], float] = time.time,
 ) -> Answer:
     """The response to one token request: ``params`` is the query (GET) or the form (POST)."""

@@ -202,7 +202,7 @@ def test_progress_lines() -> None:
     ],
 )
 def test_result_lines_as_jet_prints_them(
-    phase: str, reason: str, message: str | None, retrying: bool, line: str
+    phase: str, reason: str, message: str | None, retrying: bool, *, line: str
 ) -> None:
     assert result_line("test", phase, reason, message, retrying=retrying) == line
 

@@ -58,7 +58,7 @@ def test_step_lines_carry_no_escape_from_the_pod(colour: bool) -> None:
     style = Style(colour)
     lines = [
         log_line(f"gate{TITLE}", HOSTILE, style),
-        result_line("gate", "Failed", "Error", HOSTILE, style),
+        result_line("gate", "Failed", "Error", HOSTILE, style=style),
     ]
     for line in lines:
         assert only_colours(line), repr(line)

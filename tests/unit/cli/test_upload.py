@@ -21,8 +21,8 @@ import yaml
 from shipway.cli import main
 from shipway.cli.ignore import IgnoreRules
 from shipway.cli.upload import UPLOAD_MARKER, list_tree, write_tar
-from shipway.engine.checkout import parse_report
-from shipway.engine.scripts import RECEIVE
+from shipway.engine.pods.scripts import RECEIVE
+from shipway.engine.termination import parse_report
 
 from .client_builders import FakeApi
 from .test_commands import serial_run, use

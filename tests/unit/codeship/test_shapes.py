@@ -13,8 +13,8 @@ import pytest
 
 from shipway.codeship import Conversion, Options, WarningKind, convert_directory, default_name
 from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
-from shipway.engine.manifests import all_manifests
 from shipway.engine.objects import PipelineRef
+from shipway.engine.pods.manifests import all_manifests
 
 SHAPES = Path(__file__).resolve().parents[2] / "codeship_shapes"
 UID = "00000000-0000-4000-8000-000000000028"

@@ -179,7 +179,9 @@ def test_the_configuration_reviews_only_pipeline_creates() -> None:
     assert hook["failurePolicy"] == "Ignore"
     assert hook["sideEffects"] == "None"
     with pytest.raises(ValueError, match="want Fail or Ignore"):
-        webhookconfig.configuration("x", {"url": "https://h"}, ["ci"], False, "Maybe")
+        webhookconfig.configuration(
+            "x", {"url": "https://h"}, ["ci"], False, failure_policy="Maybe"
+        )
 
 
 def test_two_scopes_never_share_a_configuration() -> None:

@@ -21,8 +21,9 @@ from shipway.controller.config import (
     pod_options,
 )
 from shipway.controller.handlers import NoDiffBase, configure_peering
-from shipway.engine.manifests import PodOptions, all_manifests, pod_manifest
-from shipway.engine.planner import PodToCreate
+from shipway.engine.intents import PodToCreate
+from shipway.engine.pods.manifests import all_manifests, pod_manifest
+from shipway.engine.settings import PodOptions
 from tests.unit.builders import REF, WALKTHROUGH, compiled
 
 CREATE = PodToCreate("1", 0, "demo-4a49a-1-write-artifact-0", None)
@@ -270,7 +271,7 @@ def test_step_service_accounts_allowed_and_the_operators_own(tmp_path: Path) -> 
 
 def test_the_pod_seal_key_comes_from_the_environment() -> None:
     """Issue 30: the chart's Secret gives every operator of a release one key, across restarts."""
-    from shipway.engine.manifests import PROCESS_SEAL_KEY
+    from shipway.engine.settings import PROCESS_SEAL_KEY
 
     assert pod_options({"SHIPWAY_POD_SEAL_KEY": "0123456789abcdef0123"}).seal_key == (
         b"0123456789abcdef0123"

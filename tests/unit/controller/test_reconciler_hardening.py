@@ -9,8 +9,8 @@ import pytest
 
 from shipway.controller.kube import KubeError
 from shipway.controller.reconciler import Reconciler
-from shipway.engine.manifests import PodOptions
-from shipway.engine.planner import Plan
+from shipway.engine.plan.planner import Plan
+from shipway.engine.settings import PodOptions
 from tests.unit.builders import NOW, WALKTHROUGH
 from tests.unit.fakekube import KEY, FakeKube, snapshot
 

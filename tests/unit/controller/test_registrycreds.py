@@ -16,9 +16,8 @@ from shipway.controller.config import build_config
 from shipway.controller.reconciler import Reconciler
 from shipway.controller.registrycreds import pull_secret_name
 from shipway.engine.buildnames import build_secret_name
-from shipway.engine.buildpods import BuildConfig
 from shipway.engine.objects import PipelineRef
-from shipway.engine.planner import Settings
+from shipway.engine.settings import BuildConfig, Settings
 from shipway.registryauth.credentials import authenticate
 from shipway.registryauth.pods import (
     registry_prefix,
@@ -163,7 +162,9 @@ def test_the_local_key_is_found_only_when_localkube_made_it() -> None:
 
 
 def _push_pod(source: str) -> dict[str, Any]:
-    from shipway.engine.pushpods import PushConfig, PushTarget, push_pod_manifest
+    from shipway.engine.intents import PushTarget
+    from shipway.engine.pods.pushpods import push_pod_manifest
+    from shipway.engine.settings import PushConfig
 
     return push_pod_manifest(
         PushTarget(source, "sha256:" + "a" * 64, "quay.example/team/app:1"),

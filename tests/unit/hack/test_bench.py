@@ -53,7 +53,7 @@ def test_writes_are_deltas_and_the_operators_are_told_apart() -> None:
     }
 
 
-def record(name: str, pipeline: str, step: str, added: float, done: float | None) -> PodRecord:
+def record(name: str, pipeline: str, step: str, added: float, *, done: float | None) -> PodRecord:
     return PodRecord(
         name, uids=[f"uid-{name}"], added_at=added, terminated_at=done, pipeline=pipeline, step=step
     )
@@ -61,19 +61,19 @@ def record(name: str, pipeline: str, step: str, added: float, done: float | None
 
 def test_gaps_run_from_one_steps_end_to_the_next_steps_pod() -> None:
     pods = [
-        record("p-2-b", "p", "2", 10.25, 11.0),
-        record("p-1-a", "p", "1", 9.0, 10.0),
-        record("p-10-c", "p", "10", 11.5, None),
+        record("p-2-b", "p", "2", 10.25, done=11.0),
+        record("p-1-a", "p", "1", 9.0, done=10.0),
+        record("p-10-c", "p", "10", 11.5, done=None),
     ]
     seen = Seen(pods, {}, {}, [])
     assert seen.gaps() == [0.25, 0.5]
 
 
 def test_a_step_created_twice_is_a_duplicate() -> None:
-    twice = record("p-1-a", "p", "1", 1.0, 2.0)
+    twice = record("p-1-a", "p", "1", 1.0, done=2.0)
     twice.uids.append("uid-other")
-    retried = record("p-2-r1-b", "p", "2", 3.0, 4.0)
-    pods = [twice, record("p-2-b", "p", "2", 2.5, 3.0), retried]
+    retried = record("p-2-r1-b", "p", "2", 3.0, done=4.0)
+    pods = [twice, record("p-2-b", "p", "2", 2.5, done=3.0), retried]
     found = Seen(pods, {}, {}, []).duplicates()
     assert found == {"pods_added_twice": ["p-1-a"], "steps_with_several_pods": ["p/2"]}
 

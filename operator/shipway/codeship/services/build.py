@@ -149,7 +149,7 @@ class ServiceBuild:
     def _key(self, build: dict[str, Any], key: str, item: Any, at: str) -> None:
         rule = BUILD_KEYS.get(key)
         if rule is None:
-            self.report.unknown_key(self.source, at, key, BUILD_KEYS)
+            self.report.unknown_key(self.source, at, key, known=BUILD_KEYS)
         elif rule.handling is Handling.IGNORED:
             self.warn(at, f"ignored: {rule.note}", WarningKind.IGNORED)
         elif rule.handling is Handling.ERROR:

@@ -84,6 +84,7 @@ def convert_services(
     source: str,
     report: Report,
     files: ProjectFiles | None = None,
+    *,
     options: ServiceOptions | None = None,
     dockercfgs: Dockercfgs | None = None,
 ) -> ConvertedServices:

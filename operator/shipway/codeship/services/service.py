@@ -58,7 +58,9 @@ class Service:
         for key in self.body:
             rule = SERVICE_KEYS.get(str(key))
             if rule is None:
-                self.report.unknown_key(self.source, self.where(str(key)), str(key), SERVICE_KEYS)
+                self.report.unknown_key(
+                    self.source, self.where(str(key)), str(key), known=SERVICE_KEYS
+                )
             elif rule.handling is Handling.IGNORED:
                 self.warn(self.where(key), f"ignored: {rule.note}", WarningKind.IGNORED)
         out: dict[str, Any] = {}

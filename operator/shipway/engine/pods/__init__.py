@@ -1,0 +1,1 @@
+"""The pod half: the manifests of the pods a plan asks for."""
