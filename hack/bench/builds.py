@@ -26,6 +26,7 @@ one watch.
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -33,6 +34,7 @@ import sys
 import tempfile
 import time
 from base64 import b64decode
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,7 @@ class Hand:
         self.address = f"tcp://{service['spec']['clusterIP']}:1234"
         self.repository = f"{REGISTRY}/{namespace}/hand/demo"
         self.cache = f"{REGISTRY}/{namespace}/cache/hand/demo:main"
+        self.env, self.wrap = _registry_access(workdir, namespace)
 
     def build(self, context: Path, cached: bool) -> tuple[float, str]:
         argv = [
@@ -125,13 +128,43 @@ class Hand:
         else:
             argv.append("--no-cache")
         started = time.monotonic()
-        done = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=900)
+        done = subprocess.run(
+            self.wrap(argv), capture_output=True, text=True, check=False, timeout=900,
+            env=self.env,
+        )  # fmt: skip
         took = time.monotonic() - started
         if done.returncode != 0:
             raise RuntimeError(
                 f"the hand build failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
             )
         return took, done.stdout + done.stderr
+
+
+def _registry_access(
+    workdir: Path, namespace: str
+) -> tuple[dict[str, str] | None, Callable[[list[str]], list[str]]]:
+    """How the hand build reaches the registry: as it is, or, with the local cluster's
+    registry on token auth, with the namespace's credential (buildctl fetches the tokens) and
+    inside the node's mount namespace, where the token service's name resolves."""
+    from localkube import registrytoken
+    from localkube.config import Paths
+    from localkube.runtime import in_node_mounts
+    from shipway.registryauth.credentials import docker_config, namespace_password
+
+    paths = Paths.default()
+    if not registrytoken.active(paths):
+        return None, lambda argv: argv
+    key = registrytoken.key_file(paths).read_bytes().strip()
+    config = Path(tempfile.mkdtemp(prefix="docker-", dir=workdir))
+    (config / "config.json").write_text(
+        docker_config((REGISTRY,), namespace, namespace_password(key, namespace))
+    )
+    env = {
+        **os.environ,
+        "DOCKER_CONFIG": str(config),
+        "SSL_CERT_FILE": str(paths.pki / "ca.crt"),
+    }
+    return env, lambda argv: in_node_mounts(paths, argv)
 
 
 def shipway_run(kube: Kube, namespace: str, directory: Path, name: str) -> str:

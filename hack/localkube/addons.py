@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import ssl
+import urllib.error
+import urllib.request
 from typing import Any
 
-from localkube import dns, pki, registry
+from localkube import dns, pki, registry, registrytoken
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
-from localkube.runtime import http_ok, kubectl, log, wait_for
+from localkube.runtime import kubectl, log, wait_for
 
 DNS_TIMEOUT = 120
 REGISTRY_TIMEOUT = 180
@@ -85,14 +87,30 @@ def registry_tls(paths: Paths) -> ssl.SSLContext:
 
 
 def registry_ok(paths: Paths) -> bool:
-    return http_ok(f"{registry.URL}/v2/", context=registry_tls(paths))
+    """It answers: 200, or with token auth on, 401 asking for a Bearer token."""
+    url = f"{registry.URL}/v2/"
+    try:
+        with urllib.request.urlopen(url, timeout=3, context=registry_tls(paths)) as resp:
+            return bool(resp.status == 200)
+    except urllib.error.HTTPError as exc:
+        return exc.code == 401 and "Bearer" in (exc.headers.get("WWW-Authenticate") or "")
+    except (OSError, ValueError):
+        return False
 
 
 def ensure_registry(paths: Paths, keys: pki.Pki, *, read_only: bool = False) -> None:
-    """The registry Deployment rolled out and answering at its ClusterIP from the node."""
+    """The registry Deployment rolled out and answering at its ClusterIP from the node.
+
+    With token auth on (``registrytoken.active``) its configuration names the token service.
+    """
     component = "the registry"
+    token = registrytoken.token_auth() if registrytoken.active(paths) else None
     docs = registry.manifests(
-        keys.crt("registry").read_bytes(), keys.key("registry").read_bytes(), read_only=read_only
+        keys.crt("registry").read_bytes(),
+        keys.key("registry").read_bytes(),
+        read_only=read_only,
+        token=token,
+        jwks=registrytoken.jwks(paths) if token else None,
     )
     out = apply(paths, docs, component)
     if "created" in out or "configured" in out:

@@ -22,11 +22,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localkube import build, buildkit, registry
+from localkube import build, buildkit, registry, registrytoken
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.process import run
-from localkube.runtime import kubectl
+from localkube.runtime import in_node_mounts, kubectl
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The operator image in the local registry: the chart's repository path under its host.
@@ -102,8 +102,15 @@ def build_dockerfile(
         argv = buildctl_argv(
             buildctl, host_address(paths), certs, context, ref=ref, metadata=metadata
         )
+        env: dict[str, str] = {}
+        if registrytoken.active(paths):  # token auth: push as the admin, where the realm resolves
+            argv = in_node_mounts(paths, argv)
+            env = {
+                "DOCKER_CONFIG": str(registrytoken.admin_config_dir(paths)),
+                "SSL_CERT_FILE": str(paths.pki / "ca.crt"),
+            }
         started = time.monotonic()
-        proc = run(argv, check=False, timeout=timeout)
+        proc = run(argv, check=False, timeout=timeout, env=env)
         seconds = time.monotonic() - started
         output = proc.stdout + proc.stderr
         if proc.returncode != 0:

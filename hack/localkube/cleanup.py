@@ -230,6 +230,7 @@ def down_unlocked(paths: Paths, *, quiet: bool = False) -> None:
     say("stopping kwok, kube-proxy and the kubelet")
     for name in ("kwok", "kube-proxy", "kubelet"):
         svc[name].stop(timeout=15)
+    runtime.service(paths, "registry-token").stop(timeout=10)  # token auth's, when on
     say("stopping every pod's processes")
     _kill_pods()
     say("stopping containerd")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import ssl
 import string
 import time
 from collections.abc import Callable, Sequence
@@ -126,6 +127,7 @@ def _ensure(
     ready: Callable[[], bool],
     *,
     timeout: float,
+    env: dict[str, str] | None = None,
 ) -> None:
     svc = service(paths, name)
     files = [paths.etc / f for f in CONFIG_FILES.get(name, ())]
@@ -142,7 +144,7 @@ def _ensure(
         svc.stop(timeout=20)
     _stop_strays(paths, command)
     log(f"starting {name}")
-    svc.start(command, stamp=stamp)
+    svc.start(command, stamp=stamp, env=env)
     wait_for(f"{name} to be ready", ready, timeout=timeout, svc=svc)
 
 
@@ -202,6 +204,7 @@ def _up(paths: Paths, targets: tuple[str, ...]) -> None:
         timeout=60,
     )  # fmt: skip
     addons.ensure_dns(paths)
+    _registry_auth(paths, lay)
     addons.ensure_registry(paths, lay.pki)
     authregistry.ensure(paths)  # where push steps push in the e2e tests and the demo
     mirror.push_all(paths)
@@ -210,6 +213,39 @@ def _up(paths: Paths, targets: tuple[str, ...]) -> None:
 
         buildkit.up(paths)
     log(f"the cluster is up ({time.monotonic() - started:.0f}s)")
+
+
+def _registry_auth(paths: Paths, lay: Layout) -> None:
+    """Token auth for the registry when ``SHIPWAY_LOCALKUBE_REGISTRY_AUTH=token`` asks for it
+    (``registrytoken``): the token service on the host, its name in the node's mount
+    namespace, its Service and the operator's key; off, nothing but localkube's crane going
+    back to no credential."""
+    from localkube import registrytoken as rt
+
+    if not rt.wanted():
+        rt.turn_off(paths)
+        return
+    rt.prepare(paths, lay.pki)
+    if not service(paths, rt.NAME).running():
+        host.check_ports({rt.PORT: "the registry's token service"})
+    tls = ssl.create_default_context(cafile=str(lay.pki.ca_crt))
+    tls.check_hostname = False  # asked at 127.0.0.1; the certificate names the Service
+    _ensure(
+        paths, rt.NAME, lambda: rt.argv(paths, lay.pki),
+        lambda: http_ok(rt.health_url(), context=tls), timeout=30, env=rt.env(),
+    )  # fmt: skip
+    hosts = rt.node_hosts_file(paths)
+    hosts.write_text(rt.node_hosts(Path("/etc/hosts").read_text()))
+    hosts.chmod(0o644)
+    mounted = run(in_node_mounts(paths, ["grep", "-qF", rt.HOST, "/etc/hosts"]), check=False)
+    if mounted.returncode != 0:
+        run(in_node_mounts(paths, ["mount", "--bind", str(hosts), "/etc/hosts"]))
+    addons.apply(
+        paths,
+        rt.manifests(lay.node_ip, rt.key_file(paths).read_bytes().strip()),
+        "the registry's token service",
+    )
+    log(f"the registry wants tokens of {rt.REALM} (per-namespace rights)")
 
 
 def _start_components(paths: Paths, lay: Layout) -> None:

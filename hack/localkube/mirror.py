@@ -17,13 +17,13 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from localkube import baseimages, build, dockerimage, imageset, registry
+from localkube import baseimages, build, dockerimage, imageset, registry, registrytoken
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
 from localkube.images import ImageInfo
 from localkube.imageset import Mirrored, Recipe, ensure_archive
 from localkube.process import run
-from localkube.runtime import log
+from localkube.runtime import in_node_mounts, log
 
 ROOT = Path(__file__).resolve().parents[2]
 PUSH_TIMEOUT = 600
@@ -113,10 +113,19 @@ def with_project_bases(mirrored: Iterable[Mirrored], dockerfile: Path) -> list[M
 def crane(
     paths: Paths, *args: str, check: bool = True, timeout: float = 60
 ) -> tuple[int, str, str]:
-    """Run crane trusting the cluster CA (Go reads SSL_CERT_FILE)."""
+    """Run crane trusting the cluster CA (Go reads SSL_CERT_FILE).
+
+    With token auth on (``registrytoken``), as the admin and inside the node's mount
+    namespace, where the token service's name resolves (the realm crane fetches tokens at).
+    """
+    argv = [str(build.binary(paths, "crane")), *args]
+    env = {"SSL_CERT_FILE": str(paths.pki / "ca.crt")}
+    if registrytoken.active(paths):
+        argv = in_node_mounts(paths, argv)
+        env["DOCKER_CONFIG"] = str(registrytoken.admin_config_dir(paths))
     proc = run(
-        [str(build.binary(paths, "crane")), *args],
-        env={"SSL_CERT_FILE": str(paths.pki / "ca.crt")},
+        argv,
+        env=env,
         check=check,
         timeout=timeout,
     )

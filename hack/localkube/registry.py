@@ -10,13 +10,16 @@ node's containerd host configuration for it. Pure: ``addons`` applies what this 
   service account's ``ca.crt``), which holds that CA.
 * ``docker.io`` is mirrored: containerd asks the registry first (``library/busybox`` and so
   on, pushed there by ``mirror``) and Docker Hub after it.
-* No authentication: any pod of the cluster may pull and push (a development cluster;
-  see docs/registry.md for using an authenticated registry instead).
+* No authentication by default: any pod of the cluster may pull and push. With
+  ``SHIPWAY_LOCALKUBE_REGISTRY_AUTH=token`` (``registrytoken``) distribution's token auth
+  gives each namespace its own repositories and the mirror read-only (docs/registry.md).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,11 +95,12 @@ def token_auth_config(token: TokenAuth) -> str:
     )
 
 
-def registry_config(*, read_only: bool = False) -> str:
+def registry_config(*, read_only: bool = False, token: TokenAuth | None = None) -> str:
     """distribution's config.yml: filesystem storage, deletes allowed (for retention), TLS.
 
     ``read_only`` is the maintenance mode garbage collection runs under: pulls work, pushes
-    are refused with 503, so no upload races the sweep.
+    are refused with 503, so no upload races the sweep. ``token``: every request needs a token
+    of the token service (per-namespace rights).
     """
     maintenance = (
         "    readonly:\n      enabled: true\n    uploadpurging:\n      enabled: false\n"
@@ -111,8 +115,7 @@ def registry_config(*, read_only: bool = False) -> str:
         f"  filesystem:\n    rootdirectory: {DATA_DIR}\n"
         "  delete:\n    enabled: true\n"
         "  cache:\n    blobdescriptor: inmemory\n"
-        f"  maintenance:\n{maintenance}"
-        "http:\n"
+        f"  maintenance:\n{maintenance}" + (token_auth_config(token) if token else "") + "http:\n"
         f"  addr: :{CONTAINER_PORT}\n"
         "  tls:\n"
         f"    certificate: {CONFIG_DIR}/tls/tls.crt\n"
@@ -130,15 +133,42 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def manifests(tls_crt: bytes, tls_key: bytes, *, read_only: bool = False) -> list[dict[str, Any]]:
-    """Namespace, TLS Secret, config, data claim, Deployment and the fixed-address Service."""
+def manifests(
+    tls_crt: bytes,
+    tls_key: bytes,
+    *,
+    read_only: bool = False,
+    token: TokenAuth | None = None,
+    jwks: str | None = None,
+) -> list[dict[str, Any]]:
+    """Namespace, TLS Secret, config, data claim, Deployment and the fixed-address Service.
+
+    ``token`` and ``jwks`` (the key set the tokens are checked against, kept in the
+    ConfigMap next to the configuration): token auth on.
+    """
     config_file = "readonly.yml" if read_only else "config.yml"
     pod_labels = {"app.kubernetes.io/name": "registry"}
-    probe = {
-        "httpGet": {"path": "/v2/", "port": "registry", "scheme": "HTTPS"},
+    probe: dict[str, Any] = {
+        # With token auth /v2/ answers 401 to a probe: a TCP check then.
+        **(
+            {"tcpSocket": {"port": "registry"}}
+            if token
+            else {"httpGet": {"path": "/v2/", "port": "registry", "scheme": "HTTPS"}}
+        ),
         "periodSeconds": 5,
         "timeoutSeconds": 3,
     }
+    config_data = {
+        "config.yml": registry_config(token=token),
+        "readonly.yml": registry_config(read_only=True, token=token),
+    }
+    auth_annotation: dict[str, Any] = {}
+    if token and jwks:
+        config_data[token.jwks.rsplit("/", 1)[-1]] = jwks
+        # A new configuration in the ConfigMap restarts nothing by itself: the pod template
+        # changes with it (and back, when token auth is turned off).
+        stamp = hashlib.sha256(json.dumps(config_data, sort_keys=True).encode()).hexdigest()
+        auth_annotation = {"annotations": {"localkube.shipway.dev/auth": f"token-{stamp[:16]}"}}
     return [
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         {
@@ -152,10 +182,7 @@ def manifests(tls_crt: bytes, tls_key: bytes, *, read_only: bool = False) -> lis
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": _meta("registry-config"),
-            "data": {
-                "config.yml": registry_config(),
-                "readonly.yml": registry_config(read_only=True),
-            },
+            "data": config_data,
         },
         {
             "apiVersion": "v1",
@@ -177,7 +204,7 @@ def manifests(tls_crt: bytes, tls_key: bytes, *, read_only: bool = False) -> lis
                 "strategy": {"type": "Recreate"},
                 "selector": {"matchLabels": pod_labels},
                 "template": {
-                    "metadata": {"labels": {**LABELS, **pod_labels}},
+                    "metadata": {"labels": {**LABELS, **pod_labels}, **auth_annotation},
                     "spec": {
                         "enableServiceLinks": False,
                         "automountServiceAccountToken": False,

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from .kube import Cluster
+from .registrycreds import with_credential
 
 pytestmark = pytest.mark.e2e
 
@@ -172,11 +173,15 @@ def test_a_pod_with_client_certificates_builds_pushes_and_a_second_pod_runs_it_b
     cluster.apply(
         namespace, context_map("ctx", {"Dockerfile": DOCKERFILE, "app.rb": APP.format(token=token)})
     )
-    ref = f"{builder.registry}/e2e/{namespace}/app:1"
+    ref = f"{builder.registry}/{namespace}/app:1"  # its own folder (token auth: its rights)
 
     started = time.monotonic()
     phase, log, code = run_pod(
-        cluster, namespace, build_pod(builder, "build-1", build_script(ref), context="ctx")
+        cluster,
+        namespace,
+        with_credential(
+            cluster, namespace, build_pod(builder, "build-1", build_script(ref), context="ctx")
+        ),
     )
     first_seconds = time.monotonic() - started
     assert (phase, code) == ("Succeeded", 0), log
@@ -194,11 +199,11 @@ def test_a_pod_with_client_certificates_builds_pushes_and_a_second_pod_runs_it_b
         "spec": {
             "restartPolicy": "Never",
             "containers": [
-                {"name": "app", "image": f"{builder.registry}/e2e/{namespace}/app@{digest[1]}"}
+                {"name": "app", "image": f"{builder.registry}/{namespace}/app@{digest[1]}"}
             ],
         },
     }
-    phase, out, code = run_pod(cluster, namespace, run, timeout=300)
+    phase, out, code = run_pod(cluster, namespace, with_credential(cluster, namespace, run), 300)
     assert (phase, code) == ("Succeeded", 0), out
     lines = out.splitlines()
     assert re.fullmatch(r"hello from ruby 3\.1\.\d+", lines[0]), out
@@ -206,7 +211,11 @@ def test_a_pod_with_client_certificates_builds_pushes_and_a_second_pod_runs_it_b
 
     started = time.monotonic()
     phase, log2, code = run_pod(
-        cluster, namespace, build_pod(builder, "build-2", build_script(ref), context="ctx")
+        cluster,
+        namespace,
+        with_credential(
+            cluster, namespace, build_pod(builder, "build-2", build_script(ref), context="ctx")
+        ),
     )
     second_seconds = time.monotonic() - started
     assert (phase, code) == ("Succeeded", 0), log2

@@ -20,6 +20,7 @@ import pytest
 from . import crds
 from .kube import Cluster
 from .pipelines import Kubectl
+from .registrycreds import login
 from .test_build import write
 from .test_cli import created_name, shipway
 
@@ -81,7 +82,7 @@ def k(cluster: Cluster, namespace: str, shipway_operator: object, docker_image: 
 
 
 def test_a_step_builds_runs_and_composes_with_its_own_docker_daemon(
-    k: Kubectl, tmp_path: Path
+    k: Kubectl, cluster: Cluster, tmp_path: Path
 ) -> None:
     # the cluster's registry, which the daemon trusts (its mirror's CA), under the namespace
     image = f"{REGISTRY}/{k.namespace}/hello:e2e"
@@ -89,6 +90,17 @@ def test_a_step_builds_runs_and_composes_with_its_own_docker_daemon(
         **PROJECT,
         "codeship-steps.yml": PROJECT["codeship-steps.yml"].replace("$IMAGE", image),
     }
+    credential = login(cluster, k.namespace)
+    if credential is not None:  # the registry on token auth: the step logs in as its namespace
+        user, password = credential
+        files["codeship-services.yml"] += (
+            f"  environment:\n    REGISTRY_USER: {user}\n    REGISTRY_PASSWORD: {password}\n"
+        )
+        files["codeship-steps.yml"] = files["codeship-steps.yml"].replace(
+            "docker push",
+            f'echo "$REGISTRY_PASSWORD" | docker login -u "$REGISTRY_USER" --password-stdin'
+            f" {REGISTRY} && docker push",
+        )
     project = write(tmp_path / "docker", files)
     output = ""
     for _ in range(3):

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from .kube import Cluster, busybox_pod
+from .registrycreds import with_credential
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
@@ -105,14 +106,14 @@ def _crane_pod(name: str, script: str) -> dict[str, Any]:
 def test_a_pod_pushes_by_dns_name_and_another_runs_it_by_digest(
     cluster: Cluster, namespace: str
 ) -> None:
-    repo = f"{REGISTRY}/e2e/{namespace}/hello"
+    repo = f"{REGISTRY}/{namespace}/hello"  # the namespace's own folder (token auth: its rights)
     marker = secrets.token_hex(4)
     # A new image: the mirror's busybox with a label of this test, pushed under a new name.
     push = (
         f"crane mutate {REGISTRY}/library/busybox:latest --label e2e={marker}"
         f" --entrypoint echo --cmd hello-{marker} -t {repo}:v1"
     )
-    cluster.apply(namespace, _crane_pod("push", push))
+    cluster.apply(namespace, with_credential(cluster, namespace, _crane_pod("push", push)))
     pushed = cluster.wait_pod(namespace, "push")
     out = cluster.logs(namespace, "push")
     assert pushed["status"]["phase"] == "Succeeded", out
@@ -129,7 +130,7 @@ def test_a_pod_pushes_by_dns_name_and_another_runs_it_by_digest(
             "containers": [{"name": "main", "image": f"{repo}@{digest}"}],
         },
     }
-    cluster.apply(namespace, runner)
+    cluster.apply(namespace, with_credential(cluster, namespace, runner))
     ran = cluster.wait_pod(namespace, "run")
     assert ran["status"]["phase"] == "Succeeded"
     assert cluster.logs(namespace, "run").strip() == f"hello-{marker}"
@@ -139,8 +140,8 @@ def test_a_pod_pushes_by_dns_name_and_another_runs_it_by_digest(
 def test_an_image_the_registry_lacks_fails_to_pull_with_the_registrys_answer(
     cluster: Cluster, namespace: str
 ) -> None:
-    pod = busybox_pod("missing", "true", image=f"{REGISTRY}/e2e/{namespace}/nothing:1")
-    cluster.apply(namespace, pod)
+    pod = busybox_pod("missing", "true", image=f"{REGISTRY}/{namespace}/nothing:1")
+    cluster.apply(namespace, with_credential(cluster, namespace, pod))
     deadline = time.monotonic() + 60
     reason = ""
     while time.monotonic() < deadline and reason not in ("ErrImagePull", "ImagePullBackOff"):
@@ -221,19 +222,19 @@ def test_prune_deletes_a_pipelines_repositories_and_nothing_else(
 ) -> None:
     """The retention rule's first half (registry-gc, which makes the registry read-only for a
     while, is left out of the shared suite)."""
-    base = f"{REGISTRY}/e2e/{namespace}"
+    base = f"{REGISTRY}/{namespace}"
     push = " && ".join(
         f"crane mutate {REGISTRY}/library/busybox:latest --label p={name} -t {base}/{name}/app:1"
         for name in ("p1", "p10")
     )
-    cluster.apply(namespace, _crane_pod("push", push))
+    cluster.apply(namespace, with_credential(cluster, namespace, _crane_pod("push", push)))
     pushed = cluster.wait_pod(namespace, "push")
     assert pushed["status"]["phase"] == "Succeeded", cluster.logs(namespace, "push")
 
     paths = Paths.default()
-    deleted = retention.prune(paths, f"e2e/{namespace}/p1")
-    assert [d.split("@")[0] for d in deleted] == [f"e2e/{namespace}/p1/app"]
+    deleted = retention.prune(paths, f"{namespace}/p1")
+    assert [d.split("@")[0] for d in deleted] == [f"{namespace}/p1/app"]
     host = lk_config.REGISTRY_SERVICE_IP
-    assert mirror.remote_digest(paths, f"{host}/e2e/{namespace}/p1/app:1") is None
-    assert mirror.remote_digest(paths, f"{host}/e2e/{namespace}/p10/app:1") is not None
+    assert mirror.remote_digest(paths, f"{host}/{namespace}/p1/app:1") is None
+    assert mirror.remote_digest(paths, f"{host}/{namespace}/p10/app:1") is not None
     assert mirror.remote_digest(paths, f"{host}/library/busybox:latest") is not None

@@ -28,6 +28,7 @@ from localkube.config import Paths
 
 from . import tokenregistry
 from .kube import Cluster
+from .registrycreds import host_argv
 
 pytestmark = pytest.mark.e2e
 
@@ -68,7 +69,8 @@ def crane(
     """crane as ``who``: a namespace's credential, the admin's (None), or nobody's ('')."""
     paths = Paths.default()
     proc = subprocess.run(
-        [str(tokenregistry.binary(paths, "crane")), *args],
+        # The cluster's registry on token auth: its realm resolves in the node's namespace.
+        host_argv(paths, [str(tokenregistry.binary(paths, "crane")), *args]),
         env={
             "DOCKER_CONFIG": str(reg.config_dir(who)),
             "SSL_CERT_FILE": str(paths.pki / "ca.crt"),

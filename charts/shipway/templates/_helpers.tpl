@@ -81,6 +81,12 @@ app.kubernetes.io/part-of: shipway
 {{- if and .ca .caConfigMap }}
 {{- fail "registry.ca and registry.caConfigMap both give the registry's CA: set only one" }}
 {{- end }}
+{{- if and (not .url) .credentialSecret }}
+{{- fail "registry.credentialSecret mints credentials for a registry: set registry.url too" }}
+{{- end }}
+{{- if and .tokenService.deploy (not (and .url .credentialSecret .tokenService.signingKeySecret)) }}
+{{- fail "registry.tokenService.deploy needs registry.url, registry.credentialSecret (the key namespaces' credentials derive from) and registry.tokenService.signingKeySecret (signing.pem)" }}
+{{- end }}
 {{- if and .insecure (or .ca .caConfigMap) }}
 {{- fail "registry.insecure skips TLS verification: drop registry.ca/caConfigMap, or set insecure=false to verify with them" }}
 {{- end }}

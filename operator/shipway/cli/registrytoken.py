@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shipway.registryauth.credentials import check_key, namespace_password
+from shipway.registryauth.policy import MIRROR_PREFIXES
 from shipway.registryauth.server import load_settings, make_server
 from shipway.registryauth.service import DEFAULT_TTL
 from shipway.registryauth.tokens import Signer, new_key_pem
@@ -30,6 +31,9 @@ def _serve(args: argparse.Namespace, out: TextIO) -> int:
         admin_password_file=Path(args.admin_password_file) if args.admin_password_file else None,
         prefix=args.prefix,
         ttl=args.ttl,
+        public_prefixes=tuple(
+            p if p.endswith("/") else f"{p}/" for p in (args.public_prefix or MIRROR_PREFIXES)
+        ),
     )
     host, _, port = args.listen.rpartition(":")
     server = make_server(
@@ -75,6 +79,13 @@ def register(sub: Any) -> None:
     serve.add_argument("--issuer", required=True, help="the registry's auth.token.issuer")
     serve.add_argument("--admin-password-file", help="the admin's password (everything allowed)")
     serve.add_argument("--prefix", default="", help="path before <namespace>/ in repositories")
+    serve.add_argument(
+        "--public-prefix",
+        action="append",
+        help="repositories anyone may pull, nobody but the admin push (repeatable; default "
+        + " and ".join(MIRROR_PREFIXES)
+        + ": the docker.io mirror)",
+    )
     serve.add_argument("--ttl", type=int, default=DEFAULT_TTL, help="token lifetime, seconds")
     serve.add_argument("--listen", default="0.0.0.0:5001", help="host:port")
     serve.add_argument("--tls-cert", help="serving certificate (PEM); plain HTTP without")

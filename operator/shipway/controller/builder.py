@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from shipway.controller.kube import KubeError
+from shipway.controller.registrycreds import CredentialError, RegistryCredentials
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.pods.buildpods import client_secret_manifest
@@ -43,6 +44,9 @@ class LocalCluster:
     registry_service: str = "registry"
     push_image: str = "localkube.shipway.dev/crane:v0.22.1"
     """crane and a busybox shell, imported into the node by ``localkube up``."""
+    credential_secret: str = "shipway-registry-credentials"
+    """Its ``key`` derives each namespace's registry credential (token auth on, localkube's
+    ``SHIPWAY_LOCALKUBE_REGISTRY_AUTH=token``), in the client namespace."""
     ca_config_map: str = "kube-root-ca.crt"
     """The cluster CA, in every namespace: it signs the local registries' certificates."""
 
@@ -118,6 +122,18 @@ async def discover(api: DiscoveryApi, config: BuildConfig) -> BuildConfig:
         "service", LOCAL.registry_namespace, LOCAL.registry_service
     ):
         found = replace(found, registry=LOCAL.registry)
+    if (
+        found.registry == LOCAL.registry
+        and not found.credential_secret
+        and await exists(
+            "secret", found.namespace or LOCAL.client_namespace, LOCAL.credential_secret
+        )
+    ):
+        found = replace(
+            found,
+            credential_secret=LOCAL.credential_secret,
+            namespace=found.namespace or LOCAL.client_namespace,
+        )
     if found != config:
         log.info("builds: builder %s, registry %s (local cluster)", found.builder, found.registry)
     return found
@@ -147,6 +163,7 @@ class BuildSecrets:
         self.config = config
         self._clock = clock
         self._cached: tuple[float, dict[str, str], str | None] | None = None
+        self.credentials = RegistryCredentials(api, config, clock)
 
     async def _source(self) -> tuple[dict[str, str], str | None]:
         """The certificate's data (base64, as read) and the push credentials, if any."""
@@ -163,7 +180,7 @@ class BuildSecrets:
                 f"the builder's client certificate, Secret {namespace}/{name}, {what}"
             )
         docker_config = None
-        if self.config.push_secret:
+        if self.config.push_secret and not self.config.credential_secret:
             push = await self.api.get_secret(namespace, self.config.push_secret)
             docker_config = ((push or {}).get("data") or {}).get(".dockerconfigjson")
             if not docker_config:
@@ -179,7 +196,11 @@ class BuildSecrets:
         """Make the Pipeline's copy (again: harmless); what is wrong when it cannot be made."""
         try:
             data, docker_config = await self._source()
-        except BuildSecretError as exc:
+            if self.credentials.enabled:
+                # The namespace's own credential, never the cluster-wide push Secret.
+                docker_config = await self.credentials.docker_config(ref.namespace)
+                await self.credentials.ensure_pull_secret(ref, docker_config)
+        except (BuildSecretError, CredentialError) as exc:
             log.warning("%s/%s: builds refused: %s", ref.namespace, ref.name, exc)
             return str(exc)
         manifest = client_secret_manifest(

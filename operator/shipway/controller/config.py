@@ -166,6 +166,9 @@ def build_config(env: Mapping[str, str]) -> BuildConfig:
     with ``SHIPWAY_BUILDKIT_CLIENT_SECRET`` (a Secret of the operator's namespace,
     ``SHIPWAY_OPERATOR_NAMESPACE``, formerly ``SHIPWAY_NAMESPACE``, with ca.crt, tls.crt and tls.key); ``SHIPWAY_BUILDKIT_CLIENT_IMAGE``;
     ``SHIPWAY_REGISTRY_PUSH_SECRET`` (a dockerconfigjson Secret there);
+    ``SHIPWAY_REGISTRY_CREDENTIAL_SECRET`` (a Secret there whose ``key`` derives each
+    namespace's own credential for a registry with token auth: the push Secret is then never
+    copied into a namespace);
     ``SHIPWAY_BUILDKIT_WAIT`` and ``SHIPWAY_BUILD_TIMEOUT`` (durations);
     ``SHIPWAY_REGISTRY_INSECURE`` (a flag: plain HTTP or no TLS verification with it). Left unset against the
     local cluster, ``shipway operator`` finds the local ones itself.
@@ -188,6 +191,7 @@ def build_config(env: Mapping[str, str]) -> BuildConfig:
         client_secret=text("SHIPWAY_BUILDKIT_CLIENT_SECRET"),
         client_image=text("SHIPWAY_BUILDKIT_CLIENT_IMAGE") or DEFAULT_CLIENT_IMAGE,
         push_secret=text("SHIPWAY_REGISTRY_PUSH_SECRET"),
+        credential_secret=text("SHIPWAY_REGISTRY_CREDENTIAL_SECRET"),
         namespace=(
             text("SHIPWAY_OPERATOR_NAMESPACE") or text("SHIPWAY_NAMESPACE") or text("POD_NAMESPACE")
         ),

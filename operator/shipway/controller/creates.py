@@ -16,6 +16,7 @@ from typing import Protocol
 from shipway.compiler.pipeline import CompiledPipeline
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import KubeError
+from shipway.controller.registrycreds import with_namespace_credentials
 from shipway.engine.intents import BuildToCreate, PodToCreate
 from shipway.engine.naming import ANNOTATION_PIPELINE_UID
 from shipway.engine.objects import Manifest, PipelineRef
@@ -126,13 +127,23 @@ async def create_pods(
     for ownership.
 
     ``source`` is what the checkout found: its commit and branch become CI variables.
+    With per-namespace registry credentials, pods running built images name the Pipeline's
+    pull Secret and build pods trust the CA the push pods trust (the token service's).
     """
     done = Created()
     manifests = [
         (b.name, build_manifest(ref, compiled, b, build or BuildConfig(), node, options))
         for b in builds
     ]
-    manifests += [(c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates]
+    steps = [(c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates]
+    with_namespace_credentials(
+        ref,
+        build or BuildConfig(),
+        builds=[m for _, m in manifests],
+        steps=[m for _, m in steps],
+        ca_config_map=options.push.ca_config_map,
+    )
+    manifests += steps
     for name, manifest in manifests:  # proof that the operator made it (engine.ownership)
         annotations = manifest["metadata"].setdefault("annotations", {})
         annotations[ANNOTATION_SEAL] = seal(options.seal_key, ref.uid, name)

@@ -47,6 +47,10 @@ class BuildConfig:
     push_secret: str | None = None
     """A ``kubernetes.io/dockerconfigjson`` Secret of the operator's namespace, when the
     registry wants credentials to push."""
+    credential_secret: str | None = None
+    """A Secret of the operator's namespace whose ``key`` derives each namespace's own
+    registry credential (``shipway.registryauth``): minted into the namespace instead of any
+    cluster-wide credential (``push_secret`` is then never copied)."""
     namespace: str | None = None
     """The operator's namespace, where the two Secrets above live."""
     wait_seconds: int = 60
@@ -55,6 +59,11 @@ class BuildConfig:
     """A build running longer fails (its pod's deadline)."""
     insecure: bool = False
     """The registry speaks plain HTTP or is not verified (development only)."""
+
+    @property
+    def registry_auth(self) -> bool:
+        """Build pods get a ``.dockerconfigjson`` (the namespace's own or the push Secret's)."""
+        return bool(self.credential_secret or self.push_secret)
 
     def problem(self) -> str | None:
         """Why builds cannot run here, or None."""

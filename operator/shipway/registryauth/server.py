@@ -16,7 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from shipway.registryauth.credentials import check_key
-from shipway.registryauth.policy import Policy
+from shipway.registryauth.policy import MIRROR_PREFIXES, Policy
 from shipway.registryauth.service import DEFAULT_TTL, Answer, Settings, answer
 from shipway.registryauth.tokens import Signer
 
@@ -34,16 +34,21 @@ def load_settings(
     admin_password_file: Path | None = None,
     prefix: str = "",
     ttl: int = DEFAULT_TTL,
+    public_prefixes: tuple[str, ...] = MIRROR_PREFIXES,
 ) -> Settings:
     """Settings from the files the Deployment mounts (each read once, at start)."""
-    admin = admin_password_file.read_text().strip() if admin_password_file else None
+    admin = (
+        admin_password_file.read_text().strip()
+        if admin_password_file and admin_password_file.is_file()
+        else None
+    )
     return Settings(
         key=check_key(key_file.read_bytes().strip()),
         signer=Signer(signing_key_file.read_bytes()),
         service=service,
         issuer=issuer,
         admin_password=admin or None,
-        policy=Policy(prefix=prefix),
+        policy=Policy(prefix=prefix, mirror_prefixes=public_prefixes),
         ttl=ttl,
     )
 

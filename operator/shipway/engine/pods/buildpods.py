@@ -153,7 +153,7 @@ def _env(build: ResolvedBuild, config: BuildConfig) -> list[Manifest]:
         ),
         ("SHIPWAY_SECRET_PREFIX", SECRET_ARG_PREFIX),
     ]
-    if config.push_secret:
+    if config.registry_auth:
         pairs.append(("DOCKER_CONFIG", DOCKER_CONFIG_MOUNT))
     return [{"name": k, "value": v} for k, v in pairs]
 
@@ -196,7 +196,7 @@ def build_pod_manifest(
         {"name": "buildkit-client", "mountPath": CERTS_MOUNT, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
-    if config.push_secret:
+    if config.registry_auth:
         volumes.append(
             {
                 "name": "registry",
@@ -246,7 +246,7 @@ def build_pod_manifest(
             image=inspect.image,
             repository=create.repository,
             ca_config_map=inspect.ca_config_map,
-            docker_config=DOCKER_CONFIG_MOUNT if config.push_secret else None,
+            docker_config=DOCKER_CONFIG_MOUNT if config.registry_auth else None,
             insecure=config.insecure,
         )
     if create.active_deadline is not None:
