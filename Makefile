@@ -36,10 +36,10 @@ typecheck: $(STAMP)
 	cd $(CURDIR) && $(VENV)/bin/lint-imports
 
 crd: $(STAMP)
-	$(PY) -m shipway.spec.crd --write
+	$(PY) -m shipway.compiler.crd --write
 
 crd-check: $(STAMP)
-	$(PY) -m shipway.spec.crd --check
+	$(PY) -m shipway.compiler.crd --check
 
 ## The Helm chart: helm lint/template for every supported shape of values, the refused ones,
 ## and the values table of docs/helm.md (chart-readme rewrites it). helm comes from the localkube cache.

@@ -20,10 +20,10 @@ from bench.stats import summary_ms
 from bench.watch import PodRecord, PodWatch
 from localkube.config import BUSYBOX_IMAGE
 from shipway import GROUP, KIND, VERSION
+from shipway.compiler.pipeline import compile_pipeline
 from shipway.engine.manifests import claim_manifest, pod_manifest
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.planner import PodToCreate
-from shipway.spec.compiler import compile_pipeline
 
 RAW_LABEL = "shipway.dev/bench-raw"
 

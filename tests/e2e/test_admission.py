@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from shipway.cli import main
-from tests.unit.test_bad_corpus import FILES, expectation
+from tests.unit.compiler.test_bad_corpus import FILES, expectation
 
 from .conftest import SESSION_PREFIX
 from .pipelines import Kubectl, example

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_bad_corpus import FILES, expectation
+from tests.unit.compiler.test_bad_corpus import FILES, expectation
 
 from .pipelines import Kubectl, example
 

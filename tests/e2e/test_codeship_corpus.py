@@ -3,7 +3,7 @@
 
 Each runs as written, from a copy of its directory: ``image: busybox`` and ``FROM busybox``
 (``latest``) come from the local cluster's docker.io mirror; builds run in the cluster's
-BuildKit. The table of what converts is tests/unit/test_codeship_corpus.py.
+BuildKit. The table of what converts is tests/unit/codeship/test_corpus.py.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A camelCase service and one with '/' in its name, linked and reached by host name; an absolute
 host path shared by two steps (the claim's ``.shipway/host/tmp``); the same step name twice.
-The converter's side is tests/unit/test_codeship_shapes.py.
+The converter's side is tests/unit/codeship/test_shapes.py.
 """
 
 from __future__ import annotations

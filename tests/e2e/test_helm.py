@@ -235,7 +235,7 @@ def _webhook_answers(release: Release, namespace: str = "") -> bool:
 def test_the_in_cluster_webhook_refuses_what_validate_rejects(release: Release) -> None:
     """Every file the compiler (not the schema) refuses: refused at apply, validate's lines."""
     from tests.e2e.test_admission import validate_lines
-    from tests.unit.test_bad_corpus import FILES, expectation
+    from tests.unit.compiler.test_bad_corpus import FILES, expectation
 
     config = release.json("get", "validatingwebhookconfiguration", WEBHOOK_CONFIG(release))
     (hook,) = config["webhooks"]

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.test_bad_corpus import FILES, expectation
+from tests.unit.compiler.test_bad_corpus import FILES, expectation
 
 from .conftest import IN_CLUSTER_NAMESPACES, Image, OperatorProcess
 from .kube import Cluster

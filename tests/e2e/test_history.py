@@ -205,11 +205,11 @@ def test_an_operator_killed_while_archiving_archives_each_log_once_and_complete(
 
 
 def test_the_store_on_a_real_postgresql(cluster: Any, namespace: str, tmp_path: Any) -> None:
-    """The same store checks as on SQLite (tests/unit/test_history_store.py), each on a fresh
+    """The same store checks as on SQLite (tests/unit/history/test_history_store.py), each on a fresh
     database of a PostgreSQL 15 server running in the cluster (Debian's packages)."""
     import psycopg
 
-    from tests.unit import test_history_store as checks
+    from tests.unit.history import test_history_store as checks
 
     env = [
         {"name": "POSTGRES_PASSWORD", "value": "s3cret"},

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, pod_view
-from shipway.spec.compiler import CompiledPipeline, compile_pipeline
 
 NOW = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 REF = PipelineRef("demo", "ci", "uid-1", 1, "2026-11-27T11:59:00Z")

@@ -10,12 +10,12 @@ import pytest
 
 from shipway.cli.approve import decision_patch
 from shipway.cli.common import CommandError
+from shipway.compiler.crd import build_policy
+from shipway.compiler.errors import InvalidSpecError
 from shipway.controller.snapshot import PipelineSnapshot, approvals_written_at
 from shipway.engine.planner import Plan, Settings, plan
 from shipway.models import PipelinePhase, PipelineStatus
 from shipway.models.approval import APPROVAL_RULES, CREATE_RULE
-from shipway.spec.crd import build_policy
-from shipway.spec.errors import InvalidSpecError
 
 from .builders import NOW, REF, compiled, pod, spec
 

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from shipway.codeship import Options, convert_directory
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
 from shipway.engine.buildargs import render_args
 from shipway.engine.buildpods import BuildToCreate, buildctl_args
 from shipway.engine.objects import PipelineRef
 from shipway.models import SourceStatus, StepPhase
-from shipway.spec.builds import ResolvedBuild
-from shipway.spec.compiler import CompiledPipeline, compile_pipeline
-from shipway.spec.errors import InvalidSpecError
 
 from .builders import REF
 from .test_planner_builds import CHECKED_OUT, SEED, run

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.templates import literal
 from shipway.engine.buildpods import (
     SCRIPT,
     BuildConfig,
@@ -24,8 +26,6 @@ from shipway.engine.buildpods import (
     client_secret_manifest,
 )
 from shipway.engine.buildresult import parse_result
-from shipway.spec.builds import ResolvedBuild
-from shipway.spec.templates import literal
 
 FIXTURES = Path(__file__).parent / "fixtures" / "buildctl"
 DIGEST = "sha256:" + "ab" * 32

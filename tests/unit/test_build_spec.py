@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from shipway.spec.builds import ResolvedBuild
-from shipway.spec.compiler import compile_pipeline
-from shipway.spec.errors import InvalidSpecError
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.pipeline import compile_pipeline
 
 
 def _build(service: dict[str, Any]) -> ResolvedBuild | None:

@@ -22,9 +22,9 @@ from shipway.engine.manifests import PodOptions, pod_manifest
 from shipway.engine.planner import PodToCreate
 
 from .builders import REF, compiled
+from .controller.test_reconciler_hardening import once
 from .fakekube import FakeKube
 from .test_push import pipeline, push_pod
-from .test_reconciler_hardening import once
 
 FIXTURE = Path(__file__).parent / "fixtures" / "docker" / "add-docker.yaml"
 DOC: dict[str, Any] = yaml.safe_load(FIXTURE.read_text())

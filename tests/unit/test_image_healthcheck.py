@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
+from shipway.compiler.builds import ResolvedBuild
 from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
 from shipway.engine.containers import probe
 from shipway.engine.imageconfig import SCRIPT, as_healthcheck, parse_inspect
 from shipway.engine.manifests import pod_manifest
 from shipway.engine.pushpods import PushConfig
 from shipway.models import ImageHealthcheck, StepPhase
-from shipway.spec.builds import ResolvedBuild
 
 from .builders import REF, at, compiled
 from .test_planner_builds import DIGEST as BUILT

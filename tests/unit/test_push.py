@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.pipeline import compile_pipeline
 from shipway.engine.manifests import PodOptions, pod_manifest
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.planner import Plan, Settings, plan
 from shipway.engine.pushpods import SCRIPT, PushConfig, parse_push_result
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-from shipway.spec.compiler import compile_pipeline
-from shipway.spec.errors import InvalidSpecError
 
 from .builders import NOW, REF, at, compiled
 from .test_planner_builds import CHECKED_OUT, CONFIG, DIGEST, GIT, OWNER, build_pod, ok

@@ -238,7 +238,7 @@ def test_a_checked_out_branch_becomes_the_build_tag_for_filters() -> None:
             {"name": "not main", "service": "demo", "command": "true", "exclude": "main"},
         ],
     }
-    from shipway.spec.compiler import compile_pipeline
+    from shipway.compiler.pipeline import compile_pipeline
 
     before = {r.name: r.enabled for r in compile_pipeline(raw).runs}
     after = {r.name: r.enabled for r in compile_pipeline(raw, "main").runs}
@@ -253,9 +253,8 @@ def test_a_checked_out_branch_becomes_the_build_tag_for_filters() -> None:
 
 def test_status_shows_the_source_and_waiting_apart_from_running() -> None:
     from shipway.cli.statustree import status_tree
-
-    from .client_builders import NOW as CLI_NOW
-    from .client_builders import at, pipeline, step
+    from tests.unit.cli.client_builders import NOW as CLI_NOW
+    from tests.unit.cli.client_builders import at, pipeline, step
 
     body = pipeline(
         "Succeeded",

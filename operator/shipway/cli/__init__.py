@@ -16,10 +16,10 @@ from typing import Any, TextIO
 import yaml
 
 from shipway import GROUP, KIND, __version__
+from shipway.compiler.document import compile_doc, display_name, problem_lines
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.limits import OPERATOR_RECURSION_LIMIT, TooDeepToReadError, read_deep
 from shipway.engine.objects import PipelineRef
-from shipway.spec.document import compile_doc, display_name, problem_lines
-from shipway.spec.errors import InvalidSpecError
-from shipway.spec.limits import OPERATOR_RECURSION_LIMIT, TooDeepToReadError, read_deep
 
 PLACEHOLDER_UID = "00000000-0000-0000-0000-000000000000"
 
@@ -97,7 +97,7 @@ def cmd_render(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_crd(args: argparse.Namespace, out: TextIO) -> int:
-    from shipway.spec.crd import render
+    from shipway.compiler.crd import render
 
     out.write(render())
     return 0

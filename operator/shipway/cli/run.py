@@ -33,11 +33,11 @@ from shipway.cli.source import git_flags_given
 from shipway.cli.statustree import status_tree
 from shipway.cli.upload import UploadError, list_tree
 from shipway.codeship import Conversion
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.limits import TooDeepToReadError, read_deep
+from shipway.compiler.pipeline import compile_pipeline
 from shipway.history.logs import Masker
 from shipway.history.masking import masked_values
-from shipway.spec.compiler import compile_pipeline
-from shipway.spec.errors import InvalidSpecError
-from shipway.spec.limits import TooDeepToReadError, read_deep
 
 
 def _manifest_file(path: str) -> dict[str, Any]:

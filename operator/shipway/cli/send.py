@@ -19,10 +19,10 @@ from typing import Any
 from shipway.cli.cluster import ClusterError, PipelineApi
 from shipway.cli.format import is_finished, pipeline_status
 from shipway.cli.upload import Entry, UploadError, list_tree, totals, write_tar
+from shipway.compiler.source import Upload
 from shipway.engine.checkout import RECEIVER
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.prepare import source_pod_name
-from shipway.spec.source import Upload
 
 POLL_SECONDS = 0.25
 START_TIMEOUT = 300.0

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.pipeline import compile_pipeline
+from shipway.compiler.tree import Node, RunNode
 from shipway.engine.observe import parse_time
 from shipway.models import BuildStatus, PipelineStatus, StepPhase, StepStatus
-from shipway.spec.compiler import compile_pipeline
-from shipway.spec.errors import InvalidSpecError
-from shipway.spec.tree import Node, RunNode
 
 TreeKind = Literal["serial", "parallel", "manual", "group", "on_fail", "step"]
 BUILD_ID_PREFIX = "build-"

@@ -17,11 +17,11 @@ from shipway.codeship.report import Report
 from shipway.codeship.services import NoFiles, ProjectFiles, ServiceOptions, convert_services
 from shipway.codeship.steps import PLACEHOLDER_SERVICE, StepConverter
 from shipway.codeship.yamlfile import FileError, parse_file_text
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.pipeline import compile_pipeline
 from shipway.engine.naming import dns_label
 from shipway.models import CIContext
 from shipway.models.spec import SERVICE_NAME_PATTERN
-from shipway.spec.compiler import compile_pipeline
-from shipway.spec.errors import InvalidSpecError
 
 AES_KEY_FILE = "codeship.aes"
 SERVICES_FILES = ("codeship-services.yml", "docker-compose.yml")

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from shipway.spec.errors import ShipwayError
+from shipway.compiler.errors import ShipwayError
 
 
 class WarningKind(StrEnum):

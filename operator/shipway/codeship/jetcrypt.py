@@ -29,7 +29,7 @@ try:
 except ImportError:  # cryptography < 47: CFB was still one of the primitive modes
     from cryptography.hazmat.primitives.ciphers.modes import CFB
 
-from shipway.spec.errors import ShipwayError
+from shipway.compiler.errors import ShipwayError
 
 KEY_BYTES = 32
 IV_BYTES = 16

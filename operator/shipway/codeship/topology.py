@@ -10,7 +10,7 @@ from shipway.codeship import daemon
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.report import Report, join, scalar_text, string_list, type_name
 from shipway.codeship.yamlfile import text_of
-from shipway.spec.volumes import host_directory
+from shipway.compiler.volumes import host_directory
 
 
 class _Files(Protocol):

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from shipway.spec.limits import TooDeepToReadError, read_deep
+from shipway.compiler.limits import TooDeepToReadError, read_deep
 
 
 class RawInt(int):

@@ -1,6 +1,6 @@
 """The validating admission webhook: a bad Pipeline is refused at ``kubectl apply``.
 
-It runs :func:`shipway.spec.document.review`, the compiler ``shipway validate`` and the operator
+It runs :func:`shipway.compiler.document.review`, the compiler ``shipway validate`` and the operator
 use, so all three say the same thing. kopf serves it (``@kopf.on.validate``, its aiohttp
 ``WebhookServer`` with TLS and certificate reloading); only CREATE is reviewed, since the spec
 cannot change afterwards (the admission policy beside the CRD keeps it immutable) and reviewing
@@ -36,12 +36,12 @@ from urllib.parse import urlsplit
 import kopf
 
 from shipway import GROUP, PLURAL, VERSION
+from shipway.compiler.document import check_metadata, display_name, problem_lines, review
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.limits import structure_errors
 from shipway.controller import certs, webhookconfig
 from shipway.engine import docker
 from shipway.engine.docker import DockerConfig
-from shipway.spec.document import check_metadata, display_name, problem_lines, review
-from shipway.spec.errors import InvalidSpecError
-from shipway.spec.limits import structure_errors
 
 log = logging.getLogger("shipway.admission")
 DEFAULT_PORT = 9443

@@ -13,6 +13,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from shipway.compiler.errors import InvalidSpecError
+from shipway.compiler.pipeline import CompiledPipeline
 from shipway.controller.creates import CreatingApi
 from shipway.controller.podwatch import PodWatch, read_untrusted
 from shipway.controller.snapshot import PipelineSnapshot
@@ -27,8 +29,6 @@ from shipway.engine.claims import (
 from shipway.engine.manifests import claim_name
 from shipway.engine.objects import Key
 from shipway.models import PipelineStatus
-from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.errors import InvalidSpecError
 
 
 class ClaimWatch(PodWatch):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from shipway.compiler.source import parse_quantity
 from shipway.controller.historyconfig import HistorySettings, history_settings
 from shipway.engine.approval import DEFAULT_APPROVAL_TIMEOUT_SECONDS
 from shipway.engine.buildpods import DEFAULT_CLIENT_IMAGE, BuildConfig
@@ -32,7 +33,6 @@ from shipway.engine.planner import (
 from shipway.engine.pushpods import DEFAULT_PUSH_IMAGE, PushConfig
 from shipway.engine.steps import RETRY_GRACE_SECONDS
 from shipway.models.durations import parse_duration
-from shipway.spec.source import parse_quantity
 
 RESTRICTED: dict[str, Any] = {
     "allowPrivilegeEscalation": False,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from shipway.compiler.pipeline import CompiledPipeline
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import KubeError
 from shipway.engine.buildpods import BuildConfig, BuildToCreate
@@ -30,7 +31,6 @@ from shipway.engine.ownership import ANNOTATION_SEAL, seal, sealed
 from shipway.engine.planner import PodToCreate, Refusal
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.models import SourceStatus
-from shipway.spec.compiler import CompiledPipeline
 
 
 class CreatingApi(Protocol):

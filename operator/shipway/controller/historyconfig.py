@@ -6,12 +6,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from shipway.compiler.source import parse_quantity
 from shipway.history import retention
 from shipway.history.logs import DEFAULT_CAP
 from shipway.history.retention import Policy
 from shipway.history.store import store_url
 from shipway.models.durations import parse_duration
-from shipway.spec.source import parse_quantity
 
 
 @dataclass(frozen=True)

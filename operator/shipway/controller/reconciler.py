@@ -17,6 +17,8 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
+from shipway.compiler.errors import FieldError, InvalidSpecError
+from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
 from shipway.controller import metrics
 from shipway.controller.builder import BuildSecrets
 from shipway.controller.callpool import Priority
@@ -43,8 +45,6 @@ from shipway.engine.reasons import EventReason, PipelineReason, StepReason
 from shipway.engine.slots import NamespaceSlots
 from shipway.engine.steps import own
 from shipway.models import PipelineStatus
-from shipway.spec.compiler import CompiledPipeline, compile_pipeline
-from shipway.spec.errors import FieldError, InvalidSpecError
 
 log = logging.getLogger("shipway")
 

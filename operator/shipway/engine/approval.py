@@ -15,6 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from shipway.compiler.approval import gates
+from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.tree import GroupNode
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import format_time, parse_time
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
@@ -23,9 +26,6 @@ from shipway.models import PipelinePhase, PipelineStatus
 from shipway.models.approval import Approval
 from shipway.models.durations import parse_duration
 from shipway.models.status import GatePhase, GateStatus
-from shipway.spec.approval import gates
-from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.tree import GroupNode
 
 DEFAULT_APPROVAL_TIMEOUT_SECONDS = 7 * 24 * 3600.0
 """A gate nobody decides ends the pipeline after 7 days (``SHIPWAY_APPROVAL_TIMEOUT``)."""

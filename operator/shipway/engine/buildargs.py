@@ -9,13 +9,13 @@ Rendered from the resource and its status alone, so a restarted operator renders
 
 from __future__ import annotations
 
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.templates import render, values_from
 from shipway.engine.cienv import ci_environment
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import parse_time
 from shipway.models import SourceStatus
-from shipway.spec.builds import ResolvedBuild
-from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.templates import render, values_from
 
 
 def render_args(

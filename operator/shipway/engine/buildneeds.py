@@ -8,8 +8,8 @@ its image's ``HEALTHCHECK``, which its build therefore reads.
 
 from __future__ import annotations
 
-from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.tree import RunNode
+from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.tree import RunNode
 
 
 def needed_builds(compiled: CompiledPipeline, run: RunNode) -> tuple[str, ...]:

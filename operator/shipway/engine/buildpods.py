@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from shipway.compiler.builds import ResolvedBuild
 from shipway.engine.buildnames import build_task_id
 from shipway.engine.imageconfig import with_inspect
 from shipway.engine.naming import (
@@ -27,7 +28,6 @@ from shipway.engine.naming import (
     label_value,
 )
 from shipway.engine.pushpods import PushConfig
-from shipway.spec.builds import ResolvedBuild
 
 Manifest = dict[str, Any]
 LABEL_BUILD = "shipway.dev/build"

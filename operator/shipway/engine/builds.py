@@ -20,6 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
+from shipway.compiler.builds import ResolvedBuild
+from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.tree import RunNode
 from shipway.engine.buildargs import render_args
 from shipway.engine.buildnames import (
     build_pod_name,
@@ -46,9 +49,6 @@ from shipway.models import (
     SourceStatus,
     StepPhase,
 )
-from shipway.spec.builds import ResolvedBuild
-from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.tree import RunNode
 
 DEFAULT_CACHE_TAG = "default"
 UNREADABLE = "the image was built, but its HEALTHCHECK could not be read"

@@ -15,8 +15,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from shipway.compiler.source import CompiledSource, GitCheckout
 from shipway.engine.scripts import CHECKOUT, RECEIVE
-from shipway.spec.source import CompiledSource, GitCheckout
 
 DEFAULT_GIT_IMAGE = "localkube.shipway.dev/git:2.39"
 """The image with git (Debian's), ssh and busybox; ``SHIPWAY_GIT_IMAGE`` overrides it."""

@@ -6,10 +6,10 @@ its steps see, without importing the pod builders.
 
 from __future__ import annotations
 
+from shipway.compiler.pipeline import CompiledPipeline
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import parse_time
 from shipway.models import SourceStatus
-from shipway.spec.compiler import CompiledPipeline
 
 
 def ci_environment(

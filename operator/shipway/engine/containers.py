@@ -6,12 +6,12 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from shipway.compiler.services import ResolvedService
+from shipway.compiler.volumes import Mount
 from shipway.engine.naming import container_name
 from shipway.engine.objects import Manifest
 from shipway.models import Healthcheck
 from shipway.models.durations import parse_duration
-from shipway.spec.services import ResolvedService
-from shipway.spec.volumes import Mount
 
 WORKSPACE_VOLUME = "workspace"
 DEFAULT_CHECK_INTERVAL = 2.0

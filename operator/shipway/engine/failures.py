@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from shipway.compiler.errors import InvalidSpecError
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time
 from shipway.engine.planner import Plan, finished_plan
@@ -17,7 +18,6 @@ from shipway.engine.reasons import EventReason, PipelineReason
 from shipway.engine.report import EventToEmit, diff_events, succeeded_condition
 from shipway.engine.steps import halt, own
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
-from shipway.spec.errors import InvalidSpecError
 
 
 def invalid_plan(

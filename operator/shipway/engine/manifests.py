@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shipway import GROUP, KIND, VERSION
+from shipway.compiler.pipeline import CompiledPipeline
 from shipway.engine import docker
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.buildpods import BuildConfig, BuildToCreate, build_pod_manifest
@@ -45,7 +46,6 @@ from shipway.engine.planner import PodToCreate
 from shipway.engine.prepare import SOURCE_TASK, source_pod_name
 from shipway.engine.pushpods import GENERATOR_CONTAINER, PushConfig, push_pod_manifest
 from shipway.models import SourceStatus
-from shipway.spec.compiler import CompiledPipeline
 
 PROCESS_SEAL_KEY = secrets.token_bytes(32)
 """The seal key of an operator given none: its own pods are known until it restarts."""

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 
 # They live in spec, below the engine (the compiler checks names with them), re-exported here.
-from shipway.spec.dnsnames import dns_label as dns_label
-from shipway.spec.dnsnames import short_hash as short_hash
+from shipway.compiler.dnsnames import dns_label as dns_label
+from shipway.compiler.dnsnames import short_hash as short_hash
 
 LABEL_PIPELINE = "shipway.dev/pipeline"
 LABEL_STEP = "shipway.dev/step"

@@ -21,6 +21,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.source import GitCheckout
 from shipway.engine import approval
 from shipway.engine.buildpods import BuildConfig, BuildToCreate
 from shipway.engine.builds import Builds, Gate, build_secret_wanted
@@ -41,8 +43,6 @@ from shipway.engine.slots import NamespaceCap
 from shipway.engine.steps import RETRY_GRACE_SECONDS, Refusal, Steps, StepState, halt, own, recorded
 from shipway.engine.walk import Result, Walk
 from shipway.models import Healthcheck, PipelinePhase, PipelineStatus, StepPhase
-from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.source import GitCheckout
 
 __all__ = [
     "BuildToCreate",

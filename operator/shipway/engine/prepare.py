@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shipway.compiler.source import CompiledSource, GitCheckout, Upload
 from shipway.engine.checkout import CHECKOUT_TIMEOUT, parse_report, redact, task_title
 from shipway.engine.naming import pod_name
 from shipway.engine.objects import PipelineRef
@@ -21,7 +22,6 @@ from shipway.engine.outcome import outcome
 from shipway.engine.reasons import StepReason
 from shipway.engine.steps import Refusal, halt
 from shipway.models import PipelineStatus, SourceStatus, StepPhase
-from shipway.spec.source import CompiledSource, GitCheckout, Upload
 
 SOURCE_TASK = "source"
 """The source task's id: its pod's ``shipway.dev/step`` label (step ids are numbers)."""

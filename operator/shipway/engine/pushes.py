@@ -7,14 +7,14 @@ runs, naming the variable that has no value.
 
 from __future__ import annotations
 
+from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.templates import TemplateError, as_tag, render, values_from
+from shipway.compiler.tree import RunNode
 from shipway.engine.cienv import ci_environment
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import parse_time
 from shipway.engine.pushpods import PushTarget
 from shipway.models import SourceStatus
-from shipway.spec.compiler import CompiledPipeline
-from shipway.spec.templates import TemplateError, as_tag, render, values_from
-from shipway.spec.tree import RunNode
 
 
 def push_target(

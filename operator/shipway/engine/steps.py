@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shipway.compiler.tree import RunNode
 from shipway.engine.naming import pod_name
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, parse_time
@@ -18,7 +19,6 @@ from shipway.engine.outcome import Outcome, _seconds, outcome
 from shipway.engine.pushpods import GENERATOR_CONTAINER, parse_push_result
 from shipway.engine.reasons import StepReason
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
-from shipway.spec.tree import RunNode
 
 RETRY_GRACE_SECONDS = 120.0
 """How long a retry waits for the previous attempt's pod to go (a finalizer or a lost node

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from enum import Enum
 
+from shipway.compiler.tree import GroupNode, Node, RunNode
 from shipway.engine.reasons import StepReason
 from shipway.engine.steps import StepState
 from shipway.models import StepPhase
-from shipway.spec.tree import GroupNode, Node, RunNode
 
 
 class Result(Enum):

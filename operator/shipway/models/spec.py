@@ -4,7 +4,7 @@
 codeship-services.yml and codeship-steps.yml) so users can paste their files in. Everything
 Kubernetes-specific follows Kubernetes conventions (camelCase). Rules that the API server can
 check cheaply are attached as CEL rules (``x-kubernetes-validations``) and so reject bad input at
-``kubectl apply``; the rest is checked by :mod:`shipway.spec.compiler` with the same messages.
+``kubectl apply``; the rest is checked by :mod:`shipway.compiler.pipeline` with the same messages.
 """
 
 from __future__ import annotations

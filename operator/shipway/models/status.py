@@ -3,7 +3,7 @@
 It is also the operator's memory of finished steps, so that a pod deleted after its step ended
 cannot change the result. Kept compact and bounded: every text that comes from outside the spec
 (a kubelet's message, a reason) is clipped to a byte budget here, so the largest status a
-Pipeline can ever have follows from its spec (:mod:`shipway.spec.limits` refuses a spec whose
+Pipeline can ever have follows from its spec (:mod:`shipway.compiler.limits` refuses a spec whose
 worst case would not fit in etcd beside it).
 """
 
