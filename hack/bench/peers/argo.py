@@ -60,7 +60,9 @@ def module_dir(paths: Paths) -> Path:
 
 
 def crd_files(paths: Paths) -> list[Path]:
-    return sorted((module_dir(paths) / "manifests" / "base" / "crds" / "minimal").glob("*.yaml"))
+    return sorted(
+        (module_dir(paths) / "manifests" / "base" / "crds" / "minimal").glob("argoproj.io_*.yaml")
+    )
 
 
 def install_crds(kube: Kube, paths: Paths) -> None:

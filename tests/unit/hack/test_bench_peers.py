@@ -9,7 +9,7 @@ from bench.peers import work
 from bench.peers.measure import by_pipeline, gaps
 from bench.procs import _complete_stage
 from bench.watch import PodRecord
-from shipway.spec.compiler import compile_pipeline
+from shipway.compiler.pipeline import compile_pipeline
 
 
 def _run(script: str, cwd: Path) -> int:
