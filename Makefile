@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 export PYTHONPATH := $(CURDIR)/operator:$(CURDIR)/hack
 
 .PHONY: venv host-deps test test-unit test-e2e lint typecheck crd crd-check docs docs-check check \
-        cluster-up cluster-down cluster-status demo bench clean \
+        cluster-up cluster-down cluster-status demo bench bench-peers clean \
         chart-check chart-readme buildkit-manifest operator-image image-lock
 
 $(STAMP): pyproject.toml
@@ -119,6 +119,13 @@ BENCH_SCALE ?= 1
 
 bench: $(STAMP) cluster-up
 	BENCH_OUT=$(BENCH_OUT) BENCH_SCALE=$(BENCH_SCALE) $(PY) -m bench
+
+## Side by side with Argo Workflows v4.0.5 (issue 29): builds its controller and executor from
+## the Go module proxy on first use (cached by version), installs it for the run, removes it.
+BENCH_PEERS_OUT ?= bench-peers.json
+
+bench-peers: $(STAMP) cluster-up
+	BENCH_OUT=$(BENCH_PEERS_OUT) $(PY) -m bench.peers
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

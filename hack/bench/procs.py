@@ -207,13 +207,18 @@ options:
 
 
 def _complete_stage(source: Path) -> str:
-    """kwok's fast pod-complete stage, for pods owned by a Pipeline instead of a Job."""
+    """kwok's fast pod-complete stage, for pods owned by a Pipeline (or, for ``make
+    bench-peers``, by an Argo Workflow) instead of a Job."""
     text = source.read_text()
     if "- 'Job'" not in text or "name: pod-complete" not in text:
         raise RuntimeError(f"unexpected kwok stage {source}")
-    return text.replace("- 'Job'", "- 'Pipeline'").replace(
-        "name: pod-complete", "name: shipway-pod-complete"
-    )
+    lines = [
+        line
+        for line in text.splitlines(keepends=True)
+        if line.strip() not in ("- 'Pipeline'", "- 'Workflow'")
+    ]
+    kinds = "".join(lines).replace("- 'Job'\n", "- 'Pipeline'\n      - 'Workflow'\n")
+    return kinds.replace("name: pod-complete", "name: shipway-pod-complete")
 
 
 class FakeNodes:
