@@ -18,14 +18,28 @@ import pytest
 
 import demo_operator
 
+from .conftest import OperatorProcess
 from .kube import Cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def demo(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
-    """The demo's operator for ``namespace``: (namespace, its webhook configuration's name)."""
+def demo(
+    cluster: Cluster, namespace: str, tmp_path: Path, shipway_operator: OperatorProcess | None
+) -> Iterator[tuple[str, str]]:
+    """The demo's operator for ``namespace``: (namespace, its webhook configuration's name).
+
+    The session's own operator reviews every namespace of the session through its webhook; it
+    is set aside meanwhile, so that a refusal can only come from the demo's webhook."""
+    if shipway_operator is None:
+        yield from _demo(cluster, namespace, tmp_path)
+        return
+    with shipway_operator.webhook_removed():
+        yield from _demo(cluster, namespace, tmp_path)
+
+
+def _demo(cluster: Cluster, namespace: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     config = f"shipway-demo-test-{secrets.token_hex(3)}"
     env = dict(os.environ)
