@@ -33,6 +33,7 @@ from .pipelines import Kubectl
 from .test_admission import refused_like_validate
 from .test_helm import (
     CHART,
+    FULLNAME,
     RELEASE,
     STEP_ACCOUNT,
     WAIT,
@@ -117,9 +118,13 @@ def test_install_in_all_namespaces_mode(release: Release) -> None:
     names = {
         k: _names(release.json("get", k, "-l", SELECTOR)["items"]) for k in CLUSTER_KINDS.split(",")
     }
+    # Besides the release's own role, the history read API's: authenticated users pass the API
+    # server's gate on runs (the operator decides), and the operator may ask who is asking.
+    reader = f"{FULLNAME}.{release.namespace}.history-reader"
+    delegator = f"{FULLNAME}.{release.namespace}.history-auth-delegator"
     assert names == {
-        "clusterroles": {RELEASE},
-        "clusterrolebindings": {RELEASE},
+        "clusterroles": {RELEASE, reader},
+        "clusterrolebindings": {RELEASE, reader, delegator},
         "clusterkopfpeerings": {RELEASE},
         "validatingwebhookconfigurations": {WEBHOOK_CONFIG(release)},
     }
