@@ -230,9 +230,9 @@ HISTORY_API = "/apis/history.shipway.dev/v1alpha1"
 
 @pytest.mark.xfail(
     strict=False,
-    reason="issue 24, under investigation: in the full suite on a freshly started cluster the "
-    "APIService v1alpha1.history.shipway.dev stayed unavailable for 300 s (2026-12-06, 14:24); "
-    "the same test passes when run alone or after other helm tests",
+    reason="issue 24, under investigation: with the session's host operator running (any "
+    "earlier test that starts it, e.g. test_bad_input), the release's APIService "
+    "v1alpha1.history.shipway.dev stays unavailable for 300 s; without it the test passes",
 )
 def test_history_api_answers_each_user_with_their_own_rights(
     release: Release, tmp_path: Path
