@@ -216,7 +216,7 @@ def _up(paths: Paths, targets: tuple[str, ...]) -> None:
 
 
 def _registry_auth(paths: Paths, lay: Layout) -> None:
-    """Token auth for the registry when ``SHIPWAY_LOCALKUBE_REGISTRY_AUTH=token`` asks for it
+    """Token auth for the registry unless ``SHIPWAY_LOCALKUBE_REGISTRY_AUTH=none`` turns it off
     (``registrytoken``): the token service on the host, its name in the node's mount
     namespace, its Service and the operator's key; off, nothing but localkube's crane going
     back to no credential."""

@@ -1,8 +1,8 @@
-"""Per-namespace rights on the local cluster's registry (issue #30, item 3), behind a setting.
+"""Per-namespace rights on the local cluster's registry (issue #30, item 3), on by default.
 
-``SHIPWAY_LOCALKUBE_REGISTRY_AUTH=token`` at ``localkube up`` switches the main registry from
-no authentication to distribution's token auth, with Shipway's token service
-(``shipway registry-token serve``) as its realm. Unset (or ``none``) it stays open, as before.
+``localkube up`` runs the main registry with distribution's token auth, with Shipway's token
+service (``shipway registry-token serve``) as its realm. ``SHIPWAY_LOCALKUBE_REGISTRY_AUTH``
+unset or ``token`` keeps it so (the default); ``none`` leaves the registry open, as it was before.
 What each identity may do is ``shipway.registryauth.policy``'s: a namespace pulls and pushes
 ``<namespace>/…``, anyone pulls the mirror (``library/*``, ``docker/*``: so kubelet pulls of
 ``image: busybox`` need no credential), nothing lists the catalog or writes the mirror but the
@@ -68,11 +68,12 @@ PUBLIC_PREFIXES = ("library/", "docker/", "shipway-dev/")
 
 
 def wanted(env: dict[str, str] | None = None) -> bool:
-    """Whether ``up`` turns token auth on (the setting; off by default)."""
+    """Whether ``up`` turns token auth on (the setting; on by default: a registry every
+    namespace could write, the mirror included, is not one a CI cluster should have)."""
     value = (env if env is not None else dict(os.environ)).get(SETTING, "").strip().lower()
-    if value in ("", "none", "off"):
+    if value in ("none", "off"):
         return False
-    if value == "token":
+    if value in ("", "token"):
         return True
     raise LocalkubeError(f"{SETTING} is 'token' or 'none', not {value!r}")
 

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
 from localkube import config as lk_config  # noqa: E402
-from localkube import imageset, mirror, retention  # noqa: E402
+from localkube import imageset, mirror, registrytoken, retention  # noqa: E402
 from localkube.config import Paths  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -238,3 +238,30 @@ def test_prune_deletes_a_pipelines_repositories_and_nothing_else(
     assert mirror.remote_digest(paths, f"{host}/{namespace}/p1/app:1") is None
     assert mirror.remote_digest(paths, f"{host}/{namespace}/p10/app:1") is not None
     assert mirror.remote_digest(paths, f"{host}/library/busybox:latest") is not None
+
+
+def test_a_pod_with_its_namespaces_credential_reaches_only_its_own_repositories(
+    cluster: Cluster, namespace: str
+) -> None:
+    """Issue #30 item 3 on the cluster's own registry (token auth is ``localkube up``'s
+    default): a step holding its namespace's credential pushes its own repository, and is
+    refused the catalog, another namespace's repository and the mirror's ``library/*``."""
+    if not registrytoken.active(Paths.default()):
+        pytest.skip("the cluster's registry runs without token auth (AUTH=none)")
+    own, other = f"{REGISTRY}/{namespace}/mine:1", f"{REGISTRY}/not-{namespace}/theirs:1"
+    src = f"{REGISTRY}/library/busybox:latest"
+    moves = {
+        "own": f"crane copy {src} {own}",
+        "catalog": f"crane catalog {REGISTRY}",
+        "other": f"crane copy {src} {other}",
+        "mirror": f"crane copy {src} {REGISTRY}/library/busybox:e2e-{secrets.token_hex(3)}",
+    }
+    script = "; ".join(f"{cmd} >/dev/null 2>&1; echo {name}=$?" for name, cmd in moves.items())
+    cluster.apply(namespace, with_credential(cluster, namespace, _crane_pod("moves", script)))
+    cluster.wait_pod(namespace, "moves")
+    out = cluster.logs(namespace, "moves")
+    codes = dict(line.split("=", 1) for line in out.split() if "=" in line)
+    assert codes.get("own") == "0", out
+    assert codes.get("catalog") not in (None, "0"), out
+    assert codes.get("other") not in (None, "0"), out
+    assert codes.get("mirror") not in (None, "0"), out

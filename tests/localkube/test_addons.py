@@ -193,7 +193,7 @@ def test_token_auth_config_is_what_distribution_reads() -> None:
         "jwks": "/etc/jwks.json",
         "signingalgorithms": ["ES256"],
     }
-    # Off by default (SHIPWAY_LOCALKUBE_REGISTRY_AUTH): the config has no auth section.
+    # Without token auth (SHIPWAY_LOCALKUBE_REGISTRY_AUTH=none) the config has no auth section.
     assert "auth:" not in registry.registry_config()
 
 

@@ -29,9 +29,11 @@ def _paths(tmp_path: Path) -> Paths:
     return Paths(cache=tmp_path / "cache", state=tmp_path / "state", run=tmp_path / "run")
 
 
-def test_the_setting_is_off_unless_it_says_token() -> None:
-    assert not registrytoken.wanted({})
+def test_the_setting_is_on_unless_it_says_none() -> None:
+    assert registrytoken.wanted({})
+    assert registrytoken.wanted({registrytoken.SETTING: ""})
     assert not registrytoken.wanted({registrytoken.SETTING: "none"})
+    assert not registrytoken.wanted({registrytoken.SETTING: "off"})
     assert registrytoken.wanted({registrytoken.SETTING: "Token"})
     with pytest.raises(LocalkubeError, match="SHIPWAY_LOCALKUBE_REGISTRY_AUTH"):
         registrytoken.wanted({registrytoken.SETTING: "htpasswd"})

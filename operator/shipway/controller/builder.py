@@ -17,7 +17,11 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from shipway.controller.kube import KubeError
-from shipway.controller.registrycreds import CredentialError, RegistryCredentials
+from shipway.controller.registrycreds import (
+    CredentialError,
+    RegistryCredentials,
+    pull_secret_name,
+)
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.pods.buildpods import client_secret_manifest
@@ -216,6 +220,12 @@ class BuildSecrets:
 
     async def drop(self, ref: PipelineRef) -> None:
         await self.api.delete_secret(ref.namespace, build_secret_name(ref.name, ref.uid))
+
+    async def drop_pull(self, ref: PipelineRef) -> None:
+        """The run is over: its pull Secret (the namespace's registry credential) goes too, so
+        no credential outlives the pods that needed it."""
+        if self.credentials.enabled:
+            await self.api.delete_secret(ref.namespace, pull_secret_name(ref))
 
 
 class BuildSecretError(Exception):

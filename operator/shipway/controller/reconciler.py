@@ -317,6 +317,8 @@ class Reconciler:
             # Done: from now on only a stray pod is stopped, which needs no spec.
             for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
                 del self.compiled[done]
+            if result.status.builds:
+                await self.build_secrets.drop_pull(snap.ref)
         await self._finish(snap, result)
         if result.build_secret is False:
             await self.build_secrets.drop(snap.ref)

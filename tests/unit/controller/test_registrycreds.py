@@ -83,6 +83,20 @@ def test_the_build_secret_holds_the_namespaces_own_credential_never_the_push_sec
     assert a["auths"][REGISTRY]["password"] != b["auths"][REGISTRY]["password"]
 
 
+def test_the_pull_secret_goes_when_the_run_is_over() -> None:
+    kube = _with_key(_local())
+    secrets = BuildSecrets(kube, CONFIG, clock=lambda: 0.0)
+    ref = PipelineRef("p", "team-a", "uid-a")
+    other = PipelineRef("q", "team-a", "uid-q")
+    assert asyncio.run(secrets.ensure(ref)) is None
+    assert asyncio.run(secrets.ensure(other)) is None
+    asyncio.run(secrets.drop_pull(ref))
+    assert ("team-a", pull_secret_name(ref)) not in kube.secrets
+    # a neighbour's run keeps its own
+    assert ("team-a", pull_secret_name(other)) in kube.secrets
+    asyncio.run(secrets.drop_pull(ref))  # again: harmless
+
+
 def test_a_missing_or_short_key_refuses_builds_naming_the_secret() -> None:
     kube = _local()
     secrets = BuildSecrets(kube, CONFIG, clock=lambda: 0.0)
