@@ -146,9 +146,9 @@ def _registry_access(
     """How the hand build reaches the registry: as it is, or, with the local cluster's
     registry on token auth, with the namespace's credential (buildctl fetches the tokens) and
     inside the node's mount namespace, where the token service's name resolves."""
-    from localkube import registrytoken
+    from localkube.addons.registry import token as registrytoken
+    from localkube.cluster.runtime import in_node_mounts
     from localkube.config import Paths
-    from localkube.runtime import in_node_mounts
     from shipway.registryauth.credentials import docker_config, namespace_password
 
     paths = Paths.default()

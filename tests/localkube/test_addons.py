@@ -15,20 +15,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
-from localkube import (  # noqa: E402
-    build,
-    cluster,
-    components,
-    config,
-    dns,
-    hostdeps,
-    mirror,
-    pki,
-    registry,
-    retention,
-)
+from localkube import config  # noqa: E402
+from localkube.addons import dns  # noqa: E402
+from localkube.addons.registry import mirror, retention  # noqa: E402
+from localkube.addons.registry import server as registry  # noqa: E402
+from localkube.cluster import components, pki  # noqa: E402
+from localkube.cluster import lifecycle as cluster  # noqa: E402
 from localkube.config import Paths  # noqa: E402
 from localkube.errors import LocalkubeError  # noqa: E402
+from localkube.toolchain import build, hostdeps  # noqa: E402
 
 CA = Path("/state/pki/ca.crt")
 

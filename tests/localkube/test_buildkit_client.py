@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
-from localkube.buildkit_client import CLIENT_SCRIPT  # noqa: E402
+from localkube.addons.buildkit.client import CLIENT_SCRIPT  # noqa: E402
 
 REFUSED = (
     'error: failed to list workers: Unavailable: connection error: desc = "transport: Error'
@@ -199,7 +199,7 @@ def test_a_build_over_its_time_limit_is_stopped(run: Run) -> None:
 def test_the_server_certificate_names_the_address_clients_dial() -> None:
     from urllib.parse import urlparse
 
-    from localkube import buildkit
+    from localkube.addons.buildkit import builder as buildkit
 
     server, client = buildkit.cert_specs("10.96.7.7")
     assert urlparse(buildkit.ADDRESS).hostname in server.dns_names
@@ -226,7 +226,7 @@ REBUILD_LOG = """#6 [1/3] FROM docker.io/library/ruby:3.1@sha256:2afb
 
 
 def test_build_steps_and_cached_ones_are_read_from_the_plain_progress_log() -> None:
-    from localkube.buildkit_build import steps
+    from localkube.addons.buildkit.build import steps
 
     names, cached = steps(REBUILD_LOG)
     assert names == (

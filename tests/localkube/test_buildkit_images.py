@@ -15,7 +15,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
-from localkube import images  # noqa: E402
+from localkube.images import oci as images  # noqa: E402
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setcap") is None, reason="setcap needs root")

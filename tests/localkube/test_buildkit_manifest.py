@@ -3,7 +3,9 @@ BuildKit's objects are the chart's committed rendering with the cluster's CA put
 
 from __future__ import annotations
 
-from localkube import buildkit, buildkit_manifest, registry
+from localkube.addons.buildkit import builder as buildkit
+from localkube.addons.buildkit import manifest as buildkit_manifest
+from localkube.addons.registry import server as registry
 
 CA = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
 

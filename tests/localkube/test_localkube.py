@@ -18,8 +18,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
-from localkube import cli, host, images, kubeconfig, pki  # noqa: E402
+from localkube import cli  # noqa: E402
+from localkube.cluster import host, kubeconfig, pki  # noqa: E402
 from localkube.errors import LocalkubeError  # noqa: E402
+from localkube.images import oci as images  # noqa: E402
 
 
 def _rootfs(tmp_path: Path) -> Path:
@@ -147,7 +149,7 @@ def test_certificates_name_the_node_and_the_service_address(tmp_path: Path) -> N
 
 
 def test_a_fake_node_counts_only_once_the_node_controller_lifts_not_ready() -> None:
-    from localkube import kwok
+    from localkube.addons import kwok
 
     ready = {"status": {"conditions": [{"type": "Ready", "status": "True"}]}}
     own_taint = {"key": "kwok.x-k8s.io/node", "value": "fake", "effect": "NoSchedule"}

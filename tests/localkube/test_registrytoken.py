@@ -17,7 +17,10 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
-from localkube import config, pki, registry, registrytoken  # noqa: E402
+from localkube import config  # noqa: E402
+from localkube.addons.registry import server as registry  # noqa: E402
+from localkube.addons.registry import token as registrytoken  # noqa: E402
+from localkube.cluster import pki  # noqa: E402
 from localkube.config import Paths  # noqa: E402
 from localkube.errors import LocalkubeError  # noqa: E402
 from shipway.controller.builder import LOCAL  # noqa: E402
@@ -127,7 +130,7 @@ def test_the_service_runs_this_checkouts_shipway() -> None:
     # the operator's own image is public like the mirror: the chart's e2e install pulls it
     publics = [argv[i + 1] for i, a in enumerate(argv) if a == "--public-prefix"]
     assert publics == ["library/", "docker/", "shipway-dev/"]
-    from localkube.buildkit_build import OPERATOR_REPOSITORY
+    from localkube.addons.buildkit.build import OPERATOR_REPOSITORY
 
     assert OPERATOR_REPOSITORY.split("/", 1)[1].startswith(publics[2])
 
@@ -164,7 +167,9 @@ def test_up_starts_the_service_names_it_on_the_node_and_applies_its_objects(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """``up``'s token step, its side effects recorded instead of run."""
-    from localkube import addons, cluster, components, host
+    from localkube.addons import rollout as addons
+    from localkube.cluster import components, host
+    from localkube.cluster import lifecycle as cluster
 
     paths = _paths(tmp_path)
     keys = pki.ensure(paths.pki, "192.0.2.10", "node")
