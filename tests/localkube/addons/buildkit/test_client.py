@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[4]
 sys.path.insert(0, str(ROOT / "hack"))
 
 from localkube.addons.buildkit.client import CLIENT_SCRIPT  # noqa: E402
