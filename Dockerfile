@@ -4,7 +4,7 @@
 #
 #   docker build -t ghcr.io/shipway-dev/shipway:0.1.0 .
 #
-# The local cluster builds this very file with its BuildKit (hack/localkube/buildkit_build.py,
+# The local cluster builds this very file with its BuildKit (hack/localkube/addons/buildkit/build.py,
 # `make operator-image`): the base and the `# syntax=` frontend come from its docker.io mirror.
 #
 # The base is pinned by exact tag; pin it by digest too (debian:12.11-slim@sha256:...) in a

@@ -58,13 +58,13 @@ chart-check: $(STAMP)
 	$(VENV)/bin/ruff format --check docker hack/chart_check.py
 	$(VENV)/bin/mypy --strict hack/chart_check.py docker/prune_venv.py
 	$(PY) hack/chart_check.py --helm $(HELM)
-	$(PY) -m localkube.buildkit_manifest --helm $(HELM)
+	$(PY) -m localkube.addons.buildkit.manifest --helm $(HELM)
 
 ## BuildKit's objects as the chart renders them, kept in the tree so that `make demo` needs no
-## Helm (hack/localkube/buildkit_manifest.py); chart-check fails when they drift.
+## Helm (hack/localkube/addons/buildkit/manifest.py); chart-check fails when they drift.
 buildkit-manifest: $(STAMP)
 	$(PY) -m localkube build helm
-	$(PY) -m localkube.buildkit_manifest --helm $(HELM) --write
+	$(PY) -m localkube.addons.buildkit.manifest --helm $(HELM) --write
 
 chart-readme: $(STAMP)
 	$(PY) hack/chart_check.py --write
@@ -72,10 +72,10 @@ chart-readme: $(STAMP)
 ## The operator image built from the Dockerfile by the local cluster's BuildKit, pushed to its
 ## registry (docs/buildkit.md).
 operator-image: $(STAMP)
-	$(PY) -m localkube.buildkit_build
+	$(PY) -m localkube.addons.buildkit.build
 
 image-lock: $(STAMP)
-	$(PY) -m localkube.operator_image --lock
+	$(PY) -m localkube.images.operator --lock
 
 check: lint typecheck crd-check docs-check chart-check
 

@@ -146,9 +146,9 @@ def _registry_access(
     """How the hand build reaches the registry: as it is, or, with the local cluster's
     registry on token auth, with the namespace's credential (buildctl fetches the tokens) and
     inside the node's mount namespace, where the token service's name resolves."""
-    from localkube import registrytoken
+    from localkube.addons.registry import token as registrytoken
+    from localkube.cluster.runtime import in_node_mounts
     from localkube.config import Paths
-    from localkube.runtime import in_node_mounts
     from shipway.registryauth.credentials import docker_config, namespace_password
 
     paths = Paths.default()
@@ -279,64 +279,28 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
     hand = Hand(kube, workdir, namespace)
     results: dict[str, Any] = {"namespace": namespace, "repeats": REPEATS}
     samples: dict[str, list[Sample]] = {"cold": [], "unchanged": [], "one_file_changed": []}
+
+    def measure(ship: Path, by_hand: Path, *, cached: bool) -> Sample:
+        """One build on each side: ``cold`` without a cache, ``warm`` with the cache images."""
+        return one(
+            kube, namespace, watch, hand, shipway_dir=ship, hand_dir=by_hand,
+            name="warm" if cached else "cold", cached=cached,
+        )  # fmt: skip
+
     try:
         operator.start(kube.kubeconfig)
         operator.wait_ready()
         # cold: no cache on either side
         ship, by_hand = project(workdir / "cold-s", False), project(workdir / "cold-h", False)
-        for _ in range(REPEATS):
-            samples["cold"].append(
-                one(
-                    kube,
-                    namespace,
-                    watch,
-                    hand,
-                    shipway_dir=ship,
-                    hand_dir=by_hand,
-                    name="cold",
-                    cached=False,
-                )
-            )
+        samples["cold"] = [measure(ship, by_hand, cached=False) for _ in range(REPEATS)]
         # cached: a first run each to fill the caches, then unchanged, then one file changed
         ship, by_hand = project(workdir / "warm-s", True), project(workdir / "warm-h", True)
-        one(
-            kube,
-            namespace,
-            watch,
-            hand,
-            shipway_dir=ship,
-            hand_dir=by_hand,
-            name="warm",
-            cached=True,
-        )
-        for _ in range(REPEATS):
-            samples["unchanged"].append(
-                one(
-                    kube,
-                    namespace,
-                    watch,
-                    hand,
-                    shipway_dir=ship,
-                    hand_dir=by_hand,
-                    name="warm",
-                    cached=True,
-                )
-            )
+        measure(ship, by_hand, cached=True)
+        samples["unchanged"] = [measure(ship, by_hand, cached=True) for _ in range(REPEATS)]
         for count in range(REPEATS):
             touch(ship, "shipway", f"{run_id}-{count}")
             touch(by_hand, "hand", f"{run_id}-{count}")
-            samples["one_file_changed"].append(
-                one(
-                    kube,
-                    namespace,
-                    watch,
-                    hand,
-                    shipway_dir=ship,
-                    hand_dir=by_hand,
-                    name="warm",
-                    cached=True,
-                )
-            )
+            samples["one_file_changed"].append(measure(ship, by_hand, cached=True))
     finally:
         operator.stop()
         watch.stop()

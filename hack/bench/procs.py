@@ -252,8 +252,9 @@ class FakeNodes:
         }
 
     def start(self, count: int, pods_per_node: int) -> None:
-        from localkube import build, kwok
+        from localkube.addons import kwok
         from localkube.config import Paths
+        from localkube.toolchain import build
 
         paths = Paths.default()
         binary = build.build(build.KWOK, paths, log=False) / "kwok"

@@ -30,8 +30,9 @@ from typing import Any
 
 from bench.kube import Kube, kubectl_binary
 from bench.procs import ROOT, Operator
-from localkube import gitimages, gitserver
+from localkube.addons import gitserver
 from localkube.config import Paths
+from localkube.images import git as gitimages
 from shipway import GROUP, KIND, VERSION
 
 FILES = 5000

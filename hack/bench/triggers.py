@@ -29,9 +29,9 @@ from kubernetes import watch
 from bench.kube import Kube
 from bench.procs import ROOT, Operator, free_port
 from bench.stats import percentile, summary_ms
-from localkube import gitea as gitea_addon
+from localkube.addons.gitea import server as gitea_addon
+from localkube.addons.gitea.client import Gitea, Work
 from localkube.config import Paths
-from localkube.giteaclient import Gitea, Work
 
 PUSHES = 10
 HOST_FROM_PODS = "10.244.0.1"

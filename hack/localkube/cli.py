@@ -7,21 +7,15 @@ import sys
 import time
 from collections.abc import Sequence
 
-from localkube import (
-    build,
-    cleanup,
-    cluster,
-    config,
-    host,
-    hostdeps,
-    imageset,
-    kwok,
-    mirror,
-    pki,
-    retention,
-)
+from localkube import config
+from localkube.addons import kwok
+from localkube.addons.registry import mirror, retention
+from localkube.cluster import cleanup, host, pki
+from localkube.cluster import lifecycle as cluster
 from localkube.config import Paths
 from localkube.errors import LocalkubeError
+from localkube.images import recipes as imageset
+from localkube.toolchain import build, hostdeps
 
 
 def _parser() -> argparse.ArgumentParser:

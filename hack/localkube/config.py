@@ -80,6 +80,8 @@ PAUSE_IMAGE = f"registry.k8s.io/pause:{PAUSE_VERSION}"
 BUSYBOX_IMAGE = "docker.io/library/busybox:1.36"
 REDIS_IMAGE = "docker.io/library/redis:7.0"
 LOCAL_PATH_IMAGE = f"localkube.shipway.dev/local-path-provisioner:{LOCAL_PATH_PROVISIONER_VERSION}"
+COREDNS_IMAGE = f"localkube.shipway.dev/coredns:{COREDNS_VERSION}"
+REGISTRY_IMAGE = f"localkube.shipway.dev/registry:{REGISTRY_VERSION}"
 STORAGE_CLASS = "local-path"
 PROVISIONER_NAME = "rancher.io/local-path"
 
@@ -102,6 +104,9 @@ HOST_COMMANDS: dict[str, str] = {
     "debootstrap": "debootstrap",
     "chroot": "coreutils",
 }
+#: The repository (chart, Dockerfile, operator sources): localkube is its ``hack/localkube``.
+#: Modules that need it use this, never a ``parents[n]`` of their own, so moving one keeps it.
+REPO = Path(__file__).resolve().parents[2]
 CNI_BIN_DIR = Path("/usr/lib/cni")
 BUSYBOX_BINARY = Path("/bin/busybox")
 

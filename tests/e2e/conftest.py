@@ -50,7 +50,7 @@ IN_CLUSTER_NAMESPACES = "shipway-helm-*"
 SESSION_PREFIX = f"e2e-{secrets.token_hex(2)}-"
 sys.path.insert(0, str(ROOT / "hack"))
 
-from localkube import cluster as localkube_cluster  # noqa: E402
+from localkube.cluster import lifecycle as localkube_cluster  # noqa: E402
 from localkube.config import Paths  # noqa: E402
 
 
@@ -95,7 +95,7 @@ def cluster() -> Iterator[Cluster]:
         found = Cluster(paths.kubeconfig, _kubectl_binary(paths), local=True)
         # The image of checkout and upload pods (`shipway run --dir` uploads): `localkube up`
         # imports it; a cluster started by an older checkout may lack it.
-        from localkube import gitimages
+        from localkube.images import git as gitimages
 
         gitimages.ensure(paths, import_into=paths.containerd_socket, names=("git",))
     with pytest.MonkeyPatch.context() as mp:
@@ -303,7 +303,7 @@ class Image:
 
 @pytest.fixture(scope="session")
 def helm_binary(cluster: Cluster) -> str:
-    from localkube import build
+    from localkube.toolchain import build
 
     return str(build.build(build.HELM, Paths.default(), log=False) / "helm")
 
@@ -316,7 +316,7 @@ def operator_image(cluster: Cluster) -> Image:
         return Image(given, "")
     if not cluster.local:
         pytest.skip("set SHIPWAY_E2E_OPERATOR_IMAGE to an image this cluster can pull")
-    from localkube.buildkit_build import build_operator_image
+    from localkube.addons.buildkit.build import build_operator_image
 
     result = build_operator_image()
     print(
@@ -335,8 +335,8 @@ def git_server_image(cluster: Cluster) -> None:
     every test that starts a git server needs it, whatever ran before it."""
     if cluster.local:
         sys.path.insert(0, str(ROOT / "hack"))
-        from localkube import gitimages
         from localkube.config import Paths
+        from localkube.images import git as gitimages
 
         gitimages.ensure(Paths.default(), import_into=Paths.default().containerd_socket)
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from localkube.giteaclient import Gitea, Work
+from localkube.addons.gitea.client import Gitea, Work
 
 __all__ = ["HOST_FROM_PODS", "Gitea", "Work", "post", "project", "start_triggers"]
 

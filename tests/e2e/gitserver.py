@@ -1,4 +1,4 @@
-"""A real git server in the cluster for the source tests: hack/localkube/gitimages.py's image.
+"""A real git server in the cluster for the source tests: hack/localkube/images/git.py's image.
 
 One pod and Service per test session, in its own namespace: ``git daemon`` (git://, public
 repositories), busybox httpd + ``git http-backend`` (http://, public and, behind basic auth,
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localkube import gitserver as server
+from localkube.addons import gitserver as server
 
 from .kube import Cluster
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from localkube import registry as lk_registry
-from localkube import registrytoken
+from localkube.addons.registry import server as lk_registry
+from localkube.addons.registry import token as registrytoken
+from localkube.cluster.runtime import in_node_mounts
 from localkube.config import Paths
-from localkube.runtime import in_node_mounts
 from shipway.controller.builder import LOCAL
 from shipway.registryauth.credentials import docker_config, namespace_password
 

@@ -11,7 +11,7 @@
   cache volume is named too (a throwaway buildkitd whose state is a 64 MiB tmpfs).
 * The builder runs with the cache cap and parallelism it was configured with.
 
-On the local cluster the builder is deployed (or found) by ``localkube.buildkit``.
+On the local cluster the builder is deployed (or found) by ``localkube.addons.buildkit.builder``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ class Builder:
 def builder(cluster: Cluster) -> Builder:
     if not cluster.local:
         pytest.skip("BuildKit e2e tests need the local cluster's builder and registry")
-    from localkube import buildkit, buildkit_images, registry
+    from localkube.addons.buildkit import builder as buildkit
+    from localkube.addons.buildkit import images as buildkit_images
+    from localkube.addons.registry import server as registry
     from localkube.config import Paths
 
     started = time.monotonic()
@@ -166,7 +168,7 @@ def run_pod(
 def test_a_pod_with_client_certificates_builds_pushes_and_a_second_pod_runs_it_by_digest(
     cluster: Cluster, builder: Builder, namespace: str
 ) -> None:
-    from localkube.buildkit_build import steps
+    from localkube.addons.buildkit.build import steps
 
     lend_client_secret(cluster, builder, namespace)
     token = secrets.token_hex(6)
@@ -339,7 +341,7 @@ def test_a_full_cache_volume_is_named(cluster: Cluster, builder: Builder, namesp
 def test_the_builder_runs_with_its_cache_cap_and_parallelism(
     cluster: Cluster, builder: Builder
 ) -> None:
-    from localkube import buildkit
+    from localkube.addons.buildkit import builder as buildkit
 
     pod = f"{builder.statefulset}-0"
     spec = cluster.json("get", "pod", pod, "-n", builder.namespace)["spec"]
@@ -378,8 +380,10 @@ def test_the_charts_own_certificates_let_a_build_pod_in(
 ) -> None:
     """buildkit.deploy with no Secrets given: the chart's generated CA, server and client
     certificates (sprig genCA/genSignedCert) work with buildkitd and the Service's name."""
-    from localkube import build, buildkit, config
+    from localkube import config
+    from localkube.addons.buildkit import builder as buildkit
     from localkube.config import Paths
+    from localkube.toolchain import build
 
     values = buildkit.chart_values(None)
     values["fullnameOverride"] = "chk"

@@ -2,7 +2,7 @@
 
 The session's operator runs with ``SHIPWAY_DOCKER=on`` (conftest) and, on the local cluster,
 points its daemons at the registry's docker.io mirror. The step's service runs the mirrored
-``docker:20.10`` (Debian's Docker Engine and CLI, ``localkube.dockerimage``), pushed into the
+``docker:20.10`` (Debian's Docker Engine and CLI, ``localkube.images.docker``), pushed into the
 registry once per session by ``python -m localkube mirror docker``'s code. The project is a
 Codeship directory uploaded by ``shipway run --dir``: ``docker build`` of its Dockerfile,
 ``docker run`` of the result, ``docker push`` to the cluster's registry and ``docker compose
@@ -69,7 +69,7 @@ def docker_image(cluster: Cluster) -> None:
     """The mirror's docker image: built (cached) and pushed only for these tests."""
     if not cluster.local:
         pytest.skip("the docker image is mirrored by the local cluster")
-    from localkube import mirror
+    from localkube.addons.registry import mirror
     from localkube.config import Paths
 
     mirror.push_all(Paths.default(), ["docker"])

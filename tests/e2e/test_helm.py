@@ -8,7 +8,7 @@ The release watches one ``shipway-helm-*`` namespace (conftest.IN_CLUSTER_NAMESP
 session's out-of-cluster operator watches only its own ``e2e-<session>-*`` namespaces, so the
 in-cluster operator is the only one that can act there, and the Events it writes name its pod.
 On the local cluster the image is built by the cluster's BuildKit from the repository's
-``Dockerfile`` and pushed to the in-cluster registry (hack/localkube/buildkit_build.py); the
+``Dockerfile`` and pushed to the in-cluster registry (hack/localkube/addons/buildkit/build.py); the
 operator pod must run that very digest. Elsewhere set SHIPWAY_E2E_OPERATOR_IMAGE to a pullable
 ``repository:tag``.
 """

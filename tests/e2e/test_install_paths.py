@@ -22,8 +22,8 @@ from .kube import Cluster
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
-from localkube import build  # noqa: E402
 from localkube.config import Paths  # noqa: E402
+from localkube.toolchain import build  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 POLICY = "ValidatingAdmissionPolicy"

@@ -9,7 +9,7 @@ holds. A wrong password and an unknown registry host fail their steps with the r
 the resolver's) answer; the password never shows in the status, Events, logs or the operator's
 log.
 
-The registry is ``localkube.authregistry`` (distribution with htpasswd), deployed by
+The registry is ``localkube.addons.registry.auth`` (distribution with htpasswd), deployed by
 ``localkube up`` and made sure of here.
 """
 
@@ -88,7 +88,7 @@ class Protected:
 def protected(cluster: Cluster) -> Protected:
     if not cluster.local:
         pytest.skip("needs the local cluster's password-protected registry")
-    from localkube import authregistry
+    from localkube.addons.registry import auth as authregistry
     from localkube.config import Paths
 
     paths = Paths.default()
@@ -308,7 +308,7 @@ def test_the_seed_walkthrough_ends_with_a_push_of_myapp(
 ) -> None:
     """From the in-cluster git server (so the commit is a real one), with --push and the
     protected registry's credentials as a Secret of the namespace (--dockercfg-secret)."""
-    from localkube import authregistry
+    from localkube.addons.registry import auth as authregistry
 
     source = cluster.json(
         "get", "secret", authregistry.CREDENTIALS_SECRET, "-n", authregistry.NAMESPACE

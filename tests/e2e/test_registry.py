@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
 from localkube import config as lk_config  # noqa: E402
-from localkube import imageset, mirror, registrytoken, retention  # noqa: E402
+from localkube.addons.registry import mirror, retention  # noqa: E402
+from localkube.addons.registry import token as registrytoken  # noqa: E402
 from localkube.config import Paths  # noqa: E402
+from localkube.images import recipes as imageset  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 

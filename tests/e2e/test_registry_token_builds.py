@@ -44,11 +44,11 @@ from typing import Any
 import pytest
 
 from localkube import config as lk_config
-from localkube import host as lk_host
-from localkube import pki
-from localkube import registry as lk_registry
+from localkube.addons.registry import server as lk_registry
+from localkube.cluster import host as lk_host
+from localkube.cluster import pki
+from localkube.cluster.runtime import in_node_mounts
 from localkube.config import Paths
-from localkube.runtime import in_node_mounts
 from shipway.controller.builder import LOCAL
 from shipway.registryauth.credentials import docker_config, namespace_password
 from shipway.registryauth.server import make_server

@@ -267,7 +267,7 @@ def test_deleting_a_pipeline_while_the_operator_is_down_leaves_nothing(
 def test_the_operator_reconnects_after_the_api_server_restarts(k: Kubectl, cluster: Any) -> None:
     if not cluster.local:
         pytest.skip("restarting the API server needs the local cluster")
-    from localkube import cluster as local
+    from localkube.cluster import lifecycle as local
     from localkube.config import Paths
 
     steps = [{"name": f"s{i}", "service": "app", "command": "sleep 2"} for i in range(4)]

@@ -30,7 +30,7 @@ def several_nodes(
     whose step pods tolerate the fake nodes' taint."""
     if not cluster.local:
         pytest.skip("kwok fake nodes need the local cluster")
-    from localkube import kwok
+    from localkube.addons import kwok
     from localkube.config import Paths
 
     paths = Paths.default()

@@ -1,5 +1,5 @@
 """A push to Gitea runs the pipeline and Gitea shows the result (issue 26), on the local
-cluster: Gitea (``localkube.gitea``), the operator of the session and ``shipway triggers``."""
+cluster: Gitea (``localkube.addons.gitea.server``), the operator of the session and ``shipway triggers``."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def setup(
 ) -> Iterator[Setup]:
     if not cluster.local:
         pytest.skip("Gitea runs in the local cluster only")
-    from localkube import gitea as gitea_addon
+    from localkube.addons.gitea import server as gitea_addon
     from localkube.config import Paths
 
     found = gitea_addon.up(Paths.default())

@@ -19,9 +19,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from localkube import build
+from localkube.addons.registry.server import TokenAuth, token_auth_config
 from localkube.config import Paths
-from localkube.registry import TokenAuth, token_auth_config
+from localkube.toolchain import build
 from shipway.registryauth.credentials import ADMIN_USER, docker_config, namespace_password
 from shipway.registryauth.server import make_server
 from shipway.registryauth.service import Settings
@@ -130,7 +130,7 @@ def start(paths: Paths, workdir: Path) -> TokenRegistry:
             if "no access controller registered with name: token" in log_text:
                 raise RuntimeError(
                     f"{binary(paths, 'registry')} has no token auth linked: it was built before"
-                    " hack/localkube/gomod/registry linked it; rebuild it with"
+                    " hack/localkube/toolchain/gomod/registry linked it; rebuild it with"
                     " `python -m localkube build registry` (the next `localkube up` does)"
                 )
             raise RuntimeError(f"the token registry exited: {log_text[-2000:]}")

@@ -12,8 +12,10 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "hack"))
 
-from localkube import build, cluster, progress  # noqa: E402
+from localkube import progress  # noqa: E402
+from localkube.cluster import lifecycle as cluster  # noqa: E402
 from localkube.config import Paths  # noqa: E402
+from localkube.toolchain import build  # noqa: E402
 
 
 @pytest.mark.parametrize(
@@ -116,7 +118,7 @@ def test_only_what_is_missing_is_counted(
 def test_the_demo_builds_neither_kwok_nor_helm_and_the_suite_builds_everything() -> None:
     assert set(cluster.PROFILES["all"]) == set(build.TARGETS)
     assert "kwok" not in cluster.PROFILES["demo"]
-    # BuildKit's objects are the chart's committed rendering (localkube.buildkit_manifest)
+    # BuildKit's objects are the chart's committed rendering (localkube.addons.buildkit.manifest)
     assert "helm" not in cluster.PROFILES["demo"]
     assert "buildkit" in cluster.PROFILES["demo"]
     assert set(cluster.PROFILES["core"]) == set(cluster.CORE_TARGETS)

@@ -216,7 +216,7 @@ def test_the_certificate_is_read_once_then_reused() -> None:
 
 
 def test_push_pods_run_the_local_crane_and_trust_the_cluster_ca_with_no_settings() -> None:
-    from localkube.imageset import CRANE_IMAGE
+    from localkube.images.recipes import CRANE_IMAGE
     from shipway.controller.builder import discover_push
     from shipway.controller.config import pod_options
     from shipway.engine.settings import PushConfig
@@ -233,7 +233,9 @@ def test_push_pods_run_the_local_crane_and_trust_the_cluster_ca_with_no_settings
 def test_the_local_names_are_localkubes() -> None:
     """The operator cannot import hack/localkube (it is not shipped): its copies of the local
     cluster's names must stay what localkube deploys."""
-    from localkube import buildkit, buildkit_images, config
+    from localkube import config
+    from localkube.addons.buildkit import builder as buildkit
+    from localkube.addons.buildkit import images as buildkit_images
 
     assert LOCAL.builder == buildkit.ADDRESS
     assert (LOCAL.builder_namespace, LOCAL.builder_service) == (buildkit.NAMESPACE, buildkit.NAME)

@@ -15,7 +15,9 @@ import yaml
 
 import shipway
 from chart_check import HELM_DOC, VALUES, doc_with_table, parse_values, table
-from localkube import buildkit_build, buildkit_images, operator_image
+from localkube.addons.buildkit import build as buildkit_build
+from localkube.addons.buildkit import images as buildkit_images
+from localkube.images import operator as operator_image
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "shipway"

@@ -29,9 +29,9 @@ from typing import Any
 from bench.kube import Kube
 from bench.peers.argobuild import ARGO, ARGO_MODULE, ARGO_VERSION
 from bench.procs import Usage, free_port, proc_usage
-from localkube import build
 from localkube.config import Paths
 from localkube.process import run
+from localkube.toolchain import build
 
 SERVICE_ACCOUNT = "argo-bench"
 WORKFLOW_WORKERS = 32

@@ -19,9 +19,10 @@ import stat
 import time
 from pathlib import Path
 
-from localkube import build, progress
+from localkube import progress
 from localkube.config import Paths
 from localkube.process import run
+from localkube.toolchain import build
 
 ARGO_VERSION = "v4.0.5"
 ARGO_MODULE = "github.com/argoproj/argo-workflows/v4"

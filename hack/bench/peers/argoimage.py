@@ -13,10 +13,10 @@ import shutil
 from pathlib import Path
 
 from bench.peers.argobuild import ARGO, ARGO_VERSION
-from localkube import imageset
 from localkube.config import Paths
-from localkube.images import ImageConfig, image_digests, import_archive
-from localkube.imageset import _file_digest, _install_busybox
+from localkube.images import recipes as imageset
+from localkube.images.oci import ImageConfig, image_digests, import_archive
+from localkube.images.recipes import _file_digest, _install_busybox
 
 IMAGE = f"localkube.shipway.dev/argoexec:{ARGO_VERSION}"
 

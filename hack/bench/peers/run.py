@@ -39,8 +39,8 @@ from bench.peers.measure import (
 )
 from bench.procs import FakeNodes, Operator
 from bench.watch import PodWatch
-from localkube import build
 from localkube.config import Paths
+from localkube.toolchain import build
 
 PHASES = ("serial", "workspace", "burst")
 BURST_STEPS = 5

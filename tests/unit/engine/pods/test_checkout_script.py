@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from localkube.gitimages import GIT_IMAGE
+from localkube.images.git import GIT_IMAGE
 from shipway.engine.pods.scripts import CHECKOUT
 from shipway.engine.settings import DEFAULT_GIT_IMAGE
 from shipway.engine.termination import parse_report

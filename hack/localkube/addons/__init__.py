@@ -1,0 +1,1 @@
+"""What runs in the cluster besides the node: DNS, the registries, BuildKit, Gitea, kwok, git."""

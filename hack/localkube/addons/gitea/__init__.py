@@ -1,0 +1,1 @@
+"""Gitea, the forge of the triggers tests and demo: its deployment and its API client."""

@@ -1,0 +1,1 @@
+"""The single node and its control plane: start, stop, configuration, certificates, processes."""

@@ -1,0 +1,1 @@
+"""Container images without Docker or a registry: the OCI writer, the recipes, the base images."""
