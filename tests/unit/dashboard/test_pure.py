@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shipway.dashboard import csrf
-from shipway.dashboard.app import local_host
 from shipway.dashboard.authz import Check, review_body, visible
 from shipway.dashboard.badge import badge
 from shipway.dashboard.identity import User, peer_names, proxy_user
 from shipway.dashboard.kube import Credentials
 from shipway.dashboard.logs import sse
+from shipway.dashboard.middleware import local_host
 from shipway.dashboard.views import group_phase, tree_rows
 
 KEY = b"k" * 32
