@@ -134,5 +134,5 @@ def test_sse_never_lets_a_line_split_an_event() -> None:
 def test_only_loopback_names_reach_the_local_dashboard() -> None:
     for host in ("localhost:8001", "127.0.0.1:8001", "[::1]:8001", "localhost", "LOCALHOST"):
         assert local_host(host), host
-    for host in ("evil.example:8001", "127.0.0.1.evil.example", "", None, "[::2]:8001"):
-        assert not local_host(host), host
+    for other in ("evil.example:8001", "127.0.0.1.evil.example", "", None, "[::2]:8001"):
+        assert not local_host(other), other
