@@ -26,13 +26,14 @@ venv: $(STAMP)
 host-deps:
 	$(PYTHON) -m localkube host-deps
 
-## Static checks: ruff, mypy --strict, import contracts, CRD drift.
+## Static checks: ruff, mypy --strict (the package and the unit tests), import contracts, CRD drift.
 lint: $(STAMP)
 	$(VENV)/bin/ruff check operator hack tests
 	$(VENV)/bin/ruff format --check operator hack tests
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy tests/unit
 	cd $(CURDIR) && $(VENV)/bin/lint-imports
 
 crd: $(STAMP)

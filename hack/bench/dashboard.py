@@ -29,7 +29,8 @@ from bench.kube import Kube
 from bench.procs import Operator
 from bench.stats import summary_ms
 from shipway.cli.follow import log_container
-from shipway.dashboard.app import Settings, make_app
+from shipway.dashboard.app import make_app
+from shipway.dashboard.context import Settings
 from shipway.dashboard.kube import from_kubeconfig
 from shipway.dashboard.reader import SqlRunReader
 from shipway.history.store import SqlStore

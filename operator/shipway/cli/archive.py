@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from shipway.cli import common
 from shipway.cli.common import OK, CommandError, err, guarded, now, style_for
-from shipway.cli.format import Style, format_age
+from shipway.cli.format import Style, format_age, phase_table
 from shipway.history.api import ApiReader
 from shipway.history.logs import Masker
 from shipway.history.masking import masked_values, referenced_secrets
@@ -125,14 +125,7 @@ def history_table(
             age,
         ]
         rows.append(([record.namespace] if namespaces else []) + row)
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    phase_column = header.index("PHASE")
-    lines = ["   ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    for row in rows:
-        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
-        cells[phase_column] = style.phase(row[phase_column], cells[phase_column])
-        lines.append("   ".join(cells).rstrip())
-    return lines
+    return phase_table(header, rows, style)
 
 
 def gone_runs(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,18 @@ def _data(response: Any) -> Any:
     return json.loads(raw) if raw else None
 
 
+def _call(call: Callable[..., Any], *args: Any, absent: Container[int] = (), **kwargs: Any) -> Any:
+    """One client call's JSON answer; None when its status is one of ``absent``; any other
+    refusal as a ClusterError with the API server's message."""
+    try:
+        response = call(*args, _preload_content=False, **kwargs)
+    except ApiException as exc:
+        if exc.status in absent:
+            return None
+        raise error_from(exc) from None
+    return _data(response)
+
+
 class PipelineApi:
     """Pipelines and their pods' logs in one namespace."""
 
@@ -98,63 +110,61 @@ class PipelineApi:
         self.core = client.CoreV1Api(connection.api)
 
     def create(self, manifest: Manifest) -> Manifest:
-        try:
-            response = self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, manifest, _preload_content=False
-            )
-        except ApiException as exc:
-            raise error_from(exc) from None
-        result: Manifest = _data(response)
+        result: Manifest = _call(
+            self.custom.create_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            manifest,
+        )
         return result
 
     def get(self, name: str) -> Manifest | None:
-        try:
-            response = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, self.namespace, PLURAL, name, _preload_content=False
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise error_from(exc) from None
-        result: Manifest = _data(response)
+        result: Manifest | None = _call(
+            self.custom.get_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            absent=(404,),
+        )
         return result
 
     def list(self, *, all_namespaces: bool = False, selector: str | None = None) -> list[Manifest]:
-        try:
-            if all_namespaces:
-                response = self.custom.list_cluster_custom_object(
-                    GROUP, VERSION, PLURAL, label_selector=selector, _preload_content=False
-                )
-            else:
-                response = self.custom.list_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    PLURAL,
-                    label_selector=selector,
-                    _preload_content=False,
-                )
-        except ApiException as exc:
-            raise error_from(exc) from None
-        items: list[Manifest] = (_data(response) or {}).get("items") or []
-        return items
-
-    def cancel(self, name: str) -> Manifest:
-        """Merge-patch ``spec.cancel: true``; the operator stops the pipeline."""
-        try:
-            response = self.custom.patch_namespaced_custom_object(
+        if all_namespaces:
+            data = _call(
+                self.custom.list_cluster_custom_object,
+                GROUP,
+                VERSION,
+                PLURAL,
+                label_selector=selector,
+            )
+        else:
+            data = _call(
+                self.custom.list_namespaced_custom_object,
                 GROUP,
                 VERSION,
                 self.namespace,
                 PLURAL,
-                name,
-                {"spec": {"cancel": True}},
-                _content_type="application/merge-patch+json",
-                _preload_content=False,
+                label_selector=selector,
             )
-        except ApiException as exc:
-            raise error_from(exc) from None
-        result: Manifest = _data(response)
+        items: list[Manifest] = (data or {}).get("items") or []
+        return items
+
+    def cancel(self, name: str) -> Manifest:
+        """Merge-patch ``spec.cancel: true``; the operator stops the pipeline."""
+        result: Manifest = _call(
+            self.custom.patch_namespaced_custom_object,
+            GROUP,
+            VERSION,
+            self.namespace,
+            PLURAL,
+            name,
+            {"spec": {"cancel": True}},
+            _content_type="application/merge-patch+json",
+        )
         return result
 
     def watch(self, name: str, resource_version: str | None, timeout: int = 60) -> Iterator[Any]:
@@ -205,26 +215,16 @@ class PipelineApi:
             raise error from None
 
     def read_pod(self, name: str) -> Manifest | None:
-        try:
-            response = self.core.read_namespaced_pod(name, self.namespace, _preload_content=False)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise error_from(exc) from None
-        result: Manifest = _data(response)
+        result: Manifest | None = _call(
+            self.core.read_namespaced_pod, name, self.namespace, absent=(404,)
+        )
         return result
 
     def read_secret(self, name: str) -> Manifest | None:
         """A Secret of the namespace, for masking; None when absent or not the user's to read."""
-        try:
-            response = self.core.read_namespaced_secret(
-                name, self.namespace, _preload_content=False
-            )
-        except ApiException as exc:
-            if exc.status in (403, 404):
-                return None
-            raise error_from(exc) from None
-        result: Manifest = _data(response)
+        result: Manifest | None = _call(
+            self.core.read_namespaced_secret, name, self.namespace, absent=(403, 404)
+        )
         return result
 
     def attach_stdin(self, pod: str, container: str) -> Any:

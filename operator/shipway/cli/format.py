@@ -255,6 +255,19 @@ def summary_line(pipeline: Mapping[str, Any], now: datetime, style: Style | None
 # -- the list -----------------------------------------------------------------------------------
 
 
+def phase_table(header: Sequence[str], rows: Sequence[Sequence[str]], style: Style) -> list[str]:
+    """Columns padded to their widest cell, three spaces apart, the PHASE column in its
+    phase's color (``shipway list``, ``shipway history``)."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    phase_column = header.index("PHASE")
+    lines = ["   ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+    for row in rows:
+        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
+        cells[phase_column] = style.phase(row[phase_column], cells[phase_column])
+        lines.append("   ".join(cells).rstrip())
+    return lines
+
+
 def pipeline_table(
     pipelines: Sequence[Mapping[str, Any]],
     now: datetime,
@@ -286,11 +299,4 @@ def pipeline_table(
             row.append(restart_of(item) or "")
         row = ([str(meta.get("namespace", ""))] if namespaces else []) + row
         rows.append([printable(cell) for cell in row])
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    phase_column = header.index("PHASE")
-    lines = ["   ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
-    for row in rows:
-        cells = [cell.ljust(w) for cell, w in zip(row, widths, strict=True)]
-        cells[phase_column] = style.phase(row[phase_column], cells[phase_column])
-        lines.append("   ".join(cells).rstrip())
-    return lines
+    return phase_table(header, rows, style)

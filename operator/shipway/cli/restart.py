@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from shipway.cli import common
-from shipway.cli.common import FAILED, OK, CommandError, err, get_pipeline, guarded
-from shipway.cli.format import LABEL_RESTART_OF, phase_of
+from shipway.cli.common import CommandError, err, get_pipeline, guarded
+from shipway.cli.format import LABEL_RESTART_OF
 from shipway.engine.naming import dns_label
 from shipway.models import SourceStatus
 
@@ -152,7 +152,7 @@ def _create_named(api: Any, manifest: dict[str, Any], names: Iterator[str]) -> d
 @guarded
 def cmd_restart(args: argparse.Namespace, out: TextIO) -> int:
     from shipway.cli.cluster import ClusterError
-    from shipway.cli.run import check_manifest, follow_created, listed
+    from shipway.cli.run import check_manifest, follow_to_end, listed
     from shipway.cli.secrets import own_secrets, owned_by, owner_of
 
     api = common.connect_api(args)
@@ -180,16 +180,4 @@ def cmd_restart(args: argparse.Namespace, out: TextIO) -> int:
     except ClusterError as exc:  # the run goes on; only deleting the old one would take them
         err(f"warning: Secrets {', '.join(owned)} stay owned by {args.name} only: {exc}")
     notes = [f"restart of {args.name}: {note}" for note in notes] or [f"restart of {args.name}"]
-    final = follow_created(
-        api,
-        created,
-        out,
-        upload=upload,
-        entries=entries,
-        detach=args.detach,
-        logs=not args.no_logs,
-        notes=notes,
-    )
-    if isinstance(final, int):
-        return final
-    return OK if phase_of(final) == "Succeeded" else FAILED
+    return follow_to_end(api, created, out, args, upload=upload, entries=entries, notes=notes)

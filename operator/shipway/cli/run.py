@@ -195,20 +195,16 @@ def cmd_run(args: argparse.Namespace, out: TextIO) -> int:
     entries = listed(upload)
     api, created, pushes = create_run(args, manifest, secrets, learnt, push=bool(args.push))
     skipped = pushes and not args.push
-    final = follow_created(
+    return follow_to_end(
         api,
         created,
         out,
+        args,
         upload=upload,
         entries=entries,
-        detach=args.detach,
-        logs=not args.no_logs,
         notes=[f"{pushes} push step(s) will be skipped: add --push to push"] if skipped else [],
         masker=run_masker(api, manifest, secrets),
     )
-    if isinstance(final, int):
-        return final
-    return OK if phase_of(final) == "Succeeded" else FAILED
 
 
 def convert_for_run(args: argparse.Namespace, steps: Any = None) -> tuple[Conversion, Path | None]:
@@ -255,6 +251,35 @@ def run_masker(
     """The values of the Secrets a new run names (the user's own that the user may read) and of
     those this command decrypted: they print as ***, as in the archive."""
     return Masker([*masker_for(api, manifest).values, *masked_values(secrets)])
+
+
+def follow_to_end(
+    api: Any,
+    created: dict[str, Any],
+    out: TextIO,
+    args: argparse.Namespace,
+    *,
+    upload: Path | None,
+    entries: Any,
+    notes: Sequence[str] = (),
+    masker: Masker | None = None,
+) -> int:
+    """``follow_created`` as ``--detach`` and ``--no-logs`` ask; the exit code: 0 when the
+    Pipeline succeeded."""
+    final = follow_created(
+        api,
+        created,
+        out,
+        upload=upload,
+        entries=entries,
+        detach=args.detach,
+        logs=not args.no_logs,
+        notes=notes,
+        masker=masker,
+    )
+    if isinstance(final, int):
+        return final
+    return OK if phase_of(final) == "Succeeded" else FAILED
 
 
 def follow_created(

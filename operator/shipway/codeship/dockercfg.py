@@ -13,7 +13,6 @@ Without a key the user names a Secret that already holds the credentials
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -24,7 +23,8 @@ from typing import Any
 from shipway.codeship.jetcrypt import JetCryptError, decrypt_text
 from shipway.codeship.keys import NEEDS_KEY
 from shipway.codeship.report import Report
-from shipway.engine.naming import LABEL_MANAGED_BY, MANAGED_BY, dns_label
+from shipway.codeship.secrets import secret_manifest
+from shipway.engine.naming import dns_label
 
 DIGEST_CHARS = 10
 ANNOTATION_SOURCE = "shipway.dev/decrypted-from"
@@ -60,20 +60,14 @@ class DockercfgSecret:
 
     def manifest(self, namespace: str | None = None) -> dict[str, Any]:
         """The Secret to create (the caller adds the Pipeline as its owner)."""
-        metadata: dict[str, Any] = {
-            "name": self.name,
-            "labels": {LABEL_MANAGED_BY: MANAGED_BY},
-            "annotations": {ANNOTATION_SOURCE: self.source},
-        }
-        if namespace:
-            metadata["namespace"] = namespace
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": metadata,
-            "type": "kubernetes.io/dockerconfigjson",
-            "data": {".dockerconfigjson": base64.b64encode(self.config.encode()).decode()},
-        }
+        return secret_manifest(
+            self.name,
+            namespace,
+            labels={},
+            annotations={ANNOTATION_SOURCE: self.source},
+            secret_type="kubernetes.io/dockerconfigjson",
+            data={".dockerconfigjson": self.config},
+        )
 
 
 def secret_name(pipeline: str, config: str, key: bytes) -> str:

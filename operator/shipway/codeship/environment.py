@@ -10,15 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from shipway.codeship.issues import WarningKind
-from shipway.codeship.report import Report, join, scalar_text, string_list, type_name
+from shipway.codeship.report import Report, Reporting, join, scalar_text, string_list, type_name
 from shipway.codeship.yamlfile import text_of
 
 _ENV_KEY = re.compile(r"\S+")
 
 
 @dataclass
-class PlainEnvironment:
+class PlainEnvironment(Reporting):
     service: str
     body: dict[str, Any]
     source: str
@@ -28,12 +27,6 @@ class PlainEnvironment:
 
     def where(self, key: str) -> str:
         return join(self.service, key)
-
-    def error(self, where: str, message: str) -> None:
-        self.report.error(self.source, where, message)
-
-    def warn(self, where: str, message: str, kind: WarningKind = WarningKind.NOTE) -> None:
-        self.report.warn(self.source, where, message, kind)
 
     def variables(self) -> dict[str, str]:
         """``environment`` then ``env_file`` (later wins), as plain values."""

@@ -49,6 +49,20 @@ class Report:
         )
 
 
+class Reporting:
+    """``error`` and ``warn`` against one file, for a walker of one place in it that holds the
+    file's name (``source``) and the conversion's ``report``."""
+
+    source: str
+    report: Report
+
+    def error(self, where: str, message: str) -> None:
+        self.report.error(self.source, where, message)
+
+    def warn(self, where: str, message: str, kind: WarningKind = WarningKind.NOTE) -> None:
+        self.report.warn(self.source, where, message, kind)
+
+
 def is_scalar(value: Any) -> bool:
     return isinstance(value, str | int | float | bool) and value is not None
 

@@ -50,20 +50,40 @@ class EnvSecret:
 
     def manifest(self, namespace: str | None = None) -> dict[str, Any]:
         """The Secret to create (the caller adds the Pipeline as its owner)."""
-        metadata: dict[str, Any] = {
-            "name": self.name,
-            "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_SERVICE: label_value(self.service)},
-            "annotations": {ANNOTATION_SOURCES: ", ".join(self.sources)},
-        }
-        if namespace:
-            metadata["namespace"] = namespace
-        return {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": metadata,
-            "type": "Opaque",
-            "data": {k: base64.b64encode(v.encode()).decode() for k, v in self.values.items()},
-        }
+        return secret_manifest(
+            self.name,
+            namespace,
+            labels={LABEL_SERVICE: label_value(self.service)},
+            annotations={ANNOTATION_SOURCES: ", ".join(self.sources)},
+            secret_type="Opaque",
+            data=self.values,
+        )
+
+
+def secret_manifest(
+    name: str,
+    namespace: str | None,
+    *,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    secret_type: str,
+    data: Mapping[str, str],
+) -> dict[str, Any]:
+    """A Secret the conversion made (labelled as Shipway's), ``data`` base64-encoded."""
+    metadata: dict[str, Any] = {
+        "name": name,
+        "labels": {LABEL_MANAGED_BY: MANAGED_BY, **labels},
+        "annotations": dict(annotations),
+    }
+    if namespace:
+        metadata["namespace"] = namespace
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": secret_type,
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    }
 
 
 def secret_name(

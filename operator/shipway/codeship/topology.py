@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 from shipway.codeship import daemon
 from shipway.codeship.issues import WarningKind
-from shipway.codeship.report import Report, join, scalar_text, string_list, type_name
+from shipway.codeship.report import Report, Reporting, join, scalar_text, string_list, type_name
 from shipway.codeship.yamlfile import text_of
 from shipway.compiler.volumes import host_directory
 
@@ -18,7 +18,7 @@ class _Files(Protocol):
 
 
 @dataclass
-class ServiceTopology:
+class ServiceTopology(Reporting):
     """How one service mounts and links, reported against the services file."""
 
     name: str
@@ -30,12 +30,6 @@ class ServiceTopology:
 
     def where(self, key: str) -> str:
         return join(self.name, key)
-
-    def error(self, where: str, message: str) -> None:
-        self.report.error(self.source, where, message)
-
-    def warn(self, where: str, message: str, kind: WarningKind = WarningKind.NOTE) -> None:
-        self.report.warn(self.source, where, message, kind)
 
     def volumes(self) -> list[str]:
         if "volumes" not in self.body:

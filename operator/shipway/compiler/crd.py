@@ -141,13 +141,43 @@ def openapi_schema(model: type[Any]) -> Schema:
     return _Converter(defs).convert(raw, 1)
 
 
-def build_crd() -> Schema:
-    spec = openapi_schema(PipelineSpec)
-    status = openapi_schema(PipelineStatus)
-    status["description"] = "What the operator observed and did (written by the operator only)."
-    root: Schema = {
+def _crd(kind: str, plural: str, *, short_name: str, root: Schema, columns: list[Schema]) -> Schema:
+    """A namespaced CustomResourceDefinition of one served and stored version with a status
+    subresource: the envelope every Shipway kind shares."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "names": {
+                "kind": kind,
+                "listKind": f"{kind}List",
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short_name],
+                "categories": ["shipway"],
+            },
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": VERSION,
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "additionalPrinterColumns": columns,
+                    "schema": {"openAPIV3Schema": root},
+                }
+            ],
+        },
+    }
+
+
+def _root(description: str, spec: Schema, status: Schema) -> Schema:
+    """The resource's top-level schema: apiVersion, kind, metadata, a required spec, a status."""
+    return {
         "type": "object",
-        "description": "A Codeship Pro pipeline (services + steps) run by Shipway, each step in a Pod.",
+        "description": description,
         "required": ["spec"],
         "properties": {
             "apiVersion": {"type": "string"},
@@ -156,106 +186,58 @@ def build_crd() -> Schema:
             "spec": spec,
             "status": status,
         },
-        "x-kubernetes-validations": NAME_RULES,
     }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"{PLURAL}.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": KIND,
-                "listKind": f"{KIND}List",
-                "plural": PLURAL,
-                "singular": KIND.lower(),
-                "shortNames": ["pl"],
-                "categories": ["shipway"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-                        {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
-                        {"name": "Step", "type": "string", "jsonPath": ".status.currentStep"},
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                        {
-                            "name": "Message",
-                            "type": "string",
-                            "jsonPath": ".status.message",
-                            "priority": 1,
-                        },
-                    ],
-                    "schema": {"openAPIV3Schema": root},
-                }
-            ],
-        },
-    }
+
+
+def _column(name: str, path: str, priority: int = 0) -> Schema:
+    column: Schema = {"name": name, "type": "string", "jsonPath": path}
+    if priority:
+        column["priority"] = priority
+    return column
+
+
+def _age_column() -> Schema:
+    return {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+
+
+def build_crd() -> Schema:
+    spec = openapi_schema(PipelineSpec)
+    status = openapi_schema(PipelineStatus)
+    status["description"] = "What the operator observed and did (written by the operator only)."
+    root = _root(
+        "A Codeship Pro pipeline (services + steps) run by Shipway, each step in a Pod.",
+        spec,
+        status,
+    )
+    root["x-kubernetes-validations"] = NAME_RULES
+    columns = [
+        _column("Phase", ".status.phase"),
+        _column("Progress", ".status.progress"),
+        _column("Step", ".status.currentStep"),
+        _age_column(),
+        _column("Message", ".status.message", priority=1),
+    ]
+    return _crd(KIND, PLURAL, short_name="pl", root=root, columns=columns)
 
 
 def build_repository_crd() -> Schema:
     """The Repository CRD (issue 26): a forge's repository whose pushes run pipelines."""
     status = openapi_schema(RepositoryStatus)
     status["description"] = "What the webhook receiver did (written by the operator only)."
-    root: Schema = {
-        "type": "object",
-        "description": "A forge's repository whose webhooks create Pipelines.",
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": openapi_schema(RepositorySpec),
-            "status": status,
-        },
-    }
-    column = [
-        ("Provider", ".spec.provider", 0),
-        ("URL", ".spec.url", 0),
-        ("Last-Delivery", ".status.lastDelivery", 0),
-        ("Result", ".status.lastResult", 0),
-        ("Status-Error", ".status.statusError", 1),
+    root = _root(
+        "A forge's repository whose webhooks create Pipelines.",
+        openapi_schema(RepositorySpec),
+        status,
+    )
+    columns = [
+        _column("Provider", ".spec.provider"),
+        _column("URL", ".spec.url"),
+        _column("Last-Delivery", ".status.lastDelivery"),
+        _column("Result", ".status.lastResult"),
+        _column("Status-Error", ".status.statusError", priority=1),
+        _age_column(),
     ]
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {"name": f"repositories.{GROUP}"},
-        "spec": {
-            "group": GROUP,
-            "names": {
-                "kind": "Repository",
-                "listKind": "RepositoryList",
-                "plural": "repositories",
-                "singular": "repository",
-                "shortNames": ["repo"],
-                "categories": ["shipway"],
-            },
-            "scope": "Namespaced",
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": [
-                        *(
-                            {"name": n, "type": "string", "jsonPath": p, "priority": prio}
-                            if prio
-                            else {"name": n, "type": "string", "jsonPath": p}
-                            for n, p, prio in column
-                        ),
-                        {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
-                    ],
-                    "schema": {"openAPIV3Schema": root},
-                }
-            ],
-        },
-    }
+    return _crd("Repository", "repositories", short_name="repo", root=root, columns=columns)
 
 
 class _Dumper(yaml.SafeDumper):

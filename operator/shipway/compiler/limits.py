@@ -111,18 +111,26 @@ def _longest_phase() -> StepPhase:
     return max(StepPhase, key=lambda phase: len(phase.value))
 
 
+def _longest_pod_task() -> dict[str, Any]:
+    """The longest values of the fields every pod's entry shares: a step's and each of its
+    attempts, a build's, the source's (``PrepStatus``)."""
+    return {
+        "phase": _longest_phase(),
+        "pod": _POD_NAME,
+        "pod_uid": _fill(REASON_BYTES),
+        "reason": _fill(REASON_BYTES),
+        "message": _fill(MESSAGE_BYTES),
+        "created_at": _TIME,
+        "started_at": _TIME,
+        "finished_at": _TIME,
+    }
+
+
 ATTEMPT_BYTES = 1 + _size(
     StepAttempt(
         attempt=99,
-        pod=_POD_NAME,
-        pod_uid=_fill(REASON_BYTES),
-        phase=_longest_phase(),
         exit_code=_EXIT_CODE,
-        reason=_fill(REASON_BYTES),
-        message=_fill(MESSAGE_BYTES),
-        created_at=_TIME,
-        started_at=_TIME,
-        finished_at=_TIME,
+        **_longest_pod_task(),
     )
 )
 """Most bytes one earlier attempt adds to its step's entry (with its comma)."""
@@ -136,16 +144,9 @@ def _step(image: str | None = None, digest: str | None = None) -> int:
             group="",
             service="",
             on_fail_of="",
-            phase=_longest_phase(),
-            pod=_POD_NAME,
-            pod_uid=_fill(REASON_BYTES),
             attempt=99,
             exit_code=_EXIT_CODE,
-            reason=_fill(REASON_BYTES),
-            message=_fill(MESSAGE_BYTES),
-            created_at=_TIME,
-            started_at=_TIME,
-            finished_at=_TIME,
+            **_longest_pod_task(),
             image=image,
             digest=digest,
         )
@@ -159,17 +160,11 @@ come from the spec, and its attempts."""
 PUSH_BYTES = _step(_fill(MESSAGE_BYTES), _fill(REASON_BYTES)) - STEP_BYTES
 """What a push step's entry adds: the reference it pushes to and the digest pushed."""
 
+
 BUILD_BYTES = 1 + _size(
     BuildStatus(
         service="",
-        phase=_longest_phase(),
-        pod=_POD_NAME,
-        pod_uid=_fill(REASON_BYTES),
-        reason=_fill(REASON_BYTES),
-        message=_fill(MESSAGE_BYTES),
-        created_at=_TIME,
-        started_at=_TIME,
-        finished_at=_TIME,
+        **_longest_pod_task(),
         image=_fill(MESSAGE_BYTES),
         digest=_fill(REASON_BYTES),
         cached_steps=2**63 - 1,
@@ -207,14 +202,7 @@ PIPELINE_BYTES = _size(
         ],
         source=SourceStatus(
             kind="upload",
-            phase=_longest_phase(),
-            pod=_POD_NAME,
-            pod_uid=_fill(REASON_BYTES),
-            reason=_fill(REASON_BYTES),
-            message=_fill(MESSAGE_BYTES),
-            created_at=_TIME,
-            started_at=_TIME,
-            finished_at=_TIME,
+            **_longest_pod_task(),
             commit=_fill(REASON_BYTES),
             **{
                 name: _fill(MESSAGE_BYTES)

@@ -203,26 +203,21 @@ class _Compiler:
             )
         if not step.steps:
             self.errors.append(FieldError(f"{field}.steps", "a group needs at least one step"))
-        children = self.build(
-            step.steps or (),
-            f"{field}.steps",
-            path,
-            service=own_service,
-            enabled=enabled,
-            on_fail_of=on_fail_of,
-            depth=depth + 1,
-            creds=creds,
-        )
-        on_fail = self.build(
-            step.on_fail or (),
-            f"{field}.on_fail",
-            path,
-            service=own_service,
-            enabled=enabled,
-            on_fail_of=path,
-            depth=depth + 1,
-            creds=creds,
-        )
+
+        def nested(steps: Sequence[Step] | None, key: str, fail_of: str | None) -> tuple[Node, ...]:
+            return self.build(
+                steps or (),
+                f"{field}.{key}",
+                path,
+                service=own_service,
+                enabled=enabled,
+                on_fail_of=fail_of,
+                depth=depth + 1,
+                creds=creds,
+            )
+
+        children = nested(step.steps, "steps", on_fail_of)
+        on_fail = nested(step.on_fail, "on_fail", path)
         return GroupNode(
             kind=step.type,
             name=label,

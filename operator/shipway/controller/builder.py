@@ -66,16 +66,20 @@ class LocalCluster:
 LOCAL = LocalCluster()
 
 
-async def discover_docker(api: DiscoveryApi, config: DockerConfig) -> DockerConfig:
-    """On the local cluster, ``add_docker``'s daemons pull Docker Hub images through its
-    registry and trust its CA (unless a mirror is configured, or the feature is off)."""
-    if not config.enabled or config.mirror:
-        return config
+async def on_local_cluster(api: DiscoveryApi) -> bool:
+    """Whether this is the local cluster (``hack/localkube``): its registry's Service exists
+    (an error reading it: not the local cluster)."""
     try:
         local = await api.get_service(LOCAL.registry_namespace, LOCAL.registry_service)
     except KubeError:
-        return config
-    if local is None:
+        return False
+    return local is not None
+
+
+async def discover_docker(api: DiscoveryApi, config: DockerConfig) -> DockerConfig:
+    """On the local cluster, ``add_docker``'s daemons pull Docker Hub images through its
+    registry and trust its CA (unless a mirror is configured, or the feature is off)."""
+    if not config.enabled or config.mirror or not await on_local_cluster(api):
         return config
     log.info("docker daemons: mirror %s (local cluster)", LOCAL.registry)
     return replace(config, mirror=LOCAL.registry, ca_config_map=LOCAL.ca_config_map)
@@ -145,13 +149,7 @@ async def discover(api: DiscoveryApi, config: BuildConfig) -> BuildConfig:
 
 async def discover_push(api: DiscoveryApi, config: PushConfig) -> PushConfig:
     """On the local cluster, push pods run its crane image and trust its CA (no settings)."""
-    if config != PushConfig():
-        return config
-    try:
-        local = await api.get_service(LOCAL.registry_namespace, LOCAL.registry_service)
-    except KubeError:
-        return config
-    if local is None:
+    if config != PushConfig() or not await on_local_cluster(api):
         return config
     log.info("pushes: %s, trusting %s (local cluster)", LOCAL.push_image, LOCAL.ca_config_map)
     return PushConfig(image=LOCAL.push_image, ca_config_map=LOCAL.ca_config_map)

@@ -9,14 +9,13 @@ kept as a small summary.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
 from shipway.compiler.errors import InvalidSpecError
 from shipway.compiler.pipeline import CompiledPipeline
 from shipway.controller.creates import CreatingApi
-from shipway.controller.podwatch import PodWatch, read_untrusted
+from shipway.controller.podwatch import PodWatch, Watches, read_untrusted
 from shipway.controller.snapshot import PipelineSnapshot
 from shipway.engine.objects import Key
 from shipway.engine.plan.claims import (
@@ -47,30 +46,12 @@ class ClaimWatch(PodWatch):
         return self.core.list_namespaced_persistent_volume_claim(self.namespace, **common)
 
 
-class ClaimWatches:
+class ClaimWatches(Watches[ClaimStore]):
     """One ClaimWatch per namespace a pipeline with a workspace lives in, started on first
     use; or one for all."""
 
     def __init__(self, on_change: Callable[[Key], None], clusterwide: bool) -> None:
-        self.store = ClaimStore()
-        self.on_change = on_change
-        self.clusterwide = clusterwide
-        self.watches: dict[str | None, ClaimWatch] = {}
-
-    async def ready(self, namespace: str) -> None:
-        """Wait until the claims of ``namespace`` have been listed once."""
-        scope = None if self.clusterwide else namespace
-        watch = self.watches.get(scope)
-        if watch is None:
-            watch = ClaimWatch(scope, self.store, asyncio.get_running_loop(), self.on_change)
-            self.watches[scope] = watch
-            watch.start()
-        if not watch.listed.done():
-            await asyncio.shield(watch.listed)
-
-    def stop(self) -> None:
-        for watch in self.watches.values():
-            watch.stop()
+        super().__init__(ClaimStore(), ClaimWatch, on_change, clusterwide)
 
 
 async def workspace_problem(

@@ -18,7 +18,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -255,21 +255,32 @@ class PodWatch(threading.Thread):
             self.on_change(key)
 
 
-class PodWatches:
-    """One PodWatch per namespace a pipeline lives in, started on first use; or one for all."""
+StoreT = TypeVar("StoreT", bound=Store)
 
-    def __init__(self, on_change: Callable[[Key], None], clusterwide: bool) -> None:
-        self.store = PodStore()
+
+class Watches(Generic[StoreT]):
+    """One watch per namespace a pipeline lives in, started on first use; or one for all."""
+
+    def __init__(
+        self,
+        store: StoreT,
+        watch: type[PodWatch],
+        on_change: Callable[[Key], None],
+        clusterwide: bool,
+    ) -> None:
+        self.store = store
+        self.watch = watch
         self.on_change = on_change
         self.clusterwide = clusterwide
         self.watches: dict[str | None, PodWatch] = {}
 
     async def ready(self, namespace: str) -> None:
-        """Wait until the pods of ``namespace`` have been listed once: never plan without them."""
+        """Wait until the objects of ``namespace`` have been listed once: never plan without
+        them."""
         scope = None if self.clusterwide else namespace
         watch = self.watches.get(scope)
         if watch is None:
-            watch = PodWatch(scope, self.store, asyncio.get_running_loop(), self.on_change)
+            watch = self.watch(scope, self.store, asyncio.get_running_loop(), self.on_change)
             self.watches[scope] = watch
             watch.start()
         if not watch.listed.done():
@@ -278,3 +289,10 @@ class PodWatches:
     def stop(self) -> None:
         for watch in self.watches.values():
             watch.stop()
+
+
+class PodWatches(Watches[PodStore]):
+    """One PodWatch per namespace a pipeline lives in, started on first use; or one for all."""
+
+    def __init__(self, on_change: Callable[[Key], None], clusterwide: bool) -> None:
+        super().__init__(PodStore(), PodWatch, on_change, clusterwide)

@@ -16,7 +16,8 @@ from typing import Any, TextIO
 from aiohttp import web
 
 from shipway.dashboard import kube
-from shipway.dashboard.app import Settings, make_app
+from shipway.dashboard.app import make_app
+from shipway.dashboard.context import Settings
 from shipway.dashboard.reader import SqlRunReader
 from shipway.history.store import SqlStore, store_url
 

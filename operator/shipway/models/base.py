@@ -15,6 +15,8 @@ QUANTITY_PATTERN = r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkM
 
 Duration = Annotated[str, StringConstraints(pattern=DURATION_PATTERN, max_length=32)]
 K8sName = Annotated[str, StringConstraints(pattern=K8S_NAME_PATTERN, max_length=253)]
+ShortText = Annotated[str, StringConstraints(max_length=253)]
+LongText = Annotated[str, StringConstraints(max_length=4096)]
 
 
 class Strict(BaseModel):

@@ -1,6 +1,6 @@
 """A service's ``build``: Codeship's keys, built by BuildKit from the pipeline's checkout.
 
-Kept apart from :mod:`shipway.models.spec` (a service is long enough already). Codeship's
+Kept apart from :mod:`shipway.models.spec.services` (a service is long enough already). Codeship's
 old spellings (``path``, ``dockerfile_path``) are accepted as they are; the compiler merges
 them with the new ones and refuses the two spellings disagreeing.
 """

@@ -6,10 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from shipway.models.base import K8S_NAME_PATTERN, QUANTITY_PATTERN, Strict
-
-ShortText = Annotated[str, StringConstraints(max_length=253)]
-LongText = Annotated[str, StringConstraints(max_length=4096)]
+from shipway.models.base import K8S_NAME_PATTERN, QUANTITY_PATTERN, LongText, ShortText, Strict
 
 
 class Workspace(Strict):

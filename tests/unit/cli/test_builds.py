@@ -110,7 +110,7 @@ class Api:
 
 
 def test_run_streams_the_build_log_prefixed_then_the_step() -> None:
-    api = Api([BUILDING, BUILT, DONE])
+    api: Any = Api([BUILDING, BUILT, DONE])
     out = io.StringIO()
     Follower(api, "demo-x1", Printer(out, live=False), Style(), progress=False).follow()
     lines = out.getvalue().splitlines()
@@ -130,7 +130,7 @@ def test_a_failed_build_ends_with_buildkits_last_line() -> None:
         [build("demo", "Failed", reason="BuildFailed", message=ERROR, finishedAt=at(5))],
         [step("1", "test", "Failed", reason="BuildFailed", message="the image ... not built")],
     )
-    api = Api([BUILDING, failed])
+    api: Any = Api([BUILDING, failed])
     out = io.StringIO()
     Follower(api, "demo-x1", Printer(out, live=False), Style(), progress=False).follow()
     assert (

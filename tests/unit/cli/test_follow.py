@@ -44,7 +44,7 @@ def test_it_says_so_when_no_operator_takes_the_pipeline_up(
     waiting = pipeline("Pending", [], started=None)
     del waiting["status"]
     done = pipeline("Succeeded", [step("1", "build", "Skipped", reason="FilteredOut")])
-    api = FakeApi([waiting, waiting, waiting, done])
+    api: Any = FakeApi([waiting, waiting, waiting, done])
     out = io.StringIO()
     follower = Follower(api, "demo-x1", Printer(out, live=False), Style(), hint_after=0)
     final = follower.follow()
@@ -93,7 +93,7 @@ def test_a_watch_the_server_asks_to_retry_is_retried(monkeypatch: pytest.MonkeyP
                 raise ClusterError(429, "storage is (re)initializing")
             yield from super().watch(name, version, timeout)
 
-    api = Busy([running, done], {"p-1": "ok\n"})
+    api: Any = Busy([running, done], {"p-1": "ok\n"})
     follower = Follower(api, "demo-x1", Printer(io.StringIO(), live=False), Style())
     assert follower.follow() is done
     assert api.refused == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
@@ -21,11 +22,11 @@ LOGS = {"p-1": "built\n", "p-3": "lint says no\n", "p-4": "sent\n"}
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> SqlStore:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SqlStore]:
     url = f"sqlite:///{tmp_path / 'history.db'}"
     monkeypatch.setenv("SHIPWAY_HISTORY", url)
     made = SqlStore(url)
-    yield made  # type: ignore[misc]
+    yield made
     made.close()
 
 

@@ -20,8 +20,8 @@ import yaml
 
 from shipway.cli import main
 from shipway.cli.ignore import IgnoreRules
-from shipway.cli.upload import UPLOAD_MARKER, list_tree, write_tar
-from shipway.engine.pods.scripts import RECEIVE
+from shipway.cli.upload import list_tree, write_tar
+from shipway.engine.pods.scripts import RECEIVE, UPLOAD_MARKER
 from shipway.engine.termination import parse_report
 
 from .client_builders import FakeApi

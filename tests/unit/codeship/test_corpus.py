@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -108,7 +109,7 @@ def directories() -> list[str]:
     return [".", *found]
 
 
-UPLOAD = {"upload": {}}
+UPLOAD: dict[str, Any] = {"upload": {}}
 """The source ``shipway run --dir`` gives: the directory itself (builds need one)."""
 
 

@@ -15,7 +15,7 @@ from shipway.compiler.pipeline import compile_pipeline
 
 KEY = bytes(range(32))
 OTHER_KEY = bytes(range(1, 33))
-UPLOAD = {"upload": {}}
+UPLOAD: dict[str, Any] = {"upload": {}}
 AUTH = base64.b64encode(b"ci:s3cret").decode()
 CONFIG_JSON = {"auths": {"quay.io": {"auth": AUTH}}}
 OLD_DOCKERCFG = {"https://index.docker.io/v1/": {"auth": AUTH, "email": ""}}

@@ -41,7 +41,7 @@ class FakeFiles:
         return any(name == key or name.startswith(f"{key}/") for name in self.files)
 
 
-UPLOAD = {"upload": {}}
+UPLOAD: dict[str, Any] = {"upload": {}}
 """The source of ``shipway run --dir``: builds need one."""
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import kopf
 import pytest
 import yaml
-from kopf._cogs.structs.references import match_namespace
+from kopf._cogs.structs.references import NamespaceName, match_namespace
 
 from shipway.cli import main
 from shipway.compiler.limits import read_deep
@@ -38,6 +38,11 @@ def _validate_lines(path: Path, capsys: pytest.CaptureFixture[str]) -> list[str]
     return [line.removeprefix(f"{path}: ") for line in out]
 
 
+async def _call(fn: admission.WebhookFn, request: dict[str, Any]) -> dict[str, Any]:
+    """The webhook function's answer (``asyncio.run`` takes a coroutine, not an awaitable)."""
+    return await fn(request)
+
+
 def _webhook_says(doc: dict[str, Any]) -> str | None:
     """What the webhook answers for a CREATE of ``doc``: None to admit, else its message."""
 
@@ -50,7 +55,7 @@ def _webhook_says(doc: dict[str, Any]) -> str | None:
         return {"response": {"allowed": True}}
 
     request = {"apiVersion": "admission.k8s.io/v1", "request": {"uid": "1", "object": doc}}
-    answer = asyncio.run(admission.screened(kopf_review)(request))
+    answer: dict[str, Any] = asyncio.run(_call(admission.screened(kopf_review), request))
     response = answer["response"]
     return None if response["allowed"] else str(response["status"]["message"])
 
@@ -89,8 +94,8 @@ def test_deep_specs_are_answered_without_kopf() -> None:
         called.append(request)
         return {}
 
-    answer = asyncio.run(
-        admission.screened(kopf_review)({"request": {"uid": "u-1", "object": doc}})
+    answer: dict[str, Any] = asyncio.run(
+        _call(admission.screened(kopf_review), {"request": {"uid": "u-1", "object": doc}})
     )
     assert called == []
     response = answer["response"]
@@ -133,7 +138,7 @@ NAMES = ["e2e-1234-a", "e2e-1234-", "e2e-5678-a", "ci", "myapp-test", "myapp-pr-
 def test_the_configuration_covers_exactly_the_operators_namespaces(patterns: list[str]) -> None:
     scope = webhookconfig.scope(patterns, clusterwide=False)
     for name in NAMES:
-        kopf_serves = any(match_namespace(name, pattern) for pattern in patterns)
+        kopf_serves = any(match_namespace(NamespaceName(name), pattern) for pattern in patterns)
         if "namespaceSelector" in scope:
             (requirement,) = scope["namespaceSelector"]["matchExpressions"]
             reviewed = name in requirement["values"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import threading
 from concurrent.futures import Future
 
@@ -17,7 +18,7 @@ def test_queued_calls_run_by_priority_then_arrival() -> None:
     order: list[str] = []
     blocker = pool.submit(Priority.STEP, gate.wait)  # holds the one thread
     futures = [
-        pool.submit(priority, lambda name=name: order.append(name))
+        pool.submit(priority, functools.partial(order.append, name))
         for priority, name in [
             (Priority.START, "start-1"),
             (Priority.STATUS, "status-1"),

@@ -143,8 +143,7 @@ def test_deleted_pipelines_are_forgotten(deleting: bool) -> None:
     reconciler = Reconciler(kube, clock=lambda: NOW)
     asyncio.run(reconciler.reconcile(snapshot(kube), [], KEY))
     assert KEY in reconciler.memory
-    gone = snapshot(kube)
-    gone = dataclasses.replace(gone, deleting=True) if deleting else None
+    gone = dataclasses.replace(snapshot(kube), deleting=True) if deleting else None
     asyncio.run(reconciler.reconcile(gone, [], KEY))
     assert KEY not in reconciler.memory
 

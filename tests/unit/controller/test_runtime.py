@@ -110,7 +110,7 @@ def test_events_during_a_reconcile_fold_into_one_more_run_on_the_latest_state() 
         return await create(namespace, manifest)
 
     kube.create_pod = slow_create  # type: ignore[method-assign]
-    operator.reconciler.reconcile = counting  # type: ignore[method-assign]
+    operator.reconciler.reconcile = counting  # type: ignore[method-assign,assignment]
 
     async def scenario() -> None:
         operator.pipeline_changed(pipeline(kube), deleted=False)

@@ -13,8 +13,10 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from shipway.dashboard.app import CSP, Settings, make_app
+from shipway.dashboard.app import make_app
+from shipway.dashboard.context import Settings
 from shipway.dashboard.kube import Credentials
+from shipway.dashboard.middleware import CSP
 from shipway.dashboard.reader import SqlRunReader
 from shipway.history.records import RunRecord, build_record
 from shipway.history.store import ArchivedLog, SqlStore

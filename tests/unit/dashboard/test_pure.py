@@ -6,12 +6,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from shipway.dashboard import csrf
-from shipway.dashboard.app import local_host
 from shipway.dashboard.authz import Check, review_body, visible
 from shipway.dashboard.badge import badge
 from shipway.dashboard.identity import User, peer_names, proxy_user
 from shipway.dashboard.kube import Credentials
 from shipway.dashboard.logs import sse
+from shipway.dashboard.middleware import local_host
 from shipway.dashboard.views import group_phase, tree_rows
 
 KEY = b"k" * 32
@@ -134,5 +134,5 @@ def test_sse_never_lets_a_line_split_an_event() -> None:
 def test_only_loopback_names_reach_the_local_dashboard() -> None:
     for host in ("localhost:8001", "127.0.0.1:8001", "[::1]:8001", "localhost", "LOCALHOST"):
         assert local_host(host), host
-    for host in ("evil.example:8001", "127.0.0.1.evil.example", "", None, "[::2]:8001"):
-        assert not local_host(host), host
+    for other in ("evil.example:8001", "127.0.0.1.evil.example", "", None, "[::2]:8001"):
+        assert not local_host(other), other

@@ -6,6 +6,7 @@ import asyncio
 import base64
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,9 +48,9 @@ def record(n: int, **kw: Any) -> RunRecord:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SqlStore:
+def store(tmp_path: Path) -> Iterator[SqlStore]:
     made = SqlStore(f"sqlite:///{tmp_path / 'h' / 'history.db'}")
-    yield made  # type: ignore[misc]
+    yield made
     made.close()
 
 

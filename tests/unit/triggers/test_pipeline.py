@@ -11,6 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from shipway.codeship import jetcrypt
+from shipway.codeship.convert import Conversion
 from shipway.models.repository import RepositorySpec
 from shipway.triggers import concurrency, decide, pipeline, signatures
 from shipway.triggers.events import Event
@@ -54,7 +55,7 @@ def _build(fork: bool, files: dict[str, str] = FILES) -> Any:
 
 def test_the_pipeline_checks_out_the_commit_and_decrypts_with_the_key() -> None:
     got = _build(fork=False)
-    assert isinstance(got, pipeline.Conversion)
+    assert isinstance(got, Conversion)
     spec = got.manifest["spec"]
     assert spec["source"]["git"] == {
         "url": "http://forge/acme/app.git", "revision": SHA, "secretName": "clone",
@@ -71,7 +72,7 @@ def test_the_pipeline_checks_out_the_commit_and_decrypts_with_the_key() -> None:
 
 def test_a_fork_gets_no_secret_and_no_push() -> None:
     got = _build(fork=True)
-    assert isinstance(got, pipeline.Conversion)
+    assert isinstance(got, Conversion)
     assert got.secrets == ()
     assert "envFrom" not in json.dumps(got.manifest["spec"])
     assert all(step.get("type") != "push" for step in got.manifest["spec"]["steps"])

@@ -8,7 +8,7 @@ from typing import Any
 
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.keys import BUILD_KEYS, Handling
-from shipway.codeship.report import Report, join, scalar_text, type_name
+from shipway.codeship.report import Report, Reporting, join, scalar_text, type_name
 from shipway.codeship.secrets import ENCRYPTED_ARGS_KEYS, EncryptedEnvironment, EnvSecret
 from shipway.codeship.services.files import ProjectFiles
 from shipway.codeship.services.options import ServiceOptions
@@ -18,7 +18,7 @@ OLD_SPELLINGS = {"path": "context", "dockerfile_path": "dockerfile"}
 
 
 @dataclass
-class ServiceBuild:
+class ServiceBuild(Reporting):
     """The ``build`` of one service, reported against the services file."""
 
     name: str
@@ -38,12 +38,6 @@ class ServiceBuild:
         for key in keys:
             where = join(where, key)
         return where
-
-    def error(self, where: str, message: str) -> None:
-        self.report.error(self.source, where, message)
-
-    def warn(self, where: str, message: str, kind: WarningKind = WarningKind.NOTE) -> None:
-        self.report.warn(self.source, where, message, kind)
 
     def convert(self, image: str | None) -> dict[str, Any] | str | None:
         """The service's build in Shipway's form (``--prebuilt``: None, ``prebuilt`` set)."""

@@ -10,7 +10,7 @@ from shipway.codeship.environment import PlainEnvironment
 from shipway.codeship.healthcheck import convert_healthcheck
 from shipway.codeship.issues import WarningKind
 from shipway.codeship.keys import SERVICE_KEYS, Handling
-from shipway.codeship.report import Report, command_value, join, scalar_text
+from shipway.codeship.report import Report, Reporting, command_value, join, scalar_text
 from shipway.codeship.secrets import EncryptedEnvironment, EnvSecret
 from shipway.codeship.services.build import ServiceBuild
 from shipway.codeship.services.files import ProjectFiles
@@ -24,7 +24,7 @@ without a value (``environment:``) is none, as compose and Codeship read it."""
 
 
 @dataclass
-class Service:
+class Service(Reporting):
     name: str
     raw: dict[str, Any]
     source: str
@@ -46,12 +46,6 @@ class Service:
         for key in keys:
             where = join(where, key)
         return where
-
-    def error(self, where: str, message: str) -> None:
-        self.report.error(self.source, where, message)
-
-    def warn(self, where: str, message: str, kind: WarningKind = WarningKind.NOTE) -> None:
-        self.report.warn(self.source, where, message, kind)
 
     def convert(self) -> dict[str, Any] | None:
         errors_before = len(self.report.errors)

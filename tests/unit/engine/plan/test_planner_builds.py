@@ -218,7 +218,7 @@ def test_a_step_starts_when_its_build_pushed_and_runs_the_image_by_digest() -> N
 def test_the_pod_manifest_runs_the_digest_in_the_main_container_and_sidecars() -> None:
     from shipway.engine.pods.manifests import pod_manifest
 
-    raw = {
+    raw: dict[str, Any] = {
         "services": {
             "app": {"build": "."},
             "db": {"build": {"context": "db"}},

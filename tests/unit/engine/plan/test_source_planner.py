@@ -7,11 +7,12 @@ from typing import Any
 
 import pytest
 
+from shipway.engine.cienv import ci_environment
 from shipway.engine.intents import PodToCreate
 from shipway.engine.naming import pod_name
 from shipway.engine.observe import PodView
 from shipway.engine.plan.planner import Plan, finished_plan, plan
-from shipway.engine.pods.manifests import ci_environment, claim_name, pod_manifest
+from shipway.engine.pods.manifests import claim_name, pod_manifest
 from shipway.engine.settings import PodOptions
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from tests.unit.builders import NOW, REF, WALKTHROUGH, compiled, pod
@@ -312,6 +313,7 @@ def test_the_checkout_is_followed_and_its_logs_read_like_a_step() -> None:
     events = Tracker().update(status)
     assert [type(e) for e in events[:2]] == [AttemptStarted, AttemptEnded]
     assert (events[0].step.name, events[0].pod) == ("checkout", CHECKOUT_POD)
+    assert isinstance(events[1], AttemptEnded)
     assert events[1].phase == StepPhase.SUCCEEDED
     assert events[2].step.name == "write artifact"
     (chosen,) = select_steps(every_step(status), ["checkout"])

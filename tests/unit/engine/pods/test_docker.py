@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import kopf
 import pytest
@@ -32,7 +32,9 @@ ON = DockerConfig(enabled=True, image="docker:20.10-dind")
 
 def _webhook_says(doc: dict[str, Any], config: DockerConfig) -> str | None:
     try:
-        asyncio.run(admission.validate_pipeline(kopf.Body(copy.deepcopy(doc)), config))
+        asyncio.run(
+            admission.validate_pipeline(kopf.Body(cast(kopf.RawBody, copy.deepcopy(doc))), config)
+        )
     except kopf.AdmissionError as exc:
         return str(exc)
     return None

@@ -29,7 +29,7 @@ from tests.unit.engine.plan.test_planner_builds import DIGEST as BUILT
 from tests.unit.engine.plan.test_planner_builds import GIT, build_pod, ok, run
 
 DIGEST = "sha256:" + "cd" * 32
-HEALTHCHECK = {
+HEALTHCHECK: dict[str, Any] = {
     "Test": ["CMD-SHELL", 'curl -f "http://localhost:9200/{x}" || exit 1'],
     "Interval": 30_000_000_000,
     "Timeout": 10_000_000_000,
