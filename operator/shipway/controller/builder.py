@@ -18,7 +18,7 @@ from typing import Protocol
 
 from shipway.controller.kube import KubeError
 from shipway.controller.registrycreds import CredentialError, RegistryCredentials
-from shipway.engine.buildnames import build_secret_name
+from shipway.engine.naming import build_secret_name
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.pods.buildpods import client_secret_manifest
 from shipway.engine.pods.manifests import owner_reference

@@ -38,7 +38,7 @@ from shipway.engine.observe import PodView, safe_pod_view
 from shipway.engine.ownership import record_uids, sort_pods
 from shipway.engine.plan.claims import ClaimStore
 from shipway.engine.plan.failures import abort_plan, invalid_plan
-from shipway.engine.plan.planner import EventToEmit, Plan, Refusal, finished_plan, plan
+from shipway.engine.plan.planner import EventToEmit, Plan, PlanInput, Refusal, finished_plan, plan
 from shipway.engine.plan.steps import own
 from shipway.engine.pods import docker
 from shipway.engine.pods.manifests import service_account_refusal
@@ -201,15 +201,17 @@ class Reconciler:
             )
         key = (snap.namespace, snap.name)
         return plan(
-            snap.ref,
-            compiled,
-            status,
-            pods,
-            now,
-            self.settings,
-            memory.rejected,
-            memory.waiting,
-            self.slots.others(key) if self.slots is not None else 0,
+            PlanInput(
+                snap.ref,
+                compiled,
+                status,
+                pods,
+                now,
+                settings=self.settings,
+                rejected=memory.rejected,
+                waiting=memory.waiting,
+                namespace_busy=self.slots.others(key) if self.slots is not None else 0,
+            )
         )
 
     async def reconcile(

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shipway.engine.buildnames import (
+from shipway.engine.naming import (
     build_pod_name,
     build_task_id,
     cache_repository,

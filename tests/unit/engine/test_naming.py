@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from shipway.engine.buildnames import build_task_id
 from shipway.engine.naming import (
+    build_task_id,
     container_name,
     host_names,
     instance_tag,

@@ -15,7 +15,8 @@ from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time
 from shipway.engine.plan.planner import Plan, finished_plan
 from shipway.engine.plan.report import EventToEmit, diff_events, succeeded_condition
-from shipway.engine.plan.steps import halt, own
+from shipway.engine.plan.steps import own
+from shipway.engine.plan.task import halt
 from shipway.engine.reasons import EventReason, PipelineReason
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
-from shipway.engine.plan.buildresult import summary
+from shipway.engine.plan.builds.result import summary
 from shipway.engine.plan.steps import StepState
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
 from shipway.models import (

@@ -17,7 +17,6 @@ import math
 
 from shipway import GROUP, KIND, VERSION
 from shipway.compiler.pipeline import CompiledPipeline
-from shipway.engine.buildnames import build_secret_name
 from shipway.engine.cienv import ci_environment
 from shipway.engine.intents import BuildToCreate, PodToCreate
 from shipway.engine.naming import (
@@ -31,6 +30,7 @@ from shipway.engine.naming import (
     LABEL_STEP,
     MANAGED_BY,
     SOURCE_TASK,
+    build_secret_name,
     container_name,
     host_names,
     pod_name,

@@ -7,7 +7,7 @@ from typing import Any
 
 from shipway.engine.observe import PodView
 from shipway.engine.plan.failures import abort_plan
-from shipway.engine.plan.planner import Plan, finished_plan, plan
+from shipway.engine.plan.planner import Plan, PlanInput, finished_plan, plan
 from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from tests.unit.builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
@@ -22,7 +22,9 @@ def run(
     **kw: Any,
 ) -> Plan:
     return plan(
-        REF, compiled(raw), status or PipelineStatus(), pods or [], kw.pop("now", NOW), **kw
+        PlanInput(
+            REF, compiled(raw), status or PipelineStatus(), pods or [], kw.pop("now", NOW), **kw
+        )
     )
 
 

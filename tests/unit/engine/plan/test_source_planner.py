@@ -10,7 +10,7 @@ import pytest
 from shipway.engine.intents import PodToCreate
 from shipway.engine.naming import pod_name
 from shipway.engine.observe import PodView
-from shipway.engine.plan.planner import Plan, finished_plan, plan
+from shipway.engine.plan.planner import Plan, PlanInput, finished_plan, plan
 from shipway.engine.pods.manifests import ci_environment, claim_name, pod_manifest
 from shipway.engine.settings import PodOptions
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
@@ -36,7 +36,7 @@ def report(**facts: str) -> str:
 
 
 def run(raw: dict[str, Any], status: PipelineStatus | None = None, *pods: PodView) -> Plan:
-    return plan(REF, compiled(raw), status or PipelineStatus(), list(pods), NOW)
+    return plan(PlanInput(REF, compiled(raw), status or PipelineStatus(), list(pods), NOW))
 
 
 def checked_out(**kw: Any) -> PodView:

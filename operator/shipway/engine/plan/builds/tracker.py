@@ -1,29 +1,17 @@
-"""Image builds while planning: which to run, their state, and which steps they hold (pure).
-
-A service with ``build`` is built once per pipeline, by one pod, when a remaining step needs
-it: a step runs its service and every service it links (``links``/``depends_on``), so it
-needs the images of all of those that have a build. Builds start together once the checkout
-is in place, so independent builds run in parallel; a step starts when the builds it needs
-have all pushed their image, and runs it by digest. A failed build fails each step that
-needed it, at the moment that step would have started (Codeship's order: parallel siblings
-run on, later steps are skipped). Builds no remaining step needs (filtered by
-``tag``/``exclude``) never run.
-
-A build's state follows from its status record and its pod, like a step's: the record
-remembers a result, the pod tells what the record lacks.
-"""
+"""Every build of a pipeline while planning: derived from the status and the pods, started
+together once the checkout is in place, and asked by each step whether it may start (pure)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from enum import Enum
+from collections.abc import Iterable
 
 from shipway.compiler.builds import ResolvedBuild
-from shipway.compiler.pipeline import CompiledPipeline
+from shipway.compiler.source import GitCheckout
 from shipway.compiler.tree import RunNode
-from shipway.engine.buildnames import (
+from shipway.engine.intents import BuildToCreate
+from shipway.engine.naming import (
+    BUILD_CONTAINER,
+    INSPECT_CONTAINER,
     build_pod_name,
     build_task_id,
     cache_repository,
@@ -31,112 +19,34 @@ from shipway.engine.buildnames import (
     project_key,
     tag_for,
 )
-from shipway.engine.intents import BuildToCreate, Refusal
-from shipway.engine.naming import BUILD_CONTAINER, INSPECT_CONTAINER
-from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import PodView, container_named, format_time
-from shipway.engine.outcome import UNSCHEDULABLE_GRACE_SECONDS, outcome
-from shipway.engine.plan.buildargs import render_args
-from shipway.engine.plan.buildneeds import gated_by_image, needed_builds, wanted_builds
-from shipway.engine.plan.buildresult import parse_result, summary
-from shipway.engine.plan.steps import halt
+from shipway.engine.observe import PodView, container_named
+from shipway.engine.outcome import Outcome
+from shipway.engine.plan.builds.args import render_args
+from shipway.engine.plan.builds.needs import gated_by_image, needed_builds, wanted_builds
+from shipway.engine.plan.builds.result import parse_result, summary
+from shipway.engine.plan.builds.state import BuildState, Gate, record, shown
+from shipway.engine.plan.inputs import PlanInput
+from shipway.engine.plan.task import Task, Tracker
 from shipway.engine.reasons import PodReason, StepReason
-from shipway.engine.settings import BuildConfig
 from shipway.engine.termination import as_healthcheck, parse_inspect
-from shipway.models import (
-    BuildStatus,
-    Healthcheck,
-    ImageHealthcheck,
-    PipelineStatus,
-    SourceStatus,
-    StepPhase,
-)
+from shipway.models import BuildStatus, Healthcheck, SourceStatus, StepPhase
 
 DEFAULT_CACHE_TAG = "default"
 UNREADABLE = "the image was built, but its HEALTHCHECK could not be read"
+VANISHED = "the build's pod disappeared before the build finished"
 
 
-class Gate(Enum):
-    READY = "ready"
-    """Every image the step runs is built."""
-    WAIT = "wait"
-    """A build the step needs has not finished yet."""
-    FAILED = "failed"
-    """A build the step needs failed: the step fails without a pod."""
-
-
-@dataclass
-class BuildState:
-    """One service's build while planning."""
-
-    build: ResolvedBuild
-    repository: str
-    phase: StepPhase = StepPhase.PENDING
-    pod: str | None = None
-    digest: str | None = None
-    reason: str | None = None
-    message: str | None = None
-    created_at: str | None = None
-    """When its pod was made (the build waits for a node and its image from then)."""
-    started_at: str | None = None
-    finished_at: str | None = None
-    cached_steps: int | None = None
-    total_steps: int | None = None
-    healthcheck: ImageHealthcheck | None = None
-    """The image's HEALTHCHECK, read after the build when a step links the service."""
-    live_pod: PodView | None = None
-    wanted: bool = False
-    """A regular step that may run needs it: built as soon as the checkout is there."""
-    requested: bool = False
-    """A step about to start needs it (an ``on_fail`` step, or one the build holds)."""
-    start: bool = False
-
-    @property
-    def service(self) -> str:
-        return self.build.service
-
-    @property
-    def image(self) -> str | None:
-        """The image by digest, once pushed."""
-        return f"{self.repository}@{self.digest}" if self.digest else None
-
-
-class Builds:
+class Builds(Tracker):
     """Every build's state, the pods to stop, and the gate each step passes to start."""
 
-    def __init__(
-        self,
-        ref: PipelineRef,
-        compiled: CompiledPipeline,
-        status: PipelineStatus,
-        pods_by_step: Mapping[str, Mapping[int, PodView]],
-        now: datetime,
-        start_grace: float,
-        rejected: Mapping[str, Refusal],
-        config: BuildConfig,
-        git_url: str | None = None,
-        branch: str | None = None,
-        unschedulable_grace: float = UNSCHEDULABLE_GRACE_SECONDS,
-        waiting: Mapping[str, str] | None = None,
-    ) -> None:
-        self.ref = ref
-        self.compiled = compiled
-        self.config = config
-        self.now = now
-        self.stamp = format_time(now)
-        self.start_grace = start_grace
-        self.unschedulable_grace = unschedulable_grace
-        self.rejected = rejected
-        self.waiting = waiting or {}
-        self.quota: str | None = None
-        """A ResourceQuota holds a build's pod up: this says which (tried again later)."""
-        self.git_url = git_url
+    def __init__(self, inputs: PlanInput, *, branch: str | None = None) -> None:
+        super().__init__(inputs)
+        self.ref = ref = inputs.ref
+        self.compiled = compiled = inputs.compiled
+        self.config = config = inputs.settings.build
         self.branch = branch
-        self.stop: list[str] = []
-        self.delete: list[str] = []
-        self.recheck: list[float] = []
         self.problem = config.problem()
-        known = {record.service: record for record in status.builds}
+        known = {rec.service: rec for rec in inputs.status.builds}
         registry = config.registry or "registry.invalid"
         self.by_service: dict[str, BuildState] = {}
         for name, service in compiled.services.items():
@@ -144,7 +54,7 @@ class Builds:
                 continue
             repository = image_repository(registry, ref.namespace, ref.name, ref.uid, name)
             state = BuildState(service.build, repository)
-            pod = pods_by_step.get(build_task_id(name), {}).get(0)
+            pod = inputs.pods_by_step.get(build_task_id(name), {}).get(0)
             self._derive(state, known.get(name), pod)
             self.by_service[name] = state
         self.inspected = gated_by_image(compiled)
@@ -157,49 +67,37 @@ class Builds:
     def pod_name(self, service: str) -> str:
         return build_pod_name(self.ref.name, self.ref.uid, service)
 
-    def _stop_if_live(self, pod: PodView | None) -> None:
-        action = halt(pod)
-        if pod is not None and action == "delete":
-            self.delete.append(pod.name)
-        elif pod is not None and action == "stop":
-            self.stop.append(pod.name)
-
     def _derive(self, state: BuildState, rec: BuildStatus | None, pod: PodView | None) -> None:
+        state.task = Task.recorded(rec)
         if rec is not None:
-            state.phase, state.pod, state.digest = rec.phase, rec.pod, rec.digest
-            state.reason, state.message = rec.reason, rec.message
-            state.created_at = rec.created_at
-            state.started_at, state.finished_at = rec.started_at, rec.finished_at
+            state.digest = rec.digest
             state.cached_steps, state.total_steps = rec.cached_steps, rec.total_steps
             state.repository = rec.image or state.repository
             state.healthcheck = rec.healthcheck
         if state.phase.terminal:
-            self._stop_if_live(pod)
+            self.stop_if_live(pod)
             return
         name = self.pod_name(state.service)
-        if pod is None:
-            if name in self.rejected:
-                refusal = self.rejected[name]
+        state.task, result = self.observe(state.task, name, pod, VANISHED)
+        if result is None:
+            state.task = state.task.pending()
+            return
+        if pod is None:  # refused (its whole message), or its pod vanished
+            refusal = self.inputs.rejected.get(name)
+            if refusal is not None:
                 self._end(state, StepPhase.FAILED, refusal.reason, refusal.message)
-            elif state.pod == name and state.phase == StepPhase.RUNNING:
-                why = "the build's pod disappeared before the build finished"
-                self._end(state, StepPhase.FAILED, StepReason.POD_DELETED, why)
             else:
-                state.phase, state.pod = StepPhase.PENDING, None
+                self._end(state, StepPhase.FAILED, StepReason.POD_DELETED, VANISHED)
             return
-        state.pod = name
-        state.created_at = state.created_at or pod.created_at
-        result = outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
-        if result.recheck_after is not None:
-            self.recheck.append(result.recheck_after)
         build = container_named(pod, BUILD_CONTAINER)  # when it started: not the inspect after it
-        state.started_at = (build and build.started_at) or result.started_at or state.started_at
-        if result.phase == StepPhase.RUNNING:
-            state.phase, state.live_pod = StepPhase.RUNNING, pod
-            state.reason, state.message = result.reason, result.message
-            return
-        if result.stop:
-            self._stop_if_live(pod)
+        started = (build and build.started_at) or result.started_at or state.task.started_at
+        state.task = state.task.started(started)
+        if result.phase != StepPhase.RUNNING:
+            self._read(state, pod, result)
+
+    def _read(self, state: BuildState, pod: PodView, result: Outcome) -> None:
+        """An ended build pod's report: the digest and healthcheck, or why it failed."""
+        build = container_named(pod, BUILD_CONTAINER)
         terminated = build is not None and build.state == "terminated"
         report = parse_result(
             build.message if build and terminated else None, result.phase == StepPhase.SUCCEEDED
@@ -242,9 +140,7 @@ class Builds:
         message: str | None,
         finished_at: str | None = None,
     ) -> None:
-        state.phase, state.reason, state.message = phase, reason, message
-        state.finished_at = finished_at or self.stamp
-        state.live_pod = None
+        state.task = state.task.ended(phase, reason, message, finished_at or self.stamp)
         state.start = False
 
     def _refuse_if_unbuildable(self, state: BuildState) -> None:
@@ -261,7 +157,7 @@ class Builds:
             self._refuse_if_unbuildable(state)
         for state in needed:
             if state.phase in (StepPhase.FAILED, StepPhase.CANCELLED, StepPhase.SKIPPED):
-                why = summary(state.message) or state.reason or "it failed"
+                why = summary(state.task.message) or state.task.reason or "it failed"
                 return Gate.FAILED, f"the image of {state.service!r} was not built: {why}"[:1024]
         if all(state.phase == StepPhase.SUCCEEDED for state in needed):
             return Gate.READY, None
@@ -305,9 +201,9 @@ class Builds:
             deadlines = [t for t in (self.config.timeout_seconds, remaining) if t is not None]
             cache_repo, tags = self._cache(state.build)
             name = self.pod_name(state.service)
-            if name in self.waiting:
-                state.reason, state.message = StepReason.EXCEEDED_QUOTA, self.waiting[name][:1024]
-                self.quota = f"waiting for quota: {self.waiting[name]}"[:1024]
+            waiting = self.quota_wait(name)
+            if waiting is not None:
+                state.task = state.task.noted(StepReason.EXCEEDED_QUOTA, waiting)
                 continue
             creates.append(
                 BuildToCreate(
@@ -321,20 +217,23 @@ class Builds:
                     args=render_args(self.ref, self.compiled, state.build, source),
                 )
             )
-            state.phase, state.pod, state.start = StepPhase.RUNNING, name, True
-            state.created_at, state.reason, state.message = self.stamp, None, None
+            state.task, state.start = state.task.created(name, self.stamp), True
         return tuple(creates)
 
     def _cache(self, build: ResolvedBuild) -> tuple[str | None, tuple[str, ...]]:
         if not build.cached or not self.config.registry:
             return None, ()
         spec = self.compiled.spec
-        project = project_key(spec.cacheKey, self.git_url, self.ref.generate_name, self.ref.name)
+        project = project_key(spec.cacheKey, self._git_url(), self.ref.generate_name, self.ref.name)
         repo = cache_repository(self.config.registry, self.ref.namespace, project, build.service)
         tags = [tag_for(self.branch) if self.branch else DEFAULT_CACHE_TAG]
         if build.default_cache_branch:
             tags.append(tag_for(build.default_cache_branch))
         return repo, tuple(dict.fromkeys(tags))
+
+    def _git_url(self) -> str | None:
+        source = self.compiled.source
+        return source.url if isinstance(source, GitCheckout) else None
 
     def busy(self) -> bool:
         """A build runs, starts now, or waits for quota."""
@@ -345,57 +244,19 @@ class Builds:
     def end_unneeded(self) -> None:
         """The pipeline is over: builds still running or waiting are not needed any more."""
         why = "the pipeline ended before a step needed this image"
-        self.stop_everything(StepPhase.CANCELLED, StepReason.NOT_NEEDED, why)
+        self.stop_everything((StepPhase.CANCELLED, StepReason.NOT_NEEDED, why))
 
-    def stop_everything(self, phase: StepPhase, reason: str, message: str) -> None:
+    def stop_everything(self, end: tuple[StepPhase, str, str]) -> None:
         """Cancel, time out, or the pipeline ended: running builds stop, pending ones never run."""
         for state in self.by_service.values():
             if state.phase.terminal:
                 continue
-            if state.phase == StepPhase.RUNNING:
-                self._stop_if_live(state.live_pod)
-                self._end(state, phase, reason, message)
-            elif not (state.wanted or state.requested):
-                continue  # no step ever needed it: it stays out of the status
-            else:
-                self._end(state, StepPhase.SKIPPED, reason, message)
-                state.finished_at = None
+            if state.phase == StepPhase.RUNNING or state.wanted or state.requested:
+                self.stop_task(state, end)
+            # else no step ever needed it: it stays out of the status
 
     def statuses(self) -> list[BuildStatus]:
-        return [_record(state) for state in self.by_service.values() if _shown(state)]
+        return [record(state) for state in self.by_service.values() if shown(state)]
 
     def values(self) -> Iterable[BuildState]:
         return self.by_service.values()
-
-
-def _shown(state: BuildState) -> bool:
-    """Builds no step ever needed are left out (services of filtered-out steps)."""
-    return state.wanted or state.requested or state.pod is not None or state.phase.terminal
-
-
-def _record(state: BuildState) -> BuildStatus:
-    return BuildStatus(
-        service=state.service,
-        phase=state.phase,
-        image=state.repository if state.phase != StepPhase.SKIPPED else None,
-        digest=state.digest,
-        pod=state.pod,
-        reason=state.reason,
-        message=state.message,
-        created_at=state.created_at,
-        started_at=state.started_at,
-        finished_at=state.finished_at if state.phase.terminal else None,
-        cached_steps=state.cached_steps,
-        total_steps=state.total_steps,
-        healthcheck=state.healthcheck,
-    )
-
-
-def build_secret_wanted(old: PipelineStatus, new: PipelineStatus, starting: bool) -> bool | None:
-    """Whether the client certificate must be in the namespace now, or can go."""
-    if starting:
-        return True
-    was_building = any(not b.phase.terminal for b in old.builds)
-    if was_building and all(b.phase.terminal for b in new.builds):
-        return False
-    return None
