@@ -191,13 +191,23 @@ class Reconciler:
         refusal = service_account_refusal(snap.ref, compiled, self.options)
         if refusal is not None:
             return abort_plan(
-                snap.ref, status, pods, PipelineReason.SERVICE_ACCOUNT_NOT_ALLOWED, refusal, now
+                snap.ref,
+                status,
+                pods,
+                reason=PipelineReason.SERVICE_ACCOUNT_NOT_ALLOWED,
+                message=refusal,
+                now=now,
             )
         wanting = [name for name, service in compiled.services.items() if service.docker]
         refusal = docker.refusal(snap.ref.namespace, wanting, self.options.docker)
         if refusal is not None:
             return abort_plan(
-                snap.ref, status, pods, PipelineReason.DOCKER_NOT_ALLOWED, refusal, now
+                snap.ref,
+                status,
+                pods,
+                reason=PipelineReason.DOCKER_NOT_ALLOWED,
+                message=refusal,
+                now=now,
             )
         key = (snap.namespace, snap.name)
         return plan(
@@ -263,7 +273,13 @@ class Reconciler:
         known = {pod.name: pod for pod in (*indexed, *memory.created.values())}
         pods = self._trusted(snap, status, own(known.values(), snap.uid), memory)
         result = abort_plan(
-            snap.ref, status, pods, reason, message, self.clock(), keep_steps=keep_steps
+            snap.ref,
+            status,
+            pods,
+            reason=reason,
+            message=message,
+            now=self.clock(),
+            keep_steps=keep_steps,
         )
         await self._write(snap, memory, status, result)
         return await self._finish(snap, result)

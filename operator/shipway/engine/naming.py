@@ -91,7 +91,7 @@ def label_value(text: str) -> str:
     return f"{slug}-{short_hash(text)}" if slug else short_hash(text)
 
 
-def pod_name(pipeline: str, uid: str, step_id: str, step_name: str, attempt: int) -> str:
+def pod_name(pipeline: str, uid: str, step_id: str, step_name: str, *, attempt: int = 0) -> str:
     """``<pipeline>-<tag>-<id>[-r<attempt>]-<step slug>``, at most 63 characters.
 
     The tag (a hash of the Pipeline's UID) makes it unique per pipeline instance, the id
@@ -114,7 +114,7 @@ SOURCE_TASK = "source"
 def source_pod_name(ref: PipelineRef, source: CompiledSource) -> str:
     """Named by the same rule as step pods: ``<pipeline>-<uid hash>-source-checkout`` (or
     ``-upload``), so a name never collides with another instance's pods."""
-    return pod_name(ref.name, ref.uid, SOURCE_TASK, task_title(source), 0)
+    return pod_name(ref.name, ref.uid, SOURCE_TASK, task_title(source))
 
 
 CHECKOUT_TIMEOUT = 3600
@@ -187,7 +187,9 @@ def uid_hash(uid: str) -> str:
     return short_hash(uid, 8)
 
 
-def image_repository(registry: str, namespace: str, pipeline: str, uid: str, service: str) -> str:
+def image_repository(
+    registry: str, namespace: str, pipeline: str, uid: str, *, service: str
+) -> str:
     """Where one pipeline's image of one service is pushed (without tag or digest)."""
     owner = repo_component(f"{pipeline}-{uid_hash(uid)}")
     return f"{registry.rstrip('/')}/{repo_component(namespace)}/{owner}/{repo_component(service)}"

@@ -126,7 +126,11 @@ class _Planner:
         )
         """Every kind of pod task: each is stopped, and its pods collected, the same way."""
         self.gates = approval.plan_gates(
-            self.ref, compiled, status, inputs.now, inputs.settings.approval_timeout
+            self.ref,
+            compiled,
+            status,
+            inputs.now,
+            default_timeout=inputs.settings.approval_timeout,
         )
 
     def _timeout(self) -> tuple[float, str] | None:
@@ -182,9 +186,9 @@ class _Planner:
             steps.by_id,
             halted,
             stopping is not None or not prep.ready(),
-            self._gate,
-            self.compiled.spec.push,
-            self.gates.passes,
+            gate=self._gate,
+            pushes=self.compiled.spec.push,
+            approval=self.gates.passes,
         )
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
@@ -234,13 +238,13 @@ class _Planner:
             self.ref,
             previous,
             steps.values(),
-            phase,
-            message,
-            self.stamp,
-            node,
-            reason,
-            prep.source_status(),
-            builds.statuses(),
+            phase=phase,
+            message=message,
+            stamp=self.stamp,
+            node=node,
+            reason=reason,
+            source=prep.source_status(),
+            builds=builds.statuses(),
         ).model_copy(update={"approvals": self.gates.statuses()})
         recheck = [*(t for tracker in self.trackers for t in tracker.recheck), *self.gates.recheck]
         return Plan(
@@ -274,7 +278,7 @@ class _Planner:
 
     def _push_target(self, step: StepState) -> tuple[PushTarget | None, str | None]:
         image = dict(self.builds.images(step.run)).get(step.run.service)
-        return push_target(self.ref, self.compiled, step.run, image, self.status.source)
+        return push_target(self.ref, self.compiled, step.run, image, source=self.status.source)
 
     def _mark_skipped(
         self, skip: Mapping[str, str], halted: bool, finished: bool, unprepared: bool

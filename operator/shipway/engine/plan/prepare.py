@@ -109,7 +109,13 @@ class Preparation(Tracker):
         prep.task = prep.task.started(result.started_at)
         if result.phase == StepPhase.SUCCEEDED:
             prep.facts = facts
-            self._end(prep, StepPhase.SUCCEEDED, StepReason.COMPLETED, None, result.finished_at)
+            self._end(
+                prep,
+                StepPhase.SUCCEEDED,
+                StepReason.COMPLETED,
+                None,
+                finished_at=result.finished_at,
+            )
             return prep
         reason = facts.get("reason") or result.reason or StepReason.POD_FAILED
         message = facts.get("message") or result.message
@@ -118,7 +124,7 @@ class Preparation(Tracker):
             message = f"the {prep.title} did not finish within {pod.active_deadline}s"
             if prep.kind == "upload":
                 message = f"no complete upload arrived within {pod.active_deadline}s"
-        self._end(prep, StepPhase.FAILED, reason, message, result.finished_at)
+        self._end(prep, StepPhase.FAILED, reason, message, finished_at=result.finished_at)
         return prep
 
     def _end(
@@ -127,6 +133,7 @@ class Preparation(Tracker):
         phase: StepPhase,
         reason: str,
         message: str | None,
+        *,
         finished_at: str | None = None,
     ) -> None:
         """Over, its message redacted (a checkout's error may quote a URL with a token)."""

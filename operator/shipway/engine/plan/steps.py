@@ -146,7 +146,7 @@ class Steps(Tracker):
         return list(self.by_id.values())
 
     def name(self, run: RunNode, attempt: int) -> str:
-        return pod_name(self.ref.name, self.ref.uid, run.id, run.name, attempt)
+        return pod_name(self.ref.name, self.ref.uid, run.id, run.name, attempt=attempt)
 
     def _derive(self, run: RunNode, rec: StepStatus | None) -> StepState:
         pods = self.pods_by_step.get(run.id, {})

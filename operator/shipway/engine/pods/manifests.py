@@ -354,7 +354,7 @@ def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest
         if not run.enabled or run.push is not None:
             continue
         timeout = math.ceil(run.timeout) if run.timeout else None
-        name = pod_name(ref.name, ref.uid, run.id, run.name, 0)
+        name = pod_name(ref.name, ref.uid, run.id, run.name)
         create = PodToCreate(run.id, 0, name, timeout)
         manifests.append(pod_manifest(ref, compiled, create))
     return manifests

@@ -21,9 +21,9 @@ GIT = {
     "source": {"git": {"url": "https://git.example/org/app.git", "revision": "main"}},
 }
 UPLOAD = {**WALKTHROUGH, "source": {"upload": {"timeout": "5m"}}}
-CHECKOUT_POD = pod_name(REF.name, REF.uid, "source", "checkout", 0)
-UPLOAD_POD = pod_name(REF.name, REF.uid, "source", "upload", 0)
-FIRST_POD = pod_name(REF.name, REF.uid, "1", "write artifact", 0)
+CHECKOUT_POD = pod_name(REF.name, REF.uid, "source", "checkout")
+UPLOAD_POD = pod_name(REF.name, REF.uid, "source", "upload")
+FIRST_POD = pod_name(REF.name, REF.uid, "1", "write artifact")
 
 
 def b64(text: str) -> str:

@@ -52,7 +52,7 @@ class Builds(Tracker):
         for name, service in compiled.services.items():
             if service.build is None:
                 continue
-            repository = image_repository(registry, ref.namespace, ref.name, ref.uid, name)
+            repository = image_repository(registry, ref.namespace, ref.name, ref.uid, service=name)
             state = BuildState(service.build, repository)
             pod = inputs.pods_by_step.get(build_task_id(name), {}).get(0)
             self._derive(state, known.get(name), pod)
@@ -112,7 +112,13 @@ class Builds(Tracker):
                     why = f"{UNREADABLE}: {problem}"
                     self._end(state, StepPhase.FAILED, StepReason.BUILD_FAILED, why)
                     return
-            self._end(state, StepPhase.SUCCEEDED, StepReason.COMPLETED, None, result.finished_at)
+            self._end(
+                state,
+                StepPhase.SUCCEEDED,
+                StepReason.COMPLETED,
+                None,
+                finished_at=result.finished_at,
+            )
             return
         reason: str = result.reason or StepReason.POD_FAILED
         message: str | None = result.message
@@ -130,7 +136,7 @@ class Builds(Tracker):
             message = f"{UNREADABLE}: {result.message or 'the pod failed'}"
         elif terminated:
             reason, message = StepReason.BUILD_FAILED, report.message or result.message
-        self._end(state, StepPhase.FAILED, reason, message, result.finished_at)
+        self._end(state, StepPhase.FAILED, reason, message, finished_at=result.finished_at)
 
     def _end(
         self,
@@ -138,6 +144,7 @@ class Builds(Tracker):
         phase: StepPhase,
         reason: str,
         message: str | None,
+        *,
         finished_at: str | None = None,
     ) -> None:
         state.task = state.task.ended(phase, reason, message, finished_at or self.stamp)
