@@ -22,14 +22,14 @@ from shipway.engine.naming import (
 )
 from shipway.engine.observe import PodView
 from shipway.engine.plan.inputs import PlanInput
-from shipway.engine.plan.task import Task, Tracker
+from shipway.engine.plan.task import Task, Tracked, Tracker
 from shipway.engine.reasons import PodReason, SourceReason, StepReason
 from shipway.engine.termination import parse_report, redact
 from shipway.models import SourceStatus, StepPhase
 
 
 @dataclass
-class Prepared:
+class Prepared(Tracked):
     """One preparation task while planning: its task, and the facts its pod reported."""
 
     id: str
@@ -39,22 +39,6 @@ class Prepared:
     facts: dict[str, str] = field(default_factory=dict)
     start: bool = False
     deadline: int | None = None
-
-    @property
-    def phase(self) -> StepPhase:
-        return self.task.phase
-
-    @property
-    def pod(self) -> str | None:
-        return self.task.pod
-
-    @property
-    def reason(self) -> str | None:
-        return self.task.reason
-
-    @property
-    def message(self) -> str | None:
-        return self.task.message
 
 
 _TIMEOUT = {
@@ -185,13 +169,6 @@ class Preparation(Tracker):
         facts, task = prep.facts, prep.task
         return SourceStatus(
             kind=prep.kind,
-            phase=task.phase,
-            pod=task.pod,
-            reason=task.reason,
-            message=task.message,
-            created_at=task.created_at,
-            started_at=task.started_at,
-            finished_at=task.finished_at if task.phase.terminal else None,
             commit=facts.get("commit") or None,
             branch=facts.get("branch") or None,
             tag=facts.get("tag") or None,
@@ -201,6 +178,7 @@ class Preparation(Tracker):
             repo_name=self.source.repo_name if isinstance(self.source, GitCheckout) else None,
             files=_int(facts.get("files")),
             bytes=_int(facts.get("bytes")),
+            **task.record(),
         )
 
 

@@ -43,18 +43,12 @@ def step_status(step: StepState) -> StepStatus:
         group=step.run.group,
         service=step.run.service,
         on_fail_of=step.run.on_fail_of,
-        phase=step.phase,
-        pod=step.pod,
         attempt=step.attempt,
         exit_code=step.exit_code,
-        reason=step.reason,
-        message=step.message,
-        created_at=step.created_at,
-        started_at=step.started_at,
-        finished_at=step.finished_at if step.phase.terminal else None,
         image=step.image,
         digest=step.digest,
         attempts=step.attempts,
+        **step.task.record(),
     )
 
 

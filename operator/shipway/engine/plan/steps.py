@@ -15,14 +15,14 @@ from shipway.engine.naming import GENERATOR_CONTAINER, pod_name
 from shipway.engine.observe import PodView, parse_time
 from shipway.engine.outcome import Outcome, _seconds
 from shipway.engine.plan.inputs import PlanInput
-from shipway.engine.plan.task import Task, Tracker
+from shipway.engine.plan.task import Task, Tracked, Tracker
 from shipway.engine.reasons import StepReason
 from shipway.engine.termination import parse_push_result
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
 
 
 @dataclass
-class StepState:
+class StepState(Tracked):
     """A run step's state while planning: its current attempt's task, and the attempts before."""
 
     run: RunNode
@@ -37,39 +37,6 @@ class StepState:
     blocked: bool = False
     """A retry waits for the previous attempt's pod to be gone."""
     start: bool = False
-    """Create the current attempt's pod now."""
-
-    @property
-    def phase(self) -> StepPhase:
-        return self.task.phase
-
-    @property
-    def pod(self) -> str | None:
-        return self.task.pod
-
-    @property
-    def reason(self) -> str | None:
-        return self.task.reason
-
-    @property
-    def message(self) -> str | None:
-        return self.task.message
-
-    @property
-    def created_at(self) -> str | None:
-        return self.task.created_at
-
-    @property
-    def started_at(self) -> str | None:
-        return self.task.started_at
-
-    @property
-    def finished_at(self) -> str | None:
-        return self.task.finished_at
-
-    @property
-    def live_pod(self) -> PodView | None:
-        return self.task.live_pod
 
     @property
     def started(self) -> bool:

@@ -13,7 +13,7 @@ retries and attempts, builds their digest, healthcheck and gate, the preparation
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Protocol, TypedDict
 
 from shipway.engine.observe import PodView
 from shipway.engine.outcome import Outcome, outcome
@@ -39,6 +39,18 @@ class Record(Protocol):
     def started_at(self) -> str | None: ...
     @property
     def finished_at(self) -> str | None: ...
+
+
+class RecordFields(TypedDict):
+    """What :meth:`Task.record` gives every task's status record."""
+
+    phase: StepPhase
+    pod: str | None
+    reason: str | None
+    message: str | None
+    created_at: str | None
+    started_at: str | None
+    finished_at: str | None
 
 
 @dataclass(frozen=True)
@@ -71,6 +83,18 @@ class Task:
             rec.created_at,
             rec.started_at,
             rec.finished_at,
+        )
+
+    def record(self) -> RecordFields:
+        """The fields its status record writes (an end time only once it is over)."""
+        return RecordFields(
+            phase=self.phase,
+            pod=self.pod,
+            reason=self.reason,
+            message=self.message,
+            created_at=self.created_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at if self.phase.terminal else None,
         )
 
     def pending(self) -> Task:
@@ -121,11 +145,45 @@ class Task:
         return replace(self, phase=StepPhase.RUNNING, pod=None, created_at=None, started_at=None)
 
 
-class HasTask(Protocol):
-    """A step, build or preparation task as the stop transitions see it."""
+class Tracked:
+    """A step, build or preparation task: what it is (its subclass) around its :class:`Task`,
+    whose state it reads through."""
 
     task: Task
     start: bool
+    """Create its pod now."""
+
+    @property
+    def phase(self) -> StepPhase:
+        return self.task.phase
+
+    @property
+    def pod(self) -> str | None:
+        return self.task.pod
+
+    @property
+    def reason(self) -> str | None:
+        return self.task.reason
+
+    @property
+    def message(self) -> str | None:
+        return self.task.message
+
+    @property
+    def created_at(self) -> str | None:
+        return self.task.created_at
+
+    @property
+    def started_at(self) -> str | None:
+        return self.task.started_at
+
+    @property
+    def finished_at(self) -> str | None:
+        return self.task.finished_at
+
+    @property
+    def live_pod(self) -> PodView | None:
+        return self.task.live_pod
 
 
 def halt(pod: PodView | None) -> str | None:
@@ -215,7 +273,7 @@ class Tracker:
 
     def stop_task(
         self,
-        item: HasTask,
+        item: Tracked,
         end: tuple[StepPhase, str, str],
         skip_at: str | None = None,
     ) -> None:

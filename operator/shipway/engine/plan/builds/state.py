@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from shipway.compiler.builds import ResolvedBuild
-from shipway.engine.plan.task import Task
+from shipway.engine.plan.task import Task, Tracked
 from shipway.models import BuildStatus, ImageHealthcheck, PipelineStatus, StepPhase
 
 
@@ -26,7 +26,7 @@ class Gate(Enum):
 
 
 @dataclass
-class BuildState:
+class BuildState(Tracked):
     """One service's build while planning: its task, and what the build made."""
 
     build: ResolvedBuild
@@ -42,14 +42,6 @@ class BuildState:
     requested: bool = False
     """A step about to start needs it (an ``on_fail`` step, or one the build holds)."""
     start: bool = False
-
-    @property
-    def phase(self) -> StepPhase:
-        return self.task.phase
-
-    @property
-    def pod(self) -> str | None:
-        return self.task.pod
 
     @property
     def service(self) -> str:
@@ -69,18 +61,12 @@ def shown(state: BuildState) -> bool:
 def record(state: BuildState) -> BuildStatus:
     return BuildStatus(
         service=state.service,
-        phase=state.phase,
         image=state.repository if state.phase != StepPhase.SKIPPED else None,
         digest=state.digest,
-        pod=state.pod,
-        reason=state.task.reason,
-        message=state.task.message,
-        created_at=state.task.created_at,
-        started_at=state.task.started_at,
-        finished_at=state.task.finished_at if state.phase.terminal else None,
         cached_steps=state.cached_steps,
         total_steps=state.total_steps,
         healthcheck=state.healthcheck,
+        **state.task.record(),
     )
 
 
