@@ -9,7 +9,9 @@ what makes the operator safe to kill at any instant:
   recorded yet (the operator may have died between creating a pod and writing the status);
 * stops are re-issued for as long as a pod runs for a step that is already over.
 
-The work is split three ways: :mod:`~shipway.engine.plan.steps` derives each step's state,
+The work is split: the trackers (:mod:`~shipway.engine.plan.steps`,
+:mod:`~shipway.engine.plan.prepare`, :mod:`~shipway.engine.plan.builds`) derive each pod task's
+state through the one lifecycle of :mod:`~shipway.engine.plan.task`,
 :mod:`~shipway.engine.plan.walk` walks the tree to find what may start, and
 :mod:`~shipway.engine.plan.report` writes the status and Events. This module puts them together.
 """
