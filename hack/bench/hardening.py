@@ -111,7 +111,7 @@ def faults(bench: Bench) -> dict[str, float]:
     foreign_pod = {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": pod_name("podless", uid["podless"], "1", "s", 0)},
+        "metadata": {"name": pod_name("podless", uid["podless"], "1", "s")},
         "spec": {
             "containers": [{"name": "x", "image": "busybox:1.36", "command": ["sleep", "600"]}],
             "terminationGracePeriodSeconds": 0,

@@ -103,7 +103,7 @@ def test_a_foreign_pod_and_claim_with_the_wanted_names_are_refused_not_adopted(
         with shipway_operator.webhook_removed():  # its webhook is down too (failurePolicy Fail)
             k.apply_docs(docs)
         uid = {n: k.pipeline(n)["metadata"]["uid"] for n in ("podless", "claimless")}
-        taken_pod = pod_name("podless", uid["podless"], "1", "s", 0)
+        taken_pod = pod_name("podless", uid["podless"], "1", "s")
         taken_claim = pvc_name("claimless", uid["claimless"])
         k.apply_docs(
             [

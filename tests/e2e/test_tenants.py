@@ -128,7 +128,7 @@ def test_a_pre_created_pod_of_the_gates_name_does_not_pass_it(
         with shipway_operator.webhook_removed():
             k.apply_docs([pipeline("gated", steps)])
         uid = k.pipeline("gated")["metadata"]["uid"]
-        forged = pod_name("gated", uid, "1", "gate", 0)
+        forged = pod_name("gated", uid, "1", "gate")
         labels = {"shipway.dev/step": "1", "shipway.dev/attempt": "0"}
         k.apply_docs([claiming_pod(forged, "gated", uid, "true", **labels)])
         wait_pod_phase(k, forged, ("Succeeded",))

@@ -12,8 +12,7 @@ import pytest
 from shipway.controller.builder import LOCAL, BuildSecrets, discover
 from shipway.controller.config import ConfigError, OperatorConfig, build_config
 from shipway.controller.reconciler import Reconciler
-from shipway.engine.buildnames import build_secret_name
-from shipway.engine.naming import ANNOTATION_PIPELINE_UID, pvc_name
+from shipway.engine.naming import ANNOTATION_PIPELINE_UID, build_secret_name, pvc_name
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.settings import DEFAULT_CLIENT_IMAGE, BuildConfig, Settings
 from shipway.models import PipelinePhase

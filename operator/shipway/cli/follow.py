@@ -31,7 +31,7 @@ from shipway.cli.tracker import AttemptEnded, AttemptStarted, Tracker
 from shipway.cli.tree import is_build
 from shipway.engine.naming import container_name
 from shipway.engine.objects import Manifest
-from shipway.engine.plan.buildresult import summary
+from shipway.engine.plan.builds.result import summary
 from shipway.engine.pods.buildpods import CONTAINER as BUILD_CONTAINER
 from shipway.engine.pods.pushpods import CONTAINER as PUSH_CONTAINER
 from shipway.models import StepStatus

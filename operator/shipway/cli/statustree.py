@@ -25,7 +25,7 @@ from shipway.cli.format import (
 )
 from shipway.cli.sanitize import printable
 from shipway.cli.tree import TreeNode, build_tree, group_duration, group_phase, is_build
-from shipway.engine.plan.buildresult import summary
+from shipway.engine.plan.builds.result import summary
 from shipway.engine.plan.report import SOURCE_TITLES
 from shipway.engine.reasons import StepReason
 from shipway.models import PrepStatus, SourceStatus, StepPhase, StepStatus

@@ -4,7 +4,7 @@ Paths are names inside the checkout, as volumes' host paths are: an absolute pat
 climbs out of the checkout is refused here, before anything runs. (Symlinks inside the
 checkout are checked by the build pod itself, which resolves them before BuildKit reads.)
 Arg values are Codeship's templates (``CI: "{{ .Ci }}"``): parsed here, so a bad one is an
-error naming its field; rendered when the build pod is made (:mod:`shipway.engine.plan.buildargs`).
+error naming its field; rendered when the build pod is made (:mod:`shipway.engine.plan.builds.args`).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from shipway.controller.registrycreds import (
     RegistryCredentials,
     pull_secret_name,
 )
-from shipway.engine.buildnames import build_secret_name
+from shipway.engine.naming import build_secret_name
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.pods.buildpods import client_secret_manifest
 from shipway.engine.pods.manifests import owner_reference

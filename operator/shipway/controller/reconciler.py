@@ -38,7 +38,7 @@ from shipway.engine.observe import PodView, safe_pod_view
 from shipway.engine.ownership import record_uids, sort_pods
 from shipway.engine.plan.claims import ClaimStore
 from shipway.engine.plan.failures import abort_plan, invalid_plan
-from shipway.engine.plan.planner import EventToEmit, Plan, Refusal, finished_plan, plan
+from shipway.engine.plan.planner import EventToEmit, Plan, PlanInput, Refusal, finished_plan, plan
 from shipway.engine.plan.steps import own
 from shipway.engine.pods import docker
 from shipway.engine.pods.manifests import service_account_refusal
@@ -191,25 +191,37 @@ class Reconciler:
         refusal = service_account_refusal(snap.ref, compiled, self.options)
         if refusal is not None:
             return abort_plan(
-                snap.ref, status, pods, PipelineReason.SERVICE_ACCOUNT_NOT_ALLOWED, refusal, now
+                snap.ref,
+                status,
+                pods,
+                reason=PipelineReason.SERVICE_ACCOUNT_NOT_ALLOWED,
+                message=refusal,
+                now=now,
             )
         wanting = [name for name, service in compiled.services.items() if service.docker]
         refusal = docker.refusal(snap.ref.namespace, wanting, self.options.docker)
         if refusal is not None:
             return abort_plan(
-                snap.ref, status, pods, PipelineReason.DOCKER_NOT_ALLOWED, refusal, now
+                snap.ref,
+                status,
+                pods,
+                reason=PipelineReason.DOCKER_NOT_ALLOWED,
+                message=refusal,
+                now=now,
             )
         key = (snap.namespace, snap.name)
         return plan(
-            snap.ref,
-            compiled,
-            status,
-            pods,
-            now,
-            self.settings,
-            memory.rejected,
-            memory.waiting,
-            self.slots.others(key) if self.slots is not None else 0,
+            PlanInput(
+                snap.ref,
+                compiled,
+                status,
+                pods,
+                now,
+                settings=self.settings,
+                rejected=memory.rejected,
+                waiting=memory.waiting,
+                namespace_busy=self.slots.others(key) if self.slots is not None else 0,
+            )
         )
 
     async def reconcile(
@@ -261,7 +273,13 @@ class Reconciler:
         known = {pod.name: pod for pod in (*indexed, *memory.created.values())}
         pods = self._trusted(snap, status, own(known.values(), snap.uid), memory)
         result = abort_plan(
-            snap.ref, status, pods, reason, message, self.clock(), keep_steps=keep_steps
+            snap.ref,
+            status,
+            pods,
+            reason=reason,
+            message=message,
+            now=self.clock(),
+            keep_steps=keep_steps,
         )
         await self._write(snap, memory, status, result)
         return await self._finish(snap, result)

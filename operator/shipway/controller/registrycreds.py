@@ -16,8 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from shipway.engine.buildnames import build_secret_name
-from shipway.engine.naming import LABEL_MANAGED_BY, LABEL_PIPELINE, MANAGED_BY
+from shipway.engine.naming import LABEL_MANAGED_BY, LABEL_PIPELINE, MANAGED_BY, build_secret_name
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.pods.manifests import owner_reference
 from shipway.engine.settings import BuildConfig

@@ -49,7 +49,7 @@ class BuildToCreate:
     inspect: bool = False
     """A step links the service: read the image's HEALTHCHECK after the build."""
     args: tuple[tuple[str, str], ...] = ()
-    """The build args, rendered (:func:`shipway.engine.plan.buildargs.render_args`)."""
+    """The build args, rendered (:func:`shipway.engine.plan.builds.args.render_args`)."""
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shipway.engine.buildnames import normalise_git_url
+from shipway.engine.naming import normalise_git_url
 from shipway.engine.observe import parse_time
 
 KEEP_ANNOTATION = "shipway.dev/keep"

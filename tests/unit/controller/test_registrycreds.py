@@ -15,7 +15,7 @@ from shipway.controller.builder import LOCAL, BuildSecrets, discover
 from shipway.controller.config import build_config
 from shipway.controller.reconciler import Reconciler
 from shipway.controller.registrycreds import pull_secret_name
-from shipway.engine.buildnames import build_secret_name
+from shipway.engine.naming import build_secret_name
 from shipway.engine.objects import PipelineRef
 from shipway.engine.settings import BuildConfig, Settings
 from shipway.registryauth.credentials import authenticate

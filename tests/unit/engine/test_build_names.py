@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from shipway.engine.buildnames import (
+from shipway.engine.naming import (
     build_pod_name,
     build_task_id,
     cache_repository,
@@ -28,7 +28,7 @@ def _path(repository: str) -> str:
 
 
 def test_an_image_is_named_by_namespace_pipeline_uid_and_service() -> None:
-    repo = image_repository("registry.local:5000", "team-a", "seed", "uid-1", "demo")
+    repo = image_repository("registry.local:5000", "team-a", "seed", "uid-1", service="demo")
     assert repo.startswith("registry.local:5000/team-a/seed-")
     assert repo.endswith("/demo")
     assert REPO_PATH.fullmatch(_path(repo))
@@ -36,7 +36,7 @@ def test_an_image_is_named_by_namespace_pipeline_uid_and_service() -> None:
 
 def test_images_never_collide_between_namespaces_reruns_or_services() -> None:
     names = {
-        image_repository("r", ns, pipeline, uid, service)
+        image_repository("r", ns, pipeline, uid, service=service)
         for ns in ("a", "b")
         for pipeline in ("seed", "seed-2")
         for uid in ("u1", "u2")

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from shipway.engine.buildnames import build_task_id
 from shipway.engine.naming import (
+    build_task_id,
     container_name,
     host_names,
     instance_tag,
@@ -23,22 +23,22 @@ TAG = instance_tag(UID)
 
 def test_pod_names_are_readable_and_deterministic() -> None:
     assert len(TAG) == 5
-    assert pod_name("volumes-demo", UID, "1", "write artifact", 0) == (
+    assert pod_name("volumes-demo", UID, "1", "write artifact") == (
         f"volumes-demo-{TAG}-1-write-artifact"
     )
-    assert pod_name("volumes-demo", UID, "1", "write artifact", 2) == (
+    assert pod_name("volumes-demo", UID, "1", "write artifact", attempt=2) == (
         f"volumes-demo-{TAG}-1-r2-write-artifact"
     )
-    assert pod_name("x", UID, "12", "Test: (unit)!", 0) == pod_name(
-        "x", UID, "12", "Test: (unit)!", 0
-    )
+    assert pod_name("x", UID, "12", "Test: (unit)!") == pod_name("x", UID, "12", "Test: (unit)!")
 
 
 @pytest.mark.parametrize("pipeline", ["p", "a" * 40, "b" * 63, "long-" * 12 + "end"])
 def test_pod_names_fit_and_never_collide(pipeline: str) -> None:
     names = set()
     for step, attempt in itertools.product(range(1, 1200, 7), range(3)):
-        name = pod_name(pipeline[:63], UID, str(step), "a very long step name " * 5, attempt)
+        name = pod_name(
+            pipeline[:63], UID, str(step), "a very long step name " * 5, attempt=attempt
+        )
         assert len(name) <= 63
         assert not name.endswith("-")
         assert not name.startswith("-")
@@ -48,21 +48,21 @@ def test_pod_names_fit_and_never_collide(pipeline: str) -> None:
 
 def test_names_that_met_before_are_apart_now() -> None:
     """Issue 18: pipeline foo, step '1 y' and pipeline foo-1, step 'y' both made foo-1-1-y."""
-    one = pod_name("foo", "uid-a", "1", "y", 0)
-    two = pod_name("foo-1", "uid-b", "1", "y", 0)
+    one = pod_name("foo", "uid-a", "1", "y")
+    two = pod_name("foo-1", "uid-b", "1", "y")
     assert one != two
 
 
 def test_a_new_instance_of_a_pipeline_gets_new_names() -> None:
     """A pipeline re-created under the same name never meets the old one's pods or claim."""
-    assert pod_name("ci", "uid-old", "1", "test", 0) != pod_name("ci", "uid-new", "1", "test", 0)
+    assert pod_name("ci", "uid-old", "1", "test") != pod_name("ci", "uid-new", "1", "test")
     assert pvc_name("ci", "uid-old") != pvc_name("ci", "uid-new")
     assert pvc_name("ci", UID) == f"ci-{TAG}-workspace"
 
 
 def test_long_pipelines_with_a_common_prefix_get_different_names() -> None:
-    one = pod_name("x" * 60 + "one", "uid-1", "1", "s", 0)
-    two = pod_name("x" * 60 + "two", "uid-2", "1", "s", 0)
+    one = pod_name("x" * 60 + "one", "uid-1", "1", "s")
+    two = pod_name("x" * 60 + "two", "uid-2", "1", "s")
     assert one != two
 
 

@@ -22,7 +22,7 @@ from shipway.engine.plan.claims import (
     claim_view,
     workspace_in_use,
 )
-from shipway.engine.plan.planner import Plan, plan
+from shipway.engine.plan.planner import Plan, PlanInput, plan
 from shipway.engine.podstore import PodStore, pod_entry
 from shipway.engine.settings import Settings
 from shipway.engine.slots import NamespaceSlots
@@ -46,7 +46,9 @@ def run(
     **kw: Any,
 ) -> Plan:
     return plan(
-        REF, compiled(raw), status or PipelineStatus(), pods or [], kw.pop("now", NOW), **kw
+        PlanInput(
+            REF, compiled(raw), status or PipelineStatus(), pods or [], kw.pop("now", NOW), **kw
+        )
     )
 
 

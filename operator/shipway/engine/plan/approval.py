@@ -47,6 +47,7 @@ class Gates:
         decisions: list[Approval],
         previous: PipelineStatus,
         now: datetime,
+        *,
         timeout: float | None,
         written_at: str | None = None,
     ) -> None:
@@ -151,6 +152,7 @@ def plan_gates(
     compiled: CompiledPipeline,
     status: PipelineStatus,
     now: datetime,
+    *,
     default_timeout: float | None,
 ) -> Gates:
     """The gates of a compiled pipeline; ``spec.approvalTimeout`` (already a valid Go
@@ -159,7 +161,14 @@ def plan_gates(
     timeout = default_timeout
     if spec.approvalTimeout is not None:
         timeout = parse_duration(spec.approvalTimeout)
-    return Gates(gates(compiled.root), list(spec.approvals), status, now, timeout, ref.approvals_at)
+    return Gates(
+        gates(compiled.root),
+        list(spec.approvals),
+        status,
+        now,
+        timeout=timeout,
+        written_at=ref.approvals_at,
+    )
 
 
 def awaiting_message(entry: GateStatus, pipeline: str) -> str:

@@ -15,7 +15,8 @@ from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time
 from shipway.engine.plan.planner import Plan, finished_plan
 from shipway.engine.plan.report import EventToEmit, diff_events, succeeded_condition
-from shipway.engine.plan.steps import halt, own
+from shipway.engine.plan.steps import own
+from shipway.engine.plan.task import halt
 from shipway.engine.reasons import EventReason, PipelineReason
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 
@@ -35,7 +36,12 @@ def invalid_plan(
         observed_generation=ref.generation,
         conditions=[
             succeeded_condition(
-                status, PipelinePhase.FAILED, message, stamp, ref, PipelineReason.INVALID_SPEC
+                status,
+                PipelinePhase.FAILED,
+                message,
+                stamp,
+                ref=ref,
+                reason=PipelineReason.INVALID_SPEC,
             )
         ],
     )
@@ -48,10 +54,10 @@ def abort_plan(
     ref: PipelineRef,
     status: PipelineStatus,
     pods: Sequence[PodView],
+    *,
     reason: str,
     message: str,
     now: datetime,
-    *,
     keep_steps: bool = True,
 ) -> Plan:
     """Fail the whole pipeline at once, saying why: its claim was refused, its status will
@@ -105,7 +111,11 @@ def abort_plan(
         finished_at=stamp,
         node_name=status.node_name,
         observed_generation=ref.generation,
-        conditions=[succeeded_condition(status, PipelinePhase.FAILED, message, stamp, ref, reason)],
+        conditions=[
+            succeeded_condition(
+                status, PipelinePhase.FAILED, message, stamp, ref=ref, reason=reason
+            )
+        ],
         steps=steps,
     )
     events = diff_events(status, new) if keep_steps else []

@@ -9,7 +9,9 @@ what makes the operator safe to kill at any instant:
   recorded yet (the operator may have died between creating a pod and writing the status);
 * stops are re-issued for as long as a pod runs for a step that is already over.
 
-The work is split three ways: :mod:`~shipway.engine.plan.steps` derives each step's state,
+The work is split: the trackers (:mod:`~shipway.engine.plan.steps`,
+:mod:`~shipway.engine.plan.prepare`, :mod:`~shipway.engine.plan.builds`) derive each pod task's
+state through the one lifecycle of :mod:`~shipway.engine.plan.task`,
 :mod:`~shipway.engine.plan.walk` walks the tree to find what may start, and
 :mod:`~shipway.engine.plan.report` writes the status and Events. This module puts them together.
 """
@@ -19,21 +21,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-from shipway.compiler.pipeline import CompiledPipeline
-from shipway.compiler.source import GitCheckout
 from shipway.engine.intents import BuildToCreate, PodToCreate, PushTarget, Refusal
-from shipway.engine.naming import SOURCE_TASK
-from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import PodView, format_time, parse_time
+from shipway.engine.observe import PodView, parse_time
 from shipway.engine.plan import approval
 from shipway.engine.plan.builds import Builds, Gate, build_secret_wanted
 from shipway.engine.plan.cap import NamespaceCap
+from shipway.engine.plan.inputs import PlanInput
 from shipway.engine.plan.prepare import Preparation
 from shipway.engine.plan.pushes import push_target
 from shipway.engine.plan.report import EventToEmit, diff_events, pinned_node, pipeline_status
-from shipway.engine.plan.steps import Steps, StepState, halt, own, recorded
+from shipway.engine.plan.steps import Steps, StepState, own, recorded
+from shipway.engine.plan.task import halt
 from shipway.engine.plan.walk import Result, Walk
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.settings import Settings
@@ -43,6 +42,7 @@ __all__ = [
     "BuildToCreate",
     "EventToEmit",
     "Plan",
+    "PlanInput",
     "PodToCreate",
     "Refusal",
     "Settings",
@@ -104,69 +104,36 @@ def finished_plan(status: PipelineStatus, pods: Sequence[PodView], uid: str) -> 
 
 
 class _Planner:
-    def __init__(
-        self,
-        ref: PipelineRef,
-        compiled: CompiledPipeline,
-        status: PipelineStatus,
-        pods: Sequence[PodView],
-        now: datetime,
-        settings: Settings,
-        rejected: Mapping[str, Refusal],
-        waiting: Mapping[str, str],
-        namespace_busy: int = 0,
-    ) -> None:
-        self.ref = ref
-        self.namespace_busy = namespace_busy
+    def __init__(self, inputs: PlanInput) -> None:
+        self.inputs = inputs
+        self.ref = inputs.ref
         self.namespace_held = False
-        self.compiled = compiled
-        self.status = status
-        self.pods = pods
-        self.now = now
-        self.settings = settings
-        self.waiting = waiting
-        self.stamp = format_time(now)
-        self.steps = Steps(
-            ref,
-            compiled.runs,
-            status,
-            pods,
-            now,
-            settings.start_grace,
-            settings.unschedulable_grace,
-            rejected,
-            settings.retry_grace,
-        )
+        self.compiled = compiled = inputs.compiled
+        self.status = status = inputs.status
+        self.now = inputs.now
+        self.settings = inputs.settings
+        self.stamp = inputs.stamp
+        self.steps = Steps(inputs)
+        self.quota: str | None = None
+        self.gate_end: approval.GateEnd | None = None
         self.deferred = 0
         """Steps that may start but wait: for quota, or for the pipeline's pod limit."""
-        self.quota: str | None = None
-        self.prep = Preparation(
-            ref,
-            compiled.source,
-            status,
-            self.steps.pods_by_step.get(SOURCE_TASK, {}),
-            now,
-            settings.start_grace,
-            settings.unschedulable_grace,
-            rejected,
-            waiting,
+        self.prep = Preparation(inputs)
+        branch = compiled.spec.ci.branch or (status.source.branch if status.source else None)
+        self.builds = Builds(inputs, branch=branch)
+        self.trackers: tuple[Steps | Preparation | Builds, ...] = (
+            self.steps,
+            self.prep,
+            self.builds,
         )
-        source = compiled.source
-        self.builds = Builds(
-            ref,
+        """Every kind of pod task: each is stopped, and its pods collected, the same way."""
+        self.gates = approval.plan_gates(
+            self.ref,
             compiled,
             status,
-            self.steps.pods_by_step,
-            now,
-            settings.start_grace,
-            rejected,
-            settings.build,
-            git_url=source.url if isinstance(source, GitCheckout) else None,
-            branch=compiled.spec.ci.branch or (status.source.branch if status.source else None),
-            unschedulable_grace=settings.unschedulable_grace,
-            waiting=waiting,
+            inputs.now,
+            default_timeout=inputs.settings.approval_timeout,
         )
-        self.gates = approval.plan_gates(ref, compiled, status, now, settings.approval_timeout)
 
     def _timeout(self) -> tuple[float, str] | None:
         if self.compiled.timeout is not None:
@@ -184,32 +151,36 @@ class _Planner:
         waited = self.gates.waited()  # time at manual gates does not count
         return (started - self.now).total_seconds() + timeout[0] + waited, timeout[1]
 
+    def _stopping(self, deadline: float | None, why: str) -> tuple[PipelinePhase, str] | None:
+        """Cancelled, ended at a gate, or past its deadline: every task stops, in one loop."""
+        gate_end = self.gate_end
+        if self.compiled.spec.cancel:
+            why = "the pipeline was cancelled"
+            end = (StepPhase.CANCELLED, StepReason.CANCELLED, why)
+            stopping = (PipelinePhase.CANCELLED, why)
+        elif gate_end is not None:
+            end = (StepPhase.CANCELLED, gate_end.step_reason, gate_end.message)
+            stopping = (gate_end.phase, gate_end.message)
+        elif deadline is not None and deadline <= 0:
+            why = f"the pipeline ran longer than {why}"
+            end = (StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
+            stopping = (PipelinePhase.FAILED, why)
+        else:
+            return None
+        for tracker in self.trackers:
+            tracker.stop_everything(end)
+        return stopping
+
     def run(self) -> Plan:
         previous = self.status
         if previous.phase.terminal:
-            return finished_plan(previous, self.pods, self.ref.uid)
+            return finished_plan(previous, self.inputs.pods, self.ref.uid)
         steps, prep, builds = self.steps, self.prep, self.builds
         halted = steps.halted()
         deadline = self._deadline()
         remaining = deadline[0] if deadline is not None else None
-        stopping: tuple[PipelinePhase, str] | None = None
-        gate_end = None if self.compiled.spec.cancel else self.gates.ended()
-        if self.compiled.spec.cancel:
-            why = "the pipeline was cancelled"
-            steps.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
-            prep.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
-            builds.stop_everything(StepPhase.CANCELLED, StepReason.CANCELLED, why)
-            stopping = (PipelinePhase.CANCELLED, why)
-        elif gate_end is not None:
-            for part in (steps, prep, builds):
-                part.stop_everything(StepPhase.CANCELLED, gate_end.step_reason, gate_end.message)
-            stopping = (gate_end.phase, gate_end.message)
-        elif deadline is not None and deadline[0] <= 0:
-            why = f"the pipeline ran longer than {deadline[1]}"
-            steps.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
-            prep.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
-            builds.stop_everything(StepPhase.FAILED, StepReason.PIPELINE_TIMEOUT, why)
-            stopping = (PipelinePhase.FAILED, why)
+        self.gate_end = gate_end = None if self.compiled.spec.cancel else self.gates.ended()
+        stopping = self._stopping(remaining, deadline[1] if deadline is not None else "")
         unprepared = prep.failed()
         # Steps wait for the preparation (the checkout), then each for the images it runs;
         # nothing starts after the checkout failed.
@@ -217,9 +188,9 @@ class _Planner:
             steps.by_id,
             halted,
             stopping is not None or not prep.ready(),
-            self._gate,
-            self.compiled.spec.push,
-            self.gates.passes,
+            gate=self._gate,
+            pushes=self.compiled.spec.push,
+            approval=self.gates.passes,
         )
         root = walk.run(self.compiled.root.children)
         if stopping is None and remaining is not None:
@@ -233,7 +204,7 @@ class _Planner:
         building = stopping is None and prep.ready()
         found = prep.source_status()  # the checkout's commit and branch: args render from it
         build_creates = builds.plan_starts(remaining, not halted, found) if building else ()
-        self.quota = self.quota or prep.quota or builds.quota
+        self.quota = steps.quota or prep.quota or builds.quota
         if self.quota is not None:
             steps.recheck.append(QUOTA_RETRY_SECONDS)
         if self.namespace_held:
@@ -269,20 +240,20 @@ class _Planner:
             self.ref,
             previous,
             steps.values(),
-            phase,
-            message,
-            self.stamp,
-            node,
-            reason,
-            prep.source_status(),
-            builds.statuses(),
+            phase=phase,
+            message=message,
+            stamp=self.stamp,
+            node=node,
+            reason=reason,
+            source=prep.source_status(),
+            builds=builds.statuses(),
         ).model_copy(update={"approvals": self.gates.statuses()})
-        recheck = steps.recheck + prep.recheck + builds.recheck + self.gates.recheck
+        recheck = [*(t for tracker in self.trackers for t in tracker.recheck), *self.gates.recheck]
         return Plan(
             status=status,
             create=creates,
-            stop=tuple(dict.fromkeys(steps.stop + prep.stop + builds.stop)),
-            delete=tuple(dict.fromkeys(steps.delete + prep.delete + builds.delete)),
+            stop=tuple(dict.fromkeys(name for t in self.trackers for name in t.stop)),
+            delete=tuple(dict.fromkeys(name for t in self.trackers for name in t.delete)),
             events=(*approval.gate_events(previous, status), *diff_events(previous, status)),
             requeue_after=(min(recheck) if recheck and not phase.terminal else None),
             ensure_claim=bool(creates or build_creates) and self.compiled.uses_workspace,
@@ -304,13 +275,12 @@ class _Planner:
             if why is None:
                 return Result.ACTIVE
             reason = StepReason.INVALID_IMAGE_TAG
-        step.phase, step.reason, step.message = StepPhase.FAILED, reason, why
-        step.finished_at = self.stamp
+        step.fail(reason, why, self.stamp)
         return Result.FAILED
 
     def _push_target(self, step: StepState) -> tuple[PushTarget | None, str | None]:
         image = dict(self.builds.images(step.run)).get(step.run.service)
-        return push_target(self.ref, self.compiled, step.run, image, self.status.source)
+        return push_target(self.ref, self.compiled, step.run, image, source=self.status.source)
 
     def _mark_skipped(
         self, skip: Mapping[str, str], halted: bool, finished: bool, unprepared: bool
@@ -324,7 +294,7 @@ class _Planner:
             if reason is None and finished:
                 reason = StepReason.NOT_RUN
             if reason is not None:
-                step.phase, step.reason, step.message = StepPhase.SKIPPED, reason, None
+                step.task = step.task.skipped(reason, None)
 
     def _creates(self, remaining: float | None) -> tuple[PodToCreate, ...]:
         """The pods to create now: every step the walk started, within the pipeline's pod
@@ -334,23 +304,25 @@ class _Planner:
         running = sum(
             1 for s in self.steps.values() if s.phase == StepPhase.RUNNING and not s.start
         )
-        slots = NamespaceCap(self.settings.max_namespace_pods, self.namespace_busy, self.steps)
+        slots = NamespaceCap(
+            self.settings.max_namespace_pods, self.inputs.namespace_busy, self.steps
+        )
         for step in self.steps.values():
             if not step.start or step.blocked:
                 continue
             name = self.steps.name(step.run, step.attempt)
-            if name in self.waiting:
-                self.quota = f"waiting for quota: {self.waiting[name]}"[:1024]
-                step.reason, step.message = StepReason.EXCEEDED_QUOTA, self.waiting[name][:1024]
+            waiting = self.steps.quota_wait(name)
+            if waiting is not None:
+                step.task = step.task.noted(StepReason.EXCEEDED_QUOTA, waiting)
                 self.deferred += 1
                 continue
             if limit is not None and running >= limit:
-                step.reason = StepReason.THROTTLED
-                step.message = f"waiting: {limit} pods of this pipeline run at once"
+                why = f"waiting: {limit} pods of this pipeline run at once"
+                step.task = step.task.noted(StepReason.THROTTLED, why)
                 self.deferred += 1
                 continue
             if not slots.allows():
-                step.reason, step.message = StepReason.NAMESPACE_THROTTLED, slots.why(self.ref)
+                step.task = step.task.noted(StepReason.NAMESPACE_THROTTLED, slots.why(self.ref))
                 self.deferred += 1
                 self.namespace_held = True
                 continue
@@ -375,10 +347,8 @@ class _Planner:
             slots.took()
             if target is not None:
                 step.image = target.target  # what it pushes, from the start (digest at the end)
-            step.phase, step.pod = StepPhase.RUNNING, name
-            step.created_at, step.started_at = self.stamp, None
-            if not step.attempt:
-                step.reason, step.message = None, None
+            # a retry keeps saying which attempt it is
+            step.task = step.task.created(name, self.stamp, keep_note=bool(step.attempt))
         return tuple(creates)
 
 
@@ -390,34 +360,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def plan(
-    ref: PipelineRef,
-    compiled: CompiledPipeline,
-    status: PipelineStatus,
-    pods: Sequence[PodView],
-    now: datetime,
-    settings: Settings | None = None,
-    rejected: Mapping[str, Refusal] | None = None,
-    waiting: Mapping[str, str] | None = None,
-    namespace_busy: int = 0,
-) -> Plan:
-    """Decide what happens next for one pipeline.
+def plan(inputs: PlanInput) -> Plan:
+    """Decide what happens next for one pipeline (see :class:`PlanInput` for what from).
 
-    ``rejected`` maps pod names that could not be created to why (the API server refused it,
-    or a foreign pod has the name): those attempts fail instead of being tried forever.
-    ``waiting`` maps pod names a ResourceQuota refused to its message: their steps wait,
-    saying so, and the pipeline is planned again in :data:`QUOTA_RETRY_SECONDS`.
-    ``namespace_busy`` is how many slots of the namespace cap are not this pipeline's to take
-    (:meth:`~shipway.engine.slots.NamespaceSlots.others`).
+    A pod name in ``inputs.rejected`` fails its attempt instead of being tried forever; one in
+    ``inputs.waiting`` waits, saying so, and the pipeline is planned again in
+    :data:`QUOTA_RETRY_SECONDS`.
     """
-    return _Planner(
-        ref,
-        compiled,
-        status,
-        pods,
-        now,
-        settings or Settings(),
-        rejected or {},
-        waiting or {},
-        namespace_busy,
-    ).run()
+    return _Planner(inputs).run()

@@ -9,12 +9,9 @@ fails fails the pipeline before any step pod exists.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from shipway.compiler.source import CompiledSource, GitCheckout, Upload
-from shipway.engine.intents import Refusal
 from shipway.engine.naming import (
     CHECKOUT_CONTAINER,
     CHECKOUT_TIMEOUT,
@@ -23,31 +20,23 @@ from shipway.engine.naming import (
     source_pod_name,
     task_title,
 )
-from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import PodView, format_time
-from shipway.engine.outcome import outcome
-from shipway.engine.plan.steps import halt
+from shipway.engine.observe import PodView
+from shipway.engine.plan.inputs import PlanInput
+from shipway.engine.plan.task import Task, Tracked, Tracker
 from shipway.engine.reasons import PodReason, SourceReason, StepReason
 from shipway.engine.termination import parse_report, redact
-from shipway.models import PipelineStatus, SourceStatus, StepPhase
+from shipway.models import SourceStatus, StepPhase
 
 
 @dataclass
-class TaskState:
-    """One preparation task's state while planning."""
+class Prepared(Tracked):
+    """One preparation task while planning: its task, and the facts its pod reported."""
 
     id: str
     title: str
     kind: str
-    phase: StepPhase = StepPhase.PENDING
-    pod: str | None = None
-    reason: str | None = None
-    message: str | None = None
-    created_at: str | None = None
-    started_at: str | None = None
-    finished_at: str | None = None
+    task: Task = field(default_factory=Task)
     facts: dict[str, str] = field(default_factory=dict)
-    live_pod: PodView | None = None
     start: bool = False
     deadline: int | None = None
 
@@ -63,117 +52,77 @@ def _int(text: str | None) -> int | None:
     return int(text) if text is not None and text.isdigit() else None
 
 
-class Preparation:
+class Preparation(Tracker):
     """Every preparation task's state, and the pods found that must be stopped or deleted."""
 
-    def __init__(
-        self,
-        ref: PipelineRef,
-        source: CompiledSource | None,
-        status: PipelineStatus,
-        pods: Mapping[int, PodView],
-        now: datetime,
-        start_grace: float,
-        unschedulable_grace: float,
-        rejected: Mapping[str, Refusal],
-        waiting: Mapping[str, str],
-    ) -> None:
-        self.ref = ref
-        self.source = source
-        self.now = now
-        self.stamp = format_time(now)
-        self.start_grace = start_grace
-        self.unschedulable_grace = unschedulable_grace
-        self.rejected = rejected
-        self.waiting = waiting
-        self.quota: str | None = None
-        """Why the task's pod waits: a ResourceQuota refused it (tried again later)."""
-        self.stop: list[str] = []
-        self.delete: list[str] = []
-        self.recheck: list[float] = []
-        self.task: TaskState | None = None
-        if source is not None:
-            self.task = self._derive(source, status.source, pods.get(0))
-
-    def _stop_if_live(self, pod: PodView | None) -> None:
-        action = halt(pod)
-        if pod is not None and action == "delete":
-            self.delete.append(pod.name)
-        elif pod is not None and action == "stop":
-            self.stop.append(pod.name)
+    def __init__(self, inputs: PlanInput) -> None:
+        super().__init__(inputs)
+        self.ref = inputs.ref
+        self.source = inputs.compiled.source
+        self.task: Prepared | None = None
+        if self.source is not None:
+            pod = inputs.pods_by_step.get(SOURCE_TASK, {}).get(0)
+            self.task = self._derive(self.source, inputs.status.source, pod)
 
     def _derive(
         self, source: CompiledSource, rec: SourceStatus | None, pod: PodView | None
-    ) -> TaskState:
+    ) -> Prepared:
         kind = "git" if isinstance(source, GitCheckout) else "upload"
-        task = TaskState(SOURCE_TASK, task_title(source), kind)
+        prep = Prepared(SOURCE_TASK, task_title(source), kind, Task.recorded(rec))
         if rec is not None:
-            task.phase, task.pod, task.reason, task.message = (
-                rec.phase,
-                rec.pod,
-                rec.reason,
-                rec.message,
-            )
-            task.created_at, task.started_at, task.finished_at = (
-                rec.created_at,
-                rec.started_at,
-                rec.finished_at,
-            )
-            task.facts = _facts_of(rec)
-        if task.phase.terminal:
-            self._stop_if_live(pod)
-            return task
+            prep.facts = _facts_of(rec)
+        if prep.phase.terminal:
+            self.stop_if_live(pod)
+            return prep
         name = source_pod_name(self.ref, source)
-        if pod is None:
-            if name in self.rejected:
-                refusal = self.rejected[name]
-                self._end(task, StepPhase.FAILED, refusal.reason, refusal.message)
-            elif task.pod == name and task.phase == StepPhase.RUNNING:
-                why = f"the {task.title} pod disappeared before it finished"
-                self._end(task, StepPhase.FAILED, StepReason.POD_DELETED, why)
-            else:
-                task.phase, task.pod = StepPhase.PENDING, None
-            return task
-        task.pod = name
-        task.created_at = task.created_at or pod.created_at
-        result = outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
-        if result.recheck_after is not None:
-            self.recheck.append(result.recheck_after)
+        vanished = f"the {prep.title} pod disappeared before it finished"
+        prep.task, result = self.observe(prep.task, name, pod, vanished)
+        if result is None:
+            prep.task = prep.task.pending()
+            return prep
         if result.phase == StepPhase.RUNNING:
-            task.phase, task.live_pod = StepPhase.RUNNING, pod
-            task.reason, task.message = result.reason, result.message
-            return task
-        if result.stop:
-            self._stop_if_live(pod)
+            return prep
+        if pod is None:  # refused (its whole message, redacted), or its pod vanished
+            refusal = self.inputs.rejected.get(name)
+            reason = refusal.reason if refusal is not None else StepReason.POD_DELETED
+            message = refusal.message if refusal is not None else result.message
+            self._end(prep, StepPhase.FAILED, reason, message)
+            return prep
         main = pod.main
         facts = parse_report(main.message) if main and main.state == "terminated" else {}
-        task.started_at = result.started_at
+        prep.task = prep.task.started(result.started_at)
         if result.phase == StepPhase.SUCCEEDED:
-            task.facts = facts
-            self._end(task, StepPhase.SUCCEEDED, StepReason.COMPLETED, None, result.finished_at)
-            return task
+            prep.facts = facts
+            self._end(
+                prep,
+                StepPhase.SUCCEEDED,
+                StepReason.COMPLETED,
+                None,
+                finished_at=result.finished_at,
+            )
+            return prep
         reason = facts.get("reason") or result.reason or StepReason.POD_FAILED
         message = facts.get("message") or result.message
         if result.reason == PodReason.DEADLINE_EXCEEDED:
-            reason = _TIMEOUT[task.title]
-            message = f"the {task.title} did not finish within {pod.active_deadline}s"
-            if task.kind == "upload":
+            reason = _TIMEOUT[prep.title]
+            message = f"the {prep.title} did not finish within {pod.active_deadline}s"
+            if prep.kind == "upload":
                 message = f"no complete upload arrived within {pod.active_deadline}s"
-        self._end(task, StepPhase.FAILED, reason, message, result.finished_at)
-        return task
+        self._end(prep, StepPhase.FAILED, reason, message, finished_at=result.finished_at)
+        return prep
 
     def _end(
         self,
-        task: TaskState,
+        prep: Prepared,
         phase: StepPhase,
         reason: str,
         message: str | None,
+        *,
         finished_at: str | None = None,
     ) -> None:
-        task.phase, task.reason = phase, reason
-        task.message = redact(message)[:1024] if message else None
-        task.finished_at = finished_at or self.stamp
-        task.live_pod = None
+        """Over, its message redacted (a checkout's error may quote a URL with a token)."""
+        shown = redact(message)[:1024] if message else None
+        prep.task = prep.task.ended(phase, reason, shown, finished_at or self.stamp)
 
     # -- what the planner asks ------------------------------------------------------------
 
@@ -181,7 +130,7 @@ class Preparation:
         """Steps may start: every task has succeeded (or there is none)."""
         return self.task is None or self.task.phase == StepPhase.SUCCEEDED
 
-    def failed(self) -> TaskState | None:
+    def failed(self) -> Prepared | None:
         task = self.task
         return task if task is not None and task.phase == StepPhase.FAILED else None
 
@@ -189,49 +138,37 @@ class Preparation:
         """Still to do: running, about to start, or waiting for quota."""
         return self.task is not None and not self.task.phase.terminal
 
-    def stop_everything(self, phase: StepPhase, reason: str, message: str) -> None:
-        """Cancel or time out: a running task ends in ``phase``, a pending one never starts."""
-        task = self.task
-        if task is None or task.phase.terminal:
+    def stop_everything(self, end: tuple[StepPhase, str, str]) -> None:
+        """Cancel or time out: a running task ends in ``end``'s phase, a pending one never starts."""
+        prep = self.task
+        if prep is None or prep.phase.terminal:
             return
-        if task.phase == StepPhase.RUNNING:
-            self._stop_if_live(task.live_pod)
-            self._end(task, phase, reason, message)
-        else:
-            self._end(task, StepPhase.SKIPPED, reason, message)
+        self.stop_task(prep, end, skip_at=self.stamp)
 
-    def plan_start(self, remaining: float | None) -> TaskState | None:
+    def plan_start(self, remaining: float | None) -> Prepared | None:
         """The task whose pod to create now, with its deadline; None when nothing starts."""
-        task = self.task
-        if task is None or task.phase != StepPhase.PENDING or self.source is None:
+        prep = self.task
+        if prep is None or prep.phase != StepPhase.PENDING or self.source is None:
             return None
         name = source_pod_name(self.ref, self.source)
-        if name in self.waiting:
-            self.quota = f"waiting for quota: {self.waiting[name]}"[:1024]
-            task.reason, task.message = StepReason.EXCEEDED_QUOTA, self.waiting[name][:1024]
+        waiting = self.quota_wait(name)
+        if waiting is not None:
+            prep.task = prep.task.noted(StepReason.EXCEEDED_QUOTA, waiting)
             return None
         limit = self.source.timeout if isinstance(self.source, Upload) else CHECKOUT_TIMEOUT
         deadlines = [t for t in (limit, remaining) if t is not None]
-        task.deadline = max(1, int(min(deadlines)))
-        task.start = True
-        task.phase, task.pod = StepPhase.RUNNING, name
-        task.created_at, task.reason, task.message = self.stamp, None, None
-        return task
+        prep.deadline = max(1, int(min(deadlines)))
+        prep.start = True
+        prep.task = prep.task.created(name, self.stamp)
+        return prep
 
     def source_status(self) -> SourceStatus | None:
-        task = self.task
-        if task is None:
+        prep = self.task
+        if prep is None:
             return None
-        facts = task.facts
+        facts, task = prep.facts, prep.task
         return SourceStatus(
-            kind=task.kind,
-            phase=task.phase,
-            pod=task.pod,
-            reason=task.reason,
-            message=task.message,
-            created_at=task.created_at,
-            started_at=task.started_at,
-            finished_at=task.finished_at if task.phase.terminal else None,
+            kind=prep.kind,
             commit=facts.get("commit") or None,
             branch=facts.get("branch") or None,
             tag=facts.get("tag") or None,
@@ -241,6 +178,7 @@ class Preparation:
             repo_name=self.source.repo_name if isinstance(self.source, GitCheckout) else None,
             files=_int(facts.get("files")),
             bytes=_int(facts.get("bytes")),
+            **task.record(),
         )
 
 

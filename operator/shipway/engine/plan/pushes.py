@@ -22,6 +22,7 @@ def push_target(
     compiled: CompiledPipeline,
     run: RunNode,
     image: str | None,
+    *,
     source: SourceStatus | None = None,
 ) -> tuple[PushTarget | None, str | None]:
     """Where ``run`` pushes ``image`` (``repository@digest``), or why it cannot.

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
-from shipway.engine.plan.buildresult import summary
+from shipway.engine.plan.builds.result import summary
 from shipway.engine.plan.steps import StepState
 from shipway.engine.reasons import EventReason, PipelineReason, StepReason
 from shipway.models import (
@@ -43,18 +43,12 @@ def step_status(step: StepState) -> StepStatus:
         group=step.run.group,
         service=step.run.service,
         on_fail_of=step.run.on_fail_of,
-        phase=step.phase,
-        pod=step.pod,
         attempt=step.attempt,
         exit_code=step.exit_code,
-        reason=step.reason,
-        message=step.message,
-        created_at=step.created_at,
-        started_at=step.started_at,
-        finished_at=step.finished_at if step.phase.terminal else None,
         image=step.image,
         digest=step.digest,
         attempts=step.attempts,
+        **step.task.record(),
     )
 
 
@@ -85,6 +79,7 @@ def pipeline_status(
     ref: PipelineRef,
     previous: PipelineStatus,
     steps: Iterable[StepState],
+    *,
     phase: PipelinePhase,
     message: str | None,
     stamp: str,
@@ -121,7 +116,7 @@ def pipeline_status(
         finished_at=(previous.finished_at or stamp) if finished else None,
         node_name=node,
         observed_generation=ref.generation,
-        conditions=[succeeded_condition(previous, phase, message, stamp, ref, reason)],
+        conditions=[succeeded_condition(previous, phase, message, stamp, ref=ref, reason=reason)],
         steps=entries,
         source=source,
         builds=list(builds),
@@ -144,6 +139,7 @@ def succeeded_condition(
     phase: PipelinePhase,
     message: str | None,
     stamp: str,
+    *,
     ref: PipelineRef,
     reason: str | None = None,
 ) -> Condition:

@@ -7,79 +7,59 @@ attempts, retries and the pods that must be stopped or deleted follow from these
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from shipway.compiler.tree import RunNode
-from shipway.engine.intents import Refusal
 from shipway.engine.naming import GENERATOR_CONTAINER, pod_name
-from shipway.engine.objects import PipelineRef
-from shipway.engine.observe import PodView, format_time, parse_time
-from shipway.engine.outcome import Outcome, _seconds, outcome
+from shipway.engine.observe import PodView, parse_time
+from shipway.engine.outcome import Outcome, _seconds
+from shipway.engine.plan.inputs import PlanInput
+from shipway.engine.plan.task import Task, Tracked, Tracker
 from shipway.engine.reasons import StepReason
-from shipway.engine.settings import RETRY_GRACE_SECONDS
 from shipway.engine.termination import parse_push_result
 from shipway.models import PipelineStatus, StepAttempt, StepPhase, StepStatus
 
 
 @dataclass
-class StepState:
-    """A run step's state while planning."""
+class StepState(Tracked):
+    """A run step's state while planning: its current attempt's task, and the attempts before."""
 
     run: RunNode
-    phase: StepPhase = StepPhase.PENDING
+    task: Task = field(default_factory=Task)
     attempt: int = 0
-    pod: str | None = None
     exit_code: int | None = None
-    reason: str | None = None
-    message: str | None = None
-    created_at: str | None = None
-    """When the current attempt's pod was created."""
-    started_at: str | None = None
-    """When its container started: known once it has ended (a running container's start
-    would cost a status write of its own)."""
-    finished_at: str | None = None
     attempts: list[StepAttempt] = field(default_factory=list)
     image: str | None = None
     """Push steps: the reference pushed."""
     digest: str | None = None
     """Push steps: the digest the registry holds under it."""
-    live_pod: PodView | None = None
-    """The current attempt's pod, if it exists and is still active."""
     blocked: bool = False
     """A retry waits for the previous attempt's pod to be gone."""
     start: bool = False
-    """Create the current attempt's pod now."""
 
     @property
     def started(self) -> bool:
         return self.phase != StepPhase.PENDING or self.pod is not None
 
-
-def halt(pod: PodView | None) -> str | None:
-    """How to end a pod that should not run: "stop" (keeps logs), "delete", or None."""
-    if pod is None or not pod.active or pod.deletion_requested_at is not None:
-        return None
-    if pod.main is not None and pod.main.state == "terminated":
-        return None  # the step's container is done; the kubelet ends the pod (and sidecars)
-    if not pod.started or pod.node_name is None:
-        return "delete"
-    if pod.active_deadline is None or pod.active_deadline > 1:
-        return "stop"
-    return None
+    def fail(self, reason: str, message: str | None, at: str) -> None:
+        """Failed without a pod (its build failed, its push tag is invalid)."""
+        self.task = self.task.ended(StepPhase.FAILED, reason, message, at)
 
 
 def _push_report(step: StepState, pod: PodView) -> None:
     """A push pod's report: the digest pushed, or why the push failed, in the step's words."""
     main = pod.main
+    task = step.task
     if step.phase == StepPhase.SUCCEEDED:
         report = parse_push_result(main.message if main else None)
         if report.problem is None:
             step.image, step.digest = report.image, report.digest
             return
-        step.phase, step.message = StepPhase.FAILED, report.problem
-        step.reason = StepReason.PUSH_FAILED
+        failed = task.ended(
+            StepPhase.FAILED, StepReason.PUSH_FAILED, report.problem, task.finished_at
+        )
+        step.task = failed
         return
     if step.phase != StepPhase.FAILED:
         return
@@ -87,10 +67,10 @@ def _push_report(step: StepState, pod: PodView) -> None:
     if (main is None or main.state != "terminated") and generator is not None:
         if generator.state == "terminated" and generator.exit_code:
             detail = generator.message or f"it exited with a {generator.exit_code} code"
-            step.reason = StepReason.PUSH_FAILED
-            step.message = f"the dockercfg service failed: {detail.strip()}"[:1024]
+            why = f"the dockercfg service failed: {detail.strip()}"[:1024]
+            step.task = task.noted(StepReason.PUSH_FAILED, why)
     elif main is not None and main.state == "terminated" and main.exit_code:
-        step.reason = StepReason.PUSH_FAILED
+        step.task = task.noted(StepReason.PUSH_FAILED, task.message)
 
 
 def own(pods: Iterable[PodView], uid: str) -> list[PodView]:
@@ -118,59 +98,28 @@ def _attempt_record(
     )
 
 
-class Steps:
+class Steps(Tracker):
     """Every run step's state, and the pods found that must be stopped or deleted."""
 
-    def __init__(
-        self,
-        ref: PipelineRef,
-        runs: Sequence[RunNode],
-        status: PipelineStatus,
-        pods: Sequence[PodView],
-        now: datetime,
-        start_grace: float,
-        unschedulable_grace: float,
-        rejected: Mapping[str, Refusal],
-        retry_grace: float = RETRY_GRACE_SECONDS,
-    ) -> None:
-        self.ref = ref
-        self.now = now
-        self.stamp = format_time(now)
-        self.start_grace = start_grace
-        self.unschedulable_grace = unschedulable_grace
-        self.retry_grace = retry_grace
-        self.rejected = rejected
-        self.pods_by_step: dict[str, dict[int, PodView]] = {}
-        for pod in own(pods, ref.uid):
-            self.pods_by_step.setdefault(pod.step_id, {})[pod.attempt] = pod
-        self.recheck: list[float] = []
-        """Seconds after which to look again (a start problem's grace runs out)."""
-        self.stop: list[str] = []
-        self.delete: list[str] = []
-        known = recorded(status)
-        self.by_id = {run.id: self._derive(run, known.get(run.id)) for run in runs}
+    def __init__(self, inputs: PlanInput) -> None:
+        super().__init__(inputs)
+        self.ref = inputs.ref
+        self.retry_grace = inputs.settings.retry_grace
+        self.pods_by_step = inputs.pods_by_step
+        known = recorded(inputs.status)
+        self.by_id = {run.id: self._derive(run, known.get(run.id)) for run in inputs.compiled.runs}
 
     def values(self) -> list[StepState]:
         return list(self.by_id.values())
 
     def name(self, run: RunNode, attempt: int) -> str:
-        return pod_name(self.ref.name, self.ref.uid, run.id, run.name, attempt)
-
-    def stop_if_live(self, pod: PodView | None) -> None:
-        action = halt(pod)
-        if pod is not None and action == "delete":
-            self.delete.append(pod.name)
-        elif pod is not None and action == "stop":
-            self.stop.append(pod.name)
+        return pod_name(self.ref.name, self.ref.uid, run.id, run.name, attempt=attempt)
 
     def _derive(self, run: RunNode, rec: StepStatus | None) -> StepState:
         pods = self.pods_by_step.get(run.id, {})
-        step = StepState(run)
+        step = StepState(run, Task.recorded(rec))
         if rec is not None:
-            step.phase, step.attempt, step.pod = rec.phase, rec.attempt, rec.pod
-            step.exit_code, step.reason, step.message = rec.exit_code, rec.reason, rec.message
-            step.created_at = rec.created_at
-            step.started_at, step.finished_at = rec.started_at, rec.finished_at
+            step.attempt, step.exit_code = rec.attempt, rec.exit_code
             step.attempts = list(rec.attempts)
             step.image, step.digest = rec.image, rec.digest
         if step.phase.terminal:
@@ -183,71 +132,39 @@ class Steps:
         for attempt in range(step.attempt):
             old = pods.get(attempt)
             if attempt not in known and old is not None:
-                result = self._outcome(old)
-                step.attempts.append(_attempt_record(attempt, old.name, result, old.created_at))
+                done = self.outcome(old)
+                step.attempts.append(_attempt_record(attempt, old.name, done, old.created_at))
         step.attempts.sort(key=lambda a: a.attempt)
+        vanished = "the step's pod disappeared before the step finished"
         while True:
             name = self.name(run, step.attempt)
             pod = pods.get(step.attempt)
-            if pod is None and name in self.rejected:
-                refusal = self.rejected[name]
-                result = Outcome(
-                    StepPhase.FAILED,
-                    reason=refusal.reason,
-                    message=refusal.message[:1024],
-                    finished_at=self.stamp,
-                )
-            elif pod is None:
-                if step.pod == name and step.phase == StepPhase.RUNNING:
-                    result = Outcome(
-                        StepPhase.FAILED,
-                        reason=StepReason.POD_DELETED,
-                        message="the step's pod disappeared before the step finished",
-                        started_at=step.started_at,
-                        finished_at=self.stamp,
-                    )
-                elif step.phase == StepPhase.RUNNING and step.attempt > 0:
+            step.task, result = self.observe(step.task, name, pod, vanished)
+            if result is None:
+                if step.phase == StepPhase.RUNNING and step.attempt > 0:
                     self._retry(step, pods.get(step.attempt - 1))
-                    return step
                 else:
-                    step.phase, step.pod = StepPhase.PENDING, None
-                    return step
-            else:
-                step.pod = name
-                step.created_at = step.created_at or pod.created_at
-                result = self._outcome(pod)
-                if result.recheck_after is not None:
-                    self.recheck.append(result.recheck_after)
-            if result.phase == StepPhase.RUNNING:
-                step.phase, step.live_pod = StepPhase.RUNNING, pod
-                step.reason, step.message = result.reason, result.message
+                    step.task = step.task.pending()
                 return step
-            if result.stop:
-                self.stop_if_live(pod)
+            if result.phase == StepPhase.RUNNING:
+                return step
             if result.phase == StepPhase.FAILED and step.attempt < run.retries:
                 created = step.created_at or (pod.created_at if pod else None)
                 step.attempts.append(_attempt_record(step.attempt, name, result, created))
                 step.attempt += 1
-                step.phase, step.pod, step.exit_code = StepPhase.RUNNING, None, None
-                step.created_at = step.started_at = None
+                step.exit_code = None
+                step.task = step.task.retried()
                 if step.attempt in pods:
                     continue
                 self._retry(step, pod)
                 return step
-            step.phase = result.phase
-            step.exit_code, step.reason, step.message = (
-                result.exit_code,
-                result.reason,
-                result.message,
+            step.exit_code = result.exit_code
+            step.task = step.task.started(result.started_at or step.started_at).ended(
+                result.phase, result.reason, result.message, result.finished_at or self.stamp
             )
-            step.started_at = result.started_at or step.started_at
-            step.finished_at = result.finished_at or self.stamp
             if run.push is not None and pod is not None:
                 _push_report(step, pod)
             return step
-
-    def _outcome(self, pod: PodView) -> Outcome:
-        return outcome(pod, self.now, self.start_grace, self.unschedulable_grace)
 
     def _retry(self, step: StepState, previous: PodView | None) -> None:
         """The next attempt starts only once the previous attempt's pod is gone or over.
@@ -262,26 +179,26 @@ class Steps:
         step.start = not step.blocked
         which = f"attempt {step.attempt + 1} of {step.run.retries + 1}"
         if previous is None or not step.blocked:
-            step.reason, step.message = StepReason.RETRYING, which
+            step.task = step.task.noted(StepReason.RETRYING, which)
             return
         deleting = previous.deletion_requested_at
         last = step.attempts[-1].finished_at if step.attempts else None
-        since = deleting or parse_time(last) or self.now
-        left = self.retry_grace - (self.now - since).total_seconds()
+        now = self.inputs.now
+        since = deleting or parse_time(last) or now
+        left = self.retry_grace - (now - since).total_seconds()
         how = "is being deleted" if deleting is not None else "still runs"
         if left <= 0:
-            step.phase, step.reason = StepPhase.FAILED, StepReason.RETRY_BLOCKED
-            step.message = (
+            why = (
                 f"{which} could not start: pod {previous.name!r} of the previous attempt "
                 f"{how} after {_seconds(self.retry_grace)} (a finalizer or a lost node holds it)"
             )[:1024]
-            step.finished_at = self.stamp
+            step.fail(StepReason.RETRY_BLOCKED, why, self.stamp)
             return
-        step.reason = StepReason.WAITING_FOR_RETRY
-        step.message = (
+        why = (
             f"{which} waits for pod {previous.name!r} of the previous attempt to go (it {how}); "
             f"gives up after {_seconds(self.retry_grace)}"
         )[:1024]
+        step.task = step.task.noted(StepReason.WAITING_FOR_RETRY, why)
         self.recheck.append(left)
 
     def halted(self) -> bool:
@@ -295,15 +212,8 @@ class Steps:
     def any_running(self) -> bool:
         return any(s.phase == StepPhase.RUNNING for s in self.by_id.values())
 
-    def stop_everything(self, phase: StepPhase, reason: str, message: str) -> None:
-        """Cancel or time out: running steps end in ``phase``, the others are skipped."""
+    def stop_everything(self, end: tuple[StepPhase, str, str]) -> None:
+        """Cancel or time out: running steps end in ``end``'s phase, the others are skipped."""
         for step in self.by_id.values():
-            if step.phase.terminal:
-                continue
-            if step.started and step.phase == StepPhase.RUNNING:
-                self.stop_if_live(step.live_pod)
-                step.phase, step.reason, step.message = phase, reason, message
-                step.finished_at = self.stamp
-            else:
-                step.phase, step.reason, step.message = StepPhase.SKIPPED, reason, message
-            step.start = False
+            if not step.phase.terminal:
+                self.stop_task(step, end)

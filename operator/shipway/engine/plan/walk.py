@@ -41,6 +41,7 @@ class Walk:
         steps: Mapping[str, StepState],
         halted: bool,
         stopping: bool,
+        *,
         gate: Gate | None = None,
         pushes: bool = True,
         approval: Approval | None = None,

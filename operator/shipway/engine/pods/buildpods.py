@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from shipway.compiler.builds import ResolvedBuild
-from shipway.engine.buildnames import build_task_id
 from shipway.engine.intents import BuildToCreate
 from shipway.engine.naming import (
     ANNOTATION_DEFAULT_CONTAINER,
@@ -25,6 +24,7 @@ from shipway.engine.naming import (
     LABEL_PIPELINE,
     LABEL_STEP,
     MANAGED_BY,
+    build_task_id,
     label_value,
 )
 from shipway.engine.pods.imageconfig import with_inspect

@@ -17,7 +17,6 @@ import math
 
 from shipway import GROUP, KIND, VERSION
 from shipway.compiler.pipeline import CompiledPipeline
-from shipway.engine.buildnames import build_secret_name
 from shipway.engine.cienv import ci_environment
 from shipway.engine.intents import BuildToCreate, PodToCreate
 from shipway.engine.naming import (
@@ -31,6 +30,7 @@ from shipway.engine.naming import (
     LABEL_STEP,
     MANAGED_BY,
     SOURCE_TASK,
+    build_secret_name,
     container_name,
     host_names,
     pod_name,
@@ -354,7 +354,7 @@ def all_manifests(ref: PipelineRef, compiled: CompiledPipeline) -> list[Manifest
         if not run.enabled or run.push is not None:
             continue
         timeout = math.ceil(run.timeout) if run.timeout else None
-        name = pod_name(ref.name, ref.uid, run.id, run.name, 0)
+        name = pod_name(ref.name, ref.uid, run.id, run.name)
         create = PodToCreate(run.id, 0, name, timeout)
         manifests.append(pod_manifest(ref, compiled, create))
     return manifests

@@ -13,7 +13,7 @@ from shipway.cli.common import CommandError
 from shipway.compiler.crd import build_policy
 from shipway.compiler.errors import InvalidSpecError
 from shipway.controller.snapshot import PipelineSnapshot, approvals_written_at
-from shipway.engine.plan.planner import Plan, plan
+from shipway.engine.plan.planner import Plan, PlanInput, plan
 from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus
 from shipway.models.approval import APPROVAL_RULES, CREATE_RULE
@@ -45,7 +45,11 @@ def run(
     ref: Any = REF,
     settings: Settings | None = None,
 ) -> Plan:
-    return plan(ref, compiled(raw), status or PipelineStatus(), pods or [], now, settings)
+    return plan(
+        PlanInput(
+            ref, compiled(raw), status or PipelineStatus(), pods or [], now, settings or Settings()
+        )
+    )
 
 
 def decided(decision: str, user: str = "alice", gate: str = "spec.steps[1]") -> dict[str, Any]:

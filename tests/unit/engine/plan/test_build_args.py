@@ -18,7 +18,7 @@ from shipway.compiler.errors import InvalidSpecError
 from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
 from shipway.engine.intents import BuildToCreate
 from shipway.engine.objects import PipelineRef
-from shipway.engine.plan.buildargs import render_args
+from shipway.engine.plan.builds.args import render_args
 from shipway.engine.pods.buildpods import buildctl_args
 from shipway.models import SourceStatus, StepPhase
 from tests.unit.builders import REF

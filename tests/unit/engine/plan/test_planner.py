@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from shipway.engine.observe import ContainerView, PodView
-from shipway.engine.plan.planner import Plan, Refusal, plan
+from shipway.engine.plan.planner import Plan, PlanInput, Refusal, plan
 from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from tests.unit.builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
@@ -28,7 +28,9 @@ def run(
     **kw: Any,
 ) -> Plan:
     return plan(
-        REF, compiled(raw), status or PipelineStatus(), pods or [], kw.pop("now", NOW), **kw
+        PlanInput(
+            REF, compiled(raw), status or PipelineStatus(), pods or [], kw.pop("now", NOW), **kw
+        )
     )
 
 
@@ -364,14 +366,18 @@ def test_a_step_timeout_becomes_the_pods_deadline_and_fails_the_step() -> None:
 
 def test_rejected_pods_fail_their_step_instead_of_being_retried_forever() -> None:
     result = plan(
-        REF,
-        compiled(WALKTHROUGH),
-        PipelineStatus(),
-        [],
-        NOW,
-        rejected={
-            "demo-4a49a-1-write-artifact": Refusal("PodRejected", "forbidden: violates PodSecurity")
-        },
+        PlanInput(
+            REF,
+            compiled(WALKTHROUGH),
+            PipelineStatus(),
+            [],
+            NOW,
+            rejected={
+                "demo-4a49a-1-write-artifact": Refusal(
+                    "PodRejected", "forbidden: violates PodSecurity"
+                )
+            },
+        )
     )
     assert result.create == ()
     assert step(result.status, "write artifact").reason == "PodRejected"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipway.engine.observe import PodView, pod_view
-from shipway.engine.plan.planner import Plan, plan
+from shipway.engine.plan.planner import Plan, PlanInput, plan
 from shipway.engine.settings import BuildConfig, Settings
 from shipway.models import PipelinePhase, PipelineStatus, SourceStatus, StepPhase
 from tests.unit.builders import NOW, REF, at, compiled
@@ -63,7 +63,11 @@ def run(
     config: BuildConfig = CONFIG,
 ) -> Plan:
     raw = {"source": GIT, **raw}
-    return plan(REF, compiled(raw), status or CHECKED_OUT, pods or [], NOW, Settings(build=config))
+    return plan(
+        PlanInput(
+            REF, compiled(raw), status or CHECKED_OUT, pods or [], NOW, Settings(build=config)
+        )
+    )
 
 
 OWNER = {

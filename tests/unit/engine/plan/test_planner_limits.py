@@ -7,7 +7,7 @@ from typing import Any
 
 from shipway.engine.observe import PodView
 from shipway.engine.plan.failures import abort_plan
-from shipway.engine.plan.planner import Plan, finished_plan, plan
+from shipway.engine.plan.planner import Plan, PlanInput, finished_plan, plan
 from shipway.engine.settings import Settings
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from tests.unit.builders import NOW, REF, WALKTHROUGH, compiled, pod, spec
@@ -22,7 +22,9 @@ def run(
     **kw: Any,
 ) -> Plan:
     return plan(
-        REF, compiled(raw), status or PipelineStatus(), pods or [], kw.pop("now", NOW), **kw
+        PlanInput(
+            REF, compiled(raw), status or PipelineStatus(), pods or [], kw.pop("now", NOW), **kw
+        )
     )
 
 
@@ -143,7 +145,9 @@ def test_abort_stops_the_pods_and_fails_the_pipeline_saying_why() -> None:
     first = run(raw)
     names = [c.name for c in first.create]
     live = [pod(names[0], "1")]  # the second pod is not there (yet)
-    result = abort_plan(REF, first.status, live, "ClaimRejected", "the claim was refused", NOW)
+    result = abort_plan(
+        REF, first.status, live, reason="ClaimRejected", message="the claim was refused", now=NOW
+    )
     assert result.stop == (names[0],)
     assert result.status.phase == PipelinePhase.FAILED
     assert result.status.message == "the claim was refused"
@@ -152,10 +156,18 @@ def test_abort_stops_the_pods_and_fails_the_pipeline_saying_why() -> None:
     assert result.events[-1].reason == "PipelineFailed"
     assert "the claim was refused" in result.events[-1].message
     compact = abort_plan(
-        REF, first.status, live, "StatusTooLarge", "too big", NOW, keep_steps=False
+        REF,
+        first.status,
+        live,
+        reason="StatusTooLarge",
+        message="too big",
+        now=NOW,
+        keep_steps=False,
     )
     assert compact.status.steps == []
     assert compact.stop == (names[0],), "pods no status records are stopped too"
     assert compact.events[-1].message == "too big"
-    again = abort_plan(REF, compact.status, live, "StatusTooLarge", "too big", NOW)
+    again = abort_plan(
+        REF, compact.status, live, reason="StatusTooLarge", message="too big", now=NOW
+    )
     assert again.status == compact.status, "a finished pipeline stays as it is"

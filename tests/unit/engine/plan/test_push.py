@@ -13,7 +13,7 @@ import pytest
 from shipway.compiler.errors import InvalidSpecError
 from shipway.compiler.pipeline import compile_pipeline
 from shipway.engine.observe import PodView, pod_view
-from shipway.engine.plan.planner import Plan, plan
+from shipway.engine.plan.planner import Plan, PlanInput, plan
 from shipway.engine.pods.manifests import pod_manifest
 from shipway.engine.pods.pushpods import SCRIPT
 from shipway.engine.settings import PodOptions, PushConfig, Settings
@@ -179,7 +179,11 @@ def test_credentials_come_from_the_nearest_level() -> None:
 def run(
     raw: dict[str, Any], status: PipelineStatus | None = None, pods: list[PodView] | None = None
 ) -> Plan:
-    return plan(REF, compiled(raw), status or CHECKED_OUT, pods or [], NOW, Settings(build=CONFIG))
+    return plan(
+        PlanInput(
+            REF, compiled(raw), status or CHECKED_OUT, pods or [], NOW, Settings(build=CONFIG)
+        )
+    )
 
 
 def step_pod(name: str, step_id: str, *, rc: int | None = None, message: str = "") -> PodView:

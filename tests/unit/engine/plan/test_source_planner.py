@@ -11,7 +11,7 @@ from shipway.engine.cienv import ci_environment
 from shipway.engine.intents import PodToCreate
 from shipway.engine.naming import pod_name
 from shipway.engine.observe import PodView
-from shipway.engine.plan.planner import Plan, finished_plan, plan
+from shipway.engine.plan.planner import Plan, PlanInput, finished_plan, plan
 from shipway.engine.pods.manifests import claim_name, pod_manifest
 from shipway.engine.settings import PodOptions
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
@@ -22,9 +22,9 @@ GIT = {
     "source": {"git": {"url": "https://git.example/org/app.git", "revision": "main"}},
 }
 UPLOAD = {**WALKTHROUGH, "source": {"upload": {"timeout": "5m"}}}
-CHECKOUT_POD = pod_name(REF.name, REF.uid, "source", "checkout", 0)
-UPLOAD_POD = pod_name(REF.name, REF.uid, "source", "upload", 0)
-FIRST_POD = pod_name(REF.name, REF.uid, "1", "write artifact", 0)
+CHECKOUT_POD = pod_name(REF.name, REF.uid, "source", "checkout")
+UPLOAD_POD = pod_name(REF.name, REF.uid, "source", "upload")
+FIRST_POD = pod_name(REF.name, REF.uid, "1", "write artifact")
 
 
 def b64(text: str) -> str:
@@ -37,7 +37,7 @@ def report(**facts: str) -> str:
 
 
 def run(raw: dict[str, Any], status: PipelineStatus | None = None, *pods: PodView) -> Plan:
-    return plan(REF, compiled(raw), status or PipelineStatus(), list(pods), NOW)
+    return plan(PlanInput(REF, compiled(raw), status or PipelineStatus(), list(pods), NOW))
 
 
 def checked_out(**kw: Any) -> PodView:

@@ -18,7 +18,7 @@ import pytest
 from shipway.compiler.builds import ResolvedBuild
 from shipway.compiler.templates import literal
 from shipway.engine.intents import BuildToCreate
-from shipway.engine.plan.buildresult import parse_result
+from shipway.engine.plan.builds.result import parse_result
 from shipway.engine.pods.buildpods import (
     SCRIPT,
     build_pod_manifest,
@@ -312,7 +312,7 @@ def test_a_success_without_a_digest_is_no_success() -> None:
 
 
 def test_the_gist_of_a_failure_is_buildkits_error_line_not_a_wrappers_note() -> None:
-    from shipway.engine.plan.buildresult import summary
+    from shipway.engine.plan.builds.result import summary
 
     message = (
         "------\n > [internal] load metadata for docker.io/library/ruby:3.1:\n------\n"
