@@ -188,6 +188,7 @@ class Worker:
         meta = repo["metadata"]
         namespace, repository = meta["namespace"], meta["name"]
         kind = event.kind
+        began = time.monotonic()
         try:
             raw_key = None if run.fork else self.api.secret_key(namespace, spec.aesKey)
             aes = None if raw_key is None else parse_key(raw_key)
@@ -197,6 +198,7 @@ class Worker:
             )
         except Exception as exc:
             built = pipeline.Failed(f"cannot read the Codeship files: {exc}", str(exc))
+        converted = time.monotonic()
         if isinstance(built, pipeline.Failed):
             log.info(
                 "%s/%s: %s does not convert: %s",
@@ -238,9 +240,12 @@ class Worker:
             )
             return "exists"
         if received is not None:
+            now = time.monotonic()
             log.info(
-                "pipeline %s created %.3fs after receipt", run.name, time.monotonic() - received
-            )
+                "pipeline %s created %.3fs after receipt (queued %.3fs, read and converted"
+                " %.3fs, created %.3fs)", run.name, now - received, began - received,
+                converted - began, now - converted,
+            )  # fmt: skip
         if spec.concurrency == "supersede":
             # Listed after the create (the newer one is in it and skipped): off the path
             # the benchmark times.
