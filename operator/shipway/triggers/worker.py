@@ -339,6 +339,9 @@ class Worker:
         run = decide(spec, name, repo["metadata"]["uid"], event)
         if isinstance(run, Run):
             self.handle(repo, spec, event, run, queued=True)
+        else:  # the Repository changed while it waited (its branches, pull requests off)
+            reason = f"not run: {run.reason}"
+            self.tell(repo, event.commit, "error", description=reason[:140], target="")
         self._dequeue(namespace, name, pipeline_name)
 
     def _dequeue(self, namespace: str, name: str, pipeline_name: str) -> None:
