@@ -164,15 +164,16 @@ class TriggersApi:
 
     def patch_repository_status(
         self, namespace: str, name: str, status: Manifest, *, resource_version: str = ""
-    ) -> None:
+    ) -> Manifest:
         """Merge ``status`` in; with ``resource_version``, only onto that version (409 if the
         Repository changed since: the caller reads again and retries)."""
         body: Manifest = {"status": status}
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
-        self.custom.patch_namespaced_custom_object_status(
+        got: Manifest = self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, REPOSITORIES, name, body
         )
+        return got
 
     def event(self, involved: Manifest, reason: str, message: str, kind: str = "Warning") -> None:
         """An Event on a Repository or Pipeline; best effort (an Event is never worth failing)."""

@@ -293,16 +293,22 @@ class Worker:
                 self.tell(repo, event.commit, "error", description=queue.FULL, target="")
                 return "failed"
             try:
-                self.api.patch_repository_status(
+                written = self.api.patch_repository_status(
                     namespace, name, {"queued": waiting},
                     resource_version=fresh["metadata"]["resourceVersion"],
                 )  # fmt: skip
-                break
             except ApiException as exc:
                 if exc.status != 409:
                     raise
+                continue
+            kept = (written.get("status") or {}).get("queued") or []
+            if any(q.get("pipeline") == run.name for q in kept):
+                break
+            # A Repository CRD older than status.queued pruned it (an upgrade under way).
+            log.warning("repository %s/%s: status.queued not kept; retrying", namespace, name)
+            time.sleep(1)
         else:
-            raise RuntimeError(f"repository {namespace}/{name}: status.queued kept changing")
+            raise RuntimeError(f"repository {namespace}/{name}: status.queued not written")
         self.record(repo, event.delivery, event.kind, "queued", message="waits for the running one",
                     pipeline_name=run.name, branch=(run.branch_key, event.commit))  # fmt: skip
         self.tell(repo, event.commit, "pending", description="queued", target="")
