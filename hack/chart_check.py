@@ -71,6 +71,20 @@ GOOD: list[tuple[str, list[str]]] = [
         ],
     ),
     ("builder deployed", ["buildkit.deploy=true"]),
+    ("webhook receiver", ["triggers.enabled=true", "watchNamespaces={team-a,team-b}"]),
+    (
+        "webhook receiver behind an Ingress, all namespaces",
+        [
+            "allNamespaces=true",
+            "triggers.enabled=true",
+            "triggers.namespaces={ci}",
+            "triggers.replicas=3",
+            "triggers.ingress.enabled=true",
+            "triggers.ingress.host=hooks.example.com",
+            "triggers.ingress.tlsSecret=hooks-tls",
+            "triggers.runUrl=https://ci.example.com/runs/{namespace}/{name}",
+        ],
+    ),
     (
         "rootless builder in its own namespace",
         [
@@ -152,6 +166,20 @@ EXPECT: dict[str, list[str]] = {
         "secretName: registry-push",
         "name: SHIPWAY_REGISTRY_AUTH_FILE",
     ],
+    "webhook receiver": [
+        "- --namespace=team-a\n            - --namespace=team-b\n            - --address=0.0.0.0",
+        "name: shipway-triggers\n  namespace: team-b",
+        "replicas: 2",
+        "readOnlyRootFilesystem: true",
+    ],
+    "webhook receiver behind an Ingress, all namespaces": [
+        "- --namespace=ci\n            - --address=0.0.0.0",
+        "name: shipway-triggers\n  namespace: ci",
+        "replicas: 3",
+        "- --run-url=https://ci.example.com/runs/{namespace}/{name}",
+        "secretName: hooks-tls",
+        "path: /hooks/",
+    ],
     "registry with inline CA": ["name: shipway-registry-ca", 'ca.crt: "PEM"'],
     "insecure registry": ['name: SHIPWAY_REGISTRY_INSECURE\n              value: "true"'],
     "docker daemons": [
@@ -174,6 +202,8 @@ BAD: list[tuple[str, list[str], str]] = [
     ("replicas on SQLite", ["replicaCount=2"], "set history.postgres.urlSecret"),
     ("dashboard on SQLite", ["dashboard.enabled=true", "dashboard.tlsSecret=t"], "set history.postgres.urlSecret"),
     ("dashboard without TLS", ["dashboard.enabled=true", "history.postgres.urlSecret=h"], "needs dashboard.tlsSecret"),
+    ("webhook receiver for every namespace", ["allNamespaces=true", "triggers.enabled=true"], "list the namespaces whose Repositories it serves"),
+    ("webhook receiver's Ingress without a host", ["triggers.enabled=true", "triggers.ingress.enabled=true"], "needs triggers.ingress.host"),
     ("bad history age", ["history.maxAge=90 days"], "/history/maxAge"),
     ("negative retention", ["retention.succeeded=-1"], "/retention/succeeded"),
     ("unknown key", ["replicas=2"], "additional properties 'replicas' not allowed"),
@@ -495,7 +525,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.helm:
         problems.extend(check_helm(args.helm))
         problems.extend(check_webhook(args.helm))
-    problems.extend(check_history_api(args.helm))
+        problems.extend(check_history_api(args.helm))
     for problem in problems:
         print(f"chart-check: {problem}", file=sys.stderr)
     if not problems:

@@ -36,6 +36,11 @@ from localkube.config import Paths
 PUSHES = 10
 HOST_FROM_PODS = "10.244.0.1"
 CREATED = re.compile(r"pipeline (\S+) created ([0-9.]+)s after receipt")
+#: The same line's parts: waiting for a worker thread, reading the files and converting, the
+#: create (the Pipeline and its Secrets).
+PARTS = re.compile(
+    r"after receipt \(queued ([0-9.]+)s, read and converted ([0-9.]+)s, created ([0-9.]+)s\)"
+)
 PROJECT = {
     "codeship-services.yml": "app:\n  image: busybox:1.36\n",
     "codeship-steps.yml": "- name: test\n  service: app\n  command: 'true'\n",
@@ -147,11 +152,17 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         proc.terminate()
         proc.wait(timeout=10)
         operator.stop()
-    created = [float(m.group(2)) for m in CREATED.finditer(log.read_text())]
+    text = log.read_text()
+    created = [float(m.group(2)) for m in CREATED.finditer(text)]
+    parts = [tuple(float(g) for g in m.groups()) for m in PARTS.finditer(text)]
     return {
         "namespace": namespace,
         "pushes": PUSHES,
         "received_to_created_ms": summary_ms(created),
+        "received_to_created_parts_ms": {
+            name: summary_ms([p[i] for p in parts])
+            for i, name in enumerate(("queued", "read_and_converted", "created"))
+        },
         "push_to_first_pod_ms": summary_ms(to_pod),
         "push_to_first_step_pod_ms": summary_ms(to_step),
         "received_to_created_p95_ms": _ms(percentile(created, 95)),

@@ -21,6 +21,13 @@ import yaml
 from .pipelines import ROOT, Kubectl
 
 CRD = ROOT / "crds" / "shipway.dev_pipelines.yaml"
+#: Every CRD of this tree, by its name in the cluster (a Repository's status is pruned too).
+CRDS = {
+    f"{doc['spec']['names']['plural']}.{doc['spec']['group']}": path
+    for path in sorted((ROOT / "crds").glob("*.yaml"))
+    for doc in yaml.safe_load_all(path.read_text())
+    if doc and doc.get("kind") == "CustomResourceDefinition"
+}
 
 
 def apply(k: Kubectl) -> None:
@@ -47,21 +54,24 @@ def _schema(crd: Mapping[str, Any]) -> Mapping[str, Any]:
 
 
 @cache
-def ours() -> frozenset[str]:
-    """This tree's property paths."""
-    return frozenset(_paths(_schema(yaml.safe_load(CRD.read_text()))))
+def ours(name: str = "pipelines.shipway.dev") -> frozenset[str]:
+    """This tree's property paths of one CRD."""
+    return frozenset(_paths(_schema(yaml.safe_load(CRDS[name].read_text()))))
 
 
 def current(k: Kubectl) -> bool:
-    """The CRD in place knows every field of this tree's (it may know more)."""
-    found = k.run("get", "crd", "pipelines.shipway.dev", "-o", "json", check=False)
-    if found.returncode != 0:
-        return False
-    try:
-        served = _paths(_schema(json.loads(found.stdout)))
-    except (ValueError, KeyError, IndexError):
-        return False
-    return ours() <= served
+    """Each CRD in place knows every field of this tree's (it may know more)."""
+    for name in CRDS:
+        found = k.run("get", "crd", name, "-o", "json", check=False)
+        if found.returncode != 0:
+            return False
+        try:
+            served = _paths(_schema(json.loads(found.stdout)))
+        except (ValueError, KeyError, IndexError):
+            return False
+        if not ours(name) <= served:
+            return False
+    return True
 
 
 @contextlib.contextmanager

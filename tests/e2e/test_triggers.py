@@ -6,18 +6,22 @@ from __future__ import annotations
 import json
 import secrets
 import socket
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from shipway.triggers import signatures
 
+from . import crds
 from .conftest import SESSION_PREFIX, OperatorProcess
 from .forge import HOST_FROM_PODS, Gitea, Work, post, project, start_triggers
 from .kube import Cluster
+from .pipelines import Kubectl
 
 
 @dataclass
@@ -29,6 +33,9 @@ class Setup:
     work: Work
     hook_url: str
     secret: str
+    receiver: list[subprocess.Popen[bytes]]
+    """The receiver process (replaced by a restart)."""
+    restart: Callable[[], None]
 
 
 def _port() -> int:
@@ -89,9 +96,16 @@ def setup(
         },
     )
     work = Work(forge.clone_url(repo))
-    yield Setup(cluster, namespace, forge, repo, work, f"http://127.0.0.1:{port}/hooks/{namespace}/{repo}", secret)  # fmt: skip
-    proc.terminate()
-    proc.wait(timeout=10)
+    receiver = [proc]
+
+    def restart() -> None:
+        receiver[0].kill()
+        receiver[0].wait(timeout=10)
+        receiver[0] = start_triggers(namespace, port, log)
+
+    yield Setup(cluster, namespace, forge, repo, work, f"http://127.0.0.1:{port}/hooks/{namespace}/{repo}", secret, receiver, restart)  # fmt: skip
+    receiver[0].terminate()
+    receiver[0].wait(timeout=10)
     cluster.run("delete", "namespace", namespace, "--wait=false", check=False)
 
 
@@ -329,3 +343,61 @@ def test_a_fork_pull_request_runs_without_the_repositorys_secrets(setup: Setup) 
     assert "envFrom" not in json.dumps(theirs["spec"])
     status = _status(s, head, "success")
     assert "fork: no secrets" in status["description"]
+
+
+def _when(stamp: str) -> datetime:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).replace(microsecond=0)
+
+
+def test_queued_pushes_run_one_after_the_other_across_a_receiver_restart(setup: Setup) -> None:
+    """concurrency: queue. The second push of a branch waits on the Repository's status (not
+    in the receiver's memory: the receiver is killed and restarted while it waits) and its
+    Pipeline is created only once the first one has ended; both end Succeeded."""
+    s = setup
+    s.cluster.kubectl(
+        "patch", "repository", s.repo, "-n", s.namespace, "--type=merge",
+        "-p", json.dumps({"spec": {"concurrency": "queue"}}),
+    )  # fmt: skip
+    branch = f"queue-{secrets.token_hex(2)}"
+    # Other sessions' older CRDs would prune status.queued: keep this tree's in place.
+    with crds.kept(Kubectl(s.namespace)):
+        _queued_pushes(s, branch)
+
+
+def _queued_pushes(s: Setup, branch: str) -> None:
+    try:
+        first = s.work.commit(project("sleep 30", name="first"), "First in line")
+        s.work.push(branch)
+
+        def running() -> bool:
+            found = _pipelines(s, first)
+            return bool(found) and (found[0].get("status") or {}).get("phase") == "Running"
+
+        _until("the first pipeline to run", running, 120)
+        second = s.work.commit(project("echo second", name="second"), "Second in line")
+        s.work.push(branch)
+
+        def waiting() -> list[dict[str, Any]]:
+            repo = s.cluster.json("get", "repository", s.repo, "-n", s.namespace)
+            queued = (repo.get("status") or {}).get("queued") or []
+            return [q for q in queued if q["commit"] == second]
+
+        entry = _until("the second push on status.queued", waiting, 60)[0]
+        assert entry["branch"] == branch
+        _status(s, second, "pending")
+        s.restart()  # what waits is on the Repository, not in this process
+        still = (_pipelines(s, first)[0].get("status") or {}).get("phase") == "Running"
+        assert not still or _pipelines(s, second) == [], "created while the first still runs"
+        done = _finished(s, first, 180)
+        assert done["status"]["phase"] == "Succeeded", done["status"]
+        later = _finished(s, second, 180)
+        assert later["status"]["phase"] == "Succeeded", later["status"]
+        assert later["metadata"]["name"] == entry["pipeline"]
+        assert _when(later["metadata"]["creationTimestamp"]) >= _when(done["status"]["finishedAt"])
+        assert not waiting(), "the queue entry stays after its Pipeline was created"
+        _status(s, second, "success")
+    finally:
+        s.cluster.kubectl(
+            "patch", "repository", s.repo, "-n", s.namespace, "--type=merge",
+            "-p", json.dumps({"spec": {"concurrency": "supersede"}}),
+        )  # fmt: skip

@@ -23,6 +23,9 @@ def cmd_triggers(args: argparse.Namespace, out: TextIO) -> int:
     worker = Worker(api, Settings(run_url=args.run_url or ""))
     namespaces = list(args.namespace or [connection.namespace])
 
+    api.start_caches(namespaces)
+    if not api.wait_synced(30):
+        out.write("shipway triggers: the Repository and Secret watches are not synced yet\n")
     receiver = Receiver(api, worker, namespaces)
     Reporter(api, worker, namespaces).start()
     out.write(

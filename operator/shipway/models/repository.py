@@ -115,11 +115,37 @@ class BranchRun(Strict):
     status: Text = Field("", description="What the forge was last told (or why it refused).")
 
 
+class QueuedRun(Strict):
+    """A push that waits for the running pipeline of its branch (concurrency: queue): the
+    event, kept here so that any receiver replica, or one restarted, creates its Pipeline
+    when that one ends."""
+
+    branch: Text = Field(description="The branch key: the branch, tag:<name> or pr:<number>.")
+    pipeline: Text = Field(description="The Pipeline it will be (the name is deterministic).")
+    kind: Literal["push", "tag", "pull_request"]
+    ref: Text
+    commit: Text
+    delivery: Text = ""
+    message: Message = ""
+    committerName: Text = ""  # noqa: N815
+    committerEmail: Text = ""  # noqa: N815
+    committerUsername: Text = ""  # noqa: N815
+    prNumber: Text = ""  # noqa: N815
+    baseRef: Text = ""  # noqa: N815
+    headRepository: Text = ""  # noqa: N815
+    repository: Text = Field("", description="owner/name the delivery named.")
+
+
 class RepositoryStatus(Strict):
     """What the receiver and the status reporter did (written by the operator only)."""
 
     deliveries: list[Delivery] = Field(default_factory=list, max_length=MAX_DELIVERIES)
     branches: list[BranchRun] = Field(default_factory=list, max_length=MAX_BRANCHES)
+    queued: list[QueuedRun] = Field(
+        default_factory=list,
+        max_length=MAX_BRANCHES,
+        description="Pushes waiting for their branch's running pipeline (the newest per branch).",
+    )
     lastDelivery: Text = ""  # noqa: N815
     lastResult: Text = ""  # noqa: N815
     statusError: Message = Field(  # noqa: N815

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from kubernetes import client, watch
@@ -12,9 +13,19 @@ from kubernetes.client.exceptions import ApiException
 
 from shipway import GROUP, PLURAL, VERSION
 from shipway.models.repository import SecretKeyRef
+from shipway.triggers.cache import Informer
 
 REPOSITORIES = "repositories"
 Manifest = dict[str, Any]
+
+
+def _watcher(lister: Any, *args: Any) -> Callable[[str | None], Iterator[Mapping[str, Any]]]:
+    def stream(version: str | None) -> Iterator[Mapping[str, Any]]:
+        yield from watch.Watch().stream(  # type: ignore[no-untyped-call]
+            lister, *args, resource_version=version, timeout_seconds=300
+        )
+
+    return stream
 
 
 class TriggersApi:
@@ -22,9 +33,46 @@ class TriggersApi:
         # Any: the client's stubs want model objects; plain dicts are what we send and read.
         self.custom: Any = client.CustomObjectsApi(api)
         self.core: Any = client.CoreV1Api(api)
+        self._api = api
+        self.repositories: dict[str, Informer] = {}
+        self.secrets: dict[str, Informer] = {}
+
+    def start_caches(
+        self, namespaces: Iterable[str], on_repository: Callable[[Manifest], None] | None = None
+    ) -> None:
+        """Watch the Repositories and Secrets of ``namespaces`` (cache.py says why)."""
+        to_dict = self._api.sanitize_for_serialization
+        for namespace in namespaces:
+            list_repos = self.custom.list_namespaced_custom_object
+            repos = Informer(
+                partial(list_repos, GROUP, VERSION, namespace, REPOSITORIES),
+                _watcher(list_repos, GROUP, VERSION, namespace, REPOSITORIES),
+                name=f"repositories/{namespace}",
+                to_dict=to_dict,
+                on_change=on_repository,
+            )
+            list_secrets = self.core.list_namespaced_secret
+            secrets = Informer(
+                partial(list_secrets, namespace),
+                _watcher(list_secrets, namespace),
+                name=f"secrets/{namespace}",
+                to_dict=to_dict,
+            )
+            self.repositories[namespace], self.secrets[namespace] = repos, secrets
+            repos.start()
+            secrets.start()
+
+    def wait_synced(self, timeout: float) -> bool:
+        informers = [*self.repositories.values(), *self.secrets.values()]
+        return all(i.synced.wait(timeout) for i in informers)
 
     # -- reads --------------------------------------------------------------------------
-    def repository(self, namespace: str, name: str) -> Manifest | None:
+    def repository(self, namespace: str, name: str, *, fresh: bool = False) -> Manifest | None:
+        """From the watch (a GET when ``fresh``, e.g. before a read-modify-write of its
+        status, or when the watch has not seen it)."""
+        cached = None if fresh else self._cached(self.repositories, namespace, name)
+        if cached is not None:
+            return cached
         try:
             got: Manifest = self.custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, REPOSITORIES, name
@@ -35,14 +83,24 @@ class TriggersApi:
             raise
         return got
 
+    @staticmethod
+    def _cached(informers: dict[str, Informer], namespace: str, name: str) -> Manifest | None:
+        informer = informers.get(namespace)
+        return None if informer is None else informer.get(name)
+
     def secret(self, namespace: str, name: str) -> dict[str, bytes] | None:
-        try:
-            found = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return {k: base64.b64decode(v) for k, v in (found.data or {}).items()}
+        cached = self._cached(self.secrets, namespace, name)
+        if cached is not None:
+            data = cached.get("data") or {}
+        else:
+            try:
+                found = self.core.read_namespaced_secret(name, namespace)
+            except ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            data = found.data or {}
+        return {k: base64.b64decode(v) for k, v in data.items()}
 
     def secret_key(self, namespace: str, ref: SecretKeyRef | None) -> bytes | None:
         if ref is None:
@@ -104,10 +162,18 @@ class TriggersApi:
     def patch_pipeline(self, namespace: str, name: str, patch: Manifest) -> None:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)
 
-    def patch_repository_status(self, namespace: str, name: str, status: Manifest) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, REPOSITORIES, name, {"status": status}
+    def patch_repository_status(
+        self, namespace: str, name: str, status: Manifest, *, resource_version: str = ""
+    ) -> Manifest:
+        """Merge ``status`` in; with ``resource_version``, only onto that version (409 if the
+        Repository changed since: the caller reads again and retries)."""
+        body: Manifest = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        got: Manifest = self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, REPOSITORIES, name, body
         )
+        return got
 
     def event(self, involved: Manifest, reason: str, message: str, kind: str = "Warning") -> None:
         """An Event on a Repository or Pipeline; best effort (an Event is never worth failing)."""

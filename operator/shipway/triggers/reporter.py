@@ -14,9 +14,10 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from shipway.triggers import decide, outcome, pipeline
+from shipway import GROUP, PLURAL, VERSION
+from shipway.triggers import decide, outcome, pipeline, queue
 from shipway.triggers.decide import LABEL_REPOSITORY
-from shipway.triggers.kube import TriggersApi
+from shipway.triggers.kube import REPOSITORIES, TriggersApi
 from shipway.triggers.worker import Worker, link
 
 log = logging.getLogger("shipway.triggers")
@@ -49,14 +50,23 @@ class Reporter:
     def _watch(self, namespace: str) -> None:
         while not self.stopping.is_set():
             try:
-                for item in self.api.pipelines(namespace, LABEL_REPOSITORY):
+                listed = self.api.custom.list_namespaced_custom_object(
+                    GROUP, VERSION, namespace, PLURAL, label_selector=LABEL_REPOSITORY
+                )
+                for item in listed.get("items") or []:
                     self.observe(item)
-                for event in self.api.watch_pipelines(namespace, LABEL_REPOSITORY, None):
+                self.resync(namespace)
+                version = (listed.get("metadata") or {}).get("resourceVersion")
+                for event in self.api.watch_pipelines(namespace, LABEL_REPOSITORY, version):
                     if self.stopping.is_set():
                         return
                     obj = event.get("object")
-                    if isinstance(obj, Mapping) and event.get("type") in ("ADDED", "MODIFIED"):
+                    if not isinstance(obj, Mapping):
+                        continue
+                    if event.get("type") in ("ADDED", "MODIFIED"):
                         self.observe(obj)
+                    elif event.get("type") == "DELETED":
+                        self._release(obj)
             except Exception as exc:
                 log.info("pipeline watch of %s ended: %s", namespace, exc)
                 time.sleep(1)
@@ -76,6 +86,8 @@ class Reporter:
         if annotations.get(decide.ANNOTATION_FORK) == "true":
             description = f"{description} (fork: no secrets)"
         mark = _fingerprint(state, description)
+        if status.get("phase") in outcome.FINAL:
+            self._release(obj)
         if annotations.get(pipeline.ANNOTATION_REPORTED) == mark:
             return
         repo = self.api.repository(meta["namespace"], repo_name)
@@ -92,7 +104,34 @@ class Reporter:
         self.worker.branch_status(repo, meta["name"], str(status.get("phase") or ""), told)
         if error or (repo.get("status") or {}).get("statusError"):
             self.worker.record(repo, "", "", "failed", message="", status_error=error)
-        if status.get("phase") in outcome.FINAL:
-            branch = annotations.get(pipeline.ANNOTATION_BRANCH)
-            if branch:
-                self.worker.release(repo, branch)
+
+    def _release(self, obj: Mapping[str, Any]) -> None:
+        """A run ended (or is gone): the push of its branch that waits longest may start."""
+        meta = obj["metadata"]
+        branch = (meta.get("annotations") or {}).get(pipeline.ANNOTATION_BRANCH)
+        repo_name = _repository_name(obj)
+        if not branch or repo_name is None:
+            return
+        try:
+            self.worker.drain(meta["namespace"], repo_name, branch)
+        except Exception as exc:
+            log.warning("queue of %s/%s not drained: %s", repo_name, branch, exc)
+
+    def resync(self, namespace: str) -> None:
+        """Every waiting push of the namespace is looked at again (on start and every
+        re-list of the watch): whatever was missed while no replica ran is caught up."""
+        try:
+            listed = self.api.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, REPOSITORIES
+            )
+        except Exception as exc:
+            log.info("repositories of %s not listed: %s", namespace, exc)
+            return
+        for repo in listed.get("items") or []:
+            for branch in queue.branches((repo.get("status") or {}).get("queued") or []):
+                try:
+                    self.worker.drain(namespace, repo["metadata"]["name"], branch)
+                except Exception as exc:
+                    log.warning(
+                        "queue of %s/%s not drained: %s", repo["metadata"]["name"], branch, exc
+                    )

@@ -10,15 +10,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
+from kubernetes.client.exceptions import ApiException
+
+from shipway.codeship.convert import SERVICES_FILES, STEPS_FILES
 from shipway.codeship.jetcrypt import parse_key
 from shipway.engine.naming import label_value
 from shipway.models.repository import MAX_BRANCHES, MAX_DELIVERIES, RepositorySpec
-from shipway.triggers import concurrency, forge, http, pipeline
-from shipway.triggers.decide import LABEL_BRANCH, LABEL_REPOSITORY, Run
+from shipway.triggers import concurrency, forge, http, pipeline, queue
+from shipway.triggers.decide import LABEL_BRANCH, LABEL_REPOSITORY, Run, decide
 from shipway.triggers.events import Event
 from shipway.triggers.kube import Manifest, TriggersApi
 
@@ -46,7 +49,7 @@ class Worker:
         self.api = api
         self.settings = settings or Settings()
         self._status_lock = threading.Lock()
-        self.queued: dict[tuple[str, str, str], tuple[Manifest, tuple[Manifest, ...], str]] = {}
+        self._fetches = ThreadPoolExecutor(8, thread_name_prefix="forge-read")
 
     # -- Repository status ----------------------------------------------------------------
     def record(
@@ -64,7 +67,7 @@ class Worker:
         """Prepend a delivery (and update a branch's last run) on the Repository's status."""
         meta = repo["metadata"]
         with self._status_lock:
-            fresh = self.api.repository(meta["namespace"], meta["name"]) or repo
+            fresh = self.api.repository(meta["namespace"], meta["name"], fresh=True) or repo
             status = dict(fresh.get("status") or {})
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
             if delivery or event:
@@ -93,7 +96,7 @@ class Worker:
     def branch_status(self, repo: Manifest, pipeline_name: str, phase: str, told: str) -> None:
         meta = repo["metadata"]
         with self._status_lock:
-            fresh = self.api.repository(meta["namespace"], meta["name"])
+            fresh = self.api.repository(meta["namespace"], meta["name"], fresh=True)
             if fresh is None:
                 return
             runs = list((fresh.get("status") or {}).get("branches") or [])
@@ -118,15 +121,25 @@ class Worker:
         return data.get("username", b"").decode(), data.get("password", b"").decode()
 
     def reader(self, namespace: str, spec: RepositorySpec, commit: str) -> pipeline.Reader:
+        """Files at ``commit``, each fetched once; the two Codeship files are fetched at once,
+        concurrently, before the converter asks (two round trips to the forge become one)."""
         user, password = self.clone_credentials(namespace, spec)
 
-        def read(path: str) -> str | None:
+        def fetch(path: str) -> str | None:
             got = http.send(forge.raw_file(spec, commit, path, username=user, password=password))
             if got.status == 404:
                 return None
             if got.status != 200:
                 raise OSError(f"{path}: HTTP {got.status} from the forge")
             return got.body.decode()
+
+        first = (SERVICES_FILES[0], STEPS_FILES[0])
+        futures = {path: self._fetches.submit(fetch, path) for path in first}
+
+        def read(path: str) -> str | None:
+            if path not in futures:
+                futures[path] = self._fetches.submit(fetch, path)
+            return futures[path].result()
 
         return read
 
@@ -165,14 +178,17 @@ class Worker:
         run: Run,
         *,
         received: float | None = None,
+        queued: bool = False,
     ) -> str:
         """Carry out a Run; the delivery's result (created, exists, failed, queued).
 
         ``received``: the delivery's arrival (monotonic), for the log line that the benchmark
-        reads: from it to the create's answer, before the commit status and the records."""
+        reads: from it to the create's answer, before the commit status and the records.
+        ``queued``: a waiting push whose branch is free now (:meth:`drain`)."""
         meta = repo["metadata"]
         namespace, repository = meta["namespace"], meta["name"]
         kind = event.kind
+        began = time.monotonic()
         try:
             raw_key = None if run.fork else self.api.secret_key(namespace, spec.aesKey)
             aes = None if raw_key is None else parse_key(raw_key)
@@ -182,6 +198,7 @@ class Worker:
             )
         except Exception as exc:
             built = pipeline.Failed(f"cannot read the Codeship files: {exc}", str(exc))
+        converted = time.monotonic()
         if isinstance(built, pipeline.Failed):
             log.info(
                 "%s/%s: %s does not convert: %s",
@@ -205,9 +222,12 @@ class Worker:
              "uid": meta["uid"]}
         ]  # fmt: skip
         selector = f"{LABEL_REPOSITORY}={label_value(repository)},{LABEL_BRANCH}={label_value(run.branch_key)}"
-        siblings = self.api.pipelines(namespace, selector)
-        if spec.concurrency == "queue" and concurrency.running(siblings, run.name):
-            return self._queue(repo, event, run, manifest=manifest, secrets=built.secrets)
+        if (
+            not queued
+            and spec.concurrency == "queue"
+            and concurrency.running(self.api.pipelines(namespace, selector), run.name)
+        ):
+            return self._queue(repo, event, run)
         created, obj = self.api.create_pipeline(namespace, manifest, built.secrets)
         if not created:
             self.record(
@@ -220,11 +240,16 @@ class Worker:
             )
             return "exists"
         if received is not None:
+            now = time.monotonic()
             log.info(
-                "pipeline %s created %.3fs after receipt", run.name, time.monotonic() - received
-            )
+                "pipeline %s created %.3fs after receipt (queued %.3fs, read and converted"
+                " %.3fs, created %.3fs)", run.name, now - received, began - received,
+                converted - began, now - converted,
+            )  # fmt: skip
         if spec.concurrency == "supersede":
-            self._supersede(namespace, obj, siblings)
+            # Listed after the create (the newer one is in it and skipped): off the path
+            # the benchmark times.
+            self._supersede(namespace, obj, self.api.pipelines(namespace, selector))
         error = self.tell(
             repo,
             event.commit,
@@ -251,34 +276,95 @@ class Worker:
             target = next(s for s in siblings if s["metadata"]["name"] == old)
             self.api.event(target, "Superseded", f"Superseded by {name}", "Normal")
 
-    def _queue(
-        self, repo: Manifest, event: Event, run: Run, *, manifest: Manifest, secrets: Any
-    ) -> str:
-        """Queue: the converted Pipeline waits in this process (the newest per branch) and is
-        created when the branch's running one ends. Not kept across a restart: the next push
-        or a redelivery queues it again (docs/triggers.md)."""
-        self.queued[(repo["metadata"]["namespace"], repo["metadata"]["name"], run.branch_key)] = (
-            manifest, tuple(secrets), event.commit,
-        )  # fmt: skip
+    def _queue(self, repo: Manifest, event: Event, run: Run) -> str:
+        """Queue: the push is written to the Repository's ``status.queued`` (queue.py) and
+        created by whichever replica sees its branch's running pipeline end (:meth:`drain`)."""
+        meta = repo["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        new = queue.entry(event, run)
+        for _ in range(5):
+            fresh = self.api.repository(namespace, name, fresh=True)
+            if fresh is None:
+                return "failed"
+            waiting = queue.add((fresh.get("status") or {}).get("queued") or [], new)
+            if waiting is None:
+                self.record(repo, event.delivery, event.kind, "failed", message=queue.FULL,
+                            pipeline_name=run.name)  # fmt: skip
+                self.tell(repo, event.commit, "error", description=queue.FULL, target="")
+                return "failed"
+            try:
+                written = self.api.patch_repository_status(
+                    namespace, name, {"queued": waiting},
+                    resource_version=fresh["metadata"]["resourceVersion"],
+                )  # fmt: skip
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
+                continue
+            kept = (written.get("status") or {}).get("queued") or []
+            if any(q.get("pipeline") == run.name for q in kept):
+                break
+            # A Repository CRD older than status.queued pruned it (an upgrade under way).
+            log.warning("repository %s/%s: status.queued not kept; retrying", namespace, name)
+            time.sleep(1)
+        else:
+            raise RuntimeError(f"repository {namespace}/{name}: status.queued not written")
         self.record(repo, event.delivery, event.kind, "queued", message="waits for the running one",
                     pipeline_name=run.name, branch=(run.branch_key, event.commit))  # fmt: skip
         self.tell(repo, event.commit, "pending", description="queued", target="")
+        # The running one may have ended between the siblings' read and the write above.
+        self.drain(namespace, name, run.branch_key)
         return "queued"
 
-    def release(self, repo: Manifest, branch_key: str) -> None:
-        """A run of ``branch_key`` ended: start the newest queued one, if any."""
-        key = (repo["metadata"]["namespace"], repo["metadata"]["name"], branch_key)
-        held = self.queued.pop(key, None)
-        if held is None:
+    def drain(self, namespace: str, name: str, branch_key: str) -> None:
+        """Start the push of ``branch_key`` that waited longest, if none of that branch runs.
+
+        Level-triggered: decided from the Repository's status and the Pipelines that exist,
+        called when a run of the branch ends and on every resync; the Pipeline's name is
+        deterministic, so two replicas draining at once create it once."""
+        seen = self.api.repository(namespace, name)
+        if seen is None or not queue.first(
+            (seen.get("status") or {}).get("queued") or [], branch_key
+        ):
+            return  # the common case, from the watch; the write in _queue drains on its own
+        repo = self.api.repository(namespace, name, fresh=True)
+        if repo is None:
             return
-        manifest, secrets, commit = held
-        created, _ = self.api.create_pipeline(key[0], manifest, secrets)
-        if created:
-            name = manifest["metadata"]["name"]
-            self.tell(
-                repo,
-                commit,
-                "pending",
-                description="created",
-                target=link(self.settings, key[0], name),
-            )
+        waiting = (repo.get("status") or {}).get("queued") or []
+        head = queue.first(waiting, branch_key)
+        if head is None:
+            return
+        pipeline_name = str(head["pipeline"])
+        selector = (
+            f"{LABEL_REPOSITORY}={label_value(name)},{LABEL_BRANCH}={label_value(branch_key)}"
+        )
+        if concurrency.running(self.api.pipelines(namespace, selector), pipeline_name):
+            return
+        spec = RepositorySpec.model_validate(repo["spec"], strict=False)
+        event = queue.event(head)
+        run = decide(spec, name, repo["metadata"]["uid"], event)
+        if isinstance(run, Run):
+            self.handle(repo, spec, event, run, queued=True)
+        else:  # the Repository changed while it waited (its branches, pull requests off)
+            reason = f"not run: {run.reason}"
+            self.tell(repo, event.commit, "error", description=reason[:140], target="")
+        self._dequeue(namespace, name, pipeline_name)
+
+    def _dequeue(self, namespace: str, name: str, pipeline_name: str) -> None:
+        for _ in range(5):
+            fresh = self.api.repository(namespace, name, fresh=True)
+            if fresh is None:
+                return
+            waiting = (fresh.get("status") or {}).get("queued") or []
+            kept = queue.remove(waiting, pipeline_name)
+            if len(kept) == len(waiting):
+                return
+            try:
+                self.api.patch_repository_status(
+                    namespace, name, {"queued": kept},
+                    resource_version=fresh["metadata"]["resourceVersion"],
+                )  # fmt: skip
+                return
+            except ApiException as exc:
+                if exc.status != 409:
+                    raise
