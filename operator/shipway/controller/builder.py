@@ -20,8 +20,8 @@ from shipway.controller.kube import KubeError
 from shipway.controller.registrycreds import CredentialError, RegistryCredentials
 from shipway.engine.buildnames import build_secret_name
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.pods.buildpods import client_secret_manifest
-from shipway.engine.pods.manifests import owner_reference
+from shipway.engine.pods.build import client_secret_manifest
+from shipway.engine.pods.frame import owner_reference
 from shipway.engine.settings import BuildConfig, DockerConfig, PushConfig
 
 log = logging.getLogger("shipway")
@@ -208,8 +208,8 @@ class BuildSecrets:
             ref.namespace,
             owner_reference(ref),
             ref.name,
-            data,
-            docker_config,
+            client=data,
+            docker_config=docker_config,
         )
         await self.api.create_secret(ref.namespace, manifest)
         return None

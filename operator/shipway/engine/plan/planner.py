@@ -23,7 +23,14 @@ from datetime import datetime
 
 from shipway.compiler.pipeline import CompiledPipeline
 from shipway.compiler.source import GitCheckout
-from shipway.engine.intents import BuildToCreate, PodToCreate, PushTarget, Refusal
+from shipway.engine.intents import (
+    BuildToCreate,
+    PodToCreate,
+    PushTarget,
+    Refusal,
+    SourceToCreate,
+    step_to_create,
+)
 from shipway.engine.naming import SOURCE_TASK
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, format_time, parse_time
@@ -228,7 +235,7 @@ class _Planner:
         task = prep.plan_start(remaining) if stopping is None else None
         if task is not None:
             assert task.pod is not None
-            creates = (PodToCreate(task.id, 0, task.pod, task.deadline), *creates)
+            creates = (SourceToCreate(task.id, 0, task.pod, task.deadline), *creates)
         # Builds start once the checkout is in place, all together (they run in parallel).
         building = stopping is None and prep.ready()
         found = prep.source_status()  # the checkout's commit and branch: args render from it
@@ -361,14 +368,14 @@ class _Planner:
             if step.run.push is not None and target is None:
                 continue  # its image is gone from the status: the gate fails it next time
             creates.append(
-                PodToCreate(
+                step_to_create(
                     step.run.id,
                     step.attempt,
                     name,
                     deadline,
-                    images,
-                    target,
-                    self.builds.healthchecks(step.run),
+                    images=images,
+                    push=target,
+                    healthchecks=self.builds.healthchecks(step.run),
                 )
             )
             running += 1

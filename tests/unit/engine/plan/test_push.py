@@ -15,7 +15,7 @@ from shipway.compiler.pipeline import compile_pipeline
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.plan.planner import Plan, plan
 from shipway.engine.pods.manifests import pod_manifest
-from shipway.engine.pods.pushpods import SCRIPT
+from shipway.engine.pods.push import SCRIPT
 from shipway.engine.settings import PodOptions, PushConfig, Settings
 from shipway.engine.termination import parse_push_result
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
@@ -312,7 +312,7 @@ def test_a_report_without_digest_is_a_failure() -> None:
 def push_pod(raw: dict[str, Any], options: PodOptions | None = None) -> dict[str, Any]:
     third, _ = through_the_test(raw)
     (create,) = third.create
-    return pod_manifest(REF, compiled(raw), create, "node-1", options)
+    return pod_manifest(REF, compiled(raw), create, node="node-1", options=options)
 
 
 def test_the_push_pod_copies_with_crane_and_mounts_the_secret_as_docker_config() -> None:
