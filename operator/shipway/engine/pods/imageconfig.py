@@ -12,9 +12,8 @@ the build's status and every pod linking the service gets it as a startupProbe.
 
 from __future__ import annotations
 
-from typing import Any
-
 from shipway.engine.naming import INSPECT_CONTAINER
+from shipway.engine.objects import Manifest
 from shipway.engine.pods.push import registry_ca, script_prelude
 
 RESULT_MOUNT = "/run/shipway-build"
@@ -69,7 +68,7 @@ printf '{"healthcheck":%s}\n' "${check:-null}" | tail -c 3800 > "$out"
 
 
 def with_inspect(
-    spec: dict[str, Any],
+    spec: Manifest,
     *,
     image: str,
     repository: str,
@@ -92,7 +91,7 @@ def with_inspect(
         {"name": "result", "emptyDir": {"sizeLimit": "1Mi"}},
         {"name": "inspect-tmp", "emptyDir": {"sizeLimit": "16Mi"}},
     ]
-    mounts: list[dict[str, Any]] = [
+    mounts: list[Manifest] = [
         {**result, "readOnly": True},
         {"name": "inspect-tmp", "mountPath": "/tmp"},
     ]
