@@ -12,6 +12,7 @@ import pytest
 
 from shipway.compiler.errors import InvalidSpecError
 from shipway.compiler.pipeline import compile_pipeline
+from shipway.engine.intents import PushToCreate
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.plan.planner import Plan, plan
 from shipway.engine.pods.manifests import pod_manifest
@@ -232,15 +233,16 @@ def test_the_push_copies_the_tested_digest_to_the_rendered_tag() -> None:
     third, _ = through_the_test(pipeline())
     (create,) = third.create
     assert create.step_id == "2"
-    assert create.push is not None
+    assert isinstance(create, PushToCreate)  # the push step's own intent
     assert create.push.source.endswith(f"/app@{DIGEST}")
     assert create.push.digest == DIGEST
     assert create.push.target == "registry.example:5000/team/app:main-0000000"
     raw = pipeline()
     raw["ci"]["commitId"] = "0123456789abcdef"  # spec.ci wins over the checkout, as for CI_*
     again, _ = through_the_test(raw)
-    assert again.create[0].push is not None
-    assert again.create[0].push.target.endswith(":main-0123456")
+    (again_create,) = again.create
+    assert isinstance(again_create, PushToCreate)
+    assert again_create.push.target.endswith(":main-0123456")
 
 
 def test_push_disabled_skips_the_push_and_its_lonely_build() -> None:
