@@ -21,7 +21,7 @@ from bench.watch import PodRecord, PodWatch
 from localkube.config import BUSYBOX_IMAGE
 from shipway import GROUP, KIND, VERSION
 from shipway.compiler.pipeline import compile_pipeline
-from shipway.engine.intents import PodToCreate
+from shipway.engine.intents import StepToCreate
 from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.pods.manifests import claim_manifest, pod_manifest
 
@@ -59,7 +59,7 @@ def raw_manifests(namespace: str, name: str, steps: int) -> tuple[Manifest, list
     claim["metadata"]["labels"] = {RAW_LABEL: name}
     pods = []
     for run in compiled.runs:
-        pod = pod_manifest(ref, compiled, PodToCreate(run.id, 0, f"{name}-{int(run.id):02d}"))
+        pod = pod_manifest(ref, compiled, StepToCreate(run.id, 0, f"{name}-{int(run.id):02d}"))
         pod["metadata"].pop("ownerReferences")
         pod["metadata"]["labels"] = {RAW_LABEL: name, "step": run.id}
         pod["spec"].pop("affinity", None)  # one node; Shipway's own pinning is its business

@@ -32,8 +32,8 @@ from shipway.cli.tree import is_build
 from shipway.engine.naming import container_name
 from shipway.engine.objects import Manifest
 from shipway.engine.plan.builds.result import summary
-from shipway.engine.pods.buildpods import CONTAINER as BUILD_CONTAINER
-from shipway.engine.pods.pushpods import CONTAINER as PUSH_CONTAINER
+from shipway.engine.pods.build import CONTAINER as BUILD_CONTAINER
+from shipway.engine.pods.push import CONTAINER as PUSH_CONTAINER
 from shipway.models import StepStatus
 
 RETRY_SECONDS = 0.5

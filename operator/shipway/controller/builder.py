@@ -24,8 +24,8 @@ from shipway.controller.registrycreds import (
 )
 from shipway.engine.naming import build_secret_name
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.pods.buildpods import client_secret_manifest
-from shipway.engine.pods.manifests import owner_reference
+from shipway.engine.pods.build import client_secret_manifest
+from shipway.engine.pods.frame import owner_reference
 from shipway.engine.settings import BuildConfig, DockerConfig, PushConfig
 
 log = logging.getLogger("shipway")
@@ -210,8 +210,8 @@ class BuildSecrets:
             ref.namespace,
             owner_reference(ref),
             ref.name,
-            data,
-            docker_config,
+            client=data,
+            docker_config=docker_config,
         )
         await self.api.create_secret(ref.namespace, manifest)
         return None

@@ -26,7 +26,7 @@ from shipway.engine.plan.claims import (
     claim_view,
     workspace_in_use,
 )
-from shipway.engine.pods.manifests import claim_name
+from shipway.engine.pods.frame import claim_name
 from shipway.models import PipelineStatus
 
 

@@ -23,7 +23,8 @@ from shipway.engine.objects import Manifest, PipelineRef
 from shipway.engine.observe import PodView, controller_uid, safe_pod_view
 from shipway.engine.ownership import ANNOTATION_SEAL, seal, sealed
 from shipway.engine.plan.planner import Refusal
-from shipway.engine.pods.manifests import build_manifest, claim_manifest, claim_name, pod_manifest
+from shipway.engine.pods.frame import claim_name
+from shipway.engine.pods.manifests import build_manifest, claim_manifest, pod_manifest
 from shipway.engine.reasons import PipelineReason, StepReason
 from shipway.engine.settings import BuildConfig, PodOptions
 from shipway.models import SourceStatus
@@ -132,10 +133,16 @@ async def create_pods(
     """
     done = Created()
     manifests = [
-        (b.name, build_manifest(ref, compiled, b, build or BuildConfig(), node, options))
+        (
+            b.name,
+            build_manifest(ref, compiled, b, build or BuildConfig(), node=node, options=options),
+        )
         for b in builds
     ]
-    steps = [(c.name, pod_manifest(ref, compiled, c, node, options, source)) for c in creates]
+    steps = [
+        (c.name, pod_manifest(ref, compiled, c, node=node, options=options, source=source))
+        for c in creates
+    ]
     with_namespace_credentials(
         ref,
         build or BuildConfig(),

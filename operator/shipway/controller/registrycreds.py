@@ -18,7 +18,7 @@ from typing import Protocol
 
 from shipway.engine.naming import LABEL_MANAGED_BY, LABEL_PIPELINE, MANAGED_BY, build_secret_name
 from shipway.engine.objects import Manifest, PipelineRef
-from shipway.engine.pods.manifests import owner_reference
+from shipway.engine.pods.frame import owner_reference
 from shipway.engine.settings import BuildConfig
 from shipway.registryauth.credentials import MIN_KEY_BYTES
 from shipway.registryauth.pods import (

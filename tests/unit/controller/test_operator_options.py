@@ -21,12 +21,12 @@ from shipway.controller.config import (
     pod_options,
 )
 from shipway.controller.handlers import NoDiffBase, configure_peering
-from shipway.engine.intents import PodToCreate
+from shipway.engine.intents import StepToCreate
 from shipway.engine.pods.manifests import all_manifests, pod_manifest
 from shipway.engine.settings import PodOptions
 from tests.unit.builders import REF, WALKTHROUGH, compiled
 
-CREATE = PodToCreate("1", 0, "demo-4a49a-1-write-artifact-0", None)
+CREATE = StepToCreate("1", 0, "demo-4a49a-1-write-artifact-0", None)
 
 
 @pytest.mark.parametrize(

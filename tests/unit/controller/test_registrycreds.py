@@ -176,21 +176,32 @@ def test_the_local_key_is_found_only_when_localkube_made_it() -> None:
 
 
 def _push_pod(source: str) -> dict[str, Any]:
-    from shipway.engine.intents import PushTarget
-    from shipway.engine.pods.pushpods import push_pod_manifest
-    from shipway.engine.settings import PushConfig
+    from shipway.engine.intents import PushTarget, PushToCreate
+    from shipway.engine.pods.manifests import pod_manifest
+    from shipway.engine.settings import PodOptions, PushConfig
+    from tests.unit.builders import compiled
 
-    return push_pod_manifest(
-        PushTarget(source, "sha256:" + "a" * 64, "quay.example/team/app:1"),
-        PushConfig(image="crane:debug"),
-        name="p-push",
-        namespace="team-a",
-        pipeline="p",
-        step_id="s",
-        step_name="push",
-        attempt=0,
-        owner={},
-        secret="users-own",
+    pipeline = compiled(
+        {
+            "services": {"app": {"build": "."}},
+            "source": {"git": {"url": "https://git.example.com/team/app.git"}},
+            "steps": [
+                {
+                    "name": "push",
+                    "type": "push",
+                    "service": "app",
+                    "image_name": "quay.example/team/app",
+                    "image_tag": "1",
+                    "dockercfgSecret": "users-own",
+                }
+            ],
+        }
+    )
+    target = PushTarget(source, "sha256:" + "a" * 64, "quay.example/team/app:1")
+    create = PushToCreate("1", 0, "p-push", push=target)
+    ref = PipelineRef("p", "team-a", "uid-p")
+    return pod_manifest(
+        ref, pipeline, create, options=PodOptions(push=PushConfig(image="crane:debug"))
     )
 
 

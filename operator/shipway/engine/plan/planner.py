@@ -22,7 +22,14 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from shipway.engine.intents import BuildToCreate, PodToCreate, PushTarget, Refusal
+from shipway.engine.intents import (
+    BuildToCreate,
+    PodToCreate,
+    PushTarget,
+    Refusal,
+    SourceToCreate,
+    step_to_create,
+)
 from shipway.engine.observe import PodView, parse_time
 from shipway.engine.plan import approval
 from shipway.engine.plan.builds import Builds, Gate, build_secret_wanted
@@ -199,7 +206,7 @@ class _Planner:
         task = prep.plan_start(remaining) if stopping is None else None
         if task is not None:
             assert task.pod is not None
-            creates = (PodToCreate(task.id, 0, task.pod, task.deadline), *creates)
+            creates = (SourceToCreate(task.id, 0, task.pod, task.deadline), *creates)
         # Builds start once the checkout is in place, all together (they run in parallel).
         building = stopping is None and prep.ready()
         found = prep.source_status()  # the checkout's commit and branch: args render from it
@@ -333,14 +340,14 @@ class _Planner:
             if step.run.push is not None and target is None:
                 continue  # its image is gone from the status: the gate fails it next time
             creates.append(
-                PodToCreate(
+                step_to_create(
                     step.run.id,
                     step.attempt,
                     name,
                     deadline,
-                    images,
-                    target,
-                    self.builds.healthchecks(step.run),
+                    images=images,
+                    push=target,
+                    healthchecks=self.builds.healthchecks(step.run),
                 )
             )
             running += 1

@@ -1,4 +1,4 @@
-"""The checkout and upload pods: what they run, and reading what they report (pure).
+"""The checkout and upload pods: what they run (pure).
 
 Both run the git image (git, ssh, a busybox shell) with the workspace claim at
 ``/workspace``, no API token, and report through the container's termination message
@@ -11,10 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from shipway.compiler.pipeline import CompiledPipeline
 from shipway.compiler.source import CompiledSource, GitCheckout
+from shipway.engine.intents import SourceToCreate
 from shipway.engine.naming import task_title
+from shipway.engine.objects import Manifest
+from shipway.engine.pods.frame import PodFrame, PodMeta, assemble, containers, deadline, volumes
 from shipway.engine.pods.scripts import CHECKOUT, RECEIVE
-from shipway.engine.settings import SourceSettings
+from shipway.engine.settings import PodOptions, SourceSettings
 
 WORKSPACE_PATH = "/workspace"
 SECRET_PATH = "/etc/shipway/git-secret"
@@ -24,10 +28,10 @@ def container(
     source: CompiledSource,
     settings: SourceSettings,
     security_context: Mapping[str, object] | None,
-) -> dict[str, object]:
+) -> Manifest:
     """The one container of a checkout or receiver pod."""
-    mounts: list[dict[str, object]] = [{"name": "workspace", "mountPath": WORKSPACE_PATH}]
-    main: dict[str, object] = {
+    mounts: list[Manifest] = [{"name": "workspace", "mountPath": WORKSPACE_PATH}]
+    main: Manifest = {
         "name": task_title(source),
         "image": settings.image,
         "terminationMessagePolicy": "File",
@@ -58,7 +62,7 @@ def container(
     return main
 
 
-def secret_volume(source: CompiledSource) -> dict[str, object] | None:
+def secret_volume(source: CompiledSource) -> Manifest | None:
     """The git source's Secret as read-only files, when it names one."""
     if not isinstance(source, GitCheckout) or not source.secret_name:
         return None
@@ -66,3 +70,26 @@ def secret_volume(source: CompiledSource) -> dict[str, object] | None:
         "name": "git-secret",
         "secret": {"secretName": source.secret_name, "defaultMode": 0o440},
     }
+
+
+def source_pod(
+    compiled: CompiledPipeline, create: SourceToCreate, frame: PodFrame, options: PodOptions
+) -> Manifest:
+    """The checkout (or upload receiver) pod: the git image, the claim, maybe the Secret."""
+    source = compiled.source
+    assert source is not None, "the pipeline has no source"
+    main = container(source, options.source, options.security_context)
+    secret = secret_volume(source)
+    meta = PodMeta(create.name, create.step_id, create.attempt, main["name"], task_title(source))
+    return assemble(
+        frame,
+        meta,
+        containers(main),
+        frame.workspace() if compiled.uses_workspace else None,
+        volumes(secret) if secret is not None else None,
+        frame.account(),
+        deadline(create.active_deadline),
+        frame.pinned(),
+        frame.placement(),
+        grace=options.termination_grace_seconds,
+    )

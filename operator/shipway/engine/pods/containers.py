@@ -70,6 +70,7 @@ def service_container(
     args: tuple[str, ...] | None,
     env: list[tuple[str, str]],
     security_context: Mapping[str, Any] | None,
+    *,
     image: str | None = None,
 ) -> Manifest:
     """A service's container: compose entrypoint → command, command → args, env merged."""

@@ -19,12 +19,10 @@ webhook refuses it at ``kubectl apply``. ``shipway validate``, which knows no cl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
 
+from shipway.engine.objects import Manifest
 from shipway.engine.settings import DockerConfig
-
-Manifest = dict[str, Any]
 
 CONTAINER = "shipway-docker"
 RUN_VOLUME = "shipway-docker-run"
@@ -126,6 +124,16 @@ def volumes(config: DockerConfig) -> list[Manifest]:
             }
         )
     return result
+
+
+def sidecar(clients: Iterable[str], config: DockerConfig) -> Callable[[Manifest], None]:
+    """:func:`attach` as a transformer of the pod frame (:mod:`shipway.engine.pods.frame`)."""
+    names = list(clients)
+
+    def apply(spec: Manifest) -> None:
+        attach(spec, names, config)
+
+    return apply
 
 
 def attach(spec: Manifest, clients: Iterable[str], config: DockerConfig) -> None:

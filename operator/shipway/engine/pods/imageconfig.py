@@ -12,10 +12,9 @@ the build's status and every pod linking the service gets it as a startupProbe.
 
 from __future__ import annotations
 
-from typing import Any
-
 from shipway.engine.naming import INSPECT_CONTAINER
-from shipway.engine.pods.pushpods import CA_MOUNT
+from shipway.engine.objects import Manifest
+from shipway.engine.pods.push import registry_ca, script_prelude
 
 RESULT_MOUNT = "/run/shipway-build"
 DIGEST_FILE = f"{RESULT_MOUNT}/digest"
@@ -24,13 +23,9 @@ MESSAGE_LIMIT = 3800
 # The container's program: POSIX sh and awk (busybox in crane's debug image). The awk scans
 # the configuration's JSON (strings and escapes respected) for config.Healthcheck and prints
 # that object as it is; nothing else of the configuration leaves the pod.
-SCRIPT = r"""
-set -u
-out=${SHIPWAY_TERMINATION_LOG:-/dev/termination-log}
-tmp=${TMPDIR:-/tmp}
-say() { echo "shipway-inspect: $*" >&2; }
-fail() { say "$*"; printf '%s\n' "$*" | tail -c 3800 > "$out"; exit 1; }
-digest=$(cat "$SHIPWAY_DIGEST_FILE" 2>/dev/null)
+SCRIPT = (
+    script_prelude("inspect")
+    + r"""digest=$(cat "$SHIPWAY_DIGEST_FILE" 2>/dev/null)
 [ -n "$digest" ] || fail "the build wrote no digest to $SHIPWAY_DIGEST_FILE"
 ref="$SHIPWAY_REPOSITORY@$digest"
 crane config ${SHIPWAY_CRANE_INSECURE:+--insecure} "$ref" > "$tmp/config.json" 2> "$tmp/log" ||
@@ -69,10 +64,11 @@ END {
 say "read the configuration of $ref: ${check:-no HEALTHCHECK}"
 printf '{"healthcheck":%s}\n' "${check:-null}" | tail -c 3800 > "$out"
 """
+)
 
 
 def with_inspect(
-    spec: dict[str, Any],
+    spec: Manifest,
     *,
     image: str,
     repository: str,
@@ -95,7 +91,7 @@ def with_inspect(
         {"name": "result", "emptyDir": {"sizeLimit": "1Mi"}},
         {"name": "inspect-tmp", "emptyDir": {"sizeLimit": "16Mi"}},
     ]
-    mounts: list[dict[str, Any]] = [
+    mounts: list[Manifest] = [
         {**result, "readOnly": True},
         {"name": "inspect-tmp", "mountPath": "/tmp"},
     ]
@@ -110,18 +106,10 @@ def with_inspect(
         mounts.append({"name": "registry", "mountPath": docker_config, "readOnly": True})
         env.append(("DOCKER_CONFIG", docker_config))
     if ca_config_map:
-        spec["volumes"].append(
-            {
-                "name": "registry-ca",
-                "configMap": {
-                    "name": ca_config_map,
-                    "optional": True,
-                    "items": [{"key": "ca.crt", "path": "ca.crt"}],
-                },
-            }
-        )
-        mounts.append({"name": "registry-ca", "mountPath": CA_MOUNT, "readOnly": True})
-        env.append(("SSL_CERT_DIR", f"{CA_MOUNT}:/etc/ssl/certs"))
+        volume, mount, cert_dir = registry_ca(ca_config_map)
+        spec["volumes"].append(volume)
+        mounts.append(mount)
+        env.append(cert_dir)
     spec["initContainers"] = [build]
     spec["containers"] = [
         {

@@ -19,7 +19,7 @@ from shipway.compiler.pipeline import CompiledPipeline, compile_pipeline
 from shipway.engine.intents import BuildToCreate
 from shipway.engine.objects import PipelineRef
 from shipway.engine.plan.builds.args import render_args
-from shipway.engine.pods.buildpods import buildctl_args
+from shipway.engine.pods.build import buildctl_args
 from shipway.models import SourceStatus, StepPhase
 from tests.unit.builders import REF
 from tests.unit.engine.plan.test_planner_builds import CHECKED_OUT, SEED, run

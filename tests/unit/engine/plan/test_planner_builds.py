@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from shipway.engine.intents import StepToCreate
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.plan.planner import Plan, PlanInput, plan
 from shipway.engine.settings import BuildConfig, Settings
@@ -203,6 +204,7 @@ def test_a_step_starts_when_its_build_pushed_and_runs_the_image_by_digest() -> N
     second = run(SEED, first.status, [demo_done, building])
     (create,) = second.create
     assert create.step_id == "1"
+    assert isinstance(create, StepToCreate)
     image = dict(create.images)["demo"]
     assert image == f"{next(b.image for b in second.status.builds if b.service == 'demo')}@{DIGEST}"
     assert "redis" not in dict(create.images)  # pulled as it is, not built

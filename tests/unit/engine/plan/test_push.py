@@ -12,10 +12,11 @@ import pytest
 
 from shipway.compiler.errors import InvalidSpecError
 from shipway.compiler.pipeline import compile_pipeline
+from shipway.engine.intents import PushToCreate
 from shipway.engine.observe import PodView, pod_view
 from shipway.engine.plan.planner import Plan, PlanInput, plan
 from shipway.engine.pods.manifests import pod_manifest
-from shipway.engine.pods.pushpods import SCRIPT
+from shipway.engine.pods.push import SCRIPT
 from shipway.engine.settings import PodOptions, PushConfig, Settings
 from shipway.engine.termination import parse_push_result
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
@@ -236,15 +237,16 @@ def test_the_push_copies_the_tested_digest_to_the_rendered_tag() -> None:
     third, _ = through_the_test(pipeline())
     (create,) = third.create
     assert create.step_id == "2"
-    assert create.push is not None
+    assert isinstance(create, PushToCreate)  # the push step's own intent
     assert create.push.source.endswith(f"/app@{DIGEST}")
     assert create.push.digest == DIGEST
     assert create.push.target == "registry.example:5000/team/app:main-0000000"
     raw = pipeline()
     raw["ci"]["commitId"] = "0123456789abcdef"  # spec.ci wins over the checkout, as for CI_*
     again, _ = through_the_test(raw)
-    assert again.create[0].push is not None
-    assert again.create[0].push.target.endswith(":main-0123456")
+    (again_create,) = again.create
+    assert isinstance(again_create, PushToCreate)
+    assert again_create.push.target.endswith(":main-0123456")
 
 
 def test_push_disabled_skips_the_push_and_its_lonely_build() -> None:
@@ -316,7 +318,7 @@ def test_a_report_without_digest_is_a_failure() -> None:
 def push_pod(raw: dict[str, Any], options: PodOptions | None = None) -> dict[str, Any]:
     third, _ = through_the_test(raw)
     (create,) = third.create
-    return pod_manifest(REF, compiled(raw), create, "node-1", options)
+    return pod_manifest(REF, compiled(raw), create, node="node-1", options=options)
 
 
 def test_the_push_pod_copies_with_crane_and_mounts_the_secret_as_docker_config() -> None:

@@ -8,11 +8,12 @@ from typing import Any
 import pytest
 
 from shipway.engine.cienv import ci_environment
-from shipway.engine.intents import PodToCreate
+from shipway.engine.intents import SourceToCreate
 from shipway.engine.naming import pod_name
 from shipway.engine.observe import PodView
 from shipway.engine.plan.planner import Plan, PlanInput, finished_plan, plan
-from shipway.engine.pods.manifests import claim_name, pod_manifest
+from shipway.engine.pods.frame import claim_name
+from shipway.engine.pods.manifests import pod_manifest
 from shipway.engine.settings import PodOptions
 from shipway.models import PipelinePhase, PipelineStatus, StepPhase
 from tests.unit.builders import NOW, REF, WALKTHROUGH, compiled, pod
@@ -201,7 +202,7 @@ def test_the_checkout_pod_has_no_token_the_claim_and_the_secret_as_files() -> No
         "source": {"git": {"url": "git@git.example:org/app.git", "secretName": "deploy-key"}},
     }
     manifest = pod_manifest(
-        REF, compiled(raw), PodToCreate("source", 0, CHECKOUT_POD, 3600), options=PodOptions()
+        REF, compiled(raw), SourceToCreate("source", 0, CHECKOUT_POD, 3600), options=PodOptions()
     )
     spec = manifest["spec"]
     assert spec["automountServiceAccountToken"] is False
@@ -224,7 +225,7 @@ def test_the_checkout_pod_has_no_token_the_claim_and_the_secret_as_files() -> No
 
 
 def test_the_upload_receiver_keeps_stdin_open_for_one_attach() -> None:
-    manifest = pod_manifest(REF, compiled(UPLOAD), PodToCreate("source", 0, UPLOAD_POD))
+    manifest = pod_manifest(REF, compiled(UPLOAD), SourceToCreate("source", 0, UPLOAD_POD))
     (container,) = manifest["spec"]["containers"]
     assert container["stdin"] is True
     assert container["stdinOnce"] is True
@@ -333,7 +334,7 @@ def test_the_operator_settings_of_checkouts() -> None:
     # a pipeline may lower the limit, never raise it
     raw = {**GIT, "source": {"git": {"url": "https://g/x.git", "maxSize": "10Gi"}}}
     manifest = pod_manifest(
-        REF, compiled(raw), PodToCreate("source", 0, CHECKOUT_POD), options=options
+        REF, compiled(raw), SourceToCreate("source", 0, CHECKOUT_POD), options=options
     )
     env = {e["name"]: e["value"] for e in manifest["spec"]["containers"][0]["env"]}
     assert env["SHIPWAY_MAX_SIZE"] == str(500 * 2**20)

@@ -18,13 +18,15 @@ import pytest
 from shipway.compiler.builds import ResolvedBuild
 from shipway.compiler.templates import literal
 from shipway.engine.intents import BuildToCreate
+from shipway.engine.objects import PipelineRef
 from shipway.engine.plan.builds.result import parse_result
-from shipway.engine.pods.buildpods import (
+from shipway.engine.pods.build import (
     SCRIPT,
-    build_pod_manifest,
+    build_pod,
     buildctl_args,
     client_secret_manifest,
 )
+from shipway.engine.pods.frame import PodFrame
 from shipway.engine.settings import BuildConfig
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "buildctl"
@@ -203,17 +205,10 @@ CREATE = BuildToCreate(
 
 
 def _manifest(config: BuildConfig = CONFIG) -> dict[str, Any]:
-    return build_pod_manifest(
-        BUILD,
-        CREATE,
-        config,
-        namespace="ci",
-        pipeline="seed",
-        owner={"kind": "Pipeline", "name": "seed", "uid": "u"},
-        claim="seed-workspace",
-        secret="seed-abcde-build",
-        placement={"nodeSelector": {"pool": "ci"}, "tolerations": None},
+    frame = PodFrame(
+        PipelineRef("seed", "ci", "u"), claim="seed-workspace", node_selector={"pool": "ci"}
     )
+    return build_pod(BUILD, CREATE, config, frame, secret="seed-abcde-build")
 
 
 def test_buildctl_pushes_to_the_pipelines_name_and_caches_per_branch() -> None:
@@ -288,8 +283,8 @@ def test_the_per_pipeline_secret_copies_the_certificate_and_is_owned_by_the_pipe
         "ci",
         owner,
         "seed",
-        {"ca.crt": "Q0E=", "tls.crt": "Q1JU", "tls.key": "S0VZ", "extra": "eA=="},
-        None,
+        client={"ca.crt": "Q0E=", "tls.crt": "Q1JU", "tls.key": "S0VZ", "extra": "eA=="},
+        docker_config=None,
     )
     assert secret["data"] == {"ca.crt": "Q0E=", "tls.crt": "Q1JU", "tls.key": "S0VZ"}
     assert secret["metadata"]["ownerReferences"] == [owner]

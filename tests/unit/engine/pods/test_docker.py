@@ -16,7 +16,7 @@ import yaml
 from shipway.cli import main
 from shipway.controller import admission
 from shipway.controller.config import ConfigError, pod_options
-from shipway.engine.intents import PodToCreate
+from shipway.engine.intents import StepToCreate
 from shipway.engine.pods import docker
 from shipway.engine.pods.manifests import pod_manifest
 from shipway.engine.settings import DockerConfig, PodOptions
@@ -86,7 +86,7 @@ def test_on_the_operator_starts_the_step_with_its_daemon() -> None:
 
 
 def _step_pod(raw: dict[str, Any], config: DockerConfig = ON) -> dict[str, Any]:
-    create = PodToCreate(name="demo-4a49a-1-step", step_id="1", attempt=0)
+    create = StepToCreate(name="demo-4a49a-1-step", step_id="1", attempt=0)
     return pod_manifest(REF, compiled(raw), create, options=PodOptions(docker=config))
 
 

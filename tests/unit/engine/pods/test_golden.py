@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from shipway.engine.intents import BuildToCreate, PodToCreate, PushTarget
+from shipway.engine.intents import (
+    BuildToCreate,
+    PodToCreate,
+    PushTarget,
+    PushToCreate,
+    SourceToCreate,
+    StepToCreate,
+)
 from shipway.engine.pods.manifests import build_manifest, pod_manifest
 from shipway.engine.settings import (
     BuildConfig,
@@ -55,14 +62,22 @@ def render(kind: str, case: dict[str, Any]) -> dict[str, Any]:
         create["cache_tags"] = tuple(create.get("cache_tags", ()))
         create["args"] = tuple(tuple(a) for a in create.get("args", ()))
         build = BuildToCreate(**create)
-        return build_manifest(REF, pipeline, build, BUILD, case["node"], OPTIONS)
-    create["images"] = tuple(tuple(i) for i in create.get("images", ()))
-    create["healthchecks"] = tuple(
-        (name, Healthcheck.model_validate(check)) for name, check in create.get("healthchecks", ())
-    )
-    if "push" in create:
+        return build_manifest(REF, pipeline, build, BUILD, node=case["node"], options=OPTIONS)
+    intent: PodToCreate
+    if kind == "source":
+        intent = SourceToCreate(**create)
+    elif kind == "push":
         create["push"] = PushTarget(**create["push"])
-    return pod_manifest(REF, pipeline, PodToCreate(**create), case["node"], OPTIONS)
+        create["images"] = tuple(tuple(i) for i in create.get("images", ()))
+        intent = PushToCreate(**create)
+    else:
+        create["images"] = tuple(tuple(i) for i in create.get("images", ()))
+        create["healthchecks"] = tuple(
+            (name, Healthcheck.model_validate(check))
+            for name, check in create.get("healthchecks", ())
+        )
+        intent = StepToCreate(**create)
+    return pod_manifest(REF, pipeline, intent, node=case["node"], options=OPTIONS)
 
 
 def dump(manifest: dict[str, Any]) -> str:

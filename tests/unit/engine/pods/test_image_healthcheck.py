@@ -17,8 +17,10 @@ import pytest
 
 from shipway.compiler.builds import ResolvedBuild
 from shipway.engine.intents import BuildToCreate
-from shipway.engine.pods.buildpods import build_pod_manifest
+from shipway.engine.objects import PipelineRef
+from shipway.engine.pods import build as build_pods
 from shipway.engine.pods.containers import probe
+from shipway.engine.pods.frame import PodFrame
 from shipway.engine.pods.imageconfig import SCRIPT
 from shipway.engine.pods.manifests import pod_manifest
 from shipway.engine.settings import BuildConfig, PushConfig
@@ -224,14 +226,11 @@ def manifest(inspect: bool) -> dict[str, Any]:
     create = BuildToCreate(
         service="app", name="p-app", repository="registry.example/ns/app", inspect=inspect
     )
-    return build_pod_manifest(
+    return build_pods.build_pod(
         BUILD,
         create,
         CONFIG,
-        namespace="ns",
-        pipeline="p",
-        owner={"uid": "u"},
-        claim="c",
+        PodFrame(PipelineRef("p", "ns", "u"), claim="c"),
         secret="s",
         inspect=PushConfig(image="crane:debug", ca_config_map="kube-root-ca.crt"),
     )

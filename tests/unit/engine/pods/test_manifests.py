@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from shipway.engine.intents import PodToCreate
+from shipway.engine.intents import StepToCreate
 from shipway.engine.pods.manifests import all_manifests, claim_manifest, pod_manifest
 from tests.unit.builders import REF, WALKTHROUGH, compiled, spec
 
@@ -127,7 +127,7 @@ def test_shell_form_and_none_healthchecks() -> None:
 
 def test_read_write_once_pods_stay_together_and_read_write_many_do_not() -> None:
     plan = compiled(WALKTHROUGH)
-    create = PodToCreate("2", 0, "demo-4a49a-2-check-artifact")
+    create = StepToCreate("2", 0, "demo-4a49a-2-check-artifact")
     before = pod_manifest(REF, plan, create)["spec"]["affinity"]
     assert before["podAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0][
         "labelSelector"

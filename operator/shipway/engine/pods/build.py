@@ -12,25 +12,32 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Mapping
-from typing import Any
 
 from shipway.compiler.builds import ResolvedBuild
 from shipway.engine.intents import BuildToCreate
 from shipway.engine.naming import (
-    ANNOTATION_DEFAULT_CONTAINER,
     BUILD_CONTAINER,
-    LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
     LABEL_PIPELINE,
-    LABEL_STEP,
     MANAGED_BY,
     build_task_id,
     label_value,
 )
+from shipway.engine.objects import Manifest
+from shipway.engine.pods.containers import WORKSPACE_VOLUME
+from shipway.engine.pods.frame import (
+    PodFrame,
+    PodMeta,
+    Transformer,
+    assemble,
+    containers,
+    deadline,
+    tool_container,
+)
+from shipway.engine.pods.frame import volumes as add_volumes
 from shipway.engine.pods.imageconfig import with_inspect
 from shipway.engine.settings import BuildConfig, PushConfig
 
-Manifest = dict[str, Any]
 LABEL_BUILD = "shipway.dev/build"
 WORKSPACE_MOUNT = "/workspace"
 CERTS_MOUNT = "/run/secrets/buildkit"
@@ -110,7 +117,7 @@ exit "$rc"
 
 
 def buildctl_args(
-    build: ResolvedBuild, create: BuildToCreate, insecure_registry: bool = False
+    build: ResolvedBuild, create: BuildToCreate, *, insecure_registry: bool = False
 ) -> list[str]:
     """``buildctl build`` flags for one build; paths and secrets are added by the script."""
     insecure = ",registry.insecure=true" if insecure_registry else ""
@@ -140,7 +147,7 @@ def buildctl_args(
     return args
 
 
-def _env(build: ResolvedBuild, config: BuildConfig) -> list[Manifest]:
+def _env(build: ResolvedBuild, config: BuildConfig) -> list[tuple[str, str]]:
     pairs = [
         ("BUILDKIT_HOST", config.builder or ""),
         ("BUILDKIT_CERTS", CERTS_MOUNT),
@@ -155,32 +162,24 @@ def _env(build: ResolvedBuild, config: BuildConfig) -> list[Manifest]:
     ]
     if config.registry_auth:
         pairs.append(("DOCKER_CONFIG", DOCKER_CONFIG_MOUNT))
-    return [{"name": k, "value": v} for k, v in pairs]
+    return pairs
 
 
-def build_pod_manifest(
+def build_pod(
     build: ResolvedBuild,
     create: BuildToCreate,
     config: BuildConfig,
+    frame: PodFrame,
     *,
-    namespace: str,
-    pipeline: str,
-    owner: Manifest,
-    claim: str,
     secret: str,
-    affinity: Manifest | None = None,
-    placement: Mapping[str, Any] | None = None,
     inspect: PushConfig | None = None,
 ) -> Manifest:
-    """The Pod building one service's image.
+    """The Pod building one service's image: beside the steps (same claim, same node).
 
-    ``owner`` is the Pipeline's owner reference, ``claim`` its workspace, ``secret`` the
-    per-pipeline copy of the client certificate; ``placement`` the operator's nodeSelector and
-    tolerations for every pod it makes; ``inspect``: the image (crane) and CA that read the
-    built image's HEALTHCHECK, when ``create.inspect`` asks for it.
+    ``secret`` is the per-pipeline copy of the client certificate; ``inspect``: the image
+    (crane) and CA that read the built image's HEALTHCHECK, when ``create.inspect`` asks for it.
     """
     volumes: list[Manifest] = [
-        {"name": "workspace", "persistentVolumeClaim": {"claimName": claim, "readOnly": True}},
         {
             "name": "buildkit-client",
             "secret": {
@@ -192,7 +191,7 @@ def build_pod_manifest(
         {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
     ]
     mounts: list[Manifest] = [
-        {"name": "workspace", "mountPath": WORKSPACE_MOUNT, "readOnly": True},
+        {"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_MOUNT, "readOnly": True},
         {"name": "buildkit-client", "mountPath": CERTS_MOUNT, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp"},
     ]
@@ -208,39 +207,48 @@ def build_pod_manifest(
             }
         )
         mounts.append({"name": "registry", "mountPath": DOCKER_CONFIG_MOUNT, "readOnly": True})
-    container: Manifest = {
-        "name": CONTAINER,
-        "image": config.client_image,
-        "command": ["/bin/sh", "-c", SCRIPT, "shipway-build"],
-        "args": buildctl_args(build, create, config.insecure),
-        "env": _env(build, config),
-        "volumeMounts": mounts,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": BUILD_UID,
-            "runAsGroup": BUILD_UID,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "readOnlyRootFilesystem": True,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }
+    container = tool_container(
+        CONTAINER,
+        config.client_image,
+        ["/bin/sh", "-c", SCRIPT, "shipway-build"],
+        args=buildctl_args(build, create, insecure_registry=config.insecure),
+        env=_env(build, config),
+        mounts=mounts,
+        uid=BUILD_UID,
+    )
     if build.secret_sources:
         container["envFrom"] = [
             {"prefix": SECRET_ARG_PREFIX, "secretRef": {"name": name}}
             for name in build.secret_sources
         ]
-    spec: Manifest = {
-        "restartPolicy": "Never",
-        "automountServiceAccountToken": False,
-        "enableServiceLinks": False,
-        "terminationGracePeriodSeconds": 5,
-        "containers": [container],
-        "volumes": volumes,
-    }
-    if create.inspect and inspect is not None:
+    meta = PodMeta(
+        create.name,
+        build_task_id(build.service),
+        0,
+        CONTAINER,
+        labels=((LABEL_BUILD, label_value(build.service)),),
+    )
+    return assemble(
+        frame,
+        meta,
+        containers(container),
+        frame.workspace(read_only=True),
+        add_volumes(*volumes),
+        _inspect(create, config, inspect),
+        deadline(create.active_deadline),
+        frame.pinned(),
+        frame.placement(),
+    )
+
+
+def _inspect(
+    create: BuildToCreate, config: BuildConfig, inspect: PushConfig | None
+) -> Transformer | None:
+    """Read the built image's HEALTHCHECK after the build, when a step links the service."""
+    if not create.inspect or inspect is None:
+        return None
+
+    def apply(spec: Manifest) -> None:
         with_inspect(
             spec,
             image=inspect.image,
@@ -249,31 +257,8 @@ def build_pod_manifest(
             docker_config=DOCKER_CONFIG_MOUNT if config.registry_auth else None,
             insecure=config.insecure,
         )
-    if create.active_deadline is not None:
-        spec["activeDeadlineSeconds"] = create.active_deadline
-    if affinity:
-        spec["affinity"] = affinity
-    for key, value in (placement or {}).items():
-        if value:
-            spec[key] = value
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": create.name,
-            "namespace": namespace,
-            "labels": {
-                LABEL_PIPELINE: pipeline,
-                LABEL_STEP: build_task_id(build.service),
-                LABEL_ATTEMPT: "0",
-                LABEL_BUILD: label_value(build.service),
-                LABEL_MANAGED_BY: MANAGED_BY,
-            },
-            "annotations": {ANNOTATION_DEFAULT_CONTAINER: CONTAINER},
-            "ownerReferences": [owner],
-        },
-        "spec": spec,
-    }
+
+    return apply
 
 
 def client_secret_manifest(
@@ -281,6 +266,7 @@ def client_secret_manifest(
     namespace: str,
     owner: Manifest,
     pipeline: str,
+    *,
     client: Mapping[str, str],
     docker_config: str | None,
 ) -> Manifest:
