@@ -3,7 +3,7 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``admission,overhead,scale,paced,restart,fairness,source,builds,history,dashboard,triggers``;
+(default ``admission,overhead,scale,paced,restart,fairness,archival,source,builds,history,dashboard,triggers``;
 ``BENCH_PHASES=fairness`` runs that one alone, in about two minutes), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
