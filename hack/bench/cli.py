@@ -3,7 +3,7 @@
 Environment: ``BENCH_OUT`` (default bench-results.json), ``BENCH_SCALE`` (default 1: 1000
 pipelines of 5 steps in the scale and restart phases, half as many paced at 36 steps/s; 0.1 gives
 100), ``BENCH_PHASES``
-(default ``admission,overhead,scale,paced,restart,fairness,source,builds,history,dashboard,triggers``;
+(default ``admission,overhead,scale,paced,restart,fairness,archival,source,builds,history,dashboard,triggers``;
 ``BENCH_PHASES=fairness`` runs that one alone, in about two minutes), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``KUBECONFIG`` (default: the
@@ -30,7 +30,8 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 import demo_operator
-from bench import admission, builds, fairness, overhead, scale
+from bench import admission, builds, fairness, kwoklogs, overhead, scale
+from bench import archival as archival_phase
 from bench import dashboard as dashboard_phase
 from bench import history as history_phase
 from bench import source as source_phase
@@ -46,6 +47,7 @@ PHASES = (
     "paced",
     "restart",
     "fairness",
+    "archival",
     "source",
     "builds",
     "history",
@@ -78,6 +80,9 @@ TARGETS = {
     "dashboard_run_p95_ms": ("<=", 200),
     "dashboard_live_log_p95_ms": ("<=", 1000),
     "fairness_ratio": ("<=", 2),
+    "archival_throughput_ratio": (">=", 0.9),
+    "archival_cpu_ms_per_step_added": ("<=", 1),
+    "archival_calls_per_step_added": ("<=", 1),
     "triggers_received_to_created_p95_ms": ("<=", 1000),
     "triggers_push_to_first_step_pod_p95_ms": ("<=", 5000),
 }
@@ -221,6 +226,13 @@ def flatten(results: dict[str, Any]) -> dict[str, Any]:
         "dashboard_run_p95_ms": (results.get("dashboard") or {}).get("p95_run_ms"),
         "dashboard_live_log_p95_ms": (results.get("dashboard") or {}).get("p95_browser_log_ms"),
         "fairness_ratio": (results.get("fairness") or {}).get("ratio"),
+        "archival_throughput_ratio": (results.get("archival") or {}).get("throughput_ratio"),
+        "archival_cpu_ms_per_step_added": (results.get("archival") or {}).get(
+            "cpu_ms_per_step_added"
+        ),
+        "archival_calls_per_step_added": (results.get("archival") or {}).get(
+            "calls_per_step_added"
+        ),
         "triggers_received_to_created_p95_ms": (results.get("triggers") or {}).get(
             "received_to_created_p95_ms"
         ),
@@ -324,6 +336,7 @@ def table(results: dict[str, Any]) -> str:
         ("  first progress after restart", _fmt(rs.get("first_progress_s"), " s"), ""),
         ("  duplicated steps", _fmt(rs.get("duplicated_steps")), mark("duplicated_steps")),
         *fairness_rows(results.get("fairness") or {}, mark),
+        *archival_phase.rows(results.get("archival") or {}, mark, _fmt),
         *source_rows(results.get("source") or {}, mark),
         *_build_rows(results.get("builds") or {}, mark),
         *history_phase.rows(results.get("history") or {}, mark, _fmt),
@@ -420,11 +433,13 @@ def main() -> int:
             print("phase 1b: builds, the seed's Dockerfile beside buildctl by hand ...", flush=True)
             results["builds"] = bd = builds.run(kube, run_id, workdir)
             delete_namespace(kube, run_id, bd["namespace"], timeout=120)
-        if {"scale", "paced", "restart", "fairness"} & set(phases):
+        if {"scale", "paced", "restart", "fairness", "archival"} & set(phases):
             nodes = FakeNodes(kube, run_id, workdir)
             node_count = max(4, math.ceil(count / 100))
             print(f"  {node_count} fake nodes (kwok) ...", flush=True)
-            nodes.start(node_count, pods_per_node=2000)
+            # Their pods serve a 1 KiB log through the API server when archival is measured.
+            logs = kwoklogs.log_file(workdir) if "archival" in phases else None
+            nodes.start(node_count, pods_per_node=2000, logs=logs)
             timeout = max(180.0, count * steps / 10)
         if "scale" in phases and nodes is not None:
             print(f"phase 2: scale, {count} pipelines x {steps} steps ...", flush=True)
@@ -457,6 +472,11 @@ def main() -> int:
             results["fairness"] = fa = fairness.run(kube, run_id, workdir, nodes)
             for namespace in fa["namespaces"]:
                 delete_namespace(kube, run_id, namespace, timeout=180)
+        if "archival" in phases and nodes is not None:
+            print(f"phase 2c: archival off, then on, {count} x {steps} ...", flush=True)
+            results["archival"] = archival_phase.run(
+                kube, run_id, workdir, nodes, count=count, steps=steps, timeout=timeout
+            )
         if "history" in phases:
             print("phase 5: history store, 100,000 runs in SQLite ...", flush=True)
             results["history"] = history_phase.run(

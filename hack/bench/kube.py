@@ -179,6 +179,20 @@ OPERATOR_WRITES = (
 in the events.k8s.io group, kwok's and the kubelet's status writes are ``pods/status``."""
 
 
+def log_reads(
+    before: Counter[tuple[str, str, str, str, str]],
+    after: Counter[tuple[str, str, str, str, str]],
+) -> int:
+    """Container log reads (``GET pods/log``, which the API server counts under the verb
+    CONNECT; any answer) between two scrapes: the archiver's, since nothing else in a bench
+    reads logs."""
+    return sum(
+        value - before.get(key, 0)
+        for key, value in after.items()
+        if key[0] in ("GET", "CONNECT") and key[2] == "pods" and key[3] == "log"
+    )
+
+
 def operator_writes(deltas: dict[str, int]) -> dict[str, int]:
     return {k: v for k, v in deltas.items() if k.startswith(OPERATOR_WRITES)}
 

@@ -251,7 +251,9 @@ class FakeNodes:
             "SHIPWAY_STEP_NODE_SELECTOR": json.dumps(self.selector),
         }
 
-    def start(self, count: int, pods_per_node: int) -> None:
+    def start(self, count: int, pods_per_node: int, *, logs: Path | None = None) -> None:
+        """``count`` Ready nodes; with ``logs``, every pod on them serves that file as its
+        containers' logs through the API server (bench.kwoklogs)."""
         from localkube.addons import kwok
         from localkube.config import Paths
         from localkube.toolchain import build
@@ -266,7 +268,23 @@ class FakeNodes:
         )
         configs.append(complete)
         options = self.workdir / "kwok-options.yaml"
-        options.write_text(KWOK_OPTIONS)
+        port = free_port()
+        served: list[str] = []
+        options_text = KWOK_OPTIONS
+        if logs is not None:
+            from bench import kwoklogs
+
+            options_text += kwoklogs.DEBUGGING_OPTION
+            crt, key = kwoklogs.serving_cert(paths.pki, self.workdir)
+            (self.workdir / "kwok-logs.yaml").write_text(kwoklogs.cluster_logs(logs))
+            configs.append(self.workdir / "kwok-logs.yaml")
+            served = [
+                "--node-ip=127.0.0.1",
+                f"--node-port={port}",
+                f"--tls-cert-file={crt}",
+                f"--tls-private-key-file={key}",
+            ]
+        options.write_text(options_text)
         configs.append(options)
         argv = [
             str(binary),
@@ -275,7 +293,8 @@ class FakeNodes:
             f"--manage-nodes-with-annotation-selector={MANAGED_ANNOTATION}={self.run_id}",
             "--node-lease-duration-seconds=40",
             "--cidr=10.200.0.0/16",
-            f"--server-address=127.0.0.1:{free_port()}",
+            f"--server-address=127.0.0.1:{port}",
+            *served,
             *(f"--config={c}" for c in configs),
         ]
         with (self.workdir / "kwok.log").open("ab") as log:

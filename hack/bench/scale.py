@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.kube import Kube, operator_writes, write_deltas
+from bench.kube import Kube, log_reads, operator_writes, write_deltas
 from bench.load import Seen, bench_pipeline, pipeline_names, prepare_storage, submit, with_volumes
 from bench.procs import FakeNodes, Operator, component_cpu, host_cpu_seconds
 from bench.stats import percentile, summary_ms
@@ -107,9 +107,17 @@ def run_scale(
     steps: int,
     timeout: float,
     rate: float | None = None,
+    label: str = "",
+    env: dict[str, str] | None = None,
+    settle: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
-    """``count`` pipelines submitted at once, or ``rate`` pipelines per second."""
-    label = "scale" if rate is None else "paced"
+    """``count`` pipelines submitted at once, or ``rate`` pipelines per second.
+
+    ``label`` names the namespace and log (default scale/paced), ``env`` adds to the
+    operator's environment, and ``settle`` waits (after the Events) for what the operator
+    still does in the background, e.g. archiving logs, so its CPU and calls are counted.
+    """
+    label = label or ("scale" if rate is None else "paced")
     namespace = f"bench-{label}-{run_id}"
     kube.create_namespace(namespace, run_id)
     names = pipeline_names("p", count)
@@ -117,8 +125,11 @@ def run_scale(
     prepare_storage(kube, run_id, namespace, names)
     prepare_s = time.monotonic() - prepared
     pods, pipelines = _watches(kube, namespace)
-    operator = Operator([namespace], workdir / f"operator-{label}.log", uncapped(nodes))
+    operator = Operator(
+        [namespace], workdir / f"operator-{label}.log", {**uncapped(nodes), **(env or {})}
+    )
     sampler: RssSampler | None = None
+    settle_s = 0.0
     try:
         burst_submit = time.monotonic()
         if rate is None:
@@ -145,6 +156,8 @@ def run_scale(
         submitted = time.monotonic() - started if rate is not None else burst_submit_s
         complete = pipelines.wait_for(_all_finished(pipelines, count), timeout, poll=0.5)
         events_drain_s = _settle_events(kube, namespace)
+        if settle is not None:
+            settle_s = settle()
         after = kube.request_counts()
         usage = operator.usage()
         cpu_after, host_after = component_cpu(), host_cpu_seconds()
@@ -189,6 +202,7 @@ def run_scale(
         "succeeded": sum(1 for p in seen.phases.values() if p == "Succeeded"),
         "steps_completed": total_steps,
         "events_drain_s": round(events_drain_s, 1),
+        "settle_s": round(settle_s, 1),
         "claims_prepared_s": round(prepare_s, 1),
         "submit_s": round(submitted, 1),
         "elapsed_s": round(elapsed, 1),
@@ -217,6 +231,7 @@ def run_scale(
         "p95_gap_ms": summary_ms(gaps)["p95"],
         "api_writes_per_step": round(writes / total_steps, 2) if total_steps else None,
         "operator_writes": mine,
+        "log_reads": log_reads(before, after),
         "all_writes": deltas,
         "watched": watched,
         "api_writes_per_step_watched": round(sum(watched.values()) / total_steps, 2)

@@ -226,14 +226,37 @@ def test_walkthrough_succeeds_under_the_in_cluster_operator(release: Release) ->
 
 
 HISTORY_API = "/apis/history.shipway.dev/v1alpha1"
+APISERVICE = "apiservice/v1alpha1.history.shipway.dev"
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 24, under investigation: with the session's host operator running (any "
-    "earlier test that starts it, e.g. test_bad_input), the release's APIService "
-    "v1alpha1.history.shipway.dev stays unavailable for 300 s; without it the test passes",
-)
+def _wait_for_history_api(release: Release) -> None:
+    """Until the APIService is Available; if it never is, fail with what says why: its
+    conditions, the Service's endpoints and what the operator pods logged of the API."""
+    proc = release.cluster.run(
+        "wait", APISERVICE, "--for=condition=Available", f"--timeout={WAIT}s", check=False
+    )
+    if proc.returncode == 0:
+        return
+    found = release.cluster.run("get", APISERVICE, "-o", "json", check=False).stdout
+    conditions = json.loads(found or "{}").get("status", {}).get("conditions")
+    slices = release.cluster.run(
+        "get", "endpointslices", "-n", release.namespace, "-o", "wide", check=False
+    ).stdout
+    logs = [
+        line
+        for pod in release.operator_pods()
+        for line in release.cluster.run(
+            "logs", "-n", release.namespace, pod["metadata"]["name"], check=False
+        ).stdout.splitlines()
+        if "history API" in line
+    ]
+    raise AssertionError(
+        f"the history APIService was not Available in {WAIT}s: {proc.stderr}\n"
+        f"conditions: {json.dumps(conditions)}\nendpoint slices:\n{slices}\n"
+        "operator log on the API:\n" + "\n".join(logs[-20:])
+    )
+
+
 def test_history_api_answers_each_user_with_their_own_rights(
     release: Release, tmp_path: Path
 ) -> None:
@@ -243,10 +266,7 @@ def test_history_api_answers_each_user_with_their_own_rights(
     through the API alone (no store URL: the store is SQLite on the operator's volume)."""
     from .test_approval import Identity
 
-    release.k(
-        "wait", "apiservice/v1alpha1.history.shipway.dev", "--for=condition=Available",
-        f"--timeout={WAIT}s",
-    )  # fmt: skip
+    _wait_for_history_api(release)
     ns = release.namespace
     doc = yaml.safe_load(WALKTHROUGH.read_text())
     doc["metadata"]["name"] = "history-demo"

@@ -92,3 +92,40 @@ def test_targets_are_judged_only_when_measured() -> None:
     assert met["transition_gap_p50_ms"] is True
     assert met["api_writes_per_step"] is False
     assert met["resume_seconds"] is None
+
+
+def test_log_reads_are_counted_under_connect_and_get() -> None:
+    from bench.kube import log_reads
+
+    before: Counter[tuple[str, str, str, str, str]] = Counter(
+        {("CONNECT", "", "pods", "log", "200"): 5}
+    )
+    after = Counter(
+        {
+            ("CONNECT", "", "pods", "log", "200"): 12,
+            ("GET", "", "pods", "log", "405"): 1,
+            ("GET", "", "pods", "", "200"): 100,  # a pod read, not a log
+        }
+    )
+    assert log_reads(before, after) == 8
+
+
+def test_archival_on_vs_off_compares_rate_cpu_and_calls_per_step() -> None:
+    from bench.archival import compare
+
+    off = {
+        "steps_completed": 1000,
+        "steps_per_second": 40.0,
+        "operator_cpu_s": 10.0,
+        "operator_writes": {"POST core/pods 201": 1000, "PATCH x 200": 2000},
+        "log_reads": 0,
+    }
+    on = {"steps_completed": 1000, "steps_per_second": 38.0, "operator_cpu_s": 10.5,
+          "operator_writes": {"POST core/pods 201": 1000, "PATCH x 200": 2000}, "log_reads": 1000,
+          "archived_pods": 1000}  # fmt: skip
+    got = compare(off, on)
+    assert got["throughput_ratio"] == 0.95
+    assert got["cpu_ms_per_step_added"] == 0.5
+    assert got["calls_per_step_added"] == 1.0
+    assert got["log_reads_per_step"] == 1.0
+    assert compare({**off, "steps_completed": 0}, on)["throughput_ratio"] is None

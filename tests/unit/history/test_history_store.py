@@ -213,6 +213,28 @@ def test_the_archiver_batches_records_archives_each_log_once_masked(tmp_path: Pa
     assert got.phase == "Succeeded"
 
 
+def test_a_step_without_linked_services_costs_exactly_one_log_read(tmp_path: Path) -> None:
+    """The API budget (docs/history.md): one GET pods/log per container, so a step with no
+    linked services is one read, and each linked service adds one."""
+    from dataclasses import replace
+
+    kube = FakeKube()
+    kube.pods["p1"] = {}
+    kube.logs[("p1", "step")] = b"done\n"
+    archiver = Archiver(HistorySettings(url=f"sqlite:///{tmp_path / 'h.db'}"), kube)
+    pod = replace(finished_pod("p1", "pod-uid-1"), sidecars=())
+
+    async def scenario() -> None:
+        archiver.note(snap())
+        archiver.note_pods(snap(), [pod])
+        await archiver.round({}, lambda key: [pod])
+        await archiver.round({}, lambda key: [pod])
+        await archiver.stop()
+
+    asyncio.run(scenario())
+    assert kube.log_reads == [("p1", "step")]
+
+
 def test_a_restarted_archiver_skips_pods_already_in_the_store(tmp_path: Path) -> None:
     kube = FakeKube()
     kube.pods["p1"] = {}

@@ -219,22 +219,74 @@ async def serve(options: ApiOptions, open_reader: Callable[[], StoreReader]) -> 
     server = HistoryApiServer(proxy, open_reader, subject_access_review)
     runner = web.AppRunner(server.app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(
-        runner,
-        options.listen,
-        options.port,
-        ssl_context=proxy.ssl_context(options.cert, options.key),
-    )
-    await site.start()
+    try:
+        site = web.TCPSite(
+            runner,
+            options.listen,
+            options.port,
+            ssl_context=proxy.ssl_context(options.cert, options.key),
+        )
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
     log.info("history API (%s) on %s:%d", api.API_VERSION, options.listen, options.port)
     return runner
 
 
-async def start(settings: HistorySettings) -> web.AppRunner | None:
+class Served:
+    """The read API being served, or being tried again until it is.
+
+    A first try can fail for reasons that pass: the API server slow or briefly refusing
+    under load, the chart's RoleBinding on the front proxy's ConfigMap not yet in force
+    when the pod starts. Giving up then left the APIService unavailable for the pod's whole
+    life, while CI went on; so it is tried again with backoff, in the background.
+    """
+
+    def __init__(
+        self, attempt: Callable[[], Awaitable[web.AppRunner]], *, backoff: float = 2.0
+    ) -> None:
+        self.attempt = attempt
+        self.backoff = backoff
+        self.runner: web.AppRunner | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    async def first(self) -> None:
+        """One try now; on failure the next ones go on in the background."""
+        if not await self._try():
+            self.task = asyncio.ensure_future(self._retry())
+
+    async def _try(self) -> bool:
+        try:
+            self.runner = await self.attempt()
+        except Exception as exc:
+            log.error("the history API is not served yet (tried again): %s", exc)
+            return False
+        return True
+
+    async def _retry(self, most: float = 60.0) -> None:
+        delay = self.backoff
+        while True:
+            await asyncio.sleep(delay)
+            if await self._try():
+                log.info("the history API is served now")
+                return
+            delay = min(delay * 2, most)
+
+    async def cleanup(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.runner is not None:
+            await self.runner.cleanup()
+
+
+async def start(settings: HistorySettings) -> Served | None:
     """Serve the read API when asked to (``SHIPWAY_HISTORY_API_PORT``) and there is a store.
 
-    A failure here (no front proxy configured) is logged and leaves the operator running:
-    the API is a convenience, CI must not wait on it.
+    A failure here (no front proxy configured yet, the API server busy) is logged and tried
+    again in the background: the API is a convenience, CI must not wait on it.
     """
     url = settings.url
     if not settings.api_port or url is None:
@@ -251,11 +303,7 @@ async def start(settings: HistorySettings) -> web.AppRunner | None:
             [socket.gethostname(), "localhost"], Path(tempfile.mkdtemp(prefix="shipway-hapi-"))
         )
         cert, key = str(made.cert), str(made.key)
-    try:
-        return await serve(
-            ApiOptions(port=settings.api_port, cert=cert, key=key),
-            lambda: StoreReader(SqlStore(url)),
-        )
-    except Exception as exc:
-        log.error("the history API is not served: %s", exc)
-        return None
+    options = ApiOptions(port=settings.api_port, cert=cert, key=key)
+    served = Served(lambda: serve(options, lambda: StoreReader(SqlStore(url))))
+    await served.first()
+    return served

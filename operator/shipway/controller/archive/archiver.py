@@ -1,48 +1,30 @@
-"""The history's shell: run records flushed in batches, finished pods' logs archived, old
-Pipelines pruned and old records expired, in one background task of the operator.
-
-Nothing here stands in the way of a step: the reconciler never waits for the store. Records
-are written every ``flush_seconds`` for the pipelines that changed meanwhile (one
-transaction, whatever the number of events); a finished pod's logs are read once each
-(one API call per container, in the history's own threads) and stored in one transaction per
-pod, so an operator killed mid-way leaves either all of a pod's logs or none, and the next
-one archives them once. When the store is down everything waits and is tried again with
-backoff; a Pipeline whose logs are not archived is never pruned, and a metric and an Event
-say the archive is behind.
-"""
+"""The archiver: one background task that writes records, archives logs, prunes and expires,
+each round in that order, and backs off while the store fails."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 
+from shipway.controller.archive import runs as run_records
+from shipway.controller.archive.podlogs import masker_for, read_pod_logs
+from shipway.controller.archive.pruning import prune
+from shipway.controller.archive.runs import HistoryApi, Pending, RunState
 from shipway.controller.historyconfig import HistorySettings
-from shipway.controller.kube import EventTarget, KubeError, LogRead
+from shipway.controller.kube import EventTarget, KubeError
 from shipway.controller.snapshot import PipelineSnapshot
-from shipway.engine.objects import Key, Manifest
+from shipway.engine.objects import Key
 from shipway.engine.observe import PodView, parse_time
 from shipway.history.logs import Masker
-from shipway.history.masking import masked_values, referenced_secrets
-from shipway.history.records import RunRecord, build_record
-from shipway.history.retention import (
-    CONFIG_MAP,
-    Policy,
-    Run,
-    decide,
-    namespace_policy,
-    record_cutoff,
-)
-from shipway.history.store import ArchivedLog, HistoryStore, SqlStore
-from shipway.models.durations import parse_duration
+from shipway.history.retention import Run, record_cutoff
+from shipway.history.store import HistoryStore, SqlStore
 
 log = logging.getLogger("shipway")
 T = TypeVar("T")
@@ -51,63 +33,11 @@ PENDING_LOGS = Gauge("shipway_history_pending_pods", "Finished pods whose logs w
 ARCHIVED = Counter("shipway_history_logs_archived_total", "Container logs archived.")
 STORE_ERRORS = Counter("shipway_history_store_errors_total", "History store calls that failed.")
 BEHIND = Gauge("shipway_history_behind_seconds", "Seconds the history store has been failing.")
-PRUNED = Counter("shipway_history_pipelines_pruned_total", "Finished Pipelines deleted.")
 
 BEHIND_EVENT_AFTER = 60.0
 """Seconds of failing store before each waiting pipeline gets a Warning Event (once)."""
 PODS_PER_ROUND = 200
 EXPIRE_EVERY = 3600.0
-
-
-class HistoryApi(Protocol):
-    async def read_log(
-        self, namespace: str, pod: str, container: str, cap: int
-    ) -> LogRead | None: ...
-    async def get_secret(self, namespace: str, name: str) -> Manifest | None: ...
-    async def get_config_map(self, namespace: str, name: str) -> Manifest | None: ...
-    async def delete_pipeline(self, namespace: str, name: str, uid: str) -> None: ...
-    async def emit_event(
-        self, target: EventTarget, type_: str, reason: str, message: str
-    ) -> None: ...
-
-
-@dataclass(slots=True)
-class _Pending:
-    key: Key
-    run_uid: str
-    pod: str
-    pod_uid: str
-    containers: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class _Facts:
-    """The few facts of a written record the archiver keeps (not its status: memory)."""
-
-    project: str
-    branch: str
-    phase: str
-    finished_at: datetime | None
-    secrets: tuple[str, ...]
-    """The Secrets its spec names: their values are masked in its logs."""
-
-    @classmethod
-    def of(cls, record: RunRecord) -> _Facts:
-        names = referenced_secrets(json.loads(record.spec_json))
-        return cls(
-            record.project, record.branch, record.phase, record.finished_at, tuple(sorted(names))
-        )
-
-
-@dataclass(slots=True)
-class _RunState:
-    """What the archiver knows of one run."""
-
-    pods_done: set[str] = field(default_factory=set)
-    masker: Masker | None = None
-    facts: _Facts | None = None
-    """What retention and masking need of its record, once the record is written."""
-    warned: bool = False
 
 
 class Archiver:
@@ -126,8 +56,8 @@ class Archiver:
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-store")
         self.dirty: dict[str, PipelineSnapshot] = {}
         """By UID: a Pipeline deleted and made again under its name is two runs."""
-        self.pending: dict[str, _Pending] = {}
-        self.runs: dict[str, _RunState] = {}
+        self.pending: dict[str, Pending] = {}
+        self.runs: dict[str, RunState] = {}
         self.failing_since: float | None = None
         self.gone: set[str] = set()
         """UIDs of Pipelines deleted: forgotten once written and read."""
@@ -144,14 +74,14 @@ class Archiver:
 
     def note_pods(self, snap: PipelineSnapshot, pods: Iterable[PodView]) -> None:
         """Queue the finished pods of a pipeline whose logs are not archived yet."""
-        state = self.runs.setdefault(snap.uid, _RunState())
+        state = self.runs.setdefault(snap.uid, RunState())
         for pod in pods:
             if pod.owner_uid != snap.uid or pod.active:
                 continue
             if pod.uid in state.pods_done or pod.uid in self.pending:
                 continue
             containers = tuple(c.name for c in (pod.main, *pod.sidecars) if c is not None)
-            self.pending[pod.uid] = _Pending(
+            self.pending[pod.uid] = Pending(
                 (snap.namespace, snap.name), snap.uid, pod.name, pod.uid, containers
             )
         PENDING_LOGS.set(len(self.pending))
@@ -239,14 +169,14 @@ class Archiver:
             return
         batch, self.dirty = self.dirty, {}
         try:
-            records = await self._in_thread(_records, list(batch.values()))
+            records = await self._in_thread(run_records.records, list(batch.values()))
             await self._in_thread(self.store.save_runs, [r for r, _ in records])
         except BaseException:
             for key, snap in batch.items():  # newer snapshots noted meanwhile win
                 self.dirty.setdefault(key, snap)
             raise
         for record, facts in records:
-            self.runs.setdefault(record.uid, _RunState()).facts = facts
+            self.runs.setdefault(record.uid, RunState()).facts = facts
             self._drop_if_done(record.uid)
 
     async def _archive(self) -> None:
@@ -260,7 +190,7 @@ class Archiver:
         todo = [item for item in todo if item.pod_uid not in found]
         limit = asyncio.Semaphore(2)
 
-        async def one(item: _Pending) -> None:
+        async def one(item: Pending) -> None:
             async with limit:
                 await self._archive_pod(item)
 
@@ -274,58 +204,30 @@ class Archiver:
             elif isinstance(result, BaseException):
                 raise result  # the store: the whole round waits and is tried again
 
-    async def _archive_pod(self, item: _Pending) -> None:
-        namespace = item.key[0]
+    async def _archive_pod(self, item: Pending) -> None:
         masker = await self._masker(item)
         if masker is None:
             return  # next round, once its record is written
-        logs: list[ArchivedLog] = []
-        for container in item.containers:
-            read = await self.kube.read_log(namespace, item.pod, container, self.settings.log_cap)
-            if read is None:  # the pod is gone: its logs with it
-                log.warning("history: pod %s/%s went before its log was read", namespace, item.pod)
-                self.pending.pop(item.pod_uid, None)
-                return
-            text = read.data.decode("utf-8", errors="replace")
-            text = masker.mask(text)
-            logs.append(
-                ArchivedLog(
-                    item.run_uid, item.pod, item.pod_uid, container, text, read.size, read.truncated
-                )
-            )
-        if not logs:  # no container ever started: remember the pod, with nothing to show
-            logs.append(ArchivedLog(item.run_uid, item.pod, item.pod_uid, "", "", 0))
+        logs = await read_pod_logs(self.kube, item, masker, self.settings.log_cap)
+        if logs is None:  # the pod is gone: its logs with it
+            self.pending.pop(item.pod_uid, None)
+            return
         assert self.store is not None
         await self._in_thread(self.store.save_logs, logs)
         ARCHIVED.inc(len(logs))
         self._done(item)
 
-    def _done(self, item: _Pending) -> None:
+    def _done(self, item: Pending) -> None:
         self.pending.pop(item.pod_uid, None)
-        self.runs.setdefault(item.run_uid, _RunState()).pods_done.add(item.pod_uid)
+        self.runs.setdefault(item.run_uid, RunState()).pods_done.add(item.pod_uid)
         self._drop_if_done(item.run_uid)
 
-    async def _masker(self, item: _Pending) -> Masker | None:
-        """The values to mask in this run's logs: those of the Secrets its spec names,
-        read once per run (a Secret the operator may not read is left unmasked, and said).
-        None until the run's record is written: its spec names the Secrets."""
-        state = self.runs.setdefault(item.run_uid, _RunState())
-        if state.masker is not None:
-            return state.masker
-        if state.facts is None:
-            return None
-        secrets: list[Manifest] = []
-        for name in state.facts.secrets:
-            try:
-                found = await self.kube.get_secret(item.key[0], name)
-            except KubeError as exc:
-                log.warning(
-                    "history: Secret %s/%s not read for masking: %s", item.key[0], name, exc
-                )
-                continue
-            if found is not None:
-                secrets.append(found)
-        state.masker = Masker(masked_values(secrets))
+    async def _masker(self, item: Pending) -> Masker | None:
+        """The run's masker, made once per run; None until its record is written (its spec
+        names the Secrets)."""
+        state = self.runs.setdefault(item.run_uid, RunState())
+        if state.masker is None and state.facts is not None:
+            state.masker = await masker_for(self.kube, item.key[0], state.facts)
         return state.masker
 
     async def _prune(
@@ -333,8 +235,7 @@ class Archiver:
         pipelines: Mapping[Key, PipelineSnapshot],
         pods: Callable[[Key], list[PodView]],
     ) -> None:
-        policy = self.settings.policy
-        runs: dict[Key, tuple[Run, PipelineSnapshot]] = {}
+        candidates = []
         for key, snap in pipelines.items():
             state = self.runs.get(snap.uid)
             record = state.facts if state is not None else None
@@ -351,28 +252,8 @@ class Archiver:
                 keep=snap.keep,
                 archived=self.archived(snap, pods(key)),
             )
-            runs[key] = (run, snap)
-        namespaces = {run.namespace for run, _ in runs.values()}
-        overrides = {ns: await self._namespace_policy(ns) for ns in sorted(namespaces)}
-        decision = decide((r for r, _ in runs.values()), policy, self.clock(), overrides)
-        for run in decision.prune:
-            snap = runs[(run.namespace, run.name)][1]
-            await self.kube.delete_pipeline(run.namespace, run.name, snap.uid)
-            self.pruned.add(snap.uid)
-            PRUNED.inc()
-            log.info("history: pruned %s/%s (%s)", run.namespace, run.name, run.phase)
-
-    async def _namespace_policy(self, namespace: str) -> Policy:
-        """The namespace's ``shipway-retention`` ConfigMap over the operator's policy. A bad
-        one stops pruning there (a typo must never prune more than asked), and says so."""
-        found = await self.kube.get_config_map(namespace, CONFIG_MAP)
-        if found is None:
-            return self.settings.policy
-        try:
-            return namespace_policy(found.get("data") or {}, self.settings.policy, parse_duration)
-        except ValueError as exc:
-            log.warning("history: %s/%s; nothing is pruned there", namespace, exc)
-            return replace(self.settings.policy, enabled=False)
+            candidates.append((run, snap))
+        await prune(self.kube, self.settings.policy, self.clock(), candidates, pruned=self.pruned)
 
     def forget(self, uid: str) -> None:
         """A Pipeline is gone: once its last record is written and its queued pods are read
@@ -400,7 +281,7 @@ class Archiver:
         if self.failing_since is None or time.monotonic() - self.failing_since < BEHIND_EVENT_AFTER:
             return
         for item in list(self.pending.values()):
-            state = self.runs.setdefault(item.run_uid, _RunState())
+            state = self.runs.setdefault(item.run_uid, RunState())
             if state.warned:
                 continue
             state.warned = True
@@ -413,25 +294,3 @@ class Archiver:
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.thread, fn, *args)
-
-
-def _records(snaps: list[PipelineSnapshot]) -> list[tuple[RunRecord, _Facts]]:
-    """Records of the snapshots (in the store's thread: a status is parsed here, not in the
-    event loop)."""
-    records = []
-    for snap in snaps:
-        body = {
-            "metadata": {
-                "name": snap.name,
-                "namespace": snap.namespace,
-                "uid": snap.uid,
-                "creationTimestamp": snap.created_at,
-                "generateName": snap.generate_name,
-                "annotations": {"shipway.dev/keep": "true"} if snap.keep else {},
-            },
-            "spec": json.loads(snap.spec_json),
-            "status": json.loads(snap.status_json),
-        }
-        record = build_record(body)
-        records.append((record, _Facts.of(record)))
-    return records
