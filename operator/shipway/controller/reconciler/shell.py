@@ -66,6 +66,12 @@ class Reconciler:
             for cache_key in [k for k in self.compiled if k[0] == memory.uid]:
                 del self.compiled[cache_key]
 
+    def follows(self, key: Key, uid: str) -> bool:
+        """This process has read or written the pipeline's status: from now on it plans from
+        its own last write, never from the status an event shows."""
+        memory = self.memory.get(key)
+        return memory is not None and memory.uid == uid and memory.seen
+
     async def reconcile(
         self, snap: PipelineSnapshot | None, indexed_pods: Iterable[PodView], key: Key
     ) -> Plan | None:
