@@ -23,7 +23,6 @@ from shipway import GROUP, PLURAL, VERSION
 from shipway.controller import metrics
 from shipway.controller.builder import discover, discover_docker, discover_push
 from shipway.controller.config import OperatorConfig
-from shipway.controller.historyapi import server as historyapi
 from shipway.controller.kube import Kube
 from shipway.controller.runtime import Operator
 
@@ -68,7 +67,11 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     )
     operator = memo["operator"] = Operator(config, kube)
     operator.start()
-    memo["history_api"] = await historyapi.start(config.history)
+    if config.history.api_port and config.history.url is not None:
+        # Imported only when served: the history stack (SQLAlchemy) costs ~20 MB of memory.
+        from shipway.controller.historyapi import server as historyapi
+
+        memo["history_api"] = await historyapi.start(config.history)
 
 
 class NoDiffBase(kopf.DiffBaseStorage):

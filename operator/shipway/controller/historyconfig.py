@@ -10,7 +10,6 @@ from shipway.compiler.source import parse_quantity
 from shipway.history import retention
 from shipway.history.logs import DEFAULT_CAP
 from shipway.history.retention import Policy
-from shipway.history.store import store_url
 from shipway.models.durations import parse_duration
 
 
@@ -82,7 +81,7 @@ def history_settings(env: Mapping[str, str], error: type[ValueError]) -> History
     if api_port > 65535:
         raise error(f"SHIPWAY_HISTORY_API_PORT must be a port number, not {api_port}")
     return HistorySettings(
-        url=store_url(env.get("SHIPWAY_HISTORY")),
+        url=_store_url(env.get("SHIPWAY_HISTORY")),
         api_port=api_port,
         api_cert=api_cert,
         api_key=api_key,
@@ -92,3 +91,18 @@ def history_settings(env: Mapping[str, str], error: type[ValueError]) -> History
         ).total_seconds(),
         policy=policy,
     )
+
+
+HISTORY_OFF = ("off", "false", "no", "0", "none")
+"""``SHIPWAY_HISTORY`` values that turn the history off (as :func:`store_url` reads them)."""
+
+
+def _store_url(value: str | None) -> str | None:
+    """:func:`shipway.history.store.store_url`, imported only when the history is on: that
+    module brings SQLAlchemy (~20 MB), which an operator with ``SHIPWAY_HISTORY=off`` never
+    needs."""
+    if value is not None and value.strip().lower() in HISTORY_OFF:
+        return None
+    from shipway.history.store import store_url
+
+    return store_url(value)

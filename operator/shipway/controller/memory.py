@@ -17,8 +17,14 @@ class Memory:
     """What the operator remembers about one pipeline between reconciles."""
 
     uid: str
+    seen: bool = False
+    """This process has written (or confirmed) the pipeline's status once."""
+    last: PipelineStatus | None = None
+    """The last status written (or found) while the pipeline runs, as the model."""
+    dumped: Manifest | None = None
+    """``last`` as written: what the next write is compared with (None: not known yet)."""
     written: str | None = None
-    """The last status written (or found), as JSON: smaller than the model by ten times."""
+    """The last status of an ended pipeline, as JSON: smaller than the model by ten times."""
     phase: PipelinePhase | None = None
     claim: bool = False
     build_secret: bool = False
@@ -52,7 +58,7 @@ def pipeline_urgency(status: PipelineStatus, memory: Memory) -> Priority:
     """
     if not any(step.pod for step in status.steps):
         return Priority.START
-    if memory.written is None and status.phase == PipelinePhase.RUNNING:
+    if not memory.seen and status.phase == PipelinePhase.RUNNING:
         return Priority.RESUME  # running before this operator process saw it
     return Priority.STEP
 

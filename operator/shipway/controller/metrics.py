@@ -33,6 +33,10 @@ MALFORMED_OBJECTS = Counter(
     "and a non-numeric attempt): someone else wrote them; the watch goes on.",
     ["kind"],
 )
+ECHOES_SKIPPED = Counter(
+    "shipway_status_echoes_skipped_total",
+    "Pipeline events that only showed the operator's own status write: no reconcile needed.",
+)
 FOREIGN_PODS = Counter(
     "shipway_foreign_pods_total",
     "Pods naming a Pipeline as their owner that the operator did not create (ignored).",

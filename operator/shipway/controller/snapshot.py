@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from shipway.engine.objects import Manifest, PipelineRef
@@ -38,21 +38,32 @@ class PipelineSnapshot:
     """When spec.approvals was last written (see :func:`approvals_written_at`)."""
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> PipelineSnapshot:
+    def from_body(
+        cls, body: Mapping[str, Any], previous: PipelineSnapshot | None = None
+    ) -> PipelineSnapshot:
+        """The snapshot of ``body``; the spec's JSON is ``previous``'s when its generation is
+        the same (a 1000-step spec is not serialised again for every status write's event)."""
         meta = body.get("metadata") or {}
+        uid, generation = meta.get("uid", ""), int(meta.get("generation") or 1)
+        same = previous is not None and (previous.uid, previous.generation) == (uid, generation)
         return cls(
             name=meta.get("name", ""),
             namespace=meta.get("namespace", ""),
-            uid=meta.get("uid", ""),
-            generation=int(meta.get("generation") or 1),
+            uid=uid,
+            generation=generation,
             created_at=meta.get("creationTimestamp"),
-            spec_json=_compact(body.get("spec")),
+            spec_json=previous.spec_json if same and previous else _compact(body.get("spec")),
             status_json=_compact(body.get("status")),
             deleting=bool(meta.get("deletionTimestamp")),
             generate_name=meta.get("generateName") or None,
             keep=kept(meta.get("annotations") or {}),
             approvals_at=approvals_written_at(meta.get("managedFields")),
         )
+
+    def only_status_changed(self, previous: PipelineSnapshot | None) -> bool:
+        """Nothing but the status differs from ``previous``: the echo of the operator's own
+        status write (or a status edit, which the operator ignores: it plans from its own)."""
+        return previous is not None and replace(previous, status_json=self.status_json) == self
 
     @property
     def spec(self) -> dict[str, Any]:

@@ -189,7 +189,7 @@ def test_a_status_too_large_to_store_fails_the_pipeline_in_a_small_status() -> N
 def test_a_bug_while_handling_one_pipeline_fails_that_pipeline_with_a_message(
     error: Exception, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from shipway.controller import reconciler as module
+    from shipway.controller.reconciler import carry as module
 
     def broken(*args: Any, **kwargs: Any) -> Plan:
         raise error
@@ -204,7 +204,7 @@ def test_a_bug_while_handling_one_pipeline_fails_that_pipeline_with_a_message(
 
 
 def test_a_spec_that_breaks_the_compiler_fails_as_invalid(monkeypatch: pytest.MonkeyPatch) -> None:
-    from shipway.controller import reconciler as module
+    from shipway.controller.reconciler import carry as module
 
     def deep(raw: Any, *rest: Any) -> Any:
         raise RecursionError("maximum recursion depth exceeded while calling a Python object")

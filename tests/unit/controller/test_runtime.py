@@ -201,6 +201,7 @@ def test_with_history_a_finished_steps_log_is_archived_and_the_run_recorded(
         kube.logs[(first, "demo")] = b"built\n"
         kube.finish(first, 0)
         made[0].sync()
+        made[0].on_change(KEY)  # the pod watch wakes the pipeline up
         operator.pipeline_changed(pipeline(kube), deleted=False)
         await settle(operator)
         await archiver.round(operator.pipelines, made[0].store.pods)
@@ -212,3 +213,54 @@ def test_with_history_a_finished_steps_log_is_archived_and_the_run_recorded(
     assert record is not None
     assert record.phase == "Running"
     assert [(item.container, item.text) for item in store.logs("uid-1")] == [("demo", "built\n")]
+
+
+def test_the_echo_of_its_own_status_write_is_not_reconciled_again_but_a_spec_change_is() -> None:
+    kube = FakeKube()
+    operator, _ = make(kube)
+    runs: list[Key] = []
+    reconcile = operator.reconciler.reconcile
+
+    async def counting(snap: Any, pods: Any, key: Key) -> Any:
+        runs.append(key)
+        return await reconcile(snap, pods, key)
+
+    operator.reconciler.reconcile = counting  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        operator.pipeline_changed(pipeline(kube), deleted=False)
+        await settle(operator)
+        assert len(runs) == 1
+        assert kube.status["phase"] == "Running"
+        operator.pipeline_changed(pipeline(kube), deleted=False)  # its status write's event
+        await settle(operator)
+        assert len(runs) == 1, "nothing but its own status changed: no reconcile"
+        edited = pipeline(kube)
+        edited["metadata"]["generation"] = 2
+        operator.pipeline_changed(edited, deleted=False)
+        await settle(operator)
+        assert len(runs) == 2, "a new generation is reconciled"
+        deleting = pipeline(kube)
+        deleting["metadata"] |= {"generation": 2, "deletionTimestamp": "2026-11-27T12:00:00Z"}
+        operator.pipeline_changed(deleting, deleted=False)
+        await settle(operator)
+        assert len(runs) == 3, "a deletion is reconciled"
+
+    asyncio.run(scenario())
+
+
+def test_a_status_event_before_the_operator_has_read_the_status_is_reconciled() -> None:
+    kube = FakeKube()
+    operator, watches = make(kube)
+
+    async def scenario() -> None:
+        watches[0].listed.clear()  # nothing read yet: the reconcile waits for the pod list
+        operator.pipeline_changed(pipeline(kube), deleted=False)
+        kube.status = {"phase": "Running"}
+        operator.pipeline_changed(pipeline(kube), deleted=False)
+        assert operator.queue.busy()
+        watches[0].listed.set()
+        await settle(operator)
+
+    asyncio.run(scenario())
+    assert operator.reconciler.follows(("ci", "demo"), "uid-1")
