@@ -225,7 +225,7 @@ def test_the_echo_of_its_own_status_write_is_not_reconciled_again_but_a_spec_cha
         runs.append(key)
         return await reconcile(snap, pods, key)
 
-    operator.reconciler.reconcile = counting  # type: ignore[method-assign]
+    operator.reconciler.reconcile = counting  # type: ignore[method-assign,assignment]
 
     async def scenario() -> None:
         operator.pipeline_changed(pipeline(kube), deleted=False)
