@@ -202,9 +202,14 @@ def _b64(data: bytes | str) -> str:
 
 
 def manifests(node_ip: str, credential_key: bytes) -> list[dict[str, Any]]:
-    """The Service pods reach the host process by, and the key the operator mints from."""
+    """The Service pods reach the host process by, and the key the operator mints from.
+
+    Each Namespace comes before what lives in it: on a new cluster this runs before the
+    registry's own manifests (the registry's config names this service), so nothing has
+    made ``localkube-system`` yet."""
     meta = {"name": NAME, "namespace": NAMESPACE, "labels": dict(LABELS)}
     return [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         {
             "apiVersion": "v1",
             "kind": "Service",

@@ -115,6 +115,18 @@ def test_pods_reach_the_host_process_by_the_realms_name_and_the_operator_finds_t
     assert base64.b64decode(secret["data"]["key"]) == b"k" * 48
 
 
+def test_each_namespace_is_made_before_what_lives_in_it() -> None:
+    """On a new cluster the token service is applied before the registry: nothing else has
+    made its namespaces yet, and kubectl applies a list in order."""
+    docs = registrytoken.manifests("192.0.2.10", b"k" * 48)
+    made: set[str] = set()
+    for doc in docs:
+        if doc["kind"] == "Namespace":
+            made.add(doc["metadata"]["name"])
+        else:
+            assert doc["metadata"]["namespace"] in made, doc["kind"]
+
+
 def test_the_node_resolves_the_realm_at_its_loopback_and_keeps_the_hosts_entries() -> None:
     host = "127.0.0.1 localhost\n10.0.0.5 build-host\n"
     text = registrytoken.node_hosts(host)
