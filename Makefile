@@ -55,10 +55,10 @@ HELM := $(or $(SHIPWAY_CACHE_DIR),/var/cache/shipway)/bin/helm
 
 chart-check: $(STAMP)
 	$(PY) -m localkube build helm
-	$(VENV)/bin/ruff check docker hack/chart_check.py
-	$(VENV)/bin/ruff format --check docker hack/chart_check.py
-	$(VENV)/bin/mypy --strict hack/chart_check.py docker/prune_venv.py
-	$(PY) hack/chart_check.py --helm $(HELM)
+	$(VENV)/bin/ruff check docker hack/chartcheck
+	$(VENV)/bin/ruff format --check docker hack/chartcheck
+	$(VENV)/bin/mypy --strict hack/chartcheck docker/prune_venv.py
+	$(PY) -m chartcheck --helm $(HELM)
 	$(PY) -m localkube.addons.buildkit.manifest --helm $(HELM)
 
 ## BuildKit's objects as the chart renders them, kept in the tree so that `make demo` needs no
@@ -68,7 +68,7 @@ buildkit-manifest: $(STAMP)
 	$(PY) -m localkube.addons.buildkit.manifest --helm $(HELM) --write
 
 chart-readme: $(STAMP)
-	$(PY) hack/chart_check.py --write
+	$(PY) -m chartcheck --write
 
 ## The operator image built from the Dockerfile by the local cluster's BuildKit, pushed to its
 ## registry (docs/buildkit.md).

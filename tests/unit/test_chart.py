@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 
 import shipway
-from chart_check import HELM_DOC, VALUES, doc_with_table, parse_values, table
+from chartcheck.values import HELM_DOC, VALUES, doc_with_table, parse_values, table
 from localkube.addons.buildkit import build as buildkit_build
 from localkube.addons.buildkit import images as buildkit_images
 from localkube.images import operator as operator_image

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from bench.cli import _watches_bench, verdicts
+from bench.cli import _watches_bench
 from bench.kube import _labels, operator_writes, write_deltas
 from bench.load import Seen
+from bench.report import verdicts
 from bench.stats import percentile, summary_ms
 from bench.watch import PodRecord
 
