@@ -70,7 +70,7 @@ def installed(
 ) -> Iterator[Installed]:
     if not cluster.local:
         pytest.skip("Gitea runs in the local cluster only")
-    from localkube import gitea as gitea_addon
+    from localkube.addons.gitea import server as gitea_addon
     from localkube.config import Paths
 
     namespace = f"{IN_CLUSTER_NAMESPACES.rstrip('*')}trig-{secrets.token_hex(3)}"

@@ -18,6 +18,8 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -259,10 +261,25 @@ def up(paths: Paths, timeout: float = 180) -> dict[str, str]:
     _kubectl(paths, "apply", "-f", "-", stdin=body.encode())
     _kubectl(paths, "rollout", "status", "-n", NAMESPACE, f"deployment/{NAME}", f"--timeout={int(timeout)}s")  # fmt: skip
     found = status(paths)
+    _wait_answering(f"{found['host_url']}/api/v1/version", started + timeout)
     print(
         f"localkube: gitea: ready at {found['url']} ({time.monotonic() - started:.0f}s)", flush=True
     )
     return found
+
+
+def _wait_answering(url: str, deadline: float) -> None:
+    """Until Gitea's API answers at the Service: a rolled-out pod is not yet an endpoint
+    kube-proxy routes to (until then the ClusterIP refuses connections)."""
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url, timeout=5).close()
+            return
+        except (urllib.error.URLError, OSError) as exc:
+            last = exc
+            time.sleep(1)
+    raise LocalkubeError(f"gitea: {url} did not answer in time ({last})")
 
 
 def _existing_password(paths: Paths) -> str | None:
