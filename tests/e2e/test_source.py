@@ -297,6 +297,10 @@ def big_project(root: Path) -> Path:
     return root
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt_upload(k: Kubectl, project: Path, sig: int) -> tuple[str, str, dict[str, Any]]:
     """Start ``shipway run --dir``, send ``sig`` once the receiver has been running a moment
     (the upload under way); its output, the pipeline's name and its final state."""
@@ -308,6 +312,9 @@ def interrupt_upload(k: Kubectl, project: Path, sig: int) -> tuple[str, str, dic
             stderr=subprocess.STDOUT,
             text=True,
             env=shipway_env(),
+            # A suite started in the background by a shell without job control inherits SIGINT
+            # ignored, and Python then installs no Ctrl-C handler: give the CLI the default.
+            preexec_fn=_default_sigint,
         )
         assert proc.stdout is not None
         name = created_name(proc.stdout.readline())
