@@ -16,7 +16,15 @@ from typing import Any
 
 from localkube.addons.gitea.client import Gitea, Work
 
-__all__ = ["HOST_FROM_PODS", "Gitea", "Work", "post", "project", "start_triggers"]
+__all__ = [
+    "HOST_FROM_PODS",
+    "Gitea",
+    "Work",
+    "post",
+    "project",
+    "repository_secrets",
+    "start_triggers",
+]
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Pods reach processes of the host through the node's bridge address.
@@ -60,3 +68,16 @@ def post(url: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, dict[s
             return reply.status, json.loads(reply.read() or b"{}")
     except urllib.error.HTTPError as exc:
         return exc.code, json.loads(exc.read() or b"{}")
+
+
+def repository_secrets(forge: Gitea, *, webhook_secret: str, token: str) -> list[dict[str, Any]]:
+    """The three Secrets a test Repository names: ``hook`` (the webhook's secret), ``clone``
+    (the forge's login) and ``status`` (the commit-status token)."""
+    return [
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook"},
+         "stringData": {"secret": webhook_secret}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "clone"},
+         "stringData": {"username": forge.username, "password": forge.password}},
+        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "status"},
+         "stringData": {"token": token}},
+    ]  # fmt: skip

@@ -19,7 +19,15 @@ from shipway.triggers import signatures
 
 from . import crds
 from .conftest import SESSION_PREFIX, OperatorProcess
-from .forge import HOST_FROM_PODS, Gitea, Work, post, project, start_triggers
+from .forge import (
+    HOST_FROM_PODS,
+    Gitea,
+    Work,
+    post,
+    project,
+    repository_secrets,
+    start_triggers,
+)
 from .kube import Cluster
 from .pipelines import Kubectl
 
@@ -71,12 +79,7 @@ def setup(
     url = f"{found['host_url']}/{forge.username}/{repo}.git"
     cluster.apply(
         namespace,
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook"},
-         "stringData": {"secret": secret}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "clone"},
-         "stringData": {"username": forge.username, "password": forge.password}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "status"},
-         "stringData": {"token": token}},
+        *repository_secrets(forge, webhook_secret=secret, token=token),
     )  # fmt: skip
     cluster.apply(
         namespace,

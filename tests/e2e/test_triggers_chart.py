@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from .conftest import IN_CLUSTER_NAMESPACES, Image, OperatorProcess
-from .forge import Gitea, Work, project
+from .forge import Gitea, Work, project, repository_secrets
 from .kube import Cluster, KubectlError
 
 pytestmark = pytest.mark.e2e
@@ -113,12 +113,7 @@ def installed(
         token = forge.token(f"shipway-{repo}")
         cluster.apply(
             namespace,
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "hook"},
-             "stringData": {"secret": secret}},
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "clone"},
-             "stringData": {"username": forge.username, "password": forge.password}},
-            {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "status"},
-             "stringData": {"token": token}},
+            *repository_secrets(forge, webhook_secret=secret, token=token),
             {"apiVersion": "shipway.dev/v1alpha1", "kind": "Repository", "metadata": {"name": repo},
              "spec": {"url": f"{found['host_url']}/{forge.username}/{repo}.git",
                       "provider": "gitea", "webhookSecret": {"name": "hook", "key": "secret"},
