@@ -28,7 +28,7 @@ from localkube.addons import rollout as addons
 from localkube.addons.registry import auth as authregistry
 from localkube.addons.registry import mirror
 from localkube.addons.registry import server as registry
-from localkube.cluster import cleanup, host, pki
+from localkube.cluster import cleanup, host, pki, servicenet
 from localkube.cluster.components import (
     Layout,
     apiserver_argv,
@@ -290,6 +290,7 @@ def _start_components(paths: Paths, lay: Layout) -> None:
     )  # fmt: skip
     wait_for("the node to be Ready", lambda: node_ready(paths), timeout=120,
              svc=service(paths, "kubelet"))  # fmt: skip
+    servicenet.install(lambda argv: run(["iptables", *argv], check=False).returncode)
     _ensure(
         paths, "kube-proxy", lambda: kube_proxy_argv(lay),
         lambda: http_ok("http://127.0.0.1:10256/healthz"), timeout=60,
