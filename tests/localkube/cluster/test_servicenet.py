@@ -36,8 +36,8 @@ def test_untranslated_packets_for_the_service_range_are_refused_and_translated_o
     found = servicenet.rules("10.96.0.0/16")
     assert all(r[:4] == ["-A", servicenet.CHAIN, "-d", "10.96.0.0/16"] for r in found)
     # Only what kube-proxy did not DNAT: a routed Service's packets are never refused.
-    assert all(["!", "--ctstate", "DNAT"] == r[6:9] for r in found)
-    assert ["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"] == found[0][9:]
+    assert all(r[6:9] == ["!", "--ctstate", "DNAT"] for r in found)
+    assert found[0][9:] == ["-p", "tcp", "-j", "REJECT", "--reject-with", "tcp-reset"]
     assert found[-1][-3:] == ["REJECT", "--reject-with", "icmp-port-unreachable"]
 
 
