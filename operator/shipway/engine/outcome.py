@@ -2,7 +2,8 @@
 
 The rules that keep results honest live here: a pod deleted or evicted while its step ran is a
 failure, never a success; a pod stuck before its container starts (missing image, missing
-Secret) fails the step after a bounded grace period instead of hanging; a step held back by a
+Secret) fails the step after a bounded grace period instead of hanging, a longer one when
+the kubelet only says its own caches are behind; a step held back by a
 linked service's health check says which service it waits for.
 """
 
@@ -20,6 +21,11 @@ START_GRACE_SECONDS = 60.0
 UNSCHEDULABLE_GRACE_SECONDS = 600.0
 """How long a step's pod may wait for a node: long enough for a cluster autoscaler to add one."""
 FATAL_WAITING = {"InvalidImageName", "ErrImageNeverPull"}
+KUBELET_BUSY = ("failed to sync secret cache", "failed to sync configmap cache")
+"""The kubelet's own caches not synced in time (its API watch slow under load): it tries
+again by itself, and a missing Secret says ``secret "x" not found`` instead."""
+KUBELET_BUSY_GRACE_SECONDS = 300.0
+"""How long a container may wait on a busy kubelet: a step is not failed for its load."""
 PULL_THROTTLED = "pull QPS exceeded"
 """The kubelet's own pull rate limit (registryPullQPS): it pulls again by itself, so a pod
 throttled among many that start at once is waiting its turn, not stuck on its image."""
@@ -158,7 +164,9 @@ def outcome(
             )
         if container.reason in STUCK_WAITING:
             created = parse_time(pod.created_at) or now
-            left = start_grace - (now - created).total_seconds()
+            busy = any(m in (container.message or "") for m in KUBELET_BUSY)
+            grace = max(start_grace, KUBELET_BUSY_GRACE_SECONDS) if busy else start_grace
+            left = grace - (now - created).total_seconds()
             if left <= 0:
                 return Outcome(
                     StepPhase.FAILED,

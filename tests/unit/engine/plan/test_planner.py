@@ -274,6 +274,38 @@ def test_a_pull_throttled_by_the_kubelet_waits_past_the_grace_period() -> None:
     assert later.requeue_after == 5
 
 
+def test_a_kubelet_behind_on_its_secret_cache_gets_a_longer_grace_than_a_missing_secret() -> None:
+    """Under load the kubelet may not sync its Secret cache in time (CreateContainerConfigError
+    "failed to sync secret cache"): it tries again by itself, so the step is not failed at the
+    start grace; a Secret that does not exist still fails it then."""
+    first = run(WALKTHROUGH)
+
+    def waiting(message: str, created: int) -> Any:
+        return pod(
+            "demo-4a49a-1-write-artifact",
+            "1",
+            phase="Pending",
+            waiting="CreateContainerConfigError",
+            waiting_message=message,
+            created=created,
+        )
+
+    settings = Settings(start_grace=60)
+    busy = "failed to sync secret cache: timed out waiting for the condition"
+    behind = run(WALKTHROUGH, first.status, [waiting(busy, -120)], settings=settings)
+    assert step(behind.status, "write artifact").phase == StepPhase.RUNNING
+    assert behind.stop == ()
+    assert behind.requeue_after == 180
+    gave_up = run(WALKTHROUGH, first.status, [waiting(busy, -301)], settings=settings)
+    assert step(gave_up.status, "write artifact").phase == StepPhase.FAILED
+    missing = run(
+        WALKTHROUGH, first.status, [waiting('secret "app-env" not found', -120)], settings=settings
+    )
+    failed = step(missing.status, "write artifact")
+    assert failed.phase == StepPhase.FAILED
+    assert failed.message == 'main: secret "app-env" not found'
+
+
 def test_an_invalid_image_name_fails_at_once() -> None:
     first = run(WALKTHROUGH)
     stuck = pod(
