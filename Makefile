@@ -91,7 +91,7 @@ HOST_DEPS := $(if $(SHIPWAY_E2E_KUBECONFIG),,host-deps)
 test: $(HOST_DEPS) check test-unit test-e2e
 
 test-e2e: $(STAMP)
-	$(PY) -m pytest -m e2e tests
+	$(PY) -m pytest -m e2e --durations=20 tests
 
 ## Quick start: bring everything up and run the walkthrough pipeline.
 demo: $(STAMP)
