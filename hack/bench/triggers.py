@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import secrets
@@ -36,44 +37,94 @@ from localkube.config import Paths
 PUSHES = 10
 HOST_FROM_PODS = "10.244.0.1"
 CREATED = re.compile(r"pipeline (\S+) created ([0-9.]+)s after receipt")
-#: The same line's parts: waiting for a worker thread, reading the files and converting, the
-#: create (the Pipeline and its Secrets).
+#: The same line's parts: the receiver's checks before its answer (signature, payload,
+#: decision), waiting for a worker thread, waiting for the forge's reads, the conversion, the
+#: create (the Pipeline and its Secrets); and how many calls the reads took.
 PARTS = re.compile(
-    r"after receipt \(queued ([0-9.]+)s, read and converted ([0-9.]+)s, created ([0-9.]+)s\)"
+    r"after receipt \(checked ([0-9.]+)s, queued ([0-9.]+)s, read ([0-9.]+)s, converted"
+    r" ([0-9.]+)s, created ([0-9.]+)s; ([0-9]+) forge calls\)"
 )
+PART_NAMES = ("checked", "queued", "read", "converted", "created")
 PROJECT = {
     "codeship-services.yml": "app:\n  image: busybox:1.36\n",
     "codeship-steps.yml": "- name: test\n  service: app\n  command: 'true'\n",
 }
 
 
+#: The stages between the Pipeline's creation and its first step pod, in order, as the watch
+#: sees them: the claim made and bound, the checkout pod made, scheduled (on the bound claim's
+#: node), its container running, ended, and the first step pod made.
+STAGES = (
+    "claim", "claim_bound", "checkout", "checkout_scheduled", "checkout_running",
+    "checkout_ended", "first_step",
+)  # fmt: skip
+
+
 class PodSeen:
-    """Host-side arrival time of each pod of the namespace, by pipeline and kind."""
+    """Host-side arrival time of each stage of each pipeline of the namespace (its pods and
+    its workspace claim), from one watch of each."""
 
     def __init__(self, kube: Kube, namespace: str) -> None:
-        self.first_step: dict[str, float] = {}
-        self.first_pod: dict[str, float] = {}
+        self.seen: dict[str, dict[str, float]] = {}
         self.stop = threading.Event()
         self.kube, self.namespace = kube, namespace
-        threading.Thread(target=self._run, daemon=True).start()
+        for lister, stages in ((kube.core.list_namespaced_pod, _pod_stages),
+                               (kube.core.list_namespaced_persistent_volume_claim, _claim_stages)):  # fmt: skip
+            threading.Thread(target=self._run, args=(lister, stages), daemon=True).start()
 
-    def _run(self) -> None:
+    @property
+    def first_step(self) -> dict[str, float]:
+        return {name: marks["first_step"] for name, marks in self.seen.items() if "first_step" in marks}  # fmt: skip
+
+    def _mark(self, pipeline: str, stage: str, now: float) -> None:
+        self.seen.setdefault(pipeline, {}).setdefault(stage, now)
+
+    def _run(self, lister: Any, stages: Any) -> None:
         while not self.stop.is_set():
-            stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                self.kube.core.list_namespaced_pod, self.namespace, timeout_seconds=60
-            )
+            stream = watch.Watch().stream(lister, self.namespace, timeout_seconds=60)  # type: ignore[no-untyped-call]
             for event in stream:
                 now = time.monotonic()
-                pod = event["object"]
-                owners = pod.metadata.owner_references or []
-                step = (pod.metadata.labels or {}).get("shipway.dev/step")
-                for owner in owners:
-                    if owner.kind == "Pipeline" and step:
-                        self.first_pod.setdefault(owner.name, now)
-                        if step != "source":
-                            self.first_step.setdefault(owner.name, now)
+                obj = event["object"]
+                owner = next(
+                    (o.name for o in obj.metadata.owner_references or [] if o.kind == "Pipeline"),
+                    None,
+                )
+                if owner is not None:
+                    for stage in stages(obj):
+                        self._mark(owner, stage, now)
                 if self.stop.is_set():
                     return
+
+    def parts(self) -> dict[str, list[float]]:
+        """Seconds from each stage to the next, over the pipelines that reached both."""
+        out: dict[str, list[float]] = {}
+        for before, after in itertools.pairwise(STAGES):
+            out[f"{before}_to_{after}"] = [
+                m[after] - m[before] for m in self.seen.values() if before in m and after in m
+            ]
+        return out
+
+
+def _claim_stages(obj: Any) -> list[str]:
+    return ["claim", "claim_bound"] if obj.status and obj.status.phase == "Bound" else ["claim"]
+
+
+def _pod_stages(obj: Any) -> list[str]:
+    """The stages a pipeline's pod shows."""
+    step = (obj.metadata.labels or {}).get("shipway.dev/step")
+    if not step:
+        return []
+    if step != "source":
+        return ["first_step"]
+    stages = ["checkout"]
+    if obj.spec.node_name:
+        stages.append("checkout_scheduled")
+    for status in (obj.status.container_statuses if obj.status else None) or []:
+        if status.state.running or status.state.terminated:
+            stages.append("checkout_running")
+        if status.state.terminated:
+            stages.append("checkout_ended")
+    return stages
 
 
 def _start_triggers(namespace: str, port: int, log: Path, kubeconfig: str) -> subprocess.Popen[bytes]:  # fmt: skip
@@ -143,7 +194,7 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
                 if new:
                     name = new.pop()
                     to_step.append(seen.first_step[name] - started)
-                    to_pod.append(seen.first_pod[name] - started)
+                    to_pod.append(seen.seen[name].get("checkout", seen.first_step[name]) - started)
                     break
                 time.sleep(0.02)
             time.sleep(1)  # the run's steps end before the next push
@@ -154,16 +205,18 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         operator.stop()
     text = log.read_text()
     created = [float(m.group(2)) for m in CREATED.finditer(text)]
-    parts = [tuple(float(g) for g in m.groups()) for m in PARTS.finditer(text)]
+    parts = [tuple(float(g) for g in m.groups()[:-1]) for m in PARTS.finditer(text)]
+    calls = [int(m.group(6)) for m in PARTS.finditer(text)]
     return {
         "namespace": namespace,
         "pushes": PUSHES,
         "received_to_created_ms": summary_ms(created),
         "received_to_created_parts_ms": {
-            name: summary_ms([p[i] for p in parts])
-            for i, name in enumerate(("queued", "read_and_converted", "created"))
+            name: summary_ms([p[i] for p in parts]) for i, name in enumerate(PART_NAMES)
         },
+        "forge_calls_per_delivery": max(calls, default=None),
         "push_to_first_pod_ms": summary_ms(to_pod),
+        "checkout_parts_ms": {name: summary_ms(values) for name, values in seen.parts().items()},
         "push_to_first_step_pod_ms": summary_ms(to_step),
         "received_to_created_p95_ms": _ms(percentile(created, 95)),
         "push_to_first_step_pod_p95_ms": _ms(percentile(to_step, 95)),
@@ -182,9 +235,17 @@ def rows(tr: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
     created = tr.get("received_to_created_ms") or {}
     step = tr.get("push_to_first_step_pod_ms") or {}
     pod = tr.get("push_to_first_pod_ms") or {}
+    parts = tr.get("received_to_created_parts_ms") or {}
+    stages = tr.get("checkout_parts_ms") or {}
+
+    def p50s(named: dict[str, Any]) -> str:
+        return " / ".join(fmt((v or {}).get("p50")) for v in named.values())
+
     return [
         (f"triggers ({tr.get('pushes', '?')} pushes to Gitea)", "", ""),
         ("  webhook received → Pipeline p50 / p95", f"{fmt(created.get('p50'))} / {fmt(created.get('p95'), ' ms')}", mark("triggers_received_to_created_p95_ms")),
+        ("  of which " + " / ".join(parts) + ", p50", p50s(parts) + " ms", ""),
         ("  push → checkout pod p50 / p95", f"{fmt(pod.get('p50'))} / {fmt(pod.get('p95'), ' ms')}", ""),
         ("  push → first step pod p50 / p95", f"{fmt(step.get('p50'))} / {fmt(step.get('p95'), ' ms')}", mark("triggers_push_to_first_step_pod_p95_ms")),
+        *((f"  {name.replace('_to_', ' → ')} p50", fmt((v or {}).get("p50"), " ms"), "") for name, v in stages.items()),
     ]  # fmt: skip
