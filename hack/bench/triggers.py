@@ -1,14 +1,16 @@
 """Phase "triggers": a git push to Gitea in the local cluster, through ``shipway triggers``.
 
 * **received → created**: from the webhook's arrival at the receiver to the Pipeline's create
-  returning, as the receiver logs it (``pipeline NAME created 0.123s after receipt``): the
-  two reads before the answer, the Codeship files read from Gitea at the commit, the
-  conversion and the create;
+  returning, as the receiver logs it (``pipeline NAME created 0.123s after receipt``), in
+  parts: its checks before the answer, waiting for a worker, waiting for Gitea's reads of
+  the files at the commit, the conversion and the create;
 * **push → first step pod**: from the start of ``git push`` on the host to the first step
-  pod (not the checkout) seen by a pod watch; includes Gitea's own delivery and the checkout.
-  The checkout pod's appearance is reported too.
+  pod (not the checkout) seen by a pod watch; includes the push itself, Gitea's own delivery
+  and the checkout, each stage reported apart (:data:`STAGES`).
 
 ``PUSHES`` pushes, one at a time, each to its own branch (no supersede in the way).
+``BENCH_TRIGGERS_CLONE_AUTH=password`` gives the receiver's reads the Gitea user's password
+instead of an access token (:data:`CLONE_AUTH`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,10 @@ from localkube.config import Paths
 PUSHES = 10
 HOST_FROM_PODS = "10.244.0.1"
 CREATED = re.compile(r"pipeline (\S+) created ([0-9.]+)s after receipt")
+#: The same line with its time (the receiver logs local time to the millisecond).
+CREATED_AT = re.compile(
+    r"^(\S+ \S+) shipway\.triggers INFO pipeline (\S+) created ([0-9.]+)s after receipt", re.M
+)
 #: The same line's parts: the receiver's checks before its answer (signature, payload,
 #: decision), waiting for a worker thread, waiting for the forge's reads, the conversion, the
 #: create (the Pipeline and its Secrets); and how many calls the reads took.
@@ -51,13 +58,18 @@ PROJECT = {
 }
 
 
-#: The stages between the Pipeline's creation and its first step pod, in order, as the watch
-#: sees them: the claim made and bound, the checkout pod made, scheduled (on the bound claim's
-#: node), its container running, ended, and the first step pod made.
+#: The stages between the Pipeline's creation and its first step pod, in the order they come,
+#: as the watch sees them: the workspace claim and the checkout pod made (together), the claim
+#: bound (the provisioner made its volume once the scheduler picked a node), the checkout pod
+#: scheduled, its container running, ended, and the first step pod made.
 STAGES = (
-    "claim", "claim_bound", "checkout", "checkout_scheduled", "checkout_running",
+    "claim", "checkout", "claim_bound", "checkout_scheduled", "checkout_running",
     "checkout_ended", "first_step",
 )  # fmt: skip
+CLONE_AUTH = os.environ.get("BENCH_TRIGGERS_CLONE_AUTH") or "token"
+"""What the clone Secret (the receiver's reads at the commit) holds: an access ``token`` of
+the Gitea user (what docs/triggers.md asks for), or its ``password`` (Gitea checks it with a
+slow hash on every API call)."""
 
 
 class PodSeen:
@@ -163,8 +175,9 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         operator.start(kube.kubeconfig)
         operator.wait_ready()
         forge.add_hook(repo, f"http://{HOST_FROM_PODS}:{port}/hooks/{namespace}/{repo}", secret)
+        clone = forge.password if CLONE_AUTH == "password" else forge.token(f"bench-{repo}")
         for name, data in (("hook", {"secret": secret}),
-                           ("clone", {"username": forge.username, "password": forge.password})):  # fmt: skip
+                           ("clone", {"username": forge.username, "password": clone})):  # fmt: skip
             kube.core.create_namespaced_secret(
                 namespace, {"metadata": {"name": name}, "stringData": data}
             )
@@ -182,17 +195,21 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         work.commit(PROJECT, "bench")
         to_step: list[float] = []
         to_pod: list[float] = []
+        push_took: list[float] = []
+        push_wall: dict[str, float] = {}
         for index in range(PUSHES):
             work.commit({"n": f"{index}\n"}, f"push {index}")
             branch = f"b{index}"
             before = set(seen.first_step)
-            started = time.monotonic()
+            started, wall = time.monotonic(), time.time()
             work.push(branch)
+            push_took.append(time.monotonic() - started)
             deadline = started + 60
             while time.monotonic() < deadline:
                 new = set(seen.first_step) - before
                 if new:
                     name = new.pop()
+                    push_wall[name] = wall
                     to_step.append(seen.first_step[name] - started)
                     to_pod.append(seen.seen[name].get("checkout", seen.first_step[name]) - started)
                     break
@@ -205,11 +222,19 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         operator.stop()
     text = log.read_text()
     created = [float(m.group(2)) for m in CREATED.finditer(text)]
+    to_received = [
+        _wall(m.group(1)) - float(m.group(3)) - push_wall[m.group(2)]
+        for m in CREATED_AT.finditer(text)
+        if m.group(2) in push_wall
+    ]
     parts = [tuple(float(g) for g in m.groups()[:-1]) for m in PARTS.finditer(text)]
     calls = [int(m.group(6)) for m in PARTS.finditer(text)]
     return {
         "namespace": namespace,
         "pushes": PUSHES,
+        "clone_auth": CLONE_AUTH,
+        "git_push_ms": summary_ms(push_took),
+        "push_to_received_ms": summary_ms(to_received),
         "received_to_created_ms": summary_ms(created),
         "received_to_created_parts_ms": {
             name: summary_ms([p[i] for p in parts]) for i, name in enumerate(PART_NAMES)
@@ -222,6 +247,11 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         "push_to_first_step_pod_p95_ms": _ms(percentile(to_step, 95)),
         "missed": PUSHES - len(to_step),
     }
+
+
+def _wall(stamp: str) -> float:
+    """Epoch seconds of a log line's ``2026-12-06 19:56:37,389`` (local time)."""
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -245,6 +275,7 @@ def rows(tr: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
         (f"triggers ({tr.get('pushes', '?')} pushes to Gitea)", "", ""),
         ("  webhook received → Pipeline p50 / p95", f"{fmt(created.get('p50'))} / {fmt(created.get('p95'), ' ms')}", mark("triggers_received_to_created_p95_ms")),
         ("  of which " + " / ".join(parts) + ", p50", p50s(parts) + " ms", ""),
+        ("  git push / its start → webhook received, p50", f"{fmt((tr.get('git_push_ms') or {}).get('p50'))} / {fmt((tr.get('push_to_received_ms') or {}).get('p50'), ' ms')}", ""),
         ("  push → checkout pod p50 / p95", f"{fmt(pod.get('p50'))} / {fmt(pod.get('p95'), ' ms')}", ""),
         ("  push → first step pod p50 / p95", f"{fmt(step.get('p50'))} / {fmt(step.get('p95'), ' ms')}", mark("triggers_push_to_first_step_pod_p95_ms")),
         *((f"  {name.replace('_to_', ' → ')} p50", fmt((v or {}).get("p50"), " ms"), "") for name, v in stages.items()),
