@@ -1,18 +1,21 @@
 """Phase "triggers": a git push to Gitea in the local cluster, through ``shipway triggers``.
 
 * **received → created**: from the webhook's arrival at the receiver to the Pipeline's create
-  returning, as the receiver logs it (``pipeline NAME created 0.123s after receipt``): the
-  two reads before the answer, the Codeship files read from Gitea at the commit, the
-  conversion and the create;
+  returning, as the receiver logs it (``pipeline NAME created 0.123s after receipt``), in
+  parts: its checks before the answer, waiting for a worker, waiting for Gitea's reads of
+  the files at the commit, the conversion and the create;
 * **push → first step pod**: from the start of ``git push`` on the host to the first step
-  pod (not the checkout) seen by a pod watch; includes Gitea's own delivery and the checkout.
-  The checkout pod's appearance is reported too.
+  pod (not the checkout) seen by a pod watch; includes the push itself, Gitea's own delivery
+  and the checkout, each stage reported apart (:data:`STAGES`).
 
 ``PUSHES`` pushes, one at a time, each to its own branch (no supersede in the way).
+``BENCH_TRIGGERS_CLONE_AUTH=password`` gives the receiver's reads the Gitea user's password
+instead of an access token (:data:`CLONE_AUTH`).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import secrets
@@ -21,6 +24,7 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,44 +40,103 @@ from localkube.config import Paths
 PUSHES = 10
 HOST_FROM_PODS = "10.244.0.1"
 CREATED = re.compile(r"pipeline (\S+) created ([0-9.]+)s after receipt")
-#: The same line's parts: waiting for a worker thread, reading the files and converting, the
-#: create (the Pipeline and its Secrets).
-PARTS = re.compile(
-    r"after receipt \(queued ([0-9.]+)s, read and converted ([0-9.]+)s, created ([0-9.]+)s\)"
+#: The same line with its time (the receiver logs local time to the millisecond).
+CREATED_AT = re.compile(
+    r"^(\S+ \S+) shipway\.triggers INFO pipeline (\S+) created ([0-9.]+)s after receipt", re.M
 )
+#: The same line's parts: the receiver's checks before its answer (signature, payload,
+#: decision), waiting for a worker thread, waiting for the forge's reads, the conversion, the
+#: create (the Pipeline and its Secrets); and how many calls the reads took.
+PARTS = re.compile(
+    r"after receipt \(checked ([0-9.]+)s, queued ([0-9.]+)s, read ([0-9.]+)s, converted"
+    r" ([0-9.]+)s, created ([0-9.]+)s; ([0-9]+) forge calls\)"
+)
+PART_NAMES = ("checked", "queued", "read", "converted", "created")
 PROJECT = {
     "codeship-services.yml": "app:\n  image: busybox:1.36\n",
     "codeship-steps.yml": "- name: test\n  service: app\n  command: 'true'\n",
 }
 
 
+#: The stages between the Pipeline's creation and its first step pod, in the order they come,
+#: as the watch sees them: the workspace claim and the checkout pod made (together), the claim
+#: bound (the provisioner made its volume once the scheduler picked a node), the checkout pod
+#: scheduled, its container running, ended, and the first step pod made.
+STAGES = (
+    "claim", "checkout", "claim_bound", "checkout_scheduled", "checkout_running",
+    "checkout_ended", "first_step",
+)  # fmt: skip
+CLONE_AUTH = os.environ.get("BENCH_TRIGGERS_CLONE_AUTH") or "token"
+"""What the clone Secret (the receiver's reads at the commit) holds: an access ``token`` of
+the Gitea user (what docs/triggers.md asks for), or its ``password`` (Gitea checks it with a
+slow hash on every API call)."""
+
+
 class PodSeen:
-    """Host-side arrival time of each pod of the namespace, by pipeline and kind."""
+    """Host-side arrival time of each stage of each pipeline of the namespace (its pods and
+    its workspace claim), from one watch of each."""
 
     def __init__(self, kube: Kube, namespace: str) -> None:
-        self.first_step: dict[str, float] = {}
-        self.first_pod: dict[str, float] = {}
+        self.seen: dict[str, dict[str, float]] = {}
         self.stop = threading.Event()
         self.kube, self.namespace = kube, namespace
-        threading.Thread(target=self._run, daemon=True).start()
+        for lister, stages in ((kube.core.list_namespaced_pod, _pod_stages),
+                               (kube.core.list_namespaced_persistent_volume_claim, _claim_stages)):  # fmt: skip
+            threading.Thread(target=self._run, args=(lister, stages), daemon=True).start()
 
-    def _run(self) -> None:
+    @property
+    def first_step(self) -> dict[str, float]:
+        return {name: marks["first_step"] for name, marks in self.seen.items() if "first_step" in marks}  # fmt: skip
+
+    def _mark(self, pipeline: str, stage: str, now: float) -> None:
+        self.seen.setdefault(pipeline, {}).setdefault(stage, now)
+
+    def _run(self, lister: Any, stages: Any) -> None:
         while not self.stop.is_set():
-            stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-                self.kube.core.list_namespaced_pod, self.namespace, timeout_seconds=60
-            )
+            stream = watch.Watch().stream(lister, self.namespace, timeout_seconds=60)  # type: ignore[no-untyped-call]
             for event in stream:
                 now = time.monotonic()
-                pod = event["object"]
-                owners = pod.metadata.owner_references or []
-                step = (pod.metadata.labels or {}).get("shipway.dev/step")
-                for owner in owners:
-                    if owner.kind == "Pipeline" and step:
-                        self.first_pod.setdefault(owner.name, now)
-                        if step != "source":
-                            self.first_step.setdefault(owner.name, now)
+                obj = event["object"]
+                owner = next(
+                    (o.name for o in obj.metadata.owner_references or [] if o.kind == "Pipeline"),
+                    None,
+                )
+                if owner is not None:
+                    for stage in stages(obj):
+                        self._mark(owner, stage, now)
                 if self.stop.is_set():
                     return
+
+    def parts(self) -> dict[str, list[float]]:
+        """Seconds from each stage to the next, over the pipelines that reached both."""
+        out: dict[str, list[float]] = {}
+        for before, after in itertools.pairwise(STAGES):
+            out[f"{before}_to_{after}"] = [
+                m[after] - m[before] for m in self.seen.values() if before in m and after in m
+            ]
+        return out
+
+
+def _claim_stages(obj: Any) -> list[str]:
+    return ["claim", "claim_bound"] if obj.status and obj.status.phase == "Bound" else ["claim"]
+
+
+def _pod_stages(obj: Any) -> list[str]:
+    """The stages a pipeline's pod shows."""
+    step = (obj.metadata.labels or {}).get("shipway.dev/step")
+    if not step:
+        return []
+    if step != "source":
+        return ["first_step"]
+    stages = ["checkout"]
+    if obj.spec.node_name:
+        stages.append("checkout_scheduled")
+    for status in (obj.status.container_statuses if obj.status else None) or []:
+        if status.state.running or status.state.terminated:
+            stages.append("checkout_running")
+        if status.state.terminated:
+            stages.append("checkout_ended")
+    return stages
 
 
 def _start_triggers(namespace: str, port: int, log: Path, kubeconfig: str) -> subprocess.Popen[bytes]:  # fmt: skip
@@ -112,8 +175,9 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         operator.start(kube.kubeconfig)
         operator.wait_ready()
         forge.add_hook(repo, f"http://{HOST_FROM_PODS}:{port}/hooks/{namespace}/{repo}", secret)
+        clone = forge.password if CLONE_AUTH == "password" else forge.token(f"bench-{repo}")
         for name, data in (("hook", {"secret": secret}),
-                           ("clone", {"username": forge.username, "password": forge.password})):  # fmt: skip
+                           ("clone", {"username": forge.username, "password": clone})):  # fmt: skip
             kube.core.create_namespaced_secret(
                 namespace, {"metadata": {"name": name}, "stringData": data}
             )
@@ -131,19 +195,23 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         work.commit(PROJECT, "bench")
         to_step: list[float] = []
         to_pod: list[float] = []
+        push_took: list[float] = []
+        push_wall: dict[str, float] = {}
         for index in range(PUSHES):
             work.commit({"n": f"{index}\n"}, f"push {index}")
             branch = f"b{index}"
             before = set(seen.first_step)
-            started = time.monotonic()
+            started, wall = time.monotonic(), time.time()
             work.push(branch)
+            push_took.append(time.monotonic() - started)
             deadline = started + 60
             while time.monotonic() < deadline:
                 new = set(seen.first_step) - before
                 if new:
                     name = new.pop()
+                    push_wall[name] = wall
                     to_step.append(seen.first_step[name] - started)
-                    to_pod.append(seen.first_pod[name] - started)
+                    to_pod.append(seen.seen[name].get("checkout", seen.first_step[name]) - started)
                     break
                 time.sleep(0.02)
             time.sleep(1)  # the run's steps end before the next push
@@ -154,21 +222,36 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         operator.stop()
     text = log.read_text()
     created = [float(m.group(2)) for m in CREATED.finditer(text)]
-    parts = [tuple(float(g) for g in m.groups()) for m in PARTS.finditer(text)]
+    to_received = [
+        _wall(m.group(1)) - float(m.group(3)) - push_wall[m.group(2)]
+        for m in CREATED_AT.finditer(text)
+        if m.group(2) in push_wall
+    ]
+    parts = [tuple(float(g) for g in m.groups()[:-1]) for m in PARTS.finditer(text)]
+    calls = [int(m.group(6)) for m in PARTS.finditer(text)]
     return {
         "namespace": namespace,
         "pushes": PUSHES,
+        "clone_auth": CLONE_AUTH,
+        "git_push_ms": summary_ms(push_took),
+        "push_to_received_ms": summary_ms(to_received),
         "received_to_created_ms": summary_ms(created),
         "received_to_created_parts_ms": {
-            name: summary_ms([p[i] for p in parts])
-            for i, name in enumerate(("queued", "read_and_converted", "created"))
+            name: summary_ms([p[i] for p in parts]) for i, name in enumerate(PART_NAMES)
         },
+        "forge_calls_per_delivery": max(calls, default=None),
         "push_to_first_pod_ms": summary_ms(to_pod),
+        "checkout_parts_ms": {name: summary_ms(values) for name, values in seen.parts().items()},
         "push_to_first_step_pod_ms": summary_ms(to_step),
         "received_to_created_p95_ms": _ms(percentile(created, 95)),
         "push_to_first_step_pod_p95_ms": _ms(percentile(to_step, 95)),
         "missed": PUSHES - len(to_step),
     }
+
+
+def _wall(stamp: str) -> float:
+    """Epoch seconds of a log line's ``2026-12-06 19:56:37,389`` (local time)."""
+    return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def _ms(seconds: float | None) -> float | None:
@@ -182,9 +265,18 @@ def rows(tr: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
     created = tr.get("received_to_created_ms") or {}
     step = tr.get("push_to_first_step_pod_ms") or {}
     pod = tr.get("push_to_first_pod_ms") or {}
+    parts = tr.get("received_to_created_parts_ms") or {}
+    stages = tr.get("checkout_parts_ms") or {}
+
+    def p50s(named: dict[str, Any]) -> str:
+        return " / ".join(fmt((v or {}).get("p50")) for v in named.values())
+
     return [
         (f"triggers ({tr.get('pushes', '?')} pushes to Gitea)", "", ""),
         ("  webhook received → Pipeline p50 / p95", f"{fmt(created.get('p50'))} / {fmt(created.get('p95'), ' ms')}", mark("triggers_received_to_created_p95_ms")),
+        ("  of which " + " / ".join(parts) + ", p50", p50s(parts) + " ms", ""),
+        ("  git push / its start → webhook received, p50", f"{fmt((tr.get('git_push_ms') or {}).get('p50'))} / {fmt((tr.get('push_to_received_ms') or {}).get('p50'), ' ms')}", ""),
         ("  push → checkout pod p50 / p95", f"{fmt(pod.get('p50'))} / {fmt(pod.get('p95'), ' ms')}", ""),
         ("  push → first step pod p50 / p95", f"{fmt(step.get('p50'))} / {fmt(step.get('p95'), ' ms')}", mark("triggers_push_to_first_step_pod_p95_ms")),
+        *((f"  {name.replace('_to_', ' → ')} p50", fmt((v or {}).get("p50"), " ms"), "") for name, v in stages.items()),
     ]  # fmt: skip

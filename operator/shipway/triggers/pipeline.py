@@ -121,6 +121,40 @@ def drop_encrypted(services: Any) -> Any:
     }
 
 
+_FILE_KEYS = ("env_file", "encrypted_env_file", "encrypted_dockercfg_path")
+
+
+def _paths(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
+def named_files(services: Any, steps: Any) -> list[str]:
+    """The files the converter will read besides the two Codeship files (env files,
+    encrypted files), as :class:`ForgeFiles` asks for them: a hint for reading them together
+    beforehand, so a wrong guess costs a read, never a result."""
+    found: list[str] = []
+    bodies = list(services.values()) if isinstance(services, dict) else []
+    stack = list(steps) if isinstance(steps, list) else []
+    while stack:
+        step = stack.pop()
+        if isinstance(step, dict):
+            bodies.append(step)
+            inner = step.get("steps")
+            stack.extend(inner if isinstance(inner, list) else [])
+    for body in bodies:
+        if not isinstance(body, dict):
+            continue
+        for key in _FILE_KEYS:
+            found += _paths(body.get(key))
+        build = body.get("build")
+        if isinstance(build, dict):
+            found += _paths(build.get("encrypted_args_file"))
+    cleaned = (ForgeFiles._clean(path) for path in found)
+    return list(dict.fromkeys(c for c in cleaned if c is not None and c != "."))
+
+
 def build(
     spec: RepositorySpec,
     repository: str,
@@ -130,6 +164,7 @@ def build(
     run: Run,
     read: Reader,
     aes_key: bytes | None,
+    prefetch: Callable[[list[str]], None] | None = None,
 ) -> Conversion | Failed:
     """Read and convert the files at ``event.commit``; the Pipeline, or why not."""
     try:
@@ -158,6 +193,8 @@ def build(
             services_doc = drop_encrypted(services_doc)
             if isinstance(steps_doc, list):
                 steps_doc = drop_pushes(steps_doc)
+        if prefetch is not None:
+            prefetch(named_files(services_doc, steps_doc))
         conversion = convert(
             services_doc,
             steps_doc,

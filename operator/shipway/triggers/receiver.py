@@ -87,7 +87,9 @@ class Receiver:
                 self.worker.record, repo, event.delivery, event.kind, "skipped", message=run.reason
             )
             return web.json_response({"skipped": run.reason}, status=202)
-        self.pool.submit(self._run, repo, spec, event, run, received=received)
+        self.pool.submit(
+            self._run, repo, spec, event, run, received=received, checked=time.monotonic()
+        )
         return web.json_response({"pipeline": run.name, "fork": run.fork}, status=202)
 
     def _run(
@@ -98,9 +100,10 @@ class Receiver:
         run: decide.Run,
         *,
         received: float,
+        checked: float,
     ) -> None:
         try:
-            self.worker.handle(repo, spec, event, run, received=received)
+            self.worker.handle(repo, spec, event, run, received=received, checked=checked)
         except Exception:
             log.exception("delivery %s of %s failed", event.delivery, repo["metadata"]["name"])
 

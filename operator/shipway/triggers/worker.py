@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 
 from kubernetes.client.exceptions import ApiException
 
-from shipway.codeship.convert import SERVICES_FILES, STEPS_FILES
 from shipway.codeship.jetcrypt import parse_key
 from shipway.engine.naming import label_value
 from shipway.models.repository import MAX_BRANCHES, MAX_DELIVERIES, RepositorySpec
 from shipway.triggers import concurrency, forge, http, pipeline, queue
 from shipway.triggers.decide import LABEL_BRANCH, LABEL_REPOSITORY, Run, decide
 from shipway.triggers.events import Event
+from shipway.triggers.files import FIRST, CommitFiles
 from shipway.triggers.kube import Manifest, TriggersApi
 
 log = logging.getLogger("shipway.triggers")
@@ -120,28 +120,13 @@ class Worker:
         data = self.api.secret(namespace, spec.cloneSecretName) or {}
         return data.get("username", b"").decode(), data.get("password", b"").decode()
 
-    def reader(self, namespace: str, spec: RepositorySpec, commit: str) -> pipeline.Reader:
-        """Files at ``commit``, each fetched once; the two Codeship files are fetched at once,
-        concurrently, before the converter asks (two round trips to the forge become one)."""
+    def reader(self, namespace: str, spec: RepositorySpec, commit: str) -> CommitFiles:
+        """Files at ``commit``, each fetched once; every name the converter looks for first
+        is asked for now, before it asks (files.py)."""
         user, password = self.clone_credentials(namespace, spec)
-
-        def fetch(path: str) -> str | None:
-            got = http.send(forge.raw_file(spec, commit, path, username=user, password=password))
-            if got.status == 404:
-                return None
-            if got.status != 200:
-                raise OSError(f"{path}: HTTP {got.status} from the forge")
-            return got.body.decode()
-
-        first = (SERVICES_FILES[0], STEPS_FILES[0])
-        futures = {path: self._fetches.submit(fetch, path) for path in first}
-
-        def read(path: str) -> str | None:
-            if path not in futures:
-                futures[path] = self._fetches.submit(fetch, path)
-            return futures[path].result()
-
-        return read
+        files = CommitFiles(spec, commit, self._fetches, username=user, password=password)
+        files.prefetch(FIRST)
+        return files
 
     def tell(
         self,
@@ -178,24 +163,28 @@ class Worker:
         run: Run,
         *,
         received: float | None = None,
+        checked: float | None = None,
         queued: bool = False,
     ) -> str:
         """Carry out a Run; the delivery's result (created, exists, failed, queued).
 
         ``received``: the delivery's arrival (monotonic), for the log line that the benchmark
-        reads: from it to the create's answer, before the commit status and the records.
+        reads: from it to the create's answer, before the commit status and the records;
+        ``checked``: when the receiver had verified and decided it (handed to a worker).
         ``queued``: a waiting push whose branch is free now (:meth:`drain`)."""
         meta = repo["metadata"]
         namespace, repository = meta["namespace"], meta["name"]
         kind = event.kind
         began = time.monotonic()
+        read: CommitFiles | None = None
         try:
+            read = self.reader(namespace, spec, event.commit)
             raw_key = None if run.fork else self.api.secret_key(namespace, spec.aesKey)
             aes = None if raw_key is None else parse_key(raw_key)
-            read = self.reader(namespace, spec, event.commit)
             built = pipeline.build(
-                spec, repository, namespace, event, run=run, read=read, aes_key=aes
-            )
+                spec, repository, namespace, event, run=run, read=read, aes_key=aes,
+                prefetch=read.prefetch,
+            )  # fmt: skip
         except Exception as exc:
             built = pipeline.Failed(f"cannot read the Codeship files: {exc}", str(exc))
         converted = time.monotonic()
@@ -241,10 +230,13 @@ class Worker:
             return "exists"
         if received is not None:
             now = time.monotonic()
+            waited = read.waited if read is not None else 0.0
+            handed = checked if checked is not None else received
             log.info(
-                "pipeline %s created %.3fs after receipt (queued %.3fs, read and converted"
-                " %.3fs, created %.3fs)", run.name, now - received, began - received,
-                converted - began, now - converted,
+                "pipeline %s created %.3fs after receipt (checked %.3fs, queued %.3fs,"
+                " read %.3fs, converted %.3fs, created %.3fs; %d forge calls)",
+                run.name, now - received, handed - received, began - handed, waited,
+                converted - began - waited, now - converted, read.calls if read else 0,
             )  # fmt: skip
         if spec.concurrency == "supersede":
             # Listed after the create (the newer one is in it and skipped): off the path

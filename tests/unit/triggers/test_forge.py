@@ -28,7 +28,9 @@ class FakeForge:
                 size = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(size) if size else b""
                 doc = json.loads(body) if body else None
-                fake.calls.append((self.command, self.path, dict(self.headers), doc))
+                # Header names in one case: HTTP's are case-insensitive.
+                headers = {k.title(): v for k, v in self.headers.items()}
+                fake.calls.append((self.command, self.path, headers, doc))
                 code = fake.answers.pop(0) if fake.answers else 201
                 self.send_response(code)
                 self.end_headers()

@@ -147,9 +147,7 @@ class _Worker:
     def record(self, repo: Any, *args: Any) -> None:
         self.records.append(args)
 
-    def handle(
-        self, repo: Any, spec: Any, event: Event, run: decide.Run, *, received: float | None = None
-    ) -> str:
+    def handle(self, repo: Any, spec: Any, event: Event, run: decide.Run, **_: float | None) -> str:
         self.handled.append(run.name)
         return "created"
 
