@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -268,32 +269,42 @@ class Kube:
         """A finished container's log, streamed, at most ``cap`` bytes kept (head and tail).
 
         One API call; in the history's own threads, so a long log never holds up a step.
-        None when the pod is gone; a container that never started reads as empty.
+        None when the pod is gone; a container that never started reads as empty. A plain
+        GET on the client's own connection pool and credentials: the generated method's
+        parameter handling cost a fifth of the read's CPU, once per archived container.
         """
-        loop = asyncio.get_running_loop()
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/log"
+        url = f"{self.api.configuration.host}{path}?{urlencode({'container': container})}"
 
         def invoke() -> LogRead | None:
-            kept = LogCap(cap)
+            headers = dict(self.api.default_headers)
+            self.api.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
             try:
-                response: Any = self.core.read_namespaced_pod_log(
-                    pod, namespace, container=container, _preload_content=False
+                response: Any = self.api.rest_client.pool_manager.request(
+                    "GET", url, headers=headers, preload_content=False
                 )
-            except ApiException as exc:
-                if exc.status == 404:
-                    return None
-                if exc.status == 400:  # waiting to start, never started: nothing to read
-                    return LogRead(b"", 0, False)
-                raise _error(exc) from None
             except (HTTPError, OSError) as exc:
                 raise KubeError(0, "Unreachable", f"the API server did not answer: {exc}") from None
             try:
-                for chunk in response.stream(64 * 1024):
-                    kept.feed(chunk)
+                if response.status == 200:
+                    kept = LogCap(cap)
+                    for chunk in response.stream(64 * 1024):
+                        kept.feed(chunk)
+                    return LogRead(kept.result(), kept.size, kept.truncated)
+                body = response.read()
+            except (HTTPError, OSError) as exc:
+                raise KubeError(0, "Unreachable", f"the log read broke off: {exc}") from None
             finally:
                 response.release_conn()
-            return LogRead(kept.result(), kept.size, kept.truncated)
+            if response.status == 404:
+                return None
+            if response.status == 400:  # waiting to start, never started: nothing to read
+                return LogRead(b"", 0, False)
+            error = ApiException(status=response.status, reason=response.reason)
+            error.body = body
+            raise _error(error)
 
-        return await loop.run_in_executor(self.log_pool, invoke)
+        return await asyncio.get_running_loop().run_in_executor(self.log_pool, invoke)
 
     async def delete_pipeline(self, namespace: str, name: str, uid: str) -> None:
         """Delete a Pipeline, that one only (a precondition on its UID); gone already is fine.

@@ -82,8 +82,10 @@ def trigger_of(spec: Mapping[str, Any]) -> str:
     return "manifest"
 
 
-def build_record(body: Mapping[str, Any]) -> RunRecord:
-    """The record of a Pipeline object (metadata, spec and status as the API returns them)."""
+def build_record(body: Mapping[str, Any], *, spec_json: str | None = None) -> RunRecord:
+    """The record of a Pipeline object (metadata, spec and status as the API returns them).
+    ``spec_json``: the spec as this function writes it, when the caller kept it from before
+    (a spec does not change while its status does)."""
     meta = body.get("metadata") or {}
     spec = body.get("spec") or {}
     status = body.get("status") or {}
@@ -108,7 +110,9 @@ def build_record(body: Mapping[str, Any]) -> RunRecord:
         started_at=parse_time(status.get("startedAt")),
         finished_at=parse_time(status.get("finishedAt")),
         steps=len(status.get("steps") or ()),
-        spec_json=json.dumps(spec, separators=(",", ":"), sort_keys=True),
+        spec_json=spec_json
+        if spec_json is not None
+        else json.dumps(spec, separators=(",", ":"), sort_keys=True),
         status_json=json.dumps(status, separators=(",", ":")),
         keep=kept(annotations),
     )

@@ -163,6 +163,8 @@ class CountingStore(SqlStore):
     def __init__(self, url: str) -> None:
         super().__init__(url)
         self.run_batches: list[int] = []
+        self.log_batches: list[set[str]] = []
+        """The pods of each save_logs call (one transaction each)."""
         self.down = False
 
     def save_runs(self, records: Any) -> None:
@@ -174,6 +176,7 @@ class CountingStore(SqlStore):
     def save_logs(self, pod_logs: Any) -> None:
         if self.down:
             raise ConnectionError("the store is down")
+        self.log_batches.append({item.pod for item in pod_logs})
         super().save_logs(pod_logs)
 
 
@@ -211,6 +214,79 @@ def test_the_archiver_batches_records_archives_each_log_once_masked(tmp_path: Pa
     got = reader.run("ci", "demo")
     assert got is not None
     assert got.phase == "Succeeded"
+
+
+def test_a_running_pipelines_record_is_refreshed_now_and_then_its_end_at_once(
+    tmp_path: Path,
+) -> None:
+    """A run's first record goes with the next batch; while it runs, a newer state waits
+    until its record is RECORD_EVERY old; its finished state (or its deletion) goes at once."""
+    from shipway.controller.archive.archiver import RECORD_EVERY
+
+    kube = FakeKube()
+    stores: list[CountingStore] = []
+
+    def opener(u: str) -> CountingStore:
+        stores.append(CountingStore(u))
+        return stores[-1]
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    now = [1000.0]
+    archiver = Archiver(HistorySettings(url=url), kube, opener, monotonic=lambda: now[0])
+
+    def phase_in_store(name: str) -> str | None:
+        got = SqlStore(url).run("ci", name)
+        return got.phase if got is not None else None
+
+    async def scenario() -> None:
+        archiver.note(snap("Running"))
+        archiver.note(snap("Running", name="other", uid="uid-2"))
+        await archiver.round({}, lambda key: [])
+        assert stores[0].run_batches == [2]
+        now[0] += 2
+        archiver.note(snap("Running", name="other", uid="uid-2"))  # a step moved on
+        await archiver.round({}, lambda key: [])
+        assert stores[0].run_batches == [2]  # held back: written 2 s ago
+        now[0] += RECORD_EVERY
+        await archiver.round({}, lambda key: [])
+        assert stores[0].run_batches == [2, 1]
+        now[0] += 2
+        archiver.note(snap("Succeeded"))  # its end: at once
+        await archiver.round({}, lambda key: [])
+        assert phase_in_store("demo") == "Succeeded"
+        now[0] += 1
+        archiver.note(snap("Running", name="other", uid="uid-2"))
+        archiver.forget("uid-2")  # deleted: its last state at once, then forgotten
+        await archiver.round({}, lambda key: [])
+        assert archiver.runs.keys() == {"uid-1"}
+        now[0] += 1
+        archiver.note(snap("Succeeded"))  # nothing newer is ever lost at stop
+        await archiver.stop()
+
+    asyncio.run(scenario())
+    assert stores[0].run_batches == [2, 1, 1, 1, 1]
+    assert phase_in_store("other") == "Running"
+
+
+def test_a_records_spec_is_derived_once_and_again_when_it_changes() -> None:
+    from shipway.controller.archive import runs
+
+    first = snap("Running")
+    built = runs.records([first], {})
+    spec = built.specs["uid-1"]
+    assert spec.secrets == ("env",)
+    record = built.records[0][0]
+    assert record.spec_json == json.dumps(first.spec, separators=(",", ":"), sort_keys=True)
+    again = runs.records([snap("Succeeded")], {"uid-1": spec})
+    assert again.specs["uid-1"] is spec
+    assert again.records[0][0].spec_json is spec.record_json
+    changed = replace(first, spec_json='{"steps":[],"dockercfgSecret":"pull"}')
+    other = runs.records([changed], {"uid-1": spec})
+    assert other.specs["uid-1"].secrets == ("pull",)
+    assert json.loads(other.records[0][0].spec_json) == {"dockercfgSecret": "pull", "steps": []}
+    held = runs.records([first, snap("Failed")], {}, frozenset({"uid-1"}))
+    assert [s.status_json for s in held.held] == [first.status_json]
+    assert [r.phase for r, _ in held.records] == ["Failed"]
 
 
 def test_a_step_without_linked_services_costs_exactly_one_log_read(tmp_path: Path) -> None:
@@ -289,7 +365,9 @@ def test_while_the_store_is_down_nothing_is_pruned_and_everything_waits(tmp_path
     assert sorted(kube.deleted_pipelines) == ["new", "old"]
 
 
-def test_a_log_that_cannot_be_read_waits_alone(tmp_path: Path) -> None:
+def test_a_log_that_cannot_be_read_waits_alone_with_backoff(tmp_path: Path) -> None:
+    """A failed read is tried again after 2 s, then 4, 8 ... up to 60 s (docs/history.md),
+    not at every round; the other pods go on."""
     from shipway.controller.kube import KubeError
 
     kube = FakeKube()
@@ -297,8 +375,12 @@ def test_a_log_that_cannot_be_read_waits_alone(tmp_path: Path) -> None:
     kube.logs[("p2", "step")] = b"fine\n"
     kube.reject["p1"] = KubeError(403, "Forbidden", "pods/log is forbidden")
     url = f"sqlite:///{tmp_path / 'history.db'}"
-    archiver = Archiver(HistorySettings(url=url), kube)
+    now = [100.0]
+    archiver = Archiver(HistorySettings(url=url), kube, monotonic=lambda: now[0])
     pods = [finished_pod("p1", "pod-uid-1"), finished_pod("p2", "pod-uid-2")]
+
+    def reads_of_p1() -> int:
+        return sum(1 for pod, _ in kube.log_reads if pod == "p1")
 
     async def scenario() -> None:
         archiver.note(snap())
@@ -306,13 +388,102 @@ def test_a_log_that_cannot_be_read_waits_alone(tmp_path: Path) -> None:
         await archiver.round({}, lambda key: pods)  # no exception: the round goes on
         assert list(archiver.pending) == ["pod-uid-1"]
         assert not archiver.archived(snap(), pods)
+        assert reads_of_p1() == 1
+        for waited, expected in ((1.9, 1), (0.1, 2), (3.9, 2), (0.1, 3), (8, 4), (16, 5)):
+            now[0] += waited
+            await archiver.round({}, lambda key: pods)
+            assert reads_of_p1() == expected, (waited, expected)
+        assert archiver.pending["pod-uid-1"].not_before == now[0] + 32
+        for _ in range(3):  # 32, then the 60 s ceiling
+            now[0] += 60
+            await archiver.round({}, lambda key: pods)
+        assert archiver.pending["pod-uid-1"].not_before == now[0] + 60
         del kube.reject["p1"]
+        now[0] += 60
         await archiver.round({}, lambda key: pods)
         assert archiver.archived(snap(), pods)
         await archiver.stop()
 
     asyncio.run(scenario())
     assert {item.pod for item in SqlStore(url).logs("uid-1")} == {"p1", "p2"}
+    assert sum(1 for pod, _ in kube.log_reads if pod == "p2") == 2  # two containers, once
+
+
+def test_a_rounds_pods_are_stored_in_one_transaction_and_kept_while_the_store_fails(
+    tmp_path: Path,
+) -> None:
+    """One write per round, not per pod; logs read before the store failed are written
+    later from memory, not read again (one log read per container, whatever happens)."""
+    kube = FakeKube()
+    names = [f"p{n}" for n in range(5)]
+    for name in names:
+        kube.pods[name] = {}
+        kube.logs[(name, "step")] = f"log of {name}\n".encode()
+    stores: list[CountingStore] = []
+
+    def opener(u: str) -> CountingStore:
+        stores.append(CountingStore(u))
+        return stores[-1]
+
+    url = f"sqlite:///{tmp_path / 'history.db'}"
+    archiver = Archiver(HistorySettings(url=url), kube, opener)
+    pods = [finished_pod(name, f"pod-uid-{name}") for name in names]
+
+    async def scenario() -> None:
+        archiver.note(snap())
+        archiver.note_pods(snap(), pods[:3])
+        await archiver.round({}, lambda key: pods)
+        assert stores[0].log_batches == [{"p0", "p1", "p2"}]
+        archiver.note_pods(snap(), pods)
+        stores[0].down = True
+        with pytest.raises(ConnectionError):
+            await archiver.round({}, lambda key: pods)
+        assert not archiver.archived(snap(), pods)
+        stores[0].down = False
+        await archiver.round({}, lambda key: pods)
+        assert archiver.archived(snap(), pods)
+        await archiver.stop()
+
+    asyncio.run(scenario())
+    assert stores[0].log_batches == [{"p0", "p1", "p2"}, {"p3", "p4"}]
+    assert sorted(kube.log_reads) == sorted((n, c) for n in names for c in ("step", "db"))
+    texts = {(item.pod, item.container): item.text for item in SqlStore(url).logs("uid-1")}
+    assert texts[("p4", "step")] == "log of p4\n"
+    assert len(texts) == 10
+
+
+def test_a_round_of_long_logs_is_written_in_parts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past LOG_BYTES_PER_WRITE a round writes what it has read (whole pods), so a round of
+    long logs is not held in memory at once."""
+    from shipway.controller.archive import archiver as archiver_module
+
+    monkeypatch.setattr(archiver_module, "LOG_BYTES_PER_WRITE", 1000)
+    kube = FakeKube()
+    names = [f"p{n}" for n in range(4)]
+    for name in names:
+        kube.pods[name] = {}
+        kube.logs[(name, "step")] = b"x" * 600 + b"\n"
+    stores: list[CountingStore] = []
+
+    def opener(u: str) -> CountingStore:
+        stores.append(CountingStore(u))
+        return stores[-1]
+
+    archiver = Archiver(HistorySettings(url=f"sqlite:///{tmp_path / 'h.db'}"), kube, opener)
+    pods = [finished_pod(name, f"pod-uid-{name}") for name in names]
+
+    async def scenario() -> None:
+        archiver.note(snap())
+        archiver.note_pods(snap(), pods)
+        await archiver.round({}, lambda key: pods)
+        assert archiver.archived(snap(), pods)
+        await archiver.stop()
+
+    asyncio.run(scenario())
+    assert [len(batch) for batch in stores[0].log_batches] == [2, 2]
+    assert set().union(*stores[0].log_batches) == set(names)
 
 
 def test_a_deleted_pipeline_is_forgotten_once_written_and_read(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -16,7 +16,7 @@ from prometheus_client import Counter, Gauge
 from shipway.controller.archive import runs as run_records
 from shipway.controller.archive.podlogs import masker_for, read_pod_logs
 from shipway.controller.archive.pruning import prune
-from shipway.controller.archive.runs import HistoryApi, Pending, RunState
+from shipway.controller.archive.runs import HistoryApi, Pending, RunState, retry_delay
 from shipway.controller.historyconfig import HistorySettings
 from shipway.controller.kube import EventTarget, KubeError
 from shipway.controller.snapshot import PipelineSnapshot
@@ -38,6 +38,12 @@ BEHIND_EVENT_AFTER = 60.0
 """Seconds of failing store before each waiting pipeline gets a Warning Event (once)."""
 PODS_PER_ROUND = 200
 EXPIRE_EVERY = 3600.0
+RECORD_EVERY = 30.0
+"""Seconds between two records of a running pipeline (its first record, its final one and
+a deleted one's are written with the next batch)."""
+LOG_BYTES_PER_WRITE = 8 * 1024 * 1024
+"""A round's logs go to the store in one transaction, or one per this many bytes read (a
+round of long logs is not held in memory whole)."""
 
 
 class Archiver:
@@ -46,12 +52,15 @@ class Archiver:
         settings: HistorySettings,
         kube: HistoryApi,
         open_store: Callable[[str], HistoryStore] = SqlStore,
+        *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.kube = kube
         self.open_store = open_store
         self.clock = clock
+        self.monotonic = monotonic
         self.store: HistoryStore | None = None
         self.thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="history-store")
         self.dirty: dict[str, PipelineSnapshot] = {}
@@ -111,7 +120,7 @@ class Archiver:
         if self._task is not None:
             self._task.cancel()
         try:
-            await asyncio.wait_for(self._flush_records(), timeout)
+            await asyncio.wait_for(self._flush_records(every=0), timeout)
         except Exception as exc:  # the store may be down: the records are written next start
             log.warning("history: records not written at exit: %s", exc)
         if self.store is not None:
@@ -164,58 +173,111 @@ class Archiver:
             if dropped:
                 log.info("history: %d runs older than the retention left the store", dropped)
 
-    async def _flush_records(self) -> None:
+    async def _flush_records(self, every: float = RECORD_EVERY) -> None:
+        """Write the records of the pipelines that changed, in one transaction; a running
+        one whose record is younger than ``every`` seconds waits for a later batch."""
         if not self.dirty or self.store is None:
             return
+        now = self.monotonic()
+        recent, specs = set(), {}
+        for uid in self.dirty:
+            state = self.runs.get(uid)
+            if state is None:
+                continue
+            if state.spec is not None:
+                specs[uid] = state.spec
+            written = state.written_at
+            if written is not None and now - written < every and uid not in self.gone:
+                recent.add(uid)
         batch, self.dirty = self.dirty, {}
         try:
-            records = await self._in_thread(run_records.records, list(batch.values()))
-            await self._in_thread(self.store.save_runs, [r for r, _ in records])
+            built = await self._in_thread(
+                run_records.records, list(batch.values()), specs, frozenset(recent)
+            )
+            if built.records:
+                await self._in_thread(self.store.save_runs, [r for r, _ in built.records])
         except BaseException:
             for key, snap in batch.items():  # newer snapshots noted meanwhile win
                 self.dirty.setdefault(key, snap)
             raise
-        for record, facts in records:
-            self.runs.setdefault(record.uid, RunState()).facts = facts
+        for snap in built.held:
+            self.dirty.setdefault(snap.uid, snap)
+        for record, facts in built.records:
+            state = self.runs.setdefault(record.uid, RunState())
+            state.facts, state.written_at = facts, now
+            state.spec = built.specs.get(record.uid, state.spec)
             self._drop_if_done(record.uid)
 
     async def _archive(self) -> None:
+        """Read the logs of the pods due and store them, one transaction per round (or per
+        :data:`LOG_BYTES_PER_WRITE`): a transaction holds whole pods, so a kill leaves each
+        pod's logs all in or none."""
         if not self.pending or self.store is None:
             return
-        todo = list(self.pending.values())[:PODS_PER_ROUND]
-        found = await self._in_thread(self.store.archived, [p.pod_uid for p in todo])
-        for item in todo:
-            if item.pod_uid in found:
-                self._done(item)
-        todo = [item for item in todo if item.pod_uid not in found]
+        now = self.monotonic()
+        todo = [p for p in self.pending.values() if p.not_before <= now][:PODS_PER_ROUND]
+        unchecked = [p.pod_uid for p in todo if not p.checked]
+        if unchecked:  # once per pod: archived by an operator before this one?
+            found = await self._in_thread(self.store.archived, unchecked)
+            for item in todo:
+                item.checked = True
+                if item.pod_uid in found:
+                    self._done(item)
+            todo = [item for item in todo if item.pod_uid not in found]
+        batch = _Batch(self._save)
         limit = asyncio.Semaphore(2)
 
         async def one(item: Pending) -> None:
-            async with limit:
-                await self._archive_pod(item)
+            if item.logs is None:
+                async with limit:
+                    if batch.failed:
+                        return  # the store fails: no more reads this round
+                    await self._read(item)
+            if item.logs is not None:
+                await batch.add(item)
 
         results = await asyncio.gather(*(one(item) for item in todo), return_exceptions=True)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is None:
+            await batch.flush()
         PENDING_LOGS.set(len(self.pending))
-        for item, result in zip(todo, results, strict=True):
-            if isinstance(result, KubeError):  # this pod only: it waits, the others go on
-                log.warning(
-                    "history: logs of pod %s/%s not read: %s", item.key[0], item.pod, result
-                )
-            elif isinstance(result, BaseException):
-                raise result  # the store: the whole round waits and is tried again
+        if failure is not None:
+            raise failure  # the store: the whole round waits and is tried again
 
-    async def _archive_pod(self, item: Pending) -> None:
+    async def _read(self, item: Pending) -> None:
+        """Read a pod's logs into ``item.logs``; a failed read waits (backoff), alone."""
         masker = await self._masker(item)
         if masker is None:
             return  # next round, once its record is written
-        logs = await read_pod_logs(self.kube, item, masker, self.settings.log_cap)
+        try:
+            logs = await read_pod_logs(self.kube, item, masker, self.settings.log_cap)
+        except KubeError as exc:  # this pod only: it waits, the others go on
+            item.failures += 1
+            delay = retry_delay(item.failures)
+            item.not_before = self.monotonic() + delay
+            log.warning(
+                "history: logs of pod %s/%s not read: %s; again in %.0fs",
+                item.key[0],
+                item.pod,
+                exc,
+                delay,
+            )
+            return
         if logs is None:  # the pod is gone: its logs with it
             self.pending.pop(item.pod_uid, None)
             return
+        item.failures, item.logs = 0, logs
+
+    async def _save(self, items: list[Pending]) -> None:
+        """Store the logs read of ``items`` in one transaction; they stay in memory (not read
+        again) while the store fails."""
         assert self.store is not None
+        logs = [entry for item in items for entry in item.logs or ()]
         await self._in_thread(self.store.save_logs, logs)
         ARCHIVED.inc(len(logs))
-        self._done(item)
+        for item in items:
+            item.logs = None
+            self._done(item)
 
     def _done(self, item: Pending) -> None:
         self.pending.pop(item.pod_uid, None)
@@ -294,3 +356,29 @@ class Archiver:
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.thread, fn, *args)
+
+
+class _Batch:
+    """Pods whose logs are read, written together once enough bytes wait or at the end."""
+
+    def __init__(self, save: Callable[[list[Pending]], Awaitable[None]]) -> None:
+        self.save = save
+        self.items: list[Pending] = []
+        self.size = 0
+        self.failed = False
+
+    async def add(self, item: Pending) -> None:
+        self.items.append(item)
+        self.size += sum(len(entry.text) for entry in item.logs or ())
+        if self.size >= LOG_BYTES_PER_WRITE:
+            await self.flush()
+
+    async def flush(self) -> None:
+        items, self.items, self.size = self.items, [], 0
+        if not items:
+            return
+        try:
+            await self.save(items)
+        except BaseException:
+            self.failed = True
+            raise
