@@ -46,10 +46,10 @@ async def write_status(
     and remember it."""
     uids = {**memory.trusted, **{v.name: v.uid for v in memory.created.values() if v.uid}}
     result = replace(result, status=record_uids(result.status, status, uids))
-    new = dump_status(result.status)
     old = memory.dumped if memory.last is status and memory.dumped is not None else None
     if old is None:
         old = dump_status(status)
+    new = dump_status(result.status, reuse=(status, old))
     if new != old and not only_node_learned(new, old):
         await kube.patch_status(snap.namespace, snap.name, merge_patch(old, new))
     if not memory.seen:
