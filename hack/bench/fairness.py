@@ -126,6 +126,7 @@ def run(kube: Kube, run_id: str, workdir: Path, nodes: FakeNodes) -> dict[str, A
         "big_phase": record.phase,
         "big_s": round(big_s, 1) if big_s is not None else None,
         "big_steps_per_second": round(BIG_STEPS / big_s, 1) if big_s else None,
+        "big_status_writes": record.writes,
         "operator_cpu_s": usage.cpu_s,
         "operator_peak_rss_mb": usage.peak_rss_mb,
     }

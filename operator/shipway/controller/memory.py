@@ -4,11 +4,12 @@ decisions made from it. A cache only: rebuilt from the cluster after a restart."
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from shipway.controller.callpool import Priority
 from shipway.engine.objects import Manifest
 from shipway.engine.observe import PodView
-from shipway.engine.plan.planner import Plan, Refusal
+from shipway.engine.plan.planner import EventToEmit, Plan, Refusal
 from shipway.models import PipelinePhase, PipelineStatus
 
 
@@ -20,11 +21,19 @@ class Memory:
     seen: bool = False
     """This process has written (or confirmed) the pipeline's status once."""
     last: PipelineStatus | None = None
-    """The last status written (or found) while the pipeline runs, as the model."""
+    """The last status decided (written, or held: ``stored``) or found while the pipeline
+    runs, as the model."""
     dumped: Manifest | None = None
     """``last`` as written: what the next write is compared with (None: not known yet)."""
     written: str | None = None
     """The last status of an ended pipeline, as JSON: smaller than the model by ten times."""
+    stored: Manifest | None = None
+    """What the API server has, while a big pipeline's write waits (``last`` is newer);
+    None: it has ``dumped``."""
+    wrote_at: datetime | None = None
+    """When this process last wrote the status."""
+    held_events: tuple[EventToEmit, ...] = ()
+    """Events of the change whose write waits: sent after that write."""
     phase: PipelinePhase | None = None
     claim: bool = False
     build_secret: bool = False

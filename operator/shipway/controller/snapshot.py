@@ -114,12 +114,40 @@ def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any
     return patch
 
 
-def dump_status(status: PipelineStatus) -> Manifest:
-    """The status as written: compact, since a 500-step pipeline has 500 entries."""
-    dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    for step in dumped.get("steps", ()):
-        if not step.get("attempts"):
-            step.pop("attempts", None)
-        if step.get("attempt") == 0:
-            step.pop("attempt")
+def dump_status(
+    status: PipelineStatus, reuse: tuple[PipelineStatus, Manifest] | None = None
+) -> Manifest:
+    """The status as written: compact, since a 500-step pipeline has 500 entries.
+
+    ``reuse`` is an earlier status and its dump: a step entry that is the very same object
+    there (the planner reuses unchanged entries) keeps its dumped form, so a 1000-step
+    status is not dumped again whole for each change of a few steps.
+    """
+    if reuse is None or not status.steps:
+        dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for step in dumped.get("steps", ()):
+            _compact_step(step)
+        return dumped
+    before, before_dumped = reuse
+    old_steps = before.steps
+    old_dumped = before_dumped.get("steps") or ()
+    same_shape = len(old_dumped) == len(old_steps)
+    dumped = status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"steps"})
+    steps: list[Manifest] = []
+    for index, step in enumerate(status.steps):
+        if same_shape and index < len(old_steps) and old_steps[index] is step:
+            steps.append(old_dumped[index])
+        else:
+            steps.append(
+                _compact_step(step.model_dump(mode="json", by_alias=True, exclude_none=True))
+            )
+    dumped["steps"] = steps
     return dumped
+
+
+def _compact_step(step: dict[str, Any]) -> dict[str, Any]:
+    if not step.get("attempts"):
+        step.pop("attempts", None)
+    if step.get("attempt") == 0:
+        step.pop("attempt")
+    return step

@@ -20,6 +20,7 @@ chooses the name). Who may read or write it is the registry's to enforce (docs/r
 
 from __future__ import annotations
 
+import functools
 import re
 from urllib.parse import urlsplit
 
@@ -91,11 +92,13 @@ def label_value(text: str) -> str:
     return f"{slug}-{short_hash(text)}" if slug else short_hash(text)
 
 
+@functools.lru_cache(maxsize=16384)
 def pod_name(pipeline: str, uid: str, step_id: str, step_name: str, *, attempt: int = 0) -> str:
     """``<pipeline>-<tag>-<id>[-r<attempt>]-<step slug>``, at most 63 characters.
 
     The tag (a hash of the Pipeline's UID) makes it unique per pipeline instance, the id
     unique within the pipeline; a long pipeline name is cut, the tag still tells it apart.
+    Cached: every plan names every step's pod (a hash and a slug each).
     """
     suffix = f"{instance_tag(uid)}-{step_id}" + (f"-r{attempt}" if attempt else "")
     prefix = pipeline

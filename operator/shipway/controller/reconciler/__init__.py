@@ -6,7 +6,8 @@ pods); the caches here only save API calls and are rebuilt from the cluster afte
 
 By job: :mod:`.shell` (one reconcile from start to end), :mod:`.pods` (which pods are the
 pipeline's), :mod:`.carry` (compile, plan, create), :mod:`.status` (the status read and
-written), :mod:`.api` (the calls it needs).
+written), :mod:`.coalesce` (when a big pipeline's write may wait), :mod:`.api` (the calls it
+needs).
 """
 
 from shipway.controller.reconciler.api import KubeApi

@@ -136,7 +136,9 @@ class Reconciler:
             now=self.clock(),
             keep_steps=keep_steps,
         )
-        await write_status(self.kube, snap, memory, status, result=result)
+        result = await write_status(
+            self.kube, snap, memory, status, result=result, now=self.clock()
+        )
         return await self._finish(snap, result)
 
     async def _reconcile(
@@ -190,7 +192,9 @@ class Reconciler:
         if self.slots is not None:
             self.slots.settle((snap.namespace, snap.name), carried.took, result.namespace_held)
         try:
-            await write_status(self.kube, snap, memory, status, result=result)
+            result = await write_status(
+                self.kube, snap, memory, status, result=result, now=self.clock()
+            )
         except KubeError as exc:
             if not (exc.too_large or exc.status == 422):
                 raise

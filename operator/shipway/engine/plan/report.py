@@ -37,6 +37,16 @@ class EventToEmit:
 
 
 def step_status(step: StepState) -> StepStatus:
+    """The step's status entry: the recorded one itself when nothing in it changed.
+
+    Most entries of a big pipeline are unchanged between two plans (over, or not started);
+    reusing them skips a validated model per step, and lets the status write reuse their
+    JSON (:func:`~shipway.controller.snapshot.dump_status`) and see at once what changed.
+    The UID is not compared: it is filled in afterwards, from the recorded entry.
+    """
+    rec = step.rec
+    if rec is not None and _unchanged(rec, step):
+        return rec
     return StepStatus(
         id=step.run.id,
         name=step.run.name,
@@ -49,6 +59,29 @@ def step_status(step: StepState) -> StepStatus:
         digest=step.digest,
         attempts=step.attempts,
         **step.task.record(),
+    )
+
+
+def _unchanged(rec: StepStatus, step: StepState) -> bool:
+    task, run = step.task, step.run
+    return (
+        rec.phase == task.phase
+        and rec.pod == task.pod
+        and rec.reason == task.reason
+        and rec.message == task.message
+        and rec.created_at == task.created_at
+        and rec.started_at == task.started_at
+        and rec.finished_at == (task.finished_at if task.phase.terminal else None)
+        and rec.attempt == step.attempt
+        and rec.exit_code == step.exit_code
+        and rec.image == step.image
+        and rec.digest == step.digest
+        and rec.attempts == step.attempts
+        and rec.id == run.id
+        and rec.name == run.name
+        and rec.group == run.group
+        and rec.service == run.service
+        and rec.on_fail_of == run.on_fail_of
     )
 
 

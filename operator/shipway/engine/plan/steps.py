@@ -37,6 +37,9 @@ class StepState(Tracked):
     blocked: bool = False
     """A retry waits for the previous attempt's pod to be gone."""
     start: bool = False
+    rec: StepStatus | None = None
+    """What the status recorded for it: reused as is if nothing changed (see
+    :func:`~shipway.engine.plan.report.step_status`)."""
 
     @property
     def started(self) -> bool:
@@ -117,7 +120,7 @@ class Steps(Tracker):
 
     def _derive(self, run: RunNode, rec: StepStatus | None) -> StepState:
         pods = self.pods_by_step.get(run.id, {})
-        step = StepState(run, Task.recorded(rec))
+        step = StepState(run, Task.recorded(rec), rec=rec)
         if rec is not None:
             step.attempt, step.exit_code = rec.attempt, rec.exit_code
             step.attempts = list(rec.attempts)
