@@ -107,7 +107,7 @@ class CommitFiles:
     def _many(self, request: forge.Request, paths: list[str]) -> None:
         """One call for ``paths``; what it leaves undecided (an older forge without the
         endpoint, a refusal, a file too large to inline) is read one by one."""
-        self.calls += 1
+        self._count()
         try:
             got = self.send(request)
             decided = forge.parse_files(got.body, paths) if got.status == 200 else {}

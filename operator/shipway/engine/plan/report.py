@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 from shipway.engine.objects import PipelineRef
 from shipway.engine.observe import PodView, parse_time
@@ -44,45 +45,29 @@ def step_status(step: StepState) -> StepStatus:
     JSON (:func:`~shipway.controller.snapshot.dump_status`) and see at once what changed.
     The UID is not compared: it is filled in afterwards, from the recorded entry.
     """
+    fields = _fields(step)
     rec = step.rec
-    if rec is not None and _unchanged(rec, step):
+    if rec is not None and all(getattr(rec, k) == v for k, v in fields.items()):
         return rec
-    return StepStatus(
-        id=step.run.id,
-        name=step.run.name,
-        group=step.run.group,
-        service=step.run.service,
-        on_fail_of=step.run.on_fail_of,
-        attempt=step.attempt,
-        exit_code=step.exit_code,
-        image=step.image,
-        digest=step.digest,
-        attempts=step.attempts,
+    return StepStatus(**fields)
+
+
+def _fields(step: StepState) -> dict[str, Any]:
+    """Every field of the entry but its UID: what is compared, and what a new one holds."""
+    run = step.run
+    return {
+        "id": run.id,
+        "name": run.name,
+        "group": run.group,
+        "service": run.service,
+        "on_fail_of": run.on_fail_of,
+        "attempt": step.attempt,
+        "exit_code": step.exit_code,
+        "image": step.image,
+        "digest": step.digest,
+        "attempts": step.attempts,
         **step.task.record(),
-    )
-
-
-def _unchanged(rec: StepStatus, step: StepState) -> bool:
-    task, run = step.task, step.run
-    return (
-        rec.phase == task.phase
-        and rec.pod == task.pod
-        and rec.reason == task.reason
-        and rec.message == task.message
-        and rec.created_at == task.created_at
-        and rec.started_at == task.started_at
-        and rec.finished_at == (task.finished_at if task.phase.terminal else None)
-        and rec.attempt == step.attempt
-        and rec.exit_code == step.exit_code
-        and rec.image == step.image
-        and rec.digest == step.digest
-        and rec.attempts == step.attempts
-        and rec.id == run.id
-        and rec.name == run.name
-        and rec.group == run.group
-        and rec.service == run.service
-        and rec.on_fail_of == run.on_fail_of
-    )
+    }
 
 
 def pinned_node(
