@@ -154,7 +154,7 @@ def _registry_access(
     paths = Paths.default()
     if not registrytoken.active(paths):
         return None, lambda argv: argv
-    key = registrytoken.key_file(paths).read_bytes().strip()
+    key = registrytoken.key_file(paths).read_bytes()
     config = Path(tempfile.mkdtemp(prefix="docker-", dir=workdir))
     (config / "config.json").write_text(
         docker_config((REGISTRY,), namespace, namespace_password(key, namespace))

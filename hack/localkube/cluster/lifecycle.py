@@ -238,7 +238,7 @@ def _registry_auth(paths: Paths, lay: Layout) -> None:
         run(in_node_mounts(paths, ["mount", "--bind", str(hosts), "/etc/hosts"]))
     addons.apply(
         paths,
-        rt.manifests(lay.node_ip, rt.key_file(paths).read_bytes().strip()),
+        rt.manifests(lay.node_ip, rt.key_file(paths).read_bytes()),
         "the registry's token service",
     )
     log(f"the registry wants tokens of {rt.REALM} (per-namespace rights)")

@@ -51,12 +51,16 @@ def pull_secret_name(ref: PipelineRef) -> str:
 
 
 def decode_key(secret: Manifest | None, where: str) -> bytes:
-    """The key of the Secret as read from the API (base64 data), or why it is unusable."""
+    """The key of the Secret as read from the API (base64 data), or why it is unusable.
+
+    The key is opaque bytes, kept verbatim: the token service reads the same bytes from the
+    same Secret, and stripping whitespace would shorten (or change) a random key that happens
+    to start or end with a whitespace byte."""
     if secret is None:
         raise CredentialError(f"the registry credential key, Secret {where}, does not exist")
     raw = ((secret.get("data") or {}).get(KEY_FIELD)) or ""
     try:
-        key = base64.b64decode(raw, validate=True).strip()
+        key = base64.b64decode(raw, validate=True)
     except binascii.Error:
         raise CredentialError(f"Secret {where}: {KEY_FIELD} is not base64") from None
     if len(key) < MIN_KEY_BYTES:

@@ -43,7 +43,7 @@ def load_settings(
         else None
     )
     return Settings(
-        key=check_key(key_file.read_bytes().strip()),
+        key=check_key(key_file.read_bytes()),  # opaque bytes, as the operator reads them
         signer=Signer(signing_key_file.read_bytes()),
         service=service,
         issuer=issuer,

@@ -14,7 +14,7 @@ from typing import Any
 from shipway.controller.builder import LOCAL, BuildSecrets, discover
 from shipway.controller.config import build_config
 from shipway.controller.reconciler import Reconciler
-from shipway.controller.registrycreds import pull_secret_name
+from shipway.controller.registrycreds import decode_key, pull_secret_name
 from shipway.engine.naming import build_secret_name
 from shipway.engine.objects import PipelineRef
 from shipway.engine.settings import BuildConfig, Settings
@@ -258,3 +258,9 @@ def test_a_push_of_an_image_from_elsewhere_is_left_as_it_is() -> None:
     before = json.dumps(pod, sort_keys=True)
     assert not with_source_login(pod, "p-pull", REGISTRY, "team-a")
     assert json.dumps(pod, sort_keys=True) == before
+
+
+def test_a_key_with_whitespace_bytes_at_its_ends_is_used_verbatim() -> None:
+    """The token service derives the same password from every byte of the Secret's key."""
+    key = b"\t" + b"r" * 30 + b"\n"
+    assert decode_key({"data": {"key": base64.b64encode(key).decode()}}, "ns/k") == key

@@ -241,7 +241,7 @@ def test_another_service_and_other_schemes_are_refused() -> None:
 
 @pytest.fixture
 def endpoint(tmp_path: Path) -> Iterator[str]:
-    (tmp_path / "key").write_bytes(KEY + b"\n")
+    (tmp_path / "key").write_bytes(KEY)
     (tmp_path / "signing.pem").write_bytes(PEM)
     (tmp_path / "admin").write_text("root-pw\n")
     settings = load_settings(
@@ -316,3 +316,21 @@ def test_the_command_line_mints_what_the_service_accepts(tmp_path: Path) -> None
     jwks = json.loads(run("jwks", "--signing-key-file", str(pem)))
     token = Signer(pem.read_bytes()).sign(Claims("i", "a", "s", (), issued_at=0, expires_at=1))
     assert verify(token, jwks)["sub"] == "s"
+
+
+def test_the_service_keeps_a_key_file_verbatim_even_with_whitespace_bytes_at_its_ends(
+    tmp_path: Path,
+) -> None:
+    """32 random bytes may start or end with a whitespace byte (about 1 key in 20): the
+    service and the operator read the same Secret, so both must use every byte of it."""
+    key = b"\t" + b"r" * 30 + b"\n"
+    (tmp_path / "key").write_bytes(key)
+    (tmp_path / "signing.pem").write_bytes(PEM)
+    settings = load_settings(
+        key_file=tmp_path / "key",
+        signing_key_file=tmp_path / "signing.pem",
+        admin_password_file=None,
+        service="registry.test",
+        issuer="shipway",
+    )
+    assert settings.key == key
