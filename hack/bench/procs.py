@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parents[2]
 KWOK_TAINT = "kwok.x-k8s.io/node"
 MANAGED_ANNOTATION = "shipway.dev/bench-kwok"
 POOL_LABEL = "shipway.dev/bench-pool"
+KWOK_RESOURCE = "shipway.dev/bench-kwok"
+"""An extended resource only the benchmark's fake nodes offer: a step whose service asks for
+one (``resources.limits``) can run nowhere else, whatever the operator's placement."""
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
@@ -245,11 +248,13 @@ class FakeNodes:
     def selector(self) -> dict[str, str]:
         return {POOL_LABEL: self.run_id}
 
-    def operator_env(self) -> dict[str, str]:
-        return {
-            "SHIPWAY_STEP_TOLERATIONS": json.dumps([self.toleration]),
-            "SHIPWAY_STEP_NODE_SELECTOR": json.dumps(self.selector),
-        }
+    def operator_env(self, *, select: bool = True) -> dict[str, str]:
+        """Every step pod tolerates the fake nodes; with ``select`` it also goes only there
+        (without, a pod lands on them only if it asks for :data:`KWOK_RESOURCE`)."""
+        env = {"SHIPWAY_STEP_TOLERATIONS": json.dumps([self.toleration])}
+        if select:
+            env["SHIPWAY_STEP_NODE_SELECTOR"] = json.dumps(self.selector)
+        return env
 
     def start(self, count: int, pods_per_node: int, *, logs: Path | None = None) -> None:
         """``count`` Ready nodes; with ``logs``, every pod on them serves that file as its
@@ -339,6 +344,7 @@ class FakeNodes:
         meta["labels"][BENCH_LABEL] = self.run_id
         for key in ("allocatable", "capacity"):
             node["status"][key]["pods"] = str(pods_per_node)
+            node["status"][key][KWOK_RESOURCE] = str(pods_per_node)
         return node
 
     def stop(self) -> None:

@@ -130,3 +130,49 @@ def test_archival_on_vs_off_compares_rate_cpu_and_calls_per_step() -> None:
     assert got["calls_per_step_added"] == 1.0
     assert got["log_reads_per_step"] == 1.0
     assert compare({**off, "steps_completed": 0}, on)["throughput_ratio"] is None
+
+
+def test_a_neighbours_run_splits_into_the_operators_share_and_the_clusters() -> None:
+    from bench.fairness import timeline
+
+    pods = [
+        PodRecord("n-2", added_at=10.5, scheduled_at=10.6, running_at=11.0, terminated_at=12.0, step="2"),
+        PodRecord("n-1", added_at=10.1, scheduled_at=10.2, running_at=10.4, terminated_at=10.45, step="1"),
+    ]  # fmt: skip
+    got = timeline(10.0, pods, 12.3)
+    assert [p["step"] for p in got["pods"]] == ["1", "2"]
+    # create -> first pod 0.1, end of 1 -> pod 2 0.05, end of 2 -> Succeeded 0.3
+    assert got["operator_s"] == 0.45
+    assert got["cluster_s"] == 0.35 + 1.5
+    assert got["scheduler_wait_s"] == 0.2
+    assert got["end_to_succeeded_s"] == 0.3
+    assert got["total_s"] == 2.3
+
+
+def test_a_pod_part_the_watch_missed_counts_nowhere() -> None:
+    from bench.fairness import timeline
+
+    seen_ended = PodRecord("n-1", added_at=1.0, terminated_at=2.0, running_at=2.0, step="1")
+    got = timeline(0.5, [seen_ended], 2.5)
+    assert got["pods"][0]["scheduled_s"] is None
+    assert got["pods"][0]["running_s"] is None
+    assert got["operator_s"] == 1.0  # 0.5 to its create, 0.5 from its end
+    assert got["cluster_s"] == 0.0
+
+
+def test_fairness_ratio_is_of_medians_and_absent_without_runs() -> None:
+    from bench.fairness import ratio
+
+    got = ratio(alone=[3.0, 4.0, 100.0], beside=[6.0, 9.0, 7.0])
+    assert (got["alone_median_s"], got["beside_median_s"], got["ratio"]) == (4.0, 7.0, 1.75)
+    assert ratio(alone=[3.0], beside=[])["ratio"] is None
+
+
+def test_a_pod_seen_ended_before_running_started_when_it_ended() -> None:
+    from bench.fairness import timeline
+
+    quick = PodRecord(
+        "n-1", added_at=1.0, scheduled_at=1.1, running_at=3.4, terminated_at=2.0, step="1"
+    )
+    got = timeline(0.9, [quick], 2.2)["pods"][0]
+    assert (got["running_s"], got["ended_s"]) == (0.9, 0.0)
