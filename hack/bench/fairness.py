@@ -167,9 +167,10 @@ def real_node(kube: Kube) -> str:
     raise RuntimeError("no Ready real node for the neighbour's pods")
 
 
-def bind_claim(kube: Kube, run_id: str, namespace: str, node: str) -> None:
-    """A claim in ``namespace`` bound to a host-path volume on ``node`` (deleted with the
-    run's volumes): pods that mount it can run on that node only."""
+def bind_claim(kube: Kube, run_id: str, namespace: str, *, node: str, path: Path) -> None:
+    """A claim in ``namespace`` bound to a host-path volume at ``path`` on ``node`` (the
+    local cluster's node is this host; the volume is deleted with the run's): pods that
+    mount it can run on that node only."""
     volume = f"bench-fair-{run_id}"
     kube.core.create_persistent_volume(
         {
@@ -179,7 +180,7 @@ def bind_claim(kube: Kube, run_id: str, namespace: str, node: str) -> None:
                 "accessModes": ["ReadWriteOnce"],
                 "persistentVolumeReclaimPolicy": "Retain",
                 "storageClassName": "",
-                "hostPath": {"path": f"/tmp/{volume}", "type": "DirectoryOrCreate"},
+                "hostPath": {"path": str(path), "type": "DirectoryOrCreate"},
                 "nodeAffinity": {
                     "required": {
                         "nodeSelectorTerms": [
@@ -253,7 +254,7 @@ def run(kube: Kube, run_id: str, workdir: Path, nodes: FakeNodes) -> dict[str, A
     for namespace in (tenant, neighbour):
         kube.create_namespace(namespace, run_id)
     node = real_node(kube)
-    bind_claim(kube, run_id, neighbour, node)
+    bind_claim(kube, run_id, neighbour, node=node, path=workdir / "neighbour-workspace")
     big = PipelineWatch(kube.fresh_api(), tenant)
     small = PipelineWatch(kube.fresh_api(), neighbour)
     small_pods = PodWatch(kube.fresh_api(), neighbour)
