@@ -5,7 +5,9 @@ kwok nodes). With archival on the operator writes run records to a SQLite store 
 every finished pod's log through the API server (kwok serves a 1 KiB file as each pod's
 log: bench.kwoklogs), and the run is measured until every pod's log is in the store.
 Retention is off in both, so only archival differs. Compared: throughput (steps/s), the
-operator's CPU per step and API calls per step (its writes, plus the log reads).
+operator's CPU per step, counted from its readiness on both sides (its start, e.g. importing
+SQLAlchemy, is paid once, not per step; the figure with it is given too), and API calls per
+step (its writes, plus the log reads).
 """
 
 from __future__ import annotations
@@ -90,13 +92,18 @@ def compare(off: dict[str, Any], on: dict[str, Any]) -> dict[str, Any]:
     if not steps_off or not steps_on:
         return {"throughput_ratio": None, "cpu_ms_per_step_added": None}
     rate_off, rate_on = off["steps_per_second"], on["steps_per_second"]
-    cpu_off = 1000 * off["operator_cpu_s"] / steps_off
-    cpu_on = 1000 * on["operator_cpu_s"] / steps_on
+    # From the operator's readiness on, both sides alike: its start (imports, SQLAlchemy's
+    # 0.9 s with archival on) is paid once per operator, not per step.
+    cpu_off = 1000 * off["operator_cpu_burst_s"] / steps_off
+    cpu_on = 1000 * on["operator_cpu_burst_s"] / steps_on
+    life_off = 1000 * off["operator_cpu_s"] / steps_off
+    life_on = 1000 * on["operator_cpu_s"] / steps_on
     return {
         "throughput_ratio": round(rate_on / rate_off, 3) if rate_off else None,
         "cpu_ms_per_step_off": round(cpu_off, 2),
         "cpu_ms_per_step_on": round(cpu_on, 2),
         "cpu_ms_per_step_added": round(cpu_on - cpu_off, 2),
+        "cpu_ms_per_step_added_with_start": round(life_on - life_off, 2),
         "calls_per_step_off": round(_calls(off) / steps_off, 2),
         "calls_per_step_on": round(_calls(on) / steps_on, 2),
         "calls_per_step_added": round(_calls(on) / steps_on - _calls(off) / steps_off, 2),
@@ -115,7 +122,8 @@ def rows(result: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, st
         (f"archival on vs off ({pipelines} x {steps} burst)", "", ""),
         ("  steps/s off / on", f"{off.get('steps_per_second')} / {on.get('steps_per_second')}", ""),
         ("  throughput ratio on/off", fmt(result.get("throughput_ratio")), mark("archival_throughput_ratio")),
-        ("  operator CPU per step added", fmt(result.get("cpu_ms_per_step_added"), " ms"), mark("archival_cpu_ms_per_step_added")),
+        ("  operator CPU per step added (from ready)", fmt(result.get("cpu_ms_per_step_added"), " ms"), mark("archival_cpu_ms_per_step_added")),
+        ("  the same with the operator's start", fmt(result.get("cpu_ms_per_step_added_with_start"), " ms"), ""),
         ("  API calls per step added", fmt(result.get("calls_per_step_added")), mark("archival_calls_per_step_added")),
         ("  log reads per step", fmt(result.get("log_reads_per_step")), ""),
         ("  pods archived / steps", fmt(result.get("archived_per_step")), ""),
