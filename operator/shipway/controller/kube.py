@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from shipway import GROUP, KIND, PLURAL, VERSION
+from shipway.controller import metrics
 from shipway.controller.callpool import CallPool, Priority
 from shipway.controller.logclient import LogClient, LogReadError, PooledLogs
 from shipway.engine.objects import Manifest
@@ -297,10 +299,14 @@ class Kube:
         then), or the error its read met (not raised: the other pods' reads go on)."""
 
         def invoke() -> list[list[LogRead] | KubeError | None]:
-            return [
-                self._read_pod_logs(namespace, pod, containers, cap)
-                for namespace, pod, containers in pods
-            ]
+            started = time.thread_time()
+            try:
+                return [
+                    self._read_pod_logs(namespace, pod, containers, cap)
+                    for namespace, pod, containers in pods
+                ]
+            finally:
+                metrics.HISTORY_CPU.labels("reads").inc(time.thread_time() - started)
 
         return await asyncio.get_running_loop().run_in_executor(self.log_pool, invoke)
 

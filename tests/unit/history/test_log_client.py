@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from shipway.controller import metrics
 from shipway.controller.certs import self_signed
 from shipway.controller.kube import Kube, KubeError, LogRead
 from shipway.controller.logclient import LogClient, PooledLogs
@@ -179,6 +180,8 @@ def test_a_batch_reads_each_pods_containers_and_keeps_one_pods_failure_its_own(
     server: Server,
 ) -> None:
     kube = make_kube(server)
+    cpu = metrics.HISTORY_CPU.labels("reads")
+    spent = cpu._value.get()
     pods = [
         ("ci", "p1", ("step", "db")),
         ("ci", "gone", ("step", "db")),
@@ -199,6 +202,7 @@ def test_a_batch_reads_each_pods_containers_and_keeps_one_pods_failure_its_own(
     # the gone pod's second container was not asked for
     assert [p.split("/")[6] for p in server.requests] == ["p1", "p1", "gone", "secret"]
     assert server.connections == 1
+    assert cpu._value.get() > spent  # the reads' CPU is counted (shipway_history_cpu_seconds)
 
 
 def test_a_client_behind_a_proxy_keeps_the_pool_managers_path() -> None:

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 
+from shipway.controller import metrics
 from shipway.controller.archive import runs as run_records
 from shipway.controller.archive.podlogs import masker_for, read_pods_logs
 from shipway.controller.archive.pruning import prune
@@ -362,7 +363,14 @@ class Archiver:
                 log.warning("history: event not recorded: %s", error)
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.thread, fn, *args)
+        def timed() -> T:
+            started = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                metrics.HISTORY_CPU.labels("store").inc(time.thread_time() - started)
+
+        return await asyncio.get_running_loop().run_in_executor(self.thread, timed)
 
 
 class _Batch:
