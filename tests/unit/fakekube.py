@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from shipway.controller.callpool import Priority
-from shipway.controller.kube import EventTarget, KubeError, LogRead
+from shipway.controller.kube import EventTarget, KubeError, LogRead, PodLogs
 from shipway.controller.snapshot import PipelineSnapshot
 from shipway.engine.objects import Manifest
 from shipway.engine.observe import PodView, pod_view
@@ -106,6 +106,26 @@ class FakeKube:
         data = self.logs.get((pod, container), b"")
         kept, size, truncated = cap_log([data], cap)
         return LogRead(kept, size, truncated)
+
+    async def read_logs(
+        self, pods: list[PodLogs], cap: int
+    ) -> list[list[LogRead] | KubeError | None]:
+        """As Kube's: each pod's containers in turn, None if it went, its error if one."""
+        return [await self._pod_logs(ns, pod, containers, cap) for ns, pod, containers in pods]
+
+    async def _pod_logs(
+        self, namespace: str, pod: str, containers: tuple[str, ...], cap: int
+    ) -> list[LogRead] | KubeError | None:
+        logs = []
+        for container in containers:
+            try:
+                read = await self.read_log(namespace, pod, container, cap)
+            except KubeError as exc:
+                return exc
+            if read is None:
+                return None
+            logs.append(read)
+        return logs
 
     async def get_config_map(self, namespace: str, name: str) -> Manifest | None:
         return self.config_maps.get((namespace, name))

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from http import HTTPStatus
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -26,11 +28,14 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from shipway import GROUP, KIND, PLURAL, VERSION
+from shipway.controller import metrics
 from shipway.controller.callpool import CallPool, Priority
+from shipway.controller.logclient import LogClient, LogReadError, PooledLogs
 from shipway.engine.objects import Manifest
 from shipway.history.logs import LogCap
 
 T = TypeVar("T")
+_REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 class KubeError(Exception):
@@ -59,15 +64,19 @@ class KubeError(Exception):
 
 
 def _error(exc: ApiException) -> KubeError:
-    message = exc.reason or "request failed"
-    reason = str(exc.reason or "")
+    return _status_error(int(exc.status or 0), str(exc.reason or ""), exc.body)
+
+
+def _status_error(status: int, reason: str, body: str | bytes | None) -> KubeError:
+    """The error of an answer: the message and reason of its Status body when it has one."""
+    message = reason or "request failed"
     try:
-        body = json.loads(exc.body or "{}")
-        message = body.get("message") or message
-        reason = body.get("reason") or reason
-    except (ValueError, TypeError):
+        parsed = json.loads(body or "{}")
+        message = parsed.get("message") or message
+        reason = parsed.get("reason") or reason
+    except (ValueError, TypeError, AttributeError):
         pass
-    return KubeError(int(exc.status or 0), reason, str(message))
+    return KubeError(status, reason, str(message))
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,10 @@ class LogRead:
     data: bytes
     size: int
     truncated: bool
+
+
+PodLogs = tuple[str, str, tuple[str, ...]]
+"""A pod whose logs to read: its namespace, name and containers."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +119,7 @@ class Kube:
         self.event_pool = ThreadPoolExecutor(max_workers=event_threads, thread_name_prefix="event")
         # The history's log reads and prunes: never in front of the calls that move steps on.
         self.log_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="history")
+        self.logs = LogClient(self.api) if LogClient.usable(self.api) else PooledLogs(self.api)
         self.instance = socket.gethostname()
 
     async def _call(
@@ -269,42 +283,65 @@ class Kube:
         """A finished container's log, streamed, at most ``cap`` bytes kept (head and tail).
 
         One API call; in the history's own threads, so a long log never holds up a step.
-        None when the pod is gone; a container that never started reads as empty. A plain
-        GET on the client's own connection pool and credentials: the generated method's
-        parameter handling cost a fifth of the read's CPU, once per archived container.
+        None when the pod is gone; a container that never started reads as empty.
         """
-        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/log"
-        url = f"{self.api.configuration.host}{path}?{urlencode({'container': container})}"
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self.log_pool, self._read_log, namespace, pod, container, cap
+        )
 
-        def invoke() -> LogRead | None:
-            headers = dict(self.api.default_headers)
-            self.api.update_params_for_auth(headers, [], ["BearerToken"], path, "GET", None)
+    async def read_logs(
+        self, pods: list[PodLogs], cap: int
+    ) -> list[list[LogRead] | KubeError | None]:
+        """:meth:`read_log` for every container of each pod, one after the other in one of
+        the history's threads (handing each read to a thread and back cost as much CPU as
+        the read): per pod its logs, None if it went (its other containers are not read
+        then), or the error its read met (not raised: the other pods' reads go on)."""
+
+        def invoke() -> list[list[LogRead] | KubeError | None]:
+            started = time.thread_time()
             try:
-                response: Any = self.api.rest_client.pool_manager.request(
-                    "GET", url, headers=headers, preload_content=False
-                )
-            except (HTTPError, OSError) as exc:
-                raise KubeError(0, "Unreachable", f"the API server did not answer: {exc}") from None
-            try:
-                if response.status == 200:
-                    kept = LogCap(cap)
-                    for chunk in response.stream(64 * 1024):
-                        kept.feed(chunk)
-                    return LogRead(kept.result(), kept.size, kept.truncated)
-                body = response.read()
-            except (HTTPError, OSError) as exc:
-                raise KubeError(0, "Unreachable", f"the log read broke off: {exc}") from None
+                return [
+                    self._read_pod_logs(namespace, pod, containers, cap)
+                    for namespace, pod, containers in pods
+                ]
             finally:
-                response.release_conn()
-            if response.status == 404:
-                return None
-            if response.status == 400:  # waiting to start, never started: nothing to read
-                return LogRead(b"", 0, False)
-            error = ApiException(status=response.status, reason=response.reason)
-            error.body = body
-            raise _error(error)
+                metrics.HISTORY_CPU.labels("reads").inc(time.thread_time() - started)
 
         return await asyncio.get_running_loop().run_in_executor(self.log_pool, invoke)
+
+    def _read_pod_logs(
+        self, namespace: str, pod: str, containers: tuple[str, ...], cap: int
+    ) -> list[LogRead] | KubeError | None:
+        logs = []
+        for container in containers:
+            try:
+                read = self._read_log(namespace, pod, container, cap)
+            except KubeError as exc:
+                return exc
+            if read is None:
+                return None
+            logs.append(read)
+        return logs
+
+    def _read_log(self, namespace: str, pod: str, container: str, cap: int) -> LogRead | None:
+        """A plain GET with the client's credentials on connections of the history's own
+        (:mod:`~shipway.controller.logclient`: a third of the CPU of the client's pool), or
+        on the client's pool when it goes through a proxy."""
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/log"
+        path = f"{path}?{urlencode({'container': container})}"
+        kept = LogCap(cap)
+        try:
+            answer = self.logs.get(path, kept.feed)
+        except (HTTPError, OSError, LogReadError, ValueError) as exc:
+            raise KubeError(0, "Unreachable", f"the log read broke off: {exc}") from None
+        if answer is None:
+            return LogRead(kept.result(), kept.size, kept.truncated)
+        if answer.status == 404:
+            return None
+        if answer.status == 400:  # waiting to start, never started: nothing to read
+            return LogRead(b"", 0, False)
+        raise _status_error(answer.status, _REASONS.get(answer.status, ""), answer.body)
 
     async def delete_pipeline(self, namespace: str, name: str, uid: str) -> None:
         """Delete a Pipeline, that one only (a precondition on its UID); gone already is fine.
@@ -379,4 +416,5 @@ class Kube:
         self.pool.shutdown()
         self.event_pool.shutdown(wait=False, cancel_futures=True)
         self.log_pool.shutdown(wait=False, cancel_futures=True)
+        self.logs.close()
         self.api.close()  # type: ignore[no-untyped-call]

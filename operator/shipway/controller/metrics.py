@@ -33,6 +33,11 @@ MALFORMED_OBJECTS = Counter(
     "and a non-numeric attempt): someone else wrote them; the watch goes on.",
     ["kind"],
 )
+HISTORY_CPU = Counter(
+    "shipway_history_cpu_seconds_total",
+    "CPU seconds spent in the history's threads: reading logs, and the store's writes.",
+    ["part"],
+)
 ECHOES_SKIPPED = Counter(
     "shipway_status_echoes_skipped_total",
     "Pipeline events that only showed the operator's own status write: no reconcile needed.",

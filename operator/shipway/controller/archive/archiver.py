@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 
 from prometheus_client import Counter, Gauge
 
+from shipway.controller import metrics
 from shipway.controller.archive import runs as run_records
-from shipway.controller.archive.podlogs import masker_for, read_pod_logs
+from shipway.controller.archive.podlogs import masker_for, read_pods_logs
 from shipway.controller.archive.pruning import prune
 from shipway.controller.archive.runs import HistoryApi, Pending, RunState, retry_delay
 from shipway.controller.historyconfig import HistorySettings
@@ -37,6 +38,9 @@ BEHIND = Gauge("shipway_history_behind_seconds", "Seconds the history store has 
 BEHIND_EVENT_AFTER = 60.0
 """Seconds of failing store before each waiting pipeline gets a Warning Event (once)."""
 PODS_PER_ROUND = 200
+PODS_PER_READ = 20
+"""Pods whose logs one of the history's two threads reads in one go: handing each read to
+a thread and back cost as much CPU as the read itself."""
 EXPIRE_EVERY = 3600.0
 RECORD_EVERY = 30.0
 """Seconds between two records of a running pipeline (its first record, its final one and
@@ -227,16 +231,19 @@ class Archiver:
         batch = _Batch(self._save)
         limit = asyncio.Semaphore(2)
 
-        async def one(item: Pending) -> None:
-            if item.logs is None:
+        async def some(items: list[Pending]) -> None:
+            unread = [item for item in items if item.logs is None]
+            if unread:
                 async with limit:
                     if batch.failed:
                         return  # the store fails: no more reads this round
-                    await self._read(item)
-            if item.logs is not None:
-                await batch.add(item)
+                    await self._read(unread)
+            for item in items:
+                if item.logs is not None:
+                    await batch.add(item)
 
-        results = await asyncio.gather(*(one(item) for item in todo), return_exceptions=True)
+        parts = [todo[i : i + PODS_PER_READ] for i in range(0, len(todo), PODS_PER_READ)]
+        results = await asyncio.gather(*(some(part) for part in parts), return_exceptions=True)
         failure = next((r for r in results if isinstance(r, BaseException)), None)
         if failure is None:
             await batch.flush()
@@ -244,29 +251,30 @@ class Archiver:
         if failure is not None:
             raise failure  # the store: the whole round waits and is tried again
 
-    async def _read(self, item: Pending) -> None:
-        """Read a pod's logs into ``item.logs``; a failed read waits (backoff), alone."""
-        masker = await self._masker(item)
-        if masker is None:
-            return  # next round, once its record is written
-        try:
-            logs = await read_pod_logs(self.kube, item, masker, self.settings.log_cap)
-        except KubeError as exc:  # this pod only: it waits, the others go on
-            item.failures += 1
-            delay = retry_delay(item.failures)
-            item.not_before = self.monotonic() + delay
-            log.warning(
-                "history: logs of pod %s/%s not read: %s; again in %.0fs",
-                item.key[0],
-                item.pod,
-                exc,
-                delay,
-            )
-            return
-        if logs is None:  # the pod is gone: its logs with it
-            self.pending.pop(item.pod_uid, None)
-            return
-        item.failures, item.logs = 0, logs
+    async def _read(self, items: list[Pending]) -> None:
+        """Read the pods' logs into their ``logs``; a failed read waits (backoff), alone."""
+        ready = []
+        for item in items:
+            masker = await self._masker(item)
+            if masker is not None:  # else next round, once its record is written
+                ready.append((item, masker))
+        results = await read_pods_logs(self.kube, ready, self.settings.log_cap)
+        for (item, _), logs in zip(ready, results, strict=True):
+            if isinstance(logs, KubeError):  # this pod only: it waits, the others go on
+                item.failures += 1
+                delay = retry_delay(item.failures)
+                item.not_before = self.monotonic() + delay
+                log.warning(
+                    "history: logs of pod %s/%s not read: %s; again in %.0fs",
+                    item.key[0],
+                    item.pod,
+                    logs,
+                    delay,
+                )
+            elif logs is None:  # the pod is gone: its logs with it
+                self.pending.pop(item.pod_uid, None)
+            else:
+                item.failures, item.logs = 0, logs
 
     async def _save(self, items: list[Pending]) -> None:
         """Store the logs read of ``items`` in one transaction; they stay in memory (not read
@@ -355,7 +363,14 @@ class Archiver:
                 log.warning("history: event not recorded: %s", error)
 
     async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.thread, fn, *args)
+        def timed() -> T:
+            started = time.thread_time()
+            try:
+                return fn(*args)
+            finally:
+                metrics.HISTORY_CPU.labels("store").inc(time.thread_time() - started)
+
+        return await asyncio.get_running_loop().run_in_executor(self.thread, timed)
 
 
 class _Batch:

@@ -1,5 +1,5 @@
-"""A finished pod's logs, read and masked: one API call per container (the log API reads
-one container at a time), and the run's Secrets read once to know what to mask."""
+"""Finished pods' logs, read and masked: one API call per container (the log API reads one
+container at a time), and the run's Secrets read once to know what to mask."""
 
 from __future__ import annotations
 
@@ -30,24 +30,34 @@ async def masker_for(kube: HistoryApi, namespace: str, facts: Facts) -> Masker:
     return Masker(masked_values(secrets))
 
 
-async def read_pod_logs(
-    kube: HistoryApi, item: Pending, masker: Masker, cap: int
-) -> list[ArchivedLog] | None:
-    """Every container's log of the pod, masked; None if the pod went first (its logs with
-    it). A pod where no container ever started is remembered with one empty row."""
-    namespace = item.key[0]
-    logs: list[ArchivedLog] = []
-    for container in item.containers:
-        read = await kube.read_log(namespace, item.pod, container, cap)
+async def read_pods_logs(
+    kube: HistoryApi, items: list[tuple[Pending, Masker]], cap: int
+) -> list[list[ArchivedLog] | KubeError | None]:
+    """Every container's log of each pod, masked, read in one go (one hand-over to the
+    history's thread for them all); per pod its logs, None if the pod went first (its logs
+    with it), or the error its read met. A pod where no container ever started is
+    remembered with one empty row."""
+    if not items:
+        return []
+    reads = await kube.read_logs([(i.key[0], i.pod, i.containers) for i, _ in items], cap)
+    results: list[list[ArchivedLog] | KubeError | None] = []
+    for (item, masker), read in zip(items, reads, strict=True):
         if read is None:
-            log.warning("history: pod %s/%s went before its log was read", namespace, item.pod)
-            return None
-        text = masker.mask(read.data.decode("utf-8", errors="replace"))
-        logs.append(
+            log.warning("history: pod %s/%s went before its log was read", item.key[0], item.pod)
+        if read is None or isinstance(read, KubeError):
+            results.append(read)
+            continue
+        logs = [
             ArchivedLog(
-                item.run_uid, item.pod, item.pod_uid, container, text, read.size, read.truncated
+                item.run_uid,
+                item.pod,
+                item.pod_uid,
+                container,
+                masker.mask(one.data.decode("utf-8", errors="replace")),
+                one.size,
+                one.truncated,
             )
-        )
-    if not logs:
-        logs.append(ArchivedLog(item.run_uid, item.pod, item.pod_uid, "", "", 0))
-    return logs
+            for container, one in zip(item.containers, read, strict=True)
+        ]
+        results.append(logs or [ArchivedLog(item.run_uid, item.pod, item.pod_uid, "", "", 0)])
+    return results

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from shipway.controller.kube import EventTarget, LogRead
+from shipway.controller.kube import EventTarget, KubeError, LogRead, PodLogs
 from shipway.controller.snapshot import PipelineSnapshot
 from shipway.engine.objects import Key, Manifest
 from shipway.history.logs import Masker
@@ -21,6 +21,9 @@ class HistoryApi(Protocol):
     async def read_log(
         self, namespace: str, pod: str, container: str, cap: int
     ) -> LogRead | None: ...
+    async def read_logs(
+        self, pods: list[PodLogs], cap: int
+    ) -> list[list[LogRead] | KubeError | None]: ...
     async def get_secret(self, namespace: str, name: str) -> Manifest | None: ...
     async def get_config_map(self, namespace: str, name: str) -> Manifest | None: ...
     async def delete_pipeline(self, namespace: str, name: str, uid: str) -> None: ...
