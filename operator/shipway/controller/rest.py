@@ -11,6 +11,8 @@ go through here: a path, a JSON body, the raw answer. Errors keep the client's t
 
 from __future__ import annotations
 
+import datetime
+import decimal
 import json
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -62,7 +64,7 @@ def request(
     data = None
     if body is not None:
         headers["Content-Type"] = content_type
-        data = json.dumps(body, separators=(",", ":")).encode()
+        data = json.dumps(body, separators=(",", ":"), default=_json_value).encode()
     response: Any = api.rest_client.pool_manager.request(
         method,
         url,
@@ -80,6 +82,16 @@ def request(
         error.body = error_body
         raise error
     return response
+
+
+def _json_value(value: Any) -> Any:
+    """What the generated client sent for a value JSON has no type for (its
+    ``sanitize_for_serialization``): a time or date as ISO 8601, a decimal as a string."""
+    if isinstance(value, (datetime.datetime, datetime.date)):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def _query_value(value: Any) -> str:

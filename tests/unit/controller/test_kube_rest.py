@@ -5,6 +5,8 @@ and that none of them loads the Kubernetes client's models (~22 MB resident)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
+import decimal
 import json
 import os
 import subprocess
@@ -151,6 +153,19 @@ def test_each_call_sends_what_the_api_server_expects(api: client.ApiClient) -> N
     assert bodies[6]["involvedObject"]["uid"] == "uid-1"
     assert bodies[7] == {"status": {"phase": "Running"}}
     assert bodies[8] == {"preconditions": {"uid": "uid-1"}, "propagationPolicy": "Background"}
+
+
+def test_times_and_decimals_are_sent_as_the_generated_client_sent_them(
+    api: client.ApiClient,
+) -> None:
+    when = datetime.datetime(2026, 12, 6, 23, 0, tzinfo=datetime.UTC)
+    body = {"metadata": {"name": "e"}, "at": when, "day": when.date(), "n": decimal.Decimal("1.5")}
+    assert rest.request(api, "POST", rest.core("ci", "events"), body=body).data
+    assert SEEN[0]["body"]["at"] == "2026-12-06T23:00:00+00:00"
+    assert SEEN[0]["body"]["day"] == "2026-12-06"
+    assert SEEN[0]["body"]["n"] == "1.5"
+    with pytest.raises(TypeError):
+        rest.request(api, "POST", rest.core("ci", "events"), body={"x": object()})
 
 
 def test_a_watch_request_carries_its_query(api: client.ApiClient) -> None:
