@@ -35,15 +35,12 @@ class ClaimWatch(PodWatch):
 
     kind = "claim"
 
+    resource = "persistentvolumeclaims"
+    selector = None
+
     def _entry(self, obj: Any) -> ClaimView | None:
         view: ClaimView | None = read_untrusted("PersistentVolumeClaim", claim_view, obj)
         return view
-
-    def _request(self, **kwargs: Any) -> Any:
-        common = {"_preload_content": False, **kwargs}
-        if self.namespace is None:
-            return self.core.list_persistent_volume_claim_for_all_namespaces(**common)
-        return self.core.list_namespaced_persistent_volume_claim(self.namespace, **common)
 
 
 class ClaimWatches(Watches[ClaimStore]):

@@ -15,7 +15,6 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +27,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
 from shipway import GROUP, KIND, PLURAL, VERSION
-from shipway.controller import metrics
+from shipway.controller import metrics, rest
 from shipway.controller.callpool import CallPool, Priority
 from shipway.controller.logclient import LogClient, LogReadError, PooledLogs
 from shipway.engine.objects import Manifest
@@ -112,8 +111,6 @@ class Kube:
             configuration.connection_pool_maxsize = threads + event_threads + 2
             api = client.ApiClient(configuration)
         self.api = api
-        self.core = client.CoreV1Api(self.api)
-        self.custom = client.CustomObjectsApi(self.api)
         self.pool = CallPool(threads, "kube")
         # Events never wait in front of the pod creates and status patches that move steps on.
         self.event_pool = ThreadPoolExecutor(max_workers=event_threads, thread_name_prefix="event")
@@ -124,12 +121,14 @@ class Kube:
 
     async def _call(
         self,
-        fn: Callable[..., Any],
-        *args: Any,
+        method: str,
+        where: str,
+        *,
+        body: Any = None,
+        content_type: str = rest.JSON,
         _pool: ThreadPoolExecutor | None = None,
         _decode: bool = True,
         _priority: Priority = Priority.STEP,
-        **kwargs: Any,
     ) -> Any:
         """Call the API in a worker thread; ``_decode=False`` skips decoding the answer.
 
@@ -140,12 +139,14 @@ class Kube:
 
         def invoke() -> Any:
             try:
-                response = fn(*args, _preload_content=False, **kwargs)
+                response = rest.request(
+                    self.api, method, where, body=body, content_type=content_type
+                )
+                data = response.data  # read it all, so the connection goes back to the pool
             except ApiException as exc:
                 raise _error(exc) from None
             except (HTTPError, OSError) as exc:  # no answer at all: the API server is away
                 raise KubeError(0, "Unreachable", f"the API server did not answer: {exc}") from None
-            data = response.data  # read it all, so that the connection goes back to the pool
             return json.loads(data) if data and _decode else None
 
         if _pool is not None:
@@ -158,7 +159,7 @@ class Kube:
         """Create a pod; None when a pod of that name exists already."""
         try:
             result: Manifest = await self._call(
-                self.core.create_namespaced_pod, namespace, manifest, _priority=priority
+                "POST", rest.core(namespace, "pods"), body=manifest, _priority=priority
             )
         except KubeError as exc:
             if exc.status == 409:
@@ -168,7 +169,7 @@ class Kube:
 
     async def get_pod(self, namespace: str, name: str) -> Manifest | None:
         try:
-            result: Manifest = await self._call(self.core.read_namespaced_pod, name, namespace)
+            result: Manifest = await self._call("GET", rest.core(namespace, "pods", name))
         except KubeError as exc:
             if exc.status == 404:
                 return None
@@ -180,9 +181,9 @@ class Kube:
         known here: see :meth:`get_claim`)."""
         try:
             await self._call(
-                self.core.create_namespaced_persistent_volume_claim,
-                namespace,
-                manifest,
+                "POST",
+                rest.core(namespace, "persistentvolumeclaims"),
+                body=manifest,
                 _decode=False,
                 _priority=Priority.START,  # a claim is made when a pipeline starts
             )
@@ -195,7 +196,7 @@ class Kube:
     async def get_claim(self, namespace: str, name: str) -> Manifest | None:
         try:
             result: Manifest = await self._call(
-                self.core.read_namespaced_persistent_volume_claim, name, namespace
+                "GET", rest.core(namespace, "persistentvolumeclaims", name)
             )
         except KubeError as exc:
             if exc.status == 404:
@@ -205,7 +206,7 @@ class Kube:
 
     async def get_service(self, namespace: str, name: str) -> Manifest | None:
         try:
-            result: Manifest = await self._call(self.core.read_namespaced_service, name, namespace)
+            result: Manifest = await self._call("GET", rest.core(namespace, "services", name))
         except KubeError as exc:
             if exc.status in (403, 404):
                 return None
@@ -216,7 +217,7 @@ class Kube:
         """A ConfigMap (a namespace's retention settings); None if absent or not ours to read."""
         try:
             result: Manifest = await self._call(
-                self.core.read_namespaced_config_map, name, namespace, _pool=self.log_pool
+                "GET", rest.core(namespace, "configmaps", name), _pool=self.log_pool
             )
         except KubeError as exc:
             if exc.status in (403, 404):
@@ -227,7 +228,7 @@ class Kube:
     async def get_secret(self, namespace: str, name: str) -> Manifest | None:
         """A Secret of the operator's own (the builder's client certificate); None if absent."""
         try:
-            result: Manifest = await self._call(self.core.read_namespaced_secret, name, namespace)
+            result: Manifest = await self._call("GET", rest.core(namespace, "secrets", name))
         except KubeError as exc:
             if exc.status == 404:
                 return None
@@ -237,9 +238,9 @@ class Kube:
     async def create_secret(self, namespace: str, manifest: Manifest) -> None:
         try:
             await self._call(
-                self.core.create_namespaced_secret,
-                namespace,
-                manifest,
+                "POST",
+                rest.core(namespace, "secrets"),
+                body=manifest,
                 _decode=False,
                 _priority=Priority.START,
             )
@@ -249,7 +250,7 @@ class Kube:
 
     async def delete_secret(self, namespace: str, name: str) -> None:
         try:
-            await self._call(self.core.delete_namespaced_secret, name, namespace, _decode=False)
+            await self._call("DELETE", rest.core(namespace, "secrets", name), _decode=False)
         except KubeError as exc:
             if exc.status != 404:
                 raise
@@ -262,10 +263,10 @@ class Kube:
         """
         try:
             await self._call(
-                self.core.patch_namespaced_pod,
-                name,
-                namespace,
-                {"spec": {"activeDeadlineSeconds": 1}},
+                "PATCH",
+                rest.core(namespace, "pods", name),
+                body={"spec": {"activeDeadlineSeconds": 1}},
+                content_type=rest.STRATEGIC_MERGE_PATCH,
                 _decode=False,
             )
         except KubeError as exc:
@@ -274,7 +275,7 @@ class Kube:
 
     async def delete_pod(self, namespace: str, name: str) -> None:
         try:
-            await self._call(self.core.delete_namespaced_pod, name, namespace, _decode=False)
+            await self._call("DELETE", rest.core(namespace, "pods", name), _decode=False)
         except KubeError as exc:
             if exc.status != 404:
                 raise
@@ -349,12 +350,8 @@ class Kube:
         Background propagation: its pods and claim go through their owner references."""
         try:
             await self._call(
-                self.custom.delete_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                namespace,
-                PLURAL,
-                name,
+                "DELETE",
+                rest.path("apis", GROUP, VERSION, "namespaces", namespace, PLURAL, name),
                 body={"preconditions": {"uid": uid}, "propagationPolicy": "Background"},
                 _pool=self.log_pool,
                 _decode=False,
@@ -366,13 +363,10 @@ class Kube:
     async def patch_status(self, namespace: str, name: str, status: Manifest) -> None:
         """Replace the status (a merge patch replaces lists whole, which is what we want)."""
         await self._call(
-            self.custom.patch_namespaced_custom_object_status,
-            GROUP,
-            VERSION,
-            namespace,
-            PLURAL,
-            name,
-            {"status": status},
+            "PATCH",
+            rest.path("apis", GROUP, VERSION, "namespaces", namespace, PLURAL, name, "status"),
+            body={"status": status},
+            content_type=rest.MERGE_PATCH,
             _decode=False,
             _priority=Priority.STATUS,
         )
@@ -405,9 +399,9 @@ class Kube:
             "reportingInstance": self.instance,
         }
         await self._call(
-            self.core.create_namespaced_event,
-            target.namespace,
-            event,
+            "POST",
+            rest.core(target.namespace, "events"),
+            body=event,
             _pool=self.event_pool,
             _decode=False,
         )

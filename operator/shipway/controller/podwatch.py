@@ -24,7 +24,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from shipway.controller import metrics
+from shipway.controller import metrics, rest
 from shipway.engine.naming import LABEL_PIPELINE
 from shipway.engine.objects import Key
 from shipway.engine.observe import PodView
@@ -102,6 +102,9 @@ class PodWatch(threading.Thread):
     """List and watch the step pods of one namespace (None: every namespace) into a store."""
 
     kind = "pod"
+    resource = "pods"
+    selector: str | None = LABEL_PIPELINE
+    """Only the objects with this label (a step's pods), or every one."""
 
     def _entry(self, obj: Any) -> Any:
         """What the store keeps of one object; None: nothing (not a step's pod, or one that
@@ -125,8 +128,10 @@ class PodWatch(threading.Thread):
         configuration = client.Configuration.get_default_copy()
         configuration.connection_pool_maxsize = 1
         self.api = client.ApiClient(configuration)
-        self.core = client.CoreV1Api(self.api)
         self._response: Any = None
+        self._lock = threading.Lock()
+        self._posted: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._flushing = False
 
     def stop(self) -> None:
         """Ask the thread to end, at once, from any thread.
@@ -140,11 +145,15 @@ class PodWatch(threading.Thread):
         if response is not None:
             unblock(response)
 
-    def _request(self, **kwargs: Any) -> Any:
-        common = {"label_selector": LABEL_PIPELINE, "_preload_content": False, **kwargs}
-        if self.namespace is None:
-            return self.core.list_pod_for_all_namespaces(**common)
-        return self.core.list_namespaced_pod(self.namespace, **common)
+    def _request(self, query: dict[str, Any], timeout: tuple[float, float]) -> Any:
+        """One list (a page) or watch request, its answer not read yet."""
+        where = (
+            rest.path("api", "v1", self.resource)
+            if self.namespace is None
+            else rest.core(self.namespace, self.resource)
+        )
+        query = {"labelSelector": self.selector, **query}
+        return rest.request(self.api, "GET", where, query=query, timeout=timeout)
 
     def run(self) -> None:
         version: str | None = None
@@ -171,11 +180,10 @@ class PodWatch(threading.Thread):
         entries: list[tuple[str, str, Any]] = []
         token: str | None = None
         while True:
-            kwargs: dict[str, Any] = {"limit": PAGE_SIZE, "_request_timeout": (10, 60)}
-            if token:
-                kwargs["_continue"] = token
             try:
-                page = json.loads(self._request(**kwargs).data)
+                page = json.loads(
+                    self._request({"limit": PAGE_SIZE, "continue": token}, (10, 60)).data
+                )
             except ApiException as exc:
                 if exc.status == 410:  # the continue token expired: start the list over
                     token = None
@@ -198,11 +206,13 @@ class PodWatch(threading.Thread):
 
     def _watch(self, version: str) -> str:
         response = self._request(
-            watch=True,
-            resource_version=version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=SERVER_TIMEOUT,
-            _request_timeout=(10, READ_TIMEOUT),
+            {
+                "watch": True,
+                "resourceVersion": version,
+                "allowWatchBookmarks": True,
+                "timeoutSeconds": SERVER_TIMEOUT,
+            },
+            (10, READ_TIMEOUT),
         )
         self._response = response
         try:
@@ -233,12 +243,30 @@ class PodWatch(threading.Thread):
         return version
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        """Hand ``fn(*args)`` to the event loop, in order.
+
+        Under load events arrive faster than the loop takes them: they queue here and one
+        wake-up of the loop runs all that queued meanwhile (waking it cost a pipe write and
+        a read per event: ~5% of the operator's CPU in a burst, profiled).
+        """
+        with self._lock:
+            self._posted.append((fn, args))
+            if self._flushing:
+                return
+            self._flushing = True
         try:
-            self.loop.call_soon_threadsafe(fn, *args)
+            self.loop.call_soon_threadsafe(self._flush)
         except RuntimeError:  # the loop is closed: the operator is exiting
             self.stopping.set()
 
-    # These two run in the event loop's thread.
+    # These three run in the event loop's thread.
+    def _flush(self) -> None:
+        with self._lock:
+            batch, self._posted = self._posted, []
+            self._flushing = False
+        for fn, args in batch:
+            fn(*args)
+
     def _replaced(self, entries: list[tuple[str, str, Any]]) -> None:
         changed = self.store.replace(self.namespace, entries)
         if not self.listed.done():

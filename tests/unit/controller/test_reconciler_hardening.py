@@ -274,9 +274,10 @@ def test_an_api_server_that_does_not_answer_is_a_passing_failure() -> None:
     def unreachable(*args: Any, **kwargs: Any) -> Any:
         raise MaxRetryError(None, "/api/v1/pods", "Connection refused")  # type: ignore[arg-type]
 
+    kube.api.rest_client.pool_manager.request = unreachable  # type: ignore[method-assign]
     try:
         with pytest.raises(KubeError) as caught:
-            asyncio.run(kube._call(unreachable))
+            asyncio.run(kube._call("GET", "/api/v1/pods"))
     finally:
         kube.close()
     assert caught.value.status == 0
