@@ -83,6 +83,8 @@ LOCAL_PATH_IMAGE = f"localkube.shipway.dev/local-path-provisioner:{LOCAL_PATH_PR
 COREDNS_IMAGE = f"localkube.shipway.dev/coredns:{COREDNS_VERSION}"
 REGISTRY_IMAGE = f"localkube.shipway.dev/registry:{REGISTRY_VERSION}"
 STORAGE_CLASS = "local-path"
+STORAGE_BINDING_MODE = "Immediate"
+"""The class's volumeBindingMode: a claim gets its volume when it is made (docs/local-cluster.md#storage)."""
 PROVISIONER_NAME = "rancher.io/local-path"
 
 #: (The Debian packages the host needs are listed, with why, in ``hostdeps.PACKAGES``.)

@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from localkube.config import Paths
 
 from .kube import Cluster, busybox_pod
 
@@ -64,8 +67,13 @@ def test_a_dynamically_provisioned_claim_carries_a_file_between_pods(
     volumes = [{"name": "data", "persistentVolumeClaim": {"claimName": "data"}}]
     mounts = [{"name": "data", "mountPath": "/data"}]
     cluster.apply(namespace, claim)
-    # WaitForFirstConsumer: nothing is bound before a pod uses the claim.
-    assert cluster.json("get", "pvc", "data", "-n", namespace)["status"]["phase"] == "Pending"
+    if cluster.local:
+        # Immediate: the local class makes the volume as soon as the claim exists, before
+        # any pod uses it (docs/local-cluster.md#storage).
+        deadline = time.monotonic() + 60
+        while cluster.json("get", "pvc", "data", "-n", namespace)["status"]["phase"] != "Bound":
+            assert time.monotonic() < deadline, "the claim was not bound in 60 s"
+            time.sleep(0.2)
     cluster.apply(
         namespace,
         busybox_pod(
@@ -85,8 +93,9 @@ def test_a_dynamically_provisioned_claim_carries_a_file_between_pods(
     assert pv["spec"]["claimRef"]["namespace"] == namespace
     if cluster.local:
         assert pv["spec"]["storageClassName"] == "local-path"
-        terms = pv["spec"]["nodeAffinity"]["required"]["nodeSelectorTerms"]
-        assert terms[0]["matchExpressions"][0]["values"] == ["localkube"]
+        # The provisioner's shared-filesystem mode: the one node's directory, no affinity.
+        assert pv["spec"]["hostPath"]["path"].startswith(f"{Paths.default().storage}/")
+        assert "nodeAffinity" not in pv["spec"]
 
 
 def test_rbac_is_enforced_for_service_accounts(cluster: Cluster, namespace: str) -> None:

@@ -304,16 +304,34 @@ def _containerd_ready(paths: Paths) -> bool:
     return out.returncode == 0
 
 
+def storage_manifest(paths: Paths) -> str:
+    """The default StorageClass and its provisioner (``manifests/local-path-storage.yaml``),
+    with a hash of what it is made of in the provisioner's pod template: the provisioner
+    reads its helper pod's template only when it starts, so a change must restart it."""
+    text = (MANIFESTS / "local-path-storage.yaml").read_text()
+    values = {
+        "image": config.LOCAL_PATH_IMAGE,
+        "helper_image": config.BUSYBOX_IMAGE,
+        "provisioner": config.PROVISIONER_NAME,
+        "storage_class": config.STORAGE_CLASS,
+        "binding_mode": config.STORAGE_BINDING_MODE,
+        "storage_dir": str(paths.storage),
+        "node": config.NODE_NAME,
+    }
+    digest = hashlib.sha256(repr((text, sorted(values.items()))).encode()).hexdigest()[:16]
+    return string.Template(text).substitute(values, manifest_hash=digest)
+
+
 def install_storage(paths: Paths) -> None:
-    template = string.Template((MANIFESTS / "local-path-storage.yaml").read_text())
-    manifest = template.substitute(
-        image=config.LOCAL_PATH_IMAGE,
-        helper_image=config.BUSYBOX_IMAGE,
-        provisioner=config.PROVISIONER_NAME,
-        storage_class=config.STORAGE_CLASS,
-        storage_dir=str(paths.storage),
-        node=config.NODE_NAME,
-    )
+    """Apply :func:`storage_manifest`, converging a running cluster: a class whose
+    (immutable) binding mode changed is made again first (its volumes and claims stay)."""
+    manifest = storage_manifest(paths)
+    mode = kubectl(
+        paths, "get", "storageclass", config.STORAGE_CLASS, "--ignore-not-found",
+        "-o", "jsonpath={.volumeBindingMode}",
+    )  # fmt: skip
+    if mode and mode != config.STORAGE_BINDING_MODE:
+        kubectl(paths, "delete", "storageclass", config.STORAGE_CLASS, "--wait=true")
     kubectl(paths, "apply", "-f", "-", input=manifest)
     kubectl(
         paths, "-n", "local-path-storage", "rollout", "status",

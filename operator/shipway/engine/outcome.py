@@ -20,6 +20,13 @@ START_GRACE_SECONDS = 60.0
 """How long a container may wait on a retryable start problem (image pull, config) first."""
 UNSCHEDULABLE_GRACE_SECONDS = 600.0
 """How long a step's pod may wait for a node: long enough for a cluster autoscaler to add one."""
+CLAIM_NOT_BOUND = "pod has unbound immediate PersistentVolumeClaims"
+"""The scheduler's word for a pod whose claim of an ``Immediate`` StorageClass has no volume
+yet: the provisioner is making it, and the scheduler tries the pod again once it is bound."""
+CLAIM_BINDING_GRACE_SECONDS = 30.0
+"""How long that is ordinary waiting, not shown as ``Unschedulable``: a pipeline's pods are
+made together with its claim, so each run's first pods see it for the second or two the
+provisioner takes (as they wait unseen in the scheduler with ``WaitForFirstConsumer``)."""
 FATAL_WAITING = {"InvalidImageName", "ErrImageNeverPull"}
 KUBELET_BUSY = ("failed to sync secret cache", "failed to sync configmap cache")
 """The kubelet's own caches not synced in time (its API watch slow under load): it tries
@@ -208,9 +215,13 @@ def waiting_for_service(pod: PodView) -> str | None:
 def _unschedulable(pod: PodView, message: str, now: datetime, grace: float) -> Outcome:
     """No node for the pod (impossible requests, an unbindable claim, taints): say so in the
     step while an autoscaler may still add a node, then fail the step with the scheduler's
-    message."""
+    message. A claim still being provisioned is said only after :data:`CLAIM_BINDING_GRACE_SECONDS`."""
     created = parse_time(pod.created_at) or now
-    left = grace - (now - created).total_seconds()
+    waited = (now - created).total_seconds()
+    left = grace - waited
+    binding = CLAIM_BINDING_GRACE_SECONDS - waited
+    if CLAIM_NOT_BOUND in message and 0 < binding < left:
+        return Outcome(StepPhase.RUNNING, recheck_after=binding)
     if left <= 0:
         return Outcome(
             StepPhase.FAILED,

@@ -67,6 +67,32 @@ def test_an_unschedulable_pod_says_why_then_fails_after_the_grace() -> None:
     assert late.status.phase == PipelinePhase.FAILED
 
 
+def test_a_pod_waiting_for_its_claims_volume_is_not_shown_unschedulable_at_first() -> None:
+    """An Immediate StorageClass: the pod is made with its claim and the scheduler turns it
+    away until the provisioner has bound it; for the first 30 s that is ordinary waiting."""
+    first = run(WALKTHROUGH)
+    why = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+    binding = pod(WRITE, "1", phase="Pending", node=None, created=-2, unschedulable=why)
+    settings = Settings(unschedulable_grace=600)
+    waiting = run(WALKTHROUGH, first.status, [binding], settings=settings)
+    write = step(waiting.status, "write artifact")
+    assert (write.phase, write.reason, write.message) == ("Running", None, None)
+    assert waiting.requeue_after == 28, "looked at again when the wait would be shown"
+    assert waiting.delete == ()
+    later = run(
+        WALKTHROUGH, waiting.status, [binding], settings=settings, now=NOW + timedelta(seconds=29)
+    )
+    write = step(later.status, "write artifact")
+    assert (write.phase, write.reason, write.message) == ("Running", "Unschedulable", why)
+    assert later.requeue_after == 600 - 31
+    other = "0/1 nodes are available: 1 Insufficient memory."
+    stuck = pod(WRITE, "1", phase="Pending", node=None, created=-2, unschedulable=other)
+    shown = step(
+        run(WALKTHROUGH, first.status, [stuck], settings=settings).status, "write artifact"
+    )
+    assert (shown.reason, shown.message) == ("Unschedulable", other), "any other reason at once"
+
+
 def test_a_pipeline_without_a_timeout_gets_the_operators_default() -> None:
     first = run(WALKTHROUGH, settings=Settings(default_timeout=3600))
     assert first.create[0].active_deadline == 3600
