@@ -70,12 +70,16 @@ def start_operator(kubectl: str, env: dict[str, str]) -> None:
 
 def main() -> int:
     kubectl, env = cluster_env()
+    from localkube.crds import wait_established
 
     def k(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run([kubectl, *args], env=env, check=check, text=True)
 
     k("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    k("wait", "--for=condition=Established", "crd/pipelines.shipway.dev", "--timeout=60s")
+    wait_established(
+        lambda *a: subprocess.run([kubectl, *a], env=env, capture_output=True, text=True).stdout,
+        ["pipelines.shipway.dev"],
+    )
     k("create", "namespace", NAMESPACE, check=False)
     start_operator(kubectl, env)
     if can_build(kubectl, env):

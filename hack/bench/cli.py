@@ -41,6 +41,7 @@ from bench.kube import BENCH_LABEL, Kube, write_json
 from bench.load import delete_namespace, release_storage
 from bench.procs import MANAGED_ANNOTATION, FakeNodes
 from bench.report import PACED_STEPS_PER_SECOND, TARGETS, flatten, table, verdicts
+from localkube.crds import wait_established
 
 PHASES = (
     "admission",
@@ -178,9 +179,7 @@ def main() -> int:
     identity = cluster_identity(kube)
     crds = Path(__file__).resolve().parents[2] / "crds"
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "crd/pipelines.shipway.dev", "--timeout=60s"
-    )
+    wait_established(lambda *a: kube.kubectl(*a, check=False), ["pipelines.shipway.dev"])
     stale_cleanup(kube)
     nodes: FakeNodes | None = None
     failed = False

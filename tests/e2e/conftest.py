@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT / "hack"))
 
 from localkube.cluster import lifecycle as localkube_cluster  # noqa: E402
 from localkube.config import Paths  # noqa: E402
+from localkube.crds import wait_established  # noqa: E402
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -123,9 +124,7 @@ def shipway_operator(
     cluster: Cluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess | None]:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait", "--for=condition=Established", "crd/pipelines.shipway.dev", "--timeout=60s"
-    )
+    wait_established(lambda *a: cluster.run(*a, check=False).stdout, ["pipelines.shipway.dev"])
     if os.environ.get("SHIPWAY_E2E_OPERATOR") == "external":
         yield None
         return

@@ -30,6 +30,7 @@ from bench.kube import Kube
 from bench.peers.argobuild import ARGO, ARGO_MODULE, ARGO_VERSION
 from bench.procs import Usage, free_port, proc_usage
 from localkube.config import Paths
+from localkube.crds import wait_established
 from localkube.process import run
 from localkube.toolchain import build
 
@@ -68,10 +69,10 @@ def crd_files(paths: Paths) -> list[Path]:
 def install_crds(kube: Kube, paths: Paths) -> None:
     files = crd_files(paths)
     kube.kubectl("apply", "--server-side", "--force-conflicts", *(f"-f={f}" for f in files))
-    kube.kubectl(
-        "wait", "--for=condition=Established", "--timeout=60s",
-        "crd/workflows.argoproj.io", "crd/workflowtaskresults.argoproj.io",
-    )  # fmt: skip
+    wait_established(
+        lambda *a: kube.kubectl(*a, check=False),
+        ["workflows.argoproj.io", "workflowtaskresults.argoproj.io"],
+    )
 
 
 def remove_crds(kube: Kube, paths: Paths) -> None:
