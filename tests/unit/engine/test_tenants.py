@@ -330,6 +330,21 @@ def test_slots_count_the_step_pods_the_watch_shows_and_those_about_to_be_created
     assert slots.busy("other") == 1
 
 
+def test_expected_pods_stop_counting_each_after_its_own_minute_in_every_namespace() -> None:
+    clock = [0.0]
+    slots = NamespaceSlots(None, clock=lambda: clock[0])
+    slots.expect(A, ["a-1"])
+    clock[0] = 30
+    slots.expect(("other", "x"), ["x-1"])
+    slots.expect(B, ["b-1"])
+    clock[0] = 45
+    slots.seen("ci", "b-1", B, pod("b-1", "1"))  # shown: counts as the watch's from now
+    clock[0] = 61
+    assert (slots.busy("ci"), slots.busy("other")) == (1, 1), "a-1 expired, x-1 not yet"
+    clock[0] = 91
+    assert (slots.busy("ci"), slots.busy("other")) == (1, 0), "b-1 stays: the watch shows it"
+
+
 def test_pipelines_held_by_the_cap_take_turns_and_are_woken_when_a_slot_frees() -> None:
     woken = Woken()
     slots = NamespaceSlots(2, wake=woken)
