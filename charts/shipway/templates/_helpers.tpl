@@ -124,7 +124,7 @@ app.kubernetes.io/part-of: shipway
 
 {{/* RBAC rules ------------------------------------------------------------------------------ */}}
 
-{{/* What Shipway itself does with the API (see operator/shipway/kube.py and handlers.py). */}}
+{{/* What Shipway itself does with the API (see operator/shipway/controller/kube/ and controller/handlers.py). */}}
 {{- define "shipway.operatorRules" -}}
 # Pipelines: listed and watched (kopf), their status written (the operator's only write to them).
 - apiGroups: ["shipway.dev"]

@@ -1,4 +1,4 @@
-"""The history's own log GETs (controller/logclient.py) against a stand-in API server that
+"""The history's own log GETs (controller/kube/logclient.py) against a stand-in API server that
 answers byte by byte as told: kept-alive connections, chunked answers, a connection the
 server closed while idle, one cut mid-answer, TLS with the client's CA, and a batch of pods
 read in one go."""
@@ -18,7 +18,7 @@ from kubernetes import client
 from shipway.controller import metrics
 from shipway.controller.certs import self_signed
 from shipway.controller.kube import Kube, KubeError, LogRead
-from shipway.controller.logclient import LogClient, PooledLogs
+from shipway.controller.kube.logclient import LogClient, PooledLogs
 
 LOG = b"".join(b"line %d\n" % n for n in range(300))
 

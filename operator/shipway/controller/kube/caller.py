@@ -23,7 +23,7 @@ from urllib3.exceptions import HTTPError
 from shipway.controller import rest
 from shipway.controller.callpool import CallPool, Priority
 from shipway.controller.kube.errors import KubeError, _error
-from shipway.controller.logclient import LogClient, PooledLogs
+from shipway.controller.kube.logclient import LogClient, PooledLogs
 
 
 class Caller:
