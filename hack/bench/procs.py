@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bench.kube import BENCH_LABEL, Kube
+from bench.threads import stat_cpu_seconds
 
 ROOT = Path(__file__).resolve().parents[2]
 KWOK_TAINT = "kwok.x-k8s.io/node"
@@ -65,9 +66,7 @@ COMPONENTS = ("kube-apiserver", "etcd", "kube-scheduler", "kube-controller", "kw
 
 
 def cpu_seconds(pid: int) -> float:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return stat_cpu_seconds(Path(f"/proc/{pid}/stat").read_text())
 
 
 def component_cpu() -> dict[str, float]:

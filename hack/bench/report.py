@@ -51,6 +51,13 @@ def _fmt(value: Any, unit: str = "") -> str:
     return f"{value}{unit}"
 
 
+def _by_thread(groups: dict[str, float] | None) -> str:
+    """``main 20.1, kube 9.3, ...`` seconds: the largest groups, the table's width allowing."""
+    if not groups:
+        return "n/a"
+    return ", ".join(f"{name} {seconds:.1f}" for name, seconds in list(groups.items())[:4]) + " s"
+
+
 def _fmt_ratio(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
@@ -203,6 +210,7 @@ def table(results: dict[str, Any]) -> str:
         ("  API writes per step (operator)", _fmt(sc.get("api_writes_per_step")), mark("api_writes_per_step")),
         ("  operator peak RSS", _fmt(sc.get("operator_peak_rss_mb"), " MB"), mark("operator_peak_rss_mb")),
         ("  operator CPU", _fmt(sc.get("operator_cpu_s"), " s"), ""),
+        ("  operator CPU by thread (BENCH_PROFILE)", _by_thread(sc.get("operator_cpu_by_thread_s")), ""),
         (f"paced ({pc.get('pipelines', '?')} pipelines, {PACED_STEPS_PER_SECOND} steps/s offered)", "", ""),
         ("  steps/s sustained (10-90%)", _fmt(pc.get("steps_per_second_sustained")), mark("paced_steps_per_second")),
         ("  transition gap p50 / p95", f"{_fmt(pgap.get('p50'))} / {_fmt(pgap.get('p95'), ' ms')}", mark("paced_p95_gap_ms")),

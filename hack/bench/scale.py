@@ -13,6 +13,7 @@ from bench.kube import Kube, log_reads, operator_writes, write_deltas
 from bench.load import Seen, bench_pipeline, pipeline_names, prepare_storage, submit, with_volumes
 from bench.procs import FakeNodes, Operator, component_cpu, host_cpu_seconds
 from bench.stats import percentile, summary_ms
+from bench.threads import cpu_by_group, profile_thread_names, thread_cpu
 from bench.watch import PipelineWatch, PodWatch
 
 TERMINAL = ("Succeeded", "Failed", "Cancelled")
@@ -144,6 +145,7 @@ def run_scale(
         # archival is on, and the first connections) is a fixed cost, not one per step.
         cpu_at_ready = operator.usage().cpu_s
         profile = _profile(operator, workdir, label)
+        threads_before = thread_cpu(operator.pid)
         before = kube.request_counts()
         cpu_before, host_before = component_cpu(), host_cpu_seconds()
         bench_cpu_before = time.process_time()
@@ -163,6 +165,7 @@ def run_scale(
             settle_s = settle()
         after = kube.request_counts()
         usage = operator.usage()
+        threads_after = thread_cpu(operator.pid)
         cpu_after, host_after = component_cpu(), host_cpu_seconds()
         bench_cpu_after = time.process_time()
         window = time.monotonic() - started
@@ -172,6 +175,8 @@ def run_scale(
         operator.stop()
         pods.stop()
         pipelines.stop()
+    # by thread only with a profile: py-spy's output is what names the threads
+    thread_names = profile_thread_names(Path(profile)) if profile else {}
     seen = Seen.take(pods, pipelines)
     terminated = sorted(r.terminated_at for r in seen.pods if r.terminated_at is not None)
     total_steps = len(terminated)
@@ -260,6 +265,9 @@ def run_scale(
         if sampler
         else [],
         "profile": profile,
+        "operator_cpu_by_thread_s": cpu_by_group(threads_before, threads_after, thread_names)
+        if thread_names
+        else None,
         "watch_errors": pods.errors + pipelines.errors,
     }
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections import Counter
+from pathlib import Path
 
 from bench.cli import _watches_bench
 from bench.kube import _labels, operator_writes, write_deltas
 from bench.load import Seen
 from bench.report import verdicts
 from bench.stats import percentile, summary_ms
+from bench.threads import cpu_by_group, profile_thread_names, thread_cpu
 from bench.watch import PodRecord
 
 
@@ -179,3 +183,41 @@ def test_a_pod_seen_ended_before_running_started_when_it_ended() -> None:
     )
     got = timeline(0.9, [quick], 2.2)["pods"][0]
     assert (got["running_s"], got["ended_s"]) == (0.9, 0.0)
+
+
+def test_operator_cpu_is_grouped_by_the_thread_names_py_spy_gives_each_thread_id(
+    tmp_path: Path,
+) -> None:
+    speedscope = tmp_path / "scale.speedscope.json"
+    speedscope.write_text(
+        json.dumps(
+            {
+                "profiles": [
+                    {"name": 'Thread 10 "MainThread"'},
+                    {"name": 'Thread 11 "kube_0"'},
+                    {"name": 'Thread 12 "kube_15"'},
+                    {"name": 'Thread 13 "podwatch-bench-scale-1a2b3c"'},
+                    {"name": "not a thread"},
+                ]
+            }
+        )
+    )
+    names = profile_thread_names(speedscope)
+    assert names == {
+        10: "MainThread",
+        11: "kube_0",
+        12: "kube_15",
+        13: "podwatch-bench-scale-1a2b3c",
+    }
+    before = {10: 5.0, 11: 1.0, 12: 1.0, 13: 0.5}
+    after = {10: 25.0, 11: 4.0, 12: 3.5, 13: 2.0, 14: 0.25}  # 14 started in between, unsampled
+    assert cpu_by_group(before, after, names) == {
+        "MainThread": 20.0,
+        "kube": 5.5,
+        "podwatch": 1.5,
+        "unnamed": 0.25,
+    }
+    # the kernel's counters of this very process: its main thread has run
+    mine = thread_cpu(os.getpid())
+    assert os.getpid() in mine
+    assert mine[os.getpid()] > 0
