@@ -8,12 +8,8 @@ import asyncio
 import datetime
 import decimal
 import json
-import os
-import subprocess
-import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -21,14 +17,13 @@ from kubernetes import client
 
 from shipway.controller import rest
 from shipway.controller.kube import EventTarget, Kube, KubeError
+from tests.unit.standin import TOKEN, Answers, run_fresh_python, stand_in
 
 SEEN: list[dict[str, Any]] = []
 PODS: dict[str, dict[str, Any]] = {}
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
+class Handler(Answers, BaseHTTPRequestHandler):
     def _record(self) -> dict[str, Any]:
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
@@ -47,61 +42,44 @@ class Handler(BaseHTTPRequestHandler):
         name = seen["body"]["metadata"]["name"]
         if seen["path"].endswith("/pods"):
             if name in PODS:
-                self._answer(409, {"kind": "Status", "reason": "AlreadyExists", "message": "x"})
+                self.answer(409, {"kind": "Status", "reason": "AlreadyExists", "message": "x"})
                 return
             PODS[name] = {**seen["body"], "status": {"phase": "Pending"}}
-            self._answer(201, PODS[name])
+            self.answer(201, PODS[name])
             return
-        self._answer(201, seen["body"])
+        self.answer(201, seen["body"])
 
     def do_GET(self) -> None:
         seen = self._record()
         name = seen["path"].rsplit("/", 1)[-1]
         if name in PODS:
-            self._answer(200, PODS[name])
+            self.answer(200, PODS[name])
         elif seen["path"].startswith("/api/v1/namespaces/ci/pods?"):
-            self._answer(200, {"items": list(PODS.values()), "metadata": {}})
+            self.answer(200, {"items": list(PODS.values()), "metadata": {}})
         else:
             message = f'pods "{name}" not found'
-            self._answer(404, {"kind": "Status", "reason": "NotFound", "message": message})
+            self.answer(404, {"kind": "Status", "reason": "NotFound", "message": message})
 
     def do_PATCH(self) -> None:
         seen = self._record()
         if "/status" in seen["path"]:
-            self._answer(422, {"kind": "Status", "reason": "Invalid", "message": "bad status"})
+            self.answer(422, {"kind": "Status", "reason": "Invalid", "message": "bad status"})
             return
-        self._answer(200, {})
+        self.answer(200, {})
 
     def do_DELETE(self) -> None:
         self._record()
-        self._answer(200, {})
-
-    def _answer(self, status: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.answer(200, {})
 
 
 @pytest.fixture
 def api() -> Iterator[client.ApiClient]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    configuration.api_key = {"authorization": "t0ken"}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    SEEN.clear()
-    PODS.clear()
-    made = client.ApiClient(configuration)
-    yield made
-    made.close()  # type: ignore[no-untyped-call]
-    server.shutdown()
+    with stand_in(Handler) as configuration:
+        SEEN.clear()
+        PODS.clear()
+        made = client.ApiClient(configuration)
+        yield made
+        made.close()  # type: ignore[no-untyped-call]
 
 
 def test_each_call_sends_what_the_api_server_expects(api: client.ApiClient) -> None:
@@ -146,7 +124,7 @@ def test_each_call_sends_what_the_api_server_expects(api: client.ApiClient) -> N
         ),
         ("DELETE", "/apis/shipway.dev/v1alpha1/namespaces/ci/pipelines/demo", "application/json"),
     ]
-    assert {s["auth"] for s in SEEN} == {"Bearer t0ken"}
+    assert {s["auth"] for s in SEEN} == {f"Bearer {TOKEN}"}
     bodies = [s["body"] for s in SEEN]
     assert bodies[0] == pod
     assert bodies[4] == {"spec": {"activeDeadlineSeconds": 1}}
@@ -191,10 +169,7 @@ def test_the_operators_calls_never_load_the_clients_models() -> None:
         "kube.close()\n"
         "print(sum(1 for m in sys.modules if m.startswith('kubernetes.client.models.')))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
-    )
-    error, models = done.stdout.split()
+    error, models = run_fresh_python(code).split()
     assert error == "KubeError"  # the request was made (and found nothing listening)
     # kopf's own import names two (V1ObjectMeta, V1OwnerReference); the generated methods'
     # first call loaded ~250

@@ -3,14 +3,11 @@ the operator's resident memory, measured against Argo's controller in make bench
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from shipway.controller.historyconfig import HISTORY_OFF, history_settings
 from shipway.history.store import store_url
+from tests.unit.standin import run_fresh_python
 
 
 @pytest.mark.parametrize("value", [*HISTORY_OFF, " OFF ", "None"])
@@ -27,10 +24,7 @@ def test_an_operator_with_its_history_off_does_not_import_sqlalchemy() -> None:
         "OperatorConfig.from_env({'SHIPWAY_HISTORY': 'off'})\n"
         "print('sqlalchemy' in sys.modules)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=os.environ
-    )
-    assert done.stdout.strip() == "False"
+    assert run_fresh_python(code).strip() == "False"
 
 
 def test_an_operator_with_a_history_url_still_reads_it() -> None:

@@ -5,59 +5,40 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from kubernetes import client
 
 from shipway.controller.kube import Kube, KubeError, LogRead
+from tests.unit.standin import TOKEN, Answers, stand_in
 
 SEEN: list[tuple[str, str | None]] = []
 LOG = b"".join(b"line %d\n" % n for n in range(2000))
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # kept-alive, as the API server's
-
+class Handler(Answers, BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         SEEN.append((self.path, self.headers.get("Authorization")))
         if "/pods/gone/" in self.path:
-            self._answer(404, b'{"kind":"Status","reason":"NotFound","message":"pods gone"}')
+            self.answer(404, b'{"kind":"Status","reason":"NotFound","message":"pods gone"}')
         elif "/pods/waiting/" in self.path:
-            self._answer(400, b'{"kind":"Status","message":"container is waiting to start"}')
+            self.answer(400, b'{"kind":"Status","message":"container is waiting to start"}')
         elif "/pods/secret/" in self.path:
             body = {"kind": "Status", "reason": "Forbidden", "message": "pods/log is forbidden"}
-            self._answer(403, json.dumps(body).encode())
+            self.answer(403, json.dumps(body).encode())
         else:
-            self._answer(200, LOG, "text/plain")
-
-    def _answer(self, status: int, body: bytes, kind: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            self.answer(200, LOG, "text/plain")
 
 
 @pytest.fixture
 def kube() -> Iterator[Kube]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    configuration.api_key = {"authorization": "t0ken"}
-    configuration.api_key_prefix = {"authorization": "Bearer"}
-    made = Kube(client.ApiClient(configuration), threads=1, event_threads=1)
-    SEEN.clear()
-    yield made
-    made.close()
-    server.shutdown()
+    with stand_in(Handler) as configuration:
+        made = Kube(client.ApiClient(configuration), threads=1, event_threads=1)
+        SEEN.clear()
+        yield made
+        made.close()
 
 
 def test_a_log_is_read_with_the_clients_credentials_and_capped(kube: Kube) -> None:
@@ -73,10 +54,10 @@ def test_a_log_is_read_with_the_clients_credentials_and_capped(kube: Kube) -> No
     assert capped.data.startswith(b"line 0\n")
     assert capped.data.endswith(b"line 1999\n")
     assert b"bytes of this log were cut here" in capped.data
-    assert SEEN == [
-        ("/api/v1/namespaces/ci/pods/p-1/log?container=step", "Bearer t0ken"),
-        ("/api/v1/namespaces/ci/pods/p%202/log?container=db", "Bearer t0ken"),
-    ]
+    assert [
+        ("/api/v1/namespaces/ci/pods/p-1/log?container=step", f"Bearer {TOKEN}"),
+        ("/api/v1/namespaces/ci/pods/p%202/log?container=db", f"Bearer {TOKEN}"),
+    ] == SEEN
 
 
 def test_a_gone_pod_a_waiting_container_and_a_refusal(kube: Kube) -> None:
