@@ -9,8 +9,9 @@ not answer at all raises a :class:`KubeError` of status 0, like any passing fail
 
 By job: :mod:`.errors` (what a failed call raises), :mod:`.caller` (the client, the worker
 threads and the one call every request goes through), :mod:`.logs` (the history's pod-log
-reads, over :mod:`.logclient`'s connections), :mod:`.events` (Events on a Pipeline) and :mod:`.facade` (:class:`Kube`, the typed
-calls on pods, claims, Secrets and Pipelines). Callers import from here.
+reads, over :mod:`.logclient`'s connections), :mod:`.events` (Events on a Pipeline) and
+:mod:`.facade` (:class:`Kube`, the typed calls on pods, claims, Secrets and Pipelines).
+Callers import from here.
 """
 
 from shipway.controller.kube.errors import KubeError
