@@ -45,6 +45,9 @@ class Memory:
     """Name → UID of the pipeline's own pods found in this reconcile (recorded in the status)."""
     strangers: set[str] = field(default_factory=set)
     """UIDs of pods claiming the pipeline that the operator did not create, already reported."""
+    settled: frozenset[str] = frozenset()
+    """Pods whose quiet changes need no reconcile, as the last plan left them
+    (:func:`~shipway.engine.wakes.settled_pods`); empty until a reconcile succeeds."""
 
 
 @dataclass(slots=True)

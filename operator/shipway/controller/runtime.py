@@ -89,6 +89,8 @@ class Operator:
             claims=self.claims.store if self.claims is not None else None,
             slots=self.slots,
         )
+        # A pod change the pipeline's last plan says cannot matter wakes no reconcile.
+        self.watches.store.quiet = self.reconciler.quiet
         self._trim: asyncio.Task[None] | None = None
         self.archiver: Archiver | None = None
         if config.history.url is not None:

@@ -3,12 +3,14 @@
 Filled by :mod:`shipway.controller.podwatch` from one list and watch per namespace (or one for the whole
 cluster). It keeps a :class:`PodView` per pod, a few hundred bytes, instead of the object, and
 tells which pipelines a change concerns, so that an update that changes nothing Shipway reads
-(a kubelet heartbeat, a condition's probe time) wakes no reconcile.
+(a kubelet heartbeat, a condition's probe time) wakes no reconcile, nor does one its pipeline
+says cannot change its plan (``quiet``: :mod:`shipway.engine.wakes`). The store keeps the
+newest view either way: the next reconcile plans from it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from shipway.engine.objects import Key
@@ -41,6 +43,9 @@ class PodStore:
     def __init__(self, slots: NamespaceSlots | None = None) -> None:
         self.slots = slots
         """Told of every pod, to count each namespace's step pods (the namespace cap)."""
+        self.quiet: Callable[[Key, PodView | None, PodView], bool] | None = None
+        """``quiet(pipeline, old, new)``: this change of a pod's view cannot change the
+        pipeline's plan, so it wakes nobody (None: every change wakes)."""
         self._by_key: dict[Key, dict[str, PodView]] = {}
         self._key_of: dict[tuple[str, str], Key] = {}
         """(namespace, pod name) → its pipeline, for deletions and relabelled pods."""
@@ -66,9 +71,11 @@ class PodStore:
         if entry is not None:
             key, view = entry
             group = self._by_key.setdefault(key, {})
-            if group.get(name) != view:
+            old = group.get(name)
+            if old != view:
                 group[name] = view
-                changed.add(key)
+                if self.quiet is None or not self.quiet(key, old, view):
+                    changed.add(key)
             self._key_of[where] = key
         if self.slots is not None:
             self.slots.seen(namespace, name, *(entry or (None, None)))

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from shipway.compiler.pipeline import CompiledPipeline
 from shipway.controller import metrics
 from shipway.controller.builder import BuildSecrets
 from shipway.controller.claimwatch import workspace_problem
@@ -27,6 +28,7 @@ from shipway.engine.plan.steps import own
 from shipway.engine.reasons import PipelineReason
 from shipway.engine.settings import PodOptions, Settings
 from shipway.engine.slots import NamespaceSlots
+from shipway.engine.wakes import quiet_change, settled_pods
 
 log = logging.getLogger("shipway")
 
@@ -72,6 +74,16 @@ class Reconciler:
         memory = self.memory.get(key)
         return memory is not None and memory.uid == uid and memory.seen
 
+    def quiet(self, key: Key, old: PodView | None, new: PodView) -> bool:
+        """A pod's view changed from ``old`` (None: not seen yet; then the view its create
+        returned) to ``new`` in a way its pipeline's last plan says cannot change the next one
+        (:mod:`shipway.engine.wakes`): no reconcile needed."""
+        memory = self.memory.get(key)
+        if memory is None or new.name not in memory.settled or new.owner_uid != memory.uid:
+            return False
+        old = old or memory.created.get(new.name)
+        return old is not None and (old == new or quiet_change(old, new))
+
     async def reconcile(
         self, snap: PipelineSnapshot | None, indexed_pods: Iterable[PodView], key: Key
     ) -> Plan | None:
@@ -92,6 +104,7 @@ class Reconciler:
             try:
                 result = await self._reconcile(snap, indexed_pods, memory)
             except KubeError:
+                memory.settled = frozenset()  # every change wakes until a reconcile succeeds
                 raise
             except Exception as exc:
                 log.exception("%s/%s: failed while handling it", snap.namespace, snap.name)
@@ -100,6 +113,7 @@ class Reconciler:
                     snap, indexed_pods, memory, reason=PipelineReason.INTERNAL_ERROR, message=why
                 )
         if result.status.phase.terminal:  # over: it waits for no claim and no slot
+            memory.settled = frozenset()
             if self.claims is not None:
                 self.claims.release(key)
             if self.slots is not None:
@@ -212,6 +226,8 @@ class Reconciler:
             if result.status.builds:
                 await self.build_secrets.drop_pull(snap.ref)
         await self._finish(snap, result)
+        pinned = isinstance(compiled, CompiledPipeline) and compiled.pinned
+        memory.settled = settled_pods(result.status, pinned=pinned)
         if result.build_secret is False:
             await self.build_secrets.drop(snap.ref)
             memory.build_secret = False
