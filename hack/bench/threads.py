@@ -43,7 +43,7 @@ def profile_thread_names(speedscope: Path) -> dict[int, str]:
     with contextlib.suppress(OSError, ValueError):
         for profile in json.loads(speedscope.read_text()).get("profiles", []):
             found = _PROFILE_NAME.match(str(profile.get("name", "")))
-            if found:
+            if found and found.group(2):  # py-spy sometimes reads a name as "": unnamed
                 names[int(found.group(1))] = found.group(2)
     return names
 
