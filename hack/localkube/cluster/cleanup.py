@@ -39,12 +39,20 @@ def _kubepods_dirs() -> list[Path]:
     return [d for root in _cgroup_roots() for d in root.glob("kubepods*") if d.is_dir()]
 
 
+def _cgroup_dirs(top: Path) -> list[Path]:
+    """``top`` and every cgroup under it, deepest first. Not ``Path.rglob``: a pod's cgroup
+    removed by the kubelet or the runtime while the tree is walked raised FileNotFoundError
+    there and stopped the teardown half way; ``os.walk`` skips a directory that is gone."""
+    found = [Path(dirpath) for dirpath, _, _ in os.walk(top)]
+    return sorted(found, key=lambda p: -len(p.parts))
+
+
 def _cgroup_pids(top: Path) -> set[int]:
     pids: set[int] = set()
-    for procs in top.rglob("cgroup.procs"):
+    for cgroup in _cgroup_dirs(top):
         try:
-            pids.update(int(p) for p in procs.read_text().split())
-        except OSError:
+            pids.update(int(p) for p in (cgroup / "cgroup.procs").read_text().split())
+        except (OSError, ValueError):
             continue
     return pids
 
@@ -88,11 +96,9 @@ def _kill_pods() -> None:
 
 
 def _rmdir_tree(top: Path) -> None:
-    for d in sorted((p for p in top.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+    for d in _cgroup_dirs(top):  # deepest first, ``top`` last
         with contextlib.suppress(OSError):
             d.rmdir()
-    with contextlib.suppress(OSError):
-        top.rmdir()
 
 
 # -- iptables ------------------------------------------------------------------------------
