@@ -81,8 +81,10 @@ def test_the_operators_default_daemon_image_is_the_mirrored_one() -> None:
     assert (f"library/{name}", tag) in {(docker.repo, t) for t in docker.tags}
 
 
-def test_an_unreachable_registry_is_named_in_the_error() -> None:
-    paths = Paths.default()
+def test_an_unreachable_registry_is_named_in_the_error(tmp_path: Path) -> None:
+    """Only the built crane comes from the host: a cluster's state there (up, or killed half
+    way and left with token auth on) must not change what this test sees."""
+    paths = Paths(cache=Paths.default().cache, state=tmp_path / "state", run=tmp_path / "run")
     if not (paths.bin / "crane").exists():
         pytest.skip("crane is not built (python -m localkube build crane)")
     with pytest.raises(LocalkubeError, match=r"the registry \(127\.0\.0\.1:9\) does not answer"):
