@@ -190,6 +190,7 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
                       "webhookSecret": {"name": "hook", "key": "secret"},
                       "cloneSecretName": "clone"}},
         )  # fmt: skip
+        warm_ready = _wait_for_spare(kube, namespace)
         seen = PodSeen(kube, namespace)
         work = Work(forge.clone_url(repo))
         work.commit(PROJECT, "bench")
@@ -216,6 +217,13 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
                 time.sleep(0.02)
             time.sleep(1)  # the run's steps end before the next push
         seen.stop.set()
+        listed = kube.custom.list_namespaced_custom_object(
+            "shipway.dev", "v1alpha1", namespace, "pipelines"
+        )
+        on_warm = sum(
+            1 for p in listed.get("items") or []
+            if ((p.get("spec") or {}).get("workspace") or {}).get("claimName")
+        )  # fmt: skip
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -246,7 +254,23 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
         "received_to_created_p95_ms": _ms(percentile(created, 95)),
         "push_to_first_step_pod_p95_ms": _ms(percentile(to_step, 95)),
         "missed": PUSHES - len(to_step),
+        "warm_workspace_ready_s": warm_ready,
+        "pushes_on_a_warm_workspace": on_warm,
     }
+
+
+def _wait_for_spare(kube: Kube, namespace: str, timeout: float = 60) -> float | None:
+    """Seconds until the Repository's first warm workspace is bound (the steady state the
+    pushes meet: each push's take makes the next spare at once); None if none came."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        claims = kube.core.list_namespaced_persistent_volume_claim(
+            namespace, label_selector="shipway.dev/warm-workspace"
+        )
+        if any(c.status and c.status.phase == "Bound" for c in claims.items):
+            return round(time.monotonic() - started, 2)
+        time.sleep(0.2)
+    return None
 
 
 def _wall(stamp: str) -> float:
@@ -278,5 +302,6 @@ def rows(tr: dict[str, Any], mark: Any, fmt: Any) -> list[tuple[str, str, str]]:
         ("  git push / its start → webhook received, p50", f"{fmt((tr.get('git_push_ms') or {}).get('p50'))} / {fmt((tr.get('push_to_received_ms') or {}).get('p50'), ' ms')}", ""),
         ("  push → checkout pod p50 / p95", f"{fmt(pod.get('p50'))} / {fmt(pod.get('p95'), ' ms')}", ""),
         ("  push → first step pod p50 / p95", f"{fmt(step.get('p50'))} / {fmt(step.get('p95'), ' ms')}", mark("triggers_push_to_first_step_pod_p95_ms")),
+        ("  pushes on a warm workspace (spec.warmWorkspaces)", f"{tr.get('pushes_on_a_warm_workspace', '?')} of {tr.get('pushes', '?')}", ""),
         *((f"  {name.replace('_to_', ' → ')} p50", fmt((v or {}).get("p50"), " ms"), "") for name, v in stages.items()),
     ]  # fmt: skip

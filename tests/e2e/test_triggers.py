@@ -175,6 +175,52 @@ def test_push_runs_the_pipeline_and_gitea_shows_pending_then_success(setup: Setu
     assert any(d["pipeline"] == pipeline["metadata"]["name"] for d in repo["status"]["deliveries"])
 
 
+def _spares(s: Setup) -> list[dict[str, Any]]:
+    got = s.cluster.json(
+        "get", "pvc", "-n", s.namespace, "-l", f"shipway.dev/warm-workspace={s.repo}"
+    )
+    return [
+        c for c in got.get("items") or []
+        if not c["metadata"].get("annotations", {}).get("shipway.dev/taken-for")
+    ]  # fmt: skip
+
+
+def test_a_push_runs_on_a_warm_workspace_which_goes_with_its_pipeline(setup: Setup) -> None:
+    """The Repository keeps a claim provisioned ahead (spec.warmWorkspaces, 1 by default):
+    a push's pipeline runs on it, it becomes the Pipeline's, and a new spare is made."""
+    s = setup
+    repo = s.cluster.json("get", "repository", s.repo, "-n", s.namespace)
+
+    def bound_spare() -> dict[str, Any] | None:
+        bound = [c for c in _spares(s) if c.get("status", {}).get("phase") == "Bound"]
+        return bound[0] if len(bound) == 1 else None
+
+    spare = _until("a bound warm workspace", bound_spare, 90)
+    (owner,) = spare["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == (
+        "Repository", repo["metadata"]["uid"], True,
+    )  # fmt: skip
+    commit = s.work.commit(project("true"), "On a warm workspace")
+    s.work.push()
+    pipeline = _finished(s, commit)
+    assert pipeline["status"]["phase"] == "Succeeded", pipeline["status"]
+    name = spare["metadata"]["name"]
+    assert pipeline["spec"]["workspace"]["claimName"] == name
+    claim = s.cluster.json("get", "pvc", name, "-n", s.namespace)
+    (owner,) = claim["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["uid"]) == ("Pipeline", pipeline["metadata"]["uid"])
+    assert "shipway.dev/warm-workspace" not in claim["metadata"].get("labels", {})
+    # Another spare replaces it; deleting the Pipeline deletes the claim it ran on.
+    _until("a new warm workspace", lambda: [c for c in _spares(s) if c["metadata"]["name"] != name], 90)  # fmt: skip
+    s.cluster.kubectl("delete", "pipeline", pipeline["metadata"]["name"], "-n", s.namespace)
+
+    def claim_gone() -> bool:
+        got = s.cluster.run("get", "pvc", name, "-n", s.namespace, "--ignore-not-found", "-o", "name", check=False)  # fmt: skip
+        return not got.stdout.strip()
+
+    _until(f"the claim {name} to go with its pipeline", claim_gone, 120)
+
+
 def test_a_failing_step_makes_the_status_failure_naming_the_step(setup: Setup) -> None:
     s = setup
     commit = s.work.commit(project("sh -c 'exit 3'", name="unit tests"), "Break it")

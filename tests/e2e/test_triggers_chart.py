@@ -126,6 +126,17 @@ def installed(
         cluster.run("delete", "namespace", namespace, "--wait=false", check=False)
 
 
+def _spares(s: Installed) -> list[dict[str, Any]]:
+    got = s.cluster.json(
+        "get", "pvc", "-n", s.namespace, "-l", f"shipway.dev/warm-workspace={s.repo}"
+    )
+    return [
+        c for c in got.get("items") or []
+        if not c["metadata"].get("annotations", {}).get("shipway.dev/taken-for")
+        and not c["metadata"].get("deletionTimestamp")
+    ]  # fmt: skip
+
+
 def test_two_receiver_replicas_run_under_their_own_role(installed: Installed) -> None:
     s = installed
     pods = s.cluster.json("get", "pods", "-n", s.namespace, "-l", RECEIVER_PODS)["items"]
@@ -151,6 +162,16 @@ def test_two_receiver_replicas_run_under_their_own_role(installed: Installed) ->
     assert not can("delete", "pipelines.shipway.dev", s.namespace)
     assert not can("update", "repositories.shipway.dev", s.namespace), "its spec is the user's"
     assert not can("get", "secrets", "default"), "only the namespaces it serves"
+    assert can("create", "persistentvolumeclaims", s.namespace), "its warm workspaces"
+    assert not can("delete", "persistentvolumeclaims", "default")
+    # Two replicas keep one warm workspace between them (spec.warmWorkspaces, 1): a spare
+    # both made at once is trimmed to one, and stays one.
+    deadline = time.monotonic() + 90
+    while len(_spares(s)) != 1:
+        assert time.monotonic() < deadline, [c["metadata"]["name"] for c in _spares(s)]
+        time.sleep(1)
+    time.sleep(12)  # a round of each replica's upkeep (every 10 s)
+    assert len(_spares(s)) == 1, [c["metadata"]["name"] for c in _spares(s)]
 
 
 def test_a_push_reaches_the_in_cluster_receiver_through_its_service(installed: Installed) -> None:

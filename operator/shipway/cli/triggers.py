@@ -14,20 +14,23 @@ def cmd_triggers(args: argparse.Namespace, out: TextIO) -> int:
     from shipway.triggers.kube import TriggersApi
     from shipway.triggers.receiver import Receiver
     from shipway.triggers.reporter import Reporter
+    from shipway.triggers.spares import Spares
     from shipway.triggers.worker import Settings, Worker
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")  # fmt: skip
     connection = connect(args.kubeconfig, args.context, None)
     api = TriggersApi(connection.api)
-    worker = Worker(api, Settings(run_url=args.run_url or ""))
     namespaces = list(args.namespace or [connection.namespace])
+    spares = Spares(api, namespaces)
+    worker = Worker(api, Settings(run_url=args.run_url or ""), spares)
 
-    api.start_caches(namespaces)
+    api.start_caches(namespaces, on_repository=spares.poke, on_claim=spares.poke)
     if not api.wait_synced(30):
         out.write("shipway triggers: the Repository and Secret watches are not synced yet\n")
     receiver = Receiver(api, worker, namespaces)
     Reporter(api, worker, namespaces).start()
+    spares.start()
     out.write(
         f"shipway triggers: listening on {args.address}:{args.port} for {', '.join(namespaces)}\n"
     )

@@ -23,6 +23,7 @@ Message = Annotated[str, StringConstraints(max_length=1024)]
 MAX_DELIVERIES = 10
 MAX_BRANCHES = 20
 MAX_GLOBS = 50
+MAX_WARM = 10
 
 
 class SecretKeyRef(Strict):
@@ -91,6 +92,14 @@ class RepositorySpec(Strict):
     )
     serviceAccountName: K8sName | None = Field(  # noqa: N815
         None, description="spec.serviceAccountName of the Pipelines created."
+    )
+    warmWorkspaces: int = Field(  # noqa: N815
+        1,
+        ge=0,
+        le=MAX_WARM,
+        description="Workspace claims kept provisioned ahead of pushes: a push's pipeline "
+        "takes one (each is used once, then deleted with its Pipeline) instead of waiting "
+        "for a new volume. 0: none.",
     )
 
 

@@ -14,15 +14,18 @@ from kubernetes.client.exceptions import ApiException
 from shipway import GROUP, PLURAL, VERSION
 from shipway.models.repository import SecretKeyRef
 from shipway.triggers.cache import Informer
+from shipway.triggers.warm import LABEL_WARM
 
 REPOSITORIES = "repositories"
 Manifest = dict[str, Any]
 
 
-def _watcher(lister: Any, *args: Any) -> Callable[[str | None], Iterator[Mapping[str, Any]]]:
+def _watcher(
+    lister: Any, *args: Any, **kwargs: Any
+) -> Callable[[str | None], Iterator[Mapping[str, Any]]]:
     def stream(version: str | None) -> Iterator[Mapping[str, Any]]:
         yield from watch.Watch().stream(  # type: ignore[no-untyped-call]
-            lister, *args, resource_version=version, timeout_seconds=300
+            lister, *args, resource_version=version, timeout_seconds=300, **kwargs
         )
 
     return stream
@@ -36,11 +39,17 @@ class TriggersApi:
         self._api = api
         self.repositories: dict[str, Informer] = {}
         self.secrets: dict[str, Informer] = {}
+        self.warm_claims: dict[str, Informer] = {}
+        """Spare workspace claims (:mod:`~shipway.triggers.warm`), by namespace."""
 
     def start_caches(
-        self, namespaces: Iterable[str], on_repository: Callable[[Manifest], None] | None = None
+        self,
+        namespaces: Iterable[str],
+        on_repository: Callable[[Manifest], None] | None = None,
+        on_claim: Callable[[Manifest], None] | None = None,
     ) -> None:
-        """Watch the Repositories and Secrets of ``namespaces`` (cache.py says why)."""
+        """Watch the Repositories, Secrets and spare claims of ``namespaces`` (cache.py
+        says why)."""
         to_dict = self._api.sanitize_for_serialization
         for namespace in namespaces:
             list_repos = self.custom.list_namespaced_custom_object
@@ -58,12 +67,22 @@ class TriggersApi:
                 name=f"secrets/{namespace}",
                 to_dict=to_dict,
             )
+            list_claims = self.core.list_namespaced_persistent_volume_claim
+            claims = Informer(
+                partial(list_claims, namespace, label_selector=LABEL_WARM),
+                _watcher(list_claims, namespace, label_selector=LABEL_WARM),
+                name=f"warm-claims/{namespace}",
+                to_dict=to_dict,
+                on_change=on_claim,
+            )
             self.repositories[namespace], self.secrets[namespace] = repos, secrets
-            repos.start()
-            secrets.start()
+            self.warm_claims[namespace] = claims
+            for informer in (repos, secrets, claims):
+                informer.start()
 
     def wait_synced(self, timeout: float) -> bool:
-        informers = [*self.repositories.values(), *self.secrets.values()]
+        informers = [*self.repositories.values(), *self.secrets.values(),
+                     *self.warm_claims.values()]  # fmt: skip
         return all(i.synced.wait(timeout) for i in informers)
 
     # -- reads --------------------------------------------------------------------------
@@ -158,6 +177,44 @@ class TriggersApi:
                 if exc.status != 409:
                     raise
         return True, made
+
+    def pipeline(self, namespace: str, name: str) -> Manifest | None:
+        try:
+            got: Manifest = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return got
+
+    def warm_claims_of(self, namespace: str) -> list[Manifest]:
+        """The namespace's spare claims as last watched (all of them, every Repository's)."""
+        informer = self.warm_claims.get(namespace)
+        return [] if informer is None else list(informer.items.values())
+
+    def create_claim(self, namespace: str, manifest: Manifest) -> str:
+        """Create it; its name (the API server's, for a ``generateName``)."""
+        made = self.core.create_namespaced_persistent_volume_claim(namespace, manifest)
+        return str(made.metadata.name)
+
+    def patch_claim(self, namespace: str, name: str, patch: Manifest) -> Manifest:
+        """Merge ``patch`` in (a resourceVersion in it makes it conditional: 409 if changed)."""
+        got = self.core.patch_namespaced_persistent_volume_claim(name, namespace, patch)
+        plain: Manifest = self._api.sanitize_for_serialization(got)  # type: ignore[no-untyped-call]
+        return plain
+
+    def delete_claim(self, namespace: str, name: str, resource_version: str | None) -> None:
+        """Delete it if it is still that version (None: whatever it is); gone is fine."""
+        options: Manifest = {}
+        if resource_version:
+            options["preconditions"] = {"resourceVersion": resource_version}
+        try:
+            self.core.delete_namespaced_persistent_volume_claim(name, namespace, body=options)
+        except ApiException as exc:
+            if exc.status not in (404, 409):
+                raise
 
     def patch_pipeline(self, namespace: str, name: str, patch: Manifest) -> None:
         self.custom.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name, patch)

@@ -24,6 +24,7 @@ from shipway.triggers.decide import LABEL_BRANCH, LABEL_REPOSITORY, Run, decide
 from shipway.triggers.events import Event
 from shipway.triggers.files import FIRST, CommitFiles
 from shipway.triggers.kube import Manifest, TriggersApi
+from shipway.triggers.spares import Spares
 
 log = logging.getLogger("shipway.triggers")
 
@@ -45,9 +46,13 @@ def link(settings: Settings, namespace: str, name: str) -> str:
 
 
 class Worker:
-    def __init__(self, api: TriggersApi, settings: Settings | None = None) -> None:
+    def __init__(
+        self, api: TriggersApi, settings: Settings | None = None, spares: Spares | None = None
+    ) -> None:
         self.api = api
         self.settings = settings or Settings()
+        self.spares = spares
+        """Warm workspaces to take for a push; None: every Pipeline makes its own claim."""
         self._status_lock = threading.Lock()
         self._fetches = ThreadPoolExecutor(8, thread_name_prefix="forge-read")
 
@@ -217,7 +222,15 @@ class Worker:
             and concurrency.running(self.api.pipelines(namespace, selector), run.name)
         ):
             return self._queue(repo, event, run)
-        created, obj = self.api.create_pipeline(namespace, manifest, built.secrets)
+        spare = self.spares.take(repo, spec, manifest) if self.spares is not None else None
+        try:
+            created, obj = self.api.create_pipeline(namespace, manifest, built.secrets)
+        except BaseException:
+            if spare is not None and self.spares is not None:
+                self.spares.release(namespace, spare)
+            raise
+        if spare is not None and self.spares is not None and not created:
+            self.spares.release(namespace, spare)
         if not created:
             self.record(
                 repo,
@@ -238,6 +251,8 @@ class Worker:
                 run.name, now - received, handed - received, began - handed, waited,
                 converted - began - waited, now - converted, read.calls if read else 0,
             )  # fmt: skip
+        if spare is not None and self.spares is not None:
+            self.spares.hand_over(namespace, spare, obj)
         if spec.concurrency == "supersede":
             # Listed after the create (the newer one is in it and skipped): off the path
             # the benchmark times.
