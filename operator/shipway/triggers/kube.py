@@ -200,8 +200,14 @@ class TriggersApi:
         return str(made.metadata.name)
 
     def patch_claim(self, namespace: str, name: str, patch: Manifest) -> Manifest:
-        """Merge ``patch`` in (a resourceVersion in it makes it conditional: 409 if changed)."""
-        got = self.core.patch_namespaced_persistent_volume_claim(name, namespace, patch)
+        """Merge ``patch`` in (a resourceVersion in it makes it conditional: 409 if changed).
+
+        A JSON merge patch: a list in it replaces the claim's (a strategic merge, the
+        client's default for a dict, would add the Pipeline's ownerReference beside the
+        Repository's, two controllers, which the API server refuses)."""
+        got = self.core.patch_namespaced_persistent_volume_claim(
+            name, namespace, patch, _content_type="application/merge-patch+json"
+        )
         plain: Manifest = self._api.sanitize_for_serialization(got)  # type: ignore[no-untyped-call]
         return plain
 
