@@ -231,3 +231,26 @@ def test_a_released_spare_is_free_again_and_none_is_taken_when_turned_off() -> N
 def test_the_number_of_warm_workspaces_is_bounded(wanted: int) -> None:
     with pytest.raises(ValueError, match="warmWorkspaces"):
         RepositorySpec.model_validate({**REPO["spec"], "warmWorkspaces": wanted})
+
+
+def test_a_claim_is_patched_with_a_json_merge_patch() -> None:
+    """A merge patch replaces the ownerReferences; the client's default for a dict (a
+    strategic merge) would keep the Repository's beside the Pipeline's: two controllers."""
+    from kubernetes import client
+
+    from shipway.triggers.kube import TriggersApi
+
+    sent: list[dict[str, Any]] = []
+
+    class Core:
+        def patch_namespaced_persistent_volume_claim(self, *args: Any, **kwargs: Any) -> Any:
+            sent.append({"args": args, **kwargs})
+            return {"metadata": {"name": args[0]}}
+
+    api = TriggersApi(client.ApiClient())
+    api.core = Core()
+    patch = warm.handover_patch({"metadata": {"name": "p", "uid": "u"}})
+    api.patch_claim("ci", "app-warm-x", patch)
+    (call,) = sent
+    assert call["args"] == ("app-warm-x", "ci", patch)
+    assert call["_content_type"] == "application/merge-patch+json"
