@@ -7,7 +7,8 @@ pipelines of 5 steps in the scale and restart phases, half as many paced at 36 s
 ``BENCH_PHASES=fairness`` runs that one alone, in about two minutes), ``BENCH_PROFILE`` (set: py-spy profiles of the operator
 in the scale and restart phases, written next to the logs), ``BENCH_VOLUMES`` (set: the steps
 mount a workspace, one claim per pipeline), ``BENCH_TRIGGERS_CLONE_AUTH`` (``password``: the
-triggers phase reads with the Gitea user's password, not a token), ``KUBECONFIG`` (default: the
+triggers phase reads with the Gitea user's password, not a token), ``BENCH_TRIGGERS_WARM``
+(the triggers phase's Repository's ``spec.warmWorkspaces``; ``0``: off), ``KUBECONFIG`` (default: the
 local cluster's).
 """
 

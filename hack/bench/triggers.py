@@ -10,7 +10,8 @@
 
 ``PUSHES`` pushes, one at a time, each to its own branch (no supersede in the way).
 ``BENCH_TRIGGERS_CLONE_AUTH=password`` gives the receiver's reads the Gitea user's password
-instead of an access token (:data:`CLONE_AUTH`).
+instead of an access token (:data:`CLONE_AUTH`); ``BENCH_TRIGGERS_WARM=0`` turns the
+Repository's warm workspaces off (:data:`WARM`).
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ STAGES = (
     "claim", "checkout", "claim_bound", "checkout_scheduled", "checkout_running",
     "checkout_ended", "first_step",
 )  # fmt: skip
+WARM = os.environ.get("BENCH_TRIGGERS_WARM")
+"""``spec.warmWorkspaces`` of the Repository (unset: its default); ``0`` measures pushes
+that each wait for a new claim to be provisioned."""
 CLONE_AUTH = os.environ.get("BENCH_TRIGGERS_CLONE_AUTH") or "token"
 """What the clone Secret (the receiver's reads at the commit) holds: an access ``token`` of
 the Gitea user (what docs/triggers.md asks for), or its ``password`` (Gitea checks it with a
@@ -188,9 +192,10 @@ def run(kube: Kube, run_id: str, workdir: Path) -> dict[str, Any]:
              "spec": {"url": f"{found['host_url']}/{forge.username}/{repo}.git",
                       "provider": "gitea", "concurrency": "none",
                       "webhookSecret": {"name": "hook", "key": "secret"},
-                      "cloneSecretName": "clone"}},
+                      "cloneSecretName": "clone",
+                      **({"warmWorkspaces": int(WARM)} if WARM else {})}},
         )  # fmt: skip
-        warm_ready = _wait_for_spare(kube, namespace)
+        warm_ready = _wait_for_spare(kube, namespace) if WARM != "0" else None
         seen = PodSeen(kube, namespace)
         work = Work(forge.clone_url(repo))
         work.commit(PROJECT, "bench")
