@@ -16,6 +16,8 @@ from typing import Any
 
 from localkube.addons.gitea.client import Gitea, Work
 
+from .kube import Cluster
+
 __all__ = [
     "HOST_FROM_PODS",
     "Gitea",
@@ -80,4 +82,14 @@ def repository_secrets(forge: Gitea, *, webhook_secret: str, token: str) -> list
          "stringData": {"username": forge.username, "password": forge.password}},
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "status"},
          "stringData": {"token": token}},
+    ]  # fmt: skip
+
+
+def warm_spares(cluster: Cluster, namespace: str, repo: str) -> list[dict[str, Any]]:
+    """The Repository's spare claims that no push has taken and nothing is deleting."""
+    got = cluster.json("get", "pvc", "-n", namespace, "-l", f"shipway.dev/warm-workspace={repo}")
+    return [
+        c for c in got.get("items") or []
+        if not c["metadata"].get("annotations", {}).get("shipway.dev/taken-for")
+        and not c["metadata"].get("deletionTimestamp")
     ]  # fmt: skip

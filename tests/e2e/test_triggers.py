@@ -27,6 +27,7 @@ from .forge import (
     project,
     repository_secrets,
     start_triggers,
+    warm_spares,
 )
 from .kube import Cluster
 from .pipelines import Kubectl
@@ -176,13 +177,7 @@ def test_push_runs_the_pipeline_and_gitea_shows_pending_then_success(setup: Setu
 
 
 def _spares(s: Setup) -> list[dict[str, Any]]:
-    got = s.cluster.json(
-        "get", "pvc", "-n", s.namespace, "-l", f"shipway.dev/warm-workspace={s.repo}"
-    )
-    return [
-        c for c in got.get("items") or []
-        if not c["metadata"].get("annotations", {}).get("shipway.dev/taken-for")
-    ]  # fmt: skip
+    return warm_spares(s.cluster, s.namespace, s.repo)
 
 
 def test_a_push_runs_on_a_warm_workspace_which_goes_with_its_pipeline(setup: Setup) -> None:

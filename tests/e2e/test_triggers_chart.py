@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from .conftest import IN_CLUSTER_NAMESPACES, Image, OperatorProcess
-from .forge import Gitea, Work, project, repository_secrets
+from .forge import Gitea, Work, project, repository_secrets, warm_spares
 from .kube import Cluster, KubectlError
 
 pytestmark = pytest.mark.e2e
@@ -127,14 +127,7 @@ def installed(
 
 
 def _spares(s: Installed) -> list[dict[str, Any]]:
-    got = s.cluster.json(
-        "get", "pvc", "-n", s.namespace, "-l", f"shipway.dev/warm-workspace={s.repo}"
-    )
-    return [
-        c for c in got.get("items") or []
-        if not c["metadata"].get("annotations", {}).get("shipway.dev/taken-for")
-        and not c["metadata"].get("deletionTimestamp")
-    ]  # fmt: skip
+    return warm_spares(s.cluster, s.namespace, s.repo)
 
 
 def test_two_receiver_replicas_run_under_their_own_role(installed: Installed) -> None:

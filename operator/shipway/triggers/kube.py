@@ -92,9 +92,13 @@ class TriggersApi:
         cached = None if fresh else self._cached(self.repositories, namespace, name)
         if cached is not None:
             return cached
+        return self._get(REPOSITORIES, namespace, name)
+
+    def _get(self, plural: str, namespace: str, name: str) -> Manifest | None:
+        """One of our custom objects, or None when it does not exist."""
         try:
             got: Manifest = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, REPOSITORIES, name
+                GROUP, VERSION, namespace, plural, name
             )
         except ApiException as exc:
             if exc.status == 404:
@@ -179,15 +183,7 @@ class TriggersApi:
         return True, made
 
     def pipeline(self, namespace: str, name: str) -> Manifest | None:
-        try:
-            got: Manifest = self.custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, PLURAL, name
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return got
+        return self._get(PLURAL, namespace, name)
 
     def warm_claims_of(self, namespace: str) -> list[Manifest]:
         """The namespace's spare claims as last watched (all of them, every Repository's)."""
