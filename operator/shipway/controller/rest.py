@@ -61,10 +61,9 @@ def request(
         url += "?" + urlencode({k: _query_value(v) for k, v in query.items() if v is not None})
     headers = {**api.default_headers, "Accept": JSON}
     api.update_params_for_auth(headers, [], ["BearerToken"], where, method, None)
-    data = None
-    if body is not None:
+    data = encode(body)
+    if data is not None:
         headers["Content-Type"] = content_type
-        data = json.dumps(body, separators=(",", ":"), default=_json_value).encode()
     response: Any = api.rest_client.pool_manager.request(
         method,
         url,
@@ -82,6 +81,13 @@ def request(
         error.body = error_body
         raise error
     return response
+
+
+def encode(body: Any) -> bytes | None:
+    """A request's body as compact JSON; None for none."""
+    if body is None:
+        return None
+    return json.dumps(body, separators=(",", ":"), default=_json_value).encode()
 
 
 def _json_value(value: Any) -> Any:

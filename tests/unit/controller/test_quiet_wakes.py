@@ -243,3 +243,43 @@ def test_a_failed_reconcile_settles_nothing() -> None:
     view = pod_view(harness.kube.pods[name])
     assert view is not None
     assert not harness.reconciler.quiet(KEY, view, view)
+
+
+def test_a_pod_seen_while_its_status_is_written_wakes_nobody() -> None:
+    """The watch shows a pod just made while the reconcile that made it still writes the
+    status: that sighting is quiet too (each one used to cost a second reconcile)."""
+    harness = Harness(SERIAL)
+    written = harness.kube.patch_status
+    sightings: list[tuple[str, bool]] = []
+
+    async def patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+        for pod_name, pod in list(harness.kube.pods.items()):
+            if not any(p.name == pod_name for p in harness.store.pods(KEY)):
+                entry = pod_entry(pod)
+                assert entry is not None
+                sightings.append((pod_name, bool(harness.store.put("ci", pod_name, entry))))
+        await written(namespace, name, status)
+
+    harness.kube.patch_status = patch_status  # type: ignore[method-assign]
+    harness.reconcile()
+    while len(sightings) < 5:
+        (name,) = [n for n, _ in sightings[-1:]]
+        harness.move(name, "ended", ended, float(len(sightings)))
+    assert [woke for _, woke in sightings] == [False] * 5
+    assert harness.woke == {"ended": 4}
+
+
+def test_a_failed_status_write_settles_nothing() -> None:
+    harness = Harness(SERIAL)
+
+    async def patch_status(namespace: str, name: str, status: dict[str, Any]) -> None:
+        raise KubeError(503, "Unavailable", "etcd leader changed")
+
+    harness.kube.patch_status = patch_status  # type: ignore[method-assign]
+    with pytest.raises(KubeError):
+        harness.reconcile()
+    (name,) = harness.kube.pods
+    assert harness.reconciler.memory[KEY].settled == frozenset()
+    view = pod_view(harness.kube.pods[name])
+    assert view is not None
+    assert not harness.reconciler.quiet(KEY, view, view)

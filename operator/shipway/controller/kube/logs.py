@@ -1,7 +1,7 @@
 """The history's reads of finished containers' logs, kept apart from the step calls.
 
-A log read is a plain GET on connections of the history's own
-(:mod:`~shipway.controller.kube.logclient`), in the history's own threads, capped as it streams
+A log read is a plain GET on kept-alive connections of its own
+(:mod:`~shipway.controller.kube.wire`), in the history's own threads, capped as it streams
 (:class:`~shipway.history.logs.LogCap`): none of it may hold up the calls that move steps on,
 and a pod's answer of 404 or 400 means "gone" or "never started", not an error.
 """
@@ -19,7 +19,7 @@ from urllib3.exceptions import HTTPError
 from shipway.controller import metrics
 from shipway.controller.kube.caller import Caller
 from shipway.controller.kube.errors import KubeError, _status_error
-from shipway.controller.kube.logclient import LogReadError
+from shipway.controller.kube.wire import WireError
 from shipway.history.logs import LogCap
 
 _REASONS = {status.value: status.phrase for status in HTTPStatus}
@@ -87,15 +87,15 @@ class LogReads(Caller):
         return logs
 
     def _read_log(self, namespace: str, pod: str, container: str, cap: int) -> LogRead | None:
-        """A plain GET with the client's credentials on connections of the history's own
-        (:mod:`~shipway.controller.kube.logclient`: a third of the CPU of the client's pool), or
+        """A plain GET with the client's credentials on kept-alive connections of its own
+        (:mod:`~shipway.controller.kube.wire`: a third of the CPU of the client's pool), or
         on the client's pool when it goes through a proxy."""
         path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods/{quote(pod, safe='')}/log"
         path = f"{path}?{urlencode({'container': container})}"
         kept = LogCap(cap)
         try:
             answer = self.logs.get(path, kept.feed)
-        except (HTTPError, OSError, LogReadError, ValueError) as exc:
+        except (HTTPError, OSError, WireError, ValueError) as exc:
             raise KubeError(0, "Unreachable", f"the log read broke off: {exc}") from None
         if answer is None:
             return LogRead(kept.result(), kept.size, kept.truncated)

@@ -1,7 +1,8 @@
-"""The history's own log GETs (controller/kube/logclient.py) against a stand-in API server that
-answers byte by byte as told: kept-alive connections, chunked answers, a connection the
-server closed while idle, one cut mid-answer, TLS with the client's CA, and a batch of pods
-read in one go."""
+"""The operator's own requests (controller/kube/wire.py) against a stand-in API server that
+answers byte by byte as told: log GETs on kept-alive connections, chunked answers, a
+connection the server closed while idle, one cut mid-answer, TLS with the client's CA, a batch
+of pods read in one go; and the writes (a pod's create, a status patch, a delete) with their
+bodies, their Status errors, and never repeated once sent."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from kubernetes import client
 from shipway.controller import metrics
 from shipway.controller.certs import self_signed
 from shipway.controller.kube import Kube, KubeError, LogRead
-from shipway.controller.kube.logclient import LogClient, PooledLogs
+from shipway.controller.kube.wire import PooledLogs, Wire
 
 LOG = b"".join(b"line %d\n" % n for n in range(300))
 
@@ -32,6 +33,8 @@ class Server(socketserver.ThreadingTCPServer):
         self.tls = tls
         self.connections = 0
         self.requests: list[str] = []
+        self.writes: list[tuple[str, str, dict[str, str], bytes]] = []
+        """(method, path, headers, body) of every request that is not a GET."""
         self.close_after_answer = False
 
 
@@ -53,11 +56,17 @@ class Handler(socketserver.StreamRequestHandler):
                     return
                 head += byte
             lines = head.decode().split("\r\n")
-            path = lines[0].split(" ")[1]
+            method, path = lines[0].split(" ")[:2]
             self.server.requests.append(path)
             headers = {k.lower(): v for k, v in (ln.split(": ", 1) for ln in lines[1:] if ln)}
             assert headers["authorization"] == "Bearer t0ken"
             assert headers["host"] == f"127.0.0.1:{self.server.server_address[1]}"
+            if method != "GET":
+                body = self.rfile.read(int(headers.get("content-length", "0")))
+                self.server.writes.append((method, path, headers, body))
+                if not self._write(path, body):
+                    return
+                continue
             if "/pods/cut/" in path:  # says 1000 bytes, sends 10, hangs up
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789")
                 return
@@ -82,6 +91,25 @@ class Handler(socketserver.StreamRequestHandler):
             self.wfile.flush()
             if self.server.close_after_answer:
                 return  # hangs up while the client keeps the connection for its next read
+
+    def _write(self, path: str, body: bytes) -> bool:
+        """Answer a write as the API server would; False: hang up instead."""
+        if path.endswith("/pods/cut"):  # the create arrived; the server hangs up unanswered
+            return False
+        if path.endswith("/pods") and b'"name":"taken"' in body:
+            status = b'{"kind":"Status","reason":"AlreadyExists","message":"pods taken exists"}'
+            head = b"HTTP/1.1 409 Conflict\r\nContent-Length: %d\r\n\r\n" % len(status)
+            self.wfile.write(head + status)
+        elif path.endswith("/status"):
+            status = b'{"kind":"Status","reason":"Invalid","message":"status.phase: Unsupported"}'
+            head = b"HTTP/1.1 422 Unprocessable Entity\r\nContent-Length: %d\r\n\r\n"
+            self.wfile.write(head % len(status) + status)
+        else:  # the object as stored (a delete: a Status), in one chunk
+            answer = body or b'{"kind":"Status","status":"Success"}'
+            self.wfile.write(b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n")
+            self.wfile.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(answer), answer))
+        self.wfile.flush()
+        return not self.server.close_after_answer
 
 
 def serve(tls: ssl.SSLContext | None = None) -> Server:
@@ -115,7 +143,7 @@ def test_reads_share_one_kept_alive_connection_and_stream_a_chunked_answer(
     server: Server,
 ) -> None:
     kube = make_kube(server)
-    assert isinstance(kube.logs, LogClient)
+    assert isinstance(kube.logs, Wire)
     try:
         for _ in range(3):
             assert read(kube, "p") == LogRead(LOG, len(LOG), False)
@@ -214,3 +242,59 @@ def test_a_client_behind_a_proxy_keeps_the_pool_managers_path() -> None:
         assert isinstance(kube.logs, PooledLogs)
     finally:
         kube.close()
+
+
+def test_writes_send_their_json_and_answer_the_object_or_the_status_error(
+    server: Server,
+) -> None:
+    kube = make_kube(server)
+    pod = {"metadata": {"name": "p-1"}, "spec": {"containers": [{"name": "step"}]}}
+    try:
+        created = asyncio.run(kube.create_pod("ci", pod))
+        taken = asyncio.run(kube.create_pod("ci", {"metadata": {"name": "taken"}}))
+        with pytest.raises(KubeError) as raised:
+            asyncio.run(kube.patch_status("ci", "demo", {"phase": "Walking"}))
+        asyncio.run(kube.delete_pod("ci", "p-1"))
+    finally:
+        kube.close()
+    assert created == pod
+    assert taken is None  # 409: a pod of that name exists, for the caller to check whose
+    assert (raised.value.status, raised.value.reason) == (422, "Invalid")
+    assert str(raised.value) == "status.phase: Unsupported"
+    method, path, headers, body = server.writes[2]
+    assert (method, path) == (
+        "PATCH",
+        "/apis/shipway.dev/v1alpha1/namespaces/ci/pipelines/demo/status",
+    )
+    assert headers["content-type"] == "application/merge-patch+json"
+    assert body == b'{"status":{"phase":"Walking"}}'
+    assert server.writes[3][:2] == ("DELETE", "/api/v1/namespaces/ci/pods/p-1")
+    assert "content-length" not in server.writes[3][2]
+    assert server.connections == 1  # every request on the one kept-alive connection
+
+
+def test_a_write_whose_answer_broke_off_is_never_sent_twice(server: Server) -> None:
+    """The API server may have made the pod: the caller plans again from the cluster."""
+    kube = make_kube(server)
+    try:
+        asyncio.run(kube.create_pod("ci", {"metadata": {"name": "p-0"}}))  # kept alive
+        with pytest.raises(KubeError) as raised:
+            asyncio.run(kube._call("POST", "/api/v1/namespaces/ci/pods/cut", body={}))
+    finally:
+        kube.close()
+    assert raised.value.status == 0
+    assert [w[1] for w in server.writes].count("/api/v1/namespaces/ci/pods/cut") == 1
+
+
+def test_a_write_takes_a_new_connection_for_one_the_server_closed_while_idle(
+    server: Server,
+) -> None:
+    server.close_after_answer = True
+    kube = make_kube(server)
+    try:
+        for n in range(3):
+            asyncio.run(kube.create_pod("ci", {"metadata": {"name": f"p-{n}"}}))
+    finally:
+        kube.close()
+    assert [w[1] for w in server.writes] == ["/api/v1/namespaces/ci/pods"] * 3
+    assert server.connections == 3
