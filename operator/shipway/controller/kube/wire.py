@@ -70,13 +70,14 @@ class Answer:
 
 @dataclass
 class _Parse:
-    """httptools' callbacks: the body goes to ``sink`` (a 200) or is kept (anything else)."""
+    """httptools' callbacks: the body goes to ``sink`` (a 200) or is kept (anything else;
+    everything without a sink)."""
 
     sink: Callable[[bytes], None] | None
     """Where a 200's body goes; None: every body is kept whole."""
     status: int = 0
     reason: bytearray = field(default_factory=bytearray)
-    error_body: bytearray = field(default_factory=bytearray)
+    kept: bytearray = field(default_factory=bytearray)
     complete: bool = False
     started: bool = False
     keep_alive: bool = False
@@ -93,11 +94,11 @@ class _Parse:
 
     def on_body(self, chunk: bytes) -> None:
         if self.sink is None:
-            self.error_body += chunk
+            self.kept += chunk
         elif self.status == 200:
             self.sink(chunk)
-        elif len(self.error_body) < ERROR_BODY_LIMIT:
-            self.error_body += chunk[: ERROR_BODY_LIMIT - len(self.error_body)]
+        elif len(self.kept) < ERROR_BODY_LIMIT:
+            self.kept += chunk[: ERROR_BODY_LIMIT - len(self.kept)]
 
     def on_message_complete(self) -> None:
         # Asked here: llhttp resets its state for the next answer once this returns.
@@ -175,7 +176,7 @@ class Wire:
             else:
                 sock.close()
             reason = parse.reason.decode("latin-1")
-            return Answer(parse.status, bytes(parse.error_body), reason)
+            return Answer(parse.status, bytes(parse.kept), reason)
 
     def _request(
         self,
