@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import json
+import re
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -30,8 +31,18 @@ Timeout = float | tuple[float, float] | None
 
 
 def path(*parts: str) -> str:
-    """``/api/v1/namespaces/x/pods``: each part quoted, as the generated client does."""
-    return "/" + "/".join(quote(part, safe="") for part in parts)
+    """``/api/v1/namespaces/x/pods``: each part quoted, as the generated client does.
+
+    Object names are DNS names, which quoting leaves as they are: those skip ``quote``
+    (a few microseconds a part, tens of thousands of paths a busy minute).
+    """
+    return "/" + "/".join(
+        part if _PLAIN.fullmatch(part) else quote(part, safe="") for part in parts
+    )
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9._-]*")
+"""Characters ``quote`` never changes."""
 
 
 def core(namespace: str, resource: str, name: str | None = None) -> str:

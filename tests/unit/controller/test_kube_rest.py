@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from kubernetes import client
@@ -174,3 +175,14 @@ def test_the_operators_calls_never_load_the_clients_models() -> None:
     # kopf's own import names two (V1ObjectMeta, V1OwnerReference); the generated methods'
     # first call loaded ~250
     assert int(models) <= 4
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        ("api", "v1", "namespaces", "ci", "pods", "demo-4a49a-1-write.artifact_x"),
+        ("api", "v1", "namespaces", "ci", "a b", "x/y", "é", "~t", "%2F", "?q=1#f", ""),
+    ],
+)
+def test_a_path_is_quoted_as_the_generated_client_quotes_it(parts: tuple[str, ...]) -> None:
+    assert rest.path(*parts) == "/" + "/".join(quote(part, safe="") for part in parts)
