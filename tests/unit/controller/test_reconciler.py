@@ -10,7 +10,9 @@ import pytest
 from shipway.controller.callpool import Priority
 from shipway.controller.kube import KubeError
 from shipway.controller.reconciler import Reconciler
-from shipway.models import PipelinePhase
+from shipway.controller.reconciler.carry import CompileCache, compiled_spec
+from shipway.models import PipelinePhase, PipelineStatus
+from shipway.models.status import SourceStatus
 from tests.unit.builders import NOW, WALKTHROUGH
 from tests.unit.fakekube import KEY, FakeKube, snapshot
 
@@ -228,3 +230,22 @@ def test_background_work_that_fails_is_logged(caplog: pytest.LogCaptureFixture) 
         asyncio.run(run())
     assert "boom" in caplog.text
     assert not reconciler.background
+
+
+def test_a_spec_is_compiled_once_per_generation_and_build_tag_one_entry_per_pipeline() -> None:
+    kube = FakeKube()
+    cache: CompileCache = {}
+    first = snapshot(kube)
+    other = dataclasses.replace(first, uid="uid-2")
+    status = PipelineStatus()
+    compiled = compiled_spec(cache, first, status)
+    assert compiled_spec(cache, first, status) is compiled  # the same generation: kept
+    compiled_spec(cache, other, status)
+    assert set(cache) == {"uid-1", "uid-2"}
+    tagged = status.model_copy(update={"source": SourceStatus(kind="git", branch="main")})
+    on_main = compiled_spec(cache, first, tagged)
+    assert on_main is not compiled  # the checkout told the branch: compiled for it
+    newer = compiled_spec(cache, dataclasses.replace(first, generation=2), tagged)
+    assert newer is not on_main
+    assert set(cache) == {"uid-1", "uid-2"}  # replaced, never piled up
+    assert cache["uid-2"][1] is compiled_spec(cache, other, status)

@@ -26,28 +26,32 @@ if TYPE_CHECKING:
 log = logging.getLogger("shipway")
 
 Compiled = CompiledPipeline | InvalidSpecError
-CompileKey = tuple[str, int, str | None]
+CompileCache = dict[str, tuple[tuple[int, str | None], Compiled]]
+"""Per pipeline UID: its spec compiled for one generation and build tag (the latest asked)."""
 
 
-def compiled_spec(
-    cache: dict[CompileKey, Compiled], snap: PipelineSnapshot, status: PipelineStatus
-) -> Compiled:
+def compiled_spec(cache: CompileCache, snap: PipelineSnapshot, status: PipelineStatus) -> Compiled:
     """The spec compiled once per generation, and once more when a checkout has told
-    which branch or tag it is (the build tag of ``tag``/``exclude`` filters)."""
+    which branch or tag it is (the build tag of ``tag``/``exclude`` filters).
+
+    One entry per pipeline, replaced when either changes: finding or dropping a pipeline's
+    entry never walks the others' (a thousand pipelines made that quadratic)."""
     checked_out = status.source.tag or status.source.branch if status.source else None
-    key = (snap.uid, snap.generation, checked_out)
-    if key not in cache:
-        for stale in [k for k in cache if k[:2] == key[:2]]:
-            del cache[stale]
-        try:
-            cache[key] = compile_pipeline(snap.spec, checked_out)
-        except InvalidSpecError as exc:
-            cache[key] = exc
-        except Exception as exc:
-            log.exception("%s/%s: the spec broke the compiler", snap.namespace, snap.name)
-            problem = f"the operator could not compile it: {type(exc).__name__}: {exc}"
-            cache[key] = InvalidSpecError([FieldError("spec", problem[:2048])])
-    return cache[key]
+    key = (snap.generation, checked_out)
+    kept = cache.get(snap.uid)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    compiled: Compiled
+    try:
+        compiled = compile_pipeline(snap.spec, checked_out)
+    except InvalidSpecError as exc:
+        compiled = exc
+    except Exception as exc:
+        log.exception("%s/%s: the spec broke the compiler", snap.namespace, snap.name)
+        problem = f"the operator could not compile it: {type(exc).__name__}: {exc}"
+        compiled = InvalidSpecError([FieldError("spec", problem[:2048])])
+    cache[snap.uid] = (key, compiled)
+    return compiled
 
 
 def plan_once(

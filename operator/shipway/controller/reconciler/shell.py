@@ -15,7 +15,7 @@ from shipway.controller.claimwatch import workspace_problem
 from shipway.controller.kube import EventTarget, KubeError
 from shipway.controller.memory import Memory, pipeline_urgency
 from shipway.controller.reconciler.api import KubeApi
-from shipway.controller.reconciler.carry import Compiled, CompileKey, carry_out, compiled_spec
+from shipway.controller.reconciler.carry import CompileCache, carry_out, compiled_spec
 from shipway.controller.reconciler.pods import pipeline_pods, trusted_pods
 from shipway.controller.reconciler.status import read_status, write_status
 from shipway.controller.snapshot import PipelineSnapshot
@@ -54,7 +54,7 @@ class Reconciler:
         self.build_secrets = BuildSecrets(kube, self.settings.build)
         self.clock = clock
         self.memory: dict[Key, Memory] = {}
-        self.compiled: dict[CompileKey, Compiled] = {}
+        self.compiled: CompileCache = {}
         self.background: set[asyncio.Task[None]] = set()
 
     def forget(self, key: Key) -> None:
@@ -65,8 +65,7 @@ class Reconciler:
         memory = self.memory.pop(key, None)
         if memory is not None:
             metrics.forget(memory.phase)
-            for cache_key in [k for k in self.compiled if k[0] == memory.uid]:
-                del self.compiled[cache_key]
+            self.compiled.pop(memory.uid, None)
 
     def follows(self, key: Key, uid: str) -> bool:
         """This process has read or written the pipeline's status: from now on it plans from
@@ -227,8 +226,7 @@ class Reconciler:
             )
         if result.status.phase.terminal:
             # Done: from now on only a stray pod is stopped, which needs no spec.
-            for done in [k for k in self.compiled if k[:2] == (snap.uid, snap.generation)]:
-                del self.compiled[done]
+            self.compiled.pop(snap.uid, None)
             if result.status.builds:
                 await self.build_secrets.drop_pull(snap.ref)
         await self._finish(snap, result)
