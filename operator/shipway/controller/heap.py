@@ -1,4 +1,5 @@
-"""Give the C heap's free memory back to the system now and then (glibc only).
+"""The operator's heaps: the C heap's free memory given back to the system now and then
+(glibc only), and Python's cycle collector set for a long-lived process.
 
 Most of what the operator allocates is short-lived: watch events and API answers, decoded,
 summarised and dropped. Larger blocks come from glibc, one heap ("arena") per thread that
@@ -12,10 +13,15 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 import logging
 from collections.abc import Callable
 
 log = logging.getLogger("shipway")
+
+YOUNG_COLLECTION_EVERY = 10_000
+"""Allocations (less deallocations) between two collections of the youngest generation:
+Python's default is 700."""
 
 M_ARENA_MAX = -8
 """mallopt(3) parameter: the most arenas glibc creates for all threads."""
@@ -61,3 +67,17 @@ async def trim_every(seconds: float) -> None:
     while True:
         await asyncio.sleep(seconds)
         trim()
+
+
+def tune_collector() -> None:
+    """Freeze what start-up made, and collect the young generations less often.
+
+    Measured at 1000 pipelines x 5 steps with Python's defaults: 1,178 young, 107 middle and
+    9 full collections took 3.4 s, a sixth of the operator's CPU, and one full collection up
+    to 275 ms at once: each walks every module, class and schema loaded at start-up, which
+    never become garbage. Frozen, they are left out of every collection (memory they hold is
+    still freed by reference counting, as all of the operator's acyclic data is).
+    """
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_COLLECTION_EVERY, middle, old)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import platform
 
 import pytest
@@ -44,3 +45,15 @@ def test_trim_every_calls_the_trimmer_until_cancelled(monkeypatch: pytest.Monkey
 
     asyncio.run(run())
     assert len(calls) >= 3
+
+
+def test_the_collector_freezes_start_up_and_collects_the_young_less_often() -> None:
+    before = gc.get_threshold()
+    try:
+        heap.tune_collector()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold()[0] == heap.YOUNG_COLLECTION_EVERY > before[0]
+        assert gc.get_threshold()[1:] == before[1:]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
