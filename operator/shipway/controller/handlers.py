@@ -1,10 +1,13 @@
-"""kopf wiring: settings, start-up and shutdown, and every Pipeline event to the operator.
+"""kopf wiring: settings, start-up and shutdown, and peering's say over which replica acts.
 
-kopf watches Pipelines with one ``on.event`` handler, so kopf itself writes nothing to the
-cluster (no finalizers, no progress annotations): per step the operator makes one pod create,
-one status patch and one Event. Step pods, thousands of short-lived objects, are watched by
-:mod:`shipway.controller.podwatch` into a compact store instead of kopf's per-object
-machinery. Garbage collection through owner references removes pods and the claim when a
+kopf runs the process (signals, start-up and clean-up, the admission server, liveness) and
+its peering; it handles no Pipeline event and writes nothing to the cluster (no finalizers,
+no progress annotations): per step the operator makes one pod create, one status patch and
+one Event. Pipelines (:mod:`shipway.controller.pipelinewatch`) and step pods
+(:mod:`shipway.controller.podwatch`) are watched by the operator itself, each event
+decoded once, instead of going through kopf's per-object machinery; the Pipeline watch runs
+while peering lets this replica act (:mod:`shipway.controller.gate`), always when
+standalone. Garbage collection through owner references removes pods and the claim when a
 Pipeline is deleted, even while the operator is down. The operator's state lives in one
 :class:`~shipway.controller.runtime.Operator`, kept in kopf's memo.
 """
@@ -19,8 +22,7 @@ from typing import Any
 import kopf
 from kubernetes import config as kube_config
 
-from shipway import GROUP, PLURAL, VERSION
-from shipway.controller import metrics
+from shipway.controller import gate, heap, metrics
 from shipway.controller.builder import discover, discover_docker, discover_push
 from shipway.controller.config import OperatorConfig
 from shipway.controller.kube import Kube
@@ -43,9 +45,6 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
     settings.watching.connect_timeout = 10
     settings.networking.request_timeout = 60
     settings.persistence.diffbase_storage = NoDiffBase()
-    # kopf's worker for an object keeps its last event's body until it idles out: with 1000
-    # pipelines moving every few seconds, kopf's default 5 s kept ~25 MB of bodies alive.
-    settings.queueing.idle_timeout = 1.0
     configure_peering(settings, config)
     settings.scanning.disabled = not config.scanning
     try:
@@ -66,7 +65,16 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
         ),
     )
     operator = memo["operator"] = Operator(config, kube)
+    heap.tune_collector()  # the process is set up: what it holds now lives as long as it does
     operator.start()
+    if settings.peering.standalone:
+        operator.follow()
+    else:  # kopf starts the gate's daemon once peering lets this replica act
+        gate.register(
+            gate.PeeringGate(operator.follow, operator.unfollow),
+            settings.peering.name,
+            clusterwide=config.clusterwide,
+        )
     if config.history.api_port and config.history.url is not None:
         # Imported only when served: the history stack (SQLAlchemy) costs ~20 MB of memory.
         from shipway.controller.historyapi import server as historyapi
@@ -75,10 +83,9 @@ async def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) 
 
 
 class NoDiffBase(kopf.DiffBaseStorage):
-    """No diff base: only an on.event handler here, which never looks at one.
+    """No diff base: no handler here looks at one (the peering gate's daemon neither).
 
-    kopf's default builds one for every event anyway (a deep copy of the body, then a diff):
-    about a twentieth of the operator's CPU time under load, for nothing.
+    kopf's default builds one for every event anyway (a deep copy of the body, then a diff).
     """
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
@@ -115,16 +122,3 @@ async def shutdown(memo: kopf.Memo, **_: Any) -> None:
     runner = memo.get("history_api")
     if runner is not None:
         await runner.cleanup()
-
-
-@kopf.on.event(GROUP, VERSION, PLURAL)
-async def pipeline_event(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """Note the pipeline's latest state and reconcile it in the background.
-
-    Returning at once lets kopf drop the event: a handler awaiting the reconcile kept every
-    busy pipeline's whole body (managed fields and all) alive, ~25 MB per 1000 pipelines.
-    """
-    operator = memo.get("operator")
-    if not isinstance(operator, Operator):
-        raise RuntimeError("the operator has not started up")
-    operator.pipeline_changed(body, deleted=type == "DELETED")

@@ -145,15 +145,20 @@ class PodWatch(threading.Thread):
         if response is not None:
             unblock(response)
 
+    def _gone(self, obj: Any) -> Any:
+        """What the store is given for a deleted object: None, it leaves the store."""
+        return None
+
+    def _where(self) -> str:
+        """The path listed and watched: the namespace's objects, or the cluster's."""
+        if self.namespace is None:
+            return rest.path("api", "v1", self.resource)
+        return rest.core(self.namespace, self.resource)
+
     def _request(self, query: dict[str, Any], timeout: tuple[float, float]) -> Any:
         """One list (a page) or watch request, its answer not read yet."""
-        where = (
-            rest.path("api", "v1", self.resource)
-            if self.namespace is None
-            else rest.core(self.namespace, self.resource)
-        )
         query = {"labelSelector": self.selector, **query}
-        return rest.request(self.api, "GET", where, query=query, timeout=timeout)
+        return rest.request(self.api, "GET", self._where(), query=query, timeout=timeout)
 
     def run(self) -> None:
         version: str | None = None
@@ -170,7 +175,11 @@ class PodWatch(threading.Thread):
                 if self.stopping.is_set():
                     break
                 log.warning(
-                    "pod watch (%s): %s; again in %.1fs", self.namespace or "all", exc, delay
+                    "%s watch (%s): %s; again in %.1fs",
+                    self.kind,
+                    self.namespace or "all",
+                    exc,
+                    delay,
                 )
                 self.stopping.wait(delay)
                 delay = min(delay * 2, 10.0)
@@ -234,7 +243,7 @@ class PodWatch(threading.Thread):
                 if kind == "BOOKMARK":
                     continue
                 # A pod that turned malformed leaves the store (entry None), as a deleted one.
-                entry = None if kind == "DELETED" else self._entry(obj)
+                entry = self._gone(obj) if kind == "DELETED" else self._entry(obj)
                 namespace, name = text(meta.get("namespace")) or "", text(meta.get("name")) or ""
                 self._post(self._put, namespace, name, entry)
         finally:
@@ -264,6 +273,11 @@ class PodWatch(threading.Thread):
         with self._lock:
             batch, self._posted = self._posted, []
             self._flushing = False
+        if self.stopping.is_set():
+            # A stopped watch's last events may reach the loop after its successor's list
+            # (a peering pause and resume, a namespace watched again): applied then, they
+            # would put older objects over newer ones in the shared store.
+            return
         for fn, args in batch:
             fn(*args)
 

@@ -1,6 +1,6 @@
 """The running operator in one object: the Pipeline snapshots, the pod watches, the work
-queue and the reconciler. kopf's handlers (:mod:`shipway.controller.handlers`) only hand it
-Pipeline events; pod watch events and timers reach the work queue directly.
+queue and the reconciler. The Pipeline watch (:mod:`shipway.controller.pipelinewatch`),
+pod watch events and timers reach it directly; kopf's part is peering: which replica acts.
 
 No pipeline is planned before the pods of its namespace have been listed once, so after a
 (re)start the first decisions already see every existing pod and never recreate a step.
@@ -26,6 +26,7 @@ from shipway.engine.slots import NamespaceSlots
 
 if TYPE_CHECKING:  # the history stack (SQLAlchemy, ~20 MB) is imported only when it is on
     from shipway.controller.archive import Archiver, HistoryApi
+    from shipway.controller.pipelinewatch import PipelineWatches
 
 log = logging.getLogger("shipway")
 
@@ -66,7 +67,7 @@ class Operator:
         self.config = config
         self.kube = kube
         self.pipelines: dict[Key, PipelineSnapshot] = {}
-        """The latest snapshot of every Pipeline, from kopf's watch."""
+        """The latest snapshot of every Pipeline, from the Pipeline watch."""
         # Namespaces take turns: a pipeline due again at once lets other namespaces' runs go.
         self.queue: WorkQueue[Key] = WorkQueue(self._work, self._failed, group=_namespace)
         self.claims: ClaimWatches | None = None
@@ -92,6 +93,7 @@ class Operator:
         # A pod change the pipeline's last plan says cannot matter wakes no reconcile.
         self.watches.store.quiet = self.reconciler.quiet
         self._trim: asyncio.Task[None] | None = None
+        self.following: PipelineWatches | None = None
         self.archiver: Archiver | None = None
         if config.history.url is not None:
             from shipway.controller.archive import Archiver
@@ -104,6 +106,35 @@ class Operator:
         self._trim = asyncio.ensure_future(heap.trim_every(10.0))
         if self.archiver is not None:
             self.archiver.start(lambda: self.pipelines, self.watches.store.pods)
+
+    def follow(self) -> None:
+        """Watch the Pipelines of the operator's namespaces (from a fresh list): this
+        replica acts. Called at start, or by kopf peering's gate when it lets this one on."""
+        if self.following is None:
+            from shipway.controller.pipelinewatch import PipelineFeed, PipelineWatches
+
+            feed = PipelineFeed(self.pipeline_changed, self.pipeline_gone, self.pipelines.keys)
+            self.following = PipelineWatches(
+                feed,
+                self.config.namespaces,
+                clusterwide=self.config.clusterwide,
+                scanning=self.config.scanning,
+            )
+        self.following.start()
+
+    def unfollow(self) -> None:
+        """Stop watching the Pipelines (peering paused this replica)."""
+        if self.following is not None:
+            self.following.stop()
+
+    def pipeline_gone(self, key: Key) -> None:
+        """A Pipeline found missing from a relist: deleted while the watch was away."""
+        snap = self.pipelines.pop(key, None)
+        if snap is None:
+            return
+        if self.archiver is not None:
+            self.archiver.forget(snap.uid)  # its last state noted already is its record
+        self.queue.add(key)
 
     def pipeline_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
         """Note a Pipeline's latest state and queue its reconcile."""
@@ -155,6 +186,7 @@ class Operator:
         """Stop watching, let reconciles in progress and queued Events end within ``timeout``."""
         if self._trim is not None:
             self._trim.cancel()
+        self.unfollow()
         self.watches.stop()
         if self.claims is not None:
             self.claims.stop()

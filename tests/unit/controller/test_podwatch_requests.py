@@ -1,5 +1,5 @@
 """The pod watch's list and watch requests against a stand-in API server, and its events
-handed to the event loop in order, many per wake-up."""
+handed to the event loop in order, many per wake-up, and none once it is stopped."""
 
 from __future__ import annotations
 
@@ -136,3 +136,21 @@ def test_events_reach_the_loop_in_order_and_many_per_wake_up() -> None:
     asyncio.run(run())
     assert seen == list(range(1000))
     assert wake_ups < 1000
+
+
+def test_a_stopped_watch_hands_nothing_more_to_the_loop() -> None:
+    """Its successor may have listed already: a late event would overwrite newer objects."""
+    store = Recorder()
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        watch = PodWatch("ci", store, loop, lambda key: None)
+        watch._post(watch._put, "ci", "a", "old")  # queued, the loop has not run it yet
+        watch.stop()
+        await asyncio.sleep(0.05)
+        watch._post(watch._put, "ci", "b", "late")
+        await asyncio.sleep(0.05)
+        watch.api.close()  # type: ignore[no-untyped-call]
+
+    asyncio.run(run())
+    assert store.calls == []

@@ -69,6 +69,19 @@ def make(kube: FakeKube) -> tuple[Operator, list[FakeWatches]]:
     return Operator(OperatorConfig(), kube, watches), made
 
 
+def recorded_reconciles(operator: Operator) -> list[tuple[Any, Key]]:
+    """Every reconcile the operator runs from now on, (snapshot, key), in order."""
+    runs: list[tuple[Any, Key]] = []
+    reconcile = operator.reconciler.reconcile
+
+    async def recording(snap: Any, pods: Any, key: Key) -> Any:
+        runs.append((snap, key))
+        return await reconcile(snap, pods, key)
+
+    operator.reconciler.reconcile = recording  # type: ignore[method-assign,assignment]
+    return runs
+
+
 async def settle(operator: Operator) -> None:
     while operator.queue.busy():
         await asyncio.sleep(0.01)
@@ -218,14 +231,7 @@ def test_with_history_a_finished_steps_log_is_archived_and_the_run_recorded(
 def test_the_echo_of_its_own_status_write_is_not_reconciled_again_but_a_spec_change_is() -> None:
     kube = FakeKube()
     operator, _ = make(kube)
-    runs: list[Key] = []
-    reconcile = operator.reconciler.reconcile
-
-    async def counting(snap: Any, pods: Any, key: Key) -> Any:
-        runs.append(key)
-        return await reconcile(snap, pods, key)
-
-    operator.reconciler.reconcile = counting  # type: ignore[method-assign,assignment]
+    runs = recorded_reconciles(operator)
 
     async def scenario() -> None:
         operator.pipeline_changed(pipeline(kube), deleted=False)
@@ -264,3 +270,23 @@ def test_a_status_event_before_the_operator_has_read_the_status_is_reconciled() 
 
     asyncio.run(scenario())
     assert operator.reconciler.follows(("ci", "demo"), "uid-1")
+
+
+def test_a_pipeline_a_relist_misses_is_forgotten_and_reconciled_as_gone() -> None:
+    kube = FakeKube()
+    operator, _ = make(kube)
+    runs = recorded_reconciles(operator)
+
+    async def scenario() -> None:
+        operator.pipeline_changed(pipeline(kube), deleted=False)
+        await settle(operator)
+        operator.pipeline_gone(("ci", "demo"))
+        operator.pipeline_gone(("ci", "never-seen"))  # nothing known: nothing queued
+        await settle(operator)
+
+    asyncio.run(scenario())
+    seen = [snap for snap, _ in runs]
+    assert operator.pipelines == {}
+    assert seen[0] is not None
+    assert seen[-1] is None
+    assert len(seen) == 2
