@@ -162,6 +162,6 @@ def _verify(paths: Paths) -> int:
         return 1
     print(
         "localkube: the host is clean (no process, mount, iptables rule, veth, bridge,"
-        " network namespace, cgroup or changed sysctl of the cluster)"
+        " network namespace, cgroup, log link or changed sysctl of the cluster)"
     )
     return 0

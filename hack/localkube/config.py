@@ -162,6 +162,12 @@ class Paths:
         return self.state / "logs"
 
     @property
+    def pod_logs(self) -> Path:
+        """The kubelet's ``podLogsDir``: pods' logs stay with the components' (kept after
+        ``down`` for a post-mortem, cleared by the next ``up``), not in the host's /var/log."""
+        return self.logs / "pods"
+
+    @property
     def containerd_hosts(self) -> Path:
         """containerd's registry host configuration (``config_path``): ``<host>/hosts.toml``."""
         return self.etc / "certs.d"

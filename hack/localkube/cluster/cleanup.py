@@ -1,6 +1,6 @@
 """``down``: stop everything and leave no process, mount, iptables rule, veth, bridge,
-network namespace, cgroup or kernel setting of the cluster behind; and ``verify``, which
-proves it."""
+network namespace, cgroup, log link or kernel setting of the cluster behind; and ``verify``,
+which proves it."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from localkube.process import all_pids, cmdline, exclusive, run, terminate
 CHAIN_PREFIXES = ("KUBE-", "CNI-")
 TABLES = ("filter", "nat", "mangle", "raw")
 NETNS_DIR = Path("/run/netns")
+CONTAINER_LOG_LINKS = Path("/var/log/containers")
 CNI_CACHE = Path("/var/lib/cni")
 #: Host programs of the node, ours when their command line names our socket or state.
 NODE_PROGRAMS = {"containerd", "containerd-shim-runc-v2", "runc", "nsenter", "unshare"}
@@ -222,6 +223,17 @@ def clean_network(paths: Paths) -> None:
     clean_iptables()
 
 
+def container_log_links(paths: Paths, links: Path = CONTAINER_LOG_LINKS) -> list[Path]:
+    """The kubelet's links to our containers' logs: ours when they point into our
+    ``podLogsDir`` (the kubelet always links from /var/log/containers)."""
+    try:
+        entries = list(links.iterdir())
+    except FileNotFoundError:
+        return []
+    root = f"{paths.pod_logs}/"
+    return [e for e in entries if e.is_symlink() and os.readlink(e).startswith(root)]
+
+
 # -- down and verify ------------------------------------------------------------------------
 
 
@@ -254,6 +266,8 @@ def down_unlocked(paths: Paths, *, quiet: bool = False) -> None:
     clean_network(paths)
     for d in _kubepods_dirs():
         _rmdir_tree(d)
+    for link in container_log_links(paths):
+        link.unlink(missing_ok=True)
     baseline = host.load_baseline(paths.host_baseline).get("sysctls")
     if isinstance(baseline, dict):
         host.restore_sysctls({str(k): str(v) for k, v in baseline.items()})
@@ -273,6 +287,7 @@ def verify(paths: Paths) -> list[str]:
     problems += [f"network link: {n}" for n in _new_links(paths)]
     problems += [f"network namespace: {f}" for f in _our_netns_files()]
     problems += [f"cgroup: {d}" for d in _kubepods_dirs()]
+    problems += [f"log link: {link}" for link in container_log_links(paths)]
     baseline = host.load_baseline(paths.host_baseline).get("sysctls")
     if isinstance(baseline, dict):
         now = host.read_sysctls()

@@ -108,6 +108,7 @@ def kubelet_config(lay: Layout) -> dict[str, Any]:
             "imagefs.available": "1%",
         },
         "containerLogMaxSize": "10Mi",
+        "podLogsDir": str(lay.paths.pod_logs),
         "maxPods": 110,
         "protectKernelDefaults": False,
         # Not below 0: see restrict_oom_score_adj in the containerd config.

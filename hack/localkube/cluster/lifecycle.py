@@ -40,6 +40,7 @@ from localkube.cluster.components import (
     write_configs,
 )
 from localkube.cluster.runtime import (  # re-exported: other tools use them as cluster.<name>
+    NODE_MOUNTS_HOLDER,
     SERVICE_NAMES,
     admin_tls,
     any_running,
@@ -50,6 +51,7 @@ from localkube.cluster.runtime import (  # re-exported: other tools use them as 
     kubectl,
     kubectl_json,
     log,
+    node_mounts_ready,
     node_ready,
     service,
     services,
@@ -181,6 +183,7 @@ def _up(paths: Paths, targets: tuple[str, ...]) -> None:
         host.record_baseline(paths.host_baseline)
         for stale in paths.logs.glob("*.log"):
             stale.unlink()
+        shutil.rmtree(paths.pod_logs, ignore_errors=True)
 
     build.build_all(paths, targets)
     imageset.ensure_all(paths)  # archives only; imported once containerd runs
@@ -269,8 +272,8 @@ def _start_components(paths: Paths, lay: Layout) -> None:
     _ensure(
         paths, "node-mounts",
         lambda: ["unshare", "--mount", "--propagation", "private", "--",
-                 "sh", "-c", "mount --make-rshared / && exec sleep infinity"],
-        lambda: True, timeout=10,
+                 "sh", "-c", f"mount --make-rshared / && exec {NODE_MOUNTS_HOLDER} infinity"],
+        lambda: node_mounts_ready(paths), timeout=10,
     )  # fmt: skip
     paths.containerd_state.mkdir(parents=True, exist_ok=True)
     _ensure(

@@ -7,12 +7,14 @@ module and none of them imports another's lifecycle, so there is no import cycle
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from localkube import config
@@ -123,10 +125,45 @@ def node_ready(paths: Paths) -> bool:
     )
 
 
+#: What the holder runs once its namespace is made and its root shared (``exec sleep``).
+NODE_MOUNTS_HOLDER = "sleep"
+
+
+def holder_state(pid: int, proc: Path = Path("/proc")) -> str:
+    """Why the node-mounts holder ``pid`` cannot be entered yet ("" once it can).
+
+    ``unshare`` makes the namespace a moment after it starts, and the shell shares ``/``
+    after that; a process entering ``/proc/<pid>/ns/mnt`` any earlier lands in the host's
+    namespace. containerd did once, on a loaded machine: the kubelet's tmpfs of every
+    service-account token then never reached the containers (the local-path-provisioner
+    crash-looped on a missing in-cluster config)."""
+    try:
+        theirs = os.readlink(proc / str(pid) / "ns" / "mnt")
+        ours = os.readlink(proc / "self" / "ns" / "mnt")
+        comm = (proc / str(pid) / "comm").read_text().strip()
+    except OSError:
+        return f"its process {pid} is gone"
+    if theirs == ours:
+        return f"its process {pid} has not made its own mount namespace yet"
+    if comm != NODE_MOUNTS_HOLDER:
+        return f"its process {pid} has not shared its root mount yet (it runs {comm!r})"
+    return ""
+
+
+def node_mounts_ready(paths: Paths) -> bool:
+    pid = service(paths, "node-mounts").pid()
+    return pid is not None and not holder_state(pid)
+
+
 def in_node_mounts(paths: Paths, argv: Sequence[str]) -> list[str]:
+    """``argv`` run inside the node's mount namespace; refused while the holder is not
+    ready, so nothing can slip into the host's namespace instead."""
     pid = service(paths, "node-mounts").pid()
     if pid is None:
         raise LocalkubeError("the node's mount namespace holder is not running")
+    why = holder_state(pid)
+    if why:
+        raise LocalkubeError(f"the node's mount namespace holder is not ready: {why}")
     return ["nsenter", f"--mount=/proc/{pid}/ns/mnt", "--", *argv]
 
 

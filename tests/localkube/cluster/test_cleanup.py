@@ -1,4 +1,5 @@
-"""Teardown's walk of the pods' cgroups: a cgroup removed while it is walked is skipped."""
+"""Teardown's walk of the pods' cgroups (a cgroup removed while it is walked is skipped) and
+of the kubelet's links to our containers' logs."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from localkube.cluster import cleanup
+from localkube.config import Paths
 
 
 def _tree(top: Path) -> None:
@@ -46,3 +48,18 @@ def test_the_tree_is_removed_deepest_first(tmp_path: Path) -> None:
     (top / "besteffort").mkdir()
     cleanup._rmdir_tree(top)
     assert not top.exists()
+
+
+def test_only_links_into_our_pod_logs_are_ours(tmp_path: Path) -> None:
+    paths = Paths(cache=tmp_path / "cache", state=tmp_path / "state", run=tmp_path / "run")
+    links = tmp_path / "containers"
+    links.mkdir()
+    ours = links / "coredns-1_kube-system_coredns-abc.log"
+    ours.symlink_to(paths.pod_logs / "kube-system_coredns-1_uid" / "coredns" / "0.log")
+    other = links / "app_default_app-def.log"
+    other.symlink_to("/var/log/pods/default_app_uid/app/0.log")  # another kubelet's
+    beside = links / "pods-old_ns_c-1.log"  # a sibling directory whose name starts alike
+    beside.symlink_to(f"{paths.pod_logs}-old/ns_pod_uid/c/0.log")
+    (links / "plain.log").write_text("")
+    assert cleanup.container_log_links(paths, links) == [ours]
+    assert cleanup.container_log_links(paths, tmp_path / "absent") == []
