@@ -210,16 +210,19 @@ options:
 
 def _complete_stage(source: Path) -> str:
     """kwok's fast pod-complete stage, for pods owned by a Pipeline (or, for ``make
-    bench-peers``, by an Argo Workflow) instead of a Job."""
+    bench-peers``, by an Argo Workflow, or by the ConfigMap of its raw pods: ``rawburst``)
+    instead of a Job."""
     text = source.read_text()
     if "- 'Job'" not in text or "name: pod-complete" not in text:
         raise RuntimeError(f"unexpected kwok stage {source}")
     lines = [
         line
         for line in text.splitlines(keepends=True)
-        if line.strip() not in ("- 'Pipeline'", "- 'Workflow'")
+        if line.strip() not in ("- 'Pipeline'", "- 'Workflow'", "- 'ConfigMap'")
     ]
-    kinds = "".join(lines).replace("- 'Job'\n", "- 'Pipeline'\n      - 'Workflow'\n")
+    kinds = "".join(lines).replace(
+        "- 'Job'\n", "- 'Pipeline'\n      - 'Workflow'\n      - 'ConfigMap'\n"
+    )
     return kinds.replace("name: pod-complete", "name: shipway-pod-complete")
 
 

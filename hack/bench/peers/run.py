@@ -7,7 +7,7 @@ burst), ``KUBECONFIG`` (default: the local cluster's).
 
 Order: Argo is built (or its cached binaries reused), its image imported, its CRDs applied; then
 for each phase Shipway runs it, then Argo, each engine started for the phase alone; raw pods run
-the serial work as the limit. Argo's CRDs and namespace are removed at the end, whatever happens.
+the serial work and the burst (``rawburst``) first, as the limit. Argo's CRDs and namespace are removed at the end, whatever happens.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import demo_operator
 from bench import overhead, scale
 from bench.kube import Kube, operator_writes, write_json
 from bench.load import delete_namespace
-from bench.peers import argo, argobuild, argoimage, work
+from bench.peers import argo, argobuild, argoimage, rawburst, work
 from bench.peers.measure import (
     ARGO_WRITES,
     ArgoPodWatch,
@@ -171,6 +171,21 @@ def _raw_serial(kube: Kube, namespace: str, steps: int) -> dict[str, Any]:
     }
 
 
+def _raw_burst(
+    kube: Kube, namespace: str, run_id: str, nodes: FakeNodes, *, count: int, timeout: float
+) -> dict[str, Any]:
+    """The burst's chains of pods with no engine (``rawburst``), in a namespace of their own,
+    deleted (and waited for) before the engines run, so its pods weigh on neither."""
+    kube.create_namespace(namespace, run_id)
+    try:
+        return rawburst.run(
+            kube, namespace, count=count, steps=BURST_STEPS, toleration=nodes.toleration,
+            selector=nodes.selector, timeout=timeout,
+        )  # fmt: skip
+    finally:
+        delete_namespace(kube, run_id, namespace, timeout=180)
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a and b else None
 
@@ -209,6 +224,7 @@ def main() -> int:
     crds = Path(__file__).resolve().parents[3] / "crds"
     kube.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(crds))
     ship_ns, argo_ns = f"bench-peers-{run_id}", f"bench-argo-{run_id}"
+    raw_ns = f"bench-raw-{run_id}"
     nodes: FakeNodes | None = None
     failed = False
     try:
@@ -244,6 +260,7 @@ def main() -> int:
                     nodes = FakeNodes(kube, run_id, workdir)
                     nodes.start(max(4, math.ceil(count / 100)), pods_per_node=2000)
                 timeout = max(180.0, count * BURST_STEPS / 5)
+                raw = _raw_burst(kube, raw_ns, run_id, nodes, count=count, timeout=timeout)
                 sc = scale.run_scale(
                     kube, run_id, workdir, nodes, count=count, steps=BURST_STEPS, timeout=timeout
                 )
@@ -253,6 +270,7 @@ def main() -> int:
                     for i in range(count)
                 ]
                 row = {
+                    "raw": raw,
                     "shipway": {
                         "wall_s": sc["elapsed_s"],
                         "steps": sc["steps_completed"],
@@ -282,7 +300,7 @@ def main() -> int:
         print(results["error"], file=sys.stderr)
     finally:
         with contextlib.suppress(Exception):
-            for ns in (ship_ns, argo_ns):
+            for ns in (ship_ns, argo_ns, raw_ns):
                 delete_namespace(kube, run_id, ns, timeout=180)
         with contextlib.suppress(Exception):
             argo.remove_crds(kube, paths)

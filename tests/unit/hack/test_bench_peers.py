@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from bench.peers import work
+from bench.peers import rawburst, work
 from bench.peers.measure import by_pipeline, gaps
 from bench.procs import _complete_stage
 from bench.watch import PodRecord
@@ -61,7 +61,7 @@ def test_gaps_follow_each_pipeline_in_the_order_its_pods_appeared() -> None:
     assert by_pipeline(pods, "shipway") == {}
 
 
-def test_kwok_completes_pipeline_and_workflow_pods(tmp_path: Path) -> None:
+def test_kwok_completes_pipeline_workflow_and_raw_pods(tmp_path: Path) -> None:
     stage = tmp_path / "pod-complete.yaml"
     stage.write_text(
         "metadata:\n  name: pod-complete\nspec:\n  selector:\n    values:\n"
@@ -70,4 +70,27 @@ def test_kwok_completes_pipeline_and_workflow_pods(tmp_path: Path) -> None:
     text = _complete_stage(stage)
     assert "name: shipway-pod-complete" in text
     kinds = [line.strip() for line in text.splitlines() if line.strip().startswith("- '")]
-    assert kinds == ["- 'Pipeline'", "- 'Workflow'"]
+    assert kinds == ["- 'Pipeline'", "- 'Workflow'", f"- '{rawburst.OWNER_KIND}'"]
+
+
+def test_a_raw_chain_moves_on_only_when_its_pod_terminated_and_never_twice() -> None:
+    pods = {
+        "raw-0000-0": PodRecord("raw-0000-0", added_at=1.0, terminated_at=2.0),
+        "raw-0001-0": PodRecord("raw-0001-0", added_at=1.0),  # still running
+        "raw-0002-4": PodRecord("raw-0002-4", added_at=1.0, terminated_at=2.0),  # the last
+    }
+    current, created = [0, 0, 4], {"raw-0000-0", "raw-0001-0", "raw-0002-4"}
+    assert rawburst.next_steps(pods, current, 5, created=created) == [(0, 1)]
+    assert current == [1, 0, 4]
+    assert "raw-0000-1" in created
+    assert rawburst.next_steps(pods, current, 5, created=created) == []  # not again
+
+
+def test_raw_burst_pods_go_to_the_fake_nodes_owned_by_the_runs_configmap() -> None:
+    owner = {"apiVersion": "v1", "kind": "ConfigMap", "name": "raw-burst", "uid": "u"}
+    toleration = {"key": "kwok.x-k8s.io/node", "operator": "Exists", "effect": "NoSchedule"}
+    pod = rawburst.raw_pod(7, 3, owner=owner, toleration=toleration, selector={"pool": "abc"})
+    assert pod["metadata"]["name"] == "raw-0007-3"
+    assert pod["metadata"]["ownerReferences"] == [owner]
+    assert pod["spec"]["tolerations"] == [toleration]
+    assert pod["spec"]["nodeSelector"] == {"pool": "abc"}
