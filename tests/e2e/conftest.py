@@ -134,7 +134,10 @@ def shipway_operator(
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT / "operator"), str(ROOT / "hack"), env.get("PYTHONPATH", "")]
     )
-    env["SHIPWAY_START_GRACE"] = "15s"  # a pod that cannot start fails its step sooner
+    # A pod that cannot start fails its step sooner than the default 60 s, yet after one of
+    # the kubelet's pull retries (10 s back-off): a kubelet whose Secret cache has not synced
+    # within its 1 s wait pulls without the pull Secret, denied, and pulls again with it.
+    env["SHIPWAY_START_GRACE"] = "30s"
     # test_hardening: an impossible request fails after this; long enough that a node full of
     # other sessions' pods (110 at most) does not fail the steps of unrelated tests
     env["SHIPWAY_UNSCHEDULABLE_GRACE"] = "90s"
