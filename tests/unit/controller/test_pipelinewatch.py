@@ -4,18 +4,15 @@ the operator with deletions marked, and a relist noticing the Pipelines deleted 
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Iterable, Mapping
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import pytest
-from kubernetes import client
 
 from shipway.controller import pipelinewatch
 from shipway.controller.pipelinewatch import PipelineFeed, PipelineWatch
 from shipway.engine.objects import Key
+from tests.unit.standin import ListWatch, list_then_watch, stand_in_default
 
 PATHS: list[str] = []
 
@@ -30,28 +27,18 @@ def body(name: str, version: str, phase: str = "Running") -> dict[str, Any]:
     }  # fmt: skip
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(ListWatch):
+    paths = PATHS
 
-    def do_GET(self) -> None:
-        PATHS.append(self.path)
-        if "watch=true" not in self.path:
-            page = {"items": [body("a", "5"), body("b", "5")], "metadata": {"resourceVersion": "5"}}
-            data = json.dumps(page).encode()
-        else:
-            lines = [
-                {"type": "MODIFIED", "object": body("a", "6", "Succeeded")},
-                {"type": "DELETED", "object": body("b", "7")},
-                {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "8"}}},
-            ]
-            data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+    def page(self) -> dict[str, Any]:
+        return {"items": [body("a", "5"), body("b", "5")], "metadata": {"resourceVersion": "5"}}
 
-    def log_message(self, *args: Any) -> None:
-        pass
+    def events(self) -> list[dict[str, Any]]:
+        return [
+            {"type": "MODIFIED", "object": body("a", "6", "Succeeded")},
+            {"type": "DELETED", "object": body("b", "7")},
+            {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "8"}}},
+        ]
 
 
 class Operator:
@@ -72,38 +59,13 @@ class Operator:
         return PipelineFeed(self.changed, self.gone, lambda: self.known)
 
 
-def serve() -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    client.Configuration.set_default(configuration)
-    return server
-
-
-def run_once(watch_of: Any) -> str:
-    async def run() -> str:
-        watch = watch_of(asyncio.get_running_loop())
-        version = await asyncio.to_thread(watch._list)
-        version = await asyncio.to_thread(watch._watch, version)
-        await asyncio.sleep(0.1)  # the posted calls run
-        watch.api.close()
-        return str(version)
-
-    return asyncio.run(run())
-
-
 def test_a_namespace_is_listed_then_watched_and_each_change_reaches_the_operator() -> None:
     PATHS.clear()
-    server = serve()
     operator = Operator(known=[("ci", "a"), ("ci", "b")])
-    try:
-        version = run_once(
+    with stand_in_default(Handler):
+        version = list_then_watch(
             lambda loop: PipelineWatch("ci", operator.feed(), loop, lambda key: None)
         )
-    finally:
-        client.Configuration.set_default(None)
-        server.shutdown()
     assert version == "8"
     assert operator.calls == [
         ("changed", "a", ("5", False)),
@@ -120,12 +82,8 @@ def test_a_namespace_is_listed_then_watched_and_each_change_reaches_the_operator
 
 def test_the_cluster_scope_watches_every_namespace() -> None:
     PATHS.clear()
-    server = serve()
-    try:
-        run_once(lambda loop: PipelineWatch(None, Operator().feed(), loop, lambda key: None))
-    finally:
-        client.Configuration.set_default(None)
-        server.shutdown()
+    with stand_in_default(Handler):
+        list_then_watch(lambda loop: PipelineWatch(None, Operator().feed(), loop, lambda key: None))
     assert PATHS[0] == "/apis/shipway.dev/v1alpha1/pipelines?limit=500"
 
 

@@ -4,16 +4,12 @@ handed to the event loop in order, many per wake-up, and none once it is stopped
 from __future__ import annotations
 
 import asyncio
-import json
-import threading
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-
-from kubernetes import client
 
 from shipway.controller.podwatch import PodWatch
 from shipway.engine.objects import Key
+from tests.unit.standin import ListWatch, list_then_watch, stand_in_default
 
 PATHS: list[str] = []
 
@@ -31,31 +27,17 @@ def pod(name: str, version: str) -> dict[str, Any]:
     }
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class Handler(ListWatch):
+    paths = PATHS
 
-    def do_GET(self) -> None:
-        PATHS.append(self.path)
-        if "watch=true" not in self.path:
-            body = json.dumps({"items": [pod("a", "5")], "metadata": {"resourceVersion": "5"}})
-            data = body.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-            return
-        lines = [
+    def page(self) -> dict[str, Any]:
+        return {"items": [pod("a", "5")], "metadata": {"resourceVersion": "5"}}
+
+    def events(self) -> list[dict[str, Any]]:
+        return [
             {"type": "MODIFIED", "object": pod("a", "6")},
             {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "7"}}},
         ]
-        data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
 
 
 class VersionWatch(PodWatch):
@@ -79,26 +61,10 @@ class Recorder:
 
 
 def test_a_list_then_a_watch_from_its_version() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    configuration = client.Configuration()
-    configuration.host = f"http://127.0.0.1:{server.server_address[1]}"
-    client.Configuration.set_default(configuration)
+    PATHS.clear()
     store = Recorder()
-
-    async def run() -> str:
-        watch = VersionWatch("ci", store, asyncio.get_running_loop(), lambda key: None)
-        version = await asyncio.to_thread(watch._list)
-        version = await asyncio.to_thread(watch._watch, version)
-        await asyncio.sleep(0.1)  # the posted calls run
-        watch.api.close()  # type: ignore[no-untyped-call]
-        return version
-
-    try:
-        version = asyncio.run(run())
-    finally:
-        client.Configuration.set_default(None)
-        server.shutdown()
+    with stand_in_default(Handler):
+        version = list_then_watch(lambda loop: VersionWatch("ci", store, loop, lambda key: None))
     assert version == "7"  # the bookmark's: the next watch starts there
     assert store.calls == [("replace", [("a", "5")]), ("put", ("a", "6"))]
     assert PATHS == [
