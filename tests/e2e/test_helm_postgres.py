@@ -19,7 +19,7 @@ import pytest
 
 from .conftest import IN_CLUSTER_NAMESPACES, Image
 from .kube import Cluster
-from .test_helm import CHART, FULLNAME, RELEASE, WAIT, Release, _wait_until
+from .test_helm import CHART, FULLNAME, RELEASE, WAIT, Release, _wait_until, _webhook_answers
 
 pytestmark = pytest.mark.e2e
 
@@ -129,6 +129,8 @@ def test_leader_killed_mid_run_loses_no_step_and_archives_each_log_once(
         return max(status, key=lambda n: status[n]["priority"])
 
     first = _wait_until("both replicas are peers", leader, 180)
+    # Ready pods are not yet a reachable Service: the node's proxy may still refuse its address
+    _wait_until("the in-cluster webhook answers", lambda: _webhook_answers(release), 120)
     release.cluster.apply(ns, _pipeline())
 
     def second_step_runs() -> bool:
